@@ -1,0 +1,289 @@
+//! Account types and mutations: `me`, sign-up/in/out and personal access tokens.
+
+use async_graphql::{Context, Object, SimpleObject, ID};
+use chrono::Utc;
+use diesel_async::AsyncConnection as _;
+
+use super::model::{self, UserRow};
+use super::password;
+use super::token::{self, TokenKind};
+use crate::db::is_unique_violation;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::graphql::context::{parse_id, request};
+use crate::text::{EmailAddress, Name, NewPassword};
+use crate::workspaces::graphql::Workspace;
+use crate::workspaces::model as workspaces;
+
+/// A person with an account, as seen by the caller.
+pub struct User {
+    row: UserRow,
+    /// Whether this is the caller (or the user just signed in), who alone sees their
+    /// `activeWorkspace`.
+    is_self: bool,
+}
+
+impl User {
+    /// Another user, e.g. a fellow member.
+    pub fn new(row: UserRow) -> Self {
+        Self {
+            row,
+            is_self: false,
+        }
+    }
+
+    /// The signed-in user themself.
+    fn me(row: UserRow) -> Self {
+        Self { row, is_self: true }
+    }
+}
+
+/// A person with an account.
+#[Object]
+impl User {
+    /// Stable identifier.
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+
+    /// Sign-in email, as typed at sign-up.
+    async fn email(&self) -> &str {
+        &self.row.email
+    }
+
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.row.name
+    }
+
+    /// Whether the email address has been proven.
+    async fn email_verified(&self) -> bool {
+        self.row.email_verified_at.is_some()
+    }
+
+    /// The last workspace switched to, to restore the frontend's view. Only visible to the
+    /// user themself; null once they leave it or it is deleted.
+    async fn active_workspace(&self, ctx: &Context<'_>) -> ApiResult<Option<Workspace>> {
+        let request = request(ctx);
+        let Some(workspace_id) = self.row.active_workspace_id.filter(|_| self.is_self) else {
+            return Ok(None);
+        };
+        if request
+            .caller
+            .as_ref()
+            .is_some_and(|c| c.user_id == self.row.id)
+        {
+            return Ok(request.membership(workspace_id).await?.map(Workspace::from));
+        }
+        // Just signed in: the request had no caller to batch memberships for.
+        let mut conn = request.db.conn().await?;
+        let found =
+            workspaces::memberships_of(&mut conn, self.row.id, Some(&[workspace_id])).await?;
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|(row, role)| Workspace::new(row, role)))
+    }
+}
+
+/// A signed-in session.
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// Bearer token for `Authorization: Bearer <token>`. Shown once.
+    token: String,
+    /// The signed-in user.
+    user: User,
+}
+
+/// A personal access token, for scripts and partners.
+#[derive(SimpleObject)]
+pub struct NewAccessToken {
+    /// The secret. Shown once: store it now.
+    token: String,
+    /// Identifier, for `revokeAccessToken`.
+    id: ID,
+    /// The name given at creation.
+    name: String,
+}
+
+#[derive(Default)]
+pub struct AuthQuery;
+
+#[Object]
+impl AuthQuery {
+    /// The signed-in user.
+    async fn me(&self, ctx: &Context<'_>) -> ApiResult<User> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        let mut conn = request.db.conn().await?;
+        let row = model::find_user(&mut conn, caller.user_id)
+            .await?
+            .ok_or_else(ApiError::unauthenticated)?;
+        Ok(User::me(row))
+    }
+}
+
+/// `"{name}'s Workspace"`, shortening long names so the whole stays within 100 characters.
+fn first_workspace_name(name: &Name) -> String {
+    const SUFFIX: &str = "'s Workspace";
+    let room = crate::text::MAX_NAME_CHARS - SUFFIX.chars().count();
+    let short: String = name.as_str().chars().take(room).collect();
+    format!("{}{SUFFIX}", short.trim_end())
+}
+
+const INVALID_CREDENTIALS: &str = "The email or password is not correct.";
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Creates an account and its first workspace ("{name}'s Workspace", 14-day trial) and
+    /// signs in.
+    async fn sign_up(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+        name: String,
+        #[graphql(desc = "Token from an invitation email; it proves the email address.")]
+        invitation_token: Option<String>,
+    ) -> ApiResult<AuthPayload> {
+        let email = EmailAddress::parse(&email)?;
+        let name = Name::parse(&name, "name")?;
+        let password = NewPassword::parse(&password)?;
+        if invitation_token.is_some() {
+            return Err(ApiError::bad_input(
+                "Invitations are not available yet: sign up without `invitationToken`.",
+            ));
+        }
+        let workspace_name = first_workspace_name(&name);
+        let password_hash = password::hash(password.expose().to_owned()).await?;
+        let session = token::mint(TokenKind::Session);
+        let mut conn = request(ctx).db.conn().await?;
+        let user = conn
+            .transaction(async |conn| {
+                let user = model::insert_user(conn, email.as_str(), name.as_str(), &password_hash)
+                    .await
+                    .map_err(|err| {
+                        if is_unique_violation(&err, model::EMAIL_UNIQUE_INDEX) {
+                            ApiError::conflict("An account with this email already exists.")
+                        } else {
+                            err.into()
+                        }
+                    })?;
+                let workspace =
+                    workspaces::create_with_owner(conn, &workspace_name, user.id, Utc::now())
+                        .await?;
+                model::set_active_workspace(conn, user.id, Some(workspace.id)).await?;
+                model::insert_token(conn, user.id, "session", "Session", &session.hash).await?;
+                Ok::<_, ApiError>(UserRow {
+                    active_workspace_id: Some(workspace.id),
+                    ..user
+                })
+            })
+            .await?;
+        Ok(AuthPayload {
+            token: session.plaintext,
+            user: User::me(user),
+        })
+    }
+
+    /// Signs in with email and password. A wrong password and an unknown email get the same
+    /// answer.
+    async fn sign_in(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> ApiResult<AuthPayload> {
+        let invalid = || ApiError::new(ErrorCode::Unauthenticated, INVALID_CREDENTIALS);
+        let db = &request(ctx).db;
+        let mut conn = db.conn().await?;
+        let credentials = match EmailAddress::parse(&email) {
+            Ok(email) => model::find_credentials(&mut conn, email.as_str()).await?,
+            Err(_) => None,
+        };
+        drop(conn);
+        let (user_id, stored) = match credentials {
+            Some((id, hash)) => (Some(id), Some(hash)),
+            None => (None, None),
+        };
+        if !password::verify(password, stored).await? {
+            return Err(invalid());
+        }
+        let user_id = user_id.ok_or_else(invalid)?;
+        let session = token::mint(TokenKind::Session);
+        let mut conn = db.conn().await?;
+        model::insert_token(&mut conn, user_id, "session", "Session", &session.hash).await?;
+        let user = model::find_user(&mut conn, user_id)
+            .await?
+            .ok_or_else(invalid)?;
+        Ok(AuthPayload {
+            token: session.plaintext,
+            user: User::me(user),
+        })
+    }
+
+    /// Revokes the token this request was made with.
+    async fn sign_out(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        let mut conn = request.db.conn().await?;
+        model::revoke_token(&mut conn, caller.user_id, caller.token_id).await?;
+        Ok(true)
+    }
+
+    /// Creates a personal access token for scripts and partners; use it as a bearer token.
+    async fn create_access_token(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> ApiResult<NewAccessToken> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        let name = Name::parse(&name, "name")?;
+        let minted = token::mint(TokenKind::PersonalAccess);
+        let mut conn = request.db.conn().await?;
+        let id = model::insert_token(
+            &mut conn,
+            caller.user_id,
+            "personal",
+            name.as_str(),
+            &minted.hash,
+        )
+        .await?;
+        Ok(NewAccessToken {
+            token: minted.plaintext,
+            id: ID(id.to_string()),
+            name: name.into_inner(),
+        })
+    }
+
+    /// Revokes one of the caller's tokens; it stops working at once.
+    async fn revoke_access_token(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        let token_id = parse_id(&id)?;
+        let mut conn = request.db.conn().await?;
+        if model::revoke_token(&mut conn, caller.user_id, token_id).await? {
+            Ok(true)
+        } else {
+            Err(ApiError::not_found("Access token"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_workspace_is_named_after_the_user_and_fits() {
+        let name = Name::parse("Ada", "name").expect("valid");
+        assert_eq!(first_workspace_name(&name), "Ada's Workspace");
+        let long = Name::parse(&"x".repeat(100), "name").expect("valid");
+        let workspace = first_workspace_name(&long);
+        assert_eq!(workspace.chars().count(), 100);
+        assert!(Name::parse(&workspace, "name").is_ok());
+    }
+}

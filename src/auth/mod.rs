@@ -1,0 +1,33 @@
+//! Accounts and authentication: sign-up (which creates the first workspace), sign-in,
+//! sessions and personal access tokens.
+//!
+//! Rules: emails are trimmed and unique case-insensitively; passwords are Argon2id hashes;
+//! tokens are 256-bit random strings shown once and stored as SHA-256; a wrong password and
+//! an unknown email get the same answer; revoked tokens stop working at once.
+
+pub mod graphql;
+pub mod model;
+pub mod password;
+pub mod token;
+
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::error::ApiResult;
+
+/// Who is calling: the signed-in user and the token they used.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub token_id: Uuid,
+}
+
+/// Resolves `Authorization: Bearer <token>` to a caller; unknown or revoked tokens give none.
+pub async fn authenticate(db: &Db, bearer: Option<&str>) -> ApiResult<Option<Caller>> {
+    let Some(token) = bearer else {
+        return Ok(None);
+    };
+    let mut conn = db.conn().await?;
+    let found = model::caller_for_token_hash(&mut conn, &token::hash(token)).await?;
+    Ok(found.map(|(token_id, user_id)| Caller { user_id, token_id }))
+}

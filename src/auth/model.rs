@@ -1,0 +1,143 @@
+//! Rows and queries for users and access tokens.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::schema::{access_tokens, users};
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub email_verified_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub active_workspace_id: Option<Uuid>,
+}
+
+pub const EMAIL_UNIQUE_INDEX: &str = "users_email_key";
+
+pub async fn insert_user(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+) -> QueryResult<UserRow> {
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(Uuid::now_v7()),
+            users::email.eq(email),
+            users::name.eq(name),
+            users::password_hash.eq(password_hash),
+        ))
+        .returning(UserRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn find_user(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<UserRow>> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The user id and password hash for an email, compared case-insensitively.
+pub async fn find_credentials(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+) -> QueryResult<Option<(Uuid, String)>> {
+    diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+    users::table
+        .filter(lower(users::email).eq(lower(email)))
+        .select((users::id, users::password_hash))
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn set_active_workspace(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    workspace_id: Option<Uuid>,
+) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set(users::active_workspace_id.eq(workspace_id))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Forgets `workspace_id` as the active workspace of `user_id` (after leaving or removal).
+pub async fn clear_active_workspace(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    workspace_id: Uuid,
+) -> QueryResult<()> {
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::active_workspace_id.eq(workspace_id)),
+    )
+    .set(users::active_workspace_id.eq(None::<Uuid>))
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub async fn insert_token(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    kind: &str,
+    name: &str,
+    token_hash: &[u8],
+) -> QueryResult<Uuid> {
+    diesel::insert_into(access_tokens::table)
+        .values((
+            access_tokens::id.eq(Uuid::now_v7()),
+            access_tokens::user_id.eq(user_id),
+            access_tokens::kind.eq(kind),
+            access_tokens::name.eq(name),
+            access_tokens::token_hash.eq(token_hash),
+        ))
+        .returning(access_tokens::id)
+        .get_result(conn)
+        .await
+}
+
+/// `(token id, user id)` of a live token with this hash.
+pub async fn caller_for_token_hash(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<(Uuid, Uuid)>> {
+    access_tokens::table
+        .filter(access_tokens::token_hash.eq(token_hash))
+        .filter(access_tokens::revoked_at.is_null())
+        .select((access_tokens::id, access_tokens::user_id))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Revokes one of the user's live tokens; false when there is no such token.
+pub async fn revoke_token(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    token_id: Uuid,
+) -> QueryResult<bool> {
+    diesel::update(
+        access_tokens::table
+            .find(token_id)
+            .filter(access_tokens::user_id.eq(user_id))
+            .filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}

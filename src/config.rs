@@ -1,0 +1,189 @@
+//! Configuration, read once from environment variables at start and passed down explicitly.
+//!
+//! | variable | meaning | local default |
+//! |---|---|---|
+//! | `DATABASE_URL` | PostgreSQL (the database is created if missing) | [`DEFAULT_DATABASE_URL`] |
+//! | `DATABASE_POOL_SIZE` | connections per process | [`DEFAULT_POOL_SIZE`] |
+//! | `REDIS_URL` | Redis for the job queues | [`DEFAULT_REDIS_URL`] |
+//! | `BIND_ADDR` | where the API listens | [`DEFAULT_BIND_ADDR`] |
+//! | `APP_URL` | base of links in emails, never taken from request headers | [`DEFAULT_APP_URL`] |
+//! | `SMTP_URL` | SMTP relay; unset: emails go to `OUTBOX_DIR` | unset |
+//! | `OUTBOX_DIR` | folder for emails when there is no SMTP | [`DEFAULT_OUTBOX_DIR`] |
+//! | `MAIL_FROM` | sender address | [`DEFAULT_MAIL_FROM`] |
+//! | `STRIPE_SECRET_KEY` | unset: billing mutations answer `BILLING_NOT_CONFIGURED` | unset |
+//! | `STRIPE_API_BASE` | Stripe API base URL | Stripe's |
+//! | `STRIPE_WEBHOOK_SECRET` | verifies `Stripe-Signature` | unset |
+//! | `SERVICE_TOKENS` | comma-separated tokens allowed to call `reportUsage` | unset |
+//! | `GRAPHQL_SQL_STATS` | `true`: responses carry `extensions.sqlStatements` (tests, benchmarks) | `false` |
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/linkai";
+pub const DEFAULT_POOL_SIZE: usize = 16;
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_APP_URL: &str = "http://localhost:3000";
+pub const DEFAULT_OUTBOX_DIR: &str = "./var/mail";
+pub const DEFAULT_MAIL_FROM: &str = "Link AI <no-reply@localhost>";
+
+/// A value that must not appear in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub redis_url: String,
+    pub http: HttpConfig,
+    pub email: EmailConfig,
+    pub stripe: Option<StripeConfig>,
+    pub service_tokens: Vec<Secret>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    pub url: Secret,
+    pub pool_size: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    pub bind_addr: SocketAddr,
+    pub app_url: String,
+    /// Report the SQL statements each request ran in `extensions.sqlStatements`.
+    pub expose_sql_stats: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct EmailConfig {
+    pub smtp_url: Option<Secret>,
+    pub outbox_dir: PathBuf,
+    pub from: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct StripeConfig {
+    pub secret_key: Secret,
+    pub api_base: Option<String>,
+    pub webhook_secret: Option<Secret>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let or = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
+
+        let pool_size = get("DATABASE_POOL_SIZE")
+            .map(|v| v.parse().context("DATABASE_POOL_SIZE must be a number"))
+            .transpose()?
+            .unwrap_or(DEFAULT_POOL_SIZE);
+        let bind_addr = or("BIND_ADDR", DEFAULT_BIND_ADDR)
+            .parse()
+            .context("BIND_ADDR must look like 127.0.0.1:8080")?;
+        let expose_sql_stats = get("GRAPHQL_SQL_STATS")
+            .map(|v| v.parse().context("GRAPHQL_SQL_STATS must be true or false"))
+            .transpose()?
+            .unwrap_or(false);
+        let stripe = get("STRIPE_SECRET_KEY").map(|key| StripeConfig {
+            secret_key: Secret::new(key),
+            api_base: get("STRIPE_API_BASE"),
+            webhook_secret: get("STRIPE_WEBHOOK_SECRET").map(Secret::new),
+        });
+        let service_tokens = get("SERVICE_TOKENS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(Secret::new)
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        Ok(Config {
+            database: DatabaseConfig {
+                url: Secret::new(or("DATABASE_URL", DEFAULT_DATABASE_URL)),
+                pool_size,
+            },
+            redis_url: or("REDIS_URL", DEFAULT_REDIS_URL),
+            http: HttpConfig {
+                bind_addr,
+                app_url: or("APP_URL", DEFAULT_APP_URL)
+                    .trim_end_matches('/')
+                    .to_owned(),
+                expose_sql_stats,
+            },
+            email: EmailConfig {
+                smtp_url: get("SMTP_URL").map(Secret::new),
+                outbox_dir: PathBuf::from(or("OUTBOX_DIR", DEFAULT_OUTBOX_DIR)),
+                from: or("MAIL_FROM", DEFAULT_MAIL_FROM),
+            },
+            stripe,
+            service_tokens,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_environment_gives_the_documented_defaults() {
+        let config = Config::from_lookup(|_| None).expect("defaults parse");
+        assert_eq!(config.database.url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(config.redis_url, DEFAULT_REDIS_URL);
+        assert_eq!(config.http.bind_addr.to_string(), DEFAULT_BIND_ADDR);
+        assert_eq!(config.http.app_url, DEFAULT_APP_URL);
+        assert!(config.email.smtp_url.is_none());
+        assert!(config.stripe.is_none());
+        assert!(config.service_tokens.is_empty());
+        assert!(!config.http.expose_sql_stats);
+    }
+
+    #[test]
+    fn values_are_read_and_secrets_are_not_printed() {
+        let config = Config::from_lookup(|name| match name {
+            "STRIPE_SECRET_KEY" => Some("sk_test_123".into()),
+            "SERVICE_TOKENS" => Some("a, b,,".into()),
+            "APP_URL" => Some("https://app.example.com/".into()),
+            _ => None,
+        })
+        .expect("parses");
+        assert_eq!(config.service_tokens.len(), 2);
+        assert_eq!(config.http.app_url, "https://app.example.com");
+        assert!(!format!("{config:?}").contains("sk_test_123"));
+    }
+
+    #[test]
+    fn a_bad_bind_address_is_a_clear_error() {
+        let err = Config::from_lookup(|name| (name == "BIND_ADDR").then(|| "nope".into()))
+            .expect_err("must fail");
+        assert!(err.to_string().contains("BIND_ADDR"));
+    }
+}

@@ -1,0 +1,363 @@
+//! The one error type at the GraphQL edge, its closed set of codes, and the extension that
+//! makes sure nothing uncoded reaches a client.
+//!
+//! Which error type belongs where:
+//! - model functions (`*/model.rs`) return diesel's `QueryResult`;
+//! - a feature's rules return its own `thiserror` enum, next to the rules, converted once
+//!   into [`ApiError`] with a `From` impl;
+//! - resolvers return [`ApiResult`]. `ApiError` deliberately has no `Display`, so `?` on
+//!   any other error only compiles through one of the `From` impls below;
+//! - `anyhow` is for start-up and background tasks, outside the request path.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::{NextRequest, NextResolve, NextValidation, ResolveInfo};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{ErrorExtensionValues, Response, ServerError, ServerResult, ValidationResult};
+use async_graphql::{Value, Variables};
+
+/// The stable `extensions.code` values clients may rely on (DESIGN.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unauthenticated,
+    NotFound,
+    Forbidden,
+    BadUserInput,
+    Conflict,
+    UsageLimitReached,
+    TrialExpired,
+    RateLimited,
+    BillingNotConfigured,
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::Unauthenticated,
+        ErrorCode::NotFound,
+        ErrorCode::Forbidden,
+        ErrorCode::BadUserInput,
+        ErrorCode::Conflict,
+        ErrorCode::UsageLimitReached,
+        ErrorCode::TrialExpired,
+        ErrorCode::RateLimited,
+        ErrorCode::BillingNotConfigured,
+        ErrorCode::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::UsageLimitReached => "USAGE_LIMIT_REACHED",
+            ErrorCode::TrialExpired => "TRIAL_EXPIRED",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::BillingNotConfigured => "BILLING_NOT_CONFIGURED",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+const INTERNAL_MESSAGE: &str = "Something went wrong on our side. Please try again.";
+
+/// An error a client sees: a code and a human message. Build it with the constructors.
+#[derive(Clone, Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: Cow<'static, str>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            ErrorCode::Unauthenticated,
+            "Sign in first: send `Authorization: Bearer <token>` with a valid token.",
+        )
+    }
+
+    /// The same answer for "does not exist" and "exists but is not yours".
+    pub fn not_found(what: &'static str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found."))
+    }
+
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn bad_input(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::BadUserInput, message)
+    }
+
+    pub fn conflict(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
+    /// Logs the cause once, server side, and answers a generic message.
+    pub fn internal(cause: &dyn std::fmt::Debug) -> Self {
+        tracing::error!(?cause, "internal error");
+        Self::new(ErrorCode::Internal, INTERNAL_MESSAGE)
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        let mut extensions = ErrorExtensionValues::default();
+        extensions.set("code", err.code.as_str());
+        async_graphql::Error {
+            message: err.message.into_owned(),
+            source: None,
+            extensions: Some(extensions),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(err: diesel::result::Error) -> Self {
+        ApiError::internal(&err)
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(err: crate::db::DbError) -> Self {
+        ApiError::internal(&err)
+    }
+}
+
+/// The code an error already carries, if any.
+fn code_of(err: &ServerError) -> Option<&str> {
+    match err.extensions.as_ref()?.get("code")? {
+        Value::String(code) => Some(code.as_str()),
+        _ => None,
+    }
+}
+
+fn with_code(mut err: ServerError, code: ErrorCode) -> ServerError {
+    err.extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code.as_str());
+    err
+}
+
+/// Codes what the library itself reports: parse and validation errors (including depth and
+/// complexity limits) become `BAD_USER_INPUT`; anything else still uncoded is an internal
+/// error whose message is replaced.
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodesExtension)
+    }
+}
+
+struct ErrorCodesExtension;
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodesExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        response.errors = response.errors.into_iter().map(code_uncoded).collect();
+        response
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        next.run(ctx, info).await.map_err(|err| {
+            if code_of(&err).is_none() && is_input_coercion_error(&err) {
+                with_code(err, ErrorCode::BadUserInput)
+            } else {
+                err
+            }
+        })
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|err| with_code(err, ErrorCode::BadUserInput))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|err| with_code(err, ErrorCode::BadUserInput))
+                .collect()
+        })
+    }
+}
+
+/// async-graphql reports a variable or argument of the wrong type while resolving the
+/// field, with no code. Our resolvers always code their errors, so an uncoded error with one
+/// of the library's input-coercion messages is the client's. (Checked by a unit test, in
+/// case a library upgrade rewords them.)
+fn is_input_coercion_error(err: &ServerError) -> bool {
+    const INPUT_COERCION_PREFIXES: [&str; 4] = [
+        "Variable ",
+        "Failed to parse \"",
+        "Expected input type \"",
+        "Invalid value for argument",
+    ];
+    INPUT_COERCION_PREFIXES
+        .iter()
+        .any(|prefix| err.message.starts_with(prefix))
+}
+
+fn code_uncoded(err: ServerError) -> ServerError {
+    if code_of(&err).is_some_and(|code| ErrorCode::ALL.iter().any(|c| c.as_str() == code)) {
+        return err;
+    }
+    tracing::error!(message = %err.message, path = ?err.path, "uncoded GraphQL error");
+    let mut coded = ServerError::new(INTERNAL_MESSAGE, None);
+    coded.path = err.path;
+    coded.locations = err.locations;
+    with_code(coded, ErrorCode::Internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(err: &ServerError) -> &str {
+        code_of(err).expect("coded")
+    }
+
+    #[test]
+    fn api_errors_carry_their_code_and_message() {
+        for code_value in ErrorCode::ALL {
+            let err: async_graphql::Error = ApiError::new(code_value, "why").into();
+            let server = err.into_server_error(Default::default());
+            assert_eq!(code(&server), code_value.as_str());
+            assert_eq!(server.message, "why");
+        }
+    }
+
+    #[test]
+    fn uncoded_errors_become_internal_without_leaking_their_message() {
+        let leaked = ServerError::new("duplicate key value violates unique constraint", None);
+        let coded = code_uncoded(leaked);
+        assert_eq!(code(&coded), "INTERNAL");
+        assert_eq!(coded.message, INTERNAL_MESSAGE);
+    }
+
+    #[test]
+    fn unknown_codes_are_replaced() {
+        let err = with_code(ServerError::new("x", None), ErrorCode::Forbidden);
+        assert_eq!(code(&code_uncoded(err)), "FORBIDDEN");
+        let mut odd = ServerError::new("secret detail", None);
+        odd.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "SOMETHING_ELSE");
+        let coded = code_uncoded(odd);
+        assert_eq!(code(&coded), "INTERNAL");
+        assert!(!coded.message.contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn library_errors_get_codes() {
+        use async_graphql::{EmptyMutation, EmptySubscription, Object, Request, Schema};
+        struct Query;
+        #[Object]
+        impl Query {
+            async fn double(&self, n: i32) -> i32 {
+                n * 2
+            }
+            async fn maybe(&self, n: Option<i32>) -> i32 {
+                n.unwrap_or_default()
+            }
+            async fn broken(&self) -> async_graphql::Result<i32> {
+                Err("connection refused to db at 10.0.0.3".into())
+            }
+        }
+        let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+            .extension(ErrorCodes)
+            .limit_depth(2)
+            .finish();
+        let run = |query: &'static str, vars: serde_json::Value| {
+            let schema = schema.clone();
+            async move {
+                let request = Request::new(query).variables(Variables::from_json(vars));
+                let response = schema.execute(request).await;
+                let err = response.errors.into_iter().next().expect("an error");
+                (code_of(&err).map(str::to_owned), err.message)
+            }
+        };
+        let cases = [
+            (
+                "query($n: Int!) { double(n: $n) }",
+                serde_json::json!({ "n": "ten" }),
+                "BAD_USER_INPUT",
+            ),
+            (
+                "query($n: Int) { maybe(n: $n) }",
+                serde_json::json!({ "n": "ten" }),
+                "BAD_USER_INPUT",
+            ),
+            (
+                "query($n: Int!) { double(n: $n) }",
+                serde_json::json!({}),
+                "BAD_USER_INPUT",
+            ),
+            (
+                "{ double(n: \"ten\") }",
+                serde_json::json!({}),
+                "BAD_USER_INPUT",
+            ),
+            ("{ double(n: 2", serde_json::json!({}), "BAD_USER_INPUT"),
+            ("{ nope }", serde_json::json!({}), "BAD_USER_INPUT"),
+            (
+                "{ __schema { types { fields { name } } } }",
+                serde_json::json!({}),
+                "BAD_USER_INPUT",
+            ),
+            ("{ broken }", serde_json::json!({}), "INTERNAL"),
+        ];
+        for (query, vars, expected) in cases {
+            let (code, message) = run(query, vars).await;
+            assert_eq!(code.as_deref(), Some(expected), "{query}: {message}");
+            assert!(!message.contains("10.0.0.3"));
+        }
+    }
+
+    #[test]
+    fn database_errors_are_internal() {
+        let err: ApiError = diesel::result::Error::NotFound.into();
+        assert_eq!(err.code(), ErrorCode::Internal);
+        assert_eq!(err.message(), INTERNAL_MESSAGE);
+    }
+}

@@ -1,0 +1,71 @@
+//! What every resolver can reach for the current request: the database handle, the caller
+//! and the per-request DataLoaders.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, ID};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::workspaces::loader::{CallerMembership, MembershipLoader};
+
+type MembershipCell = Arc<OnceCell<Option<CallerMembership>>>;
+
+pub struct RequestContext {
+    pub db: Db,
+    pub caller: Option<Caller>,
+    /// Batches membership loads for different workspaces.
+    memberships: DataLoader<MembershipLoader>,
+    /// One cell per workspace, so fields asking at the same time share one load.
+    membership_cells: Mutex<HashMap<Uuid, MembershipCell>>,
+}
+
+impl RequestContext {
+    pub fn new(db: Db, caller: Option<Caller>) -> Self {
+        let memberships = DataLoader::new(
+            MembershipLoader::new(db.clone(), caller.as_ref().map(|c| c.user_id)),
+            tokio::spawn,
+        );
+        Self {
+            db,
+            caller,
+            memberships,
+            membership_cells: Mutex::default(),
+        }
+    }
+
+    /// The caller's membership in a live workspace, loaded at most once per request however
+    /// many fields ask, and batched with other workspaces asked for at the same time.
+    pub async fn membership(&self, workspace_id: Uuid) -> ApiResult<Option<CallerMembership>> {
+        let cell = self
+            .membership_cells
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(workspace_id)
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.memberships.load_one(workspace_id))
+            .await
+            .cloned()
+    }
+
+    pub fn caller(&self) -> ApiResult<&Caller> {
+        self.caller.as_ref().ok_or_else(ApiError::unauthenticated)
+    }
+}
+
+/// The request's context; `serve` always puts one in, so a missing one is a wiring bug.
+pub fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
+    ctx.data_unchecked::<RequestContext>()
+}
+
+/// Parses a GraphQL `ID` holding one of our UUIDs.
+pub fn parse_id(id: &ID) -> ApiResult<Uuid> {
+    Uuid::parse_str(id.as_str())
+        .map_err(|_| ApiError::bad_input(format!("`{}` is not a valid id.", id.as_str())))
+}

@@ -1,0 +1,81 @@
+//! Role rules declared once per field: `@requireRole(role: ...)` in the SDL, enforced by a
+//! guard in the same attribute:
+//!
+//! ```ignore
+//! #[graphql(guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+//!           directive = require_role::apply(Role::Admin))]
+//! ```
+//!
+//! The guard answers `UNAUTHENTICATED` without a caller, `NOT_FOUND` outside the workspace
+//! (indistinguishable from a missing one) and `FORBIDDEN` when the role is too low.
+
+use async_graphql::{Context, Guard, TypeDirective, ID};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::context::{parse_id, request};
+use crate::roles::Role;
+use crate::workspaces::loader::CallerMembership;
+
+/// Needs at least this role in the workspace the field acts on.
+#[TypeDirective(location = "FieldDefinition", name = "requireRole")]
+pub fn require_role(role: Role) {}
+
+pub struct RoleGuard {
+    required: Role,
+    workspace_id: Result<Uuid, String>,
+}
+
+impl RoleGuard {
+    pub fn new(required: Role, workspace_id: &ID) -> Self {
+        Self {
+            required,
+            workspace_id: parse_id(workspace_id).map_err(|_| workspace_id.to_string()),
+        }
+    }
+
+    /// For fields of an already-resolved workspace.
+    pub fn on(required: Role, workspace_id: Uuid) -> Self {
+        Self {
+            required,
+            workspace_id: Ok(workspace_id),
+        }
+    }
+}
+
+impl Guard for RoleGuard {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        let workspace_id = self
+            .workspace_id
+            .as_ref()
+            .map_err(|raw| ApiError::bad_input(format!("`{raw}` is not a valid id.")))?;
+        authorize(ctx, *workspace_id, self.required).await?;
+        Ok(())
+    }
+}
+
+/// The caller's membership in `workspace_id` if their role is at least `required`.
+pub async fn authorize(
+    ctx: &Context<'_>,
+    workspace_id: Uuid,
+    required: Role,
+) -> ApiResult<CallerMembership> {
+    let membership = membership(ctx, workspace_id).await?;
+    if !membership.role.at_least(required) {
+        return Err(ApiError::forbidden(format!(
+            "This needs the {} role or higher in this workspace.",
+            required.as_db()
+        )));
+    }
+    Ok(membership)
+}
+
+/// The caller's membership in a live workspace, or `NOT_FOUND`.
+pub async fn membership(ctx: &Context<'_>, workspace_id: Uuid) -> ApiResult<CallerMembership> {
+    let request = request(ctx);
+    request.caller()?;
+    request
+        .membership(workspace_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Workspace"))
+}

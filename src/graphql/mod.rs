@@ -1,0 +1,48 @@
+//! GraphQL assembly: the root types merged from the features, limits, extensions, and the
+//! pure `schema()` builder used by the server, the `schema` subcommand and the SDL test.
+
+pub mod context;
+pub mod guard;
+pub mod pagination;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+
+use crate::auth::graphql::{AuthMutation, AuthQuery};
+use crate::error::ErrorCodes;
+use crate::members::graphql::MemberMutation;
+use crate::workspaces::graphql::{WorkspaceMutation, WorkspaceQuery};
+
+/// Deepest selection accepted; the contract's deepest useful query is well below.
+pub const MAX_DEPTH: usize = 12;
+/// Complexity budget per operation; a list field counts its page size times its children.
+pub const MAX_COMPLEXITY: usize = 5_000;
+
+/// Queries. Everything but `invitation` needs a bearer token.
+#[derive(MergedObject, Default)]
+pub struct Query(AuthQuery, WorkspaceQuery);
+
+/// Mutations. Those acting inside a workspace take `workspaceId`; `@requireRole` states
+/// the least role they need.
+#[derive(MergedObject, Default)]
+pub struct Mutation(AuthMutation, WorkspaceMutation, MemberMutation);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema with its limits and extensions and no data: request data is added per request.
+pub fn schema() -> AppSchema {
+    builder().finish()
+}
+
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(32)
+        .limit_directives(8)
+        .extension(ErrorCodes)
+}
+
+/// The SDL as published in `schema.graphql`.
+pub fn sdl() -> String {
+    schema().sdl_with_options(async_graphql::SDLExportOptions::new().sorted_fields())
+}

@@ -1,0 +1,191 @@
+//! Relay-style connections, one generic shape for every list: `first` (at most
+//! [`MAX_PAGE_SIZE`]) and an opaque `after` cursor over a `(timestamp, id)` keyset.
+
+use async_graphql::{OutputType, SimpleObject};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::members::graphql::Member;
+
+/// A page of `T`s.
+pub type PageOf<T> = Connection<Edge<T>>;
+
+// Every list's concrete GraphQL names are declared here, on the two generic types.
+type MemberEdge = Edge<Member>;
+
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// A position in a list ordered by `(at, id)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.at.timestamp_micros(), self.id))
+    }
+
+    pub fn decode(raw: &str) -> ApiResult<Cursor> {
+        let invalid = || ApiError::bad_input("`after` is not a cursor from this list.");
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let (micros, id) = text.split_once(':').ok_or_else(invalid)?;
+        let at = micros
+            .parse()
+            .ok()
+            .and_then(DateTime::from_timestamp_micros)
+            .ok_or_else(invalid)?;
+        let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+        Ok(Cursor { at, id })
+    }
+}
+
+/// A validated page request.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    pub first: i64,
+    pub after: Option<Cursor>,
+}
+
+impl Page {
+    pub fn parse(first: Option<i32>, after: Option<&str>) -> ApiResult<Page> {
+        let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(0..=MAX_PAGE_SIZE).contains(&first) {
+            return Err(ApiError::bad_input(format!(
+                "`first` must be between 0 and {MAX_PAGE_SIZE}."
+            )));
+        }
+        Ok(Page {
+            first: i64::from(first),
+            after: after.map(Cursor::decode).transpose()?,
+        })
+    }
+
+    /// Rows to fetch: one more than asked, to learn whether there is a next page.
+    pub fn limit(&self) -> i64 {
+        self.first + 1
+    }
+}
+
+/// Information to fetch the next page.
+#[derive(SimpleObject, Debug)]
+pub struct PageInfo {
+    /// Whether more items follow this page.
+    pub has_next_page: bool,
+    /// Pass as `after` to get the next page.
+    pub end_cursor: Option<String>,
+}
+
+/// One item of a list with its cursor.
+#[derive(SimpleObject)]
+#[graphql(concrete(name = "MemberEdge", params(Member)))]
+pub struct Edge<T: OutputType> {
+    /// Pass as `after` to continue after this item.
+    pub cursor: String,
+    /// The item.
+    pub node: T,
+}
+
+/// A page of a list.
+#[derive(SimpleObject)]
+#[graphql(concrete(name = "MemberConnection", params(MemberEdge)))]
+pub struct Connection<E: OutputType> {
+    /// The items of this page, in order.
+    pub edges: Vec<E>,
+    /// Whether and how to fetch the next page.
+    pub page_info: PageInfo,
+    /// The number of items in the whole list.
+    pub total_count: i32,
+}
+
+impl<T: OutputType> Connection<Edge<T>>
+where
+    Edge<T>: OutputType,
+{
+    /// Builds a page from up to `page.limit()` rows fetched in keyset order.
+    pub fn from_rows(
+        rows: Vec<T>,
+        page: &Page,
+        total_count: i64,
+        cursor: impl Fn(&T) -> Cursor,
+    ) -> Self {
+        let (edges, page_info) = paginate(rows, page, cursor);
+        Connection {
+            edges,
+            page_info,
+            total_count: i32::try_from(total_count).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+/// Cuts the extra row off and derives the page info from it.
+fn paginate<T: OutputType>(
+    mut rows: Vec<T>,
+    page: &Page,
+    cursor: impl Fn(&T) -> Cursor,
+) -> (Vec<Edge<T>>, PageInfo) {
+    let has_next_page = rows.len() as i64 > page.first;
+    rows.truncate(page.first as usize);
+    let edges: Vec<Edge<T>> = rows
+        .into_iter()
+        .map(|node| Edge {
+            cursor: cursor(&node).encode(),
+            node,
+        })
+        .collect();
+    let page_info = PageInfo {
+        has_next_page,
+        end_cursor: edges.last().map(|edge| edge.cursor.clone()),
+    };
+    (edges, page_info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        let cursor = Cursor {
+            at: DateTime::from_timestamp_micros(1_790_000_000_123_456).expect("valid"),
+            id: Uuid::new_v4(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()).expect("decodes"), cursor);
+    }
+
+    #[test]
+    fn garbage_cursors_are_bad_input() {
+        for raw in ["", "!!", "bm9wZQ", &URL_SAFE_NO_PAD.encode("12:not-a-uuid")] {
+            let err = Cursor::decode(raw).expect_err("invalid");
+            assert_eq!(err.code(), crate::error::ErrorCode::BadUserInput);
+        }
+    }
+
+    #[test]
+    fn page_size_is_bounded() {
+        assert_eq!(Page::parse(None, None).expect("ok").first, 20);
+        assert_eq!(Page::parse(Some(100), None).expect("ok").limit(), 101);
+        assert!(Page::parse(Some(101), None).is_err());
+        assert!(Page::parse(Some(-1), None).is_err());
+    }
+
+    #[test]
+    fn extra_row_means_next_page() {
+        let page = Page::parse(Some(2), None).expect("ok");
+        let at = DateTime::from_timestamp_micros(0).expect("valid");
+        let ids = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+        let (edges, info) = paginate(ids.to_vec(), &page, |id| Cursor { at, id: *id });
+        assert!(info.has_next_page);
+        assert_eq!(edges.len(), 2);
+        assert_eq!(info.end_cursor.as_deref(), Some(edges[1].cursor.as_str()));
+        let (edges, info) = paginate(ids[..2].to_vec(), &page, |id| Cursor { at, id: *id });
+        assert!(!info.has_next_page);
+        assert_eq!(edges.len(), 2);
+    }
+}

@@ -1,0 +1,160 @@
+//! The HTTP surface: `POST /graphql`, GraphiQL on `GET /graphql`, `/healthz`, `/readyz`,
+//! a request body limit and graceful shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::Value;
+use async_graphql_axum::{rejection::GraphQLRejection, GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::error::ApiError;
+use crate::graphql::context::RequestContext;
+use crate::App;
+
+/// Largest request body accepted; GraphQL operations are small.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(app)
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("Link AI Workspaces")
+            .finish(),
+    )
+}
+
+async fn graphql(
+    State(app): State<App>,
+    headers: HeaderMap,
+    request: Result<GraphQLRequest, GraphQLRejection>,
+) -> Response {
+    let request = match request {
+        Ok(request) => request.into_inner(),
+        Err(rejection) => {
+            let message = format!("The request is not a GraphQL request: {}", rejection.0);
+            return error_response(StatusCode::BAD_REQUEST, &ApiError::bad_input(message));
+        }
+    };
+    let db = app.db.for_request();
+    let caller = match crate::auth::authenticate(&db, bearer_token(&headers)).await {
+        Ok(caller) => caller,
+        Err(err) => return error_response(StatusCode::SERVICE_UNAVAILABLE, &err),
+    };
+    let request = request.data(RequestContext::new(db.clone(), caller));
+    let mut response = app.schema.execute(request).await;
+    if app.config.http.expose_sql_stats {
+        response
+            .extensions
+            .insert("sqlStatements".into(), Value::from(db.statements() as u64));
+    }
+    GraphQLResponse::from(response).into_response()
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+/// A GraphQL-shaped error for failures before execution.
+fn error_response(status: StatusCode, err: &ApiError) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": err.message(), "extensions": { "code": err.code().as_str() } }]
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    let postgres = tokio::time::timeout(READY_TIMEOUT, async {
+        let mut conn = app.db.conn().await.map_err(|e| e.to_string())?;
+        diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    let redis = tokio::time::timeout(READY_TIMEOUT, redis_ping(&app.config.redis_url));
+    let (postgres, redis) = tokio::join!(postgres, redis);
+    let postgres_ok = matches!(postgres, Ok(Ok(_)));
+    let redis_ok = matches!(redis, Ok(Ok(())));
+    let status = if postgres_ok && redis_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({ "postgres": postgres_ok, "redis": redis_ok });
+    (status, Json(body)).into_response()
+}
+
+/// `PING` over RESP, enough to know Redis answers.
+async fn redis_ping(url: &str) -> std::io::Result<()> {
+    let address = url
+        .trim_start_matches("redis://")
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    let address = address.rsplit_once('@').map_or(address, |(_, host)| host);
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream.write_all(b"PING\r\n").await?;
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).await?;
+    if &reply == b"+PONG\r\n" {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("unexpected reply to PING"))
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

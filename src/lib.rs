@@ -1,0 +1,51 @@
+//! Link AI Workspaces: the multi-tenant backend of workspaces, members, roles and billing.
+//!
+//! Features live in their own folders (`auth`, `workspaces`, `members`, `billing`); the thin
+//! shared core is `config`, `db`, `error`, `graphql` (assembly), `http`, `roles` and `text`.
+
+pub mod auth;
+pub mod billing;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod members;
+pub mod roles;
+pub mod schema;
+pub mod text;
+pub mod workspaces;
+
+use std::sync::Arc;
+
+use config::Config;
+use db::Db;
+use graphql::AppSchema;
+
+/// Everything a request handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub schema: AppSchema,
+}
+
+impl App {
+    /// Creates the database if missing, applies migrations and opens the pool.
+    pub async fn start(config: Config) -> anyhow::Result<App> {
+        let url = config.database.url.expose().to_owned();
+        db::create_database_if_missing(&url).await?;
+        db::migrate(&url).await?;
+        Self::connect(config)
+    }
+
+    /// Opens the pool without touching the schema (for already-migrated databases).
+    pub fn connect(config: Config) -> anyhow::Result<App> {
+        let pool = db::pool(&config.database)?;
+        Ok(App {
+            config: Arc::new(config),
+            db: Db::new(pool),
+            schema: graphql::schema(),
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! `linkai`: `serve [--no-workers]`, `worker`, `migrate`, `schema`.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use linkai::config::Config;
+use linkai::App;
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "usage: linkai <command>
+
+commands:
+  serve [--no-workers]  run the API (and, unless --no-workers, the background workers)
+  worker                run only the background workers
+  migrate               create the database if missing and apply pending migrations
+  schema                print the GraphQL SDL";
+
+enum Command {
+    Serve { workers: bool },
+    Worker,
+    Migrate,
+    Schema,
+}
+
+fn parse(args: &[String]) -> Option<Command> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["serve"] => Some(Command::Serve { workers: true }),
+        ["serve", "--no-workers"] => Some(Command::Serve { workers: false }),
+        ["worker"] => Some(Command::Worker),
+        ["migrate"] => Some(Command::Migrate),
+        ["schema"] => Some(Command::Schema),
+        _ => None,
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = parse(&args) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    if let Command::Schema = command {
+        use std::io::Write as _;
+        // The SDL is this command's output, not a log line.
+        return match std::io::stdout().write_all(linkai::graphql::sdl().as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    match command {
+        Command::Schema => Ok(()),
+        Command::Migrate => {
+            let url = config.database.url.expose();
+            linkai::db::create_database_if_missing(url).await?;
+            linkai::db::migrate(url).await
+        }
+        Command::Serve { workers } => {
+            let bind_addr = config.http.bind_addr;
+            let app = App::start(config).await?;
+            if workers {
+                tracing::info!("no background job queues are defined yet; serving the API only");
+            }
+            let listener = tokio::net::TcpListener::bind(bind_addr)
+                .await
+                .with_context(|| format!("cannot listen on {bind_addr}"))?;
+            tracing::info!("API on http://{bind_addr}/graphql (GraphiQL in a browser)");
+            linkai::http::serve(listener, app, linkai::http::shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Worker => {
+            tracing::info!("no background job queues are defined yet; waiting for shutdown");
+            linkai::http::shutdown_signal().await;
+            Ok(())
+        }
+    }
+}

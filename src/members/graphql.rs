@@ -1,0 +1,198 @@
+//! The `Member` type and the member mutations.
+
+use async_graphql::{Context, Object, ID};
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use uuid::Uuid;
+
+use super::model::{self, MemberRow};
+use crate::auth;
+use crate::auth::graphql::User;
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::context::{parse_id, request};
+use crate::graphql::guard::{require_role, RoleGuard};
+use crate::graphql::pagination::{Cursor, Page, PageOf};
+use crate::roles::{self, Action, Role};
+use crate::workspaces::graphql::Workspace;
+use crate::workspaces::model::lock_for_membership_change;
+
+/// Someone in a workspace, with their role.
+pub struct Member(MemberRow);
+
+/// Someone in a workspace, with their role.
+#[Object]
+impl Member {
+    /// The person.
+    async fn user(&self) -> User {
+        User::new(self.0.user.clone())
+    }
+
+    /// Their role in this workspace.
+    async fn role(&self) -> Role {
+        self.0.role
+    }
+
+    /// When they joined.
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.joined_at
+    }
+}
+
+/// A page of a workspace's members: one statement for the page and one for the count,
+/// whatever the page size.
+pub async fn members_page(
+    ctx: &Context<'_>,
+    workspace_id: Uuid,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> ApiResult<PageOf<Member>> {
+    let page = Page::parse(first, after)?;
+    let mut conn = request(ctx).db.conn().await?;
+    let rows = model::page(&mut conn, workspace_id, &page).await?;
+    let total = model::count(&mut conn, workspace_id).await?;
+    Ok(PageOf::from_rows(
+        rows.into_iter().map(Member).collect(),
+        &page,
+        total,
+        |member| Cursor {
+            at: member.0.joined_at,
+            id: member.0.user.id,
+        },
+    ))
+}
+
+/// Takes the workspace's membership lock and returns the caller's role as it is now (it
+/// may have changed since the guard looked). Call inside the change's transaction.
+pub async fn lock_caller_role(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    caller_id: Uuid,
+) -> ApiResult<Role> {
+    lock_for_membership_change(conn, workspace_id, caller_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Workspace"))
+}
+
+#[derive(Default)]
+pub struct MemberMutation;
+
+/// Member mutations.
+#[Object]
+impl MemberMutation {
+    /// Changes a member's role. Setting OWNER transfers ownership: the current Owner
+    /// becomes Admin in the same step.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Owner, &workspace_id)",
+        directive = require_role::apply(Role::Owner)
+    )]
+    async fn change_member_role(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        user_id: ID,
+        role: Role,
+    ) -> ApiResult<Member> {
+        let request = request(ctx);
+        let caller = request.caller()?.user_id;
+        let (workspace_id, target) = (parse_id(&workspace_id)?, parse_id(&user_id)?);
+        let mut conn = request.db.conn().await?;
+        conn.transaction(async |conn| {
+            let caller_role = lock_caller_role(conn, workspace_id, caller).await?;
+            if !roles::allows(caller_role, Action::ChangeRoles) {
+                return Err(ApiError::forbidden("Only the Owner can change roles."));
+            }
+            let target_role = model::role_of(conn, workspace_id, target)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Member"))?;
+            match (target_role, role) {
+                (Role::Owner, Role::Owner) => {}
+                (Role::Owner, _) => {
+                    return Err(ApiError::forbidden(
+                        "The Owner keeps the OWNER role until ownership is transferred to someone else.",
+                    ))
+                }
+                (_, Role::Owner) => model::transfer_ownership(conn, workspace_id, caller, target).await?,
+                (_, role) => model::set_role(conn, workspace_id, target, role).await?,
+            }
+            let member = model::find(conn, workspace_id, target)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Member"))?;
+            Ok(Member(member))
+        })
+        .await
+    }
+
+    /// Removes a member. Their work stays in the workspace. Nobody removes the Owner.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn remove_member(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        user_id: ID,
+    ) -> ApiResult<bool> {
+        let request = request(ctx);
+        let caller = request.caller()?.user_id;
+        let (workspace_id, target) = (parse_id(&workspace_id)?, parse_id(&user_id)?);
+        let mut conn = request.db.conn().await?;
+        conn.transaction(async |conn| {
+            let caller_role = lock_caller_role(conn, workspace_id, caller).await?;
+            if !roles::allows(caller_role, Action::ManageMembers) {
+                return Err(ApiError::forbidden(
+                    "Only Owners and Admins remove members.",
+                ));
+            }
+            let target_role = model::role_of(conn, workspace_id, target)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Member"))?;
+            if !roles::may_remove(caller_role, target_role) {
+                return Err(ApiError::forbidden("Nobody can remove the Owner."));
+            }
+            model::remove(conn, workspace_id, target).await?;
+            auth::model::clear_active_workspace(conn, target, workspace_id).await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Hands ownership to another member; the caller becomes Admin.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Owner, &workspace_id)",
+        directive = require_role::apply(Role::Owner)
+    )]
+    async fn transfer_ownership(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        user_id: ID,
+    ) -> ApiResult<Workspace> {
+        let request = request(ctx);
+        let caller = request.caller()?.user_id;
+        let (workspace_id, target) = (parse_id(&workspace_id)?, parse_id(&user_id)?);
+        let mut conn = request.db.conn().await?;
+        conn.transaction(async |conn| {
+            let caller_role = lock_caller_role(conn, workspace_id, caller).await?;
+            if caller_role != Role::Owner {
+                return Err(ApiError::forbidden(
+                    "Only the Owner can transfer ownership.",
+                ));
+            }
+            if target == caller {
+                return Err(ApiError::bad_input("You already own this workspace."));
+            }
+            model::role_of(conn, workspace_id, target)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Member"))?;
+            model::transfer_ownership(conn, workspace_id, caller, target).await?;
+            let (row, role) =
+                crate::workspaces::model::memberships_of(conn, caller, Some(&[workspace_id]))
+                    .await?
+                    .pop()
+                    .ok_or_else(|| ApiError::not_found("Workspace"))?;
+            Ok(Workspace::new(row, role))
+        })
+        .await
+    }
+}

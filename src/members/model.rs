@@ -1,0 +1,142 @@
+//! Rows and queries for memberships.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::auth::model::UserRow;
+use crate::graphql::pagination::Page;
+use crate::roles::Role;
+use crate::schema::{memberships, users};
+
+/// A member with their user row, as listed.
+#[derive(Clone, Debug)]
+pub struct MemberRow {
+    pub user: UserRow,
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+}
+
+pub async fn role_of(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> QueryResult<Option<Role>> {
+    let role: Option<String> = memberships::table
+        .find((workspace_id, user_id))
+        .select(memberships::role)
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(role.as_deref().and_then(Role::from_db))
+}
+
+/// One page of members in `(joined_at, user_id)` order, with one extra row when more follow.
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    page: &Page,
+) -> QueryResult<Vec<MemberRow>> {
+    let mut query = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::workspace_id.eq(workspace_id))
+        .select((
+            UserRow::as_select(),
+            memberships::role,
+            memberships::joined_at,
+        ))
+        .order((memberships::joined_at.asc(), memberships::user_id.asc()))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(
+            memberships::joined_at
+                .gt(after.at)
+                .or(memberships::joined_at
+                    .eq(after.at)
+                    .and(memberships::user_id.gt(after.id))),
+        );
+    }
+    let rows: Vec<(UserRow, String, DateTime<Utc>)> = query.load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(user, role, joined_at)| {
+            Some(MemberRow {
+                user,
+                role: Role::from_db(&role)?,
+                joined_at,
+            })
+        })
+        .collect())
+}
+
+pub async fn count(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<i64> {
+    memberships::table
+        .filter(memberships::workspace_id.eq(workspace_id))
+        .count()
+        .get_result(conn)
+        .await
+}
+
+pub async fn set_role(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+) -> QueryResult<()> {
+    diesel::update(memberships::table.find((workspace_id, user_id)))
+        .set(memberships::role.eq(role.as_db()))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub async fn remove(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> QueryResult<bool> {
+    diesel::delete(memberships::table.find((workspace_id, user_id)))
+        .execute(conn)
+        .await
+        .map(|n| n == 1)
+}
+
+/// Makes `new_owner` the Owner and the current Owner an Admin. The demotion goes first: the
+/// one-owner index is checked statement by statement.
+pub async fn transfer_ownership(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    current_owner: Uuid,
+    new_owner: Uuid,
+) -> QueryResult<()> {
+    set_role(conn, workspace_id, current_owner, Role::Admin).await?;
+    set_role(conn, workspace_id, new_owner, Role::Owner).await
+}
+
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> QueryResult<Option<MemberRow>> {
+    let row: Option<(UserRow, String, DateTime<Utc>)> = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::workspace_id.eq(workspace_id))
+        .filter(memberships::user_id.eq(user_id))
+        .select((
+            UserRow::as_select(),
+            memberships::role,
+            memberships::joined_at,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.and_then(|(user, role, joined_at)| {
+        Some(MemberRow {
+            user,
+            role: Role::from_db(&role)?,
+            joined_at,
+        })
+    }))
+}

@@ -1,0 +1,210 @@
+//! The `Workspace` type and the workspace queries and mutations.
+
+use async_graphql::{Context, Object, ID};
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncConnection as _;
+
+use super::loader::CallerMembership;
+use super::model::{self, WorkspaceRow};
+use crate::auth;
+use crate::billing::BillingStatus;
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::context::{parse_id, request};
+use crate::graphql::guard::{membership, require_role, RoleGuard};
+use crate::graphql::pagination::PageOf;
+use crate::members::graphql::{members_page, Member};
+use crate::roles::{self, Action, Role};
+use crate::text::Name;
+
+/// A workspace the caller belongs to: the unit of isolation, collaboration and billing.
+pub struct Workspace {
+    row: WorkspaceRow,
+    viewer_role: Role,
+}
+
+impl From<CallerMembership> for Workspace {
+    fn from(membership: CallerMembership) -> Self {
+        Workspace::new(membership.workspace, membership.role)
+    }
+}
+
+impl Workspace {
+    pub fn new(row: WorkspaceRow, viewer_role: Role) -> Self {
+        Self { row, viewer_role }
+    }
+
+    fn status(&self) -> BillingStatus {
+        BillingStatus::derive(self.row.trial_ends_at, Utc::now())
+    }
+}
+
+/// A workspace the caller belongs to: the unit of isolation, collaboration and billing.
+#[Object]
+impl Workspace {
+    /// Stable identifier.
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+
+    /// Display name, 1-100 characters.
+    async fn name(&self) -> &str {
+        &self.row.name
+    }
+
+    /// When the workspace was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.row.created_at
+    }
+
+    /// The caller's role here.
+    async fn viewer_role(&self) -> Role {
+        self.viewer_role
+    }
+
+    /// Where the workspace stands with billing.
+    async fn billing_status(&self) -> BillingStatus {
+        self.status()
+    }
+
+    /// When the free trial ends (or ended).
+    async fn trial_ends_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.row.trial_ends_at)
+    }
+
+    /// Whether writes are refused (trial expired or subscription canceled); reads keep working.
+    async fn read_only(&self) -> bool {
+        self.status().is_read_only()
+    }
+
+    /// The members, oldest first. Every member may list them.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
+    ) -> ApiResult<PageOf<Member>> {
+        members_page(ctx, self.row.id, first, after.as_deref()).await
+    }
+}
+
+#[derive(Default)]
+pub struct WorkspaceQuery;
+
+#[Object]
+impl WorkspaceQuery {
+    /// The workspaces the caller belongs to.
+    async fn workspaces(&self, ctx: &Context<'_>) -> ApiResult<Vec<Workspace>> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        let mut conn = request.db.conn().await?;
+        let rows = model::memberships_of(&mut conn, caller.user_id, None).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(row, role)| Workspace::new(row, role))
+            .collect())
+    }
+
+    /// One workspace the caller belongs to; any other id is NOT_FOUND.
+    async fn workspace(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Workspace> {
+        Ok(membership(ctx, parse_id(&id)?).await?.into())
+    }
+}
+
+#[derive(Default)]
+pub struct WorkspaceMutation;
+
+#[Object]
+impl WorkspaceMutation {
+    /// Creates a workspace with the caller as Owner, on its own 14-day trial.
+    async fn create_workspace(&self, ctx: &Context<'_>, name: String) -> ApiResult<Workspace> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        let name = Name::parse(&name, "name")?;
+        let mut conn = request.db.conn().await?;
+        let row = conn
+            .transaction(async |conn| {
+                model::create_with_owner(conn, name.as_str(), caller.user_id, Utc::now()).await
+            })
+            .await?;
+        Ok(Workspace::new(row, Role::Owner))
+    }
+
+    /// Makes a workspace the caller's `activeWorkspace`, so frontends can restore it.
+    async fn switch_workspace(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<Workspace> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        let membership = membership(ctx, parse_id(&workspace_id)?).await?;
+        let mut conn = request.db.conn().await?;
+        auth::model::set_active_workspace(&mut conn, caller.user_id, Some(membership.workspace.id))
+            .await?;
+        Ok(membership.into())
+    }
+
+    /// Renames a workspace.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn rename_workspace(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        name: String,
+    ) -> ApiResult<Workspace> {
+        let membership = membership(ctx, parse_id(&workspace_id)?).await?;
+        let name = Name::parse(&name, "name")?;
+        let mut conn = request(ctx).db.conn().await?;
+        let row = model::rename(&mut conn, membership.workspace.id, name.as_str())
+            .await?
+            .ok_or_else(|| ApiError::not_found("Workspace"))?;
+        Ok(Workspace::new(row, membership.role))
+    }
+
+    /// Deletes a workspace: it disappears for every member at once. Its data is kept for a
+    /// later purge.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Owner, &workspace_id)",
+        directive = require_role::apply(Role::Owner)
+    )]
+    async fn delete_workspace(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<bool> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        let workspace_id = parse_id(&workspace_id)?;
+        let mut conn = request.db.conn().await?;
+        conn.transaction(async |conn| {
+            match model::lock_for_membership_change(conn, workspace_id, caller.user_id).await? {
+                None => Err(ApiError::not_found("Workspace")),
+                Some(role) if !roles::allows(role, Action::DeleteWorkspace) => Err(
+                    ApiError::forbidden("Only the Owner can delete the workspace."),
+                ),
+                Some(_) => Ok(model::soft_delete(conn, workspace_id, Utc::now()).await?),
+            }
+        })
+        .await
+    }
+
+    /// Leaves a workspace. Its data stays. The Owner must transfer ownership or delete the
+    /// workspace first.
+    async fn leave_workspace(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<bool> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        let workspace_id = parse_id(&workspace_id)?;
+        membership(ctx, workspace_id).await?;
+        let mut conn = request.db.conn().await?;
+        conn.transaction(async |conn| {
+            match model::lock_for_membership_change(conn, workspace_id, caller.user_id).await? {
+                None => Err(ApiError::not_found("Workspace")),
+                Some(role) if !roles::allows(role, Action::Leave) => Err(ApiError::forbidden(
+                    "The Owner cannot leave: transfer ownership or delete the workspace first.",
+                )),
+                Some(_) => {
+                    crate::members::model::remove(conn, workspace_id, caller.user_id).await?;
+                    auth::model::clear_active_workspace(conn, caller.user_id, workspace_id).await?;
+                    Ok(true)
+                }
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,128 @@
+//! Rows and queries for workspaces, composable inside a caller's transaction.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::roles::Role;
+use crate::schema::{memberships, workspaces};
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = workspaces)]
+pub struct WorkspaceRow {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub trial_ends_at: DateTime<Utc>,
+}
+
+/// Creates a workspace on a fresh trial with `owner_id` as its Owner.
+pub async fn create_with_owner(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    owner_id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<WorkspaceRow> {
+    let workspace = diesel::insert_into(workspaces::table)
+        .values((
+            workspaces::id.eq(Uuid::now_v7()),
+            workspaces::name.eq(name),
+            workspaces::created_at.eq(now),
+            workspaces::trial_ends_at.eq(now + super::TRIAL_LENGTH),
+        ))
+        .returning(WorkspaceRow::as_returning())
+        .get_result(conn)
+        .await?;
+    diesel::insert_into(memberships::table)
+        .values((
+            memberships::workspace_id.eq(workspace.id),
+            memberships::user_id.eq(owner_id),
+            memberships::role.eq(Role::Owner.as_db()),
+            memberships::joined_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(workspace)
+}
+
+/// The live workspaces `user_id` belongs to, among `ids` (all of them when `ids` is None),
+/// with the user's role, oldest membership first.
+pub async fn memberships_of(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    ids: Option<&[Uuid]>,
+) -> QueryResult<Vec<(WorkspaceRow, Role)>> {
+    let mut query = workspaces::table
+        .inner_join(memberships::table)
+        .filter(memberships::user_id.eq(user_id))
+        .filter(workspaces::deleted_at.is_null())
+        .select((WorkspaceRow::as_select(), memberships::role))
+        .order((memberships::joined_at.asc(), workspaces::id.asc()))
+        .into_boxed();
+    if let Some(ids) = ids {
+        query = query.filter(workspaces::id.eq_any(ids.to_vec()));
+    }
+    let rows: Vec<(WorkspaceRow, String)> = query.load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(workspace, role)| Some((workspace, Role::from_db(&role)?)))
+        .collect())
+}
+
+/// Locks a live workspace for a membership change and returns the caller's current role;
+/// `None` when the workspace is gone or the caller is no longer a member.
+///
+/// Every change to a workspace's memberships takes this lock first, so concurrent role
+/// changes, transfers and departures run one after another and see each other's result.
+pub async fn lock_for_membership_change(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    caller_id: Uuid,
+) -> QueryResult<Option<Role>> {
+    let live: Option<Uuid> = workspaces::table
+        .find(workspace_id)
+        .filter(workspaces::deleted_at.is_null())
+        .select(workspaces::id)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    if live.is_none() {
+        return Ok(None);
+    }
+    crate::members::model::role_of(conn, workspace_id, caller_id).await
+}
+
+pub async fn rename(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    name: &str,
+) -> QueryResult<Option<WorkspaceRow>> {
+    diesel::update(
+        workspaces::table
+            .find(workspace_id)
+            .filter(workspaces::deleted_at.is_null()),
+    )
+    .set(workspaces::name.eq(name))
+    .returning(WorkspaceRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+pub async fn soft_delete(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::update(
+        workspaces::table
+            .find(workspace_id)
+            .filter(workspaces::deleted_at.is_null()),
+    )
+    .set(workspaces::deleted_at.eq(now))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}

@@ -1,0 +1,119 @@
+//! The binary as a new user runs it: `linkai serve` on an empty machine creates the
+//! database, serves GraphiQL, answers the README's example operations and stops cleanly
+//! on SIGTERM.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The ```graphql blocks of the README's example session, in order.
+fn readme_operations() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let mut operations = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim()) {
+            (None, "```graphql") => current = Some(String::new()),
+            (Some(op), "```") => {
+                operations.push(std::mem::take(op));
+                current = None;
+            }
+            (Some(op), _) => {
+                op.push_str(line);
+                op.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    operations
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_starts_on_an_empty_database_and_answers_the_readme_examples() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let database = format!("linkai_cli_{}", Uuid::new_v4().simple());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkai"))
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:5432/{database}"),
+        )
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("OUTBOX_DIR", std::env::temp_dir().join(&database))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("linkai starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(res) = client.get(format!("{base}/readyz")).send().await {
+            if res.status() == 200 {
+                ready = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the service became ready");
+    let page = client
+        .get(format!("{base}/graphql"))
+        .send()
+        .await
+        .expect("graphiql");
+    assert!(page
+        .text()
+        .await
+        .expect("html")
+        .to_lowercase()
+        .contains("graphiql"));
+
+    let operations = readme_operations();
+    assert!(operations.len() >= 4, "the README shows an example session");
+    let mut token: Option<String> = None;
+    for operation in operations {
+        let mut request = client
+            .post(format!("{base}/graphql"))
+            .json(&json!({ "query": operation }));
+        if let Some(token) = &token {
+            request = request.bearer_auth(token);
+        }
+        let body: Value = request
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json");
+        assert!(
+            body.get("errors").is_none(),
+            "README operation failed:\n{operation}\n{body:#}"
+        );
+        if let Some(t) = body["data"]["signUp"]["token"].as_str() {
+            token = Some(t.to_owned());
+        }
+    }
+
+    let pid = child.id().expect("running") as i32;
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("stops")
+        .expect("status");
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+    drop(crate::harness::TestDatabase { name: database });
+}

@@ -1,0 +1,155 @@
+//! Every error reaches the client with a stable code, and internals never leak.
+
+use diesel_async::RunQueryDsl;
+use serde_json::{json, Value};
+
+use crate::harness::TestApp;
+
+const KNOWN_CODES: &[&str] = &[
+    "UNAUTHENTICATED",
+    "NOT_FOUND",
+    "FORBIDDEN",
+    "BAD_USER_INPUT",
+    "CONFLICT",
+    "USAGE_LIMIT_REACHED",
+    "TRIAL_EXPIRED",
+    "RATE_LIMITED",
+    "BILLING_NOT_CONFIGURED",
+    "INTERNAL",
+];
+
+fn assert_all_coded(body: &Value, code: &str) {
+    let errors = body["errors"].as_array().expect("errors");
+    assert!(!errors.is_empty());
+    for error in errors {
+        assert_eq!(error["extensions"]["code"], code, "{body:#}");
+        assert!(KNOWN_CODES.contains(&code));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parse_and_validation_errors_are_bad_user_input() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let cases = [
+        ("{ me { id ", json!({})),
+        ("{ me { noSuchField } }", json!({})),
+        ("query($id: ID!) { workspace(id: $id) { id } }", json!({})),
+        (
+            "query($n: Int) { workspaces { members(first: $n) { totalCount } } }",
+            json!({ "n": "ten" }),
+        ),
+        (
+            "mutation { changeMemberRole(workspaceId: \"x\", userId: \"y\", role: KING) { role } }",
+            json!({}),
+        ),
+    ];
+    for (query, variables) in cases {
+        let res = app.gql(ada.token(), query, variables).await;
+        assert_all_coded(&res.body, "BAD_USER_INPUT");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_deep_or_too_complex_queries_are_refused() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let user = "user { activeWorkspace { members { edges { node { user { activeWorkspace { id } } } } } } }";
+    let deep =
+        format!("{{ me {{ activeWorkspace {{ members {{ edges {{ node {{ {user} }} }} }} }} }} }}");
+    assert_all_coded(
+        &app.gql(ada.token(), &deep, json!({})).await.body,
+        "BAD_USER_INPUT",
+    );
+    let wide = "{ workspaces { members(first: 100) { edges { node { user { activeWorkspace {
+        members(first: 100) { edges { node { role } } } } } } } } } }";
+    let res = app.gql(ada.token(), wide, json!({})).await;
+    assert_all_coded(&res.body, "BAD_USER_INPUT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_requests_get_coded_http_errors() {
+    let app = TestApp::new().await;
+    let url = format!("{}/graphql", app.base_url);
+    let res = app
+        .client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.expect("json");
+    assert_all_coded(&body, "BAD_USER_INPUT");
+
+    let huge = json!({ "query": format!("{{ me {{ id }} }} # {}", "x".repeat(300 * 1024)) });
+    let res = app
+        .client()
+        .post(&url)
+        .json(&huge)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_failures_are_internal_and_leak_nothing() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let mut conn = app.db.conn().await;
+    diesel::sql_query("ALTER TABLE workspaces RENAME TO workspaces_moved")
+        .execute(&mut conn)
+        .await
+        .expect("renamed");
+    let res = app
+        .gql(ada.token(), "{ workspaces { id } }", json!({}))
+        .await;
+    assert_all_coded(&res.body, "INTERNAL");
+    let text = res.body["errors"].to_string().to_lowercase();
+    for leak in [
+        "relation",
+        "select",
+        "workspaces_moved",
+        "diesel",
+        "postgres",
+        "sql",
+    ] {
+        assert!(!text.contains(leak), "leaked {leak}: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness_answer() {
+    let app = TestApp::new().await;
+    let health = app
+        .client()
+        .get(format!("{}/healthz", app.base_url))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status(), 200);
+    let ready = app
+        .client()
+        .get(format!("{}/readyz", app.base_url))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body, json!({ "postgres": true, "redis": true }));
+    let graphiql = app
+        .client()
+        .get(format!("{}/graphql", app.base_url))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(graphiql.status(), 200);
+    assert!(graphiql
+        .text()
+        .await
+        .expect("html")
+        .to_lowercase()
+        .contains("graphiql"));
+}

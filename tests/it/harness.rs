@@ -1,0 +1,344 @@
+//! `TestApp`: a database cloned from a migrated template, the app served on a free port,
+//! typed helpers per operation and ready-made actors, so tests read like the spec.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use linkai::config::Config;
+use linkai::App;
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const PASSWORD: &str = "correct horse battery";
+
+fn database_url(name: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
+
+async fn admin_execute(sql: &str) {
+    let mut conn = AsyncPgConnection::establish(ADMIN_URL)
+        .await
+        .expect("PostgreSQL runs on 127.0.0.1:5432");
+    diesel::sql_query(sql)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+}
+
+/// Name of a template database holding the current migrations, created once per run.
+async fn template() -> &'static str {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = format!("linkai_tpl_{:016x}", migrations_fingerprint());
+            let mut conn = AsyncPgConnection::establish(ADMIN_URL)
+                .await
+                .expect("connects");
+            // Several test processes may start at once: one builds, the others wait.
+            diesel::sql_query("SELECT pg_advisory_lock(72700002)")
+                .execute(&mut conn)
+                .await
+                .expect("lock");
+            let exists = diesel::sql_query(format!(
+                "SELECT 1 FROM pg_database WHERE datname = '{name}'"
+            ))
+            .execute(&mut conn)
+            .await
+            .expect("query")
+                == 1;
+            if !exists {
+                let building = format!("{name}_building");
+                admin_execute(&format!("DROP DATABASE IF EXISTS {building}")).await;
+                admin_execute(&format!("CREATE DATABASE {building}")).await;
+                linkai::db::migrate(&database_url(&building))
+                    .await
+                    .expect("migrations apply");
+                admin_execute(&format!("ALTER DATABASE {building} RENAME TO {name}")).await;
+            }
+            name
+        })
+        .await
+}
+
+fn migrations_fingerprint() -> u64 {
+    let mut hasher = DefaultHasher::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut entries: Vec<_> = walk(&dir);
+    entries.sort();
+    for path in entries {
+        path.hash(&mut hasher);
+        std::fs::read(&path).expect("readable").hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("migrations dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// A fresh database cloned from the template, dropped when this value is dropped.
+pub struct TestDatabase {
+    pub name: String,
+}
+
+impl TestDatabase {
+    pub async fn new() -> Self {
+        let template = template().await;
+        let name = format!("linkai_it_{}", Uuid::new_v4().simple());
+        admin_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}")).await;
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        database_url(&self.name)
+    }
+
+    pub async fn conn(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url())
+            .await
+            .expect("connects")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop runs outside async; a short-lived runtime on its own thread does the work.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(admin_execute(&sql));
+        })
+        .join();
+    }
+}
+
+/// The app served on a free loopback port over its own fresh database.
+pub struct TestApp {
+    pub db: TestDatabase,
+    pub base_url: String,
+    client: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        let db = TestDatabase::new().await;
+        let url = db.url();
+        let config = Config::from_lookup(|name| match name {
+            "DATABASE_URL" => Some(url.clone()),
+            "DATABASE_POOL_SIZE" => Some("20".into()),
+            "GRAPHQL_SQL_STATS" => Some("true".into()),
+            _ => None,
+        })
+        .expect("config");
+        let app = App::connect(config).expect("app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("port");
+        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            linkai::http::serve(listener, app, std::future::pending())
+                .await
+                .expect("serves");
+        });
+        Self {
+            db,
+            base_url,
+            client: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Runs one GraphQL operation, as `token` when given.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Gql {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.base_url))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("JSON body");
+        Gql { status, body }
+    }
+
+    /// Signs up `name` (email derived from it) and returns the new account.
+    pub async fn sign_up(&self, name: &str) -> Actor {
+        let email = format!(
+            "{}-{}@example.com",
+            name.to_lowercase(),
+            Uuid::new_v4().simple()
+        );
+        let res = self
+            .gql(
+                None,
+                "mutation($email: String!, $name: String!, $password: String!) {
+                   signUp(email: $email, password: $password, name: $name) {
+                     token user { id activeWorkspace { id } }
+                   }
+                 }",
+                json!({ "email": email, "name": name, "password": PASSWORD }),
+            )
+            .await;
+        let payload = res.data("signUp");
+        Actor {
+            email,
+            token: payload["token"].as_str().expect("token").to_owned(),
+            id: payload["user"]["id"].as_str().expect("id").to_owned(),
+            own_workspace: payload["user"]["activeWorkspace"]["id"]
+                .as_str()
+                .expect("first workspace")
+                .to_owned(),
+        }
+    }
+
+    /// Adds `actor` to `workspace_id` with `role` directly in the database (invitations
+    /// are tested on their own).
+    pub async fn add_member(&self, workspace_id: &str, actor: &Actor, role: &str) {
+        let mut conn = self.db.conn().await;
+        diesel::sql_query(format!(
+            "INSERT INTO memberships (workspace_id, user_id, role, joined_at)
+             VALUES ('{workspace_id}', '{}', '{role}', clock_timestamp())",
+            actor.id
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("membership inserted");
+    }
+
+    /// A workspace with one actor per role, plus a stranger who belongs elsewhere.
+    pub async fn team(&self) -> Team {
+        let owner = self.sign_up("Owner").await;
+        let admin = self.sign_up("Admin").await;
+        let member = self.sign_up("Member").await;
+        let viewer = self.sign_up("Viewer").await;
+        let stranger = self.sign_up("Stranger").await;
+        let workspace = owner.own_workspace.clone();
+        self.add_member(&workspace, &admin, "admin").await;
+        self.add_member(&workspace, &member, "member").await;
+        self.add_member(&workspace, &viewer, "viewer").await;
+        Team {
+            workspace,
+            owner,
+            admin,
+            member,
+            viewer,
+            stranger,
+        }
+    }
+
+    /// Roles in `workspace_id` straight from the database, by user id.
+    pub async fn roles_in(&self, workspace_id: &str) -> Vec<(String, String)> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            user_id: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            role: String,
+        }
+        let mut conn = self.db.conn().await;
+        let rows: Vec<Row> = diesel::sql_query(format!(
+            "SELECT user_id::text, role FROM memberships WHERE workspace_id = '{workspace_id}' ORDER BY user_id"
+        ))
+        .load(&mut conn)
+        .await
+        .expect("roles");
+        rows.into_iter().map(|r| (r.user_id, r.role)).collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub email: String,
+    pub token: String,
+    pub id: String,
+    /// The workspace created at sign-up.
+    pub own_workspace: String,
+}
+
+impl Actor {
+    pub fn token(&self) -> Option<&str> {
+        Some(&self.token)
+    }
+}
+
+pub struct Team {
+    pub workspace: String,
+    pub owner: Actor,
+    pub admin: Actor,
+    pub member: Actor,
+    pub viewer: Actor,
+    pub stranger: Actor,
+}
+
+/// A GraphQL response.
+#[derive(Debug)]
+pub struct Gql {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Gql {
+    /// The field's data, failing the test with the errors if there are any.
+    #[track_caller]
+    pub fn data(&self, field: &str) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {:#}",
+            self.body["errors"]
+        );
+        assert_eq!(self.status, 200);
+        &self.body["data"][field]
+    }
+
+    /// The `extensions.code` of the first error, if any.
+    pub fn code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    /// Asserts the operation failed with `code`.
+    #[track_caller]
+    pub fn assert_code(&self, code: &str) {
+        assert_eq!(self.code(), Some(code), "response: {:#}", self.body);
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+    }
+
+    pub fn sql_statements(&self) -> u64 {
+        self.body["extensions"]["sqlStatements"]
+            .as_u64()
+            .expect("sqlStatements reported")
+    }
+}

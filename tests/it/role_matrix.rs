@@ -1,0 +1,173 @@
+//! Every workspace-scoped operation run as Owner, Admin, Member, Viewer, a non-member and
+//! anonymously, against DESIGN.md's role table. Denied calls must change nothing.
+
+use serde_json::{json, Value};
+
+use crate::harness::{Actor, Team, TestApp};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who {
+    Owner,
+    Admin,
+    Member,
+    Viewer,
+    Stranger,
+    Anonymous,
+}
+
+const EVERYONE: [Who; 6] = [
+    Who::Owner,
+    Who::Admin,
+    Who::Member,
+    Who::Viewer,
+    Who::Stranger,
+    Who::Anonymous,
+];
+
+/// What the table says: `None` allowed, else the error code.
+type Expect = [Option<&'static str>; 6];
+
+const OK: Option<&str> = None;
+const FORBIDDEN: Option<&str> = Some("FORBIDDEN");
+const NOT_FOUND: Option<&str> = Some("NOT_FOUND");
+const UNAUTH: Option<&str> = Some("UNAUTHENTICATED");
+
+const OWNER_ONLY: Expect = [OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, NOT_FOUND, UNAUTH];
+const ADMINS: Expect = [OK, OK, FORBIDDEN, FORBIDDEN, NOT_FOUND, UNAUTH];
+const MEMBERS: Expect = [OK, OK, OK, OK, NOT_FOUND, UNAUTH];
+const ALL_BUT_OWNER: Expect = [FORBIDDEN, OK, OK, OK, NOT_FOUND, UNAUTH];
+
+struct Case {
+    name: &'static str,
+    /// Set when the field carries `@requireRole`; must match the schema.
+    guarded: bool,
+    query: &'static str,
+    expect: Expect,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "renameWorkspace",
+        guarded: true,
+        query: "mutation($ws: ID!) { renameWorkspace(workspaceId: $ws, name: \"Renamed\") { id } }",
+        expect: ADMINS,
+    },
+    Case {
+        name: "deleteWorkspace",
+        guarded: true,
+        query: "mutation($ws: ID!) { deleteWorkspace(workspaceId: $ws) }",
+        expect: OWNER_ONLY,
+    },
+    Case {
+        name: "changeMemberRole",
+        guarded: true,
+        query: "mutation($ws: ID!, $target: ID!) { changeMemberRole(workspaceId: $ws, userId: $target, role: ADMIN) { role } }",
+        expect: OWNER_ONLY,
+    },
+    Case {
+        name: "removeMember",
+        guarded: true,
+        query: "mutation($ws: ID!, $target: ID!) { removeMember(workspaceId: $ws, userId: $target) }",
+        expect: ADMINS,
+    },
+    Case {
+        name: "transferOwnership",
+        guarded: true,
+        query: "mutation($ws: ID!, $target: ID!) { transferOwnership(workspaceId: $ws, userId: $target) { id } }",
+        expect: OWNER_ONLY,
+    },
+    Case {
+        name: "switchWorkspace",
+        guarded: false,
+        query: "mutation($ws: ID!) { switchWorkspace(workspaceId: $ws) { id } }",
+        expect: MEMBERS,
+    },
+    Case {
+        name: "leaveWorkspace",
+        guarded: false,
+        query: "mutation($ws: ID!) { leaveWorkspace(workspaceId: $ws) }",
+        expect: ALL_BUT_OWNER,
+    },
+    Case {
+        name: "workspace.members",
+        guarded: false,
+        query: "query($ws: ID!) { workspace(id: $ws) { members { totalCount } } }",
+        expect: MEMBERS,
+    },
+];
+
+fn actor(team: &Team, who: Who) -> Option<&Actor> {
+    match who {
+        Who::Owner => Some(&team.owner),
+        Who::Admin => Some(&team.admin),
+        Who::Member => Some(&team.member),
+        Who::Viewer => Some(&team.viewer),
+        Who::Stranger => Some(&team.stranger),
+        Who::Anonymous => None,
+    }
+}
+
+/// What a denied call must leave as it was.
+async fn snapshot(app: &TestApp, team: &Team) -> Value {
+    let workspace = app
+        .gql(
+            team.owner.token(),
+            "query($ws: ID!) { workspace(id: $ws) { name } }",
+            json!({ "ws": team.workspace }),
+        )
+        .await
+        .body;
+    json!({ "workspace": workspace, "roles": app.roles_in(&team.workspace).await })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_workspace_operation_follows_the_role_table() {
+    let app = TestApp::new().await;
+    let mut failures = Vec::new();
+    for case in CASES {
+        for (who, expected) in EVERYONE.into_iter().zip(case.expect) {
+            // A fresh team per call: allowed calls change roles and membership.
+            let team = app.team().await;
+            let target = app.sign_up("Target").await;
+            app.add_member(&team.workspace, &target, "viewer").await;
+            let before = snapshot(&app, &team).await;
+            let res = app
+                .gql(
+                    actor(&team, who).map(|a| a.token.as_str()),
+                    case.query,
+                    json!({ "ws": team.workspace, "target": target.id }),
+                )
+                .await;
+            let got = res.code();
+            if got != expected {
+                failures.push(format!(
+                    "{} as {who:?}: expected {expected:?}, got {got:?} ({})",
+                    case.name, res.body
+                ));
+            }
+            if expected.is_some() && snapshot(&app, &team).await != before {
+                failures.push(format!(
+                    "{} as {who:?} was denied but changed state",
+                    case.name
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_matrix_covers_every_guarded_mutation_in_the_schema() {
+    let sdl = linkai::graphql::sdl();
+    let guarded = crate::schema::mutations(&sdl)
+        .into_iter()
+        .filter(|(_, role)| role.is_some())
+        .map(|(name, _)| name)
+        .collect::<std::collections::BTreeSet<_>>();
+    let covered = CASES
+        .iter()
+        .filter(|case| case.guarded)
+        .map(|case| case.name.to_owned())
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(guarded, covered, "add the new guarded mutations to CASES");
+}

@@ -1,0 +1,102 @@
+//! SQL statements per request, counted by the server (`extensions.sqlStatements`): list
+//! queries cost the same whatever their page size.
+
+use diesel_async::RunQueryDsl;
+use serde_json::json;
+
+use crate::harness::TestApp;
+
+/// Adds `n` members to `workspace_id` straight in the database (no password hashing).
+async fn add_many_members(app: &TestApp, workspace_id: &str, n: usize) {
+    let mut conn = app.db.conn().await;
+    diesel::sql_query(format!(
+        "WITH new_users AS (
+           INSERT INTO users (id, email, name, password_hash)
+           SELECT gen_random_uuid(), 'bulk' || i || '@example.com', 'Bulk ' || i, 'x'
+           FROM generate_series(1, {n}) AS i
+           RETURNING id
+         )
+         INSERT INTO memberships (workspace_id, user_id, role, joined_at)
+         SELECT '{workspace_id}', id, 'member', clock_timestamp() FROM new_users"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("members added");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_100_members_costs_the_same_statements_as_listing_1() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    add_many_members(&app, &ada.own_workspace, 120).await;
+    let query = "query($id: ID!, $first: Int) { workspace(id: $id) {
+        id viewerRole members(first: $first) { totalCount pageInfo { hasNextPage endCursor }
+          edges { cursor node { role joinedAt user { id email name emailVerified } } } } } }";
+    let one = app
+        .gql(
+            ada.token(),
+            query,
+            json!({ "id": ada.own_workspace, "first": 1 }),
+        )
+        .await;
+    let hundred = app
+        .gql(
+            ada.token(),
+            query,
+            json!({ "id": ada.own_workspace, "first": 100 }),
+        )
+        .await;
+    assert_eq!(
+        one.data("workspace")["members"]["edges"]
+            .as_array()
+            .expect("edges")
+            .len(),
+        1
+    );
+    assert_eq!(
+        hundred.data("workspace")["members"]["edges"]
+            .as_array()
+            .expect("edges")
+            .len(),
+        100
+    );
+    assert_eq!(one.sql_statements(), hundred.sql_statements());
+    // token lookup, membership (shared by the role check and `workspace`), page, count
+    assert_eq!(hundred.sql_statements(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_role_lookup_is_done_once_per_workspace_per_request() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let query = "query($id: ID!) {
+      a: workspace(id: $id) { id } b: workspace(id: $id) { name } c: workspace(id: $id) { viewerRole }
+      me { activeWorkspace { id } }
+    }";
+    let res = app
+        .gql(ada.token(), query, json!({ "id": ada.own_workspace }))
+        .await;
+    res.data("a");
+    // token lookup, me, one membership load for a, b, c and activeWorkspace
+    assert_eq!(res.sql_statements(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_workspaces_is_flat_in_their_number() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let list = "{ workspaces { id name viewerRole billingStatus trialEndsAt readOnly } }";
+    let few = app.gql(ada.token(), list, json!({})).await.sql_statements();
+    for i in 0..30 {
+        app.gql(
+            ada.token(),
+            &format!("mutation {{ createWorkspace(name: \"W{i}\") {{ id }} }}"),
+            json!({}),
+        )
+        .await
+        .data("createWorkspace");
+    }
+    let many = app.gql(ada.token(), list, json!({})).await;
+    assert_eq!(many.data("workspaces").as_array().expect("list").len(), 31);
+    assert_eq!(many.sql_statements(), few);
+}
