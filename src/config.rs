@@ -14,6 +14,9 @@
 //! | `STRIPE_API_BASE` | Stripe API base URL | Stripe's |
 //! | `STRIPE_WEBHOOK_SECRET` | verifies `Stripe-Signature` | unset |
 //! | `SERVICE_TOKENS` | comma-separated tokens allowed to call `reportUsage` | unset |
+//! | `JOBS_QUEUE` | Redis key prefix of the job queue | [`DEFAULT_JOBS_QUEUE`] |
+//! | `WORKER_NAME` | unique name of this worker process | `linkai-<pid>-<random>` |
+//! | `WORKER_HEARTBEAT_SECS` | worker heartbeat; a worker silent for 3 beats is presumed dead and its jobs re-run | [`DEFAULT_HEARTBEAT_SECS`] |
 //! | `GRAPHQL_SQL_STATS` | `true`: responses carry `extensions.sqlStatements` (tests, benchmarks) | `false` |
 
 use std::fmt;
@@ -29,6 +32,9 @@ pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_APP_URL: &str = "http://localhost:3000";
 pub const DEFAULT_OUTBOX_DIR: &str = "./var/mail";
 pub const DEFAULT_MAIL_FROM: &str = "Link AI <no-reply@localhost>";
+pub const DEFAULT_JOBS_QUEUE: &str = "linkai:jobs";
+pub const DEFAULT_HEARTBEAT_SECS: u64 = 5;
+pub const MISSED_HEARTBEATS: usize = 3;
 
 /// A value that must not appear in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -58,6 +64,14 @@ pub struct Config {
     pub email: EmailConfig,
     pub stripe: Option<StripeConfig>,
     pub service_tokens: Vec<Secret>,
+    pub workers: WorkerConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub queue: String,
+    pub name: String,
+    pub heartbeat: std::time::Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -125,6 +139,19 @@ impl Config {
             })
             .unwrap_or_default();
 
+        let heartbeat_secs = get("WORKER_HEARTBEAT_SECS")
+            .map(|v| v.parse().context("WORKER_HEARTBEAT_SECS must be a number"))
+            .transpose()?
+            .unwrap_or(DEFAULT_HEARTBEAT_SECS)
+            .max(1);
+        let worker_name = get("WORKER_NAME").unwrap_or_else(|| {
+            format!(
+                "linkai-{}-{:04x}",
+                std::process::id(),
+                rand::random::<u16>()
+            )
+        });
+
         Ok(Config {
             database: DatabaseConfig {
                 url: Secret::new(or("DATABASE_URL", DEFAULT_DATABASE_URL)),
@@ -145,6 +172,11 @@ impl Config {
             },
             stripe,
             service_tokens,
+            workers: WorkerConfig {
+                queue: or("JOBS_QUEUE", DEFAULT_JOBS_QUEUE),
+                name: worker_name,
+                heartbeat: std::time::Duration::from_secs(heartbeat_secs),
+            },
         })
     }
 }

@@ -10,10 +10,13 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod invitations;
 pub mod members;
+pub mod outbox;
 pub mod roles;
 pub mod schema;
 pub mod text;
+pub mod worker;
 pub mod workspaces;
 
 use std::sync::Arc;

@@ -81,20 +81,40 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve { workers } => {
             let bind_addr = config.http.bind_addr;
             let app = App::start(config).await?;
-            if workers {
-                tracing::info!("no background job queues are defined yet; serving the API only");
-            }
             let listener = tokio::net::TcpListener::bind(bind_addr)
                 .await
                 .with_context(|| format!("cannot listen on {bind_addr}"))?;
             tracing::info!("API on http://{bind_addr}/graphql (GraphiQL in a browser)");
-            linkai::http::serve(listener, app, linkai::http::shutdown_signal()).await?;
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let background = workers.then(|| {
+                let (config, db) = (app.config.clone(), app.db.clone());
+                tokio::spawn(async move { linkai::worker::run(&config, db, stopped).await })
+            });
+            let mut http_stopped = stop.subscribe();
+            let api = linkai::http::serve(listener, app, async move {
+                let _ = http_stopped.wait_for(|stop| *stop).await;
+            });
+            let signal = async {
+                linkai::http::shutdown_signal().await;
+                let _ = stop.send(true);
+            };
+            let (served, ()) = tokio::join!(api, signal);
+            served?;
+            if let Some(background) = background {
+                background.await??;
+            }
             Ok(())
         }
         Command::Worker => {
-            tracing::info!("no background job queues are defined yet; waiting for shutdown");
-            linkai::http::shutdown_signal().await;
-            Ok(())
+            let app = App::start(config).await?;
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let background = linkai::worker::run(&app.config, app.db.clone(), stopped);
+            let signal = async {
+                linkai::http::shutdown_signal().await;
+                let _ = stop.send(true);
+            };
+            let (done, ()) = tokio::join!(background, signal);
+            done
         }
     }
 }

@@ -45,6 +45,16 @@ impl Role {
         }
     }
 
+    /// For people: "Owner", "Admin", ...
+    pub fn title(self) -> &'static str {
+        match self {
+            Role::Owner => "Owner",
+            Role::Admin => "Admin",
+            Role::Member => "Member",
+            Role::Viewer => "Viewer",
+        }
+    }
+
     pub fn from_db(value: &str) -> Option<Role> {
         match value {
             "owner" => Some(Role::Owner),

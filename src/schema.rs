@@ -48,4 +48,62 @@ diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> workspaces (workspace_id));
 diesel::joinable!(access_tokens -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, workspaces, memberships, access_tokens);
+diesel::table! {
+    invitations (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        email -> Text,
+        role -> Text,
+        invited_by -> Nullable<Uuid>,
+        status -> Text,
+        token_hash -> Nullable<Bytea>,
+        delivery -> Int4,
+        delivered -> Int4,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        responded_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    invitation_sends (invitation_id, sent_at) {
+        invitation_id -> Uuid,
+        workspace_id -> Uuid,
+        email_lower -> Text,
+        sent_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    account_tokens (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        purpose -> Text,
+        token_hash -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        job -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(invitations -> workspaces (workspace_id));
+diesel::joinable!(account_tokens -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    workspaces,
+    memberships,
+    access_tokens,
+    invitations,
+    invitation_sends,
+    account_tokens,
+    outbox,
+);

@@ -4,15 +4,18 @@ use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 
-use super::model::{self, UserRow};
+use super::model::{self, LinkPurpose, UserRow};
 use super::password;
 use super::token::{self, TokenKind};
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
+use crate::invitations;
+use crate::outbox;
 use crate::text::{EmailAddress, Name, NewPassword};
 use crate::workspaces::graphql::Workspace;
 use crate::workspaces::model as workspaces;
+use linkai_jobs::Job;
 
 /// A person with an account, as seen by the caller.
 pub struct User {
@@ -130,6 +133,10 @@ fn first_workspace_name(name: &Name) -> String {
     format!("{}{SUFFIX}", short.trim_end())
 }
 
+fn invalid_link() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "This link is invalid or has expired.")
+}
+
 const INVALID_CREDENTIALS: &str = "The email or password is not correct.";
 
 #[derive(Default)]
@@ -151,11 +158,6 @@ impl AuthMutation {
         let email = EmailAddress::parse(&email)?;
         let name = Name::parse(&name, "name")?;
         let password = NewPassword::parse(&password)?;
-        if invitation_token.is_some() {
-            return Err(ApiError::bad_input(
-                "Invitations are not available yet: sign up without `invitationToken`.",
-            ));
-        }
         let workspace_name = first_workspace_name(&name);
         let password_hash = password::hash(password.expose().to_owned()).await?;
         let session = token::mint(TokenKind::Session);
@@ -171,15 +173,30 @@ impl AuthMutation {
                             err.into()
                         }
                     })?;
-                let workspace =
-                    workspaces::create_with_owner(conn, &workspace_name, user.id, Utc::now())
+                let now = Utc::now();
+                let own =
+                    workspaces::create_with_owner(conn, &workspace_name, user.id, now).await?;
+                let active = match &invitation_token {
+                    // The invitation's email reached this address: joining proves it.
+                    Some(token) => {
+                        invitations::accept(conn, token, user.id, &user.email, now).await?
+                    }
+                    None => {
+                        let expires = now + super::VERIFY_EMAIL_VALIDITY;
+                        let token_id = model::insert_account_token(
+                            conn,
+                            user.id,
+                            LinkPurpose::VerifyEmail,
+                            expires,
+                        )
                         .await?;
-                model::set_active_workspace(conn, user.id, Some(workspace.id)).await?;
+                        outbox::enqueue(conn, &Job::SendEmailVerification { token_id }).await?;
+                        own.id
+                    }
+                };
+                model::set_active_workspace(conn, user.id, Some(active)).await?;
                 model::insert_token(conn, user.id, "session", "Session", &session.hash).await?;
-                Ok::<_, ApiError>(UserRow {
-                    active_workspace_id: Some(workspace.id),
-                    ..user
-                })
+                Ok::<_, ApiError>(model::find_user(conn, user.id).await?.unwrap_or(user))
             })
             .await?;
         Ok(AuthPayload {
@@ -222,6 +239,95 @@ impl AuthMutation {
             token: session.plaintext,
             user: User::me(user),
         })
+    }
+
+    /// Confirms the email address with the token from the verification email.
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> ApiResult<User> {
+        let mut conn = request(ctx).db.conn().await?;
+        let user = conn
+            .transaction(async |conn| {
+                let now = Utc::now();
+                let link = model::open_account_token(
+                    conn,
+                    &token::hash(&token),
+                    LinkPurpose::VerifyEmail,
+                    now,
+                )
+                .await?
+                .ok_or_else(invalid_link)?;
+                model::use_account_token(conn, link.id, now).await?;
+                model::mark_email_verified(conn, link.user_id, now).await?;
+                model::find_user(conn, link.user_id)
+                    .await?
+                    .ok_or_else(invalid_link)
+            })
+            .await?;
+        Ok(User::new(user))
+    }
+
+    /// Emails a password-reset link if an account has this address. Answers `true` either
+    /// way, so it cannot be used to find out who has an account.
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> ApiResult<bool> {
+        let Ok(email) = EmailAddress::parse(&email) else {
+            return Ok(true);
+        };
+        let mut conn = request(ctx).db.conn().await?;
+        conn.transaction(async |conn| {
+            let Some((user_id, _)) = model::find_credentials(conn, email.as_str()).await? else {
+                return Ok(());
+            };
+            let now = Utc::now();
+            let recent = model::account_tokens_since(
+                conn,
+                user_id,
+                LinkPurpose::ResetPassword,
+                now - chrono::Duration::hours(1),
+            )
+            .await?;
+            if recent >= super::RESETS_PER_HOUR {
+                return Ok(());
+            }
+            let expires = now + super::RESET_PASSWORD_VALIDITY;
+            let token_id =
+                model::insert_account_token(conn, user_id, LinkPurpose::ResetPassword, expires)
+                    .await?;
+            outbox::enqueue(conn, &Job::SendPasswordReset { token_id }).await?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Sets a new password with the token from the reset email and signs the account out
+    /// everywhere.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        password: String,
+    ) -> ApiResult<bool> {
+        let password = NewPassword::parse(&password)?;
+        let password_hash = password::hash(password.expose().to_owned()).await?;
+        let mut conn = request(ctx).db.conn().await?;
+        conn.transaction(async |conn| {
+            let now = Utc::now();
+            let link = model::open_account_token(
+                conn,
+                &token::hash(&token),
+                LinkPurpose::ResetPassword,
+                now,
+            )
+            .await?
+            .ok_or_else(invalid_link)?;
+            model::use_account_token(conn, link.id, now).await?;
+            model::set_password(conn, link.user_id, &password_hash).await?;
+            model::revoke_sessions(conn, link.user_id).await?;
+            // The reset email reached this address: that proves it too.
+            model::mark_email_verified(conn, link.user_id, now).await?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+        Ok(true)
     }
 
     /// Revokes the token this request was made with.

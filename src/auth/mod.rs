@@ -10,10 +10,18 @@ pub mod model;
 pub mod password;
 pub mod token;
 
+use chrono::Duration;
 use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::ApiResult;
+
+/// How long an email-verification link works.
+pub const VERIFY_EMAIL_VALIDITY: Duration = Duration::hours(24);
+/// How long a password-reset link works.
+pub const RESET_PASSWORD_VALIDITY: Duration = Duration::hours(1);
+/// Reset emails per account per hour; further requests answer the same and send nothing.
+pub const RESETS_PER_HOUR: i64 = 5;
 
 /// Who is calling: the signed-in user and the token they used.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::schema::{access_tokens, users};
+use crate::schema::{access_tokens, account_tokens, users};
 
 #[derive(Queryable, Selectable, Clone, Debug)]
 #[diesel(table_name = users)]
@@ -140,4 +140,185 @@ pub async fn revoke_token(
     .execute(conn)
     .await
     .map(|n| n == 1)
+}
+
+pub async fn mark_email_verified(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::email_verified_at.is_null()),
+    )
+    .set(users::email_verified_at.eq(now))
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// One-time links sent by email: address verification and password reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkPurpose {
+    VerifyEmail,
+    ResetPassword,
+}
+
+impl LinkPurpose {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            LinkPurpose::VerifyEmail => "verify_email",
+            LinkPurpose::ResetPassword => "reset_password",
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = account_tokens)]
+pub struct AccountTokenRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub purpose: String,
+    pub expires_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert_account_token(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    purpose: LinkPurpose,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<Uuid> {
+    diesel::insert_into(account_tokens::table)
+        .values((
+            account_tokens::id.eq(Uuid::now_v7()),
+            account_tokens::user_id.eq(user_id),
+            account_tokens::purpose.eq(purpose.as_db()),
+            account_tokens::expires_at.eq(expires_at),
+        ))
+        .returning(account_tokens::id)
+        .get_result(conn)
+        .await
+}
+
+/// A usable link token (unused, unexpired, for `purpose`), locked.
+pub async fn open_account_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+    purpose: LinkPurpose,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<AccountTokenRow>> {
+    account_tokens::table
+        .filter(account_tokens::token_hash.eq(token_hash))
+        .filter(account_tokens::purpose.eq(purpose.as_db()))
+        .filter(account_tokens::used_at.is_null())
+        .filter(account_tokens::expires_at.gt(now))
+        .select(AccountTokenRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn use_account_token(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(account_tokens::table.find(id))
+        .set(account_tokens::used_at.eq(now))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// For the send job: the token row and its user, locked.
+pub async fn lock_account_token(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<(AccountTokenRow, UserRow)>> {
+    let locked: Option<Uuid> = account_tokens::table
+        .find(id)
+        .select(account_tokens::id)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    if locked.is_none() {
+        return Ok(None);
+    }
+    account_tokens::table
+        .inner_join(users::table)
+        .filter(account_tokens::id.eq(id))
+        .select((AccountTokenRow::as_select(), UserRow::as_select()))
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn set_account_token_hash(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    hash: &[u8],
+) -> QueryResult<()> {
+    diesel::update(account_tokens::table.find(id))
+        .set(account_tokens::token_hash.eq(hash))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub async fn mark_account_token_sent(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(account_tokens::table.find(id))
+        .set(account_tokens::sent_at.eq(now))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub async fn account_tokens_since(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    purpose: LinkPurpose,
+    since: DateTime<Utc>,
+) -> QueryResult<i64> {
+    account_tokens::table
+        .filter(account_tokens::user_id.eq(user_id))
+        .filter(account_tokens::purpose.eq(purpose.as_db()))
+        .filter(account_tokens::created_at.gt(since))
+        .count()
+        .get_result(conn)
+        .await
+}
+
+pub async fn set_password(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    password_hash: &str,
+) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set(users::password_hash.eq(password_hash))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Signs the user out everywhere: every session token stops working.
+pub async fn revoke_sessions(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<()> {
+    diesel::update(
+        access_tokens::table
+            .filter(access_tokens::user_id.eq(user_id))
+            .filter(access_tokens::kind.eq("session"))
+            .filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await
+    .map(drop)
 }

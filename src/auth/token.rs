@@ -13,6 +13,10 @@ use sha2::{Digest, Sha256};
 pub enum TokenKind {
     Session,
     PersonalAccess,
+    /// The link in an invitation email.
+    Invitation,
+    /// The link in an email-verification or password-reset email.
+    AccountLink,
 }
 
 impl TokenKind {
@@ -20,6 +24,8 @@ impl TokenKind {
         match self {
             TokenKind::Session => "lks_",
             TokenKind::PersonalAccess => "lkp_",
+            TokenKind::Invitation => "lki_",
+            TokenKind::AccountLink => "lka_",
         }
     }
 }

@@ -9,6 +9,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::auth::graphql::{AuthMutation, AuthQuery};
 use crate::error::ErrorCodes;
+use crate::invitations::graphql::{InvitationMutation, InvitationQuery};
 use crate::members::graphql::MemberMutation;
 use crate::workspaces::graphql::{WorkspaceMutation, WorkspaceQuery};
 
@@ -19,12 +20,17 @@ pub const MAX_COMPLEXITY: usize = 5_000;
 
 /// Queries. Everything but `invitation` needs a bearer token.
 #[derive(MergedObject, Default)]
-pub struct Query(AuthQuery, WorkspaceQuery);
+pub struct Query(AuthQuery, WorkspaceQuery, InvitationQuery);
 
 /// Mutations. Those acting inside a workspace take `workspaceId`; `@requireRole` states
 /// the least role they need.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation, WorkspaceMutation, MemberMutation);
+pub struct Mutation(
+    AuthMutation,
+    WorkspaceMutation,
+    MemberMutation,
+    InvitationMutation,
+);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
+use crate::invitations::graphql::Invitation;
 use crate::members::graphql::Member;
 
 /// A page of `T`s.
@@ -15,6 +16,7 @@ pub type PageOf<T> = Connection<Edge<T>>;
 
 // Every list's concrete GraphQL names are declared here, on the two generic types.
 type MemberEdge = Edge<Member>;
+type InvitationEdge = Edge<Invitation>;
 
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
 pub const MAX_PAGE_SIZE: i32 = 100;
@@ -85,6 +87,7 @@ pub struct PageInfo {
 /// One item of a list with its cursor.
 #[derive(SimpleObject)]
 #[graphql(concrete(name = "MemberEdge", params(Member)))]
+#[graphql(concrete(name = "InvitationEdge", params(Invitation)))]
 pub struct Edge<T: OutputType> {
     /// Pass as `after` to continue after this item.
     pub cursor: String,
@@ -95,6 +98,7 @@ pub struct Edge<T: OutputType> {
 /// A page of a list.
 #[derive(SimpleObject)]
 #[graphql(concrete(name = "MemberConnection", params(MemberEdge)))]
+#[graphql(concrete(name = "InvitationConnection", params(InvitationEdge)))]
 pub struct Connection<E: OutputType> {
     /// The items of this page, in order.
     pub edges: Vec<E>,

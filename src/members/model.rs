@@ -140,3 +140,35 @@ pub async fn find(
         })
     }))
 }
+
+pub async fn add(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(memberships::table)
+        .values((
+            memberships::workspace_id.eq(workspace_id),
+            memberships::user_id.eq(user_id),
+            memberships::role.eq(role.as_db()),
+            memberships::joined_at.eq(now),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub async fn owner_of(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+) -> QueryResult<Option<Uuid>> {
+    memberships::table
+        .filter(memberships::workspace_id.eq(workspace_id))
+        .filter(memberships::role.eq(Role::Owner.as_db()))
+        .select(memberships::user_id)
+        .first(conn)
+        .await
+        .optional()
+}

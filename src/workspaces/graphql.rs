@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::{membership, require_role, RoleGuard};
 use crate::graphql::pagination::PageOf;
+use crate::invitations::graphql::{invitations_page, Invitation};
 use crate::members::graphql::{members_page, Member};
 use crate::roles::{self, Action, Role};
 use crate::text::Name;
@@ -85,6 +86,21 @@ impl Workspace {
         #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
     ) -> ApiResult<PageOf<Member>> {
         members_page(ctx, self.row.id, first, after.as_deref()).await
+    }
+
+    /// Invitations of any status, oldest first.
+    #[graphql(
+        guard = "RoleGuard::on(Role::Admin, self.row.id)",
+        directive = require_role::apply(Role::Admin),
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn invitations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
+    ) -> ApiResult<PageOf<Invitation>> {
+        invitations_page(ctx, self.row.id, first, after.as_deref()).await
     }
 }
 

@@ -228,6 +228,29 @@ impl TestApp {
         .expect("membership inserted");
     }
 
+    /// Invites `email` to `workspace_id` as `inviter`; returns the invitation id.
+    pub async fn invite(
+        &self,
+        inviter: &Actor,
+        workspace_id: &str,
+        email: &str,
+        role: &str,
+    ) -> String {
+        let res = self
+            .gql(
+                inviter.token(),
+                "mutation($ws: ID!, $email: String!, $role: Role!) {
+                   inviteMember(workspaceId: $ws, email: $email, role: $role) { id }
+                 }",
+                json!({ "ws": workspace_id, "email": email, "role": role }),
+            )
+            .await;
+        res.data("inviteMember")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
     /// A workspace with one actor per role, plus a stranger who belongs elsewhere.
     pub async fn team(&self) -> Team {
         let owner = self.sign_up("Owner").await;

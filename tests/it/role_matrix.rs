@@ -77,6 +77,30 @@ const CASES: &[Case] = &[
         expect: OWNER_ONLY,
     },
     Case {
+        name: "inviteMember",
+        guarded: true,
+        query: "mutation($ws: ID!) { inviteMember(workspaceId: $ws, email: \"newcomer@example.com\", role: MEMBER) { id } }",
+        expect: ADMINS,
+    },
+    Case {
+        name: "resendInvitation",
+        guarded: true,
+        query: "mutation($ws: ID!, $inv: ID!) { resendInvitation(workspaceId: $ws, invitationId: $inv) { id } }",
+        expect: ADMINS,
+    },
+    Case {
+        name: "revokeInvitation",
+        guarded: true,
+        query: "mutation($ws: ID!, $inv: ID!) { revokeInvitation(workspaceId: $ws, invitationId: $inv) { id } }",
+        expect: ADMINS,
+    },
+    Case {
+        name: "workspace.invitations",
+        guarded: false,
+        query: "query($ws: ID!) { workspace(id: $ws) { invitations { totalCount } } }",
+        expect: ADMINS,
+    },
+    Case {
         name: "switchWorkspace",
         guarded: false,
         query: "mutation($ws: ID!) { switchWorkspace(workspaceId: $ws) { id } }",
@@ -117,7 +141,15 @@ async fn snapshot(app: &TestApp, team: &Team) -> Value {
         )
         .await
         .body;
-    json!({ "workspace": workspace, "roles": app.roles_in(&team.workspace).await })
+    let invitations = app
+        .gql(
+            team.owner.token(),
+            "query($ws: ID!) { workspace(id: $ws) { invitations { edges { node { id status email expiresAt } } } } }",
+            json!({ "ws": team.workspace }),
+        )
+        .await
+        .body;
+    json!({ "workspace": workspace, "roles": app.roles_in(&team.workspace).await, "invitations": invitations })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,12 +162,16 @@ async fn every_workspace_operation_follows_the_role_table() {
             let team = app.team().await;
             let target = app.sign_up("Target").await;
             app.add_member(&team.workspace, &target, "viewer").await;
+            let pending = format!("pending-{}@example.com", uuid::Uuid::new_v4().simple());
+            let invitation = app
+                .invite(&team.owner, &team.workspace, &pending, "VIEWER")
+                .await;
             let before = snapshot(&app, &team).await;
             let res = app
                 .gql(
                     actor(&team, who).map(|a| a.token.as_str()),
                     case.query,
-                    json!({ "ws": team.workspace, "target": target.id }),
+                    json!({ "ws": team.workspace, "target": target.id, "inv": invitation }),
                 )
                 .await;
             let got = res.code();

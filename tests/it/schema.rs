@@ -14,6 +14,11 @@ const SELF_SERVICE_MUTATIONS: &[&str] = &[
     "createWorkspace",
     "switchWorkspace",
     "leaveWorkspace",
+    "verifyEmail",
+    "requestPasswordReset",
+    "resetPassword",
+    "acceptInvitation",
+    "declineInvitation",
 ];
 
 /// `(mutation name, role in its @requireRole)` for every mutation.

@@ -1,0 +1,108 @@
+//! Snapshot tests of every email (subject, text, HTML), including HTML escaping of names.
+//! `UPDATE_SNAPSHOTS=1 cargo test -p linkai-jobs` rewrites the snapshots after a deliberate
+//! change; review the diff.
+
+use std::path::PathBuf;
+
+use chrono::{TimeZone, Utc};
+
+use super::*;
+
+fn email(kind: TokenEmailKind) -> TokenEmail {
+    TokenEmail {
+        to: "client@example.com".into(),
+        token: "lki_TOKEN".into(),
+        expires_at: Utc
+            .with_ymd_and_hms(2026, 12, 5, 9, 30, 0)
+            .single()
+            .expect("valid"),
+        kind,
+    }
+}
+
+fn check_snapshot(name: &str, rendered: &Email) {
+    let actual = format!(
+        "To: {}\nSubject: {}\n----- text -----\n{}----- html -----\n{}",
+        rendered.to, rendered.subject, rendered.text, rendered.html
+    );
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/email/snapshots")
+        .join(format!("{name}.snap"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &actual).expect("snapshot written");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == actual,
+        "{name} changed; rerun with UPDATE_SNAPSHOTS=1 and review.\n--- actual ---\n{actual}"
+    );
+}
+
+#[test]
+fn invitation_email_escapes_names_in_html_only() {
+    let rendered = render(
+        &email(TokenEmailKind::Invitation {
+            workspace_name: "Tom & Jerry's <Agency>".into(),
+            inviter_name: "Ada \"The\" Admin".into(),
+            role: "Owner".into(),
+        }),
+        "https://app.example.com",
+    );
+    check_snapshot("invitation", &rendered);
+    assert!(rendered
+        .html
+        .contains("Tom &amp; Jerry&#39;s &lt;Agency&gt;"));
+    assert!(!rendered.html.contains("<Agency>"));
+    assert!(rendered.text.contains("Tom & Jerry's <Agency>"));
+    assert!(rendered
+        .text
+        .contains("https://app.example.com/invitations/accept?token=lki_TOKEN"));
+    assert_eq!(
+        rendered.subject,
+        "Ada \"The\" Admin invited you to Tom & Jerry's <Agency> on Link AI"
+    );
+}
+
+#[test]
+fn verification_email() {
+    let rendered = render(
+        &email(TokenEmailKind::VerifyEmail { name: "Ada".into() }),
+        "http://localhost:3000",
+    );
+    check_snapshot("verify_email", &rendered);
+    assert!(rendered
+        .html
+        .contains("href=\"http://localhost:3000/verify-email?token=lki_TOKEN\""));
+}
+
+#[test]
+fn password_reset_email() {
+    let rendered = render(
+        &email(TokenEmailKind::ResetPassword {
+            name: "<b>Ada</b>".into(),
+        }),
+        "http://localhost:3000",
+    );
+    check_snapshot("reset_password", &rendered);
+    assert!(rendered.html.contains("Hi &lt;b&gt;Ada&lt;/b&gt;,"));
+}
+
+#[test]
+fn subjects_stay_on_one_line() {
+    let rendered = render(
+        &email(TokenEmailKind::Invitation {
+            workspace_name: "Evil\r\nBcc: x@y.z".into(),
+            inviter_name: "Ada".into(),
+            role: "Admin".into(),
+        }),
+        "http://localhost:3000",
+    );
+    assert!(!rendered.subject.contains('\n') && !rendered.subject.contains('\r'));
+}
+
+#[test]
+fn addresses_are_masked_for_logs() {
+    assert_eq!(mask_address("ada@example.com"), "a**@e******.com");
+    assert_eq!(mask_address("nope"), "***");
+}

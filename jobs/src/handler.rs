@@ -1,0 +1,29 @@
+//! Runs one job: prepare, render, send, record.
+
+use std::sync::Arc;
+
+use crate::email::{mask_address, Mailer};
+use crate::store::JobStore;
+use crate::Job;
+
+/// What handlers need, shared by every job a worker runs.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Arc<dyn JobStore>,
+    pub mailer: Mailer,
+    /// Base of links in emails (`APP_URL`), never taken from a request.
+    pub app_url: String,
+}
+
+/// Handles `job`; an error makes the worker retry it with backoff.
+pub async fn handle(job: &Job, deps: &Deps) -> anyhow::Result<()> {
+    let Some(prepared) = deps.store.prepare(job).await? else {
+        tracing::debug!(kind = job.kind(), "nothing to send any more");
+        return Ok(());
+    };
+    let email = crate::email::render(&prepared, &deps.app_url);
+    deps.mailer.send(&email).await?;
+    deps.store.mark_sent(job).await?;
+    tracing::info!(kind = job.kind(), to = %mask_address(&email.to), "email sent");
+    Ok(())
+}

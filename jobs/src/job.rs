@@ -1,0 +1,47 @@
+//! Job payloads: ids only.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Work to do in the background. Handlers are idempotent: a job may run more than once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Job {
+    /// Email the invitation link; `delivery` counts sends (1 at creation, +1 per resend),
+    /// so a duplicate of an old delivery is skipped.
+    SendInvitation { invitation_id: Uuid, delivery: i32 },
+    /// Email the address-verification link for an account token.
+    SendEmailVerification { token_id: Uuid },
+    /// Email the password-reset link for an account token.
+    SendPasswordReset { token_id: Uuid },
+}
+
+impl Job {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Job::SendInvitation { .. } => "send_invitation",
+            Job::SendEmailVerification { .. } => "send_email_verification",
+            Job::SendPasswordReset { .. } => "send_password_reset",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_as_tagged_json() {
+        let job = Job::SendInvitation {
+            invitation_id: Uuid::nil(),
+            delivery: 2,
+        };
+        let json = serde_json::to_string(&job).expect("serializes");
+        assert_eq!(
+            json,
+            r#"{"type":"send_invitation","invitation_id":"00000000-0000-0000-0000-000000000000","delivery":2}"#
+        );
+        assert_eq!(serde_json::from_str::<Job>(&json).expect("parses"), job);
+    }
+}

@@ -1,0 +1,45 @@
+//! What the handlers need from the database, implemented by the server.
+
+use chrono::{DateTime, Utc};
+
+use crate::Job;
+
+/// Prepares and records token emails.
+///
+/// Delivery is at least once: `prepare` mints a fresh token (storing only its hash) and
+/// returns what the email needs; after the email is accepted by the transport, `mark_sent`
+/// records it, so a later duplicate of the job is skipped. A crash between the two sends a
+/// second email whose new token replaces the first.
+#[async_trait::async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// `None` when the email is no longer due: already sent, revoked, used or expired.
+    async fn prepare(&self, job: &Job) -> anyhow::Result<Option<TokenEmail>>;
+
+    async fn mark_sent(&self, job: &Job) -> anyhow::Result<()>;
+}
+
+/// A token email ready to render.
+#[derive(Clone, Debug)]
+pub struct TokenEmail {
+    pub to: String,
+    /// The one-time secret for the link; exists only in memory and in the email.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub kind: TokenEmailKind,
+}
+
+#[derive(Clone, Debug)]
+pub enum TokenEmailKind {
+    Invitation {
+        workspace_name: String,
+        inviter_name: String,
+        /// Human role name, e.g. "Admin".
+        role: String,
+    },
+    VerifyEmail {
+        name: String,
+    },
+    ResetPassword {
+        name: String,
+    },
+}

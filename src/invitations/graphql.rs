@@ -1,0 +1,246 @@
+//! Invitation types, the public preview and the invitation mutations.
+
+use async_graphql::{Context, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncConnection as _;
+use uuid::Uuid;
+
+use super::model::{self, InvitationRow};
+use super::InvitationStatus;
+use crate::auth::graphql::User;
+use crate::auth::model::UserRow;
+use crate::auth::token;
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::context::{parse_id, request};
+use crate::graphql::guard::{membership, require_role, RoleGuard};
+use crate::graphql::pagination::{Cursor, Page, PageOf};
+use crate::roles::Role;
+use crate::text::EmailAddress;
+use crate::workspaces::graphql::Workspace;
+
+/// An invitation to join a workspace.
+pub struct Invitation {
+    row: InvitationRow,
+    invited_by: Option<UserRow>,
+}
+
+/// An invitation to join a workspace, as Owners and Admins see it.
+#[Object]
+impl Invitation {
+    /// Stable identifier.
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+
+    /// The invited address.
+    async fn email(&self) -> &str {
+        &self.row.email
+    }
+
+    /// The role the invitee gets on accepting.
+    async fn role(&self) -> Role {
+        self.row.role()
+    }
+
+    /// Where it stands; a pending invitation past its expiry is EXPIRED.
+    async fn status(&self) -> InvitationStatus {
+        self.row.status(Utc::now())
+    }
+
+    /// Who sent it (null if their account is gone).
+    async fn invited_by(&self) -> Option<User> {
+        self.invited_by.clone().map(User::new)
+    }
+
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.row.created_at
+    }
+
+    /// When the current link stops working.
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.row.expires_at
+    }
+}
+
+/// What the accept page shows before the invitee signs in or up.
+#[derive(SimpleObject)]
+pub struct InvitationPreview {
+    /// The workspace they are invited to.
+    workspace_name: String,
+    /// Who invited them.
+    invited_by_name: String,
+    /// The invited address: sign in or up with it to accept.
+    email: String,
+    /// The role they get.
+    role: Role,
+    /// Where the invitation stands.
+    status: InvitationStatus,
+    /// When the link stops working.
+    expires_at: DateTime<Utc>,
+}
+
+/// A page of a workspace's invitations, oldest first.
+pub async fn invitations_page(
+    ctx: &Context<'_>,
+    workspace_id: Uuid,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> ApiResult<PageOf<Invitation>> {
+    let page = Page::parse(first, after)?;
+    let mut conn = request(ctx).db.conn().await?;
+    let rows = model::page(&mut conn, workspace_id, &page).await?;
+    let total = model::count(&mut conn, workspace_id).await?;
+    let nodes = rows
+        .into_iter()
+        .map(|(row, invited_by)| Invitation { row, invited_by })
+        .collect();
+    Ok(PageOf::from_rows(nodes, &page, total, |invitation| {
+        Cursor {
+            at: invitation.row.created_at,
+            id: invitation.row.id,
+        }
+    }))
+}
+
+#[derive(Default)]
+pub struct InvitationQuery;
+
+/// Invitation queries.
+#[Object]
+impl InvitationQuery {
+    /// Public preview of an invitation, for the accept page.
+    async fn invitation(&self, ctx: &Context<'_>, token: String) -> ApiResult<InvitationPreview> {
+        let mut conn = request(ctx).db.conn().await?;
+        let preview = model::preview(&mut conn, &token::hash(&token))
+            .await?
+            .ok_or(super::InvitationError::InvalidLink)?;
+        Ok(InvitationPreview {
+            workspace_name: preview.workspace_name,
+            invited_by_name: preview.inviter_name.unwrap_or_default(),
+            email: preview.invitation.email.clone(),
+            role: preview.invitation.role(),
+            status: preview.invitation.status(Utc::now()),
+            expires_at: preview.invitation.expires_at,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct InvitationMutation;
+
+/// Invitation mutations.
+#[Object]
+impl InvitationMutation {
+    /// Invites someone by email with a role; they get an email with a link valid 7 days.
+    /// Only the Owner may invite an Owner (accepting transfers ownership).
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn invite_member(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        email: String,
+        role: Role,
+    ) -> ApiResult<Invitation> {
+        let request = request(ctx);
+        let actor = request.caller()?.user_id;
+        let workspace_id = parse_id(&workspace_id)?;
+        let email = EmailAddress::parse(&email)?;
+        let mut conn = request.db.conn().await?;
+        let row = conn
+            .transaction(async |conn| {
+                super::invite(conn, actor, workspace_id, &email, role, Utc::now()).await
+            })
+            .await?;
+        Invitation::with_inviter(ctx, row).await
+    }
+
+    /// Sends the invitation again with a new link (the old one stops working) and a fresh
+    /// 7-day expiry. Works for expired invitations too.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn resend_invitation(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        invitation_id: ID,
+    ) -> ApiResult<Invitation> {
+        let request = request(ctx);
+        let actor = request.caller()?.user_id;
+        let (workspace_id, invitation_id) = (parse_id(&workspace_id)?, parse_id(&invitation_id)?);
+        let mut conn = request.db.conn().await?;
+        let row = conn
+            .transaction(async |conn| {
+                super::resend(conn, actor, workspace_id, invitation_id, Utc::now()).await
+            })
+            .await?;
+        Invitation::with_inviter(ctx, row).await
+    }
+
+    /// Withdraws a pending invitation; its link stops working.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn revoke_invitation(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        invitation_id: ID,
+    ) -> ApiResult<Invitation> {
+        let request = request(ctx);
+        let actor = request.caller()?.user_id;
+        let (workspace_id, invitation_id) = (parse_id(&workspace_id)?, parse_id(&invitation_id)?);
+        let mut conn = request.db.conn().await?;
+        let row = conn
+            .transaction(async |conn| {
+                super::revoke(conn, actor, workspace_id, invitation_id, Utc::now()).await
+            })
+            .await?;
+        Invitation::with_inviter(ctx, row).await
+    }
+
+    /// Joins the workspace of an invitation sent to the caller's email address.
+    async fn accept_invitation(&self, ctx: &Context<'_>, token: String) -> ApiResult<Workspace> {
+        let request = request(ctx);
+        let caller = request.caller()?.user_id;
+        let mut conn = request.db.conn().await?;
+        let user = crate::auth::model::find_user(&mut conn, caller)
+            .await?
+            .ok_or_else(ApiError::unauthenticated)?;
+        let workspace_id = conn
+            .transaction(async |conn| {
+                super::accept(conn, &token, user.id, &user.email, Utc::now()).await
+            })
+            .await?;
+        drop(conn);
+        Ok(membership(ctx, workspace_id).await?.into())
+    }
+
+    /// Declines an invitation; no sign-in needed, the link is enough.
+    async fn decline_invitation(&self, ctx: &Context<'_>, token: String) -> ApiResult<bool> {
+        let mut conn = request(ctx).db.conn().await?;
+        conn.transaction(async |conn| super::decline(conn, &token, Utc::now()).await)
+            .await?;
+        Ok(true)
+    }
+}
+
+impl Invitation {
+    /// A single invitation with its inviter loaded.
+    async fn with_inviter(ctx: &Context<'_>, row: InvitationRow) -> ApiResult<Self> {
+        let invited_by = match row.invited_by {
+            Some(id) => {
+                let mut conn = request(ctx).db.conn().await?;
+                crate::auth::model::find_user(&mut conn, id).await?
+            }
+            None => None,
+        };
+        Ok(Invitation { row, invited_by })
+    }
+}

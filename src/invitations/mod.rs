@@ -1,0 +1,276 @@
+//! Invitations: Owners and Admins invite by email with a role; the invitee accepts with
+//! the link token from the email.
+//!
+//! Rules: only the Owner invites an Owner (accepting such an invitation transfers ownership,
+//! the previous Owner becoming Admin). The link token is minted when the email is sent,
+//! stored only as a hash, single use and valid [`VALIDITY`]; a resend rotates it (the old
+//! link dies at once) and restarts the expiry. Accepting needs a signed-in account whose
+//! email equals the invited one (case-insensitive); invalid, expired, revoked, used and
+//! foreign tokens all get the same answer. Inviting a member or an address with a pending
+//! invitation is a `CONFLICT`.
+//!
+//! Rate limits (sends = invitations created plus resends, over the last 24 hours; numbers
+//! from peers: Twenty allows 500 per workspace and 10 per address per week):
+//! [`SENDS_PER_WORKSPACE_PER_DAY`] per workspace, [`SENDS_PER_ADDRESS_PER_DAY`] to one
+//! address across all workspaces, [`SENDS_PER_INVITATION_PER_DAY`] of one invitation.
+
+pub mod graphql;
+pub mod model;
+
+use async_graphql::Enum;
+use chrono::{DateTime, Duration, Utc};
+use diesel_async::AsyncPgConnection;
+use linkai_jobs::Job;
+use uuid::Uuid;
+
+use self::model::InvitationRow;
+use crate::auth::token;
+use crate::db::is_unique_violation;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::members::graphql::lock_caller_role;
+use crate::outbox;
+use crate::roles::{self, Role};
+use crate::text::EmailAddress;
+
+pub const VALIDITY: Duration = Duration::days(7);
+pub const SENDS_PER_WORKSPACE_PER_DAY: i64 = 100;
+pub const SENDS_PER_ADDRESS_PER_DAY: i64 = 10;
+pub const SENDS_PER_INVITATION_PER_DAY: i64 = 5;
+
+/// Where an invitation stands.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum InvitationStatus {
+    /// Waiting for the invitee.
+    Pending,
+    /// The invitee joined.
+    Accepted,
+    /// The invitee said no.
+    Declined,
+    /// An Owner or Admin withdrew it.
+    Revoked,
+    /// It ran out; it can be resent.
+    Expired,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvitationError {
+    #[error("This invitation link is invalid or has expired.")]
+    InvalidLink,
+    #[error("Invitation not found.")]
+    NotFound,
+    #[error("This person is already a member of the workspace.")]
+    AlreadyMember,
+    #[error("This address already has a pending invitation: resend it instead.")]
+    AlreadyInvited,
+    #[error("This invitation is no longer pending.")]
+    NotPending,
+    #[error("Only the Owner can invite someone as Owner.")]
+    OwnerOnly,
+    #[error("{0}")]
+    RateLimited(&'static str),
+}
+
+impl From<InvitationError> for ApiError {
+    fn from(err: InvitationError) -> Self {
+        let code = match err {
+            InvitationError::InvalidLink | InvitationError::NotFound => ErrorCode::NotFound,
+            InvitationError::AlreadyMember
+            | InvitationError::AlreadyInvited
+            | InvitationError::NotPending => ErrorCode::Conflict,
+            InvitationError::OwnerOnly => ErrorCode::Forbidden,
+            InvitationError::RateLimited(_) => ErrorCode::RateLimited,
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
+/// Refuses a send past any of the limits.
+async fn check_rate_limits(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    email: &str,
+    invitation_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let (by_workspace, to_address, of_invitation) = model::sends_since(
+        conn,
+        workspace_id,
+        email,
+        invitation_id,
+        now - Duration::days(1),
+    )
+    .await?;
+    let limited = if by_workspace >= SENDS_PER_WORKSPACE_PER_DAY {
+        Some("This workspace has sent too many invitations today. Try again tomorrow.")
+    } else if to_address >= SENDS_PER_ADDRESS_PER_DAY {
+        Some("This address has received too many invitations today. Try again tomorrow.")
+    } else if of_invitation >= SENDS_PER_INVITATION_PER_DAY {
+        Some("This invitation has been sent too often today. Try again tomorrow.")
+    } else {
+        None
+    };
+    match limited {
+        Some(message) => Err(InvitationError::RateLimited(message).into()),
+        None => Ok(()),
+    }
+}
+
+/// Records a send and enqueues its email, in the caller's transaction.
+async fn send(
+    conn: &mut AsyncPgConnection,
+    invitation: &InvitationRow,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    model::record_send(conn, invitation, now).await?;
+    let job = Job::SendInvitation {
+        invitation_id: invitation.id,
+        delivery: invitation.delivery,
+    };
+    outbox::enqueue(conn, &job).await?;
+    Ok(())
+}
+
+/// Creates an invitation and enqueues its email. Call inside a transaction.
+pub async fn invite(
+    conn: &mut AsyncPgConnection,
+    actor: Uuid,
+    workspace_id: Uuid,
+    email: &EmailAddress,
+    role: Role,
+    now: DateTime<Utc>,
+) -> ApiResult<InvitationRow> {
+    let actor_role = lock_caller_role(conn, workspace_id, actor).await?;
+    if !roles::allows(actor_role, roles::Action::ManageMembers) {
+        return Err(ApiError::forbidden("Only Owners and Admins invite."));
+    }
+    if !roles::may_invite_as(actor_role, role) {
+        return Err(InvitationError::OwnerOnly.into());
+    }
+    if model::is_member_email(conn, workspace_id, email.as_str()).await? {
+        return Err(InvitationError::AlreadyMember.into());
+    }
+    model::expire_lapsed(conn, workspace_id, email.as_str(), now).await?;
+    check_rate_limits(conn, workspace_id, email.as_str(), None, now).await?;
+    let invitation = model::insert(conn, workspace_id, email.as_str(), role, actor, now)
+        .await
+        .map_err(|err| {
+            if is_unique_violation(&err, model::ONE_PENDING_PER_EMAIL) {
+                InvitationError::AlreadyInvited.into()
+            } else {
+                ApiError::from(err)
+            }
+        })?;
+    send(conn, &invitation, now).await?;
+    Ok(invitation)
+}
+
+/// Sends a pending (or expired) invitation again with a new link. Call inside a transaction.
+pub async fn resend(
+    conn: &mut AsyncPgConnection,
+    actor: Uuid,
+    workspace_id: Uuid,
+    invitation_id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<InvitationRow> {
+    let actor_role = lock_caller_role(conn, workspace_id, actor).await?;
+    let invitation = model::find_in_workspace(conn, workspace_id, invitation_id)
+        .await?
+        .ok_or(InvitationError::NotFound)?;
+    if !roles::may_invite_as(actor_role, invitation.role()) {
+        return Err(InvitationError::OwnerOnly.into());
+    }
+    if invitation.status != "pending" {
+        return Err(InvitationError::NotPending.into());
+    }
+    check_rate_limits(
+        conn,
+        workspace_id,
+        &invitation.email,
+        Some(invitation.id),
+        now,
+    )
+    .await?;
+    let invitation = model::rotate_for_resend(conn, invitation.id, now).await?;
+    send(conn, &invitation, now).await?;
+    Ok(invitation)
+}
+
+/// Withdraws a pending invitation. Call inside a transaction.
+pub async fn revoke(
+    conn: &mut AsyncPgConnection,
+    actor: Uuid,
+    workspace_id: Uuid,
+    invitation_id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<InvitationRow> {
+    lock_caller_role(conn, workspace_id, actor).await?;
+    let invitation = model::find_in_workspace(conn, workspace_id, invitation_id)
+        .await?
+        .ok_or(InvitationError::NotFound)?;
+    if invitation.status != "pending" {
+        return Err(InvitationError::NotPending.into());
+    }
+    Ok(model::set_status(conn, invitation.id, "revoked", now).await?)
+}
+
+/// The pending, unexpired invitation a token opens, locked; every other case is the same
+/// `InvalidLink`.
+async fn open(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<InvitationRow> {
+    model::find_by_token_for_update(conn, &token::hash(token))
+        .await?
+        .filter(|invitation| invitation.status(now) == InvitationStatus::Pending)
+        .ok_or_else(|| InvitationError::InvalidLink.into())
+}
+
+/// Joins `user_id` (whose email is `user_email`) to the invitation's workspace; an OWNER
+/// invitation transfers ownership. Returns the workspace id. Call inside a transaction.
+pub async fn accept(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    user_id: Uuid,
+    user_email: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Uuid> {
+    let invitation = open(conn, token, now).await?;
+    if invitation.email.to_lowercase() != user_email.to_lowercase() {
+        return Err(InvitationError::InvalidLink.into());
+    }
+    let workspace_id = invitation.workspace_id;
+    let current =
+        crate::workspaces::model::lock_for_membership_change(conn, workspace_id, user_id).await?;
+    let role = invitation.role();
+    match (current, role) {
+        (Some(Role::Owner), _) => {}
+        (_, Role::Owner) => {
+            if current.is_none() {
+                crate::members::model::add(conn, workspace_id, user_id, Role::Admin, now).await?;
+            }
+            let owner = crate::members::model::owner_of(conn, workspace_id)
+                .await?
+                .ok_or_else(|| ApiError::internal(&"workspace without owner"))?;
+            crate::members::model::transfer_ownership(conn, workspace_id, owner, user_id).await?;
+        }
+        (Some(_), _) => {}
+        (None, role) => crate::members::model::add(conn, workspace_id, user_id, role, now).await?,
+    }
+    model::set_status(conn, invitation.id, "accepted", now).await?;
+    // The token came by email to this address: that proves it.
+    crate::auth::model::mark_email_verified(conn, user_id, now).await?;
+    Ok(workspace_id)
+}
+
+/// The invitee says no. Call inside a transaction.
+pub async fn decline(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let invitation = open(conn, token, now).await?;
+    model::set_status(conn, invitation.id, "declined", now).await?;
+    Ok(())
+}

@@ -1,0 +1,360 @@
+//! Rows and queries for invitations and their send log.
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::InvitationStatus;
+use crate::auth::model::UserRow;
+use crate::graphql::pagination::Page;
+use crate::roles::Role;
+use crate::schema::{invitation_sends, invitations, memberships, users, workspaces};
+
+diesel::define_sql_function!(fn lower(x: Text) -> Text);
+
+pub const ONE_PENDING_PER_EMAIL: &str = "invitations_one_pending_per_email";
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = invitations)]
+pub struct InvitationRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub invited_by: Option<Uuid>,
+    pub status: String,
+    pub delivery: i32,
+    pub delivered: i32,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl InvitationRow {
+    pub fn role(&self) -> Role {
+        Role::from_db(&self.role).unwrap_or(Role::Viewer)
+    }
+
+    /// The status as users see it: a pending invitation past its expiry is EXPIRED.
+    pub fn status(&self, now: DateTime<Utc>) -> InvitationStatus {
+        match self.status.as_str() {
+            "pending" if self.expires_at <= now => InvitationStatus::Expired,
+            "pending" => InvitationStatus::Pending,
+            "accepted" => InvitationStatus::Accepted,
+            "declined" => InvitationStatus::Declined,
+            "revoked" => InvitationStatus::Revoked,
+            _ => InvitationStatus::Expired,
+        }
+    }
+}
+
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    email: &str,
+    role: Role,
+    invited_by: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<InvitationRow> {
+    diesel::insert_into(invitations::table)
+        .values((
+            invitations::id.eq(Uuid::now_v7()),
+            invitations::workspace_id.eq(workspace_id),
+            invitations::email.eq(email),
+            invitations::role.eq(role.as_db()),
+            invitations::invited_by.eq(invited_by),
+            invitations::created_at.eq(now),
+            invitations::expires_at.eq(now + super::VALIDITY),
+        ))
+        .returning(InvitationRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Marks pending invitations to `email` that have run out as expired, so a new one can be made.
+pub async fn expire_lapsed(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    email: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(
+        invitations::table
+            .filter(invitations::workspace_id.eq(workspace_id))
+            .filter(lower(invitations::email).eq(lower(email)))
+            .filter(invitations::status.eq("pending"))
+            .filter(invitations::expires_at.le(now)),
+    )
+    .set(invitations::status.eq("expired"))
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub async fn is_member_email(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    email: &str,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        memberships::table
+            .inner_join(users::table)
+            .filter(memberships::workspace_id.eq(workspace_id))
+            .filter(lower(users::email).eq(lower(email))),
+    ))
+    .get_result(conn)
+    .await
+}
+
+pub async fn find_in_workspace(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<InvitationRow>> {
+    invitations::table
+        .find(id)
+        .filter(invitations::workspace_id.eq(workspace_id))
+        .select(InvitationRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The invitation a link token belongs to, locked, if its workspace is live.
+pub async fn find_by_token_for_update(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<InvitationRow>> {
+    let row = invitations::table
+        .filter(invitations::token_hash.eq(token_hash))
+        .select(InvitationRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    match row {
+        Some(row) if workspace_is_live(conn, row.workspace_id).await? => Ok(Some(row)),
+        _ => Ok(None),
+    }
+}
+
+async fn workspace_is_live(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        workspaces::table
+            .find(workspace_id)
+            .filter(workspaces::deleted_at.is_null()),
+    ))
+    .get_result(conn)
+    .await
+}
+
+/// What the accept page shows for a link token.
+pub struct Preview {
+    pub invitation: InvitationRow,
+    pub workspace_name: String,
+    pub inviter_name: Option<String>,
+}
+
+pub async fn preview(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<Preview>> {
+    let row: Option<(InvitationRow, String, Option<String>)> = invitations::table
+        .inner_join(workspaces::table)
+        .left_join(users::table.on(invitations::invited_by.eq(users::id.nullable())))
+        .filter(invitations::token_hash.eq(token_hash))
+        .filter(workspaces::deleted_at.is_null())
+        .select((
+            InvitationRow::as_select(),
+            workspaces::name,
+            users::name.nullable(),
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(
+        row.map(|(invitation, workspace_name, inviter_name)| Preview {
+            invitation,
+            workspace_name,
+            inviter_name,
+        }),
+    )
+}
+
+pub async fn set_status(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    status: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<InvitationRow> {
+    diesel::update(invitations::table.find(id))
+        .set((
+            invitations::status.eq(status),
+            invitations::responded_at.eq(now),
+        ))
+        .returning(InvitationRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// A new delivery: the old link stops working at once and the expiry starts again.
+pub async fn rotate_for_resend(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<InvitationRow> {
+    diesel::update(invitations::table.find(id))
+        .set((
+            invitations::token_hash.eq(None::<Vec<u8>>),
+            invitations::delivery.eq(invitations::delivery + 1),
+            invitations::expires_at.eq(now + super::VALIDITY),
+        ))
+        .returning(InvitationRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn record_send(
+    conn: &mut AsyncPgConnection,
+    invitation: &InvitationRow,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(invitation_sends::table)
+        .values((
+            invitation_sends::invitation_id.eq(invitation.id),
+            invitation_sends::workspace_id.eq(invitation.workspace_id),
+            invitation_sends::email_lower.eq(invitation.email.to_lowercase()),
+            invitation_sends::sent_at.eq(now),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Sends since `since`: by the workspace, to the address (any workspace), of the invitation.
+pub async fn sends_since(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    email: &str,
+    invitation_id: Option<Uuid>,
+    since: DateTime<Utc>,
+) -> QueryResult<(i64, i64, i64)> {
+    let recent = || invitation_sends::table.filter(invitation_sends::sent_at.gt(since));
+    let by_workspace = recent()
+        .filter(invitation_sends::workspace_id.eq(workspace_id))
+        .select(count_star())
+        .get_result(conn)
+        .await?;
+    let to_address = recent()
+        .filter(invitation_sends::email_lower.eq(email.to_lowercase()))
+        .select(count_star())
+        .get_result(conn)
+        .await?;
+    let of_invitation = match invitation_id {
+        Some(id) => {
+            recent()
+                .filter(invitation_sends::invitation_id.eq(id))
+                .select(count_star())
+                .get_result(conn)
+                .await?
+        }
+        None => 0,
+    };
+    Ok((by_workspace, to_address, of_invitation))
+}
+
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    page: &Page,
+) -> QueryResult<Vec<(InvitationRow, Option<UserRow>)>> {
+    let mut query = invitations::table
+        .left_join(users::table.on(invitations::invited_by.eq(users::id.nullable())))
+        .filter(invitations::workspace_id.eq(workspace_id))
+        .select((InvitationRow::as_select(), Option::<UserRow>::as_select()))
+        .order((invitations::created_at.asc(), invitations::id.asc()))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(
+            invitations::created_at
+                .gt(after.at)
+                .or(invitations::created_at
+                    .eq(after.at)
+                    .and(invitations::id.gt(after.id))),
+        );
+    }
+    query.load(conn).await
+}
+
+pub async fn count(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<i64> {
+    invitations::table
+        .filter(invitations::workspace_id.eq(workspace_id))
+        .count()
+        .get_result(conn)
+        .await
+}
+
+/// For the send job: the invitation with what its email needs, locked.
+pub async fn lock_for_delivery(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<Preview>> {
+    let locked: Option<Uuid> = invitations::table
+        .find(id)
+        .select(invitations::id)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    if locked.is_none() {
+        return Ok(None);
+    }
+    let row: Option<(InvitationRow, String, Option<String>)> = invitations::table
+        .inner_join(workspaces::table)
+        .left_join(users::table.on(invitations::invited_by.eq(users::id.nullable())))
+        .filter(invitations::id.eq(id))
+        .filter(workspaces::deleted_at.is_null())
+        .select((
+            InvitationRow::as_select(),
+            workspaces::name,
+            users::name.nullable(),
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(
+        row.map(|(invitation, workspace_name, inviter_name)| Preview {
+            invitation,
+            workspace_name,
+            inviter_name,
+        }),
+    )
+}
+
+pub async fn set_token(conn: &mut AsyncPgConnection, id: Uuid, hash: &[u8]) -> QueryResult<()> {
+    diesel::update(invitations::table.find(id))
+        .set(invitations::token_hash.eq(hash))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub async fn mark_delivered(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    delivery: i32,
+) -> QueryResult<()> {
+    diesel::update(
+        invitations::table
+            .find(id)
+            .filter(invitations::delivered.lt(delivery)),
+    )
+    .set(invitations::delivered.eq(delivery))
+    .execute(conn)
+    .await
+    .map(drop)
+}
