@@ -10,6 +10,8 @@ use linkai::config::Config;
 use linkai::App;
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
+
+use crate::smtp::SmtpSink;
 use uuid::Uuid;
 
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -132,22 +134,85 @@ impl Drop for TestDatabase {
 pub struct TestApp {
     pub db: TestDatabase,
     pub base_url: String,
+    /// The job queue's Redis key prefix, unique to this app.
+    pub jobs_queue: String,
+    /// Where the app's emails go.
+    pub mail: SmtpSink,
     client: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
+    stop_workers: tokio::sync::watch::Sender<bool>,
+}
+
+/// Settings a test may change before the app starts.
+pub struct TestAppBuilder {
+    workers: bool,
+    redis_url: String,
+}
+
+impl TestAppBuilder {
+    /// Runs the outbox relay and a job worker in-process, mailing to the test's SMTP server.
+    pub fn with_workers(mut self) -> Self {
+        self.workers = true;
+        self
+    }
+
+    pub fn with_redis(mut self, url: &str) -> Self {
+        self.redis_url = url.to_owned();
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        TestApp::start(self).await
+    }
 }
 
 impl TestApp {
     pub async fn new() -> Self {
+        Self::builder().start().await
+    }
+
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            workers: false,
+            redis_url: "redis://127.0.0.1:6379".into(),
+        }
+    }
+
+    /// Environment for this app's database, queue and mail, for child processes too.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DATABASE_URL", self.db.url()),
+            ("JOBS_QUEUE", self.jobs_queue.clone()),
+            ("SMTP_URL", self.mail.url()),
+            ("WORKER_HEARTBEAT_SECS", "1".into()),
+        ]
+    }
+
+    async fn start(builder: TestAppBuilder) -> Self {
         let db = TestDatabase::new().await;
+        let mail = SmtpSink::start().await;
+        let jobs_queue = format!("linkai-test:{}", Uuid::new_v4().simple());
         let url = db.url();
+        let smtp = mail.url();
+        let redis = builder.redis_url.clone();
+        let queue = jobs_queue.clone();
         let config = Config::from_lookup(|name| match name {
             "DATABASE_URL" => Some(url.clone()),
             "DATABASE_POOL_SIZE" => Some("20".into()),
             "GRAPHQL_SQL_STATS" => Some("true".into()),
+            "SMTP_URL" => Some(smtp.clone()),
+            "REDIS_URL" => Some(redis.clone()),
+            "JOBS_QUEUE" => Some(queue.clone()),
+            "WORKER_HEARTBEAT_SECS" => Some("1".into()),
             _ => None,
         })
         .expect("config");
         let app = App::connect(config).expect("app");
+        let (stop_workers, stopped) = tokio::sync::watch::channel(false);
+        if builder.workers {
+            let (config, db) = (app.config.clone(), app.db.clone());
+            tokio::spawn(async move { linkai::worker::run(&config, db, stopped).await });
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("port");
@@ -160,8 +225,11 @@ impl TestApp {
         Self {
             db,
             base_url,
+            jobs_queue,
+            mail,
             client: reqwest::Client::new(),
             server,
+            stop_workers,
         }
     }
 
@@ -294,6 +362,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        let _ = self.stop_workers.send(true);
         self.server.abort();
     }
 }

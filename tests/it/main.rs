@@ -2,12 +2,16 @@
 //! cloned from a template migrated once per run) and the real Redis.
 
 mod harness;
+mod smtp;
 
+mod account_emails;
 mod accounts;
 mod catalog;
 mod cli;
 mod concurrency;
 mod errors;
+mod faults;
+mod invitations;
 mod members;
 mod role_matrix;
 mod schema;

@@ -1,0 +1,196 @@
+//! Nothing is lost: emails survive killed worker processes and a Redis outage.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+use crate::harness::TestApp;
+use crate::smtp::SmtpSink;
+
+fn spawn_worker(app: &TestApp, name: &str, redis_url: &str, smtp: &SmtpSink) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_linkai"));
+    command.arg("worker");
+    for (key, value) in app.env() {
+        command.env(key, value);
+    }
+    command
+        .env("SMTP_URL", smtp.url())
+        .env("REDIS_URL", redis_url)
+        .env("WORKER_NAME", name)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("worker starts")
+}
+
+async fn invite_many(app: &TestApp, count: usize) -> Vec<String> {
+    let owner = app.sign_up("Owner").await;
+    let mut addresses = Vec::new();
+    for i in 0..count {
+        let address = format!("invitee{i}@example.com");
+        app.invite(&owner, &owner.own_workspace, &address, "MEMBER")
+            .await;
+        addresses.push(address);
+    }
+    addresses
+}
+
+fn delivered(sink: &SmtpSink, addresses: &[String]) -> usize {
+    let received: HashSet<String> = sink.all().into_iter().flat_map(|m| m.to).collect();
+    addresses.iter().filter(|a| received.contains(*a)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_workers_mid_batch_loses_no_email() {
+    let app = TestApp::new().await;
+    // A slow mail server keeps jobs in flight when the worker dies (the worker runs a
+    // batch concurrently, so each message takes longer than the gap between kills).
+    let slow_smtp = SmtpSink::start_on(0, Duration::from_millis(1200)).await;
+    let addresses = invite_many(&app, 30).await;
+
+    let redis = "redis://127.0.0.1:6379";
+    let mut worker = spawn_worker(&app, "fault-0", redis, &slow_smtp);
+    let mut delivered_at_kills = Vec::new();
+    for round in 1..=4 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        worker.start_kill().expect("SIGKILL");
+        let _ = worker.wait().await;
+        delivered_at_kills.push(delivered(&slow_smtp, &addresses));
+        worker = spawn_worker(&app, &format!("fault-{round}"), redis, &slow_smtp);
+    }
+    assert!(
+        delivered_at_kills[0] < addresses.len(),
+        "the first kill must land mid-batch: delivered at each kill {delivered_at_kills:?}"
+    );
+    let all = slow_smtp
+        .wait_until(
+            |sink| delivered(sink, &addresses) == addresses.len(),
+            Duration::from_secs(60),
+        )
+        .await;
+    eprintln!(
+        "delivered at each kill: {delivered_at_kills:?}; messages sent in all: {}",
+        slow_smtp.all().len()
+    );
+    assert!(
+        all.is_some(),
+        "delivered {} of {} after repeated SIGKILLs",
+        delivered(&slow_smtp, &addresses),
+        addresses.len()
+    );
+    worker.start_kill().expect("stop");
+}
+
+/// A private Redis on a free port that the test can stop and start.
+struct OwnRedis {
+    port: u16,
+    process: Option<Child>,
+}
+
+impl OwnRedis {
+    async fn start(port: u16) -> Self {
+        let mut redis = OwnRedis {
+            port,
+            process: None,
+        };
+        redis.restart().await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed");
+        self.process = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start");
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            child.start_kill().expect("kill redis");
+            let _ = child.wait().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_made_while_redis_is_down_are_emailed_once_it_is_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut redis = OwnRedis::start(port).await;
+    let app = TestApp::builder()
+        .with_workers()
+        .with_redis(&redis.url())
+        .start()
+        .await;
+    let ada = app.sign_up("Ada").await;
+    app.mail.wait_for(&ada.email, "verify-email", 1).await;
+
+    redis.stop().await;
+    let mut addresses = Vec::new();
+    for i in 0..10 {
+        let address = format!("offline{i}@example.com");
+        let res = app
+            .gql(
+                ada.token(),
+                "mutation($ws: ID!, $e: String!) { inviteMember(workspaceId: $ws, email: $e, role: VIEWER) { id status } }",
+                json!({ "ws": ada.own_workspace, "e": address }),
+            )
+            .await;
+        assert_eq!(res.data("inviteMember")["status"], "PENDING");
+        addresses.push(address);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        delivered(&app.mail, &addresses),
+        0,
+        "nothing can be sent without Redis"
+    );
+
+    redis.restart().await;
+    let all = app
+        .mail
+        .wait_until(
+            |sink| delivered(sink, &addresses) == addresses.len(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(
+        all.is_some(),
+        "delivered {} of 10 after Redis came back",
+        delivered(&app.mail, &addresses)
+    );
+    redis.stop().await;
+}
