@@ -103,6 +103,55 @@ async fn serve_starts_on_an_empty_database_and_answers_the_readme_examples() {
         }
     }
 
+    // With no SMTP configured, an invitation becomes a file whose link works.
+    let outbox = std::env::temp_dir().join(&database);
+    let gql = |token: Option<String>, query: &'static str, variables: Value| {
+        let mut request = client
+            .post(format!("{base}/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            request
+                .send()
+                .await
+                .expect("answer")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let owner = gql(
+        token.clone(),
+        "{ me { activeWorkspace { id } } }",
+        json!({}),
+    )
+    .await;
+    let workspace = owner["data"]["me"]["activeWorkspace"]["id"].clone();
+    let invited = gql(
+        token.clone(),
+        "mutation($ws: ID!) { inviteMember(workspaceId: $ws, email: \"grace@example.com\", role: ADMIN) { id } }",
+        json!({ "ws": workspace }),
+    )
+    .await;
+    assert!(invited.get("errors").is_none(), "{invited:#}");
+    let link_token = wait_for_outbox_token(&outbox, "invitations/accept").await;
+    let grace = gql(
+        None,
+        "mutation($t: String) { signUp(email: \"grace@example.com\", password: \"correct horse battery\", name: \"Grace\", invitationToken: $t) { token } }",
+        json!({ "t": link_token }),
+    )
+    .await;
+    assert!(grace.get("errors").is_none(), "{grace:#}");
+    let members = gql(
+        token.clone(),
+        "query($ws: ID!) { workspace(id: $ws) { members { totalCount } } }",
+        json!({ "ws": workspace }),
+    )
+    .await;
+    assert_eq!(members["data"]["workspace"]["members"]["totalCount"], 2);
+
     let pid = child.id().expect("running") as i32;
     let status = std::process::Command::new("kill")
         .arg("-TERM")
@@ -116,4 +165,23 @@ async fn serve_starts_on_an_empty_database_and_answers_the_readme_examples() {
         .expect("status");
     assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
     drop(crate::harness::TestDatabase { name: database });
+    let _ = std::fs::remove_dir_all(outbox);
+}
+
+/// Waits for an `.eml` file in `dir` linking to `path` and returns its token.
+async fn wait_for_outbox_token(dir: &std::path::Path, path: &str) -> String {
+    for _ in 0..100 {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let raw = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let message = crate::smtp::Received {
+                to: Vec::new(),
+                decoded: crate::smtp::decode_quoted_printable(&raw),
+            };
+            if message.links_to(path) {
+                return message.token();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no {path} email appeared in {}", dir.display());
 }

@@ -194,3 +194,30 @@ async fn invitations_made_while_redis_is_down_are_emailed_once_it_is_back() {
     );
     redis.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_made_while_smtp_is_down_are_emailed_once_it_is_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let app = TestApp::builder()
+        .with_workers()
+        .with_smtp_port(port)
+        .start()
+        .await;
+    let ada = app.sign_up("Ada").await;
+    let id = app
+        .invite(&ada, &ada.own_workspace, "patient@example.com", "VIEWER")
+        .await;
+    assert!(!id.is_empty(), "the invitation is made while mail is down");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let smtp = SmtpSink::start_on(port, Duration::ZERO).await;
+    let mails = smtp
+        .wait_for("patient@example.com", "invitations/accept", 1)
+        .await;
+    assert_eq!(mails.len(), 1);
+    smtp.wait_for(&ada.email, "verify-email", 1).await;
+}

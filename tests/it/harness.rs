@@ -147,12 +147,19 @@ pub struct TestApp {
 pub struct TestAppBuilder {
     workers: bool,
     redis_url: String,
+    smtp_port: u16,
 }
 
 impl TestAppBuilder {
     /// Runs the outbox relay and a job worker in-process, mailing to the test's SMTP server.
     pub fn with_workers(mut self) -> Self {
         self.workers = true;
+        self
+    }
+
+    /// Mails to this port; the test starts (or not) the SMTP server there itself.
+    pub fn with_smtp_port(mut self, port: u16) -> Self {
+        self.smtp_port = port;
         self
     }
 
@@ -175,6 +182,7 @@ impl TestApp {
         TestAppBuilder {
             workers: false,
             redis_url: "redis://127.0.0.1:6379".into(),
+            smtp_port: 0,
         }
     }
 
@@ -191,9 +199,13 @@ impl TestApp {
     async fn start(builder: TestAppBuilder) -> Self {
         let db = TestDatabase::new().await;
         let mail = SmtpSink::start().await;
+        let smtp_url = match builder.smtp_port {
+            0 => mail.url(),
+            port => format!("smtp://127.0.0.1:{port}"),
+        };
         let jobs_queue = format!("linkai-test:{}", Uuid::new_v4().simple());
         let url = db.url();
-        let smtp = mail.url();
+        let smtp = smtp_url;
         let redis = builder.redis_url.clone();
         let queue = jobs_queue.clone();
         let config = Config::from_lookup(|name| match name {

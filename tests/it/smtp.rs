@@ -200,7 +200,7 @@ impl SmtpSink {
     }
 }
 
-fn decode_quoted_printable(raw: &str) -> String {
+pub fn decode_quoted_printable(raw: &str) -> String {
     let joined = raw.replace("=\r\n", "").replace("=\n", "");
     let bytes = joined.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
