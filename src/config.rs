@@ -3,6 +3,7 @@
 //! | variable | meaning | local default |
 //! |---|---|---|
 //! | `DATABASE_URL` | PostgreSQL (the database is created if missing) | [`DEFAULT_DATABASE_URL`] |
+//! | `DATABASE_APP_URL` | how the app connects: as the `linkai_app` role, which cannot bypass row-level security | `DATABASE_URL` with the user `linkai_app` |
 //! | `DATABASE_POOL_SIZE` | connections per process | [`DEFAULT_POOL_SIZE`] |
 //! | `REDIS_URL` | Redis for the job queues | [`DEFAULT_REDIS_URL`] |
 //! | `BIND_ADDR` | where the API listens | [`DEFAULT_BIND_ADDR`] |
@@ -76,7 +77,10 @@ pub struct WorkerConfig {
 
 #[derive(Clone, Debug)]
 pub struct DatabaseConfig {
+    /// The owner: creates the database and runs migrations.
     pub url: Secret,
+    /// The application role.
+    pub app_url: Secret,
     pub pool_size: usize,
 }
 
@@ -154,6 +158,9 @@ impl Config {
 
         Ok(Config {
             database: DatabaseConfig {
+                app_url: Secret::new(get("DATABASE_APP_URL").unwrap_or_else(|| {
+                    crate::db::app_role_url(&or("DATABASE_URL", DEFAULT_DATABASE_URL))
+                })),
                 url: Secret::new(or("DATABASE_URL", DEFAULT_DATABASE_URL)),
                 pool_size,
             },

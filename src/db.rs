@@ -13,6 +13,8 @@ use diesel_async::pooled_connection::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use uuid::Uuid;
+
 use crate::config::DatabaseConfig;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -24,9 +26,51 @@ pub type PooledConnection = Object<AsyncPgConnection>;
 pub enum DbError {
     #[error("could not get a database connection: {0}")]
     Pool(#[from] PoolError),
+    #[error("could not set the connection's context: {0}")]
+    Context(#[from] diesel::result::Error),
 }
 
-/// A handle on the pool that counts the statements run through it.
+/// Sets who the connection acts for and which workspace it works in; row-level security
+/// shows tenant tables' rows of that workspace only (and the user's own memberships).
+pub async fn set_context(
+    conn: &mut AsyncPgConnection,
+    user: Option<Uuid>,
+    workspace_id: Option<Uuid>,
+) -> diesel::QueryResult<()> {
+    let text = |id: Option<Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
+    diesel::sql_query(
+        "SELECT set_config('app.user_id', $1, false), set_config('app.workspace_id', $2, false)",
+    )
+    .bind::<diesel::sql_types::Text, _>(text(user))
+    .bind::<diesel::sql_types::Text, _>(text(workspace_id))
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Switches the connection into `workspace_id`, keeping its user.
+pub async fn enter_workspace(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+) -> diesel::QueryResult<()> {
+    diesel::sql_query("SELECT set_config('app.workspace_id', $1, false)")
+        .bind::<diesel::sql_types::Text, _>(workspace_id.to_string())
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Sets the connection's user, keeping its workspace.
+pub async fn act_as(conn: &mut AsyncPgConnection, user: Uuid) -> diesel::QueryResult<()> {
+    diesel::sql_query("SELECT set_config('app.user_id', $1, false)")
+        .bind::<diesel::sql_types::Text, _>(user.to_string())
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// A handle on the pool that counts the statements run through it and sets the
+/// row-level-security context of every connection it hands out.
 ///
 /// Each GraphQL request gets its own handle (see [`Db::for_request`]) so the count is the
 /// request's, whichever DataLoader or resolver ran the statement.
@@ -34,6 +78,8 @@ pub enum DbError {
 pub struct Db {
     pool: PgPool,
     statements: Arc<AtomicUsize>,
+    /// The signed-in user the request acts for (`app.user_id`).
+    user: Option<Uuid>,
 }
 
 impl Db {
@@ -41,6 +87,7 @@ impl Db {
         Self {
             pool,
             statements: Arc::default(),
+            user: None,
         }
     }
 
@@ -49,11 +96,29 @@ impl Db {
         Self::new(self.pool.clone())
     }
 
+    /// The same handle acting for `user`.
+    pub fn acting_as(&self, user: Option<Uuid>) -> Self {
+        Self {
+            user,
+            ..self.clone()
+        }
+    }
+
     pub fn statements(&self) -> usize {
         AtomicUsize::load(&self.statements, Ordering::Relaxed)
     }
 
+    /// A connection acting for the handle's user, in no workspace.
     pub async fn conn(&self) -> Result<PooledConnection, DbError> {
+        self.checkout(None).await
+    }
+
+    /// A connection acting for the handle's user inside `workspace_id`.
+    pub async fn conn_in(&self, workspace_id: Uuid) -> Result<PooledConnection, DbError> {
+        self.checkout(Some(workspace_id)).await
+    }
+
+    async fn checkout(&self, workspace_id: Option<Uuid>) -> Result<PooledConnection, DbError> {
         let mut conn = self.pool.get().await?;
         let statements = Arc::clone(&self.statements);
         conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
@@ -61,6 +126,8 @@ impl Db {
                 statements.fetch_add(1, Ordering::Relaxed);
             }
         });
+        // Pooled connections keep session settings: every checkout sets both anew.
+        set_context(&mut conn, self.user, workspace_id).await?;
         Ok(conn)
     }
 
@@ -69,13 +136,15 @@ impl Db {
     }
 }
 
+/// The pool the application uses: it connects as the application role, which owns nothing
+/// and cannot bypass row-level security.
 pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     // `Fast` recycling: no test query on every checkout (a broken connection fails its
     // first statement and is dropped), which also keeps per-request statement counts exact.
     let mut manager_config = ManagerConfig::default();
     manager_config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-        config.url.expose(),
+        config.app_url.expose(),
         manager_config,
     );
     Ok(Pool::builder(manager).max_size(config.pool_size).build()?)
@@ -159,6 +228,21 @@ pub fn split_database_name(url: &str) -> anyhow::Result<(String, &str)> {
     Ok((admin, name))
 }
 
+/// `postgres://owner:secret@host/db` → `postgres://linkai_app@host/db`: the application
+/// role on the same server and database (local trust authentication; set
+/// `DATABASE_APP_URL` where the role has a password).
+pub fn app_role_url(owner_url: &str) -> String {
+    match owner_url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{APP_ROLE}@{host}")
+        }
+        None => owner_url.to_owned(),
+    }
+}
+
+pub const APP_ROLE: &str = "linkai_app";
+
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -192,6 +276,19 @@ mod tests {
         assert_eq!(name, "app_db");
         assert!(split_database_name("postgres://host").is_err());
         assert!(split_database_name("postgres://host/").is_err());
+    }
+
+    #[test]
+    fn the_app_role_url_swaps_only_the_user() {
+        assert_eq!(
+            app_role_url("postgres://postgres@127.0.0.1:5432/linkai"),
+            "postgres://linkai_app@127.0.0.1:5432/linkai"
+        );
+        assert_eq!(
+            app_role_url("postgres://o:p%40ss@db:5432/x?sslmode=require"),
+            "postgres://linkai_app@db:5432/x?sslmode=require"
+        );
+        assert_eq!(app_role_url("postgres://h/x"), "postgres://linkai_app@h/x");
     }
 
     #[test]

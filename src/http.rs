@@ -70,6 +70,7 @@ async fn graphql(
         Ok(caller) => caller,
         Err(err) => return error_response(StatusCode::SERVICE_UNAVAILABLE, &err),
     };
+    let db = db.acting_as(caller.as_ref().map(|caller| caller.user_id));
     let request = request.data(RequestContext::new(db.clone(), caller));
     let mut response = app.schema.execute(request).await;
     if app.config.http.expose_sql_stats {

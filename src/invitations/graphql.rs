@@ -88,7 +88,7 @@ pub async fn invitations_page(
     after: Option<&str>,
 ) -> ApiResult<PageOf<Invitation>> {
     let page = Page::parse(first, after)?;
-    let mut conn = request(ctx).db.conn().await?;
+    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
     let rows = model::page(&mut conn, workspace_id, &page).await?;
     let total = model::count(&mut conn, workspace_id).await?;
     let nodes = rows

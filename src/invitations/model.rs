@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
-use diesel::sql_types::Text;
+use diesel::sql_types::{Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -123,11 +123,45 @@ pub async fn find_in_workspace(
         .optional()
 }
 
+diesel::define_sql_function!(fn invitation_workspace_by_token(hash: diesel::sql_types::Bytea) -> diesel::sql_types::Nullable<diesel::sql_types::Uuid>);
+diesel::define_sql_function!(fn invitation_workspace_by_id(id: diesel::sql_types::Uuid) -> diesel::sql_types::Nullable<diesel::sql_types::Uuid>);
+diesel::define_sql_function!(fn invitation_sends_to_address(address: Text, since: Timestamptz) -> BigInt);
+
+/// Enters the workspace of the invitation a link token belongs to (row-level security
+/// hides invitations until then); false when there is none.
+pub async fn enter_by_token(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<bool> {
+    let workspace: Option<Uuid> = diesel::select(invitation_workspace_by_token(token_hash))
+        .get_result(conn)
+        .await?;
+    match workspace {
+        Some(workspace) => crate::db::enter_workspace(conn, workspace)
+            .await
+            .map(|()| true),
+        None => Ok(false),
+    }
+}
+
+/// Enters the workspace of an invitation; false when there is none.
+pub async fn enter_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
+    let workspace: Option<Uuid> = diesel::select(invitation_workspace_by_id(id))
+        .get_result(conn)
+        .await?;
+    match workspace {
+        Some(workspace) => crate::db::enter_workspace(conn, workspace)
+            .await
+            .map(|()| true),
+        None => Ok(false),
+    }
+}
+
 /// The invitation a link token belongs to, locked, if its workspace is live.
 pub async fn find_by_token_for_update(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
 ) -> QueryResult<Option<InvitationRow>> {
+    if !enter_by_token(conn, token_hash).await? {
+        return Ok(None);
+    }
     let row = invitations::table
         .filter(invitations::token_hash.eq(token_hash))
         .select(InvitationRow::as_select())
@@ -162,6 +196,9 @@ pub async fn preview(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
 ) -> QueryResult<Option<Preview>> {
+    if !enter_by_token(conn, token_hash).await? {
+        return Ok(None);
+    }
     let row: Option<(InvitationRow, String, Option<String>)> = invitations::table
         .inner_join(workspaces::table)
         .left_join(users::table.on(invitations::invited_by.eq(users::id.nullable())))
@@ -248,9 +285,8 @@ pub async fn sends_since(
         .select(count_star())
         .get_result(conn)
         .await?;
-    let to_address = recent()
-        .filter(invitation_sends::email_lower.eq(email.to_lowercase()))
-        .select(count_star())
+    // Across workspaces: counted by the owner-run function, which returns only a number.
+    let to_address = diesel::select(invitation_sends_to_address(email.to_lowercase(), since))
         .get_result(conn)
         .await?;
     let of_invitation = match invitation_id {
@@ -303,6 +339,9 @@ pub async fn lock_for_delivery(
     conn: &mut AsyncPgConnection,
     id: Uuid,
 ) -> QueryResult<Option<Preview>> {
+    if !enter_by_id(conn, id).await? {
+        return Ok(None);
+    }
     let locked: Option<Uuid> = invitations::table
         .find(id)
         .select(invitations::id)
@@ -348,6 +387,9 @@ pub async fn mark_delivered(
     id: Uuid,
     delivery: i32,
 ) -> QueryResult<()> {
+    if !enter_by_id(conn, id).await? {
+        return Ok(());
+    }
     diesel::update(
         invitations::table
             .find(id)

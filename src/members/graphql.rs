@@ -47,7 +47,7 @@ pub async fn members_page(
     after: Option<&str>,
 ) -> ApiResult<PageOf<Member>> {
     let page = Page::parse(first, after)?;
-    let mut conn = request(ctx).db.conn().await?;
+    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
     let rows = model::page(&mut conn, workspace_id, &page).await?;
     let total = model::count(&mut conn, workspace_id).await?;
     Ok(PageOf::from_rows(

@@ -34,6 +34,7 @@ pub async fn create_with_owner(
         .returning(WorkspaceRow::as_returning())
         .get_result(conn)
         .await?;
+    crate::db::enter_workspace(conn, workspace.id).await?;
     diesel::insert_into(memberships::table)
         .values((
             memberships::workspace_id.eq(workspace.id),
@@ -70,7 +71,8 @@ pub async fn memberships_of(
         .collect())
 }
 
-/// Locks a live workspace for a membership change and returns the caller's current role;
+/// Enters and locks a live workspace for a membership change and returns the caller's
+/// current role;
 /// `None` when the workspace is gone or the caller is no longer a member.
 ///
 /// Every change to a workspace's memberships takes this lock first, so concurrent role
@@ -80,6 +82,7 @@ pub async fn lock_for_membership_change(
     workspace_id: Uuid,
     caller_id: Uuid,
 ) -> QueryResult<Option<Role>> {
+    crate::db::enter_workspace(conn, workspace_id).await?;
     let live: Option<Uuid> = workspaces::table
         .find(workspace_id)
         .filter(workspaces::deleted_at.is_null())

@@ -1,0 +1,26 @@
+ALTER FUNCTION memberships_check_exactly_one_owner() RESET search_path;
+ALTER FUNCTION memberships_check_exactly_one_owner() SECURITY INVOKER;
+DROP FUNCTION invitation_sends_to_address(text, timestamptz);
+DROP FUNCTION invitation_workspace_by_id(uuid);
+DROP FUNCTION invitation_workspace_by_token(bytea);
+DROP POLICY tenant ON usage_counters;
+DROP POLICY tenant ON usage_events;
+DROP POLICY tenant ON resources;
+DROP POLICY tenant ON invitation_sends;
+DROP POLICY tenant ON invitations;
+DROP POLICY tenant ON memberships;
+ALTER TABLE invitation_sends NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE invitation_sends DISABLE ROW LEVEL SECURITY;
+ALTER TABLE invitations NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE invitations DISABLE ROW LEVEL SECURITY;
+ALTER TABLE memberships NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE memberships DISABLE ROW LEVEL SECURITY;
+DROP FUNCTION app_workspace_id();
+DROP FUNCTION app_user_id();
+-- The role is cluster-wide and may serve other databases: only this database's grants go.
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM linkai_app;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM linkai_app;
+REVOKE USAGE ON SCHEMA public FROM linkai_app;
+DROP TABLE usage_counters;
+DROP TABLE usage_events;
+DROP TABLE resources;
