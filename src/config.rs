@@ -66,6 +66,9 @@ pub struct Config {
     pub stripe: Option<StripeConfig>,
     pub service_tokens: Vec<Secret>,
     pub workers: WorkerConfig,
+    /// Tests only: a resource kind whose application-level workspace filter is switched
+    /// off (`UNSAFE_UNFILTERED_KIND`), to prove row-level security alone isolates tenants.
+    pub unfiltered_kind: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -184,6 +187,7 @@ impl Config {
                 name: worker_name,
                 heartbeat: std::time::Duration::from_secs(heartbeat_secs),
             },
+            unfiltered_kind: get("UNSAFE_UNFILTERED_KIND"),
         })
     }
 }

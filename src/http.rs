@@ -66,12 +66,21 @@ async fn graphql(
         }
     };
     let db = app.db.for_request();
-    let caller = match crate::auth::authenticate(&db, bearer_token(&headers)).await {
+    let bearer = bearer_token(&headers);
+    let service = bearer
+        .is_some_and(|token| crate::usage::is_service_token(&app.config.service_tokens, token));
+    let caller = match crate::auth::authenticate(&db, bearer.filter(|_| !service)).await {
         Ok(caller) => caller,
         Err(err) => return error_response(StatusCode::SERVICE_UNAVAILABLE, &err),
     };
     let db = db.acting_as(caller.as_ref().map(|caller| caller.user_id));
-    let request = request.data(RequestContext::new(db.clone(), caller));
+    let context = RequestContext::new(
+        db.clone(),
+        caller,
+        service,
+        app.config.unfiltered_kind.clone(),
+    );
+    let request = request.data(context);
     let mut response = app.schema.execute(request).await;
     if app.config.http.expose_sql_stats {
         response

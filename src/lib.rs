@@ -13,9 +13,11 @@ pub mod http;
 pub mod invitations;
 pub mod members;
 pub mod outbox;
+pub mod resources;
 pub mod roles;
 pub mod schema;
 pub mod text;
+pub mod usage;
 pub mod worker;
 pub mod workspaces;
 

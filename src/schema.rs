@@ -20,6 +20,7 @@ diesel::table! {
         created_at -> Timestamptz,
         trial_ends_at -> Timestamptz,
         deleted_at -> Nullable<Timestamptz>,
+        plan -> Nullable<Text>,
     }
 }
 
@@ -95,6 +96,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    resources (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        kind -> Text,
+        name -> Text,
+        data -> Jsonb,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    usage_events (workspace_id, idempotency_key) {
+        workspace_id -> Uuid,
+        idempotency_key -> Text,
+        metric -> Text,
+        quantity -> Int4,
+        period_start -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    usage_counters (workspace_id, period_start, metric) {
+        workspace_id -> Uuid,
+        period_start -> Timestamptz,
+        metric -> Text,
+        total -> Int8,
+    }
+}
+
+diesel::joinable!(resources -> workspaces (workspace_id));
 diesel::joinable!(invitations -> workspaces (workspace_id));
 diesel::joinable!(account_tokens -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -106,4 +141,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     invitation_sends,
     account_tokens,
     outbox,
+    resources,
+    usage_events,
+    usage_counters,
 );

@@ -1,3 +1,4 @@
+ALTER TABLE workspaces DROP COLUMN plan;
 ALTER FUNCTION memberships_check_exactly_one_owner() RESET search_path;
 ALTER FUNCTION memberships_check_exactly_one_owner() SECURITY INVOKER;
 DROP FUNCTION invitation_sends_to_address(text, timestamptz);

@@ -101,3 +101,7 @@ $$ SELECT count(*) FROM invitation_sends WHERE email_lower = address AND sent_at
 -- The one-owner check must see the whole workspace whatever the session's context.
 ALTER FUNCTION memberships_check_exactly_one_owner() SECURITY DEFINER;
 ALTER FUNCTION memberships_check_exactly_one_owner() SET search_path = public;
+
+-- The plan a workspace pays for (mirrored from Stripe by the billing sync); none during the trial.
+ALTER TABLE workspaces ADD COLUMN plan text CHECK (plan IN ('starter', 'growth', 'scale'));
+COMMENT ON COLUMN workspaces.plan IS 'The paid plan; null while on trial or without a subscription.';

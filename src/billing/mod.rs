@@ -1,8 +1,13 @@
-//! Billing per workspace. So far: the billing status, derived (never stored) from the trial
-//! and, later, the mirrored Stripe subscription, so it cannot go stale.
+//! Billing per workspace: plans and their limits, the billing status (derived, never
+//! stored, from the trial and the plan, so it cannot go stale) and billing periods.
 
-use async_graphql::Enum;
-use chrono::{DateTime, Utc};
+pub mod plans;
+
+use async_graphql::{Context, Enum, Object};
+use chrono::{DateTime, Months, Utc};
+
+use self::plans::{default_plan, Limits, Plan, PlanId, TRIAL_PLAN};
+use crate::workspaces::model::WorkspaceRow;
 
 /// Where a workspace stands with billing.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,10 +26,11 @@ pub enum BillingStatus {
 }
 
 impl BillingStatus {
-    /// Trial-only derivation: until subscriptions are mirrored, a workspace is trialing
-    /// until its trial ends.
-    pub fn derive(trial_ends_at: DateTime<Utc>, now: DateTime<Utc>) -> BillingStatus {
-        if now < trial_ends_at {
+    /// A workspace with a plan is active; without one it is trialing until the trial ends.
+    pub fn derive(workspace: &WorkspaceRow, now: DateTime<Utc>) -> BillingStatus {
+        if workspace.plan.is_some() {
+            BillingStatus::Active
+        } else if now < workspace.trial_ends_at {
             BillingStatus::Trialing
         } else {
             BillingStatus::TrialExpired
@@ -37,19 +43,112 @@ impl BillingStatus {
     }
 }
 
+/// The limits a workspace works under: its plan's, or the highest plan's during the trial.
+pub fn limits(workspace: &WorkspaceRow) -> Limits {
+    let plan = workspace
+        .plan
+        .as_deref()
+        .and_then(PlanId::from_db)
+        .unwrap_or(TRIAL_PLAN);
+    default_plan(plan).limits
+}
+
+/// The monthly billing period containing `now`, anchored at `anchor` (the workspace's
+/// creation until a subscription sets its own period).
+pub fn period(anchor: DateTime<Utc>, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let add = |months: u32| {
+        anchor
+            .checked_add_months(Months::new(months))
+            .unwrap_or(anchor)
+    };
+    let mut months = 0;
+    while add(months + 1) <= now && months < 12 * 1000 {
+        months += 1;
+    }
+    (add(months), add(months + 1))
+}
+
+#[derive(Default)]
+pub struct BillingQuery;
+
+/// Billing queries.
+#[Object]
+impl BillingQuery {
+    /// The plans a workspace can choose, with prices and limits.
+    async fn plans(&self, _ctx: &Context<'_>) -> Vec<Plan> {
+        PlanId::ALL.into_iter().map(default_plan).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Duration;
+    use chrono::{Duration, TimeZone};
+
+    fn workspace(trial_ends_at: DateTime<Utc>, plan: Option<&str>) -> WorkspaceRow {
+        WorkspaceRow {
+            id: uuid::Uuid::nil(),
+            name: "W".into(),
+            created_at: trial_ends_at - Duration::days(14),
+            trial_ends_at,
+            plan: plan.map(str::to_owned),
+        }
+    }
 
     #[test]
-    fn trial_status_follows_the_clock() {
+    fn status_follows_the_trial_and_the_plan() {
         let ends = Utc::now();
-        let before = BillingStatus::derive(ends, ends - Duration::seconds(1));
+        let trial = workspace(ends, None);
+        let before = BillingStatus::derive(&trial, ends - Duration::seconds(1));
         assert_eq!(before, BillingStatus::Trialing);
         assert!(!before.is_read_only());
-        let after = BillingStatus::derive(ends, ends);
+        let after = BillingStatus::derive(&trial, ends);
         assert_eq!(after, BillingStatus::TrialExpired);
         assert!(after.is_read_only());
+        let paid =
+            BillingStatus::derive(&workspace(ends, Some("growth")), ends + Duration::days(9));
+        assert_eq!(paid, BillingStatus::Active);
+    }
+
+    #[test]
+    fn trials_get_the_highest_limits_and_plans_their_own() {
+        let ends = Utc::now();
+        assert_eq!(limits(&workspace(ends, None)).agents, 50);
+        assert_eq!(limits(&workspace(ends, Some("starter"))).agents, 3);
+    }
+
+    #[test]
+    fn periods_are_monthly_from_the_anchor() {
+        let anchor = Utc
+            .with_ymd_and_hms(2026, 1, 31, 10, 0, 0)
+            .single()
+            .expect("valid");
+        let (start, end) = period(anchor, anchor);
+        assert_eq!(
+            (start, end),
+            (
+                anchor,
+                Utc.with_ymd_and_hms(2026, 2, 28, 10, 0, 0)
+                    .single()
+                    .expect("valid")
+            )
+        );
+        let now = Utc
+            .with_ymd_and_hms(2026, 4, 15, 0, 0, 0)
+            .single()
+            .expect("valid");
+        let (start, end) = period(anchor, now);
+        assert_eq!(
+            start,
+            Utc.with_ymd_and_hms(2026, 3, 31, 10, 0, 0)
+                .single()
+                .expect("valid")
+        );
+        assert_eq!(
+            end,
+            Utc.with_ymd_and_hms(2026, 4, 30, 10, 0, 0)
+                .single()
+                .expect("valid")
+        );
     }
 }

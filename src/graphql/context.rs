@@ -19,6 +19,11 @@ type MembershipCell = Arc<OnceCell<Option<CallerMembership>>>;
 pub struct RequestContext {
     pub db: Db,
     pub caller: Option<Caller>,
+    /// The request came with one of `SERVICE_TOKENS` (the agent runtime).
+    pub service: bool,
+    /// A resource kind whose application-level workspace filter is switched off, to prove
+    /// row-level security alone keeps tenants apart (tests only).
+    pub unfiltered_kind: Option<String>,
     /// Batches membership loads for different workspaces.
     memberships: DataLoader<MembershipLoader>,
     /// One cell per workspace, so fields asking at the same time share one load.
@@ -26,7 +31,12 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub fn new(db: Db, caller: Option<Caller>) -> Self {
+    pub fn new(
+        db: Db,
+        caller: Option<Caller>,
+        service: bool,
+        unfiltered_kind: Option<String>,
+    ) -> Self {
         let memberships = DataLoader::new(
             MembershipLoader::new(db.clone(), caller.as_ref().map(|c| c.user_id)),
             tokio::spawn,
@@ -34,6 +44,8 @@ impl RequestContext {
         Self {
             db,
             caller,
+            service,
+            unfiltered_kind,
             memberships,
             membership_cells: Mutex::default(),
         }
@@ -52,6 +64,11 @@ impl RequestContext {
         cell.get_or_try_init(|| self.memberships.load_one(workspace_id))
             .await
             .cloned()
+    }
+
+    /// Whether resource queries of `kind` add their own `workspace_id` condition.
+    pub fn tenant_filter(&self, kind: &str) -> bool {
+        self.unfiltered_kind.as_deref() != Some(kind)
     }
 
     pub fn caller(&self) -> ApiResult<&Caller> {

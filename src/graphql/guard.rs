@@ -7,15 +7,20 @@
 //! ```
 //!
 //! The guard answers `UNAUTHENTICATED` without a caller, `NOT_FOUND` outside the workspace
-//! (indistinguishable from a missing one) and `FORBIDDEN` when the role is too low.
+//! (indistinguishable from a missing one) and `FORBIDDEN` when the role is too low;
+//! `RoleGuard::writer` also answers `TRIAL_EXPIRED` while the workspace is read-only.
 
 use async_graphql::{Context, Guard, TypeDirective, ID};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
+use chrono::Utc;
+
+use crate::billing::BillingStatus;
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
 use crate::roles::Role;
 use crate::workspaces::loader::CallerMembership;
+use crate::workspaces::model::WorkspaceRow;
 
 /// Needs at least this role in the workspace the field acts on.
 #[TypeDirective(location = "FieldDefinition", name = "requireRole")]
@@ -24,6 +29,8 @@ pub fn require_role(role: Role) {}
 pub struct RoleGuard {
     required: Role,
     workspace_id: Result<Uuid, String>,
+    /// The field changes the workspace: refused while it is read-only.
+    writes: bool,
 }
 
 impl RoleGuard {
@@ -31,6 +38,16 @@ impl RoleGuard {
         Self {
             required,
             workspace_id: parse_id(workspace_id).map_err(|_| workspace_id.to_string()),
+            writes: false,
+        }
+    }
+
+    /// For fields that change the workspace: also answers `TRIAL_EXPIRED` while the
+    /// workspace is read-only.
+    pub fn writer(required: Role, workspace_id: &ID) -> Self {
+        Self {
+            writes: true,
+            ..Self::new(required, workspace_id)
         }
     }
 
@@ -39,6 +56,7 @@ impl RoleGuard {
         Self {
             required,
             workspace_id: Ok(workspace_id),
+            writes: false,
         }
     }
 }
@@ -49,7 +67,10 @@ impl Guard for RoleGuard {
             .workspace_id
             .as_ref()
             .map_err(|raw| ApiError::bad_input(format!("`{raw}` is not a valid id.")))?;
-        authorize(ctx, *workspace_id, self.required).await?;
+        let membership = authorize(ctx, *workspace_id, self.required).await?;
+        if self.writes {
+            ensure_writable(&membership.workspace)?;
+        }
         Ok(())
     }
 }
@@ -68,6 +89,18 @@ pub async fn authorize(
         )));
     }
     Ok(membership)
+}
+
+/// `TRIAL_EXPIRED` while the workspace is read-only (trial over without a plan, or
+/// subscription ended): reads keep working, nothing is deleted.
+pub fn ensure_writable(workspace: &WorkspaceRow) -> ApiResult<()> {
+    if BillingStatus::derive(workspace, Utc::now()).is_read_only() {
+        return Err(ApiError::new(
+            ErrorCode::TrialExpired,
+            "This workspace is read-only until an Owner or Admin chooses a plan.",
+        ));
+    }
+    Ok(())
 }
 
 /// The caller's membership in a live workspace, or `NOT_FOUND`.

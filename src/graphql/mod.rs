@@ -8,9 +8,15 @@ pub mod pagination;
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::auth::graphql::{AuthMutation, AuthQuery};
+use crate::billing::BillingQuery;
 use crate::error::ErrorCodes;
 use crate::invitations::graphql::{InvitationMutation, InvitationQuery};
 use crate::members::graphql::MemberMutation;
+use crate::resources::graphql::{
+    AgentMutation, CalendarMutation, ContactMutation, FormMutation, IntegrationMutation,
+    KnowledgeBaseMutation, PhoneNumberMutation,
+};
+use crate::usage::graphql::UsageMutation;
 use crate::workspaces::graphql::{WorkspaceMutation, WorkspaceQuery};
 
 /// Deepest selection accepted; the contract's deepest useful query is well below.
@@ -20,7 +26,7 @@ pub const MAX_COMPLEXITY: usize = 5_000;
 
 /// Queries. Everything but `invitation` needs a bearer token.
 #[derive(MergedObject, Default)]
-pub struct Query(AuthQuery, WorkspaceQuery, InvitationQuery);
+pub struct Query(AuthQuery, WorkspaceQuery, InvitationQuery, BillingQuery);
 
 /// Mutations. Those acting inside a workspace take `workspaceId`; `@requireRole` states
 /// the least role they need.
@@ -30,6 +36,14 @@ pub struct Mutation(
     WorkspaceMutation,
     MemberMutation,
     InvitationMutation,
+    AgentMutation,
+    ContactMutation,
+    KnowledgeBaseMutation,
+    FormMutation,
+    PhoneNumberMutation,
+    CalendarMutation,
+    IntegrationMutation,
+    UsageMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -10,6 +10,9 @@ use uuid::Uuid;
 use crate::error::{ApiError, ApiResult};
 use crate::invitations::graphql::Invitation;
 use crate::members::graphql::Member;
+use crate::resources::kinds::{
+    Agent, Calendar, Contact, Form, Integration, KnowledgeBase, PhoneNumber,
+};
 
 /// A page of `T`s.
 pub type PageOf<T> = Connection<Edge<T>>;
@@ -17,6 +20,13 @@ pub type PageOf<T> = Connection<Edge<T>>;
 // Every list's concrete GraphQL names are declared here, on the two generic types.
 type MemberEdge = Edge<Member>;
 type InvitationEdge = Edge<Invitation>;
+type AgentEdge = Edge<Agent>;
+type ContactEdge = Edge<Contact>;
+type KnowledgeBaseEdge = Edge<KnowledgeBase>;
+type FormEdge = Edge<Form>;
+type PhoneNumberEdge = Edge<PhoneNumber>;
+type CalendarEdge = Edge<Calendar>;
+type IntegrationEdge = Edge<Integration>;
 
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
 pub const MAX_PAGE_SIZE: i32 = 100;
@@ -88,6 +98,13 @@ pub struct PageInfo {
 #[derive(SimpleObject)]
 #[graphql(concrete(name = "MemberEdge", params(Member)))]
 #[graphql(concrete(name = "InvitationEdge", params(Invitation)))]
+#[graphql(concrete(name = "AgentEdge", params(Agent)))]
+#[graphql(concrete(name = "ContactEdge", params(Contact)))]
+#[graphql(concrete(name = "KnowledgeBaseEdge", params(KnowledgeBase)))]
+#[graphql(concrete(name = "FormEdge", params(Form)))]
+#[graphql(concrete(name = "PhoneNumberEdge", params(PhoneNumber)))]
+#[graphql(concrete(name = "CalendarEdge", params(Calendar)))]
+#[graphql(concrete(name = "IntegrationEdge", params(Integration)))]
 pub struct Edge<T: OutputType> {
     /// Pass as `after` to continue after this item.
     pub cursor: String,
@@ -99,6 +116,13 @@ pub struct Edge<T: OutputType> {
 #[derive(SimpleObject)]
 #[graphql(concrete(name = "MemberConnection", params(MemberEdge)))]
 #[graphql(concrete(name = "InvitationConnection", params(InvitationEdge)))]
+#[graphql(concrete(name = "AgentConnection", params(AgentEdge)))]
+#[graphql(concrete(name = "ContactConnection", params(ContactEdge)))]
+#[graphql(concrete(name = "KnowledgeBaseConnection", params(KnowledgeBaseEdge)))]
+#[graphql(concrete(name = "FormConnection", params(FormEdge)))]
+#[graphql(concrete(name = "PhoneNumberConnection", params(PhoneNumberEdge)))]
+#[graphql(concrete(name = "CalendarConnection", params(CalendarEdge)))]
+#[graphql(concrete(name = "IntegrationConnection", params(IntegrationEdge)))]
 pub struct Connection<E: OutputType> {
     /// The items of this page, in order.
     pub edges: Vec<E>,

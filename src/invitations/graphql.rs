@@ -135,7 +135,7 @@ impl InvitationMutation {
     /// Invites someone by email with a role; they get an email with a link valid 7 days.
     /// Only the Owner may invite an Owner (accepting transfers ownership).
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        guard = "RoleGuard::writer(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
     )]
     async fn invite_member(
@@ -161,7 +161,7 @@ impl InvitationMutation {
     /// Sends the invitation again with a new link (the old one stops working) and a fresh
     /// 7-day expiry. Works for expired invitations too.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        guard = "RoleGuard::writer(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
     )]
     async fn resend_invitation(

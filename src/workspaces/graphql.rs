@@ -1,6 +1,6 @@
 //! The `Workspace` type and the workspace queries and mutations.
 
-use async_graphql::{Context, Object, ID};
+use async_graphql::{Context, MergedObject, Object, ID};
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection as _;
 
@@ -14,14 +14,14 @@ use crate::graphql::guard::{membership, require_role, RoleGuard};
 use crate::graphql::pagination::PageOf;
 use crate::invitations::graphql::{invitations_page, Invitation};
 use crate::members::graphql::{members_page, Member};
+use crate::resources::graphql::ResourceLists;
 use crate::roles::{self, Action, Role};
 use crate::text::Name;
+use crate::usage::graphql::{usage_of, Usage};
 
 /// A workspace the caller belongs to: the unit of isolation, collaboration and billing.
-pub struct Workspace {
-    row: WorkspaceRow,
-    viewer_role: Role,
-}
+#[derive(MergedObject)]
+pub struct Workspace(WorkspaceFields, ResourceLists);
 
 impl From<CallerMembership> for Workspace {
     fn from(membership: CallerMembership) -> Self {
@@ -31,17 +31,29 @@ impl From<CallerMembership> for Workspace {
 
 impl Workspace {
     pub fn new(row: WorkspaceRow, viewer_role: Role) -> Self {
-        Self { row, viewer_role }
-    }
-
-    fn status(&self) -> BillingStatus {
-        BillingStatus::derive(self.row.trial_ends_at, Utc::now())
+        let workspace_id = row.id;
+        Workspace(
+            WorkspaceFields { row, viewer_role },
+            ResourceLists { workspace_id },
+        )
     }
 }
 
-/// A workspace the caller belongs to: the unit of isolation, collaboration and billing.
+/// The workspace's own fields (the resource lists are merged in from `resources`).
+pub struct WorkspaceFields {
+    row: WorkspaceRow,
+    viewer_role: Role,
+}
+
+impl WorkspaceFields {
+    fn status(&self) -> BillingStatus {
+        BillingStatus::derive(&self.row, Utc::now())
+    }
+}
+
+/// A workspace's own fields.
 #[Object]
-impl Workspace {
+impl WorkspaceFields {
     /// Stable identifier.
     async fn id(&self) -> ID {
         ID(self.row.id.to_string())
@@ -86,6 +98,12 @@ impl Workspace {
         #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
     ) -> ApiResult<PageOf<Member>> {
         members_page(ctx, self.row.id, first, after.as_deref()).await
+    }
+
+    /// Usage in the current billing period against the plan's limits. Every member may read it.
+    async fn usage(&self, ctx: &Context<'_>) -> ApiResult<Usage> {
+        let mut conn = request(ctx).db.conn_in(self.row.id).await?;
+        usage_of(&mut conn, &self.row).await
     }
 
     /// Invitations of any status, oldest first.
@@ -159,7 +177,7 @@ impl WorkspaceMutation {
 
     /// Renames a workspace.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        guard = "RoleGuard::writer(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
     )]
     async fn rename_workspace(

@@ -15,6 +15,7 @@ pub struct WorkspaceRow {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub trial_ends_at: DateTime<Utc>,
+    pub plan: Option<String>,
 }
 
 /// Creates a workspace on a fresh trial with `owner_id` as its Owner.
@@ -128,4 +129,18 @@ pub async fn soft_delete(
     .execute(conn)
     .await
     .map(|n| n == 1)
+}
+
+/// A live workspace by id, whoever asks (for service calls; users go through memberships).
+pub async fn find_live(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+) -> QueryResult<Option<WorkspaceRow>> {
+    workspaces::table
+        .find(workspace_id)
+        .filter(workspaces::deleted_at.is_null())
+        .select(WorkspaceRow::as_select())
+        .first(conn)
+        .await
+        .optional()
 }

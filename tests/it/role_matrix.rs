@@ -192,6 +192,125 @@ async fn every_workspace_operation_follows_the_role_table() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Per kind: its name in mutations, and a valid input.
+pub const KINDS: [(&str, &str); 7] = [
+    (
+        "Agent",
+        "{ name: \"Support bot\", description: \"Answers FAQs\" }",
+    ),
+    (
+        "Contact",
+        "{ name: \"Pat\", email: \"pat@example.com\", phone: \"+14155550100\" }",
+    ),
+    ("KnowledgeBase", "{ name: \"Docs\" }"),
+    (
+        "Form",
+        "{ name: \"Lead\", fields: [{ label: \"Email\", type: EMAIL, required: true }] }",
+    ),
+    (
+        "PhoneNumber",
+        "{ name: \"Main line\", number: \"+14155550123\" }",
+    ),
+    (
+        "Calendar",
+        "{ name: \"Sales\", timeZone: \"Europe/Paris\" }",
+    ),
+    ("Integration", "{ name: \"Slack\", provider: SLACK }"),
+];
+
+const WRITERS: Expect = [OK, OK, OK, FORBIDDEN, NOT_FOUND, UNAUTH];
+/// Deleting an item someone else (the Owner) created.
+const DELETE_OTHERS: Expect = [OK, OK, FORBIDDEN, FORBIDDEN, NOT_FOUND, UNAUTH];
+
+fn lower_first(kind: &str) -> String {
+    let mut chars = kind.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_lowercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
+/// Resource writes don't change who is who, so one team serves every call; each call gets
+/// its own target, created by the Owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_resource_operation_follows_the_role_table() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let mut failures = Vec::new();
+    for (kind, input) in KINDS {
+        let list = format!(
+            "query($ws: ID!) {{ workspace(id: $ws) {{ {}s {{ totalCount edges {{ node {{ id name updatedAt }} }} }} }} }}",
+            lower_first(kind)
+        );
+        let create = format!(
+            "mutation($ws: ID!) {{ create{kind}(workspaceId: $ws, input: {input}) {{ id }} }}"
+        );
+        let update = format!("mutation($ws: ID!, $id: ID!) {{ update{kind}(workspaceId: $ws, id: $id, input: {input}) {{ id }} }}");
+        let delete =
+            format!("mutation($ws: ID!, $id: ID!) {{ delete{kind}(workspaceId: $ws, id: $id) }}");
+        for (op, query, expected_row) in [
+            ("create", &create, WRITERS),
+            ("update", &update, WRITERS),
+            ("delete", &delete, DELETE_OTHERS),
+        ] {
+            for (who, expected) in EVERYONE.into_iter().zip(expected_row) {
+                if kind == "PhoneNumber" {
+                    // A number is unique in a workspace: clear the way first.
+                    clear_phone_numbers(&app, &team).await;
+                }
+                let target = app
+                    .gql(team.owner.token(), &create, json!({ "ws": team.workspace }))
+                    .await
+                    .data(&format!("create{kind}"))["id"]
+                    .clone();
+                if kind == "PhoneNumber" && op == "create" {
+                    clear_phone_numbers(&app, &team).await;
+                }
+                let before = app
+                    .gql(team.owner.token(), &list, json!({ "ws": team.workspace }))
+                    .await
+                    .body;
+                let res = app
+                    .gql(
+                        actor(&team, who).map(|a| a.token.as_str()),
+                        query,
+                        json!({ "ws": team.workspace, "id": target }),
+                    )
+                    .await;
+                if res.code() != expected {
+                    failures.push(format!(
+                        "{op}{kind} as {who:?}: expected {expected:?}, got {:?} ({})",
+                        res.code(),
+                        res.body
+                    ));
+                }
+                let after = app
+                    .gql(team.owner.token(), &list, json!({ "ws": team.workspace }))
+                    .await
+                    .body;
+                if expected.is_some() && before != after {
+                    failures.push(format!(
+                        "{op}{kind} as {who:?} was denied but changed state"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+async fn clear_phone_numbers(app: &TestApp, team: &Team) {
+    use diesel_async::RunQueryDsl;
+    let mut conn = app.db.conn().await;
+    diesel::sql_query(format!(
+        "DELETE FROM resources WHERE kind = 'phone_number' AND workspace_id = '{}'",
+        team.workspace
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("cleared");
+}
+
 #[test]
 fn the_matrix_covers_every_guarded_mutation_in_the_schema() {
     let sdl = linkai::graphql::sdl();
@@ -200,10 +319,14 @@ fn the_matrix_covers_every_guarded_mutation_in_the_schema() {
         .filter(|(_, role)| role.is_some())
         .map(|(name, _)| name)
         .collect::<std::collections::BTreeSet<_>>();
-    let covered = CASES
-        .iter()
-        .filter(|case| case.guarded)
-        .map(|case| case.name.to_owned())
-        .collect::<std::collections::BTreeSet<_>>();
+    let covered =
+        CASES
+            .iter()
+            .filter(|case| case.guarded)
+            .map(|case| case.name.to_owned())
+            .chain(KINDS.iter().flat_map(|(kind, _)| {
+                ["create", "update", "delete"].map(|op| format!("{op}{kind}"))
+            }))
+            .collect::<std::collections::BTreeSet<_>>();
     assert_eq!(guarded, covered, "add the new guarded mutations to CASES");
 }

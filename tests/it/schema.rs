@@ -19,6 +19,8 @@ const SELF_SERVICE_MUTATIONS: &[&str] = &[
     "resetPassword",
     "acceptInvitation",
     "declineInvitation",
+    // Needs a service token, not a role.
+    "reportUsage",
 ];
 
 /// `(mutation name, role in its @requireRole)` for every mutation.

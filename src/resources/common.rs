@@ -1,0 +1,63 @@
+//! The fields every resource has, shared by the seven GraphQL types.
+
+use async_graphql::{Object, OutputType, ID};
+use chrono::{DateTime, Utc};
+
+use super::model::ResourceRow;
+use crate::auth::graphql::User;
+use crate::auth::model::UserRow;
+use crate::graphql::pagination::Cursor;
+
+/// What every resource has.
+pub struct ResourceCommon {
+    pub row: ResourceRow,
+    pub created_by: Option<UserRow>,
+}
+
+impl ResourceCommon {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            at: self.row.created_at,
+            id: self.row.id,
+        }
+    }
+
+    /// The kind's own fields, parsed from `data` (written by our validation only).
+    pub fn data<T: serde::de::DeserializeOwned + Default>(&self) -> T {
+        serde_json::from_value(self.row.data.clone()).unwrap_or_default()
+    }
+}
+
+/// The fields every resource has.
+#[Object]
+impl ResourceCommon {
+    /// Stable identifier.
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+
+    /// Display name, 1-100 characters.
+    async fn name(&self) -> &str {
+        &self.row.name
+    }
+
+    /// Who created it (null if their account is gone).
+    async fn created_by(&self) -> Option<User> {
+        self.created_by.clone().map(User::new)
+    }
+
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.row.created_at
+    }
+
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.row.updated_at
+    }
+}
+
+/// A resource's GraphQL type: the common fields merged with its kind's own.
+pub trait ResourceNode: OutputType {
+    fn common(&self) -> &ResourceCommon;
+}

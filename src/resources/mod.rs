@@ -1,0 +1,225 @@
+//! Everything a workspace creates: agents, contacts, knowledge bases, forms, phone
+//! numbers, calendars and integrations, through one mechanism.
+//!
+//! Each kind says only what is its own ([`Kind`]: its input, its validation, its output
+//! fields, the plan limit it counts against); scoping to the workspace, permissions,
+//! read-only refusal, limits, pagination and the GraphQL surface are written once here and
+//! in `graphql.rs`. Rules: Owners and Admins create, edit and delete anything; Members
+//! create and edit, and delete what they created; Viewers read. An id from another
+//! workspace is `NOT_FOUND`, exactly like a missing one. Creating an agent or phone number
+//! past the plan's limit is `USAGE_LIMIT_REACHED`, checked under the workspace's lock in
+//! the creating transaction, so parallel creations cannot overshoot.
+
+pub mod common;
+pub mod graphql;
+pub mod kinds;
+pub mod model;
+
+pub use common::{ResourceCommon, ResourceNode};
+
+use std::future::Future;
+
+use async_graphql::{Context, OutputType, ID};
+use chrono::Utc;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use uuid::Uuid;
+
+use self::model::{ResourceRow, Scope};
+use crate::auth::model::UserRow;
+use crate::billing::{self, plans::Limits};
+use crate::db::is_unique_violation;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::graphql::context::{parse_id, request, RequestContext};
+use crate::graphql::guard::authorize;
+use crate::graphql::pagination::{Page, PageOf};
+use crate::roles::{self, Action, Role};
+use crate::text::Name;
+
+/// A validated input: the common name and the kind's own fields.
+pub struct Fields {
+    pub name: Name,
+    pub data: serde_json::Value,
+}
+
+/// What makes a resource kind different from the others.
+pub trait Kind: Send + Sync + Sized + 'static {
+    /// The `resources.kind` value.
+    const KIND: &'static str;
+    /// For messages: "Agent", "Phone number", ...
+    const LABEL: &'static str;
+    /// The plan limit this kind counts against, if any.
+    const LIMIT: Option<fn(&Limits) -> i32> = None;
+
+    type Input: Send + Sync;
+    type Node: ResourceNode;
+
+    /// Checks an input inside the writing transaction (so references can be checked).
+    fn validate(
+        conn: &mut AsyncPgConnection,
+        scope: Scope,
+        input: &Self::Input,
+    ) -> impl Future<Output = ApiResult<Fields>> + Send;
+
+    fn node(row: ResourceRow, created_by: Option<UserRow>) -> Self::Node;
+}
+
+fn scope<K: Kind>(request: &RequestContext, workspace_id: Uuid) -> Scope {
+    Scope {
+        workspace_id,
+        kind: K::KIND,
+        app_filter: request.tenant_filter(K::KIND),
+    }
+}
+
+fn not_found<K: Kind>() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("{} not found.", K::LABEL))
+}
+
+fn write_error(err: diesel::result::Error) -> ApiError {
+    if is_unique_violation(&err, model::PHONE_NUMBER_UNIQUE) {
+        ApiError::conflict("This phone number is already in this workspace.")
+    } else {
+        err.into()
+    }
+}
+
+async fn creator(conn: &mut AsyncPgConnection, row: &ResourceRow) -> ApiResult<Option<UserRow>> {
+    match row.created_by {
+        Some(id) => Ok(crate::auth::model::find_user(conn, id).await?),
+        None => Ok(None),
+    }
+}
+
+pub async fn create<K: Kind>(
+    ctx: &Context<'_>,
+    workspace_id: &ID,
+    input: K::Input,
+) -> ApiResult<K::Node> {
+    let request = request(ctx);
+    let caller = request.caller()?.user_id;
+    let workspace_id = parse_id(workspace_id)?;
+    let membership = authorize(ctx, workspace_id, Role::Member).await?;
+    let scope = scope::<K>(request, workspace_id);
+    let mut conn = request.db.conn_in(workspace_id).await?;
+    let (row, created_by) = conn
+        .transaction(async |conn| {
+            if let Some(limit) = K::LIMIT {
+                model::lock_workspace(conn, workspace_id).await?;
+                let max = limit(&billing::limits(&membership.workspace));
+                let used = model::count(
+                    conn,
+                    Scope {
+                        app_filter: true,
+                        ..scope
+                    },
+                )
+                .await?;
+                if used >= i64::from(max) {
+                    return Err(ApiError::new(
+                        ErrorCode::UsageLimitReached,
+                        format!(
+                            "This plan allows at most {max} {}s; choose a bigger plan.",
+                            K::KIND.replace('_', " ")
+                        ),
+                    ));
+                }
+            }
+            let fields = K::validate(conn, scope, &input).await?;
+            let row = model::insert(
+                conn,
+                scope,
+                fields.name.as_str(),
+                &fields.data,
+                caller,
+                Utc::now(),
+            )
+            .await
+            .map_err(write_error)?;
+            let created_by = creator(conn, &row).await?;
+            Ok::<_, ApiError>((row, created_by))
+        })
+        .await?;
+    Ok(K::node(row, created_by))
+}
+
+pub async fn update<K: Kind>(
+    ctx: &Context<'_>,
+    workspace_id: &ID,
+    id: &ID,
+    input: K::Input,
+) -> ApiResult<K::Node> {
+    let request = request(ctx);
+    let workspace_id = parse_id(workspace_id)?;
+    let id = parse_id(id).map_err(|_| not_found::<K>())?;
+    authorize(ctx, workspace_id, Role::Member).await?;
+    let scope = scope::<K>(request, workspace_id);
+    let mut conn = request.db.conn_in(workspace_id).await?;
+    let (row, created_by) = conn
+        .transaction(async |conn| {
+            let existing = model::find_for_update(conn, scope, id)
+                .await?
+                .ok_or_else(not_found::<K>)?;
+            let fields = K::validate(conn, scope, &input).await?;
+            let row = model::update(
+                conn,
+                existing.id,
+                fields.name.as_str(),
+                &fields.data,
+                Utc::now(),
+            )
+            .await
+            .map_err(write_error)?;
+            let created_by = creator(conn, &row).await?;
+            Ok::<_, ApiError>((row, created_by))
+        })
+        .await?;
+    Ok(K::node(row, created_by))
+}
+
+pub async fn delete<K: Kind>(ctx: &Context<'_>, workspace_id: &ID, id: &ID) -> ApiResult<bool> {
+    let request = request(ctx);
+    let caller = request.caller()?.user_id;
+    let workspace_id = parse_id(workspace_id)?;
+    let id = parse_id(id).map_err(|_| not_found::<K>())?;
+    let membership = authorize(ctx, workspace_id, Role::Member).await?;
+    let scope = scope::<K>(request, workspace_id);
+    let mut conn = request.db.conn_in(workspace_id).await?;
+    conn.transaction(async |conn| {
+        let row = model::find_for_update(conn, scope, id)
+            .await?
+            .ok_or_else(not_found::<K>)?;
+        let own = row.created_by == Some(caller);
+        if !roles::allows(membership.role, Action::DeleteItem { own }) {
+            return Err(ApiError::forbidden(
+                "Members may delete only what they created; ask an Owner or Admin.",
+            ));
+        }
+        model::delete(conn, &row).await?;
+        Ok::<_, ApiError>(true)
+    })
+    .await
+}
+
+pub async fn page<K: Kind>(
+    ctx: &Context<'_>,
+    workspace_id: Uuid,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> ApiResult<PageOf<K::Node>>
+where
+    crate::graphql::pagination::Edge<K::Node>: OutputType,
+{
+    let request = request(ctx);
+    let page = Page::parse(first, after)?;
+    let scope = scope::<K>(request, workspace_id);
+    let mut conn = request.db.conn_in(workspace_id).await?;
+    let rows = model::page(&mut conn, scope, &page).await?;
+    let total = model::count(&mut conn, scope).await?;
+    let nodes = rows
+        .into_iter()
+        .map(|(row, user)| K::node(row, user))
+        .collect();
+    Ok(PageOf::from_rows(nodes, &page, total, |node| {
+        node.common().cursor()
+    }))
+}
