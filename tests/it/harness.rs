@@ -146,6 +146,7 @@ pub struct TestApp {
 /// Settings a test may change before the app starts.
 pub struct TestAppBuilder {
     workers: bool,
+    unfiltered_kind: Option<String>,
     redis_url: String,
     smtp_port: u16,
 }
@@ -160,6 +161,13 @@ impl TestAppBuilder {
     /// Mails to this port; the test starts (or not) the SMTP server there itself.
     pub fn with_smtp_port(mut self, port: u16) -> Self {
         self.smtp_port = port;
+        self
+    }
+
+    /// Switches off the application's own workspace filter for one resource kind, leaving
+    /// only row-level security between tenants.
+    pub fn without_app_filter_for(mut self, kind: &str) -> Self {
+        self.unfiltered_kind = Some(kind.to_owned());
         self
     }
 
@@ -183,6 +191,7 @@ impl TestApp {
             workers: false,
             redis_url: "redis://127.0.0.1:6379".into(),
             smtp_port: 0,
+            unfiltered_kind: None,
         }
     }
 
@@ -216,6 +225,8 @@ impl TestApp {
             "REDIS_URL" => Some(redis.clone()),
             "JOBS_QUEUE" => Some(queue.clone()),
             "WORKER_HEARTBEAT_SECS" => Some("1".into()),
+            "SERVICE_TOKENS" => Some(crate::usage::SERVICE_TOKEN.into()),
+            "UNSAFE_UNFILTERED_KIND" => builder.unfiltered_kind.clone(),
             _ => None,
         })
         .expect("config");
