@@ -21,9 +21,9 @@ macro_rules! resource_mutations {
         impl $mutation {
             #[doc = $create_doc]
             #[graphql(
-                                guard = "RoleGuard::writer(Role::Member, &workspace_id)",
-                                directive = require_role::apply(Role::Member)
-                            )]
+                                        guard = "RoleGuard::writer(Role::Member, &workspace_id)",
+                                        directive = require_role::apply(Role::Member)
+                                    )]
             async fn $create(
                 &self,
                 ctx: &Context<'_>,
@@ -35,9 +35,9 @@ macro_rules! resource_mutations {
 
             #[doc = $update_doc]
             #[graphql(
-                                guard = "RoleGuard::writer(Role::Member, &workspace_id)",
-                                directive = require_role::apply(Role::Member)
-                            )]
+                                        guard = "RoleGuard::writer(Role::Member, &workspace_id)",
+                                        directive = require_role::apply(Role::Member)
+                                    )]
             async fn $update(
                 &self,
                 ctx: &Context<'_>,
@@ -50,9 +50,9 @@ macro_rules! resource_mutations {
 
             #[doc = $delete_doc]
             #[graphql(
-                                guard = "RoleGuard::writer(Role::Member, &workspace_id)",
-                                directive = require_role::apply(Role::Member)
-                            )]
+                                        guard = "RoleGuard::writer(Role::Member, &workspace_id)",
+                                        directive = require_role::apply(Role::Member)
+                                    )]
             async fn $delete(
                 &self,
                 ctx: &Context<'_>,

@@ -12,6 +12,7 @@ mod concurrency;
 mod errors;
 mod faults;
 mod invitations;
+mod isolation;
 mod members;
 mod resources;
 mod role_matrix;
