@@ -142,13 +142,12 @@ async fn build_world(app: &TestApp, rng: &mut StdRng) -> World {
             deleted: false,
         });
     }
-    for workspace in 0..USERS {
-        for user in 0..USERS {
-            if user != workspace && rng.random_bool(0.5) {
+    for (w, workspace) in workspaces.iter().enumerate() {
+        for (u, user) in users.iter().enumerate() {
+            if u != w && rng.random_bool(0.5) {
                 let (role, db_role) = ROLES[rng.random_range(0..ROLES.len())];
-                app.add_member(&workspaces[workspace].id, &users[user], db_role)
-                    .await;
-                roles.insert((user, workspace), role);
+                app.add_member(&workspace.id, user, db_role).await;
+                roles.insert((u, w), role);
             }
         }
     }
