@@ -18,6 +18,7 @@
 //! | `JOBS_QUEUE` | Redis key prefix of the job queue | [`DEFAULT_JOBS_QUEUE`] |
 //! | `WORKER_NAME` | unique name of this worker process | `linkai-<pid>-<random>` |
 //! | `WORKER_HEARTBEAT_SECS` | worker heartbeat; a worker silent for 3 beats is presumed dead and its jobs re-run | [`DEFAULT_HEARTBEAT_SECS`] |
+//! | `TRIAL_SCAN_SECS` | how often workers look for due trial reminders and expiries | [`DEFAULT_TRIAL_SCAN_SECS`] |
 //! | `GRAPHQL_SQL_STATS` | `true`: responses carry `extensions.sqlStatements` (tests, benchmarks) | `false` |
 
 use std::fmt;
@@ -36,6 +37,7 @@ pub const DEFAULT_MAIL_FROM: &str = "Link AI <no-reply@localhost>";
 pub const DEFAULT_JOBS_QUEUE: &str = "linkai:jobs";
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 5;
 pub const MISSED_HEARTBEATS: usize = 3;
+pub const DEFAULT_TRIAL_SCAN_SECS: u64 = 600;
 
 /// A value that must not appear in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -73,6 +75,8 @@ pub struct Config {
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
+    /// How often each worker scans for due trial notices.
+    pub trial_scan_interval: std::time::Duration,
     pub queue: String,
     pub name: String,
     pub heartbeat: std::time::Duration,
@@ -151,6 +155,11 @@ impl Config {
             .transpose()?
             .unwrap_or(DEFAULT_HEARTBEAT_SECS)
             .max(1);
+        let trial_scan_secs = get("TRIAL_SCAN_SECS")
+            .map(|v| v.parse().context("TRIAL_SCAN_SECS must be a number"))
+            .transpose()?
+            .unwrap_or(DEFAULT_TRIAL_SCAN_SECS)
+            .max(1);
         let worker_name = get("WORKER_NAME").unwrap_or_else(|| {
             format!(
                 "linkai-{}-{:04x}",
@@ -183,6 +192,7 @@ impl Config {
             stripe,
             service_tokens,
             workers: WorkerConfig {
+                trial_scan_interval: std::time::Duration::from_secs(trial_scan_secs),
                 queue: or("JOBS_QUEUE", DEFAULT_JOBS_QUEUE),
                 name: worker_name,
                 heartbeat: std::time::Duration::from_secs(heartbeat_secs),

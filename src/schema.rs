@@ -144,4 +144,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     resources,
     usage_events,
     usage_counters,
+    trial_notices,
 );
+
+diesel::table! {
+    trial_notices (workspace_id, notice) {
+        workspace_id -> Uuid,
+        notice -> Text,
+        due_at -> Timestamptz,
+        emailed_at -> Nullable<Timestamptz>,
+    }
+}

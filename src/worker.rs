@@ -7,15 +7,17 @@ use std::time::Duration;
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 use linkai_jobs::email::Mailer;
-use linkai_jobs::store::{TokenEmail, TokenEmailKind};
-use linkai_jobs::{Deps, Job, JobStore, WorkerSettings};
+use linkai_jobs::store::{NoticeEmail, Prepared, TokenEmail, TokenEmailKind};
+use linkai_jobs::{Deps, Job, JobStore, TrialNotice, WorkerSettings};
 use tokio::sync::watch;
 
 use crate::auth::model as accounts;
 use crate::auth::token::{self, TokenKind};
+use crate::billing::trial;
 use crate::config::{Config, MISSED_HEARTBEATS};
 use crate::db::Db;
 use crate::invitations::{model as invitation_model, InvitationStatus};
+use crate::roles::Role;
 
 pub fn settings(config: &Config) -> WorkerSettings {
     WorkerSettings {
@@ -40,6 +42,11 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
         mailer,
         app_url: config.http.app_url.clone(),
     };
+    let scans = run_trial_scans(
+        db.clone(),
+        config.workers.trial_scan_interval,
+        shutdown.clone(),
+    );
     let relay = crate::outbox::run_relay(
         db,
         config.database.url.expose().to_owned(),
@@ -47,7 +54,7 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
         shutdown.clone(),
     );
     let worker = run_worker_until_shutdown(settings, deps, shutdown);
-    tokio::join!(relay, worker);
+    tokio::join!(relay, worker, scans);
     Ok(())
 }
 
@@ -82,7 +89,14 @@ pub struct PgJobStore {
 
 #[async_trait::async_trait]
 impl JobStore for PgJobStore {
-    async fn prepare(&self, job: &Job) -> anyhow::Result<Option<TokenEmail>> {
+    async fn prepare(&self, job: &Job) -> anyhow::Result<Option<Prepared>> {
+        if let Job::SendTrialNotice {
+            workspace_id,
+            notice,
+        } = *job
+        {
+            return self.prepare_trial_notice(workspace_id, notice).await;
+        }
         let mut conn = self.db.conn().await?;
         let prepared = conn
             .transaction(async |conn| -> anyhow::Result<Option<TokenEmail>> {
@@ -147,10 +161,11 @@ impl JobStore for PgJobStore {
                             kind,
                         }))
                     }
+                    Job::SendTrialNotice { .. } => Ok(None),
                 }
             })
             .await?;
-        Ok(prepared)
+        Ok(prepared.map(Prepared::Token))
     }
 
     async fn mark_sent(&self, job: &Job) -> anyhow::Result<()> {
@@ -165,7 +180,63 @@ impl JobStore for PgJobStore {
             Job::SendEmailVerification { token_id } | Job::SendPasswordReset { token_id } => {
                 accounts::mark_account_token_sent(&mut conn, token_id, Utc::now()).await?;
             }
+            Job::SendTrialNotice {
+                workspace_id,
+                notice,
+            } => {
+                crate::db::enter_workspace(&mut conn, workspace_id).await?;
+                trial::mark_emailed(&mut conn, workspace_id, notice, Utc::now()).await?;
+            }
         }
         Ok(())
+    }
+}
+
+impl PgJobStore {
+    /// The notice's emails to the Owner and Admins, unless already sent or no longer true
+    /// (a plan was chosen, or the workspace is gone).
+    async fn prepare_trial_notice(
+        &self,
+        workspace_id: uuid::Uuid,
+        notice: TrialNotice,
+    ) -> anyhow::Result<Option<Prepared>> {
+        let mut conn = self.db.conn_in(workspace_id).await?;
+        if !trial::pending(&mut conn, workspace_id, notice).await? {
+            return Ok(None);
+        }
+        let Some(workspace) = crate::workspaces::model::find_live(&mut conn, workspace_id).await?
+        else {
+            return Ok(None);
+        };
+        if workspace.plan.is_some() {
+            return Ok(None);
+        }
+        let recipients =
+            crate::members::model::with_roles(&mut conn, workspace_id, &[Role::Owner, Role::Admin])
+                .await?;
+        let emails = recipients
+            .into_iter()
+            .map(|user| NoticeEmail {
+                to: user.email,
+                name: user.name,
+                workspace_name: workspace.name.clone(),
+                trial_ends_at: workspace.trial_ends_at,
+                notice,
+            })
+            .collect();
+        Ok(Some(Prepared::Notices(emails)))
+    }
+}
+
+/// Scans for due trial notices every `interval` until `shutdown` turns true.
+async fn run_trial_scans(db: Db, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Err(err) = trial::scan(&db, Utc::now()).await {
+            tracing::warn!("trial scan failed, will retry: {err:#}");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::email::{mask_address, Mailer};
-use crate::store::JobStore;
+use crate::store::{JobStore, Prepared};
 use crate::Job;
 
 /// What handlers need, shared by every job a worker runs.
@@ -21,9 +21,17 @@ pub async fn handle(job: &Job, deps: &Deps) -> anyhow::Result<()> {
         tracing::debug!(kind = job.kind(), "nothing to send any more");
         return Ok(());
     };
-    let email = crate::email::render(&prepared, &deps.app_url);
-    deps.mailer.send(&email).await?;
+    let emails = match &prepared {
+        Prepared::Token(token) => vec![crate::email::render(token, &deps.app_url)],
+        Prepared::Notices(notices) => notices
+            .iter()
+            .map(|notice| crate::email::render_notice(notice, &deps.app_url))
+            .collect(),
+    };
+    for email in &emails {
+        deps.mailer.send(email).await?;
+        tracing::info!(kind = job.kind(), to = %mask_address(&email.to), "email sent");
+    }
     deps.store.mark_sent(job).await?;
-    tracing::info!(kind = job.kind(), to = %mask_address(&email.to), "email sent");
     Ok(())
 }

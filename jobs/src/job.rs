@@ -14,6 +14,54 @@ pub enum Job {
     SendEmailVerification { token_id: Uuid },
     /// Email the password-reset link for an account token.
     SendPasswordReset { token_id: Uuid },
+    /// Email a workspace's Owner and Admins about its trial.
+    SendTrialNotice {
+        workspace_id: Uuid,
+        notice: TrialNotice,
+    },
+}
+
+/// The emails of a trial's life, each sent at most once per workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialNotice {
+    /// 7 days left.
+    Reminder7,
+    /// 3 days left.
+    Reminder3,
+    /// 1 day left.
+    Reminder1,
+    /// The trial ended without a plan: the workspace is read-only.
+    Expired,
+}
+
+impl TrialNotice {
+    /// From the earliest to the most urgent.
+    pub const ALL: [TrialNotice; 4] = [
+        TrialNotice::Reminder7,
+        TrialNotice::Reminder3,
+        TrialNotice::Reminder1,
+        TrialNotice::Expired,
+    ];
+
+    pub fn as_db(self) -> &'static str {
+        match self {
+            TrialNotice::Reminder7 => "reminder_7",
+            TrialNotice::Reminder3 => "reminder_3",
+            TrialNotice::Reminder1 => "reminder_1",
+            TrialNotice::Expired => "expired",
+        }
+    }
+
+    /// Days before the trial's end when the notice is due (0: at the end).
+    pub fn days_before_end(self) -> i64 {
+        match self {
+            TrialNotice::Reminder7 => 7,
+            TrialNotice::Reminder3 => 3,
+            TrialNotice::Reminder1 => 1,
+            TrialNotice::Expired => 0,
+        }
+    }
 }
 
 impl Job {
@@ -23,6 +71,7 @@ impl Job {
             Job::SendInvitation { .. } => "send_invitation",
             Job::SendEmailVerification { .. } => "send_email_verification",
             Job::SendPasswordReset { .. } => "send_password_reset",
+            Job::SendTrialNotice { .. } => "send_trial_notice",
         }
     }
 }

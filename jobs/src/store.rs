@@ -2,9 +2,28 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::Job;
+use crate::{Job, TrialNotice};
 
-/// Prepares and records token emails.
+/// What a job's emails need.
+#[derive(Clone, Debug)]
+pub enum Prepared {
+    /// One email carrying a one-time link.
+    Token(TokenEmail),
+    /// A trial notice, one email per recipient.
+    Notices(Vec<NoticeEmail>),
+}
+
+/// A trial notice to one Owner or Admin.
+#[derive(Clone, Debug)]
+pub struct NoticeEmail {
+    pub to: String,
+    pub name: String,
+    pub workspace_name: String,
+    pub trial_ends_at: DateTime<Utc>,
+    pub notice: TrialNotice,
+}
+
+/// Prepares and records job emails.
 ///
 /// Delivery is at least once: `prepare` mints a fresh token (storing only its hash) and
 /// returns what the email needs; after the email is accepted by the transport, `mark_sent`
@@ -12,8 +31,9 @@ use crate::Job;
 /// second email whose new token replaces the first.
 #[async_trait::async_trait]
 pub trait JobStore: Send + Sync + 'static {
-    /// `None` when the email is no longer due: already sent, revoked, used or expired.
-    async fn prepare(&self, job: &Job) -> anyhow::Result<Option<TokenEmail>>;
+    /// `None` when the email is no longer due: already sent, revoked, used or expired, or
+    /// (a trial reminder) the workspace chose a plan meanwhile.
+    async fn prepare(&self, job: &Job) -> anyhow::Result<Option<Prepared>>;
 
     async fn mark_sent(&self, job: &Job) -> anyhow::Result<()>;
 }

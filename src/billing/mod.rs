@@ -2,6 +2,7 @@
 //! stored, from the trial and the plan, so it cannot go stale) and billing periods.
 
 pub mod plans;
+pub mod trial;
 
 use async_graphql::{Context, Enum, Object};
 use chrono::{DateTime, Months, Utc};

@@ -172,3 +172,20 @@ pub async fn owner_of(
         .await
         .optional()
 }
+
+/// The users holding one of `roles` in the workspace (e.g. who pays: Owner and Admins).
+pub async fn with_roles(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    roles: &[Role],
+) -> QueryResult<Vec<UserRow>> {
+    let roles: Vec<&str> = roles.iter().map(|role| role.as_db()).collect();
+    memberships::table
+        .inner_join(users::table)
+        .filter(memberships::workspace_id.eq(workspace_id))
+        .filter(memberships::role.eq_any(roles))
+        .select(UserRow::as_select())
+        .order(memberships::joined_at.asc())
+        .load(conn)
+        .await
+}

@@ -18,5 +18,6 @@ mod resources;
 mod role_matrix;
 mod schema;
 mod statements;
+mod trial;
 mod usage;
 mod workspaces;

@@ -5,7 +5,8 @@ mod transport;
 
 pub use transport::Mailer;
 
-use crate::store::{TokenEmail, TokenEmailKind};
+use crate::store::{NoticeEmail, TokenEmail, TokenEmailKind};
+use crate::TrialNotice;
 
 /// A rendered email.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +81,41 @@ pub fn render(email: &TokenEmail, app_url: &str) -> Email {
         to: email.to.clone(),
         text: fill(template.text, &vars, Escape::None),
         html,
+        subject,
+    }
+}
+
+/// Renders a trial notice for one recipient.
+pub fn render_notice(notice: &NoticeEmail, app_url: &str) -> Email {
+    let ends = notice
+        .trial_ends_at
+        .format("%B %-d, %Y at %H:%M UTC")
+        .to_string();
+    let days = notice.notice.days_before_end().to_string();
+    let plural = if days == "1" { "" } else { "s" };
+    let link = format!("{app_url}/settings/billing");
+    let template = match notice.notice {
+        TrialNotice::Expired => template!("trial_expired"),
+        _ => template!("trial_reminder"),
+    };
+    let vars = [
+        ("name", notice.name.as_str()),
+        ("workspace", notice.workspace_name.as_str()),
+        ("days", days.as_str()),
+        ("plural", plural),
+        ("ends", ends.as_str()),
+        ("link", link.as_str()),
+    ];
+    let subject = fill(template.subject.trim(), &vars, Escape::None).replace(['\r', '\n'], " ");
+    let content = fill(template.html, &vars, Escape::Html);
+    Email {
+        to: notice.to.clone(),
+        text: fill(template.text, &vars, Escape::None),
+        html: fill(
+            LAYOUT,
+            &[("subject", &subject), ("content", &content)],
+            Escape::Layout,
+        ),
         subject,
     }
 }

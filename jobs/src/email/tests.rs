@@ -106,3 +106,26 @@ fn addresses_are_masked_for_logs() {
     assert_eq!(mask_address("ada@example.com"), "a**@e******.com");
     assert_eq!(mask_address("nope"), "***");
 }
+
+#[test]
+fn trial_emails() {
+    let notice = |notice| NoticeEmail {
+        to: "owner@example.com".into(),
+        name: "Olivia".into(),
+        workspace_name: "Acme <Support>".into(),
+        trial_ends_at: Utc
+            .with_ymd_and_hms(2026, 12, 12, 8, 0, 0)
+            .single()
+            .expect("valid"),
+        notice,
+    };
+    let reminder = render_notice(&notice(TrialNotice::Reminder3), "http://localhost:3000");
+    check_snapshot("trial_reminder", &reminder);
+    assert_eq!(reminder.subject, "3 days left in the Acme <Support> trial");
+    assert!(reminder.html.contains("Acme &lt;Support&gt;"));
+    let last_day = render_notice(&notice(TrialNotice::Reminder1), "http://localhost:3000");
+    assert_eq!(last_day.subject, "1 day left in the Acme <Support> trial");
+    let expired = render_notice(&notice(TrialNotice::Expired), "http://localhost:3000");
+    check_snapshot("trial_expired", &expired);
+    assert!(expired.text.contains("read-only"));
+}
