@@ -74,12 +74,13 @@ async fn graphql(
         Err(err) => return error_response(StatusCode::SERVICE_UNAVAILABLE, &err),
     };
     let db = db.acting_as(caller.as_ref().map(|caller| caller.user_id));
-    let context = RequestContext::new(
+    let mut context = RequestContext::new(
         db.clone(),
         caller,
         service,
         app.config.unfiltered_kind.clone(),
     );
+    context.stripe = app.stripe.clone();
     let request = request.data(context);
     let mut response = app.schema.execute(request).await;
     if app.config.http.expose_sql_stats {

@@ -30,6 +30,8 @@ use graphql::AppSchema;
 /// Everything a request handler needs, cheap to clone.
 #[derive(Clone)]
 pub struct App {
+    /// Stripe, when `STRIPE_SECRET_KEY` is set.
+    pub stripe: Option<billing::stripe::StripeApi>,
     pub config: Arc<Config>,
     pub db: Db,
     pub schema: AppSchema,
@@ -47,7 +49,13 @@ impl App {
     /// Opens the pool without touching the schema (for already-migrated databases).
     pub fn connect(config: Config) -> anyhow::Result<App> {
         let pool = db::pool(&config.database)?;
+        let stripe = config
+            .stripe
+            .as_ref()
+            .map(billing::stripe::StripeApi::new)
+            .transpose()?;
         Ok(App {
+            stripe,
             config: Arc::new(config),
             db: Db::new(pool),
             schema: graphql::schema(),

@@ -21,6 +21,7 @@ diesel::table! {
         trial_ends_at -> Timestamptz,
         deleted_at -> Nullable<Timestamptz>,
         plan -> Nullable<Text>,
+        subscription_status -> Nullable<Text>,
     }
 }
 
@@ -145,6 +146,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     usage_events,
     usage_counters,
     trial_notices,
+    billing_accounts,
 );
 
 diesel::table! {
@@ -153,5 +155,17 @@ diesel::table! {
         notice -> Text,
         due_at -> Timestamptz,
         emailed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    billing_accounts (workspace_id) {
+        workspace_id -> Uuid,
+        stripe_customer_id -> Text,
+        subscription_id -> Nullable<Text>,
+        subscription_status -> Nullable<Text>,
+        current_period_end -> Nullable<Timestamptz>,
+        cancel_at_period_end -> Bool,
+        updated_at -> Timestamptz,
     }
 }

@@ -1,7 +1,10 @@
 //! Billing per workspace: plans and their limits, the billing status (derived, never
 //! stored, from the trial and the plan, so it cannot go stale) and billing periods.
 
+pub mod account;
+pub mod graphql;
 pub mod plans;
+pub mod stripe;
 pub mod trial;
 
 use async_graphql::{Context, Enum, Object};
@@ -27,12 +30,19 @@ pub enum BillingStatus {
 }
 
 impl BillingStatus {
-    /// A workspace with a plan is active; without one it is trialing until the trial ends.
+    /// From the mirrored subscription first (past due, ended), then the plan and trial:
+    /// with a plan chosen during the trial the workspace stays trialing (nothing is charged
+    /// before the trial ends), then active; without one it expires with the trial.
     pub fn derive(workspace: &WorkspaceRow, now: DateTime<Utc>) -> BillingStatus {
-        if workspace.plan.is_some() {
-            BillingStatus::Active
-        } else if now < workspace.trial_ends_at {
+        match workspace.subscription_status.as_deref() {
+            Some("past_due" | "unpaid") => return BillingStatus::PastDue,
+            Some("canceled" | "incomplete_expired") => return BillingStatus::Canceled,
+            _ => {}
+        }
+        if now < workspace.trial_ends_at {
             BillingStatus::Trialing
+        } else if workspace.plan.is_some() {
+            BillingStatus::Active
         } else {
             BillingStatus::TrialExpired
         }
@@ -93,6 +103,7 @@ mod tests {
             created_at: trial_ends_at - Duration::days(14),
             trial_ends_at,
             plan: plan.map(str::to_owned),
+            subscription_status: None,
         }
     }
 
@@ -109,6 +120,19 @@ mod tests {
         let paid =
             BillingStatus::derive(&workspace(ends, Some("growth")), ends + Duration::days(9));
         assert_eq!(paid, BillingStatus::Active);
+        let chosen_in_trial =
+            BillingStatus::derive(&workspace(ends, Some("growth")), ends - Duration::days(1));
+        assert_eq!(chosen_in_trial, BillingStatus::Trialing);
+        let mut lapsed = workspace(ends, Some("growth"));
+        lapsed.subscription_status = Some("past_due".into());
+        assert_eq!(
+            BillingStatus::derive(&lapsed, ends + Duration::days(40)),
+            BillingStatus::PastDue
+        );
+        lapsed.subscription_status = Some("canceled".into());
+        let ended = BillingStatus::derive(&lapsed, ends + Duration::days(40));
+        assert_eq!(ended, BillingStatus::Canceled);
+        assert!(ended.is_read_only());
     }
 
     #[test]

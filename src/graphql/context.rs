@@ -21,6 +21,8 @@ pub struct RequestContext {
     pub caller: Option<Caller>,
     /// The request came with one of `SERVICE_TOKENS` (the agent runtime).
     pub service: bool,
+    /// Stripe, when configured.
+    pub stripe: Option<crate::billing::stripe::StripeApi>,
     /// A resource kind whose application-level workspace filter is switched off, to prove
     /// row-level security alone keeps tenants apart (tests only).
     pub unfiltered_kind: Option<String>,
@@ -45,6 +47,7 @@ impl RequestContext {
             db,
             caller,
             service,
+            stripe: None,
             unfiltered_kind,
             memberships,
             membership_cells: Mutex::default(),

@@ -8,6 +8,7 @@ pub mod pagination;
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::auth::graphql::{AuthMutation, AuthQuery};
+use crate::billing::graphql::BillingMutation;
 use crate::billing::BillingQuery;
 use crate::error::ErrorCodes;
 use crate::invitations::graphql::{InvitationMutation, InvitationQuery};
@@ -44,6 +45,7 @@ pub struct Mutation(
     CalendarMutation,
     IntegrationMutation,
     UsageMutation,
+    BillingMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -104,7 +104,7 @@ pub async fn create<K: Kind>(
     let (row, created_by) = conn
         .transaction(async |conn| {
             if let Some(limit) = K::LIMIT {
-                model::lock_workspace(conn, workspace_id).await?;
+                crate::workspaces::model::lock_row(conn, workspace_id).await?;
                 let max = limit(&billing::limits(&membership.workspace));
                 let used = model::count(
                     conn,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::auth::model::UserRow;
 use crate::graphql::pagination::Page;
-use crate::schema::{resources, users, workspaces};
+use crate::schema::{resources, users};
 
 pub const PHONE_NUMBER_UNIQUE: &str = "resources_phone_number_unique";
 
@@ -175,16 +175,4 @@ pub async fn existing(
         .select(resources::id)
         .load(conn)
         .await
-}
-
-/// Serialises creations in a workspace, so a limit check and the insert it allows cannot
-/// interleave with another's.
-pub async fn lock_workspace(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<()> {
-    workspaces::table
-        .find(workspace_id)
-        .select(workspaces::id)
-        .for_no_key_update()
-        .first::<Uuid>(conn)
-        .await
-        .map(drop)
 }

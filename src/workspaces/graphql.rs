@@ -7,6 +7,7 @@ use diesel_async::AsyncConnection as _;
 use super::loader::CallerMembership;
 use super::model::{self, WorkspaceRow};
 use crate::auth;
+use crate::billing::graphql::{billing_of, Billing};
 use crate::billing::BillingStatus;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
@@ -104,6 +105,15 @@ impl WorkspaceFields {
     async fn usage(&self, ctx: &Context<'_>) -> ApiResult<Usage> {
         let mut conn = request(ctx).db.conn_in(self.row.id).await?;
         usage_of(&mut conn, &self.row).await
+    }
+
+    /// Plan, trial, subscription, payment methods and invoices.
+    #[graphql(
+        guard = "RoleGuard::on(Role::Admin, self.row.id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn billing(&self, ctx: &Context<'_>) -> ApiResult<Billing> {
+        billing_of(ctx, self.row.id).await
     }
 
     /// Invitations of any status, oldest first.

@@ -16,6 +16,7 @@ pub struct WorkspaceRow {
     pub created_at: DateTime<Utc>,
     pub trial_ends_at: DateTime<Utc>,
     pub plan: Option<String>,
+    pub subscription_status: Option<String>,
 }
 
 /// Creates a workspace on a fresh trial with `owner_id` as its Owner.
@@ -143,4 +144,16 @@ pub async fn find_live(
         .first(conn)
         .await
         .optional()
+}
+
+/// Serialises work on a workspace that must not interleave (a limit check and the insert it
+/// allows; creating its Stripe customer) without blocking reads of the row.
+pub async fn lock_row(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<()> {
+    workspaces::table
+        .find(workspace_id)
+        .select(workspaces::id)
+        .for_no_key_update()
+        .first::<Uuid>(conn)
+        .await
+        .map(drop)
 }

@@ -91,6 +91,76 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+pub const STRIPE_KEY: &str = "sk_test_linkai";
+
+/// The local Stripe fake: `LOCALSTRIPE_URL` (started by `.ci/run`), or one started from
+/// `.venv/bin/localstripe` for this test process. Its plans are created once.
+pub async fn stripe_fake() -> &'static str {
+    static URL: OnceCell<String> = OnceCell::const_new();
+    URL.get_or_init(|| async {
+        let url = match std::env::var("LOCALSTRIPE_URL") {
+            Ok(url) => url,
+            Err(_) => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .expect("port")
+                    .port();
+                let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/localstripe");
+                // Lives as long as this test process; `.ci/run` installs it.
+                static FAKE: std::sync::OnceLock<std::process::Child> = std::sync::OnceLock::new();
+                let child = std::process::Command::new(&bin)
+                    .args(["--port", &port.to_string()])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|err| {
+                        panic!("{} ({err}): run .ci/run once to install it", bin.display())
+                    });
+                let _ = FAKE.set(child);
+                format!("http://127.0.0.1:{port}")
+            }
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            let up = client
+                .get(format!("{url}/v1/plans"))
+                .basic_auth(STRIPE_KEY, Some(""))
+                .send()
+                .await;
+            if up.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        for (plan, cents) in [("starter", 4900), ("growth", 14900), ("scale", 49900)] {
+            let product: Value = client
+                .post(format!("{url}/v1/products"))
+                .basic_auth(STRIPE_KEY, Some(""))
+                .form(&[("name", plan), ("metadata[linkai_plan]", plan)])
+                .send()
+                .await
+                .expect("product")
+                .json()
+                .await
+                .expect("json");
+            client
+                .post(format!("{url}/v1/plans"))
+                .basic_auth(STRIPE_KEY, Some(""))
+                .form(&[
+                    ("amount", cents.to_string()),
+                    ("currency", "usd".into()),
+                    ("interval", "month".into()),
+                    ("product", product["id"].as_str().expect("id").to_owned()),
+                ])
+                .send()
+                .await
+                .expect("plan");
+        }
+        url
+    })
+    .await
+}
+
 /// A fresh database cloned from the template, dropped when this value is dropped.
 pub struct TestDatabase {
     pub name: String,
@@ -145,6 +215,7 @@ pub struct TestApp {
 
 /// Settings a test may change before the app starts.
 pub struct TestAppBuilder {
+    stripe: bool,
     workers: bool,
     unfiltered_kind: Option<String>,
     redis_url: String,
@@ -155,6 +226,12 @@ impl TestAppBuilder {
     /// Runs the outbox relay and a job worker in-process, mailing to the test's SMTP server.
     pub fn with_workers(mut self) -> Self {
         self.workers = true;
+        self
+    }
+
+    /// Bills through the local Stripe fake (see [`stripe_fake`]).
+    pub fn with_stripe(mut self) -> Self {
+        self.stripe = true;
         self
     }
 
@@ -192,6 +269,7 @@ impl TestApp {
             redis_url: "redis://127.0.0.1:6379".into(),
             smtp_port: 0,
             unfiltered_kind: None,
+            stripe: false,
         }
     }
 
@@ -206,6 +284,11 @@ impl TestApp {
     }
 
     async fn start(builder: TestAppBuilder) -> Self {
+        // `RUST_LOG=error cargo test ...` shows the server's logs of a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let db = TestDatabase::new().await;
         let mail = SmtpSink::start().await;
         let smtp_url = match builder.smtp_port {
@@ -217,6 +300,10 @@ impl TestApp {
         let smtp = smtp_url;
         let redis = builder.redis_url.clone();
         let queue = jobs_queue.clone();
+        let stripe_base = match builder.stripe {
+            true => Some(stripe_fake().await.to_owned()),
+            false => None,
+        };
         let config = Config::from_lookup(|name| match name {
             "DATABASE_URL" => Some(url.clone()),
             "DATABASE_POOL_SIZE" => Some("20".into()),
@@ -227,6 +314,8 @@ impl TestApp {
             "WORKER_HEARTBEAT_SECS" => Some("1".into()),
             "SERVICE_TOKENS" => Some(crate::usage::SERVICE_TOKEN.into()),
             "UNSAFE_UNFILTERED_KIND" => builder.unfiltered_kind.clone(),
+            "STRIPE_SECRET_KEY" => stripe_base.as_ref().map(|_| STRIPE_KEY.to_owned()),
+            "STRIPE_API_BASE" => stripe_base.clone(),
             _ => None,
         })
         .expect("config");

@@ -6,6 +6,7 @@ mod smtp;
 
 mod account_emails;
 mod accounts;
+mod billing;
 mod catalog;
 mod cli;
 mod concurrency;

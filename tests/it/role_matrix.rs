@@ -35,6 +35,15 @@ const UNAUTH: Option<&str> = Some("UNAUTHENTICATED");
 const OWNER_ONLY: Expect = [OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, NOT_FOUND, UNAUTH];
 const ADMINS: Expect = [OK, OK, FORBIDDEN, FORBIDDEN, NOT_FOUND, UNAUTH];
 const MEMBERS: Expect = [OK, OK, OK, OK, NOT_FOUND, UNAUTH];
+/// Allowed for Owners and Admins, who then hear that this server has no Stripe.
+const BILLING_ADMINS: Expect = [
+    Some("BILLING_NOT_CONFIGURED"),
+    Some("BILLING_NOT_CONFIGURED"),
+    FORBIDDEN,
+    FORBIDDEN,
+    NOT_FOUND,
+    UNAUTH,
+];
 const ALL_BUT_OWNER: Expect = [FORBIDDEN, OK, OK, OK, NOT_FOUND, UNAUTH];
 
 struct Case {
@@ -98,6 +107,42 @@ const CASES: &[Case] = &[
         name: "workspace.invitations",
         guarded: false,
         query: "query($ws: ID!) { workspace(id: $ws) { invitations { totalCount } } }",
+        expect: ADMINS,
+    },
+    Case {
+        name: "createSetupIntent",
+        guarded: true,
+        query: "mutation($ws: ID!) { createSetupIntent(workspaceId: $ws) { clientSecret } }",
+        expect: BILLING_ADMINS,
+    },
+    Case {
+        name: "setDefaultPaymentMethod",
+        guarded: true,
+        query: "mutation($ws: ID!) { setDefaultPaymentMethod(workspaceId: $ws, paymentMethodId: \"pm_x\") { status } }",
+        expect: BILLING_ADMINS,
+    },
+    Case {
+        name: "selectPlan",
+        guarded: true,
+        query: "mutation($ws: ID!) { selectPlan(workspaceId: $ws, plan: GROWTH) { status } }",
+        expect: BILLING_ADMINS,
+    },
+    Case {
+        name: "cancelSubscription",
+        guarded: true,
+        query: "mutation($ws: ID!) { cancelSubscription(workspaceId: $ws) { status } }",
+        expect: BILLING_ADMINS,
+    },
+    Case {
+        name: "resumeSubscription",
+        guarded: true,
+        query: "mutation($ws: ID!) { resumeSubscription(workspaceId: $ws) { status } }",
+        expect: BILLING_ADMINS,
+    },
+    Case {
+        name: "workspace.billing",
+        guarded: false,
+        query: "query($ws: ID!) { workspace(id: $ws) { billing { status } } }",
         expect: ADMINS,
     },
     Case {

@@ -1,0 +1,2 @@
+ALTER TABLE workspaces DROP COLUMN subscription_status;
+DROP TABLE billing_accounts;

@@ -1,0 +1,388 @@
+//! Billing over GraphQL: `Workspace.billing` and the billing mutations (Owner and Admin).
+//! Without `STRIPE_SECRET_KEY` they answer `BILLING_NOT_CONFIGURED`; plans and trials
+//! still work.
+
+use async_graphql::{Context, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncConnection as _;
+use uuid::Uuid;
+
+use super::account::{self, BillingAccountRow};
+use super::plans::{default_plan, Plan, PlanId};
+use super::stripe::{StripeApi, StripeCallError};
+use super::BillingStatus;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::graphql::context::{parse_id, request};
+use crate::graphql::guard::{authorize, require_role, RoleGuard};
+use crate::roles::Role;
+use crate::workspaces::model::WorkspaceRow;
+
+impl From<StripeCallError> for ApiError {
+    fn from(err: StripeCallError) -> Self {
+        match err {
+            // Stripe's own message for a request it refused is meant for people.
+            StripeCallError::Refused { status, message } if (400..500).contains(&status) => {
+                ApiError::bad_input(format!("Stripe: {message}"))
+            }
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+fn stripe<'a>(ctx: &Context<'a>) -> ApiResult<&'a StripeApi> {
+    request(ctx).stripe.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BillingNotConfigured,
+            "Billing is not configured on this server (no STRIPE_SECRET_KEY).",
+        )
+    })
+}
+
+/// A saved card.
+#[derive(SimpleObject)]
+pub struct PaymentMethod {
+    /// Stripe payment method id.
+    id: String,
+    /// Card brand, e.g. visa.
+    brand: String,
+    /// Last four digits.
+    last4: String,
+    /// Expiry month.
+    exp_month: i32,
+    /// Expiry year.
+    exp_year: i32,
+    /// Whether invoices are charged to it.
+    is_default: bool,
+}
+
+/// An invoice, as Stripe has it.
+#[derive(SimpleObject)]
+pub struct Invoice {
+    /// Stripe invoice id.
+    id: String,
+    /// Invoice number, once finalized.
+    number: Option<String>,
+    /// draft, open, paid, uncollectible or void.
+    status: String,
+    /// Amount due, in the currency's smallest unit.
+    amount_due_cents: i32,
+    /// ISO currency code.
+    currency: String,
+    /// When it was created.
+    created_at: DateTime<Utc>,
+    /// Stripe's page to view and pay it.
+    hosted_invoice_url: Option<String>,
+}
+
+/// What the frontend's Stripe Elements needs to collect a card.
+#[derive(SimpleObject)]
+pub struct SetupIntent {
+    /// Pass to `stripe.confirmCardSetup`.
+    client_secret: String,
+}
+
+/// A workspace's billing: plan, trial, subscription, payment methods and invoices.
+pub struct Billing {
+    workspace: WorkspaceRow,
+    account: Option<BillingAccountRow>,
+}
+
+/// A workspace's billing: plan, trial, subscription, payment methods and invoices.
+#[Object]
+impl Billing {
+    /// Where the workspace stands with billing.
+    async fn status(&self) -> BillingStatus {
+        BillingStatus::derive(&self.workspace, Utc::now())
+    }
+
+    /// The chosen plan, if any.
+    async fn plan(&self) -> Option<Plan> {
+        self.workspace
+            .plan
+            .as_deref()
+            .and_then(PlanId::from_db)
+            .map(default_plan)
+    }
+
+    /// When the free trial ends (or ended).
+    async fn trial_ends_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.workspace.trial_ends_at)
+    }
+
+    /// End of the paid period.
+    async fn current_period_end(&self) -> Option<DateTime<Utc>> {
+        self.account.as_ref().and_then(|a| a.current_period_end)
+    }
+
+    /// Whether the subscription ends at the end of the period.
+    async fn cancel_at_period_end(&self) -> bool {
+        self.account
+            .as_ref()
+            .is_some_and(|a| a.cancel_at_period_end)
+    }
+
+    /// Saved cards (read from Stripe).
+    async fn payment_methods(&self, ctx: &Context<'_>) -> ApiResult<Vec<PaymentMethod>> {
+        let (Some(account), Some(stripe)) = (&self.account, request(ctx).stripe.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        let customer = &account.stripe_customer_id;
+        let (methods, default) = tokio::try_join!(
+            stripe.payment_methods(customer),
+            stripe.default_payment_method(customer)
+        )?;
+        Ok(methods
+            .into_iter()
+            .map(|method| {
+                let card = method.card.unwrap_or(super::stripe::Card {
+                    brand: String::new(),
+                    last4: String::new(),
+                    exp_month: 0,
+                    exp_year: 0,
+                });
+                PaymentMethod {
+                    is_default: default.as_deref() == Some(method.id.as_str()),
+                    id: method.id,
+                    brand: card.brand,
+                    last4: card.last4,
+                    exp_month: card.exp_month,
+                    exp_year: card.exp_year,
+                }
+            })
+            .collect())
+    }
+
+    /// Invoices, newest first (read from Stripe).
+    async fn invoices(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Not supported yet: invoices come newest first from the start.")]
+        after: Option<String>,
+    ) -> ApiResult<Vec<Invoice>> {
+        let first = first.unwrap_or(20);
+        if !(1..=100).contains(&first) || after.is_some() {
+            return Err(ApiError::bad_input(
+                "`first` must be 1 to 100; `after` is not supported yet.",
+            ));
+        }
+        let (Some(account), Some(stripe)) = (&self.account, request(ctx).stripe.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        let invoices = stripe
+            .invoices(&account.stripe_customer_id, i64::from(first))
+            .await?;
+        Ok(invoices
+            .into_iter()
+            .map(|invoice| Invoice {
+                id: invoice.id,
+                number: invoice.number,
+                status: invoice.status.unwrap_or_default(),
+                amount_due_cents: i32::try_from(invoice.amount_due).unwrap_or(i32::MAX),
+                currency: invoice.currency,
+                created_at: DateTime::from_timestamp(invoice.created, 0).unwrap_or_default(),
+                hosted_invoice_url: invoice.hosted_invoice_url,
+            })
+            .collect())
+    }
+}
+
+/// The billing of a workspace the caller may manage.
+pub async fn billing_of(ctx: &Context<'_>, workspace_id: Uuid) -> ApiResult<Billing> {
+    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
+    let workspace = crate::workspaces::model::find_live(&mut conn, workspace_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Workspace"))?;
+    let account = account::find(&mut conn, workspace_id).await?;
+    Ok(Billing { workspace, account })
+}
+
+/// The workspace's Stripe customer, created on first use with the Owner's email.
+///
+/// Concurrent first calls queue on the workspace's row lock, so one creates the customer
+/// and the others find it; the idempotency key covers a retry after a lost answer.
+async fn customer(ctx: &Context<'_>, stripe: &StripeApi, workspace_id: Uuid) -> ApiResult<String> {
+    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
+    if let Some(account) = account::find(&mut conn, workspace_id).await? {
+        return Ok(account.stripe_customer_id);
+    }
+    conn.transaction(async |conn| {
+        crate::workspaces::model::lock_row(conn, workspace_id).await?;
+        if let Some(account) = account::find(conn, workspace_id).await? {
+            return Ok(account.stripe_customer_id);
+        }
+        let owner = crate::members::model::owner_of(conn, workspace_id)
+            .await?
+            .ok_or_else(|| ApiError::internal(&"workspace without owner"))?;
+        let email = crate::auth::model::find_user(conn, owner)
+            .await?
+            .map(|user| user.email)
+            .unwrap_or_default();
+        let created = stripe.create_customer(workspace_id, &email).await?;
+        account::insert_customer(conn, workspace_id, &created).await?;
+        Ok(created)
+    })
+    .await
+}
+
+#[derive(Default)]
+pub struct BillingMutation;
+
+/// Billing mutations.
+#[Object]
+impl BillingMutation {
+    /// Starts adding a card: returns the client secret for Stripe Elements.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn create_setup_intent(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+    ) -> ApiResult<SetupIntent> {
+        let stripe = stripe(ctx)?;
+        let workspace_id = parse_id(&workspace_id)?;
+        let customer = customer(ctx, stripe, workspace_id).await?;
+        Ok(SetupIntent {
+            client_secret: stripe.create_setup_intent(&customer).await?,
+        })
+    }
+
+    /// Makes one of the workspace's saved cards the one invoices are charged to.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn set_default_payment_method(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        payment_method_id: String,
+    ) -> ApiResult<Billing> {
+        let stripe = stripe(ctx)?;
+        let workspace_id = parse_id(&workspace_id)?;
+        let customer = customer(ctx, stripe, workspace_id).await?;
+        let method = stripe
+            .payment_method(&payment_method_id)
+            .await
+            .map_err(|_| not_a_card())?;
+        if method.customer.as_deref() != Some(customer.as_str()) {
+            return Err(not_a_card());
+        }
+        stripe
+            .set_default_payment_method(&customer, &payment_method_id)
+            .await?;
+        billing_of(ctx, workspace_id).await
+    }
+
+    /// Chooses or changes the plan. Needs a default payment method. During the trial the
+    /// subscription starts billing when the trial ends (nothing is charged before); after it,
+    /// at once. Changing plan prorates. Lifts read-only at once.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn select_plan(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        plan: PlanId,
+    ) -> ApiResult<Billing> {
+        let stripe = stripe(ctx)?;
+        let workspace_id = parse_id(&workspace_id)?;
+        let membership = authorize(ctx, workspace_id, Role::Admin).await?;
+        let customer = customer(ctx, stripe, workspace_id).await?;
+        if stripe.default_payment_method(&customer).await?.is_none() {
+            return Err(ApiError::bad_input(
+                "Add a payment method first: createSetupIntent, then setDefaultPaymentMethod.",
+            ));
+        }
+        let price = stripe.plan_price(plan).await?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BillingNotConfigured,
+                format!(
+                    "The {} plan has no price in Stripe yet.",
+                    default_plan(plan).name
+                ),
+            )
+        })?;
+        let db = &request(ctx).db;
+        let mut conn = db.conn_in(workspace_id).await?;
+        let existing = account::find(&mut conn, workspace_id).await?;
+        let live = existing
+            .as_ref()
+            .and_then(|a| a.subscription_id.clone())
+            .filter(|_| {
+                existing
+                    .as_ref()
+                    .and_then(|a| a.subscription_status.as_deref())
+                    != Some("canceled")
+            });
+        let subscription = match live {
+            Some(id) => {
+                let current = stripe.subscription(&id).await?;
+                stripe.change_plan(&current, &price).await?
+            }
+            None => {
+                let now = Utc::now();
+                let trial_end = (membership.workspace.trial_ends_at > now)
+                    .then_some(membership.workspace.trial_ends_at);
+                let key = format!(
+                    "subscription-{workspace_id}-{}-{}",
+                    plan.as_db(),
+                    now.timestamp() / 60
+                );
+                stripe
+                    .create_subscription(&customer, &price, trial_end, key)
+                    .await?
+            }
+        };
+        conn.transaction(async |conn| {
+            account::save_subscription(conn, workspace_id, &subscription, Some(plan)).await
+        })
+        .await?;
+        drop(conn);
+        billing_of(ctx, workspace_id).await
+    }
+
+    /// Ends the subscription at the end of the paid period.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn cancel_subscription(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<Billing> {
+        set_cancel(ctx, &workspace_id, true).await
+    }
+
+    /// Undoes `cancelSubscription` before the period ends.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn resume_subscription(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<Billing> {
+        set_cancel(ctx, &workspace_id, false).await
+    }
+}
+
+fn not_a_card() -> ApiError {
+    ApiError::bad_input("`paymentMethodId` is not a card saved to this workspace.")
+}
+
+async fn set_cancel(ctx: &Context<'_>, workspace_id: &ID, cancel: bool) -> ApiResult<Billing> {
+    let stripe = stripe(ctx)?;
+    let workspace_id = parse_id(workspace_id)?;
+    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
+    let subscription_id = account::find(&mut conn, workspace_id)
+        .await?
+        .and_then(|a| a.subscription_id)
+        .ok_or_else(|| {
+            ApiError::conflict("This workspace has no subscription: choose a plan first.")
+        })?;
+    let subscription = stripe
+        .set_cancel_at_period_end(&subscription_id, cancel)
+        .await?;
+    account::save_subscription(&mut conn, workspace_id, &subscription, None).await?;
+    drop(conn);
+    billing_of(ctx, workspace_id).await
+}

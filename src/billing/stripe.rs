@@ -1,0 +1,402 @@
+//! Our narrow Stripe adapter: the calls we make and the fields we mirror, parsed leniently,
+//! so it works the same against Stripe and against the local fake used in tests.
+//!
+//! Transport is async-stripe's client (base URL configurable, idempotency keys); responses
+//! are read as plain JSON into our own small types rather than async-stripe's generated
+//! ones, whose strictness the fake's older JSON does not meet.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use stripe::{IdempotencyKey, RequestStrategy, StripeError};
+use stripe_client_core::{RequestBuilder, StripeMethod};
+
+use super::plans::PlanId;
+use crate::config::StripeConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StripeCallError {
+    #[error("Stripe refused the request: {message}")]
+    Refused { status: u16, message: String },
+    #[error("Stripe could not be reached: {0}")]
+    Unavailable(String),
+    #[error("unexpected answer from Stripe: {0}")]
+    Unexpected(String),
+}
+
+#[derive(Clone)]
+pub struct StripeApi {
+    client: stripe::Client,
+}
+
+impl StripeApi {
+    pub fn new(config: &StripeConfig) -> anyhow::Result<Self> {
+        let mut builder = stripe::ClientBuilder::new(config.secret_key.expose());
+        if let Some(base) = &config.api_base {
+            let base = if base.ends_with('/') {
+                base.clone()
+            } else {
+                format!("{base}/")
+            };
+            builder = builder.url(base);
+        }
+        Ok(Self {
+            client: builder.build()?,
+        })
+    }
+
+    async fn call<T: for<'de> Deserialize<'de>>(
+        &self,
+        method: StripeMethod,
+        path: &str,
+        form: &[(&str, String)],
+        idempotency_key: Option<String>,
+    ) -> Result<T, StripeCallError> {
+        let mut request = RequestBuilder::new(method, path);
+        if !form.is_empty() {
+            // Stripe's form encoding: flat keys such as `items[0][plan]`, one value each.
+            let fields: std::collections::BTreeMap<&str, &str> = form
+                .iter()
+                .map(|(key, value)| (*key, value.as_str()))
+                .collect();
+            request = match method {
+                StripeMethod::Get => request.query(&fields),
+                _ => request.form(&fields),
+            };
+        }
+        let mut request = request.customize::<miniserde::json::Value>();
+        if let Some(key) = idempotency_key {
+            let key =
+                IdempotencyKey::new(key).map_err(|e| StripeCallError::Unexpected(e.to_string()))?;
+            request = request.request_strategy(RequestStrategy::Idempotent(key));
+        }
+        let value = request.send(&self.client).await.map_err(|err| match err {
+            StripeError::Stripe(errors, status) => StripeCallError::Refused {
+                status,
+                message: errors.message.unwrap_or_default(),
+            },
+            other => StripeCallError::Unavailable(other.to_string()),
+        })?;
+        let json = miniserde::json::to_string(&value);
+        serde_json::from_str(&json).map_err(|err| StripeCallError::Unexpected(err.to_string()))
+    }
+
+    /// Creates the workspace's customer; the key makes retries create it once.
+    pub async fn create_customer(
+        &self,
+        workspace_id: uuid::Uuid,
+        email: &str,
+    ) -> Result<String, StripeCallError> {
+        let form = [
+            ("email", email.to_owned()),
+            ("metadata[workspace_id]", workspace_id.to_string()),
+        ];
+        let customer: Object = self
+            .call(
+                StripeMethod::Post,
+                "/customers",
+                &form,
+                Some(format!("customer-{workspace_id}")),
+            )
+            .await?;
+        Ok(customer.id)
+    }
+
+    pub async fn update_customer_email(
+        &self,
+        customer: &str,
+        email: &str,
+    ) -> Result<(), StripeCallError> {
+        let _: Object = self
+            .call(
+                StripeMethod::Post,
+                &format!("/customers/{customer}"),
+                &[("email", email.to_owned())],
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn create_setup_intent(&self, customer: &str) -> Result<String, StripeCallError> {
+        let form = [
+            ("customer", customer.to_owned()),
+            ("usage", "off_session".to_owned()),
+        ];
+        let intent: SetupIntent = self
+            .call(StripeMethod::Post, "/setup_intents", &form, None)
+            .await?;
+        Ok(intent.client_secret)
+    }
+
+    pub async fn payment_methods(
+        &self,
+        customer: &str,
+    ) -> Result<Vec<PaymentMethod>, StripeCallError> {
+        let query = [
+            ("customer", customer.to_owned()),
+            ("type", "card".to_owned()),
+        ];
+        let list: List<PaymentMethod> = self
+            .call(StripeMethod::Get, "/payment_methods", &query, None)
+            .await?;
+        Ok(list.data)
+    }
+
+    pub async fn payment_method(&self, id: &str) -> Result<PaymentMethod, StripeCallError> {
+        self.call(
+            StripeMethod::Get,
+            &format!("/payment_methods/{id}"),
+            &[],
+            None,
+        )
+        .await
+    }
+
+    pub async fn default_payment_method(
+        &self,
+        customer: &str,
+    ) -> Result<Option<String>, StripeCallError> {
+        let customer: Customer = self
+            .call(
+                StripeMethod::Get,
+                &format!("/customers/{customer}"),
+                &[],
+                None,
+            )
+            .await?;
+        Ok(customer
+            .invoice_settings
+            .and_then(|s| s.default_payment_method))
+    }
+
+    pub async fn set_default_payment_method(
+        &self,
+        customer: &str,
+        payment_method: &str,
+    ) -> Result<(), StripeCallError> {
+        let form = [(
+            "invoice_settings[default_payment_method]",
+            payment_method.to_owned(),
+        )];
+        let _: Object = self
+            .call(
+                StripeMethod::Post,
+                &format!("/customers/{customer}"),
+                &form,
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The recurring price (plan object) whose product carries `metadata[linkai_plan]`.
+    pub async fn plan_price(&self, plan: PlanId) -> Result<Option<String>, StripeCallError> {
+        let query = [
+            ("active", "true".to_owned()),
+            ("limit", "100".to_owned()),
+            ("expand[]", "data.product".to_owned()),
+        ];
+        let list: List<StripePlan> = self.call(StripeMethod::Get, "/plans", &query, None).await?;
+        Ok(list
+            .data
+            .into_iter()
+            .find(|price| price.product.plan() == Some(plan.as_db()))
+            .map(|price| price.id))
+    }
+
+    /// Starts a subscription; during a trial it starts billing when the trial ends.
+    pub async fn create_subscription(
+        &self,
+        customer: &str,
+        price: &str,
+        trial_end: Option<DateTime<Utc>>,
+        idempotency_key: String,
+    ) -> Result<Subscription, StripeCallError> {
+        let mut form = vec![
+            ("customer", customer.to_owned()),
+            ("items[0][plan]", price.to_owned()),
+        ];
+        if let Some(end) = trial_end {
+            form.push(("trial_end", end.timestamp().to_string()));
+        }
+        self.call(
+            StripeMethod::Post,
+            "/subscriptions",
+            &form,
+            Some(idempotency_key),
+        )
+        .await
+    }
+
+    pub async fn subscription(&self, id: &str) -> Result<Subscription, StripeCallError> {
+        self.call(
+            StripeMethod::Get,
+            &format!("/subscriptions/{id}"),
+            &[],
+            None,
+        )
+        .await
+    }
+
+    /// Moves the subscription to another price. Stripe prorates by default
+    /// (`proration_behavior=create_prorations`), so we leave that parameter out (the local
+    /// fake rejects it).
+    pub async fn change_plan(
+        &self,
+        subscription: &Subscription,
+        price: &str,
+    ) -> Result<Subscription, StripeCallError> {
+        let item = subscription
+            .items
+            .data
+            .first()
+            .map(|item| item.id.clone())
+            .ok_or_else(|| StripeCallError::Unexpected("subscription without items".into()))?;
+        let form = [
+            ("items[0][id]", item),
+            ("items[0][plan]", price.to_owned()),
+            ("cancel_at_period_end", "false".to_owned()),
+        ];
+        self.call(
+            StripeMethod::Post,
+            &format!("/subscriptions/{}", subscription.id),
+            &form,
+            None,
+        )
+        .await
+    }
+
+    pub async fn set_cancel_at_period_end(
+        &self,
+        id: &str,
+        cancel: bool,
+    ) -> Result<Subscription, StripeCallError> {
+        let form = [("cancel_at_period_end", cancel.to_string())];
+        self.call(
+            StripeMethod::Post,
+            &format!("/subscriptions/{id}"),
+            &form,
+            None,
+        )
+        .await
+    }
+
+    pub async fn cancel_now(&self, id: &str) -> Result<(), StripeCallError> {
+        let _: Object = self
+            .call(
+                StripeMethod::Delete,
+                &format!("/subscriptions/{id}"),
+                &[],
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn invoices(
+        &self,
+        customer: &str,
+        limit: i64,
+    ) -> Result<Vec<Invoice>, StripeCallError> {
+        let query = [
+            ("customer", customer.to_owned()),
+            ("limit", limit.to_string()),
+        ];
+        let list: List<Invoice> = self
+            .call(StripeMethod::Get, "/invoices", &query, None)
+            .await?;
+        Ok(list.data)
+    }
+}
+
+#[derive(Deserialize)]
+struct Object {
+    id: String,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct List<T> {
+    pub data: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct SetupIntent {
+    client_secret: String,
+}
+
+#[derive(Deserialize)]
+struct Customer {
+    invoice_settings: Option<InvoiceSettings>,
+}
+
+#[derive(Deserialize)]
+struct InvoiceSettings {
+    default_payment_method: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct PaymentMethod {
+    pub id: String,
+    pub customer: Option<String>,
+    pub card: Option<Card>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct Card {
+    #[serde(default)]
+    pub brand: String,
+    #[serde(default)]
+    pub last4: String,
+    #[serde(default)]
+    pub exp_month: i32,
+    #[serde(default)]
+    pub exp_year: i32,
+}
+
+#[derive(Deserialize)]
+struct StripePlan {
+    id: String,
+    product: Value,
+}
+
+trait ProductPlan {
+    fn plan(&self) -> Option<&str>;
+}
+
+impl ProductPlan for Value {
+    /// The `linkai_plan` metadata of an expanded product.
+    fn plan(&self) -> Option<&str> {
+        self.get("metadata")?.get("linkai_plan")?.as_str()
+    }
+}
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct Subscription {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub cancel_at_period_end: bool,
+    pub current_period_end: Option<i64>,
+    pub items: List<SubscriptionItem>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct SubscriptionItem {
+    pub id: String,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct Invoice {
+    pub id: String,
+    pub number: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub amount_due: i64,
+    #[serde(default)]
+    pub currency: String,
+    #[serde(default)]
+    pub created: i64,
+    pub hosted_invoice_url: Option<String>,
+}

@@ -1,0 +1,346 @@
+//! Billing per workspace against the local Stripe fake over HTTP.
+
+use diesel_async::RunQueryDsl;
+use serde_json::{json, Value};
+
+use crate::harness::{stripe_fake, Actor, TestApp, STRIPE_KEY};
+
+const BILLING: &str = "query($ws: ID!) { workspace(id: $ws) { billingStatus readOnly billing {
+  status plan { id name } trialEndsAt currentPeriodEnd cancelAtPeriodEnd
+  paymentMethods { id brand last4 expMonth expYear isDefault }
+  invoices { id status amountDueCents currency } } } }";
+
+async fn gql_data(app: &TestApp, actor: &Actor, query: &str, vars: Value, field: &str) -> Value {
+    app.gql(actor.token(), query, vars)
+        .await
+        .data(field)
+        .clone()
+}
+
+async fn customer_of(app: &TestApp, workspace: &str) -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Customer {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        stripe_customer_id: String,
+    }
+    let mut conn = app.db.conn().await;
+    diesel::sql_query(format!(
+        "SELECT stripe_customer_id FROM billing_accounts WHERE workspace_id = '{workspace}'"
+    ))
+    .get_result::<Customer>(&mut conn)
+    .await
+    .expect("a customer")
+    .stripe_customer_id
+}
+
+/// What Stripe Elements does in the browser: confirm the setup intent with a card, which
+/// attaches the card to the customer.
+async fn add_card(customer: &str) -> String {
+    let url = stripe_fake().await;
+    let client = reqwest::Client::new();
+    let card: Value = client
+        .post(format!("{url}/v1/payment_methods"))
+        .basic_auth(STRIPE_KEY, Some(""))
+        .form(&[
+            ("type", "card"),
+            ("card[number]", "4242424242424242"),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", "2031"),
+            ("card[cvc]", "123"),
+        ])
+        .send()
+        .await
+        .expect("card")
+        .json()
+        .await
+        .expect("json");
+    let id = card["id"].as_str().expect("id").to_owned();
+    client
+        .post(format!("{url}/v1/payment_methods/{id}/attach"))
+        .basic_auth(STRIPE_KEY, Some(""))
+        .form(&[("customer", customer)])
+        .send()
+        .await
+        .expect("attach");
+    id
+}
+
+async fn stripe_get(path: &str) -> Value {
+    let url = stripe_fake().await;
+    reqwest::Client::new()
+        .get(format!("{url}/v1/{path}"))
+        .basic_auth(STRIPE_KEY, Some(""))
+        .send()
+        .await
+        .expect("stripe")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_stripe_plans_and_trials_work_and_billing_mutations_say_so() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let plans = app
+        .gql(
+            None,
+            "{ plans { id name monthlyPriceCents limits { messages sms agents phoneNumbers } } }",
+            json!({}),
+        )
+        .await;
+    let plans = plans.data("plans");
+    assert_eq!(plans.as_array().expect("plans").len(), 3);
+    assert_eq!(
+        plans[1],
+        json!({ "id": "GROWTH", "name": "Growth", "monthlyPriceCents": 14900, "limits": { "messages": 10000, "sms": 2500, "agents": 10, "phoneNumbers": 5 } })
+    );
+    let billing = gql_data(
+        &app,
+        &team.admin,
+        BILLING,
+        json!({ "ws": team.workspace }),
+        "workspace",
+    )
+    .await;
+    assert_eq!(billing["billing"]["status"], "TRIALING");
+    assert_eq!(billing["billing"]["paymentMethods"], json!([]));
+    app.gql(
+        team.member.token(),
+        BILLING,
+        json!({ "ws": team.workspace }),
+    )
+    .await
+    .assert_code("FORBIDDEN");
+    for mutation in [
+        "mutation($ws: ID!) { createSetupIntent(workspaceId: $ws) { clientSecret } }",
+        "mutation($ws: ID!) { selectPlan(workspaceId: $ws, plan: GROWTH) { status } }",
+        "mutation($ws: ID!) { cancelSubscription(workspaceId: $ws) { status } }",
+    ] {
+        app.gql(
+            team.owner.token(),
+            mutation,
+            json!({ "ws": team.workspace }),
+        )
+        .await
+        .assert_code("BILLING_NOT_CONFIGURED");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_chosen_during_the_trial_keeps_the_trial_then_changes_cancels_and_resumes() {
+    let app = TestApp::builder().with_stripe().start().await;
+    let team = app.team().await;
+    let ws = json!({ "ws": team.workspace });
+    let intent = gql_data(
+        &app,
+        &team.admin,
+        "mutation($ws: ID!) { createSetupIntent(workspaceId: $ws) { clientSecret } }",
+        ws.clone(),
+        "createSetupIntent",
+    )
+    .await;
+    assert!(intent["clientSecret"]
+        .as_str()
+        .expect("secret")
+        .contains("_secret_"));
+    let customer = customer_of(&app, &team.workspace).await;
+    let stripe_customer = stripe_get(&format!("customers/{customer}")).await;
+    assert_eq!(
+        stripe_customer["metadata"]["workspace_id"],
+        team.workspace.as_str()
+    );
+    assert_eq!(stripe_customer["email"], team.owner.email.as_str());
+
+    let select = "mutation($ws: ID!, $plan: PlanId!) { selectPlan(workspaceId: $ws, plan: $plan) { status plan { id } trialEndsAt cancelAtPeriodEnd } }";
+    app.gql(
+        team.admin.token(),
+        select,
+        json!({ "ws": team.workspace, "plan": "GROWTH" }),
+    )
+    .await
+    .assert_code("BAD_USER_INPUT");
+
+    let card = add_card(&customer).await;
+    let set_default = "mutation($ws: ID!, $pm: String!) { setDefaultPaymentMethod(workspaceId: $ws, paymentMethodId: $pm) { paymentMethods { id brand last4 isDefault } } }";
+    let methods = gql_data(
+        &app,
+        &team.admin,
+        set_default,
+        json!({ "ws": team.workspace, "pm": card }),
+        "setDefaultPaymentMethod",
+    )
+    .await;
+    assert_eq!(
+        methods["paymentMethods"],
+        json!([{ "id": card, "brand": "visa", "last4": "4242", "isDefault": true }])
+    );
+
+    let chosen = gql_data(
+        &app,
+        &team.admin,
+        select,
+        json!({ "ws": team.workspace, "plan": "GROWTH" }),
+        "selectPlan",
+    )
+    .await;
+    assert_eq!(chosen["status"], "TRIALING");
+    assert_eq!(chosen["plan"]["id"], "GROWTH");
+    let subscriptions = stripe_get(&format!("subscriptions?customer={customer}")).await;
+    let subscription = &subscriptions["data"][0];
+    let trial_end =
+        chrono::DateTime::parse_from_rfc3339(chosen["trialEndsAt"].as_str().expect("date"))
+            .expect("rfc3339");
+    assert_eq!(
+        subscription["trial_end"].as_i64(),
+        Some(trial_end.timestamp()),
+        "the remaining trial is kept"
+    );
+    assert_eq!(subscription["items"]["data"][0]["plan"]["amount"], 14900);
+
+    let changed = gql_data(
+        &app,
+        &team.owner,
+        select,
+        json!({ "ws": team.workspace, "plan": "SCALE" }),
+        "selectPlan",
+    )
+    .await;
+    assert_eq!(changed["plan"]["id"], "SCALE");
+    let subscriptions = stripe_get(&format!("subscriptions?customer={customer}")).await;
+    assert_eq!(
+        subscriptions["data"].as_array().expect("list").len(),
+        1,
+        "the same subscription, changed"
+    );
+    assert_eq!(
+        subscriptions["data"][0]["items"]["data"][0]["plan"]["amount"],
+        49900
+    );
+
+    let cancel = gql_data(
+        &app,
+        &team.admin,
+        "mutation($ws: ID!) { cancelSubscription(workspaceId: $ws) { cancelAtPeriodEnd } }",
+        ws.clone(),
+        "cancelSubscription",
+    )
+    .await;
+    assert_eq!(cancel["cancelAtPeriodEnd"], true);
+    let resume = gql_data(
+        &app,
+        &team.admin,
+        "mutation($ws: ID!) { resumeSubscription(workspaceId: $ws) { cancelAtPeriodEnd } }",
+        ws.clone(),
+        "resumeSubscription",
+    )
+    .await;
+    assert_eq!(resume["cancelAtPeriodEnd"], false);
+
+    for denied in [&team.member, &team.viewer] {
+        app.gql(
+            denied.token(),
+            select,
+            json!({ "ws": team.workspace, "plan": "STARTER" }),
+        )
+        .await
+        .assert_code("FORBIDDEN");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choosing_a_plan_after_the_trial_bills_at_once_and_lifts_read_only() {
+    let app = TestApp::builder().with_stripe().start().await;
+    let ada = app.sign_up("Ada").await;
+    let mut conn = app.db.conn().await;
+    diesel::sql_query(format!(
+        "UPDATE workspaces SET trial_ends_at = now() - interval '1 day' WHERE id = '{}'",
+        ada.own_workspace
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("expired");
+    let create_agent =
+        "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Bot\" }) { id } }";
+    app.gql(
+        ada.token(),
+        create_agent,
+        json!({ "ws": ada.own_workspace }),
+    )
+    .await
+    .assert_code("TRIAL_EXPIRED");
+
+    app.gql(
+        ada.token(),
+        "mutation($ws: ID!) { createSetupIntent(workspaceId: $ws) { clientSecret } }",
+        json!({ "ws": ada.own_workspace }),
+    )
+    .await
+    .data("createSetupIntent");
+    let customer = customer_of(&app, &ada.own_workspace).await;
+    let card = add_card(&customer).await;
+    app.gql(ada.token(), "mutation($ws: ID!, $pm: String!) { setDefaultPaymentMethod(workspaceId: $ws, paymentMethodId: $pm) { status } }", json!({ "ws": ada.own_workspace, "pm": card }))
+        .await
+        .data("setDefaultPaymentMethod");
+    let chosen = app
+        .gql(
+            ada.token(),
+            "mutation($ws: ID!) { selectPlan(workspaceId: $ws, plan: STARTER) { status } }",
+            json!({ "ws": ada.own_workspace }),
+        )
+        .await;
+    assert_eq!(chosen.data("selectPlan")["status"], "ACTIVE");
+
+    let billing = gql_data(
+        &app,
+        &ada,
+        BILLING,
+        json!({ "ws": ada.own_workspace }),
+        "workspace",
+    )
+    .await;
+    assert_eq!(billing["readOnly"], false);
+    assert_eq!(billing["billing"]["invoices"][0]["amountDueCents"], 4900);
+    assert!(billing["billing"]["currentPeriodEnd"].is_string());
+    app.gql(
+        ada.token(),
+        create_agent,
+        json!({ "ws": ada.own_workspace }),
+    )
+    .await
+    .data("createAgent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_of_another_workspace_and_parallel_first_calls_are_handled() {
+    let app = TestApp::builder().with_stripe().start().await;
+    let ada = app.sign_up("Ada").await;
+    let bob = app.sign_up("Bob").await;
+    let intent = "mutation($ws: ID!) { createSetupIntent(workspaceId: $ws) { clientSecret } }";
+    let calls = (0..5).map(|_| app.gql(ada.token(), intent, json!({ "ws": ada.own_workspace })));
+    for res in futures::future::join_all(calls).await {
+        res.data("createSetupIntent");
+    }
+    app.gql(bob.token(), intent, json!({ "ws": bob.own_workspace }))
+        .await
+        .data("createSetupIntent");
+    let ada_customer = customer_of(&app, &ada.own_workspace).await;
+    let customers = stripe_get("customers?limit=100").await;
+    let for_ada = customers["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|c| c["metadata"]["workspace_id"] == ada.own_workspace.as_str())
+        .count();
+    assert_eq!(for_ada, 1, "one customer per workspace");
+    let bob_card = add_card(&customer_of(&app, &bob.own_workspace).await).await;
+    let set_default = "mutation($ws: ID!, $pm: String!) { setDefaultPaymentMethod(workspaceId: $ws, paymentMethodId: $pm) { status } }";
+    app.gql(
+        ada.token(),
+        set_default,
+        json!({ "ws": ada.own_workspace, "pm": bob_card }),
+    )
+    .await
+    .assert_code("BAD_USER_INPUT");
+    assert!(!ada_customer.is_empty());
+}
