@@ -19,6 +19,7 @@
 //! | `WORKER_NAME` | unique name of this worker process | `linkai-<pid>-<random>` |
 //! | `WORKER_HEARTBEAT_SECS` | worker heartbeat; a worker silent for 3 beats is presumed dead and its jobs re-run | [`DEFAULT_HEARTBEAT_SECS`] |
 //! | `TRIAL_SCAN_SECS` | how often workers look for due trial reminders and expiries | [`DEFAULT_TRIAL_SCAN_SECS`] |
+//! | `BILLING_SYNC_SECS` | how often workers re-sync every workspace's billing from Stripe | [`DEFAULT_BILLING_SYNC_SECS`] |
 //! | `GRAPHQL_SQL_STATS` | `true`: responses carry `extensions.sqlStatements` (tests, benchmarks) | `false` |
 
 use std::fmt;
@@ -38,6 +39,7 @@ pub const DEFAULT_JOBS_QUEUE: &str = "linkai:jobs";
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 5;
 pub const MISSED_HEARTBEATS: usize = 3;
 pub const DEFAULT_TRIAL_SCAN_SECS: u64 = 600;
+pub const DEFAULT_BILLING_SYNC_SECS: u64 = 3_600;
 
 /// A value that must not appear in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -77,6 +79,8 @@ pub struct Config {
 pub struct WorkerConfig {
     /// How often each worker scans for due trial notices.
     pub trial_scan_interval: std::time::Duration,
+    /// How often each worker re-syncs every workspace's billing from Stripe.
+    pub billing_sync_interval: std::time::Duration,
     pub queue: String,
     pub name: String,
     pub heartbeat: std::time::Duration,
@@ -160,6 +164,11 @@ impl Config {
             .transpose()?
             .unwrap_or(DEFAULT_TRIAL_SCAN_SECS)
             .max(1);
+        let billing_sync_secs = get("BILLING_SYNC_SECS")
+            .map(|v| v.parse().context("BILLING_SYNC_SECS must be a number"))
+            .transpose()?
+            .unwrap_or(DEFAULT_BILLING_SYNC_SECS)
+            .max(1);
         let worker_name = get("WORKER_NAME").unwrap_or_else(|| {
             format!(
                 "linkai-{}-{:04x}",
@@ -193,6 +202,7 @@ impl Config {
             service_tokens,
             workers: WorkerConfig {
                 trial_scan_interval: std::time::Duration::from_secs(trial_scan_secs),
+                billing_sync_interval: std::time::Duration::from_secs(billing_sync_secs),
                 queue: or("JOBS_QUEUE", DEFAULT_JOBS_QUEUE),
                 name: worker_name,
                 heartbeat: std::time::Duration::from_secs(heartbeat_secs),

@@ -10,7 +10,7 @@ use async_graphql_axum::{rejection::GraphQLRejection, GraphQLRequest, GraphQLRes
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -29,6 +29,7 @@ pub fn router(app: App) -> Router {
         .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/webhooks/stripe", post(crate::billing::webhook::receive))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(app)
 }

@@ -147,6 +147,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     usage_counters,
     trial_notices,
     billing_accounts,
+    stripe_events,
 );
 
 diesel::table! {
@@ -167,5 +168,15 @@ diesel::table! {
         current_period_end -> Nullable<Timestamptz>,
         cancel_at_period_end -> Bool,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stripe_events (id) {
+        id -> Text,
+        #[sql_name = "type"]
+        event_type -> Text,
+        payload -> Jsonb,
+        received_at -> Timestamptz,
     }
 }

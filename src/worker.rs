@@ -13,7 +13,8 @@ use tokio::sync::watch;
 
 use crate::auth::model as accounts;
 use crate::auth::token::{self, TokenKind};
-use crate::billing::trial;
+use crate::billing::stripe::StripeApi;
+use crate::billing::{self, trial};
 use crate::config::{Config, MISSED_HEARTBEATS};
 use crate::db::Db;
 use crate::invitations::{model as invitation_model, InvitationStatus};
@@ -37,8 +38,12 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
         &config.email.outbox_dir,
         &config.email.from,
     )?;
+    let stripe = config.stripe.as_ref().map(StripeApi::new).transpose()?;
     let deps = Deps {
-        store: Arc::new(PgJobStore { db: db.clone() }),
+        store: Arc::new(PgJobStore {
+            db: db.clone(),
+            stripe: stripe.clone(),
+        }),
         mailer,
         app_url: config.http.app_url.clone(),
     };
@@ -47,6 +52,7 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
         config.workers.trial_scan_interval,
         shutdown.clone(),
     );
+    let (db_for_billing, shutdown_for_billing) = (db.clone(), shutdown.clone());
     let relay = crate::outbox::run_relay(
         db,
         config.database.url.expose().to_owned(),
@@ -54,7 +60,13 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
         shutdown.clone(),
     );
     let worker = run_worker_until_shutdown(settings, deps, shutdown);
-    tokio::join!(relay, worker, scans);
+    let reconciliation = run_billing_reconciliation(
+        db_for_billing,
+        stripe,
+        config.workers.billing_sync_interval,
+        shutdown_for_billing,
+    );
+    tokio::join!(relay, worker, scans, reconciliation);
     Ok(())
 }
 
@@ -82,9 +94,10 @@ async fn run_worker_until_shutdown(
     }
 }
 
-/// The jobs crate's view of our database.
+/// The jobs crate's view of our database (and of Stripe, for billing syncs).
 pub struct PgJobStore {
     db: Db,
+    stripe: Option<StripeApi>,
 }
 
 #[async_trait::async_trait]
@@ -161,11 +174,15 @@ impl JobStore for PgJobStore {
                             kind,
                         }))
                     }
-                    Job::SendTrialNotice { .. } => Ok(None),
+                    Job::SendTrialNotice { .. } | Job::SyncBilling { .. } => Ok(None),
                 }
             })
             .await?;
         Ok(prepared.map(Prepared::Token))
+    }
+
+    async fn sync_billing(&self, workspace_id: uuid::Uuid) -> anyhow::Result<()> {
+        self.sync(workspace_id).await
     }
 
     async fn mark_sent(&self, job: &Job) -> anyhow::Result<()> {
@@ -187,12 +204,20 @@ impl JobStore for PgJobStore {
                 crate::db::enter_workspace(&mut conn, workspace_id).await?;
                 trial::mark_emailed(&mut conn, workspace_id, notice, Utc::now()).await?;
             }
+            Job::SyncBilling { .. } => {}
         }
         Ok(())
     }
 }
 
 impl PgJobStore {
+    async fn sync(&self, workspace_id: uuid::Uuid) -> anyhow::Result<()> {
+        match &self.stripe {
+            Some(stripe) => billing::sync::sync_workspace(&self.db, stripe, workspace_id).await,
+            None => Ok(()),
+        }
+    }
+
     /// The notice's emails to the Owner and Admins, unless already sent or no longer true
     /// (a plan was chosen, or the workspace is gone).
     async fn prepare_trial_notice(
@@ -225,6 +250,27 @@ impl PgJobStore {
             })
             .collect();
         Ok(Some(Prepared::Notices(emails)))
+    }
+}
+
+/// Re-syncs every billed workspace from Stripe every `interval`, repairing missed webhooks.
+async fn run_billing_reconciliation(
+    db: Db,
+    stripe: Option<StripeApi>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(stripe) = stripe else {
+        return;
+    };
+    loop {
+        if let Err(err) = billing::sync::reconcile(&db, &stripe).await {
+            tracing::warn!("billing reconciliation failed, will retry: {err:#}");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
     }
 }
 

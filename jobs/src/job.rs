@@ -14,6 +14,8 @@ pub enum Job {
     SendEmailVerification { token_id: Uuid },
     /// Email the password-reset link for an account token.
     SendPasswordReset { token_id: Uuid },
+    /// Mirror the workspace's subscription from Stripe (after a webhook, and periodically).
+    SyncBilling { workspace_id: Uuid },
     /// Email a workspace's Owner and Admins about its trial.
     SendTrialNotice {
         workspace_id: Uuid,
@@ -72,6 +74,7 @@ impl Job {
             Job::SendEmailVerification { .. } => "send_email_verification",
             Job::SendPasswordReset { .. } => "send_password_reset",
             Job::SendTrialNotice { .. } => "send_trial_notice",
+            Job::SyncBilling { .. } => "sync_billing",
         }
     }
 }

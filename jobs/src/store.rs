@@ -36,6 +36,9 @@ pub trait JobStore: Send + Sync + 'static {
     async fn prepare(&self, job: &Job) -> anyhow::Result<Option<Prepared>>;
 
     async fn mark_sent(&self, job: &Job) -> anyhow::Result<()>;
+
+    /// Mirrors the workspace's billing from Stripe (idempotent: it copies Stripe's state).
+    async fn sync_billing(&self, workspace_id: uuid::Uuid) -> anyhow::Result<()>;
 }
 
 /// A token email ready to render.

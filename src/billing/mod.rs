@@ -5,7 +5,9 @@ pub mod account;
 pub mod graphql;
 pub mod plans;
 pub mod stripe;
+pub mod sync;
 pub mod trial;
+pub mod webhook;
 
 use async_graphql::{Context, Enum, Object};
 use chrono::{DateTime, Months, Utc};

@@ -310,9 +310,9 @@ impl StripeApi {
     }
 }
 
-#[derive(Deserialize)]
-struct Object {
-    id: String,
+#[derive(Deserialize, Clone, Debug)]
+pub struct Object {
+    pub id: String,
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -384,6 +384,19 @@ pub struct Subscription {
 #[derive(Deserialize, Clone, Debug)]
 pub struct SubscriptionItem {
     pub id: String,
+    pub plan: Option<Object>,
+}
+
+impl Subscription {
+    /// The price (plan) it bills.
+    pub fn price_id(&self) -> Option<&str> {
+        self.items
+            .data
+            .first()?
+            .plan
+            .as_ref()
+            .map(|plan| plan.id.as_str())
+    }
 }
 
 #[derive(Deserialize, Clone, Debug)]

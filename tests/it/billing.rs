@@ -344,3 +344,59 @@ async fn cards_of_another_workspace_and_parallel_first_calls_are_handled() {
     .assert_code("BAD_USER_INPUT");
     assert!(!ada_customer.is_empty());
 }
+
+/// Gives `actor`'s workspace a card and the plan, as the frontend would.
+pub async fn subscribe(app: &TestApp, actor: &Actor, workspace: &str, plan: &str) -> String {
+    let ws = json!({ "ws": workspace });
+    app.gql(
+        actor.token(),
+        "mutation($ws: ID!) { createSetupIntent(workspaceId: $ws) { clientSecret } }",
+        ws,
+    )
+    .await
+    .data("createSetupIntent");
+    let customer = customer_of(app, workspace).await;
+    let card = add_card(&customer).await;
+    app.gql(actor.token(), "mutation($ws: ID!, $pm: String!) { setDefaultPaymentMethod(workspaceId: $ws, paymentMethodId: $pm) { status } }", json!({ "ws": workspace, "pm": card }))
+        .await
+        .data("setDefaultPaymentMethod");
+    app.gql(
+        actor.token(),
+        "mutation($ws: ID!, $p: PlanId!) { selectPlan(workspaceId: $ws, plan: $p) { status } }",
+        json!({ "ws": workspace, "p": plan }),
+    )
+    .await
+    .data("selectPlan");
+    customer
+}
+
+pub async fn stripe_post(path: &str, form: &[(&str, &str)]) -> Value {
+    let url = stripe_fake().await;
+    reqwest::Client::new()
+        .post(format!("{url}/v1/{path}"))
+        .basic_auth(STRIPE_KEY, Some(""))
+        .form(form)
+        .send()
+        .await
+        .expect("stripe")
+        .json()
+        .await
+        .expect("json")
+}
+
+pub async fn stripe_delete(path: &str) -> Value {
+    let url = stripe_fake().await;
+    reqwest::Client::new()
+        .delete(format!("{url}/v1/{path}"))
+        .basic_auth(STRIPE_KEY, Some(""))
+        .send()
+        .await
+        .expect("stripe")
+        .json()
+        .await
+        .expect("json")
+}
+
+pub async fn stripe_subscription_of(customer: &str) -> Value {
+    stripe_get(&format!("subscriptions?customer={customer}")).await["data"][0].clone()
+}

@@ -92,6 +92,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 pub const STRIPE_KEY: &str = "sk_test_linkai";
+pub const WEBHOOK_SECRET: &str = "whsec_linkai_test";
 
 /// The local Stripe fake: `LOCALSTRIPE_URL` (started by `.ci/run`), or one started from
 /// `.venv/bin/localstripe` for this test process. Its plans are created once.
@@ -316,6 +317,7 @@ impl TestApp {
             "UNSAFE_UNFILTERED_KIND" => builder.unfiltered_kind.clone(),
             "STRIPE_SECRET_KEY" => stripe_base.as_ref().map(|_| STRIPE_KEY.to_owned()),
             "STRIPE_API_BASE" => stripe_base.clone(),
+            "STRIPE_WEBHOOK_SECRET" => stripe_base.as_ref().map(|_| WEBHOOK_SECRET.to_owned()),
             _ => None,
         })
         .expect("config");

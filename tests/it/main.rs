@@ -21,4 +21,5 @@ mod schema;
 mod statements;
 mod trial;
 mod usage;
+mod webhooks;
 mod workspaces;

@@ -1,0 +1,61 @@
+//! Mirrors a workspace's subscription from Stripe, the source of truth for money. Runs after
+//! each webhook (as a job) and periodically for every workspace with a Stripe customer, so
+//! missed or reordered webhooks are repaired.
+
+use diesel::sql_types::Uuid as SqlUuid;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use super::account;
+use super::plans::PlanId;
+use super::stripe::StripeApi;
+use crate::db::Db;
+
+/// Copies the workspace's subscription state from Stripe.
+pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> anyhow::Result<()> {
+    let mut conn = db.conn_in(workspace_id).await?;
+    let Some(subscription_id) = account::find(&mut conn, workspace_id)
+        .await?
+        .and_then(|account| account.subscription_id)
+    else {
+        return Ok(());
+    };
+    let subscription = stripe.subscription(&subscription_id).await?;
+    let mut plan = None;
+    if let Some(price) = subscription.price_id() {
+        for candidate in PlanId::ALL {
+            if stripe.plan_price(candidate).await?.as_deref() == Some(price) {
+                plan = Some(candidate);
+                break;
+            }
+        }
+    }
+    account::save_subscription(&mut conn, workspace_id, &subscription, plan).await?;
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Billed {
+    #[diesel(sql_type = SqlUuid)]
+    workspace_id: Uuid,
+}
+
+/// Re-syncs every workspace with a Stripe customer; returns how many were synced.
+pub async fn reconcile(db: &Db, stripe: &StripeApi) -> anyhow::Result<usize> {
+    let mut conn = db.conn().await?;
+    let billed: Vec<Billed> = diesel::sql_query("SELECT workspaces_with_billing() AS workspace_id")
+        .load(&mut conn)
+        .await?;
+    drop(conn);
+    let mut synced = 0;
+    for workspace in billed {
+        let result = sync_workspace(db, stripe, workspace.workspace_id).await;
+        if let Err(err) = result {
+            let id = workspace.workspace_id;
+            tracing::warn!(workspace = %id, "billing sync failed: {err:#}");
+        } else {
+            synced += 1;
+        }
+    }
+    Ok(synced)
+}

@@ -1,0 +1,206 @@
+//! Stripe webhooks: signatures, once-only recording, and convergence to Stripe's state
+//! whatever the order or duplication of deliveries; the reconciliation job repairs missed
+//! ones.
+
+use std::time::Duration;
+
+use diesel_async::RunQueryDsl;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+
+use crate::billing::{stripe_delete, stripe_post, stripe_subscription_of, subscribe};
+use crate::harness::{Actor, TestApp, WEBHOOK_SECRET};
+
+async fn deliver(app: &TestApp, body: &str, signature: Option<String>) -> u16 {
+    let mut request = app
+        .client()
+        .post(format!("{}/webhooks/stripe", app.base_url))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(signature) = signature {
+        request = request.header("Stripe-Signature", signature);
+    }
+    request.send().await.expect("delivered").status().as_u16()
+}
+
+fn signed(body: &str) -> Option<String> {
+    Some(linkai::billing::webhook::sign(
+        WEBHOOK_SECRET,
+        body.as_bytes(),
+        chrono::Utc::now().timestamp(),
+    ))
+}
+
+async fn recorded_events(app: &TestApp) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.db.conn().await;
+    diesel::sql_query("SELECT count(*) AS n FROM stripe_events")
+        .get_result::<Count>(&mut conn)
+        .await
+        .expect("count")
+        .n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_correctly_signed_events_are_recorded_and_only_once() {
+    let app = TestApp::builder().with_stripe().start().await;
+    let body = r#"{"id":"evt_sig_1","type":"invoice.paid","data":{"object":{"object":"invoice","customer":"cus_unknown"}}}"#;
+    let now = chrono::Utc::now().timestamp();
+    let sign = |secret: &str, body: &str, at: i64| {
+        linkai::billing::webhook::sign(secret, body.as_bytes(), at)
+    };
+    let mut changed = body.to_owned();
+    changed.replace_range(10..11, "X");
+    let valid = sign(WEBHOOK_SECRET, body, now);
+    let wrong = sign("whsec_wrong", body, now);
+    let two = format!(
+        "{},{}",
+        wrong,
+        valid.split_once(',').map(|(_, v1)| v1).unwrap_or_default()
+    );
+    let cases: [(&str, &str, Option<String>, u16); 6] = [
+        ("wrong secret", body, Some(wrong.clone()), 400),
+        ("changed byte", &changed, Some(valid.clone()), 400),
+        (
+            "old timestamp",
+            body,
+            Some(sign(WEBHOOK_SECRET, body, now - 301)),
+            400,
+        ),
+        ("missing header", body, None, 400),
+        ("valid", body, Some(valid.clone()), 200),
+        ("two signatures, one valid", body, Some(two), 200),
+    ];
+    for (name, body, signature, status) in cases {
+        assert_eq!(deliver(&app, body, signature).await, status, "{name}");
+        if status == 400 {
+            assert_eq!(recorded_events(&app).await, 0, "{name} must write nothing");
+        }
+    }
+    assert_eq!(
+        recorded_events(&app).await,
+        1,
+        "a redelivery records nothing new"
+    );
+}
+
+async fn billing(app: &TestApp, actor: &Actor, workspace: &str) -> Value {
+    app.gql(actor.token(), "query($ws: ID!) { workspace(id: $ws) { billingStatus readOnly billing { plan { id } cancelAtPeriodEnd } } }", json!({ "ws": workspace }))
+        .await
+        .data("workspace")
+        .clone()
+}
+
+async fn wait_for(app: &TestApp, actor: &Actor, workspace: &str, expected: &Value) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = billing(app, actor, workspace).await;
+        if &last == expected {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+fn event(id: &str, kind: &str, object: Value) -> String {
+    json!({ "id": id, "type": kind, "data": { "object": object } }).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_and_shuffled_events_converge_to_stripes_state() {
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
+    let mut finals = Vec::new();
+    for (round, shuffle) in [(0, false), (1, true), (2, true)] {
+        let owner = app.sign_up(&format!("Owner{round}")).await;
+        let customer = subscribe(&app, &owner, &owner.own_workspace, "GROWTH").await;
+        let subscription = stripe_subscription_of(&customer).await;
+        let id = subscription["id"].as_str().expect("id").to_owned();
+        // What happens in Stripe, each step announced by an event carrying the object as
+        // it was then.
+        let mut events = Vec::new();
+        let updated = stripe_post(
+            &format!("subscriptions/{id}"),
+            &[("cancel_at_period_end", "true")],
+        )
+        .await;
+        events.push(event(
+            &format!("evt_{round}_1"),
+            "customer.subscription.updated",
+            updated,
+        ));
+        let paid =
+            json!({ "object": "invoice", "id": format!("in_{round}"), "customer": customer });
+        events.push(event(&format!("evt_{round}_2"), "invoice.paid", paid));
+        let deleted = stripe_delete(&format!("subscriptions/{id}")).await;
+        events.push(event(
+            &format!("evt_{round}_3"),
+            "customer.subscription.deleted",
+            deleted,
+        ));
+        let mut deliveries: Vec<String> = events.iter().chain(events.iter()).cloned().collect();
+        if shuffle {
+            deliveries.shuffle(&mut rand::rngs::StdRng::seed_from_u64(round));
+        }
+        for body in &deliveries {
+            assert_eq!(deliver(&app, body, signed(body)).await, 200);
+        }
+        let expected = json!({ "billingStatus": "CANCELED", "readOnly": true, "billing": { "plan": { "id": "GROWTH" }, "cancelAtPeriodEnd": true } });
+        finals.push(wait_for(&app, &owner, &owner.own_workspace, &expected).await);
+    }
+    assert_eq!(
+        finals[0], finals[1],
+        "shuffled and duplicated delivery ends where in-order does"
+    );
+    assert_eq!(finals[1], finals[2]);
+    assert_eq!(finals[0]["billingStatus"], "CANCELED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_repairs_a_missed_webhook() {
+    let app = TestApp::builder().with_stripe().start().await;
+    let owner = app.sign_up("Owner").await;
+    let customer = subscribe(&app, &owner, &owner.own_workspace, "STARTER").await;
+    let id = stripe_subscription_of(&customer).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    stripe_post(
+        &format!("subscriptions/{id}"),
+        &[("cancel_at_period_end", "true")],
+    )
+    .await;
+    // No webhook arrives. The periodic job notices.
+    assert_eq!(
+        billing(&app, &owner, &owner.own_workspace).await["billing"]["cancelAtPeriodEnd"],
+        false
+    );
+    let url = app.db.url();
+    let stripe_base = crate::harness::stripe_fake().await.to_owned();
+    let config = linkai::config::Config::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(url.clone()),
+        "STRIPE_SECRET_KEY" => Some(crate::harness::STRIPE_KEY.into()),
+        "STRIPE_API_BASE" => Some(stripe_base.clone()),
+        _ => None,
+    })
+    .expect("config");
+    let worker_side = linkai::App::connect(config).expect("app");
+    let stripe = worker_side.stripe.as_ref().expect("stripe configured");
+    let synced = linkai::billing::sync::reconcile(&worker_side.db, stripe)
+        .await
+        .expect("reconciled");
+    assert!(synced >= 1);
+    assert_eq!(
+        billing(&app, &owner, &owner.own_workspace).await["billing"]["cancelAtPeriodEnd"],
+        true
+    );
+}
