@@ -108,7 +108,7 @@ async fn wait_for(app: &TestApp, actor: &Actor, workspace: &str, expected: &Valu
     last
 }
 
-fn event(id: &str, kind: &str, object: Value) -> String {
+fn event(id: &str, kind: &str, object: &Value) -> String {
     json!({ "id": id, "type": kind, "data": { "object": object } }).to_string()
 }
 
@@ -140,7 +140,7 @@ async fn duplicated_and_shuffled_events_converge_to_stripes_state() {
         ));
         let paid =
             json!({ "object": "invoice", "id": format!("in_{round}"), "customer": customer });
-        events.push(event(&format!("evt_{round}_2"), "invoice.paid", paid));
+        events.push(event(&format!("evt_{round}_2"), "invoice.paid", &paid));
         let deleted = stripe_delete(&format!("subscriptions/{id}")).await;
         events.push(event(
             &format!("evt_{round}_3"),
