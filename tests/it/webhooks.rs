@@ -136,7 +136,7 @@ async fn duplicated_and_shuffled_events_converge_to_stripes_state() {
         events.push(event(
             &format!("evt_{round}_1"),
             "customer.subscription.updated",
-            updated,
+            &updated,
         ));
         let paid =
             json!({ "object": "invoice", "id": format!("in_{round}"), "customer": customer });
@@ -145,7 +145,7 @@ async fn duplicated_and_shuffled_events_converge_to_stripes_state() {
         events.push(event(
             &format!("evt_{round}_3"),
             "customer.subscription.deleted",
-            deleted,
+            &deleted,
         ));
         let mut deliveries: Vec<String> = events.iter().chain(events.iter()).cloned().collect();
         if shuffle {
