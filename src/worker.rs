@@ -174,15 +174,29 @@ impl JobStore for PgJobStore {
                             kind,
                         }))
                     }
-                    Job::SendTrialNotice { .. } | Job::SyncBilling { .. } => Ok(None),
+                    _ => Ok(None),
                 }
             })
             .await?;
         Ok(prepared.map(Prepared::Token))
     }
 
-    async fn sync_billing(&self, workspace_id: uuid::Uuid) -> anyhow::Result<()> {
-        self.sync(workspace_id).await
+    async fn billing(&self, job: &Job) -> anyhow::Result<()> {
+        let Some(stripe) = &self.stripe else {
+            return Ok(());
+        };
+        match *job {
+            Job::SyncBilling { workspace_id } => {
+                billing::sync::sync_workspace(&self.db, stripe, workspace_id).await
+            }
+            Job::CancelBilling { workspace_id } => {
+                billing::sync::cancel_workspace(&self.db, stripe, workspace_id).await
+            }
+            Job::UpdateBillingEmail { workspace_id } => {
+                billing::sync::update_customer_email(&self.db, stripe, workspace_id).await
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn mark_sent(&self, job: &Job) -> anyhow::Result<()> {
@@ -204,20 +218,15 @@ impl JobStore for PgJobStore {
                 crate::db::enter_workspace(&mut conn, workspace_id).await?;
                 trial::mark_emailed(&mut conn, workspace_id, notice, Utc::now()).await?;
             }
-            Job::SyncBilling { .. } => {}
+            Job::SyncBilling { .. }
+            | Job::CancelBilling { .. }
+            | Job::UpdateBillingEmail { .. } => {}
         }
         Ok(())
     }
 }
 
 impl PgJobStore {
-    async fn sync(&self, workspace_id: uuid::Uuid) -> anyhow::Result<()> {
-        match &self.stripe {
-            Some(stripe) => billing::sync::sync_workspace(&self.db, stripe, workspace_id).await,
-            None => Ok(()),
-        }
-    }
-
     /// The notice's emails to the Owner and Admins, unless already sent or no longer true
     /// (a plan was chosen, or the workspace is gone).
     async fn prepare_trial_notice(

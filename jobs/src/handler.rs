@@ -17,8 +17,8 @@ pub struct Deps {
 
 /// Handles `job`; an error makes the worker retry it with backoff.
 pub async fn handle(job: &Job, deps: &Deps) -> anyhow::Result<()> {
-    if let Job::SyncBilling { workspace_id } = job {
-        return deps.store.sync_billing(*workspace_id).await;
+    if job.is_billing() {
+        return deps.store.billing(job).await;
     }
     let Some(prepared) = deps.store.prepare(job).await? else {
         tracing::debug!(kind = job.kind(), "nothing to send any more");

@@ -16,6 +16,10 @@ pub enum Job {
     SendPasswordReset { token_id: Uuid },
     /// Mirror the workspace's subscription from Stripe (after a webhook, and periodically).
     SyncBilling { workspace_id: Uuid },
+    /// The workspace was deleted: end its subscription now.
+    CancelBilling { workspace_id: Uuid },
+    /// The Owner changed: bill the new Owner's email.
+    UpdateBillingEmail { workspace_id: Uuid },
     /// Email a workspace's Owner and Admins about its trial.
     SendTrialNotice {
         workspace_id: Uuid,
@@ -67,6 +71,14 @@ impl TrialNotice {
 }
 
 impl Job {
+    /// Whether the job talks to Stripe rather than sending email.
+    pub fn is_billing(&self) -> bool {
+        matches!(
+            self,
+            Job::SyncBilling { .. } | Job::CancelBilling { .. } | Job::UpdateBillingEmail { .. }
+        )
+    }
+
     /// A short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -75,6 +87,8 @@ impl Job {
             Job::SendPasswordReset { .. } => "send_password_reset",
             Job::SendTrialNotice { .. } => "send_trial_notice",
             Job::SyncBilling { .. } => "sync_billing",
+            Job::CancelBilling { .. } => "cancel_billing",
+            Job::UpdateBillingEmail { .. } => "update_billing_email",
         }
     }
 }

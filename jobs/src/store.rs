@@ -37,8 +37,9 @@ pub trait JobStore: Send + Sync + 'static {
 
     async fn mark_sent(&self, job: &Job) -> anyhow::Result<()>;
 
-    /// Mirrors the workspace's billing from Stripe (idempotent: it copies Stripe's state).
-    async fn sync_billing(&self, workspace_id: uuid::Uuid) -> anyhow::Result<()>;
+    /// Runs a billing job against Stripe; each is idempotent (mirroring copies Stripe's
+    /// state, cancelling a cancelled subscription or setting the same email changes nothing).
+    async fn billing(&self, job: &Job) -> anyhow::Result<()>;
 }
 
 /// A token email ready to render.

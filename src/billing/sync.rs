@@ -34,6 +34,49 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
     Ok(())
 }
 
+/// Ends a deleted workspace's subscription now, and mirrors the result.
+pub async fn cancel_workspace(
+    db: &Db,
+    stripe: &StripeApi,
+    workspace_id: Uuid,
+) -> anyhow::Result<()> {
+    let mut conn = db.conn_in(workspace_id).await?;
+    let Some(account) = account::find(&mut conn, workspace_id).await? else {
+        return Ok(());
+    };
+    let Some(subscription_id) = account.subscription_id else {
+        return Ok(());
+    };
+    if account.subscription_status.as_deref() != Some("canceled") {
+        stripe.cancel_now(&subscription_id).await?;
+    }
+    let subscription = stripe.subscription(&subscription_id).await?;
+    account::save_subscription(&mut conn, workspace_id, &subscription, None).await?;
+    Ok(())
+}
+
+/// Bills the workspace's current Owner: their email goes on the Stripe customer.
+pub async fn update_customer_email(
+    db: &Db,
+    stripe: &StripeApi,
+    workspace_id: Uuid,
+) -> anyhow::Result<()> {
+    let mut conn = db.conn_in(workspace_id).await?;
+    let Some(account) = account::find(&mut conn, workspace_id).await? else {
+        return Ok(());
+    };
+    let Some(owner) = crate::members::model::owner_of(&mut conn, workspace_id).await? else {
+        return Ok(());
+    };
+    let Some(user) = crate::auth::model::find_user(&mut conn, owner).await? else {
+        return Ok(());
+    };
+    stripe
+        .update_customer_email(&account.stripe_customer_id, &user.email)
+        .await?;
+    Ok(())
+}
+
 #[derive(diesel::QueryableByName)]
 struct Billed {
     #[diesel(sql_type = SqlUuid)]

@@ -103,8 +103,9 @@ pub async fn remove(
         .map(|n| n == 1)
 }
 
-/// Makes `new_owner` the Owner and the current Owner an Admin. The demotion goes first: the
-/// one-owner index is checked statement by statement.
+/// Makes `new_owner` the Owner and the current Owner an Admin, and queues the update of the
+/// Stripe customer's email to the new Owner's. The demotion goes first: the one-owner index
+/// is checked statement by statement.
 pub async fn transfer_ownership(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
@@ -112,7 +113,8 @@ pub async fn transfer_ownership(
     new_owner: Uuid,
 ) -> QueryResult<()> {
     set_role(conn, workspace_id, current_owner, Role::Admin).await?;
-    set_role(conn, workspace_id, new_owner, Role::Owner).await
+    set_role(conn, workspace_id, new_owner, Role::Owner).await?;
+    crate::outbox::enqueue(conn, &linkai_jobs::Job::UpdateBillingEmail { workspace_id }).await
 }
 
 pub async fn find(

@@ -116,20 +116,26 @@ pub async fn rename(
     .optional()
 }
 
+/// Hides the workspace from every query at once (its rows stay for a later purge) and
+/// queues the end of its subscription.
 pub async fn soft_delete(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    diesel::update(
+    let deleted = diesel::update(
         workspaces::table
             .find(workspace_id)
             .filter(workspaces::deleted_at.is_null()),
     )
     .set(workspaces::deleted_at.eq(now))
     .execute(conn)
-    .await
-    .map(|n| n == 1)
+    .await?
+        == 1;
+    if deleted {
+        crate::outbox::enqueue(conn, &linkai_jobs::Job::CancelBilling { workspace_id }).await?;
+    }
+    Ok(deleted)
 }
 
 /// A live workspace by id, whoever asks (for service calls; users go through memberships).

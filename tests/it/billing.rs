@@ -400,3 +400,128 @@ pub async fn stripe_delete(path: &str) -> Value {
 pub async fn stripe_subscription_of(customer: &str) -> Value {
     stripe_get(&format!("subscriptions?customer={customer}")).await["data"][0].clone()
 }
+
+async fn wait_for_stripe(check: impl AsyncFn() -> bool) -> bool {
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agency_hands_a_client_workspace_over_and_the_client_pays() {
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
+    let agency = app.sign_up("Agency").await;
+    let client_ws = app
+        .gql(
+            agency.token(),
+            "mutation { createWorkspace(name: \"Client Co\") { id } }",
+            json!({}),
+        )
+        .await
+        .data("createWorkspace")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let ws = json!({ "ws": client_ws });
+    app.gql(agency.token(), "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Receptionist\" }) { id } }", ws.clone())
+        .await
+        .data("createAgent");
+    // The agency looked at billing already: the customer carries the agency's email.
+    app.gql(
+        agency.token(),
+        "mutation($ws: ID!) { createSetupIntent(workspaceId: $ws) { clientSecret } }",
+        ws.clone(),
+    )
+    .await
+    .data("createSetupIntent");
+    let customer = customer_of(&app, &client_ws).await;
+    assert_eq!(
+        stripe_get(&format!("customers/{customer}")).await["email"],
+        agency.email.as_str()
+    );
+
+    app.invite(&agency, &client_ws, "client@example.com", "OWNER")
+        .await;
+    let token = app
+        .mail
+        .wait_for("client@example.com", "invitations/accept", 1)
+        .await[0]
+        .token();
+    let signed_up = app
+        .gql(None, "mutation($t: String) { signUp(email: \"client@example.com\", password: \"correct horse battery\", name: \"Cleo\", invitationToken: $t) { token user { activeWorkspace { id viewerRole } } } }", json!({ "t": token }))
+        .await;
+    let payload = signed_up.data("signUp").clone();
+    assert_eq!(
+        payload["user"]["activeWorkspace"],
+        json!({ "id": client_ws, "viewerRole": "OWNER" })
+    );
+    let client = Actor {
+        email: "client@example.com".into(),
+        token: payload["token"].as_str().expect("token").to_owned(),
+        id: String::new(),
+        own_workspace: String::new(),
+    };
+
+    // The Stripe customer now bills the client.
+    let billed_client = wait_for_stripe(async || {
+        stripe_get(&format!("customers/{customer}")).await["email"] == "client@example.com"
+    })
+    .await;
+    assert!(billed_client, "the customer's email follows the ownership");
+
+    subscribe(&app, &client, &client_ws, "GROWTH").await;
+    let seen_by_agency = app
+        .gql(agency.token(), "query($ws: ID!) { workspace(id: $ws) { viewerRole agents { totalCount } billing { status plan { id } paymentMethods { last4 isDefault } } } }", ws.clone())
+        .await;
+    let seen = seen_by_agency.data("workspace");
+    assert_eq!(seen["viewerRole"], "ADMIN");
+    assert_eq!(seen["agents"]["totalCount"], 1);
+    assert_eq!(seen["billing"]["plan"]["id"], "GROWTH");
+    assert_eq!(seen["billing"]["paymentMethods"][0]["isDefault"], true);
+    let subscription = stripe_subscription_of(&customer).await;
+    assert_eq!(subscription["items"]["data"][0]["plan"]["amount"], 14900);
+    app.gql(
+        agency.token(),
+        "mutation($ws: ID!) { deleteWorkspace(workspaceId: $ws) }",
+        ws,
+    )
+    .await
+    .assert_code("FORBIDDEN");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_workspace_ends_its_subscription() {
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
+    let owner = app.sign_up("Owner").await;
+    let customer = subscribe(&app, &owner, &owner.own_workspace, "STARTER").await;
+    let id = stripe_subscription_of(&customer).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.gql(
+        owner.token(),
+        "mutation($ws: ID!) { deleteWorkspace(workspaceId: $ws) }",
+        json!({ "ws": owner.own_workspace }),
+    )
+    .await
+    .data("deleteWorkspace");
+    let path = format!("subscriptions/{id}");
+    let ended = wait_for_stripe(async || stripe_get(&path).await["status"] == "canceled").await;
+    assert!(
+        ended,
+        "the subscription was cancelled: {}",
+        stripe_get(&path).await
+    );
+}
