@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 use linkai_jobs::email::Mailer;
-use linkai_jobs::store::{NoticeEmail, Prepared, TokenEmail, TokenEmailKind};
-use linkai_jobs::{Deps, Job, JobStore, TrialNotice, WorkerSettings};
+use linkai_jobs::store::{Notice, NoticeEmail, Prepared, TokenEmail, TokenEmailKind};
+use linkai_jobs::{Deps, Job, JobStore, WorkerSettings};
 use tokio::sync::watch;
 
 use crate::auth::model as accounts;
@@ -103,12 +103,21 @@ pub struct PgJobStore {
 #[async_trait::async_trait]
 impl JobStore for PgJobStore {
     async fn prepare(&self, job: &Job) -> anyhow::Result<Option<Prepared>> {
-        if let Job::SendTrialNotice {
-            workspace_id,
-            notice,
-        } = *job
-        {
-            return self.prepare_trial_notice(workspace_id, notice).await;
+        match *job {
+            Job::SendTrialNotice {
+                workspace_id,
+                notice,
+            } => {
+                return self
+                    .prepare_notice(workspace_id, Notice::Trial(notice))
+                    .await
+            }
+            Job::SendPaymentFailed { workspace_id } => {
+                return self
+                    .prepare_notice(workspace_id, Notice::PaymentFailed)
+                    .await;
+            }
+            _ => {}
         }
         let mut conn = self.db.conn().await?;
         let prepared = conn
@@ -218,7 +227,8 @@ impl JobStore for PgJobStore {
                 crate::db::enter_workspace(&mut conn, workspace_id).await?;
                 trial::mark_emailed(&mut conn, workspace_id, notice, Utc::now()).await?;
             }
-            Job::SyncBilling { .. }
+            Job::SendPaymentFailed { .. }
+            | Job::SyncBilling { .. }
             | Job::CancelBilling { .. }
             | Job::UpdateBillingEmail { .. } => {}
         }
@@ -228,21 +238,27 @@ impl JobStore for PgJobStore {
 
 impl PgJobStore {
     /// The notice's emails to the Owner and Admins, unless already sent or no longer true
-    /// (a plan was chosen, or the workspace is gone).
-    async fn prepare_trial_notice(
+    /// (a plan was chosen, the payment went through, or the workspace is gone).
+    async fn prepare_notice(
         &self,
         workspace_id: uuid::Uuid,
-        notice: TrialNotice,
+        notice: Notice,
     ) -> anyhow::Result<Option<Prepared>> {
         let mut conn = self.db.conn_in(workspace_id).await?;
-        if !trial::pending(&mut conn, workspace_id, notice).await? {
-            return Ok(None);
+        if let Notice::Trial(trial_notice) = notice {
+            if !trial::pending(&mut conn, workspace_id, trial_notice).await? {
+                return Ok(None);
+            }
         }
         let Some(workspace) = crate::workspaces::model::find_live(&mut conn, workspace_id).await?
         else {
             return Ok(None);
         };
-        if workspace.plan.is_some() {
+        let still_true = match notice {
+            Notice::Trial(_) => workspace.plan.is_none(),
+            Notice::PaymentFailed => workspace.subscription_status.as_deref() == Some("past_due"),
+        };
+        if !still_true {
             return Ok(None);
         }
         let recipients =

@@ -20,6 +20,8 @@ pub enum Job {
     CancelBilling { workspace_id: Uuid },
     /// The Owner changed: bill the new Owner's email.
     UpdateBillingEmail { workspace_id: Uuid },
+    /// Email a workspace's Owner and Admins that a payment failed.
+    SendPaymentFailed { workspace_id: Uuid },
     /// Email a workspace's Owner and Admins about its trial.
     SendTrialNotice {
         workspace_id: Uuid,
@@ -86,6 +88,7 @@ impl Job {
             Job::SendEmailVerification { .. } => "send_email_verification",
             Job::SendPasswordReset { .. } => "send_password_reset",
             Job::SendTrialNotice { .. } => "send_trial_notice",
+            Job::SendPaymentFailed { .. } => "send_payment_failed",
             Job::SyncBilling { .. } => "sync_billing",
             Job::CancelBilling { .. } => "cancel_billing",
             Job::UpdateBillingEmail { .. } => "update_billing_email",

@@ -4,6 +4,14 @@ use chrono::{DateTime, Utc};
 
 use crate::{Job, TrialNotice};
 
+/// What a notice to the people who pay is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    Trial(TrialNotice),
+    /// The last payment failed; Stripe retries.
+    PaymentFailed,
+}
+
 /// What a job's emails need.
 #[derive(Clone, Debug)]
 pub enum Prepared {
@@ -20,7 +28,7 @@ pub struct NoticeEmail {
     pub name: String,
     pub workspace_name: String,
     pub trial_ends_at: DateTime<Utc>,
-    pub notice: TrialNotice,
+    pub notice: Notice,
 }
 
 /// Prepares and records job emails.

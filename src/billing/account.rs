@@ -50,13 +50,25 @@ pub async fn insert_customer(
         .map(drop)
 }
 
-/// Mirrors a subscription and the plan it is for onto the account and the workspace.
+/// Mirrors a subscription and the plan it is for onto the account and the workspace;
+/// true when this call is the one that found it newly past due (the row lock makes that one
+/// call, however many syncs run at once).
 pub async fn save_subscription(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     subscription: &Subscription,
     plan: Option<PlanId>,
-) -> QueryResult<()> {
+) -> QueryResult<bool> {
+    let became_past_due = subscription.status == "past_due"
+        && diesel::update(
+            workspaces::table
+                .find(workspace_id)
+                .filter(workspaces::subscription_status.is_distinct_from("past_due")),
+        )
+        .set(workspaces::subscription_status.eq("past_due"))
+        .execute(conn)
+        .await?
+            == 1;
     let period_end = subscription
         .current_period_end
         .and_then(|ts| DateTime::from_timestamp(ts, 0));
@@ -87,6 +99,6 @@ pub async fn save_subscription(
                 .execute(conn)
                 .await
         }
-    }
-    .map(drop)
+    }?;
+    Ok(became_past_due)
 }

@@ -3,7 +3,7 @@
 //! missed or reordered webhooks are repaired.
 
 use diesel::sql_types::Uuid as SqlUuid;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection as _, RunQueryDsl};
 use uuid::Uuid;
 
 use super::account;
@@ -30,7 +30,14 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
             }
         }
     }
-    account::save_subscription(&mut conn, workspace_id, &subscription, plan).await?;
+    conn.transaction(async |conn| {
+        if account::save_subscription(conn, workspace_id, &subscription, plan).await? {
+            let job = linkai_jobs::Job::SendPaymentFailed { workspace_id };
+            crate::outbox::enqueue(conn, &job).await?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })
+    .await?;
     Ok(())
 }
 

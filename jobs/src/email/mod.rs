@@ -5,7 +5,7 @@ mod transport;
 
 pub use transport::Mailer;
 
-use crate::store::{NoticeEmail, TokenEmail, TokenEmailKind};
+use crate::store::{Notice, NoticeEmail, TokenEmail, TokenEmailKind};
 use crate::TrialNotice;
 
 /// A rendered email.
@@ -91,12 +91,16 @@ pub fn render_notice(notice: &NoticeEmail, app_url: &str) -> Email {
         .trial_ends_at
         .format("%B %-d, %Y at %H:%M UTC")
         .to_string();
-    let days = notice.notice.days_before_end().to_string();
+    let days = match notice.notice {
+        Notice::Trial(trial) => trial.days_before_end().to_string(),
+        Notice::PaymentFailed => String::new(),
+    };
     let plural = if days == "1" { "" } else { "s" };
     let link = format!("{app_url}/settings/billing");
     let template = match notice.notice {
-        TrialNotice::Expired => template!("trial_expired"),
-        _ => template!("trial_reminder"),
+        Notice::Trial(TrialNotice::Expired) => template!("trial_expired"),
+        Notice::Trial(_) => template!("trial_reminder"),
+        Notice::PaymentFailed => template!("payment_failed"),
     };
     let vars = [
         ("name", notice.name.as_str()),

@@ -117,7 +117,7 @@ fn trial_emails() {
             .with_ymd_and_hms(2026, 12, 12, 8, 0, 0)
             .single()
             .expect("valid"),
-        notice,
+        notice: Notice::Trial(notice),
     };
     let reminder = render_notice(&notice(TrialNotice::Reminder3), "http://localhost:3000");
     check_snapshot("trial_reminder", &reminder);
@@ -128,4 +128,13 @@ fn trial_emails() {
     let expired = render_notice(&notice(TrialNotice::Expired), "http://localhost:3000");
     check_snapshot("trial_expired", &expired);
     assert!(expired.text.contains("read-only"));
+    let failed = render_notice(
+        &NoticeEmail {
+            notice: Notice::PaymentFailed,
+            ..notice(TrialNotice::Expired)
+        },
+        "http://localhost:3000",
+    );
+    check_snapshot("payment_failed", &failed);
+    assert_eq!(failed.subject, "A payment for Acme <Support> failed");
 }
