@@ -11,13 +11,22 @@ use super::plans::PlanId;
 use super::stripe::StripeApi;
 use crate::db::Db;
 
-/// Copies the workspace's subscription state from Stripe.
+/// Copies the workspace's subscription state from Stripe, and makes the first saved card
+/// the default when there is none.
 pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> anyhow::Result<()> {
     let mut conn = db.conn_in(workspace_id).await?;
-    let Some(subscription_id) = account::find(&mut conn, workspace_id)
-        .await?
-        .and_then(|account| account.subscription_id)
-    else {
+    let Some(account) = account::find(&mut conn, workspace_id).await? else {
+        return Ok(());
+    };
+    let customer = &account.stripe_customer_id;
+    if stripe.default_payment_method(customer).await?.is_none() {
+        if let Some(first) = stripe.payment_methods(customer).await?.into_iter().next() {
+            stripe
+                .set_default_payment_method(customer, &first.id)
+                .await?;
+        }
+    }
+    let Some(subscription_id) = account.subscription_id else {
         return Ok(());
     };
     let subscription = stripe.subscription(&subscription_id).await?;

@@ -17,7 +17,7 @@ async fn gql_data(app: &TestApp, actor: &Actor, query: &str, vars: Value, field:
         .clone()
 }
 
-async fn customer_of(app: &TestApp, workspace: &str) -> String {
+pub async fn customer_of(app: &TestApp, workspace: &str) -> String {
     #[derive(diesel::QueryableByName)]
     struct Customer {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -35,7 +35,7 @@ async fn customer_of(app: &TestApp, workspace: &str) -> String {
 
 /// What Stripe Elements does in the browser: confirm the setup intent with a card, which
 /// attaches the card to the customer.
-async fn add_card(customer: &str) -> String {
+pub async fn add_card(customer: &str) -> String {
     let url = stripe_fake().await;
     let client = reqwest::Client::new();
     let card: Value = client

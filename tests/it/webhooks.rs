@@ -204,3 +204,46 @@ async fn reconciliation_repairs_a_missed_webhook() {
         true
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_card_saved_becomes_the_default_through_the_webhook() {
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
+    let owner = app.sign_up("Owner").await;
+    app.gql(
+        owner.token(),
+        "mutation($ws: ID!) { createSetupIntent(workspaceId: $ws) { clientSecret } }",
+        json!({ "ws": owner.own_workspace }),
+    )
+    .await
+    .data("createSetupIntent");
+    let customer = crate::billing::customer_of(&app, &owner.own_workspace).await;
+    let card = crate::billing::add_card(&customer).await;
+    let body = event(
+        "evt_pm_1",
+        "payment_method.attached",
+        &json!({ "object": "payment_method", "id": card, "customer": customer }),
+    );
+    assert_eq!(deliver(&app, &body, signed(&body)).await, 200);
+    let query =
+        "query($ws: ID!) { workspace(id: $ws) { billing { paymentMethods { id isDefault } } } }";
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = app
+            .gql(owner.token(), query, json!({ "ws": owner.own_workspace }))
+            .await
+            .data("workspace")
+            .clone();
+        if seen["billing"]["paymentMethods"][0]["isDefault"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen["billing"]["paymentMethods"],
+        json!([{ "id": card, "isDefault": true }])
+    );
+}
