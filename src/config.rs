@@ -14,6 +14,7 @@
 //! | `STRIPE_SECRET_KEY` | unset: billing mutations answer `BILLING_NOT_CONFIGURED` | unset |
 //! | `STRIPE_API_BASE` | Stripe API base URL | Stripe's |
 //! | `STRIPE_WEBHOOK_SECRET` | verifies `Stripe-Signature` | unset |
+//! | `STRIPE_PLAN_METADATA_KEY` | product metadata key naming our plan (`starter`, `growth`, `scale`) | [`DEFAULT_PLAN_METADATA_KEY`] |
 //! | `SERVICE_TOKENS` | comma-separated tokens allowed to call `reportUsage` | unset |
 //! | `JOBS_QUEUE` | Redis key prefix of the job queue | [`DEFAULT_JOBS_QUEUE`] |
 //! | `WORKER_NAME` | unique name of this worker process | `linkai-<pid>-<random>` |
@@ -39,6 +40,7 @@ pub const DEFAULT_JOBS_QUEUE: &str = "linkai:jobs";
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 5;
 pub const MISSED_HEARTBEATS: usize = 3;
 pub const DEFAULT_TRIAL_SCAN_SECS: u64 = 600;
+pub const DEFAULT_PLAN_METADATA_KEY: &str = "linkai_plan";
 pub const DEFAULT_BILLING_SYNC_SECS: u64 = 3_600;
 
 /// A value that must not appear in logs or `Debug` output.
@@ -112,6 +114,9 @@ pub struct EmailConfig {
 
 #[derive(Clone, Debug)]
 pub struct StripeConfig {
+    /// The product metadata key naming our plan (`STRIPE_PLAN_METADATA_KEY`), so several
+    /// environments can share one Stripe account.
+    pub plan_key: String,
     pub secret_key: Secret,
     pub api_base: Option<String>,
     pub webhook_secret: Option<Secret>,
@@ -140,6 +145,7 @@ impl Config {
             .transpose()?
             .unwrap_or(false);
         let stripe = get("STRIPE_SECRET_KEY").map(|key| StripeConfig {
+            plan_key: or("STRIPE_PLAN_METADATA_KEY", DEFAULT_PLAN_METADATA_KEY),
             secret_key: Secret::new(key),
             api_base: get("STRIPE_API_BASE"),
             webhook_secret: get("STRIPE_WEBHOOK_SECRET").map(Secret::new),

@@ -148,6 +148,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     trial_notices,
     billing_accounts,
     stripe_events,
+    plan_prices,
 );
 
 diesel::table! {
@@ -178,5 +179,19 @@ diesel::table! {
         event_type -> Text,
         payload -> Jsonb,
         received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    plan_prices (plan) {
+        plan -> Text,
+        stripe_price_id -> Text,
+        name -> Text,
+        monthly_price_cents -> Int4,
+        messages -> Int4,
+        sms -> Int4,
+        agents -> Int4,
+        phone_numbers -> Int4,
+        synced_at -> Timestamptz,
     }
 }

@@ -204,6 +204,10 @@ impl JobStore for PgJobStore {
             Job::UpdateBillingEmail { workspace_id } => {
                 billing::sync::update_customer_email(&self.db, stripe, workspace_id).await
             }
+            Job::SyncPlans => {
+                let mut conn = self.db.conn().await?;
+                billing::sync::sync_plans(&mut conn, stripe).await.map(drop)
+            }
             _ => Ok(()),
         }
     }
@@ -228,6 +232,7 @@ impl JobStore for PgJobStore {
                 trial::mark_emailed(&mut conn, workspace_id, notice, Utc::now()).await?;
             }
             Job::SendPaymentFailed { .. }
+            | Job::SyncPlans
             | Job::SyncBilling { .. }
             | Job::CancelBilling { .. }
             | Job::UpdateBillingEmail { .. } => {}

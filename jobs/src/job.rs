@@ -16,6 +16,8 @@ pub enum Job {
     SendPasswordReset { token_id: Uuid },
     /// Mirror the workspace's subscription from Stripe (after a webhook, and periodically).
     SyncBilling { workspace_id: Uuid },
+    /// Re-read our plans' prices and limits from Stripe.
+    SyncPlans,
     /// The workspace was deleted: end its subscription now.
     CancelBilling { workspace_id: Uuid },
     /// The Owner changed: bill the new Owner's email.
@@ -77,7 +79,10 @@ impl Job {
     pub fn is_billing(&self) -> bool {
         matches!(
             self,
-            Job::SyncBilling { .. } | Job::CancelBilling { .. } | Job::UpdateBillingEmail { .. }
+            Job::SyncBilling { .. }
+                | Job::SyncPlans
+                | Job::CancelBilling { .. }
+                | Job::UpdateBillingEmail { .. }
         )
     }
 
@@ -90,6 +95,7 @@ impl Job {
             Job::SendTrialNotice { .. } => "send_trial_notice",
             Job::SendPaymentFailed { .. } => "send_payment_failed",
             Job::SyncBilling { .. } => "sync_billing",
+            Job::SyncPlans => "sync_plans",
             Job::CancelBilling { .. } => "cancel_billing",
             Job::UpdateBillingEmail { .. } => "update_billing_email",
         }

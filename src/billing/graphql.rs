@@ -96,12 +96,12 @@ impl Billing {
     }
 
     /// The chosen plan, if any.
-    async fn plan(&self) -> Option<Plan> {
-        self.workspace
-            .plan
-            .as_deref()
-            .and_then(PlanId::from_db)
-            .map(default_plan)
+    async fn plan(&self, ctx: &Context<'_>) -> ApiResult<Option<Plan>> {
+        let Some(id) = self.workspace.plan.as_deref().and_then(PlanId::from_db) else {
+            return Ok(None);
+        };
+        let mut conn = request(ctx).db.conn().await?;
+        Ok(Some(super::plans::find(&mut conn, id).await?))
     }
 
     /// When the free trial ends (or ended).
@@ -298,7 +298,18 @@ impl BillingMutation {
                 "Add a payment method first: createSetupIntent, then setDefaultPaymentMethod.",
             ));
         }
-        let price = stripe.plan_price(plan).await?.ok_or_else(|| {
+        let mut conn = request(ctx).db.conn_in(workspace_id).await?;
+        let synced = super::plans::stripe_price(&mut conn, plan).await?;
+        let price = match synced {
+            Some(price) => Some(price),
+            None => super::sync::sync_plans(&mut conn, stripe)
+                .await
+                .map_err(|err| ApiError::internal(&err))?
+                .into_iter()
+                .find(|p| p.plan.id == plan)
+                .map(|p| p.price_id),
+        };
+        let price = price.ok_or_else(|| {
             ApiError::new(
                 ErrorCode::BillingNotConfigured,
                 format!(
@@ -307,8 +318,6 @@ impl BillingMutation {
                 ),
             )
         })?;
-        let db = &request(ctx).db;
-        let mut conn = db.conn_in(workspace_id).await?;
         let existing = account::find(&mut conn, workspace_id).await?;
         let live = existing
             .as_ref()

@@ -12,7 +12,7 @@ pub mod webhook;
 use async_graphql::{Context, Enum, Object};
 use chrono::{DateTime, Months, Utc};
 
-use self::plans::{default_plan, Limits, Plan, PlanId, TRIAL_PLAN};
+use self::plans::{Limits, Plan, PlanId, TRIAL_PLAN};
 use crate::workspaces::model::WorkspaceRow;
 
 /// Where a workspace stands with billing.
@@ -56,14 +56,21 @@ impl BillingStatus {
     }
 }
 
-/// The limits a workspace works under: its plan's, or the highest plan's during the trial.
-pub fn limits(workspace: &WorkspaceRow) -> Limits {
-    let plan = workspace
+/// The plan whose limits a workspace works under: its own, or the highest during the trial.
+pub fn effective_plan(workspace: &WorkspaceRow) -> PlanId {
+    workspace
         .plan
         .as_deref()
         .and_then(PlanId::from_db)
-        .unwrap_or(TRIAL_PLAN);
-    default_plan(plan).limits
+        .unwrap_or(TRIAL_PLAN)
+}
+
+/// The limits a workspace works under (as synced from Stripe, else the defaults).
+pub async fn limits(
+    conn: &mut diesel_async::AsyncPgConnection,
+    workspace: &WorkspaceRow,
+) -> diesel::QueryResult<Limits> {
+    Ok(plans::find(conn, effective_plan(workspace)).await?.limits)
 }
 
 /// The monthly billing period containing `now`, anchored at `anchor` (the workspace's
@@ -88,8 +95,9 @@ pub struct BillingQuery;
 #[Object]
 impl BillingQuery {
     /// The plans a workspace can choose, with prices and limits.
-    async fn plans(&self, _ctx: &Context<'_>) -> Vec<Plan> {
-        PlanId::ALL.into_iter().map(default_plan).collect()
+    async fn plans(&self, ctx: &Context<'_>) -> crate::error::ApiResult<Vec<Plan>> {
+        let mut conn = crate::graphql::context::request(ctx).db.conn().await?;
+        Ok(plans::all(&mut conn).await?)
     }
 }
 
@@ -140,8 +148,11 @@ mod tests {
     #[test]
     fn trials_get_the_highest_limits_and_plans_their_own() {
         let ends = Utc::now();
-        assert_eq!(limits(&workspace(ends, None)).agents, 50);
-        assert_eq!(limits(&workspace(ends, Some("starter"))).agents, 3);
+        assert_eq!(effective_plan(&workspace(ends, None)), PlanId::Scale);
+        assert_eq!(
+            effective_plan(&workspace(ends, Some("starter"))),
+            PlanId::Starter
+        );
     }
 
     #[test]

@@ -102,3 +102,118 @@ pub fn default_plan(id: PlanId) -> Plan {
 
 /// During the trial a workspace gets the highest plan's limits.
 pub const TRIAL_PLAN: PlanId = PlanId::Scale;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::stripe::SyncedPlan;
+use crate::schema::plan_prices;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = plan_prices)]
+struct PlanPriceRow {
+    plan: String,
+    name: String,
+    monthly_price_cents: i32,
+    messages: i32,
+    sms: i32,
+    agents: i32,
+    phone_numbers: i32,
+}
+
+impl PlanPriceRow {
+    fn plan(&self) -> Option<Plan> {
+        Some(Plan {
+            id: PlanId::from_db(&self.plan)?,
+            name: self.name.clone(),
+            monthly_price_cents: self.monthly_price_cents,
+            limits: Limits {
+                messages: self.messages,
+                sms: self.sms,
+                agents: self.agents,
+                phone_numbers: self.phone_numbers,
+            },
+        })
+    }
+}
+
+/// Every plan: as synced from Stripe, else the built-in default.
+pub async fn all(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Plan>> {
+    let synced: Vec<PlanPriceRow> = plan_prices::table
+        .select(PlanPriceRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(PlanId::ALL
+        .into_iter()
+        .map(|id| {
+            synced
+                .iter()
+                .find(|row| row.plan == id.as_db())
+                .and_then(PlanPriceRow::plan)
+                .unwrap_or_else(|| default_plan(id))
+        })
+        .collect())
+}
+
+/// One plan: as synced from Stripe, else the built-in default.
+pub async fn find(conn: &mut AsyncPgConnection, id: PlanId) -> QueryResult<Plan> {
+    let row: Option<PlanPriceRow> = plan_prices::table
+        .find(id.as_db())
+        .select(PlanPriceRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row
+        .and_then(|row| row.plan())
+        .unwrap_or_else(|| default_plan(id)))
+}
+
+/// The Stripe price to subscribe to for a plan, once synced.
+pub async fn stripe_price(conn: &mut AsyncPgConnection, id: PlanId) -> QueryResult<Option<String>> {
+    plan_prices::table
+        .find(id.as_db())
+        .select(plan_prices::stripe_price_id)
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Which plan a Stripe price is for.
+pub async fn by_stripe_price(
+    conn: &mut AsyncPgConnection,
+    price: &str,
+) -> QueryResult<Option<PlanId>> {
+    let plan: Option<String> = plan_prices::table
+        .filter(plan_prices::stripe_price_id.eq(price))
+        .select(plan_prices::plan)
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(plan.as_deref().and_then(PlanId::from_db))
+}
+
+/// Stores the plans found in Stripe.
+pub async fn save_synced(conn: &mut AsyncPgConnection, plans: &[SyncedPlan]) -> QueryResult<()> {
+    for synced in plans {
+        let plan = &synced.plan;
+        let values = (
+            plan_prices::plan.eq(plan.id.as_db()),
+            plan_prices::stripe_price_id.eq(&synced.price_id),
+            plan_prices::name.eq(&plan.name),
+            plan_prices::monthly_price_cents.eq(plan.monthly_price_cents),
+            plan_prices::messages.eq(plan.limits.messages),
+            plan_prices::sms.eq(plan.limits.sms),
+            plan_prices::agents.eq(plan.limits.agents),
+            plan_prices::phone_numbers.eq(plan.limits.phone_numbers),
+            plan_prices::synced_at.eq(diesel::dsl::now),
+        );
+        diesel::insert_into(plan_prices::table)
+            .values(values)
+            .on_conflict(plan_prices::plan)
+            .do_update()
+            .set(values)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}

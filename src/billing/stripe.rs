@@ -27,6 +27,7 @@ pub enum StripeCallError {
 #[derive(Clone)]
 pub struct StripeApi {
     client: stripe::Client,
+    plan_key: String,
 }
 
 impl StripeApi {
@@ -42,6 +43,7 @@ impl StripeApi {
         }
         Ok(Self {
             client: builder.build()?,
+            plan_key: config.plan_key.clone(),
         })
     }
 
@@ -190,19 +192,50 @@ impl StripeApi {
         Ok(())
     }
 
-    /// The recurring price (plan object) whose product carries `metadata[linkai_plan]`.
-    pub async fn plan_price(&self, plan: PlanId) -> Result<Option<String>, StripeCallError> {
+    /// Our plans as Stripe has them: recurring prices (plan objects) whose product names
+    /// the plan in its metadata, the newest per plan, with limits from the same metadata
+    /// (`messages`, `sms`, `agents`, `phone_numbers`; defaults where missing).
+    pub async fn plans(&self) -> Result<Vec<SyncedPlan>, StripeCallError> {
         let query = [
             ("active", "true".to_owned()),
             ("limit", "100".to_owned()),
             ("expand[]", "data.product".to_owned()),
         ];
         let list: List<StripePlan> = self.call(StripeMethod::Get, "/plans", &query, None).await?;
-        Ok(list
-            .data
-            .into_iter()
-            .find(|price| price.product.plan() == Some(plan.as_db()))
-            .map(|price| price.id))
+        let mut newest: Vec<(i64, SyncedPlan)> = Vec::new();
+        for price in list.data {
+            let metadata = price.product.get("metadata");
+            let named = |key: &str| metadata.and_then(|m| m.get(key)).and_then(Value::as_str);
+            let Some(id) = named(&self.plan_key).and_then(PlanId::from_db) else {
+                continue;
+            };
+            let defaults = super::plans::default_plan(id);
+            let number = |key: &str, default: i32| {
+                named(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+            };
+            let name = price.product.get("name").and_then(Value::as_str);
+            let plan = SyncedPlan {
+                price_id: price.id,
+                plan: super::plans::Plan {
+                    id,
+                    name: name.map_or(defaults.name.clone(), str::to_owned),
+                    monthly_price_cents: i32::try_from(price.amount)
+                        .unwrap_or(defaults.monthly_price_cents),
+                    limits: super::plans::Limits {
+                        messages: number("messages", defaults.limits.messages),
+                        sms: number("sms", defaults.limits.sms),
+                        agents: number("agents", defaults.limits.agents),
+                        phone_numbers: number("phone_numbers", defaults.limits.phone_numbers),
+                    },
+                },
+            };
+            match newest.iter_mut().find(|(_, seen)| seen.plan.id == id) {
+                Some(entry) if entry.0 < price.created => *entry = (price.created, plan),
+                Some(_) => {}
+                None => newest.push((price.created, plan)),
+            }
+        }
+        Ok(newest.into_iter().map(|(_, plan)| plan).collect())
     }
 
     /// Starts a subscription; during a trial it starts billing when the trial ends.
@@ -357,18 +390,18 @@ pub struct Card {
 #[derive(Deserialize)]
 struct StripePlan {
     id: String,
+    #[serde(default)]
+    amount: i64,
+    #[serde(default)]
+    created: i64,
     product: Value,
 }
 
-trait ProductPlan {
-    fn plan(&self) -> Option<&str>;
-}
-
-impl ProductPlan for Value {
-    /// The `linkai_plan` metadata of an expanded product.
-    fn plan(&self) -> Option<&str> {
-        self.get("metadata")?.get("linkai_plan")?.as_str()
-    }
+/// One of our plans as found in Stripe.
+#[derive(Clone, Debug)]
+pub struct SyncedPlan {
+    pub price_id: String,
+    pub plan: super::plans::Plan,
 }
 
 #[derive(Deserialize, Clone, Debug)]

@@ -7,7 +7,6 @@ use diesel_async::{AsyncConnection as _, RunQueryDsl};
 use uuid::Uuid;
 
 use super::account;
-use super::plans::PlanId;
 use super::stripe::StripeApi;
 use crate::db::Db;
 
@@ -30,15 +29,17 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
         return Ok(());
     };
     let subscription = stripe.subscription(&subscription_id).await?;
-    let mut plan = None;
-    if let Some(price) = subscription.price_id() {
-        for candidate in PlanId::ALL {
-            if stripe.plan_price(candidate).await?.as_deref() == Some(price) {
-                plan = Some(candidate);
-                break;
-            }
-        }
-    }
+    let plan = match subscription.price_id() {
+        Some(price) => match super::plans::by_stripe_price(&mut conn, price).await? {
+            Some(plan) => Some(plan),
+            None => sync_plans(&mut conn, stripe)
+                .await?
+                .into_iter()
+                .find(|synced| synced.price_id == price)
+                .map(|synced| synced.plan.id),
+        },
+        None => None,
+    };
     conn.transaction(async |conn| {
         if account::save_subscription(conn, workspace_id, &subscription, plan).await? {
             let job = linkai_jobs::Job::SendPaymentFailed { workspace_id };
@@ -93,15 +94,27 @@ pub async fn update_customer_email(
     Ok(())
 }
 
+/// Reads our plans' prices and limits from Stripe and stores them.
+pub async fn sync_plans(
+    conn: &mut diesel_async::AsyncPgConnection,
+    stripe: &StripeApi,
+) -> anyhow::Result<Vec<super::stripe::SyncedPlan>> {
+    let plans = stripe.plans().await?;
+    super::plans::save_synced(conn, &plans).await?;
+    Ok(plans)
+}
+
 #[derive(diesel::QueryableByName)]
 struct Billed {
     #[diesel(sql_type = SqlUuid)]
     workspace_id: Uuid,
 }
 
-/// Re-syncs every workspace with a Stripe customer; returns how many were synced.
+/// Re-syncs the plans, then every workspace with a Stripe customer; returns how many
+/// workspaces were synced.
 pub async fn reconcile(db: &Db, stripe: &StripeApi) -> anyhow::Result<usize> {
     let mut conn = db.conn().await?;
+    sync_plans(&mut conn, stripe).await?;
     let billed: Vec<Billed> = diesel::sql_query("SELECT workspaces_with_billing() AS workspace_id")
         .load(&mut conn)
         .await?;

@@ -166,6 +166,13 @@ async fn record(app: &App, id: &str, kind: &str, event: &Value) -> anyhow::Resul
         if inserted == 0 {
             return Ok(());
         }
+        if ["product.", "price.", "plan."]
+            .iter()
+            .any(|prefix| kind.starts_with(prefix))
+        {
+            crate::outbox::enqueue(conn, &Job::SyncPlans).await?;
+            return Ok(());
+        }
         let Some(customer) = customer_of(event) else {
             return Ok(());
         };

@@ -105,7 +105,7 @@ pub async fn create<K: Kind>(
         .transaction(async |conn| {
             if let Some(limit) = K::LIMIT {
                 crate::workspaces::model::lock_row(conn, workspace_id).await?;
-                let max = limit(&billing::limits(&membership.workspace));
+                let max = limit(&billing::limits(conn, &membership.workspace).await?);
                 let used = model::count(
                     conn,
                     Scope {

@@ -75,7 +75,7 @@ pub async fn usage_of(conn: &mut AsyncPgConnection, workspace: &WorkspaceRow) ->
         sms: clamp(sms),
         agents: clamp(agents),
         phone_numbers: clamp(phone_numbers),
-        limits: billing::limits(workspace),
+        limits: billing::limits(conn, workspace).await?,
     })
 }
 
@@ -130,7 +130,7 @@ impl UsageMutation {
             .await?;
             if fresh {
                 ensure_writable(&workspace)?;
-                let limit = metric.limit(&billing::limits(&workspace));
+                let limit = metric.limit(&billing::limits(conn, &workspace).await?);
                 if model::add_within_limit(
                     conn,
                     workspace_id,

@@ -217,6 +217,7 @@ pub struct TestApp {
 /// Settings a test may change before the app starts.
 pub struct TestAppBuilder {
     stripe: bool,
+    plan_key: Option<String>,
     workers: bool,
     unfiltered_kind: Option<String>,
     redis_url: String,
@@ -233,6 +234,12 @@ impl TestAppBuilder {
     /// Bills through the local Stripe fake (see [`stripe_fake`]).
     pub fn with_stripe(mut self) -> Self {
         self.stripe = true;
+        self
+    }
+
+    /// Names our plans in Stripe product metadata under `key` instead of `linkai_plan`.
+    pub fn with_plan_key(mut self, key: &str) -> Self {
+        self.plan_key = Some(key.to_owned());
         self
     }
 
@@ -271,6 +278,7 @@ impl TestApp {
             smtp_port: 0,
             unfiltered_kind: None,
             stripe: false,
+            plan_key: None,
         }
     }
 
@@ -317,6 +325,7 @@ impl TestApp {
             "UNSAFE_UNFILTERED_KIND" => builder.unfiltered_kind.clone(),
             "STRIPE_SECRET_KEY" => stripe_base.as_ref().map(|_| STRIPE_KEY.to_owned()),
             "STRIPE_API_BASE" => stripe_base.clone(),
+            "STRIPE_PLAN_METADATA_KEY" => builder.plan_key.clone(),
             "STRIPE_WEBHOOK_SECRET" => stripe_base.as_ref().map(|_| WEBHOOK_SECRET.to_owned()),
             _ => None,
         })

@@ -247,3 +247,71 @@ async fn the_first_card_saved_becomes_the_default_through_the_webhook() {
         json!([{ "id": card, "isDefault": true }])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_follow_stripe_products_and_their_limits_apply() {
+    let key = format!("linkai_plan_{}", uuid::Uuid::new_v4().simple());
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .with_plan_key(&key)
+        .start()
+        .await;
+    let product = stripe_post(
+        "products",
+        &[
+            ("name", "Starter Plus"),
+            (&format!("metadata[{key}]"), "starter"),
+            ("metadata[agents]", "4"),
+            ("metadata[messages]", "3000"),
+        ],
+    )
+    .await;
+    let product_id = product["id"].as_str().expect("id");
+    stripe_post(
+        "plans",
+        &[
+            ("amount", "5900"),
+            ("currency", "usd"),
+            ("interval", "month"),
+            ("product", product_id),
+        ],
+    )
+    .await;
+    let body = event("evt_product_1", "product.updated", &product);
+    assert_eq!(deliver(&app, &body, signed(&body)).await, 200);
+
+    let query = "{ plans { id name monthlyPriceCents limits { agents messages sms } } }";
+    let mut starter = Value::Null;
+    for _ in 0..100 {
+        starter = app.gql(None, query, json!({})).await.data("plans")[0].clone();
+        if starter["monthlyPriceCents"] == 5900 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        starter,
+        json!({ "id": "STARTER", "name": "Starter Plus", "monthlyPriceCents": 5900, "limits": { "agents": 4, "messages": 3000, "sms": 500 } })
+    );
+
+    let owner = app.sign_up("Owner").await;
+    let mut conn = app.db.conn().await;
+    diesel::sql_query(format!(
+        "UPDATE workspaces SET plan = 'starter' WHERE id = '{}'",
+        owner.own_workspace
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("plan");
+    let create =
+        "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Bot\" }) { id } }";
+    for _ in 0..4 {
+        app.gql(owner.token(), create, json!({ "ws": owner.own_workspace }))
+            .await
+            .data("createAgent");
+    }
+    app.gql(owner.token(), create, json!({ "ws": owner.own_workspace }))
+        .await
+        .assert_code("USAGE_LIMIT_REACHED");
+}
