@@ -6,7 +6,7 @@ use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
 
 use super::model::{self, InvitationRow};
-use super::InvitationStatus;
+use super::{InvitationStatus, PendingChange};
 use crate::auth::graphql::User;
 use crate::auth::model::UserRow;
 use crate::auth::token;
@@ -170,16 +170,7 @@ impl InvitationMutation {
         workspace_id: ID,
         invitation_id: ID,
     ) -> ApiResult<Invitation> {
-        let request = request(ctx);
-        let actor = request.caller()?.user_id;
-        let (workspace_id, invitation_id) = (parse_id(&workspace_id)?, parse_id(&invitation_id)?);
-        let mut conn = request.db.conn().await?;
-        let row = conn
-            .transaction(async |conn| {
-                super::resend(conn, actor, workspace_id, invitation_id, Utc::now()).await
-            })
-            .await?;
-        Invitation::with_inviter(ctx, row).await
+        change_invitation(ctx, &workspace_id, &invitation_id, PendingChange::Resend).await
     }
 
     /// Withdraws a pending invitation; its link stops working.
@@ -193,16 +184,7 @@ impl InvitationMutation {
         workspace_id: ID,
         invitation_id: ID,
     ) -> ApiResult<Invitation> {
-        let request = request(ctx);
-        let actor = request.caller()?.user_id;
-        let (workspace_id, invitation_id) = (parse_id(&workspace_id)?, parse_id(&invitation_id)?);
-        let mut conn = request.db.conn().await?;
-        let row = conn
-            .transaction(async |conn| {
-                super::revoke(conn, actor, workspace_id, invitation_id, Utc::now()).await
-            })
-            .await?;
-        Invitation::with_inviter(ctx, row).await
+        change_invitation(ctx, &workspace_id, &invitation_id, PendingChange::Revoke).await
     }
 
     /// Joins the workspace of an invitation sent to the caller's email address.
@@ -229,6 +211,25 @@ impl InvitationMutation {
             .await?;
         Ok(true)
     }
+}
+
+async fn change_invitation(
+    ctx: &Context<'_>,
+    workspace_id: &ID,
+    invitation_id: &ID,
+    change: PendingChange,
+) -> ApiResult<Invitation> {
+    let request = request(ctx);
+    let actor = request.caller()?.user_id;
+    let (workspace_id, invitation_id) = (parse_id(workspace_id)?, parse_id(invitation_id)?);
+    let mut conn = request.db.conn().await?;
+    let row = conn
+        .transaction(async |conn| {
+            super::change_pending(conn, actor, workspace_id, invitation_id, change, Utc::now())
+                .await
+        })
+        .await?;
+    Invitation::with_inviter(ctx, row).await
 }
 
 impl Invitation {

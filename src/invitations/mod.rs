@@ -165,53 +165,50 @@ pub async fn invite(
     Ok(invitation)
 }
 
-/// Sends a pending (or expired) invitation again with a new link. Call inside a transaction.
-pub async fn resend(
+/// What an Owner or Admin can do to a pending (or expired) invitation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PendingChange {
+    /// Send it again with a new link (the old one dies) and a fresh expiry.
+    Resend,
+    /// Withdraw it; its link stops working.
+    Revoke,
+}
+
+/// Applies `change` to a pending invitation of the workspace. Call inside a transaction.
+pub async fn change_pending(
     conn: &mut AsyncPgConnection,
     actor: Uuid,
     workspace_id: Uuid,
     invitation_id: Uuid,
+    change: PendingChange,
     now: DateTime<Utc>,
 ) -> ApiResult<InvitationRow> {
     let actor_role = lock_caller_role(conn, workspace_id, actor).await?;
     let invitation = model::find_in_workspace(conn, workspace_id, invitation_id)
         .await?
         .ok_or(InvitationError::NotFound)?;
-    if !roles::may_invite_as(actor_role, invitation.role()) {
+    if change == PendingChange::Resend && !roles::may_invite_as(actor_role, invitation.role()) {
         return Err(InvitationError::OwnerOnly.into());
     }
     if invitation.status != "pending" {
         return Err(InvitationError::NotPending.into());
     }
-    check_rate_limits(
-        conn,
-        workspace_id,
-        &invitation.email,
-        Some(invitation.id),
-        now,
-    )
-    .await?;
-    let invitation = model::rotate_for_resend(conn, invitation.id, now).await?;
-    send(conn, &invitation, now).await?;
-    Ok(invitation)
-}
-
-/// Withdraws a pending invitation. Call inside a transaction.
-pub async fn revoke(
-    conn: &mut AsyncPgConnection,
-    actor: Uuid,
-    workspace_id: Uuid,
-    invitation_id: Uuid,
-    now: DateTime<Utc>,
-) -> ApiResult<InvitationRow> {
-    lock_caller_role(conn, workspace_id, actor).await?;
-    let invitation = model::find_in_workspace(conn, workspace_id, invitation_id)
-        .await?
-        .ok_or(InvitationError::NotFound)?;
-    if invitation.status != "pending" {
-        return Err(InvitationError::NotPending.into());
+    match change {
+        PendingChange::Resend => {
+            check_rate_limits(
+                conn,
+                workspace_id,
+                &invitation.email,
+                Some(invitation.id),
+                now,
+            )
+            .await?;
+            let invitation = model::rotate_for_resend(conn, invitation.id, now).await?;
+            send(conn, &invitation, now).await?;
+            Ok(invitation)
+        }
+        PendingChange::Revoke => Ok(model::set_status(conn, invitation.id, "revoked", now).await?),
     }
-    Ok(model::set_status(conn, invitation.id, "revoked", now).await?)
 }
 
 /// The pending, unexpired invitation a token opens, locked; every other case is the same

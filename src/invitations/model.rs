@@ -199,10 +199,24 @@ pub async fn preview(
     if !enter_by_token(conn, token_hash).await? {
         return Ok(None);
     }
+    let id: Option<Uuid> = invitations::table
+        .filter(invitations::token_hash.eq(token_hash))
+        .select(invitations::id)
+        .first(conn)
+        .await
+        .optional()?;
+    match id {
+        Some(id) => details(conn, id).await,
+        None => Ok(None),
+    }
+}
+
+/// An invitation with its workspace's and inviter's names, if its workspace is live.
+async fn details(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Preview>> {
     let row: Option<(InvitationRow, String, Option<String>)> = invitations::table
         .inner_join(workspaces::table)
         .left_join(users::table.on(invitations::invited_by.eq(users::id.nullable())))
-        .filter(invitations::token_hash.eq(token_hash))
+        .filter(invitations::id.eq(id))
         .filter(workspaces::deleted_at.is_null())
         .select((
             InvitationRow::as_select(),
@@ -349,29 +363,10 @@ pub async fn lock_for_delivery(
         .first(conn)
         .await
         .optional()?;
-    if locked.is_none() {
-        return Ok(None);
+    match locked {
+        Some(id) => details(conn, id).await,
+        None => Ok(None),
     }
-    let row: Option<(InvitationRow, String, Option<String>)> = invitations::table
-        .inner_join(workspaces::table)
-        .left_join(users::table.on(invitations::invited_by.eq(users::id.nullable())))
-        .filter(invitations::id.eq(id))
-        .filter(workspaces::deleted_at.is_null())
-        .select((
-            InvitationRow::as_select(),
-            workspaces::name,
-            users::name.nullable(),
-        ))
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(
-        row.map(|(invitation, workspace_name, inviter_name)| Preview {
-            invitation,
-            workspace_name,
-            inviter_name,
-        }),
-    )
 }
 
 pub async fn set_token(conn: &mut AsyncPgConnection, id: Uuid, hash: &[u8]) -> QueryResult<()> {
