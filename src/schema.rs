@@ -149,6 +149,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     billing_accounts,
     stripe_events,
     plan_prices,
+    invoices,
 );
 
 diesel::table! {
@@ -192,6 +193,20 @@ diesel::table! {
         sms -> Int4,
         agents -> Int4,
         phone_numbers -> Int4,
+        synced_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    invoices (id) {
+        id -> Text,
+        workspace_id -> Uuid,
+        number -> Nullable<Text>,
+        status -> Text,
+        amount_due_cents -> Int8,
+        currency -> Text,
+        created_at -> Timestamptz,
+        hosted_invoice_url -> Nullable<Text>,
         synced_at -> Timestamptz,
     }
 }

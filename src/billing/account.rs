@@ -102,3 +102,85 @@ pub async fn save_subscription(
     }?;
     Ok(became_past_due)
 }
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = crate::schema::invoices)]
+pub struct InvoiceRow {
+    pub id: String,
+    pub number: Option<String>,
+    pub status: String,
+    pub amount_due_cents: i64,
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
+    pub hosted_invoice_url: Option<String>,
+}
+
+/// Mirrors the invoices Stripe listed for the workspace.
+pub async fn save_invoices(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    invoices: &[super::stripe::Invoice],
+) -> QueryResult<()> {
+    use crate::schema::invoices::dsl as i;
+    for invoice in invoices {
+        let created = DateTime::from_timestamp(invoice.created, 0).unwrap_or_default();
+        let status = invoice.status.clone().unwrap_or_default();
+        diesel::insert_into(i::invoices)
+            .values((
+                i::id.eq(&invoice.id),
+                i::workspace_id.eq(workspace_id),
+                i::number.eq(&invoice.number),
+                i::status.eq(&status),
+                i::amount_due_cents.eq(invoice.amount_due),
+                i::currency.eq(&invoice.currency),
+                i::created_at.eq(created),
+                i::hosted_invoice_url.eq(&invoice.hosted_invoice_url),
+            ))
+            .on_conflict(i::id)
+            .do_update()
+            .set((
+                i::number.eq(&invoice.number),
+                i::status.eq(&status),
+                i::amount_due_cents.eq(invoice.amount_due),
+                i::hosted_invoice_url.eq(&invoice.hosted_invoice_url),
+                i::synced_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A page of the workspace's invoices, newest first, after the invoice `after`.
+pub async fn invoices_page(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    first: i64,
+    after: Option<&str>,
+) -> QueryResult<Vec<InvoiceRow>> {
+    use crate::schema::invoices::dsl as i;
+    let mut query = i::invoices
+        .filter(i::workspace_id.eq(workspace_id))
+        .select(InvoiceRow::as_select())
+        .order((i::created_at.desc(), i::id.desc()))
+        .limit(first)
+        .into_boxed();
+    if let Some(after) = after {
+        let anchor: Option<(DateTime<Utc>, String)> = i::invoices
+            .filter(i::workspace_id.eq(workspace_id))
+            .filter(i::id.eq(after))
+            .select((i::created_at, i::id))
+            .first(conn)
+            .await
+            .optional()?;
+        let Some((at, id)) = anchor else {
+            return Ok(Vec::new());
+        };
+        query = query.filter(
+            i::created_at
+                .lt(at)
+                .or(i::created_at.eq(at).and(i::id.lt(id))),
+        );
+    }
+    query.load(conn).await
+}

@@ -152,35 +152,34 @@ impl Billing {
             .collect())
     }
 
-    /// Invoices, newest first (read from Stripe).
+    /// Invoices, newest first, as mirrored from Stripe.
     async fn invoices(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "How many, 1 to 100 (default 20).")] first: Option<i32>,
-        #[graphql(desc = "Not supported yet: invoices come newest first from the start.")]
-        after: Option<String>,
+        #[graphql(desc = "The id of the last invoice of the previous page.")] after: Option<String>,
     ) -> ApiResult<Vec<Invoice>> {
         let first = first.unwrap_or(20);
-        if !(1..=100).contains(&first) || after.is_some() {
-            return Err(ApiError::bad_input(
-                "`first` must be 1 to 100; `after` is not supported yet.",
-            ));
+        if !(1..=100).contains(&first) {
+            return Err(ApiError::bad_input("`first` must be 1 to 100."));
         }
-        let (Some(account), Some(stripe)) = (&self.account, request(ctx).stripe.as_ref()) else {
-            return Ok(Vec::new());
-        };
-        let invoices = stripe
-            .invoices(&account.stripe_customer_id, i64::from(first))
-            .await?;
-        Ok(invoices
+        let mut conn = request(ctx).db.conn_in(self.workspace.id).await?;
+        let rows = account::invoices_page(
+            &mut conn,
+            self.workspace.id,
+            i64::from(first),
+            after.as_deref(),
+        )
+        .await?;
+        Ok(rows
             .into_iter()
             .map(|invoice| Invoice {
                 id: invoice.id,
                 number: invoice.number,
-                status: invoice.status.unwrap_or_default(),
-                amount_due_cents: i32::try_from(invoice.amount_due).unwrap_or(i32::MAX),
+                status: invoice.status,
+                amount_due_cents: i32::try_from(invoice.amount_due_cents).unwrap_or(i32::MAX),
                 currency: invoice.currency,
-                created_at: DateTime::from_timestamp(invoice.created, 0).unwrap_or_default(),
+                created_at: invoice.created_at,
                 hosted_invoice_url: invoice.hosted_invoice_url,
             })
             .collect())
@@ -351,6 +350,8 @@ impl BillingMutation {
             account::save_subscription(conn, workspace_id, &subscription, Some(plan)).await
         })
         .await?;
+        let invoices = stripe.invoices(&customer, 100).await?;
+        account::save_invoices(&mut conn, workspace_id, &invoices).await?;
         drop(conn);
         billing_of(ctx, workspace_id).await
     }

@@ -25,6 +25,8 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
                 .await?;
         }
     }
+    let invoices = stripe.invoices(customer, 100).await?;
+    account::save_invoices(&mut conn, workspace_id, &invoices).await?;
     let Some(subscription_id) = account.subscription_id else {
         return Ok(());
     };
