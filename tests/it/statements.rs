@@ -102,3 +102,73 @@ async fn listing_workspaces_is_flat_in_their_number() {
     assert_eq!(many.data("workspaces").as_array().expect("list").len(), 31);
     assert_eq!(many.sql_statements(), few);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_list_costs_the_same_statements_whatever_its_page_size() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let mut conn = app.db.conn().await;
+    let seed = format!(
+        "INSERT INTO resources (id, workspace_id, kind, name, data, created_by)
+         SELECT gen_random_uuid(), '{ws}', kind, kind || i, '{{}}', '{user}'
+         FROM generate_series(1, 110) AS i,
+              unnest(ARRAY['agent', 'contact', 'knowledge_base', 'form', 'phone_number', 'calendar', 'integration']) AS kind;
+         INSERT INTO invitations (id, workspace_id, email, role, invited_by, expires_at)
+         SELECT gen_random_uuid(), '{ws}', 'guest' || i || '@example.com', 'member', '{user}', now() + interval '7 days'
+         FROM generate_series(1, 110) AS i",
+        ws = ada.own_workspace,
+        user = ada.id
+    );
+    for statement in seed.split(";\n") {
+        diesel::sql_query(statement)
+            .execute(&mut conn)
+            .await
+            .expect("seeded");
+    }
+    add_many_members(&app, &ada.own_workspace, 110).await;
+    let lists = [
+        ("members", "role user { id name }"),
+        ("invitations", "email status invitedBy { name }"),
+        ("agents", "name description createdBy { name }"),
+        ("contacts", "name email createdBy { name }"),
+        ("knowledgeBases", "name createdBy { name }"),
+        ("forms", "name fields { label } createdBy { name }"),
+        ("phoneNumbers", "name number createdBy { name }"),
+        ("calendars", "name timeZone createdBy { name }"),
+        ("integrations", "name provider status createdBy { name }"),
+    ];
+    for (list, fields) in lists {
+        let query = format!(
+            "query($ws: ID!, $n: Int) {{ workspace(id: $ws) {{ {list}(first: $n) {{ totalCount edges {{ node {{ {fields} }} }} }} }} }}"
+        );
+        let one = app
+            .gql(
+                ada.token(),
+                &query,
+                json!({ "ws": ada.own_workspace, "n": 1 }),
+            )
+            .await;
+        let hundred = app
+            .gql(
+                ada.token(),
+                &query,
+                json!({ "ws": ada.own_workspace, "n": 100 }),
+            )
+            .await;
+        assert_eq!(
+            hundred.data("workspace")[list]["edges"]
+                .as_array()
+                .expect("edges")
+                .len(),
+            100,
+            "{list}"
+        );
+        assert_eq!(one.sql_statements(), hundred.sql_statements(), "{list}");
+        // token, membership, then one checkout for the page and its count: 3 × context + 4
+        assert!(
+            hundred.sql_statements() <= 7,
+            "{list}: {} statements",
+            hundred.sql_statements()
+        );
+    }
+}
