@@ -42,8 +42,21 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
         },
         None => None,
     };
+    drop(conn);
+    mirror(db, workspace_id, &subscription, plan).await
+}
+
+/// Stores the subscription as Stripe reports it; the first mirror to see it past due
+/// queues the payment-failed email in the same transaction.
+pub async fn mirror(
+    db: &Db,
+    workspace_id: Uuid,
+    subscription: &super::stripe::Subscription,
+    plan: Option<super::plans::PlanId>,
+) -> anyhow::Result<()> {
+    let mut conn = db.conn_in(workspace_id).await?;
     conn.transaction(async |conn| {
-        if account::save_subscription(conn, workspace_id, &subscription, plan).await? {
+        if account::save_subscription(conn, workspace_id, subscription, plan).await? {
             let job = linkai_jobs::Job::SendPaymentFailed { workspace_id };
             crate::outbox::enqueue(conn, &job).await?;
         }

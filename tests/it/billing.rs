@@ -525,3 +525,92 @@ async fn deleting_a_workspace_ends_its_subscription() {
         stripe_get(&path).await
     );
 }
+
+/// The fake cannot make a subscription past due, so this drives the mirror with the
+/// subscription as Stripe would report it, then lets the real worker send the emails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admins_once() {
+    use linkai::billing::stripe::{List, Subscription};
+    let app = TestApp::builder().with_workers().start().await;
+    let team = app.team().await;
+    let workspace: uuid::Uuid = team.workspace.parse().expect("uuid");
+    let mut conn = app.db.conn().await;
+    for statement in [
+        format!("INSERT INTO billing_accounts (workspace_id, stripe_customer_id, subscription_id) VALUES ('{workspace}', 'cus_pastdue', 'sub_pastdue') ON CONFLICT DO NOTHING"),
+        format!("UPDATE workspaces SET plan = 'growth', subscription_status = 'active', trial_ends_at = now() - interval '1 day' WHERE id = '{workspace}'"),
+    ] {
+        diesel::sql_query(statement).execute(&mut conn).await.expect("seeded");
+    }
+    let subscription = |status: &str| Subscription {
+        id: "sub_pastdue".into(),
+        status: status.into(),
+        cancel_at_period_end: false,
+        current_period_end: None,
+        items: List { data: Vec::new() },
+    };
+    let app_db = linkai::App::connect(
+        linkai::config::Config::from_lookup(|name| (name == "DATABASE_URL").then(|| app.db.url()))
+            .expect("config"),
+    )
+    .expect("app")
+    .db;
+    // Two syncs see the failure at once; one more later: one email each.
+    let past_due = subscription("past_due");
+    let (first, second) = tokio::join!(
+        linkai::billing::sync::mirror(&app_db, workspace, &past_due, None),
+        linkai::billing::sync::mirror(&app_db, workspace, &past_due, None)
+    );
+    first.expect("mirrored");
+    second.expect("mirrored");
+    linkai::billing::sync::mirror(&app_db, workspace, &subscription("past_due"), None)
+        .await
+        .expect("mirrored");
+    let status = app
+        .gql(
+            team.owner.token(),
+            "query($ws: ID!) { workspace(id: $ws) { billingStatus readOnly } }",
+            json!({ "ws": team.workspace }),
+        )
+        .await;
+    assert_eq!(
+        status.data("workspace"),
+        &json!({ "billingStatus": "PAST_DUE", "readOnly": false })
+    );
+    let failed = |actor: &Actor| {
+        app.mail
+            .to(&actor.email)
+            .iter()
+            .filter(|m| m.subject().contains("payment for Owner's Workspace failed"))
+            .count()
+    };
+    app.mail
+        .wait_until(
+            |_| failed(&team.owner) == 1 && failed(&team.admin) == 1,
+            std::time::Duration::from_secs(20),
+        )
+        .await
+        .expect("payment-failed emails");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        [
+            failed(&team.owner),
+            failed(&team.admin),
+            failed(&team.member),
+            failed(&team.viewer)
+        ],
+        [1, 1, 0, 0]
+    );
+
+    // Paid again: active.
+    linkai::billing::sync::mirror(&app_db, workspace, &subscription("active"), None)
+        .await
+        .expect("mirrored");
+    let status = app
+        .gql(
+            team.owner.token(),
+            "query($ws: ID!) { workspace(id: $ws) { billingStatus } }",
+            json!({ "ws": team.workspace }),
+        )
+        .await;
+    assert_eq!(status.data("workspace")["billingStatus"], "ACTIVE");
+}
