@@ -12,7 +12,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -129,23 +128,15 @@ async fn readyz(State(app): State<App>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// `PING` over RESP, enough to know Redis answers.
-async fn redis_ping(url: &str) -> std::io::Result<()> {
-    let address = url
-        .trim_start_matches("redis://")
-        .split(['/', '?'])
-        .next()
-        .unwrap_or_default();
-    let address = address.rsplit_once('@').map_or(address, |(_, host)| host);
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
-    stream.write_all(b"PING\r\n").await?;
-    let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).await?;
-    if &reply == b"+PONG\r\n" {
-        Ok(())
-    } else {
-        Err(std::io::Error::other("unexpected reply to PING"))
-    }
+/// `PING` through a real Redis client, so passwords and TLS in `REDIS_URL` work as they do
+/// for the job queue.
+async fn redis_ping(url: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map(drop)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
