@@ -325,13 +325,23 @@ async fn cards_of_another_workspace_and_parallel_first_calls_are_handled() {
         .await
         .data("createSetupIntent");
     let ada_customer = customer_of(&app, &ada.own_workspace).await;
-    let customers = stripe_get("customers?limit=100").await;
-    let for_ada = customers["data"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter(|c| c["metadata"]["workspace_id"] == ada.own_workspace.as_str())
-        .count();
+    // The fake is shared by every test: page through all its customers.
+    let mut for_ada = 0;
+    let mut after = String::new();
+    loop {
+        let page = stripe_get(&format!("customers?limit=100{after}")).await;
+        let customers = page["data"].as_array().expect("list");
+        for_ada += customers
+            .iter()
+            .filter(|c| c["metadata"]["workspace_id"] == ada.own_workspace.as_str())
+            .count();
+        match customers.last() {
+            Some(last) if page["has_more"] == true => {
+                after = format!("&starting_after={}", last["id"].as_str().expect("id"));
+            }
+            _ => break,
+        }
+    }
     assert_eq!(for_ada, 1, "one customer per workspace");
     let bob_card = add_card(&customer_of(&app, &bob.own_workspace).await).await;
     let set_default = "mutation($ws: ID!, $pm: String!) { setDefaultPaymentMethod(workspaceId: $ws, paymentMethodId: $pm) { status } }";
