@@ -201,9 +201,22 @@ impl StripeApi {
             ("limit", "100".to_owned()),
             ("expand[]", "data.product".to_owned()),
         ];
-        let list: List<StripePlan> = self.call(StripeMethod::Get, "/plans", &query, None).await?;
+        let mut prices: Vec<StripePlan> = Vec::new();
+        loop {
+            let mut query = query.to_vec();
+            if let Some(last) = prices.last() {
+                query.push(("starting_after", last.id.clone()));
+            }
+            let page: List<StripePlan> =
+                self.call(StripeMethod::Get, "/plans", &query, None).await?;
+            let more = page.has_more && !page.data.is_empty();
+            prices.extend(page.data);
+            if !more {
+                break;
+            }
+        }
         let mut newest: Vec<(i64, SyncedPlan)> = Vec::new();
-        for price in list.data {
+        for price in prices {
             let metadata = price.product.get("metadata");
             let named = |key: &str| metadata.and_then(|m| m.get(key)).and_then(Value::as_str);
             let Some(id) = named(&self.plan_key).and_then(PlanId::from_db) else {
@@ -351,6 +364,8 @@ pub struct Object {
 #[derive(Deserialize, Clone, Debug)]
 pub struct List<T> {
     pub data: Vec<T>,
+    #[serde(default)]
+    pub has_more: bool,
 }
 
 #[derive(Deserialize)]

@@ -556,7 +556,10 @@ async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admi
         status: status.into(),
         cancel_at_period_end: false,
         current_period_end: None,
-        items: List { data: Vec::new() },
+        items: List {
+            data: Vec::new(),
+            has_more: false,
+        },
     };
     let app_db = linkai::App::connect(
         linkai::config::Config::from_lookup(|name| (name == "DATABASE_URL").then(|| app.db.url()))
