@@ -346,10 +346,7 @@ impl BillingMutation {
                     .await?
             }
         };
-        conn.transaction(async |conn| {
-            account::save_subscription(conn, workspace_id, &subscription, Some(plan)).await
-        })
-        .await?;
+        super::sync::mirror(&mut conn, workspace_id, &subscription, Some(plan)).await?;
         let invoices = stripe.invoices(&customer, 100).await?;
         account::save_invoices(&mut conn, workspace_id, &invoices).await?;
         drop(conn);
@@ -392,7 +389,7 @@ async fn set_cancel(ctx: &Context<'_>, workspace_id: &ID, cancel: bool) -> ApiRe
     let subscription = stripe
         .set_cancel_at_period_end(&subscription_id, cancel)
         .await?;
-    account::save_subscription(&mut conn, workspace_id, &subscription, None).await?;
+    super::sync::mirror(&mut conn, workspace_id, &subscription, None).await?;
     drop(conn);
     billing_of(ctx, workspace_id).await
 }

@@ -3,7 +3,7 @@
 //! missed or reordered webhooks are repaired.
 
 use diesel::sql_types::Uuid as SqlUuid;
-use diesel_async::{AsyncConnection as _, RunQueryDsl};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::account;
@@ -42,28 +42,27 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
         },
         None => None,
     };
-    drop(conn);
-    mirror(db, workspace_id, &subscription, plan).await
+    mirror(&mut conn, workspace_id, &subscription, plan).await?;
+    Ok(())
 }
 
-/// Stores the subscription as Stripe reports it; the first mirror to see it past due
-/// queues the payment-failed email in the same transaction.
+/// Stores the subscription as Stripe reports it, on a connection inside the workspace;
+/// the first mirror to see it past due queues the payment-failed email in the same
+/// transaction. Every path that learns a subscription's state goes through here.
 pub async fn mirror(
-    db: &Db,
+    conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     subscription: &super::stripe::Subscription,
     plan: Option<super::plans::PlanId>,
-) -> anyhow::Result<()> {
-    let mut conn = db.conn_in(workspace_id).await?;
+) -> diesel::QueryResult<()> {
     conn.transaction(async |conn| {
         if account::save_subscription(conn, workspace_id, subscription, plan).await? {
             let job = linkai_jobs::Job::SendPaymentFailed { workspace_id };
             crate::outbox::enqueue(conn, &job).await?;
         }
-        Ok::<_, diesel::result::Error>(())
+        Ok(())
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Ends a deleted workspace's subscription now, and mirrors the result.
@@ -83,7 +82,7 @@ pub async fn cancel_workspace(
         stripe.cancel_now(&subscription_id).await?;
     }
     let subscription = stripe.subscription(&subscription_id).await?;
-    account::save_subscription(&mut conn, workspace_id, &subscription, None).await?;
+    mirror(&mut conn, workspace_id, &subscription, None).await?;
     Ok(())
 }
 
@@ -111,7 +110,7 @@ pub async fn update_customer_email(
 
 /// Reads our plans' prices and limits from Stripe and stores them.
 pub async fn sync_plans(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut AsyncPgConnection,
     stripe: &StripeApi,
 ) -> anyhow::Result<Vec<super::stripe::SyncedPlan>> {
     let plans = stripe.plans().await?;

@@ -112,3 +112,16 @@ pub async fn membership(ctx: &Context<'_>, workspace_id: Uuid) -> ApiResult<Call
         .await?
         .ok_or_else(|| ApiError::not_found("Workspace"))
 }
+
+/// Takes the workspace's membership lock and returns the caller's role as it is now (it
+/// may have changed since the guard looked); `NOT_FOUND` when they are no longer in a live
+/// workspace. Call inside the change's transaction.
+pub async fn lock_caller_role(
+    conn: &mut diesel_async::AsyncPgConnection,
+    workspace_id: Uuid,
+    caller_id: Uuid,
+) -> ApiResult<Role> {
+    crate::workspaces::model::lock_for_membership_change(conn, workspace_id, caller_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Workspace"))
+}

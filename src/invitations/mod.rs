@@ -27,7 +27,7 @@ use self::model::InvitationRow;
 use crate::auth::token;
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::members::graphql::lock_caller_role;
+use crate::graphql::guard::lock_caller_role;
 use crate::outbox;
 use crate::roles::{self, Role};
 use crate::text::EmailAddress;

@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, Object, ID};
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
 
 use super::model::{self, MemberRow};
@@ -10,11 +10,10 @@ use crate::auth;
 use crate::auth::graphql::User;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::guard::{require_role, RoleGuard};
+use crate::graphql::guard::{lock_caller_role, require_role, RoleGuard};
 use crate::graphql::pagination::{Cursor, Page, PageOf};
 use crate::roles::{self, Action, Role};
 use crate::workspaces::graphql::Workspace;
-use crate::workspaces::model::lock_for_membership_change;
 
 /// Someone in a workspace, with their role.
 pub struct Member(MemberRow);
@@ -59,18 +58,6 @@ pub async fn members_page(
             id: member.0.user.id,
         },
     ))
-}
-
-/// Takes the workspace's membership lock and returns the caller's role as it is now (it
-/// may have changed since the guard looked). Call inside the change's transaction.
-pub async fn lock_caller_role(
-    conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    caller_id: Uuid,
-) -> ApiResult<Role> {
-    lock_for_membership_change(conn, workspace_id, caller_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Workspace"))
 }
 
 #[derive(Default)]

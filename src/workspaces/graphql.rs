@@ -11,7 +11,7 @@ use crate::billing::graphql::{billing_of, Billing};
 use crate::billing::BillingStatus;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::guard::{membership, require_role, RoleGuard};
+use crate::graphql::guard::{lock_caller_role, membership, require_role, RoleGuard};
 use crate::graphql::pagination::PageOf;
 use crate::invitations::graphql::{invitations_page, Invitation};
 use crate::members::graphql::{members_page, Member};
@@ -217,13 +217,13 @@ impl WorkspaceMutation {
         let workspace_id = parse_id(&workspace_id)?;
         let mut conn = request.db.conn().await?;
         conn.transaction(async |conn| {
-            match model::lock_for_membership_change(conn, workspace_id, caller.user_id).await? {
-                None => Err(ApiError::not_found("Workspace")),
-                Some(role) if !roles::allows(role, Action::DeleteWorkspace) => Err(
-                    ApiError::forbidden("Only the Owner can delete the workspace."),
-                ),
-                Some(_) => Ok(model::soft_delete(conn, workspace_id, Utc::now()).await?),
+            let role = lock_caller_role(conn, workspace_id, caller.user_id).await?;
+            if !roles::allows(role, Action::DeleteWorkspace) {
+                return Err(ApiError::forbidden(
+                    "Only the Owner can delete the workspace.",
+                ));
             }
+            Ok(model::soft_delete(conn, workspace_id, Utc::now()).await?)
         })
         .await
     }
@@ -234,20 +234,17 @@ impl WorkspaceMutation {
         let request = request(ctx);
         let caller = request.caller()?;
         let workspace_id = parse_id(&workspace_id)?;
-        membership(ctx, workspace_id).await?;
         let mut conn = request.db.conn().await?;
         conn.transaction(async |conn| {
-            match model::lock_for_membership_change(conn, workspace_id, caller.user_id).await? {
-                None => Err(ApiError::not_found("Workspace")),
-                Some(role) if !roles::allows(role, Action::Leave) => Err(ApiError::forbidden(
+            let role = lock_caller_role(conn, workspace_id, caller.user_id).await?;
+            if !roles::allows(role, Action::Leave) {
+                return Err(ApiError::forbidden(
                     "The Owner cannot leave: transfer ownership or delete the workspace first.",
-                )),
-                Some(_) => {
-                    crate::members::model::remove(conn, workspace_id, caller.user_id).await?;
-                    auth::model::clear_active_workspace(conn, caller.user_id, workspace_id).await?;
-                    Ok(true)
-                }
+                ));
             }
+            crate::members::model::remove(conn, workspace_id, caller.user_id).await?;
+            auth::model::clear_active_workspace(conn, caller.user_id, workspace_id).await?;
+            Ok(true)
         })
         .await
     }

@@ -569,13 +569,17 @@ async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admi
     .db;
     // Two syncs see the failure at once; one more later: one email each.
     let past_due = subscription("past_due");
+    let (mut a, mut b) = (
+        app_db.conn_in(workspace).await.expect("conn"),
+        app_db.conn_in(workspace).await.expect("conn"),
+    );
     let (first, second) = tokio::join!(
-        linkai::billing::sync::mirror(&app_db, workspace, &past_due, None),
-        linkai::billing::sync::mirror(&app_db, workspace, &past_due, None)
+        linkai::billing::sync::mirror(&mut a, workspace, &past_due, None),
+        linkai::billing::sync::mirror(&mut b, workspace, &past_due, None)
     );
     first.expect("mirrored");
     second.expect("mirrored");
-    linkai::billing::sync::mirror(&app_db, workspace, &subscription("past_due"), None)
+    linkai::billing::sync::mirror(&mut a, workspace, &subscription("past_due"), None)
         .await
         .expect("mirrored");
     let status = app
@@ -615,7 +619,7 @@ async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admi
     );
 
     // Paid again: active.
-    linkai::billing::sync::mirror(&app_db, workspace, &subscription("active"), None)
+    linkai::billing::sync::mirror(&mut a, workspace, &subscription("active"), None)
         .await
         .expect("mirrored");
     let status = app
