@@ -30,6 +30,19 @@ pub enum DbError {
     Context(#[from] diesel::result::Error),
 }
 
+diesel::define_sql_function! {
+    /// PostgreSQL's `set_config(setting, value, is_local)`. As a typed function (not raw SQL)
+    /// its statements are prepared once per connection and cached, like every other query.
+    fn set_config(setting: diesel::sql_types::Text, value: diesel::sql_types::Text, is_local: diesel::sql_types::Bool) -> diesel::sql_types::Text;
+}
+
+const USER_SETTING: &str = "app.user_id";
+const WORKSPACE_SETTING: &str = "app.workspace_id";
+
+fn setting_value(id: Option<Uuid>) -> String {
+    id.map(|id| id.to_string()).unwrap_or_default()
+}
+
 /// Sets who the connection acts for and which workspace it works in; row-level security
 /// shows tenant tables' rows of that workspace only (and the user's own memberships).
 pub async fn set_context(
@@ -37,12 +50,10 @@ pub async fn set_context(
     user: Option<Uuid>,
     workspace_id: Option<Uuid>,
 ) -> diesel::QueryResult<()> {
-    let text = |id: Option<Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
-    diesel::sql_query(
-        "SELECT set_config('app.user_id', $1, false), set_config('app.workspace_id', $2, false)",
-    )
-    .bind::<diesel::sql_types::Text, _>(text(user))
-    .bind::<diesel::sql_types::Text, _>(text(workspace_id))
+    diesel::select((
+        set_config(USER_SETTING, setting_value(user), false),
+        set_config(WORKSPACE_SETTING, setting_value(workspace_id), false),
+    ))
     .execute(conn)
     .await
     .map(drop)
@@ -53,17 +64,19 @@ pub async fn enter_workspace(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
 ) -> diesel::QueryResult<()> {
-    diesel::sql_query("SELECT set_config('app.workspace_id', $1, false)")
-        .bind::<diesel::sql_types::Text, _>(workspace_id.to_string())
-        .execute(conn)
-        .await
-        .map(drop)
+    diesel::select(set_config(
+        WORKSPACE_SETTING,
+        workspace_id.to_string(),
+        false,
+    ))
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 /// Sets the connection's user, keeping its workspace.
 pub async fn act_as(conn: &mut AsyncPgConnection, user: Uuid) -> diesel::QueryResult<()> {
-    diesel::sql_query("SELECT set_config('app.user_id', $1, false)")
-        .bind::<diesel::sql_types::Text, _>(user.to_string())
+    diesel::select(set_config(USER_SETTING, user.to_string(), false))
         .execute(conn)
         .await
         .map(drop)

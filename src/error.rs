@@ -1,5 +1,5 @@
-//! The one error type at the GraphQL edge, its closed set of codes, and the extension that
-//! makes sure nothing uncoded reaches a client.
+//! The one error type at the GraphQL edge, its closed set of codes, and the pass that makes
+//! sure nothing uncoded reaches a client.
 //!
 //! Which error type belongs where:
 //! - model functions (`*/model.rs`) return diesel's `QueryResult`;
@@ -10,13 +10,8 @@
 //! - `anyhow` is for start-up and background tasks, outside the request path.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::extensions::{NextRequest, NextResolve, NextValidation, ResolveInfo};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ErrorExtensionValues, Response, ServerError, ServerResult, ValidationResult};
-use async_graphql::{Value, Variables};
+use async_graphql::{ErrorExtensionValues, Response, ServerError, Value};
 
 /// The stable `extensions.code` values clients may rely on (DESIGN.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,66 +155,23 @@ fn with_code(mut err: ServerError, code: ErrorCode) -> ServerError {
     err
 }
 
-/// Codes what the library itself reports: parse and validation errors (including depth and
-/// complexity limits) become `BAD_USER_INPUT`; anything else still uncoded is an internal
-/// error whose message is replaced.
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
-    }
+/// Codes every error of a response before it leaves the server: what the library itself
+/// reports before execution (parse and validation errors, depth and complexity limits:
+/// errors without a path) and input coercion while resolving become `BAD_USER_INPUT`;
+/// anything else still uncoded is an internal error whose message is replaced.
+///
+/// This runs on the finished response rather than as a schema extension: any extension
+/// sends every field of every response through async-graphql's slow resolve path.
+pub fn code_errors(response: &mut Response) {
+    let errors = std::mem::take(&mut response.errors);
+    response.errors = errors.into_iter().map(code_error).collect();
 }
 
-struct ErrorCodesExtension;
-
-#[async_trait::async_trait]
-impl Extension for ErrorCodesExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        response.errors = response.errors.into_iter().map(code_uncoded).collect();
-        response
+fn code_error(err: ServerError) -> ServerError {
+    if code_of(&err).is_none() && (err.path.is_empty() || is_input_coercion_error(&err)) {
+        return with_code(err, ErrorCode::BadUserInput);
     }
-
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        next.run(ctx, info).await.map_err(|err| {
-            if code_of(&err).is_none() && is_input_coercion_error(&err) {
-                with_code(err, ErrorCode::BadUserInput)
-            } else {
-                err
-            }
-        })
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
-            .await
-            .map_err(|err| with_code(err, ErrorCode::BadUserInput))
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|err| with_code(err, ErrorCode::BadUserInput))
-                .collect()
-        })
-    }
+    code_uncoded(err)
 }
 
 /// async-graphql reports a variable or argument of the wrong type while resolving the
@@ -290,7 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn library_errors_get_codes() {
-        use async_graphql::{EmptyMutation, EmptySubscription, Object, Request, Schema};
+        use async_graphql::{EmptyMutation, EmptySubscription, Object, Request, Schema, Variables};
         struct Query;
         #[Object]
         impl Query {
@@ -305,14 +257,14 @@ mod tests {
             }
         }
         let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
-            .extension(ErrorCodes)
             .limit_depth(2)
             .finish();
         let run = |query: &'static str, vars: serde_json::Value| {
             let schema = schema.clone();
             async move {
                 let request = Request::new(query).variables(Variables::from_json(vars));
-                let response = schema.execute(request).await;
+                let mut response = schema.execute(request).await;
+                code_errors(&mut response);
                 let err = response.errors.into_iter().next().expect("an error");
                 (code_of(&err).map(str::to_owned), err.message)
             }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::StreamExt as _;
+use linkai_jobs::queue::MAX_SCHEDULED;
 use linkai_jobs::{Job, JobQueue, WorkerSettings};
 use tokio::sync::watch;
 
@@ -32,8 +33,13 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, job: &Job) -> QueryResult<()>
         .map(drop)
 }
 
-/// Moves up to [`BATCH`] jobs to Redis; returns how many.
+/// Moves up to [`BATCH`] jobs to Redis; returns how many. Moves none while the queue holds
+/// [`MAX_SCHEDULED`] jobs that no worker has taken yet (the rest wait here, safely).
 async fn relay_batch(db: &Db, queue: &mut JobQueue) -> anyhow::Result<usize> {
+    if queue.scheduled().await? >= MAX_SCHEDULED {
+        tracing::warn!("job queue backlog at {MAX_SCHEDULED}: holding jobs in the outbox");
+        return Ok(0);
+    }
     let mut conn = db.conn().await?;
     conn.transaction(async |conn| {
         let rows: Vec<(i64, serde_json::Value)> = outbox::table

@@ -1,4 +1,4 @@
-//! GraphQL assembly: the root types merged from the features, limits, extensions, and the
+//! GraphQL assembly: the root types merged from the features, limits, and the
 //! pure `schema()` builder used by the server, the `schema` subcommand and the SDL test.
 
 pub mod context;
@@ -10,7 +10,6 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use crate::auth::graphql::{AuthMutation, AuthQuery};
 use crate::billing::graphql::BillingMutation;
 use crate::billing::BillingQuery;
-use crate::error::ErrorCodes;
 use crate::invitations::graphql::{InvitationMutation, InvitationQuery};
 use crate::members::graphql::MemberMutation;
 use crate::resources::graphql::{
@@ -50,7 +49,7 @@ pub struct Mutation(
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// The schema with its limits and extensions and no data: request data is added per request.
+/// The schema with its limits and no data: request data is added per request.
 pub fn schema() -> AppSchema {
     builder().finish()
 }
@@ -61,7 +60,6 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
         .limit_directives(8)
-        .extension(ErrorCodes)
 }
 
 /// The SDL as published in `schema.graphql`.

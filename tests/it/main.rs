@@ -18,6 +18,7 @@ mod members;
 mod resources;
 mod role_matrix;
 mod schema;
+mod statement_budgets;
 mod statements;
 mod trial;
 mod usage;

@@ -172,3 +172,43 @@ async fn every_list_costs_the_same_statements_whatever_its_page_size() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invoice_list_costs_the_same_statements_whatever_its_page_size() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let mut conn = app.db.conn().await;
+    diesel::sql_query(format!(
+        "INSERT INTO invoices (id, workspace_id, number, status, amount_due_cents, currency, created_at)
+         SELECT 'in_' || i, '{}', 'INV-' || i, 'paid', 4900, 'usd', now() - interval '1 day' * i
+         FROM generate_series(1, 110) AS i",
+        ada.own_workspace
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("invoices seeded");
+    let query = "query($ws: ID!, $n: Int) { workspace(id: $ws) { billing {
+        invoices(first: $n) { id number status amountDueCents currency createdAt } } } }";
+    let page = |n: u64| {
+        app.gql(
+            ada.token(),
+            query,
+            json!({ "ws": ada.own_workspace, "n": n }),
+        )
+    };
+    let (one, hundred) = (page(1).await, page(100).await);
+    let invoices = |res: &crate::harness::Gql| {
+        res.data("workspace")["billing"]["invoices"]
+            .as_array()
+            .expect("invoices")
+            .len()
+    };
+    assert_eq!((invoices(&one), invoices(&hundred)), (1, 100));
+    assert_eq!(one.sql_statements(), hundred.sql_statements());
+    // The budget: the other lists' seven, plus the billing account the page hangs off.
+    assert!(
+        hundred.sql_statements() <= 9,
+        "{}",
+        hundred.sql_statements()
+    );
+}

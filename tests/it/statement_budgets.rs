@@ -1,0 +1,392 @@
+//! Every mutation in the contract has a budget of SQL statements, counted by the server
+//! (`extensions.sqlStatements`) on a real run through the whole product: sign-up to billing.
+//! A mutation added without a budget fails `every_mutation_has_a_budget`.
+//!
+//! The budgets are today's counts: a change that adds a statement to a mutation must raise
+//! its budget here, in review, on purpose.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::harness::{Gql, TestApp, PASSWORD};
+
+/// Statements per mutation, at most. Each checkout of a connection first sets the
+/// row-level-security context (one statement), and each write runs in a transaction
+/// (`BEGIN` and `COMMIT`).
+const BUDGETS: [(&str, u64); 47] = [
+    ("signUp", 15),
+    ("verifyEmail", 7),
+    ("signIn", 5),
+    ("createAccessToken", 4),
+    ("revokeAccessToken", 4),
+    ("requestPasswordReset", 7),
+    ("resetPassword", 8),
+    ("createWorkspace", 8),
+    ("renameWorkspace", 6),
+    ("switchWorkspace", 6),
+    ("deleteWorkspace", 12),
+    ("createAgent", 13),
+    ("updateAgent", 11),
+    ("deleteAgent", 9),
+    ("createContact", 9),
+    ("updateContact", 10),
+    ("deleteContact", 9),
+    ("createKnowledgeBase", 9),
+    ("updateKnowledgeBase", 10),
+    ("deleteKnowledgeBase", 10),
+    ("createForm", 9),
+    ("updateForm", 10),
+    ("deleteForm", 9),
+    ("createPhoneNumber", 12),
+    ("updatePhoneNumber", 10),
+    ("deletePhoneNumber", 10),
+    ("createCalendar", 9),
+    ("updateCalendar", 10),
+    ("deleteCalendar", 9),
+    ("createIntegration", 9),
+    ("updateIntegration", 10),
+    ("deleteIntegration", 9),
+    ("inviteMember", 19),
+    ("resendInvitation", 19),
+    ("revokeInvitation", 14),
+    ("acceptInvitation", 18),
+    ("declineInvitation", 10),
+    ("changeMemberRole", 13),
+    ("removeMember", 13),
+    ("transferOwnership", 15),
+    ("leaveWorkspace", 10),
+    ("reportUsage", 10),
+    ("createSetupIntent", 13),
+    ("setDefaultPaymentMethod", 9),
+    ("selectPlan", 18),
+    ("cancelSubscription", 15),
+    ("resumeSubscription", 15),
+];
+
+fn budgets() -> BTreeMap<&'static str, u64> {
+    BUDGETS.into_iter().collect()
+}
+
+#[test]
+fn every_mutation_has_a_budget() {
+    let sdl = linkai::graphql::sdl();
+    let mutation = sdl
+        .split("type Mutation {")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}").next())
+        .expect("a Mutation type");
+    let names: Vec<&str> = mutation
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim_start_matches('\t');
+            let name = line.split('(').next()?;
+            (line.contains('(') && name.chars().all(|c| c.is_ascii_alphanumeric())).then_some(name)
+        })
+        .collect();
+    let budgeted: Vec<&str> = budgets().keys().copied().collect();
+    let mut names = names;
+    names.sort_unstable();
+    assert_eq!(names, budgeted);
+}
+
+/// Runs mutations, keeping the statement count of each.
+struct Counted<'a> {
+    app: &'a TestApp,
+    counts: BTreeMap<String, u64>,
+}
+
+impl Counted<'_> {
+    async fn run(&mut self, field: &str, token: Option<&str>, query: &str, vars: Value) -> Value {
+        let res: Gql = self.app.gql(token, query, vars).await;
+        let data = res.data(field).clone();
+        self.counts.insert(field.to_owned(), res.sql_statements());
+        data
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mutation_stays_within_its_statement_budget() {
+    let app = TestApp::builder()
+        .with_workers()
+        .with_stripe()
+        .start()
+        .await;
+    let mut run = Counted {
+        app: &app,
+        counts: BTreeMap::new(),
+    };
+    let email = format!("ada-{}@example.com", uuid::Uuid::new_v4().simple());
+
+    // Accounts.
+    let signed_up = run
+        .run(
+            "signUp",
+            None,
+            "mutation($e: String!, $p: String!) { signUp(email: $e, password: $p, name: \"Ada\") { token user { id activeWorkspace { id } } } }",
+            json!({ "e": email, "p": PASSWORD }),
+        )
+        .await;
+    let ws = signed_up["user"]["activeWorkspace"]["id"]
+        .as_str()
+        .expect("workspace")
+        .to_owned();
+    let verify = app.mail.wait_for(&email, "verify-email", 1).await[0].token();
+    run.run(
+        "verifyEmail",
+        None,
+        "mutation($t: String!) { verifyEmail(token: $t) { id emailVerified } }",
+        json!({ "t": verify }),
+    )
+    .await;
+    let signed_in = run
+        .run(
+            "signIn",
+            None,
+            "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token } }",
+            json!({ "e": email, "p": PASSWORD }),
+        )
+        .await;
+    let ada = signed_in["token"].as_str().expect("token").to_owned();
+    let ada = Some(ada.as_str());
+    let pat = run
+        .run(
+            "createAccessToken",
+            ada,
+            "mutation { createAccessToken(name: \"CI\") { id token } }",
+            json!({}),
+        )
+        .await;
+    run.run(
+        "revokeAccessToken",
+        ada,
+        "mutation($id: ID!) { revokeAccessToken(id: $id) }",
+        json!({ "id": pat["id"] }),
+    )
+    .await;
+    run.run(
+        "requestPasswordReset",
+        None,
+        "mutation($e: String!) { requestPasswordReset(email: $e) }",
+        json!({ "e": email }),
+    )
+    .await;
+    let reset = app.mail.wait_for(&email, "reset-password", 1).await[0].token();
+    run.run(
+        "resetPassword",
+        None,
+        "mutation($t: String!, $p: String!) { resetPassword(token: $t, password: $p) }",
+        json!({ "t": reset, "p": PASSWORD }),
+    )
+    .await;
+    let signed_in = app
+        .gql(
+            None,
+            "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token } }",
+            json!({ "e": email, "p": PASSWORD }),
+        )
+        .await;
+    let ada = signed_in.data("signIn")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let ada = Some(ada.as_str());
+
+    // Workspaces.
+    let second = run
+        .run(
+            "createWorkspace",
+            ada,
+            "mutation { createWorkspace(name: \"Second\") { id name } }",
+            json!({}),
+        )
+        .await["id"]
+        .clone();
+    run.run(
+        "renameWorkspace",
+        ada,
+        "mutation($ws: ID!) { renameWorkspace(workspaceId: $ws, name: \"Renamed\") { id name } }",
+        json!({ "ws": second }),
+    )
+    .await;
+    run.run(
+        "switchWorkspace",
+        ada,
+        "mutation($ws: ID!) { switchWorkspace(workspaceId: $ws) { id } }",
+        json!({ "ws": ws }),
+    )
+    .await;
+    run.run(
+        "deleteWorkspace",
+        ada,
+        "mutation($ws: ID!) { deleteWorkspace(workspaceId: $ws) }",
+        json!({ "ws": second }),
+    )
+    .await;
+
+    // Resources: create, update, delete of every kind.
+    for (kind, input) in crate::role_matrix::KINDS {
+        let created = run
+            .run(
+                &format!("create{kind}"),
+                ada,
+                &format!("mutation($ws: ID!) {{ create{kind}(workspaceId: $ws, input: {input}) {{ id name createdBy {{ name }} }} }}"),
+                json!({ "ws": ws }),
+            )
+            .await;
+        run.run(
+            &format!("update{kind}"),
+            ada,
+            &format!("mutation($ws: ID!, $id: ID!) {{ update{kind}(workspaceId: $ws, id: $id, input: {input}) {{ id name updatedAt }} }}"),
+            json!({ "ws": ws, "id": created["id"] }),
+        )
+        .await;
+        run.run(
+            &format!("delete{kind}"),
+            ada,
+            &format!("mutation($ws: ID!, $id: ID!) {{ delete{kind}(workspaceId: $ws, id: $id) }}"),
+            json!({ "ws": ws, "id": created["id"] }),
+        )
+        .await;
+    }
+    run.run(
+        "reportUsage",
+        Some(crate::usage::SERVICE_TOKEN),
+        "mutation($ws: ID!) { reportUsage(workspaceId: $ws, metric: MESSAGES, quantity: 3, idempotencyKey: \"budget-1\") { messages } }",
+        json!({ "ws": ws }),
+    )
+    .await;
+
+    // Billing, against the Stripe fake.
+    run.run(
+        "createSetupIntent",
+        ada,
+        "mutation($ws: ID!) { createSetupIntent(workspaceId: $ws) { clientSecret } }",
+        json!({ "ws": ws }),
+    )
+    .await;
+    let card = crate::billing::add_card(&crate::billing::customer_of(&app, &ws).await).await;
+    run.run(
+        "setDefaultPaymentMethod",
+        ada,
+        "mutation($ws: ID!, $pm: String!) { setDefaultPaymentMethod(workspaceId: $ws, paymentMethodId: $pm) { status } }",
+        json!({ "ws": ws, "pm": card }),
+    )
+    .await;
+    for (field, args) in [
+        ("selectPlan", ", plan: GROWTH"),
+        ("cancelSubscription", ""),
+        ("resumeSubscription", ""),
+    ] {
+        run.run(
+            field,
+            ada,
+            &format!("mutation($ws: ID!) {{ {field}(workspaceId: $ws{args}) {{ status plan {{ id }} }} }}"),
+            json!({ "ws": ws }),
+        )
+        .await;
+    }
+
+    // Members and invitations.
+    let bob = app.sign_up("Bob").await;
+    let carol = app.sign_up("Carol").await;
+    let eve = app.sign_up("Eve").await;
+    let invite = "mutation($ws: ID!, $e: String!) { inviteMember(workspaceId: $ws, email: $e, role: MEMBER) { id status } }";
+    let to_bob = run
+        .run(
+            "inviteMember",
+            ada,
+            invite,
+            json!({ "ws": ws, "e": bob.email }),
+        )
+        .await;
+    run.run(
+        "resendInvitation",
+        ada,
+        "mutation($ws: ID!, $id: ID!) { resendInvitation(workspaceId: $ws, invitationId: $id) { id status } }",
+        json!({ "ws": ws, "id": to_bob["id"] }),
+    )
+    .await;
+    let bob_link = app.mail.wait_for(&bob.email, "invitations/accept", 2).await;
+    run.run(
+        "acceptInvitation",
+        bob.token(),
+        "mutation($t: String!) { acceptInvitation(token: $t) { id viewerRole } }",
+        json!({ "t": bob_link.last().expect("latest link").token() }),
+    )
+    .await;
+    app.gql(ada, invite, json!({ "ws": ws, "e": carol.email }))
+        .await
+        .data("inviteMember");
+    let carol_link = app
+        .mail
+        .wait_for(&carol.email, "invitations/accept", 1)
+        .await[0]
+        .token();
+    run.run(
+        "declineInvitation",
+        carol.token(),
+        "mutation($t: String!) { declineInvitation(token: $t) }",
+        json!({ "t": carol_link }),
+    )
+    .await;
+    let to_eve = app
+        .gql(ada, invite, json!({ "ws": ws, "e": eve.email }))
+        .await
+        .data("inviteMember")
+        .clone();
+    run.run(
+        "revokeInvitation",
+        ada,
+        "mutation($ws: ID!, $id: ID!) { revokeInvitation(workspaceId: $ws, invitationId: $id) { id status } }",
+        json!({ "ws": ws, "id": to_eve["id"] }),
+    )
+    .await;
+    run.run(
+        "changeMemberRole",
+        ada,
+        "mutation($ws: ID!, $u: ID!) { changeMemberRole(workspaceId: $ws, userId: $u, role: ADMIN) { role } }",
+        json!({ "ws": ws, "u": bob.id }),
+    )
+    .await;
+    app.add_member(&ws, &eve, "viewer").await;
+    run.run(
+        "removeMember",
+        ada,
+        "mutation($ws: ID!, $u: ID!) { removeMember(workspaceId: $ws, userId: $u) }",
+        json!({ "ws": ws, "u": eve.id }),
+    )
+    .await;
+    run.run(
+        "transferOwnership",
+        ada,
+        "mutation($ws: ID!, $u: ID!) { transferOwnership(workspaceId: $ws, userId: $u) { id viewerRole } }",
+        json!({ "ws": ws, "u": bob.id }),
+    )
+    .await;
+    run.run(
+        "leaveWorkspace",
+        ada,
+        "mutation($ws: ID!) { leaveWorkspace(workspaceId: $ws) }",
+        json!({ "ws": ws }),
+    )
+    .await;
+
+    let budgets = budgets();
+    let over: Vec<String> = run
+        .counts
+        .iter()
+        .filter(|(field, count)| **count > budgets[field.as_str()])
+        .map(|(field, count)| format!("{field}: {count} > {}", budgets[field.as_str()]))
+        .collect();
+    assert!(
+        over.is_empty(),
+        "over budget: {over:?}\nall: {:?}",
+        run.counts
+    );
+    let unmeasured: Vec<&&str> = budgets
+        .keys()
+        .filter(|field| !run.counts.contains_key(**field))
+        .collect();
+    assert!(unmeasured.is_empty(), "not run: {unmeasured:?}");
+}
