@@ -7,6 +7,11 @@ use linkai::config::Config;
 use linkai::App;
 use tracing_subscriber::EnvFilter;
 
+/// GraphQL responses are many small allocations; mimalloc serves them faster than glibc's
+/// malloc, which led the server's profile (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: linkai <command>
 
 commands:
