@@ -65,13 +65,14 @@ async fn graphql(
     headers: HeaderMap,
     request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
-    let request = match request {
+    let mut request = match request {
         Ok(request) => request.into_inner(),
         Err(rejection) => {
             let message = format!("The request is not a GraphQL request: {}", rejection.0);
             return error_response(StatusCode::BAD_REQUEST, &ApiError::bad_input(message));
         }
     };
+    app.documents.prepare(&mut request);
     let db = app.db.for_request();
     let bearer = bearer_token(&headers);
     let service = bearer

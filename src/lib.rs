@@ -35,6 +35,8 @@ pub struct App {
     pub config: Arc<Config>,
     pub db: Db,
     pub schema: AppSchema,
+    /// Parsed documents of the queries clients send, shared by all requests.
+    pub documents: graphql::documents::DocumentCache,
 }
 
 impl App {
@@ -59,6 +61,7 @@ impl App {
             config: Arc::new(config),
             db: Db::new(pool),
             schema: graphql::schema(),
+            documents: Default::default(),
         })
     }
 }

@@ -2,6 +2,7 @@
 //! pure `schema()` builder used by the server, the `schema` subcommand and the SDL test.
 
 pub mod context;
+pub mod documents;
 pub mod guard;
 pub mod pagination;
 
