@@ -101,6 +101,9 @@ async fn references(
         .collect::<ApiResult<Vec<Uuid>>>()?;
     parsed.sort();
     parsed.dedup();
+    if parsed.is_empty() {
+        return Ok(parsed);
+    }
     let found = model::existing(conn, Scope { kind, ..scope }, &parsed).await?;
     if found.len() != parsed.len() {
         return Err(invalid());
