@@ -86,13 +86,13 @@ async fn killing_workers_mid_batch_loses_no_email() {
 }
 
 /// A private Redis on a free port that the test can stop and start.
-pub struct OwnRedis {
+struct OwnRedis {
     port: u16,
     process: Option<Child>,
 }
 
 impl OwnRedis {
-    pub async fn start(port: u16) -> Self {
+    async fn start(port: u16) -> Self {
         let mut redis = OwnRedis {
             port,
             process: None,
@@ -101,7 +101,7 @@ impl OwnRedis {
         redis
     }
 
-    pub fn url(&self) -> String {
+    fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -134,7 +134,7 @@ impl OwnRedis {
         panic!("redis-server did not start");
     }
 
-    pub async fn stop(&mut self) {
+    async fn stop(&mut self) {
         if let Some(mut child) = self.process.take() {
             child.start_kill().expect("kill redis");
             let _ = child.wait().await;
