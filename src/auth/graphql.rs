@@ -80,8 +80,7 @@ impl User {
         // Just signed in: the request had no caller to batch memberships for.
         let mut conn = request.db.conn().await?;
         crate::db::act_as(&mut conn, self.row.id).await?;
-        let found =
-            workspaces::memberships_of(&mut conn, self.row.id, Some(&[workspace_id])).await?;
+        let found = workspaces::memberships_of_caller(&mut conn, Some(&[workspace_id])).await?;
         Ok(found
             .into_iter()
             .next()

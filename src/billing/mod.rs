@@ -73,6 +73,62 @@ pub async fn limits(
     Ok(plans::find(conn, effective_plan(workspace)).await?.limits)
 }
 
+/// Locks the workspace's row (see [`crate::workspaces::model::lock_row`]) and reads the limits
+/// it works under, in one statement: a limit check that follows sees the plan as of the lock.
+pub async fn lock_row_with_limits(
+    conn: &mut diesel_async::AsyncPgConnection,
+    workspace_id: uuid::Uuid,
+) -> diesel::QueryResult<Limits> {
+    use diesel::sql_types::{Nullable, Text};
+    use diesel_async::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = Nullable<Text>)]
+        plan: Option<String>,
+        #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
+        messages: Option<i32>,
+        #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
+        sms: Option<i32>,
+        #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
+        agents: Option<i32>,
+        #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
+        phone_numbers: Option<i32>,
+    }
+
+    // `OF w`: the plan row is read, not locked (and may be absent: then the defaults apply).
+    let locked: Locked = diesel::sql_query(
+        "SELECT w.plan, p.messages, p.sms, p.agents, p.phone_numbers \
+         FROM workspaces w LEFT JOIN plan_prices p ON p.plan = COALESCE(w.plan, $2) \
+         WHERE w.id = $1 FOR NO KEY UPDATE OF w",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(workspace_id)
+    .bind::<Text, _>(TRIAL_PLAN.as_db())
+    .get_result(conn)
+    .await?;
+    let plan = locked
+        .plan
+        .as_deref()
+        .and_then(PlanId::from_db)
+        .unwrap_or(TRIAL_PLAN);
+    Ok(
+        match (
+            locked.messages,
+            locked.sms,
+            locked.agents,
+            locked.phone_numbers,
+        ) {
+            (Some(messages), Some(sms), Some(agents), Some(phone_numbers)) => Limits {
+                messages,
+                sms,
+                agents,
+                phone_numbers,
+            },
+            _ => plans::default_plan(plan).limits,
+        },
+    )
+}
+
 /// The monthly billing period containing `now`, anchored at `anchor` (the workspace's
 /// creation until a subscription sets its own period).
 pub fn period(anchor: DateTime<Utc>, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {

@@ -174,7 +174,7 @@ impl MemberMutation {
                 .ok_or_else(|| ApiError::not_found("Member"))?;
             model::transfer_ownership(conn, workspace_id, caller, target).await?;
             let (row, role) =
-                crate::workspaces::model::memberships_of(conn, caller, Some(&[workspace_id]))
+                crate::workspaces::model::memberships_of_caller(conn, Some(&[workspace_id]))
                     .await?
                     .pop()
                     .ok_or_else(|| ApiError::not_found("Workspace"))?;

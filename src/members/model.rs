@@ -38,6 +38,32 @@ pub async fn page(
     workspace_id: Uuid,
     page: &Page,
 ) -> QueryResult<Vec<MemberRow>> {
+    let query = page_query(workspace_id, page);
+    let rows: Vec<(UserRow, String, DateTime<Utc>)> = query.load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(user, role, joined_at)| {
+            Some(MemberRow {
+                user,
+                role: Role::from_db(&role)?,
+                joined_at,
+            })
+        })
+        .collect())
+}
+
+/// The query behind [`page`] (public so tests can look at its plan).
+pub fn page_query(
+    workspace_id: Uuid,
+    page: &Page,
+) -> impl diesel_async::methods::LoadQuery<
+    'static,
+    AsyncPgConnection,
+    (UserRow, String, DateTime<Utc>),
+> + diesel::query_builder::QueryFragment<diesel::pg::Pg>
+       + diesel::query_builder::QueryId
+       + Send
+       + 'static {
     let mut query = memberships::table
         .inner_join(users::table)
         .filter(memberships::workspace_id.eq(workspace_id))
@@ -58,17 +84,7 @@ pub async fn page(
                     .and(memberships::user_id.gt(after.id))),
         );
     }
-    let rows: Vec<(UserRow, String, DateTime<Utc>)> = query.load(conn).await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(user, role, joined_at)| {
-            Some(MemberRow {
-                user,
-                role: Role::from_db(&role)?,
-                joined_at,
-            })
-        })
-        .collect())
+    query
 }
 
 pub async fn count(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<i64> {

@@ -98,14 +98,13 @@ pub async fn create<K: Kind>(
     let request = request(ctx);
     let caller = request.caller()?.user_id;
     let workspace_id = parse_id(workspace_id)?;
-    let membership = authorize(ctx, workspace_id, Role::Member).await?;
+    authorize(ctx, workspace_id, Role::Member).await?;
     let scope = scope::<K>(request, workspace_id);
     let mut conn = request.db.conn_in(workspace_id).await?;
     let (row, created_by) = conn
         .transaction(async |conn| {
             if let Some(limit) = K::LIMIT {
-                crate::workspaces::model::lock_row(conn, workspace_id).await?;
-                let max = limit(&billing::limits(conn, &membership.workspace).await?);
+                let max = limit(&billing::lock_row_with_limits(conn, workspace_id).await?);
                 let used = model::count(
                     conn,
                     Scope {

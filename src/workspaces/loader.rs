@@ -34,11 +34,11 @@ impl Loader<Uuid> for MembershipLoader {
     type Error = ApiError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, CallerMembership>, Self::Error> {
-        let Some(caller_id) = self.caller_id else {
+        if self.caller_id.is_none() {
             return Ok(HashMap::new());
-        };
+        }
         let mut conn = self.db.conn().await.map_err(ApiError::from)?;
-        let rows = model::memberships_of(&mut conn, caller_id, Some(keys))
+        let rows = model::memberships_of_caller(&mut conn, Some(keys))
             .await
             .map_err(ApiError::from)?;
         Ok(rows

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::roles::Role;
 use crate::schema::{memberships, workspaces};
 
-#[derive(Queryable, Selectable, Clone, Debug)]
+#[derive(Queryable, QueryableByName, Selectable, Clone, Debug)]
 #[diesel(table_name = workspaces)]
 pub struct WorkspaceRow {
     pub id: Uuid,
@@ -49,27 +49,35 @@ pub async fn create_with_owner(
     Ok(workspace)
 }
 
-/// The live workspaces `user_id` belongs to, among `ids` (all of them when `ids` is None),
-/// with the user's role, oldest membership first.
-pub async fn memberships_of(
+/// The live workspaces the connection's user belongs to, among `ids` (all of them when `ids`
+/// is None), with the user's role, oldest membership first. Works in any workspace context:
+/// the memberships come from `caller_memberships()`, which reads the caller's own only.
+pub async fn memberships_of_caller(
     conn: &mut AsyncPgConnection,
-    user_id: Uuid,
     ids: Option<&[Uuid]>,
 ) -> QueryResult<Vec<(WorkspaceRow, Role)>> {
-    let mut query = workspaces::table
-        .inner_join(memberships::table)
-        .filter(memberships::user_id.eq(user_id))
-        .filter(workspaces::deleted_at.is_null())
-        .select((WorkspaceRow::as_select(), memberships::role))
-        .order((memberships::joined_at.asc(), workspaces::id.asc()))
-        .into_boxed();
-    if let Some(ids) = ids {
-        query = query.filter(workspaces::id.eq_any(ids.to_vec()));
+    #[derive(QueryableByName)]
+    struct Membership {
+        #[diesel(embed)]
+        workspace: WorkspaceRow,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        role: String,
     }
-    let rows: Vec<(WorkspaceRow, String)> = query.load(conn).await?;
+
+    let rows: Vec<Membership> = diesel::sql_query(
+        "SELECT w.id, w.name, w.created_at, w.trial_ends_at, w.plan, w.subscription_status, m.role \
+         FROM caller_memberships() m JOIN workspaces w ON w.id = m.workspace_id \
+         WHERE w.deleted_at IS NULL AND ($1 IS NULL OR w.id = ANY($1)) \
+         ORDER BY m.joined_at, w.id",
+    )
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Array<diesel::sql_types::Uuid>>, _>(
+        ids,
+    )
+    .load(conn)
+    .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(workspace, role)| Some((workspace, Role::from_db(&role)?)))
+        .filter_map(|row| Some((row.workspace, Role::from_db(&row.role)?)))
         .collect())
 }
 

@@ -189,3 +189,132 @@ async fn names_on(conn: &mut AsyncPgConnection, sql: &str) -> Vec<String> {
     let rows: Vec<Name> = diesel::sql_query(sql).load(conn).await.expect("query");
     rows.into_iter().map(|r| r.name).collect()
 }
+
+/// `EXPLAIN (ANALYZE, FORMAT JSON)` of a query the service builds, with its binds.
+struct ExplainAnalyze<Q>(Q);
+
+impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for ExplainAnalyze<Q>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        out.push_sql("EXPLAIN (ANALYZE, FORMAT JSON) ");
+        self.0.walk_ast(out.reborrow())
+    }
+}
+
+impl<Q> diesel::query_builder::QueryId for ExplainAnalyze<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q> diesel::query_builder::Query for ExplainAnalyze<Q> {
+    type SqlType = diesel::sql_types::Text;
+}
+
+/// Rows the plan read from `table`, over all its scans and loops.
+fn rows_read_from(plan: &serde_json::Value, table: &str) -> f64 {
+    let own = if plan["Relation Name"] == table {
+        plan["Actual Rows"].as_f64().unwrap_or(0.0) * plan["Actual Loops"].as_f64().unwrap_or(1.0)
+    } else {
+        0.0
+    };
+    let children = plan["Plans"].as_array().map_or(0.0, |plans| {
+        plans.iter().map(|child| rows_read_from(child, table)).sum()
+    });
+    own + children
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_page_reads_one_page_of_memberships_however_big_the_workspace() {
+    use diesel_async::AsyncConnection;
+    let db = TestDatabase::new().await;
+    let mut owner = db.conn().await;
+    let big = uuid::Uuid::new_v4();
+    // One workspace of 300 members among 1,999 small ones (the benchmark's shape).
+    for statement in [
+        "INSERT INTO users (id, email, name, password_hash)
+         SELECT ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'u' || n || '@example.com', 'U' || n, 'x'
+         FROM generate_series(0, 10299) n".to_owned(),
+        "INSERT INTO workspaces (id, name, trial_ends_at)
+         SELECT ('00000000-0000-4000-9000-' || lpad(n::text, 12, '0'))::uuid, 'W' || n, now()
+         FROM generate_series(1, 1999) n".to_owned(),
+        format!("INSERT INTO workspaces (id, name, trial_ends_at) VALUES ('{big}', 'Big', now())"),
+        "INSERT INTO memberships (workspace_id, user_id, role)
+         SELECT ('00000000-0000-4000-9000-' || lpad(n::text, 12, '0'))::uuid,
+                ('00000000-0000-4000-8000-' || lpad((300 + n * 5 + k)::text, 12, '0'))::uuid,
+                CASE k WHEN 0 THEN 'owner' ELSE 'member' END
+         FROM generate_series(1, 1999) n, generate_series(0, 4) k".to_owned(),
+        format!("INSERT INTO memberships (workspace_id, user_id, role, joined_at)
+         SELECT '{big}', ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid,
+                CASE n WHEN 0 THEN 'owner' ELSE 'member' END, now() + n * interval '1 second'
+         FROM generate_series(0, 299) n"),
+        // The caller is an agency's: an Admin of every small workspace too.
+        "INSERT INTO memberships (workspace_id, user_id, role)
+         SELECT ('00000000-0000-4000-9000-' || lpad(n::text, 12, '0'))::uuid,
+                '00000000-0000-4000-8000-000000000000', 'admin'
+         FROM generate_series(1, 1999) n".to_owned(),
+        "ANALYZE users, workspaces, memberships".to_owned(),
+    ] {
+        diesel::sql_query(statement).execute(&mut owner).await.expect("seeded");
+    }
+    let app_url = linkai::db::app_role_url(&db.url());
+    let mut app = AsyncPgConnection::establish(&app_url)
+        .await
+        .expect("linkai_app connects");
+    let caller: uuid::Uuid = "00000000-0000-4000-8000-000000000000"
+        .parse()
+        .expect("uuid");
+    linkai::db::set_context(&mut app, Some(caller), Some(big))
+        .await
+        .expect("context");
+    let first_page = linkai::graphql::pagination::Page {
+        first: 10,
+        after: None,
+    };
+    // The service prepares each statement once and soon runs it with a generic plan, which
+    // cannot know how big this workspace is: look at that plan as well as the custom one.
+    let page = linkai::members::model::page_query(big, &first_page);
+    let sql = diesel::debug_query::<diesel::pg::Pg, _>(&page).to_string();
+    let sql = sql.split(" -- binds").next().expect("sql");
+    diesel::sql_query(format!("PREPARE members_page AS {sql}"))
+        .execute(&mut app)
+        .await
+        .expect("prepared");
+    for plan_cache_mode in ["force_custom_plan", "force_generic_plan"] {
+        diesel::sql_query(format!("SET plan_cache_mode = {plan_cache_mode}"))
+            .execute(&mut app)
+            .await
+            .expect("set");
+        let execute = diesel::sql_query(format!(
+            "EXECUTE members_page('{big}', {})",
+            first_page.limit()
+        ));
+        let plan: String = ExplainAnalyze(execute)
+            .get_result(&mut app)
+            .await
+            .expect("explained");
+        let plan: serde_json::Value = serde_json::from_str(&plan).expect("json plan");
+        let read = rows_read_from(&plan[0]["Plan"], "memberships");
+        assert!(
+            read <= 11.0,
+            "{plan_cache_mode}: a page of 10 read {read} membership rows (of 300): {plan:#}"
+        );
+    }
+
+    // The caller's own memberships stay listable from inside another workspace, and only theirs.
+    let small = "00000000-0000-4000-9000-000000000001"
+        .parse()
+        .expect("uuid");
+    linkai::db::set_context(&mut app, Some(caller), Some(small))
+        .await
+        .expect("context");
+    let mine = linkai::workspaces::model::memberships_of_caller(&mut app, None)
+        .await
+        .expect("listed");
+    let ids: Vec<_> = mine.iter().map(|(workspace, _)| workspace.id).collect();
+    assert_eq!(ids.len(), 2000);
+    assert!(ids.contains(&big) && ids.contains(&small));
+}
