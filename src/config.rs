@@ -21,7 +21,7 @@
 //! | `WORKER_HEARTBEAT_SECS` | worker heartbeat; a worker silent for 3 beats is presumed dead and its jobs re-run | [`DEFAULT_HEARTBEAT_SECS`] |
 //! | `TRIAL_SCAN_SECS` | how often workers look for due trial reminders and expiries | [`DEFAULT_TRIAL_SCAN_SECS`] |
 //! | `BILLING_SYNC_SECS` | how often workers re-sync every workspace's billing from Stripe | [`DEFAULT_BILLING_SYNC_SECS`] |
-//! | `GRAPHQL_SQL_STATS` | `true`: responses carry `extensions.sqlStatements` (tests, benchmarks) | `false` |
+//! | `GRAPHQL_SQL_STATS` | `true`: responses carry `extensions.sqlStatements` and `sqlContextStatements` (tests, benchmarks) | `false` |
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -101,7 +101,8 @@ pub struct DatabaseConfig {
 pub struct HttpConfig {
     pub bind_addr: SocketAddr,
     pub app_url: String,
-    /// Report the SQL statements each request ran in `extensions.sqlStatements`.
+    /// Report the SQL statements each request ran in `extensions.sqlStatements` and
+    /// `extensions.sqlContextStatements`.
     pub expose_sql_stats: bool,
 }
 

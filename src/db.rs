@@ -1,16 +1,19 @@
-//! PostgreSQL access: the connection pool, embedded migrations, creating the database when it
-//! is missing, and counting the SQL statements each request runs.
+//! PostgreSQL access: the connection pool and the row-level-security context of each
+//! connection it hands out, embedded migrations, creating the database when it is missing,
+//! and counting the SQL statements each request runs.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use deadpool::managed::{Metrics, Object, Pool, QueueMode, RecycleResult};
 use diesel::connection::InstrumentationEvent;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::deadpool::PoolError;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use uuid::Uuid;
@@ -19,8 +22,66 @@ use crate::config::DatabaseConfig;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-pub type PgPool = Pool<AsyncPgConnection>;
-pub type PooledConnection = Object<AsyncPgConnection>;
+pub type PgPool = Pool<ContextManager>;
+pub type PooledConnection = Object<ContextManager>;
+
+/// Who a session acts for and which workspace it works in (`app.user_id`,
+/// `app.workspace_id`), as row-level security reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SessionContext {
+    user: Option<Uuid>,
+    workspace: Option<Uuid>,
+}
+
+/// A pooled connection with the context its session holds, so a checkout that wants the
+/// context the connection already has skips setting it.
+///
+/// The record stays exact because the session-level settings change only in
+/// [`Db::checkout`]: inside transactions, [`enter_workspace`] changes them for that
+/// transaction only, so they are back to the recorded values once it ends, committed
+/// or not (and a connection left inside a transaction is broken and never reused).
+pub struct ContextConnection {
+    conn: AsyncPgConnection,
+    /// `None` while unknown: new, or a setting statement did not finish.
+    context: Option<SessionContext>,
+}
+
+impl Deref for ContextConnection {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for ContextConnection {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        &mut self.conn
+    }
+}
+
+/// The pool's manager: diesel-async's, with a context record on each connection.
+pub struct ContextManager(AsyncDieselConnectionManager<AsyncPgConnection>);
+
+impl deadpool::managed::Manager for ContextManager {
+    type Type = ContextConnection;
+    type Error = diesel_async::pooled_connection::PoolError;
+
+    async fn create(&self) -> Result<ContextConnection, Self::Error> {
+        Ok(ContextConnection {
+            conn: self.0.create().await?,
+            context: None,
+        })
+    }
+
+    async fn recycle(
+        &self,
+        connection: &mut ContextConnection,
+        metrics: &Metrics,
+    ) -> RecycleResult<Self::Error> {
+        self.0.recycle(&mut connection.conn, metrics).await
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -59,38 +120,40 @@ pub async fn set_context(
     .map(drop)
 }
 
-/// Switches the connection into `workspace_id`, keeping its user.
+/// Switches the connection into `workspace_id` for the rest of the current transaction,
+/// keeping its user. Outside a transaction it fails: the change would outlive the work it is
+/// for (see [`ContextConnection`]).
 pub async fn enter_workspace(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
 ) -> diesel::QueryResult<()> {
+    let depth =
+        <AsyncPgConnection as AsyncConnection>::TransactionManager::transaction_manager_status_mut(
+            conn,
+        )
+        .transaction_depth()?;
+    if depth.is_none() {
+        return Err(diesel::result::Error::NotInTransaction);
+    }
     diesel::select(set_config(
         WORKSPACE_SETTING,
         workspace_id.to_string(),
-        false,
+        true,
     ))
     .execute(conn)
     .await
     .map(drop)
 }
 
-/// Sets the connection's user, keeping its workspace.
-pub async fn act_as(conn: &mut AsyncPgConnection, user: Uuid) -> diesel::QueryResult<()> {
-    diesel::select(set_config(USER_SETTING, user.to_string(), false))
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
 /// A handle on the pool that counts the statements run through it and sets the
 /// row-level-security context of every connection it hands out.
 ///
-/// Each GraphQL request gets its own handle (see [`Db::for_request`]) so the count is the
+/// Each GraphQL request gets its own handle (see [`Db::for_request`]) so the counts are the
 /// request's, whichever DataLoader or resolver ran the statement.
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
-    statements: Arc<AtomicUsize>,
+    counts: Arc<StatementCounts>,
     /// The signed-in user the request acts for (`app.user_id`).
     user: Option<Uuid>,
 }
@@ -99,7 +162,7 @@ impl Db {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            statements: Arc::default(),
+            counts: Arc::default(),
             user: None,
         }
     }
@@ -117,35 +180,114 @@ impl Db {
         }
     }
 
+    /// Statements the handle's work ran, not counting [`Db::context_statements`]: the same
+    /// for the same work, whatever the pool's connections did before.
     pub fn statements(&self) -> usize {
-        AtomicUsize::load(&self.statements, Ordering::Relaxed)
+        AtomicUsize::load(&self.counts.work, Ordering::Relaxed)
+    }
+
+    /// Statements that gave a checked-out connection its context: at most one per checkout,
+    /// none when the connection had it already.
+    pub fn context_statements(&self) -> usize {
+        AtomicUsize::load(&self.counts.context, Ordering::Relaxed)
     }
 
     /// A connection acting for the handle's user, in no workspace.
     pub async fn conn(&self) -> Result<PooledConnection, DbError> {
-        self.checkout(None).await
+        self.checkout(Wanted::Exactly(SessionContext {
+            user: self.user,
+            workspace: None,
+        }))
+        .await
     }
 
     /// A connection acting for the handle's user inside `workspace_id`.
     pub async fn conn_in(&self, workspace_id: Uuid) -> Result<PooledConnection, DbError> {
-        self.checkout(Some(workspace_id)).await
+        self.checkout(Wanted::Exactly(SessionContext {
+            user: self.user,
+            workspace: Some(workspace_id),
+        }))
+        .await
     }
 
-    async fn checkout(&self, workspace_id: Option<Uuid>) -> Result<PooledConnection, DbError> {
+    /// A connection acting for the handle's user, in whichever workspace it was last used:
+    /// only for queries that read no workspace's rows (tables without row-level security, and
+    /// owner-run functions of the caller's own, such as `caller_memberships()`). It saves
+    /// switching workspaces back and forth when a request checks the caller's membership
+    /// between the queries of a page.
+    pub async fn conn_for_caller(&self) -> Result<PooledConnection, DbError> {
+        self.checkout(Wanted::User(self.user)).await
+    }
+
+    /// A connection in whatever context it was last used: only for queries that read neither
+    /// setting: tables without row-level security, owner-run functions that ignore the
+    /// caller (finding the caller by token, an invitation's workspace by its token).
+    pub async fn conn_outside_tenancy(&self) -> Result<PooledConnection, DbError> {
+        self.checkout(Wanted::Any).await
+    }
+
+    async fn checkout(&self, wanted: Wanted) -> Result<PooledConnection, DbError> {
         let mut conn = self.pool.get().await?;
-        let statements = Arc::clone(&self.statements);
-        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { .. } = event {
-                statements.fetch_add(1, Ordering::Relaxed);
+        let target = wanted.resolve(conn.context);
+        if conn.context != target {
+            // Unknown until the statement is known to have run (this future may be dropped).
+            conn.context = None;
+            if let Some(target) = target {
+                conn.set_instrumentation(self.counter(|counts| &counts.context));
+                set_context(&mut conn.conn, target.user, target.workspace).await?;
+                conn.context = Some(target);
             }
-        });
-        // Pooled connections keep session settings: every checkout sets both anew.
-        set_context(&mut conn, self.user, workspace_id).await?;
+        }
+        conn.set_instrumentation(self.counter(|counts| &counts.work));
         Ok(conn)
+    }
+
+    /// Instrumentation adding each statement a connection starts to one of the counts.
+    fn counter(
+        &self,
+        count: fn(&StatementCounts) -> &AtomicUsize,
+    ) -> impl diesel::connection::Instrumentation {
+        let counts = Arc::clone(&self.counts);
+        move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { .. } = event {
+                count(&counts).fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+#[derive(Default)]
+struct StatementCounts {
+    work: AtomicUsize,
+    context: AtomicUsize,
+}
+
+/// What a checkout needs the session's context to be.
+#[derive(Clone, Copy)]
+enum Wanted {
+    Exactly(SessionContext),
+    /// This user, any workspace.
+    User(Option<Uuid>),
+    Any,
+}
+
+impl Wanted {
+    /// The context to give a connection that has `current` (`None`: unknown): the current
+    /// one whenever it will do.
+    fn resolve(self, current: Option<SessionContext>) -> Option<SessionContext> {
+        match (self, current) {
+            (Wanted::Exactly(wanted), _) => Some(wanted),
+            (Wanted::User(user), Some(current)) if current.user == user => Some(current),
+            (Wanted::User(user), _) => Some(SessionContext {
+                user,
+                workspace: None,
+            }),
+            (Wanted::Any, current) => current,
+        }
     }
 }
 
@@ -160,7 +302,12 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         config.app_url.expose(),
         manager_config,
     );
-    Ok(Pool::builder(manager).max_size(config.pool_size).build()?)
+    // Last in, first out: a request's next checkout gets the connection it just returned,
+    // which usually has the context it wants already.
+    Ok(Pool::builder(ContextManager(manager))
+        .max_size(config.pool_size)
+        .queue_mode(QueueMode::Lifo)
+        .build()?)
 }
 
 /// Creates the database named in `url` when it does not exist yet.

@@ -96,6 +96,10 @@ async fn graphql(
         response
             .extensions
             .insert("sqlStatements".into(), Value::from(db.statements() as u64));
+        response.extensions.insert(
+            "sqlContextStatements".into(),
+            Value::from(db.context_statements() as u64),
+        );
     }
     GraphQLResponse::from(response).into_response()
 }

@@ -213,13 +213,22 @@ impl JobStore for PgJobStore {
     }
 
     async fn mark_sent(&self, job: &Job) -> anyhow::Result<()> {
-        let mut conn = self.db.conn().await?;
+        let mut conn = match *job {
+            Job::SendTrialNotice { workspace_id, .. } => self.db.conn_in(workspace_id).await?,
+            _ => self.db.conn().await?,
+        };
         match *job {
             Job::SendInvitation {
                 invitation_id,
                 delivery,
             } => {
-                invitation_model::mark_delivered(&mut conn, invitation_id, delivery).await?;
+                if let Some(workspace) =
+                    invitation_model::workspace_of(&mut conn, invitation_id).await?
+                {
+                    drop(conn);
+                    let mut conn = self.db.conn_in(workspace).await?;
+                    invitation_model::mark_delivered(&mut conn, invitation_id, delivery).await?;
+                }
             }
             Job::SendEmailVerification { token_id } | Job::SendPasswordReset { token_id } => {
                 accounts::mark_account_token_sent(&mut conn, token_id, Utc::now()).await?;
@@ -228,7 +237,6 @@ impl JobStore for PgJobStore {
                 workspace_id,
                 notice,
             } => {
-                crate::db::enter_workspace(&mut conn, workspace_id).await?;
                 trial::mark_emailed(&mut conn, workspace_id, notice, Utc::now()).await?;
             }
             Job::SendPaymentFailed { .. }

@@ -78,8 +78,11 @@ impl User {
             return Ok(request.membership(workspace_id).await?.map(Workspace::from));
         }
         // Just signed in: the request had no caller to batch memberships for.
-        let mut conn = request.db.conn().await?;
-        crate::db::act_as(&mut conn, self.row.id).await?;
+        let mut conn = request
+            .db
+            .acting_as(Some(self.row.id))
+            .conn_for_caller()
+            .await?;
         let found = workspaces::memberships_of_caller(&mut conn, Some(&[workspace_id])).await?;
         Ok(found
             .into_iter()

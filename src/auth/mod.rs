@@ -35,7 +35,8 @@ pub async fn authenticate(db: &Db, bearer: Option<&str>) -> ApiResult<Option<Cal
     let Some(token) = bearer else {
         return Ok(None);
     };
-    let mut conn = db.conn().await?;
+    // `access_tokens` has no row-level security: any context will do.
+    let mut conn = db.conn_outside_tenancy().await?;
     let found = model::caller_for_token_hash(&mut conn, &token::hash(token)).await?;
     Ok(found.map(|(token_id, user_id)| Caller { user_id, token_id }))
 }

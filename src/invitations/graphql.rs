@@ -111,8 +111,15 @@ pub struct InvitationQuery;
 impl InvitationQuery {
     /// Public preview of an invitation, for the accept page.
     async fn invitation(&self, ctx: &Context<'_>, token: String) -> ApiResult<InvitationPreview> {
-        let mut conn = request(ctx).db.conn().await?;
-        let preview = model::preview(&mut conn, &token::hash(&token))
+        let db = &request(ctx).db;
+        let hash = token::hash(&token);
+        let mut conn = db.conn_outside_tenancy().await?;
+        let workspace = model::workspace_of_token(&mut conn, &hash)
+            .await?
+            .ok_or(super::InvitationError::InvalidLink)?;
+        drop(conn);
+        let mut conn = db.conn_in(workspace).await?;
+        let preview = model::preview(&mut conn, &hash)
             .await?
             .ok_or(super::InvitationError::InvalidLink)?;
         Ok(InvitationPreview {

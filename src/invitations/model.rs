@@ -127,13 +127,28 @@ diesel::define_sql_function!(fn invitation_workspace_by_token(hash: diesel::sql_
 diesel::define_sql_function!(fn invitation_workspace_by_id(id: diesel::sql_types::Uuid) -> diesel::sql_types::Nullable<diesel::sql_types::Uuid>);
 diesel::define_sql_function!(fn invitation_sends_to_address(address: Text, since: Timestamptz) -> BigInt);
 
-/// Enters the workspace of the invitation a link token belongs to (row-level security
-/// hides invitations until then); false when there is none.
-pub async fn enter_by_token(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<bool> {
-    let workspace: Option<Uuid> = diesel::select(invitation_workspace_by_token(token_hash))
+/// The workspace of the invitation a link token belongs to: row-level security hides
+/// invitations until a connection is in it. Runs in any context.
+pub async fn workspace_of_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<Uuid>> {
+    diesel::select(invitation_workspace_by_token(token_hash))
         .get_result(conn)
-        .await?;
-    match workspace {
+        .await
+}
+
+/// The workspace of an invitation. Runs in any context.
+pub async fn workspace_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Uuid>> {
+    diesel::select(invitation_workspace_by_id(id))
+        .get_result(conn)
+        .await
+}
+
+/// Enters, for the current transaction, the workspace of the invitation a link token belongs
+/// to; false when there is none.
+async fn enter_by_token(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<bool> {
+    match workspace_of_token(conn, token_hash).await? {
         Some(workspace) => crate::db::enter_workspace(conn, workspace)
             .await
             .map(|()| true),
@@ -141,12 +156,10 @@ pub async fn enter_by_token(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> 
     }
 }
 
-/// Enters the workspace of an invitation; false when there is none.
-pub async fn enter_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
-    let workspace: Option<Uuid> = diesel::select(invitation_workspace_by_id(id))
-        .get_result(conn)
-        .await?;
-    match workspace {
+/// Enters, for the current transaction, the workspace of an invitation; false when there is
+/// none.
+async fn enter_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
+    match workspace_of(conn, id).await? {
         Some(workspace) => crate::db::enter_workspace(conn, workspace)
             .await
             .map(|()| true),
@@ -192,13 +205,12 @@ pub struct Preview {
     pub inviter_name: Option<String>,
 }
 
+/// What the accept page shows for a link token; `conn` is in the invitation's workspace
+/// ([`workspace_of_token`]).
 pub async fn preview(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
 ) -> QueryResult<Option<Preview>> {
-    if !enter_by_token(conn, token_hash).await? {
-        return Ok(None);
-    }
     let id: Option<Uuid> = invitations::table
         .filter(invitations::token_hash.eq(token_hash))
         .select(invitations::id)
@@ -377,14 +389,13 @@ pub async fn set_token(conn: &mut AsyncPgConnection, id: Uuid, hash: &[u8]) -> Q
         .map(drop)
 }
 
+/// Records that delivery `delivery` went out; `conn` is in the invitation's workspace
+/// ([`workspace_of`]).
 pub async fn mark_delivered(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     delivery: i32,
 ) -> QueryResult<()> {
-    if !enter_by_id(conn, id).await? {
-        return Ok(());
-    }
     diesel::update(
         invitations::table
             .find(id)

@@ -141,7 +141,7 @@ impl WorkspaceQuery {
     async fn workspaces(&self, ctx: &Context<'_>) -> ApiResult<Vec<Workspace>> {
         let request = request(ctx);
         request.caller()?;
-        let mut conn = request.db.conn().await?;
+        let mut conn = request.db.conn_for_caller().await?;
         let rows = model::memberships_of_caller(&mut conn, None).await?;
         Ok(rows
             .into_iter()

@@ -37,7 +37,7 @@ impl Loader<Uuid> for MembershipLoader {
         if self.caller_id.is_none() {
             return Ok(HashMap::new());
         }
-        let mut conn = self.db.conn().await.map_err(ApiError::from)?;
+        let mut conn = self.db.conn_for_caller().await.map_err(ApiError::from)?;
         let rows = model::memberships_of_caller(&mut conn, Some(keys))
             .await
             .map_err(ApiError::from)?;

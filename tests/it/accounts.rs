@@ -157,7 +157,7 @@ async fn sign_in_accepts_any_case_and_answers_wrong_password_like_unknown_email(
         )
         .await;
     wrong_password.assert_code("UNAUTHENTICATED");
-    assert_eq!(wrong_password.body, unknown_email.body);
+    assert_eq!(wrong_password.answer(), unknown_email.answer());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -551,9 +551,26 @@ impl Gql {
             .unwrap_or_default()
     }
 
+    /// The answer a client gets: the body without the test-only statement counts.
+    pub fn answer(&self) -> Value {
+        let mut body = self.body.clone();
+        if let Some(body) = body.as_object_mut() {
+            body.remove("extensions");
+        }
+        body
+    }
+
     pub fn sql_statements(&self) -> u64 {
         self.body["extensions"]["sqlStatements"]
             .as_u64()
             .expect("sqlStatements reported")
+    }
+
+    /// Statements that set a connection's row-level-security context (at most one per
+    /// checkout; none when the pooled connection had that context already).
+    pub fn sql_context_statements(&self) -> u64 {
+        self.body["extensions"]["sqlContextStatements"]
+            .as_u64()
+            .expect("sqlContextStatements reported")
     }
 }

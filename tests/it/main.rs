@@ -15,6 +15,7 @@ mod faults;
 mod invitations;
 mod isolation;
 mod members;
+mod pool_context;
 mod resources;
 mod role_matrix;
 mod schema;

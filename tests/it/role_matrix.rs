@@ -185,7 +185,7 @@ async fn snapshot(app: &TestApp, team: &Team) -> Value {
             json!({ "ws": team.workspace }),
         )
         .await
-        .body;
+        .answer();
     let invitations = app
         .gql(
             team.owner.token(),
@@ -193,7 +193,7 @@ async fn snapshot(app: &TestApp, team: &Team) -> Value {
             json!({ "ws": team.workspace }),
         )
         .await
-        .body;
+        .answer();
     json!({ "workspace": workspace, "roles": app.roles_in(&team.workspace).await, "invitations": invitations })
 }
 
@@ -314,7 +314,7 @@ async fn every_resource_operation_follows_the_role_table() {
                 let before = app
                     .gql(team.owner.token(), &list, json!({ "ws": team.workspace }))
                     .await
-                    .body;
+                    .answer();
                 let res = app
                     .gql(
                         actor(&team, who).map(|a| a.token.as_str()),
@@ -332,7 +332,7 @@ async fn every_resource_operation_follows_the_role_table() {
                 let after = app
                     .gql(team.owner.token(), &list, json!({ "ws": team.workspace }))
                     .await
-                    .body;
+                    .answer();
                 if expected.is_some() && before != after {
                     failures.push(format!(
                         "{op}{kind} as {who:?} was denied but changed state"

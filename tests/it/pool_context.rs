@@ -1,0 +1,150 @@
+//! Pooled connections keep their row-level-security context between checkouts, and a
+//! checkout skips setting a context the connection already has. These tests hold the record
+//! of that context exact: whatever a connection did before, a checkout sees exactly the
+//! workspace it asked for. One connection in the pool, so every checkout gets the same one.
+
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::harness::TestDatabase;
+use linkai::config::{DatabaseConfig, Secret};
+use linkai::db::Db;
+
+#[derive(diesel::QueryableByName)]
+struct Name {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// The contacts a connection can see, whatever its workspace.
+async fn visible(conn: &mut diesel_async::AsyncPgConnection) -> Vec<String> {
+    let rows: Vec<Name> = diesel::sql_query("SELECT name FROM resources ORDER BY name")
+        .load(conn)
+        .await
+        .expect("query");
+    rows.into_iter().map(|row| row.name).collect()
+}
+
+struct World {
+    _db: TestDatabase,
+    db: Db,
+    a: Uuid,
+    b: Uuid,
+    c: Uuid,
+}
+
+async fn world() -> World {
+    let database = TestDatabase::new().await;
+    let mut owner = database.conn().await;
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    for statement in [
+        format!("INSERT INTO workspaces (id, name, trial_ends_at) VALUES ('{a}', 'A', now()), ('{b}', 'B', now()), ('{c}', 'C', now())"),
+        format!("INSERT INTO resources (id, workspace_id, kind, name) VALUES (gen_random_uuid(), '{a}', 'contact', 'a'), (gen_random_uuid(), '{b}', 'contact', 'b'), (gen_random_uuid(), '{c}', 'contact', 'c')"),
+    ] {
+        diesel::sql_query(statement).execute(&mut owner).await.expect("seeded");
+    }
+    let pool = linkai::db::pool(&DatabaseConfig {
+        url: Secret::new(database.url()),
+        app_url: Secret::new(linkai::db::app_role_url(&database.url())),
+        pool_size: 1,
+    })
+    .expect("pool");
+    World {
+        _db: database,
+        db: Db::new(pool).acting_as(Some(Uuid::new_v4())),
+        a,
+        b,
+        c,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_sees_its_workspace_and_skips_setting_a_context_it_has() {
+    let w = world().await;
+    let mut conn = w.db.conn_in(w.a).await.expect("checkout");
+    assert_eq!(visible(&mut conn).await, ["a"]);
+    drop(conn);
+    assert_eq!(w.db.context_statements(), 1);
+
+    let mut conn = w.db.conn_in(w.a).await.expect("checkout");
+    assert_eq!(w.db.context_statements(), 1, "A again: already set");
+    assert_eq!(visible(&mut conn).await, ["a"]);
+    drop(conn);
+
+    let mut conn = w.db.conn_in(w.b).await.expect("checkout");
+    assert_eq!(w.db.context_statements(), 2);
+    assert_eq!(visible(&mut conn).await, ["b"]);
+    drop(conn);
+
+    // Another user on the same connection: a new context, though the workspace is the same.
+    let other = w.db.acting_as(Some(Uuid::new_v4()));
+    let conn = other.conn_in(w.b).await.expect("checkout");
+    assert_eq!(other.context_statements(), 3);
+    drop(conn);
+
+    // No workspace: nothing visible.
+    let mut conn = w.db.conn().await.expect("checkout");
+    assert!(visible(&mut conn).await.is_empty());
+    assert_eq!(w.db.statements(), 4, "the work is counted apart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entering_a_workspace_lasts_only_for_its_transaction_committed_or_not() {
+    let w = world().await;
+    for commit in [true, false] {
+        let mut conn = w.db.conn_in(w.a).await.expect("checkout");
+        let inside: Result<Vec<String>, diesel::result::Error> = conn
+            .transaction(async |conn| {
+                linkai::db::enter_workspace(conn, w.c).await?;
+                let seen = visible(conn).await;
+                if commit {
+                    Ok(seen)
+                } else {
+                    Err(diesel::result::Error::RollbackTransaction)
+                }
+            })
+            .await;
+        if commit {
+            assert_eq!(inside.expect("committed"), ["c"]);
+        }
+        assert_eq!(
+            visible(&mut conn).await,
+            ["a"],
+            "back in A after the transaction"
+        );
+        drop(conn);
+        // The record says A, and A it is: the checkout sets nothing and sees A only.
+        let before = w.db.context_statements();
+        let mut conn = w.db.conn_in(w.a).await.expect("checkout");
+        assert_eq!(w.db.context_statements(), before);
+        assert_eq!(visible(&mut conn).await, ["a"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entering_a_workspace_outside_a_transaction_is_refused() {
+    let w = world().await;
+    let mut conn = w.db.conn_in(w.a).await.expect("checkout");
+    let outside = linkai::db::enter_workspace(&mut conn, w.b).await;
+    assert!(matches!(
+        outside,
+        Err(diesel::result::Error::NotInTransaction)
+    ));
+    assert_eq!(visible(&mut conn).await, ["a"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_that_read_no_workspace_keep_the_connections_context() {
+    let w = world().await;
+    drop(w.db.conn_in(w.b).await.expect("checkout"));
+    let set = w.db.context_statements();
+    // The same user: any workspace will do for the caller's own lookups.
+    drop(w.db.conn_for_caller().await.expect("checkout"));
+    drop(w.db.conn_outside_tenancy().await.expect("checkout"));
+    assert_eq!(w.db.context_statements(), set);
+    // Another user: their own context, in no workspace.
+    let other = w.db.acting_as(Some(Uuid::new_v4()));
+    let mut conn = other.conn_for_caller().await.expect("checkout");
+    assert_eq!(other.context_statements(), set + 1);
+    assert!(visible(&mut conn).await.is_empty());
+}
