@@ -32,6 +32,62 @@ async fn noop(_job: Noop, finished: Data<Arc<Finished>>) -> Result<(), BoxDynErr
     Ok(())
 }
 
+/// Runs one worker until it has run `target` jobs or `at_most` has passed; returns how many
+/// jobs it ran.
+async fn work(
+    settings: &WorkerSettings,
+    target: usize,
+    at_most: Duration,
+) -> anyhow::Result<usize> {
+    let finished = Arc::new(Finished {
+        count: AtomicUsize::new(0),
+        target,
+        all_done: Notify::new(),
+    });
+    let worker = WorkerBuilder::new(settings.worker_name.clone())
+        .backend(
+            settings
+                .storage::<Noop>()
+                .await?
+                .poll_with_interval(POLL_INTERVAL),
+        )
+        .data(Arc::clone(&finished))
+        .retry(retry_policy()?)
+        .build(noop);
+    let all_done = Arc::clone(&finished);
+    worker
+        .run_until(async move {
+            let _ = tokio::time::timeout(at_most, all_done.all_done.notified()).await;
+            Ok::<(), WorkerError>(())
+        })
+        .await?;
+    Ok(finished.count.load(Ordering::Relaxed))
+}
+
+/// Jobs a worker runs again after the worker that finished them is gone: `jobs` are pushed
+/// and run by one worker, which then stops without a word; a second worker watches the queue
+/// for longer than it takes to declare the first one dead.
+pub async fn rerun_after_worker_loss(redis_url: &str, jobs: usize) -> anyhow::Result<usize> {
+    let first = WorkerSettings {
+        redis_url: redis_url.to_owned(),
+        queue: "linkai-bench-recovery".to_owned(),
+        worker_name: "linkai-bench-first".to_owned(),
+        heartbeat: Duration::from_millis(500),
+        missed_heartbeats: 2,
+    };
+    let mut storage = first.storage::<Noop>().await?;
+    for n in 0..jobs {
+        storage.push(Noop { n }).await?;
+    }
+    let ran = work(&first, jobs, Duration::from_secs(30)).await?;
+    anyhow::ensure!(ran == jobs, "the first worker ran {ran} of {jobs} jobs");
+    let second = WorkerSettings {
+        worker_name: "linkai-bench-second".to_owned(),
+        ..first
+    };
+    work(&second, usize::MAX, Duration::from_secs(4)).await
+}
+
 /// apalis runs every queue operation as one Lua script call: these are the client's round
 /// trips. The other commands counted run inside those scripts.
 const SCRIPT_CALLS: [&str; 3] = ["evalsha", "eval", "script|load"];
@@ -59,34 +115,22 @@ pub async fn run(redis_url: &str, count: usize) -> anyhow::Result<serde_json::Va
     let push_secs = pushing.elapsed().as_secs_f64();
     let push_commands = commands(&mut admin).await?;
 
-    let finished = Arc::new(Finished {
-        count: AtomicUsize::new(0),
-        target: count,
-        all_done: Notify::new(),
-    });
     reset_stats(&mut admin).await?;
     let draining = Instant::now();
-    let worker = WorkerBuilder::new(settings.worker_name.clone())
-        .backend(
-            settings
-                .storage::<Noop>()
-                .await?
-                .poll_with_interval(POLL_INTERVAL),
-        )
-        .data(Arc::clone(&finished))
-        .retry(retry_policy()?)
-        .build(noop);
-    let all_done = Arc::clone(&finished);
-    worker
-        .run_until(async move {
-            all_done.all_done.notified().await;
-            Ok::<(), WorkerError>(())
-        })
-        .await?;
+    let done = work(&settings, count, Duration::from_secs(600)).await?;
     let drain_secs = draining.elapsed().as_secs_f64();
     let drain_commands = commands(&mut admin).await?;
 
     let used_memory = memory_used(&mut admin).await? - memory_before;
+    // What the worker's periodic trim leaves behind.
+    reset_stats(&mut admin).await?;
+    let trimmed = linkai_jobs::queue::FinishedJobs::connect(&settings)
+        .await?
+        .trim_all()
+        .await?;
+    let trim_commands = commands(&mut admin).await?;
+    let used_after_trim = memory_used(&mut admin).await? - memory_before;
+    let keys_left: usize = redis::cmd("DBSIZE").query_async(&mut admin).await?;
     let total = |commands: &BTreeMap<String, u64>| commands.values().sum::<u64>();
     let scripts = |commands: &BTreeMap<String, u64>| {
         SCRIPT_CALLS
@@ -97,13 +141,17 @@ pub async fn run(redis_url: &str, count: usize) -> anyhow::Result<serde_json::Va
     let per_job = |calls: u64| calls as f64 / count as f64;
     Ok(serde_json::json!({
         "jobs": count,
-        "done": finished.count.load(Ordering::Relaxed),
+        "done": done,
         "push_jobs_per_sec": count as f64 / push_secs,
         "drain_secs": drain_secs,
         "jobs_per_sec": count as f64 / drain_secs,
         "redis_commands_per_job": per_job(total(&push_commands) + total(&drain_commands)),
         "redis_round_trips_per_job": per_job(scripts(&push_commands) + scripts(&drain_commands)),
         "redis_bytes_kept_per_job": used_memory as f64 / count as f64,
+        "trimmed": trimmed,
+        "redis_commands_per_job_trim": per_job(total(&trim_commands)),
+        "redis_bytes_kept_per_job_after_trim": used_after_trim as f64 / count as f64,
+        "redis_keys_left_after_trim": keys_left,
         "push_commands": push_commands,
         "drain_commands": drain_commands,
     }))

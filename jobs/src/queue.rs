@@ -25,6 +25,11 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// worker for good (found by the benchmark); the outbox relay holds jobs in PostgreSQL
 /// rather than pushing past this.
 pub const MAX_SCHEDULED: usize = 5_000;
+/// Finished jobs whose data one trim removes from Redis: a bounded script, so Redis never
+/// stalls on it however many have piled up.
+pub const TRIM_BATCH: usize = 500;
+/// How often a worker trims finished jobs.
+pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 /// Attempts per job before the worker stops retrying it (the email stays unsent and the
 /// failure is logged; the relay's row is gone, so an operator re-sends from the app).
 pub const MAX_RETRIES: usize = 8;
@@ -55,9 +60,72 @@ impl WorkerSettings {
             .batch_size(50)
             .heartbeat_interval(self.heartbeat)
             .missed_heartbeats(self.missed_heartbeats)
-            .persist_results(false)
+            // Without results apalis never acknowledges a finished job: it stays in its
+            // worker's in-flight set, and when that worker is lost every job it ever finished
+            // is run again (tested in bench/tests/redis_commands.rs).
+            .persist_results(true)
             // Nobody subscribes to apalis's per-job pub/sub events: one command less per job.
             .emit_events(false)
+    }
+}
+
+/// Removes finished jobs from Redis. apalis-redis keeps every done job's id, payload and
+/// metadata forever (about 400 bytes each), and its own `vacuum` reads the whole queue in one
+/// script; PostgreSQL holds the record of what was done, so Redis need not.
+pub struct FinishedJobs {
+    conn: ConnectionManager,
+    config: Config,
+    script: redis::Script,
+}
+
+impl FinishedJobs {
+    pub async fn connect(settings: &WorkerSettings) -> anyhow::Result<Self> {
+        Ok(Self {
+            conn: apalis_redis::connect(settings.redis_url.as_str()).await?,
+            config: settings.storage_config(),
+            script: redis::Script::new(
+                "local ids = redis.call('SPOP', KEYS[1], ARGV[1])
+                 for _, id in ipairs(ids) do
+                   redis.call('HDEL', KEYS[2], id)
+                   redis.call('DEL', KEYS[3] .. ':' .. id)
+                 end
+                 return #ids",
+            ),
+        })
+    }
+
+    /// Removes up to [`TRIM_BATCH`] finished jobs; returns how many.
+    pub async fn trim(&mut self) -> anyhow::Result<usize> {
+        Ok(self
+            .script
+            .key(self.config.done_jobs_set())
+            .key(self.config.job_data_hash())
+            .key(self.config.job_meta_hash())
+            .arg(TRIM_BATCH)
+            .invoke_async(&mut self.conn)
+            .await?)
+    }
+
+    /// Trims until no finished job is left; returns how many were removed.
+    pub async fn trim_all(&mut self) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        loop {
+            let batch = self.trim().await?;
+            removed += batch;
+            if batch < TRIM_BATCH {
+                return Ok(removed);
+            }
+        }
+    }
+
+    /// Trims every [`TRIM_INTERVAL`], forever; failures are logged and retried next time.
+    async fn run(mut self) {
+        loop {
+            tokio::time::sleep(TRIM_INTERVAL).await;
+            if let Err(err) = self.trim_all().await {
+                tracing::warn!("could not trim finished jobs: {err:#}");
+            }
+        }
     }
 }
 
@@ -110,7 +178,7 @@ pub fn retry_policy() -> anyhow::Result<BackoffRetryPolicy<ExponentialBackoff>> 
     Ok(RetryPolicy::retries(MAX_RETRIES).with_backoff(backoff))
 }
 
-/// Runs a worker until `shutdown` resolves.
+/// Runs a worker, and the trimming of finished jobs, until `shutdown` resolves.
 pub async fn run_worker(
     settings: &WorkerSettings,
     deps: Deps,
@@ -125,11 +193,14 @@ pub async fn run_worker(
         .data(deps)
         .retry(retry_policy()?)
         .build(run_job);
-    worker
-        .run_until(async move {
-            shutdown.await;
-            Ok::<(), WorkerError>(())
-        })
-        .await?;
+    let trimming = FinishedJobs::connect(settings).await?.run();
+    let working = worker.run_until(async move {
+        shutdown.await;
+        Ok::<(), WorkerError>(())
+    });
+    tokio::select! {
+        result = working => result?,
+        () = trimming => {}
+    }
     Ok(())
 }
