@@ -67,7 +67,7 @@ pub async fn memberships_of_caller(
     let rows: Vec<Membership> = diesel::sql_query(
         "SELECT w.id, w.name, w.created_at, w.trial_ends_at, w.plan, w.subscription_status, m.role \
          FROM caller_memberships() m JOIN workspaces w ON w.id = m.workspace_id \
-         WHERE w.deleted_at IS NULL AND ($1 IS NULL OR w.id = ANY($1)) \
+         WHERE w.deleted_at IS NULL AND ($1::uuid[] IS NULL OR w.id = ANY($1::uuid[])) \
          ORDER BY m.joined_at, w.id",
     )
     .bind::<diesel::sql_types::Nullable<diesel::sql_types::Array<diesel::sql_types::Uuid>>, _>(
