@@ -212,7 +212,7 @@ impl Db {
 
     /// A connection acting for the handle's user, in whichever workspace it was last used:
     /// only for queries that read no workspace's rows (tables without row-level security, and
-    /// owner-run functions of the caller's own, such as `caller_memberships()`). It saves
+    /// owner-run functions of the caller's own, such as `caller_memberships`). It saves
     /// switching workspaces back and forth when a request checks the caller's membership
     /// between the queries of a page.
     pub async fn conn_for_caller(&self) -> Result<PooledConnection, DbError> {

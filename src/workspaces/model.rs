@@ -51,7 +51,7 @@ pub async fn create_with_owner(
 
 /// The live workspaces the connection's user belongs to, among `ids` (all of them when `ids`
 /// is None), with the user's role, oldest membership first. Works in any workspace context:
-/// the memberships come from `caller_memberships()`, which reads the caller's own only.
+/// the memberships come from `caller_memberships(among)`, which reads the caller's own only.
 pub async fn memberships_of_caller(
     conn: &mut AsyncPgConnection,
     ids: Option<&[Uuid]>,
@@ -66,8 +66,8 @@ pub async fn memberships_of_caller(
 
     let rows: Vec<Membership> = diesel::sql_query(
         "SELECT w.id, w.name, w.created_at, w.trial_ends_at, w.plan, w.subscription_status, m.role \
-         FROM caller_memberships() m JOIN workspaces w ON w.id = m.workspace_id \
-         WHERE w.deleted_at IS NULL AND ($1::uuid[] IS NULL OR w.id = ANY($1::uuid[])) \
+         FROM caller_memberships($1::uuid[]) m JOIN workspaces w ON w.id = m.workspace_id \
+         WHERE w.deleted_at IS NULL \
          ORDER BY m.joined_at, w.id",
     )
     .bind::<diesel::sql_types::Nullable<diesel::sql_types::Array<diesel::sql_types::Uuid>>, _>(
