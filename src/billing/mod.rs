@@ -58,11 +58,12 @@ impl BillingStatus {
 
 /// The plan whose limits a workspace works under: its own, or the highest during the trial.
 pub fn effective_plan(workspace: &WorkspaceRow) -> PlanId {
-    workspace
-        .plan
-        .as_deref()
-        .and_then(PlanId::from_db)
-        .unwrap_or(TRIAL_PLAN)
+    effective_plan_of(workspace.plan.as_deref())
+}
+
+/// [`effective_plan`] from the workspace's `plan` column.
+fn effective_plan_of(plan: Option<&str>) -> PlanId {
+    plan.and_then(PlanId::from_db).unwrap_or(TRIAL_PLAN)
 }
 
 /// The limits a workspace works under (as synced from Stripe, else the defaults).
@@ -106,11 +107,7 @@ pub async fn lock_row_with_limits(
     .bind::<Text, _>(TRIAL_PLAN.as_db())
     .get_result(conn)
     .await?;
-    let plan = locked
-        .plan
-        .as_deref()
-        .and_then(PlanId::from_db)
-        .unwrap_or(TRIAL_PLAN);
+    let plan = effective_plan_of(locked.plan.as_deref());
     Ok(
         match (
             locked.messages,
