@@ -1,6 +1,7 @@
 //! PostgreSQL access: the connection pool and the row-level-security context of each
-//! connection it hands out, embedded migrations, creating the database when it is missing,
-//! and counting the SQL statements each request runs.
+//! connection it hands out, hand-written SQL that is prepared once ([`StaticSql`]),
+//! embedded migrations, creating the database when it is missing, and counting the SQL
+//! statements each request runs.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +20,9 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
+
+mod static_sql;
+pub use static_sql::{bind, static_sql, Bind, BindList, StaticSql};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 

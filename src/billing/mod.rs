@@ -80,6 +80,7 @@ pub async fn lock_row_with_limits(
     conn: &mut diesel_async::AsyncPgConnection,
     workspace_id: uuid::Uuid,
 ) -> diesel::QueryResult<Limits> {
+    use crate::db::{bind, static_sql};
     use diesel::sql_types::{Nullable, Text};
     use diesel_async::RunQueryDsl;
 
@@ -98,13 +99,15 @@ pub async fn lock_row_with_limits(
     }
 
     // `OF w`: the plan row is read, not locked (and may be absent: then the defaults apply).
-    let locked: Locked = diesel::sql_query(
+    let locked: Locked = static_sql(
         "SELECT w.plan, p.messages, p.sms, p.agents, p.phone_numbers \
          FROM workspaces w LEFT JOIN plan_prices p ON p.plan = COALESCE(w.plan, $2) \
          WHERE w.id = $1 FOR NO KEY UPDATE OF w",
+        (
+            bind::<diesel::sql_types::Uuid, _>(workspace_id),
+            bind::<Text, _>(TRIAL_PLAN.as_db()),
+        ),
     )
-    .bind::<diesel::sql_types::Uuid, _>(workspace_id)
-    .bind::<Text, _>(TRIAL_PLAN.as_db())
     .get_result(conn)
     .await?;
     let plan = effective_plan_of(locked.plan.as_deref());

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::account;
 use super::stripe::StripeApi;
-use crate::db::Db;
+use crate::db::{static_sql, Db};
 
 /// Copies the workspace's subscription state from Stripe, and makes the first saved card
 /// the default when there is none.
@@ -129,7 +129,7 @@ struct Billed {
 pub async fn reconcile(db: &Db, stripe: &StripeApi) -> anyhow::Result<usize> {
     let mut conn = db.conn().await?;
     sync_plans(&mut conn, stripe).await?;
-    let billed: Vec<Billed> = diesel::sql_query("SELECT workspaces_with_billing() AS workspace_id")
+    let billed: Vec<Billed> = static_sql("SELECT workspaces_with_billing() AS workspace_id", ())
         .load(&mut conn)
         .await?;
     drop(conn);

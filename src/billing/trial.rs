@@ -15,7 +15,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use linkai_jobs::{Job, TrialNotice};
 use uuid::Uuid;
 
-use crate::db::Db;
+use crate::db::{bind, static_sql, Db};
 use crate::schema::trial_notices;
 
 #[derive(QueryableByName)]
@@ -38,14 +38,17 @@ pub fn due(ends: DateTime<Utc>, now: DateTime<Utc>) -> Vec<TrialNotice> {
 pub async fn scan(db: &Db, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let mut conn = db.conn().await?;
     let horizon = Duration::days(TrialNotice::Reminder7.days_before_end());
-    let ending: Vec<Ending> =
-        diesel::sql_query("SELECT workspace_id, trial_ends_at FROM trials_needing_notice($1, $2)")
-            .bind::<Timestamptz, _>(now)
-            .bind::<Interval, _>(diesel::data_types::PgInterval::from_microseconds(
+    let ending: Vec<Ending> = static_sql(
+        "SELECT workspace_id, trial_ends_at FROM trials_needing_notice($1, $2)",
+        (
+            bind::<Timestamptz, _>(now),
+            bind::<Interval, _>(diesel::data_types::PgInterval::from_microseconds(
                 horizon.num_microseconds().unwrap_or(i64::MAX),
-            ))
-            .load(&mut conn)
-            .await?;
+            )),
+        ),
+    )
+    .load(&mut conn)
+    .await?;
     let mut enqueued = 0;
     for trial in ending {
         let due = due(trial.trial_ends_at, now);

@@ -6,6 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::auth::model::UserRow;
+use crate::db::{bind, static_sql};
 use crate::graphql::pagination::Page;
 use crate::schema::{resources, users};
 
@@ -127,12 +128,11 @@ pub async fn delete(conn: &mut AsyncPgConnection, row: &ResourceRow) -> QueryRes
         }
         _ => return Ok(()),
     };
-    diesel::sql_query(detach)
-        .bind::<diesel::sql_types::Uuid, _>(row.workspace_id)
-        .bind::<diesel::sql_types::Text, _>(row.id.to_string())
-        .execute(conn)
-        .await
-        .map(drop)
+    let binds = (
+        bind::<diesel::sql_types::Uuid, _>(row.workspace_id),
+        bind::<diesel::sql_types::Text, _>(row.id.to_string()),
+    );
+    static_sql(detach, binds).execute(conn).await.map(drop)
 }
 
 pub async fn page(

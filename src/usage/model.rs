@@ -6,6 +6,7 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::db::{bind, static_sql};
 use crate::schema::{usage_counters, usage_events};
 
 /// Records a report; false when its key was seen before in the workspace.
@@ -61,19 +62,21 @@ pub async fn add_within_limit(
     quantity: i32,
     limit: i32,
 ) -> QueryResult<Option<i64>> {
-    let total: Option<Total> = diesel::sql_query(
+    let total: Option<Total> = static_sql(
         "INSERT INTO usage_counters (workspace_id, period_start, metric, total)
          SELECT $1, $2, $3, $4 WHERE $4 <= $5
          ON CONFLICT (workspace_id, period_start, metric)
          DO UPDATE SET total = usage_counters.total + excluded.total
             WHERE usage_counters.total + excluded.total <= $5
          RETURNING total",
+        (
+            bind::<SqlUuid, _>(workspace_id),
+            bind::<Timestamptz, _>(period_start),
+            bind::<Text, _>(metric),
+            bind::<Integer, _>(quantity),
+            bind::<Integer, _>(limit),
+        ),
     )
-    .bind::<SqlUuid, _>(workspace_id)
-    .bind::<Timestamptz, _>(period_start)
-    .bind::<Text, _>(metric)
-    .bind::<Integer, _>(quantity)
-    .bind::<Integer, _>(limit)
     .get_result(conn)
     .await
     .optional()?;
@@ -110,12 +113,12 @@ struct InUse {
 
 /// `(agents, phone numbers)` in the workspace now.
 pub async fn in_use(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<(i64, i64)> {
-    let counts: InUse = diesel::sql_query(
+    let counts: InUse = static_sql(
         "SELECT count(*) FILTER (WHERE kind = 'agent') AS agents,
                 count(*) FILTER (WHERE kind = 'phone_number') AS phone_numbers
          FROM resources WHERE workspace_id = $1",
+        (bind::<SqlUuid, _>(workspace_id),),
     )
-    .bind::<SqlUuid, _>(workspace_id)
     .get_result(conn)
     .await?;
     Ok((counts.agents, counts.phone_numbers))

@@ -2,9 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::db::{bind, static_sql};
 use crate::roles::Role;
 use crate::schema::{memberships, workspaces};
 
@@ -64,17 +66,33 @@ pub async fn memberships_of_caller(
         role: String,
     }
 
-    let rows: Vec<Membership> = diesel::sql_query(
-        "SELECT w.id, w.name, w.created_at, w.trial_ends_at, w.plan, w.subscription_status, m.role \
-         FROM caller_memberships($1::uuid[]) m JOIN workspaces w ON w.id = m.workspace_id \
-         WHERE w.deleted_at IS NULL \
-         ORDER BY m.joined_at, w.id",
-    )
-    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Array<diesel::sql_types::Uuid>>, _>(
-        ids,
-    )
-    .load(conn)
-    .await?;
+    // Two texts, so each is prepared with the plan its case needs: naming the workspaces on
+    // `w` too lets the join start from their primary keys instead of reading every workspace.
+    macro_rules! caller_workspaces {
+        ($among:literal, $also:literal) => {
+            concat!(
+                "SELECT w.id, w.name, w.created_at, w.trial_ends_at, w.plan, ",
+                "w.subscription_status, m.role FROM caller_memberships(",
+                $among,
+                ") m JOIN workspaces w ON w.id = m.workspace_id WHERE ",
+                $also,
+                "w.deleted_at IS NULL ORDER BY m.joined_at, w.id"
+            )
+        };
+    }
+    let rows: Vec<Membership> = match ids {
+        Some(ids) => {
+            let among = (bind::<Array<SqlUuid>, _>(ids),);
+            static_sql(caller_workspaces!("$1", "w.id = ANY ($1) AND "), among)
+                .load(conn)
+                .await?
+        }
+        None => {
+            static_sql(caller_workspaces!("NULL", ""), ())
+                .load(conn)
+                .await?
+        }
+    };
     Ok(rows
         .into_iter()
         .filter_map(|row| Some((row.workspace, Role::from_db(&row.role)?)))

@@ -227,13 +227,14 @@ fn rows_read_from(plan: &serde_json::Value, table: &str) -> f64 {
     own + children
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_members_page_reads_one_page_of_memberships_however_big_the_workspace() {
+/// The benchmark's shape: one workspace of 300 members among 1,999 small ones, and an
+/// agency's user (the caller, user 0) who is an Admin of every small workspace too. Returns
+/// the app role's connection acting as the caller in the big workspace, the caller and the
+/// big workspace.
+async fn agency_workspaces(db: &TestDatabase) -> (AsyncPgConnection, uuid::Uuid, uuid::Uuid) {
     use diesel_async::AsyncConnection;
-    let db = TestDatabase::new().await;
     let mut owner = db.conn().await;
     let big = uuid::Uuid::new_v4();
-    // One workspace of 300 members among 1,999 small ones (the benchmark's shape).
     for statement in [
         "INSERT INTO users (id, email, name, password_hash)
          SELECT ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'u' || n || '@example.com', 'U' || n, 'x'
@@ -251,7 +252,6 @@ async fn a_members_page_reads_one_page_of_memberships_however_big_the_workspace(
          SELECT '{big}', ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid,
                 CASE n WHEN 0 THEN 'owner' ELSE 'member' END, now() + n * interval '1 second'
          FROM generate_series(0, 299) n"),
-        // The caller is an agency's: an Admin of every small workspace too.
         "INSERT INTO memberships (workspace_id, user_id, role)
          SELECT ('00000000-0000-4000-9000-' || lpad(n::text, 12, '0'))::uuid,
                 '00000000-0000-4000-8000-000000000000', 'admin'
@@ -270,6 +270,13 @@ async fn a_members_page_reads_one_page_of_memberships_however_big_the_workspace(
     linkai::db::set_context(&mut app, Some(caller), Some(big))
         .await
         .expect("context");
+    (app, caller, big)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_page_reads_one_page_of_memberships_however_big_the_workspace() {
+    let db = TestDatabase::new().await;
+    let (mut app, caller, big) = agency_workspaces(&db).await;
     let first_page = linkai::graphql::pagination::Page {
         first: 10,
         after: None,
@@ -317,4 +324,78 @@ async fn a_members_page_reads_one_page_of_memberships_however_big_the_workspace(
     let ids: Vec<_> = mine.iter().map(|(workspace, _)| workspace.id).collect();
     assert_eq!(ids.len(), 2000);
     assert!(ids.contains(&big) && ids.contains(&small));
+}
+
+#[derive(diesel::QueryableByName)]
+struct RowsRead {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    memberships: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    workspaces: i64,
+}
+
+/// Rows this transaction has read so far from memberships and workspaces (index entries
+/// and heap rows, by any scan, including inside owner-run functions).
+async fn rows_read(conn: &mut AsyncPgConnection) -> RowsRead {
+    diesel::sql_query(
+        "SELECT pg_stat_get_xact_tuples_returned('memberships'::regclass)
+              + pg_stat_get_xact_tuples_fetched('memberships'::regclass) AS memberships,
+                pg_stat_get_xact_tuples_returned('workspaces'::regclass)
+              + pg_stat_get_xact_tuples_fetched('workspaces'::regclass) AS workspaces",
+    )
+    .get_result(conn)
+    .await
+    .expect("counters")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looking_up_one_workspace_of_an_agency_user_reads_only_its_rows() {
+    let db = TestDatabase::new().await;
+    let (mut app, _caller, _big) = agency_workspaces(&db).await;
+    let small: uuid::Uuid = "00000000-0000-4000-9000-000000000007"
+        .parse()
+        .expect("uuid");
+    diesel::sql_query("BEGIN")
+        .execute(&mut app)
+        .await
+        .expect("begin");
+    // The connection prepares the lookup once; from the sixth run PostgreSQL may plan it
+    // generically, so look past that.
+    for run in 1..=8 {
+        let before = rows_read(&mut app).await;
+        let found = linkai::workspaces::model::memberships_of_caller(&mut app, Some(&[small]))
+            .await
+            .expect("looked up");
+        let after = rows_read(&mut app).await;
+        assert_eq!(found.len(), 1, "run {run}");
+        assert_eq!(found[0].0.id, small, "run {run}");
+        let memberships = after.memberships - before.memberships;
+        let workspaces = after.workspaces - before.workspaces;
+        // One index entry and one row of each; the user's 2,000 memberships or a scan of
+        // the 2,000 workspaces would show here.
+        assert!(
+            memberships <= 2 && workspaces <= 2,
+            "run {run}: read {memberships} memberships and {workspaces} workspaces for one"
+        );
+    }
+    // One statement, prepared once by the connection and run eight times.
+    #[derive(diesel::QueryableByName)]
+    struct Prepared {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        runs: i64,
+    }
+    let prepared: Vec<Prepared> = diesel::sql_query(
+        "SELECT generic_plans + custom_plans AS runs FROM pg_prepared_statements
+         WHERE statement LIKE '%FROM caller_memberships(%'
+           AND statement NOT LIKE '%pg_prepared_statements%'",
+    )
+    .load(&mut app)
+    .await
+    .expect("prepared statements");
+    let runs: Vec<i64> = prepared.iter().map(|p| p.runs).collect();
+    assert_eq!(runs, [8]);
+    diesel::sql_query("ROLLBACK")
+        .execute(&mut app)
+        .await
+        .expect("rollback");
 }
