@@ -124,7 +124,7 @@ fn error_response(status: StatusCode, err: &ApiError) -> Response {
 async fn readyz(State(app): State<App>) -> Response {
     let postgres = tokio::time::timeout(READY_TIMEOUT, async {
         let mut conn = app.db.conn().await.map_err(|e| e.to_string())?;
-        diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut conn)
+        diesel_async::RunQueryDsl::execute(crate::db::static_sql("SELECT 1", ()), &mut conn)
             .await
             .map_err(|e| e.to_string())
     });

@@ -98,9 +98,10 @@ impl<Binds: BindList> QueryFragment<Pg> for StaticSql<Binds> {
                 rest = &rest[dollar + 1..];
                 continue;
             }
-            let n: usize = rest[dollar + 1..dollar + 1 + digits]
-                .parse()
-                .map_err(|_| no_such_bind(usize::MAX))?;
+            let number = &rest[dollar + 1..dollar + 1 + digits];
+            let n: usize = number.parse().map_err(|_| {
+                diesel::result::Error::QueryBuilderError(format!("${number} is no bind").into())
+            })?;
             self.binds.push(n, out.reborrow())?;
             rest = &rest[dollar + 1 + digits..];
         }
