@@ -1,10 +1,15 @@
 //! Relay-style connections, one generic shape for every list: `first` (at most
 //! [`MAX_PAGE_SIZE`]) and an opaque `after` cursor over a `(timestamp, id)` keyset.
+//!
+//! A page is one statement: its rows carry the list's total from a scalar subquery of the
+//! same statement, which PostgreSQL runs once. Only an empty page, having no row to carry
+//! it, counts in a second statement ([`split_total`]).
 
 use async_graphql::{OutputType, SimpleObject};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use std::future::Future;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -82,6 +87,20 @@ impl Page {
     /// Rows to fetch: one more than asked, to learn whether there is a next page.
     pub fn limit(&self) -> i64 {
         self.first + 1
+    }
+}
+
+/// Splits the list's total off a page's rows, each of which carries it; an empty page
+/// carries none, so `count` runs then, and only then.
+pub async fn split_total<T, E>(
+    rows: Vec<(T, Option<i64>)>,
+    count: impl Future<Output = Result<i64, E>>,
+) -> Result<(Vec<T>, i64), E> {
+    let carried = rows.first().map(|(_, total)| total.unwrap_or(0));
+    let rows = rows.into_iter().map(|(row, _)| row).collect();
+    match carried {
+        Some(total) => Ok((rows, total)),
+        None => Ok((rows, count.await?)),
     }
 }
 
@@ -201,6 +220,23 @@ mod tests {
         assert_eq!(Page::parse(Some(100), None).expect("ok").limit(), 101);
         assert!(Page::parse(Some(101), None).is_err());
         assert!(Page::parse(Some(-1), None).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_page_with_rows_takes_its_total_from_them_and_never_counts() {
+        let rows = vec![("a", Some(7)), ("b", Some(7))];
+        let count = async { Err::<i64, &str>("counted although the rows carry the total") };
+        let (rows, total) = split_total(rows, count).await.expect("carried");
+        assert_eq!((rows, total), (vec!["a", "b"], 7));
+    }
+
+    #[tokio::test]
+    async fn an_empty_page_counts_the_list() {
+        let rows: Vec<(&str, Option<i64>)> = Vec::new();
+        let (rows, total) = split_total(rows, async { Ok::<_, ()>(12) })
+            .await
+            .expect("counted");
+        assert_eq!((rows.len(), total), (0, 12));
     }
 
     #[test]

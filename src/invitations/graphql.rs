@@ -13,7 +13,7 @@ use crate::auth::token;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::{membership, require_role, RoleGuard};
-use crate::graphql::pagination::{Cursor, Page, PageOf};
+use crate::graphql::pagination::{split_total, Cursor, Page, PageOf};
 use crate::roles::Role;
 use crate::text::EmailAddress;
 use crate::workspaces::graphql::Workspace;
@@ -90,7 +90,7 @@ pub async fn invitations_page(
     let page = Page::parse(first, after)?;
     let mut conn = request(ctx).db.conn_in(workspace_id).await?;
     let rows = model::page(&mut conn, workspace_id, &page).await?;
-    let total = model::count(&mut conn, workspace_id).await?;
+    let (rows, total) = split_total(rows, model::count(&mut conn, workspace_id)).await?;
     let nodes = rows
         .into_iter()
         .map(|(row, invited_by)| Invitation { row, invited_by })

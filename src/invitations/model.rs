@@ -328,15 +328,21 @@ pub async fn sends_since(
     Ok((by_workspace, to_address, of_invitation))
 }
 
+/// One page in `(created_at, id)` order, with one extra row when more follow; each row
+/// carries the size of the whole list (see [`split_total`](crate::graphql::pagination::split_total)).
 pub async fn page(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     page: &Page,
-) -> QueryResult<Vec<(InvitationRow, Option<UserRow>)>> {
+) -> QueryResult<Vec<((InvitationRow, Option<UserRow>), Option<i64>)>> {
     let mut query = invitations::table
         .left_join(users::table.on(invitations::invited_by.eq(users::id.nullable())))
         .filter(invitations::workspace_id.eq(workspace_id))
-        .select((InvitationRow::as_select(), Option::<UserRow>::as_select()))
+        .select((
+            InvitationRow::as_select(),
+            Option::<UserRow>::as_select(),
+            invitations_of(workspace_id).count().single_value(),
+        ))
         .order((invitations::created_at.asc(), invitations::id.asc()))
         .limit(page.limit())
         .into_boxed();
@@ -349,15 +355,21 @@ pub async fn page(
                     .and(invitations::id.gt(after.id))),
         );
     }
-    query.load(conn).await
+    let rows: Vec<(InvitationRow, Option<UserRow>, Option<i64>)> = query.load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(row, user, total)| ((row, user), total))
+        .collect())
+}
+
+fn invitations_of(workspace_id: Uuid) -> invitations::BoxedQuery<'static, diesel::pg::Pg> {
+    invitations::table
+        .filter(invitations::workspace_id.eq(workspace_id))
+        .into_boxed()
 }
 
 pub async fn count(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<i64> {
-    invitations::table
-        .filter(invitations::workspace_id.eq(workspace_id))
-        .count()
-        .get_result(conn)
-        .await
+    invitations_of(workspace_id).count().get_result(conn).await
 }
 
 /// For the send job: the invitation with what its email needs, locked.

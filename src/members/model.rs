@@ -32,22 +32,24 @@ pub async fn role_of(
     Ok(role.as_deref().and_then(Role::from_db))
 }
 
-/// One page of members in `(joined_at, user_id)` order, with one extra row when more follow.
+/// One page of members in `(joined_at, user_id)` order, with one extra row when more follow;
+/// each row carries the number of members (see [`split_total`](crate::graphql::pagination::split_total)).
 pub async fn page(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     page: &Page,
-) -> QueryResult<Vec<MemberRow>> {
+) -> QueryResult<Vec<(MemberRow, Option<i64>)>> {
     let query = page_query(workspace_id, page);
-    let rows: Vec<(UserRow, String, DateTime<Utc>)> = query.load(conn).await?;
+    let rows: Vec<(UserRow, String, DateTime<Utc>, Option<i64>)> = query.load(conn).await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(user, role, joined_at)| {
-            Some(MemberRow {
+        .filter_map(|(user, role, joined_at, total)| {
+            let member = MemberRow {
                 user,
                 role: Role::from_db(&role)?,
                 joined_at,
-            })
+            };
+            Some((member, total))
         })
         .collect())
 }
@@ -59,7 +61,7 @@ pub fn page_query(
 ) -> impl diesel_async::methods::LoadQuery<
     'static,
     AsyncPgConnection,
-    (UserRow, String, DateTime<Utc>),
+    (UserRow, String, DateTime<Utc>, Option<i64>),
 > + diesel::query_builder::QueryFragment<diesel::pg::Pg>
        + diesel::query_builder::QueryId
        + Send
@@ -71,6 +73,7 @@ pub fn page_query(
             UserRow::as_select(),
             memberships::role,
             memberships::joined_at,
+            members_of(workspace_id).count().single_value(),
         ))
         .order((memberships::joined_at.asc(), memberships::user_id.asc()))
         .limit(page.limit())
@@ -87,12 +90,14 @@ pub fn page_query(
     query
 }
 
-pub async fn count(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<i64> {
+fn members_of(workspace_id: Uuid) -> memberships::BoxedQuery<'static, diesel::pg::Pg> {
     memberships::table
         .filter(memberships::workspace_id.eq(workspace_id))
-        .count()
-        .get_result(conn)
-        .await
+        .into_boxed()
+}
+
+pub async fn count(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<i64> {
+    members_of(workspace_id).count().get_result(conn).await
 }
 
 pub async fn set_role(

@@ -31,7 +31,7 @@ use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request, RequestContext};
 use crate::graphql::guard::authorize;
-use crate::graphql::pagination::{Page, PageOf};
+use crate::graphql::pagination::{split_total, Page, PageOf};
 use crate::roles::{self, Action, Role};
 use crate::text::Name;
 
@@ -213,7 +213,7 @@ where
     let scope = scope::<K>(request, workspace_id);
     let mut conn = request.db.conn_in(workspace_id).await?;
     let rows = model::page(&mut conn, scope, &page).await?;
-    let total = model::count(&mut conn, scope).await?;
+    let (rows, total) = split_total(rows, model::count(&mut conn, scope)).await?;
     let nodes = rows
         .into_iter()
         .map(|(row, user)| K::node(row, user))

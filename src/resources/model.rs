@@ -135,15 +135,21 @@ pub async fn delete(conn: &mut AsyncPgConnection, row: &ResourceRow) -> QueryRes
     static_sql(detach, binds).execute(conn).await.map(drop)
 }
 
+/// One page in `(created_at, id)` order, with one extra row when more follow; each row
+/// carries the size of the whole list (see [`split_total`](crate::graphql::pagination::split_total)).
 pub async fn page(
     conn: &mut AsyncPgConnection,
     scope: Scope,
     page: &Page,
-) -> QueryResult<Vec<(ResourceRow, Option<UserRow>)>> {
+) -> QueryResult<Vec<((ResourceRow, Option<UserRow>), Option<i64>)>> {
     let mut query = resources::table
         .left_join(users::table.on(resources::created_by.eq(users::id.nullable())))
         .filter(resources::kind.eq(scope.kind))
-        .select((ResourceRow::as_select(), Option::<UserRow>::as_select()))
+        .select((
+            ResourceRow::as_select(),
+            Option::<UserRow>::as_select(),
+            scoped(scope).count().single_value(),
+        ))
         .order((resources::created_at.asc(), resources::id.asc()))
         .limit(page.limit())
         .into_boxed();
@@ -157,7 +163,11 @@ pub async fn page(
                 .and(resources::id.gt(after.id))),
         );
     }
-    query.load(conn).await
+    let rows: Vec<(ResourceRow, Option<UserRow>, Option<i64>)> = query.load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(row, user, total)| ((row, user), total))
+        .collect())
 }
 
 pub async fn count(conn: &mut AsyncPgConnection, scope: Scope) -> QueryResult<i64> {

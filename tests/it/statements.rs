@@ -61,8 +61,9 @@ async fn listing_100_members_costs_the_same_statements_as_listing_1() {
         100
     );
     assert_eq!(one.sql_statements(), hundred.sql_statements());
-    // Token lookup; membership (shared by the role check and `workspace`); page and count.
-    assert_eq!(hundred.sql_statements(), 4);
+    // Token lookup; membership (shared by the role check and `workspace`); the page, whose
+    // rows carry the count.
+    assert_eq!(hundred.sql_statements(), 3);
     // Three checkouts, and a checked-out connection only gets a context it lacks.
     assert!(hundred.sql_context_statements() <= 3);
 }
@@ -165,17 +166,55 @@ async fn every_list_costs_the_same_statements_whatever_its_page_size() {
             "{list}"
         );
         assert_eq!(one.sql_statements(), hundred.sql_statements(), "{list}");
-        // token, membership, page, count
+        // 110 of each, and Ada among the members.
+        let total = if list == "members" { 111 } else { 110 };
+        assert_eq!(
+            hundred.data("workspace")[list]["totalCount"],
+            total,
+            "{list}"
+        );
         assert!(
             hundred.sql_context_statements() <= 3,
             "{list}: three checkouts"
         );
-        assert!(
-            hundred.sql_statements() <= 4,
-            "{list}: {} statements",
-            hundred.sql_statements()
-        );
+        // token, membership, the page with its count
+        assert_eq!(hundred.sql_statements(), 3, "{list}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_page_still_counts_its_list_in_one_more_statement() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    add_many_members(&app, &ada.own_workspace, 4).await;
+    let members = "query($ws: ID!, $after: String) { workspace(id: $ws) {
+        members(first: 5, after: $after) { totalCount pageInfo { endCursor } edges { cursor } } } }";
+    let all = app
+        .gql(ada.token(), members, json!({ "ws": ada.own_workspace }))
+        .await;
+    let all = &all.data("workspace")["members"];
+    assert_eq!(all["edges"].as_array().expect("edges").len(), 5);
+    let past_the_end = app
+        .gql(
+            ada.token(),
+            members,
+            json!({ "ws": ada.own_workspace, "after": all["pageInfo"]["endCursor"] }),
+        )
+        .await;
+    let past = &past_the_end.data("workspace")["members"];
+    assert_eq!(past["edges"].as_array().expect("edges").len(), 0);
+    assert_eq!(past["totalCount"], 5);
+    assert_eq!(past_the_end.sql_statements(), 4);
+
+    let no_agents = app
+        .gql(
+            ada.token(),
+            "query($ws: ID!) { workspace(id: $ws) { agents(first: 0) { totalCount } } }",
+            json!({ "ws": ada.own_workspace }),
+        )
+        .await;
+    assert_eq!(no_agents.data("workspace")["agents"]["totalCount"], 0);
+    assert_eq!(no_agents.sql_statements(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +249,7 @@ async fn the_invoice_list_costs_the_same_statements_whatever_its_page_size() {
     };
     assert_eq!((invoices(&one), invoices(&hundred)), (1, 100));
     assert_eq!(one.sql_statements(), hundred.sql_statements());
-    // The budget: the other lists' four, plus the billing account the page hangs off.
+    // The budget: the other lists' three, plus the billing account the page hangs off.
     assert!(
         hundred.sql_statements() <= 6,
         "{}",
