@@ -55,6 +55,9 @@ pub fn schema() -> AppSchema {
     builder().finish()
 }
 
+/// No schema extensions: one sends every field through async-graphql's slow resolve path
+/// (BENCHMARKS.md), and pages resolve their items without the per-item hook
+/// ([`pagination::Items`]).
 fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(MAX_DEPTH)
