@@ -41,7 +41,7 @@ impl User {
 }
 
 /// A person with an account.
-#[Object]
+#[Object(serial)]
 impl User {
     /// Stable identifier.
     async fn id(&self) -> ID {

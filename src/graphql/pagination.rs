@@ -4,6 +4,11 @@
 //! A page is one statement: its rows carry the list's total from a scalar subquery of the
 //! same statement, which PostgreSQL runs once. Only an empty page, having no row to carry
 //! it, counts in a second statement ([`split_total`]).
+//!
+//! A page's types hold their data, so nothing in them waits: they resolve field by field and
+//! item by item (`serial`, [`Items`]). async-graphql's concurrent resolution (a
+//! `FuturesUnordered` per object, a `FuturesOrdered` per list past 30 items) only added
+//! work there.
 
 use std::borrow::Cow;
 
@@ -112,6 +117,7 @@ pub async fn split_total<T, E>(
 
 /// Information to fetch the next page.
 #[derive(SimpleObject, Debug)]
+#[graphql(serial)]
 pub struct PageInfo {
     /// Whether more items follow this page.
     pub has_next_page: bool,
@@ -121,6 +127,7 @@ pub struct PageInfo {
 
 /// One item of a list with its cursor.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 #[graphql(concrete(name = "MemberEdge", params(Member)))]
 #[graphql(concrete(name = "InvitationEdge", params(Invitation)))]
 #[graphql(concrete(name = "AgentEdge", params(Agent)))]
@@ -139,6 +146,7 @@ pub struct Edge<T: OutputType> {
 
 /// A page of a list.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 #[graphql(concrete(name = "MemberConnection", params(MemberEdge)))]
 #[graphql(concrete(name = "InvitationConnection", params(InvitationEdge)))]
 #[graphql(concrete(name = "AgentConnection", params(AgentEdge)))]

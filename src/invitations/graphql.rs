@@ -25,7 +25,7 @@ pub struct Invitation {
 }
 
 /// An invitation to join a workspace, as Owners and Admins see it.
-#[Object]
+#[Object(serial)]
 impl Invitation {
     /// Stable identifier.
     async fn id(&self) -> ID {

@@ -19,7 +19,7 @@ use crate::workspaces::graphql::Workspace;
 pub struct Member(MemberRow);
 
 /// Someone in a workspace, with their role.
-#[Object]
+#[Object(serial)]
 impl Member {
     /// The person.
     async fn user(&self) -> User {

@@ -22,6 +22,7 @@ macro_rules! node {
     ($(#[$doc:meta])* $node:ident($fields:ty)) => {
         $(#[$doc])*
         #[derive(MergedObject)]
+        #[graphql(serial)]
         pub struct $node(pub ResourceCommon, pub $fields);
 
         impl ResourceNode for $node {
