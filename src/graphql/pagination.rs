@@ -11,6 +11,7 @@
 //! work there.
 
 use std::borrow::Cow;
+use std::future::Future;
 
 use async_graphql::parser::types::Field;
 use async_graphql::registry::Registry;
@@ -20,7 +21,6 @@ use async_graphql::{
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use std::future::Future;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -187,7 +187,7 @@ where
 
 /// A page's items, resolved one after another. They are loaded already, so resolving them
 /// concurrently gains nothing, and async-graphql's concurrent list (a `FuturesOrdered` past
-/// 30 items) cost about a tenth of the server's time on a page of 50 (BENCHMARKS.md). The
+/// 30 items) was measurable work on a page of 50 (BENCHMARKS.md, fourth round). The
 /// GraphQL type is the list's own: `[T]!`. Items skip schema extensions' per-item hook; the
 /// schema has no extensions (see `graphql::builder`).
 pub struct Items<T>(pub Vec<T>);
