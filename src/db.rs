@@ -153,7 +153,7 @@ pub async fn enter_workspace(
 /// row-level-security context of every connection it hands out.
 ///
 /// Each GraphQL request gets its own handle (see [`Db::for_request`]) so the counts are the
-/// request's, whichever DataLoader or resolver ran the statement.
+/// request's, whichever loader or resolver ran the statement.
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,

@@ -1,20 +1,13 @@
 //! What every resolver can reach for the current request: the database handle, the caller
-//! and the per-request DataLoaders.
+//! and the caller's memberships, read once per request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID};
-use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
-use crate::workspaces::loader::{CallerMembership, MembershipLoader};
-
-type MembershipCell = Arc<OnceCell<Option<CallerMembership>>>;
+use crate::workspaces::loader::{CallerMembership, Memberships};
 
 pub struct RequestContext {
     pub db: Db,
@@ -26,10 +19,7 @@ pub struct RequestContext {
     /// A resource kind whose application-level workspace filter is switched off, to prove
     /// row-level security alone keeps tenants apart (tests only).
     pub unfiltered_kind: Option<String>,
-    /// Batches membership loads for different workspaces.
-    memberships: DataLoader<MembershipLoader>,
-    /// One cell per workspace, so fields asking at the same time share one load.
-    membership_cells: Mutex<HashMap<Uuid, MembershipCell>>,
+    memberships: Memberships,
 }
 
 impl RequestContext {
@@ -39,10 +29,7 @@ impl RequestContext {
         service: bool,
         unfiltered_kind: Option<String>,
     ) -> Self {
-        let memberships = DataLoader::new(
-            MembershipLoader::new(db.clone(), caller.as_ref().map(|c| c.user_id)),
-            tokio::spawn,
-        );
+        let memberships = Memberships::new(db.clone(), caller.as_ref().map(|c| c.user_id));
         Self {
             db,
             caller,
@@ -50,23 +37,13 @@ impl RequestContext {
             stripe: None,
             unfiltered_kind,
             memberships,
-            membership_cells: Mutex::default(),
         }
     }
 
     /// The caller's membership in a live workspace, loaded at most once per request however
     /// many fields ask, and batched with other workspaces asked for at the same time.
     pub async fn membership(&self, workspace_id: Uuid) -> ApiResult<Option<CallerMembership>> {
-        let cell = self
-            .membership_cells
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(workspace_id)
-            .or_default()
-            .clone();
-        cell.get_or_try_init(|| self.memberships.load_one(workspace_id))
-            .await
-            .cloned()
+        self.memberships.get(workspace_id).await
     }
 
     /// Whether resource queries of `kind` add their own `workspace_id` condition.

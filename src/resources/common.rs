@@ -11,6 +11,8 @@ use crate::graphql::pagination::Cursor;
 /// What every resource has.
 pub struct ResourceCommon {
     pub row: ResourceRow,
+    /// The creator's account. Pages always read it; a write only when its answer selects
+    /// `createdBy`, so it is `None` wherever nobody will show it.
     pub created_by: Option<UserRow>,
 }
 
@@ -24,7 +26,7 @@ impl ResourceCommon {
 
     /// The kind's own fields, parsed from `data` (written by our validation only).
     pub fn data<T: serde::de::DeserializeOwned + Default>(&self) -> T {
-        serde_json::from_value(self.row.data.clone()).unwrap_or_default()
+        T::deserialize(&self.row.data).unwrap_or_default()
     }
 }
 

@@ -1,5 +1,5 @@
 //! SQL statements per request, counted by the server (`extensions.sqlStatements`): list
-//! queries cost the same whatever their page size.
+//! queries cost the same whatever their page size, and a request reads only what it answers.
 
 use diesel_async::RunQueryDsl;
 use serde_json::json;
@@ -83,6 +83,102 @@ async fn the_role_lookup_is_done_once_per_workspace_per_request() {
     // token lookup, me, one membership load for a, b, c and activeWorkspace
     assert_eq!(res.sql_statements(), 3);
     assert!(res.sql_context_statements() <= 3);
+}
+
+/// Workspaces named side by side are looked up together, in one statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memberships_of_several_workspaces_are_read_in_one_statement() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let second = app
+        .gql(
+            ada.token(),
+            "mutation { createWorkspace(name: \"Second\") { id } }",
+            json!({}),
+        )
+        .await;
+    let second = second.data("createWorkspace")["id"].clone();
+    let query = "query($a: ID!, $b: ID!) {
+      a: workspace(id: $a) { id } b: workspace(id: $b) { name viewerRole }
+    }";
+    let vars = json!({ "a": ada.own_workspace, "b": second });
+    let res = app.gql(ada.token(), query, vars).await;
+    assert_eq!(res.data("a")["id"], ada.own_workspace);
+    assert_eq!(res.data("b")["name"], "Second");
+    assert_eq!(res.data("b")["viewerRole"], "OWNER");
+    // The token lookup and one membership statement for both workspaces.
+    assert_eq!(res.sql_statements(), 2);
+}
+
+/// Memberships are batched without a timer. async-graphql's DataLoader slept on a timer that
+/// ran on an `async-io` reactor thread of its own: one more thread to wake on every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batching_memberships_wakes_no_thread_of_its_own() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let query = "query($id: ID!) { a: workspace(id: $id) { id } b: workspace(id: $id) { name } }";
+    let res = app
+        .gql(ada.token(), query, json!({ "id": ada.own_workspace }))
+        .await;
+    assert_eq!(res.data("a")["id"], ada.own_workspace);
+    assert!(res.data("b")["name"].is_string());
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .expect("this process's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    assert!(
+        threads.iter().any(|name| name.starts_with("tokio-")),
+        "{threads:?}"
+    );
+    assert!(
+        !threads.iter().any(|name| name == "async-io"),
+        "{threads:?}"
+    );
+}
+
+/// A write reads its creator only when its answer selects `createdBy`, directly or through a
+/// fragment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_reads_its_creator_only_when_asked() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let create = |selection: &str, fragments: &str| {
+        format!(
+            "mutation($ws: ID!) {{ createAgent(workspaceId: $ws, input: {{ name: \"A\" }}) \
+             {{ {selection} }} }} {fragments}"
+        )
+    };
+    let vars = json!({ "ws": ada.own_workspace });
+    let plain = app
+        .gql(ada.token(), &create("id name", ""), vars.clone())
+        .await;
+    let asked = app
+        .gql(
+            ada.token(),
+            &create("id createdBy { name }", ""),
+            vars.clone(),
+        )
+        .await;
+    let inline = app
+        .gql(
+            ada.token(),
+            &create("id ... on Agent { createdBy { name } }", ""),
+            vars.clone(),
+        )
+        .await;
+    let spread = app
+        .gql(
+            ada.token(),
+            &create("id ...Who", "fragment Who on Agent { createdBy { name } }"),
+            vars,
+        )
+        .await;
+    assert_eq!(plain.data("createAgent")["name"], "A");
+    for answer in [&asked, &inline, &spread] {
+        assert_eq!(answer.data("createAgent")["createdBy"]["name"], "Ada");
+        assert_eq!(answer.sql_statements(), plain.sql_statements() + 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
