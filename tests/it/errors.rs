@@ -83,6 +83,18 @@ async fn malformed_and_oversized_requests_get_coded_http_errors() {
     let body: Value = res.json().await.expect("json");
     assert_all_coded(&body, "BAD_USER_INPUT");
 
+    // One operation per request: a batch is refused, not half run.
+    let res = app
+        .client()
+        .post(&url)
+        .json(&json!([{ "query": "{ me { id } }" }]))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.expect("json");
+    assert_all_coded(&body, "BAD_USER_INPUT");
+
     let huge = json!({ "query": format!("{{ me {{ id }} }} # {}", "x".repeat(300 * 1024)) });
     let res = app
         .client()
