@@ -2,6 +2,7 @@
 //! a request body limit and graceful shutdown.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::http::GraphiQLSource;
@@ -25,6 +26,8 @@ use crate::App;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The app is shared behind one `Arc`: axum hands every request its own copy of the state,
+/// and copying `App` itself cost a reference count per field each way.
 pub fn router(app: App) -> Router {
     with_middleware(
         Router::new()
@@ -33,7 +36,7 @@ pub fn router(app: App) -> Router {
             .route("/readyz", get(readyz))
             .route("/webhooks/stripe", post(crate::billing::webhook::receive)),
     )
-    .with_state(app)
+    .with_state(Arc::new(app))
 }
 
 /// The middleware every route goes through; public so the benchmark's bare-handler baseline
@@ -66,7 +69,7 @@ async fn graphiql() -> Html<String> {
 /// into the request: async-graphql's own extractor also takes batches and multipart uploads,
 /// which the contract has none of, and buffers every body twice to tell them apart.
 async fn graphql(
-    State(app): State<App>,
+    State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -136,7 +139,7 @@ fn error_response(status: StatusCode, err: &ApiError) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn readyz(State(app): State<App>) -> Response {
+async fn readyz(State(app): State<Arc<App>>) -> Response {
     let postgres = tokio::time::timeout(READY_TIMEOUT, async {
         let mut conn = app.db.conn().await.map_err(|e| e.to_string())?;
         diesel_async::RunQueryDsl::execute(crate::db::static_sql("SELECT 1", ()), &mut conn)

@@ -4,6 +4,7 @@
 //! Processing re-reads the workspace's subscription from Stripe instead of trusting the
 //! event's copy, so duplicates and any delivery order end in Stripe's current state.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -118,7 +119,7 @@ fn customer_of(event: &Value) -> Option<&str> {
     }
 }
 
-pub async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> StatusCode {
+pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let Some(secret) = app
         .config
         .stripe
