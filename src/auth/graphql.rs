@@ -16,6 +16,7 @@ use crate::text::{EmailAddress, Name, NewPassword};
 use crate::workspaces::graphql::Workspace;
 use crate::workspaces::model as workspaces;
 use linkai_jobs::Job;
+use uuid::Uuid;
 
 /// A person with an account, as seen by the caller.
 pub struct User {
@@ -32,6 +33,10 @@ impl User {
             row,
             is_self: false,
         }
+    }
+
+    pub fn user_id(&self) -> Uuid {
+        self.row.id
     }
 
     /// The signed-in user themself.

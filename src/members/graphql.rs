@@ -16,24 +16,38 @@ use crate::roles::{self, Action, Role};
 use crate::workspaces::graphql::Workspace;
 
 /// Someone in a workspace, with their role.
-pub struct Member(MemberRow);
+pub struct Member {
+    user: User,
+    role: Role,
+    joined_at: DateTime<Utc>,
+}
+
+impl From<MemberRow> for Member {
+    fn from(row: MemberRow) -> Self {
+        Self {
+            user: User::new(row.user),
+            role: row.role,
+            joined_at: row.joined_at,
+        }
+    }
+}
 
 /// Someone in a workspace, with their role.
 #[Object(serial)]
 impl Member {
     /// The person.
-    async fn user(&self) -> User {
-        User::new(self.0.user.clone())
+    async fn user(&self) -> &User {
+        &self.user
     }
 
     /// Their role in this workspace.
     async fn role(&self) -> Role {
-        self.0.role
+        self.role
     }
 
     /// When they joined.
     async fn joined_at(&self) -> DateTime<Utc> {
-        self.0.joined_at
+        self.joined_at
     }
 }
 
@@ -49,12 +63,12 @@ pub async fn members_page(
     let rows = model::page(&mut conn, workspace_id, &page).await?;
     let (rows, total) = split_total(rows, model::count(&mut conn, workspace_id)).await?;
     Ok(PageOf::from_rows(
-        rows.into_iter().map(Member).collect(),
+        rows.into_iter().map(Member::from).collect(),
         &page,
         total,
         |member| Cursor {
-            at: member.0.joined_at,
-            id: member.0.user.id,
+            at: member.joined_at,
+            id: member.user.user_id(),
         },
     ))
 }
@@ -103,7 +117,7 @@ impl MemberMutation {
             let member = model::find(conn, workspace_id, target)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Member"))?;
-            Ok(Member(member))
+            Ok(member.into())
         })
         .await
     }

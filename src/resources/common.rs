@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 
 use super::model::ResourceRow;
 use crate::auth::graphql::User;
-use crate::auth::model::UserRow;
 use crate::graphql::pagination::Cursor;
 
 /// What every resource has.
@@ -13,7 +12,7 @@ pub struct ResourceCommon {
     pub row: ResourceRow,
     /// The creator's account. Pages always read it; a write only when its answer selects
     /// `createdBy`, so it is `None` wherever nobody will show it.
-    pub created_by: Option<UserRow>,
+    pub created_by: Option<User>,
 }
 
 impl ResourceCommon {
@@ -44,8 +43,8 @@ impl ResourceCommon {
     }
 
     /// Who created it (null if their account is gone).
-    async fn created_by(&self) -> Option<User> {
-        self.created_by.clone().map(User::new)
+    async fn created_by(&self) -> Option<&User> {
+        self.created_by.as_ref()
     }
 
     /// When it was created.

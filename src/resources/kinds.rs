@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::model::{self, ResourceRow, Scope};
 use super::{Fields, Kind, ResourceCommon, ResourceNode};
+use crate::auth::graphql::User;
 use crate::auth::model::UserRow;
 use crate::billing::plans::Limits;
 use crate::error::{ApiError, ApiResult};
@@ -38,7 +39,10 @@ fn parts<D>(row: ResourceRow, created_by: Option<UserRow>) -> (ResourceCommon, D
 where
     D: serde::de::DeserializeOwned + Default,
 {
-    let common = ResourceCommon { row, created_by };
+    let common = ResourceCommon {
+        row,
+        created_by: created_by.map(User::new),
+    };
     let data = common.data();
     (common, data)
 }
