@@ -33,13 +33,32 @@ fn readme_operations() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_starts_on_an_empty_database_and_answers_the_readme_examples() {
+    serve_end_to_end(false).await;
+}
+
+/// On one core the binary runs tokio's single-threaded scheduler (`main.rs`): the same
+/// session works there, password hashing, the workers' email and a clean shutdown included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_pinned_to_one_core_works_the_same() {
+    serve_end_to_end(true).await;
+}
+
+async fn serve_end_to_end(on_one_core: bool) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
         .expect("addr")
         .port();
     let database = format!("linkai_cli_{}", Uuid::new_v4().simple());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkai"))
+    // `taskset` sets the CPU set and then becomes the server: the pid stays the server's.
+    let mut command = if on_one_core {
+        let mut taskset = tokio::process::Command::new("taskset");
+        taskset.args(["-c", "0", env!("CARGO_BIN_EXE_linkai")]);
+        taskset
+    } else {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_linkai"))
+    };
+    let mut child = command
         .arg("serve")
         .env(
             "DATABASE_URL",
@@ -152,7 +171,7 @@ async fn serve_starts_on_an_empty_database_and_answers_the_readme_examples() {
     .await;
     assert_eq!(members["data"]["workspace"]["members"]["totalCount"], 2);
 
-    let pid = child.id().expect("running") as i32;
+    let pid = child.id().expect("running");
     let status = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
