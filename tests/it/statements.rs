@@ -143,37 +143,18 @@ async fn batching_memberships_wakes_no_thread_of_its_own() {
 async fn a_write_reads_its_creator_only_when_asked() {
     let app = TestApp::new().await;
     let ada = app.sign_up("Ada").await;
-    let create = |selection: &str, fragments: &str| {
-        format!(
+    let create = async |selection: &str, fragments: &str| {
+        let query = format!(
             "mutation($ws: ID!) {{ createAgent(workspaceId: $ws, input: {{ name: \"A\" }}) \
              {{ {selection} }} }} {fragments}"
-        )
+        );
+        app.gql(ada.token(), &query, json!({ "ws": ada.own_workspace }))
+            .await
     };
-    let vars = json!({ "ws": ada.own_workspace });
-    let plain = app
-        .gql(ada.token(), &create("id name", ""), vars.clone())
-        .await;
-    let asked = app
-        .gql(
-            ada.token(),
-            &create("id createdBy { name }", ""),
-            vars.clone(),
-        )
-        .await;
-    let inline = app
-        .gql(
-            ada.token(),
-            &create("id ... on Agent { createdBy { name } }", ""),
-            vars.clone(),
-        )
-        .await;
-    let spread = app
-        .gql(
-            ada.token(),
-            &create("id ...Who", "fragment Who on Agent { createdBy { name } }"),
-            vars,
-        )
-        .await;
+    let plain = create("id name", "").await;
+    let asked = create("id createdBy { name }", "").await;
+    let inline = create("id ... on Agent { createdBy { name } }", "").await;
+    let spread = create("id ...Who", "fragment Who on Agent { createdBy { name } }").await;
     assert_eq!(plain.data("createAgent")["name"], "A");
     for answer in [&asked, &inline, &spread] {
         assert_eq!(answer.data("createAgent")["createdBy"]["name"], "Ada");
