@@ -94,7 +94,9 @@ impl Memberships {
         let found = batch
             .found
             .get_or_init(|| async {
-                let keys = std::mem::take(&mut *lock(&batch.keys));
+                // Copied, not taken: if this asker is dropped mid-fetch (a failing sibling
+                // field cancels it), the next one runs the fetch again with every key.
+                let keys = lock(&batch.keys).clone();
                 self.fetch(&keys).await
             })
             .await;
