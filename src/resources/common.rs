@@ -23,9 +23,9 @@ impl ResourceCommon {
         }
     }
 
-    /// The kind's own fields, parsed from `data` (written by our validation only).
+    /// The kind's own fields, parsed from `data`.
     pub fn data<T: serde::de::DeserializeOwned + Default>(&self) -> T {
-        T::deserialize(&self.row.data).unwrap_or_default()
+        self.row.data.parse()
     }
 }
 
