@@ -22,11 +22,6 @@ impl ResourceCommon {
             id: self.row.id,
         }
     }
-
-    /// The kind's own fields, parsed from `data`.
-    pub fn data<T: serde::de::DeserializeOwned + Default>(&self) -> T {
-        self.row.data.parse()
-    }
 }
 
 /// The fields every resource has.

@@ -39,11 +39,11 @@ fn parts<D>(row: ResourceRow, created_by: Option<UserRow>) -> (ResourceCommon, D
 where
     D: serde::de::DeserializeOwned + Default,
 {
+    let data = row.data.parse();
     let common = ResourceCommon {
         row,
         created_by: created_by.map(User::new),
     };
-    let data = common.data();
     (common, data)
 }
 
