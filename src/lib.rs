@@ -27,8 +27,8 @@ use config::Config;
 use db::Db;
 use graphql::AppSchema;
 
-/// Everything a request handler needs, cheap to clone.
-#[derive(Clone)]
+/// Everything a request handler needs. Handlers share one behind an `Arc` (`http::router`),
+/// so it is not `Clone`: a copy per request cost a reference count per field.
 pub struct App {
     /// Stripe, when `STRIPE_SECRET_KEY` is set.
     pub stripe: Option<billing::stripe::StripeApi>,
