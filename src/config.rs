@@ -21,6 +21,8 @@
 //! | `WORKER_HEARTBEAT_SECS` | worker heartbeat; a worker silent for 3 beats is presumed dead and its jobs re-run | [`DEFAULT_HEARTBEAT_SECS`] |
 //! | `TRIAL_SCAN_SECS` | how often workers look for due trial reminders and expiries | [`DEFAULT_TRIAL_SCAN_SECS`] |
 //! | `BILLING_SYNC_SECS` | how often workers re-sync every workspace's billing from Stripe | [`DEFAULT_BILLING_SYNC_SECS`] |
+//! | `CORS_ORIGINS` | comma-separated browser origins allowed to call `/graphql` (`https://app.example.com`) | the origin of `APP_URL` |
+//! | `INTROSPECTION` | `false`: no `__schema`/`__type` and no playground | `true` |
 //! | `GRAPHQL_SQL_STATS` | `true`: responses carry `extensions.sqlStatements` and `sqlContextStatements` (tests, benchmarks) | `false` |
 
 use std::fmt;
@@ -101,6 +103,10 @@ pub struct DatabaseConfig {
 pub struct HttpConfig {
     pub bind_addr: SocketAddr,
     pub app_url: String,
+    /// Exact origins (`scheme://host[:port]`) whose pages may call `/graphql` from a browser.
+    pub cors_origins: Vec<String>,
+    /// Introspection and the playground (on unless `INTROSPECTION=false`).
+    pub introspection: bool,
     /// Report the SQL statements each request ran in `extensions.sqlStatements` and
     /// `extensions.sqlContextStatements`.
     pub expose_sql_stats: bool,
@@ -145,6 +151,29 @@ impl Config {
             .map(|v| v.parse().context("GRAPHQL_SQL_STATS must be true or false"))
             .transpose()?
             .unwrap_or(false);
+        let introspection = get("INTROSPECTION")
+            .map(|v| v.parse().context("INTROSPECTION must be true or false"))
+            .transpose()?
+            .unwrap_or(true);
+        let app_url = or("APP_URL", DEFAULT_APP_URL)
+            .trim_end_matches('/')
+            .to_owned();
+        let cors_origins = match get("CORS_ORIGINS") {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|origin| !origin.is_empty())
+                .map(|origin| {
+                    origin_of(origin)
+                        .filter(|parsed| parsed == &origin.trim_end_matches('/').to_ascii_lowercase())
+                        .with_context(|| {
+                            format!("CORS_ORIGINS: `{origin}` is not an origin like https://app.example.com")
+                        })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            None => vec![origin_of(&app_url)
+                .context("APP_URL must be an http(s) URL like https://app.example.com")?],
+        };
         let stripe = get("STRIPE_SECRET_KEY").map(|key| StripeConfig {
             plan_key: or("STRIPE_PLAN_METADATA_KEY", DEFAULT_PLAN_METADATA_KEY),
             secret_key: Secret::new(key),
@@ -195,9 +224,9 @@ impl Config {
             redis_url: or("REDIS_URL", DEFAULT_REDIS_URL),
             http: HttpConfig {
                 bind_addr,
-                app_url: or("APP_URL", DEFAULT_APP_URL)
-                    .trim_end_matches('/')
-                    .to_owned(),
+                app_url,
+                cors_origins,
+                introspection,
                 expose_sql_stats,
             },
             email: EmailConfig {
@@ -219,6 +248,23 @@ impl Config {
     }
 }
 
+/// The origin (`scheme://host[:port]`, lower case) of an http(s) URL, as browsers send it
+/// in `Origin`.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    let valid = !authority.is_empty()
+        && !authority.contains('@')
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    valid.then(|| format!("{scheme}://{authority}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +280,37 @@ mod tests {
         assert!(config.stripe.is_none());
         assert!(config.service_tokens.is_empty());
         assert!(!config.http.expose_sql_stats);
+        assert_eq!(config.http.cors_origins, ["http://localhost:3000"]);
+        assert!(config.http.introspection);
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins() {
+        let config = Config::from_lookup(|name| match name {
+            "APP_URL" => Some("https://App.Example.com/app/".into()),
+            _ => None,
+        })
+        .expect("parses");
+        assert_eq!(config.http.cors_origins, ["https://app.example.com"]);
+        let config = Config::from_lookup(|name| match name {
+            "CORS_ORIGINS" => Some("https://a.example.com, http://localhost:5173/".into()),
+            _ => None,
+        })
+        .expect("parses");
+        assert_eq!(
+            config.http.cors_origins,
+            ["https://a.example.com", "http://localhost:5173"]
+        );
+        for bad in [
+            "*",
+            "https://a.example.com/path",
+            "ftp://a.example.com",
+            "a.example.com",
+        ] {
+            let err = Config::from_lookup(|name| (name == "CORS_ORIGINS").then(|| bad.into()))
+                .expect_err(bad);
+            assert!(err.to_string().contains("CORS_ORIGINS"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -25,11 +25,17 @@ pub enum ErrorCode {
     TrialExpired,
     RateLimited,
     BillingNotConfigured,
+    /// The document is not GraphQL (a request error: nothing ran).
+    GraphqlParseFailed,
+    /// The document does not fit the schema (a request error: nothing ran).
+    GraphqlValidationFailed,
+    /// The document is over the depth, complexity or introspection budget (nothing ran).
+    QueryTooComplex,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::Unauthenticated,
         ErrorCode::NotFound,
         ErrorCode::Forbidden,
@@ -39,6 +45,9 @@ impl ErrorCode {
         ErrorCode::TrialExpired,
         ErrorCode::RateLimited,
         ErrorCode::BillingNotConfigured,
+        ErrorCode::GraphqlParseFailed,
+        ErrorCode::GraphqlValidationFailed,
+        ErrorCode::QueryTooComplex,
         ErrorCode::Internal,
     ];
 
@@ -53,6 +62,9 @@ impl ErrorCode {
             ErrorCode::TrialExpired => "TRIAL_EXPIRED",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::BillingNotConfigured => "BILLING_NOT_CONFIGURED",
+            ErrorCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -140,6 +152,13 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The error as a request error in a response: no path, no location.
+    pub fn to_server_error(&self) -> ServerError {
+        with_code(ServerError::new(self.message.clone(), None), self.code)
+    }
+}
+
 /// The code an error already carries, if any.
 fn code_of(err: &ServerError) -> Option<&str> {
     match err.extensions.as_ref()?.get("code")? {
@@ -155,29 +174,86 @@ fn with_code(mut err: ServerError, code: ErrorCode) -> ServerError {
     err
 }
 
-/// Codes every error of a response before it leaves the server: what the library itself
-/// reports before execution (parse and validation errors, depth and complexity limits:
-/// errors without a path) and input coercion while resolving become `BAD_USER_INPUT`;
-/// anything else still uncoded is an internal error whose message is replaced.
+/// Codes every error of a response before it leaves the server. A response whose `data`
+/// is null and whose errors all lack a path never started executing: those are request
+/// errors (validation, or the depth and complexity limits the library checks while
+/// validating). Input coercion while resolving becomes `BAD_USER_INPUT`; anything else still
+/// uncoded is an internal error whose message is replaced.
 ///
 /// This runs on the finished response rather than as a schema extension: any extension
 /// sends every field of every response through async-graphql's slow resolve path.
 pub fn code_errors(response: &mut Response) {
+    let request_error = is_request_error(response);
     let errors = std::mem::take(&mut response.errors);
-    response.errors = errors.into_iter().map(code_error).collect();
+    response.errors = errors
+        .into_iter()
+        .map(|err| code_error(err, request_error))
+        .collect();
 }
 
-fn code_error(err: ServerError) -> ServerError {
-    if code_of(&err).is_none() && (err.path.is_empty() || is_input_coercion_error(&err)) {
+/// Nothing was executed: the document was refused as a whole, so the answer has no `data`
+/// (GraphQL over HTTP) and, with `application/graphql-response+json`, a 400.
+pub fn is_request_error(response: &Response) -> bool {
+    !response.errors.is_empty()
+        && response.data == Value::Null
+        && response.errors.iter().all(|err| err.path.is_empty())
+}
+
+fn code_error(err: ServerError, request_error: bool) -> ServerError {
+    if code_of(&err).is_some() {
+        return code_uncoded(err);
+    }
+    if is_input_coercion_error(&err) {
         return with_code(err, ErrorCode::BadUserInput);
+    }
+    if request_error {
+        let code = if is_limit_error(&err) {
+            ErrorCode::QueryTooComplex
+        } else {
+            ErrorCode::GraphqlValidationFailed
+        };
+        return with_code(err, code);
     }
     code_uncoded(err)
 }
 
-/// async-graphql reports a variable or argument of the wrong type while resolving the
-/// field, with no code. Our resolvers always code their errors, so an uncoded error with one
-/// of the library's input-coercion messages is the client's. (Checked by a unit test, in
-/// case a library upgrade rewords them.)
+/// The library's own limits (depth, complexity, recursion, directives), reported as
+/// validation errors.
+fn is_limit_error(err: &ServerError) -> bool {
+    const LIMIT_MESSAGES: [&str; 4] = [
+        "Query is nested too deep",
+        "Query is too complex",
+        "The recursion depth of the query cannot be greater than",
+        "The number of directives on the field",
+    ];
+    LIMIT_MESSAGES
+        .iter()
+        .any(|prefix| err.message.starts_with(prefix))
+}
+
+/// A document that does not parse, as a client sees it: `GRAPHQL_PARSE_FAILED`, the
+/// position as `locations`, and the parser's expectation without its ASCII-art excerpt.
+pub fn parse_error(err: &async_graphql::parser::Error) -> ServerError {
+    use async_graphql::parser::Error as ParseError;
+    let detail = match err {
+        // pest's rendering: ` --> 1:2`, the source line, a caret, then `= expected ...`.
+        ParseError::Syntax { message, .. } => message
+            .lines()
+            .rev()
+            .find_map(|line| line.trim().strip_prefix("= "))
+            .unwrap_or("unexpected input")
+            .to_owned(),
+        other => other.to_string(),
+    };
+    let mut server = ServerError::new(format!("Syntax error: {detail}."), None);
+    server.locations = err.positions().collect();
+    with_code(server, ErrorCode::GraphqlParseFailed)
+}
+
+/// async-graphql reports a variable or argument of the wrong type with no code, while
+/// validating or while resolving the field. Our resolvers always code their errors, so an
+/// uncoded error with one of the library's input-coercion messages is the client's. (Checked
+/// by a unit test, in case a library upgrade rewords them.)
 fn is_input_coercion_error(err: &ServerError) -> bool {
     const INPUT_COERCION_PREFIXES: [&str; 4] = [
         "Variable ",
@@ -188,6 +264,9 @@ fn is_input_coercion_error(err: &ServerError) -> bool {
     INPUT_COERCION_PREFIXES
         .iter()
         .any(|prefix| err.message.starts_with(prefix))
+        // Unused or undeclared variables are mistakes in the document, not in a value.
+        && !(err.message.starts_with("Variable \"$")
+            && (err.message.contains("is not used") || err.message.contains("is not defined")))
 }
 
 fn code_uncoded(err: ServerError) -> ServerError {
@@ -290,12 +369,20 @@ mod tests {
                 serde_json::json!({}),
                 "BAD_USER_INPUT",
             ),
-            ("{ double(n: 2", serde_json::json!({}), "BAD_USER_INPUT"),
-            ("{ nope }", serde_json::json!({}), "BAD_USER_INPUT"),
+            (
+                "{ nope }",
+                serde_json::json!({}),
+                "GRAPHQL_VALIDATION_FAILED",
+            ),
+            (
+                "query($unused: Int) { double(n: 1) }",
+                serde_json::json!({}),
+                "GRAPHQL_VALIDATION_FAILED",
+            ),
             (
                 "{ __schema { types { fields { name } } } }",
                 serde_json::json!({}),
-                "BAD_USER_INPUT",
+                "QUERY_TOO_COMPLEX",
             ),
             ("{ broken }", serde_json::json!({}), "INTERNAL"),
         ];
@@ -304,6 +391,20 @@ mod tests {
             assert_eq!(code.as_deref(), Some(expected), "{query}: {message}");
             assert!(!message.contains("10.0.0.3"));
         }
+    }
+
+    #[test]
+    fn parse_errors_are_coded_without_the_parsers_drawing() {
+        let err = async_graphql::parser::parse_query("{ me { id ").expect_err("broken");
+        let server = parse_error(&err);
+        assert_eq!(code(&server), "GRAPHQL_PARSE_FAILED");
+        assert!(
+            server.message.starts_with("Syntax error: expected "),
+            "{}",
+            server.message
+        );
+        assert!(!server.message.contains('|') && !server.message.contains("-->"));
+        assert_eq!(server.locations.len(), 1);
     }
 
     #[test]

@@ -1,18 +1,22 @@
-//! The HTTP surface: `POST /graphql`, GraphiQL on `GET /graphql`, `/healthz`, `/readyz`,
-//! a request body limit and graceful shutdown.
+//! The HTTP surface: `/graphql` (GraphQL over HTTP, [`transport`]; CORS, [`cors`]; the
+//! playground for browsers, [`playground`]), `/healthz`, `/readyz`, the Stripe webhook, a
+//! request body limit and graceful shutdown.
+
+mod cors;
+mod playground;
+pub mod transport;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Value};
-use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
@@ -21,6 +25,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::error::ApiError;
 use crate::graphql::context::RequestContext;
 use crate::App;
+use transport::{GetParams, MediaType, PostParams};
 
 /// Largest request body accepted; GraphQL operations are small.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -29,14 +34,23 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// The app is shared behind one `Arc`: axum hands every request its own copy of the state,
 /// and copying `App` itself cost a reference count per field each way.
 pub fn router(app: App) -> Router {
-    with_middleware(
-        Router::new()
-            .route("/graphql", get(graphiql).post(graphql))
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/readyz", get(readyz))
-            .route("/webhooks/stripe", post(crate::billing::webhook::receive)),
-    )
-    .with_state(Arc::new(app))
+    let cors = Arc::new(cors::Cors::new(&app.config.http.cors_origins));
+    let graphql = Router::new()
+        .route(
+            "/graphql",
+            get(graphql_get)
+                .post(graphql_post)
+                .options(|| async { StatusCode::NO_CONTENT }),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(cors, cors::layer));
+    let mut routes = graphql
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/webhooks/stripe", post(crate::billing::webhook::receive));
+    if app.config.http.introspection {
+        routes = routes.route("/graphiql/{file}", get(playground::asset));
+    }
+    with_middleware(routes).with_state(Arc::new(app))
 }
 
 /// The middleware every route goes through; public so the benchmark's bare-handler baseline
@@ -56,23 +70,24 @@ pub async fn serve(
         .await
 }
 
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("Link AI Workspaces")
-            .finish(),
-    )
-}
-
-/// One operation as JSON (`query`, `operationName`, `variables`). The body is parsed straight
-/// into the request: async-graphql's own extractor also takes batches and multipart uploads,
-/// which the contract has none of, and buffers every body twice to tell them apart.
-async fn graphql(
+/// One operation as JSON (`query`, `operationName`, `variables`, `extensions`). The body is
+/// parsed straight into the request: async-graphql's own extractor also takes batches and
+/// multipart uploads, which the contract has none of, and buffers every body twice to tell
+/// them apart.
+async fn graphql_post(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Some(media) = MediaType::negotiate(&headers) else {
+        return not_acceptable();
+    };
+    if !transport::is_json(&headers) {
+        let err = ApiError::bad_input(
+            "Send the operation as JSON with `Content-Type: application/json`.",
+        );
+        return transport::http_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, media, &err);
+    }
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -80,24 +95,113 @@ async fn graphql(
                 "The request body could not be read: {}",
                 rejection.body_text()
             );
-            return error_response(rejection.status(), &ApiError::bad_input(message));
+            return transport::http_error(rejection.status(), media, &ApiError::bad_input(message));
         }
     };
-    let mut request: Request = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(err) => {
-            let message = format!("The request is not a GraphQL request: {err}");
-            return error_response(StatusCode::BAD_REQUEST, &ApiError::bad_input(message));
+    match PostParams::parse(&body) {
+        Ok(request) => execute(&app, &headers, media, request, false).await,
+        Err(message) => transport::http_error(
+            StatusCode::BAD_REQUEST,
+            media,
+            &ApiError::bad_input(message),
+        ),
+    }
+}
+
+/// Queries over GET (`?query=…`), or the playground for a browser that asks for a page.
+async fn graphql_get(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    params: Result<Query<GetParams>, QueryRejection>,
+) -> Response {
+    let params = params.ok().map(|Query(params)| params);
+    let has_query = params.as_ref().is_some_and(|p| p.query.is_some());
+    if !has_query && app.config.http.introspection && transport::wants_html(&headers) {
+        return playground::page();
+    }
+    let Some(media) = MediaType::negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let request = match params.filter(|_| has_query).map(GetParams::into_request) {
+        Some(Ok(request)) => request,
+        Some(Err(message)) => {
+            return transport::http_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                &ApiError::bad_input(message),
+            )
+        }
+        None => {
+            let err =
+                ApiError::bad_input("Send a query as `?query=…`, or the operation as a JSON POST.");
+            return transport::http_error(StatusCode::BAD_REQUEST, media, &err);
         }
     };
+    execute(&app, &headers, media, request, true).await
+}
+
+fn not_acceptable() -> Response {
+    let err =
+        ApiError::bad_input("Accept `application/graphql-response+json` or `application/json`.");
+    transport::http_error(StatusCode::NOT_ACCEPTABLE, MediaType::Json, &err)
+}
+
+/// Parses (through the document cache), measures and runs one request, then answers it as
+/// the spec says: request errors without `data`, field errors as `null`s in place.
+async fn execute(
+    app: &App,
+    headers: &HeaderMap,
+    media: MediaType,
+    mut request: Request,
+    over_get: bool,
+) -> Response {
     app.documents.prepare(&mut request);
+    // `parsed_query` borrows the whole request: lend the name and variables aside.
+    let operation_name = request.operation_name.take();
+    let variables = std::mem::take(&mut request.variables);
+    let shape = match request.parsed_query() {
+        Ok(doc) => crate::graphql::shape::check(
+            doc,
+            operation_name.as_deref(),
+            &variables,
+            app.config.http.introspection,
+        ),
+        Err(_) => {
+            // The cache parses only what parses: read the parser's own error for the answer.
+            let errors: Vec<_> = async_graphql::parser::parse_query(&request.query)
+                .err()
+                .map(|err| crate::error::parse_error(&err))
+                .into_iter()
+                .collect();
+            return transport::request_error(media, &errors);
+        }
+    };
+    request.operation_name = operation_name;
+    request.variables = variables;
+    match shape {
+        Ok(Some(shape)) if over_get && shape.operation != OperationType::Query => {
+            let err = ApiError::bad_input("Mutations are sent with POST, not GET.");
+            let mut response = transport::http_error(StatusCode::METHOD_NOT_ALLOWED, media, &err);
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        Ok(_) => {}
+        Err(err) => return transport::request_error_of(media, &err),
+    }
+    // The text is only needed again to place nulls after field errors: keep it aside
+    // rather than copy it (the schema runs the parsed document).
+    let query = std::mem::take(&mut request.query);
+    let operation_name = request.operation_name.clone();
+
     let db = app.db.for_request();
-    let bearer = bearer_token(&headers);
+    let bearer = bearer_token(headers);
     let service = bearer
         .is_some_and(|token| crate::usage::is_service_token(&app.config.service_tokens, token));
     let caller = match crate::auth::authenticate(&db, bearer.filter(|_| !service)).await {
         Ok(caller) => caller,
-        Err(err) => return error_response(StatusCode::SERVICE_UNAVAILABLE, &err),
+        Err(err) => return transport::http_error(StatusCode::SERVICE_UNAVAILABLE, media, &err),
     };
     let db = db.acting_as(caller.as_ref().map(|caller| caller.user_id));
     let mut context = RequestContext::new(
@@ -110,6 +214,19 @@ async fn graphql(
     let request = request.data(context);
     let mut response = app.schema.execute(request).await;
     crate::error::code_errors(&mut response);
+    if crate::error::is_request_error(&response) {
+        return transport::request_error(media, &response.errors);
+    }
+    if response.errors.iter().any(|err| !err.path.is_empty()) {
+        if let Some(doc) = app.documents.parsed(&query) {
+            crate::graphql::nulls::complete(
+                &app.output_types,
+                &doc,
+                operation_name.as_deref(),
+                &mut response,
+            );
+        }
+    }
     if app.config.http.expose_sql_stats {
         response
             .extensions
@@ -119,7 +236,7 @@ async fn graphql(
             Value::from(db.context_statements() as u64),
         );
     }
-    GraphQLResponse::from(response).into_response()
+    transport::executed(media, &response)
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -129,14 +246,6 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|token| !token.is_empty())
-}
-
-/// A GraphQL-shaped error for failures before execution.
-fn error_response(status: StatusCode, err: &ApiError) -> Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": err.message(), "extensions": { "code": err.code().as_str() } }]
-    });
-    (status, Json(body)).into_response()
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {

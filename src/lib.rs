@@ -35,6 +35,8 @@ pub struct App {
     pub config: Arc<Config>,
     pub db: Db,
     pub schema: AppSchema,
+    /// The schema's output types, to place `null`s where fields failed.
+    pub output_types: graphql::nulls::OutputTypes,
     /// Parsed documents of the queries clients send, shared by all requests.
     pub documents: graphql::documents::DocumentCache,
 }
@@ -56,11 +58,13 @@ impl App {
             .as_ref()
             .map(billing::stripe::StripeApi::new)
             .transpose()?;
+        let schema = graphql::schema(config.http.introspection);
         Ok(App {
             stripe,
+            output_types: graphql::nulls::OutputTypes::from_sdl(&schema.sdl()),
             config: Arc::new(config),
             db: Db::new(pool),
-            schema: graphql::schema(),
+            schema,
             documents: Default::default(),
         })
     }

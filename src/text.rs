@@ -91,8 +91,31 @@ impl NewPassword {
     }
 }
 
+/// A Rust field name as GraphQL spells it: `knowledge_base_ids` -> `knowledgeBaseIds`.
+pub fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn field_names_are_spelt_as_graphql_spells_them() {
+        assert_eq!(super::camel_case("knowledge_base_ids"), "knowledgeBaseIds");
+        assert_eq!(super::camel_case("name"), "name");
+    }
+
     use super::*;
 
     #[test]

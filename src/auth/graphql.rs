@@ -122,14 +122,14 @@ pub struct AuthQuery;
 #[Object]
 impl AuthQuery {
     /// The signed-in user.
-    async fn me(&self, ctx: &Context<'_>) -> ApiResult<User> {
+    async fn me(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
         let request = request(ctx);
         let caller = request.caller()?;
         let mut conn = request.db.conn().await?;
         let row = model::find_user(&mut conn, caller.user_id)
             .await?
             .ok_or_else(ApiError::unauthenticated)?;
-        Ok(User::me(row))
+        Ok(Some(User::me(row)))
     }
 }
 

@@ -3,7 +3,7 @@
 //! still work.
 
 use async_graphql::{Context, Object, SimpleObject, ID};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
 
@@ -14,6 +14,7 @@ use super::BillingStatus;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::{authorize, require_role, RoleGuard};
+use crate::graphql::scalars::Timestamp;
 use crate::roles::Role;
 use crate::workspaces::model::WorkspaceRow;
 
@@ -69,7 +70,7 @@ pub struct Invoice {
     /// ISO currency code.
     currency: String,
     /// When it was created.
-    created_at: DateTime<Utc>,
+    created_at: Timestamp,
     /// Stripe's page to view and pay it.
     hosted_invoice_url: Option<String>,
 }
@@ -105,13 +106,16 @@ impl Billing {
     }
 
     /// When the free trial ends (or ended).
-    async fn trial_ends_at(&self) -> Option<DateTime<Utc>> {
-        Some(self.workspace.trial_ends_at)
+    async fn trial_ends_at(&self) -> Option<Timestamp> {
+        Some(Timestamp(self.workspace.trial_ends_at))
     }
 
     /// End of the paid period.
-    async fn current_period_end(&self) -> Option<DateTime<Utc>> {
-        self.account.as_ref().and_then(|a| a.current_period_end)
+    async fn current_period_end(&self) -> Option<Timestamp> {
+        self.account
+            .as_ref()
+            .and_then(|a| a.current_period_end)
+            .map(Timestamp)
     }
 
     /// Whether the subscription ends at the end of the period.
@@ -121,35 +125,38 @@ impl Billing {
             .is_some_and(|a| a.cancel_at_period_end)
     }
 
-    /// Saved cards (read from Stripe).
-    async fn payment_methods(&self, ctx: &Context<'_>) -> ApiResult<Vec<PaymentMethod>> {
+    /// Saved cards, read from Stripe when asked: `null` with an error while Stripe cannot be
+    /// reached, so the rest of the billing screen still shows.
+    async fn payment_methods(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<PaymentMethod>>> {
         let (Some(account), Some(stripe)) = (&self.account, request(ctx).stripe.as_ref()) else {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         };
         let customer = &account.stripe_customer_id;
         let (methods, default) = tokio::try_join!(
             stripe.payment_methods(customer),
             stripe.default_payment_method(customer)
         )?;
-        Ok(methods
-            .into_iter()
-            .map(|method| {
-                let card = method.card.unwrap_or(super::stripe::Card {
-                    brand: String::new(),
-                    last4: String::new(),
-                    exp_month: 0,
-                    exp_year: 0,
-                });
-                PaymentMethod {
-                    is_default: default.as_deref() == Some(method.id.as_str()),
-                    id: method.id,
-                    brand: card.brand,
-                    last4: card.last4,
-                    exp_month: card.exp_month,
-                    exp_year: card.exp_year,
-                }
-            })
-            .collect())
+        Ok(Some(
+            methods
+                .into_iter()
+                .map(|method| {
+                    let card = method.card.unwrap_or(super::stripe::Card {
+                        brand: String::new(),
+                        last4: String::new(),
+                        exp_month: 0,
+                        exp_year: 0,
+                    });
+                    PaymentMethod {
+                        is_default: default.as_deref() == Some(method.id.as_str()),
+                        id: method.id,
+                        brand: card.brand,
+                        last4: card.last4,
+                        exp_month: card.exp_month,
+                        exp_year: card.exp_year,
+                    }
+                })
+                .collect(),
+        ))
     }
 
     /// Invoices, newest first, as mirrored from Stripe.
@@ -179,7 +186,7 @@ impl Billing {
                 status: invoice.status,
                 amount_due_cents: i32::try_from(invoice.amount_due_cents).unwrap_or(i32::MAX),
                 currency: invoice.currency,
-                created_at: invoice.created_at,
+                created_at: invoice.created_at.into(),
                 hosted_invoice_url: invoice.hosted_invoice_url,
             })
             .collect())
@@ -231,6 +238,8 @@ pub struct BillingMutation;
 #[Object]
 impl BillingMutation {
     /// Starts adding a card: returns the client secret for Stripe Elements.
+    ///
+    /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
@@ -249,6 +258,8 @@ impl BillingMutation {
     }
 
     /// Makes one of the workspace's saved cards the one invoices are charged to.
+    ///
+    /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
@@ -278,6 +289,8 @@ impl BillingMutation {
     /// Chooses or changes the plan. Needs a default payment method. During the trial the
     /// subscription starts billing when the trial ends (nothing is charged before); after it,
     /// at once. Changing plan prorates. Lifts read-only at once.
+    ///
+    /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
@@ -354,6 +367,8 @@ impl BillingMutation {
     }
 
     /// Ends the subscription at the end of the paid period.
+    ///
+    /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
@@ -363,6 +378,8 @@ impl BillingMutation {
     }
 
     /// Undoes `cancelSubscription` before the period ends.
+    ///
+    /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)

@@ -151,9 +151,9 @@ pub struct BillingQuery;
 #[Object]
 impl BillingQuery {
     /// The plans a workspace can choose, with prices and limits.
-    async fn plans(&self, ctx: &Context<'_>) -> crate::error::ApiResult<Vec<Plan>> {
+    async fn plans(&self, ctx: &Context<'_>) -> crate::error::ApiResult<Option<Vec<Plan>>> {
         let mut conn = crate::graphql::context::request(ctx).db.conn().await?;
-        Ok(plans::all(&mut conn).await?)
+        Ok(Some(plans::all(&mut conn).await?))
     }
 }
 

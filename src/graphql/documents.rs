@@ -44,6 +44,15 @@ impl DocumentCache {
         }
     }
 
+    /// The parsed document of `query`, from the cache or parsed now; `None` if it does not
+    /// parse.
+    pub fn parsed(&self, query: &str) -> Option<ExecutableDocument> {
+        if let Some(document) = self.lock().get(query) {
+            return Some(document.clone());
+        }
+        async_graphql::parser::parse_query(query).ok()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecutableDocument>> {
         // A panic while holding the lock leaves a valid map: keep using it.
         self.documents

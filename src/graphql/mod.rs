@@ -4,7 +4,10 @@
 pub mod context;
 pub mod documents;
 pub mod guard;
+pub mod nulls;
 pub mod pagination;
+pub mod scalars;
+pub mod shape;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
@@ -20,8 +23,8 @@ use crate::resources::graphql::{
 use crate::usage::graphql::UsageMutation;
 use crate::workspaces::graphql::{WorkspaceMutation, WorkspaceQuery};
 
-/// Deepest selection accepted; the contract's deepest useful query is well below.
-pub const MAX_DEPTH: usize = 12;
+pub use shape::MAX_DEPTH;
+
 /// Complexity budget per operation; a list field counts its page size times its children.
 pub const MAX_COMPLEXITY: usize = 5_000;
 
@@ -51,16 +54,23 @@ pub struct Mutation(
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// The schema with its limits and no data: request data is added per request.
-pub fn schema() -> AppSchema {
-    builder().finish()
+/// `introspection: false` (`INTROSPECTION=false`) answers `__schema` and `__type` as unknown
+/// fields.
+pub fn schema(introspection: bool) -> AppSchema {
+    let builder = builder();
+    match introspection {
+        true => builder.finish(),
+        false => builder.disable_introspection().finish(),
+    }
 }
 
 /// No schema extensions: one sends every field through async-graphql's slow resolve path
 /// (BENCHMARKS.md), and pages resolve their items without the per-item hook
-/// ([`pagination::Items`]).
+/// ([`pagination::Items`]). Depth is measured by [`shape`] before this schema sees the
+/// document (introspection apart); the library's own limit is a backstop.
 fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(MAX_DEPTH)
+        .limit_depth(shape::BACKSTOP_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
         .limit_directives(8)
@@ -68,5 +78,9 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 
 /// The SDL as published in `schema.graphql`.
 pub fn sdl() -> String {
-    schema().sdl_with_options(async_graphql::SDLExportOptions::new().sorted_fields())
+    schema(true).sdl_with_options(
+        async_graphql::SDLExportOptions::new()
+            .sorted_fields()
+            .include_specified_by(),
+    )
 }

@@ -1,7 +1,7 @@
 //! Invitation types, the public preview and the invitation mutations.
 
 use async_graphql::{Context, Object, SimpleObject, ID};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
 
@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::{membership, require_role, RoleGuard};
 use crate::graphql::pagination::{split_total, Cursor, Page, PageOf};
+use crate::graphql::scalars::Timestamp;
 use crate::roles::Role;
 use crate::text::EmailAddress;
 use crate::workspaces::graphql::Workspace;
@@ -53,13 +54,13 @@ impl Invitation {
     }
 
     /// When it was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.row.created_at
+    async fn created_at(&self) -> Timestamp {
+        self.row.created_at.into()
     }
 
     /// When the current link stops working.
-    async fn expires_at(&self) -> DateTime<Utc> {
-        self.row.expires_at
+    async fn expires_at(&self) -> Timestamp {
+        self.row.expires_at.into()
     }
 }
 
@@ -77,7 +78,7 @@ pub struct InvitationPreview {
     /// Where the invitation stands.
     status: InvitationStatus,
     /// When the link stops working.
-    expires_at: DateTime<Utc>,
+    expires_at: Timestamp,
 }
 
 /// A page of a workspace's invitations, oldest first.
@@ -110,7 +111,11 @@ pub struct InvitationQuery;
 #[Object]
 impl InvitationQuery {
     /// Public preview of an invitation, for the accept page.
-    async fn invitation(&self, ctx: &Context<'_>, token: String) -> ApiResult<InvitationPreview> {
+    async fn invitation(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+    ) -> ApiResult<Option<InvitationPreview>> {
         let db = &request(ctx).db;
         let hash = token::hash(&token);
         let mut conn = db.conn_outside_tenancy().await?;
@@ -122,14 +127,14 @@ impl InvitationQuery {
         let preview = model::preview(&mut conn, &hash)
             .await?
             .ok_or(super::InvitationError::InvalidLink)?;
-        Ok(InvitationPreview {
+        Ok(Some(InvitationPreview {
             workspace_name: preview.workspace_name,
             invited_by_name: preview.inviter_name.unwrap_or_default(),
             email: preview.invitation.email.clone(),
             role: preview.invitation.role(),
             status: preview.invitation.status(Utc::now()),
-            expires_at: preview.invitation.expires_at,
-        })
+            expires_at: preview.invitation.expires_at.into(),
+        }))
     }
 }
 
@@ -141,6 +146,8 @@ pub struct InvitationMutation;
 impl InvitationMutation {
     /// Invites someone by email with a role; they get an email with a link valid 7 days.
     /// Only the Owner may invite an Owner (accepting transfers ownership).
+    ///
+    /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::writer(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
@@ -167,6 +174,8 @@ impl InvitationMutation {
 
     /// Sends the invitation again with a new link (the old one stops working) and a fresh
     /// 7-day expiry. Works for expired invitations too.
+    ///
+    /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::writer(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
@@ -181,6 +190,8 @@ impl InvitationMutation {
     }
 
     /// Withdraws a pending invitation; its link stops working.
+    ///
+    /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)

@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::{lock_caller_role, require_role, RoleGuard};
 use crate::graphql::pagination::{split_total, Cursor, Page, PageOf};
+use crate::graphql::scalars::Timestamp;
 use crate::roles::{self, Action, Role};
 use crate::workspaces::graphql::Workspace;
 
@@ -46,8 +47,8 @@ impl Member {
     }
 
     /// When they joined.
-    async fn joined_at(&self) -> DateTime<Utc> {
-        self.joined_at
+    async fn joined_at(&self) -> Timestamp {
+        self.joined_at.into()
     }
 }
 
@@ -81,6 +82,8 @@ pub struct MemberMutation;
 impl MemberMutation {
     /// Changes a member's role. Setting OWNER transfers ownership: the current Owner
     /// becomes Admin in the same step.
+    ///
+    /// Needs the OWNER role.
     #[graphql(
         guard = "RoleGuard::new(Role::Owner, &workspace_id)",
         directive = require_role::apply(Role::Owner)
@@ -123,6 +126,8 @@ impl MemberMutation {
     }
 
     /// Removes a member. Their work stays in the workspace. Nobody removes the Owner.
+    ///
+    /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
@@ -158,6 +163,8 @@ impl MemberMutation {
     }
 
     /// Hands ownership to another member; the caller becomes Admin.
+    ///
+    /// Needs the OWNER role.
     #[graphql(
         guard = "RoleGuard::new(Role::Owner, &workspace_id)",
         directive = require_role::apply(Role::Owner)

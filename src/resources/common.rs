@@ -1,11 +1,11 @@
 //! The fields every resource has, shared by the seven GraphQL types.
 
 use async_graphql::{Object, OutputType, ID};
-use chrono::{DateTime, Utc};
 
 use super::model::ResourceRow;
 use crate::auth::graphql::User;
 use crate::graphql::pagination::Cursor;
+use crate::graphql::scalars::Timestamp;
 
 /// What every resource has.
 pub struct ResourceCommon {
@@ -43,13 +43,13 @@ impl ResourceCommon {
     }
 
     /// When it was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.row.created_at
+    async fn created_at(&self) -> Timestamp {
+        self.row.created_at.into()
     }
 
     /// When it last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.row.updated_at
+    async fn updated_at(&self) -> Timestamp {
+        self.row.updated_at.into()
     }
 }
 

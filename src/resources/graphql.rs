@@ -20,6 +20,8 @@ macro_rules! resource_mutations {
         #[Object]
         impl $mutation {
             #[doc = $create_doc]
+            #[doc = ""]
+            #[doc = "Needs the MEMBER role or higher."]
             #[graphql(
                                         guard = "RoleGuard::writer(Role::Member, &workspace_id)",
                                         directive = require_role::apply(Role::Member)
@@ -34,6 +36,8 @@ macro_rules! resource_mutations {
             }
 
             #[doc = $update_doc]
+            #[doc = ""]
+            #[doc = "Needs the MEMBER role or higher."]
             #[graphql(
                                         guard = "RoleGuard::writer(Role::Member, &workspace_id)",
                                         directive = require_role::apply(Role::Member)
@@ -43,12 +47,14 @@ macro_rules! resource_mutations {
                 ctx: &Context<'_>,
                 workspace_id: ID,
                 id: ID,
-                input: <$kind as super::Kind>::Input,
+                #[graphql(desc = "Only the fields to change.")] input: <$kind as super::Kind>::Patch,
             ) -> ApiResult<<$kind as super::Kind>::Node> {
                 super::update::<$kind>(ctx, &workspace_id, &id, input).await
             }
 
             #[doc = $delete_doc]
+            #[doc = ""]
+            #[doc = "Needs the MEMBER role or higher."]
             #[graphql(
                                         guard = "RoleGuard::writer(Role::Member, &workspace_id)",
                                         directive = require_role::apply(Role::Member)

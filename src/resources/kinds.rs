@@ -1,7 +1,7 @@
 //! The seven resource kinds: for each, its input, the fields it stores in `data`, its
 //! validation and its GraphQL type. Everything else is shared (see `mod.rs`).
 
-use async_graphql::{Enum, InputObject, MergedObject, SimpleObject, ID};
+use async_graphql::{Enum, InputObject, MaybeUndefined, MergedObject, SimpleObject, ID};
 use diesel_async::AsyncPgConnection;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -18,6 +18,39 @@ const MAX_TEXT: usize = 2_000;
 const MAX_LINKED_KNOWLEDGE_BASES: usize = 20;
 const MAX_FORM_FIELDS: usize = 50;
 const MAX_SELECT_OPTIONS: usize = 50;
+
+/// A kind's create input and its update patch, from one list of fields. `required` fields
+/// must be given on create; `optional` ones may be left out. In the patch every field is
+/// optional: left out, it stays as it is; `null` clears it (or is refused where the field
+/// is required). The patch serialises only what it sets, under the same names the stored
+/// `data` uses, so [`super::patched`] merges it over the stored fields for every kind alike.
+macro_rules! input_and_patch {
+    ($(#[$doc:meta])* $input:ident, $patch:ident, $what:literal {
+        $( $(#[$field_doc:meta])* $field:ident : $presence:ident $ty:ty ),* $(,)?
+    }) => {
+        $(#[$doc])*
+        #[derive(InputObject, Deserialize)]
+        pub struct $input {
+            $( $(#[$field_doc])* $field: input_type!($presence $ty), )*
+        }
+
+        #[doc = concat!("Changes to ", $what, ": a field left out stays as it is; `null` clears it ")]
+        #[doc = "where it may be empty."]
+        #[derive(InputObject, Serialize)]
+        pub struct $patch {
+            $(
+                $(#[$field_doc])*
+                #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+                $field: MaybeUndefined<$ty>,
+            )*
+        }
+    };
+}
+
+macro_rules! input_type {
+    (required $ty:ty) => { $ty };
+    (optional $ty:ty) => { Option<$ty> };
+}
 
 macro_rules! node {
     ($(#[$doc:meta])* $node:ident($fields:ty)) => {
@@ -118,18 +151,19 @@ async fn references(
 
 // ----- Agent -----
 
+input_and_patch!(
 /// What an agent is made of.
-#[derive(InputObject)]
-pub struct AgentInput {
-    /// 1-100 characters.
-    name: String,
-    /// Up to 2,000 characters.
-    description: Option<String>,
-    /// A phone number of this workspace the agent answers.
-    phone_number_id: Option<ID>,
-    /// Knowledge bases of this workspace the agent draws on (up to 20).
-    knowledge_base_ids: Option<Vec<ID>>,
-}
+    AgentInput, AgentPatch, "an agent" {
+        /// 1-100 characters.
+        name: required String,
+        /// Up to 2,000 characters.
+        description: optional String,
+        /// A phone number of this workspace the agent answers.
+        phone_number_id: optional ID,
+        /// Knowledge bases of this workspace the agent draws on (up to 20).
+        knowledge_base_ids: optional Vec<ID>,
+    }
+);
 
 #[derive(Serialize, Deserialize, Default)]
 pub struct AgentData {
@@ -162,6 +196,7 @@ impl Kind for AgentKind {
     const LABEL: &'static str = "Agent";
     const LIMIT: Option<fn(&Limits) -> i32> = Some(|limits| limits.agents);
     type Input = AgentInput;
+    type Patch = AgentPatch;
     type Node = Agent;
 
     async fn validate(
@@ -220,16 +255,17 @@ impl Kind for AgentKind {
 
 // ----- Contact -----
 
+input_and_patch!(
 /// A person the workspace talks to.
-#[derive(InputObject)]
-pub struct ContactInput {
-    /// 1-100 characters.
-    name: String,
-    /// Their email address.
-    email: Option<String>,
-    /// Their phone number, E.164.
-    phone: Option<String>,
-}
+    ContactInput, ContactPatch, "a contact" {
+        /// 1-100 characters.
+        name: required String,
+        /// Their email address.
+        email: optional String,
+        /// Their phone number, E.164.
+        phone: optional String,
+    }
+);
 
 #[derive(Serialize, Deserialize, Default)]
 pub struct ContactData {
@@ -257,6 +293,7 @@ impl Kind for ContactKind {
     const KIND: &'static str = "contact";
     const LABEL: &'static str = "Contact";
     type Input = ContactInput;
+    type Patch = ContactPatch;
     type Node = Contact;
 
     async fn validate(
@@ -299,14 +336,15 @@ impl Kind for ContactKind {
 
 // ----- Knowledge base -----
 
+input_and_patch!(
 /// Documents agents draw answers from.
-#[derive(InputObject)]
-pub struct KnowledgeBaseInput {
-    /// 1-100 characters.
-    name: String,
-    /// Up to 2,000 characters.
-    description: Option<String>,
-}
+    KnowledgeBaseInput, KnowledgeBasePatch, "a knowledge base" {
+        /// 1-100 characters.
+        name: required String,
+        /// Up to 2,000 characters.
+        description: optional String,
+    }
+);
 
 #[derive(Serialize, Deserialize, Default)]
 pub struct DescriptionData {
@@ -331,6 +369,7 @@ impl Kind for KnowledgeBaseKind {
     const KIND: &'static str = "knowledge_base";
     const LABEL: &'static str = "Knowledge base";
     type Input = KnowledgeBaseInput;
+    type Patch = KnowledgeBasePatch;
     type Node = KnowledgeBase;
 
     async fn validate(
@@ -376,18 +415,21 @@ pub enum FormFieldType {
 }
 
 /// One question of a form.
-#[derive(InputObject)]
+#[derive(InputObject, Serialize, Deserialize)]
 pub struct FormFieldInput {
     /// The question, 1-100 characters, unique in the form.
     label: String,
     /// The kind of answer.
     #[graphql(name = "type")]
+    #[serde(rename = "type")]
     field_type: FormFieldType,
     /// Whether an answer is needed.
     #[graphql(default)]
+    #[serde(default)]
     required: bool,
     /// The choices of a SELECT field (1 to 50); none otherwise.
     #[graphql(default)]
+    #[serde(default)]
     options: Vec<String>,
 }
 
@@ -406,14 +448,15 @@ pub struct FormField {
     options: Vec<String>,
 }
 
+input_and_patch!(
 /// A form agents fill in with customers.
-#[derive(InputObject)]
-pub struct FormInput {
-    /// 1-100 characters.
-    name: String,
-    /// The questions, 1 to 50.
-    fields: Vec<FormFieldInput>,
-}
+    FormInput, FormPatch, "a form" {
+        /// 1-100 characters.
+        name: required String,
+        /// The questions, 1 to 50.
+        fields: required Vec<FormFieldInput>,
+    }
+);
 
 #[derive(Serialize, Deserialize, Default)]
 pub struct FormData {
@@ -438,6 +481,7 @@ impl Kind for FormKind {
     const KIND: &'static str = "form";
     const LABEL: &'static str = "Form";
     type Input = FormInput;
+    type Patch = FormPatch;
     type Node = Form;
 
     async fn validate(_: &mut AsyncPgConnection, _: Scope, input: &FormInput) -> ApiResult<Fields> {
@@ -494,14 +538,15 @@ impl Kind for FormKind {
 
 // ----- Phone number -----
 
+input_and_patch!(
 /// A phone number agents answer and call from.
-#[derive(InputObject)]
-pub struct PhoneNumberInput {
-    /// A label, 1-100 characters.
-    name: String,
-    /// E.164, unique in the workspace.
-    number: String,
-}
+    PhoneNumberInput, PhoneNumberPatch, "a phone number" {
+        /// A label, 1-100 characters.
+        name: required String,
+        /// E.164, unique in the workspace.
+        number: required String,
+    }
+);
 
 #[derive(Serialize, Deserialize, Default)]
 pub struct PhoneNumberData {
@@ -527,6 +572,7 @@ impl Kind for PhoneNumberKind {
     const LABEL: &'static str = "Phone number";
     const LIMIT: Option<fn(&Limits) -> i32> = Some(|limits| limits.phone_numbers);
     type Input = PhoneNumberInput;
+    type Patch = PhoneNumberPatch;
     type Node = PhoneNumber;
 
     async fn validate(
@@ -551,14 +597,15 @@ impl Kind for PhoneNumberKind {
 
 // ----- Calendar -----
 
+input_and_patch!(
 /// A calendar agents book meetings in.
-#[derive(InputObject)]
-pub struct CalendarInput {
-    /// 1-100 characters.
-    name: String,
-    /// An IANA time zone such as `Europe/Paris`, or `UTC`.
-    time_zone: String,
-}
+    CalendarInput, CalendarPatch, "a calendar" {
+        /// 1-100 characters.
+        name: required String,
+        /// An IANA time zone such as `Europe/Paris`, or `UTC`.
+        time_zone: required String,
+    }
+);
 
 #[derive(Serialize, Deserialize, Default)]
 pub struct CalendarData {
@@ -621,6 +668,7 @@ impl Kind for CalendarKind {
     const KIND: &'static str = "calendar";
     const LABEL: &'static str = "Calendar";
     type Input = CalendarInput;
+    type Patch = CalendarPatch;
     type Node = Calendar;
 
     async fn validate(
@@ -679,16 +727,17 @@ pub enum IntegrationStatus {
     Error,
 }
 
+input_and_patch!(
 /// A connection to another service.
-#[derive(InputObject)]
-pub struct IntegrationInput {
-    /// 1-100 characters.
-    name: String,
-    /// The service.
-    provider: IntegrationProvider,
-    /// Defaults to DISCONNECTED.
-    status: Option<IntegrationStatus>,
-}
+    IntegrationInput, IntegrationPatch, "an integration" {
+        /// 1-100 characters.
+        name: required String,
+        /// The service.
+        provider: required IntegrationProvider,
+        /// Defaults to DISCONNECTED.
+        status: optional IntegrationStatus,
+    }
+);
 
 #[derive(Serialize, Deserialize, Default)]
 pub struct IntegrationData {
@@ -716,6 +765,7 @@ impl Kind for IntegrationKind {
     const KIND: &'static str = "integration";
     const LABEL: &'static str = "Integration";
     type Input = IntegrationInput;
+    type Patch = IntegrationPatch;
     type Node = Integration;
 
     async fn validate(

@@ -50,7 +50,10 @@ pub trait Kind: Send + Sync + Sized + 'static {
     /// The plan limit this kind counts against, if any.
     const LIMIT: Option<fn(&Limits) -> i32> = None;
 
-    type Input: Send + Sync;
+    /// What `create` takes; read back from the stored fields to apply a patch.
+    type Input: Send + Sync + serde::de::DeserializeOwned;
+    /// What `update` takes: only the fields to change (see `kinds::input_and_patch!`).
+    type Patch: Send + Sync + serde::Serialize;
     type Node: ResourceNode;
 
     /// Checks an input inside the writing transaction (so references can be checked).
@@ -153,11 +156,47 @@ pub async fn create<K: Kind>(
     Ok(K::node(row, created_by))
 }
 
+/// The input `patch` makes of a stored resource: the stored name and fields, with the
+/// patch's fields laid over them (a field the patch leaves out keeps its value; `null` clears
+/// it). The result is validated like a new input, so a patch can only reach states a create
+/// could.
+fn patched<K: Kind>(existing: &ResourceRow, patch: &K::Patch) -> ApiResult<K::Input> {
+    let mut fields = match existing.data.parse::<serde_json::Value>() {
+        serde_json::Value::Object(fields) => fields,
+        _ => serde_json::Map::new(),
+    };
+    fields.insert("name".into(), existing.name.clone().into());
+    let changes = match serde_json::to_value(patch) {
+        Ok(serde_json::Value::Object(changes)) => changes,
+        Ok(_) => serde_json::Map::new(),
+        Err(err) => return Err(ApiError::internal(&err)),
+    };
+    let cleared: Vec<String> = changes
+        .iter()
+        .filter(|(_, value)| value.is_null())
+        .map(|(name, _)| crate::text::camel_case(name))
+        .collect();
+    fields.extend(changes);
+    serde_json::from_value(serde_json::Value::Object(fields)).map_err(|_| {
+        ApiError::bad_input(match cleared.as_slice() {
+            [] => format!("{} cannot be changed this way.", K::LABEL),
+            names => format!(
+                "{} cannot be cleared: give a value instead of null.",
+                names
+                    .iter()
+                    .map(|name| format!("`{name}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+    })
+}
+
 pub async fn update<K: Kind>(
     ctx: &Context<'_>,
     workspace_id: &ID,
     id: &ID,
-    input: K::Input,
+    patch: K::Patch,
 ) -> ApiResult<K::Node> {
     let request = request(ctx);
     let workspace_id = parse_id(workspace_id)?;
@@ -171,6 +210,7 @@ pub async fn update<K: Kind>(
             let existing = model::find_for_update(conn, scope, id)
                 .await?
                 .ok_or_else(not_found::<K>)?;
+            let input = patched::<K>(&existing, &patch)?;
             let fields = K::validate(conn, scope, &input).await?;
             let row = model::update(
                 conn,

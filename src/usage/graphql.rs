@@ -1,7 +1,7 @@
 //! The `Usage` type and `reportUsage`.
 
 use async_graphql::{Context, Enum, Object, SimpleObject, ID};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 
 use super::model;
@@ -9,6 +9,7 @@ use crate::billing::{self, plans::Limits};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::ensure_writable;
+use crate::graphql::scalars::Timestamp;
 use crate::workspaces::model::WorkspaceRow;
 
 pub const MAX_QUANTITY: i32 = 1_000_000;
@@ -44,9 +45,9 @@ impl UsageMetric {
 #[derive(SimpleObject)]
 pub struct Usage {
     /// Start of the current billing period.
-    period_start: DateTime<Utc>,
+    period_start: Timestamp,
     /// End of the current billing period.
-    period_end: DateTime<Utc>,
+    period_end: Timestamp,
     /// Messages this period.
     messages: i32,
     /// SMS this period.
@@ -69,8 +70,8 @@ pub async fn usage_of(conn: &mut AsyncPgConnection, workspace: &WorkspaceRow) ->
     let (messages, sms) = model::totals(conn, workspace.id, period_start).await?;
     let (agents, phone_numbers) = model::in_use(conn, workspace.id).await?;
     Ok(Usage {
-        period_start,
-        period_end,
+        period_start: period_start.into(),
+        period_end: period_end.into(),
         messages: clamp(messages),
         sms: clamp(sms),
         agents: clamp(agents),

@@ -1,7 +1,7 @@
 //! The `Workspace` type and the workspace queries and mutations.
 
 use async_graphql::{Context, MergedObject, Object, ID};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 
 use super::loader::CallerMembership;
@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::{lock_caller_role, membership, require_role, RoleGuard};
 use crate::graphql::pagination::PageOf;
+use crate::graphql::scalars::Timestamp;
 use crate::invitations::graphql::{invitations_page, Invitation};
 use crate::members::graphql::{members_page, Member};
 use crate::resources::graphql::ResourceLists;
@@ -66,8 +67,8 @@ impl WorkspaceFields {
     }
 
     /// When the workspace was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.row.created_at
+    async fn created_at(&self) -> Timestamp {
+        self.row.created_at.into()
     }
 
     /// The caller's role here.
@@ -81,8 +82,8 @@ impl WorkspaceFields {
     }
 
     /// When the free trial ends (or ended).
-    async fn trial_ends_at(&self) -> Option<DateTime<Utc>> {
-        Some(self.row.trial_ends_at)
+    async fn trial_ends_at(&self) -> Option<Timestamp> {
+        Some(Timestamp(self.row.trial_ends_at))
     }
 
     /// Whether writes are refused (trial expired or subscription canceled); reads keep working.
@@ -108,15 +109,19 @@ impl WorkspaceFields {
     }
 
     /// Plan, trial, subscription, payment methods and invoices.
+    ///
+    /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::on(Role::Admin, self.row.id)",
         directive = require_role::apply(Role::Admin)
     )]
-    async fn billing(&self, ctx: &Context<'_>) -> ApiResult<Billing> {
-        billing_of(ctx, self.row.id).await
+    async fn billing(&self, ctx: &Context<'_>) -> ApiResult<Option<Billing>> {
+        billing_of(ctx, self.row.id).await.map(Some)
     }
 
     /// Invitations of any status, oldest first.
+    ///
+    /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::on(Role::Admin, self.row.id)",
         directive = require_role::apply(Role::Admin),
@@ -127,8 +132,10 @@ impl WorkspaceFields {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
-    ) -> ApiResult<PageOf<Invitation>> {
-        invitations_page(ctx, self.row.id, first, after.as_deref()).await
+    ) -> ApiResult<Option<PageOf<Invitation>>> {
+        invitations_page(ctx, self.row.id, first, after.as_deref())
+            .await
+            .map(Some)
     }
 }
 
@@ -138,20 +145,21 @@ pub struct WorkspaceQuery;
 #[Object]
 impl WorkspaceQuery {
     /// The workspaces the caller belongs to.
-    async fn workspaces(&self, ctx: &Context<'_>) -> ApiResult<Vec<Workspace>> {
+    async fn workspaces(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<Workspace>>> {
         let request = request(ctx);
         request.caller()?;
         let mut conn = request.db.conn_for_caller().await?;
         let rows = model::memberships_of_caller(&mut conn, None).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(row, role)| Workspace::new(row, role))
-            .collect())
+        Ok(Some(
+            rows.into_iter()
+                .map(|(row, role)| Workspace::new(row, role))
+                .collect(),
+        ))
     }
 
     /// One workspace the caller belongs to; any other id is NOT_FOUND.
-    async fn workspace(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Workspace> {
-        Ok(membership(ctx, parse_id(&id)?).await?.into())
+    async fn workspace(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Workspace>> {
+        Ok(Some(membership(ctx, parse_id(&id)?).await?.into()))
     }
 }
 
@@ -186,6 +194,8 @@ impl WorkspaceMutation {
     }
 
     /// Renames a workspace.
+    ///
+    /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::writer(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
@@ -207,6 +217,8 @@ impl WorkspaceMutation {
 
     /// Deletes a workspace: it disappears for every member at once. Its data is kept for a
     /// later purge.
+    ///
+    /// Needs the OWNER role.
     #[graphql(
         guard = "RoleGuard::new(Role::Owner, &workspace_id)",
         directive = require_role::apply(Role::Owner)

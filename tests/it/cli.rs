@@ -86,6 +86,7 @@ async fn serve_end_to_end(on_one_core: bool) {
     assert!(ready, "the service became ready");
     let page = client
         .get(format!("{base}/graphql"))
+        .header("accept", "text/html")
         .send()
         .await
         .expect("graphiql");

@@ -15,6 +15,9 @@ const KNOWN_CODES: &[&str] = &[
     "TRIAL_EXPIRED",
     "RATE_LIMITED",
     "BILLING_NOT_CONFIGURED",
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "QUERY_TOO_COMPLEX",
     "INTERNAL",
 ];
 
@@ -28,25 +31,49 @@ fn assert_all_coded(body: &Value, code: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parse_and_validation_errors_are_bad_user_input() {
+async fn documents_that_do_not_parse_or_validate_have_their_own_codes() {
     let app = TestApp::new().await;
     let ada = app.sign_up("Ada").await;
     let cases = [
-        ("{ me { id ", json!({})),
-        ("{ me { noSuchField } }", json!({})),
-        ("query($id: ID!) { workspace(id: $id) { id } }", json!({})),
+        ("{ me { id ", json!({}), "GRAPHQL_PARSE_FAILED"),
+        (
+            "{ me { noSuchField } }",
+            json!({}),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            "query($n: Int) { plans { id } }",
+            json!({}),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        // Values are what a person typed: BAD_USER_INPUT, as for a resolver's own checks.
+        (
+            "query($id: ID!) { workspace(id: $id) { id } }",
+            json!({}),
+            "BAD_USER_INPUT",
+        ),
         (
             "query($n: Int) { workspaces { members(first: $n) { totalCount } } }",
             json!({ "n": "ten" }),
+            "BAD_USER_INPUT",
         ),
         (
             "mutation { changeMemberRole(workspaceId: \"x\", userId: \"y\", role: KING) { role } }",
             json!({}),
+            "BAD_USER_INPUT",
         ),
     ];
-    for (query, variables) in cases {
+    for (query, variables, code) in cases {
         let res = app.gql(ada.token(), query, variables).await;
-        assert_all_coded(&res.body, "BAD_USER_INPUT");
+        assert_all_coded(&res.body, code);
+        // A refused document ran nothing: no `data` at all (checked for every response by
+        // the harness too), and a message without the parser's drawing.
+        assert!(res.body.get("data").is_none(), "{query}: {:#}", res.body);
+        let message = res.message();
+        assert!(
+            !message.contains("-->") && !message.contains(" | "),
+            "{message}"
+        );
     }
 }
 
@@ -59,12 +86,17 @@ async fn too_deep_or_too_complex_queries_are_refused() {
         format!("{{ me {{ activeWorkspace {{ members {{ edges {{ node {{ {user} }} }} }} }} }} }}");
     assert_all_coded(
         &app.gql(ada.token(), &deep, json!({})).await.body,
-        "BAD_USER_INPUT",
+        "QUERY_TOO_COMPLEX",
     );
     let wide = "{ workspaces { members(first: 100) { edges { node { user { activeWorkspace {
         members(first: 100) { edges { node { role } } } } } } } } } }";
     let res = app.gql(ada.token(), wide, json!({})).await;
-    assert_all_coded(&res.body, "BAD_USER_INPUT");
+    assert_all_coded(&res.body, "QUERY_TOO_COMPLEX");
+    // Introspection that multiplies the schema by itself is refused like any other.
+    let abusive =
+        "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+    let res = app.gql(None, abusive, json!({})).await;
+    assert_all_coded(&res.body, "QUERY_TOO_COMPLEX");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,6 +177,7 @@ async fn health_and_readiness_answer() {
     let graphiql = app
         .client()
         .get(format!("{}/graphql", app.base_url))
+        .header("accept", "text/html")
         .send()
         .await
         .expect("sent");

@@ -222,9 +222,17 @@ pub struct TestAppBuilder {
     unfiltered_kind: Option<String>,
     redis_url: String,
     smtp_port: u16,
+    /// Configuration set by the test, over the harness's own.
+    env: Vec<(&'static str, String)>,
 }
 
 impl TestAppBuilder {
+    /// Sets one more configuration variable (`CORS_ORIGINS`, `INTROSPECTION`, ...).
+    pub fn with_env(mut self, name: &'static str, value: &str) -> Self {
+        self.env.push((name, value.to_owned()));
+        self
+    }
+
     /// Runs the outbox relay and a job worker in-process, mailing to the test's SMTP server.
     pub fn with_workers(mut self) -> Self {
         self.workers = true;
@@ -279,6 +287,7 @@ impl TestApp {
             unfiltered_kind: None,
             stripe: false,
             plan_key: None,
+            env: Vec::new(),
         }
     }
 
@@ -313,21 +322,26 @@ impl TestApp {
             true => Some(stripe_fake().await.to_owned()),
             false => None,
         };
-        let config = Config::from_lookup(|name| match name {
-            "DATABASE_URL" => Some(url.clone()),
-            "DATABASE_POOL_SIZE" => Some("20".into()),
-            "GRAPHQL_SQL_STATS" => Some("true".into()),
-            "SMTP_URL" => Some(smtp.clone()),
-            "REDIS_URL" => Some(redis.clone()),
-            "JOBS_QUEUE" => Some(queue.clone()),
-            "WORKER_HEARTBEAT_SECS" => Some("1".into()),
-            "SERVICE_TOKENS" => Some(crate::usage::SERVICE_TOKEN.into()),
-            "UNSAFE_UNFILTERED_KIND" => builder.unfiltered_kind.clone(),
-            "STRIPE_SECRET_KEY" => stripe_base.as_ref().map(|_| STRIPE_KEY.to_owned()),
-            "STRIPE_API_BASE" => stripe_base.clone(),
-            "STRIPE_PLAN_METADATA_KEY" => builder.plan_key.clone(),
-            "STRIPE_WEBHOOK_SECRET" => stripe_base.as_ref().map(|_| WEBHOOK_SECRET.to_owned()),
-            _ => None,
+        let config = Config::from_lookup(|name| {
+            if let Some((_, value)) = builder.env.iter().find(|(set, _)| *set == name) {
+                return Some(value.clone());
+            }
+            match name {
+                "DATABASE_URL" => Some(url.clone()),
+                "DATABASE_POOL_SIZE" => Some("20".into()),
+                "GRAPHQL_SQL_STATS" => Some("true".into()),
+                "SMTP_URL" => Some(smtp.clone()),
+                "REDIS_URL" => Some(redis.clone()),
+                "JOBS_QUEUE" => Some(queue.clone()),
+                "WORKER_HEARTBEAT_SECS" => Some("1".into()),
+                "SERVICE_TOKENS" => Some(crate::usage::SERVICE_TOKEN.into()),
+                "UNSAFE_UNFILTERED_KIND" => builder.unfiltered_kind.clone(),
+                "STRIPE_SECRET_KEY" => stripe_base.as_ref().map(|_| STRIPE_KEY.to_owned()),
+                "STRIPE_API_BASE" => stripe_base.clone(),
+                "STRIPE_PLAN_METADATA_KEY" => builder.plan_key.clone(),
+                "STRIPE_WEBHOOK_SECRET" => stripe_base.as_ref().map(|_| WEBHOOK_SECRET.to_owned()),
+                _ => None,
+            }
         })
         .expect("config");
         let app = App::connect(config).expect("app");
@@ -372,6 +386,7 @@ impl TestApp {
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         let body: Value = response.json().await.expect("JSON body");
+        assert_spec_shape(&body);
         Gql { status, body }
     }
 
@@ -512,6 +527,53 @@ pub struct Team {
     pub member: Actor,
     pub viewer: Actor,
     pub stranger: Actor,
+}
+
+/// What the GraphQL spec says of every response, checked on each one the suite receives:
+/// a request error (errors without a path) has no `data`; a field error's path leads, key by
+/// key, to a `null` (the failed field, or the nearest nullable ancestor it propagated to),
+/// never to a missing key.
+#[track_caller]
+pub fn assert_spec_shape(body: &Value) {
+    let Some(errors) = body.get("errors").and_then(Value::as_array) else {
+        assert!(
+            body.get("data").is_some(),
+            "no data and no errors: {body:#}"
+        );
+        return;
+    };
+    assert!(!errors.is_empty(), "an empty `errors` list: {body:#}");
+    let field_errors: Vec<&Vec<Value>> = errors
+        .iter()
+        .filter_map(|err| err.get("path").and_then(Value::as_array))
+        .collect();
+    if field_errors.is_empty() {
+        assert!(
+            body.get("data").is_none(),
+            "a request error must not carry `data`: {body:#}"
+        );
+        return;
+    }
+    for path in field_errors {
+        let mut node = body.get("data").expect("field errors come with `data`");
+        for segment in path {
+            if node.is_null() {
+                break;
+            }
+            let next = match segment {
+                Value::String(key) => node.get(key.as_str()),
+                Value::Number(index) => node.get(index.as_u64().expect("index") as usize),
+                other => panic!("path segment {other}"),
+            };
+            node = next.unwrap_or_else(|| {
+                panic!("error path {path:?} leads to a missing key, not null: {body:#}")
+            });
+        }
+        assert!(
+            node.is_null(),
+            "error path {path:?} does not end in null: {body:#}"
+        );
+    }
 }
 
 /// A GraphQL response.

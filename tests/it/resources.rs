@@ -544,3 +544,107 @@ async fn listing_agents_costs_the_same_statements_for_1_or_100() {
     );
     assert_eq!(one.sql_statements(), hundred.sql_statements());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_changes_only_the_fields_it_names() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = ada.own_workspace.clone();
+    let id_of = |res: crate::harness::Gql, kind: &str| {
+        res.data(&format!("create{kind}"))["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    };
+    let kb = id_of(
+        create(&app, &ada, &ws, "KnowledgeBase", "{ name: \"FAQ\" }").await,
+        "KnowledgeBase",
+    );
+    let phone = id_of(
+        create(
+            &app,
+            &ada,
+            &ws,
+            "PhoneNumber",
+            "{ name: \"Main\", number: \"+14155550123\" }",
+        )
+        .await,
+        "PhoneNumber",
+    );
+    let agent = id_of(create(
+        &app,
+        &ada,
+        &ws,
+        "Agent",
+        &format!("{{ name: \"Support\", description: \"Answers\", phoneNumberId: \"{phone}\", knowledgeBaseIds: [\"{kb}\"] }}"),
+    )
+    .await, "Agent");
+    let update = "mutation($ws: ID!, $id: ID!, $input: AgentPatch!) {
+        updateAgent(workspaceId: $ws, id: $id, input: $input) {
+          name description phoneNumberId knowledgeBaseIds
+        }
+      }";
+    let patch = |input: Value| json!({ "ws": ws, "id": agent, "input": input });
+
+    // Renaming keeps the description, the phone number and the knowledge bases.
+    let res = app
+        .gql(ada.token(), update, patch(json!({ "name": "Support 2" })))
+        .await;
+    assert_eq!(
+        res.data("updateAgent"),
+        &json!({ "name": "Support 2", "description": "Answers", "phoneNumberId": phone, "knowledgeBaseIds": [kb] })
+    );
+    // `null` clears what may be empty; the rest stays.
+    let res = app
+        .gql(
+            ada.token(),
+            update,
+            patch(json!({ "description": null, "phoneNumberId": null })),
+        )
+        .await;
+    assert_eq!(
+        res.data("updateAgent"),
+        &json!({ "name": "Support 2", "description": null, "phoneNumberId": null, "knowledgeBaseIds": [kb] })
+    );
+    // A required field cannot be cleared: a coded error naming it, and nothing changes.
+    let res = app
+        .gql(
+            ada.token(),
+            update,
+            patch(json!({ "name": null, "description": "x" })),
+        )
+        .await;
+    res.assert_code("BAD_USER_INPUT");
+    assert!(res.message().contains("`name`"), "{}", res.message());
+    let read = app
+        .gql(
+            ada.token(),
+            "query($ws: ID!) { workspace(id: $ws) { agents { edges { node { name description } } } } }",
+            json!({ "ws": ws }),
+        )
+        .await;
+    assert_eq!(
+        read.data("workspace")["agents"]["edges"][0]["node"],
+        json!({ "name": "Support 2", "description": null })
+    );
+    // A patch is validated like a create: a bad value is refused.
+    let res = app
+        .gql(
+            ada.token(),
+            update,
+            patch(json!({ "knowledgeBaseIds": ["not-an-id"] })),
+        )
+        .await;
+    res.assert_code("BAD_USER_INPUT");
+    // Lists are replaced whole; an empty patch changes nothing.
+    let res = app
+        .gql(
+            ada.token(),
+            update,
+            patch(json!({ "knowledgeBaseIds": [] })),
+        )
+        .await;
+    assert_eq!(res.data("updateAgent")["knowledgeBaseIds"], json!([]));
+    let res = app.gql(ada.token(), update, patch(json!({}))).await;
+    assert_eq!(res.data("updateAgent")["name"], "Support 2");
+}

@@ -114,3 +114,41 @@ fn every_type_and_field_is_described() {
     }
     assert!(missing.is_empty(), "undescribed: {missing:?}");
 }
+
+/// Introspection carries no applied directives, so GraphiQL's docs and generated clients
+/// learn who may call a field only from its description: each guarded field says its role.
+#[test]
+fn every_guarded_field_says_its_least_role_in_its_description() {
+    let doc = parse_schema(linkai::graphql::sdl()).expect("SDL parses");
+    let mut guarded = 0;
+    let mut silent = Vec::new();
+    for definition in doc.definitions {
+        let TypeSystemDefinition::Type(ty) = definition else {
+            continue;
+        };
+        let TypeKind::Object(object) = &ty.node.kind else {
+            continue;
+        };
+        for field in &object.fields {
+            let Some(role) = field
+                .node
+                .directives
+                .iter()
+                .find(|d| d.node.name.node == "requireRole")
+                .and_then(|d| d.node.get_argument("role").map(|v| v.node.to_string()))
+            else {
+                continue;
+            };
+            guarded += 1;
+            let description = field.node.description.as_ref().map(|d| d.node.as_str());
+            if !description.is_some_and(|d| d.contains(&format!("Needs the {role} role"))) {
+                silent.push(format!("{}.{}", ty.node.name.node, field.node.name.node));
+            }
+        }
+    }
+    assert!(guarded > 30, "{guarded} guarded fields");
+    assert!(
+        silent.is_empty(),
+        "guarded fields that do not say their role: {silent:?}"
+    );
+}

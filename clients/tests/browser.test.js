@@ -1,0 +1,125 @@
+// A real headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core):
+// a page on an allowed origin calls the API, a page on another origin is refused by the
+// browser itself, and the playground works with no network beyond loopback.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { chromium } from 'playwright-core';
+import { API, BASE, PAGE_PORT, PASSWORD, unique } from './env.js';
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+let browser;
+const servers = [];
+
+/** Serves one HTML page on localhost:`port`: another origin than the API's 127.0.0.1. */
+function servePage(port) {
+  const page = `<!doctype html><meta charset="utf-8"><title>app</title>
+<script>
+  window.callApi = async (token) => {
+    const response = await fetch(${JSON.stringify(API)}, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer ' + token },
+      body: JSON.stringify({ query: '{ me { email } }' }),
+    });
+    return response.json();
+  };
+</script>`;
+  const server = createServer((_, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(page);
+  });
+  servers.push(server);
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server.address().port)));
+}
+
+async function signUp() {
+  const email = unique('browser');
+  const response = await fetch(API, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      query: 'mutation($e: String!, $p: String!) { signUp(email: $e, password: $p, name: "Bea") { token } }',
+      variables: { e: email, p: PASSWORD },
+    }),
+  });
+  const body = await response.json();
+  return { email, token: body.data.signUp.token };
+}
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // Nothing but loopback resolves: the playground must not need the internet.
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const server of servers) server.close();
+});
+
+test('a page on an allowed origin calls the API; a page on another origin is refused', async () => {
+  const { email, token } = await signUp();
+  const allowed = await servePage(PAGE_PORT);
+  const other = await servePage(0);
+  const page = await browser.newPage();
+
+  await page.goto(`http://localhost:${allowed}/`);
+  const answer = await page.evaluate((t) => window.callApi(t), token);
+  assert.equal(answer.data.me.email, email);
+
+  const errors = [];
+  page.on('console', (message) => errors.push(message.text()));
+  await page.goto(`http://localhost:${other}/`);
+  const refused = await page.evaluate((t) => window.callApi(t).then(() => 'read', (e) => e.name), token);
+  assert.equal(refused, 'TypeError', 'the browser keeps the answer from the page');
+  assert.ok(errors.some((e) => e.includes('CORS')), errors.join('\n'));
+  await page.close();
+});
+
+test('the playground works offline: token, query, docs', async () => {
+  const { email, token } = await signUp();
+  const context = await browser.newContext();
+  const outside = [];
+  await context.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (url.hostname === '127.0.0.1' || url.hostname === 'localhost') return route.continue();
+    outside.push(url.href);
+    return route.abort();
+  });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(message.text());
+  });
+
+  await page.goto(`${BASE}/graphql`);
+  await page.waitForSelector('.graphiql-container', { timeout: 20000 });
+  await page.fill('#access-token', token);
+  await page.evaluate(() => {
+    document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue('{ me { email } }');
+  });
+  await page.click('.graphiql-execute-button');
+  await page.waitForFunction(
+    (expected) => document.querySelector('.graphiql-response')?.textContent.includes(expected),
+    email,
+    { timeout: 20000 },
+  );
+
+  // The docs explorer, built from the standard introspection query.
+  await page.click('[aria-label="Show Documentation Explorer"]');
+  await page.click('.graphiql-doc-explorer-type-name >> text=Query');
+  await page.waitForSelector('.graphiql-doc-explorer-field-name >> text=workspace', { timeout: 20000 });
+  await page.click('.graphiql-doc-explorer-field-name >> text=workspace');
+  await page.waitForSelector('.graphiql-doc-explorer-title >> text=workspace');
+
+  assert.deepEqual(outside, [], 'nothing is loaded from another host');
+  assert.deepEqual(problems, []);
+  await context.close();
+});

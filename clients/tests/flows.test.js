@@ -1,0 +1,151 @@
+// The product's first minutes, through the two client libraries frontends use, each with
+// its default settings: sign up, create a workspace, invite someone (the token comes from
+// the email the workers send), they accept, and the members page shows both.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { parse } from 'graphql';
+import { Client, cacheExchange, fetchExchange } from '@urql/core';
+import { ApolloClient, HttpLink, InMemoryCache } from '@apollo/client';
+import { API, PASSWORD, tokenFromEmail, unique } from './env.js';
+
+const source = await readFile(new URL('../operations/app.graphql', import.meta.url), 'utf8');
+const operations = Object.fromEntries(
+  parse(source).definitions.map((definition) => [
+    definition.name.value,
+    { kind: 'Document', definitions: [definition] },
+  ]),
+);
+
+/** urql as its docs set it up; v4+ sends queries as GET by default. */
+function urql(token) {
+  const client = new Client({
+    url: API,
+    exchanges: [cacheExchange, fetchExchange],
+    fetchOptions: () => (token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+  });
+  return {
+    async query(name, variables) {
+      const result = await client.query(operations[name], variables).toPromise();
+      if (result.error) throw result.error;
+      return result.data;
+    },
+    async mutate(name, variables) {
+      const result = await client.mutation(operations[name], variables).toPromise();
+      if (result.error) throw result.error;
+      return result.data;
+    },
+    raw: client,
+  };
+}
+
+/** Apollo Client as its docs set it up. */
+function apollo(token) {
+  const client = new ApolloClient({
+    link: new HttpLink({
+      uri: API,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    }),
+    cache: new InMemoryCache(),
+  });
+  return {
+    async query(name, variables) {
+      const result = await client.query({ query: operations[name], variables });
+      return result.data;
+    },
+    async mutate(name, variables) {
+      const result = await client.mutate({ mutation: operations[name], variables });
+      return result.data;
+    },
+    raw: client,
+  };
+}
+
+for (const [library, connect] of [['urql', urql], ['Apollo Client', apollo]]) {
+  test(`${library}: sign up, create a workspace, invite, accept, list members`, async () => {
+    const ownerEmail = unique('owner');
+    const { signUp: owner } = await connect().mutate('SignUp', {
+      email: ownerEmail,
+      password: PASSWORD,
+      name: 'Ada',
+    });
+    assert.match(owner.token, /\S{20,}/);
+    assert.equal(owner.user.activeWorkspace.name, "Ada's Workspace");
+
+    const asOwner = connect(owner.token);
+    const { createWorkspace: workspace } = await asOwner.mutate('CreateWorkspace', {
+      name: `Client Co (${library})`,
+    });
+    assert.equal(workspace.viewerRole, 'OWNER');
+    assert.equal(workspace.billingStatus, 'TRIALING');
+
+    const inviteeEmail = unique('grace');
+    const { inviteMember: invitation } = await asOwner.mutate('InviteMember', {
+      workspaceId: workspace.id,
+      email: inviteeEmail,
+      role: 'ADMIN',
+    });
+    assert.equal(invitation.status, 'PENDING');
+    const token = await tokenFromEmail(inviteeEmail, '/invitations/accept');
+
+    const { signUp: invitee } = await connect().mutate('SignUp', {
+      email: inviteeEmail,
+      password: PASSWORD,
+      name: 'Grace',
+    });
+    const { acceptInvitation: joined } = await connect(invitee.token).mutate('AcceptInvitation', {
+      token,
+    });
+    assert.equal(joined.id, workspace.id);
+    assert.equal(joined.viewerRole, 'ADMIN');
+
+    const { workspace: page } = await asOwner.query('MembersPage', {
+      workspaceId: workspace.id,
+      first: 10,
+    });
+    assert.equal(page.members.totalCount, 2);
+    assert.equal(page.members.pageInfo.hasNextPage, false);
+    const byEmail = Object.fromEntries(page.members.edges.map((e) => [e.node.user.email, e.node]));
+    assert.equal(byEmail[ownerEmail].role, 'OWNER');
+    assert.equal(byEmail[inviteeEmail].role, 'ADMIN');
+    assert.equal(byEmail[inviteeEmail].user.name, 'Grace');
+  });
+}
+
+test('urql: a field the role may not read is null beside the data the screen needs', async () => {
+  const { signUp: owner } = await urql().mutate('SignUp', {
+    email: unique('owner'),
+    password: PASSWORD,
+    name: 'Ada',
+  });
+  const workspaceId = owner.user.activeWorkspace.id;
+  const viewerEmail = unique('viewer');
+  await urql(owner.token).mutate('InviteMember', { workspaceId, email: viewerEmail, role: 'VIEWER' });
+  const token = await tokenFromEmail(viewerEmail, '/invitations/accept');
+  const { signUp: viewer } = await urql().mutate('SignUp', {
+    email: viewerEmail,
+    password: PASSWORD,
+    name: 'Vi',
+    invitationToken: token,
+  });
+  const result = await urql(viewer.token)
+    .raw.query(operations.WorkspaceBilling, { workspaceId })
+    .toPromise();
+  assert.equal(result.error.graphQLErrors[0].extensions.code, 'FORBIDDEN');
+  assert.deepEqual(result.error.graphQLErrors[0].path, ['workspace', 'billing']);
+  assert.equal(result.data.workspace.billing, null);
+  assert.equal(result.data.workspace.viewerRole, 'VIEWER');
+  assert.equal(result.data.workspace.id, workspaceId);
+});
+
+test('Apollo Client: request errors arrive coded, without data', async () => {
+  const client = apollo().raw;
+  await assert.rejects(
+    client.query({ query: parse('{ noSuchField }') }),
+    (error) => {
+      const errors = error.errors ?? error.graphQLErrors ?? error.result?.errors ?? [];
+      assert.equal(errors[0]?.extensions?.code, 'GRAPHQL_VALIDATION_FAILED', String(error));
+      return true;
+    },
+  );
+});

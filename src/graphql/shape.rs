@@ -1,0 +1,299 @@
+//! The shape of a document, measured in one pass before it is validated or run (each
+//! fragment measured once, however often it is spread):
+//!
+//! - the depth of the operation's own selections, at most [`MAX_DEPTH`];
+//! - inside introspection (`__schema`, `__type`), how many list fields nest, at most
+//!   [`MAX_INTROSPECTION_LISTS`]. The standard introspection query of graphql-js (what
+//!   GraphiQL, graphql-codegen and graphql-inspector send) is deep but narrow: `types >
+//!   fields > args`, then a chain of `ofType`, each a single object. A fourth nested list
+//!   (`fields { type { fields { type { fields`) multiplies the schema by itself, so depth
+//!   alone cannot tell the standard query from an abusive one; list nesting can.
+//! - which operation runs and whether every required variable has a value, so a GET can be
+//!   refused for a mutation and a missing variable is a request error, not a field error.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{
+    ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
+};
+use async_graphql::Variables;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Deepest selection accepted outside introspection; the contract's deepest useful query is
+/// well below.
+pub const MAX_DEPTH: usize = 12;
+/// Nested list fields inside introspection: `__schema { types { fields { args } } }`.
+pub const MAX_INTROSPECTION_LISTS: usize = 3;
+/// The library's own depth limit stays as a backstop above both (the standard
+/// introspection query is 15 deep with its `ofType` chain).
+pub const BACKSTOP_DEPTH: usize = 24;
+
+/// Introspection fields that return lists.
+const INTROSPECTION_LISTS: [&str; 8] = [
+    "types",
+    "fields",
+    "args",
+    "inputFields",
+    "interfaces",
+    "possibleTypes",
+    "enumValues",
+    "directives",
+];
+
+/// What the transport needs to know about a document before running it.
+pub struct Shape {
+    pub operation: OperationType,
+}
+
+/// Measures `doc` for `operation_name` (`introspection: false` refuses `__schema` and
+/// `__type`, `INTROSPECTION=false`). Unknown operations and fragments are left for
+/// validation to report; only the budgets and variables answer here.
+pub fn check(
+    doc: &ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: &Variables,
+    introspection: bool,
+) -> Result<Option<Shape>, ApiError> {
+    let Some(operation) = operation(doc, operation_name) else {
+        return Ok(None);
+    };
+    let mut measure = Measure {
+        doc,
+        depths: HashMap::new(),
+        lists: HashMap::new(),
+        introspection_lists: 0,
+        introspects: false,
+    };
+    let depth = measure.depth(&operation.selection_set.node);
+    if depth > MAX_DEPTH {
+        return Err(too_complex(format!(
+            "The query is {depth} levels deep; at most {MAX_DEPTH} are allowed."
+        )));
+    }
+    if measure.introspects && !introspection {
+        return Err(ApiError::new(
+            ErrorCode::GraphqlValidationFailed,
+            "Introspection is switched off on this server.",
+        ));
+    }
+    if measure.introspection_lists > MAX_INTROSPECTION_LISTS {
+        return Err(too_complex(format!(
+            "The introspection query nests {} lists; at most {MAX_INTROSPECTION_LISTS} are allowed.",
+            measure.introspection_lists
+        )));
+    }
+    for definition in &operation.variable_definitions {
+        let definition = &definition.node;
+        let provided = variables
+            .get(&definition.name.node)
+            .is_some_and(|value| *value != async_graphql::Value::Null);
+        if !definition.var_type.node.nullable && definition.default_value.is_none() && !provided {
+            return Err(ApiError::bad_input(format!(
+                "Variable `${}` of type `{}` needs a value.",
+                definition.name.node, definition.var_type.node
+            )));
+        }
+    }
+    Ok(Some(Shape {
+        operation: operation.ty,
+    }))
+}
+
+fn too_complex(message: String) -> ApiError {
+    ApiError::new(ErrorCode::QueryTooComplex, message)
+}
+
+/// The operation a request runs: the named one, or the only one.
+pub fn operation<'d>(
+    doc: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d OperationDefinition> {
+    let mut operations = doc.operations.iter();
+    match name {
+        Some(name) => operations
+            .find(|(op_name, _)| op_name.is_some_and(|n| n.as_str() == name))
+            .map(|(_, op)| &op.node),
+        None => {
+            let (_, only) = operations.next()?;
+            operations.next().is_none().then_some(&only.node)
+        }
+    }
+}
+
+struct Measure<'d> {
+    doc: &'d ExecutableDocument,
+    /// Depth of each fragment's selections outside introspection (`None`: being measured,
+    /// a cycle, which validation reports).
+    depths: HashMap<&'d str, Option<usize>>,
+    /// Nested introspection lists in each fragment.
+    lists: HashMap<&'d str, Option<usize>>,
+    /// The most nested lists seen under any `__schema` or `__type`.
+    introspection_lists: usize,
+    /// Whether the document asks `__schema` or `__type` at all.
+    introspects: bool,
+}
+
+impl<'d> Measure<'d> {
+    fn depth(&mut self, set: &'d SelectionSet) -> usize {
+        let mut deepest = 0;
+        for selection in &set.items {
+            let depth = match &selection.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    if matches!(field.name.node.as_str(), "__schema" | "__type") {
+                        let lists = self.lists(&field.selection_set.node);
+                        self.introspection_lists = self.introspection_lists.max(lists);
+                        self.introspects = true;
+                        1
+                    } else {
+                        1 + self.depth(&field.selection_set.node)
+                    }
+                }
+                Selection::InlineFragment(inline) => self.depth(&inline.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    match self.depths.get(name) {
+                        Some(known) => known.unwrap_or(0),
+                        None => match self.doc.fragments.get(name) {
+                            Some(fragment) => {
+                                self.depths.insert(name, None);
+                                let depth = self.depth(&fragment.node.selection_set.node);
+                                self.depths.insert(name, Some(depth));
+                                depth
+                            }
+                            None => 0,
+                        },
+                    }
+                }
+            };
+            deepest = deepest.max(depth);
+        }
+        deepest
+    }
+
+    /// How many introspection list fields nest in `set` (every field under `__schema` or
+    /// `__type` is an introspection field).
+    fn lists(&mut self, set: &'d SelectionSet) -> usize {
+        let mut most = 0;
+        for selection in &set.items {
+            let lists = match &selection.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    let own = usize::from(INTROSPECTION_LISTS.contains(&field.name.node.as_str()));
+                    own + self.lists(&field.selection_set.node)
+                }
+                Selection::InlineFragment(inline) => self.lists(&inline.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    match self.lists.get(name) {
+                        Some(known) => known.unwrap_or(0),
+                        None => match self.doc.fragments.get(name) {
+                            Some(fragment) => {
+                                self.lists.insert(name, None);
+                                let lists = self.lists(&fragment.node.selection_set.node);
+                                self.lists.insert(name, Some(lists));
+                                lists
+                            }
+                            None => 0,
+                        },
+                    }
+                }
+            };
+            most = most.max(lists);
+        }
+        most
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::parser::parse_query;
+
+    fn measure(query: &str) -> Result<OperationType, String> {
+        let doc = parse_query(query).expect("parses");
+        check(&doc, None, &Variables::default(), true)
+            .map(|shape| shape.expect("one operation").operation)
+            .map_err(|err| format!("{:?}: {}", err.code(), err.message()))
+    }
+
+    /// graphql-js 16's `getIntrospectionQuery({ descriptions, directiveIsRepeatable,
+    /// schemaDescription, inputValueDeprecation, specifiedByUrl })`, as GraphiQL sends it.
+    pub const STANDARD_INTROSPECTION: &str = include_str!("introspection_query.graphql");
+
+    #[test]
+    fn the_standard_introspection_query_fits() {
+        assert_eq!(measure(STANDARD_INTROSPECTION), Ok(OperationType::Query));
+    }
+
+    #[test]
+    fn a_fourth_nested_introspection_list_is_refused() {
+        let abusive =
+            "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+        let err = measure(abusive).expect_err("refused");
+        assert!(err.starts_with("QueryTooComplex"), "{err}");
+        let through_fragments = "{ __type(name: \"Query\") { ...F } }
+            fragment F on __Type { fields { type { ...G } } }
+            fragment G on __Type { fields { type { fields { type { fields { name } } } } } }";
+        let err = measure(through_fragments).expect_err("refused");
+        assert!(err.contains("nests 4 lists"), "{err}");
+    }
+
+    #[test]
+    fn depth_counts_through_fragments_once_each() {
+        let mut chain = String::from("{ me { ...F0 } }");
+        for i in 0..12 {
+            chain.push_str(&format!(
+                " fragment F{i} on User {{ activeWorkspace {{ owner: viewerRole ...F{} }} }}",
+                i + 1
+            ));
+        }
+        chain.push_str(" fragment F12 on User { id }");
+        let err = measure(&chain).expect_err("too deep");
+        // `me`, twelve `activeWorkspace`, then `id`.
+        assert!(err.contains("14 levels"), "{err}");
+        // A fragment spread thousands of times is measured once (linear, not exponential).
+        let mut wide = String::from("query { me { ...A0 } }");
+        for i in 0..40 {
+            wide.push_str(&format!(
+                " fragment A{i} on User {{ ...A{} ...A{} }}",
+                i + 1,
+                i + 1
+            ));
+        }
+        wide.push_str(" fragment A40 on User { id }");
+        assert_eq!(measure(&wide), Ok(OperationType::Query));
+    }
+
+    #[test]
+    fn a_fragment_cycle_is_left_for_validation() {
+        let cycle = "{ me { ...A } } fragment A on User { ...B } fragment B on User { ...A }";
+        assert_eq!(measure(cycle), Ok(OperationType::Query));
+    }
+
+    #[test]
+    fn required_variables_need_values() {
+        let doc =
+            parse_query("query Q($id: ID!, $n: Int, $d: Int! = 3) { __typename }").expect("parses");
+        let err = check(&doc, Some("Q"), &Variables::default(), true)
+            .err()
+            .expect("missing $id");
+        assert_eq!(err.code(), ErrorCode::BadUserInput);
+        assert!(err.message().contains("$id"));
+        let vars = Variables::from_json(serde_json::json!({ "id": "x" }));
+        assert!(check(&doc, Some("Q"), &vars, true).is_ok());
+        let null = Variables::from_json(serde_json::json!({ "id": null }));
+        assert!(check(&doc, Some("Q"), &null, true).is_err());
+    }
+
+    #[test]
+    fn the_operation_is_the_named_or_the_only_one() {
+        let doc = parse_query("query A { __typename } mutation B { __typename }").expect("parses");
+        let op = |name| operation(&doc, name).map(|op| op.ty);
+        assert_eq!(op(Some("B")), Some(OperationType::Mutation));
+        assert_eq!(op(Some("A")), Some(OperationType::Query));
+        assert_eq!(op(None), None);
+        assert_eq!(op(Some("C")), None);
+    }
+}

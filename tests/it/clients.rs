@@ -1,0 +1,75 @@
+//! The client conformance suite in `clients/` (graphql-http's audit, urql, Apollo Client,
+//! graphql-codegen + tsc, headless Chromium), run against this server: the API as its users'
+//! own tools meet it. `.ci/run` installs its npm packages and Debian's chromium.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::harness::TestApp;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_libraries_and_a_browser_use_the_api_as_they_expect() {
+    let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients");
+    assert!(
+        clients.join("node_modules/graphql-http").exists(),
+        "clients/node_modules is missing: run .ci/run once (it runs `npm ci` in clients/)"
+    );
+    let mail = tempdir();
+    let page_port = free_port();
+    let app = TestApp::builder()
+        .with_workers()
+        // Emails as `.eml` files, as in local development: the suite reads the links.
+        .with_env("SMTP_URL", "")
+        .with_env("OUTBOX_DIR", mail.to_str().expect("utf-8 path"))
+        .with_env("CORS_ORIGINS", &format!("http://localhost:{page_port}"))
+        .start()
+        .await;
+    let output = tokio::process::Command::new("node")
+        .args([
+            "--test",
+            "--test-concurrency=1",
+            "--test-reporter=spec",
+            "tests/",
+        ])
+        .current_dir(&clients)
+        .env("LINKAI_BASE_URL", &app.base_url)
+        .env("LINKAI_MAIL_DIR", &mail)
+        .env("LINKAI_PAGE_PORT", page_port.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("node runs (Node 20 is on the machine)");
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&mail);
+    assert!(output.status.success(), "client suite failed:\n{report}");
+    // Each file ran: a suite that silently skipped would pass with nothing checked.
+    for suite in [
+        "graphql-http audit",
+        "urql: sign up",
+        "Apollo Client: sign up",
+        "graphql-codegen",
+        "allowed origin",
+        "playground works offline",
+    ] {
+        assert!(report.contains(suite), "`{suite}` did not run:\n{report}");
+    }
+    assert!(report.contains("fail 0"), "{report}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("linkai-clients-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
