@@ -112,8 +112,8 @@ pub fn camel_case(snake: &str) -> String {
 mod tests {
     #[test]
     fn field_names_are_spelt_as_graphql_spells_them() {
-        assert_eq!(super::camel_case("knowledge_base_ids"), "knowledgeBaseIds");
-        assert_eq!(super::camel_case("name"), "name");
+        assert_eq!(camel_case("knowledge_base_ids"), "knowledgeBaseIds");
+        assert_eq!(camel_case("name"), "name");
     }
 
     use super::*;
