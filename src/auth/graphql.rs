@@ -1,6 +1,6 @@
 //! Account types and mutations: `me`, sign-up/in/out and personal access tokens.
 
-use async_graphql::{Context, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 
@@ -10,6 +10,8 @@ use super::token::{self, TokenKind};
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
+use crate::graphql::pagination::{Cursor, Page, PageOf};
+use crate::graphql::scalars::Timestamp;
 use crate::invitations;
 use crate::outbox;
 use crate::text::{EmailAddress, Name, NewPassword};
@@ -105,6 +107,34 @@ pub struct AuthPayload {
     user: User,
 }
 
+/// What kind of bearer token it is.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessTokenKind {
+    /// Made by `signUp` or `signIn`.
+    Session,
+    /// Made by `createAccessToken`, for scripts and partners.
+    Personal,
+}
+
+/// One of the caller's live bearer tokens. The secret itself is never shown again.
+#[derive(SimpleObject)]
+pub struct AccessToken {
+    /// Identifier, for `revokeAccessToken`.
+    id: ID,
+    /// What it is.
+    kind: AccessTokenKind,
+    /// "Session", or the name given to `createAccessToken`.
+    name: String,
+    /// When it was made.
+    created_at: Timestamp,
+    /// The last request made with it, to within a few minutes; null if never used.
+    last_used_at: Option<Timestamp>,
+    /// Whether this request was made with it.
+    current: bool,
+    #[graphql(skip)]
+    cursor: Cursor,
+}
+
 /// A personal access token, for scripts and partners.
 #[derive(SimpleObject)]
 pub struct NewAccessToken {
@@ -130,6 +160,44 @@ impl AuthQuery {
             .await?
             .ok_or_else(ApiError::unauthenticated)?;
         Ok(Some(User::me(row)))
+    }
+
+    /// The caller's live tokens (sessions and personal access tokens), oldest first, to
+    /// review and revoke.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn access_tokens(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
+    ) -> ApiResult<Option<PageOf<AccessToken>>> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        let page = Page::parse(first, after.as_deref())?;
+        let mut conn = request.db.conn().await?;
+        let rows = model::tokens_page(&mut conn, caller.user_id, &page).await?;
+        let total = model::tokens_count(&mut conn, caller.user_id).await?;
+        let tokens = rows
+            .into_iter()
+            .map(|row| AccessToken {
+                id: ID(row.id.to_string()),
+                kind: match row.kind.as_str() {
+                    "personal" => AccessTokenKind::Personal,
+                    _ => AccessTokenKind::Session,
+                },
+                name: row.name,
+                created_at: row.created_at.into(),
+                last_used_at: row.last_used_at.map(Timestamp),
+                current: row.id == caller.token_id,
+                cursor: Cursor {
+                    at: row.created_at,
+                    id: row.id,
+                },
+            })
+            .collect();
+        Ok(Some(PageOf::from_rows(tokens, &page, total, |token| {
+            token.cursor.encode()
+        })))
     }
 }
 
@@ -271,6 +339,46 @@ impl AuthMutation {
             })
             .await?;
         Ok(User::new(user))
+    }
+
+    /// Emails the caller a new address-verification link, valid 24 hours. At
+    /// most 5 an hour, counting the one sent at sign-up; past that, RATE_LIMITED. An
+    /// address already verified answers CONFLICT.
+    async fn resend_verification_email(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let request = request(ctx);
+        let caller = request.caller()?.user_id;
+        let mut conn = request.db.conn().await?;
+        conn.transaction(async |conn| {
+            let user = model::find_user(conn, caller)
+                .await?
+                .ok_or_else(ApiError::unauthenticated)?;
+            if user.email_verified_at.is_some() {
+                return Err(ApiError::conflict(
+                    "This email address is verified already.",
+                ));
+            }
+            let now = Utc::now();
+            let recent = model::account_tokens_since(
+                conn,
+                caller,
+                LinkPurpose::VerifyEmail,
+                now - chrono::Duration::hours(1),
+            )
+            .await?;
+            if recent >= super::VERIFICATIONS_PER_HOUR {
+                return Err(ApiError::new(
+                    ErrorCode::RateLimited,
+                    "Too many verification emails this hour; try again later.",
+                ));
+            }
+            let expires = now + super::VERIFY_EMAIL_VALIDITY;
+            let token_id =
+                model::insert_account_token(conn, caller, LinkPurpose::VerifyEmail, expires)
+                    .await?;
+            outbox::enqueue(conn, &Job::SendEmailVerification { token_id }).await?;
+            Ok::<_, ApiError>(true)
+        })
+        .await
     }
 
     /// Emails a password-reset link if an account has this address. Answers `true` either

@@ -22,6 +22,10 @@ pub const VERIFY_EMAIL_VALIDITY: Duration = Duration::hours(24);
 pub const RESET_PASSWORD_VALIDITY: Duration = Duration::hours(1);
 /// Reset emails per account per hour; further requests answer the same and send nothing.
 pub const RESETS_PER_HOUR: i64 = 5;
+/// Verification emails per account per hour (the one sent at sign-up counts).
+pub const VERIFICATIONS_PER_HOUR: i64 = 5;
+/// A token's `last_used_at` is written again only after this long.
+pub const TOKEN_TOUCH_INTERVAL: Duration = Duration::minutes(5);
 
 /// Who is calling: the signed-in user and the token they used.
 #[derive(Clone, Debug)]
@@ -38,5 +42,14 @@ pub async fn authenticate(db: &Db, bearer: Option<&str>) -> ApiResult<Option<Cal
     // `access_tokens` has no row-level security: any context will do.
     let mut conn = db.conn_outside_tenancy().await?;
     let found = model::caller_for_token_hash(&mut conn, &token::hash(token)).await?;
-    Ok(found.map(|(token_id, user_id)| Caller { user_id, token_id }))
+    let Some((token_id, user_id, last_used)) = found else {
+        return Ok(None);
+    };
+    // "Last used" to within a few minutes: a write per token every few minutes, not one
+    // per request.
+    let now = chrono::Utc::now();
+    if last_used.is_none_or(|at| now - at >= TOKEN_TOUCH_INTERVAL) {
+        model::touch_token(&mut conn, token_id, now).await?;
+    }
+    Ok(Some(Caller { user_id, token_id }))
 }

@@ -104,24 +104,89 @@ pub async fn insert_token(
             access_tokens::kind.eq(kind),
             access_tokens::name.eq(name),
             access_tokens::token_hash.eq(token_hash),
+            // Signing in is a use of the session; a personal token is unused until it is.
+            access_tokens::last_used_at.eq((kind == "session").then(Utc::now)),
         ))
         .returning(access_tokens::id)
         .get_result(conn)
         .await
 }
 
-/// `(token id, user id)` of a live token with this hash.
+/// `(token id, user id, last used)` of a live token with this hash.
 pub async fn caller_for_token_hash(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
-) -> QueryResult<Option<(Uuid, Uuid)>> {
+) -> QueryResult<Option<(Uuid, Uuid, Option<DateTime<Utc>>)>> {
     access_tokens::table
         .filter(access_tokens::token_hash.eq(token_hash))
         .filter(access_tokens::revoked_at.is_null())
-        .select((access_tokens::id, access_tokens::user_id))
+        .select((
+            access_tokens::id,
+            access_tokens::user_id,
+            access_tokens::last_used_at,
+        ))
         .first(conn)
         .await
         .optional()
+}
+
+/// Records that a token was used now.
+pub async fn touch_token(
+    conn: &mut AsyncPgConnection,
+    token_id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(access_tokens::table.find(token_id))
+        .set(access_tokens::last_used_at.eq(now))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// One of the caller's live tokens, as their token list shows it.
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = access_tokens)]
+pub struct AccessTokenRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A page of the user's live tokens, oldest first, after `after`.
+pub async fn tokens_page(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    page: &crate::graphql::pagination::Page,
+) -> QueryResult<Vec<AccessTokenRow>> {
+    let mut query = access_tokens::table
+        .filter(access_tokens::user_id.eq(user_id))
+        .filter(access_tokens::revoked_at.is_null())
+        .select(AccessTokenRow::as_select())
+        .order((access_tokens::created_at, access_tokens::id))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(
+            access_tokens::created_at
+                .gt(after.at)
+                .or(access_tokens::created_at
+                    .eq(after.at)
+                    .and(access_tokens::id.gt(after.id))),
+        );
+    }
+    query.load(conn).await
+}
+
+/// How many live tokens the user has.
+pub async fn tokens_count(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<i64> {
+    access_tokens::table
+        .filter(access_tokens::user_id.eq(user_id))
+        .filter(access_tokens::revoked_at.is_null())
+        .count()
+        .get_result(conn)
+        .await
 }
 
 /// Revokes one of the user's live tokens; false when there is no such token.

@@ -151,6 +151,16 @@ pub async fn save_invoices(
     Ok(())
 }
 
+/// How many invoices the workspace has.
+pub async fn invoices_count(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<i64> {
+    use crate::schema::invoices::dsl as i;
+    i::invoices
+        .filter(i::workspace_id.eq(workspace_id))
+        .count()
+        .get_result(conn)
+        .await
+}
+
 /// A page of the workspace's invoices, newest first, after the invoice `after`.
 pub async fn invoices_page(
     conn: &mut AsyncPgConnection,

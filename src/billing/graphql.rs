@@ -2,7 +2,7 @@
 //! Without `STRIPE_SECRET_KEY` they answer `BILLING_NOT_CONFIGURED`; plans and trials
 //! still work.
 
-use async_graphql::{Context, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
@@ -14,6 +14,7 @@ use super::BillingStatus;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::{authorize, require_role, RoleGuard};
+use crate::graphql::pagination::{Page, PageOf};
 use crate::graphql::scalars::Timestamp;
 use crate::roles::Role;
 use crate::workspaces::model::WorkspaceRow;
@@ -63,8 +64,8 @@ pub struct Invoice {
     id: String,
     /// Invoice number, once finalized.
     number: Option<String>,
-    /// draft, open, paid, uncollectible or void.
-    status: String,
+    /// Where the invoice stands, as Stripe says.
+    status: InvoiceStatus,
     /// Amount due, in the currency's smallest unit.
     amount_due_cents: i32,
     /// ISO currency code.
@@ -73,6 +74,61 @@ pub struct Invoice {
     created_at: Timestamp,
     /// Stripe's page to view and pay it.
     hosted_invoice_url: Option<String>,
+}
+
+/// Where an invoice stands (Stripe's invoice statuses).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvoiceStatus {
+    /// Being prepared; not yet sent or charged.
+    Draft,
+    /// Finalized and waiting for payment.
+    Open,
+    /// Paid in full.
+    Paid,
+    /// Stripe gave up collecting it.
+    Uncollectible,
+    /// Cancelled; nothing is owed.
+    Void,
+}
+
+impl InvoiceStatus {
+    /// Stripe's status text. Stripe documents exactly these five; anything else (a status
+    /// added later) is shown as OPEN, the one that still asks for attention, and logged.
+    fn from_stripe(status: &str) -> Self {
+        match status {
+            "draft" => InvoiceStatus::Draft,
+            "open" => InvoiceStatus::Open,
+            "paid" => InvoiceStatus::Paid,
+            "uncollectible" => InvoiceStatus::Uncollectible,
+            "void" => InvoiceStatus::Void,
+            other => {
+                tracing::warn!(status = other, "unknown Stripe invoice status");
+                InvoiceStatus::Open
+            }
+        }
+    }
+}
+
+/// Invoice cursors: the Stripe id, opaque to clients like every other cursor.
+mod invoice_cursor {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+
+    use crate::error::{ApiError, ApiResult};
+
+    pub fn encode(id: &str) -> String {
+        URL_SAFE_NO_PAD.encode(format!("invoice:{id}"))
+    }
+
+    pub fn decode(raw: &str) -> ApiResult<String> {
+        let invalid = || ApiError::bad_input("`after` is not a cursor from this list.");
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+        text.strip_prefix("invoice:")
+            .filter(|id| !id.is_empty() && id.len() <= 255)
+            .map(str::to_owned)
+            .ok_or_else(invalid)
+    }
 }
 
 /// What the frontend's Stripe Elements needs to collect a card.
@@ -160,36 +216,35 @@ impl Billing {
     }
 
     /// Invoices, newest first, as mirrored from Stripe.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn invoices(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "How many, 1 to 100 (default 20).")] first: Option<i32>,
-        #[graphql(desc = "The id of the last invoice of the previous page.")] after: Option<String>,
-    ) -> ApiResult<Vec<Invoice>> {
-        let first = first.unwrap_or(20);
-        if !(1..=100).contains(&first) {
-            return Err(ApiError::bad_input("`first` must be 1 to 100."));
-        }
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
+    ) -> ApiResult<PageOf<Invoice>> {
+        let page = Page::parse_size(first, after.is_some())?;
+        let after = after.as_deref().map(invoice_cursor::decode).transpose()?;
         let mut conn = request(ctx).db.conn_in(self.workspace.id).await?;
-        let rows = account::invoices_page(
-            &mut conn,
-            self.workspace.id,
-            i64::from(first),
-            after.as_deref(),
-        )
-        .await?;
-        Ok(rows
+        let rows =
+            account::invoices_page(&mut conn, self.workspace.id, page.limit(), after.as_deref())
+                .await?;
+        let total = account::invoices_count(&mut conn, self.workspace.id).await?;
+        let invoices = rows
             .into_iter()
             .map(|invoice| Invoice {
                 id: invoice.id,
                 number: invoice.number,
-                status: invoice.status,
+                status: InvoiceStatus::from_stripe(&invoice.status),
                 amount_due_cents: i32::try_from(invoice.amount_due_cents).unwrap_or(i32::MAX),
                 currency: invoice.currency,
                 created_at: invoice.created_at.into(),
                 hosted_invoice_url: invoice.hosted_invoice_url,
             })
-            .collect())
+            .collect();
+        Ok(PageOf::from_rows(invoices, &page, total, |invoice| {
+            invoice_cursor::encode(&invoice.id)
+        }))
     }
 }
 
@@ -409,4 +464,41 @@ async fn set_cancel(ctx: &Context<'_>, workspace_id: &ID, cancel: bool) -> ApiRe
     super::sync::mirror(&mut conn, workspace_id, &subscription, None).await?;
     drop(conn);
     billing_of(ctx, workspace_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stripe_invoice_statuses_map_to_the_enum() {
+        for (text, status) in [
+            ("draft", InvoiceStatus::Draft),
+            ("open", InvoiceStatus::Open),
+            ("paid", InvoiceStatus::Paid),
+            ("uncollectible", InvoiceStatus::Uncollectible),
+            ("void", InvoiceStatus::Void),
+            ("something_new", InvoiceStatus::Open),
+        ] {
+            assert_eq!(InvoiceStatus::from_stripe(text), status, "{text}");
+        }
+    }
+
+    #[test]
+    fn invoice_cursors_round_trip_and_refuse_garbage() {
+        let cursor = invoice_cursor::encode("in_123");
+        assert_eq!(invoice_cursor::decode(&cursor).expect("valid"), "in_123");
+        for bad in [
+            "",
+            "in_123",
+            "!!",
+            &crate::graphql::pagination::Cursor {
+                at: Utc::now(),
+                id: Uuid::nil(),
+            }
+            .encode(),
+        ] {
+            assert!(invoice_cursor::decode(bad).is_err(), "{bad}");
+        }
+    }
 }

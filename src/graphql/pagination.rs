@@ -23,6 +23,8 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::auth::graphql::AccessToken;
+use crate::billing::graphql::Invoice;
 use crate::error::{ApiError, ApiResult};
 use crate::invitations::graphql::Invitation;
 use crate::members::graphql::Member;
@@ -43,6 +45,8 @@ type FormEdge = Edge<Form>;
 type PhoneNumberEdge = Edge<PhoneNumber>;
 type CalendarEdge = Edge<Calendar>;
 type IntegrationEdge = Edge<Integration>;
+type InvoiceEdge = Edge<Invoice>;
+type AccessTokenEdge = Edge<AccessToken>;
 
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
 pub const MAX_PAGE_SIZE: i32 = 100;
@@ -79,10 +83,21 @@ impl Cursor {
 pub struct Page {
     pub first: i64,
     pub after: Option<Cursor>,
+    /// The page continues after an item whose cursor is not a [`Cursor`] (a list keyed by
+    /// another id, such as invoices: see [`Page::parse_size`]).
+    pub resumed: bool,
 }
 
 impl Page {
     pub fn parse(first: Option<i32>, after: Option<&str>) -> ApiResult<Page> {
+        let mut page = Page::parse_size(first, false)?;
+        page.after = after.map(Cursor::decode).transpose()?;
+        Ok(page)
+    }
+
+    /// The page size alone, for lists whose cursors the feature decodes itself; `resumed`
+    /// says whether the request gave one.
+    pub fn parse_size(first: Option<i32>, resumed: bool) -> ApiResult<Page> {
         let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(0..=MAX_PAGE_SIZE).contains(&first) {
             return Err(ApiError::bad_input(format!(
@@ -91,7 +106,8 @@ impl Page {
         }
         Ok(Page {
             first: i64::from(first),
-            after: after.map(Cursor::decode).transpose()?,
+            after: None,
+            resumed,
         })
     }
 
@@ -115,13 +131,18 @@ pub async fn split_total<T, E>(
     }
 }
 
-/// Information to fetch the next page.
+/// Where a page sits in its list (Relay's `PageInfo`).
 #[derive(SimpleObject, Debug)]
 #[graphql(serial)]
 pub struct PageInfo {
     /// Whether more items follow this page.
     pub has_next_page: bool,
-    /// Pass as `after` to get the next page.
+    /// Whether items come before this page: it was asked for with `after`. Lists page
+    /// forward only, so this is what the request says, not a count.
+    pub has_previous_page: bool,
+    /// The cursor of the page's first item (null for an empty page).
+    pub start_cursor: Option<String>,
+    /// Pass as `after` to get the next page (null for an empty page).
     pub end_cursor: Option<String>,
 }
 
@@ -137,6 +158,8 @@ pub struct PageInfo {
 #[graphql(concrete(name = "PhoneNumberEdge", params(PhoneNumber)))]
 #[graphql(concrete(name = "CalendarEdge", params(Calendar)))]
 #[graphql(concrete(name = "IntegrationEdge", params(Integration)))]
+#[graphql(concrete(name = "InvoiceEdge", params(Invoice)))]
+#[graphql(concrete(name = "AccessTokenEdge", params(AccessToken)))]
 pub struct Edge<T: OutputType> {
     /// Pass as `after` to continue after this item.
     pub cursor: String,
@@ -156,6 +179,8 @@ pub struct Edge<T: OutputType> {
 #[graphql(concrete(name = "PhoneNumberConnection", params(PhoneNumberEdge)))]
 #[graphql(concrete(name = "CalendarConnection", params(CalendarEdge)))]
 #[graphql(concrete(name = "IntegrationConnection", params(IntegrationEdge)))]
+#[graphql(concrete(name = "InvoiceConnection", params(InvoiceEdge)))]
+#[graphql(concrete(name = "AccessTokenConnection", params(AccessTokenEdge)))]
 pub struct Connection<E: OutputType> {
     /// The items of this page, in order.
     pub edges: Items<E>,
@@ -169,12 +194,13 @@ impl<T: OutputType> Connection<Edge<T>>
 where
     Edge<T>: OutputType,
 {
-    /// Builds a page from up to `page.limit()` rows fetched in keyset order.
+    /// Builds a page from up to `page.limit()` rows fetched in keyset order; `cursor` gives
+    /// an item's opaque cursor (usually [`Cursor::encode`]).
     pub fn from_rows(
         rows: Vec<T>,
         page: &Page,
         total_count: i64,
-        cursor: impl Fn(&T) -> Cursor,
+        cursor: impl Fn(&T) -> String,
     ) -> Self {
         let (edges, page_info) = paginate(rows, page, cursor);
         Connection {
@@ -224,19 +250,21 @@ impl<T: OutputType> OutputType for Items<T> {
 fn paginate<T: OutputType>(
     mut rows: Vec<T>,
     page: &Page,
-    cursor: impl Fn(&T) -> Cursor,
+    cursor: impl Fn(&T) -> String,
 ) -> (Vec<Edge<T>>, PageInfo) {
     let has_next_page = rows.len() as i64 > page.first;
     rows.truncate(page.first as usize);
     let edges: Vec<Edge<T>> = rows
         .into_iter()
         .map(|node| Edge {
-            cursor: cursor(&node).encode(),
+            cursor: cursor(&node),
             node,
         })
         .collect();
     let page_info = PageInfo {
         has_next_page,
+        has_previous_page: page.after.is_some() || page.resumed,
+        start_cursor: edges.first().map(|edge| edge.cursor.clone()),
         end_cursor: edges.last().map(|edge| edge.cursor.clone()),
     };
     (edges, page_info)
@@ -293,12 +321,17 @@ mod tests {
         let page = Page::parse(Some(2), None).expect("ok");
         let at = DateTime::from_timestamp_micros(0).expect("valid");
         let ids = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
-        let (edges, info) = paginate(ids.to_vec(), &page, |id| Cursor { at, id: *id });
+        let cursor = |id: &Uuid| Cursor { at, id: *id }.encode();
+        let (edges, info) = paginate(ids.to_vec(), &page, cursor);
         assert!(info.has_next_page);
+        assert!(!info.has_previous_page);
         assert_eq!(edges.len(), 2);
+        assert_eq!(info.start_cursor.as_deref(), Some(edges[0].cursor.as_str()));
         assert_eq!(info.end_cursor.as_deref(), Some(edges[1].cursor.as_str()));
-        let (edges, info) = paginate(ids[..2].to_vec(), &page, |id| Cursor { at, id: *id });
+        let next = Page::parse(Some(2), info.end_cursor.as_deref()).expect("ok");
+        let (edges, info) = paginate(ids[2..].to_vec(), &next, cursor);
         assert!(!info.has_next_page);
-        assert_eq!(edges.len(), 2);
+        assert!(info.has_previous_page);
+        assert_eq!(edges.len(), 1);
     }
 }

@@ -101,6 +101,7 @@ pub async fn invitations_page(
             at: invitation.row.created_at,
             id: invitation.row.id,
         }
+        .encode()
     }))
 }
 

@@ -18,14 +18,16 @@ use crate::workspaces::graphql::Workspace;
 
 /// Someone in a workspace, with their role.
 pub struct Member {
+    workspace_id: Uuid,
     user: User,
     role: Role,
     joined_at: DateTime<Utc>,
 }
 
-impl From<MemberRow> for Member {
-    fn from(row: MemberRow) -> Self {
+impl Member {
+    pub fn new(workspace_id: Uuid, row: MemberRow) -> Self {
         Self {
+            workspace_id,
             user: User::new(row.user),
             role: row.role,
             joined_at: row.joined_at,
@@ -36,6 +38,12 @@ impl From<MemberRow> for Member {
 /// Someone in a workspace, with their role.
 #[Object(serial)]
 impl Member {
+    /// Stable for this person in this workspace (the same person in another workspace is
+    /// another member), so client caches can update a member in place.
+    async fn id(&self) -> ID {
+        ID(format!("{}:{}", self.workspace_id, self.user.user_id()))
+    }
+
     /// The person.
     async fn user(&self) -> &User {
         &self.user
@@ -64,12 +72,17 @@ pub async fn members_page(
     let rows = model::page(&mut conn, workspace_id, &page).await?;
     let (rows, total) = split_total(rows, model::count(&mut conn, workspace_id)).await?;
     Ok(PageOf::from_rows(
-        rows.into_iter().map(Member::from).collect(),
+        rows.into_iter()
+            .map(|row| Member::new(workspace_id, row))
+            .collect(),
         &page,
         total,
-        |member| Cursor {
-            at: member.joined_at,
-            id: member.user.user_id(),
+        |member| {
+            Cursor {
+                at: member.joined_at,
+                id: member.user.user_id(),
+            }
+            .encode()
         },
     ))
 }
@@ -120,7 +133,7 @@ impl MemberMutation {
             let member = model::find(conn, workspace_id, target)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Member"))?;
-            Ok(member.into())
+            Ok(Member::new(workspace_id, member))
         })
         .await
     }

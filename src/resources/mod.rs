@@ -272,6 +272,6 @@ where
         .map(|(row, user)| K::node(row, user))
         .collect();
     Ok(PageOf::from_rows(nodes, &page, total, |node| {
-        node.common().cursor()
+        node.common().cursor().encode()
     }))
 }

@@ -8,7 +8,7 @@ use crate::harness::{stripe_fake, Actor, TestApp, STRIPE_KEY};
 const BILLING: &str = "query($ws: ID!) { workspace(id: $ws) { billingStatus readOnly billing {
   status plan { id name } trialEndsAt currentPeriodEnd cancelAtPeriodEnd
   paymentMethods { id brand last4 expMonth expYear isDefault }
-  invoices { id status amountDueCents currency } } } }";
+  invoices { totalCount edges { node { id status amountDueCents currency } } } } } }";
 
 async fn gql_data(app: &TestApp, actor: &Actor, query: &str, vars: Value, field: &str) -> Value {
     app.gql(actor.token(), query, vars)
@@ -300,7 +300,13 @@ async fn choosing_a_plan_after_the_trial_bills_at_once_and_lifts_read_only() {
     )
     .await;
     assert_eq!(billing["readOnly"], false);
-    assert_eq!(billing["billing"]["invoices"][0]["amountDueCents"], 4900);
+    let invoices = &billing["billing"]["invoices"];
+    assert_eq!(invoices["totalCount"], 1);
+    assert_eq!(invoices["edges"][0]["node"]["amountDueCents"], 4900);
+    let status = invoices["edges"][0]["node"]["status"]
+        .as_str()
+        .expect("status");
+    assert!(["DRAFT", "OPEN", "PAID"].contains(&status), "{status}");
     assert!(billing["billing"]["currentPeriodEnd"].is_string());
     app.gql(
         ada.token(),

@@ -289,10 +289,7 @@ async fn agency_workspaces(db: &TestDatabase) -> (AsyncPgConnection, uuid::Uuid,
 async fn a_members_page_reads_one_page_of_memberships_however_big_the_workspace() {
     let db = TestDatabase::new().await;
     let (mut app, caller, big) = agency_workspaces(&db).await;
-    let first_page = linkai::graphql::pagination::Page {
-        first: 10,
-        after: None,
-    };
+    let first_page = linkai::graphql::pagination::Page::parse(Some(10), None).expect("valid");
     // The service prepares each statement once and soon runs it with a generic plan, which
     // cannot know how big this workspace is: look at that plan as well as the custom one.
     let page = linkai::members::model::page_query(big, &first_page);

@@ -24,6 +24,7 @@ mod schema;
 mod statement_budgets;
 mod statements;
 mod trial;
+mod ui_schema;
 mod usage;
 mod webhooks;
 mod workspaces;

@@ -16,6 +16,7 @@ const SELF_SERVICE_MUTATIONS: &[&str] = &[
     "leaveWorkspace",
     "verifyEmail",
     "requestPasswordReset",
+    "resendVerificationEmail",
     "resetPassword",
     "acceptInvitation",
     "declineInvitation",
