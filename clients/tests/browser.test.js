@@ -99,17 +99,17 @@ test('the playground works offline: token, query, docs', async () => {
     if (message.type() === 'error') problems.push(message.text());
   });
 
-  await page.goto(`${BASE}/graphql`);
-  await page.waitForSelector('.graphiql-container', { timeout: 20000 });
+  // As the README says: open the playground, paste the token, run a query. The link's
+  // `#query=` fills the editor (typing into Monaco would add its own closing braces).
+  await page.goto(`${BASE}/graphql#query=${encodeURIComponent('{ me { email } }')}`);
+  await page.waitForSelector('.graphiql-container', { timeout: 30000 });
+  await page.waitForSelector('.graphiql-query-editor .monaco-editor', { timeout: 30000 });
   await page.fill('#access-token', token);
-  await page.evaluate(() => {
-    document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue('{ me { email } }');
-  });
   await page.click('.graphiql-execute-button');
   await page.waitForFunction(
     (expected) => document.querySelector('.graphiql-response')?.textContent.includes(expected),
     email,
-    { timeout: 20000 },
+    { timeout: 30000 },
   );
 
   // The docs explorer, built from the standard introspection query.

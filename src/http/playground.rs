@@ -1,33 +1,44 @@
-//! The playground: GraphiQL served by the binary from version-pinned production builds kept
-//! in `playground/` (`vendor.sh` fetched them; `SOURCES` records where each came from and
-//! its SHA-256), so it works offline and under a strict Content-Security-Policy: nothing is
-//! loaded from another host and no script is inline.
+//! The playground: GraphiQL 5 served by the binary from a production bundle kept in
+//! `playground/` (`vendor.sh` builds it with esbuild from the versions pinned in
+//! `playground/build/package-lock.json`; `SOURCES` records them and each file's SHA-256), so
+//! it works offline and under a strict Content-Security-Policy: nothing is loaded from
+//! another host and no script is inline.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// Every file the page loads: (name under `/graphiql/`, content type, bytes).
-const ASSETS: [(&str, &str, &[u8]); 6] = [
+const ASSETS: [(&str, &str, &[u8]); 8] = [
     (
-        "graphiql.min.js",
+        "graphiql.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("playground/graphiql.min.js"),
+        include_bytes!("playground/graphiql.js"),
     ),
     (
-        "graphiql.min.css",
+        "graphiql.css",
         "text/css; charset=utf-8",
-        include_bytes!("playground/graphiql.min.css"),
+        include_bytes!("playground/graphiql.css"),
     ),
     (
-        "react.production.min.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("playground/react.production.min.js"),
+        "codicon.ttf",
+        "font/ttf",
+        include_bytes!("playground/codicon.ttf"),
     ),
     (
-        "react-dom.production.min.js",
+        "editor.worker.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("playground/react-dom.production.min.js"),
+        include_bytes!("playground/editor.worker.js"),
+    ),
+    (
+        "json.worker.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("playground/json.worker.js"),
+    ),
+    (
+        "graphql.worker.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("playground/graphql.worker.js"),
     ),
     (
         "playground.js",
@@ -43,11 +54,12 @@ const ASSETS: [(&str, &str, &[u8]); 6] = [
 
 const PAGE: &str = include_str!("playground/index.html");
 
-/// Only this origin's scripts, styles and API; GraphiQL's editor sets inline styles and its
-/// icons are data URLs.
+/// Only this origin's scripts, workers, styles and API; GraphiQL's editor (Monaco) sets
+/// inline styles and some icons are data URLs.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
-     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+     worker-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+     font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
 
 /// The page itself (asked for with `Accept: text/html` and no query).
 pub fn page() -> Response {
@@ -100,7 +112,7 @@ mod tests {
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let [file, sha256, source] = fields[..] else {
+            let [file, sha256] = fields[..] else {
                 panic!("malformed SOURCES line: {line}");
             };
             let bytes = std::fs::read(dir.join(file)).expect(file);
@@ -108,26 +120,28 @@ mod tests {
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect();
-            assert_eq!(digest, sha256, "{file} differs from {source}");
+            assert_eq!(digest, sha256, "{file} differs from what vendor.sh built");
             assert!(
                 super::ASSETS.iter().any(|(name, _, _)| *name == file),
                 "{file} is recorded but not served"
             );
             checked += 1;
         }
-        assert_eq!(checked, 4);
+        assert_eq!(checked, 6);
     }
 
-    /// Production builds only: React's development builds are ten times the size and warn
-    /// in the console.
+    /// A production build: React's development build checks and warns on every render,
+    /// and nothing is fetched from a CDN at run time.
     #[test]
-    fn react_is_the_production_build() {
+    fn the_bundle_is_a_production_build_that_loads_nothing_from_elsewhere() {
+        let bundle = String::from_utf8_lossy(super::ASSETS[0].2);
+        assert!(!bundle.contains("react-dom.development"));
+        assert!(!bundle.contains("Warning: Each child in a list should have a unique"));
         for (name, _, bytes) in super::ASSETS {
             let text = String::from_utf8_lossy(bytes);
-            assert!(
-                !text.contains("react.development") && !text.contains("unpkg.com"),
-                "{name}"
-            );
+            for cdn in ["esm.sh/", "unpkg.com/", "cdn.jsdelivr.net/"] {
+                assert!(!text.contains(cdn), "{name} names {cdn}");
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 // Mounts GraphiQL on this API. The access token typed above the editor is kept in this
-// browser's sessionStorage only and sent as `Authorization: Bearer <token>` with every
-// request; a header set in GraphiQL's Headers tab wins over it.
+// browser tab's sessionStorage only and sent as `Authorization: Bearer <token>` with every
+// request; a header set in GraphiQL's Headers tab wins over it. A link ending in
+// `#query=<url-encoded document>` opens with that document in the editor.
 (function () {
   'use strict';
   var KEY = 'linkai.accessToken';
@@ -33,10 +34,17 @@
     }).then(function (response) { return response.json(); });
   }
 
-  var root = window.ReactDOM.createRoot(document.getElementById('graphiql'));
-  root.render(window.React.createElement(window.GraphiQL, {
+  var linked = new URLSearchParams(window.location.hash.slice(1)).get('query');
+  var props = {
     fetcher: fetcher,
     defaultEditorToolsVisibility: true,
-    shouldPersistHeaders: false
-  }));
+    shouldPersistHeaders: false,
+    defaultQuery:
+      '# Paste an access token above, then run this with the play button.\n' +
+      '{\n  me {\n    email\n    activeWorkspace { name viewerRole }\n  }\n}\n'
+  };
+  if (linked) props.initialQuery = linked;
+  var element = document.getElementById('graphiql');
+  element.textContent = '';
+  window.LinkAIGraphiQL.mount(element, props);
 })();
