@@ -151,25 +151,36 @@ impl<'d> Measure<'d> {
                     }
                 }
                 Selection::InlineFragment(inline) => self.depth(&inline.node.selection_set.node),
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    match self.depths.get(name) {
-                        Some(known) => known.unwrap_or(0),
-                        None => match self.doc.fragments.get(name) {
-                            Some(fragment) => {
-                                self.depths.insert(name, None);
-                                let depth = self.depth(&fragment.node.selection_set.node);
-                                self.depths.insert(name, Some(depth));
-                                depth
-                            }
-                            None => 0,
-                        },
-                    }
-                }
+                Selection::FragmentSpread(spread) => self.fragment(
+                    spread.node.fragment_name.node.as_str(),
+                    |m| &mut m.depths,
+                    Self::depth,
+                ),
             };
             deepest = deepest.max(depth);
         }
         deepest
+    }
+
+    /// `measure` of the fragment `name`, computed once and remembered in `memo`. A fragment
+    /// being measured counts 0 when met again (a cycle, which validation reports), and an
+    /// unknown one 0 (validation reports that too).
+    fn fragment(
+        &mut self,
+        name: &'d str,
+        memo: fn(&mut Self) -> &mut HashMap<&'d str, Option<usize>>,
+        measure: fn(&mut Self, &'d SelectionSet) -> usize,
+    ) -> usize {
+        if let Some(known) = memo(self).get(name) {
+            return known.unwrap_or(0);
+        }
+        let Some(fragment) = self.doc.fragments.get(name) else {
+            return 0;
+        };
+        memo(self).insert(name, None);
+        let value = measure(self, &fragment.node.selection_set.node);
+        memo(self).insert(name, Some(value));
+        value
     }
 
     /// How many introspection list fields nest in `set` (every field under `__schema` or
@@ -184,21 +195,11 @@ impl<'d> Measure<'d> {
                     own + self.lists(&field.selection_set.node)
                 }
                 Selection::InlineFragment(inline) => self.lists(&inline.node.selection_set.node),
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    match self.lists.get(name) {
-                        Some(known) => known.unwrap_or(0),
-                        None => match self.doc.fragments.get(name) {
-                            Some(fragment) => {
-                                self.lists.insert(name, None);
-                                let lists = self.lists(&fragment.node.selection_set.node);
-                                self.lists.insert(name, Some(lists));
-                                lists
-                            }
-                            None => 0,
-                        },
-                    }
-                }
+                Selection::FragmentSpread(spread) => self.fragment(
+                    spread.node.fragment_name.node.as_str(),
+                    |m| &mut m.lists,
+                    Self::lists,
+                ),
             };
             most = most.max(lists);
         }

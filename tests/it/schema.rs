@@ -1,7 +1,7 @@
 //! The published SDL: up to date, described, and role-annotated.
 
 use async_graphql::parser::parse_schema;
-use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+use async_graphql::parser::types::{FieldDefinition, TypeKind, TypeSystemDefinition};
 
 /// Mutations that carry no `@requireRole`: public, or self-service on the caller's own
 /// account or membership (their checks live in the resolver and the role-matrix test).
@@ -23,6 +23,22 @@ const SELF_SERVICE_MUTATIONS: &[&str] = &[
     // Needs a service token, not a role.
     "reportUsage",
 ];
+
+/// Every field of every object type in the published SDL, as `(type name, field)`.
+pub fn object_fields() -> Vec<(String, FieldDefinition)> {
+    let doc = parse_schema(linkai::graphql::sdl()).expect("SDL parses");
+    let mut fields = Vec::new();
+    for definition in doc.definitions {
+        let TypeSystemDefinition::Type(ty) = definition else {
+            continue;
+        };
+        let name = ty.node.name.node.to_string();
+        if let TypeKind::Object(object) = ty.node.kind {
+            fields.extend(object.fields.into_iter().map(|f| (name.clone(), f.node)));
+        }
+    }
+    fields
+}
 
 /// `(mutation name, role in its @requireRole)` for every mutation.
 pub fn mutations(sdl: &str) -> Vec<(String, Option<String>)> {
@@ -120,31 +136,21 @@ fn every_type_and_field_is_described() {
 /// learn who may call a field only from its description: each guarded field says its role.
 #[test]
 fn every_guarded_field_says_its_least_role_in_its_description() {
-    let doc = parse_schema(linkai::graphql::sdl()).expect("SDL parses");
     let mut guarded = 0;
     let mut silent = Vec::new();
-    for definition in doc.definitions {
-        let TypeSystemDefinition::Type(ty) = definition else {
+    for (type_name, field) in object_fields() {
+        let Some(role) = field
+            .directives
+            .iter()
+            .find(|d| d.node.name.node == "requireRole")
+            .and_then(|d| d.node.get_argument("role").map(|v| v.node.to_string()))
+        else {
             continue;
         };
-        let TypeKind::Object(object) = &ty.node.kind else {
-            continue;
-        };
-        for field in &object.fields {
-            let Some(role) = field
-                .node
-                .directives
-                .iter()
-                .find(|d| d.node.name.node == "requireRole")
-                .and_then(|d| d.node.get_argument("role").map(|v| v.node.to_string()))
-            else {
-                continue;
-            };
-            guarded += 1;
-            let description = field.node.description.as_ref().map(|d| d.node.as_str());
-            if !description.is_some_and(|d| d.contains(&format!("Needs the {role} role"))) {
-                silent.push(format!("{}.{}", ty.node.name.node, field.node.name.node));
-            }
+        guarded += 1;
+        let description = field.description.as_ref().map(|d| d.node.as_str());
+        if !description.is_some_and(|d| d.contains(&format!("Needs the {role} role"))) {
+            silent.push(format!("{type_name}.{}", field.name.node));
         }
     }
     assert!(guarded > 30, "{guarded} guarded fields");
