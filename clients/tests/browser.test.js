@@ -3,6 +3,7 @@
 // browser itself, and the playground works with no network beyond loopback.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
 import { API, BASE, PAGE_PORT, PASSWORD, unique } from './env.js';
@@ -82,9 +83,34 @@ test('a page on an allowed origin calls the API; a page on another origin is ref
   await page.close();
 });
 
-test('the playground works offline: token, query, docs', async () => {
-  const { email, token } = await signUp();
-  const context = await browser.newContext();
+/** The README's GraphiQL session: its ```graphql blocks, in order. */
+async function readmeOperations() {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const session = readme.split('## A session in GraphiQL')[1].split('\n## ')[0];
+  return [...session.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1].trim());
+}
+
+/** Replaces the query editor's text as a person would: select all, then type. */
+async function typeQuery(page, text) {
+  await page.click('.graphiql-query-editor .view-lines');
+  await page.keyboard.press('Control+A');
+  await page.keyboard.press('Delete');
+  // One line in one insertion: Monaco closes a brace itself when Enter follows `{`.
+  await page.keyboard.insertText(text.replace(/\s+/g, ' '));
+}
+
+async function run(page, expected) {
+  await page.click('.graphiql-execute-button');
+  await page.waitForFunction(
+    (key) => document.querySelector('.graphiql-response .view-lines')?.textContent.includes(key),
+    expected,
+    { timeout: 30000 },
+  );
+  return page.evaluate(() => document.querySelector('.graphiql-response .view-lines').textContent);
+}
+
+test('the playground works offline: the README session, then the docs', async () => {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   const outside = [];
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url());
@@ -99,18 +125,26 @@ test('the playground works offline: token, query, docs', async () => {
     if (message.type() === 'error') problems.push(message.text());
   });
 
-  // As the README says: open the playground, paste the token, run a query. The link's
-  // `#query=` fills the editor (typing into Monaco would add its own closing braces).
-  await page.goto(`${BASE}/graphql#query=${encodeURIComponent('{ me { email } }')}`);
-  await page.waitForSelector('.graphiql-container', { timeout: 30000 });
+  await page.goto(`${BASE}/graphql`);
   await page.waitForSelector('.graphiql-query-editor .monaco-editor', { timeout: 30000 });
+
+  // Exactly as the README says, with an address of this run's own.
+  const email = unique('ada');
+  const [signUp, ...rest] = await readmeOperations();
+  assert.ok(signUp.includes('signUp(email: "ada@example.com"'), signUp);
+  await typeQuery(page, signUp.replace('ada@example.com', email));
+  const signedUp = await run(page, '"token"');
+  const token = signedUp.match(/"token":\s*"([^"]+)"/)[1];
+  assert.ok(!signedUp.includes('"errors"'), signedUp);
   await page.fill('#access-token', token);
-  await page.click('.graphiql-execute-button');
-  await page.waitForFunction(
-    (expected) => document.querySelector('.graphiql-response')?.textContent.includes(expected),
-    email,
-    { timeout: 30000 },
-  );
+  assert.ok(rest.length >= 4, 'the README shows a session');
+  for (const operation of rest) {
+    await typeQuery(page, operation);
+    const answer = await run(page, '"data"');
+    assert.ok(!answer.includes('"errors"'), `${operation}\n${answer}`);
+  }
+  const me = await run(page, '"data"');
+  assert.ok(!me.includes('UNAUTHENTICATED'));
 
   // The docs explorer, built from the standard introspection query.
   await page.click('[aria-label="Show Documentation Explorer"]');
