@@ -40,6 +40,7 @@ pub fn router(app: App) -> Router {
             "/graphql",
             get(graphql_get)
                 .post(graphql_post)
+                // Answered by the CORS layer; routed so that the layer sees OPTIONS.
                 .options(|| async { StatusCode::NO_CONTENT }),
         )
         .route_layer(axum::middleware::from_fn_with_state(cors, cors::layer));
