@@ -415,7 +415,7 @@ impl AuthMutation {
     }
 
     /// Sets a new password with the token from the reset email and signs the account out
-    /// everywhere.
+    /// everywhere: every session and personal access token stops working.
     async fn reset_password(
         &self,
         ctx: &Context<'_>,
@@ -437,7 +437,9 @@ impl AuthMutation {
             .ok_or_else(invalid_link)?;
             model::use_account_token(conn, link.id, now).await?;
             model::set_password(conn, link.user_id, &password_hash).await?;
-            model::revoke_sessions(conn, link.user_id).await?;
+            // Sessions and personal tokens alike: whoever held the account before the
+            // address was proven (a pre-registration) keeps nothing.
+            model::revoke_all_tokens(conn, link.user_id).await?;
             // The reset email reached this address: that proves it too.
             model::mark_email_verified(conn, link.user_id, now).await?;
             Ok::<_, ApiError>(())

@@ -374,12 +374,11 @@ pub async fn set_password(
         .map(drop)
 }
 
-/// Signs the user out everywhere: every session token stops working.
-pub async fn revoke_sessions(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<()> {
+/// Signs the user out everywhere: every session and personal access token stops working.
+pub async fn revoke_all_tokens(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<()> {
     diesel::update(
         access_tokens::table
             .filter(access_tokens::user_id.eq(user_id))
-            .filter(access_tokens::kind.eq("session"))
             .filter(access_tokens::revoked_at.is_null()),
     )
     .set(access_tokens::revoked_at.eq(diesel::dsl::now))

@@ -91,3 +91,85 @@ async fn password_reset_answers_the_same_for_anyone_and_signs_out_everywhere() {
     .data("signIn");
     assert!(app.mail.to("nobody@example.com").is_empty());
 }
+
+/// Issue 15's takeover chain, replayed: someone signs up first with another person's
+/// address and keeps an access token; the real person resets the password through the
+/// emailed link and joins a workspace. The early token must see nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_reset_evicts_whoever_registered_the_address_first() {
+    let app = TestApp::builder().with_workers().start().await;
+    let squatter = app.sign_up("Grace").await;
+    let kept = app
+        .gql(
+            squatter.token(),
+            "mutation { createAccessToken(name: \"keep\") { token } }",
+            json!({}),
+        )
+        .await
+        .data("createAccessToken")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    // The real Grace cannot sign up, so she resets the password from her inbox.
+    app.gql(
+        None,
+        "mutation($e: String!) { requestPasswordReset(email: $e) }",
+        json!({ "e": squatter.email }),
+    )
+    .await
+    .data("requestPasswordReset");
+    let token = app
+        .mail
+        .wait_for(&squatter.email, "reset-password", 1)
+        .await[0]
+        .token();
+    app.gql(
+        None,
+        "mutation($t: String!) { resetPassword(token: $t, password: \"grace's own password\") }",
+        json!({ "t": token }),
+    )
+    .await
+    .data("resetPassword");
+
+    // An agency invites her; she signs in and accepts.
+    let agency = app.sign_up("Agency").await;
+    app.invite(&agency, &agency.own_workspace, &squatter.email, "ADMIN")
+        .await;
+    let link = app
+        .mail
+        .wait_for(&squatter.email, "invitations/accept", 1)
+        .await[0]
+        .token();
+    let grace = app
+        .gql(
+            None,
+            "mutation($e: String!) { signIn(email: $e, password: \"grace's own password\") { token } }",
+            json!({ "e": squatter.email }),
+        )
+        .await
+        .data("signIn")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    app.gql(
+        Some(&grace),
+        "mutation($t: String!) { acceptInvitation(token: $t) { id } }",
+        json!({ "t": link }),
+    )
+    .await
+    .data("acceptInvitation");
+
+    // Both of the squatter's tokens are dead: no workspace, no account.
+    for early in [kept.as_str(), squatter.token.as_str()] {
+        let res = app
+            .gql(Some(early), "{ me { id } workspaces { id } }", json!({}))
+            .await;
+        res.assert_code("UNAUTHENTICATED");
+        assert_eq!(res.body["data"], json!({ "me": null, "workspaces": null }));
+    }
+    let hers = app
+        .gql(Some(&grace), "{ workspaces { id } }", json!({}))
+        .await;
+    assert_eq!(hers.data("workspaces").as_array().map(Vec::len), Some(2));
+}
