@@ -96,6 +96,16 @@ fn optional_text(value: &Option<String>, field: &str) -> ApiResult<Option<String
             "`{field}` must be at most {MAX_TEXT} characters long."
         )));
     }
+    // Lines and tabs are text; NUL (which PostgreSQL text cannot hold) and the other
+    // control characters are not.
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::bad_input(format!(
+            "`{field}` must not contain control characters other than line breaks and tabs."
+        )));
+    }
     Ok(Some(text.to_owned()))
 }
 

@@ -114,6 +114,12 @@ impl UsageMutation {
                 "`idempotencyKey` must be 1 to {MAX_KEY_CHARS} characters."
             )));
         }
+        // PostgreSQL text cannot hold NUL: refused here, not as a database error.
+        if key.chars().any(char::is_control) {
+            return Err(ApiError::bad_input(
+                "`idempotencyKey` must not contain control characters.",
+            ));
+        }
         let mut conn = request.db.conn_in(workspace_id).await?;
         conn.transaction(async |conn| {
             let workspace = crate::workspaces::model::find_live(conn, workspace_id)

@@ -121,6 +121,12 @@ async fn invalid_fields_get_clear_bad_input_errors_and_create_nothing() {
             "{ name: \"C\", timeZone: \"Mars/Olympus\" }",
             "timeZone",
         ),
+        // NUL cannot be stored in PostgreSQL text: it was an INTERNAL error (issue 15).
+        (
+            "KnowledgeBase",
+            "{ name: \"K\", description: \"before\\u0000after\" }",
+            "control characters",
+        ),
     ];
     for (kind, input, mention) in cases {
         let res = create(&app, &ada, &ada.own_workspace, kind, input).await;

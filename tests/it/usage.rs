@@ -48,7 +48,8 @@ async fn usage_counts_once_per_key_and_only_with_a_service_token() {
         .gql(Some(SERVICE_TOKEN), REPORT, report("SMS", 2, "sms-1"))
         .await;
     assert_eq!(sms.data("reportUsage")["sms"], 2);
-    for (q, k) in [(0, "zero"), (1, "")] {
+    // NUL cannot be stored in PostgreSQL text: it was an INTERNAL error (issue 15).
+    for (q, k) in [(0, "zero"), (1, ""), (1, "key\u{0}nul")] {
         app.gql(Some(SERVICE_TOKEN), REPORT, report("SMS", q, k))
             .await
             .assert_code("BAD_USER_INPUT");
