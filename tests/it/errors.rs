@@ -260,3 +260,43 @@ async fn documents_built_to_be_expensive_are_refused_before_any_work() {
         .await;
     assert!(once.data("signIn")["token"].is_string());
 }
+
+/// Issue 15's password flood, replayed: 64 wrong sign-ins at once. Hashing runs at most one
+/// per core (each takes 19 MiB), the rest wait their turn for a moment and are then
+/// RATE_LIMITED; nothing fails as INTERNAL, and the right password still works afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_sign_ins_hashes_one_password_per_core() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let sign_in =
+        "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token } }";
+    let attempts = (0..64).map(|i| {
+        app.gql(
+            None,
+            sign_in,
+            json!({ "e": ada.email, "p": format!("wrong guess {i}") }),
+        )
+    });
+    let answers = futures::future::join_all(attempts).await;
+    for res in &answers {
+        let code = res.code().expect("refused");
+        assert!(
+            ["UNAUTHENTICATED", "RATE_LIMITED"].contains(&code),
+            "{:#}",
+            res.body
+        );
+    }
+    let peak = linkai::auth::password::peak_concurrency();
+    assert!(
+        (1..=linkai::auth::password::slots()).contains(&peak),
+        "{peak} hashes ran at once"
+    );
+    let res = app
+        .gql(
+            None,
+            sign_in,
+            json!({ "e": ada.email, "p": crate::harness::PASSWORD }),
+        )
+        .await;
+    assert!(res.data("signIn")["token"].is_string());
+}
