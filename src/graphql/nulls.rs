@@ -10,10 +10,11 @@
 use std::collections::HashMap;
 
 use async_graphql::parser::types::{
-    BaseType, ExecutableDocument, OperationType, Selection, SelectionSet, Type, TypeKind,
-    TypeSystemDefinition,
+    BaseType, ExecutableDocument, OperationType, SelectionSet, Type, TypeKind, TypeSystemDefinition,
 };
 use async_graphql::{Name, PathSegment, Response, Value};
+
+use super::shape::fields_of;
 
 /// The output fields of every object type: `(type, field) -> type`, read from the SDL.
 pub struct OutputTypes {
@@ -158,64 +159,28 @@ fn collect<'d>(
     sets: &[&'d SelectionSet],
     key: &str,
 ) -> (Option<&'d str>, Vec<&'d SelectionSet>) {
-    let mut name = None;
-    let mut children = Vec::new();
-    let mut stack: Vec<&'d SelectionSet> = sets.to_vec();
-    let mut seen_fragments = Vec::new();
-    while let Some(set) = stack.pop() {
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => {
-                    if field.node.response_key().node.as_str() == key {
-                        name = Some(field.node.name.node.as_str());
-                        children.push(&field.node.selection_set.node);
-                    }
-                }
-                Selection::InlineFragment(inline) => stack.push(&inline.node.selection_set.node),
-                Selection::FragmentSpread(spread) => {
-                    let fragment_name = spread.node.fragment_name.node.as_str();
-                    if seen_fragments.contains(&fragment_name) {
-                        continue;
-                    }
-                    seen_fragments.push(fragment_name);
-                    if let Some(fragment) = doc.fragments.get(fragment_name) {
-                        stack.push(&fragment.node.selection_set.node);
-                    }
-                }
-            }
-        }
-    }
-    (name, children)
+    let answering: Vec<_> = fields_of(doc, sets)
+        .into_iter()
+        .filter(|field| field.response_key().node.as_str() == key)
+        .collect();
+    let name = answering.first().map(|field| field.name.node.as_str());
+    (
+        name,
+        answering
+            .into_iter()
+            .map(|f| &f.selection_set.node)
+            .collect(),
+    )
 }
 
 /// The response keys `sets` select, in document order.
 fn keys_in_order(doc: &ExecutableDocument, sets: &[&SelectionSet]) -> Vec<Name> {
-    fn walk(doc: &ExecutableDocument, set: &SelectionSet, keys: &mut Vec<Name>, depth: usize) {
-        if depth > 64 {
-            return;
+    let mut keys: Vec<Name> = Vec::new();
+    for field in fields_of(doc, sets) {
+        let key = &field.response_key().node;
+        if !keys.contains(key) {
+            keys.push(key.clone());
         }
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => {
-                    let key = field.node.response_key().node.clone();
-                    if !keys.contains(&key) {
-                        keys.push(key);
-                    }
-                }
-                Selection::InlineFragment(inline) => {
-                    walk(doc, &inline.node.selection_set.node, keys, depth + 1);
-                }
-                Selection::FragmentSpread(spread) => {
-                    if let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node) {
-                        walk(doc, &fragment.node.selection_set.node, keys, depth + 1);
-                    }
-                }
-            }
-        }
-    }
-    let mut keys = Vec::new();
-    for set in sets {
-        walk(doc, set, &mut keys, 0);
     }
     keys
 }

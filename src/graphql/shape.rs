@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use async_graphql::parser::types::{
-    ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
+    ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
 };
 use async_graphql::Variables;
 
@@ -100,7 +100,10 @@ pub fn check(
             cost.depth
         )));
     }
-    let root = root_fields(doc, &operation.selection_set.node);
+    let root: Vec<&str> = fields_of(doc, &[&operation.selection_set.node])
+        .into_iter()
+        .map(|field| field.name.node.as_str())
+        .collect();
     if root.len() > MAX_ROOT_FIELDS {
         return Err(too_complex(format!(
             "The operation has {} root fields; at most {MAX_ROOT_FIELDS} are allowed.",
@@ -280,16 +283,22 @@ impl<'d> Measure<'d> {
     }
 }
 
-/// The names of the fields at the root of `set`, through its fragments (each fragment once).
-fn root_fields<'d>(doc: &'d ExecutableDocument, set: &'d SelectionSet) -> Vec<&'d str> {
-    let mut names = Vec::new();
-    let mut stack = vec![set];
-    let mut seen: Vec<&str> = Vec::new();
-    while let Some(set) = stack.pop() {
+/// The fields `sets` select, in document order, through inline fragments and fragment
+/// spreads (each named fragment once: a cycle, which validation reports, ends there). The
+/// one walk behind the root-field count here and `null` placement in `nulls`.
+pub fn fields_of<'d>(doc: &'d ExecutableDocument, sets: &[&'d SelectionSet]) -> Vec<&'d Field> {
+    fn walk<'d>(
+        doc: &'d ExecutableDocument,
+        set: &'d SelectionSet,
+        seen: &mut Vec<&'d str>,
+        fields: &mut Vec<&'d Field>,
+    ) {
         for selection in &set.items {
             match &selection.node {
-                Selection::Field(field) => names.push(field.node.name.node.as_str()),
-                Selection::InlineFragment(inline) => stack.push(&inline.node.selection_set.node),
+                Selection::Field(field) => fields.push(&field.node),
+                Selection::InlineFragment(inline) => {
+                    walk(doc, &inline.node.selection_set.node, seen, fields);
+                }
                 Selection::FragmentSpread(spread) => {
                     let name = spread.node.fragment_name.node.as_str();
                     if seen.contains(&name) {
@@ -297,13 +306,17 @@ fn root_fields<'d>(doc: &'d ExecutableDocument, set: &'d SelectionSet) -> Vec<&'
                     }
                     seen.push(name);
                     if let Some(fragment) = doc.fragments.get(name) {
-                        stack.push(&fragment.node.selection_set.node);
+                        walk(doc, &fragment.node.selection_set.node, seen, fields);
                     }
                 }
             }
         }
     }
-    names
+    let (mut seen, mut fields) = (Vec::new(), Vec::new());
+    for set in sets {
+        walk(doc, set, &mut seen, &mut fields);
+    }
+    fields
 }
 
 #[cfg(test)]

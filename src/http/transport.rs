@@ -124,8 +124,9 @@ pub struct PostParams {
     operation_name: Option<String>,
     #[serde(default)]
     variables: Option<Variables>,
-    #[serde(default)]
-    extensions: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Checked to be a map, as the spec says; no extension is implemented, so it is not read.
+    #[serde(default, rename = "extensions")]
+    _extensions: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -150,7 +151,6 @@ impl PostParams {
             }
             Err(err) => return Err(format!("The body is not JSON: {err}.")),
         };
-        let _ = params.extensions;
         Ok(request(
             params.query,
             params.operation_name,
