@@ -116,8 +116,10 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 
 /// The parameters of one GraphQL request, as a POST body or a GET query string carries
 /// them (GET's `variables` and `extensions` are JSON text).
+/// Keys the spec does not name (`documentId`, `id`, a client's own) are ignored, as they
+/// are in a GET's query string: refusing them breaks clients that send them.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PostParams {
     query: String,
     #[serde(default)]
@@ -280,6 +282,9 @@ mod tests {
             br#"{"query":"{ __typename }","operationName":null,"variables":null,"extensions":null}"#
         )
         .is_ok());
+        assert!(
+            PostParams::parse(br#"{"query":"{ __typename }","documentId":null,"id":"q1"}"#).is_ok()
+        );
         for bad in [
             &br#"{"qeury":"{ __typename }"}"#[..],
             br#"{"query":0}"#,
