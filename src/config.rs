@@ -23,11 +23,21 @@
 //! | `BILLING_SYNC_SECS` | how often workers re-sync every workspace's billing from Stripe | [`DEFAULT_BILLING_SYNC_SECS`] |
 //! | `CORS_ORIGINS` | comma-separated browser origins allowed to call `/graphql` (`https://app.example.com`) | the origin of `APP_URL` |
 //! | `INTROSPECTION` | `false`: no `__schema`/`__type` and no playground | `true` |
+//! | `HTTP_HEADER_TIMEOUT_SECS` | a connection must send a request's headers within this long, counted from when it opens or its previous response ends (so it also closes idle keep-alive connections) | [`DEFAULT_HEADER_TIMEOUT_SECS`] |
+//! | `HTTP_BODY_TIMEOUT_SECS` | a request's whole body must arrive within this long after its headers (else 408) | [`DEFAULT_BODY_TIMEOUT_SECS`] |
+//! | `HTTP_REQUEST_TIMEOUT_SECS` | a request is answered within this long, or with 503 `SERVICE_UNAVAILABLE` (its work rolled back) | [`DEFAULT_REQUEST_TIMEOUT_SECS`] |
+//! | `HTTP_MAX_CONNECTIONS` | open connections per process; past it, new ones wait in the listen backlog | [`DEFAULT_MAX_CONNECTIONS`] |
+//! | `SHUTDOWN_TIMEOUT_SECS` | after SIGTERM, how long requests in flight get before the process exits anyway | [`DEFAULT_SHUTDOWN_TIMEOUT_SECS`] |
+//! | `TRUSTED_PROXIES` | comma-separated proxy addresses (`10.0.0.5`, `10.0.0.0/8`) whose `X-Forwarded-For` names the client | unset: the peer is the client |
+//! | `DATABASE_STATEMENT_TIMEOUT_MS` | PostgreSQL `statement_timeout` of the app's sessions | [`DEFAULT_STATEMENT_TIMEOUT_MS`] |
+//! | `DATABASE_LOCK_TIMEOUT_MS` | PostgreSQL `lock_timeout` of the app's sessions | [`DEFAULT_LOCK_TIMEOUT_MS`] |
+//! | `DATABASE_POOL_WAIT_MS` | how long a request waits for a free connection before 503 `SERVICE_UNAVAILABLE` | [`DEFAULT_POOL_WAIT_MS`] |
 //! | `GRAPHQL_SQL_STATS` | `true`: responses carry `extensions.sqlStatements` and `sqlContextStatements` (tests, benchmarks) | `false` |
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -44,6 +54,14 @@ pub const MISSED_HEARTBEATS: usize = 3;
 pub const DEFAULT_TRIAL_SCAN_SECS: u64 = 600;
 pub const DEFAULT_PLAN_METADATA_KEY: &str = "linkai_plan";
 pub const DEFAULT_BILLING_SYNC_SECS: u64 = 3_600;
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_LOCK_TIMEOUT_MS: u64 = 2_000;
+pub const DEFAULT_POOL_WAIT_MS: u64 = 3_000;
 
 /// A value that must not appear in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -82,12 +100,12 @@ pub struct Config {
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
     /// How often each worker scans for due trial notices.
-    pub trial_scan_interval: std::time::Duration,
+    pub trial_scan_interval: Duration,
     /// How often each worker re-syncs every workspace's billing from Stripe.
-    pub billing_sync_interval: std::time::Duration,
+    pub billing_sync_interval: Duration,
     pub queue: String,
     pub name: String,
-    pub heartbeat: std::time::Duration,
+    pub heartbeat: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -97,6 +115,10 @@ pub struct DatabaseConfig {
     /// The application role.
     pub app_url: Secret,
     pub pool_size: usize,
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
+    /// How long a checkout waits for a free connection.
+    pub pool_wait: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -110,6 +132,81 @@ pub struct HttpConfig {
     /// Report the SQL statements each request ran in `extensions.sqlStatements` and
     /// `extensions.sqlContextStatements`.
     pub expose_sql_stats: bool,
+    pub limits: HttpLimits,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// How long a connection may take over each part of its life, and how many may be open.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
+            body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
+            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
+        }
+    }
+}
+
+/// An address range (`10.0.0.0/8`), or one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.trim().parse().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (canonical(self.addr), ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// IPv4 addresses seen through an IPv6 socket (`::ffff:10.0.0.5`) as the IPv4 they are.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +236,52 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let or = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
+        let number = |name: &str, default: u64| -> anyhow::Result<u64> {
+            get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .with_context(|| format!("{name} must be a whole number above 0"))
+                })
+                .transpose()
+                .map(|n| n.unwrap_or(default))
+        };
+        let limits = HttpLimits {
+            header_timeout: Duration::from_secs(number(
+                "HTTP_HEADER_TIMEOUT_SECS",
+                DEFAULT_HEADER_TIMEOUT_SECS,
+            )?),
+            body_timeout: Duration::from_secs(number(
+                "HTTP_BODY_TIMEOUT_SECS",
+                DEFAULT_BODY_TIMEOUT_SECS,
+            )?),
+            request_timeout: Duration::from_secs(number(
+                "HTTP_REQUEST_TIMEOUT_SECS",
+                DEFAULT_REQUEST_TIMEOUT_SECS,
+            )?),
+            max_connections: number("HTTP_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS as u64)?
+                as usize,
+            shutdown_timeout: Duration::from_secs(number(
+                "SHUTDOWN_TIMEOUT_SECS",
+                DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+            )?),
+        };
+        let trusted_proxies = get("TRUSTED_PROXIES")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|net| !net.is_empty())
+                    .map(|net| {
+                        IpNet::parse(net).with_context(|| {
+                            format!("TRUSTED_PROXIES: `{net}` is not an address or range like 10.0.0.0/8")
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
 
         let pool_size = get("DATABASE_POOL_SIZE")
             .map(|v| v.parse().context("DATABASE_POOL_SIZE must be a number"))
@@ -220,6 +363,18 @@ impl Config {
                 })),
                 url: Secret::new(or("DATABASE_URL", DEFAULT_DATABASE_URL)),
                 pool_size,
+                statement_timeout: Duration::from_millis(number(
+                    "DATABASE_STATEMENT_TIMEOUT_MS",
+                    DEFAULT_STATEMENT_TIMEOUT_MS,
+                )?),
+                lock_timeout: Duration::from_millis(number(
+                    "DATABASE_LOCK_TIMEOUT_MS",
+                    DEFAULT_LOCK_TIMEOUT_MS,
+                )?),
+                pool_wait: Duration::from_millis(number(
+                    "DATABASE_POOL_WAIT_MS",
+                    DEFAULT_POOL_WAIT_MS,
+                )?),
             },
             redis_url: or("REDIS_URL", DEFAULT_REDIS_URL),
             http: HttpConfig {
@@ -228,6 +383,8 @@ impl Config {
                 cors_origins,
                 introspection,
                 expose_sql_stats,
+                limits,
+                trusted_proxies,
             },
             email: EmailConfig {
                 smtp_url: get("SMTP_URL").map(Secret::new),
@@ -237,11 +394,11 @@ impl Config {
             stripe,
             service_tokens,
             workers: WorkerConfig {
-                trial_scan_interval: std::time::Duration::from_secs(trial_scan_secs),
-                billing_sync_interval: std::time::Duration::from_secs(billing_sync_secs),
+                trial_scan_interval: Duration::from_secs(trial_scan_secs),
+                billing_sync_interval: Duration::from_secs(billing_sync_secs),
                 queue: or("JOBS_QUEUE", DEFAULT_JOBS_QUEUE),
                 name: worker_name,
-                heartbeat: std::time::Duration::from_secs(heartbeat_secs),
+                heartbeat: Duration::from_secs(heartbeat_secs),
             },
             unfiltered_kind: get("UNSAFE_UNFILTERED_KIND"),
         })
@@ -325,6 +482,34 @@ mod tests {
         assert_eq!(config.service_tokens.len(), 2);
         assert_eq!(config.http.app_url, "https://app.example.com");
         assert!(!format!("{config:?}").contains("sk_test_123"));
+    }
+
+    #[test]
+    fn limits_and_proxies_are_read_and_checked() {
+        let config = Config::from_lookup(|name| match name {
+            "HTTP_HEADER_TIMEOUT_SECS" => Some("3".into()),
+            "DATABASE_POOL_WAIT_MS" => Some("250".into()),
+            "TRUSTED_PROXIES" => Some("10.0.0.0/8, ::1".into()),
+            _ => None,
+        })
+        .expect("parses");
+        assert_eq!(config.http.limits.header_timeout, Duration::from_secs(3));
+        assert_eq!(config.database.pool_wait, Duration::from_millis(250));
+        let proxies = &config.http.trusted_proxies;
+        assert!(proxies[0].contains("10.20.30.40".parse().expect("ip")));
+        assert!(proxies[0].contains("::ffff:10.1.2.3".parse().expect("ip")));
+        assert!(!proxies[0].contains("11.0.0.1".parse().expect("ip")));
+        assert!(proxies[1].contains("::1".parse().expect("ip")));
+        assert!(!proxies[1].contains("::2".parse().expect("ip")));
+        for (name, bad) in [
+            ("HTTP_REQUEST_TIMEOUT_SECS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "lots"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("TRUSTED_PROXIES", "proxy.local"),
+        ] {
+            let err = Config::from_lookup(|n| (n == name).then(|| bad.into())).expect_err(bad);
+            assert!(err.to_string().contains(name), "{name}={bad}: {err}");
+        }
     }
 
     #[test]

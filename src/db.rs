@@ -64,16 +64,31 @@ impl DerefMut for ContextConnection {
     }
 }
 
-/// The pool's manager: diesel-async's, with a context record on each connection.
-pub struct ContextManager(AsyncDieselConnectionManager<AsyncPgConnection>);
+/// The pool's manager: diesel-async's, with a context record on each connection, and the
+/// statement and lock timeouts set on each new session.
+pub struct ContextManager {
+    inner: AsyncDieselConnectionManager<AsyncPgConnection>,
+    statement_timeout: std::time::Duration,
+    lock_timeout: std::time::Duration,
+}
 
 impl deadpool::managed::Manager for ContextManager {
     type Type = ContextConnection;
     type Error = diesel_async::pooled_connection::PoolError;
 
     async fn create(&self) -> Result<ContextConnection, Self::Error> {
+        let mut conn = self.inner.create().await?;
+        // No request holds a connection or a lock longer than this: a locked table makes
+        // its requests fail fast (SERVICE_UNAVAILABLE) instead of filling the pool.
+        diesel::select((
+            set_config("statement_timeout", millis(self.statement_timeout), false),
+            set_config("lock_timeout", millis(self.lock_timeout), false),
+        ))
+        .execute(&mut conn)
+        .await
+        .map_err(diesel_async::pooled_connection::PoolError::QueryError)?;
         Ok(ContextConnection {
-            conn: self.0.create().await?,
+            conn,
             context: None,
         })
     }
@@ -83,7 +98,7 @@ impl deadpool::managed::Manager for ContextManager {
         connection: &mut ContextConnection,
         metrics: &Metrics,
     ) -> RecycleResult<Self::Error> {
-        self.0.recycle(&mut connection.conn, metrics).await
+        self.inner.recycle(&mut connection.conn, metrics).await
     }
 }
 
@@ -99,6 +114,26 @@ diesel::define_sql_function! {
     /// PostgreSQL's `set_config(setting, value, is_local)`. As a typed function (not raw SQL)
     /// its statements are prepared once per connection and cached, like every other query.
     fn set_config(setting: diesel::sql_types::Text, value: diesel::sql_types::Text, is_local: diesel::sql_types::Bool) -> diesel::sql_types::Text;
+}
+
+fn millis(duration: std::time::Duration) -> String {
+    // 0 would mean "no timeout" to PostgreSQL.
+    duration.as_millis().max(1).to_string()
+}
+
+/// Whether a statement was cancelled by `statement_timeout` or `lock_timeout` (SQLSTATE
+/// 57014 and 55P03). diesel-async keeps only the message of such errors, so their text is
+/// matched; the server's messages are PostgreSQL's English ones (`lc_messages` is not set
+/// per session by this app).
+pub fn is_timeout(err: &diesel::result::Error) -> bool {
+    match err {
+        diesel::result::Error::DatabaseError(_, info) => {
+            let message = info.message();
+            message.starts_with("canceling statement due to statement timeout")
+                || message.starts_with("canceling statement due to lock timeout")
+        }
+        _ => false,
+    }
 }
 
 const USER_SETTING: &str = "app.user_id";
@@ -307,10 +342,18 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         manager_config,
     );
     // Last in, first out: a request's next checkout gets the connection it just returned,
-    // which usually has the context it wants already.
-    Ok(Pool::builder(ContextManager(manager))
+    // which usually has the context it wants already. A request waits at most `pool_wait`
+    // for a connection, then answers SERVICE_UNAVAILABLE.
+    let manager = ContextManager {
+        inner: manager,
+        statement_timeout: config.statement_timeout,
+        lock_timeout: config.lock_timeout,
+    };
+    Ok(Pool::builder(manager)
         .max_size(config.pool_size)
         .queue_mode(QueueMode::Lifo)
+        .wait_timeout(Some(config.pool_wait))
+        .runtime(deadpool::Runtime::Tokio1)
         .build()?)
 }
 

@@ -31,11 +31,14 @@ pub enum ErrorCode {
     GraphqlValidationFailed,
     /// The document is over the depth, complexity or introspection budget (nothing ran).
     QueryTooComplex,
+    /// The server is too busy or a dependency too slow right now; retry after
+    /// `extensions.retryAfter` seconds (nothing was changed).
+    ServiceUnavailable,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::Unauthenticated,
         ErrorCode::NotFound,
         ErrorCode::Forbidden,
@@ -48,6 +51,7 @@ impl ErrorCode {
         ErrorCode::GraphqlParseFailed,
         ErrorCode::GraphqlValidationFailed,
         ErrorCode::QueryTooComplex,
+        ErrorCode::ServiceUnavailable,
         ErrorCode::Internal,
     ];
 
@@ -65,9 +69,17 @@ impl ErrorCode {
             ErrorCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }
+}
+
+/// The retry hint of `SERVICE_UNAVAILABLE`.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 2;
+
+fn whole_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 const INTERNAL_MESSAGE: &str = "Something went wrong on our side. Please try again.";
@@ -77,6 +89,8 @@ const INTERNAL_MESSAGE: &str = "Something went wrong on our side. Please try aga
 pub struct ApiError {
     code: ErrorCode,
     message: Cow<'static, str>,
+    /// Seconds after which trying again may succeed (`extensions.retryAfter`).
+    retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -86,11 +100,37 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
     pub fn code(&self) -> ErrorCode {
         self.code
+    }
+
+    /// Seconds after which the same request may succeed, when the error says.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// Too many attempts: `RATE_LIMITED`, with the wait in whole seconds (at least one).
+    pub fn rate_limited(message: impl Into<Cow<'static, str>>, wait: std::time::Duration) -> Self {
+        Self {
+            retry_after: Some(whole_seconds(wait)),
+            ..Self::new(ErrorCode::RateLimited, message)
+        }
+    }
+
+    /// The server cannot take the request now (pool exhausted, a statement or lock timed
+    /// out): `SERVICE_UNAVAILABLE` with a short retry hint. Whatever ran was rolled back.
+    pub fn unavailable() -> Self {
+        Self {
+            retry_after: Some(UNAVAILABLE_RETRY_SECS),
+            ..Self::new(
+                ErrorCode::ServiceUnavailable,
+                "The service is busy right now; nothing was changed. Please retry shortly.",
+            )
+        }
     }
 
     pub fn message(&self) -> &str {
@@ -132,6 +172,9 @@ impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
         let mut extensions = ErrorExtensionValues::default();
         extensions.set("code", err.code.as_str());
+        if let Some(seconds) = err.retry_after {
+            extensions.set("retryAfter", seconds);
+        }
         async_graphql::Error {
             message: err.message.into_owned(),
             source: None,
@@ -142,20 +185,37 @@ impl From<ApiError> for async_graphql::Error {
 
 impl From<diesel::result::Error> for ApiError {
     fn from(err: diesel::result::Error) -> Self {
+        if crate::db::is_timeout(&err) {
+            tracing::warn!(%err, "statement or lock timeout");
+            return ApiError::unavailable();
+        }
         ApiError::internal(&err)
     }
 }
 
 impl From<crate::db::DbError> for ApiError {
     fn from(err: crate::db::DbError) -> Self {
-        ApiError::internal(&err)
+        match err {
+            crate::db::DbError::Pool(deadpool::managed::PoolError::Timeout(_)) => {
+                tracing::warn!("no database connection free within the pool wait");
+                ApiError::unavailable()
+            }
+            crate::db::DbError::Context(err) => err.into(),
+            err => ApiError::internal(&err),
+        }
     }
 }
 
 impl ApiError {
     /// The error as a request error in a response: no path, no location.
     pub fn to_server_error(&self) -> ServerError {
-        with_code(ServerError::new(self.message.clone(), None), self.code)
+        let mut err = with_code(ServerError::new(self.message.clone(), None), self.code);
+        if let Some(seconds) = self.retry_after {
+            err.extensions
+                .get_or_insert_with(Default::default)
+                .set("retryAfter", seconds);
+        }
+        err
     }
 }
 

@@ -1,6 +1,15 @@
 //! The HTTP surface: `/graphql` (GraphQL over HTTP, [`transport`]; CORS, [`cors`]; the
-//! playground for browsers, [`playground`]), `/healthz`, `/readyz`, the Stripe webhook, a
-//! request body limit and graceful shutdown.
+//! playground for browsers, [`playground`]), `/healthz`, `/readyz`, the Stripe webhook, and
+//! the bounds every connection lives within ([`serve_router`], [`with_middleware`]):
+//!
+//! - headers within `header_timeout` of the connection opening or its previous response (so
+//!   silent, slowloris and idle keep-alive connections are closed);
+//! - the whole body within `body_timeout` (else 408) and at most [`MAX_BODY_BYTES`] (413);
+//! - an answer within `request_timeout`, else 503 `SERVICE_UNAVAILABLE` (the work is dropped,
+//!   so its transaction rolls back);
+//! - at most `max_connections` open; further ones wait in the kernel's backlog, so the
+//!   process never runs out of file descriptors;
+//! - after SIGTERM, requests in flight get `shutdown_timeout`, then the process exits.
 
 mod cors;
 mod playground;
@@ -14,14 +23,18 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Value};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Request as HttpRequest};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use http_body_util::BodyExt as _;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::config::HttpLimits;
 use crate::error::ApiError;
 use crate::graphql::context::RequestContext;
 use crate::App;
@@ -51,13 +64,76 @@ pub fn router(app: App) -> Router {
     if app.config.http.introspection {
         routes = routes.route("/graphiql/{file}", get(playground::asset));
     }
-    with_middleware(routes).with_state(Arc::new(app))
+    let limits = app.config.http.limits;
+    with_middleware(routes, limits).with_state(Arc::new(app))
 }
 
 /// The middleware every route goes through; public so the benchmark's bare-handler baseline
 /// pays exactly the same.
-pub fn with_middleware<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
-    routes.layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+pub fn with_middleware<S: Clone + Send + Sync + 'static>(
+    routes: Router<S>,
+    limits: HttpLimits,
+) -> Router<S> {
+    routes.layer(axum::middleware::from_fn_with_state(limits, deadlines))
+}
+
+/// Reads the whole body within `body_timeout` and answers within `request_timeout`.
+///
+/// The body is read here, before any handler, so a client dripping it byte by byte holds
+/// nothing but its own connection, and is cut off at the deadline.
+async fn deadlines(State(limits): State<HttpLimits>, request: HttpRequest, next: Next) -> Response {
+    let answer = async {
+        let (parts, body) = request.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+            return body_error(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+        let bytes = match tokio::time::timeout(limits.body_timeout, limited.collect()).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(err)) if err.is::<http_body_util::LengthLimitError>() => {
+                return body_error(StatusCode::PAYLOAD_TOO_LARGE)
+            }
+            Ok(Err(_)) => return body_error(StatusCode::BAD_REQUEST),
+            Err(_) => return body_error(StatusCode::REQUEST_TIMEOUT),
+        };
+        next.run(HttpRequest::from_parts(
+            parts,
+            axum::body::Body::from(bytes),
+        ))
+        .await
+    };
+    match tokio::time::timeout(limits.request_timeout, answer).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout = ?limits.request_timeout, "request timed out");
+            transport::http_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                MediaType::Json,
+                &ApiError::unavailable(),
+            )
+        }
+    }
+}
+
+fn body_error(status: StatusCode) -> Response {
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "The request body is over 256 KiB.",
+        StatusCode::REQUEST_TIMEOUT => "The request body did not arrive in time.",
+        _ => "The request body could not be read.",
+    };
+    let mut response =
+        transport::http_error(status, MediaType::Json, &ApiError::bad_input(message));
+    if status == StatusCode::REQUEST_TIMEOUT {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
@@ -66,9 +142,72 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = app.config.http.limits;
+    serve_router(listener, router(app), limits, shutdown).await
+}
+
+/// After a failed `accept` (out of file descriptors, say), wait this long before the next:
+/// the error would repeat at once.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Serves `router` over HTTP/1.1 within `limits` until `shutdown` resolves; then stops
+/// accepting, lets requests in flight finish for up to `shutdown_timeout`, and returns.
+/// Each request carries its peer's address as [`ConnectInfo`].
+pub async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        // A slot first: at the cap, connections wait in the backlog rather than take a
+        // file descriptor each.
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = Arc::clone(&open).acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(%err, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service =
+            hyper::service::service_fn(move |mut request: HttpRequest<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                tower::ServiceExt::oneshot(router.clone(), request)
+            });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, %peer, "connection closed with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.shutdown_timeout) => {
+            tracing::warn!("requests still open at the shutdown deadline are dropped");
+        }
+    }
+    Ok(())
 }
 
 /// One operation as JSON (`query`, `operationName`, `variables`, `extensions`). The body is

@@ -85,6 +85,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Serve { workers } => {
             let bind_addr = config.http.bind_addr;
+            let deadline = config.http.limits.shutdown_timeout;
             let app = App::start(config).await?;
             let listener = tokio::net::TcpListener::bind(bind_addr)
                 .await
@@ -106,7 +107,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let (served, ()) = tokio::join!(api, signal);
             served?;
             if let Some(background) = background {
-                background.await??;
+                // The workers stop with the API; one stuck on a job does not hold the exit.
+                match tokio::time::timeout(deadline, background).await {
+                    Ok(done) => done??,
+                    Err(_) => tracing::warn!("workers still busy at the shutdown deadline"),
+                }
             }
             Ok(())
         }

@@ -17,8 +17,13 @@ pub async fn serve(addr: &str, body_file: &str) -> anyhow::Result<serde_json::Va
         }),
     );
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, linkai::http::with_middleware(routes))
-        .with_graceful_shutdown(linkai::http::shutdown_signal())
-        .await?;
+    let limits = linkai::config::HttpLimits::default();
+    linkai::http::serve_router(
+        listener,
+        linkai::http::with_middleware(routes, limits),
+        limits,
+        linkai::http::shutdown_signal(),
+    )
+    .await?;
     Ok(serde_json::json!({ "served": addr }))
 }

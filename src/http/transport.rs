@@ -194,7 +194,22 @@ fn request(query: String, operation_name: Option<String>, variables: Option<Vari
 
 /// An answer that executed: 200, `data` and any field errors.
 pub fn executed(media: MediaType, response: &async_graphql::Response) -> Response {
-    body(StatusCode::OK, media, serde_json::to_vec(response))
+    let mut answer = body(StatusCode::OK, media, serde_json::to_vec(response));
+    // A field refused for load or rate (`retryAfter`) tells HTTP-level retry logic too.
+    let wait = response
+        .errors
+        .iter()
+        .filter_map(|err| match err.extensions.as_ref()?.get("retryAfter")? {
+            async_graphql::Value::Number(n) => n.as_u64(),
+            _ => None,
+        })
+        .max();
+    if let Some(wait) = wait {
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    }
+    answer
 }
 
 /// A request error: the document (or its variables) was refused before anything ran.
@@ -210,10 +225,14 @@ pub fn request_error(media: MediaType, errors: &[ServerError]) -> Response {
 /// A failure of the HTTP request itself (not JSON, wrong method or content type): the same
 /// status whatever the client accepts.
 pub fn http_error(status: StatusCode, media: MediaType, err: &ApiError) -> Response {
-    let errors = serde_json::json!({
-        "errors": [{ "message": err.message(), "extensions": { "code": err.code().as_str() } }]
-    });
-    body(status, media, serde_json::to_vec(&errors))
+    let errors = serde_json::json!({ "errors": [err.to_server_error()] });
+    let mut answer = body(status, media, serde_json::to_vec(&errors));
+    if let Some(wait) = err.retry_after() {
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    }
+    answer
 }
 
 /// One error answered as a request error.

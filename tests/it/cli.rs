@@ -65,6 +65,9 @@ async fn serve_end_to_end(on_one_core: bool) {
             format!("postgres://postgres@127.0.0.1:5432/{database}"),
         )
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        // Its own queue: the two servers of this file run at once, and one's worker must
+        // not take the other's jobs (it would not find their rows and drop them).
+        .env("JOBS_QUEUE", format!("linkai:jobs:{database}"))
         .env("OUTBOX_DIR", std::env::temp_dir().join(&database))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -172,6 +175,25 @@ async fn serve_end_to_end(on_one_core: bool) {
     .await;
     assert_eq!(members["data"]["workspace"]["members"]["totalCount"], 2);
 
+    // Issue 15: one half-sent request kept the server running 60 s after SIGTERM. Leave
+    // one open (headers promise a body that never comes), and one whose headers never end.
+    let mut half_sent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut half_sent,
+        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"query\":",
+    )
+    .await
+    .expect("writes");
+    let mut unfinished = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    tokio::io::AsyncWriteExt::write_all(&mut unfinished, b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .expect("writes");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
     let pid = child.id().expect("running");
     let status = std::process::Command::new("kill")
         .arg("-TERM")
@@ -184,6 +206,7 @@ async fn serve_end_to_end(on_one_core: bool) {
         .expect("stops")
         .expect("status");
     assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+    drop((half_sent, unfinished));
     drop(crate::harness::TestDatabase { name: database });
     let _ = std::fs::remove_dir_all(outbox);
 }

@@ -4,6 +4,7 @@
 mod harness;
 mod smtp;
 
+mod abuse;
 mod account_emails;
 mod accounts;
 mod billing;

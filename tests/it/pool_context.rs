@@ -47,6 +47,9 @@ async fn world() -> World {
         url: Secret::new(database.url()),
         app_url: Secret::new(linkai::db::app_role_url(&database.url())),
         pool_size: 1,
+        statement_timeout: std::time::Duration::from_secs(5),
+        lock_timeout: std::time::Duration::from_secs(2),
+        pool_wait: std::time::Duration::from_secs(3),
     })
     .expect("pool");
     World {
