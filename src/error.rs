@@ -193,6 +193,18 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
+impl From<crate::throttle::Limited> for ApiError {
+    fn from(crate::throttle::Limited(wait): crate::throttle::Limited) -> Self {
+        ApiError::rate_limited(
+            format!(
+                "Too many attempts; try again in {} seconds.",
+                whole_seconds(wait)
+            ),
+            wait,
+        )
+    }
+}
+
 impl From<crate::db::DbError> for ApiError {
     fn from(err: crate::db::DbError) -> Self {
         match err {

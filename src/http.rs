@@ -16,6 +16,7 @@ mod playground;
 pub mod transport;
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ use http_body_util::BodyExt as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::config::HttpLimits;
+use crate::config::{HttpLimits, IpNet};
 use crate::error::ApiError;
 use crate::graphql::context::RequestContext;
 use crate::App;
@@ -216,6 +217,7 @@ pub async fn serve_router(
 /// them apart.
 async fn graphql_post(
     State(app): State<Arc<App>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -239,7 +241,7 @@ async fn graphql_post(
         }
     };
     match PostParams::parse(&body) {
-        Ok(request) => execute(&app, &headers, media, request, false).await,
+        Ok(request) => execute(&app, peer, &headers, media, request, false).await,
         Err(message) => transport::http_error(
             StatusCode::BAD_REQUEST,
             media,
@@ -251,6 +253,7 @@ async fn graphql_post(
 /// Queries over GET (`?query=…`), or the playground for a browser that asks for a page.
 async fn graphql_get(
     State(app): State<Arc<App>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     params: Result<Query<GetParams>, QueryRejection>,
 ) -> Response {
@@ -277,7 +280,7 @@ async fn graphql_get(
             return transport::http_error(StatusCode::BAD_REQUEST, media, &err);
         }
     };
-    execute(&app, &headers, media, request, true).await
+    execute(&app, peer, &headers, media, request, true).await
 }
 
 fn not_acceptable() -> Response {
@@ -290,6 +293,7 @@ fn not_acceptable() -> Response {
 /// the spec says: request errors without `data`, field errors as `null`s in place.
 async fn execute(
     app: &App,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: &HeaderMap,
     media: MediaType,
     mut request: Request,
@@ -351,6 +355,9 @@ async fn execute(
         app.config.unfiltered_kind.clone(),
     );
     context.stripe = app.stripe.clone();
+    context.client = peer.map(|axum::Extension(ConnectInfo(peer))| {
+        client_address(peer.ip(), headers, &app.config.http.trusted_proxies)
+    });
     let request = request.data(context);
     let mut response = app.schema.execute(request).await;
     crate::error::code_errors(&mut response);
@@ -377,6 +384,32 @@ async fn execute(
         );
     }
     transport::executed(media, &response)
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy, in which case the
+/// right-most address of `X-Forwarded-For` that is not itself a trusted proxy (addresses
+/// further left were written by the client and prove nothing).
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return crate::config::canonical(peer);
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in forwarded.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => continue,
+            Ok(ip) => return crate::config::canonical(ip),
+            // A malformed hop: nothing left of it can be believed; the proxy is the client.
+            Err(_) => break,
+        }
+    }
+    crate::config::canonical(peer)
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -440,4 +473,39 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let trusted = [IpNet::parse("10.0.0.0/8").expect("net")];
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 203.0.113.7, 10.0.0.9"),
+        );
+        // From the proxy: the right-most untrusted hop, not the client-written left end.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &headers, &trusted),
+            ip("203.0.113.7")
+        );
+        // From anyone else: the header is ignored.
+        assert_eq!(
+            client_address(ip("198.51.100.1"), &headers, &trusted),
+            ip("198.51.100.1")
+        );
+        headers.insert("x-forwarded-for", HeaderValue::from_static("nonsense"));
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &headers, &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.2")
+        );
+    }
 }

@@ -17,6 +17,7 @@ pub mod resources;
 pub mod roles;
 pub mod schema;
 pub mod text;
+pub mod throttle;
 pub mod usage;
 pub mod worker;
 pub mod workspaces;

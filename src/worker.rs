@@ -312,11 +312,19 @@ async fn run_billing_reconciliation(
     }
 }
 
-/// Scans for due trial notices every `interval` until `shutdown` turns true.
+/// Scans for due trial notices every `interval` until `shutdown` turns true, and on the
+/// same schedule forgets throttle counters that no longer count.
 async fn run_trial_scans(db: Db, interval: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
         if let Err(err) = trial::scan(&db, Utc::now()).await {
             tracing::warn!("trial scan failed, will retry: {err:#}");
+        }
+        let forgotten = async {
+            let mut conn = db.conn_outside_tenancy().await?;
+            anyhow::Ok(crate::throttle::forget_old(&mut conn, Utc::now()).await?)
+        };
+        if let Err(err) = forgotten.await {
+            tracing::warn!("forgetting old throttle counters failed, will retry: {err:#}");
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

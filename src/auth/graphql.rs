@@ -15,6 +15,7 @@ use crate::graphql::scalars::Timestamp;
 use crate::invitations;
 use crate::outbox;
 use crate::text::{EmailAddress, Name, NewPassword};
+use crate::throttle;
 use crate::workspaces::graphql::Workspace;
 use crate::workspaces::model as workspaces;
 use linkai_jobs::Job;
@@ -215,6 +216,12 @@ fn invalid_link() -> ApiError {
 
 const INVALID_CREDENTIALS: &str = "The email or password is not correct.";
 
+/// The sign-in backoff's subject: the address as typed, trimmed and lower-cased (so
+/// `Ada@x` and `ada@x` share one count), cut to the longest valid address.
+fn throttle_subject_of_email(email: &str) -> String {
+    email.trim().to_lowercase().chars().take(320).collect()
+}
+
 #[derive(Default)]
 pub struct AuthMutation;
 
@@ -235,9 +242,16 @@ impl AuthMutation {
         let name = Name::parse(&name, "name")?;
         let password = NewPassword::parse(&password)?;
         let workspace_name = first_workspace_name(&name);
+        let request = request(ctx);
+        let mut conn = request.db.conn().await?;
+        let address = throttle::address_subject(request.client);
+        super::SIGN_UPS_PER_ADDRESS
+            .hit(&mut conn, &address, Utc::now())
+            .await??;
+        drop(conn);
         let password_hash = password::hash(password.expose().to_owned()).await?;
         let session = token::mint(TokenKind::Session);
-        let mut conn = request(ctx).db.conn().await?;
+        let mut conn = request.db.conn().await?;
         let user = conn
             .transaction(async |conn| {
                 let user = model::insert_user(conn, email.as_str(), name.as_str(), &password_hash)
@@ -290,8 +304,19 @@ impl AuthMutation {
         password: String,
     ) -> ApiResult<AuthPayload> {
         let invalid = || ApiError::new(ErrorCode::Unauthenticated, INVALID_CREDENTIALS);
-        let db = &request(ctx).db;
+        let request = request(ctx);
+        let db = &request.db;
+        let now = Utc::now();
+        // Throttled by address and by the email typed, before any hashing: a blocked
+        // attempt costs two small statements, not 19 MiB and a core.
+        let account = throttle_subject_of_email(&email);
         let mut conn = db.conn().await?;
+        super::SIGN_INS_PER_ADDRESS
+            .hit(&mut conn, &throttle::address_subject(request.client), now)
+            .await??;
+        super::SIGN_IN_FAILURES
+            .check(&mut conn, &account, now)
+            .await??;
         let credentials = match EmailAddress::parse(&email) {
             Ok(email) => model::find_credentials(&mut conn, email.as_str()).await?,
             Err(_) => None,
@@ -301,12 +326,18 @@ impl AuthMutation {
             Some((id, hash)) => (Some(id), Some(hash)),
             None => (None, None),
         };
-        if !password::verify(password, stored).await? {
-            return Err(invalid());
-        }
-        let user_id = user_id.ok_or_else(invalid)?;
-        let session = token::mint(TokenKind::Session);
+        let verified = password::verify(password, stored).await?;
         let mut conn = db.conn().await?;
+        let Some(user_id) = user_id.filter(|_| verified) else {
+            super::SIGN_IN_FAILURES
+                .failed(&mut conn, &account, Utc::now())
+                .await?;
+            return Err(invalid());
+        };
+        super::SIGN_IN_FAILURES
+            .succeeded(&mut conn, &account)
+            .await?;
+        let session = token::mint(TokenKind::Session);
         model::insert_token(&mut conn, user_id, "session", "Session", &session.hash).await?;
         let user = model::find_user(&mut conn, user_id)
             .await?
@@ -348,6 +379,13 @@ impl AuthMutation {
         let request = request(ctx);
         let caller = request.caller()?.user_id;
         let mut conn = request.db.conn().await?;
+        super::VERIFICATION_REQUESTS_PER_ADDRESS
+            .hit(
+                &mut conn,
+                &throttle::address_subject(request.client),
+                Utc::now(),
+            )
+            .await??;
         conn.transaction(async |conn| {
             let user = model::find_user(conn, caller)
                 .await?
@@ -384,10 +422,20 @@ impl AuthMutation {
     /// Emails a password-reset link if an account has this address. Answers `true` either
     /// way, so it cannot be used to find out who has an account.
     async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> ApiResult<bool> {
+        let request = request(ctx);
+        let mut conn = request.db.conn().await?;
+        // Per requester, whichever addresses they name: nobody can spend another person's
+        // reset emails from one place (the per-account cap below still holds).
+        super::RESET_REQUESTS_PER_ADDRESS
+            .hit(
+                &mut conn,
+                &throttle::address_subject(request.client),
+                Utc::now(),
+            )
+            .await??;
         let Ok(email) = EmailAddress::parse(&email) else {
             return Ok(true);
         };
-        let mut conn = request(ctx).db.conn().await?;
         conn.transaction(async |conn| {
             let Some((user_id, _)) = model::find_credentials(conn, email.as_str()).await? else {
                 return Ok(());

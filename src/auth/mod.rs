@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::ApiResult;
+use crate::throttle::{Backoff, Window};
 
 /// How long an email-verification link works.
 pub const VERIFY_EMAIL_VALIDITY: Duration = Duration::hours(24);
@@ -24,6 +25,38 @@ pub const RESET_PASSWORD_VALIDITY: Duration = Duration::hours(1);
 pub const RESETS_PER_HOUR: i64 = 5;
 /// Verification emails per account per hour (the one sent at sign-up counts).
 pub const VERIFICATIONS_PER_HOUR: i64 = 5;
+/// Sign-in attempts per client address (an office behind one address still fits).
+pub const SIGN_INS_PER_ADDRESS: Window = Window {
+    name: "sign_in:address",
+    limit: 100,
+    window: std::time::Duration::from_secs(15 * 60),
+};
+/// Wrong passwords for one email address: from the 5th in a row, each blocks further
+/// attempts for 1 s, doubling up to 15 minutes; a right one clears the count. Keyed by the
+/// address typed, so unknown addresses behave exactly like known ones.
+pub const SIGN_IN_FAILURES: Backoff = Backoff {
+    name: "sign_in:email",
+    free: 5,
+    max: std::time::Duration::from_secs(15 * 60),
+};
+/// Sign-ups per client address per hour.
+pub const SIGN_UPS_PER_ADDRESS: Window = Window {
+    name: "sign_up:address",
+    limit: 20,
+    window: std::time::Duration::from_secs(3600),
+};
+/// Password-reset requests per client address per hour, whatever addresses they name.
+pub const RESET_REQUESTS_PER_ADDRESS: Window = Window {
+    name: "reset:address",
+    limit: 10,
+    window: std::time::Duration::from_secs(3600),
+};
+/// Verification-email requests per client address per hour.
+pub const VERIFICATION_REQUESTS_PER_ADDRESS: Window = Window {
+    name: "verify:address",
+    limit: 10,
+    window: std::time::Duration::from_secs(3600),
+};
 /// A token's `last_used_at` is written again only after this long.
 pub const TOKEN_TOUCH_INTERVAL: Duration = Duration::minutes(5);
 

@@ -16,6 +16,8 @@ pub struct RequestContext {
     pub service: bool,
     /// Stripe, when configured.
     pub stripe: Option<crate::billing::stripe::StripeApi>,
+    /// The client's address: the peer's, or the one a trusted proxy forwarded.
+    pub client: Option<std::net::IpAddr>,
     /// A resource kind whose application-level workspace filter is switched off, to prove
     /// row-level security alone keeps tenants apart (tests only).
     pub unfiltered_kind: Option<String>,
@@ -35,6 +37,7 @@ impl RequestContext {
             caller,
             service,
             stripe: None,
+            client: None,
             unfiltered_kind,
             memberships,
         }

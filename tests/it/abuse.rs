@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::TestApp;
+use crate::errors::assert_all_coded;
+use crate::harness::{TestApp, PASSWORD};
 
 async fn connect(app: &TestApp) -> TcpStream {
     let addr = app.base_url.trim_start_matches("http://");
@@ -285,4 +286,284 @@ async fn an_exhausted_pool_and_a_slow_request_answer_service_unavailable() {
     drop(lock);
     let me = app.gql(ada.token(), ME, json!({})).await;
     assert_eq!(me.data("me")["id"], ada.id);
+}
+
+/// The attacks of issue 15 that a document alone can mount, replayed: each is refused as a
+/// request error before validation or any database work (no `data`, nothing ran). Before,
+/// the first took exponential time in validation (2^24 fields: 13 s of a worker thread; this
+/// test would not finish), and the others ran every alias.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_built_to_be_expensive_are_refused_before_any_work() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+
+    let mut doubling = String::from("query { ...F30 }");
+    for i in (1..=30).rev() {
+        doubling.push_str(&format!(
+            " fragment F{i} on Query {{ ...F{} ...F{} }}",
+            i - 1,
+            i - 1
+        ));
+    }
+    doubling.push_str(" fragment F0 on Query { __typename }");
+    assert!(doubling.len() < 2_000, "a small document");
+    let me_aliases: String = (0..2_400).map(|i| format!(" m{i}: me {{ id }}")).collect();
+    let sign_ins: String = (0..200)
+        .map(|i| {
+            format!(
+                " s{i}: signIn(email: \"{}\", password: \"guess-{i}\") {{ token }}",
+                ada.email
+            )
+        })
+        .collect();
+    for (name, document, token) in [
+        ("fragments that double", doubling, None),
+        (
+            "2,400 aliases of me",
+            format!("{{ {me_aliases} }}"),
+            ada.token(),
+        ),
+        (
+            "200 aliased signIn",
+            format!("mutation {{ {sign_ins} }}"),
+            None,
+        ),
+    ] {
+        let res = tokio::time::timeout(
+            Duration::from_secs(20),
+            app.gql(token, &document, json!({})),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{name}: not answered in 20 s"));
+        assert_all_coded(&res.body, "QUERY_TOO_COMPLEX");
+        assert!(res.body.get("data").is_none(), "{name} ran: {:#}", res.body);
+    }
+    // Two password checks in one operation, even through a fragment, are refused too; one
+    // is fine.
+    let twice = format!(
+        "mutation {{ a: signIn(email: \"{0}\", password: \"x\") {{ token }} ...B }}
+         fragment B on Mutation {{ b: signIn(email: \"{0}\", password: \"y\") {{ token }} }}",
+        ada.email
+    );
+    assert_all_coded(
+        &app.gql(None, &twice, json!({})).await.body,
+        "QUERY_TOO_COMPLEX",
+    );
+    let once = app
+        .gql(
+            None,
+            "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token } }",
+            json!({ "e": ada.email, "p": PASSWORD }),
+        )
+        .await;
+    assert!(once.data("signIn")["token"].is_string());
+}
+
+/// Issue 15's password flood, replayed: 64 wrong sign-ins at once, each from its own
+/// address. Hashing runs at most one per core (each takes 19 MiB), the rest wait their turn
+/// for a moment and are then RATE_LIMITED; nothing fails as INTERNAL. Afterwards the
+/// account's failures block even the right password for a while (with `retryAfter`), so the
+/// flood bought the attacker nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_sign_ins_hashes_one_password_per_core() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let sign_in =
+        "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token } }";
+    let attempts = (0..64).map(|i| {
+        app.gql(
+            None,
+            sign_in,
+            json!({ "e": ada.email, "p": format!("wrong guess {i}") }),
+        )
+    });
+    let answers = futures::future::join_all(attempts).await;
+    for res in &answers {
+        let code = res.code().expect("refused");
+        assert!(
+            ["UNAUTHENTICATED", "RATE_LIMITED"].contains(&code),
+            "{:#}",
+            res.body
+        );
+    }
+    let peak = linkai::auth::password::peak_concurrency();
+    assert!(
+        (1..=linkai::auth::password::slots()).contains(&peak),
+        "{peak} hashes ran at once"
+    );
+    let res = app
+        .gql(None, sign_in, json!({ "e": ada.email, "p": PASSWORD }))
+        .await;
+    res.assert_code("RATE_LIMITED");
+    let wait = res.body["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .expect("retryAfter");
+    assert!((1..=900).contains(&wait), "{wait}");
+}
+
+const SIGN_IN: &str =
+    "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token } }";
+
+fn retry_after(res: &crate::harness::Gql) -> u64 {
+    res.assert_code("RATE_LIMITED");
+    res.body["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .expect("retryAfter")
+}
+
+/// Before: 200 wrong passwords in a row, then the right one worked. Now the 5th wrong one in
+/// a row blocks the account's sign-in for 1 s, then 2 s, 4 s... (each attempt from its own
+/// address, so this is the per-account rule); the wait is in `retryAfter`, a blocked
+/// attempt hashes nothing, and a right password after the wait clears the count. An unknown
+/// address is throttled the same way, so the answer tells nobody whether it has an account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nth_wrong_password_is_throttled_and_a_success_clears_the_count() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    for email in [ada.email.clone(), "nobody-here@example.com".to_owned()] {
+        let mut wrong = 0;
+        let mut limited = 0;
+        for i in 0..200 {
+            let res = app
+                .gql(
+                    None,
+                    SIGN_IN,
+                    json!({ "e": email, "p": format!("guess {i}") }),
+                )
+                .await;
+            match res.code() {
+                Some("UNAUTHENTICATED") => wrong += 1,
+                Some("RATE_LIMITED") => {
+                    assert!(retry_after(&res) >= 1);
+                    limited += 1;
+                }
+                other => panic!("{other:?}: {:#}", res.body),
+            }
+        }
+        // Five free tries, and at most a few more as the short first blocks run out.
+        assert!((5..=8).contains(&wrong), "{email}: {wrong} checked");
+        assert_eq!(wrong + limited, 200);
+        // The right password waits too, however the address is typed.
+        let right = json!({ "e": email.to_uppercase(), "p": PASSWORD });
+        let wait = retry_after(&app.gql(None, SIGN_IN, right).await);
+        assert!(wait <= 900, "{wait}");
+    }
+    // After the wait it works, and the count starts again.
+    // The block doubles per failure: wait it out on a fresh account rather than here.
+    let bob = app.sign_up("Bob").await;
+    for i in 0..5 {
+        app.gql(
+            None,
+            SIGN_IN,
+            json!({ "e": bob.email, "p": format!("x{i}") }),
+        )
+        .await
+        .assert_code("UNAUTHENTICATED");
+    }
+    let res = app
+        .gql(None, SIGN_IN, json!({ "e": bob.email, "p": PASSWORD }))
+        .await;
+    let wait = retry_after(&res);
+    assert_eq!(wait, 1);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let res = app
+        .gql(None, SIGN_IN, json!({ "e": bob.email, "p": PASSWORD }))
+        .await;
+    assert!(res.data("signIn")["token"].is_string(), "{:#}", res.body);
+    app.gql(None, SIGN_IN, json!({ "e": bob.email, "p": "wrong again" }))
+        .await
+        .assert_code("UNAUTHENTICATED");
+}
+
+const SIGN_UP: &str = "mutation($e: String!) { signUp(email: $e, password: \"correct horse battery\", name: \"N\") { token } }";
+const RESET: &str = "mutation($e: String!) { requestPasswordReset(email: $e) }";
+
+/// One client address may sign up 20 times and ask for 10 password resets an hour (whatever
+/// addresses it names); past that, RATE_LIMITED with the wait, while other addresses are
+/// served. Another tenant cannot spend a victim's reset emails from one place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ups_and_resets_are_limited_per_client_address() {
+    let app = TestApp::new().await;
+    let from = "203.0.113.7";
+    for i in 0..20 {
+        let res = app
+            .gql_from(
+                from,
+                None,
+                SIGN_UP,
+                json!({ "e": format!("n{i}@example.com") }),
+            )
+            .await;
+        assert!(res.data("signUp")["token"].is_string(), "{:#}", res.body);
+    }
+    let res = app
+        .gql_from(from, None, SIGN_UP, json!({ "e": "n20@example.com" }))
+        .await;
+    let wait = retry_after(&res);
+    assert!((1..=3600).contains(&wait), "{wait}");
+    assert!(res.body.get("data").is_none_or(Value::is_null));
+    // Refused before anything was written: that address has no account.
+    let elsewhere = app
+        .gql_from(
+            "198.51.100.9",
+            None,
+            SIGN_UP,
+            json!({ "e": "n20@example.com" }),
+        )
+        .await;
+    assert!(
+        elsewhere.data("signUp")["token"].is_string(),
+        "{:#}",
+        elsewhere.body
+    );
+
+    for i in 0..10 {
+        let res = app
+            .gql_from(
+                from,
+                None,
+                RESET,
+                json!({ "e": format!("n{i}@example.com") }),
+            )
+            .await;
+        assert_eq!(res.data("requestPasswordReset"), &json!(true));
+    }
+    retry_after(
+        &app.gql_from(from, None, RESET, json!({ "e": "n0@example.com" }))
+            .await,
+    );
+    let other = app
+        .gql_from(
+            "198.51.100.9",
+            None,
+            RESET,
+            json!({ "e": "n0@example.com" }),
+        )
+        .await;
+    assert_eq!(other.data("requestPasswordReset"), &json!(true));
+}
+
+/// `X-Forwarded-For` names the client only when the peer is a configured proxy: from
+/// anyone else it is ignored, so rotating it buys an attacker nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_addresses_from_untrusted_peers_are_ignored() {
+    let app = TestApp::builder()
+        .with_env("TRUSTED_PROXIES", "10.9.9.9")
+        .start()
+        .await;
+    for i in 0..10 {
+        let res = app
+            .gql_from(
+                &format!("203.0.113.{i}"),
+                None,
+                RESET,
+                json!({ "e": "a@example.com" }),
+            )
+            .await;
+        assert_eq!(res.data("requestPasswordReset"), &json!(true));
+    }
+    retry_after(
+        &app.gql_from("203.0.113.99", None, RESET, json!({ "e": "a@example.com" }))
+            .await,
+    );
 }

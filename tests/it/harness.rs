@@ -201,6 +201,10 @@ impl Drop for TestDatabase {
     }
 }
 
+fn rand_u16() -> u16 {
+    (Uuid::new_v4().as_u128() & 0xffff) as u16
+}
+
 /// The app served on a free loopback port over its own fresh database.
 pub struct TestApp {
     pub db: TestDatabase,
@@ -329,6 +333,8 @@ impl TestApp {
             match name {
                 "DATABASE_URL" => Some(url.clone()),
                 "DATABASE_POOL_SIZE" => Some("20".into()),
+                // The tests play the load balancer: see `TestApp::gql`.
+                "TRUSTED_PROXIES" => Some("127.0.0.1".into()),
                 "GRAPHQL_SQL_STATS" => Some("true".into()),
                 "SMTP_URL" => Some(smtp.clone()),
                 "REDIS_URL" => Some(redis.clone()),
@@ -374,11 +380,27 @@ impl TestApp {
         &self.client
     }
 
-    /// Runs one GraphQL operation, as `token` when given.
+    /// Runs one GraphQL operation, as `token` when given. The app sits behind a trusted proxy
+    /// (the test, on loopback) and each call comes from its own client address, so only the
+    /// tests about per-address limits meet them ([`TestApp::gql_from`]).
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Gql {
+        let client = format!("2001:db8:{:x}:{:x}::1", rand_u16(), rand_u16());
+        self.gql_from(&client, token, query, variables).await
+    }
+
+    /// Runs one GraphQL operation from the client address `client`, as a trusted proxy
+    /// forwards it.
+    pub async fn gql_from(
+        &self,
+        client: &str,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Gql {
         let mut request = self
             .client
             .post(format!("{}/graphql", self.base_url))
+            .header("x-forwarded-for", client)
             .json(&json!({ "query": query, "variables": variables }));
         if let Some(token) = token {
             request = request.bearer_auth(token);
