@@ -32,6 +32,8 @@
 //! | `DATABASE_STATEMENT_TIMEOUT_MS` | PostgreSQL `statement_timeout` of the app's sessions | [`DEFAULT_STATEMENT_TIMEOUT_MS`] |
 //! | `DATABASE_LOCK_TIMEOUT_MS` | PostgreSQL `lock_timeout` of the app's sessions | [`DEFAULT_LOCK_TIMEOUT_MS`] |
 //! | `DATABASE_POOL_WAIT_MS` | how long a request waits for a free connection before 503 `SERVICE_UNAVAILABLE` | [`DEFAULT_POOL_WAIT_MS`] |
+//! | `SESSION_IDLE_DAYS` | a session unused this long stops working | [`DEFAULT_SESSION_IDLE_DAYS`] |
+//! | `SESSION_MAX_DAYS` | a session stops working this long after sign-in, however used | [`DEFAULT_SESSION_MAX_DAYS`] |
 //! | `GRAPHQL_SQL_STATS` | `true`: responses carry `extensions.sqlStatements` and `sqlContextStatements` (tests, benchmarks) | `false` |
 
 use std::fmt;
@@ -54,6 +56,8 @@ pub const MISSED_HEARTBEATS: usize = 3;
 pub const DEFAULT_TRIAL_SCAN_SECS: u64 = 600;
 pub const DEFAULT_PLAN_METADATA_KEY: &str = "linkai_plan";
 pub const DEFAULT_BILLING_SYNC_SECS: u64 = 3_600;
+pub const DEFAULT_SESSION_IDLE_DAYS: u64 = 7;
+pub const DEFAULT_SESSION_MAX_DAYS: u64 = 30;
 pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
@@ -91,6 +95,7 @@ pub struct Config {
     pub email: EmailConfig,
     pub stripe: Option<StripeConfig>,
     pub service_tokens: Vec<Secret>,
+    pub sessions: SessionPolicy,
     pub workers: WorkerConfig,
     /// Tests only: a resource kind whose application-level workspace filter is switched
     /// off (`UNSAFE_UNFILTERED_KIND`), to prove row-level security alone isolates tenants.
@@ -135,6 +140,23 @@ pub struct HttpConfig {
     pub limits: HttpLimits,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+}
+
+/// How long a session (a token made by signing in) lives: `idle` since its last use (sliding)
+/// and `max` since sign-in (absolute).
+#[derive(Clone, Copy, Debug)]
+pub struct SessionPolicy {
+    pub idle: chrono::Duration,
+    pub max: chrono::Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            idle: chrono::Duration::days(DEFAULT_SESSION_IDLE_DAYS as i64),
+            max: chrono::Duration::days(DEFAULT_SESSION_MAX_DAYS as i64),
+        }
+    }
 }
 
 /// How long a connection may take over each part of its life, and how many may be open.
@@ -393,6 +415,14 @@ impl Config {
             },
             stripe,
             service_tokens,
+            sessions: SessionPolicy {
+                idle: chrono::Duration::days(
+                    number("SESSION_IDLE_DAYS", DEFAULT_SESSION_IDLE_DAYS)?.min(3650) as i64,
+                ),
+                max: chrono::Duration::days(
+                    number("SESSION_MAX_DAYS", DEFAULT_SESSION_MAX_DAYS)?.min(3650) as i64,
+                ),
+            },
             workers: WorkerConfig {
                 trial_scan_interval: Duration::from_secs(trial_scan_secs),
                 billing_sync_interval: Duration::from_secs(billing_sync_secs),

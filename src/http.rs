@@ -322,6 +322,7 @@ async fn execute(
     };
     request.operation_name = operation_name;
     request.variables = variables;
+    let writes = matches!(&shape, Ok(Some(shape)) if shape.operation != OperationType::Query);
     match shape {
         Ok(Some(shape)) if over_get && shape.operation != OperationType::Query => {
             let err = ApiError::bad_input("Mutations are sent with POST, not GET.");
@@ -343,10 +344,16 @@ async fn execute(
     let bearer = bearer_token(headers);
     let service = bearer
         .is_some_and(|token| crate::usage::is_service_token(&app.config.service_tokens, token));
-    let caller = match crate::auth::authenticate(&db, bearer.filter(|_| !service)).await {
+    let authenticated =
+        crate::auth::authenticate(&db, bearer.filter(|_| !service), &app.config.sessions).await;
+    let caller = match authenticated {
         Ok(caller) => caller,
         Err(err) => return transport::http_error(StatusCode::SERVICE_UNAVAILABLE, media, &err),
     };
+    if writes && caller.as_ref().is_some_and(|caller| caller.read_only) {
+        let err = ApiError::forbidden("This access token is read-only: it can run queries only.");
+        return transport::request_error_of(media, &err);
+    }
     let db = db.acting_as(caller.as_ref().map(|caller| caller.user_id));
     let mut context = RequestContext::new(
         db.clone(),
@@ -355,6 +362,16 @@ async fn execute(
         app.config.unfiltered_kind.clone(),
     );
     context.stripe = app.stripe.clone();
+    context.user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(|agent| {
+            agent
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(256)
+                .collect()
+        });
     context.client = peer.map(|axum::Extension(ConnectInfo(peer))| {
         client_address(peer.ip(), headers, &app.config.http.trusted_proxies)
     });

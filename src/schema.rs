@@ -44,6 +44,10 @@ diesel::table! {
         created_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
         last_used_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        read_only -> Bool,
+        workspace_ids -> Nullable<Array<Uuid>>,
+        user_agent -> Nullable<Text>,
     }
 }
 

@@ -4,7 +4,7 @@ use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 
-use super::model::{self, LinkPurpose, UserRow};
+use super::model::{self, LinkPurpose, NewToken, UserRow};
 use super::password;
 use super::token::{self, TokenKind};
 use crate::db::is_unique_violation;
@@ -130,10 +130,67 @@ pub struct AccessToken {
     created_at: Timestamp,
     /// The last request made with it, to within a few minutes; null if never used.
     last_used_at: Option<Timestamp>,
+    /// When it stops working, if it has a fixed expiry (personal tokens). Sessions end after
+    /// the idle and absolute lifetimes instead (README).
+    expires_at: Option<Timestamp>,
+    /// It may run queries only.
+    read_only: bool,
+    /// The only workspaces it reaches; null: every workspace of its user.
+    workspace_ids: Option<Vec<ID>>,
+    /// For sessions: the `User-Agent` that signed in.
+    user_agent: Option<String>,
     /// Whether this request was made with it.
     current: bool,
     #[graphql(skip)]
     cursor: Cursor,
+}
+
+impl AccessToken {
+    fn new(row: model::AccessTokenRow, caller: &super::Caller) -> Self {
+        AccessToken {
+            id: ID(row.id.to_string()),
+            kind: match row.kind.as_str() {
+                "personal" => AccessTokenKind::Personal,
+                _ => AccessTokenKind::Session,
+            },
+            name: row.name,
+            created_at: row.created_at.into(),
+            last_used_at: row.last_used_at.map(Timestamp),
+            expires_at: row.expires_at.map(Timestamp),
+            read_only: row.read_only,
+            workspace_ids: row
+                .workspace_ids
+                .map(|ids| ids.iter().map(|id| ID(id.to_string())).collect()),
+            user_agent: row.user_agent,
+            current: row.id == caller.token_id,
+            cursor: Cursor {
+                at: row.created_at,
+                id: row.id,
+            },
+        }
+    }
+}
+
+/// A page of the caller's live tokens of `kind` (all kinds: `None`).
+async fn tokens(
+    ctx: &Context<'_>,
+    kind: Option<&str>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> ApiResult<Option<PageOf<AccessToken>>> {
+    let request = request(ctx);
+    let caller = request.caller()?;
+    let page = Page::parse(first, after.as_deref())?;
+    let mut conn = request.db.conn().await?;
+    let rows = model::tokens_page(&mut conn, caller.user_id, kind, &page).await?;
+    let total = model::tokens_count(&mut conn, caller.user_id, kind).await?;
+    let tokens = rows
+        .into_iter()
+        .map(|row| AccessToken::new(row, caller))
+        .collect();
+    Ok(Some(PageOf::from_rows(tokens, &page, total, |token| {
+        token.cursor.encode()
+    })))
 }
 
 /// A personal access token, for scripts and partners.
@@ -172,33 +229,19 @@ impl AuthQuery {
         #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
     ) -> ApiResult<Option<PageOf<AccessToken>>> {
-        let request = request(ctx);
-        let caller = request.caller()?;
-        let page = Page::parse(first, after.as_deref())?;
-        let mut conn = request.db.conn().await?;
-        let rows = model::tokens_page(&mut conn, caller.user_id, &page).await?;
-        let total = model::tokens_count(&mut conn, caller.user_id).await?;
-        let tokens = rows
-            .into_iter()
-            .map(|row| AccessToken {
-                id: ID(row.id.to_string()),
-                kind: match row.kind.as_str() {
-                    "personal" => AccessTokenKind::Personal,
-                    _ => AccessTokenKind::Session,
-                },
-                name: row.name,
-                created_at: row.created_at.into(),
-                last_used_at: row.last_used_at.map(Timestamp),
-                current: row.id == caller.token_id,
-                cursor: Cursor {
-                    at: row.created_at,
-                    id: row.id,
-                },
-            })
-            .collect();
-        Ok(Some(PageOf::from_rows(tokens, &page, total, |token| {
-            token.cursor.encode()
-        })))
+        tokens(ctx, None, first, after).await
+    }
+
+    /// The caller's signed-in sessions (created, last used, user agent), oldest first; end
+    /// them with `revokeSession` or `revokeOtherSessions`.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn sessions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
+    ) -> ApiResult<Option<PageOf<AccessToken>>> {
+        tokens(ctx, Some("session"), first, after).await
     }
 }
 
@@ -285,7 +328,18 @@ impl AuthMutation {
                     }
                 };
                 model::set_active_workspace(conn, user.id, Some(active)).await?;
-                model::insert_token(conn, user.id, "session", "Session", &session.hash).await?;
+                model::insert_token(
+                    conn,
+                    user.id,
+                    "session",
+                    "Session",
+                    &session.hash,
+                    NewToken {
+                        user_agent: request.user_agent.as_deref(),
+                        ..NewToken::default()
+                    },
+                )
+                .await?;
                 Ok::<_, ApiError>(model::find_user(conn, user.id).await?.unwrap_or(user))
             })
             .await?;
@@ -338,7 +392,18 @@ impl AuthMutation {
             .succeeded(&mut conn, &account)
             .await?;
         let session = token::mint(TokenKind::Session);
-        model::insert_token(&mut conn, user_id, "session", "Session", &session.hash).await?;
+        model::insert_token(
+            &mut conn,
+            user_id,
+            "session",
+            "Session",
+            &session.hash,
+            NewToken {
+                user_agent: request.user_agent.as_deref(),
+                ..NewToken::default()
+            },
+        )
+        .await?;
         let user = model::find_user(&mut conn, user_id)
             .await?
             .ok_or_else(invalid)?;
@@ -348,9 +413,12 @@ impl AuthMutation {
         })
     }
 
-    /// Confirms the email address with the token from the verification email.
+    /// Confirms the email address with the token from the verification email. Proving the
+    /// address signs out every session and access token made before (except the one this
+    /// request is made with): whoever registered the address before its owner keeps nothing.
     async fn verify_email(&self, ctx: &Context<'_>, token: String) -> ApiResult<User> {
-        let mut conn = request(ctx).db.conn().await?;
+        let request = request(ctx);
+        let mut conn = request.db.conn().await?;
         let user = conn
             .transaction(async |conn| {
                 let now = Utc::now();
@@ -363,6 +431,12 @@ impl AuthMutation {
                 .await?
                 .ok_or_else(invalid_link)?;
                 model::use_account_token(conn, link.id, now).await?;
+                let keep = request
+                    .caller
+                    .as_ref()
+                    .filter(|caller| caller.user_id == link.user_id)
+                    .map(|caller| caller.token_id);
+                model::revoke_tokens_before(conn, link.user_id, now, keep).await?;
                 model::mark_email_verified(conn, link.user_id, now).await?;
                 model::find_user(conn, link.user_id)
                     .await?
@@ -501,27 +575,84 @@ impl AuthMutation {
         let request = request(ctx);
         let caller = request.caller()?;
         let mut conn = request.db.conn().await?;
-        model::revoke_token(&mut conn, caller.user_id, caller.token_id).await?;
+        model::revoke_token(&mut conn, caller.user_id, caller.token_id, None).await?;
         Ok(true)
     }
 
     /// Creates a personal access token for scripts and partners; use it as a bearer token.
+    /// Give partners least privilege: an expiry, `readOnly`, and the only workspaces it may
+    /// reach. Needs a signed-in session (not another token) and a verified email address.
     async fn create_access_token(
         &self,
         ctx: &Context<'_>,
         name: String,
+        #[graphql(desc = "When it stops working, within a year; null: no fixed expiry.")]
+        expires_at: Option<Timestamp>,
+        #[graphql(
+            desc = "Queries only: any mutation made with it is FORBIDDEN.",
+            default = false
+        )]
+        read_only: bool,
+        #[graphql(
+            desc = "The only workspaces it reaches (1 to 50, the caller's own); null: all of the caller's, now and later."
+        )]
+        workspace_ids: Option<Vec<ID>>,
     ) -> ApiResult<NewAccessToken> {
         let request = request(ctx);
         let caller = request.caller()?;
+        caller.ensure_session()?;
         let name = Name::parse(&name, "name")?;
-        let minted = token::mint(TokenKind::PersonalAccess);
+        let now = Utc::now();
+        if let Some(Timestamp(at)) = expires_at {
+            if at <= now || at > now + super::MAX_TOKEN_LIFETIME {
+                return Err(ApiError::bad_input(
+                    "expiresAt must be in the future and within a year.",
+                ));
+            }
+        }
+        let workspaces = match &workspace_ids {
+            None => None,
+            Some(ids) if ids.is_empty() || ids.len() > 50 => {
+                return Err(ApiError::bad_input(
+                    "workspaceIds must list 1 to 50 workspaces, or be null for all.",
+                ))
+            }
+            Some(ids) => {
+                let mut parsed = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let id = parse_id(id)?;
+                    if request.membership(id).await?.is_none() {
+                        return Err(ApiError::not_found("Workspace"));
+                    }
+                    if !parsed.contains(&id) {
+                        parsed.push(id);
+                    }
+                }
+                Some(parsed)
+            }
+        };
         let mut conn = request.db.conn().await?;
+        let verified = model::find_user(&mut conn, caller.user_id)
+            .await?
+            .is_some_and(|user| user.email_verified_at.is_some());
+        if !verified {
+            return Err(ApiError::forbidden(
+                "Verify your email address before creating access tokens.",
+            ));
+        }
+        let minted = token::mint(TokenKind::PersonalAccess);
         let id = model::insert_token(
             &mut conn,
             caller.user_id,
             "personal",
             name.as_str(),
             &minted.hash,
+            NewToken {
+                expires_at: expires_at.map(|Timestamp(at)| at),
+                read_only,
+                workspace_ids: workspaces.as_deref(),
+                user_agent: None,
+            },
         )
         .await?;
         Ok(NewAccessToken {
@@ -537,11 +668,38 @@ impl AuthMutation {
         let caller = request.caller()?;
         let token_id = parse_id(&id)?;
         let mut conn = request.db.conn().await?;
-        if model::revoke_token(&mut conn, caller.user_id, token_id).await? {
+        if model::revoke_token(&mut conn, caller.user_id, token_id, None).await? {
             Ok(true)
         } else {
             Err(ApiError::not_found("Access token"))
         }
+    }
+
+    /// Ends one of the caller's sessions (see `sessions`); it stops working at once. Needs
+    /// a signed-in session.
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        caller.ensure_session()?;
+        let token_id = parse_id(&id)?;
+        let mut conn = request.db.conn().await?;
+        if model::revoke_token(&mut conn, caller.user_id, token_id, Some("session")).await? {
+            Ok(true)
+        } else {
+            Err(ApiError::not_found("Session"))
+        }
+    }
+
+    /// Ends every session of the caller except this one ("sign out everywhere else");
+    /// answers how many ended. Personal access tokens are kept. Needs a signed-in session.
+    async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> ApiResult<i32> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        caller.ensure_session()?;
+        let mut conn = request.db.conn().await?;
+        let ended =
+            model::revoke_other_sessions(&mut conn, caller.user_id, caller.token_id).await?;
+        Ok(i32::try_from(ended).unwrap_or(i32::MAX))
     }
 }
 

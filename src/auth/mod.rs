@@ -10,9 +10,10 @@ pub mod model;
 pub mod password;
 pub mod token;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use crate::config::SessionPolicy;
 use crate::db::Db;
 use crate::error::ApiResult;
 use crate::throttle::{Backoff, Window};
@@ -57,32 +58,147 @@ pub const VERIFICATION_REQUESTS_PER_ADDRESS: Window = Window {
     limit: 10,
     window: std::time::Duration::from_secs(3600),
 };
+/// The longest fixed lifetime a personal access token may be given.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::days(366);
 /// A token's `last_used_at` is written again only after this long.
 pub const TOKEN_TOUCH_INTERVAL: Duration = Duration::minutes(5);
 
-/// Who is calling: the signed-in user and the token they used.
+/// Who is calling: the signed-in user, the token they used and what that token may do.
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub user_id: Uuid,
     pub token_id: Uuid,
+    /// A session (signed in) rather than a personal access token.
+    pub session: bool,
+    /// The token may run queries only.
+    pub read_only: bool,
+    /// The only workspaces the token reaches; `None`: all of the user's.
+    pub workspaces: Option<Vec<Uuid>>,
 }
 
-/// Resolves `Authorization: Bearer <token>` to a caller; unknown or revoked tokens give none.
-pub async fn authenticate(db: &Db, bearer: Option<&str>) -> ApiResult<Option<Caller>> {
+impl Caller {
+    /// Whether the token reaches `workspace_id` (membership is checked apart).
+    pub fn reaches(&self, workspace_id: Uuid) -> bool {
+        self.workspaces
+            .as_ref()
+            .is_none_or(|only| only.contains(&workspace_id))
+    }
+
+    /// Managing the account and its tokens needs a session: a personal token, however
+    /// scoped, cannot mint a broader one or change the account.
+    pub fn ensure_session(&self) -> ApiResult<()> {
+        if self.session {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::forbidden(
+                "This needs a signed-in session; an access token cannot do it.",
+            ))
+        }
+    }
+
+    /// Workspaces outside the token's scope cannot be created or joined with it.
+    pub fn ensure_unscoped(&self) -> ApiResult<()> {
+        if self.workspaces.is_none() {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::forbidden(
+                "This access token is limited to listed workspaces.",
+            ))
+        }
+    }
+}
+
+/// Whether a token found by its hash still works at `now`: before its own expiry, and, for
+/// a session, within the idle and absolute lifetimes of `policy`.
+pub fn is_live(row: &model::BearerRow, policy: &SessionPolicy, now: DateTime<Utc>) -> bool {
+    if row.expires_at.is_some_and(|at| at <= now) {
+        return false;
+    }
+    if row.kind == "session" {
+        let last = row.last_used_at.unwrap_or(row.created_at);
+        // `last_used_at` lags by up to TOKEN_TOUCH_INTERVAL: a session is never cut early
+        // for that.
+        if now - row.created_at > policy.max || now - last > policy.idle + TOKEN_TOUCH_INTERVAL {
+            return false;
+        }
+    }
+    true
+}
+
+/// Resolves `Authorization: Bearer <token>` to a caller; unknown, revoked and expired
+/// tokens give none.
+pub async fn authenticate(
+    db: &Db,
+    bearer: Option<&str>,
+    policy: &SessionPolicy,
+) -> ApiResult<Option<Caller>> {
     let Some(token) = bearer else {
         return Ok(None);
     };
     // `access_tokens` has no row-level security: any context will do.
     let mut conn = db.conn_outside_tenancy().await?;
-    let found = model::caller_for_token_hash(&mut conn, &token::hash(token)).await?;
-    let Some((token_id, user_id, last_used)) = found else {
+    let Some(row) = model::caller_for_token_hash(&mut conn, &token::hash(token)).await? else {
         return Ok(None);
     };
+    let now = Utc::now();
+    if !is_live(&row, policy, now) {
+        return Ok(None);
+    }
     // "Last used" to within a few minutes: a write per token every few minutes, not one
     // per request.
-    let now = chrono::Utc::now();
-    if last_used.is_none_or(|at| now - at >= TOKEN_TOUCH_INTERVAL) {
-        model::touch_token(&mut conn, token_id, now).await?;
+    if row
+        .last_used_at
+        .is_none_or(|at| now - at >= TOKEN_TOUCH_INTERVAL)
+    {
+        model::touch_token(&mut conn, row.id, now).await?;
     }
-    Ok(Some(Caller { user_id, token_id }))
+    Ok(Some(Caller {
+        user_id: row.user_id,
+        token_id: row.id,
+        session: row.kind == "session",
+        read_only: row.read_only,
+        workspaces: row.workspace_ids,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(kind: &str, created_days_ago: i64, used_days_ago: Option<i64>) -> model::BearerRow {
+        let now = Utc::now();
+        model::BearerRow {
+            id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            kind: kind.to_owned(),
+            created_at: now - Duration::days(created_days_ago),
+            last_used_at: used_days_ago.map(|d| now - Duration::days(d)),
+            expires_at: None,
+            read_only: false,
+            workspace_ids: None,
+        }
+    }
+
+    #[test]
+    fn sessions_expire_when_idle_or_old_and_tokens_at_their_expiry() {
+        let policy = SessionPolicy::default();
+        let now = Utc::now();
+        assert!(is_live(&row("session", 20, Some(1)), &policy, now));
+        assert!(!is_live(&row("session", 20, Some(8)), &policy, now), "idle");
+        assert!(
+            !is_live(&row("session", 31, Some(0)), &policy, now),
+            "too old"
+        );
+        assert!(
+            !is_live(&row("session", 730, None), &policy, now),
+            "two years"
+        );
+        // Personal tokens have no idle or absolute lifetime, only their own expiry.
+        assert!(is_live(&row("personal", 730, None), &policy, now));
+        let mut expiring = row("personal", 1, None);
+        expiring.expires_at = Some(now - Duration::seconds(1));
+        assert!(!is_live(&expiring, &policy, now));
+        expiring.expires_at = Some(now + Duration::days(1));
+        assert!(is_live(&expiring, &policy, now));
+    }
 }

@@ -90,12 +90,22 @@ pub async fn clear_active_workspace(
     .map(drop)
 }
 
+/// What a new bearer token may do and where it came from.
+#[derive(Clone, Debug, Default)]
+pub struct NewToken<'a> {
+    pub expires_at: Option<DateTime<Utc>>,
+    pub read_only: bool,
+    pub workspace_ids: Option<&'a [Uuid]>,
+    pub user_agent: Option<&'a str>,
+}
+
 pub async fn insert_token(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     kind: &str,
     name: &str,
     token_hash: &[u8],
+    new: NewToken<'_>,
 ) -> QueryResult<Uuid> {
     diesel::insert_into(access_tokens::table)
         .values((
@@ -106,25 +116,39 @@ pub async fn insert_token(
             access_tokens::token_hash.eq(token_hash),
             // Signing in is a use of the session; a personal token is unused until it is.
             access_tokens::last_used_at.eq((kind == "session").then(Utc::now)),
+            access_tokens::expires_at.eq(new.expires_at),
+            access_tokens::read_only.eq(new.read_only),
+            access_tokens::workspace_ids.eq(new.workspace_ids.map(<[Uuid]>::to_vec)),
+            access_tokens::user_agent.eq(new.user_agent),
         ))
         .returning(access_tokens::id)
         .get_result(conn)
         .await
 }
 
-/// `(token id, user id, last used)` of a live token with this hash.
+/// A live (unrevoked) token found by its hash, with what authentication checks.
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = access_tokens)]
+pub struct BearerRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub kind: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub read_only: bool,
+    pub workspace_ids: Option<Vec<Uuid>>,
+}
+
+/// The live token with this hash.
 pub async fn caller_for_token_hash(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
-) -> QueryResult<Option<(Uuid, Uuid, Option<DateTime<Utc>>)>> {
+) -> QueryResult<Option<BearerRow>> {
     access_tokens::table
         .filter(access_tokens::token_hash.eq(token_hash))
         .filter(access_tokens::revoked_at.is_null())
-        .select((
-            access_tokens::id,
-            access_tokens::user_id,
-            access_tokens::last_used_at,
-        ))
+        .select(BearerRow::as_select())
         .first(conn)
         .await
         .optional()
@@ -152,12 +176,18 @@ pub struct AccessTokenRow {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub read_only: bool,
+    pub workspace_ids: Option<Vec<Uuid>>,
+    pub user_agent: Option<String>,
 }
 
-/// A page of the user's live tokens, oldest first, after `after`.
+/// A page of the user's live tokens (of one kind, when given), oldest first, after `after`.
+/// Expired ones may still be listed until revoked; the caller's view marks them.
 pub async fn tokens_page(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
+    kind: Option<&str>,
     page: &crate::graphql::pagination::Page,
 ) -> QueryResult<Vec<AccessTokenRow>> {
     let mut query = access_tokens::table
@@ -176,29 +206,45 @@ pub async fn tokens_page(
                     .and(access_tokens::id.gt(after.id))),
         );
     }
+    if let Some(kind) = kind {
+        query = query.filter(access_tokens::kind.eq(kind));
+    }
     query.load(conn).await
 }
 
-/// How many live tokens the user has.
-pub async fn tokens_count(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<i64> {
-    access_tokens::table
+/// How many live tokens (of one kind, when given) the user has.
+pub async fn tokens_count(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    kind: Option<&str>,
+) -> QueryResult<i64> {
+    let mut query = access_tokens::table
         .filter(access_tokens::user_id.eq(user_id))
         .filter(access_tokens::revoked_at.is_null())
-        .count()
-        .get_result(conn)
-        .await
+        .into_boxed();
+    if let Some(kind) = kind {
+        query = query.filter(access_tokens::kind.eq(kind));
+    }
+    query.count().get_result(conn).await
 }
 
-/// Revokes one of the user's live tokens; false when there is no such token.
+/// Revokes one of the user's live tokens (of one kind, when given); false when there is no
+/// such token.
 pub async fn revoke_token(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     token_id: Uuid,
+    kind: Option<&str>,
 ) -> QueryResult<bool> {
+    let kinds: Vec<&str> = match kind {
+        Some(kind) => vec![kind],
+        None => vec!["session", "personal"],
+    };
     diesel::update(
         access_tokens::table
             .find(token_id)
             .filter(access_tokens::user_id.eq(user_id))
+            .filter(access_tokens::kind.eq_any(kinds))
             .filter(access_tokens::revoked_at.is_null()),
     )
     .set(access_tokens::revoked_at.eq(diesel::dsl::now))
@@ -372,6 +418,44 @@ pub async fn set_password(
         .execute(conn)
         .await
         .map(drop)
+}
+
+/// Revokes the user's live sessions other than `keep`; how many.
+pub async fn revoke_other_sessions(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    keep: Uuid,
+) -> QueryResult<usize> {
+    diesel::update(
+        access_tokens::table
+            .filter(access_tokens::user_id.eq(user_id))
+            .filter(access_tokens::kind.eq("session"))
+            .filter(access_tokens::id.ne(keep))
+            .filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await
+}
+
+/// Revokes every token of the user made before `before`, except `keep`: what proving the
+/// address does to whatever anyone did with the account before the proof.
+pub async fn revoke_tokens_before(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    before: DateTime<Utc>,
+    keep: Option<Uuid>,
+) -> QueryResult<usize> {
+    diesel::update(
+        access_tokens::table
+            .filter(access_tokens::user_id.eq(user_id))
+            .filter(access_tokens::created_at.lt(before))
+            .filter(access_tokens::id.ne(keep.unwrap_or(Uuid::nil())))
+            .filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await
 }
 
 /// Signs the user out everywhere: every session and personal access token stops working.

@@ -18,6 +18,8 @@ pub struct RequestContext {
     pub stripe: Option<crate::billing::stripe::StripeApi>,
     /// The client's address: the peer's, or the one a trusted proxy forwarded.
     pub client: Option<std::net::IpAddr>,
+    /// The request's `User-Agent`, printable and at most 256 characters.
+    pub user_agent: Option<String>,
     /// A resource kind whose application-level workspace filter is switched off, to prove
     /// row-level security alone keeps tenants apart (tests only).
     pub unfiltered_kind: Option<String>,
@@ -31,13 +33,18 @@ impl RequestContext {
         service: bool,
         unfiltered_kind: Option<String>,
     ) -> Self {
-        let memberships = Memberships::new(db.clone(), caller.as_ref().map(|c| c.user_id));
+        let memberships = Memberships::new(
+            db.clone(),
+            caller.as_ref().map(|c| c.user_id),
+            caller.as_ref().and_then(|c| c.workspaces.clone()),
+        );
         Self {
             db,
             caller,
             service,
             stripe: None,
             client: None,
+            user_agent: None,
             unfiltered_kind,
             memberships,
         }

@@ -209,7 +209,10 @@ impl InvitationMutation {
     /// Joins the workspace of an invitation sent to the caller's email address.
     async fn accept_invitation(&self, ctx: &Context<'_>, token: String) -> ApiResult<Workspace> {
         let request = request(ctx);
-        let caller = request.caller()?.user_id;
+        let caller = request.caller()?;
+        // A token limited to listed workspaces cannot join more.
+        caller.ensure_unscoped()?;
+        let caller = caller.user_id;
         let mut conn = request.db.conn().await?;
         let user = crate::auth::model::find_user(&mut conn, caller)
             .await?

@@ -147,11 +147,12 @@ impl WorkspaceQuery {
     /// The workspaces the caller belongs to.
     async fn workspaces(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<Workspace>>> {
         let request = request(ctx);
-        request.caller()?;
+        let caller = request.caller()?;
         let mut conn = request.db.conn_for_caller().await?;
         let rows = model::memberships_of_caller(&mut conn, None).await?;
         Ok(Some(
             rows.into_iter()
+                .filter(|(row, _)| caller.reaches(row.id))
                 .map(|(row, role)| Workspace::new(row, role))
                 .collect(),
         ))
@@ -172,6 +173,7 @@ impl WorkspaceMutation {
     async fn create_workspace(&self, ctx: &Context<'_>, name: String) -> ApiResult<Workspace> {
         let request = request(ctx);
         let caller = request.caller()?;
+        caller.ensure_unscoped()?;
         let name = Name::parse(&name, "name")?;
         let mut conn = request.db.conn().await?;
         let row = conn

@@ -48,14 +48,17 @@ struct State {
 pub struct Memberships {
     db: Db,
     caller_id: Option<Uuid>,
+    /// The only workspaces the caller's token reaches, when it is scoped.
+    scope: Option<Vec<Uuid>>,
     state: Mutex<State>,
 }
 
 impl Memberships {
-    pub fn new(db: Db, caller_id: Option<Uuid>) -> Self {
+    pub fn new(db: Db, caller_id: Option<Uuid>, scope: Option<Vec<Uuid>>) -> Self {
         Self {
             db,
             caller_id,
+            scope,
             state: Mutex::default(),
         }
     }
@@ -69,7 +72,13 @@ impl Memberships {
     }
 
     async fn load(&self, workspace_id: Uuid) -> ApiResult<Option<CallerMembership>> {
-        if self.caller_id.is_none() {
+        // Outside a scoped token's workspaces the caller belongs nowhere: every guard and
+        // lookup goes through here, so they all answer NOT_FOUND.
+        let in_scope = self
+            .scope
+            .as_ref()
+            .is_none_or(|only| only.contains(&workspace_id));
+        if self.caller_id.is_none() || !in_scope {
             return Ok(None);
         }
         let batch = {

@@ -18,7 +18,10 @@ async fn sign_up_emails_a_verification_link_that_works_once() {
         .decoded
         .contains("http://localhost:3000/verify-email?token=lka_"));
     let verify = "mutation($t: String!) { verifyEmail(token: $t) { id emailVerified } }";
-    let res = app.gql(None, verify, json!({ "t": email.token() })).await;
+    // The signed-in app follows the link with its session, which is kept.
+    let res = app
+        .gql(ada.token(), verify, json!({ "t": email.token() }))
+        .await;
     assert_eq!(res.data("verifyEmail")["emailVerified"], true);
     assert_eq!(res.data("verifyEmail")["id"], ada.id.as_str());
     app.gql(None, verify, json!({ "t": email.token() }))
@@ -99,17 +102,15 @@ async fn password_reset_answers_the_same_for_anyone_and_signs_out_everywhere() {
 async fn a_password_reset_evicts_whoever_registered_the_address_first() {
     let app = TestApp::builder().with_workers().start().await;
     let squatter = app.sign_up("Grace").await;
-    let kept = app
-        .gql(
-            squatter.token(),
-            "mutation { createAccessToken(name: \"keep\") { token } }",
-            json!({}),
-        )
-        .await
-        .data("createAccessToken")["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    // An unproven address cannot make access tokens at all.
+    app.gql(
+        squatter.token(),
+        "mutation { createAccessToken(name: \"keep\") { token } }",
+        json!({}),
+    )
+    .await
+    .assert_code("FORBIDDEN");
+    let kept = squatter.token().expect("session").to_owned();
 
     // The real Grace cannot sign up, so she resets the password from her inbox.
     app.gql(
@@ -160,8 +161,8 @@ async fn a_password_reset_evicts_whoever_registered_the_address_first() {
     .await
     .data("acceptInvitation");
 
-    // Both of the squatter's tokens are dead: no workspace, no account.
-    for early in [kept.as_str(), squatter.token.as_str()] {
+    // The squatter's session is dead: no workspace, no account.
+    for early in [kept.as_str()] {
         let res = app
             .gql(Some(early), "{ me { id } workspaces { id } }", json!({}))
             .await;
@@ -172,4 +173,31 @@ async fn a_password_reset_evicts_whoever_registered_the_address_first() {
         .gql(Some(&grace), "{ workspaces { id } }", json!({}))
         .await;
     assert_eq!(hers.data("workspaces").as_array().map(Vec::len), Some(2));
+}
+
+/// The same chain through the verification link: the squatter's sign-up emails the real
+/// owner a verification link; following it (from her own inbox, with no session) proves
+/// the address and ends every session made before, so the squatter is signed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proving_the_address_signs_out_whoever_registered_it_first() {
+    let app = TestApp::builder().with_workers().start().await;
+    let squatter = app.sign_up("Grace").await;
+    let me = "{ me { id } }";
+    assert!(app
+        .gql(squatter.token(), me, json!({}))
+        .await
+        .data("me")
+        .is_object());
+    let link = app.mail.wait_for(&squatter.email, "verify-email", 1).await[0].token();
+    let verified = app
+        .gql(
+            None,
+            "mutation($t: String!) { verifyEmail(token: $t) { emailVerified } }",
+            json!({ "t": link }),
+        )
+        .await;
+    assert_eq!(verified.data("verifyEmail")["emailVerified"], true);
+    app.gql(squatter.token(), me, json!({}))
+        .await
+        .assert_code("UNAUTHENTICATED");
 }

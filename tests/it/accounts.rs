@@ -212,6 +212,7 @@ async fn personal_access_tokens_work_until_revoked_and_only_by_their_owner() {
     let app = TestApp::new().await;
     let ada = app.sign_up("Ada").await;
     let bob = app.sign_up("Bob").await;
+    app.prove_email(&ada).await;
     let created = app
         .gql(
             ada.token(),

@@ -22,6 +22,7 @@ mod pool_context;
 mod resources;
 mod role_matrix;
 mod schema;
+mod sessions;
 mod statement_budgets;
 mod statements;
 mod trial;

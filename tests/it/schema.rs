@@ -11,6 +11,8 @@ const SELF_SERVICE_MUTATIONS: &[&str] = &[
     "signOut",
     "createAccessToken",
     "revokeAccessToken",
+    "revokeSession",
+    "revokeOtherSessions",
     "createWorkspace",
     "switchWorkspace",
     "leaveWorkspace",
