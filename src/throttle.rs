@@ -43,7 +43,8 @@ pub struct Backoff {
 }
 
 /// Refused: try again after this long.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("too many attempts; try again in {0:?}")]
 pub struct Limited(pub Duration);
 
 /// The subject of a per-address rule: the address, or its /64 for IPv6.

@@ -10,3 +10,7 @@ CREATE TABLE throttles (
 COMMENT ON TABLE throttles IS 'Rate-limit counters by rule and subject; rows past their window are deleted by the workers.';
 CREATE INDEX throttles_window_start ON throttles (window_start);
 GRANT SELECT, INSERT, UPDATE, DELETE ON throttles TO linkai_app;
+
+-- Invitations are no longer capped per address across workspaces (one tenant could spend
+-- that cap and lock an address out of everyone's invitations): the counting function goes.
+DROP FUNCTION invitation_sends_to_address(text, timestamptz);

@@ -640,6 +640,9 @@ impl AuthMutation {
                 "Verify your email address before creating access tokens.",
             ));
         }
+        super::TOKENS_PER_ACCOUNT_PER_HOUR
+            .hit(&mut conn, &caller.user_id.to_string(), now)
+            .await??;
         let minted = token::mint(TokenKind::PersonalAccess);
         let id = model::insert_token(
             &mut conn,

@@ -58,6 +58,13 @@ pub const VERIFICATION_REQUESTS_PER_ADDRESS: Window = Window {
     limit: 10,
     window: std::time::Duration::from_secs(3600),
 };
+/// Personal access tokens one account may create per hour (each alias in one operation
+/// counts).
+pub const TOKENS_PER_ACCOUNT_PER_HOUR: Window = Window {
+    name: "create_token:user",
+    limit: 20,
+    window: std::time::Duration::from_secs(3600),
+};
 /// The longest fixed lifetime a personal access token may be given.
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::days(366);
 /// A token's `last_used_at` is written again only after this long.

@@ -12,7 +12,10 @@
 //! Rate limits (sends = invitations created plus resends, over the last 24 hours; numbers
 //! from peers: Twenty allows 500 per workspace and 10 per address per week):
 //! [`SENDS_PER_WORKSPACE_PER_DAY`] per workspace, [`SENDS_PER_ADDRESS_PER_DAY`] to one
-//! address across all workspaces, [`SENDS_PER_INVITATION_PER_DAY`] of one invitation.
+//! address from one workspace, [`SENDS_PER_INVITATION_PER_DAY`] of one invitation, and
+//! [`SENDS_PER_INVITER_PER_DAY`] by one person across all their workspaces. Every cap is
+//! counted only from the sender's side, so no tenant can spend another's: there is no cap
+//! per address across workspaces. Each aliased send in one operation counts.
 
 pub mod graphql;
 pub mod model;
@@ -34,8 +37,13 @@ use crate::text::EmailAddress;
 
 pub const VALIDITY: Duration = Duration::days(7);
 pub const SENDS_PER_WORKSPACE_PER_DAY: i64 = 100;
-pub const SENDS_PER_ADDRESS_PER_DAY: i64 = 10;
+pub const SENDS_PER_ADDRESS_PER_DAY: i64 = 5;
 pub const SENDS_PER_INVITATION_PER_DAY: i64 = 5;
+pub const SENDS_PER_INVITER_PER_DAY: crate::throttle::Window = crate::throttle::Window {
+    name: "invite:inviter",
+    limit: 200,
+    window: std::time::Duration::from_secs(24 * 3600),
+};
 
 /// Where an invitation stands.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +97,7 @@ impl From<InvitationError> for ApiError {
 async fn check_rate_limits(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
+    inviter: Uuid,
     email: &str,
     invitation_id: Option<Uuid>,
     now: DateTime<Utc>,
@@ -104,16 +113,19 @@ async fn check_rate_limits(
     let limited = if by_workspace >= SENDS_PER_WORKSPACE_PER_DAY {
         Some("This workspace has sent too many invitations today. Try again tomorrow.")
     } else if to_address >= SENDS_PER_ADDRESS_PER_DAY {
-        Some("This address has received too many invitations today. Try again tomorrow.")
+        Some("This workspace has invited this address too often today. Try again tomorrow.")
     } else if of_invitation >= SENDS_PER_INVITATION_PER_DAY {
         Some("This invitation has been sent too often today. Try again tomorrow.")
     } else {
         None
     };
-    match limited {
-        Some(message) => Err(InvitationError::RateLimited(message).into()),
-        None => Ok(()),
+    if let Some(message) = limited {
+        return Err(InvitationError::RateLimited(message).into());
     }
+    SENDS_PER_INVITER_PER_DAY
+        .hit(conn, &inviter.to_string(), now)
+        .await??;
+    Ok(())
 }
 
 /// Records a send and enqueues its email, in the caller's transaction.
@@ -151,7 +163,7 @@ pub async fn invite(
         return Err(InvitationError::AlreadyMember.into());
     }
     model::expire_lapsed(conn, workspace_id, email.as_str(), now).await?;
-    check_rate_limits(conn, workspace_id, email.as_str(), None, now).await?;
+    check_rate_limits(conn, workspace_id, actor, email.as_str(), None, now).await?;
     let invitation = model::insert(conn, workspace_id, email.as_str(), role, actor, now)
         .await
         .map_err(|err| {
@@ -198,6 +210,7 @@ pub async fn change_pending(
             check_rate_limits(
                 conn,
                 workspace_id,
+                actor,
                 &invitation.email,
                 Some(invitation.id),
                 now,

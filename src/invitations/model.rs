@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
-use diesel::sql_types::{Text, Timestamptz};
+use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -125,7 +125,6 @@ pub async fn find_in_workspace(
 
 diesel::define_sql_function!(fn invitation_workspace_by_token(hash: diesel::sql_types::Bytea) -> diesel::sql_types::Nullable<diesel::sql_types::Uuid>);
 diesel::define_sql_function!(fn invitation_workspace_by_id(id: diesel::sql_types::Uuid) -> diesel::sql_types::Nullable<diesel::sql_types::Uuid>);
-diesel::define_sql_function!(fn invitation_sends_to_address(address: Text, since: Timestamptz) -> BigInt);
 
 /// The workspace of the invitation a link token belongs to: row-level security hides
 /// invitations until a connection is in it. Runs in any context.
@@ -311,8 +310,12 @@ pub async fn sends_since(
         .select(count_star())
         .get_result(conn)
         .await?;
-    // Across workspaces: counted by the owner-run function, which returns only a number.
-    let to_address = diesel::select(invitation_sends_to_address(email.to_lowercase(), since))
+    // Within this workspace only: a cap across workspaces would let one tenant spend it
+    // and lock the address out of everyone else's invitations.
+    let to_address = recent()
+        .filter(invitation_sends::workspace_id.eq(workspace_id))
+        .filter(invitation_sends::email_lower.eq(email.to_lowercase()))
+        .select(count_star())
         .get_result(conn)
         .await?;
     let of_invitation = match invitation_id {

@@ -169,7 +169,8 @@ pub struct WorkspaceMutation;
 
 #[Object]
 impl WorkspaceMutation {
-    /// Creates a workspace with the caller as Owner, on its own 14-day trial.
+    /// Creates a workspace with the caller as Owner, on its own 14-day trial. An account owns
+    /// at most 20 (USAGE_LIMIT_REACHED) and creates at most 5 a day (RATE_LIMITED).
     async fn create_workspace(&self, ctx: &Context<'_>, name: String) -> ApiResult<Workspace> {
         let request = request(ctx);
         let caller = request.caller()?;
@@ -178,7 +179,7 @@ impl WorkspaceMutation {
         let mut conn = request.db.conn().await?;
         let row = conn
             .transaction(async |conn| {
-                model::create_with_owner(conn, name.as_str(), caller.user_id, Utc::now()).await
+                super::create(conn, caller.user_id, name.as_str(), Utc::now()).await
             })
             .await?;
         Ok(Workspace::new(row, Role::Owner))

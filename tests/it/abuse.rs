@@ -567,3 +567,69 @@ async fn forwarded_addresses_from_untrusted_peers_are_ignored() {
             .await,
     );
 }
+
+/// Before: one account created 200 workspaces in 0.3 s, each a fresh trial, and 500 aliased
+/// `createAccessToken` in one mutation succeeded. Now each alias counts as a request would:
+/// 5 new workspaces a day (the 6th alias is RATE_LIMITED), at most 20 owned, and 20 new
+/// access tokens an hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliases_buy_no_more_workspaces_or_tokens_than_requests_would() {
+    use diesel_async::RunQueryDsl;
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    app.prove_email(&ada).await;
+    let six: String = (0..6)
+        .map(|i| format!(" w{i}: createWorkspace(name: \"W{i}\") {{ id }}"))
+        .collect();
+    let res = app
+        .gql(ada.token(), &format!("mutation {{{six} }}"), json!({}))
+        .await;
+    res.assert_code("RATE_LIMITED");
+    assert_eq!(res.body["errors"][0]["path"], json!(["w5"]));
+    assert!(res.body["errors"][0]["extensions"]["retryAfter"].as_u64() > Some(3_600));
+    let listed = app
+        .gql(ada.token(), "{ workspaces { id } }", json!({}))
+        .await;
+    assert_eq!(listed.data("workspaces").as_array().map(Vec::len), Some(6));
+
+    // 20 owned at most, whatever the day's count.
+    let bob = app.sign_up("Bob").await;
+    diesel::sql_query(format!(
+        "WITH w AS (INSERT INTO workspaces (id, name, trial_ends_at)
+           SELECT gen_random_uuid(), 'Owned ' || i, now() FROM generate_series(1, 19) AS i
+           RETURNING id)
+         INSERT INTO memberships (workspace_id, user_id, role) SELECT id, '{}', 'owner' FROM w",
+        bob.id
+    ))
+    .execute(&mut app.db.conn().await)
+    .await
+    .expect("owned");
+    app.gql(
+        bob.token(),
+        "mutation { createWorkspace(name: \"21st\") { id } }",
+        json!({}),
+    )
+    .await
+    .assert_code("USAGE_LIMIT_REACHED");
+
+    // 15 aliases, then 6: the 21st token of the hour is refused.
+    let tokens = |range: std::ops::Range<u32>| -> String {
+        let fields: String = range
+            .map(|i| format!(" t{i}: createAccessToken(name: \"T{i}\") {{ id }}"))
+            .collect();
+        format!("mutation {{{fields} }}")
+    };
+    let first = app.gql(ada.token(), &tokens(0..15), json!({})).await;
+    assert!(first.body.get("errors").is_none(), "{:#}", first.body);
+    let res = app.gql(ada.token(), &tokens(15..21), json!({})).await;
+    res.assert_code("RATE_LIMITED");
+    assert_eq!(res.body["errors"][0]["path"], json!(["t20"]));
+    let count = app
+        .gql(ada.token(), "{ accessTokens { totalCount } }", json!({}))
+        .await;
+    assert_eq!(
+        count.data("accessTokens")["totalCount"],
+        21,
+        "20 tokens and the session"
+    );
+}

@@ -446,7 +446,9 @@ async fn invitation_sends_are_rate_limited() {
     .await
     .assert_code("RATE_LIMITED");
 
-    // One address receives at most 10 a day, across workspaces.
+    // Issue 15: a hostile tenant sent an address 10 invitations from its own workspace,
+    // which used to exhaust a cap across workspaces and refuse everyone else's. Caps now
+    // count from the sender's side only: the other workspace still invites it.
     let other = app.sign_up("Other").await;
     diesel::sql_query(format!(
         "INSERT INTO invitation_sends (invitation_id, workspace_id, email_lower)
@@ -462,11 +464,48 @@ async fn invitation_sends_are_rate_limited() {
         json!({ "ws": other.own_workspace, "e": "Popular@example.com" }),
     )
     .await
-    .assert_code("RATE_LIMITED");
+    .data("inviteMember");
+    // One workspace sends one address at most 5 a day.
+    diesel::sql_query(format!(
+        "INSERT INTO invitation_sends (invitation_id, workspace_id, email_lower)
+         SELECT '{id}', '{ws}', 'pestered@example.com' FROM generate_series(1, 5)",
+        ws = other.own_workspace
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("filled");
     app.gql(
         other.token(),
         invite,
-        json!({ "ws": other.own_workspace, "e": "quiet@example.com" }),
+        json!({ "ws": other.own_workspace, "e": "pestered@example.com" }),
+    )
+    .await
+    .assert_code("RATE_LIMITED");
+    // One inviter sends at most 200 a day across all their workspaces.
+    diesel::sql_query(format!(
+        "INSERT INTO throttles (key, window_start, hits) VALUES ('invite:inviter:{}', now(), 200)
+         ON CONFLICT (key) DO UPDATE SET window_start = now(), hits = 200",
+        other.id
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("filled");
+    let res = app
+        .gql(
+            other.token(),
+            invite,
+            json!({ "ws": other.own_workspace, "e": "quiet@example.com" }),
+        )
+        .await;
+    res.assert_code("RATE_LIMITED");
+    assert!(res.body["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .is_some());
+    let third = app.sign_up("Third").await;
+    app.gql(
+        third.token(),
+        invite,
+        json!({ "ws": third.own_workspace, "e": "quiet@example.com" }),
     )
     .await
     .data("inviteMember");

@@ -24,14 +24,15 @@ const BUDGETS: [(&str, u64); 51] = [
     // Made with the session (authenticating it is one), and revoking earlier tokens another.
     ("verifyEmail", 8),
     ("signIn", 6),
-    // Reads whether the address is proven.
-    ("createAccessToken", 3),
+    // Reads whether the address is proven; counts the hour's tokens.
+    ("createAccessToken", 4),
     ("revokeAccessToken", 2),
     ("revokeSession", 2),
     ("revokeOtherSessions", 2),
     ("requestPasswordReset", 7),
     ("resetPassword", 7),
-    ("createWorkspace", 6),
+    // Reads the owned workspaces and counts the day's new ones.
+    ("createWorkspace", 8),
     ("renameWorkspace", 3),
     ("switchWorkspace", 3),
     ("deleteWorkspace", 9),
@@ -56,8 +57,9 @@ const BUDGETS: [(&str, u64); 51] = [
     ("createIntegration", 6),
     ("updateIntegration", 6),
     ("deleteIntegration", 6),
-    ("inviteMember", 15),
-    ("resendInvitation", 15),
+    // The inviter's day count across workspaces is one upsert.
+    ("inviteMember", 16),
+    ("resendInvitation", 16),
     ("revokeInvitation", 10),
     ("acceptInvitation", 15),
     ("declineInvitation", 8),
