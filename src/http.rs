@@ -299,6 +299,17 @@ async fn execute(
     mut request: Request,
     over_get: bool,
 ) -> Response {
+    // Bounded before the parser sees it (graphql-js's `maxTokens`).
+    if crate::graphql::shape::count_tokens(&request.query) > crate::graphql::shape::MAX_TOKENS {
+        let err = ApiError::new(
+            crate::error::ErrorCode::QueryTooComplex,
+            format!(
+                "The document has more than {} tokens.",
+                crate::graphql::shape::MAX_TOKENS
+            ),
+        );
+        return transport::request_error_of(media, &err);
+    }
     app.documents.prepare(&mut request);
     // `parsed_query` borrows the whole request: lend the name and variables aside.
     let operation_name = request.operation_name.take();

@@ -327,6 +327,10 @@ impl BillingMutation {
     ) -> ApiResult<Billing> {
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
+        // The id becomes part of a Stripe URL path: only Stripe's own id shape may get there.
+        if !is_stripe_id(&payment_method_id, "pm_") {
+            return Err(not_a_card());
+        }
         let customer = customer(ctx, stripe, workspace_id).await?;
         let method = stripe
             .payment_method(&payment_method_id)
@@ -442,6 +446,14 @@ impl BillingMutation {
     async fn resume_subscription(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<Billing> {
         set_cancel(ctx, &workspace_id, false).await
     }
+}
+
+/// `prefix` then 1 to 250 ASCII letters, digits and underscores: what Stripe's ids look like.
+fn is_stripe_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|rest| {
+        (1..=250).contains(&rest.len())
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
 }
 
 fn not_a_card() -> ApiError {

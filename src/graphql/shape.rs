@@ -39,6 +39,13 @@ pub const MAX_FIELDS: usize = 1_000;
 pub const MAX_ALIASES: usize = 50;
 /// Fields at the operation's root.
 pub const MAX_ROOT_FIELDS: usize = 20;
+/// Directives, counted like fields.
+pub const MAX_DIRECTIVES: usize = 50;
+/// Lexical tokens in a document (graphql-js's `maxTokens` guards its parser the same way;
+/// the standard introspection query has about 300).
+pub const MAX_TOKENS: usize = 10_000;
+/// The longest text value accepted anywhere (fields have smaller limits of their own).
+pub const MAX_TEXT_CHARS: usize = 10_000;
 /// Root fields that check a password; one per operation.
 const PASSWORD_FIELDS: [&str; 3] = ["signIn", "signUp", "resetPassword"];
 /// The library's own depth limit stays as a backstop above both (the standard
@@ -94,6 +101,12 @@ pub fn check(
             cost.aliases
         )));
     }
+    if cost.directives > MAX_DIRECTIVES {
+        return Err(too_complex(format!(
+            "The query has {} directives; at most {MAX_DIRECTIVES} are allowed.",
+            cost.directives
+        )));
+    }
     if cost.depth > MAX_DEPTH {
         return Err(too_complex(format!(
             "The query is {} levels deep; at most {MAX_DEPTH} are allowed.",
@@ -132,6 +145,20 @@ pub fn check(
             measure.introspection_lists
         )));
     }
+    if let Some(problem) = variables.values().find_map(text_problem).or_else(|| {
+        doc.fragments
+            .values()
+            .flat_map(|fragment| fields_in(&fragment.node.selection_set.node))
+            .chain(
+                doc.operations
+                    .iter()
+                    .flat_map(|(_, op)| fields_in(&op.node.selection_set.node)),
+            )
+            .flat_map(|field| field.arguments.iter().map(|(_, value)| &value.node))
+            .find_map(|value| value.clone().into_const().as_ref().and_then(text_problem))
+    }) {
+        return Err(ApiError::bad_input(problem));
+    }
     for definition in &operation.variable_definitions {
         let definition = &definition.node;
         let provided = variables
@@ -147,6 +174,98 @@ pub fn check(
     Ok(Some(Shape {
         operation: operation.ty,
     }))
+}
+
+/// Why a text value somewhere in `value` is refused, if one is.
+fn text_problem(value: &async_graphql::Value) -> Option<String> {
+    use async_graphql::Value;
+    match value {
+        Value::String(text) if text.contains('\0') => {
+            Some("Text values must not contain NUL characters.".to_owned())
+        }
+        Value::String(text) if text.chars().count() > MAX_TEXT_CHARS => Some(format!(
+            "Text values are at most {MAX_TEXT_CHARS} characters long."
+        )),
+        Value::List(items) => items.iter().find_map(text_problem),
+        Value::Object(fields) => fields.values().find_map(text_problem),
+        _ => None,
+    }
+}
+
+/// Every field in `set` and below, fragments' own fields not included (they are walked as
+/// fragments). Linear in the document.
+fn fields_in(set: &SelectionSet) -> Vec<&Field> {
+    let mut found = Vec::new();
+    let mut stack = vec![set];
+    while let Some(set) = stack.pop() {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    found.push(&field.node);
+                    stack.push(&field.node.selection_set.node);
+                }
+                Selection::InlineFragment(inline) => stack.push(&inline.node.selection_set.node),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    found
+}
+
+/// How many lexical tokens `text` holds, counted up to `MAX_TOKENS + 1`: punctuators, names,
+/// numbers and strings; whitespace, commas and comments are not tokens. A rough lexer (it
+/// does not validate), enough to bound what the parser will be given.
+pub fn count_tokens(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let (mut i, mut tokens) = (0, 0);
+    while i < bytes.len() && tokens <= MAX_TOKENS {
+        match bytes[i] {
+            b' ' | b'\t' | b'\n' | b'\r' | b',' | 0xEF | 0xBB | 0xBF => i += 1,
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 3;
+                tokens += 1;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                tokens += 1;
+            }
+            b'.' if bytes[i..].starts_with(b"...") => {
+                i += 3;
+                tokens += 1;
+            }
+            c if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' => {
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric()
+                        || matches!(bytes[i], b'_' | b'.' | b'-' | b'+'))
+                {
+                    i += 1;
+                }
+                tokens += 1;
+            }
+            _ => {
+                i += 1;
+                tokens += 1;
+            }
+        }
+    }
+    tokens
 }
 
 fn too_complex(message: String) -> ApiError {
@@ -178,6 +297,7 @@ struct Cost {
     depth: usize,
     fields: usize,
     aliases: usize,
+    directives: usize,
 }
 
 impl Cost {
@@ -187,6 +307,7 @@ impl Cost {
             depth: self.depth.max(other.depth),
             fields: self.fields.saturating_add(other.fields),
             aliases: self.aliases.saturating_add(other.aliases),
+            directives: self.directives.saturating_add(other.directives),
         }
     }
 }
@@ -224,14 +345,23 @@ impl<'d> Measure<'d> {
                         aliases: below
                             .aliases
                             .saturating_add(usize::from(field.alias.is_some())),
+                        directives: below.directives.saturating_add(field.directives.len()),
                     }
                 }
-                Selection::InlineFragment(inline) => self.cost(&inline.node.selection_set.node),
-                Selection::FragmentSpread(spread) => self.fragment(
-                    spread.node.fragment_name.node.as_str(),
-                    |m| &mut m.costs,
-                    Self::cost,
-                ),
+                Selection::InlineFragment(inline) => {
+                    let mut cost = self.cost(&inline.node.selection_set.node);
+                    cost.directives = cost.directives.saturating_add(inline.node.directives.len());
+                    cost
+                }
+                Selection::FragmentSpread(spread) => {
+                    let mut cost = self.fragment(
+                        spread.node.fragment_name.node.as_str(),
+                        |m| &mut m.costs,
+                        Self::cost,
+                    );
+                    cost.directives = cost.directives.saturating_add(spread.node.directives.len());
+                    cost
+                }
             };
             total = total.beside(cost);
         }
@@ -415,6 +545,54 @@ mod tests {
         assert!(err.contains("check a password once"), "{err}");
         let once = "mutation { signIn(email: \"a@x.io\", password: \"p\") { token } }";
         assert_eq!(measure(once), Ok(OperationType::Mutation));
+    }
+
+    #[test]
+    fn tokens_are_counted_like_graphql_js_counts_them() {
+        assert_eq!(count_tokens("{ me { id } }"), 6);
+        assert_eq!(count_tokens("query Q($a: Int = 1) { f(a: $a) }"), 19);
+        assert_eq!(count_tokens("# a comment, with commas\n{ a, b }"), 4);
+        assert_eq!(count_tokens("{ f(s: \"a \\\" } b\") }"), 8);
+        assert_eq!(
+            count_tokens("{ f(s: \"\"\" block \\\"\"\" still \"\"\") ...F }"),
+            10
+        );
+        assert_eq!(count_tokens("{ f(x: -1.5e3) }"), 8);
+        let huge = "{ a ".repeat(6_000);
+        assert_eq!(
+            count_tokens(&huge),
+            MAX_TOKENS + 1,
+            "counting stops past the budget"
+        );
+    }
+
+    #[test]
+    fn text_values_are_bounded_in_variables_and_in_the_document() {
+        let doc = parse_query("mutation { a(s: \"x\\u0000y\") }").expect("parses");
+        let refused = check(&doc, None, &Variables::default(), true)
+            .err()
+            .expect("refused");
+        assert_eq!(refused.code(), ErrorCode::BadUserInput);
+        let doc = parse_query("mutation($s: String) { a(s: $s) }").expect("parses");
+        let long = Variables::from_json(serde_json::json!({ "s": "x".repeat(MAX_TEXT_CHARS + 1) }));
+        assert!(check(&doc, None, &long, true).is_err());
+        let nested = Variables::from_json(serde_json::json!({ "s": { "deep": ["ok", "a\0"] } }));
+        assert!(check(&doc, None, &nested, true).is_err());
+        let fine = Variables::from_json(serde_json::json!({ "s": "line\nbreak\ttab" }));
+        assert!(check(&doc, None, &fine, true).is_ok());
+    }
+
+    #[test]
+    fn directives_are_counted_through_fragments() {
+        let many: String = (0..26).map(|_| " @include(if: true)").collect();
+        let doc = parse_query(format!(
+            "{{ ...F ...F }} fragment F on Query {{ me{many} {{ id }} }}"
+        ))
+        .expect("parses");
+        let refused = check(&doc, None, &Variables::default(), true)
+            .err()
+            .expect("refused");
+        assert_eq!(refused.code(), ErrorCode::QueryTooComplex);
     }
 
     #[test]

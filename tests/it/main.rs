@@ -14,6 +14,7 @@ mod clients;
 mod concurrency;
 mod errors;
 mod faults;
+mod fuzz;
 mod http;
 mod invitations;
 mod isolation;

@@ -121,10 +121,16 @@ async fn invalid_fields_get_clear_bad_input_errors_and_create_nothing() {
             "{ name: \"C\", timeZone: \"Mars/Olympus\" }",
             "timeZone",
         ),
-        // NUL cannot be stored in PostgreSQL text: it was an INTERNAL error (issue 15).
+        // NUL cannot be stored in PostgreSQL text: it was an INTERNAL error (issue 15). The
+        // edge refuses it in any text value; other control characters are the field's rule.
         (
             "KnowledgeBase",
             "{ name: \"K\", description: \"before\\u0000after\" }",
+            "NUL",
+        ),
+        (
+            "KnowledgeBase",
+            "{ name: \"K\", description: \"bell\\u0007\" }",
             "control characters",
         ),
     ];
