@@ -56,6 +56,18 @@ diesel::joinable!(memberships -> workspaces (workspace_id));
 diesel::joinable!(access_tokens -> users (user_id));
 
 diesel::table! {
+    account_notices (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        kind -> Text,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(account_notices -> users (user_id));
+
+diesel::table! {
     invitations (id) {
         id -> Uuid,
         workspace_id -> Uuid,
@@ -143,6 +155,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
     memberships,
     access_tokens,
+    account_notices,
     invitations,
     invitation_sends,
     account_tokens,

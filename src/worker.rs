@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 use linkai_jobs::email::Mailer;
-use linkai_jobs::store::{Notice, NoticeEmail, Prepared, TokenEmail, TokenEmailKind};
+use linkai_jobs::store::{
+    AccountEmail, AccountNotice, Notice, NoticeEmail, Prepared, TokenEmail, TokenEmailKind,
+};
 use linkai_jobs::{Deps, Job, JobStore, WorkerSettings};
 use tokio::sync::watch;
 
@@ -116,6 +118,22 @@ impl JobStore for PgJobStore {
                 return self
                     .prepare_notice(workspace_id, Notice::PaymentFailed)
                     .await;
+            }
+            Job::SendAccountNotice { notice_id } => {
+                let mut conn = self.db.conn().await?;
+                let Some((kind, user)) = accounts::unsent_notice(&mut conn, notice_id).await?
+                else {
+                    return Ok(None);
+                };
+                let notice = match kind.as_str() {
+                    "password_changed" => AccountNotice::PasswordChanged,
+                    other => anyhow::bail!("unknown account notice `{other}`"),
+                };
+                return Ok(Some(Prepared::Account(AccountEmail {
+                    to: user.email,
+                    name: user.name,
+                    notice,
+                })));
             }
             _ => {}
         }
@@ -232,6 +250,9 @@ impl JobStore for PgJobStore {
             }
             Job::SendEmailVerification { token_id } | Job::SendPasswordReset { token_id } => {
                 accounts::mark_account_token_sent(&mut conn, token_id, Utc::now()).await?;
+            }
+            Job::SendAccountNotice { notice_id } => {
+                accounts::mark_notice_sent(&mut conn, notice_id, Utc::now()).await?;
             }
             Job::SendTrialNotice {
                 workspace_id,

@@ -30,6 +30,7 @@ pub async fn handle(job: &Job, deps: &Deps) -> anyhow::Result<()> {
             .iter()
             .map(|notice| crate::email::render_notice(notice, &deps.app_url))
             .collect(),
+        Prepared::Account(account) => vec![crate::email::render_account(account, &deps.app_url)],
     };
     for email in &emails {
         deps.mailer.send(email).await?;

@@ -24,6 +24,8 @@ pub enum Job {
     UpdateBillingEmail { workspace_id: Uuid },
     /// Email a workspace's Owner and Admins that a payment failed.
     SendPaymentFailed { workspace_id: Uuid },
+    /// Tell a person something happened to their account (their password changed).
+    SendAccountNotice { notice_id: Uuid },
     /// Email a workspace's Owner and Admins about its trial.
     SendTrialNotice {
         workspace_id: Uuid,
@@ -94,6 +96,7 @@ impl Job {
             Job::SendPasswordReset { .. } => "send_password_reset",
             Job::SendTrialNotice { .. } => "send_trial_notice",
             Job::SendPaymentFailed { .. } => "send_payment_failed",
+            Job::SendAccountNotice { .. } => "send_account_notice",
             Job::SyncBilling { .. } => "sync_billing",
             Job::SyncPlans => "sync_plans",
             Job::CancelBilling { .. } => "cancel_billing",

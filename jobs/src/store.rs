@@ -19,6 +19,23 @@ pub enum Prepared {
     Token(TokenEmail),
     /// A trial notice, one email per recipient.
     Notices(Vec<NoticeEmail>),
+    /// A notice to a person about their own account.
+    Account(AccountEmail),
+}
+
+/// What happened to an account, for the email that says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountNotice {
+    /// `changePassword` set a new password and signed the account out everywhere else.
+    PasswordChanged,
+}
+
+/// A notice to the person whose account it is.
+#[derive(Clone, Debug)]
+pub struct AccountEmail {
+    pub to: String,
+    pub name: String,
+    pub notice: AccountNotice,
 }
 
 /// A trial notice to one Owner or Admin.

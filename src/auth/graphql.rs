@@ -570,6 +570,70 @@ impl AuthMutation {
         Ok(true)
     }
 
+    /// Changes the caller's password: needs the current one (wrong guesses are throttled
+    /// like `signIn`'s). Every session and access token is signed out, this one included;
+    /// the answer is a new session for this device. The account's address is told by email.
+    /// Needs a signed-in session.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> ApiResult<AuthPayload> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        caller.ensure_session()?;
+        let new_password = NewPassword::parse(&new_password)?;
+        let mut conn = request.db.conn().await?;
+        let user = model::find_user(&mut conn, caller.user_id)
+            .await?
+            .ok_or_else(ApiError::unauthenticated)?;
+        let account = throttle_subject_of_email(&user.email);
+        super::SIGN_IN_FAILURES
+            .check(&mut conn, &account, Utc::now())
+            .await??;
+        let stored = model::find_credentials(&mut conn, &user.email)
+            .await?
+            .map(|(_, hash)| hash);
+        drop(conn);
+        if !password::verify(current_password, stored).await? {
+            let mut conn = request.db.conn().await?;
+            super::SIGN_IN_FAILURES
+                .failed(&mut conn, &account, Utc::now())
+                .await?;
+            return Err(ApiError::forbidden("The current password is not correct."));
+        }
+        let password_hash = password::hash(new_password.expose().to_owned()).await?;
+        let session = token::mint(TokenKind::Session);
+        let mut conn = request.db.conn().await?;
+        let user = conn
+            .transaction(async |conn| {
+                super::SIGN_IN_FAILURES.succeeded(conn, &account).await?;
+                model::set_password(conn, user.id, &password_hash).await?;
+                model::revoke_all_tokens(conn, user.id).await?;
+                model::insert_token(
+                    conn,
+                    user.id,
+                    "session",
+                    "Session",
+                    &session.hash,
+                    NewToken {
+                        user_agent: request.user_agent.as_deref(),
+                        ..NewToken::default()
+                    },
+                )
+                .await?;
+                let notice_id = model::insert_notice(conn, user.id, "password_changed").await?;
+                outbox::enqueue(conn, &Job::SendAccountNotice { notice_id }).await?;
+                Ok::<_, ApiError>(user)
+            })
+            .await?;
+        Ok(AuthPayload {
+            token: session.plaintext,
+            user: User::me(user),
+        })
+    }
+
     /// Revokes the token this request was made with.
     async fn sign_out(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let request = request(ctx);

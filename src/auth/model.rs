@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::schema::{access_tokens, account_tokens, users};
+use crate::schema::{access_tokens, account_notices, account_tokens, users};
 
 #[derive(Queryable, Selectable, Clone, Debug)]
 #[diesel(table_name = users)]
@@ -469,4 +469,48 @@ pub async fn revoke_all_tokens(conn: &mut AsyncPgConnection, user_id: Uuid) -> Q
     .execute(conn)
     .await
     .map(drop)
+}
+
+/// Records a notice to `user_id` about their account; the outbox job emails it.
+pub async fn insert_notice(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    kind: &str,
+) -> QueryResult<Uuid> {
+    diesel::insert_into(account_notices::table)
+        .values((
+            account_notices::id.eq(Uuid::now_v7()),
+            account_notices::user_id.eq(user_id),
+            account_notices::kind.eq(kind),
+        ))
+        .returning(account_notices::id)
+        .get_result(conn)
+        .await
+}
+
+/// For the send job: an unsent notice's kind and its person.
+pub async fn unsent_notice(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<(String, UserRow)>> {
+    account_notices::table
+        .inner_join(users::table)
+        .filter(account_notices::id.eq(id))
+        .filter(account_notices::sent_at.is_null())
+        .select((account_notices::kind, UserRow::as_select()))
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn mark_notice_sent(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(account_notices::table.find(id))
+        .set(account_notices::sent_at.eq(now))
+        .execute(conn)
+        .await
+        .map(drop)
 }

@@ -201,3 +201,88 @@ async fn proving_the_address_signs_out_whoever_registered_it_first() {
         .await
         .assert_code("UNAUTHENTICATED");
 }
+
+/// `changePassword` needs the current password, signs out every other session and token,
+/// answers a new session, and tells the address by email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_password_signs_out_everywhere_else_and_says_so() {
+    let app = TestApp::builder().with_workers().start().await;
+    let ada = app.sign_up("Ada").await;
+    app.prove_email(&ada).await;
+    let pat = app
+        .gql(
+            ada.token(),
+            "mutation { createAccessToken(name: \"script\") { token } }",
+            json!({}),
+        )
+        .await
+        .data("createAccessToken")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let change = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { token user { id } } }";
+    app.gql(
+        Some(&pat),
+        change,
+        json!({ "c": PASSWORD, "n": "a whole new password" }),
+    )
+    .await
+    .assert_code("FORBIDDEN");
+    let wrong = app
+        .gql(
+            ada.token(),
+            change,
+            json!({ "c": "not my password", "n": "a whole new password" }),
+        )
+        .await;
+    wrong.assert_code("FORBIDDEN");
+    app.gql(ada.token(), change, json!({ "c": PASSWORD, "n": "short" }))
+        .await
+        .assert_code("BAD_USER_INPUT");
+
+    let changed = app
+        .gql(
+            ada.token(),
+            change,
+            json!({ "c": PASSWORD, "n": "a whole new password" }),
+        )
+        .await;
+    let fresh = changed.data("changePassword")["token"]
+        .as_str()
+        .expect("a new session")
+        .to_owned();
+    let me = "{ me { id } }";
+    for old in [ada.token.as_str(), pat.as_str()] {
+        app.gql(Some(old), me, json!({}))
+            .await
+            .assert_code("UNAUTHENTICATED");
+    }
+    assert_eq!(
+        app.gql(Some(&fresh), me, json!({})).await.data("me")["id"],
+        ada.id
+    );
+    let sign_in =
+        "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token } }";
+    app.gql(None, sign_in, json!({ "e": ada.email, "p": PASSWORD }))
+        .await
+        .assert_code("UNAUTHENTICATED");
+    app.gql(
+        None,
+        sign_in,
+        json!({ "e": ada.email, "p": "a whole new password" }),
+    )
+    .await
+    .data("signIn");
+    let told = app
+        .mail
+        .wait_until(
+            |sink| {
+                sink.to(&ada.email)
+                    .iter()
+                    .any(|m| m.subject() == "Your Link AI password was changed")
+            },
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    assert!(told.is_some(), "{:#?}", app.mail.to(&ada.email));
+}

@@ -12,6 +12,7 @@ const SELF_SERVICE_MUTATIONS: &[&str] = &[
     "createAccessToken",
     "revokeAccessToken",
     "revokeSession",
+    "changePassword",
     "revokeOtherSessions",
     "createWorkspace",
     "switchWorkspace",

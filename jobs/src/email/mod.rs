@@ -5,7 +5,7 @@ mod transport;
 
 pub use transport::Mailer;
 
-use crate::store::{Notice, NoticeEmail, TokenEmail, TokenEmailKind};
+use crate::store::{AccountEmail, AccountNotice, Notice, NoticeEmail, TokenEmail, TokenEmailKind};
 use crate::TrialNotice;
 
 /// A rendered email.
@@ -114,6 +114,27 @@ pub fn render_notice(notice: &NoticeEmail, app_url: &str) -> Email {
     let content = fill(template.html, &vars, Escape::Html);
     Email {
         to: notice.to.clone(),
+        text: fill(template.text, &vars, Escape::None),
+        html: fill(
+            LAYOUT,
+            &[("subject", &subject), ("content", &content)],
+            Escape::Layout,
+        ),
+        subject,
+    }
+}
+
+/// Renders a notice about the recipient's own account.
+pub fn render_account(email: &AccountEmail, app_url: &str) -> Email {
+    let template = match email.notice {
+        AccountNotice::PasswordChanged => template!("password_changed"),
+    };
+    let link = format!("{app_url}/reset-password");
+    let vars = [("name", email.name.as_str()), ("link", link.as_str())];
+    let subject = fill(template.subject.trim(), &vars, Escape::None).replace(['\r', '\n'], " ");
+    let content = fill(template.html, &vars, Escape::Html);
+    Email {
+        to: email.to.clone(),
         text: fill(template.text, &vars, Escape::None),
         html: fill(
             LAYOUT,

@@ -138,3 +138,21 @@ fn trial_emails() {
     check_snapshot("payment_failed", &failed);
     assert_eq!(failed.subject, "A payment for Acme <Support> failed");
 }
+
+#[test]
+fn password_changed_email_says_what_to_do_if_it_was_not_you() {
+    let rendered = render_account(
+        &AccountEmail {
+            to: "ada@example.com".into(),
+            name: "Ada <Admin>".into(),
+            notice: AccountNotice::PasswordChanged,
+        },
+        "https://app.example.com",
+    );
+    check_snapshot("password_changed", &rendered);
+    assert_eq!(rendered.subject, "Your Link AI password was changed");
+    assert!(rendered.html.contains("Ada &lt;Admin&gt;"));
+    assert!(rendered
+        .text
+        .contains("https://app.example.com/reset-password"));
+}
