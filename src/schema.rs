@@ -58,14 +58,26 @@ diesel::joinable!(access_tokens -> users (user_id));
 diesel::table! {
     account_notices (id) {
         id -> Uuid,
-        user_id -> Uuid,
+        user_id -> Nullable<Uuid>,
+        email -> Text,
+        name -> Text,
         kind -> Text,
+        detail -> Nullable<Text>,
         created_at -> Timestamptz,
-        sent_at -> Nullable<Timestamptz>,
     }
 }
 
 diesel::joinable!(account_notices -> users (user_id));
+
+diesel::table! {
+    password_reset_requests (id) {
+        id -> Uuid,
+        email_lower -> Text,
+        requested_at -> Timestamptz,
+        processed_at -> Nullable<Timestamptz>,
+        account_token_id -> Nullable<Uuid>,
+    }
+}
 
 diesel::table! {
     invitations (id) {
@@ -103,6 +115,7 @@ diesel::table! {
         expires_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
         used_at -> Nullable<Timestamptz>,
+        new_email -> Nullable<Text>,
     }
 }
 
@@ -156,6 +169,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     memberships,
     access_tokens,
     account_notices,
+    password_reset_requests,
     invitations,
     invitation_sends,
     account_tokens,

@@ -13,7 +13,7 @@ use linkai_jobs::store::{
 use linkai_jobs::{Deps, Job, JobStore, WorkerSettings};
 use tokio::sync::watch;
 
-use crate::auth::model as accounts;
+use crate::auth::model::{self as accounts, LinkPurpose};
 use crate::auth::token::{self, TokenKind};
 use crate::billing::stripe::StripeApi;
 use crate::billing::{self, trial};
@@ -121,18 +121,22 @@ impl JobStore for PgJobStore {
             }
             Job::SendAccountNotice { notice_id } => {
                 let mut conn = self.db.conn().await?;
-                let Some((kind, user)) = accounts::unsent_notice(&mut conn, notice_id).await?
+                let Some((kind, to, name, detail)) =
+                    accounts::unsent_notice(&mut conn, notice_id).await?
                 else {
                     return Ok(None);
                 };
                 let notice = match kind.as_str() {
                     "password_changed" => AccountNotice::PasswordChanged,
+                    "account_deleted" => AccountNotice::AccountDeleted,
+                    "email_change_requested" => AccountNotice::EmailChangeRequested,
                     other => anyhow::bail!("unknown account notice `{other}`"),
                 };
                 return Ok(Some(Prepared::Account(AccountEmail {
-                    to: user.email,
-                    name: user.name,
+                    to,
+                    name,
                     notice,
+                    detail: detail.unwrap_or_default(),
                 })));
             }
             _ => {}
@@ -173,33 +177,22 @@ impl JobStore for PgJobStore {
                             },
                         }))
                     }
-                    Job::SendEmailVerification { token_id }
-                    | Job::SendPasswordReset { token_id } => {
-                        let Some((link, user)) =
-                            accounts::lock_account_token(conn, token_id).await?
-                        else {
-                            return Ok(None);
-                        };
-                        let due = link.sent_at.is_none()
-                            && link.used_at.is_none()
-                            && link.expires_at > Utc::now();
-                        if !due {
-                            return Ok(None);
-                        }
-                        let minted = token::mint(TokenKind::AccountLink);
-                        accounts::set_account_token_hash(conn, token_id, &minted.hash).await?;
-                        let kind = match job {
-                            Job::SendPasswordReset { .. } => {
-                                TokenEmailKind::ResetPassword { name: user.name }
+                    Job::SendEmailVerification { token_id } => {
+                        account_link_email(conn, token_id, LinkPurpose::VerifyEmail).await
+                    }
+                    Job::SendPasswordReset { token_id } => {
+                        account_link_email(conn, token_id, LinkPurpose::ResetPassword).await
+                    }
+                    Job::SendEmailChange { token_id } => {
+                        account_link_email(conn, token_id, LinkPurpose::ChangeEmail).await
+                    }
+                    Job::ProcessPasswordReset { request_id } => {
+                        match reset_link(conn, request_id).await? {
+                            Some(token_id) => {
+                                account_link_email(conn, token_id, LinkPurpose::ResetPassword).await
                             }
-                            _ => TokenEmailKind::VerifyEmail { name: user.name },
-                        };
-                        Ok(Some(TokenEmail {
-                            to: user.email,
-                            token: minted.plaintext,
-                            expires_at: link.expires_at,
-                            kind,
-                        }))
+                            None => Ok(None),
+                        }
                     }
                     _ => Ok(None),
                 }
@@ -248,11 +241,20 @@ impl JobStore for PgJobStore {
                     invitation_model::mark_delivered(&mut conn, invitation_id, delivery).await?;
                 }
             }
-            Job::SendEmailVerification { token_id } | Job::SendPasswordReset { token_id } => {
+            Job::SendEmailVerification { token_id }
+            | Job::SendPasswordReset { token_id }
+            | Job::SendEmailChange { token_id } => {
                 accounts::mark_account_token_sent(&mut conn, token_id, Utc::now()).await?;
             }
+            Job::ProcessPasswordReset { request_id } => {
+                if let Some(token_id) =
+                    accounts::token_of_reset_request(&mut conn, request_id).await?
+                {
+                    accounts::mark_account_token_sent(&mut conn, token_id, Utc::now()).await?;
+                }
+            }
             Job::SendAccountNotice { notice_id } => {
-                accounts::mark_notice_sent(&mut conn, notice_id, Utc::now()).await?;
+                accounts::forget_notice(&mut conn, notice_id).await?;
             }
             Job::SendTrialNotice {
                 workspace_id,
@@ -268,6 +270,72 @@ impl JobStore for PgJobStore {
         }
         Ok(())
     }
+}
+
+/// The link a reset request makes: on its first run, if an account has the address and
+/// its hourly cap allows, a new reset token; later runs find the one it made.
+async fn reset_link(
+    conn: &mut diesel_async::AsyncPgConnection,
+    request_id: uuid::Uuid,
+) -> anyhow::Result<Option<uuid::Uuid>> {
+    let Some((email, processed, made)) = accounts::lock_reset_request(conn, request_id).await?
+    else {
+        return Ok(None);
+    };
+    if processed.is_some() {
+        return Ok(made);
+    }
+    let now = Utc::now();
+    let mut made = None;
+    if let Some((user_id, _)) = accounts::find_credentials(conn, &email).await? {
+        let recent = accounts::account_tokens_since(
+            conn,
+            user_id,
+            LinkPurpose::ResetPassword,
+            now - chrono::Duration::hours(1),
+        )
+        .await?;
+        if recent < crate::auth::RESETS_PER_HOUR {
+            let expires = now + crate::auth::RESET_PASSWORD_VALIDITY;
+            made = Some(
+                accounts::insert_account_token(conn, user_id, LinkPurpose::ResetPassword, expires)
+                    .await?,
+            );
+        }
+    }
+    accounts::finish_reset_request(conn, request_id, made, now).await?;
+    Ok(made)
+}
+
+/// The email for an account link (verification or reset), minting its token, unless it
+/// was sent, used or expired already.
+async fn account_link_email(
+    conn: &mut diesel_async::AsyncPgConnection,
+    token_id: uuid::Uuid,
+    purpose: LinkPurpose,
+) -> anyhow::Result<Option<TokenEmail>> {
+    let Some((link, user)) = accounts::lock_account_token(conn, token_id).await? else {
+        return Ok(None);
+    };
+    let due = link.sent_at.is_none() && link.used_at.is_none() && link.expires_at > Utc::now();
+    if !due {
+        return Ok(None);
+    }
+    let minted = token::mint(TokenKind::AccountLink);
+    accounts::set_account_token_hash(conn, token_id, &minted.hash).await?;
+    // An address change is confirmed at the new address; the other links go to the account's.
+    let to = link.new_email.unwrap_or(user.email);
+    let kind = match purpose {
+        LinkPurpose::ResetPassword => TokenEmailKind::ResetPassword { name: user.name },
+        LinkPurpose::VerifyEmail => TokenEmailKind::VerifyEmail { name: user.name },
+        LinkPurpose::ChangeEmail => TokenEmailKind::ConfirmEmailChange { name: user.name },
+    };
+    Ok(Some(TokenEmail {
+        to,
+        token: minted.plaintext,
+        expires_at: link.expires_at,
+        kind,
+    }))
 }
 
 impl PgJobStore {
@@ -334,7 +402,7 @@ async fn run_billing_reconciliation(
 }
 
 /// Scans for due trial notices every `interval` until `shutdown` turns true, and on the
-/// same schedule forgets throttle counters that no longer count.
+/// same schedule forgets throttle counters that no longer count and old reset requests.
 async fn run_trial_scans(db: Db, interval: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
         if let Err(err) = trial::scan(&db, Utc::now()).await {
@@ -342,7 +410,8 @@ async fn run_trial_scans(db: Db, interval: Duration, mut shutdown: watch::Receiv
         }
         let forgotten = async {
             let mut conn = db.conn_outside_tenancy().await?;
-            anyhow::Ok(crate::throttle::forget_old(&mut conn, Utc::now()).await?)
+            crate::throttle::forget_old(&mut conn, Utc::now()).await?;
+            anyhow::Ok(accounts::forget_old_reset_requests(&mut conn, Utc::now()).await?)
         };
         if let Err(err) = forgotten.await {
             tracing::warn!("forgetting old throttle counters failed, will retry: {err:#}");

@@ -14,6 +14,11 @@ pub enum Job {
     SendEmailVerification { token_id: Uuid },
     /// Email the password-reset link for an account token.
     SendPasswordReset { token_id: Uuid },
+    /// Email the link confirming a new sign-in address, to that address.
+    SendEmailChange { token_id: Uuid },
+    /// A reset was asked for an address: if an account has it (and its hourly cap allows),
+    /// make the link and email it. The request itself cannot tell (see the server's auth).
+    ProcessPasswordReset { request_id: Uuid },
     /// Mirror the workspace's subscription from Stripe (after a webhook, and periodically).
     SyncBilling { workspace_id: Uuid },
     /// Re-read our plans' prices and limits from Stripe.
@@ -24,7 +29,7 @@ pub enum Job {
     UpdateBillingEmail { workspace_id: Uuid },
     /// Email a workspace's Owner and Admins that a payment failed.
     SendPaymentFailed { workspace_id: Uuid },
-    /// Tell a person something happened to their account (their password changed).
+    /// Tell a person something happened to their account (password changed, account deleted).
     SendAccountNotice { notice_id: Uuid },
     /// Email a workspace's Owner and Admins about its trial.
     SendTrialNotice {
@@ -94,6 +99,8 @@ impl Job {
             Job::SendInvitation { .. } => "send_invitation",
             Job::SendEmailVerification { .. } => "send_email_verification",
             Job::SendPasswordReset { .. } => "send_password_reset",
+            Job::SendEmailChange { .. } => "send_email_change",
+            Job::ProcessPasswordReset { .. } => "process_password_reset",
             Job::SendTrialNotice { .. } => "send_trial_notice",
             Job::SendPaymentFailed { .. } => "send_payment_failed",
             Job::SendAccountNotice { .. } => "send_account_notice",

@@ -28,6 +28,10 @@ pub enum Prepared {
 pub enum AccountNotice {
     /// `changePassword` set a new password and signed the account out everywhere else.
     PasswordChanged,
+    /// `deleteAccount` deleted the account (the address is forgotten once this is sent).
+    AccountDeleted,
+    /// `changeEmail` asked to move the account to another address (told to the current one).
+    EmailChangeRequested,
 }
 
 /// A notice to the person whose account it is.
@@ -36,6 +40,8 @@ pub struct AccountEmail {
     pub to: String,
     pub name: String,
     pub notice: AccountNotice,
+    /// What the notice is about, when it names something (the new address).
+    pub detail: String,
 }
 
 /// A trial notice to one Owner or Admin.
@@ -89,6 +95,10 @@ pub enum TokenEmailKind {
         name: String,
     },
     ResetPassword {
+        name: String,
+    },
+    /// Sent to the new address.
+    ConfirmEmailChange {
         name: String,
     },
 }

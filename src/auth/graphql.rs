@@ -259,6 +259,37 @@ fn invalid_link() -> ApiError {
 
 const INVALID_CREDENTIALS: &str = "The email or password is not correct.";
 
+/// The caller's account once `password` is proven to be theirs: a session only, and
+/// wrong guesses count against the same backoff as `signIn`'s. Also answers the backoff's
+/// subject, to clear it after the change.
+async fn confirm_password(
+    request: &crate::graphql::context::RequestContext,
+    password: String,
+) -> ApiResult<(UserRow, String)> {
+    let caller = request.caller()?;
+    caller.ensure_session()?;
+    let mut conn = request.db.conn().await?;
+    let user = model::find_user(&mut conn, caller.user_id)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    let account = throttle_subject_of_email(&user.email);
+    super::SIGN_IN_FAILURES
+        .check(&mut conn, &account, Utc::now())
+        .await??;
+    let stored = model::find_credentials(&mut conn, &user.email)
+        .await?
+        .map(|(_, hash)| hash);
+    drop(conn);
+    if !password::verify(password, stored).await? {
+        let mut conn = request.db.conn().await?;
+        super::SIGN_IN_FAILURES
+            .failed(&mut conn, &account, Utc::now())
+            .await?;
+        return Err(ApiError::forbidden("The password is not correct."));
+    }
+    Ok((user, account))
+}
+
 /// The sign-in backoff's subject: the address as typed, trimmed and lower-cased (so
 /// `Ada@x` and `ada@x` share one count), cut to the longest valid address.
 fn throttle_subject_of_email(email: &str) -> String {
@@ -494,12 +525,14 @@ impl AuthMutation {
     }
 
     /// Emails a password-reset link if an account has this address. Answers `true` either
-    /// way, so it cannot be used to find out who has an account.
+    /// way, with the same work, so it cannot be used to find out who has an account. At most
+    /// 5 links an hour per account and 10 requests an hour per client address
+    /// (RATE_LIMITED).
     async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> ApiResult<bool> {
         let request = request(ctx);
         let mut conn = request.db.conn().await?;
         // Per requester, whichever addresses they name: nobody can spend another person's
-        // reset emails from one place (the per-account cap below still holds).
+        // reset emails from one place (the per-account cap, applied by the worker, holds too).
         super::RESET_REQUESTS_PER_ADDRESS
             .hit(
                 &mut conn,
@@ -507,29 +540,13 @@ impl AuthMutation {
                 Utc::now(),
             )
             .await??;
-        let Ok(email) = EmailAddress::parse(&email) else {
-            return Ok(true);
-        };
+        // The same statements whether or not an account has the address: the worker finds
+        // the account, applies its hourly cap and makes the link (statement counts are
+        // compared in account_emails.rs).
+        let typed = throttle_subject_of_email(&email);
         conn.transaction(async |conn| {
-            let Some((user_id, _)) = model::find_credentials(conn, email.as_str()).await? else {
-                return Ok(());
-            };
-            let now = Utc::now();
-            let recent = model::account_tokens_since(
-                conn,
-                user_id,
-                LinkPurpose::ResetPassword,
-                now - chrono::Duration::hours(1),
-            )
-            .await?;
-            if recent >= super::RESETS_PER_HOUR {
-                return Ok(());
-            }
-            let expires = now + super::RESET_PASSWORD_VALIDITY;
-            let token_id =
-                model::insert_account_token(conn, user_id, LinkPurpose::ResetPassword, expires)
-                    .await?;
-            outbox::enqueue(conn, &Job::SendPasswordReset { token_id }).await?;
+            let request_id = model::insert_reset_request(conn, &typed).await?;
+            outbox::enqueue(conn, &Job::ProcessPasswordReset { request_id }).await?;
             Ok::<_, ApiError>(())
         })
         .await?;
@@ -581,28 +598,8 @@ impl AuthMutation {
         new_password: String,
     ) -> ApiResult<AuthPayload> {
         let request = request(ctx);
-        let caller = request.caller()?;
-        caller.ensure_session()?;
         let new_password = NewPassword::parse(&new_password)?;
-        let mut conn = request.db.conn().await?;
-        let user = model::find_user(&mut conn, caller.user_id)
-            .await?
-            .ok_or_else(ApiError::unauthenticated)?;
-        let account = throttle_subject_of_email(&user.email);
-        super::SIGN_IN_FAILURES
-            .check(&mut conn, &account, Utc::now())
-            .await??;
-        let stored = model::find_credentials(&mut conn, &user.email)
-            .await?
-            .map(|(_, hash)| hash);
-        drop(conn);
-        if !password::verify(current_password, stored).await? {
-            let mut conn = request.db.conn().await?;
-            super::SIGN_IN_FAILURES
-                .failed(&mut conn, &account, Utc::now())
-                .await?;
-            return Err(ApiError::forbidden("The current password is not correct."));
-        }
+        let (user, account) = confirm_password(request, current_password).await?;
         let password_hash = password::hash(new_password.expose().to_owned()).await?;
         let session = token::mint(TokenKind::Session);
         let mut conn = request.db.conn().await?;
@@ -623,15 +620,97 @@ impl AuthMutation {
                     },
                 )
                 .await?;
-                let notice_id = model::insert_notice(conn, user.id, "password_changed").await?;
+                let notice_id = model::insert_notice(conn, &user, "password_changed", None).await?;
                 outbox::enqueue(conn, &Job::SendAccountNotice { notice_id }).await?;
-                Ok::<_, ApiError>(user)
+                Ok::<_, ApiError>(user.clone())
             })
             .await?;
         Ok(AuthPayload {
             token: session.plaintext,
             user: User::me(user),
         })
+    }
+
+    /// Asks to move the caller's sign-in address to `newEmail`, after the password: a link
+    /// valid 24 hours goes to the new address, and the change happens when it is followed
+    /// (`confirmEmailChange`); the current address is told at once. The answer is the same
+    /// whether or not another account has the new address (confirming then is a CONFLICT).
+    /// Needs a signed-in session.
+    async fn change_email(
+        &self,
+        ctx: &Context<'_>,
+        new_email: String,
+        password: String,
+    ) -> ApiResult<bool> {
+        let request = request(ctx);
+        let new_email = EmailAddress::parse(&new_email)?;
+        let (user, _) = confirm_password(request, password).await?;
+        let mut conn = request.db.conn().await?;
+        conn.transaction(async |conn| {
+            let expires = Utc::now() + super::CHANGE_EMAIL_VALIDITY;
+            let token_id =
+                model::insert_email_change(conn, user.id, new_email.as_str(), expires).await?;
+            outbox::enqueue(conn, &Job::SendEmailChange { token_id }).await?;
+            let notice_id = model::insert_notice(
+                conn,
+                &user,
+                "email_change_requested",
+                Some(new_email.as_str()),
+            )
+            .await?;
+            outbox::enqueue(conn, &Job::SendAccountNotice { notice_id }).await?;
+            Ok::<_, ApiError>(true)
+        })
+        .await
+    }
+
+    /// Moves the account to the new address with the token from the link `changeEmail`
+    /// sent there; that address is proven by it. CONFLICT if another account has taken the
+    /// address meanwhile.
+    async fn confirm_email_change(&self, ctx: &Context<'_>, token: String) -> ApiResult<User> {
+        let request = request(ctx);
+        let mut conn = request.db.conn().await?;
+        let user = conn
+            .transaction(async |conn| {
+                let now = Utc::now();
+                let link = model::open_account_token(
+                    conn,
+                    &token::hash(&token),
+                    LinkPurpose::ChangeEmail,
+                    now,
+                )
+                .await?
+                .ok_or_else(invalid_link)?;
+                let new_email = link.new_email.clone().ok_or_else(invalid_link)?;
+                model::use_account_token(conn, link.id, now).await?;
+                model::set_email(conn, link.user_id, &new_email, now)
+                    .await
+                    .map_err(|err| {
+                        if is_unique_violation(&err, model::EMAIL_UNIQUE_INDEX) {
+                            ApiError::conflict("Another account has this address now.")
+                        } else {
+                            err.into()
+                        }
+                    })?;
+                model::find_user(conn, link.user_id)
+                    .await?
+                    .ok_or_else(invalid_link)
+            })
+            .await?;
+        Ok(User::new(user))
+    }
+
+    /// Deletes the caller's account, after the password. Refused (CONFLICT) while they own
+    /// a workspace that has other members: transfer ownership first. Workspaces only they
+    /// belong to are deleted with it (as `deleteWorkspace` does); other workspaces keep
+    /// their data. The address is told by email. Needs a signed-in session.
+    async fn delete_account(&self, ctx: &Context<'_>, password: String) -> ApiResult<bool> {
+        let request = request(ctx);
+        let (user, _) = confirm_password(request, password).await?;
+        let mut conn = request.db.conn().await?;
+        conn.transaction(async |conn| super::delete_account(conn, &user, Utc::now()).await)
+            .await?;
+        Ok(true)
     }
 
     /// Revokes the token this request was made with.

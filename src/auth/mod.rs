@@ -20,6 +20,8 @@ use crate::throttle::{Backoff, Window};
 
 /// How long an email-verification link works.
 pub const VERIFY_EMAIL_VALIDITY: Duration = Duration::hours(24);
+/// How long a link confirming a new sign-in address works.
+pub const CHANGE_EMAIL_VALIDITY: Duration = Duration::hours(24);
 /// How long a password-reset link works.
 pub const RESET_PASSWORD_VALIDITY: Duration = Duration::hours(1);
 /// Reset emails per account per hour; further requests answer the same and send nothing.
@@ -69,6 +71,50 @@ pub const TOKENS_PER_ACCOUNT_PER_HOUR: Window = Window {
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::days(366);
 /// A token's `last_used_at` is written again only after this long.
 pub const TOKEN_TOUCH_INTERVAL: Duration = Duration::minutes(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("You own the workspace \u{201c}{0}\u{201d}, which has other members: transfer ownership first.")]
+    OwnsSharedWorkspace(String),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+impl From<AccountError> for crate::error::ApiError {
+    fn from(err: AccountError) -> Self {
+        match err {
+            AccountError::OwnsSharedWorkspace(_) => Self::conflict(err.to_string()),
+            AccountError::Db(err) => err.into(),
+        }
+    }
+}
+
+/// Deletes `user`'s account (the connection acts for them). Refused while they own a
+/// workspace that has other members; the workspaces only they belong to are soft-deleted
+/// as `deleteWorkspace` does (billing cancelled); their memberships elsewhere end; the
+/// address is told. Call inside a transaction.
+pub async fn delete_account(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user: &model::UserRow,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
+    let owned = crate::workspaces::model::memberships_of_caller(conn, None).await?;
+    for (workspace, role) in owned {
+        if role != crate::roles::Role::Owner {
+            continue;
+        }
+        // The membership lock: nobody joins while the workspace is weighed and deleted.
+        crate::workspaces::model::lock_for_membership_change(conn, workspace.id, user.id).await?;
+        if crate::members::model::count(conn, workspace.id).await? > 1 {
+            return Err(AccountError::OwnsSharedWorkspace(workspace.name));
+        }
+        crate::workspaces::model::soft_delete(conn, workspace.id, now).await?;
+    }
+    let notice_id = model::insert_notice(conn, user, "account_deleted", None).await?;
+    crate::outbox::enqueue(conn, &linkai_jobs::Job::SendAccountNotice { notice_id }).await?;
+    model::delete_user(conn, user.id).await?;
+    Ok(())
+}
 
 /// Who is calling: the signed-in user, the token they used and what that token may do.
 #[derive(Clone, Debug)]

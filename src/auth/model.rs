@@ -5,7 +5,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::schema::{access_tokens, account_notices, account_tokens, users};
+use crate::schema::{
+    access_tokens, account_notices, account_tokens, password_reset_requests, users,
+};
 
 #[derive(Queryable, Selectable, Clone, Debug)]
 #[diesel(table_name = users)]
@@ -274,6 +276,8 @@ pub async fn mark_email_verified(
 pub enum LinkPurpose {
     VerifyEmail,
     ResetPassword,
+    /// Moves the account to the address the link was sent to.
+    ChangeEmail,
 }
 
 impl LinkPurpose {
@@ -281,6 +285,7 @@ impl LinkPurpose {
         match self {
             LinkPurpose::VerifyEmail => "verify_email",
             LinkPurpose::ResetPassword => "reset_password",
+            LinkPurpose::ChangeEmail => "change_email",
         }
     }
 }
@@ -294,6 +299,41 @@ pub struct AccountTokenRow {
     pub expires_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub used_at: Option<DateTime<Utc>>,
+    pub new_email: Option<String>,
+}
+
+/// A link that moves the account to `new_email` once followed.
+pub async fn insert_email_change(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    new_email: &str,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<Uuid> {
+    diesel::insert_into(account_tokens::table)
+        .values((
+            account_tokens::id.eq(Uuid::now_v7()),
+            account_tokens::user_id.eq(user_id),
+            account_tokens::purpose.eq(LinkPurpose::ChangeEmail.as_db()),
+            account_tokens::expires_at.eq(expires_at),
+            account_tokens::new_email.eq(new_email),
+        ))
+        .returning(account_tokens::id)
+        .get_result(conn)
+        .await
+}
+
+/// Moves the account to `email`, proven by the link that carried it.
+pub async fn set_email(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    email: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set((users::email.eq(email), users::email_verified_at.eq(now)))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 pub async fn insert_account_token(
@@ -471,46 +511,137 @@ pub async fn revoke_all_tokens(conn: &mut AsyncPgConnection, user_id: Uuid) -> Q
     .map(drop)
 }
 
-/// Records a notice to `user_id` about their account; the outbox job emails it.
+/// Records a notice to `user` about their account, with the address and name to use; the
+/// outbox job emails it.
 pub async fn insert_notice(
     conn: &mut AsyncPgConnection,
-    user_id: Uuid,
+    user: &UserRow,
     kind: &str,
+    detail: Option<&str>,
 ) -> QueryResult<Uuid> {
     diesel::insert_into(account_notices::table)
         .values((
             account_notices::id.eq(Uuid::now_v7()),
-            account_notices::user_id.eq(user_id),
+            account_notices::user_id.eq(user.id),
+            account_notices::email.eq(&user.email),
+            account_notices::name.eq(&user.name),
             account_notices::kind.eq(kind),
+            account_notices::detail.eq(detail),
         ))
         .returning(account_notices::id)
         .get_result(conn)
         .await
 }
 
-/// For the send job: an unsent notice's kind and its person.
+/// For the send job: an unsent notice's kind, address, name and detail.
 pub async fn unsent_notice(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-) -> QueryResult<Option<(String, UserRow)>> {
+) -> QueryResult<Option<(String, String, String, Option<String>)>> {
     account_notices::table
-        .inner_join(users::table)
-        .filter(account_notices::id.eq(id))
-        .filter(account_notices::sent_at.is_null())
-        .select((account_notices::kind, UserRow::as_select()))
+        .find(id)
+        .select((
+            account_notices::kind,
+            account_notices::email,
+            account_notices::name,
+            account_notices::detail,
+        ))
         .first(conn)
         .await
         .optional()
 }
 
-pub async fn mark_notice_sent(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> QueryResult<()> {
-    diesel::update(account_notices::table.find(id))
-        .set(account_notices::sent_at.eq(now))
+/// A sent notice is forgotten, address and all.
+pub async fn forget_notice(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
+    diesel::delete(account_notices::table.find(id))
         .execute(conn)
         .await
         .map(drop)
+}
+
+/// Deletes the account; its memberships, tokens and links go with it (foreign keys), its
+/// invitations and resources stay without their author.
+pub async fn delete_user(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
+    diesel::delete(users::table.find(id))
+        .execute(conn)
+        .await
+        .map(|n| n == 1)
+}
+
+/// Records a reset request for an address as typed (lower-cased); the same work whether or
+/// not an account has it.
+pub async fn insert_reset_request(
+    conn: &mut AsyncPgConnection,
+    email_lower: &str,
+) -> QueryResult<Uuid> {
+    diesel::insert_into(password_reset_requests::table)
+        .values((
+            password_reset_requests::id.eq(Uuid::now_v7()),
+            password_reset_requests::email_lower.eq(email_lower),
+        ))
+        .returning(password_reset_requests::id)
+        .get_result(conn)
+        .await
+}
+
+/// A reset request, locked: its address, whether it was processed, and the link it made.
+pub async fn lock_reset_request(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<(String, Option<DateTime<Utc>>, Option<Uuid>)>> {
+    password_reset_requests::table
+        .find(id)
+        .select((
+            password_reset_requests::email_lower,
+            password_reset_requests::processed_at,
+            password_reset_requests::account_token_id,
+        ))
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Marks a reset request processed, with the link it made if any.
+pub async fn finish_reset_request(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    token_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(password_reset_requests::table.find(id))
+        .set((
+            password_reset_requests::processed_at.eq(now),
+            password_reset_requests::account_token_id.eq(token_id),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// The link a processed reset request made, if it made one.
+pub async fn token_of_reset_request(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<Uuid>> {
+    password_reset_requests::table
+        .find(id)
+        .select(password_reset_requests::account_token_id)
+        .first(conn)
+        .await
+        .optional()
+        .map(Option::flatten)
+}
+
+/// Deletes reset requests older than a day (run by the workers).
+pub async fn forget_old_reset_requests(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::delete(
+        password_reset_requests::table
+            .filter(password_reset_requests::requested_at.lt(now - chrono::Duration::days(1))),
+    )
+    .execute(conn)
+    .await
 }

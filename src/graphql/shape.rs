@@ -14,8 +14,8 @@
 //!   there (2^24 fields: 13 s of a worker thread); counted here with each fragment measured
 //!   once, it is refused in microseconds. Aliases are how one request asks for the same
 //!   expensive field hundreds of times.
-//! - password checks: `signIn`, `signUp`, `resetPassword`, `changePassword` run at most once
-//!   per operation,
+//! - password checks: `signIn`, `signUp`, `resetPassword`, `changePassword`,
+//!   `deleteAccount` run at most once per operation,
 //!   so aliases buy no more guesses than separate requests.
 //! - which operation runs and whether every required variable has a value, so a GET can be
 //!   refused for a mutation and a missing variable is a request error, not a field error.
@@ -48,7 +48,13 @@ pub const MAX_TOKENS: usize = 10_000;
 /// The longest text value accepted anywhere (fields have smaller limits of their own).
 pub const MAX_TEXT_CHARS: usize = 10_000;
 /// Root fields that check a password; one per operation.
-const PASSWORD_FIELDS: [&str; 4] = ["signIn", "signUp", "resetPassword", "changePassword"];
+const PASSWORD_FIELDS: [&str; 5] = [
+    "signIn",
+    "signUp",
+    "resetPassword",
+    "changePassword",
+    "deleteAccount",
+];
 /// The library's own depth limit stays as a backstop above both (the standard
 /// introspection query is 15 deep with its `ofType` chain).
 pub const BACKSTOP_DEPTH: usize = 24;

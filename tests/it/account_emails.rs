@@ -49,6 +49,11 @@ async fn password_reset_answers_the_same_for_anyone_and_signs_out_everywhere() {
         .await;
     assert_eq!(unknown.body["data"], known.body["data"]);
     assert_eq!(known.data("requestPasswordReset"), true);
+    // Issue 15: a known address took 3.4 ms against 1.8 ms for an unknown one. Now both do
+    // the same work (the worker finds the account), counted exactly rather than timed.
+    // (Context statements are left out: they depend on what the pooled connection did
+    // before, here the workers' jobs.)
+    assert_eq!(unknown.sql_statements(), known.sql_statements());
 
     let reset_mail = app
         .mail
@@ -285,4 +290,180 @@ async fn changing_the_password_signs_out_everywhere_else_and_says_so() {
         )
         .await;
     assert!(told.is_some(), "{:#?}", app.mail.to(&ada.email));
+}
+
+/// `deleteAccount`: refused while the account owns a workspace others belong to; then it
+/// deletes the account with the workspaces only it belonged to, leaves shared ones with
+/// their data, signs everything out and tells the address, which can sign up afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_account_keeps_what_others_share_and_says_so() {
+    use diesel_async::RunQueryDsl;
+    let app = TestApp::builder().with_workers().start().await;
+    let ada = app.sign_up("Ada").await;
+    let bob = app.sign_up("Bob").await;
+    let shared = app
+        .gql(
+            ada.token(),
+            "mutation { createWorkspace(name: \"Shared\") { id } }",
+            json!({}),
+        )
+        .await
+        .data("createWorkspace")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.add_member(&shared, &bob, "admin").await;
+    let delete = "mutation($p: String!) { deleteAccount(password: $p) }";
+    app.gql(ada.token(), delete, json!({ "p": "not it" }))
+        .await
+        .assert_code("FORBIDDEN");
+    let refused = app.gql(ada.token(), delete, json!({ "p": PASSWORD })).await;
+    refused.assert_code("CONFLICT");
+    assert!(
+        refused.message().contains("Shared"),
+        "{}",
+        refused.message()
+    );
+    let me = "{ me { id } }";
+    assert_eq!(
+        app.gql(ada.token(), me, json!({})).await.data("me")["id"],
+        ada.id
+    );
+
+    app.gql(
+        ada.token(),
+        "mutation($ws: ID!, $u: ID!) { transferOwnership(workspaceId: $ws, userId: $u) { id } }",
+        json!({ "ws": shared, "u": bob.id }),
+    )
+    .await
+    .data("transferOwnership");
+    let deleted = app.gql(ada.token(), delete, json!({ "p": PASSWORD })).await;
+    assert_eq!(deleted.data("deleteAccount"), true);
+
+    app.gql(ada.token(), me, json!({}))
+        .await
+        .assert_code("UNAUTHENTICATED");
+    // Her own workspace is deleted; the shared one is Bob's, without her.
+    let mut conn = app.db.conn().await;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let gone: Count = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM workspaces WHERE id = '{}' AND deleted_at IS NOT NULL",
+        ada.own_workspace
+    ))
+    .get_result(&mut conn)
+    .await
+    .expect("counted");
+    assert_eq!(gone.n, 1);
+    let members = app
+        .gql(
+            bob.token(),
+            "query($ws: ID!) { workspace(id: $ws) { members { totalCount } } }",
+            json!({ "ws": shared }),
+        )
+        .await;
+    assert_eq!(members.data("workspace")["members"]["totalCount"], 1);
+
+    let told = app
+        .mail
+        .wait_until(
+            |sink| {
+                sink.to(&ada.email)
+                    .iter()
+                    .any(|m| m.subject() == "Your Link AI account was deleted")
+            },
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    assert!(told.is_some(), "{:#?}", app.mail.to(&ada.email));
+    // The address is free again.
+    let again = app
+        .gql(
+            None,
+            "mutation($e: String!, $p: String!) { signUp(email: $e, password: $p, name: \"Ada\") { token } }",
+            json!({ "e": ada.email, "p": PASSWORD }),
+        )
+        .await;
+    assert!(again.data("signUp")["token"].is_string());
+}
+
+/// `changeEmail` sends a link to the new address and tells the current one; the account
+/// moves when the link is followed, and not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_address_takes_effect_from_the_new_inbox() {
+    let app = TestApp::builder().with_workers().start().await;
+    let ada = app.sign_up("Ada").await;
+    let carol = app.sign_up("Carol").await;
+    let change = "mutation($e: String!, $p: String!) { changeEmail(newEmail: $e, password: $p) }";
+    let new = format!("new-{}", ada.email);
+    app.gql(ada.token(), change, json!({ "e": new, "p": "wrong" }))
+        .await
+        .assert_code("FORBIDDEN");
+    app.gql(
+        ada.token(),
+        change,
+        json!({ "e": "not an address", "p": PASSWORD }),
+    )
+    .await
+    .assert_code("BAD_USER_INPUT");
+    let asked = app
+        .gql(ada.token(), change, json!({ "e": new, "p": PASSWORD }))
+        .await;
+    assert_eq!(asked.data("changeEmail"), true);
+
+    let link = app.mail.wait_for(&new, "confirm-email-change", 1).await[0].token();
+    let told = app
+        .mail
+        .wait_until(
+            |sink| {
+                sink.to(&ada.email).iter().any(|m| {
+                    m.subject() == "Your Link AI sign-in address is changing"
+                        && m.decoded.contains(&new)
+                })
+            },
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    assert!(told.is_some(), "{:#?}", app.mail.to(&ada.email));
+    let sign_in =
+        "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token } }";
+    // Nothing moved yet.
+    app.gql(None, sign_in, json!({ "e": ada.email, "p": PASSWORD }))
+        .await
+        .data("signIn");
+
+    let confirm = "mutation($t: String!) { confirmEmailChange(token: $t) { email emailVerified } }";
+    let moved = app.gql(None, confirm, json!({ "t": link })).await;
+    assert_eq!(moved.data("confirmEmailChange")["email"], new.as_str());
+    assert_eq!(moved.data("confirmEmailChange")["emailVerified"], true);
+    app.gql(None, confirm, json!({ "t": link }))
+        .await
+        .assert_code("NOT_FOUND");
+    app.gql(None, sign_in, json!({ "e": new, "p": PASSWORD }))
+        .await
+        .data("signIn");
+    app.gql(None, sign_in, json!({ "e": ada.email, "p": PASSWORD }))
+        .await
+        .assert_code("UNAUTHENTICATED");
+
+    // Asking for a taken address answers the same; following the link is a CONFLICT.
+    let asked = app
+        .gql(
+            ada.token(),
+            change,
+            json!({ "e": carol.email, "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(asked.data("changeEmail"), true);
+    let link = app
+        .mail
+        .wait_for(&carol.email, "confirm-email-change", 1)
+        .await[0]
+        .token();
+    app.gql(None, confirm, json!({ "t": link }))
+        .await
+        .assert_code("CONFLICT");
 }

@@ -66,6 +66,11 @@ pub fn render(email: &TokenEmail, app_url: &str) -> Email {
             link("reset-password"),
             vec![("name", name.as_str())],
         ),
+        TokenEmailKind::ConfirmEmailChange { name } => (
+            template!("confirm_email_change"),
+            link("confirm-email-change"),
+            vec![("name", name.as_str()), ("address", email.to.as_str())],
+        ),
     };
     vars.push(("link", &link));
     vars.push(("expires", &expires));
@@ -128,9 +133,15 @@ pub fn render_notice(notice: &NoticeEmail, app_url: &str) -> Email {
 pub fn render_account(email: &AccountEmail, app_url: &str) -> Email {
     let template = match email.notice {
         AccountNotice::PasswordChanged => template!("password_changed"),
+        AccountNotice::AccountDeleted => template!("account_deleted"),
+        AccountNotice::EmailChangeRequested => template!("email_change_requested"),
     };
     let link = format!("{app_url}/reset-password");
-    let vars = [("name", email.name.as_str()), ("link", link.as_str())];
+    let vars = [
+        ("name", email.name.as_str()),
+        ("link", link.as_str()),
+        ("address", email.detail.as_str()),
+    ];
     let subject = fill(template.subject.trim(), &vars, Escape::None).replace(['\r', '\n'], " ");
     let content = fill(template.html, &vars, Escape::Html);
     Email {

@@ -146,6 +146,7 @@ fn password_changed_email_says_what_to_do_if_it_was_not_you() {
             to: "ada@example.com".into(),
             name: "Ada <Admin>".into(),
             notice: AccountNotice::PasswordChanged,
+            detail: String::new(),
         },
         "https://app.example.com",
     );
@@ -155,4 +156,46 @@ fn password_changed_email_says_what_to_do_if_it_was_not_you() {
     assert!(rendered
         .text
         .contains("https://app.example.com/reset-password"));
+}
+
+#[test]
+fn account_deleted_email_names_what_went_and_what_stayed() {
+    let rendered = render_account(
+        &AccountEmail {
+            to: "ada@example.com".into(),
+            name: "Ada".into(),
+            notice: AccountNotice::AccountDeleted,
+            detail: String::new(),
+        },
+        "https://app.example.com",
+    );
+    check_snapshot("account_deleted", &rendered);
+    assert_eq!(rendered.subject, "Your Link AI account was deleted");
+    assert!(rendered
+        .text
+        .contains("Workspaces you\nshared with others keep their data."));
+}
+
+#[test]
+fn an_address_change_is_confirmed_at_the_new_address_and_told_to_the_old() {
+    let mut confirm = email(TokenEmailKind::ConfirmEmailChange { name: "Ada".into() });
+    confirm.to = "ada@new.example.com".into();
+    confirm.token = "lka_TOKEN".into();
+    let rendered = render(&confirm, "https://app.example.com");
+    check_snapshot("confirm_email_change", &rendered);
+    assert!(rendered
+        .text
+        .contains("https://app.example.com/confirm-email-change?token=lka_TOKEN"));
+    assert!(rendered.text.contains("ada@new.example.com is your new"));
+    let told = render_account(
+        &AccountEmail {
+            to: "ada@old.example.com".into(),
+            name: "Ada".into(),
+            notice: AccountNotice::EmailChangeRequested,
+            detail: "ada@new.example.com".into(),
+        },
+        "https://app.example.com",
+    );
+    check_snapshot("email_change_requested", &told);
+    assert!(told.text.contains("move it to ada@new.example.com"));
 }
