@@ -298,8 +298,14 @@ async fn reset_link(
         if recent < crate::auth::RESETS_PER_HOUR {
             let expires = now + crate::auth::RESET_PASSWORD_VALIDITY;
             made = Some(
-                accounts::insert_account_token(conn, user_id, LinkPurpose::ResetPassword, expires)
-                    .await?,
+                accounts::insert_account_token(
+                    conn,
+                    user_id,
+                    LinkPurpose::ResetPassword,
+                    expires,
+                    None,
+                )
+                .await?,
             );
         }
     }

@@ -257,6 +257,22 @@ fn invalid_link() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "This link is invalid or has expired.")
 }
 
+/// Opens the emailed one-time link `token` for `purpose` and marks it used, inside the
+/// transaction that acts on it: its row, or the same NOT_FOUND for every invalid, used,
+/// expired or other-purpose link.
+async fn use_link(
+    conn: &mut diesel_async::AsyncPgConnection,
+    token: &str,
+    purpose: LinkPurpose,
+    now: chrono::DateTime<Utc>,
+) -> ApiResult<model::AccountTokenRow> {
+    let link = model::open_account_token(conn, &token::hash(token), purpose, now)
+        .await?
+        .ok_or_else(invalid_link)?;
+    model::use_account_token(conn, link.id, now).await?;
+    Ok(link)
+}
+
 const INVALID_CREDENTIALS: &str = "The email or password is not correct.";
 
 /// The caller's account once `password` is proven to be theirs: a session only, and
@@ -352,6 +368,7 @@ impl AuthMutation {
                             user.id,
                             LinkPurpose::VerifyEmail,
                             expires,
+                            None,
                         )
                         .await?;
                         outbox::enqueue(conn, &Job::SendEmailVerification { token_id }).await?;
@@ -453,15 +470,7 @@ impl AuthMutation {
         let user = conn
             .transaction(async |conn| {
                 let now = Utc::now();
-                let link = model::open_account_token(
-                    conn,
-                    &token::hash(&token),
-                    LinkPurpose::VerifyEmail,
-                    now,
-                )
-                .await?
-                .ok_or_else(invalid_link)?;
-                model::use_account_token(conn, link.id, now).await?;
+                let link = use_link(conn, &token, LinkPurpose::VerifyEmail, now).await?;
                 let keep = request
                     .caller
                     .as_ref()
@@ -516,7 +525,7 @@ impl AuthMutation {
             }
             let expires = now + super::VERIFY_EMAIL_VALIDITY;
             let token_id =
-                model::insert_account_token(conn, caller, LinkPurpose::VerifyEmail, expires)
+                model::insert_account_token(conn, caller, LinkPurpose::VerifyEmail, expires, None)
                     .await?;
             outbox::enqueue(conn, &Job::SendEmailVerification { token_id }).await?;
             Ok::<_, ApiError>(true)
@@ -566,15 +575,7 @@ impl AuthMutation {
         let mut conn = request(ctx).db.conn().await?;
         conn.transaction(async |conn| {
             let now = Utc::now();
-            let link = model::open_account_token(
-                conn,
-                &token::hash(&token),
-                LinkPurpose::ResetPassword,
-                now,
-            )
-            .await?
-            .ok_or_else(invalid_link)?;
-            model::use_account_token(conn, link.id, now).await?;
+            let link = use_link(conn, &token, LinkPurpose::ResetPassword, now).await?;
             model::set_password(conn, link.user_id, &password_hash).await?;
             // Sessions and personal tokens alike: whoever held the account before the
             // address was proven (a pre-registration) keeps nothing.
@@ -648,8 +649,14 @@ impl AuthMutation {
         let mut conn = request.db.conn().await?;
         conn.transaction(async |conn| {
             let expires = Utc::now() + super::CHANGE_EMAIL_VALIDITY;
-            let token_id =
-                model::insert_email_change(conn, user.id, new_email.as_str(), expires).await?;
+            let token_id = model::insert_account_token(
+                conn,
+                user.id,
+                LinkPurpose::ChangeEmail,
+                expires,
+                Some(new_email.as_str()),
+            )
+            .await?;
             outbox::enqueue(conn, &Job::SendEmailChange { token_id }).await?;
             let notice_id = model::insert_notice(
                 conn,
@@ -673,16 +680,8 @@ impl AuthMutation {
         let user = conn
             .transaction(async |conn| {
                 let now = Utc::now();
-                let link = model::open_account_token(
-                    conn,
-                    &token::hash(&token),
-                    LinkPurpose::ChangeEmail,
-                    now,
-                )
-                .await?
-                .ok_or_else(invalid_link)?;
+                let link = use_link(conn, &token, LinkPurpose::ChangeEmail, now).await?;
                 let new_email = link.new_email.clone().ok_or_else(invalid_link)?;
-                model::use_account_token(conn, link.id, now).await?;
                 model::set_email(conn, link.user_id, &new_email, now)
                     .await
                     .map_err(|err| {

@@ -302,26 +302,6 @@ pub struct AccountTokenRow {
     pub new_email: Option<String>,
 }
 
-/// A link that moves the account to `new_email` once followed.
-pub async fn insert_email_change(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    new_email: &str,
-    expires_at: DateTime<Utc>,
-) -> QueryResult<Uuid> {
-    diesel::insert_into(account_tokens::table)
-        .values((
-            account_tokens::id.eq(Uuid::now_v7()),
-            account_tokens::user_id.eq(user_id),
-            account_tokens::purpose.eq(LinkPurpose::ChangeEmail.as_db()),
-            account_tokens::expires_at.eq(expires_at),
-            account_tokens::new_email.eq(new_email),
-        ))
-        .returning(account_tokens::id)
-        .get_result(conn)
-        .await
-}
-
 /// Moves the account to `email`, proven by the link that carried it.
 pub async fn set_email(
     conn: &mut AsyncPgConnection,
@@ -336,11 +316,14 @@ pub async fn set_email(
         .map(drop)
 }
 
+/// A one-time link for `user_id`; `new_email` is the address a `ChangeEmail` link moves
+/// the account to (and only such links have one).
 pub async fn insert_account_token(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     purpose: LinkPurpose,
     expires_at: DateTime<Utc>,
+    new_email: Option<&str>,
 ) -> QueryResult<Uuid> {
     diesel::insert_into(account_tokens::table)
         .values((
@@ -348,6 +331,7 @@ pub async fn insert_account_token(
             account_tokens::user_id.eq(user_id),
             account_tokens::purpose.eq(purpose.as_db()),
             account_tokens::expires_at.eq(expires_at),
+            account_tokens::new_email.eq(new_email),
         ))
         .returning(account_tokens::id)
         .get_result(conn)
