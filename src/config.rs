@@ -65,7 +65,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_LOCK_TIMEOUT_MS: u64 = 2_000;
-pub const DEFAULT_POOL_WAIT_MS: u64 = 3_000;
+pub const DEFAULT_POOL_WAIT_MS: u64 = 10_000;
 
 /// A value that must not appear in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
