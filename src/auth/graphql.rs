@@ -275,6 +275,20 @@ async fn use_link(
 
 const INVALID_CREDENTIALS: &str = "The email or password is not correct.";
 
+/// Stores `session` as a new signed-in session of `user_id`, with the request's user agent.
+async fn insert_session(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user_id: Uuid,
+    session: &token::MintedToken,
+    request: &crate::graphql::context::RequestContext,
+) -> diesel::QueryResult<Uuid> {
+    let new = NewToken {
+        user_agent: request.user_agent.as_deref(),
+        ..NewToken::default()
+    };
+    model::insert_token(conn, user_id, "session", "Session", &session.hash, new).await
+}
+
 /// The caller's account once `password` is proven to be theirs: a session only, and
 /// wrong guesses count against the same backoff as `signIn`'s. Also answers the backoff's
 /// subject, to clear it after the change.
@@ -376,18 +390,7 @@ impl AuthMutation {
                     }
                 };
                 model::set_active_workspace(conn, user.id, Some(active)).await?;
-                model::insert_token(
-                    conn,
-                    user.id,
-                    "session",
-                    "Session",
-                    &session.hash,
-                    NewToken {
-                        user_agent: request.user_agent.as_deref(),
-                        ..NewToken::default()
-                    },
-                )
-                .await?;
+                insert_session(conn, user.id, &session, request).await?;
                 Ok::<_, ApiError>(model::find_user(conn, user.id).await?.unwrap_or(user))
             })
             .await?;
@@ -440,18 +443,7 @@ impl AuthMutation {
             .succeeded(&mut conn, &account)
             .await?;
         let session = token::mint(TokenKind::Session);
-        model::insert_token(
-            &mut conn,
-            user_id,
-            "session",
-            "Session",
-            &session.hash,
-            NewToken {
-                user_agent: request.user_agent.as_deref(),
-                ..NewToken::default()
-            },
-        )
-        .await?;
+        insert_session(&mut conn, user_id, &session, request).await?;
         let user = model::find_user(&mut conn, user_id)
             .await?
             .ok_or_else(invalid)?;
@@ -609,18 +601,7 @@ impl AuthMutation {
                 super::SIGN_IN_FAILURES.succeeded(conn, &account).await?;
                 model::set_password(conn, user.id, &password_hash).await?;
                 model::revoke_all_tokens(conn, user.id).await?;
-                model::insert_token(
-                    conn,
-                    user.id,
-                    "session",
-                    "Session",
-                    &session.hash,
-                    NewToken {
-                        user_agent: request.user_agent.as_deref(),
-                        ..NewToken::default()
-                    },
-                )
-                .await?;
+                insert_session(conn, user.id, &session, request).await?;
                 let notice_id = model::insert_notice(conn, &user, "password_changed", None).await?;
                 outbox::enqueue(conn, &Job::SendAccountNotice { notice_id }).await?;
                 Ok::<_, ApiError>(user.clone())
