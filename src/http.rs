@@ -373,6 +373,7 @@ async fn execute(
         app.config.unfiltered_kind.clone(),
     );
     context.stripe = app.stripe.clone();
+    context.passwords = app.passwords.clone();
     context.user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok())

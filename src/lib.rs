@@ -40,6 +40,8 @@ pub struct App {
     pub output_types: graphql::nulls::OutputTypes,
     /// Parsed documents of the queries clients send, shared by all requests.
     pub documents: graphql::documents::DocumentCache,
+    /// This server's password hasher (one hash per core at a time).
+    pub passwords: auth::password::Passwords,
 }
 
 impl App {
@@ -67,6 +69,7 @@ impl App {
             db: Db::new(pool),
             schema,
             documents: Default::default(),
+            passwords: Default::default(),
         })
     }
 }

@@ -5,7 +5,6 @@ use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 
 use super::model::{self, LinkPurpose, NewToken, UserRow};
-use super::password;
 use super::token::{self, TokenKind};
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -310,7 +309,7 @@ async fn confirm_password(
         .await?
         .map(|(_, hash)| hash);
     drop(conn);
-    if !password::verify(password, stored).await? {
+    if !request.passwords.verify(password, stored).await? {
         let mut conn = request.db.conn().await?;
         super::SIGN_IN_FAILURES
             .failed(&mut conn, &account, Utc::now())
@@ -353,7 +352,7 @@ impl AuthMutation {
             .hit(&mut conn, &address, Utc::now())
             .await??;
         drop(conn);
-        let password_hash = password::hash(password.expose().to_owned()).await?;
+        let password_hash = request.passwords.hash(password.expose().to_owned()).await?;
         let session = token::mint(TokenKind::Session);
         let mut conn = request.db.conn().await?;
         let user = conn
@@ -431,7 +430,7 @@ impl AuthMutation {
             Some((id, hash)) => (Some(id), Some(hash)),
             None => (None, None),
         };
-        let verified = password::verify(password, stored).await?;
+        let verified = request.passwords.verify(password, stored).await?;
         let mut conn = db.conn().await?;
         let Some(user_id) = user_id.filter(|_| verified) else {
             super::SIGN_IN_FAILURES
@@ -563,8 +562,9 @@ impl AuthMutation {
         password: String,
     ) -> ApiResult<bool> {
         let password = NewPassword::parse(&password)?;
-        let password_hash = password::hash(password.expose().to_owned()).await?;
-        let mut conn = request(ctx).db.conn().await?;
+        let request = request(ctx);
+        let password_hash = request.passwords.hash(password.expose().to_owned()).await?;
+        let mut conn = request.db.conn().await?;
         conn.transaction(async |conn| {
             let now = Utc::now();
             let link = use_link(conn, &token, LinkPurpose::ResetPassword, now).await?;
@@ -593,7 +593,10 @@ impl AuthMutation {
         let request = request(ctx);
         let new_password = NewPassword::parse(&new_password)?;
         let (user, account) = confirm_password(request, current_password).await?;
-        let password_hash = password::hash(new_password.expose().to_owned()).await?;
+        let password_hash = request
+            .passwords
+            .hash(new_password.expose().to_owned())
+            .await?;
         let session = token::mint(TokenKind::Session);
         let mut conn = request.db.conn().await?;
         let user = conn

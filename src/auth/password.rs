@@ -1,12 +1,16 @@
 //! Password hashing with Argon2id (the crate's defaults: 19 MiB, 2 passes), off the async
 //! executor because each hash takes tens of milliseconds of CPU.
 //!
-//! At most one hash runs per core ([`SLOTS`]): a flood of sign-ins (128 at once took 2.46 GiB
-//! and pushed other users' requests to a 358 ms median) now waits its turn for at most
-//! [`WAIT`], then answers `RATE_LIMITED`, so memory and everyone else's latency stay flat.
+//! At most one hash runs per core ([`Passwords`], one per server): a flood of sign-ins (128
+//! at once took 2.46 GiB and pushed other users' requests to a 358 ms median) now waits its
+//! turn for at most [`WAIT`], then answers `RATE_LIMITED`, so memory and everyone else's
+//! latency stay flat. Each hash runs on a thread of its own at the lowest CPU priority, so
+//! the hashes that do run yield the core to other users' requests. The limit belongs to the
+//! server rather than the process, so servers sharing a process (the test suite's) do not
+//! queue behind each other's floods.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::LazyLock;
+use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -14,75 +18,114 @@ use argon2::Argon2;
 use rand::TryRngCore as _;
 use tokio::sync::Semaphore;
 
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult};
 
 /// How long a password check waits for a free core before answering `RATE_LIMITED`.
 pub const WAIT: Duration = Duration::from_secs(2);
 
-/// One hash per core at a time.
-static SLOTS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(slots()));
-/// Hashes running now, and the most that ever ran at once (for the abuse test).
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// The password hasher of one server: one hash per core at a time. Clones share the limit.
+#[derive(Clone)]
+pub struct Passwords {
+    slots: Arc<Semaphore>,
+    wait: Duration,
+    /// Hashes running now, and the most that ever ran at once (for the abuse test).
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        Self::new(slots(), WAIT)
+    }
+}
 
 /// How many hashes may run at once: the cores this process may use.
 pub fn slots() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// The most hashes that have run at once in this process.
-pub fn peak_concurrency() -> usize {
-    PEAK.load(Ordering::Relaxed)
-}
-
-/// Runs `work` on the blocking pool once a slot is free (waiting at most `wait`).
-async fn limited<T: Send + 'static>(
-    slots: &Semaphore,
-    wait: Duration,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> ApiResult<T> {
-    let permit = match tokio::time::timeout(wait, slots.acquire()).await {
-        Ok(Ok(permit)) => permit,
-        Ok(Err(closed)) => return Err(ApiError::internal(&closed)),
-        Err(_) => {
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
-                "Too many password checks at once; try again in a few seconds.",
-            ))
+impl Passwords {
+    pub fn new(slots: usize, wait: Duration) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(slots)),
+            wait,
+            running: Arc::default(),
+            peak: Arc::default(),
         }
-    };
-    let running = RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
-    PEAK.fetch_max(running, Ordering::Relaxed);
-    let result = tokio::task::spawn_blocking(work).await;
-    RUNNING.fetch_sub(1, Ordering::Relaxed);
-    drop(permit);
-    result.map_err(|err| ApiError::internal(&err))
+    }
+
+    /// The most hashes that have run at once on this hasher.
+    pub fn peak_concurrency(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free (waiting at most `wait`).
+    async fn limited<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> ApiResult<T> {
+        let permit = match tokio::time::timeout(self.wait, self.slots.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(closed)) => return Err(ApiError::internal(&closed)),
+            Err(_) => {
+                return Err(ApiError::rate_limited(
+                    "Too many password checks at once; try again in a few seconds.",
+                    Duration::from_secs(1),
+                ))
+            }
+        };
+        let running = self.running.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(running, Ordering::Relaxed);
+        let (sender, result) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("password-hash".to_owned())
+            .spawn(move || {
+                lower_this_threads_priority();
+                // The request may have gone (timed out, client left): nobody to tell.
+                let _ = sender.send(work());
+            });
+        let result = match spawned {
+            Ok(_) => result.await.map_err(|err| ApiError::internal(&err)),
+            Err(err) => Err(ApiError::internal(&err)),
+        };
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        drop(permit);
+        result
+    }
+
+    pub async fn hash(&self, password: String) -> ApiResult<String> {
+        self.limited(move || {
+            let salt = new_salt()?;
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+        })
+        .await?
+        .map_err(|err| ApiError::internal(&err))
+    }
+
+    /// Verifies `password` against `stored`; with no stored hash (unknown account) it still
+    /// spends the same work on a dummy hash, so the answer time does not reveal the account.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> ApiResult<bool> {
+        let known = stored.is_some();
+        self.limited(move || {
+            let stored = stored.unwrap_or_else(dummy_hash);
+            let parsed = PasswordHash::new(&stored).map_err(|err| ApiError::internal(&err))?;
+            let matches = Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            Ok(known && matches)
+        })
+        .await?
+    }
 }
 
-pub async fn hash(password: String) -> ApiResult<String> {
-    limited(&SLOTS, WAIT, move || {
-        let salt = new_salt()?;
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-    })
-    .await?
-    .map_err(|err| ApiError::internal(&err))
-}
-
-/// Verifies `password` against `stored`; with no stored hash (unknown account) it still
-/// spends the same work on a dummy hash, so the answer time does not reveal the account.
-pub async fn verify(password: String, stored: Option<String>) -> ApiResult<bool> {
-    let known = stored.is_some();
-    limited(&SLOTS, WAIT, move || {
-        let stored = stored.unwrap_or_else(dummy_hash);
-        let parsed = PasswordHash::new(&stored).map_err(|err| ApiError::internal(&err))?;
-        let matches = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        Ok(known && matches)
-    })
-    .await?
+/// Hashing threads run at the lowest CPU priority (nice 19; on Linux a thread's own): on a
+/// busy core the runtime's threads (and PostgreSQL beside them) go first, so a flood of
+/// sign-ins delays sign-ins, not everyone else's requests. An idle core still hashes at full
+/// speed. Failing to lower it only loses that preference.
+fn lower_this_threads_priority() {
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
 }
 
 fn new_salt() -> Result<SaltString, argon2::password_hash::Error> {
@@ -111,34 +154,37 @@ fn dummy_hash() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
 
     #[tokio::test]
     async fn hashes_verify_only_the_right_password() {
-        let stored = hash("correct horse".into()).await.expect("hashes");
+        let passwords = Passwords::default();
+        let stored = passwords
+            .hash("correct horse".into())
+            .await
+            .expect("hashes");
         assert!(stored.starts_with("$argon2id$"));
-        assert!(verify("correct horse".into(), Some(stored.clone()))
+        assert!(passwords
+            .verify("correct horse".into(), Some(stored.clone()))
             .await
             .expect("verifies"));
-        assert!(!verify("wrong horse".into(), Some(stored))
+        assert!(!passwords
+            .verify("wrong horse".into(), Some(stored))
             .await
             .expect("verifies"));
-        assert!(!verify("anything".into(), None).await.expect("verifies"));
+        assert!(!passwords
+            .verify("anything".into(), None)
+            .await
+            .expect("verifies"));
     }
 
     #[tokio::test]
     async fn with_every_slot_taken_a_check_waits_then_is_rate_limited() {
-        let slots = Semaphore::new(1);
-        let held = slots.acquire().await.expect("open");
-        let err = limited(&slots, Duration::from_millis(20), || 1)
-            .await
-            .expect_err("no free slot");
+        let passwords = Passwords::new(1, Duration::from_millis(20));
+        let held = passwords.slots.acquire().await.expect("open");
+        let err = passwords.limited(|| 1).await.expect_err("no free slot");
         assert_eq!(err.code(), ErrorCode::RateLimited);
         drop(held);
-        assert_eq!(
-            limited(&slots, Duration::from_millis(20), || 2)
-                .await
-                .expect("free"),
-            2
-        );
+        assert_eq!(passwords.limited(|| 2).await.expect("free"), 2);
     }
 }

@@ -16,6 +16,8 @@ pub struct RequestContext {
     pub service: bool,
     /// Stripe, when configured.
     pub stripe: Option<crate::billing::stripe::StripeApi>,
+    /// The server's password hasher, shared by its requests.
+    pub passwords: crate::auth::password::Passwords,
     /// The client's address: the peer's, or the one a trusted proxy forwarded.
     pub client: Option<std::net::IpAddr>,
     /// The request's `User-Agent`, printable and at most 256 characters.
@@ -43,6 +45,7 @@ impl RequestContext {
             caller,
             service,
             stripe: None,
+            passwords: Default::default(),
             client: None,
             user_agent: None,
             unfiltered_kind,

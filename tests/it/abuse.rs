@@ -424,7 +424,7 @@ async fn a_flood_of_sign_ins_hashes_one_password_per_core() {
             res.body
         );
     }
-    let peak = linkai::auth::password::peak_concurrency();
+    let peak = app.passwords.peak_concurrency();
     assert!(
         (1..=linkai::auth::password::slots()).contains(&peak),
         "{peak} hashes ran at once"

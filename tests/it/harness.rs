@@ -213,6 +213,8 @@ pub struct TestApp {
     pub jobs_queue: String,
     /// Where the app's emails go.
     pub mail: SmtpSink,
+    /// The server's password hasher, to see how many hashes ran at once.
+    pub passwords: linkai::auth::password::Passwords,
     client: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
     stop_workers: tokio::sync::watch::Sender<bool>,
@@ -360,6 +362,7 @@ impl TestApp {
             .await
             .expect("port");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let passwords = app.passwords.clone();
         let server = tokio::spawn(async move {
             linkai::http::serve(listener, app, std::future::pending())
                 .await
@@ -370,6 +373,7 @@ impl TestApp {
             base_url,
             jobs_queue,
             mail,
+            passwords,
             client: reqwest::Client::new(),
             server,
             stop_workers,
