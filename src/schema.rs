@@ -70,6 +70,20 @@ diesel::table! {
 diesel::joinable!(account_notices -> users (user_id));
 
 diesel::table! {
+    sign_up_requests (id) {
+        id -> Uuid,
+        email -> Text,
+        name -> Text,
+        password_hash -> Text,
+        requested_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        token_hash -> Nullable<Bytea>,
+        claimed_at -> Nullable<Timestamptz>,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     password_reset_requests (id) {
         id -> Uuid,
         email_lower -> Text,
@@ -170,6 +184,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     account_notices,
     password_reset_requests,
+    sign_up_requests,
     invitations,
     invitation_sends,
     account_tokens,

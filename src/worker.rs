@@ -139,6 +139,12 @@ impl JobStore for PgJobStore {
                     detail: detail.unwrap_or_default(),
                 })));
             }
+            Job::ProcessSignUp { request_id } => {
+                let mut conn = self.db.conn().await?;
+                return conn
+                    .transaction(async |conn| sign_up_email(conn, request_id).await)
+                    .await;
+            }
             _ => {}
         }
         let mut conn = self.db.conn().await?;
@@ -256,6 +262,9 @@ impl JobStore for PgJobStore {
             Job::SendAccountNotice { notice_id } => {
                 accounts::forget_notice(&mut conn, notice_id).await?;
             }
+            Job::ProcessSignUp { request_id } => {
+                accounts::mark_sign_up_sent(&mut conn, request_id, Utc::now()).await?;
+            }
             Job::SendTrialNotice {
                 workspace_id,
                 notice,
@@ -270,6 +279,59 @@ impl JobStore for PgJobStore {
         }
         Ok(())
     }
+}
+
+/// The email a sign-up request gets: the link that finishes it (minted now), or, when an
+/// account has the address, a note to that account's owner. Nothing if it was sent or
+/// followed already; a request that expired or whose address had its hourly share is
+/// forgotten instead.
+async fn sign_up_email(
+    conn: &mut diesel_async::AsyncPgConnection,
+    request_id: uuid::Uuid,
+) -> anyhow::Result<Option<Prepared>> {
+    let Some(pending) = accounts::lock_sign_up_request(conn, request_id).await? else {
+        return Ok(None);
+    };
+    let now = Utc::now();
+    if pending.sent_at.is_some() {
+        return Ok(None);
+    }
+    // A retry of a request already taken on (its send failed) goes ahead without counting
+    // twice.
+    let taken_on = pending.expires_at > now
+        && (pending.claimed_at.is_some()
+            || accounts::claim_sign_up_email(
+                conn,
+                request_id,
+                &pending.email,
+                now - chrono::Duration::hours(1),
+                crate::auth::SIGN_UP_EMAILS_PER_HOUR,
+                now,
+            )
+            .await?);
+    if !taken_on {
+        accounts::forget_sign_up(conn, request_id).await?;
+        return Ok(None);
+    }
+    if let Some((user_id, _)) = accounts::find_credentials(conn, &pending.email).await? {
+        let Some(owner) = accounts::find_user(conn, user_id).await? else {
+            return Ok(None);
+        };
+        return Ok(Some(Prepared::Account(AccountEmail {
+            to: owner.email,
+            name: owner.name,
+            notice: AccountNotice::SignUpAttempted,
+            detail: String::new(),
+        })));
+    }
+    let minted = token::mint(TokenKind::AccountLink);
+    accounts::set_sign_up_token(conn, request_id, &minted.hash).await?;
+    Ok(Some(Prepared::Token(TokenEmail {
+        to: pending.email,
+        token: minted.plaintext,
+        expires_at: pending.expires_at,
+        kind: TokenEmailKind::CompleteSignUp { name: pending.name },
+    })))
 }
 
 /// The link a reset request makes: on its first run, if an account has the address and
@@ -408,7 +470,8 @@ async fn run_billing_reconciliation(
 }
 
 /// Scans for due trial notices every `interval` until `shutdown` turns true, and on the
-/// same schedule forgets throttle counters that no longer count and old reset requests.
+/// same schedule forgets throttle counters that no longer count and old reset and sign-up
+/// requests.
 async fn run_trial_scans(db: Db, interval: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
         if let Err(err) = trial::scan(&db, Utc::now()).await {
@@ -417,10 +480,11 @@ async fn run_trial_scans(db: Db, interval: Duration, mut shutdown: watch::Receiv
         let forgotten = async {
             let mut conn = db.conn_outside_tenancy().await?;
             crate::throttle::forget_old(&mut conn, Utc::now()).await?;
-            anyhow::Ok(accounts::forget_old_reset_requests(&mut conn, Utc::now()).await?)
+            accounts::forget_old_reset_requests(&mut conn, Utc::now()).await?;
+            anyhow::Ok(accounts::forget_old_sign_ups(&mut conn, Utc::now()).await?)
         };
         if let Err(err) = forgotten.await {
-            tracing::warn!("forgetting old throttle counters failed, will retry: {err:#}");
+            tracing::warn!("forgetting old counters and requests failed, will retry: {err:#}");
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
-import { API, BASE, PAGE_PORT, PASSWORD, unique } from './env.js';
+import { API, BASE, PAGE_PORT, PASSWORD, tokenFromEmail, unique } from './env.js';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 let browser;
@@ -33,18 +33,25 @@ function servePage(port) {
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server.address().port)));
 }
 
-async function signUp() {
-  const email = unique('browser');
+async function post(query, variables) {
   const response = await fetch(API, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      query: 'mutation($e: String!, $p: String!) { signUp(email: $e, password: $p, name: "Bea") { token } }',
-      variables: { e: email, p: PASSWORD },
-    }),
+    body: JSON.stringify({ query, variables }),
   });
-  const body = await response.json();
-  return { email, token: body.data.signUp.token };
+  return response.json();
+}
+
+/** Signs up and follows the emailed link; answers the address and the session's token. */
+async function signUp() {
+  const email = unique('browser');
+  await post('mutation($e: String!, $p: String!) { signUp(email: $e, password: $p, name: "Bea") { email } }', {
+    e: email,
+    p: PASSWORD,
+  });
+  const link = await tokenFromEmail(email, '/complete-sign-up');
+  const body = await post('mutation($t: String!) { completeSignUp(token: $t) { token } }', { t: link });
+  return { email, token: body.data.completeSignUp.token };
 }
 
 before(async () => {
@@ -130,9 +137,15 @@ test('the playground works offline: the README session, then the docs', async ()
 
   // Exactly as the README says, with an address of this run's own.
   const email = unique('ada');
-  const [signUp, ...rest] = await readmeOperations();
+  const [signUp, complete, ...rest] = await readmeOperations();
   assert.ok(signUp.includes('signUp(email: "ada@example.com"'), signUp);
   await typeQuery(page, signUp.replace('ada@example.com', email));
+  const asked = await run(page, '"email"');
+  assert.ok(!asked.includes('"errors"'), asked);
+  // The reader pastes the token of the link emailed to them.
+  assert.ok(complete.includes('TOKEN_FROM_THE_EMAIL'), complete);
+  const link = await tokenFromEmail(email, '/complete-sign-up');
+  await typeQuery(page, complete.replace('TOKEN_FROM_THE_EMAIL', link));
   const signedUp = await run(page, '"token"');
   const token = signedUp.match(/"token":\s*"([^"]+)"/)[1];
   assert.ok(!signedUp.includes('"errors"'), signedUp);

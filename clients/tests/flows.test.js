@@ -1,6 +1,7 @@
 // The product's first minutes, through the two client libraries frontends use, each with
-// its default settings: sign up, create a workspace, invite someone (the token comes from
-// the email the workers send), they accept, and the members page shows both.
+// its default settings: sign up and follow the emailed link, create a workspace, invite
+// someone (the token comes from the email the workers send), they accept, and the members
+// page shows both.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -64,11 +65,15 @@ function apollo(token) {
 for (const [library, connect] of [['urql', urql], ['Apollo Client', apollo]]) {
   test(`${library}: sign up, create a workspace, invite, accept, list members`, async () => {
     const ownerEmail = unique('owner');
-    const { signUp: owner } = await connect().mutate('SignUp', {
+    const { signUp } = await connect().mutate('SignUp', {
       email: ownerEmail,
       password: PASSWORD,
       name: 'Ada',
     });
+    assert.equal(signUp.email, ownerEmail);
+    assert.equal(signUp.session, null);
+    const link = await tokenFromEmail(ownerEmail, '/complete-sign-up');
+    const { completeSignUp: owner } = await connect().mutate('CompleteSignUp', { token: link });
     assert.match(owner.token, /\S{20,}/);
     assert.equal(owner.user.activeWorkspace.name, "Ada's Workspace");
 
@@ -88,10 +93,9 @@ for (const [library, connect] of [['urql', urql], ['Apollo Client', apollo]]) {
     assert.equal(invitation.status, 'PENDING');
     const token = await tokenFromEmail(inviteeEmail, '/invitations/accept');
 
-    const { signUp: invitee } = await connect().mutate('SignUp', {
-      email: inviteeEmail,
-      password: PASSWORD,
-      name: 'Grace',
+    await connect().mutate('SignUp', { email: inviteeEmail, password: PASSWORD, name: 'Grace' });
+    const { completeSignUp: invitee } = await connect().mutate('CompleteSignUp', {
+      token: await tokenFromEmail(inviteeEmail, '/complete-sign-up'),
     });
     const { acceptInvitation: joined } = await connect(invitee.token).mutate('AcceptInvitation', {
       token,
@@ -113,16 +117,16 @@ for (const [library, connect] of [['urql', urql], ['Apollo Client', apollo]]) {
 }
 
 test('urql: a field the role may not read is null beside the data the screen needs', async () => {
-  const { signUp: owner } = await urql().mutate('SignUp', {
-    email: unique('owner'),
-    password: PASSWORD,
-    name: 'Ada',
+  const ownerEmail = unique('owner');
+  await urql().mutate('SignUp', { email: ownerEmail, password: PASSWORD, name: 'Ada' });
+  const { completeSignUp: owner } = await urql().mutate('CompleteSignUp', {
+    token: await tokenFromEmail(ownerEmail, '/complete-sign-up'),
   });
   const workspaceId = owner.user.activeWorkspace.id;
   const viewerEmail = unique('viewer');
   await urql(owner.token).mutate('InviteMember', { workspaceId, email: viewerEmail, role: 'VIEWER' });
   const token = await tokenFromEmail(viewerEmail, '/invitations/accept');
-  const { signUp: viewer } = await urql().mutate('SignUp', {
+  const { signUp: { session: viewer } } = await urql().mutate('SignUp', {
     email: viewerEmail,
     password: PASSWORD,
     name: 'Vi',

@@ -19,6 +19,10 @@ pub enum Job {
     /// A reset was asked for an address: if an account has it (and its hourly cap allows),
     /// make the link and email it. The request itself cannot tell (see the server's auth).
     ProcessPasswordReset { request_id: Uuid },
+    /// Someone signed up with an address: email the link that finishes the sign-up, or, if
+    /// an account has the address, tell its owner (within the address's hourly cap). The
+    /// sign-up itself cannot tell (see the server's auth).
+    ProcessSignUp { request_id: Uuid },
     /// Mirror the workspace's subscription from Stripe (after a webhook, and periodically).
     SyncBilling { workspace_id: Uuid },
     /// Re-read our plans' prices and limits from Stripe.
@@ -101,6 +105,7 @@ impl Job {
             Job::SendPasswordReset { .. } => "send_password_reset",
             Job::SendEmailChange { .. } => "send_email_change",
             Job::ProcessPasswordReset { .. } => "process_password_reset",
+            Job::ProcessSignUp { .. } => "process_sign_up",
             Job::SendTrialNotice { .. } => "send_trial_notice",
             Job::SendPaymentFailed { .. } => "send_payment_failed",
             Job::SendAccountNotice { .. } => "send_account_notice",

@@ -32,6 +32,8 @@ pub enum AccountNotice {
     AccountDeleted,
     /// `changeEmail` asked to move the account to another address (told to the current one).
     EmailChangeRequested,
+    /// Someone signed up with the address of this account (nothing was made).
+    SignUpAttempted,
 }
 
 /// A notice to the person whose account it is.
@@ -92,6 +94,10 @@ pub enum TokenEmailKind {
         role: String,
     },
     VerifyEmail {
+        name: String,
+    },
+    /// The link that finishes a sign-up and makes the account.
+    CompleteSignUp {
         name: String,
     },
     ResetPassword {

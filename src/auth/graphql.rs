@@ -11,7 +11,6 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::pagination::{Cursor, Page, PageOf};
 use crate::graphql::scalars::Timestamp;
-use crate::invitations;
 use crate::outbox;
 use crate::text::{EmailAddress, Name, NewPassword};
 use crate::throttle;
@@ -107,10 +106,21 @@ pub struct AuthPayload {
     user: User,
 }
 
+/// What `signUp` did.
+#[derive(SimpleObject)]
+pub struct SignUpPayload {
+    /// The address signed up, as it will be stored (trimmed). Without an invitation, the
+    /// link that finishes the sign-up was emailed there (or, if it has an account, a note to
+    /// its owner: the answer does not say which).
+    email: String,
+    /// The new account's session: only when an invitation's token proved the address.
+    session: Option<AuthPayload>,
+}
+
 /// What kind of bearer token it is.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccessTokenKind {
-    /// Made by `signUp` or `signIn`.
+    /// Made by signing up or in (`signUp`, `completeSignUp`, `signIn`).
     Session,
     /// Made by `createAccessToken`, for scripts and partners.
     Personal,
@@ -244,14 +254,6 @@ impl AuthQuery {
     }
 }
 
-/// `"{name}'s Workspace"`, shortening long names so the whole stays within 100 characters.
-fn first_workspace_name(name: &Name) -> String {
-    const SUFFIX: &str = "'s Workspace";
-    let room = crate::text::MAX_NAME_CHARS - SUFFIX.chars().count();
-    let short: String = name.as_str().chars().take(room).collect();
-    format!("{}{SUFFIX}", short.trim_end())
-}
-
 fn invalid_link() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "This link is invalid or has expired.")
 }
@@ -330,8 +332,14 @@ pub struct AuthMutation;
 
 #[Object]
 impl AuthMutation {
-    /// Creates an account and its first workspace ("{name}'s Workspace", 14-day trial) and
-    /// signs in.
+    /// Signs up. Without an invitation, a link to finish signing up (`completeSignUp`) is
+    /// emailed to the address, valid 24 hours; the account and its first workspace
+    /// ("{name}'s Workspace", 14-day trial) are made when it is followed. If an account has
+    /// the address already, its owner is emailed instead ("sign in or reset your password"):
+    /// the answer is the same, so it tells nobody who has an account. With an invitation's
+    /// token, which proves the address, the account is made at once, joins the workspace and
+    /// signs in (`session`); CONFLICT if the address has an account. At most 20 sign-ups an
+    /// hour per client address, 3 emails an hour per address.
     async fn sign_up(
         &self,
         ctx: &Context<'_>,
@@ -340,11 +348,10 @@ impl AuthMutation {
         name: String,
         #[graphql(desc = "Token from an invitation email; it proves the email address.")]
         invitation_token: Option<String>,
-    ) -> ApiResult<AuthPayload> {
+    ) -> ApiResult<SignUpPayload> {
         let email = EmailAddress::parse(&email)?;
         let name = Name::parse(&name, "name")?;
         let password = NewPassword::parse(&password)?;
-        let workspace_name = first_workspace_name(&name);
         let request = request(ctx);
         let mut conn = request.db.conn().await?;
         let address = throttle::address_subject(request.client);
@@ -353,44 +360,78 @@ impl AuthMutation {
             .await??;
         drop(conn);
         let password_hash = request.passwords.hash(password.expose().to_owned()).await?;
+        let mut conn = request.db.conn().await?;
+        let Some(invitation_token) = invitation_token else {
+            // The same statements whether or not an account has the address: the worker
+            // looks (statement counts are compared in account_emails.rs).
+            conn.transaction(async |conn| {
+                let expires = Utc::now() + super::SIGN_UP_VALIDITY;
+                let request_id = model::insert_sign_up_request(
+                    conn,
+                    email.as_str(),
+                    name.as_str(),
+                    &password_hash,
+                    expires,
+                )
+                .await?;
+                outbox::enqueue(conn, &Job::ProcessSignUp { request_id }).await?;
+                Ok::<_, ApiError>(())
+            })
+            .await?;
+            return Ok(SignUpPayload {
+                email: email.as_str().to_owned(),
+                session: None,
+            });
+        };
+        let session = token::mint(TokenKind::Session);
+        let user = conn
+            .transaction(async |conn| {
+                let user = super::open_account(
+                    conn,
+                    email.as_str(),
+                    name.as_str(),
+                    &password_hash,
+                    Some(&invitation_token),
+                    Utc::now(),
+                )
+                .await?;
+                insert_session(conn, user.id, &session, request).await?;
+                Ok::<_, ApiError>(user)
+            })
+            .await?;
+        Ok(SignUpPayload {
+            email: user.email.clone(),
+            session: Some(AuthPayload {
+                token: session.plaintext,
+                user: User::me(user),
+            }),
+        })
+    }
+
+    /// Finishes a sign-up with the token from its email: makes the account (its address
+    /// proven) and its first workspace, and signs in. The same NOT_FOUND for an invalid,
+    /// used or expired link; CONFLICT if an account took the address meanwhile.
+    async fn complete_sign_up(&self, ctx: &Context<'_>, token: String) -> ApiResult<AuthPayload> {
+        let request = request(ctx);
         let session = token::mint(TokenKind::Session);
         let mut conn = request.db.conn().await?;
         let user = conn
             .transaction(async |conn| {
-                let user = model::insert_user(conn, email.as_str(), name.as_str(), &password_hash)
-                    .await
-                    .map_err(|err| {
-                        if is_unique_violation(&err, model::EMAIL_UNIQUE_INDEX) {
-                            ApiError::conflict("An account with this email already exists.")
-                        } else {
-                            err.into()
-                        }
-                    })?;
                 let now = Utc::now();
-                let own =
-                    workspaces::create_with_owner(conn, &workspace_name, user.id, now).await?;
-                let active = match &invitation_token {
-                    // The invitation's email reached this address: joining proves it.
-                    Some(token) => {
-                        invitations::accept(conn, token, user.id, &user.email, now).await?
-                    }
-                    None => {
-                        let expires = now + super::VERIFY_EMAIL_VALIDITY;
-                        let token_id = model::insert_account_token(
-                            conn,
-                            user.id,
-                            LinkPurpose::VerifyEmail,
-                            expires,
-                            None,
-                        )
-                        .await?;
-                        outbox::enqueue(conn, &Job::SendEmailVerification { token_id }).await?;
-                        own.id
-                    }
-                };
-                model::set_active_workspace(conn, user.id, Some(active)).await?;
+                let pending = model::take_sign_up(conn, &token::hash(&token), now)
+                    .await?
+                    .ok_or_else(invalid_link)?;
+                let user = super::open_account(
+                    conn,
+                    &pending.email,
+                    &pending.name,
+                    &pending.password_hash,
+                    None,
+                    now,
+                )
+                .await?;
                 insert_session(conn, user.id, &session, request).await?;
-                Ok::<_, ApiError>(model::find_user(conn, user.id).await?.unwrap_or(user))
+                Ok::<_, ApiError>(user)
             })
             .await?;
         Ok(AuthPayload {
@@ -452,7 +493,8 @@ impl AuthMutation {
         })
     }
 
-    /// Confirms the email address with the token from the verification email. Proving the
+    /// Confirms the email address with the token from the verification email (accounts
+    /// made before sign-ups were confirmed by email have unproven addresses). Proving the
     /// address signs out every session and access token made before (except the one this
     /// request is made with): whoever registered the address before its owner keeps nothing.
     async fn verify_email(&self, ctx: &Context<'_>, token: String) -> ApiResult<User> {
@@ -477,9 +519,9 @@ impl AuthMutation {
         Ok(User::new(user))
     }
 
-    /// Emails the caller a new address-verification link, valid 24 hours. At
-    /// most 5 an hour, counting the one sent at sign-up; past that, RATE_LIMITED. An
-    /// address already verified answers CONFLICT.
+    /// Emails the caller an address-verification link, valid 24 hours, for accounts made
+    /// before sign-ups were confirmed by email. At most 5 an hour; past that, RATE_LIMITED.
+    /// An address already verified answers CONFLICT.
     async fn resend_verification_email(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let request = request(ctx);
         let caller = request.caller()?.user_id;
@@ -829,20 +871,5 @@ impl AuthMutation {
         let ended =
             model::revoke_other_sessions(&mut conn, caller.user_id, caller.token_id).await?;
         Ok(i32::try_from(ended).unwrap_or(i32::MAX))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_workspace_is_named_after_the_user_and_fits() {
-        let name = Name::parse("Ada", "name").expect("valid");
-        assert_eq!(first_workspace_name(&name), "Ada's Workspace");
-        let long = Name::parse(&"x".repeat(100), "name").expect("valid");
-        let workspace = first_workspace_name(&long);
-        assert_eq!(workspace.chars().count(), 100);
-        assert!(Name::parse(&workspace, "name").is_ok());
     }
 }

@@ -4,6 +4,13 @@
 //! Rules: emails are trimmed and unique case-insensitively; passwords are Argon2id hashes;
 //! tokens are 256-bit random strings shown once and stored as SHA-256; a wrong password and
 //! an unknown email get the same answer; revoked tokens stop working at once.
+//!
+//! An account exists only for an address its owner has proven: `signUp` records the sign-up
+//! and the worker emails a link (`completeSignUp` opens the account and signs in), or, when
+//! an account has the address already, tells its owner instead; the answer is the same
+//! either way, so `signUp` tells nobody who has an account, and nobody can hold an address
+//! they cannot read mail at. An invitation's token proves the address too, so signing up
+//! from an invitation opens the account at once.
 
 pub mod graphql;
 pub mod model;
@@ -20,13 +27,18 @@ use crate::throttle::{Backoff, Window};
 
 /// How long an email-verification link works.
 pub const VERIFY_EMAIL_VALIDITY: Duration = Duration::hours(24);
+/// How long a link finishing a sign-up works.
+pub const SIGN_UP_VALIDITY: Duration = Duration::hours(24);
+/// Sign-up emails (links or "someone tried to sign up" notices) per address per hour;
+/// further sign-ups answer the same and send nothing.
+pub const SIGN_UP_EMAILS_PER_HOUR: i64 = 3;
 /// How long a link confirming a new sign-in address works.
 pub const CHANGE_EMAIL_VALIDITY: Duration = Duration::hours(24);
 /// How long a password-reset link works.
 pub const RESET_PASSWORD_VALIDITY: Duration = Duration::hours(1);
 /// Reset emails per account per hour; further requests answer the same and send nothing.
 pub const RESETS_PER_HOUR: i64 = 5;
-/// Verification emails per account per hour (the one sent at sign-up counts).
+/// Verification emails per account per hour.
 pub const VERIFICATIONS_PER_HOUR: i64 = 5;
 /// Sign-in attempts per client address (an office behind one address still fits).
 pub const SIGN_INS_PER_ADDRESS: Window = Window {
@@ -87,6 +99,55 @@ impl From<AccountError> for crate::error::ApiError {
             AccountError::Db(err) => err.into(),
         }
     }
+}
+
+/// Opens an account for an address just proven (by a sign-up link or an invitation's
+/// token): the user, their first workspace ("{name}'s Workspace", 14-day trial), and with an
+/// invitation token the membership it grants, which becomes the active workspace. CONFLICT
+/// if an account took the address meanwhile. Call inside a transaction.
+pub async fn open_account(
+    conn: &mut diesel_async::AsyncPgConnection,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+    invitation_token: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiResult<model::UserRow> {
+    let user = model::insert_user(conn, email, name, password_hash, Some(now))
+        .await
+        .map_err(|err| {
+            if crate::db::is_unique_violation(&err, model::EMAIL_UNIQUE_INDEX) {
+                crate::error::ApiError::conflict(
+                    "An account with this email already exists: sign in instead.",
+                )
+            } else {
+                err.into()
+            }
+        })?;
+    let own = crate::workspaces::model::create_with_owner(
+        conn,
+        &first_workspace_name(name),
+        user.id,
+        now,
+    )
+    .await?;
+    let active = match invitation_token {
+        Some(token) => crate::invitations::accept(conn, token, user.id, &user.email, now).await?,
+        None => own.id,
+    };
+    model::set_active_workspace(conn, user.id, Some(active)).await?;
+    Ok(model::UserRow {
+        active_workspace_id: Some(active),
+        ..user
+    })
+}
+
+/// `"{name}'s Workspace"`, shortening long names so the whole stays within 100 characters.
+fn first_workspace_name(name: &str) -> String {
+    const SUFFIX: &str = "'s Workspace";
+    let room = crate::text::MAX_NAME_CHARS - SUFFIX.chars().count();
+    let short: String = name.chars().take(room).collect();
+    format!("{}{SUFFIX}", short.trim_end())
 }
 
 /// Deletes `user`'s account (the connection acts for them). Refused while they own a
@@ -253,5 +314,13 @@ mod tests {
         assert!(!is_live(&expiring, &policy, now));
         expiring.expires_at = Some(now + Duration::days(1));
         assert!(is_live(&expiring, &policy, now));
+    }
+
+    #[test]
+    fn first_workspace_is_named_after_the_user_and_fits() {
+        assert_eq!(first_workspace_name("Ada"), "Ada's Workspace");
+        let workspace = first_workspace_name(&"x".repeat(100));
+        assert_eq!(workspace.chars().count(), 100);
+        assert!(crate::text::Name::parse(&workspace, "name").is_ok());
     }
 }

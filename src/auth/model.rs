@@ -6,7 +6,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::schema::{
-    access_tokens, account_notices, account_tokens, password_reset_requests, users,
+    access_tokens, account_notices, account_tokens, password_reset_requests, sign_up_requests,
+    users,
 };
 
 #[derive(Queryable, Selectable, Clone, Debug)]
@@ -27,6 +28,7 @@ pub async fn insert_user(
     email: &str,
     name: &str,
     password_hash: &str,
+    verified_at: Option<DateTime<Utc>>,
 ) -> QueryResult<UserRow> {
     diesel::insert_into(users::table)
         .values((
@@ -34,6 +36,7 @@ pub async fn insert_user(
             users::email.eq(email),
             users::name.eq(name),
             users::password_hash.eq(password_hash),
+            users::email_verified_at.eq(verified_at),
         ))
         .returning(UserRow::as_returning())
         .get_result(conn)
@@ -625,6 +628,151 @@ pub async fn forget_old_reset_requests(
     diesel::delete(
         password_reset_requests::table
             .filter(password_reset_requests::requested_at.lt(now - chrono::Duration::days(1))),
+    )
+    .execute(conn)
+    .await
+}
+
+/// A sign-up waiting for its emailed link.
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = sign_up_requests)]
+pub struct SignUpRequestRow {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub expires_at: DateTime<Utc>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Records a sign-up as asked; the same work whether or not an account has the address.
+pub async fn insert_sign_up_request(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<Uuid> {
+    diesel::insert_into(sign_up_requests::table)
+        .values((
+            sign_up_requests::id.eq(Uuid::now_v7()),
+            sign_up_requests::email.eq(email),
+            sign_up_requests::name.eq(name),
+            sign_up_requests::password_hash.eq(password_hash),
+            sign_up_requests::expires_at.eq(expires_at),
+        ))
+        .returning(sign_up_requests::id)
+        .get_result(conn)
+        .await
+}
+
+/// A sign-up request, locked, for the worker that emails it.
+pub async fn lock_sign_up_request(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<SignUpRequestRow>> {
+    sign_up_requests::table
+        .find(id)
+        .select(SignUpRequestRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Takes request `id`'s email on if `email`'s hourly share allows: under a transaction lock
+/// per address (so concurrent workers count one another), counts the requests to it taken
+/// on since `since` (links and notices alike) and, below `share`, marks this one. Whether
+/// it was taken on.
+pub async fn claim_sign_up_email(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    email: &str,
+    since: DateTime<Utc>,
+    share: i64,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended(lower($1), 17))")
+        .bind::<diesel::sql_types::Text, _>(email)
+        .execute(conn)
+        .await?;
+    let taken: i64 = sign_up_requests::table
+        .filter(lower(sign_up_requests::email).eq(lower(email)))
+        .filter(sign_up_requests::claimed_at.gt(since))
+        .count()
+        .get_result(conn)
+        .await?;
+    if taken >= share {
+        return Ok(false);
+    }
+    diesel::update(sign_up_requests::table.find(id))
+        .set(sign_up_requests::claimed_at.eq(now))
+        .execute(conn)
+        .await?;
+    Ok(true)
+}
+
+pub async fn set_sign_up_token(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    token_hash: &[u8],
+) -> QueryResult<()> {
+    diesel::update(sign_up_requests::table.find(id))
+        .set(sign_up_requests::token_hash.eq(token_hash))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub async fn mark_sign_up_sent(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(sign_up_requests::table.find(id))
+        .set(sign_up_requests::sent_at.eq(now))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Uses the sign-up whose link token hashes to `token_hash`: deletes it (and with it the
+/// password hash it held) and answers it, unless it expired. One statement.
+pub async fn take_sign_up(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+    now: DateTime<Utc>,
+) -> QueryResult<Option<SignUpRequestRow>> {
+    diesel::delete(
+        sign_up_requests::table
+            .filter(sign_up_requests::token_hash.eq(token_hash))
+            .filter(sign_up_requests::expires_at.gt(now)),
+    )
+    .returning(SignUpRequestRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Deletes a sign-up request that will get no email (expired, or its address had its
+/// hourly share), password hash and all.
+pub async fn forget_sign_up(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
+    diesel::delete(sign_up_requests::table.find(id))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Deletes sign-up requests older than two days (run by the workers).
+pub async fn forget_old_sign_ups(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::delete(
+        sign_up_requests::table
+            .filter(sign_up_requests::requested_at.lt(now - chrono::Duration::days(2))),
     )
     .execute(conn)
     .await

@@ -8,7 +8,10 @@ use sha2::{Digest, Sha256};
 use crate::harness::{TestApp, PASSWORD};
 
 const SIGN_UP: &str = "mutation($email: String!, $password: String!, $name: String!) {
-  signUp(email: $email, password: $password, name: $name) {
+  signUp(email: $email, password: $password, name: $name) { email session { token } }
+}";
+const COMPLETE: &str = "mutation($t: String!) {
+  completeSignUp(token: $t) {
     token
     user { id email name emailVerified activeWorkspace { id name viewerRole billingStatus trialEndsAt createdAt readOnly } }
   }
@@ -42,11 +45,20 @@ async fn sign_up_creates_an_owned_trialing_workspace_named_after_the_user() {
             json!({ "email": "  Ada.Lovelace@Example.com ", "password": PASSWORD, "name": " Ada " }),
         )
         .await;
-    let payload = res.data("signUp");
+    assert_eq!(
+        res.data("signUp"),
+        &json!({ "email": "Ada.Lovelace@Example.com", "session": null })
+    );
+    // Nothing exists until the emailed link is followed.
+    assert_eq!(count(&app, "users").await, 0);
+    assert_eq!(count(&app, "workspaces").await, 0);
+    let link = app.sign_up_link("ada.lovelace@example.com").await;
+    let res = app.gql(None, COMPLETE, json!({ "t": link })).await;
+    let payload = res.data("completeSignUp");
     let user = &payload["user"];
     assert_eq!(user["email"], "Ada.Lovelace@Example.com");
     assert_eq!(user["name"], "Ada");
-    assert_eq!(user["emailVerified"], false);
+    assert_eq!(user["emailVerified"], true);
     let workspace = &user["activeWorkspace"];
     assert_eq!(workspace["name"], "Ada's Workspace");
     assert_eq!(workspace["viewerRole"], "OWNER");
@@ -98,29 +110,33 @@ async fn sign_up_rejects_bad_input_with_coded_errors_and_creates_nothing() {
         res.assert_code("BAD_USER_INPUT");
         assert!(res.message().contains(field), "{field}: {}", res.message());
     }
+    assert_eq!(count(&app, "sign_up_requests").await, 0);
     assert_eq!(count(&app, "users").await, 0);
     assert_eq!(count(&app, "workspaces").await, 0);
 }
 
+/// Two sign-ups of one address, whatever its case and spacing, both answered: the first
+/// link followed opens the account, the second then answers CONFLICT and makes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emails_are_unique_whatever_their_case_and_spacing() {
     let app = TestApp::new().await;
-    let first = app
-        .gql(
+    let sign_up = |email: &'static str| {
+        app.gql(
             None,
             SIGN_UP,
-            json!({ "email": "grace@example.com", "password": PASSWORD, "name": "Grace" }),
+            json!({ "email": email, "password": PASSWORD, "name": "Grace" }),
         )
-        .await;
-    first.data("signUp");
-    let again = app
-        .gql(
-            None,
-            SIGN_UP,
-            json!({ "email": " GRACE@Example.COM", "password": PASSWORD, "name": "Grace" }),
-        )
-        .await;
-    again.assert_code("CONFLICT");
+    };
+    sign_up("grace@example.com").await.data("signUp");
+    let first = app.sign_up_link("grace@example.com").await;
+    sign_up(" GRACE@Example.COM").await.data("signUp");
+    let second = app.sign_up_link("grace@example.com").await;
+    app.gql(None, COMPLETE, json!({ "t": first }))
+        .await
+        .data("completeSignUp");
+    app.gql(None, COMPLETE, json!({ "t": second }))
+        .await
+        .assert_code("CONFLICT");
     assert_eq!(count(&app, "users").await, 1);
     assert_eq!(count(&app, "workspaces").await, 1);
 }
@@ -212,7 +228,6 @@ async fn personal_access_tokens_work_until_revoked_and_only_by_their_owner() {
     let app = TestApp::new().await;
     let ada = app.sign_up("Ada").await;
     let bob = app.sign_up("Bob").await;
-    app.prove_email(&ada).await;
     let created = app
         .gql(
             ada.token(),

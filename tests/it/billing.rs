@@ -472,9 +472,9 @@ async fn the_agency_hands_a_client_workspace_over_and_the_client_pays() {
         .await[0]
         .token();
     let signed_up = app
-        .gql(None, "mutation($t: String) { signUp(email: \"client@example.com\", password: \"correct horse battery\", name: \"Cleo\", invitationToken: $t) { token user { activeWorkspace { id viewerRole } } } }", json!({ "t": token }))
+        .gql(None, "mutation($t: String) { signUp(email: \"client@example.com\", password: \"correct horse battery\", name: \"Cleo\", invitationToken: $t) { session { token user { activeWorkspace { id viewerRole } } } } }", json!({ "t": token }))
         .await;
-    let payload = signed_up.data("signUp").clone();
+    let payload = signed_up.data("signUp")["session"].clone();
     assert_eq!(
         payload["user"]["activeWorkspace"],
         json!({ "id": client_ws, "viewerRole": "OWNER" })

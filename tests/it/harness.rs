@@ -416,20 +416,20 @@ impl TestApp {
         Gql { status, body }
     }
 
-    /// Marks `actor`'s address proven, as following the verification link does, for tests
-    /// whose subject is not the link (account_emails.rs follows the real one).
-    pub async fn prove_email(&self, actor: &Actor) {
-        use diesel_async::RunQueryDsl;
+    /// Makes `actor` an account from before sign-ups were confirmed by email: its address
+    /// unproven, for the tests of what such accounts may do and how they are proven.
+    pub async fn unprove_email(&self, actor: &Actor) {
         let id = Uuid::parse_str(&actor.id).expect("user id");
         diesel::sql_query(format!(
-            "UPDATE users SET email_verified_at = now() WHERE id = '{id}'"
+            "UPDATE users SET email_verified_at = NULL WHERE id = '{id}'"
         ))
         .execute(&mut self.db.conn().await)
         .await
-        .expect("verified");
+        .expect("unverified");
     }
 
-    /// Signs up `name` (email derived from it) and returns the new account.
+    /// Signs up `name` (email derived from it) and returns the new account: `signUp`, then
+    /// `completeSignUp` with the link [`TestApp::sign_up_link`] stands in for.
     pub async fn sign_up(&self, name: &str) -> Actor {
         let email = format!(
             "{}-{}@example.com",
@@ -440,14 +440,23 @@ impl TestApp {
             .gql(
                 None,
                 "mutation($email: String!, $name: String!, $password: String!) {
-                   signUp(email: $email, password: $password, name: $name) {
-                     token user { id activeWorkspace { id } }
-                   }
+                   signUp(email: $email, password: $password, name: $name) { email session { token } }
                  }",
                 json!({ "email": email, "name": name, "password": PASSWORD }),
             )
             .await;
-        let payload = res.data("signUp");
+        assert_eq!(res.data("signUp")["session"], Value::Null);
+        let link = self.sign_up_link(&email).await;
+        let res = self
+            .gql(
+                None,
+                "mutation($t: String!) {
+                   completeSignUp(token: $t) { token user { id activeWorkspace { id } } }
+                 }",
+                json!({ "t": link }),
+            )
+            .await;
+        let payload = res.data("completeSignUp");
         Actor {
             email,
             token: payload["token"].as_str().expect("token").to_owned(),
@@ -457,6 +466,27 @@ impl TestApp {
                 .expect("first workspace")
                 .to_owned(),
         }
+    }
+
+    /// The token of the link that finishes `email`'s latest sign-up, as its email would
+    /// carry it, for tests whose subject is not that email (account_emails.rs follows the
+    /// real one). Minted here and stored as the worker stores it, the request marked sent so
+    /// a running worker sends nothing more (and, if it was minting meanwhile, this one wins).
+    pub async fn sign_up_link(&self, email: &str) -> String {
+        let minted = linkai::auth::token::mint(linkai::auth::token::TokenKind::AccountLink);
+        let hash: String = minted.hash.iter().map(|b| format!("{b:02x}")).collect();
+        let updated = diesel::sql_query(format!(
+            "UPDATE sign_up_requests
+             SET token_hash = decode('{hash}', 'hex'), claimed_at = now(), sent_at = now()
+             WHERE id = (SELECT id FROM sign_up_requests WHERE lower(email) = lower('{}')
+                         ORDER BY requested_at DESC LIMIT 1)",
+            email.replace('\'', "''")
+        ))
+        .execute(&mut self.db.conn().await)
+        .await
+        .expect("sign-up link");
+        assert_eq!(updated, 1, "no sign-up for {email}");
+        minted.plaintext
     }
 
     /// Adds `actor` to `workspace_id` with `role` directly in the database (invitations

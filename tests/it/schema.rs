@@ -7,6 +7,7 @@ use async_graphql::parser::types::{FieldDefinition, TypeKind, TypeSystemDefiniti
 /// account or membership (their checks live in the resolver and the role-matrix test).
 const SELF_SERVICE_MUTATIONS: &[&str] = &[
     "signUp",
+    "completeSignUp",
     "signIn",
     "signOut",
     "createAccessToken",

@@ -30,7 +30,6 @@ async fn access_tokens_carry_least_privilege() {
     let app = TestApp::new().await;
     let ada = app.sign_up("Ada").await;
     let bob = app.sign_up("Bob").await;
-    app.prove_email(&ada).await;
     let second = app
         .gql(
             ada.token(),
@@ -184,7 +183,6 @@ async fn sign_in_with_agent(app: &TestApp, email: &str, agent: &str) -> String {
 async fn sessions_are_listed_and_ended_one_or_all_but_this_one() {
     let app = TestApp::new().await;
     let ada = app.sign_up("Ada").await;
-    app.prove_email(&ada).await;
     let laptop = sign_in_with_agent(&app, &ada.email, "Firefox/130 (laptop)").await;
     let phone = sign_in_with_agent(&app, &ada.email, "Safari/18 (phone)").await;
     let pat = secret(&make_token(&app, ada.token(), "name: \"script\"").await);

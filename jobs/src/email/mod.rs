@@ -61,6 +61,11 @@ pub fn render(email: &TokenEmail, app_url: &str) -> Email {
             link("verify-email"),
             vec![("name", name.as_str())],
         ),
+        TokenEmailKind::CompleteSignUp { name } => (
+            template!("complete_sign_up"),
+            link("complete-sign-up"),
+            vec![("name", name.as_str())],
+        ),
         TokenEmailKind::ResetPassword { name } => (
             template!("reset_password"),
             link("reset-password"),
@@ -135,6 +140,7 @@ pub fn render_account(email: &AccountEmail, app_url: &str) -> Email {
         AccountNotice::PasswordChanged => template!("password_changed"),
         AccountNotice::AccountDeleted => template!("account_deleted"),
         AccountNotice::EmailChangeRequested => template!("email_change_requested"),
+        AccountNotice::SignUpAttempted => template!("sign_up_attempted"),
     };
     let link = format!("{app_url}/reset-password");
     let vars = [

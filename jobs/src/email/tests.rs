@@ -199,3 +199,28 @@ fn an_address_change_is_confirmed_at_the_new_address_and_told_to_the_old() {
     check_snapshot("email_change_requested", &told);
     assert!(told.text.contains("move it to ada@new.example.com"));
 }
+
+#[test]
+fn a_sign_up_is_finished_from_its_email_and_a_taken_address_is_told_instead() {
+    let rendered = render(
+        &email(TokenEmailKind::CompleteSignUp { name: "Ada".into() }),
+        "https://app.example.com",
+    );
+    check_snapshot("complete_sign_up", &rendered);
+    assert!(rendered
+        .html
+        .contains("href=\"https://app.example.com/complete-sign-up?token=lki_TOKEN\""));
+    assert!(rendered.text.contains("no account is made without it"));
+    let told = render_account(
+        &AccountEmail {
+            to: "ada@example.com".into(),
+            name: "Ada".into(),
+            notice: AccountNotice::SignUpAttempted,
+            detail: String::new(),
+        },
+        "https://app.example.com",
+    );
+    check_snapshot("sign_up_attempted", &told);
+    assert!(told.text.contains("which already has an account"));
+    assert!(told.text.contains("https://app.example.com/reset-password"));
+}
