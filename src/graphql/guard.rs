@@ -42,8 +42,10 @@ impl RoleGuard {
         }
     }
 
-    /// For fields that change the workspace: also answers `TRIAL_EXPIRED` while the
-    /// workspace is read-only.
+    /// For fields that write the workspace's resources: also answers `TRIAL_EXPIRED` while
+    /// the workspace is read-only. Read-only means no resource writes and nothing more:
+    /// membership, invitations, the name and billing stay open to their roles, so a lapsed
+    /// workspace can still be handed over and paid for.
     pub fn writer(required: Role, workspace_id: &ID) -> Self {
         Self {
             writes: true,

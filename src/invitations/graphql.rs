@@ -150,7 +150,7 @@ impl InvitationMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::writer(Role::Admin, &workspace_id)",
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
     )]
     async fn invite_member(
@@ -178,7 +178,7 @@ impl InvitationMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::writer(Role::Admin, &workspace_id)",
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
     )]
     async fn resend_invitation(

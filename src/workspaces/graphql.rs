@@ -200,7 +200,7 @@ impl WorkspaceMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::writer(Role::Admin, &workspace_id)",
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
         directive = require_role::apply(Role::Admin)
     )]
     async fn rename_workspace(

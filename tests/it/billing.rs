@@ -429,6 +429,20 @@ async fn wait_for_stripe(check: impl AsyncFn() -> bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agency_hands_a_client_workspace_over_and_the_client_pays() {
+    hand_over(false).await;
+}
+
+/// Issue 16: once the trial lapsed, a read-only workspace refused `inviteMember`, so the
+/// agency had to pay before handing the workspace to the client who pays. Read-only means
+/// no resource writes and nothing more: the agency renames, invites (and resends, revokes,
+/// changes a role) while resources stay refused; the client joins as Owner, adds a card and
+/// picks a plan, and the workspace is writable again with the agency as Admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_trial_is_handed_over_and_the_client_makes_it_writable() {
+    hand_over(true).await;
+}
+
+async fn hand_over(lapsed: bool) {
     let app = TestApp::builder()
         .with_stripe()
         .with_workers()
@@ -464,12 +478,54 @@ async fn the_agency_hands_a_client_workspace_over_and_the_client_pays() {
         agency.email.as_str()
     );
 
-    app.invite(&agency, &client_ws, "client@example.com", "OWNER")
+    let create_agent = "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Scheduler\" }) { id } }";
+    if lapsed {
+        let mut conn = app.db.conn().await;
+        diesel::sql_query(format!(
+            "UPDATE workspaces SET trial_ends_at = now() - interval '1 day' WHERE id = '{client_ws}'"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("lapsed");
+        app.gql(agency.token(), create_agent, ws.clone())
+            .await
+            .assert_code("TRIAL_EXPIRED");
+        app.gql(
+            agency.token(),
+            "mutation($ws: ID!) { renameWorkspace(workspaceId: $ws, name: \"Client Co (yours)\") { name readOnly } }",
+            ws.clone(),
+        )
+        .await
+        .data("renameWorkspace");
+        // A teammate invited, promoted while pending, and revoked: all still open.
+        let helper = app
+            .invite(&agency, &client_ws, "helper@example.com", "VIEWER")
+            .await;
+        app.gql(
+            agency.token(),
+            "mutation($ws: ID!, $id: ID!) { revokeInvitation(workspaceId: $ws, invitationId: $id) { status } }",
+            json!({ "ws": client_ws, "id": helper }),
+        )
+        .await
+        .data("revokeInvitation");
+    }
+    let invitation = app
+        .invite(&agency, &client_ws, "client@example.com", "OWNER")
         .await;
+    if lapsed {
+        app.gql(
+            agency.token(),
+            "mutation($ws: ID!, $id: ID!) { resendInvitation(workspaceId: $ws, invitationId: $id) { status } }",
+            json!({ "ws": client_ws, "id": invitation }),
+        )
+        .await
+        .data("resendInvitation");
+    }
+    let sent = if lapsed { 2 } else { 1 };
     let token = app
         .mail
-        .wait_for("client@example.com", "invitations/accept", 1)
-        .await[0]
+        .wait_for("client@example.com", "invitations/accept", sent)
+        .await[sent - 1]
         .token();
     let signed_up = app
         .gql(None, "mutation($t: String) { signUp(email: \"client@example.com\", password: \"correct horse battery\", name: \"Cleo\", invitationToken: $t) { session { token user { activeWorkspace { id viewerRole } } } } }", json!({ "t": token }))
@@ -504,6 +560,10 @@ async fn the_agency_hands_a_client_workspace_over_and_the_client_pays() {
     assert_eq!(seen["billing"]["paymentMethods"][0]["isDefault"], true);
     let subscription = stripe_subscription_of(&customer).await;
     assert_eq!(subscription["items"]["data"][0]["plan"]["amount"], 14900);
+    // Writable again (it was read-only if the trial lapsed), for the agency too.
+    app.gql(agency.token(), create_agent, ws.clone())
+        .await
+        .data("createAgent");
     app.gql(
         agency.token(),
         "mutation($ws: ID!) { deleteWorkspace(workspaceId: $ws) }",
