@@ -426,7 +426,10 @@ impl PgJobStore {
         };
         let still_true = match notice {
             Notice::Trial(_) => workspace.plan.is_none(),
-            Notice::PaymentFailed => workspace.subscription_status.as_deref() == Some("past_due"),
+            Notice::PaymentFailed => {
+                billing::status::subscription_of(&workspace).and_then(|s| s.effect().email)
+                    == Some(billing::status::StatusEmail::PaymentFailed)
+            }
         };
         if !still_true {
             return Ok(None);

@@ -6,6 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::plans::PlanId;
+use super::status::SubscriptionStatus;
 use super::stripe::Subscription;
 use crate::schema::{billing_accounts, workspaces};
 
@@ -51,43 +52,57 @@ pub async fn insert_customer(
 }
 
 /// Mirrors a subscription and the plan it is for onto the account and the workspace;
-/// true when this call is the one that found it newly past due (the row lock makes that one
-/// call, however many syncs run at once).
+/// true when this call is the one that found the workspace entering a status that emails
+/// (past due or unpaid, from one that does not: one email per failure spell, and the row
+/// lock makes that one call, however many syncs run at once). A void first payment
+/// (`incomplete_expired`) clears the plan it was for.
 pub async fn save_subscription(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     subscription: &Subscription,
     plan: Option<PlanId>,
 ) -> QueryResult<bool> {
-    let became_past_due = subscription.status == "past_due"
+    let status = SubscriptionStatus::parse(&subscription.status);
+    let emailing: Vec<&str> = SubscriptionStatus::ALL
+        .into_iter()
+        .filter(|s| s.effect().email.is_some())
+        .map(SubscriptionStatus::as_stripe)
+        .collect();
+    let entered = status.is_some_and(|s| s.effect().email.is_some())
         && diesel::update(
-            workspaces::table
-                .find(workspace_id)
-                .filter(workspaces::subscription_status.is_distinct_from("past_due")),
+            workspaces::table.find(workspace_id).filter(
+                workspaces::subscription_status
+                    .is_null()
+                    .or(diesel::dsl::not(
+                        workspaces::subscription_status.eq_any(&emailing),
+                    )),
+            ),
         )
-        .set(workspaces::subscription_status.eq("past_due"))
+        .set(workspaces::subscription_status.eq(&subscription.status))
         .execute(conn)
         .await?
             == 1;
-    let period_end = subscription
-        .current_period_end
-        .and_then(|ts| DateTime::from_timestamp(ts, 0));
+    let period = |ts: Option<i64>| ts.and_then(|ts| DateTime::from_timestamp(ts, 0));
     diesel::update(billing_accounts::table.find(workspace_id))
         .set((
             billing_accounts::subscription_id.eq(&subscription.id),
             billing_accounts::subscription_status.eq(&subscription.status),
-            billing_accounts::current_period_end.eq(period_end),
+            billing_accounts::current_period_end.eq(period(subscription.current_period_end)),
             billing_accounts::cancel_at_period_end.eq(subscription.cancel_at_period_end),
             billing_accounts::updated_at.eq(diesel::dsl::now),
         ))
         .execute(conn)
         .await?;
     let workspace = workspaces::table.find(workspace_id);
+    let plan = match status {
+        Some(SubscriptionStatus::IncompleteExpired) => Some(None),
+        _ => plan.map(|plan| Some(plan.as_db())),
+    };
     match plan {
         Some(plan) => {
             diesel::update(workspace)
                 .set((
-                    workspaces::plan.eq(plan.as_db()),
+                    workspaces::plan.eq(plan),
                     workspaces::subscription_status.eq(&subscription.status),
                 ))
                 .execute(conn)
@@ -100,7 +115,7 @@ pub async fn save_subscription(
                 .await
         }
     }?;
-    Ok(became_past_due)
+    Ok(entered)
 }
 
 #[derive(Queryable, Selectable, Clone, Debug)]

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::account::{self, BillingAccountRow};
 use super::plans::{default_plan, Plan, PlanId};
-use super::stripe::{StripeApi, StripeCallError};
+use super::status::SubscriptionStatus;
+use super::stripe::{PendingPayment, StripeApi, StripeCallError};
 use super::BillingStatus;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
@@ -129,6 +130,39 @@ mod invoice_cursor {
             .map(str::to_owned)
             .ok_or_else(invalid)
     }
+}
+
+/// What `selectPlan` did: the billing after it, and, when the first payment did not go
+/// through, what the customer must do.
+#[derive(SimpleObject)]
+pub struct PlanSelection {
+    /// The workspace's billing now (`status` INCOMPLETE while the first payment waits).
+    billing: Billing,
+    /// Set when the card needs authentication (3-D Secure): confirm the payment in the
+    /// browser with Stripe.js (`stripe.confirmCardPayment(clientSecret)`). The workspace
+    /// keeps its state before until Stripe reports the payment made.
+    requires_action: Option<PaymentAction>,
+    /// Set when the card was declined: show the reason, add another card and choose the
+    /// plan again.
+    declined: Option<PaymentDeclined>,
+}
+
+/// A payment the customer completes in the browser.
+#[derive(SimpleObject)]
+pub struct PaymentAction {
+    /// The payment intent's client secret, for Stripe.js.
+    client_secret: String,
+}
+
+/// Why a card was declined, as Stripe says.
+#[derive(SimpleObject)]
+pub struct PaymentDeclined {
+    /// Stripe's error code, e.g. `card_declined`.
+    code: String,
+    /// The issuer's reason when Stripe has one, e.g. `insufficient_funds`.
+    decline_code: Option<String>,
+    /// Stripe's message, meant for the customer.
+    message: String,
 }
 
 /// What the frontend's Stripe Elements needs to collect a card.
@@ -347,7 +381,10 @@ impl BillingMutation {
 
     /// Chooses or changes the plan. Needs a default payment method. During the trial the
     /// subscription starts billing when the trial ends (nothing is charged before); after it,
-    /// at once. Changing plan prorates. Lifts read-only at once.
+    /// at once, and read-only lifts once that first payment is made. If the card needs
+    /// authentication or is declined, the status is INCOMPLETE (the workspace keeps its
+    /// state before) and `requiresAction` or `declined` says what to do; choosing again
+    /// after adding another card replaces the incomplete subscription. Changing plan prorates.
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
@@ -359,16 +396,16 @@ impl BillingMutation {
         ctx: &Context<'_>,
         workspace_id: ID,
         plan: PlanId,
-    ) -> ApiResult<Billing> {
+    ) -> ApiResult<PlanSelection> {
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
         let membership = authorize(ctx, workspace_id, Role::Admin).await?;
         let customer = customer(ctx, stripe, workspace_id).await?;
-        if stripe.default_payment_method(&customer).await?.is_none() {
+        let Some(card) = stripe.default_payment_method(&customer).await? else {
             return Err(ApiError::bad_input(
                 "Add a payment method first: createSetupIntent, then setDefaultPaymentMethod.",
             ));
-        }
+        };
         let mut conn = request(ctx).db.conn_in(workspace_id).await?;
         let synced = super::plans::stripe_price(&mut conn, plan).await?;
         let price = match synced {
@@ -389,27 +426,31 @@ impl BillingMutation {
                 ),
             )
         })?;
-        let existing = account::find(&mut conn, workspace_id).await?;
-        let live = existing
+        let existing = account::find(&mut conn, workspace_id)
+            .await?
+            .and_then(|a| Some((a.subscription_id?, a.subscription_status)));
+        let status = existing
             .as_ref()
-            .and_then(|a| a.subscription_id.clone())
-            .filter(|_| {
-                existing
-                    .as_ref()
-                    .and_then(|a| a.subscription_status.as_deref())
-                    != Some("canceled")
-            });
-        let subscription = match live {
-            Some(id) => {
+            .and_then(|(_, status)| status.as_deref())
+            .and_then(SubscriptionStatus::parse);
+        let subscription = match existing {
+            Some((id, _)) if status.is_some_and(SubscriptionStatus::is_live) => {
                 let current = stripe.subscription(&id).await?;
                 stripe.change_plan(&current, &price).await?
             }
-            None => {
+            previous => {
+                // A first payment left waiting is replaced, so the customer never holds two.
+                if let Some((id, _)) =
+                    previous.filter(|_| status == Some(SubscriptionStatus::Incomplete))
+                {
+                    stripe.cancel_now(&id).await?;
+                }
                 let now = Utc::now();
                 let trial_end = (membership.workspace.trial_ends_at > now)
                     .then_some(membership.workspace.trial_ends_at);
+                // Per card as well: choosing again with another card is a new request.
                 let key = format!(
-                    "subscription-{workspace_id}-{}-{}",
+                    "subscription-{workspace_id}-{}-{card}-{}",
                     plan.as_db(),
                     now.timestamp() / 60
                 );
@@ -422,7 +463,29 @@ impl BillingMutation {
         let invoices = stripe.invoices(&customer, 100).await?;
         account::save_invoices(&mut conn, workspace_id, &invoices).await?;
         drop(conn);
-        billing_of(ctx, workspace_id).await
+        let (requires_action, declined) = match subscription.pending_payment() {
+            Some(PendingPayment::RequiresAction { client_secret }) => {
+                (Some(PaymentAction { client_secret }), None)
+            }
+            Some(PendingPayment::Declined {
+                code,
+                decline_code,
+                message,
+            }) => (
+                None,
+                Some(PaymentDeclined {
+                    code,
+                    decline_code,
+                    message,
+                }),
+            ),
+            None => (None, None),
+        };
+        Ok(PlanSelection {
+            billing: billing_of(ctx, workspace_id).await?,
+            requires_action,
+            declined,
+        })
     }
 
     /// Ends the subscription at the end of the paid period.

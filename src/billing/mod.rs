@@ -4,6 +4,7 @@
 pub mod account;
 pub mod graphql;
 pub mod plans;
+pub mod status;
 pub mod stripe;
 pub mod sync;
 pub mod trial;
@@ -15,7 +16,7 @@ use chrono::{DateTime, Months, Utc};
 use self::plans::{Limits, Plan, PlanId, TRIAL_PLAN};
 use crate::workspaces::model::WorkspaceRow;
 
-/// Where a workspace stands with billing.
+/// Where a workspace stands with billing (the README's billing status table).
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
 pub enum BillingStatus {
@@ -23,8 +24,18 @@ pub enum BillingStatus {
     Trialing,
     /// A plan is paid for.
     Active,
-    /// The last payment failed; Stripe is retrying.
+    /// A plan was chosen but its first payment is not complete: the card needs
+    /// authentication (`selectPlan`'s `requiresAction`) or was declined. The workspace keeps
+    /// its state before (writable in the trial, read-only after it) until Stripe says paid.
+    Incomplete,
+    /// The last payment failed; Stripe is retrying. Everything keeps working.
     PastDue,
+    /// Stripe's retries ran out with the invoice unpaid; the workspace is read-only until a
+    /// payment goes through.
+    Unpaid,
+    /// The subscription was paused (the trial ended without a payment method); the
+    /// workspace is read-only until it resumes.
+    Paused,
     /// The subscription ended; the workspace is read-only.
     Canceled,
     /// The trial ended with no plan; the workspace is read-only until a plan is chosen.
@@ -32,27 +43,9 @@ pub enum BillingStatus {
 }
 
 impl BillingStatus {
-    /// From the mirrored subscription first (past due, ended), then the plan and trial:
-    /// with a plan chosen during the trial the workspace stays trialing (nothing is charged
-    /// before the trial ends), then active; without one it expires with the trial.
+    /// The status shown at `now` ([`status::standing`]).
     pub fn derive(workspace: &WorkspaceRow, now: DateTime<Utc>) -> BillingStatus {
-        match workspace.subscription_status.as_deref() {
-            Some("past_due" | "unpaid") => return BillingStatus::PastDue,
-            Some("canceled" | "incomplete_expired") => return BillingStatus::Canceled,
-            _ => {}
-        }
-        if now < workspace.trial_ends_at {
-            BillingStatus::Trialing
-        } else if workspace.plan.is_some() {
-            BillingStatus::Active
-        } else {
-            BillingStatus::TrialExpired
-        }
-    }
-
-    /// Read-only workspaces keep every read and refuse every write.
-    pub fn is_read_only(self) -> bool {
-        matches!(self, BillingStatus::TrialExpired | BillingStatus::Canceled)
+        status::standing(workspace, now).status
     }
 }
 
@@ -177,28 +170,61 @@ mod tests {
     fn status_follows_the_trial_and_the_plan() {
         let ends = Utc::now();
         let trial = workspace(ends, None);
-        let before = BillingStatus::derive(&trial, ends - Duration::seconds(1));
-        assert_eq!(before, BillingStatus::Trialing);
-        assert!(!before.is_read_only());
-        let after = BillingStatus::derive(&trial, ends);
-        assert_eq!(after, BillingStatus::TrialExpired);
-        assert!(after.is_read_only());
+        let before = status::standing(&trial, ends - Duration::seconds(1));
+        assert_eq!(before.status, BillingStatus::Trialing);
+        assert!(!before.read_only);
+        let after = status::standing(&trial, ends);
+        assert_eq!(after.status, BillingStatus::TrialExpired);
+        assert!(after.read_only);
         let paid =
             BillingStatus::derive(&workspace(ends, Some("growth")), ends + Duration::days(9));
         assert_eq!(paid, BillingStatus::Active);
         let chosen_in_trial =
             BillingStatus::derive(&workspace(ends, Some("growth")), ends - Duration::days(1));
         assert_eq!(chosen_in_trial, BillingStatus::Trialing);
-        let mut lapsed = workspace(ends, Some("growth"));
-        lapsed.subscription_status = Some("past_due".into());
-        assert_eq!(
-            BillingStatus::derive(&lapsed, ends + Duration::days(40)),
-            BillingStatus::PastDue
-        );
-        lapsed.subscription_status = Some("canceled".into());
-        let ended = BillingStatus::derive(&lapsed, ends + Duration::days(40));
-        assert_eq!(ended, BillingStatus::Canceled);
-        assert!(ended.is_read_only());
+    }
+
+    /// Issue 16: `incomplete` read as ACTIVE and lifted read-only, `unpaid` never became
+    /// read-only, `paused` was not handled. Every Stripe status, during and after the
+    /// trial, with a plan chosen: the status shown and read-only, as the README's table says.
+    #[test]
+    fn every_stripe_status_shows_and_locks_as_the_table_says() {
+        use status::SubscriptionStatus as S;
+        use BillingStatus as B;
+        let ends = Utc::now();
+        let during = ends - Duration::days(1);
+        let after = ends + Duration::days(1);
+        let table = [
+            (S::Trialing, (B::Trialing, false), (B::Active, false)),
+            (S::Active, (B::Trialing, false), (B::Active, false)),
+            (S::Incomplete, (B::Incomplete, false), (B::Incomplete, true)),
+            (
+                S::IncompleteExpired,
+                (B::Trialing, false),
+                (B::TrialExpired, true),
+            ),
+            (S::PastDue, (B::PastDue, false), (B::PastDue, false)),
+            (S::Unpaid, (B::Unpaid, true), (B::Unpaid, true)),
+            (S::Canceled, (B::Canceled, true), (B::Canceled, true)),
+            (S::Paused, (B::Paused, true), (B::Paused, true)),
+        ];
+        assert_eq!(table.len(), S::ALL.len());
+        for (stripe, in_trial, past_trial) in table {
+            assert_eq!(S::parse(stripe.as_stripe()), Some(stripe));
+            let mut row = workspace(ends, Some("growth"));
+            row.subscription_status = Some(stripe.as_stripe().to_owned());
+            for (now, (shown, read_only)) in [(during, in_trial), (after, past_trial)] {
+                let standing = status::standing(&row, now);
+                assert_eq!(standing.status, shown, "{stripe:?}");
+                assert_eq!(standing.read_only, read_only, "{stripe:?}");
+            }
+        }
+        assert_eq!(S::parse("something_new"), None);
+        let emails: Vec<S> = S::ALL
+            .into_iter()
+            .filter(|s| s.effect().email.is_some())
+            .collect();
+        assert_eq!(emails, [S::PastDue, S::Unpaid]);
     }
 
     #[test]

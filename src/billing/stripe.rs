@@ -83,6 +83,19 @@ impl StripeApi {
         serde_json::from_str(&json).map_err(|err| StripeCallError::Unexpected(err.to_string()))
     }
 
+    /// A call answering a subscription, read as Stripe documents it (see
+    /// [`Subscription::read_as_documented`]).
+    async fn call_subscription(
+        &self,
+        method: StripeMethod,
+        path: &str,
+        form: &[(&str, String)],
+        idempotency_key: Option<String>,
+    ) -> Result<Subscription, StripeCallError> {
+        let subscription: Subscription = self.call(method, path, form, idempotency_key).await?;
+        Ok(subscription.read_as_documented(Utc::now()))
+    }
+
     /// Creates the workspace's customer; the key makes retries create it once.
     pub async fn create_customer(
         &self,
@@ -251,7 +264,12 @@ impl StripeApi {
         Ok(newest.into_iter().map(|(_, plan)| plan).collect())
     }
 
-    /// Starts a subscription; during a trial it starts billing when the trial ends.
+    /// Starts a subscription; during a trial it starts billing when the trial ends. A first
+    /// payment the card cannot make at once (authentication needed, or declined) leaves the
+    /// subscription `incomplete` with its invoice's payment intent, which the customer
+    /// completes in the browser (`payment_behavior=allow_incomplete`: Stripe's documented
+    /// way to handle SCA on the first invoice; `default_incomplete`, which does not attempt
+    /// the charge at all, is refused by the local fake).
     pub async fn create_subscription(
         &self,
         customer: &str,
@@ -262,11 +280,13 @@ impl StripeApi {
         let mut form = vec![
             ("customer", customer.to_owned()),
             ("items[0][plan]", price.to_owned()),
+            ("payment_behavior", "allow_incomplete".to_owned()),
+            ("expand[]", "latest_invoice.payment_intent".to_owned()),
         ];
         if let Some(end) = trial_end {
             form.push(("trial_end", end.timestamp().to_string()));
         }
-        self.call(
+        self.call_subscription(
             StripeMethod::Post,
             "/subscriptions",
             &form,
@@ -276,7 +296,7 @@ impl StripeApi {
     }
 
     pub async fn subscription(&self, id: &str) -> Result<Subscription, StripeCallError> {
-        self.call(
+        self.call_subscription(
             StripeMethod::Get,
             &format!("/subscriptions/{id}"),
             &[],
@@ -304,7 +324,7 @@ impl StripeApi {
             ("items[0][plan]", price.to_owned()),
             ("cancel_at_period_end", "false".to_owned()),
         ];
-        self.call(
+        self.call_subscription(
             StripeMethod::Post,
             &format!("/subscriptions/{}", subscription.id),
             &form,
@@ -319,7 +339,7 @@ impl StripeApi {
         cancel: bool,
     ) -> Result<Subscription, StripeCallError> {
         let form = [("cancel_at_period_end", cancel.to_string())];
-        self.call(
+        self.call_subscription(
             StripeMethod::Post,
             &format!("/subscriptions/{id}"),
             &form,
@@ -425,8 +445,29 @@ pub struct Subscription {
     pub status: String,
     #[serde(default)]
     pub cancel_at_period_end: bool,
+    pub current_period_start: Option<i64>,
     pub current_period_end: Option<i64>,
+    #[serde(default)]
+    pub trial_end: Option<i64>,
     pub items: List<SubscriptionItem>,
+    /// The latest invoice: its id, or the invoice with its payment intent when expanded.
+    #[serde(default)]
+    pub latest_invoice: Option<Value>,
+}
+
+/// What a first payment that did not go through needs from the customer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PendingPayment {
+    /// The card needs authentication (3-D Secure): confirm the payment intent with this
+    /// client secret in the browser.
+    RequiresAction { client_secret: String },
+    /// The card was declined: Stripe's error code (`card_declined`), the issuer's reason
+    /// when Stripe has one (`insufficient_funds`), and Stripe's message for people.
+    Declined {
+        code: String,
+        decline_code: Option<String>,
+        message: String,
+    },
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -436,6 +477,43 @@ pub struct SubscriptionItem {
 }
 
 impl Subscription {
+    /// The local fake leaves a subscription with a trial `incomplete` (it never writes
+    /// `trialing`), where Stripe makes it `trialing` with a paid zero invoice; with the
+    /// trial still running and no invoice, that is what it is.
+    fn read_as_documented(mut self, now: DateTime<Utc>) -> Self {
+        let in_trial = self.trial_end.is_some_and(|end| end > now.timestamp());
+        if self.status == "incomplete" && in_trial && self.latest_invoice.is_none() {
+            self.status = "trialing".to_owned();
+        }
+        self
+    }
+
+    /// For a subscription waiting on its first payment, what the customer must do, read
+    /// from the expanded latest invoice's payment intent.
+    pub fn pending_payment(&self) -> Option<PendingPayment> {
+        if self.status != "incomplete" {
+            return None;
+        }
+        let intent = self.latest_invoice.as_ref()?.get("payment_intent")?;
+        let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+        match intent.get("status").and_then(Value::as_str)? {
+            "requires_action" | "requires_confirmation" => Some(PendingPayment::RequiresAction {
+                client_secret: text(intent.get("client_secret"))?,
+            }),
+            "requires_payment_method" => {
+                let error = intent.get("last_payment_error");
+                Some(PendingPayment::Declined {
+                    code: text(error.and_then(|e| e.get("code")))
+                        .unwrap_or_else(|| "card_declined".to_owned()),
+                    decline_code: text(error.and_then(|e| e.get("decline_code"))),
+                    message: text(error.and_then(|e| e.get("message")))
+                        .unwrap_or_else(|| "The card was declined.".to_owned()),
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// The price (plan) it bills.
     pub fn price_id(&self) -> Option<&str> {
         self.items

@@ -47,8 +47,8 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
 }
 
 /// Stores the subscription as Stripe reports it, on a connection inside the workspace;
-/// the first mirror to see it past due queues the payment-failed email in the same
-/// transaction. Every path that learns a subscription's state goes through here.
+/// the first mirror to see it enter a status that emails (the README's billing status
+/// table) queues the payment-failed email in the same transaction. Every path that learns a subscription's state goes through here.
 pub async fn mirror(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
@@ -78,7 +78,11 @@ pub async fn cancel_workspace(
     let Some(subscription_id) = account.subscription_id else {
         return Ok(());
     };
-    if account.subscription_status.as_deref() != Some("canceled") {
+    let status = account
+        .subscription_status
+        .as_deref()
+        .and_then(super::status::SubscriptionStatus::parse);
+    if status != Some(super::status::SubscriptionStatus::Canceled) {
         stripe.cancel_now(&subscription_id).await?;
     }
     let subscription = stripe.subscription(&subscription_id).await?;

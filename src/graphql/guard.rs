@@ -15,7 +15,6 @@ use uuid::Uuid;
 
 use chrono::Utc;
 
-use crate::billing::BillingStatus;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
 use crate::roles::Role;
@@ -93,10 +92,11 @@ pub async fn authorize(
     Ok(membership)
 }
 
-/// `TRIAL_EXPIRED` while the workspace is read-only (trial over without a plan, or
-/// subscription ended): reads keep working, nothing is deleted.
+/// `TRIAL_EXPIRED` while the workspace is read-only (the README's billing status table:
+/// trial over without a paid plan, or the subscription unpaid, paused or ended): reads keep
+/// working, nothing is deleted.
 pub fn ensure_writable(workspace: &WorkspaceRow) -> ApiResult<()> {
-    if BillingStatus::derive(workspace, Utc::now()).is_read_only() {
+    if crate::billing::status::standing(workspace, Utc::now()).read_only {
         return Err(ApiError::new(
             ErrorCode::TrialExpired,
             "This workspace is read-only until an Owner or Admin chooses a plan.",

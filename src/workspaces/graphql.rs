@@ -48,8 +48,8 @@ pub struct WorkspaceFields {
 }
 
 impl WorkspaceFields {
-    fn status(&self) -> BillingStatus {
-        BillingStatus::derive(&self.row, Utc::now())
+    fn standing(&self) -> crate::billing::status::Standing {
+        crate::billing::status::standing(&self.row, Utc::now())
     }
 }
 
@@ -78,7 +78,7 @@ impl WorkspaceFields {
 
     /// Where the workspace stands with billing.
     async fn billing_status(&self) -> BillingStatus {
-        self.status()
+        self.standing().status
     }
 
     /// When the free trial ends (or ended).
@@ -86,9 +86,11 @@ impl WorkspaceFields {
         Some(Timestamp(self.row.trial_ends_at))
     }
 
-    /// Whether writes are refused (trial expired or subscription canceled); reads keep working.
+    /// Whether resource writes are refused (trial expired without a paid plan, or the
+    /// subscription unpaid, paused or canceled: the README's billing status table); reads,
+    /// members, invitations and billing keep working.
     async fn read_only(&self) -> bool {
-        self.status().is_read_only()
+        self.standing().read_only
     }
 
     /// The members, oldest first. Every member may list them.

@@ -36,6 +36,11 @@ pub async fn customer_of(app: &TestApp, workspace: &str) -> String {
 /// What Stripe Elements does in the browser: confirm the setup intent with a card, which
 /// attaches the card to the customer.
 pub async fn add_card(customer: &str) -> String {
+    add_test_card(customer, "4242424242424242").await
+}
+
+/// [`add_card`] with one of Stripe's test card numbers.
+pub async fn add_test_card(customer: &str, number: &str) -> String {
     let url = stripe_fake().await;
     let client = reqwest::Client::new();
     let card: Value = client
@@ -43,7 +48,7 @@ pub async fn add_card(customer: &str) -> String {
         .basic_auth(STRIPE_KEY, Some(""))
         .form(&[
             ("type", "card"),
-            ("card[number]", "4242424242424242"),
+            ("card[number]", number),
             ("card[exp_month]", "12"),
             ("card[exp_year]", "2031"),
             ("card[cvc]", "123"),
@@ -114,7 +119,7 @@ async fn without_stripe_plans_and_trials_work_and_billing_mutations_say_so() {
     .assert_code("FORBIDDEN");
     for mutation in [
         "mutation($ws: ID!) { createSetupIntent(workspaceId: $ws) { clientSecret } }",
-        "mutation($ws: ID!) { selectPlan(workspaceId: $ws, plan: GROWTH) { status } }",
+        "mutation($ws: ID!) { selectPlan(workspaceId: $ws, plan: GROWTH) { billing { status } } }",
         "mutation($ws: ID!) { cancelSubscription(workspaceId: $ws) { status } }",
     ] {
         app.gql(
@@ -152,7 +157,7 @@ async fn a_plan_chosen_during_the_trial_keeps_the_trial_then_changes_cancels_and
     );
     assert_eq!(stripe_customer["email"], team.owner.email.as_str());
 
-    let select = "mutation($ws: ID!, $plan: PlanId!) { selectPlan(workspaceId: $ws, plan: $plan) { status plan { id } trialEndsAt cancelAtPeriodEnd } }";
+    let select = "mutation($ws: ID!, $plan: PlanId!) { selectPlan(workspaceId: $ws, plan: $plan) { billing { status plan { id } trialEndsAt cancelAtPeriodEnd } } }";
     app.gql(
         team.admin.token(),
         select,
@@ -183,7 +188,8 @@ async fn a_plan_chosen_during_the_trial_keeps_the_trial_then_changes_cancels_and
         json!({ "ws": team.workspace, "plan": "GROWTH" }),
         "selectPlan",
     )
-    .await;
+    .await["billing"]
+        .clone();
     assert_eq!(chosen["status"], "TRIALING");
     assert_eq!(chosen["plan"]["id"], "GROWTH");
     let subscriptions = stripe_get(&format!("subscriptions?customer={customer}")).await;
@@ -205,7 +211,8 @@ async fn a_plan_chosen_during_the_trial_keeps_the_trial_then_changes_cancels_and
         json!({ "ws": team.workspace, "plan": "SCALE" }),
         "selectPlan",
     )
-    .await;
+    .await["billing"]
+        .clone();
     assert_eq!(changed["plan"]["id"], "SCALE");
     let subscriptions = stripe_get(&format!("subscriptions?customer={customer}")).await;
     assert_eq!(
@@ -285,11 +292,14 @@ async fn choosing_a_plan_after_the_trial_bills_at_once_and_lifts_read_only() {
     let chosen = app
         .gql(
             ada.token(),
-            "mutation($ws: ID!) { selectPlan(workspaceId: $ws, plan: STARTER) { status } }",
+            "mutation($ws: ID!) { selectPlan(workspaceId: $ws, plan: STARTER) { billing { status } requiresAction { clientSecret } declined { code } } }",
             json!({ "ws": ada.own_workspace }),
         )
         .await;
-    assert_eq!(chosen.data("selectPlan")["status"], "ACTIVE");
+    assert_eq!(
+        chosen.data("selectPlan"),
+        &json!({ "billing": { "status": "ACTIVE" }, "requiresAction": null, "declined": null })
+    );
 
     let billing = gql_data(
         &app,
@@ -378,7 +388,7 @@ pub async fn subscribe(app: &TestApp, actor: &Actor, workspace: &str, plan: &str
         .data("setDefaultPaymentMethod");
     app.gql(
         actor.token(),
-        "mutation($ws: ID!, $p: PlanId!) { selectPlan(workspaceId: $ws, plan: $p) { status } }",
+        "mutation($ws: ID!, $p: PlanId!) { selectPlan(workspaceId: $ws, plan: $p) { billing { status } } }",
         json!({ "ws": workspace, "p": plan }),
     )
     .await
@@ -513,6 +523,10 @@ async fn hand_over(lapsed: bool) {
         .invite(&agency, &client_ws, "client@example.com", "OWNER")
         .await;
     if lapsed {
+        // The first email out (a resend before it goes replaces it), then a resend.
+        app.mail
+            .wait_for("client@example.com", "invitations/accept", 1)
+            .await;
         app.gql(
             agency.token(),
             "mutation($ws: ID!, $id: ID!) { resendInvitation(workspaceId: $ws, invitationId: $id) { status } }",
@@ -602,8 +616,10 @@ async fn deleting_a_workspace_ends_its_subscription() {
     );
 }
 
-/// The fake cannot make a subscription past due, so this drives the mirror with the
-/// subscription as Stripe would report it, then lets the real worker send the emails.
+/// The fake cannot make a subscription past due, unpaid or paused (and the webhook handler
+/// reads the subscription back from it rather than trusting the event), so this drives
+/// the mirror every webhook and sync goes through with the subscription as Stripe would
+/// report it, then lets the real worker send the emails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admins_once() {
     use linkai::billing::stripe::{List, Subscription};
@@ -621,11 +637,14 @@ async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admi
         id: "sub_pastdue".into(),
         status: status.into(),
         cancel_at_period_end: false,
+        current_period_start: None,
         current_period_end: None,
+        trial_end: None,
         items: List {
             data: Vec::new(),
             has_more: false,
         },
+        latest_invoice: None,
     };
     let app_db = linkai::App::connect(
         linkai::config::Config::from_lookup(|name| (name == "DATABASE_URL").then(|| app.db.url()))
@@ -684,16 +703,235 @@ async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admi
         [1, 1, 0, 0]
     );
 
-    // Paid again: active.
-    linkai::billing::sync::mirror(&mut a, workspace, &subscription("active"), None)
-        .await
-        .expect("mirrored");
-    let status = app
-        .gql(
+    // Issue 16: `unpaid` (Stripe's retries ran out) never became read-only and its email
+    // was skipped. Past due then unpaid is one failure spell: read-only, no second email.
+    let standing = async || {
+        app.gql(
             team.owner.token(),
-            "query($ws: ID!) { workspace(id: $ws) { billingStatus } }",
+            "query($ws: ID!) { workspace(id: $ws) { billingStatus readOnly } }",
             json!({ "ws": team.workspace }),
         )
+        .await
+        .data("workspace")
+        .clone()
+    };
+    let mut mirror = async |status: &str| {
+        linkai::billing::sync::mirror(&mut a, workspace, &subscription(status), None)
+            .await
+            .expect("mirrored");
+    };
+    mirror("unpaid").await;
+    assert_eq!(
+        standing().await,
+        json!({ "billingStatus": "UNPAID", "readOnly": true })
+    );
+    // Paid again: active.
+    mirror("active").await;
+    assert_eq!(
+        standing().await,
+        json!({ "billingStatus": "ACTIVE", "readOnly": false })
+    );
+    // A new spell that goes straight to unpaid is told too.
+    mirror("unpaid").await;
+    app.mail
+        .wait_until(
+            |_| failed(&team.owner) == 2 && failed(&team.admin) == 2,
+            std::time::Duration::from_secs(20),
+        )
+        .await
+        .expect("a second payment-failed email");
+    // Paused (the trial ended without a card, where Stripe is set to pause): read-only.
+    mirror("paused").await;
+    assert_eq!(
+        standing().await,
+        json!({ "billingStatus": "PAUSED", "readOnly": true })
+    );
+}
+
+const SELECT_STARTER: &str = "mutation($ws: ID!) { selectPlan(workspaceId: $ws, plan: STARTER) {
+  billing { status plan { id } } requiresAction { clientSecret } declined { code declineCode message } } }";
+const STANDING: &str =
+    "query($ws: ID!) { workspace(id: $ws) { billingStatus readOnly billing { plan { id } } } }";
+
+/// A lapsed workspace with a customer whose default card is Stripe's test card `number`.
+async fn lapsed_with_card(app: &TestApp, number: &str) -> (Actor, String) {
+    let ada = app.sign_up("Ada").await;
+    let mut conn = app.db.conn().await;
+    diesel::sql_query(format!(
+        "UPDATE workspaces SET trial_ends_at = now() - interval '1 day' WHERE id = '{}'",
+        ada.own_workspace
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("lapsed");
+    let ws = json!({ "ws": ada.own_workspace });
+    app.gql(
+        ada.token(),
+        "mutation($ws: ID!) { createSetupIntent(workspaceId: $ws) { clientSecret } }",
+        ws,
+    )
+    .await
+    .data("createSetupIntent");
+    let customer = customer_of(app, &ada.own_workspace).await;
+    set_card(app, &ada, &customer, number).await;
+    (ada, customer)
+}
+
+async fn set_card(app: &TestApp, actor: &Actor, customer: &str, number: &str) {
+    let card = add_test_card(customer, number).await;
+    app.gql(actor.token(), "mutation($ws: ID!, $pm: String!) { setDefaultPaymentMethod(workspaceId: $ws, paymentMethodId: $pm) { status } }", json!({ "ws": actor.own_workspace, "pm": card }))
+        .await
+        .data("setDefaultPaymentMethod");
+}
+
+/// Waits until the workspace's billing reads `expected` (after a webhook's sync job).
+async fn wait_for_standing(app: &TestApp, actor: &Actor, expected: &Value) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = app
+            .gql(
+                actor.token(),
+                STANDING,
+                json!({ "ws": actor.own_workspace }),
+            )
+            .await
+            .data("workspace")
+            .clone();
+        if &last == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// Issue 16: a first payment needing 3-D Secure read as ACTIVE and lifted read-only. Now
+/// `selectPlan` answers INCOMPLETE with the client secret the frontend confirms with
+/// Stripe.js; the workspace stays read-only until Stripe says the invoice is paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_that_needs_authentication_pays_only_once_the_customer_confirms() {
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
         .await;
-    assert_eq!(status.data("workspace")["billingStatus"], "ACTIVE");
+    let (ada, customer) = lapsed_with_card(&app, "4000002760003184").await;
+    let ws = json!({ "ws": ada.own_workspace });
+    let chosen = app.gql(ada.token(), SELECT_STARTER, ws.clone()).await;
+    let chosen = chosen.data("selectPlan");
+    assert_eq!(chosen["billing"]["status"], "INCOMPLETE");
+    assert_eq!(chosen["declined"], Value::Null);
+    let secret = chosen["requiresAction"]["clientSecret"]
+        .as_str()
+        .expect("a client secret")
+        .to_owned();
+    assert_eq!(
+        app.gql(ada.token(), STANDING, ws.clone())
+            .await
+            .data("workspace"),
+        &json!({ "billingStatus": "INCOMPLETE", "readOnly": true, "billing": { "plan": { "id": "STARTER" } } })
+    );
+    let create_agent =
+        "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Bot\" }) { id } }";
+    app.gql(ada.token(), create_agent, ws.clone())
+        .await
+        .assert_code("TRIAL_EXPIRED");
+
+    // What stripe.confirmCardPayment does in the browser once the customer authenticates.
+    let intent = secret.split("_secret").next().expect("intent id");
+    stripe_post(
+        &format!("payment_intents/{intent}/_authenticate"),
+        &[("client_secret", &secret), ("success", "true")],
+    )
+    .await;
+    assert_eq!(stripe_subscription_of(&customer).await["status"], "active");
+    // Stripe announces it; the sync reads the subscription back.
+    let paid = json!({ "id": "evt_3ds_paid", "type": "invoice.paid", "data": { "object": { "object": "invoice", "customer": customer } } }).to_string();
+    assert_eq!(
+        crate::webhooks::deliver(&app, &paid, crate::webhooks::signed(&paid)).await,
+        200
+    );
+    let expected = json!({ "billingStatus": "ACTIVE", "readOnly": false, "billing": { "plan": { "id": "STARTER" } } });
+    assert_eq!(wait_for_standing(&app, &ada, &expected).await, expected);
+    app.gql(ada.token(), create_agent, ws)
+        .await
+        .data("createAgent");
+}
+
+/// A declined first payment says why, keeps the workspace read-only, and a void first
+/// invoice (`incomplete_expired`, produced by the fake by voiding it) clears the plan it
+/// was for; another card and choosing again make it ACTIVE, with one live subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_card_says_why_and_another_card_makes_the_plan_active() {
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
+    let (ada, customer) = lapsed_with_card(&app, "4000000000000341").await;
+    let ws = json!({ "ws": ada.own_workspace });
+    let chosen = app.gql(ada.token(), SELECT_STARTER, ws.clone()).await;
+    let chosen = chosen.data("selectPlan");
+    assert_eq!(chosen["billing"]["status"], "INCOMPLETE");
+    assert_eq!(chosen["requiresAction"], Value::Null);
+    assert_eq!(chosen["declined"]["code"], "card_declined");
+    assert!(chosen["declined"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    assert_eq!(
+        app.gql(ada.token(), STANDING, ws.clone())
+            .await
+            .data("workspace")["readOnly"],
+        true
+    );
+
+    // Stripe voids the unpaid first invoice: the subscription is incomplete_expired.
+    let subscription = stripe_get(&format!("subscriptions?customer={customer}&status=all")).await
+        ["data"][0]
+        .clone();
+    let invoice = subscription["latest_invoice"]
+        .as_str()
+        .expect("invoice")
+        .to_owned();
+    stripe_post(&format!("invoices/{invoice}/void"), &[]).await;
+    let expired = json!({ "id": "evt_void", "type": "customer.subscription.updated", "data": { "object": { "object": "subscription", "customer": customer } } }).to_string();
+    assert_eq!(
+        crate::webhooks::deliver(&app, &expired, crate::webhooks::signed(&expired)).await,
+        200
+    );
+    let cleaned =
+        json!({ "billingStatus": "TRIAL_EXPIRED", "readOnly": true, "billing": { "plan": null } });
+    assert_eq!(wait_for_standing(&app, &ada, &cleaned).await, cleaned);
+
+    set_card(&app, &ada, &customer, "4242424242424242").await;
+    let again = app.gql(ada.token(), SELECT_STARTER, ws.clone()).await;
+    assert_eq!(
+        again.data("selectPlan"),
+        &json!({ "billing": { "status": "ACTIVE", "plan": { "id": "STARTER" } }, "requiresAction": null, "declined": null })
+    );
+    let live = stripe_get(&format!("subscriptions?customer={customer}")).await;
+    assert_eq!(live["data"].as_array().map(Vec::len), Some(1), "{live:#}");
+}
+
+/// A declined card, then another card chosen while the first payment still waits: the
+/// incomplete subscription is replaced, not kept beside the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choosing_again_replaces_a_waiting_first_payment() {
+    let app = TestApp::builder().with_stripe().start().await;
+    let (ada, customer) = lapsed_with_card(&app, "4000000000000341").await;
+    let ws = json!({ "ws": ada.own_workspace });
+    let first = app.gql(ada.token(), SELECT_STARTER, ws.clone()).await;
+    assert_eq!(first.data("selectPlan")["billing"]["status"], "INCOMPLETE");
+    set_card(&app, &ada, &customer, "4242424242424242").await;
+    let again = app.gql(ada.token(), SELECT_STARTER, ws).await;
+    assert_eq!(again.data("selectPlan")["billing"]["status"], "ACTIVE");
+    let all = stripe_get(&format!("subscriptions?customer={customer}&status=all")).await;
+    let mut statuses: Vec<&str> = all["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["status"].as_str())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, ["active", "canceled"]);
 }

@@ -124,7 +124,7 @@ const CASES: &[Case] = &[
     Case {
         name: "selectPlan",
         guarded: true,
-        query: "mutation($ws: ID!) { selectPlan(workspaceId: $ws, plan: GROWTH) { status } }",
+        query: "mutation($ws: ID!) { selectPlan(workspaceId: $ws, plan: GROWTH) { billing { status } } }",
         expect: BILLING_ADMINS,
     },
     Case {

@@ -363,7 +363,11 @@ async fn every_mutation_stays_within_its_statement_budget() {
         run.run(
             field,
             ada,
-            &format!("mutation($ws: ID!) {{ {field}(workspaceId: $ws{args}) {{ status plan {{ id }} }} }}"),
+            &if field == "selectPlan" {
+                format!("mutation($ws: ID!) {{ {field}(workspaceId: $ws{args}) {{ billing {{ status plan {{ id }} }} }} }}")
+            } else {
+                format!("mutation($ws: ID!) {{ {field}(workspaceId: $ws{args}) {{ status plan {{ id }} }} }}")
+            },
             json!({ "ws": ws }),
         )
         .await;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::billing::{stripe_delete, stripe_post, stripe_subscription_of, subscribe};
 use crate::harness::{Actor, TestApp, WEBHOOK_SECRET};
 
-async fn deliver(app: &TestApp, body: &str, signature: Option<String>) -> u16 {
+pub async fn deliver(app: &TestApp, body: &str, signature: Option<String>) -> u16 {
     let mut request = app
         .client()
         .post(format!("{}/webhooks/stripe", app.base_url))
@@ -24,7 +24,7 @@ async fn deliver(app: &TestApp, body: &str, signature: Option<String>) -> u16 {
     request.send().await.expect("delivered").status().as_u16()
 }
 
-fn signed(body: &str) -> Option<String> {
+pub fn signed(body: &str) -> Option<String> {
     Some(linkai::billing::webhook::sign(
         WEBHOOK_SECRET,
         body.as_bytes(),
