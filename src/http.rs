@@ -371,9 +371,9 @@ async fn execute(
         caller,
         service,
         app.config.unfiltered_kind.clone(),
+        app.passwords.clone(),
     );
     context.stripe = app.stripe.clone();
-    context.passwords = app.passwords.clone();
     context.user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok())

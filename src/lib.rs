@@ -15,6 +15,7 @@ pub mod members;
 pub mod outbox;
 pub mod resources;
 pub mod roles;
+pub mod schedule;
 pub mod schema;
 pub mod text;
 pub mod throttle;

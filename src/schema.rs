@@ -84,6 +84,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    scheduled_rounds (name) {
+        name -> Text,
+        next_at -> Timestamptz,
+        claimed_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     password_reset_requests (id) {
         id -> Uuid,
         email_lower -> Text,
@@ -185,6 +193,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     account_notices,
     password_reset_requests,
     sign_up_requests,
+    scheduled_rounds,
     invitations,
     invitation_sends,
     account_tokens,
@@ -217,6 +226,7 @@ diesel::table! {
         current_period_end -> Nullable<Timestamptz>,
         cancel_at_period_end -> Bool,
         updated_at -> Timestamptz,
+        current_period_start -> Nullable<Timestamptz>,
     }
 }
 

@@ -21,6 +21,7 @@ use crate::config::{Config, MISSED_HEARTBEATS};
 use crate::db::Db;
 use crate::invitations::{model as invitation_model, InvitationStatus};
 use crate::roles::Role;
+use crate::schedule::Round;
 
 pub fn settings(config: &Config) -> WorkerSettings {
     WorkerSettings {
@@ -51,6 +52,7 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
     };
     let scans = run_trial_scans(
         db.clone(),
+        config.workers.name.clone(),
         config.workers.trial_scan_interval,
         shutdown.clone(),
     );
@@ -64,6 +66,7 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
     let worker = run_worker_until_shutdown(settings, deps, shutdown);
     let reconciliation = run_billing_reconciliation(
         db_for_billing,
+        config.workers.name.clone(),
         stripe,
         config.workers.billing_sync_interval,
         shutdown_for_billing,
@@ -451,9 +454,11 @@ impl PgJobStore {
     }
 }
 
-/// Re-syncs every billed workspace from Stripe every `interval`, repairing missed webhooks.
+/// Re-syncs every billed workspace from Stripe every `interval`, repairing missed webhooks:
+/// one worker per interval, however many run.
 async fn run_billing_reconciliation(
     db: Db,
+    worker: String,
     stripe: Option<StripeApi>,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -462,8 +467,10 @@ async fn run_billing_reconciliation(
         return;
     };
     loop {
-        if let Err(err) = billing::sync::reconcile(&db, &stripe).await {
-            tracing::warn!("billing reconciliation failed, will retry: {err:#}");
+        if claim(&db, Round::BillingReconciliation, &worker, interval).await {
+            if let Err(err) = billing::sync::reconcile(&db, &stripe).await {
+                tracing::warn!("billing reconciliation failed, will retry: {err:#}");
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
@@ -472,22 +479,45 @@ async fn run_billing_reconciliation(
     }
 }
 
+/// Whether this worker takes the round now (one worker per interval, [`crate::schedule`]).
+/// A database error skips the round here; it is tried again at the next wake-up.
+async fn claim(db: &Db, round: Round, worker: &str, interval: Duration) -> bool {
+    let claimed = async {
+        let mut conn = db.conn_outside_tenancy().await?;
+        anyhow::Ok(crate::schedule::claim(&mut conn, round, worker, interval, Utc::now()).await?)
+    };
+    claimed.await.unwrap_or_else(|err| {
+        tracing::warn!(
+            ?round,
+            "claiming a scheduled round failed, will retry: {err:#}"
+        );
+        false
+    })
+}
+
 /// Scans for due trial notices every `interval` until `shutdown` turns true, and on the
 /// same schedule forgets throttle counters that no longer count and old reset and sign-up
-/// requests.
-async fn run_trial_scans(db: Db, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+/// requests: one worker per interval, however many run.
+async fn run_trial_scans(
+    db: Db,
+    worker: String,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
-        if let Err(err) = trial::scan(&db, Utc::now()).await {
-            tracing::warn!("trial scan failed, will retry: {err:#}");
-        }
-        let forgotten = async {
-            let mut conn = db.conn_outside_tenancy().await?;
-            crate::throttle::forget_old(&mut conn, Utc::now()).await?;
-            accounts::forget_old_reset_requests(&mut conn, Utc::now()).await?;
-            anyhow::Ok(accounts::forget_old_sign_ups(&mut conn, Utc::now()).await?)
-        };
-        if let Err(err) = forgotten.await {
-            tracing::warn!("forgetting old counters and requests failed, will retry: {err:#}");
+        if claim(&db, Round::TrialScan, &worker, interval).await {
+            if let Err(err) = trial::scan(&db, Utc::now()).await {
+                tracing::warn!("trial scan failed, will retry: {err:#}");
+            }
+            let forgotten = async {
+                let mut conn = db.conn_outside_tenancy().await?;
+                crate::throttle::forget_old(&mut conn, Utc::now()).await?;
+                accounts::forget_old_reset_requests(&mut conn, Utc::now()).await?;
+                anyhow::Ok(accounts::forget_old_sign_ups(&mut conn, Utc::now()).await?)
+            };
+            if let Err(err) = forgotten.await {
+                tracing::warn!("forgetting old counters and requests failed, will retry: {err:#}");
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

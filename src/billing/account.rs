@@ -19,6 +19,7 @@ pub struct BillingAccountRow {
     pub subscription_status: Option<String>,
     pub current_period_end: Option<DateTime<Utc>>,
     pub cancel_at_period_end: bool,
+    pub current_period_start: Option<DateTime<Utc>>,
 }
 
 /// The account of a workspace; the connection must be inside it.
@@ -32,6 +33,24 @@ pub async fn find(
         .first(conn)
         .await
         .optional()
+}
+
+/// The mirrored subscription's current period, if it has one.
+pub async fn current_period(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+) -> QueryResult<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+    type Ends = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let period: Option<Ends> = billing_accounts::table
+        .find(workspace_id)
+        .select((
+            billing_accounts::current_period_start,
+            billing_accounts::current_period_end,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(period.and_then(|(start, end)| Some((start?, end?))))
 }
 
 /// Records the customer once; a concurrent first call keeps the row already there.
@@ -87,6 +106,7 @@ pub async fn save_subscription(
         .set((
             billing_accounts::subscription_id.eq(&subscription.id),
             billing_accounts::subscription_status.eq(&subscription.status),
+            billing_accounts::current_period_start.eq(period(subscription.current_period_start)),
             billing_accounts::current_period_end.eq(period(subscription.current_period_end)),
             billing_accounts::cancel_at_period_end.eq(subscription.cancel_at_period_end),
             billing_accounts::updated_at.eq(diesel::dsl::now),

@@ -122,8 +122,39 @@ pub async fn lock_row_with_limits(
     )
 }
 
-/// The monthly billing period containing `now`, anchored at `anchor` (the workspace's
-/// creation until a subscription sets its own period).
+/// The period usage counts in at `now` (README, "Usage"): while a subscription's plan
+/// applies, its current period as Stripe reports it (rolled forward monthly if a renewal
+/// is not mirrored yet); otherwise, during the trial, the trial; after it, months from
+/// the trial's end. Reads the mirrored period only for workspaces with a subscription.
+pub async fn usage_period(
+    conn: &mut diesel_async::AsyncPgConnection,
+    workspace: &WorkspaceRow,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<(DateTime<Utc>, DateTime<Utc>)> {
+    let live = status::subscription_of(workspace).is_some_and(status::SubscriptionStatus::is_live);
+    let subscription = if live {
+        account::current_period(conn, workspace.id).await?
+    } else {
+        None
+    };
+    Ok(usage_period_of(workspace, subscription, now))
+}
+
+/// [`usage_period`] with the mirrored period given.
+pub fn usage_period_of(
+    workspace: &WorkspaceRow,
+    subscription: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    match subscription {
+        Some((start, end)) if now < end => (start, end),
+        Some((start, _)) => period(start, now),
+        None if now < workspace.trial_ends_at => (workspace.created_at, workspace.trial_ends_at),
+        None => period(workspace.trial_ends_at, now),
+    }
+}
+
+/// The monthly period containing `now`, anchored at `anchor`.
 pub fn period(anchor: DateTime<Utc>, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     let add = |months: u32| {
         anchor
@@ -234,6 +265,41 @@ mod tests {
         assert_eq!(
             effective_plan(&workspace(ends, Some("starter"))),
             PlanId::Starter
+        );
+    }
+
+    /// Issue 16: usage periods ran from the workspace's creation, not the invoice's. In the
+    /// trial the trial is the period; with a subscription, Stripe's current period, which a
+    /// renewal moves; a renewal not mirrored yet rolls on monthly.
+    #[test]
+    fn usage_follows_the_trial_then_the_subscriptions_period() {
+        let ends = Utc
+            .with_ymd_and_hms(2026, 3, 15, 12, 0, 0)
+            .single()
+            .expect("valid");
+        let row = workspace(ends, Some("growth"));
+        let in_trial = ends - Duration::days(3);
+        assert_eq!(
+            usage_period_of(&row, None, in_trial),
+            (row.created_at, ends)
+        );
+        let first = (ends, ends + Duration::days(31));
+        let renewed = (first.1, first.1 + Duration::days(30));
+        let now = ends + Duration::days(10);
+        assert_eq!(usage_period_of(&row, Some(first), now), first);
+        let after_renewal = first.1 + Duration::days(1);
+        assert_eq!(usage_period_of(&row, Some(renewed), after_renewal), renewed);
+        // Not mirrored yet: the month after the known period.
+        let (start, _) = usage_period_of(&row, Some(first), after_renewal);
+        assert_eq!(
+            start,
+            ends.checked_add_months(Months::new(1)).expect("valid")
+        );
+        // After a trial without a plan: months from the trial's end.
+        let (start, _) = usage_period_of(&workspace(ends, None), None, ends + Duration::days(40));
+        assert_eq!(
+            start,
+            ends.checked_add_months(Months::new(1)).expect("valid")
         );
     }
 

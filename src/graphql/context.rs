@@ -16,7 +16,8 @@ pub struct RequestContext {
     pub service: bool,
     /// Stripe, when configured.
     pub stripe: Option<crate::billing::stripe::StripeApi>,
-    /// The server's password hasher, shared by its requests.
+    /// The server's password hasher, shared by its requests (a clone of the server's: a
+    /// new one per request would cost a semaphore and a read of the CPU quota each time).
     pub passwords: crate::auth::password::Passwords,
     /// The client's address: the peer's, or the one a trusted proxy forwarded.
     pub client: Option<std::net::IpAddr>,
@@ -34,6 +35,7 @@ impl RequestContext {
         caller: Option<Caller>,
         service: bool,
         unfiltered_kind: Option<String>,
+        passwords: crate::auth::password::Passwords,
     ) -> Self {
         let memberships = Memberships::new(
             db.clone(),
@@ -45,7 +47,7 @@ impl RequestContext {
             caller,
             service,
             stripe: None,
-            passwords: Default::default(),
+            passwords,
             client: None,
             user_agent: None,
             unfiltered_kind,

@@ -1,7 +1,7 @@
 //! The `Usage` type and `reportUsage`.
 
 use async_graphql::{Context, Enum, Object, SimpleObject, ID};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 
 use super::model;
@@ -66,7 +66,16 @@ fn clamp(n: i64) -> i32 {
 
 /// The usage of `workspace` now, on a connection inside it.
 pub async fn usage_of(conn: &mut AsyncPgConnection, workspace: &WorkspaceRow) -> ApiResult<Usage> {
-    let (period_start, period_end) = billing::period(workspace.created_at, Utc::now());
+    let period = billing::usage_period(conn, workspace, Utc::now()).await?;
+    usage_in(conn, workspace, period).await
+}
+
+/// The usage of `workspace` in `period`.
+async fn usage_in(
+    conn: &mut AsyncPgConnection,
+    workspace: &WorkspaceRow,
+    (period_start, period_end): (DateTime<Utc>, DateTime<Utc>),
+) -> ApiResult<Usage> {
     let (messages, sms) = model::totals(conn, workspace.id, period_start).await?;
     let (agents, phone_numbers) = model::in_use(conn, workspace.id).await?;
     Ok(Usage {
@@ -125,7 +134,8 @@ impl UsageMutation {
             let workspace = crate::workspaces::model::find_live(conn, workspace_id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Workspace"))?;
-            let (period_start, _) = billing::period(workspace.created_at, Utc::now());
+            let period = billing::usage_period(conn, &workspace, Utc::now()).await?;
+            let period_start = period.0;
             let fresh = model::insert_event(
                 conn,
                 workspace_id,
@@ -165,7 +175,7 @@ impl UsageMutation {
                     ));
                 }
             }
-            usage_of(conn, &workspace).await
+            usage_in(conn, &workspace, period).await
         })
         .await
     }

@@ -6,7 +6,9 @@
 //! same key with a different metric or quantity is a `CONFLICT`); a report that would take
 //! the period past the plan's limit is refused with `USAGE_LIMIT_REACHED` and counts
 //! nothing. The check and the count are one statement, so parallel reports cannot
-//! overshoot.
+//! overshoot. The period follows billing ([`crate::billing::usage_period`]): the trial
+//! during the trial, then the subscription's current period, so limits reset on the day
+//! the invoice does.
 
 pub mod graphql;
 pub mod model;

@@ -22,6 +22,7 @@ mod members;
 mod pool_context;
 mod resources;
 mod role_matrix;
+mod schedule;
 mod schema;
 mod sessions;
 mod statement_budgets;

@@ -112,3 +112,104 @@ async fn parallel_reports_never_pass_the_limit() {
     let retry = app.gql(Some(SERVICE_TOKEN), REPORT, json!({ "ws": ada.own_workspace, "m": "SMS", "q": 200, "k": format!("batch-{refused}") })).await;
     retry.assert_code("USAGE_LIMIT_REACHED");
 }
+
+/// Issue 16: message and SMS counters ran on periods counted from the workspace's creation,
+/// not the invoice's. In the trial the trial is the period; with a subscription it is
+/// Stripe's current period, and a renewal starts the count again. The fake cannot renew a
+/// subscription, so this drives the mirror every webhook and sync goes through with the
+/// subscription as Stripe reports it before and after a renewal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_follows_the_trial_then_the_invoices_period_across_a_renewal() {
+    use diesel_async::RunQueryDsl;
+    use linkai::billing::stripe::{List, Subscription};
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let report = |q: i64, k: &str| json!({ "ws": ada.own_workspace, "m": "SMS", "q": q, "k": k });
+    let trial = app
+        .gql(Some(SERVICE_TOKEN), REPORT, report(1, "in-trial"))
+        .await;
+    let usage = trial.data("reportUsage");
+    let workspace = app
+        .gql(
+            ada.token(),
+            "query($ws: ID!) { workspace(id: $ws) { createdAt trialEndsAt } }",
+            json!({ "ws": ada.own_workspace }),
+        )
+        .await
+        .data("workspace")
+        .clone();
+    assert_eq!(usage["periodStart"], workspace["createdAt"]);
+    assert_eq!(usage["periodEnd"], workspace["trialEndsAt"]);
+
+    // The trial is over and a Starter subscription runs, mirrored from Stripe.
+    let id: uuid::Uuid = ada.own_workspace.parse().expect("uuid");
+    let mut conn = app.db.conn().await;
+    for statement in [
+        format!("INSERT INTO billing_accounts (workspace_id, stripe_customer_id, subscription_id) VALUES ('{id}', 'cus_renews', 'sub_renews')"),
+        format!("UPDATE workspaces SET trial_ends_at = now() - interval '20 days' WHERE id = '{id}'"),
+    ] {
+        diesel::sql_query(statement).execute(&mut conn).await.expect("seeded");
+    }
+    let now = chrono::Utc::now().timestamp();
+    let day = 86_400;
+    let subscription = |start: i64, end: i64| Subscription {
+        id: "sub_renews".into(),
+        status: "active".into(),
+        cancel_at_period_end: false,
+        current_period_start: Some(start),
+        current_period_end: Some(end),
+        trial_end: None,
+        items: List {
+            data: Vec::new(),
+            has_more: false,
+        },
+        latest_invoice: None,
+    };
+    let db = linkai::App::connect(
+        linkai::config::Config::from_lookup(|name| (name == "DATABASE_URL").then(|| app.db.url()))
+            .expect("config"),
+    )
+    .expect("app")
+    .db;
+    let mut conn = db.conn_in(id).await.expect("conn");
+    let starter = Some(linkai::billing::plans::PlanId::Starter);
+    let first = (now - 20 * day, now + 10 * day);
+    linkai::billing::sync::mirror(&mut conn, id, &subscription(first.0, first.1), starter)
+        .await
+        .expect("mirrored");
+    let limit = app
+        .gql(Some(SERVICE_TOKEN), REPORT, report(1, "first-1"))
+        .await
+        .data("reportUsage")["limits"]["sms"]
+        .as_i64()
+        .expect("limit");
+    let full = app
+        .gql(Some(SERVICE_TOKEN), REPORT, report(limit - 1, "first-2"))
+        .await;
+    let usage = full.data("reportUsage");
+    assert_eq!(usage["sms"], limit, "the trial's count stayed in the trial");
+    let start = chrono::DateTime::from_timestamp(first.0, 0).expect("time");
+    assert_eq!(
+        usage["periodStart"],
+        start.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    );
+    app.gql(Some(SERVICE_TOKEN), REPORT, report(1, "first-3"))
+        .await
+        .assert_code("USAGE_LIMIT_REACHED");
+
+    // Stripe renews: the period moves, and the count starts again with the new invoice.
+    let renewed = (now - 60, now + 30 * day);
+    linkai::billing::sync::mirror(&mut conn, id, &subscription(renewed.0, renewed.1), None)
+        .await
+        .expect("mirrored");
+    let after = app
+        .gql(Some(SERVICE_TOKEN), REPORT, report(1, "renewed-1"))
+        .await;
+    let usage = after.data("reportUsage");
+    assert_eq!(usage["sms"], 1);
+    let start = chrono::DateTime::from_timestamp(renewed.0, 0).expect("time");
+    assert_eq!(
+        usage["periodStart"],
+        start.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    );
+}
