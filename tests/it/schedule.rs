@@ -1,7 +1,6 @@
 //! Scheduled work runs once per interval whatever the number of workers (src/schedule.rs),
 //! counted where it costs: the calls the workers make to Stripe.
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -94,25 +93,15 @@ async fn three_workers_reconcile_each_workspace_once_per_round() {
     let proxy = CountingProxy::start(stripe_fake().await).await;
     let workers: Vec<_> = (0..3)
         .map(|i| {
-            let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkai"));
-            command.arg("worker");
-            for (key, value) in app.env() {
-                command.env(key, value);
-            }
-            command
-                .env("STRIPE_SECRET_KEY", STRIPE_KEY)
-                .env("STRIPE_API_BASE", &proxy.url)
-                .env("BILLING_SYNC_SECS", "3600")
-                .env("TRIAL_SCAN_SECS", "3600")
-                .env(
-                    "WORKER_NAME",
-                    format!("reconciler-{i}-{}", uuid::Uuid::new_v4().simple()),
-                )
-                .env("RUST_LOG", "error")
-                .stdout(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("worker starts")
+            app.worker_process(
+                &format!("reconciler-{i}"),
+                &[
+                    ("STRIPE_SECRET_KEY", STRIPE_KEY),
+                    ("STRIPE_API_BASE", &proxy.url),
+                    ("BILLING_SYNC_SECS", "3600"),
+                    ("TRIAL_SCAN_SECS", "3600"),
+                ],
+            )
         })
         .collect();
 

@@ -1,7 +1,6 @@
 //! Trial reminders (7, 3, 1 days before the end) and the expiry notice: to the Owner and
 //! Admins, each exactly once, with the time passed in and with two workers at once.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -192,24 +191,7 @@ async fn two_worker_processes_scanning_on_their_own_send_one_reminder() {
     .await
     .expect("trial ends in under 7 days");
     let workers: Vec<_> = (0..2)
-        .map(|i| {
-            let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkai"));
-            command.arg("worker");
-            for (key, value) in app.env() {
-                command.env(key, value);
-            }
-            command
-                .env(
-                    "WORKER_NAME",
-                    format!("scanner-{i}-{}", uuid::Uuid::new_v4().simple()),
-                )
-                .env("TRIAL_SCAN_SECS", "1")
-                .env("RUST_LOG", "error")
-                .stdout(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("worker starts")
-        })
+        .map(|i| app.worker_process(&format!("scanner-{i}"), &[("TRIAL_SCAN_SECS", "1")]))
         .collect();
     app.mail
         .wait_until(
