@@ -227,6 +227,7 @@ diesel::table! {
         cancel_at_period_end -> Bool,
         updated_at -> Timestamptz,
         current_period_start -> Nullable<Timestamptz>,
+        details -> Nullable<Jsonb>,
     }
 }
 
@@ -265,5 +266,6 @@ diesel::table! {
         created_at -> Timestamptz,
         hosted_invoice_url -> Nullable<Text>,
         synced_at -> Timestamptz,
+        invoice_pdf -> Nullable<Text>,
     }
 }

@@ -20,6 +20,8 @@ pub struct BillingAccountRow {
     pub current_period_end: Option<DateTime<Utc>>,
     pub cancel_at_period_end: bool,
     pub current_period_start: Option<DateTime<Utc>>,
+    /// What `updateBillingDetails` set ([`super::details::BillingDetails`]).
+    pub details: Option<serde_json::Value>,
 }
 
 /// The account of a workspace; the connection must be inside it.
@@ -33,6 +35,21 @@ pub async fn find(
         .first(conn)
         .await
         .optional()
+}
+
+/// Stores the billing details as written to the Stripe customer.
+pub async fn set_details(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    details: &super::details::BillingDetails,
+) -> QueryResult<()> {
+    let value = serde_json::to_value(details)
+        .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
+    diesel::update(billing_accounts::table.find(workspace_id))
+        .set(billing_accounts::details.eq(value))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// The mirrored subscription's current period, if it has one.
@@ -148,6 +165,7 @@ pub struct InvoiceRow {
     pub currency: String,
     pub created_at: DateTime<Utc>,
     pub hosted_invoice_url: Option<String>,
+    pub invoice_pdf: Option<String>,
 }
 
 /// Mirrors the invoices Stripe listed for the workspace.
@@ -170,6 +188,7 @@ pub async fn save_invoices(
                 i::currency.eq(&invoice.currency),
                 i::created_at.eq(created),
                 i::hosted_invoice_url.eq(&invoice.hosted_invoice_url),
+                i::invoice_pdf.eq(&invoice.invoice_pdf),
             ))
             .on_conflict(i::id)
             .do_update()
@@ -178,6 +197,7 @@ pub async fn save_invoices(
                 i::status.eq(&status),
                 i::amount_due_cents.eq(invoice.amount_due),
                 i::hosted_invoice_url.eq(&invoice.hosted_invoice_url),
+                i::invoice_pdf.eq(&invoice.invoice_pdf),
                 i::synced_at.eq(diesel::dsl::now),
             ))
             .execute(conn)

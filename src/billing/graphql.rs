@@ -2,12 +2,13 @@
 //! Without `STRIPE_SECRET_KEY` they answer `BILLING_NOT_CONFIGURED`; plans and trials
 //! still work.
 
-use async_graphql::{Context, Enum, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
 
 use super::account::{self, BillingAccountRow};
+use super::details::{self, BillingDetails};
 use super::plans::{default_plan, Plan, PlanId};
 use super::status::SubscriptionStatus;
 use super::stripe::{PendingPayment, StripeApi, StripeCallError};
@@ -75,6 +76,8 @@ pub struct Invoice {
     created_at: Timestamp,
     /// Stripe's page to view and pay it.
     hosted_invoice_url: Option<String>,
+    /// Stripe's PDF of it.
+    pdf_url: Option<String>,
 }
 
 /// Where an invoice stands (Stripe's invoice statuses).
@@ -165,6 +168,113 @@ pub struct PaymentDeclined {
     message: String,
 }
 
+/// The details invoices carry, as set with `updateBillingDetails`.
+#[derive(SimpleObject)]
+pub struct BillingDetailsView {
+    /// Where invoices and billing emails go: the one set, else the Owner's address.
+    email: Option<String>,
+    /// Whether `email` was set (false: it follows the Owner).
+    email_set: bool,
+    /// The company invoices are made out to.
+    company_name: Option<String>,
+    /// The postal address on invoices.
+    address: Option<AddressView>,
+    /// The tax id on invoices.
+    tax_id: Option<TaxIdView>,
+}
+
+/// A postal address.
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "AddressInput")]
+pub struct AddressView {
+    /// First line (street and number).
+    line1: String,
+    /// Second line, if any.
+    line2: Option<String>,
+    /// City.
+    city: String,
+    /// Postal code.
+    postal_code: String,
+    /// State or region, if any.
+    state: Option<String>,
+    /// Two-letter ISO 3166-1 country code, e.g. DE.
+    country: String,
+}
+
+/// A tax id, as Stripe types it.
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "TaxIdInput")]
+pub struct TaxIdView {
+    /// Stripe's tax id type, e.g. `eu_vat`.
+    #[graphql(name = "type")]
+    kind: String,
+    /// The id itself, e.g. DE123456789.
+    value: String,
+}
+
+/// Billing details to set; fields left out keep their value.
+#[derive(InputObject)]
+pub struct BillingDetailsInput {
+    /// Where invoices and billing emails go (default: the Owner's address, following
+    /// ownership).
+    email: Option<String>,
+    /// The company invoices are made out to.
+    company_name: Option<String>,
+    /// The postal address on invoices.
+    address: Option<AddressView>,
+    /// The tax id on invoices (replaces any other).
+    tax_id: Option<TaxIdView>,
+}
+
+impl BillingDetailsInput {
+    /// Parses every field; the first invalid one is a BAD_USER_INPUT.
+    fn parse(self) -> ApiResult<BillingDetails> {
+        let opt = |raw: Option<String>, field| raw.map(|r| details::text(&r, field)).transpose();
+        let address = match self.address {
+            Some(a) => Some(details::Address {
+                line1: details::text(&a.line1, "address.line1")?,
+                line2: opt(a.line2, "address.line2")?,
+                city: details::text(&a.city, "address.city")?,
+                postal_code: details::text(&a.postal_code, "address.postalCode")?,
+                state: opt(a.state, "address.state")?,
+                country: details::country(&a.country)?,
+            }),
+            None => None,
+        };
+        Ok(BillingDetails {
+            email: self.email.as_deref().map(details::email).transpose()?,
+            company_name: opt(self.company_name, "companyName")?,
+            address,
+            tax_id: self
+                .tax_id
+                .map(|t| details::tax_id(&t.kind, &t.value))
+                .transpose()?,
+        })
+    }
+}
+
+impl BillingDetailsView {
+    fn new(details: BillingDetails) -> Self {
+        Self {
+            email_set: details.email.is_some(),
+            email: details.email,
+            company_name: details.company_name,
+            address: details.address.map(|a| AddressView {
+                line1: a.line1,
+                line2: a.line2,
+                city: a.city,
+                postal_code: a.postal_code,
+                state: a.state,
+                country: a.country,
+            }),
+            tax_id: details.tax_id.map(|t| TaxIdView {
+                kind: t.kind,
+                value: t.value,
+            }),
+        }
+    }
+}
+
 /// What the frontend's Stripe Elements needs to collect a card.
 #[derive(SimpleObject)]
 pub struct SetupIntent {
@@ -213,6 +323,14 @@ impl Billing {
         self.account
             .as_ref()
             .is_some_and(|a| a.cancel_at_period_end)
+    }
+
+    /// The details invoices carry (billing email, company, address, tax id), as mirrored:
+    /// reading them makes no Stripe call.
+    async fn details(&self) -> BillingDetailsView {
+        BillingDetailsView::new(BillingDetails::from_column(
+            self.account.as_ref().and_then(|a| a.details.as_ref()),
+        ))
     }
 
     /// Saved cards, read from Stripe when asked: `null` with an error while Stripe cannot be
@@ -274,6 +392,7 @@ impl Billing {
                 currency: invoice.currency,
                 created_at: invoice.created_at.into(),
                 hosted_invoice_url: invoice.hosted_invoice_url,
+                pdf_url: invoice.invoice_pdf,
             })
             .collect();
         Ok(PageOf::from_rows(invoices, &page, total, |invoice| {
@@ -486,6 +605,46 @@ impl BillingMutation {
             requires_action,
             declined,
         })
+    }
+
+    /// Sets the details invoices carry on the Stripe customer: the billing email (by
+    /// default the Owner's, following ownership), company name, address and tax id. Fields
+    /// left out keep their value; a value Stripe refuses (e.g. a malformed tax id) is
+    /// BAD_USER_INPUT and changes nothing here.
+    ///
+    /// Needs the ADMIN role or higher.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn update_billing_details(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        details: BillingDetailsInput,
+    ) -> ApiResult<Billing> {
+        let update = details.parse()?;
+        let stripe = stripe(ctx)?;
+        let workspace_id = parse_id(&workspace_id)?;
+        let customer = customer(ctx, stripe, workspace_id).await?;
+        let mut conn = request(ctx).db.conn_in(workspace_id).await?;
+        let before = account::find(&mut conn, workspace_id).await?;
+        let merged = BillingDetails::from_column(before.as_ref().and_then(|a| a.details.as_ref()))
+            .merged(update);
+        let owner = crate::members::model::owner_of(&mut conn, workspace_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Workspace"))?;
+        let owner_email = crate::auth::model::find_user(&mut conn, owner)
+            .await?
+            .map(|user| user.email)
+            .unwrap_or_default();
+        // Stripe first, outside any transaction: what is stored here is what it accepted.
+        stripe
+            .update_customer_details(&customer, &merged, &owner_email)
+            .await?;
+        account::set_details(&mut conn, workspace_id, &merged).await?;
+        drop(conn);
+        billing_of(ctx, workspace_id).await
     }
 
     /// Ends the subscription at the end of the paid period.

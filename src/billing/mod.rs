@@ -2,6 +2,7 @@
 //! stored, from the trial and the plan, so it cannot go stale) and billing periods.
 
 pub mod account;
+pub mod details;
 pub mod graphql;
 pub mod plans;
 pub mod status;

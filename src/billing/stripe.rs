@@ -133,6 +133,75 @@ impl StripeApi {
         Ok(())
     }
 
+    /// Writes billing details onto the customer: the email given (else `owner_email`),
+    /// and the company name and address when set; a tax id replaces the customer's others.
+    pub async fn update_customer_details(
+        &self,
+        customer: &str,
+        details: &super::details::BillingDetails,
+        owner_email: &str,
+    ) -> Result<(), StripeCallError> {
+        let mut form = vec![(
+            "email",
+            details
+                .email
+                .clone()
+                .unwrap_or_else(|| owner_email.to_owned()),
+        )];
+        if let Some(name) = &details.company_name {
+            form.push(("name", name.clone()));
+        }
+        if let Some(address) = &details.address {
+            form.push(("address[line1]", address.line1.clone()));
+            form.push(("address[city]", address.city.clone()));
+            form.push(("address[postal_code]", address.postal_code.clone()));
+            form.push(("address[country]", address.country.clone()));
+            if let Some(line2) = &address.line2 {
+                form.push(("address[line2]", line2.clone()));
+            }
+            if let Some(state) = &address.state {
+                form.push(("address[state]", state.clone()));
+            }
+        }
+        let _: Object = self
+            .call(
+                StripeMethod::Post,
+                &format!("/customers/{customer}"),
+                &form,
+                None,
+            )
+            .await?;
+        let Some(tax_id) = &details.tax_id else {
+            return Ok(());
+        };
+        let path = format!("/customers/{customer}/tax_ids");
+        let existing: List<StripeTaxId> = self.call(StripeMethod::Get, &path, &[], None).await?;
+        if existing
+            .data
+            .iter()
+            .any(|t| t.kind == tax_id.kind && t.value == tax_id.value)
+        {
+            return Ok(());
+        }
+        // Added first, so a value Stripe refuses leaves the old one in place.
+        let form = [
+            ("type", tax_id.kind.clone()),
+            ("value", tax_id.value.clone()),
+        ];
+        let _: Object = self.call(StripeMethod::Post, &path, &form, None).await?;
+        for old in existing.data {
+            let _: Object = self
+                .call(
+                    StripeMethod::Delete,
+                    &format!("{path}/{}", old.id),
+                    &[],
+                    None,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn create_setup_intent(&self, customer: &str) -> Result<String, StripeCallError> {
         let form = [
             ("customer", customer.to_owned()),
@@ -394,6 +463,14 @@ struct SetupIntent {
 }
 
 #[derive(Deserialize)]
+struct StripeTaxId {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
 struct Customer {
     invoice_settings: Option<InvoiceSettings>,
 }
@@ -538,4 +615,6 @@ pub struct Invoice {
     #[serde(default)]
     pub created: i64,
     pub hosted_invoice_url: Option<String>,
+    #[serde(default)]
+    pub invoice_pdf: Option<String>,
 }

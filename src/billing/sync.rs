@@ -90,7 +90,8 @@ pub async fn cancel_workspace(
     Ok(())
 }
 
-/// Bills the workspace's current Owner: their email goes on the Stripe customer.
+/// Bills the workspace's current Owner: their email goes on the Stripe customer, unless a
+/// billing email was set (`updateBillingDetails`), which stays.
 pub async fn update_customer_email(
     db: &Db,
     stripe: &StripeApi,
@@ -100,6 +101,12 @@ pub async fn update_customer_email(
     let Some(account) = account::find(&mut conn, workspace_id).await? else {
         return Ok(());
     };
+    if super::details::BillingDetails::from_column(account.details.as_ref())
+        .email
+        .is_some()
+    {
+        return Ok(());
+    }
     let Some(owner) = crate::members::model::owner_of(&mut conn, workspace_id).await? else {
         return Ok(());
     };

@@ -935,3 +935,118 @@ async fn choosing_again_replaces_a_waiting_first_payment() {
     statuses.sort_unstable();
     assert_eq!(statuses, ["active", "canceled"]);
 }
+
+const DETAILS: &str = "mutation($ws: ID!, $d: BillingDetailsInput!) { updateBillingDetails(workspaceId: $ws, details: $d) {
+  details { email emailSet companyName address { line1 city postalCode country } taxId { type value } } } }";
+
+/// Issue 16: invoices could carry no billing email but the Owner's, no company, address or
+/// tax id. They go on the Stripe customer now (Owner and Admin), are read back without a
+/// Stripe call, keep what an update leaves out, and what Stripe or the input check refuses
+/// changes nothing. A billing email set here stays when ownership moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_details_go_on_the_stripe_customer() {
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
+    let team = app.team().await;
+    let ws = &team.workspace;
+    let full = json!({
+        "email": "invoices@acme.test",
+        "companyName": "Acme GmbH",
+        "address": { "line1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "country": "de" },
+        "taxId": { "type": "eu_vat", "value": "DE123456789" },
+    });
+    app.gql(team.member.token(), DETAILS, json!({ "ws": ws, "d": full }))
+        .await
+        .assert_code("FORBIDDEN");
+    let set = app
+        .gql(team.admin.token(), DETAILS, json!({ "ws": ws, "d": full }))
+        .await;
+    let expected = json!({
+        "email": "invoices@acme.test",
+        "emailSet": true,
+        "companyName": "Acme GmbH",
+        "address": { "line1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "country": "DE" },
+        "taxId": { "type": "eu_vat", "value": "DE123456789" },
+    });
+    assert_eq!(set.data("updateBillingDetails")["details"], expected);
+    let customer = customer_of(&app, ws).await;
+    let in_stripe = stripe_get(&format!("customers/{customer}")).await;
+    assert_eq!(in_stripe["email"], "invoices@acme.test");
+    assert_eq!(in_stripe["name"], "Acme GmbH");
+    assert_eq!(in_stripe["address"]["country"], "DE");
+    let tax_ids = stripe_get(&format!("customers/{customer}/tax_ids")).await;
+    assert_eq!(tax_ids["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(tax_ids["data"][0]["value"], "DE123456789");
+
+    // Refused by the check, or by Stripe (the fake wants an eu_vat of 11+ characters):
+    // nothing changes, here or there.
+    for (d, says) in [
+        (
+            json!({ "address": { "line1": "x", "city": "y", "postalCode": "1", "country": "Germany" } }),
+            "country",
+        ),
+        (json!({ "companyName": "Acme\u{7}" }), "companyName"),
+        (
+            json!({ "taxId": { "type": "eu_vat", "value": "DE1" } }),
+            "Stripe",
+        ),
+    ] {
+        let res = app
+            .gql(team.admin.token(), DETAILS, json!({ "ws": ws, "d": d }))
+            .await;
+        res.assert_code("BAD_USER_INPUT");
+        assert!(res.message().contains(says), "{}", res.message());
+    }
+    let read = app
+        .gql(team.owner.token(), "query($ws: ID!) { workspace(id: $ws) { billing { details { email emailSet companyName address { line1 city postalCode country } taxId { type value } } } } }", json!({ "ws": ws }))
+        .await;
+    assert_eq!(read.data("workspace")["billing"]["details"], expected);
+    let tax_ids = stripe_get(&format!("customers/{customer}/tax_ids")).await;
+    assert_eq!(tax_ids["data"][0]["value"], "DE123456789");
+
+    // An update names what it changes.
+    let renamed = app
+        .gql(
+            team.owner.token(),
+            DETAILS,
+            json!({ "ws": ws, "d": { "companyName": "Acme AG" } }),
+        )
+        .await;
+    let details = &renamed.data("updateBillingDetails")["details"];
+    assert_eq!(details["companyName"], "Acme AG");
+    assert_eq!(details["email"], "invoices@acme.test");
+    assert_eq!(details["taxId"]["value"], "DE123456789");
+
+    // Ownership moves: the billing email set here stays on the customer. The job that
+    // moves the customer's email to the new Owner is run here by hand as well as by the
+    // workers, so the check does not depend on when they get to it.
+    app.gql(
+        team.owner.token(),
+        "mutation($ws: ID!, $u: ID!) { transferOwnership(workspaceId: $ws, userId: $u) { id } }",
+        json!({ "ws": ws, "u": team.admin.id }),
+    )
+    .await
+    .data("transferOwnership");
+    let fake = stripe_fake().await;
+    let config = linkai::config::Config::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(app.db.url()),
+        "STRIPE_SECRET_KEY" => Some(STRIPE_KEY.to_owned()),
+        "STRIPE_API_BASE" => Some(fake.to_owned()),
+        _ => None,
+    })
+    .expect("config");
+    let stripe = linkai::billing::stripe::StripeApi::new(config.stripe.as_ref().expect("stripe"))
+        .expect("stripe");
+    let db = linkai::App::connect(config).expect("app").db;
+    let id: uuid::Uuid = ws.parse().expect("uuid");
+    linkai::billing::sync::update_customer_email(&db, &stripe, id)
+        .await
+        .expect("the job runs");
+    assert_eq!(
+        stripe_get(&format!("customers/{customer}")).await["email"],
+        "invoices@acme.test"
+    );
+}

@@ -140,6 +140,12 @@ const CASES: &[Case] = &[
         expect: BILLING_ADMINS,
     },
     Case {
+        name: "updateBillingDetails",
+        guarded: true,
+        query: "mutation($ws: ID!) { updateBillingDetails(workspaceId: $ws, details: { companyName: \"Acme\" }) { status } }",
+        expect: BILLING_ADMINS,
+    },
+    Case {
         name: "workspace.billing",
         guarded: false,
         query: "query($ws: ID!) { workspace(id: $ws) { billing { status } } }",

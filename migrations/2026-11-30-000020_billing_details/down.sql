@@ -1,0 +1,2 @@
+ALTER TABLE invoices DROP COLUMN invoice_pdf;
+ALTER TABLE billing_accounts DROP COLUMN details;
