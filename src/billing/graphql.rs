@@ -57,6 +57,10 @@ pub struct PaymentMethod {
     exp_year: i32,
     /// Whether invoices are charged to it.
     is_default: bool,
+    /// Past its expiry month: payments with it will fail.
+    expired: bool,
+    /// Expires within 30 days: add another card before it does.
+    expires_soon: bool,
 }
 
 /// An invoice, as Stripe has it.
@@ -354,8 +358,11 @@ impl Billing {
                         exp_month: 0,
                         exp_year: 0,
                     });
+                    let expiry = super::card_expiry(card.exp_month, card.exp_year, Utc::now());
                     PaymentMethod {
                         is_default: default.as_deref() == Some(method.id.as_str()),
+                        expired: expiry == super::CardExpiry::Expired,
+                        expires_soon: expiry == super::CardExpiry::ExpiresSoon,
                         id: method.id,
                         brand: card.brand,
                         last4: card.last4,
@@ -495,6 +502,61 @@ impl BillingMutation {
         stripe
             .set_default_payment_method(&customer, &payment_method_id)
             .await?;
+        billing_of(ctx, workspace_id).await
+    }
+
+    /// Removes a saved card. The default card a subscription needs can only go when
+    /// another card is saved, which then becomes the default; otherwise CONFLICT.
+    ///
+    /// Needs the ADMIN role or higher.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
+        directive = require_role::apply(Role::Admin)
+    )]
+    async fn remove_payment_method(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        payment_method_id: String,
+    ) -> ApiResult<Billing> {
+        let stripe = stripe(ctx)?;
+        let workspace_id = parse_id(&workspace_id)?;
+        if !is_stripe_id(&payment_method_id, "pm_") {
+            return Err(not_a_card());
+        }
+        let customer = customer(ctx, stripe, workspace_id).await?;
+        let (cards, default) = tokio::try_join!(
+            stripe.payment_methods(&customer),
+            stripe.default_payment_method(&customer)
+        )?;
+        if !cards.iter().any(|card| card.id == payment_method_id) {
+            return Err(not_a_card());
+        }
+        if default.as_deref() == Some(payment_method_id.as_str()) {
+            let next = cards.iter().find(|card| card.id != payment_method_id);
+            match next {
+                Some(next) => {
+                    stripe
+                        .set_default_payment_method(&customer, &next.id)
+                        .await?;
+                }
+                None => {
+                    let billing = billing_of(ctx, workspace_id).await?;
+                    let needed = billing
+                        .account
+                        .as_ref()
+                        .and_then(|a| a.subscription_status.as_deref())
+                        .and_then(SubscriptionStatus::parse)
+                        .is_some_and(|s| s.is_live() || s == SubscriptionStatus::Incomplete);
+                    if needed {
+                        return Err(ApiError::conflict(
+                            "The subscription is charged to this card: add another card first.",
+                        ));
+                    }
+                }
+            }
+        }
+        stripe.detach_payment_method(&payment_method_id).await?;
         billing_of(ctx, workspace_id).await
     }
 

@@ -169,6 +169,43 @@ pub fn period(anchor: DateTime<Utc>, now: DateTime<Utc>) -> (DateTime<Utc>, Date
     (add(months), add(months + 1))
 }
 
+/// Where a card stands with its expiry date (valid through the last day of its month).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardExpiry {
+    Valid,
+    /// Expires within [`CARD_EXPIRY_NOTICE_DAYS`].
+    ExpiresSoon,
+    Expired,
+}
+
+/// How long before a card's expiry it counts as expiring soon.
+pub const CARD_EXPIRY_NOTICE_DAYS: i64 = 30;
+
+/// Whether a card expiring at the end of `month`/`year` is expired or expires soon at `now`.
+pub fn card_expiry(month: i32, year: i32, now: DateTime<Utc>) -> CardExpiry {
+    let (next_year, next_month) = if month >= 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    let Some(end) = u32::try_from(next_month)
+        .ok()
+        .and_then(|m| chrono::NaiveDate::from_ymd_opt(next_year, m, 1))
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc())
+    else {
+        // No date Stripe would send: treat as expired, so it is looked at.
+        return CardExpiry::Expired;
+    };
+    if now >= end {
+        CardExpiry::Expired
+    } else if end - now <= chrono::Duration::days(CARD_EXPIRY_NOTICE_DAYS) {
+        CardExpiry::ExpiresSoon
+    } else {
+        CardExpiry::Valid
+    }
+}
+
 #[derive(Default)]
 pub struct BillingQuery;
 
@@ -302,6 +339,27 @@ mod tests {
             start,
             ends.checked_add_months(Months::new(1)).expect("valid")
         );
+    }
+
+    #[test]
+    fn cards_are_valid_through_their_month_and_expire_soon_within_30_days() {
+        let at = |y, m, d| {
+            Utc.with_ymd_and_hms(y, m, d, 12, 0, 0)
+                .single()
+                .expect("valid")
+        };
+        assert_eq!(
+            card_expiry(11, 2026, at(2026, 11, 30)),
+            CardExpiry::ExpiresSoon
+        );
+        assert_eq!(card_expiry(12, 2026, at(2026, 11, 30)), CardExpiry::Valid);
+        assert_eq!(
+            card_expiry(12, 2026, at(2026, 12, 2)),
+            CardExpiry::ExpiresSoon
+        );
+        assert_eq!(card_expiry(12, 2026, at(2027, 1, 1)), CardExpiry::Expired);
+        assert_eq!(card_expiry(10, 2026, at(2026, 11, 1)), CardExpiry::Expired);
+        assert_eq!(card_expiry(0, 0, at(2026, 11, 1)), CardExpiry::Expired);
     }
 
     #[test]

@@ -237,6 +237,19 @@ impl StripeApi {
         .await
     }
 
+    /// Takes a card off its customer.
+    pub async fn detach_payment_method(&self, id: &str) -> Result<(), StripeCallError> {
+        let _: Object = self
+            .call(
+                StripeMethod::Post,
+                &format!("/payment_methods/{id}/detach"),
+                &[],
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
     pub async fn default_payment_method(
         &self,
         customer: &str,

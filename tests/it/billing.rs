@@ -41,6 +41,12 @@ pub async fn add_card(customer: &str) -> String {
 
 /// [`add_card`] with one of Stripe's test card numbers.
 pub async fn add_test_card(customer: &str, number: &str) -> String {
+    add_card_expiring(customer, number, 12, 2031).await
+}
+
+/// [`add_test_card`] expiring at the end of `month`/`year`.
+pub async fn add_card_expiring(customer: &str, number: &str, month: u32, year: i32) -> String {
+    let (month, year) = (month.to_string(), year.to_string());
     let url = stripe_fake().await;
     let client = reqwest::Client::new();
     let card: Value = client
@@ -49,8 +55,8 @@ pub async fn add_test_card(customer: &str, number: &str) -> String {
         .form(&[
             ("type", "card"),
             ("card[number]", number),
-            ("card[exp_month]", "12"),
-            ("card[exp_year]", "2031"),
+            ("card[exp_month]", &month),
+            ("card[exp_year]", &year),
             ("card[cvc]", "123"),
         ])
         .send()
@@ -1049,4 +1055,77 @@ async fn billing_details_go_on_the_stripe_customer() {
         stripe_get(&format!("customers/{customer}")).await["email"],
         "invoices@acme.test"
     );
+}
+
+const CARDS: &str = "query($ws: ID!) { workspace(id: $ws) { billing { paymentMethods { id isDefault expired expiresSoon } } } }";
+const REMOVE: &str = "mutation($ws: ID!, $pm: String!) { removePaymentMethod(workspaceId: $ws, paymentMethodId: $pm) { status } }";
+
+/// Issue 16: a card could not be removed and nothing said it had expired. Cards say
+/// `expired` and `expiresSoon`; removing the default card moves the default to another
+/// card, and the only card a live subscription is charged to stays (CONFLICT).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_say_when_they_expire_and_the_one_a_subscription_needs_stays() {
+    use chrono::Datelike;
+    let app = TestApp::builder().with_stripe().start().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = ada.own_workspace.clone();
+    let customer = subscribe(&app, &ada, &ws, "GROWTH").await;
+    let now = chrono::Utc::now();
+    let soon = add_card_expiring(&customer, "4242424242424242", now.month(), now.year()).await;
+    let old = add_card_expiring(&customer, "4242424242424242", 1, 2020).await;
+    let cards = async || {
+        let res = app.gql(ada.token(), CARDS, json!({ "ws": ws })).await;
+        let mut cards = res.data("workspace")["billing"]["paymentMethods"]
+            .as_array()
+            .expect("cards")
+            .clone();
+        cards.sort_by_key(|c| c["id"].as_str().map(str::to_owned));
+        cards
+    };
+    let listed = cards().await;
+    assert_eq!(listed.len(), 3);
+    let card = |id: &str| {
+        listed
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .expect("listed")
+    };
+    let first = listed
+        .iter()
+        .find(|c| c["isDefault"] == true)
+        .expect("a default")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(card(&first)["expired"], false);
+    assert_eq!(card(&first)["expiresSoon"], false);
+    assert_eq!(card(&soon)["expiresSoon"], true);
+    assert_eq!(card(&soon)["expired"], false);
+    assert_eq!(card(&old)["expired"], true);
+
+    app.gql(
+        ada.token(),
+        REMOVE,
+        json!({ "ws": ws, "pm": "pm_not_ours" }),
+    )
+    .await
+    .assert_code("BAD_USER_INPUT");
+    app.gql(ada.token(), REMOVE, json!({ "ws": ws, "pm": old }))
+        .await
+        .data("removePaymentMethod");
+    // The default goes; the other card becomes the default.
+    app.gql(ada.token(), REMOVE, json!({ "ws": ws, "pm": first }))
+        .await
+        .data("removePaymentMethod");
+    let left = cards().await;
+    assert_eq!(
+        left,
+        [json!({ "id": soon, "isDefault": true, "expired": false, "expiresSoon": true })]
+    );
+    // The only card of a live subscription stays.
+    app.gql(ada.token(), REMOVE, json!({ "ws": ws, "pm": soon }))
+        .await
+        .assert_code("CONFLICT");
+    assert_eq!(cards().await.len(), 1);
 }

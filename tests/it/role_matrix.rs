@@ -140,6 +140,12 @@ const CASES: &[Case] = &[
         expect: BILLING_ADMINS,
     },
     Case {
+        name: "removePaymentMethod",
+        guarded: true,
+        query: "mutation($ws: ID!) { removePaymentMethod(workspaceId: $ws, paymentMethodId: \"pm_x\") { status } }",
+        expect: BILLING_ADMINS,
+    },
+    Case {
         name: "updateBillingDetails",
         guarded: true,
         query: "mutation($ws: ID!) { updateBillingDetails(workspaceId: $ws, details: { companyName: \"Acme\" }) { status } }",

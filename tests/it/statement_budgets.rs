@@ -15,7 +15,7 @@ use crate::harness::{Gql, TestApp, PASSWORD};
 /// write runs in a transaction (`BEGIN` and `COMMIT`). Setting a checked-out connection's
 /// row-level-security context is counted apart (`sqlContextStatements`): it depends on what
 /// the pooled connection did before, at most one statement per checkout.
-const BUDGETS: [(&str, u64); 57] = [
+const BUDGETS: [(&str, u64); 58] = [
     // The throttles (src/throttle.rs) cost one upsert per per-address rule; signIn also
     // reads its email's failure count and clears it on success.
     // Records the request and its job, the same for a taken address (account_emails.rs).
@@ -82,6 +82,8 @@ const BUDGETS: [(&str, u64); 57] = [
     ("resumeSubscription", 10),
     // The customer, the account, the Owner's address; stores what Stripe accepted; answers.
     ("updateBillingDetails", 9),
+    // A card that is not the default: the customer, the billing it answers.
+    ("removePaymentMethod", 5),
 ];
 
 fn budgets() -> BTreeMap<&'static str, u64> {
@@ -375,6 +377,14 @@ async fn every_mutation_stays_within_its_statement_budget() {
         .await;
     }
 
+    let spare = crate::billing::add_card(&crate::billing::customer_of(&app, &ws).await).await;
+    run.run(
+        "removePaymentMethod",
+        ada,
+        "mutation($ws: ID!, $pm: String!) { removePaymentMethod(workspaceId: $ws, paymentMethodId: $pm) { status } }",
+        json!({ "ws": ws, "pm": spare }),
+    )
+    .await;
     run.run(
         "updateBillingDetails",
         ada,
