@@ -174,6 +174,7 @@ pub struct PaymentDeclined {
 
 /// The details invoices carry, as set with `updateBillingDetails`.
 #[derive(SimpleObject)]
+#[graphql(name = "BillingDetails")]
 pub struct BillingDetailsView {
     /// Where invoices and billing emails go: the one set, else the Owner's address.
     email: Option<String>,
@@ -189,7 +190,7 @@ pub struct BillingDetailsView {
 
 /// A postal address.
 #[derive(SimpleObject, InputObject)]
-#[graphql(input_name = "AddressInput")]
+#[graphql(name = "Address", input_name = "AddressInput")]
 pub struct AddressView {
     /// First line (street and number).
     line1: String,
@@ -207,7 +208,7 @@ pub struct AddressView {
 
 /// A tax id, as Stripe types it.
 #[derive(SimpleObject, InputObject)]
-#[graphql(input_name = "TaxIdInput")]
+#[graphql(name = "TaxId", input_name = "TaxIdInput")]
 pub struct TaxIdView {
     /// Stripe's tax id type, e.g. `eu_vat`.
     #[graphql(name = "type")]
