@@ -488,11 +488,7 @@ impl BillingMutation {
     ) -> ApiResult<Billing> {
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
-        // The id becomes part of a Stripe URL path: only Stripe's own id shape may get there.
-        if !is_stripe_id(&payment_method_id, "pm_") {
-            return Err(not_a_card());
-        }
-        let customer = customer(ctx, stripe, workspace_id).await?;
+        let customer = customer_for_card(ctx, stripe, workspace_id, &payment_method_id).await?;
         let method = stripe
             .payment_method(&payment_method_id)
             .await
@@ -522,10 +518,7 @@ impl BillingMutation {
     ) -> ApiResult<Billing> {
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
-        if !is_stripe_id(&payment_method_id, "pm_") {
-            return Err(not_a_card());
-        }
-        let customer = customer(ctx, stripe, workspace_id).await?;
+        let customer = customer_for_card(ctx, stripe, workspace_id, &payment_method_id).await?;
         let (cards, default) = tokio::try_join!(
             stripe.payment_methods(&customer),
             stripe.default_payment_method(&customer)
@@ -739,6 +732,20 @@ fn is_stripe_id(id: &str, prefix: &str) -> bool {
         (1..=250).contains(&rest.len())
             && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     })
+}
+
+/// The workspace's customer, for a request naming the card `payment_method_id`.
+async fn customer_for_card(
+    ctx: &Context<'_>,
+    stripe: &StripeApi,
+    workspace_id: Uuid,
+    payment_method_id: &str,
+) -> ApiResult<String> {
+    // The id becomes part of a Stripe URL path: only Stripe's own id shape may get there.
+    if !is_stripe_id(payment_method_id, "pm_") {
+        return Err(not_a_card());
+    }
+    customer(ctx, stripe, workspace_id).await
 }
 
 fn not_a_card() -> ApiError {

@@ -76,6 +76,16 @@ pub async fn add_card_expiring(customer: &str, number: &str, month: u32, year: i
     id
 }
 
+/// Ends `workspace`'s trial a day ago, without a plan.
+async fn lapse_trial(app: &TestApp, workspace: &str) {
+    diesel::sql_query(format!(
+        "UPDATE workspaces SET trial_ends_at = now() - interval '1 day' WHERE id = '{workspace}'"
+    ))
+    .execute(&mut app.db.conn().await)
+    .await
+    .expect("lapsed");
+}
+
 async fn stripe_get(path: &str) -> Value {
     let url = stripe_fake().await;
     reqwest::Client::new()
@@ -265,14 +275,7 @@ async fn a_plan_chosen_during_the_trial_keeps_the_trial_then_changes_cancels_and
 async fn choosing_a_plan_after_the_trial_bills_at_once_and_lifts_read_only() {
     let app = TestApp::builder().with_stripe().start().await;
     let ada = app.sign_up("Ada").await;
-    let mut conn = app.db.conn().await;
-    diesel::sql_query(format!(
-        "UPDATE workspaces SET trial_ends_at = now() - interval '1 day' WHERE id = '{}'",
-        ada.own_workspace
-    ))
-    .execute(&mut conn)
-    .await
-    .expect("expired");
+    lapse_trial(&app, &ada.own_workspace).await;
     let create_agent =
         "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Bot\" }) { id } }";
     app.gql(
@@ -496,13 +499,7 @@ async fn hand_over(lapsed: bool) {
 
     let create_agent = "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Scheduler\" }) { id } }";
     if lapsed {
-        let mut conn = app.db.conn().await;
-        diesel::sql_query(format!(
-            "UPDATE workspaces SET trial_ends_at = now() - interval '1 day' WHERE id = '{client_ws}'"
-        ))
-        .execute(&mut conn)
-        .await
-        .expect("lapsed");
+        lapse_trial(&app, &client_ws).await;
         app.gql(agency.token(), create_agent, ws.clone())
             .await
             .assert_code("TRIAL_EXPIRED");
@@ -762,14 +759,7 @@ const STANDING: &str =
 /// A lapsed workspace with a customer whose default card is Stripe's test card `number`.
 async fn lapsed_with_card(app: &TestApp, number: &str) -> (Actor, String) {
     let ada = app.sign_up("Ada").await;
-    let mut conn = app.db.conn().await;
-    diesel::sql_query(format!(
-        "UPDATE workspaces SET trial_ends_at = now() - interval '1 day' WHERE id = '{}'",
-        ada.own_workspace
-    ))
-    .execute(&mut conn)
-    .await
-    .expect("lapsed");
+    lapse_trial(app, &ada.own_workspace).await;
     let ws = json!({ "ws": ada.own_workspace });
     app.gql(
         ada.token(),
