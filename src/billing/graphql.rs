@@ -535,11 +535,11 @@ impl BillingMutation {
                         .await?;
                 }
                 None => {
-                    let billing = billing_of(ctx, workspace_id).await?;
-                    let needed = billing
-                        .account
-                        .as_ref()
-                        .and_then(|a| a.subscription_status.as_deref())
+                    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
+                    let needed = account::find(&mut conn, workspace_id)
+                        .await?
+                        .and_then(|a| a.subscription_status)
+                        .as_deref()
                         .and_then(SubscriptionStatus::parse)
                         .is_some_and(|s| s.is_live() || s == SubscriptionStatus::Incomplete);
                     if needed {

@@ -117,20 +117,30 @@ impl StripeApi {
         Ok(customer.id)
     }
 
-    pub async fn update_customer_email(
+    /// Sets fields of the customer (Stripe's form keys).
+    async fn update_customer(
         &self,
         customer: &str,
-        email: &str,
+        form: &[(&str, String)],
     ) -> Result<(), StripeCallError> {
         let _: Object = self
             .call(
                 StripeMethod::Post,
                 &format!("/customers/{customer}"),
-                &[("email", email.to_owned())],
+                form,
                 None,
             )
             .await?;
         Ok(())
+    }
+
+    pub async fn update_customer_email(
+        &self,
+        customer: &str,
+        email: &str,
+    ) -> Result<(), StripeCallError> {
+        self.update_customer(customer, &[("email", email.to_owned())])
+            .await
     }
 
     /// Writes billing details onto the customer: the email given (else `owner_email`),
@@ -163,14 +173,7 @@ impl StripeApi {
                 form.push(("address[state]", state.clone()));
             }
         }
-        let _: Object = self
-            .call(
-                StripeMethod::Post,
-                &format!("/customers/{customer}"),
-                &form,
-                None,
-            )
-            .await?;
+        self.update_customer(customer, &form).await?;
         let Some(tax_id) = &details.tax_id else {
             return Ok(());
         };
@@ -276,15 +279,7 @@ impl StripeApi {
             "invoice_settings[default_payment_method]",
             payment_method.to_owned(),
         )];
-        let _: Object = self
-            .call(
-                StripeMethod::Post,
-                &format!("/customers/{customer}"),
-                &form,
-                None,
-            )
-            .await?;
-        Ok(())
+        self.update_customer(customer, &form).await
     }
 
     /// Our plans as Stripe has them: recurring prices (plan objects) whose product names

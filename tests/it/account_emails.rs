@@ -442,17 +442,7 @@ async fn deleting_an_account_keeps_what_others_share_and_says_so() {
     let app = TestApp::builder().with_workers().start().await;
     let ada = app.sign_up("Ada").await;
     let bob = app.sign_up("Bob").await;
-    let shared = app
-        .gql(
-            ada.token(),
-            "mutation { createWorkspace(name: \"Shared\") { id } }",
-            json!({}),
-        )
-        .await
-        .data("createWorkspace")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let shared = app.create_workspace(&ada, "Shared").await;
     app.add_member(&shared, &bob, "admin").await;
     let delete = "mutation($p: String!) { deleteAccount(password: $p) }";
     app.gql(ada.token(), delete, json!({ "p": "not it" }))

@@ -468,17 +468,7 @@ async fn hand_over(lapsed: bool) {
         .start()
         .await;
     let agency = app.sign_up("Agency").await;
-    let client_ws = app
-        .gql(
-            agency.token(),
-            "mutation { createWorkspace(name: \"Client Co\") { id } }",
-            json!({}),
-        )
-        .await
-        .data("createWorkspace")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let client_ws = app.create_workspace(&agency, "Client Co").await;
     let ws = json!({ "ws": client_ws });
     app.gql(agency.token(), "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Receptionist\" }) { id } }", ws.clone())
         .await

@@ -510,6 +510,20 @@ impl TestApp {
         minted.plaintext
     }
 
+    /// Creates a workspace named `name` as `actor` (`createWorkspace`); returns its id.
+    pub async fn create_workspace(&self, actor: &Actor, name: &str) -> String {
+        self.gql(
+            actor.token(),
+            "mutation($n: String!) { createWorkspace(name: $n) { id } }",
+            json!({ "n": name }),
+        )
+        .await
+        .data("createWorkspace")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
     /// Adds `actor` to `workspace_id` with `role` directly in the database (invitations
     /// are tested on their own).
     pub async fn add_member(&self, workspace_id: &str, actor: &Actor, role: &str) {

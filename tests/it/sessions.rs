@@ -30,17 +30,7 @@ async fn access_tokens_carry_least_privilege() {
     let app = TestApp::new().await;
     let ada = app.sign_up("Ada").await;
     let bob = app.sign_up("Bob").await;
-    let second = app
-        .gql(
-            ada.token(),
-            "mutation { createWorkspace(name: \"Second\") { id } }",
-            json!({}),
-        )
-        .await
-        .data("createWorkspace")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let second = app.create_workspace(&ada, "Second").await;
     let own = ada.own_workspace.clone();
 
     // Read-only, limited to one workspace.

@@ -44,17 +44,7 @@ async fn members_have_ids_a_cache_can_key_on() {
     assert_eq!(first, again, "ids are stable");
 
     // The same person in another workspace is another member.
-    let other = app
-        .gql(
-            team.owner.token(),
-            "mutation { createWorkspace(name: \"Second\") { id } }",
-            json!({}),
-        )
-        .await
-        .data("createWorkspace")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let other = app.create_workspace(&team.owner, "Second").await;
     let there = list(other).await;
     assert_eq!(there[0]["user"]["id"], team.owner.id.as_str());
     assert!(!ids.contains(&there[0]["id"].as_str().expect("id")));
