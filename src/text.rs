@@ -11,21 +11,26 @@ const MAX_EMAIL_CHARS: usize = 254;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Name(String);
 
+/// One line of text: trimmed, 1 to `max` characters, no control characters.
+pub fn line(raw: &str, field: &'static str, max: usize) -> ApiResult<String> {
+    let trimmed = raw.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 || chars > max {
+        return Err(ApiError::bad_input(format!(
+            "`{field}` must be 1 to {max} characters long."
+        )));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ApiError::bad_input(format!(
+            "`{field}` must not contain control characters."
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
 impl Name {
     pub fn parse(raw: &str, field: &'static str) -> ApiResult<Name> {
-        let trimmed = raw.trim();
-        let chars = trimmed.chars().count();
-        if chars == 0 || chars > MAX_NAME_CHARS {
-            return Err(ApiError::bad_input(format!(
-                "`{field}` must be 1 to {MAX_NAME_CHARS} characters long."
-            )));
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(ApiError::bad_input(format!(
-                "`{field}` must not contain control characters."
-            )));
-        }
-        Ok(Name(trimmed.to_owned()))
+        line(raw, field, MAX_NAME_CHARS).map(Name)
     }
 
     pub fn as_str(&self) -> &str {

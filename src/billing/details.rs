@@ -44,19 +44,7 @@ pub struct TaxId {
 
 /// One text field: trimmed, 1 to 200 characters, no control characters.
 pub fn text(raw: &str, field: &'static str) -> ApiResult<String> {
-    let trimmed = raw.trim();
-    let chars = trimmed.chars().count();
-    if chars == 0 || chars > MAX_CHARS {
-        return Err(ApiError::bad_input(format!(
-            "`{field}` must be 1 to {MAX_CHARS} characters long."
-        )));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(ApiError::bad_input(format!(
-            "`{field}` must not contain control characters."
-        )));
-    }
-    Ok(trimmed.to_owned())
+    crate::text::line(raw, field, MAX_CHARS)
 }
 
 pub fn email(raw: &str) -> ApiResult<String> {
