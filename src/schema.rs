@@ -206,6 +206,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     stripe_events,
     plan_prices,
     invoices,
+    payment_methods,
+    card_notices,
 );
 
 diesel::table! {
@@ -228,6 +230,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         current_period_start -> Nullable<Timestamptz>,
         details -> Nullable<Jsonb>,
+        phone_numbers_item_id -> Nullable<Text>,
     }
 }
 
@@ -252,6 +255,7 @@ diesel::table! {
         agents -> Int4,
         phone_numbers -> Int4,
         synced_at -> Timestamptz,
+        phone_number_price_id -> Nullable<Text>,
     }
 }
 
@@ -267,5 +271,32 @@ diesel::table! {
         hosted_invoice_url -> Nullable<Text>,
         synced_at -> Timestamptz,
         invoice_pdf -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    payment_methods (id) {
+        id -> Text,
+        workspace_id -> Uuid,
+        brand -> Text,
+        last4 -> Text,
+        exp_month -> Int4,
+        exp_year -> Int4,
+        is_default -> Bool,
+        created_at -> Timestamptz,
+        synced_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    card_notices (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        payment_method_id -> Text,
+        exp_month -> Int4,
+        exp_year -> Int4,
+        notice -> Text,
+        created_at -> Timestamptz,
+        emailed_at -> Nullable<Timestamptz>,
     }
 }

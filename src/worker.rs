@@ -114,14 +114,18 @@ impl JobStore for PgJobStore {
                 notice,
             } => {
                 return self
-                    .prepare_notice(workspace_id, Notice::Trial(notice))
+                    .prepare_notice(workspace_id, Notice::Trial(notice), String::new())
                     .await
             }
             Job::SendPaymentFailed { workspace_id } => {
                 return self
-                    .prepare_notice(workspace_id, Notice::PaymentFailed)
+                    .prepare_notice(workspace_id, Notice::PaymentFailed, String::new())
                     .await;
             }
+            Job::SendCardNotice {
+                workspace_id,
+                notice_id,
+            } => return self.prepare_card_notice(workspace_id, notice_id).await,
             Job::SendAccountNotice { notice_id } => {
                 let mut conn = self.db.conn().await?;
                 let Some((kind, to, name, detail)) =
@@ -234,7 +238,8 @@ impl JobStore for PgJobStore {
 
     async fn mark_sent(&self, job: &Job) -> anyhow::Result<()> {
         let mut conn = match *job {
-            Job::SendTrialNotice { workspace_id, .. } => self.db.conn_in(workspace_id).await?,
+            Job::SendTrialNotice { workspace_id, .. }
+            | Job::SendCardNotice { workspace_id, .. } => self.db.conn_in(workspace_id).await?,
             _ => self.db.conn().await?,
         };
         match *job {
@@ -273,6 +278,9 @@ impl JobStore for PgJobStore {
                 notice,
             } => {
                 trial::mark_emailed(&mut conn, workspace_id, notice, Utc::now()).await?;
+            }
+            Job::SendCardNotice { notice_id, .. } => {
+                billing::cards::mark_emailed(&mut conn, notice_id, Utc::now()).await?;
             }
             Job::SendPaymentFailed { .. }
             | Job::SyncPlans
@@ -410,12 +418,36 @@ async fn account_link_email(
 }
 
 impl PgJobStore {
+    /// A card notice's emails, unless sent already or the card changed meanwhile.
+    async fn prepare_card_notice(
+        &self,
+        workspace_id: uuid::Uuid,
+        notice_id: uuid::Uuid,
+    ) -> anyhow::Result<Option<Prepared>> {
+        let mut conn = self.db.conn_in(workspace_id).await?;
+        let Some((notice, card)) = billing::cards::pending(&mut conn, notice_id).await? else {
+            return Ok(None);
+        };
+        let mut brand = card.brand;
+        if let Some(first) = brand.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        let about = format!(
+            "{brand} ending in {} (expires {:02}/{})",
+            card.last4, card.exp_month, card.exp_year
+        );
+        drop(conn);
+        self.prepare_notice(workspace_id, Notice::Card(notice), about)
+            .await
+    }
+
     /// The notice's emails to the Owner and Admins, unless already sent or no longer true
     /// (a plan was chosen, the payment went through, or the workspace is gone).
     async fn prepare_notice(
         &self,
         workspace_id: uuid::Uuid,
         notice: Notice,
+        card: String,
     ) -> anyhow::Result<Option<Prepared>> {
         let mut conn = self.db.conn_in(workspace_id).await?;
         if let Notice::Trial(trial_notice) = notice {
@@ -433,6 +465,8 @@ impl PgJobStore {
                 billing::status::subscription_of(&workspace).and_then(|s| s.effect().email)
                     == Some(billing::status::StatusEmail::PaymentFailed)
             }
+            // Checked with the card, as the notice was taken.
+            Notice::Card(_) => true,
         };
         if !still_true {
             return Ok(None);
@@ -448,6 +482,7 @@ impl PgJobStore {
                 workspace_name: workspace.name.clone(),
                 trial_ends_at: workspace.trial_ends_at,
                 notice,
+                card: card.clone(),
             })
             .collect();
         Ok(Some(Prepared::Notices(emails)))
@@ -508,6 +543,9 @@ async fn run_trial_scans(
         if claim(&db, Round::TrialScan, &worker, interval).await {
             if let Err(err) = trial::scan(&db, Utc::now()).await {
                 tracing::warn!("trial scan failed, will retry: {err:#}");
+            }
+            if let Err(err) = billing::cards::scan(&db, Utc::now()).await {
+                tracing::warn!("card-expiry scan failed, will retry: {err:#}");
             }
             let forgotten = async {
                 let mut conn = db.conn_outside_tenancy().await?;

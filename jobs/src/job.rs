@@ -40,6 +40,34 @@ pub enum Job {
         workspace_id: Uuid,
         notice: TrialNotice,
     },
+    /// Email a workspace's Owner and Admins that its default card expires soon or expired.
+    SendCardNotice { workspace_id: Uuid, notice_id: Uuid },
+}
+
+/// The emails about the default card's expiry, each sent at most once per card and
+/// expiry date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardNotice {
+    /// It expires within 30 days.
+    ExpiresSoon,
+    /// It has expired: payments with it fail.
+    Expired,
+}
+
+impl CardNotice {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            CardNotice::ExpiresSoon => "expires_soon",
+            CardNotice::Expired => "expired",
+        }
+    }
+
+    pub fn from_db(text: &str) -> Option<Self> {
+        [CardNotice::ExpiresSoon, CardNotice::Expired]
+            .into_iter()
+            .find(|notice| notice.as_db() == text)
+    }
 }
 
 /// The emails of a trial's life, each sent at most once per workspace.
@@ -107,6 +135,7 @@ impl Job {
             Job::ProcessPasswordReset { .. } => "process_password_reset",
             Job::ProcessSignUp { .. } => "process_sign_up",
             Job::SendTrialNotice { .. } => "send_trial_notice",
+            Job::SendCardNotice { .. } => "send_card_notice",
             Job::SendPaymentFailed { .. } => "send_payment_failed",
             Job::SendAccountNotice { .. } => "send_account_notice",
             Job::SyncBilling { .. } => "sync_billing",

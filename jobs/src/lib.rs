@@ -13,6 +13,6 @@ pub mod queue;
 pub mod store;
 
 pub use handler::Deps;
-pub use job::{Job, TrialNotice};
+pub use job::{CardNotice, Job, TrialNotice};
 pub use queue::{JobQueue, WorkerSettings};
 pub use store::JobStore;

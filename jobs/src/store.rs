@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{Job, TrialNotice};
+use crate::{CardNotice, Job, TrialNotice};
 
 /// What a notice to the people who pay is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -10,6 +10,8 @@ pub enum Notice {
     Trial(TrialNotice),
     /// The last payment failed; Stripe retries.
     PaymentFailed,
+    /// The default card expires soon or expired.
+    Card(CardNotice),
 }
 
 /// What a job's emails need.
@@ -54,6 +56,9 @@ pub struct NoticeEmail {
     pub workspace_name: String,
     pub trial_ends_at: DateTime<Utc>,
     pub notice: Notice,
+    /// The card a card notice is about, e.g. "Visa ending in 4242 (expires 12/2026)";
+    /// empty for the other notices.
+    pub card: String,
 }
 
 /// Prepares and records job emails.

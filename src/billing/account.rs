@@ -22,6 +22,8 @@ pub struct BillingAccountRow {
     pub current_period_start: Option<DateTime<Utc>>,
     /// What `updateBillingDetails` set ([`super::details::BillingDetails`]).
     pub details: Option<serde_json::Value>,
+    /// The subscription item billing the phone numbers ([`super::phone_numbers`]).
+    pub phone_numbers_item_id: Option<String>,
 }
 
 /// The account of a workspace; the connection must be inside it.
@@ -47,6 +49,19 @@ pub async fn set_details(
         .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
     diesel::update(billing_accounts::table.find(workspace_id))
         .set(billing_accounts::details.eq(value))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Records the subscription item that bills the workspace's phone numbers (or none).
+pub async fn set_phone_numbers_item(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    item: Option<&str>,
+) -> QueryResult<()> {
+    diesel::update(billing_accounts::table.find(workspace_id))
+        .set(billing_accounts::phone_numbers_item_id.eq(item))
         .execute(conn)
         .await
         .map(drop)

@@ -338,33 +338,26 @@ impl Billing {
         ))
     }
 
-    /// Saved cards, read from Stripe when asked: `null` with an error while Stripe cannot be
-    /// reached, so the rest of the billing screen still shows.
+    /// Saved cards, oldest first, as the workers mirror them from Stripe (a card added with
+    /// Stripe.js shows once Stripe's webhook is processed): reading them makes no Stripe
+    /// call. `null` with an error only if the database cannot be read.
     async fn payment_methods(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<PaymentMethod>>> {
-        let (Some(account), Some(stripe)) = (&self.account, request(ctx).stripe.as_ref()) else {
+        if self.account.is_none() {
             return Ok(Some(Vec::new()));
-        };
-        let customer = &account.stripe_customer_id;
-        let (methods, default) = tokio::try_join!(
-            stripe.payment_methods(customer),
-            stripe.default_payment_method(customer)
-        )?;
+        }
+        let mut conn = request(ctx).db.conn_in(self.workspace.id).await?;
+        let now = Utc::now();
+        let cards = super::cards::list(&mut conn, self.workspace.id).await?;
         Ok(Some(
-            methods
+            cards
                 .into_iter()
-                .map(|method| {
-                    let card = method.card.unwrap_or(super::stripe::Card {
-                        brand: String::new(),
-                        last4: String::new(),
-                        exp_month: 0,
-                        exp_year: 0,
-                    });
-                    let expiry = super::card_expiry(card.exp_month, card.exp_year, Utc::now());
+                .map(|card| {
+                    let expiry = super::card_expiry(card.exp_month, card.exp_year, now);
                     PaymentMethod {
-                        is_default: default.as_deref() == Some(method.id.as_str()),
+                        is_default: card.is_default,
                         expired: expiry == super::CardExpiry::Expired,
                         expires_soon: expiry == super::CardExpiry::ExpiresSoon,
-                        id: method.id,
+                        id: card.id,
                         brand: card.brand,
                         last4: card.last4,
                         exp_month: card.exp_month,
@@ -499,6 +492,7 @@ impl BillingMutation {
         stripe
             .set_default_payment_method(&customer, &payment_method_id)
             .await?;
+        refresh_cards(ctx, stripe, workspace_id, &customer).await?;
         billing_of(ctx, workspace_id).await
     }
 
@@ -519,10 +513,8 @@ impl BillingMutation {
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
         let customer = customer_for_card(ctx, stripe, workspace_id, &payment_method_id).await?;
-        let (cards, default) = tokio::try_join!(
-            stripe.payment_methods(&customer),
-            stripe.default_payment_method(&customer)
-        )?;
+        // Stripe's list, not the mirror: a card just added may not be mirrored yet.
+        let super::stripe::Cards { cards, default } = stripe.cards(&customer).await?;
         if !cards.iter().any(|card| card.id == payment_method_id) {
             return Err(not_a_card());
         }
@@ -551,6 +543,7 @@ impl BillingMutation {
             }
         }
         stripe.detach_payment_method(&payment_method_id).await?;
+        refresh_cards(ctx, stripe, workspace_id, &customer).await?;
         billing_of(ctx, workspace_id).await
     }
 
@@ -601,9 +594,11 @@ impl BillingMutation {
                 ),
             )
         })?;
-        let existing = account::find(&mut conn, workspace_id)
-            .await?
-            .and_then(|a| Some((a.subscription_id?, a.subscription_status)));
+        let account = account::find(&mut conn, workspace_id).await?;
+        let phone_item = account
+            .as_ref()
+            .and_then(|a| a.phone_numbers_item_id.clone());
+        let existing = account.and_then(|a| Some((a.subscription_id?, a.subscription_status)));
         let status = existing
             .as_ref()
             .and_then(|(_, status)| status.as_deref())
@@ -611,7 +606,9 @@ impl BillingMutation {
         let subscription = match existing {
             Some((id, _)) if status.is_some_and(SubscriptionStatus::is_live) => {
                 let current = stripe.subscription(&id).await?;
-                stripe.change_plan(&current, &price).await?
+                stripe
+                    .change_plan(&current, phone_item.as_deref(), &price)
+                    .await?
             }
             previous => {
                 // A first payment left waiting is replaced, so the customer never holds two.
@@ -635,6 +632,10 @@ impl BillingMutation {
             }
         };
         super::sync::mirror(&mut conn, workspace_id, &subscription, Some(plan)).await?;
+        // The phone numbers move to the new plan's per-number price.
+        super::phone_numbers::sync(&mut conn, stripe, workspace_id)
+            .await
+            .map_err(stripe_or_internal)?;
         let invoices = stripe.invoices(&customer, 100).await?;
         account::save_invoices(&mut conn, workspace_id, &invoices).await?;
         drop(conn);
@@ -746,6 +747,28 @@ async fn customer_for_card(
         return Err(not_a_card());
     }
     customer(ctx, stripe, workspace_id).await
+}
+
+/// Mirrors the customer's cards after a mutation changed them in Stripe.
+async fn refresh_cards(
+    ctx: &Context<'_>,
+    stripe: &StripeApi,
+    workspace_id: Uuid,
+    customer: &str,
+) -> ApiResult<()> {
+    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
+    super::cards::refresh(&mut conn, stripe, workspace_id, customer)
+        .await
+        .map_err(stripe_or_internal)?;
+    Ok(())
+}
+
+/// A domain step's error: Stripe's refusal as Stripe said it, anything else internal.
+fn stripe_or_internal(err: anyhow::Error) -> ApiError {
+    match err.downcast::<StripeCallError>() {
+        Ok(stripe) => stripe.into(),
+        Err(other) => ApiError::internal(&other),
+    }
 }
 
 fn not_a_card() -> ApiError {

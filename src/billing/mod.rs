@@ -2,8 +2,10 @@
 //! stored, from the trial and the plan, so it cannot go stale) and billing periods.
 
 pub mod account;
+pub mod cards;
 pub mod details;
 pub mod graphql;
+pub mod phone_numbers;
 pub mod plans;
 pub mod status;
 pub mod stripe;

@@ -205,6 +205,7 @@ pub async fn save_synced(conn: &mut AsyncPgConnection, plans: &[SyncedPlan]) -> 
             plan_prices::sms.eq(plan.limits.sms),
             plan_prices::agents.eq(plan.limits.agents),
             plan_prices::phone_numbers.eq(plan.limits.phone_numbers),
+            plan_prices::phone_number_price_id.eq(&synced.phone_number_price_id),
             plan_prices::synced_at.eq(diesel::dsl::now),
         );
         diesel::insert_into(plan_prices::table)

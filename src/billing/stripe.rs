@@ -253,6 +253,15 @@ impl StripeApi {
         Ok(())
     }
 
+    /// The customer's cards and its default, as Stripe has them now.
+    pub async fn cards(&self, customer: &str) -> Result<Cards, StripeCallError> {
+        let (cards, default) = tokio::try_join!(
+            self.payment_methods(customer),
+            self.default_payment_method(customer)
+        )?;
+        Ok(Cards { cards, default })
+    }
+
     pub async fn default_payment_method(
         &self,
         customer: &str,
@@ -306,18 +315,31 @@ impl StripeApi {
             }
         }
         let mut newest: Vec<(i64, SyncedPlan)> = Vec::new();
+        let mut phone_prices: Vec<(i64, PlanId, String)> = Vec::new();
         for price in prices {
             let metadata = price.product.get("metadata");
             let named = |key: &str| metadata.and_then(|m| m.get(key)).and_then(Value::as_str);
             let Some(id) = named(&self.plan_key).and_then(PlanId::from_db) else {
                 continue;
             };
+            let (item_key, phone_number) = PHONE_NUMBER_ITEM;
+            if price.metadata.get(item_key).and_then(Value::as_str) == Some(phone_number) {
+                match phone_prices.iter_mut().find(|(_, plan, _)| *plan == id) {
+                    Some(entry) if entry.0 < price.created => {
+                        *entry = (price.created, id, price.id);
+                    }
+                    Some(_) => {}
+                    None => phone_prices.push((price.created, id, price.id)),
+                }
+                continue;
+            }
             let defaults = super::plans::default_plan(id);
             let number = |key: &str, default: i32| {
                 named(key).and_then(|v| v.parse().ok()).unwrap_or(default)
             };
             let name = price.product.get("name").and_then(Value::as_str);
             let plan = SyncedPlan {
+                phone_number_price_id: None,
                 price_id: price.id,
                 plan: super::plans::Plan {
                     id,
@@ -338,7 +360,79 @@ impl StripeApi {
                 None => newest.push((price.created, plan)),
             }
         }
-        Ok(newest.into_iter().map(|(_, plan)| plan).collect())
+        Ok(newest
+            .into_iter()
+            .map(|(_, mut plan)| {
+                plan.phone_number_price_id = phone_prices
+                    .iter()
+                    .find(|(_, id, _)| *id == plan.plan.id)
+                    .map(|(_, _, price)| price.clone());
+                plan
+            })
+            .collect())
+    }
+
+    /// A subscription item, or `None` once it is gone.
+    pub async fn subscription_item(
+        &self,
+        id: &str,
+    ) -> Result<Option<SubscriptionItemState>, StripeCallError> {
+        let path = format!("/subscription_items/{id}");
+        match self.call(StripeMethod::Get, &path, &[], None).await {
+            Ok(item) => Ok(Some(item)),
+            Err(StripeCallError::Refused { status: 404, .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Adds an item of `price` to the subscription (Stripe prorates by default); the key
+    /// makes a retry add it once.
+    pub async fn add_subscription_item(
+        &self,
+        subscription: &str,
+        price: &str,
+        quantity: i32,
+        idempotency_key: String,
+    ) -> Result<String, StripeCallError> {
+        let form = [
+            ("subscription", subscription.to_owned()),
+            ("plan", price.to_owned()),
+            ("quantity", quantity.to_string()),
+        ];
+        let item: Object = self
+            .call(
+                StripeMethod::Post,
+                "/subscription_items",
+                &form,
+                Some(idempotency_key),
+            )
+            .await?;
+        Ok(item.id)
+    }
+
+    /// Sets an item's quantity (Stripe prorates by default).
+    pub async fn set_subscription_item_quantity(
+        &self,
+        id: &str,
+        quantity: i32,
+    ) -> Result<(), StripeCallError> {
+        let form = [("quantity", quantity.to_string())];
+        let path = format!("/subscription_items/{id}");
+        let _: Object = self.call(StripeMethod::Post, &path, &form, None).await?;
+        Ok(())
+    }
+
+    /// Takes an item off its subscription (Stripe prorates by default); one already gone
+    /// is fine.
+    pub async fn remove_subscription_item(&self, id: &str) -> Result<(), StripeCallError> {
+        let path = format!("/subscription_items/{id}");
+        match self
+            .call::<Object>(StripeMethod::Delete, &path, &[], None)
+            .await
+        {
+            Ok(_) | Err(StripeCallError::Refused { status: 404, .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
     }
 
     /// Starts a subscription; during a trial it starts billing when the trial ends. A first
@@ -382,18 +476,17 @@ impl StripeApi {
         .await
     }
 
-    /// Moves the subscription to another price. Stripe prorates by default
-    /// (`proration_behavior=create_prorations`), so we leave that parameter out (the local
-    /// fake rejects it).
+    /// Moves the subscription's plan item (not `phone_item`, the phone numbers' item) to
+    /// another price. Stripe prorates by default (`proration_behavior=create_prorations`),
+    /// so we leave that parameter out (the local fake rejects it).
     pub async fn change_plan(
         &self,
         subscription: &Subscription,
+        phone_item: Option<&str>,
         price: &str,
     ) -> Result<Subscription, StripeCallError> {
         let item = subscription
-            .items
-            .data
-            .first()
+            .plan_item(phone_item)
             .map(|item| item.id.clone())
             .ok_or_else(|| StripeCallError::Unexpected("subscription without items".into()))?;
         let form = [
@@ -493,18 +586,37 @@ pub struct PaymentMethod {
     pub id: String,
     pub customer: Option<String>,
     pub card: Option<Card>,
+    #[serde(default)]
+    pub created: i64,
 }
 
-#[derive(Deserialize, Clone, Debug)]
+#[derive(Deserialize, Clone, Debug, Default)]
 pub struct Card {
     #[serde(default)]
     pub brand: String,
     #[serde(default)]
     pub last4: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_i32")]
     pub exp_month: i32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_i32")]
     pub exp_year: i32,
+}
+
+/// A customer's saved cards and which one invoices are charged to.
+#[derive(Clone, Debug)]
+pub struct Cards {
+    pub cards: Vec<PaymentMethod>,
+    pub default: Option<String>,
+}
+
+/// A number Stripe sends as a JSON number; an updated object in the local fake holds it as
+/// the form's text, which is read the same.
+fn lenient_i32<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i32, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Number(n) => n.as_i64().and_then(|n| i32::try_from(n).ok()).unwrap_or(0),
+        Value::String(s) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    })
 }
 
 #[derive(Deserialize)]
@@ -515,13 +627,30 @@ struct StripePlan {
     #[serde(default)]
     created: i64,
     product: Value,
+    #[serde(default)]
+    metadata: Value,
 }
+
+/// The price metadata that marks a plan product's per-phone-number price
+/// (`item=phone_number`); the plan's own price has no `item`.
+pub const PHONE_NUMBER_ITEM: (&str, &str) = ("item", "phone_number");
 
 /// One of our plans as found in Stripe.
 #[derive(Clone, Debug)]
 pub struct SyncedPlan {
     pub price_id: String,
     pub plan: super::plans::Plan,
+    /// The per-phone-number price on the plan's product, if it has one.
+    pub phone_number_price_id: Option<String>,
+}
+
+/// A subscription item as Stripe has it now.
+#[derive(Deserialize, Clone, Debug)]
+pub struct SubscriptionItemState {
+    pub id: String,
+    pub plan: Option<Object>,
+    #[serde(default, deserialize_with = "lenient_i32")]
+    pub quantity: i32,
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -599,11 +728,18 @@ impl Subscription {
         }
     }
 
-    /// The price (plan) it bills.
-    pub fn price_id(&self) -> Option<&str> {
+    /// The item billing the plan: the first one that is not `phone_item`, the item billing
+    /// the phone numbers ([`super::phone_numbers`]).
+    pub fn plan_item(&self, phone_item: Option<&str>) -> Option<&SubscriptionItem> {
         self.items
             .data
-            .first()?
+            .iter()
+            .find(|item| Some(item.id.as_str()) != phone_item)
+    }
+
+    /// The price (plan) it bills.
+    pub fn price_id(&self, phone_item: Option<&str>) -> Option<&str> {
+        self.plan_item(phone_item)?
             .plan
             .as_ref()
             .map(|plan| plan.id.as_str())

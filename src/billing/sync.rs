@@ -10,28 +10,23 @@ use super::account;
 use super::stripe::StripeApi;
 use crate::db::{static_sql, Db};
 
-/// Copies the workspace's subscription state from Stripe, and makes the first saved card
-/// the default when there is none.
+/// Copies the workspace's cards, invoices and subscription state from Stripe (making the
+/// first saved card the default when there is none).
 pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> anyhow::Result<()> {
     let mut conn = db.conn_in(workspace_id).await?;
     let Some(account) = account::find(&mut conn, workspace_id).await? else {
         return Ok(());
     };
     let customer = &account.stripe_customer_id;
-    if stripe.default_payment_method(customer).await?.is_none() {
-        if let Some(first) = stripe.payment_methods(customer).await?.into_iter().next() {
-            stripe
-                .set_default_payment_method(customer, &first.id)
-                .await?;
-        }
-    }
+    super::cards::refresh(&mut conn, stripe, workspace_id, customer).await?;
     let invoices = stripe.invoices(customer, 100).await?;
     account::save_invoices(&mut conn, workspace_id, &invoices).await?;
     let Some(subscription_id) = account.subscription_id else {
         return Ok(());
     };
     let subscription = stripe.subscription(&subscription_id).await?;
-    let plan = match subscription.price_id() {
+    let phone_item = account.phone_numbers_item_id.as_deref();
+    let plan = match subscription.price_id(phone_item) {
         Some(price) => match super::plans::by_stripe_price(&mut conn, price).await? {
             Some(plan) => Some(plan),
             None => sync_plans(&mut conn, stripe)
@@ -43,6 +38,7 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
         None => None,
     };
     mirror(&mut conn, workspace_id, &subscription, plan).await?;
+    super::phone_numbers::sync(&mut conn, stripe, workspace_id).await?;
     Ok(())
 }
 

@@ -110,12 +110,24 @@ pub fn sign(secret: &str, body: &[u8], timestamp: i64) -> String {
 
 diesel::define_sql_function!(fn workspace_of_stripe_customer(customer: diesel::sql_types::Text) -> diesel::sql_types::Nullable<diesel::sql_types::Uuid>);
 
-/// The Stripe customer an event's object belongs to.
-fn customer_of(event: &Value) -> Option<&str> {
+diesel::define_sql_function!(fn workspace_of_payment_method(payment_method: diesel::sql_types::Text) -> diesel::sql_types::Nullable<diesel::sql_types::Uuid>);
+
+/// Whose an event's object is: a Stripe customer, or, for a card detached from its
+/// customer (Stripe then sends it with `customer: null`), the card as we mirrored it.
+enum Owner<'a> {
+    Customer(&'a str),
+    Card(&'a str),
+}
+
+fn owner_of(event: &Value) -> Option<Owner<'_>> {
     let object = event.get("data")?.get("object")?;
+    let text = |field: &str| object.get(field).and_then(Value::as_str);
     match object.get("object")?.as_str()? {
-        "customer" => object.get("id")?.as_str(),
-        _ => object.get("customer")?.as_str(),
+        "customer" => text("id").map(Owner::Customer),
+        "payment_method" => text("customer")
+            .map(Owner::Customer)
+            .or_else(|| text("id").map(Owner::Card)),
+        _ => text("customer").map(Owner::Customer),
     }
 }
 
@@ -174,12 +186,19 @@ async fn record(app: &App, id: &str, kind: &str, event: &Value) -> anyhow::Resul
             crate::outbox::enqueue(conn, &Job::SyncPlans).await?;
             return Ok(());
         }
-        let Some(customer) = customer_of(event) else {
-            return Ok(());
+        let workspace: Option<Uuid> = match owner_of(event) {
+            Some(Owner::Customer(customer)) => {
+                diesel::select(workspace_of_stripe_customer(customer))
+                    .get_result(conn)
+                    .await?
+            }
+            Some(Owner::Card(card)) => {
+                diesel::select(workspace_of_payment_method(card))
+                    .get_result(conn)
+                    .await?
+            }
+            None => None,
         };
-        let workspace: Option<Uuid> = diesel::select(workspace_of_stripe_customer(customer))
-            .get_result(conn)
-            .await?;
         if let Some(workspace_id) = workspace {
             crate::outbox::enqueue(conn, &Job::SyncBilling { workspace_id }).await?;
         }

@@ -581,6 +581,7 @@ impl Kind for PhoneNumberKind {
     const KIND: &'static str = "phone_number";
     const LABEL: &'static str = "Phone number";
     const LIMIT: Option<fn(&Limits) -> i32> = Some(|limits| limits.phone_numbers);
+    const BILLED: bool = true;
     type Input = PhoneNumberInput;
     type Patch = PhoneNumberPatch;
     type Node = PhoneNumber;

@@ -49,6 +49,9 @@ pub trait Kind: Send + Sync + Sized + 'static {
     const LABEL: &'static str;
     /// The plan limit this kind counts against, if any.
     const LIMIT: Option<fn(&Limits) -> i32> = None;
+    /// Whether each one is billed on the subscription ([`billing::phone_numbers`]): creating
+    /// or deleting one queues the workspace's billing sync in the same transaction.
+    const BILLED: bool = false;
 
     /// What `create` takes; read back from the stored fields to apply a patch.
     type Input: Send + Sync + serde::de::DeserializeOwned;
@@ -150,10 +153,21 @@ pub async fn create<K: Kind>(
             .await
             .map_err(write_error)?;
             let created_by = creator(conn, &row, creator_asked).await?;
+            billed::<K>(conn, workspace_id).await?;
             Ok::<_, ApiError>((row, created_by))
         })
         .await?;
     Ok(K::node(row, created_by))
+}
+
+/// For a billed kind, queues the billing sync that brings the subscription's quantity in
+/// step, inside the writing transaction.
+async fn billed<K: Kind>(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> ApiResult<()> {
+    if K::BILLED {
+        let job = linkai_jobs::Job::SyncBilling { workspace_id };
+        crate::outbox::enqueue(conn, &job).await?;
+    }
+    Ok(())
 }
 
 /// The input `patch` makes of a stored resource: the stored name and fields, with the
@@ -247,6 +261,7 @@ pub async fn delete<K: Kind>(ctx: &Context<'_>, workspace_id: &ID, id: &ID) -> A
             ));
         }
         model::delete(conn, &row).await?;
+        billed::<K>(conn, workspace_id).await?;
         Ok::<_, ApiError>(true)
     })
     .await

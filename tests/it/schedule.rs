@@ -11,10 +11,10 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use crate::billing::subscribe;
 use crate::harness::{stripe_fake, TestApp, STRIPE_KEY};
 
-/// Stands between the workers and the Stripe fake and writes down every call it passes on
+/// Stands between the server or the workers and the Stripe fake and writes down every call it passes on
 /// (`GET /v1/subscriptions/sub_...`).
-struct CountingProxy {
-    url: String,
+pub struct CountingProxy {
+    pub url: String,
     calls: Arc<Mutex<Vec<String>>>,
 }
 
@@ -54,7 +54,7 @@ async fn forward(
 }
 
 impl CountingProxy {
-    async fn start(base: &str) -> Self {
+    pub async fn start(base: &str) -> Self {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let upstream = Upstream {
             base: base.to_owned(),
@@ -71,7 +71,7 @@ impl CountingProxy {
     }
 
     /// Calls whose method and path start with `prefix`.
-    fn count(&self, prefix: &str) -> usize {
+    pub fn count(&self, prefix: &str) -> usize {
         let calls = self.calls.lock().expect("lock");
         calls.iter().filter(|c| c.starts_with(prefix)).count()
     }

@@ -55,9 +55,10 @@ const BUDGETS: [(&str, u64); 58] = [
     ("createForm", 6),
     ("updateForm", 6),
     ("deleteForm", 6),
-    ("createPhoneNumber", 8),
+    // Queues the billing sync that sets the numbers' quantity on the subscription.
+    ("createPhoneNumber", 9),
     ("updatePhoneNumber", 6),
-    ("deletePhoneNumber", 7),
+    ("deletePhoneNumber", 8),
     ("createCalendar", 6),
     ("updateCalendar", 6),
     ("deleteCalendar", 6),
@@ -76,14 +77,16 @@ const BUDGETS: [(&str, u64); 58] = [
     ("leaveWorkspace", 8),
     ("reportUsage", 9),
     ("createSetupIntent", 10),
-    ("setDefaultPaymentMethod", 5),
-    ("selectPlan", 12),
+    // Mirrors the cards it changed: drops removed ones, upserts the rest (one statement).
+    ("setDefaultPaymentMethod", 7),
+    // Reads what the phone numbers' item needs, in one statement.
+    ("selectPlan", 13),
     ("cancelSubscription", 10),
     ("resumeSubscription", 10),
     // The customer, the account, the Owner's address; stores what Stripe accepted; answers.
     ("updateBillingDetails", 9),
-    // A card that is not the default: the customer, the billing it answers.
-    ("removePaymentMethod", 5),
+    // A card that is not the default: the customer, the cards mirrored after, the billing.
+    ("removePaymentMethod", 7),
 ];
 
 fn budgets() -> BTreeMap<&'static str, u64> {

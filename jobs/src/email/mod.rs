@@ -6,7 +6,7 @@ mod transport;
 pub use transport::Mailer;
 
 use crate::store::{AccountEmail, AccountNotice, Notice, NoticeEmail, TokenEmail, TokenEmailKind};
-use crate::TrialNotice;
+use crate::{CardNotice, TrialNotice};
 
 /// A rendered email.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,7 +103,7 @@ pub fn render_notice(notice: &NoticeEmail, app_url: &str) -> Email {
         .to_string();
     let days = match notice.notice {
         Notice::Trial(trial) => trial.days_before_end().to_string(),
-        Notice::PaymentFailed => String::new(),
+        Notice::PaymentFailed | Notice::Card(_) => String::new(),
     };
     let plural = if days == "1" { "" } else { "s" };
     let link = format!("{app_url}/settings/billing");
@@ -111,6 +111,8 @@ pub fn render_notice(notice: &NoticeEmail, app_url: &str) -> Email {
         Notice::Trial(TrialNotice::Expired) => template!("trial_expired"),
         Notice::Trial(_) => template!("trial_reminder"),
         Notice::PaymentFailed => template!("payment_failed"),
+        Notice::Card(CardNotice::ExpiresSoon) => template!("card_expires_soon"),
+        Notice::Card(CardNotice::Expired) => template!("card_expired"),
     };
     let vars = [
         ("name", notice.name.as_str()),
@@ -119,6 +121,7 @@ pub fn render_notice(notice: &NoticeEmail, app_url: &str) -> Email {
         ("plural", plural),
         ("ends", ends.as_str()),
         ("link", link.as_str()),
+        ("card", notice.card.as_str()),
     ];
     let subject = fill(template.subject.trim(), &vars, Escape::None).replace(['\r', '\n'], " ");
     let content = fill(template.html, &vars, Escape::Html);

@@ -118,6 +118,7 @@ fn trial_emails() {
             .single()
             .expect("valid"),
         notice: Notice::Trial(notice),
+        card: String::new(),
     };
     let reminder = render_notice(&notice(TrialNotice::Reminder3), "http://localhost:3000");
     check_snapshot("trial_reminder", &reminder);
@@ -137,6 +138,33 @@ fn trial_emails() {
     );
     check_snapshot("payment_failed", &failed);
     assert_eq!(failed.subject, "A payment for Acme <Support> failed");
+    let card = |notice| NoticeEmail {
+        notice: Notice::Card(notice),
+        card: "Visa ending in 4242 (expires 12/2026)".into(),
+        ..notice_base()
+    };
+    let soon = render_notice(&card(CardNotice::ExpiresSoon), "http://localhost:3000");
+    check_snapshot("card_expires_soon", &soon);
+    assert_eq!(soon.subject, "The card for Acme <Support> expires soon");
+    assert!(soon.text.contains("Visa ending in 4242 (expires 12/2026)"));
+    assert!(soon.text.contains("http://localhost:3000/settings/billing"));
+    let expired = render_notice(&card(CardNotice::Expired), "http://localhost:3000");
+    check_snapshot("card_expired", &expired);
+    assert_eq!(expired.subject, "The card for Acme <Support> has expired");
+}
+
+fn notice_base() -> NoticeEmail {
+    NoticeEmail {
+        to: "owner@example.com".into(),
+        name: "Olivia".into(),
+        workspace_name: "Acme <Support>".into(),
+        trial_ends_at: Utc
+            .with_ymd_and_hms(2026, 12, 12, 8, 0, 0)
+            .single()
+            .expect("valid"),
+        notice: Notice::PaymentFailed,
+        card: String::new(),
+    }
 }
 
 #[test]
