@@ -231,6 +231,7 @@ diesel::table! {
         current_period_start -> Nullable<Timestamptz>,
         details -> Nullable<Jsonb>,
         phone_numbers_item_id -> Nullable<Text>,
+        subscription_event_at -> Nullable<Timestamptz>,
     }
 }
 

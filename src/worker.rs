@@ -222,6 +222,13 @@ impl JobStore for PgJobStore {
             Job::SyncBilling { workspace_id } => {
                 billing::sync::sync_workspace(&self.db, stripe, workspace_id).await
             }
+            Job::ApplySubscriptionEvent {
+                workspace_id,
+                ref event_id,
+            } => {
+                billing::sync::apply_subscription_event(&self.db, stripe, workspace_id, event_id)
+                    .await
+            }
             Job::CancelBilling { workspace_id } => {
                 billing::sync::cancel_workspace(&self.db, stripe, workspace_id).await
             }
@@ -285,6 +292,7 @@ impl JobStore for PgJobStore {
             Job::SendPaymentFailed { .. }
             | Job::SyncPlans
             | Job::SyncBilling { .. }
+            | Job::ApplySubscriptionEvent { .. }
             | Job::CancelBilling { .. }
             | Job::UpdateBillingEmail { .. } => {}
         }

@@ -25,6 +25,12 @@ pub enum Job {
     ProcessSignUp { request_id: Uuid },
     /// Mirror the workspace's subscription from Stripe (after a webhook, and periodically).
     SyncBilling { workspace_id: Uuid },
+    /// Apply a recorded `customer.subscription.*` event: its copy of the subscription if it
+    /// is the newest event seen, else nothing (or a re-read, when the order is unclear).
+    ApplySubscriptionEvent {
+        workspace_id: Uuid,
+        event_id: String,
+    },
     /// Re-read our plans' prices and limits from Stripe.
     SyncPlans,
     /// The workspace was deleted: end its subscription now.
@@ -119,6 +125,7 @@ impl Job {
         matches!(
             self,
             Job::SyncBilling { .. }
+                | Job::ApplySubscriptionEvent { .. }
                 | Job::SyncPlans
                 | Job::CancelBilling { .. }
                 | Job::UpdateBillingEmail { .. }
@@ -139,6 +146,7 @@ impl Job {
             Job::SendPaymentFailed { .. } => "send_payment_failed",
             Job::SendAccountNotice { .. } => "send_account_notice",
             Job::SyncBilling { .. } => "sync_billing",
+            Job::ApplySubscriptionEvent { .. } => "apply_subscription_event",
             Job::SyncPlans => "sync_plans",
             Job::CancelBilling { .. } => "cancel_billing",
             Job::UpdateBillingEmail { .. } => "update_billing_email",

@@ -24,6 +24,8 @@ pub struct BillingAccountRow {
     pub details: Option<serde_json::Value>,
     /// The subscription item billing the phone numbers ([`super::phone_numbers`]).
     pub phone_numbers_item_id: Option<String>,
+    /// When the newest subscription event applied happened ([`super::sync`]).
+    pub subscription_event_at: Option<DateTime<Utc>>,
 }
 
 /// The account of a workspace; the connection must be inside it.
@@ -49,6 +51,34 @@ pub async fn set_details(
         .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
     diesel::update(billing_accounts::table.find(workspace_id))
         .set(billing_accounts::details.eq(value))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// When the newest subscription event applied happened (Stripe's time), locking the
+/// account until the transaction ends.
+pub async fn lock_subscription_event_at(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    Ok(billing_accounts::table
+        .find(workspace_id)
+        .select(billing_accounts::subscription_event_at)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .flatten())
+}
+
+pub async fn set_subscription_event_at(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    at: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(billing_accounts::table.find(workspace_id))
+        .set(billing_accounts::subscription_event_at.eq(at))
         .execute(conn)
         .await
         .map(drop)

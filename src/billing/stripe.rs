@@ -694,7 +694,7 @@ impl Subscription {
     /// The local fake leaves a subscription with a trial `incomplete` (it never writes
     /// `trialing`), where Stripe makes it `trialing` with a paid zero invoice; with the
     /// trial still running and no invoice, that is what it is.
-    fn read_as_documented(mut self, now: DateTime<Utc>) -> Self {
+    pub(super) fn read_as_documented(mut self, now: DateTime<Utc>) -> Self {
         let in_trial = self.trial_end.is_some_and(|end| end > now.timestamp());
         if self.status == "incomplete" && in_trial && self.latest_invoice.is_none() {
             self.status = "trialing".to_owned();

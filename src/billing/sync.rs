@@ -2,13 +2,17 @@
 //! each webhook (as a job) and periodically for every workspace with a Stripe customer, so
 //! missed or reordered webhooks are repaired.
 
+use chrono::{DateTime, Utc};
 use diesel::sql_types::Uuid as SqlUuid;
+use diesel::{OptionalExtension as _, QueryDsl as _};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::account;
-use super::stripe::StripeApi;
+use super::plans::PlanId;
+use super::stripe::{StripeApi, Subscription};
 use crate::db::{static_sql, Db};
+use crate::schema::stripe_events;
 
 /// Copies the workspace's cards, invoices and subscription state from Stripe (making the
 /// first saved card the default when there is none).
@@ -26,20 +30,110 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
     };
     let subscription = stripe.subscription(&subscription_id).await?;
     let phone_item = account.phone_numbers_item_id.as_deref();
-    let plan = match subscription.price_id(phone_item) {
-        Some(price) => match super::plans::by_stripe_price(&mut conn, price).await? {
-            Some(plan) => Some(plan),
-            None => sync_plans(&mut conn, stripe)
-                .await?
-                .into_iter()
-                .find(|synced| synced.price_id == price)
-                .map(|synced| synced.plan.id),
-        },
-        None => None,
-    };
+    let plan = plan_of(&mut conn, stripe, &subscription, phone_item).await?;
     mirror(&mut conn, workspace_id, &subscription, plan).await?;
     super::phone_numbers::sync(&mut conn, stripe, workspace_id).await?;
     Ok(())
+}
+
+/// The plan a subscription bills, by its plan item's price (re-reading the plans from
+/// Stripe when the price is new to us).
+async fn plan_of(
+    conn: &mut AsyncPgConnection,
+    stripe: &StripeApi,
+    subscription: &Subscription,
+    phone_item: Option<&str>,
+) -> anyhow::Result<Option<PlanId>> {
+    let Some(price) = subscription.price_id(phone_item) else {
+        return Ok(None);
+    };
+    if let Some(plan) = super::plans::by_stripe_price(conn, price).await? {
+        return Ok(Some(plan));
+    }
+    Ok(sync_plans(conn, stripe)
+        .await?
+        .into_iter()
+        .find(|synced| synced.price_id == price)
+        .map(|synced| synced.plan.id))
+}
+
+/// Where a subscription event stands against the newest one applied.
+enum EventOrder {
+    Newer,
+    Older,
+    /// The same second: which came first is unknown.
+    Unclear,
+}
+
+/// Applies a recorded `customer.subscription.*` event. Stripe sends every change of a
+/// subscription as an event carrying the subscription as it was then, in no guaranteed
+/// order: the newest event's copy is mirrored (by Stripe's `created`, compared under the
+/// account's row lock, so concurrent jobs agree), an older one changes nothing, and one
+/// whose order is unclear (the same second, no time, or a copy we cannot read) re-reads
+/// the workspace from Stripe instead. An event about another subscription than the
+/// workspace's (one `selectPlan` replaced) changes nothing.
+pub async fn apply_subscription_event(
+    db: &Db,
+    stripe: &StripeApi,
+    workspace_id: Uuid,
+    event_id: &str,
+) -> anyhow::Result<()> {
+    let mut conn = db.conn_in(workspace_id).await?;
+    let event: Option<serde_json::Value> = stripe_events::table
+        .find(event_id)
+        .select(stripe_events::payload)
+        .first(&mut conn)
+        .await
+        .optional()?;
+    let Some(event) = event else {
+        return Ok(());
+    };
+    let created = event["created"]
+        .as_i64()
+        .and_then(|at| DateTime::from_timestamp(at, 0));
+    let copy = serde_json::from_value::<Subscription>(event["data"]["object"].clone())
+        .ok()
+        .map(|subscription| subscription.read_as_documented(Utc::now()));
+    let (Some(created), Some(copy)) = (created, copy) else {
+        drop(conn);
+        return sync_workspace(db, stripe, workspace_id).await;
+    };
+    let Some(account) = account::find(&mut conn, workspace_id).await? else {
+        return Ok(());
+    };
+    if account.subscription_id.as_deref() != Some(copy.id.as_str()) {
+        return Ok(());
+    }
+    let plan = plan_of(
+        &mut conn,
+        stripe,
+        &copy,
+        account.phone_numbers_item_id.as_deref(),
+    )
+    .await?;
+    let order = conn
+        .transaction(async |conn| {
+            let newest = account::lock_subscription_event_at(conn, workspace_id).await?;
+            let order = match newest {
+                Some(newest) if created < newest => EventOrder::Older,
+                Some(newest) if created == newest => EventOrder::Unclear,
+                _ => EventOrder::Newer,
+            };
+            if let EventOrder::Newer = order {
+                account::set_subscription_event_at(conn, workspace_id, created).await?;
+                mirror(conn, workspace_id, &copy, plan).await?;
+            }
+            diesel::QueryResult::Ok(order)
+        })
+        .await?;
+    match order {
+        EventOrder::Newer => super::phone_numbers::sync(&mut conn, stripe, workspace_id).await,
+        EventOrder::Older => Ok(()),
+        EventOrder::Unclear => {
+            drop(conn);
+            sync_workspace(db, stripe, workspace_id).await
+        }
+    }
 }
 
 /// Stores the subscription as Stripe reports it, on a connection inside the workspace;
@@ -48,8 +142,8 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
 pub async fn mirror(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
-    subscription: &super::stripe::Subscription,
-    plan: Option<super::plans::PlanId>,
+    subscription: &Subscription,
+    plan: Option<PlanId>,
 ) -> diesel::QueryResult<()> {
     conn.transaction(async |conn| {
         if account::save_subscription(conn, workspace_id, subscription, plan).await? {

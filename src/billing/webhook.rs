@@ -1,8 +1,10 @@
 //! `POST /webhooks/stripe`: verify the signature over the raw body, record the event once,
 //! queue the sync of the workspace it concerns, and answer at once.
 //!
-//! Processing re-reads the workspace's subscription from Stripe instead of trusting the
-//! event's copy, so duplicates and any delivery order end in Stripe's current state.
+//! Processing a subscription event mirrors the event's copy of the subscription only when
+//! it is the newest event seen for it (by Stripe's `created`), so duplicates and any
+//! delivery order end in the newest state; every other event, and one whose order is
+//! unclear, re-reads the workspace's billing from Stripe ([`super::sync`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,7 +202,16 @@ async fn record(app: &App, id: &str, kind: &str, event: &Value) -> anyhow::Resul
             None => None,
         };
         if let Some(workspace_id) = workspace {
-            crate::outbox::enqueue(conn, &Job::SyncBilling { workspace_id }).await?;
+            // A subscription event carries the subscription as it was: applied in order.
+            let job = if kind.starts_with("customer.subscription.") {
+                Job::ApplySubscriptionEvent {
+                    workspace_id,
+                    event_id: id.to_owned(),
+                }
+            } else {
+                Job::SyncBilling { workspace_id }
+            };
+            crate::outbox::enqueue(conn, &job).await?;
         }
         Ok::<_, anyhow::Error>(())
     })

@@ -609,68 +609,66 @@ async fn deleting_a_workspace_ends_its_subscription() {
     );
 }
 
-/// The fake cannot make a subscription past due, unpaid or paused (and the webhook handler
-/// reads the subscription back from it rather than trusting the event), so this drives
-/// the mirror every webhook and sync goes through with the subscription as Stripe would
-/// report it, then lets the real worker send the emails.
+/// The fake cannot make a subscription past due, unpaid or paused, so this feeds the
+/// signed webhook endpoint the `customer.subscription.updated` events Stripe sends for
+/// them (its documented JSON, [`crate::webhooks::subscription_event`]) for a subscription
+/// the fake does not hold, and lets the real worker apply them and send the emails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admins_once() {
-    use linkai::billing::stripe::{List, Subscription};
-    let app = TestApp::builder().with_workers().start().await;
+    use crate::webhooks::{deliver, documented_subscription, signed, subscription_event};
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
     let team = app.team().await;
     let workspace: uuid::Uuid = team.workspace.parse().expect("uuid");
     let mut conn = app.db.conn().await;
     for statement in [
-        format!("INSERT INTO billing_accounts (workspace_id, stripe_customer_id, subscription_id) VALUES ('{workspace}', 'cus_pastdue', 'sub_pastdue') ON CONFLICT DO NOTHING"),
+        format!("INSERT INTO billing_accounts (workspace_id, stripe_customer_id, subscription_id) VALUES ('{workspace}', 'cus_pastdue_{}', 'sub_pastdue') ON CONFLICT DO NOTHING", workspace.simple()),
         format!("UPDATE workspaces SET plan = 'growth', subscription_status = 'active', trial_ends_at = now() - interval '1 day' WHERE id = '{workspace}'"),
     ] {
         diesel::sql_query(statement).execute(&mut conn).await.expect("seeded");
     }
-    let subscription = |status: &str| Subscription {
-        id: "sub_pastdue".into(),
-        status: status.into(),
-        cancel_at_period_end: false,
-        current_period_start: None,
-        current_period_end: None,
-        trial_end: None,
-        items: List {
-            data: Vec::new(),
-            has_more: false,
-        },
-        latest_invoice: None,
+    let customer = format!("cus_pastdue_{}", workspace.simple());
+    let base = chrono::Utc::now().timestamp();
+    // Stripe's events, one second apart.
+    let event = |second: i64, status: &str| {
+        let subscription = documented_subscription("sub_pastdue", &customer, status, None);
+        subscription_event(
+            "customer.subscription.updated",
+            base + second,
+            &subscription,
+        )
     };
-    let app_db = linkai::App::connect(
-        linkai::config::Config::from_lookup(|name| (name == "DATABASE_URL").then(|| app.db.url()))
-            .expect("config"),
-    )
-    .expect("app")
-    .db;
-    // Two syncs see the failure at once; one more later: one email each.
-    let past_due = subscription("past_due");
-    let (mut a, mut b) = (
-        app_db.conn_in(workspace).await.expect("conn"),
-        app_db.conn_in(workspace).await.expect("conn"),
-    );
-    let (first, second) = tokio::join!(
-        linkai::billing::sync::mirror(&mut a, workspace, &past_due, None),
-        linkai::billing::sync::mirror(&mut b, workspace, &past_due, None)
-    );
-    first.expect("mirrored");
-    second.expect("mirrored");
-    linkai::billing::sync::mirror(&mut a, workspace, &subscription("past_due"), None)
-        .await
-        .expect("mirrored");
-    let status = app
-        .gql(
+    let send = async |body: String| {
+        assert_eq!(deliver(&app, &body, signed(&body)).await, 200);
+    };
+    let standing = async || {
+        app.gql(
             team.owner.token(),
             "query($ws: ID!) { workspace(id: $ws) { billingStatus readOnly } }",
             json!({ "ws": team.workspace }),
         )
-        .await;
-    assert_eq!(
-        status.data("workspace"),
-        &json!({ "billingStatus": "PAST_DUE", "readOnly": false })
-    );
+        .await
+        .data("workspace")
+        .clone()
+    };
+    let wait_for = async |expected: Value| {
+        let mut seen = Value::Null;
+        for _ in 0..150 {
+            seen = standing().await;
+            if seen == expected {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(seen, expected);
+    };
+    // Two failures arrive at once; one more later: one email each.
+    tokio::join!(send(event(1, "past_due")), send(event(2, "past_due")));
+    wait_for(json!({ "billingStatus": "PAST_DUE", "readOnly": false })).await;
+    send(event(3, "past_due")).await;
     let failed = |actor: &Actor| {
         app.mail
             .to(&actor.email)
@@ -698,34 +696,20 @@ async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admi
 
     // Issue 16: `unpaid` (Stripe's retries ran out) never became read-only and its email
     // was skipped. Past due then unpaid is one failure spell: read-only, no second email.
-    let standing = async || {
-        app.gql(
-            team.owner.token(),
-            "query($ws: ID!) { workspace(id: $ws) { billingStatus readOnly } }",
-            json!({ "ws": team.workspace }),
-        )
-        .await
-        .data("workspace")
-        .clone()
-    };
-    let mut mirror = async |status: &str| {
-        linkai::billing::sync::mirror(&mut a, workspace, &subscription(status), None)
-            .await
-            .expect("mirrored");
-    };
-    mirror("unpaid").await;
+    send(event(4, "unpaid")).await;
+    wait_for(json!({ "billingStatus": "UNPAID", "readOnly": true })).await;
+    // An older event delivered late changes nothing.
+    send(event(0, "active")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(
         standing().await,
         json!({ "billingStatus": "UNPAID", "readOnly": true })
     );
     // Paid again: active.
-    mirror("active").await;
-    assert_eq!(
-        standing().await,
-        json!({ "billingStatus": "ACTIVE", "readOnly": false })
-    );
+    send(event(5, "active")).await;
+    wait_for(json!({ "billingStatus": "ACTIVE", "readOnly": false })).await;
     // A new spell that goes straight to unpaid is told too.
-    mirror("unpaid").await;
+    send(event(6, "unpaid")).await;
     app.mail
         .wait_until(
             |_| failed(&team.owner) == 2 && failed(&team.admin) == 2,
@@ -734,11 +718,8 @@ async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admi
         .await
         .expect("a second payment-failed email");
     // Paused (the trial ended without a card, where Stripe is set to pause): read-only.
-    mirror("paused").await;
-    assert_eq!(
-        standing().await,
-        json!({ "billingStatus": "PAUSED", "readOnly": true })
-    );
+    send(event(7, "paused")).await;
+    wait_for(json!({ "billingStatus": "PAUSED", "readOnly": true })).await;
 }
 
 const SELECT_STARTER: &str = "mutation($ws: ID!) { selectPlan(workspaceId: $ws, plan: STARTER) {

@@ -99,7 +99,10 @@ async fn reading_billing_makes_no_stripe_call() {
     let spare = save_card(&app, &customer, 12, 2032).await;
     let listed = wait_for_cards(&app, &ada, &ws, |cards| cards.len() == 2).await;
     assert_eq!(listed.len(), 2, "{listed:?}");
-    assert_eq!(listed[1]["id"], spare.as_str());
+    assert!(
+        listed.iter().any(|card| card["id"] == spare.as_str()),
+        "{listed:?}"
+    );
     // The mirror is complete; let the worker's sync of that webhook finish its calls.
     let mut before = proxy.count("");
     loop {

@@ -116,13 +116,18 @@ async fn parallel_reports_never_pass_the_limit() {
 /// Issue 16: message and SMS counters ran on periods counted from the workspace's creation,
 /// not the invoice's. In the trial the trial is the period; with a subscription it is
 /// Stripe's current period, and a renewal starts the count again. The fake cannot renew a
-/// subscription, so this drives the mirror every webhook and sync goes through with the
-/// subscription as Stripe reports it before and after a renewal.
+/// subscription (nor end a trial early), so after a real Starter subscription is made this
+/// feeds the signed webhook endpoint the `customer.subscription.updated` events Stripe
+/// sends for its first period and for the renewal (their documented JSON).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_follows_the_trial_then_the_invoices_period_across_a_renewal() {
+    use crate::webhooks::{deliver, documented_subscription, signed, subscription_event};
     use diesel_async::RunQueryDsl;
-    use linkai::billing::stripe::{List, Subscription};
-    let app = TestApp::new().await;
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
     let ada = app.sign_up("Ada").await;
     let report = |q: i64, k: &str| json!({ "ws": ada.own_workspace, "m": "SMS", "q": q, "k": k });
     let trial = app
@@ -141,42 +146,56 @@ async fn usage_follows_the_trial_then_the_invoices_period_across_a_renewal() {
     assert_eq!(usage["periodStart"], workspace["createdAt"]);
     assert_eq!(usage["periodEnd"], workspace["trialEndsAt"]);
 
-    // The trial is over and a Starter subscription runs, mirrored from Stripe.
+    // A Starter subscription; then the trial is over and its first period runs.
+    let customer = crate::billing::subscribe(&app, &ada, &ada.own_workspace, "STARTER").await;
+    let subscription = crate::billing::stripe_subscription_of(&customer).await;
+    let subscription_id = subscription["id"].as_str().expect("id").to_owned();
+    let price = subscription["items"]["data"][0]["plan"]["id"]
+        .as_str()
+        .expect("price")
+        .to_owned();
     let id: uuid::Uuid = ada.own_workspace.parse().expect("uuid");
     let mut conn = app.db.conn().await;
-    for statement in [
-        format!("INSERT INTO billing_accounts (workspace_id, stripe_customer_id, subscription_id) VALUES ('{id}', 'cus_renews', 'sub_renews')"),
-        format!("UPDATE workspaces SET trial_ends_at = now() - interval '20 days' WHERE id = '{id}'"),
-    ] {
-        diesel::sql_query(statement).execute(&mut conn).await.expect("seeded");
-    }
+    diesel::sql_query(format!(
+        "UPDATE workspaces SET trial_ends_at = now() - interval '20 days' WHERE id = '{id}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("the trial ended");
     let now = chrono::Utc::now().timestamp();
     let day = 86_400;
-    let subscription = |start: i64, end: i64| Subscription {
-        id: "sub_renews".into(),
-        status: "active".into(),
-        cancel_at_period_end: false,
-        current_period_start: Some(start),
-        current_period_end: Some(end),
-        trial_end: None,
-        items: List {
-            data: Vec::new(),
-            has_more: false,
-        },
-        latest_invoice: None,
-    };
-    let db = linkai::App::connect(
-        linkai::config::Config::from_lookup(|name| (name == "DATABASE_URL").then(|| app.db.url()))
-            .expect("config"),
-    )
-    .expect("app")
-    .db;
-    let mut conn = db.conn_in(id).await.expect("conn");
-    let starter = Some(linkai::billing::plans::PlanId::Starter);
-    let first = (now - 20 * day, now + 10 * day);
-    linkai::billing::sync::mirror(&mut conn, id, &subscription(first.0, first.1), starter)
+    let period_start = async || {
+        app.gql(
+            ada.token(),
+            "query($ws: ID!) { workspace(id: $ws) { usage { periodStart } } }",
+            json!({ "ws": ada.own_workspace }),
+        )
         .await
-        .expect("mirrored");
+        .data("workspace")["usage"]["periodStart"]
+            .clone()
+    };
+    let stripe_sends = async |second: i64, period: (i64, i64)| {
+        let object = documented_subscription(
+            &subscription_id,
+            &customer,
+            "active",
+            Some((&price, period)),
+        );
+        let body = subscription_event("customer.subscription.updated", now + second, &object);
+        assert_eq!(deliver(&app, &body, signed(&body)).await, 200);
+        let start = chrono::DateTime::from_timestamp(period.0, 0)
+            .expect("time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        for _ in 0..150 {
+            if period_start().await == start {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(period_start().await, start, "the period was applied");
+    };
+    let first = (now - 20 * day, now + 10 * day);
+    stripe_sends(1, first).await;
     let limit = app
         .gql(Some(SERVICE_TOKEN), REPORT, report(1, "first-1"))
         .await
@@ -199,9 +218,7 @@ async fn usage_follows_the_trial_then_the_invoices_period_across_a_renewal() {
 
     // Stripe renews: the period moves, and the count starts again with the new invoice.
     let renewed = (now - 60, now + 30 * day);
-    linkai::billing::sync::mirror(&mut conn, id, &subscription(renewed.0, renewed.1), None)
-        .await
-        .expect("mirrored");
+    stripe_sends(2, renewed).await;
     let after = app
         .gql(Some(SERVICE_TOKEN), REPORT, report(1, "renewed-1"))
         .await;

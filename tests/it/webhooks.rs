@@ -32,6 +32,69 @@ pub fn signed(body: &str) -> Option<String> {
     ))
 }
 
+/// An event as Stripe documents it (API reference, "The Event object"), carrying `object`
+/// as it was at `created`.
+pub fn subscription_event(kind: &str, created: i64, object: &Value) -> String {
+    json!({
+        "id": format!("evt_{}", uuid::Uuid::new_v4().simple()),
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": created,
+        "type": kind,
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": { "id": null, "idempotency_key": null },
+        "data": { "object": object, "previous_attributes": {} },
+    })
+    .to_string()
+}
+
+/// A subscription as Stripe's API reference shows it, in `status`, billing `price` (if any)
+/// over the period `period` (unix seconds; a month from now if none).
+pub fn documented_subscription(
+    id: &str,
+    customer: &str,
+    status: &str,
+    price: Option<(&str, (i64, i64))>,
+) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let (price, (start, end)) = match price {
+        Some((price, period)) => (Some(price), period),
+        None => (None, (now, now + 30 * 86_400)),
+    };
+    let items: Vec<Value> = price
+        .into_iter()
+        .map(|price| {
+            json!({
+                "id": format!("si_{id}"),
+                "object": "subscription_item",
+                "subscription": id,
+                "quantity": 1,
+                "price": { "id": price, "object": "price", "recurring": { "interval": "month" } },
+                "plan": { "id": price, "object": "plan", "interval": "month" },
+            })
+        })
+        .collect();
+    json!({
+        "id": id,
+        "object": "subscription",
+        "customer": customer,
+        "status": status,
+        "collection_method": "charge_automatically",
+        "cancel_at_period_end": false,
+        "canceled_at": null,
+        "created": start,
+        "current_period_start": start,
+        "current_period_end": end,
+        "trial_start": null,
+        "trial_end": null,
+        "latest_invoice": format!("in_{id}"),
+        "livemode": false,
+        "metadata": {},
+        "items": { "object": "list", "data": items, "has_more": false, "url": format!("/v1/subscription_items?subscription={id}") },
+    })
+}
+
 async fn recorded_events(app: &TestApp) -> i64 {
     #[derive(diesel::QueryableByName)]
     struct Count {
