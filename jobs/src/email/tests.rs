@@ -110,15 +110,8 @@ fn addresses_are_masked_for_logs() {
 #[test]
 fn trial_emails() {
     let notice = |notice| NoticeEmail {
-        to: "owner@example.com".into(),
-        name: "Olivia".into(),
-        workspace_name: "Acme <Support>".into(),
-        trial_ends_at: Utc
-            .with_ymd_and_hms(2026, 12, 12, 8, 0, 0)
-            .single()
-            .expect("valid"),
         notice: Notice::Trial(notice),
-        card: String::new(),
+        ..notice_base()
     };
     let reminder = render_notice(&notice(TrialNotice::Reminder3), "http://localhost:3000");
     check_snapshot("trial_reminder", &reminder);
