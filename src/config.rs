@@ -21,6 +21,7 @@
 //! | `WORKER_HEARTBEAT_SECS` | worker heartbeat; a worker silent for 3 beats is presumed dead and its jobs re-run | [`DEFAULT_HEARTBEAT_SECS`] |
 //! | `TRIAL_SCAN_SECS` | how often workers look for due trial reminders and expiries | [`DEFAULT_TRIAL_SCAN_SECS`] |
 //! | `BILLING_SYNC_SECS` | how often workers re-sync every workspace's billing from Stripe | [`DEFAULT_BILLING_SYNC_SECS`] |
+//! | `AUDIT_RETENTION_DAYS` | how long audit events are kept (pruned by the scheduled scan) | [`crate::audit::DEFAULT_RETENTION_DAYS`] |
 //! | `CORS_ORIGINS` | comma-separated browser origins allowed to call `/graphql` (`https://app.example.com`) | the origin of `APP_URL` |
 //! | `INTROSPECTION` | `false`: no `__schema`/`__type` and no playground | `true` |
 //! | `HTTP_HEADER_TIMEOUT_SECS` | a connection must send a request's headers within this long, counted from when it opens or its previous response ends (so it also closes idle keep-alive connections) | [`DEFAULT_HEADER_TIMEOUT_SECS`] |
@@ -108,6 +109,8 @@ pub struct WorkerConfig {
     pub trial_scan_interval: Duration,
     /// How often each worker re-syncs every workspace's billing from Stripe.
     pub billing_sync_interval: Duration,
+    /// How long audit events are kept.
+    pub audit_retention: chrono::Duration,
     pub queue: String,
     pub name: String,
     pub heartbeat: Duration,
@@ -426,6 +429,13 @@ impl Config {
             workers: WorkerConfig {
                 trial_scan_interval: Duration::from_secs(trial_scan_secs),
                 billing_sync_interval: Duration::from_secs(billing_sync_secs),
+                audit_retention: chrono::Duration::days(
+                    number(
+                        "AUDIT_RETENTION_DAYS",
+                        crate::audit::DEFAULT_RETENTION_DAYS as u64,
+                    )?
+                    .clamp(1, 36_500) as i64,
+                ),
                 queue: or("JOBS_QUEUE", DEFAULT_JOBS_QUEUE),
                 name: worker_name,
                 heartbeat: Duration::from_secs(heartbeat_secs),

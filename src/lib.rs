@@ -3,6 +3,7 @@
 //! Features live in their own folders (`auth`, `workspaces`, `members`, `billing`); the thin
 //! shared core is `config`, `db`, `error`, `graphql` (assembly), `http`, `roles` and `text`.
 
+pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod config;

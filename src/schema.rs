@@ -208,6 +208,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     invoices,
     payment_methods,
     card_notices,
+    audit_events,
 );
 
 diesel::table! {
@@ -299,5 +300,21 @@ diesel::table! {
         notice -> Text,
         created_at -> Timestamptz,
         emailed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        at -> Timestamptz,
+        actor_kind -> Text,
+        actor_id -> Nullable<Uuid>,
+        action -> Text,
+        target_kind -> Text,
+        target_id -> Text,
+        changes -> Jsonb,
+        request_id -> Nullable<Uuid>,
+        client -> Nullable<Text>,
     }
 }

@@ -54,6 +54,7 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
         db.clone(),
         config.workers.name.clone(),
         config.workers.trial_scan_interval,
+        config.workers.audit_retention,
         shutdown.clone(),
     );
     let (db_for_billing, shutdown_for_billing) = (db.clone(), shutdown.clone());
@@ -538,13 +539,15 @@ async fn claim(db: &Db, round: Round, worker: &str, interval: Duration) -> bool 
     })
 }
 
-/// Scans for due trial notices every `interval` until `shutdown` turns true, and on the
-/// same schedule forgets throttle counters that no longer count and old reset and sign-up
-/// requests: one worker per interval, however many run.
+/// Scans for due trial and card notices every `interval` until `shutdown` turns true, and
+/// on the same schedule forgets throttle counters that no longer count, old reset and
+/// sign-up requests, and audit events past `audit_retention`: one worker per interval,
+/// however many run.
 async fn run_trial_scans(
     db: Db,
     worker: String,
     interval: Duration,
+    audit_retention: chrono::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -559,6 +562,7 @@ async fn run_trial_scans(
                 let mut conn = db.conn_outside_tenancy().await?;
                 crate::throttle::forget_old(&mut conn, Utc::now()).await?;
                 accounts::forget_old_reset_requests(&mut conn, Utc::now()).await?;
+                crate::audit::prune(&mut conn, Utc::now(), audit_retention).await?;
                 anyhow::Ok(accounts::forget_old_sign_ups(&mut conn, Utc::now()).await?)
             };
             if let Err(err) = forgotten.await {

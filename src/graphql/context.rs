@@ -23,6 +23,8 @@ pub struct RequestContext {
     pub client: Option<std::net::IpAddr>,
     /// The request's `User-Agent`, printable and at most 256 characters.
     pub user_agent: Option<String>,
+    /// This request's id, carried by the audit events it writes.
+    pub request_id: Uuid,
     /// A resource kind whose application-level workspace filter is switched off, to prove
     /// row-level security alone keeps tenants apart (tests only).
     pub unfiltered_kind: Option<String>,
@@ -50,6 +52,7 @@ impl RequestContext {
             passwords,
             client: None,
             user_agent: None,
+            request_id: Uuid::new_v4(),
             unfiltered_kind,
             memberships,
         }
@@ -68,6 +71,24 @@ impl RequestContext {
 
     pub fn caller(&self) -> ApiResult<&Caller> {
         self.caller.as_ref().ok_or_else(ApiError::unauthenticated)
+    }
+
+    /// Who acts in this request, for the audit events it writes: the signed-in person (a
+    /// session or their access token), or else the service holding a service token.
+    pub fn trail(&self) -> ApiResult<crate::audit::Trail> {
+        use crate::audit::PrincipalKind;
+        let (kind, actor_id) = match (&self.caller, self.service) {
+            (Some(caller), _) if caller.session => (PrincipalKind::User, Some(caller.user_id)),
+            (Some(caller), _) => (PrincipalKind::AccessToken, Some(caller.user_id)),
+            (None, true) => (PrincipalKind::Service, None),
+            (None, false) => return Err(ApiError::unauthenticated()),
+        };
+        Ok(crate::audit::Trail {
+            kind,
+            actor_id,
+            request_id: Some(self.request_id),
+            client: self.client,
+        })
     }
 }
 

@@ -23,6 +23,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::audit::graphql::AuditEvent;
 use crate::auth::graphql::AccessToken;
 use crate::billing::graphql::Invoice;
 use crate::error::{ApiError, ApiResult};
@@ -47,6 +48,7 @@ type CalendarEdge = Edge<Calendar>;
 type IntegrationEdge = Edge<Integration>;
 type InvoiceEdge = Edge<Invoice>;
 type AccessTokenEdge = Edge<AccessToken>;
+type AuditEventEdge = Edge<AuditEvent>;
 
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
 pub const MAX_PAGE_SIZE: i32 = 100;
@@ -160,6 +162,7 @@ pub struct PageInfo {
 #[graphql(concrete(name = "IntegrationEdge", params(Integration)))]
 #[graphql(concrete(name = "InvoiceEdge", params(Invoice)))]
 #[graphql(concrete(name = "AccessTokenEdge", params(AccessToken)))]
+#[graphql(concrete(name = "AuditEventEdge", params(AuditEvent)))]
 pub struct Edge<T: OutputType> {
     /// Pass as `after` to continue after this item.
     pub cursor: String,
@@ -181,6 +184,7 @@ pub struct Edge<T: OutputType> {
 #[graphql(concrete(name = "IntegrationConnection", params(IntegrationEdge)))]
 #[graphql(concrete(name = "InvoiceConnection", params(InvoiceEdge)))]
 #[graphql(concrete(name = "AccessTokenConnection", params(AccessTokenEdge)))]
+#[graphql(concrete(name = "AuditEventConnection", params(AuditEventEdge)))]
 pub struct Connection<E: OutputType> {
     /// The items of this page, in order.
     pub edges: Items<E>,

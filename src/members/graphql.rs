@@ -2,18 +2,16 @@
 
 use async_graphql::{Context, Object, ID};
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
 
 use super::model::{self, MemberRow};
-use crate::auth;
 use crate::auth::graphql::User;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::guard::{lock_caller_role, require_role, RoleGuard};
+use crate::graphql::guard::{require_role, RoleGuard};
 use crate::graphql::pagination::{split_total, Cursor, Page, PageOf};
 use crate::graphql::scalars::Timestamp;
-use crate::roles::{self, Action, Role};
+use crate::roles::Role;
 use crate::workspaces::graphql::Workspace;
 
 /// Someone in a workspace, with their role.
@@ -109,33 +107,12 @@ impl MemberMutation {
         role: Role,
     ) -> ApiResult<Member> {
         let request = request(ctx);
-        let caller = request.caller()?.user_id;
+        let trail = request.trail()?;
         let (workspace_id, target) = (parse_id(&workspace_id)?, parse_id(&user_id)?);
         let mut conn = request.db.conn().await?;
-        conn.transaction(async |conn| {
-            let caller_role = lock_caller_role(conn, workspace_id, caller).await?;
-            if !roles::allows(caller_role, Action::ChangeRoles) {
-                return Err(ApiError::forbidden("Only the Owner can change roles."));
-            }
-            let target_role = model::role_of(conn, workspace_id, target)
-                .await?
-                .ok_or_else(|| ApiError::not_found("Member"))?;
-            match (target_role, role) {
-                (Role::Owner, Role::Owner) => {}
-                (Role::Owner, _) => {
-                    return Err(ApiError::forbidden(
-                        "The Owner keeps the OWNER role until ownership is transferred to someone else.",
-                    ))
-                }
-                (_, Role::Owner) => model::transfer_ownership(conn, workspace_id, caller, target).await?,
-                (_, role) => model::set_role(conn, workspace_id, target, role).await?,
-            }
-            let member = model::find(conn, workspace_id, target)
-                .await?
-                .ok_or_else(|| ApiError::not_found("Member"))?;
-            Ok(Member::new(workspace_id, member))
-        })
-        .await
+        let member =
+            super::change_role(&mut conn, &trail, workspace_id, target, role, Utc::now()).await?;
+        Ok(Member::new(workspace_id, member))
     }
 
     /// Removes a member. Their work stays in the workspace. Nobody removes the Owner.
@@ -152,27 +129,11 @@ impl MemberMutation {
         user_id: ID,
     ) -> ApiResult<bool> {
         let request = request(ctx);
-        let caller = request.caller()?.user_id;
+        let trail = request.trail()?;
         let (workspace_id, target) = (parse_id(&workspace_id)?, parse_id(&user_id)?);
         let mut conn = request.db.conn().await?;
-        conn.transaction(async |conn| {
-            let caller_role = lock_caller_role(conn, workspace_id, caller).await?;
-            if !roles::allows(caller_role, Action::ManageMembers) {
-                return Err(ApiError::forbidden(
-                    "Only Owners and Admins remove members.",
-                ));
-            }
-            let target_role = model::role_of(conn, workspace_id, target)
-                .await?
-                .ok_or_else(|| ApiError::not_found("Member"))?;
-            if !roles::may_remove(caller_role, target_role) {
-                return Err(ApiError::forbidden("Nobody can remove the Owner."));
-            }
-            model::remove(conn, workspace_id, target).await?;
-            auth::model::clear_active_workspace(conn, target, workspace_id).await?;
-            Ok(true)
-        })
-        .await
+        super::remove(&mut conn, &trail, workspace_id, target, Utc::now()).await?;
+        Ok(true)
     }
 
     /// Hands ownership to another member; the caller becomes Admin.
@@ -189,30 +150,15 @@ impl MemberMutation {
         user_id: ID,
     ) -> ApiResult<Workspace> {
         let request = request(ctx);
-        let caller = request.caller()?.user_id;
+        let trail = request.trail()?;
         let (workspace_id, target) = (parse_id(&workspace_id)?, parse_id(&user_id)?);
         let mut conn = request.db.conn().await?;
-        conn.transaction(async |conn| {
-            let caller_role = lock_caller_role(conn, workspace_id, caller).await?;
-            if caller_role != Role::Owner {
-                return Err(ApiError::forbidden(
-                    "Only the Owner can transfer ownership.",
-                ));
-            }
-            if target == caller {
-                return Err(ApiError::bad_input("You already own this workspace."));
-            }
-            model::role_of(conn, workspace_id, target)
+        super::transfer_ownership(&mut conn, &trail, workspace_id, target, Utc::now()).await?;
+        let (row, role) =
+            crate::workspaces::model::memberships_of_caller(&mut conn, Some(&[workspace_id]))
                 .await?
-                .ok_or_else(|| ApiError::not_found("Member"))?;
-            model::transfer_ownership(conn, workspace_id, caller, target).await?;
-            let (row, role) =
-                crate::workspaces::model::memberships_of_caller(conn, Some(&[workspace_id]))
-                    .await?
-                    .pop()
-                    .ok_or_else(|| ApiError::not_found("Workspace"))?;
-            Ok(Workspace::new(row, role))
-        })
-        .await
+                .pop()
+                .ok_or_else(|| ApiError::not_found("Workspace"))?;
+        Ok(Workspace::new(row, role))
     }
 }

@@ -7,6 +7,207 @@
 //! same transaction. Owners and Admins remove members; nobody removes the Owner. Every
 //! change takes the workspace's row lock first (`lock_for_membership_change`), so concurrent
 //! changes serialise and re-check the rules against the current roles.
+//!
+//! Each change below runs in its own transaction and appends its audit event there
+//! ([`crate::audit`]); a refused change writes nothing.
 
 pub mod graphql;
 pub mod model;
+
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use uuid::Uuid;
+
+use self::model::MemberRow;
+use crate::audit::{self, Event, Target, Trail};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::graphql::guard::lock_caller_role;
+use crate::roles::{self, Action, Role};
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    #[error("Member not found.")]
+    NotFound,
+    #[error("Only the Owner can change roles.")]
+    OnlyOwnerChangesRoles,
+    #[error("The Owner keeps the OWNER role until ownership is transferred to someone else.")]
+    OwnerKeepsRole,
+    #[error("Only Owners and Admins remove members.")]
+    OnlyAdminsRemove,
+    #[error("Nobody can remove the Owner.")]
+    OwnerStays,
+    #[error("Only the Owner can transfer ownership.")]
+    OnlyOwnerTransfers,
+    #[error("You already own this workspace.")]
+    AlreadyOwner,
+    #[error("The Owner cannot leave: transfer ownership or delete the workspace first.")]
+    OwnerCannotLeave,
+}
+
+impl From<MemberError> for ApiError {
+    fn from(err: MemberError) -> Self {
+        let code = match err {
+            MemberError::NotFound => ErrorCode::NotFound,
+            MemberError::AlreadyOwner => ErrorCode::BadUserInput,
+            _ => ErrorCode::Forbidden,
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
+/// The actor's role, the workspace locked (see the module doc).
+async fn actor_role(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    trail: &Trail,
+) -> ApiResult<Role> {
+    let actor = trail
+        .actor_id
+        .ok_or_else(|| ApiError::forbidden("Only members change members."))?;
+    lock_caller_role(conn, workspace_id, actor).await
+}
+
+fn actor_of(trail: &Trail) -> ApiResult<Uuid> {
+    trail
+        .actor_id
+        .ok_or_else(|| ApiError::forbidden("Only members change members."))
+}
+
+/// Gives `target` the role `role`; `OWNER` transfers ownership (the Owner becomes Admin).
+/// Writes `member.role_changed`, or `workspace.ownership_transferred` for a transfer.
+pub async fn change_role(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    workspace_id: Uuid,
+    target: Uuid,
+    role: Role,
+    now: DateTime<Utc>,
+) -> ApiResult<MemberRow> {
+    conn.transaction(async |conn| {
+        let actor = actor_of(trail)?;
+        let actor_role = actor_role(conn, workspace_id, trail).await?;
+        if !roles::allows(actor_role, Action::ChangeRoles) {
+            return Err(MemberError::OnlyOwnerChangesRoles.into());
+        }
+        let target_role = model::role_of(conn, workspace_id, target)
+            .await?
+            .ok_or(MemberError::NotFound)?;
+        let event = match (target_role, role) {
+            (Role::Owner, Role::Owner) => None,
+            (Role::Owner, _) => return Err(MemberError::OwnerKeepsRole.into()),
+            (_, Role::Owner) => {
+                model::transfer_ownership(conn, workspace_id, actor, target).await?;
+                Some(transferred(actor, target))
+            }
+            (from, to) if from == to => None,
+            (from, to) => {
+                model::set_role(conn, workspace_id, target, to).await?;
+                Some(Event {
+                    action: audit::Action::MemberRoleChanged,
+                    target: Target::user(target),
+                    changes: audit::changed("role", from.as_db(), to.as_db()),
+                })
+            }
+        };
+        if let Some(event) = event {
+            audit::record(conn, workspace_id, trail, event, now).await?;
+        }
+        Ok(model::find(conn, workspace_id, target)
+            .await?
+            .ok_or(MemberError::NotFound)?)
+    })
+    .await
+}
+
+fn transferred(from: Uuid, to: Uuid) -> Event {
+    Event {
+        action: audit::Action::OwnershipTransferred,
+        target: Target::user(to),
+        changes: audit::changed("owner", from.to_string(), to.to_string()),
+    }
+}
+
+/// Removes `target` (their work stays); nobody removes the Owner. Writes `member.removed`.
+pub async fn remove(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    workspace_id: Uuid,
+    target: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    conn.transaction(async |conn| {
+        let actor_role = actor_role(conn, workspace_id, trail).await?;
+        if !roles::allows(actor_role, Action::ManageMembers) {
+            return Err(MemberError::OnlyAdminsRemove.into());
+        }
+        let target_role = model::role_of(conn, workspace_id, target)
+            .await?
+            .ok_or(MemberError::NotFound)?;
+        if !roles::may_remove(actor_role, target_role) {
+            return Err(MemberError::OwnerStays.into());
+        }
+        model::remove(conn, workspace_id, target).await?;
+        crate::auth::model::clear_active_workspace(conn, target, workspace_id).await?;
+        let event = Event {
+            action: audit::Action::MemberRemoved,
+            target: Target::user(target),
+            changes: serde_json::json!({ "role": target_role.as_db() }),
+        };
+        audit::record(conn, workspace_id, trail, event, now).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Hands ownership to another member; the Owner becomes Admin. Writes
+/// `workspace.ownership_transferred`.
+pub async fn transfer_ownership(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    workspace_id: Uuid,
+    target: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    conn.transaction(async |conn| {
+        let actor = actor_of(trail)?;
+        if actor_role(conn, workspace_id, trail).await? != Role::Owner {
+            return Err(MemberError::OnlyOwnerTransfers.into());
+        }
+        if target == actor {
+            return Err(MemberError::AlreadyOwner.into());
+        }
+        model::role_of(conn, workspace_id, target)
+            .await?
+            .ok_or(MemberError::NotFound)?;
+        model::transfer_ownership(conn, workspace_id, actor, target).await?;
+        audit::record(conn, workspace_id, trail, transferred(actor, target), now).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// The actor leaves the workspace; the Owner cannot. Writes `member.left`.
+pub async fn leave(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    workspace_id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    conn.transaction(async |conn| {
+        let actor = actor_of(trail)?;
+        let role = actor_role(conn, workspace_id, trail).await?;
+        if !roles::allows(role, Action::Leave) {
+            return Err(MemberError::OwnerCannotLeave.into());
+        }
+        model::remove(conn, workspace_id, actor).await?;
+        crate::auth::model::clear_active_workspace(conn, actor, workspace_id).await?;
+        let event = Event {
+            action: audit::Action::MemberLeft,
+            target: Target::user(actor),
+            changes: serde_json::json!({ "role": role.as_db() }),
+        };
+        audit::record(conn, workspace_id, trail, event, now).await?;
+        Ok(())
+    })
+    .await
+}

@@ -121,6 +121,30 @@ impl WorkspaceFields {
         billing_of(ctx, self.row.id).await.map(Some)
     }
 
+    /// The workspace's audit log, newest first: each change, who made it (and through
+    /// which request, from which address) and the values that changed. Kept for
+    /// `AUDIT_RETENTION_DAYS` (365 by default).
+    ///
+    /// Needs the ADMIN role or higher.
+    #[graphql(
+        guard = "RoleGuard::on(Role::Admin, self.row.id)",
+        directive = require_role::apply(Role::Admin),
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
+        #[graphql(desc = "Which events; left out: all.")] filter: Option<
+            crate::audit::graphql::AuditLogFilter,
+        >,
+    ) -> ApiResult<Option<PageOf<crate::audit::graphql::AuditEvent>>> {
+        crate::audit::graphql::audit_log_page(ctx, self.row.id, first, after.as_deref(), filter)
+            .await
+            .map(Some)
+    }
+
     /// Invitations of any status, oldest first.
     ///
     /// Needs the ADMIN role or higher.
@@ -249,20 +273,10 @@ impl WorkspaceMutation {
     /// workspace first.
     async fn leave_workspace(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<bool> {
         let request = request(ctx);
-        let caller = request.caller()?;
+        let trail = request.trail()?;
         let workspace_id = parse_id(&workspace_id)?;
         let mut conn = request.db.conn().await?;
-        conn.transaction(async |conn| {
-            let role = lock_caller_role(conn, workspace_id, caller.user_id).await?;
-            if !roles::allows(role, Action::Leave) {
-                return Err(ApiError::forbidden(
-                    "The Owner cannot leave: transfer ownership or delete the workspace first.",
-                ));
-            }
-            crate::members::model::remove(conn, workspace_id, caller.user_id).await?;
-            auth::model::clear_active_workspace(conn, caller.user_id, workspace_id).await?;
-            Ok(true)
-        })
-        .await
+        crate::members::leave(&mut conn, &trail, workspace_id, Utc::now()).await?;
+        Ok(true)
     }
 }

@@ -7,6 +7,7 @@ mod smtp;
 mod abuse;
 mod account_emails;
 mod accounts;
+mod audit;
 mod billing;
 mod cards;
 mod catalog;

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use diesel_async::RunQueryDsl;
 use serde_json::{json, Value};
 
 use crate::harness::{Gql, TestApp, PASSWORD};
@@ -71,10 +72,11 @@ const BUDGETS: [(&str, u64); 58] = [
     ("revokeInvitation", 10),
     ("acceptInvitation", 15),
     ("declineInvitation", 8),
-    ("changeMemberRole", 10),
-    ("removeMember", 10),
-    ("transferOwnership", 12),
-    ("leaveWorkspace", 8),
+    // Each member change appends its audit event: one statement.
+    ("changeMemberRole", 11),
+    ("removeMember", 11),
+    ("transferOwnership", 13),
+    ("leaveWorkspace", 9),
     ("reportUsage", 9),
     ("createSetupIntent", 10),
     // Mirrors the cards it changed: drops removed ones, upserts the rest (one statement).
@@ -104,10 +106,12 @@ fn every_mutation_has_a_budget() {
     assert_eq!(names, budgeted);
 }
 
-/// Runs mutations, keeping the statement count of each.
+/// Runs mutations, keeping the statement count of each and the audit events it wrote.
 struct Counted<'a> {
     app: &'a TestApp,
     counts: BTreeMap<String, u64>,
+    events: BTreeMap<String, Vec<String>>,
+    seen: std::collections::BTreeSet<String>,
 }
 
 impl Counted<'_> {
@@ -115,7 +119,35 @@ impl Counted<'_> {
         let res: Gql = self.app.gql(token, query, vars).await;
         let data = res.data(field).clone();
         self.counts.insert(field.to_owned(), res.sql_statements());
+        let written = self.new_events().await;
+        self.events.insert(field.to_owned(), written);
         data
+    }
+
+    /// The audit events written since the last call, by their schema names.
+    async fn new_events(&mut self) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            id: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            action: String,
+        }
+        let mut conn = self.app.db.conn().await;
+        let rows: Vec<Row> = diesel::sql_query("SELECT id::text AS id, action FROM audit_events")
+            .load(&mut conn)
+            .await
+            .expect("events");
+        rows.into_iter()
+            .filter(|row| self.seen.insert(row.id.clone()))
+            .map(|row| {
+                let action = linkai::audit::Action::from_db(&row.action).expect("an action");
+                let name = async_graphql::InputType::to_value(
+                    &linkai::audit::graphql::AuditAction::from(action),
+                );
+                name.to_string()
+            })
+            .collect()
     }
 }
 
@@ -129,6 +161,8 @@ async fn every_mutation_stays_within_its_statement_budget() {
     let mut run = Counted {
         app: &app,
         counts: BTreeMap::new(),
+        events: BTreeMap::new(),
+        seen: Default::default(),
     };
     let email = format!("ada-{}@example.com", uuid::Uuid::new_v4().simple());
 
@@ -525,4 +559,23 @@ async fn every_mutation_stays_within_its_statement_budget() {
         .filter(|field| !run.counts.contains_key(**field))
         .collect();
     assert!(unmeasured.is_empty(), "not run: {unmeasured:?}");
+
+    // Issue 17: each mutation writes exactly the audit event the README documents for it,
+    // and the others none (yet).
+    let documented = crate::audit::documented();
+    let wrong: Vec<String> = run
+        .events
+        .iter()
+        .filter(|(field, written)| match documented.get(field.as_str()) {
+            Some(events) => written.len() != 1 || !events.contains(&written[0]),
+            None => !written.is_empty(),
+        })
+        .map(|(field, written)| {
+            format!(
+                "{field} wrote {written:?}, documented {:?}",
+                documented.get(field)
+            )
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }

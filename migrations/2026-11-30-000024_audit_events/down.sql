@@ -1,0 +1,2 @@
+DROP FUNCTION prune_audit_events(timestamptz);
+DROP TABLE audit_events;

@@ -1,0 +1,172 @@
+//! The audit log: what changed in a workspace, who changed it, and from where.
+//!
+//! Rules:
+//! - The domain function that changes a workspace appends the change's event with
+//!   [`record`], inside its own transaction: the event exists exactly when the change does,
+//!   and a refused or failed change writes nothing. One event is one statement.
+//! - An event names its actor ([`Trail`]: the principal's kind and id, the request id and
+//!   the client's address), its [`Action`], its target, and the values that matter (the old
+//!   and the new role, say). Events are only ever appended.
+//! - Owners and Admins read them (`Workspace.auditLog`), newest first, filtered by
+//!   actions, actor and time. Events older than the retention (`AUDIT_RETENTION_DAYS`,
+//!   365 by default) are deleted by the scheduled scan ([`prune`]).
+
+pub mod graphql;
+pub mod model;
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Who acts: the kind of principal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// A person, signed in (a session).
+    User,
+    /// A person's personal access token.
+    AccessToken,
+    /// A service holding one of `SERVICE_TOKENS` (the agent runtime).
+    Service,
+    /// Stripe, through its webhooks.
+    Stripe,
+    /// The server itself (scheduled work).
+    System,
+}
+
+impl PrincipalKind {
+    pub const ALL: [PrincipalKind; 5] = [
+        PrincipalKind::User,
+        PrincipalKind::AccessToken,
+        PrincipalKind::Service,
+        PrincipalKind::Stripe,
+        PrincipalKind::System,
+    ];
+
+    pub fn as_db(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "user",
+            PrincipalKind::AccessToken => "access_token",
+            PrincipalKind::Service => "service",
+            PrincipalKind::Stripe => "stripe",
+            PrincipalKind::System => "system",
+        }
+    }
+
+    pub fn from_db(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_db() == text)
+    }
+}
+
+/// The actor of a change and the request it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trail {
+    pub kind: PrincipalKind,
+    /// The person, for a session or an access token.
+    pub actor_id: Option<Uuid>,
+    pub request_id: Option<Uuid>,
+    pub client: Option<IpAddr>,
+}
+
+impl Trail {
+    /// The server acting on its own (no request).
+    pub fn system() -> Self {
+        Trail {
+            kind: PrincipalKind::System,
+            actor_id: None,
+            request_id: None,
+            client: None,
+        }
+    }
+}
+
+/// What happened. The README's audit table lists, for each mutation, the action it writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// A member's role changed (`changes`: `role` from, to).
+    MemberRoleChanged,
+    /// A member was removed by an Owner or Admin (`changes`: their `role`).
+    MemberRemoved,
+    /// A member left (`changes`: their `role`).
+    MemberLeft,
+    /// Ownership moved to the target (`changes`: `owner` from, to).
+    OwnershipTransferred,
+}
+
+impl Action {
+    pub const ALL: [Action; 4] = [
+        Action::MemberRoleChanged,
+        Action::MemberRemoved,
+        Action::MemberLeft,
+        Action::OwnershipTransferred,
+    ];
+
+    pub fn as_db(self) -> &'static str {
+        match self {
+            Action::MemberRoleChanged => "member.role_changed",
+            Action::MemberRemoved => "member.removed",
+            Action::MemberLeft => "member.left",
+            Action::OwnershipTransferred => "workspace.ownership_transferred",
+        }
+    }
+
+    pub fn from_db(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|action| action.as_db() == text)
+    }
+}
+
+/// What an event is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// `user`, `invitation`, `agent`, ...
+    pub kind: &'static str,
+    pub id: String,
+}
+
+impl Target {
+    pub fn user(id: Uuid) -> Self {
+        Target {
+            kind: "user",
+            id: id.to_string(),
+        }
+    }
+}
+
+/// One change, as recorded.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub action: Action,
+    pub target: Target,
+    /// The values that matter, as `{ "field": { "from": .., "to": .. } }` or `{ "field": .. }`.
+    pub changes: Value,
+}
+
+/// `{ field: { from, to } }`.
+pub fn changed(field: &str, from: impl Into<Value>, to: impl Into<Value>) -> Value {
+    serde_json::json!({ field: { "from": from.into(), "to": to.into() } })
+}
+
+/// Appends `event` to the workspace's log; call inside the transaction that makes the change.
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    trail: &Trail,
+    event: Event,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<()> {
+    model::insert(conn, workspace_id, trail, &event, now).await
+}
+
+/// How long events are kept by default.
+pub const DEFAULT_RETENTION_DAYS: i64 = 365;
+
+/// Deletes events older than `retention` before `now`, in every workspace; returns how many.
+pub async fn prune(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    retention: chrono::Duration,
+) -> diesel::QueryResult<usize> {
+    model::prune(conn, now - retention).await
+}

@@ -1,0 +1,289 @@
+//! The audit log (issue 17, item 6, first part): member changes append their event in the
+//! same transaction, a refused change writes nothing, Owners and Admins read the log with
+//! filters and pages, and old events are pruned.
+
+use std::collections::BTreeMap;
+
+use diesel_async::RunQueryDsl;
+use serde_json::{json, Value};
+
+use crate::harness::{Actor, TestApp};
+
+const LOG: &str = "query($ws: ID!, $first: Int, $after: String, $filter: AuditLogFilter) {
+  workspace(id: $ws) { auditLog(first: $first, after: $after, filter: $filter) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { node { action actorKind actorId targetKind targetId changes requestId clientAddress at } } } } }";
+
+async fn log(app: &TestApp, actor: &Actor, ws: &str, vars: Value) -> Value {
+    let mut vars = vars;
+    vars["ws"] = json!(ws);
+    app.gql(actor.token(), LOG, vars).await.data("workspace")["auditLog"].clone()
+}
+
+fn actions(page: &Value) -> Vec<String> {
+    page["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|edge| edge["node"]["action"].as_str().expect("action").to_owned())
+        .collect()
+}
+
+/// The events the README's audit table documents: mutation → event.
+pub fn documented() -> BTreeMap<String, Vec<String>> {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("<!-- audit:events -->")
+        .expect("the audit table");
+    let end = readme.find("<!-- /audit:events -->").expect("its end");
+    readme[start..end]
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let mutation = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let events = cells
+                .get(2)?
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect();
+            Some((mutation.to_owned(), events))
+        })
+        .collect()
+}
+
+#[test]
+fn every_documented_event_names_a_mutation_and_an_action_of_the_schema() {
+    let sdl = linkai::graphql::sdl();
+    let mutations: Vec<String> = crate::schema::mutations(&sdl)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let actions = sdl
+        .split("enum AuditAction {")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .expect("the AuditAction enum");
+    let documented = documented();
+    assert!(documented.len() >= 4, "{documented:?}");
+    for (mutation, events) in &documented {
+        assert!(mutations.contains(mutation), "{mutation} is not a mutation");
+        assert!(!events.is_empty(), "{mutation} documents no event");
+        for event in events {
+            assert!(
+                actions.lines().any(|line| line.trim() == event),
+                "{event} is not an AuditAction"
+            );
+        }
+    }
+}
+
+/// Owners and Admins see who changed what, from which request and address; a refused
+/// change writes nothing; Members are refused the log and strangers do not see the
+/// workspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_changes_are_logged_with_their_actor_and_refused_ones_are_not() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let ws = team.workspace.clone();
+    let change = "mutation($ws: ID!, $u: ID!, $r: Role!) { changeMemberRole(workspaceId: $ws, userId: $u, role: $r) { role } }";
+    let remove = "mutation($ws: ID!, $u: ID!) { removeMember(workspaceId: $ws, userId: $u) }";
+
+    // Refused: an Admin changing a role, anyone removing the Owner.
+    app.gql(
+        team.admin.token(),
+        change,
+        json!({ "ws": ws, "u": team.member.id, "r": "VIEWER" }),
+    )
+    .await
+    .assert_code("FORBIDDEN");
+    app.gql(
+        team.admin.token(),
+        remove,
+        json!({ "ws": ws, "u": team.owner.id }),
+    )
+    .await
+    .assert_code("FORBIDDEN");
+    assert_eq!(
+        log(&app, &team.owner, &ws, json!({})).await["totalCount"],
+        0
+    );
+
+    app.gql(
+        team.owner.token(),
+        change,
+        json!({ "ws": ws, "u": team.member.id, "r": "ADMIN" }),
+    )
+    .await
+    .data("changeMemberRole");
+    app.gql(
+        team.admin.token(),
+        remove,
+        json!({ "ws": ws, "u": team.viewer.id }),
+    )
+    .await
+    .data("removeMember");
+    app.gql(
+        team.member.token(),
+        "mutation($ws: ID!) { leaveWorkspace(workspaceId: $ws) }",
+        json!({ "ws": ws }),
+    )
+    .await
+    .data("leaveWorkspace");
+    app.gql(
+        team.owner.token(),
+        "mutation($ws: ID!, $u: ID!) { transferOwnership(workspaceId: $ws, userId: $u) { id } }",
+        json!({ "ws": ws, "u": team.admin.id }),
+    )
+    .await
+    .data("transferOwnership");
+
+    // The new Owner reads the log, newest first.
+    let page = log(&app, &team.admin, &ws, json!({})).await;
+    assert_eq!(page["totalCount"], 4);
+    assert_eq!(
+        actions(&page),
+        [
+            "OWNERSHIP_TRANSFERRED",
+            "MEMBER_LEFT",
+            "MEMBER_REMOVED",
+            "MEMBER_ROLE_CHANGED"
+        ]
+    );
+    let node = |i: usize| page["edges"][i]["node"].clone();
+    assert_eq!(node(3)["actorKind"], "USER");
+    assert_eq!(node(3)["actorId"], team.owner.id.as_str());
+    assert_eq!(node(3)["targetKind"], "user");
+    assert_eq!(node(3)["targetId"], team.member.id.as_str());
+    assert_eq!(
+        node(3)["changes"],
+        json!({ "role": { "from": "member", "to": "admin" } })
+    );
+    assert_eq!(node(2)["actorId"], team.admin.id.as_str());
+    assert_eq!(node(2)["changes"], json!({ "role": "viewer" }));
+    assert_eq!(node(1)["actorId"], team.member.id.as_str());
+    assert_eq!(
+        node(0)["changes"],
+        json!({ "owner": { "from": team.owner.id, "to": team.admin.id } })
+    );
+    for i in 0..4 {
+        assert!(node(i)["requestId"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36));
+        assert!(node(i)["clientAddress"].is_string(), "{}", node(i));
+    }
+    let requests: std::collections::BTreeSet<String> = (0..4)
+        .map(|i| node(i)["requestId"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(requests.len(), 4, "one request id per request");
+
+    // Filters and pages.
+    let filtered = log(
+        &app,
+        &team.admin,
+        &ws,
+        json!({ "filter": { "actions": ["MEMBER_REMOVED", "MEMBER_LEFT"] } }),
+    )
+    .await;
+    assert_eq!(actions(&filtered), ["MEMBER_LEFT", "MEMBER_REMOVED"]);
+    let by_owner = log(
+        &app,
+        &team.admin,
+        &ws,
+        json!({ "filter": { "actorId": team.owner.id } }),
+    )
+    .await;
+    assert_eq!(
+        actions(&by_owner),
+        ["OWNERSHIP_TRANSFERRED", "MEMBER_ROLE_CHANGED"]
+    );
+    let later = log(
+        &app,
+        &team.admin,
+        &ws,
+        json!({ "filter": { "since": node(1)["at"] } }),
+    )
+    .await;
+    assert_eq!(actions(&later), ["OWNERSHIP_TRANSFERRED", "MEMBER_LEFT"]);
+    let first = log(&app, &team.admin, &ws, json!({ "first": 3 })).await;
+    assert_eq!(first["pageInfo"]["hasNextPage"], true);
+    let rest = log(
+        &app,
+        &team.admin,
+        &ws,
+        json!({ "first": 3, "after": first["pageInfo"]["endCursor"] }),
+    )
+    .await;
+    assert_eq!(actions(&rest), ["MEMBER_ROLE_CHANGED"]);
+    assert_eq!(rest["pageInfo"]["hasNextPage"], false);
+
+    // The old Owner is an Admin now and still reads it; a Viewer-turned-stranger does not.
+    assert_eq!(
+        log(&app, &team.owner, &ws, json!({})).await["totalCount"],
+        4
+    );
+    for outsider in [&team.stranger, &team.viewer] {
+        let res = app.gql(outsider.token(), LOG, json!({ "ws": ws })).await;
+        res.assert_code("NOT_FOUND");
+        assert_eq!(res.body["data"]["workspace"], Value::Null);
+    }
+}
+
+/// A Member's workspace screen gets `auditLog: null` with FORBIDDEN, and the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_and_viewers_are_refused_the_log() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    for actor in [&team.member, &team.viewer] {
+        let res = app
+            .gql(
+                actor.token(),
+                "query($ws: ID!) { workspace(id: $ws) { name auditLog { totalCount } } }",
+                json!({ "ws": team.workspace }),
+            )
+            .await;
+        res.assert_code("FORBIDDEN");
+        assert_eq!(res.body["data"]["workspace"]["auditLog"], Value::Null);
+        assert!(res.body["data"]["workspace"]["name"].is_string());
+    }
+}
+
+/// Events past the retention are deleted by the scheduled scan's prune; newer ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_retention_are_pruned() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    app.gql(
+        team.admin.token(),
+        "mutation($ws: ID!, $u: ID!) { removeMember(workspaceId: $ws, userId: $u) }",
+        json!({ "ws": team.workspace, "u": team.viewer.id }),
+    )
+    .await
+    .data("removeMember");
+    let mut conn = app.db.conn().await;
+    diesel::sql_query(format!(
+        "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, target_id) \
+         VALUES ('{}', now() - interval '400 days', 'system', 'member.removed', 'user', 'old')",
+        team.workspace
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("an old event");
+    assert_eq!(
+        log(&app, &team.owner, &team.workspace, json!({})).await["totalCount"],
+        2
+    );
+    let worker = crate::cards::worker_side(&app, None).await;
+    let mut conn = worker.db.conn().await.expect("conn");
+    let pruned = linkai::audit::prune(
+        &mut conn,
+        chrono::Utc::now(),
+        chrono::Duration::days(linkai::audit::DEFAULT_RETENTION_DAYS),
+    )
+    .await
+    .expect("pruned");
+    assert_eq!(pruned, 1);
+    let left = log(&app, &team.owner, &team.workspace, json!({})).await;
+    assert_eq!(actions(&left), ["MEMBER_REMOVED"]);
+}
