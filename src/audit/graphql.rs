@@ -21,6 +21,13 @@ pub enum AuditAction {
     MemberLeft,
     /// Ownership moved to the target: `changes.owner.from` and `.to`.
     OwnershipTransferred,
+    /// A resource was created (`targetKind` says which kind): `changes.name`.
+    ResourceCreated,
+    /// A resource was changed: `changes.name.from` and `.to`, and `changes.fields`, the
+    /// fields the update set.
+    ResourceUpdated,
+    /// A resource was deleted: `changes.name`.
+    ResourceDeleted,
 }
 
 /// Who acted.

@@ -93,14 +93,23 @@ pub enum Action {
     MemberLeft,
     /// Ownership moved to the target (`changes`: `owner` from, to).
     OwnershipTransferred,
+    /// A resource (agent, contact, ...; the target's kind) was created (`changes`: `name`).
+    ResourceCreated,
+    /// A resource was changed (`changes`: `name` from, to, and `fields`, the fields set).
+    ResourceUpdated,
+    /// A resource was deleted (`changes`: `name`).
+    ResourceDeleted,
 }
 
 impl Action {
-    pub const ALL: [Action; 4] = [
+    pub const ALL: [Action; 7] = [
         Action::MemberRoleChanged,
         Action::MemberRemoved,
         Action::MemberLeft,
         Action::OwnershipTransferred,
+        Action::ResourceCreated,
+        Action::ResourceUpdated,
+        Action::ResourceDeleted,
     ];
 
     pub fn as_db(self) -> &'static str {
@@ -109,6 +118,9 @@ impl Action {
             Action::MemberRemoved => "member.removed",
             Action::MemberLeft => "member.left",
             Action::OwnershipTransferred => "workspace.ownership_transferred",
+            Action::ResourceCreated => "resource.created",
+            Action::ResourceUpdated => "resource.updated",
+            Action::ResourceDeleted => "resource.deleted",
         }
     }
 
@@ -129,6 +141,14 @@ impl Target {
     pub fn user(id: Uuid) -> Self {
         Target {
             kind: "user",
+            id: id.to_string(),
+        }
+    }
+
+    /// A resource of `kind` (`resources.kind`: `agent`, `phone_number`, ...).
+    pub fn resource(kind: &'static str, id: Uuid) -> Self {
+        Target {
+            kind,
             id: id.to_string(),
         }
     }

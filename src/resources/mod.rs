@@ -25,6 +25,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use uuid::Uuid;
 
 use self::model::{ResourceRow, Scope};
+use crate::audit::{self, Event, Target};
 use crate::auth::model::UserRow;
 use crate::billing::{self, plans::Limits};
 use crate::db::is_unique_violation;
@@ -114,6 +115,7 @@ pub async fn create<K: Kind>(
 ) -> ApiResult<K::Node> {
     let request = request(ctx);
     let caller = request.caller()?.user_id;
+    let trail = request.trail()?;
     let workspace_id = parse_id(workspace_id)?;
     authorize(ctx, workspace_id, Role::Member).await?;
     let scope = scope::<K>(request, workspace_id);
@@ -154,6 +156,12 @@ pub async fn create<K: Kind>(
             .map_err(write_error)?;
             let created_by = creator(conn, &row, creator_asked).await?;
             billed::<K>(conn, workspace_id).await?;
+            let event = Event {
+                action: audit::Action::ResourceCreated,
+                target: Target::resource(K::KIND, row.id),
+                changes: serde_json::json!({ "name": row.name }),
+            };
+            audit::record(conn, workspace_id, &trail, event, row.created_at).await?;
             Ok::<_, ApiError>((row, created_by))
         })
         .await?;
@@ -213,11 +221,20 @@ pub async fn update<K: Kind>(
     patch: K::Patch,
 ) -> ApiResult<K::Node> {
     let request = request(ctx);
+    let trail = request.trail()?;
     let workspace_id = parse_id(workspace_id)?;
     let id = parse_id(id).map_err(|_| not_found::<K>())?;
     authorize(ctx, workspace_id, Role::Member).await?;
     let scope = scope::<K>(request, workspace_id);
     let creator_asked = creator_asked(ctx);
+    // The fields the patch sets (not their values: they may be personal data).
+    let set_fields: Vec<String> = match serde_json::to_value(&patch) {
+        Ok(serde_json::Value::Object(set)) => set
+            .keys()
+            .map(|name| crate::text::camel_case(name))
+            .collect(),
+        _ => Vec::new(),
+    };
     let mut conn = request.db.conn_in(workspace_id).await?;
     let (row, created_by) = conn
         .transaction(async |conn| {
@@ -226,16 +243,20 @@ pub async fn update<K: Kind>(
                 .ok_or_else(not_found::<K>)?;
             let input = patched::<K>(&existing, &patch)?;
             let fields = K::validate(conn, scope, &input).await?;
-            let row = model::update(
-                conn,
-                existing.id,
-                fields.name.as_str(),
-                &fields.data,
-                Utc::now(),
-            )
-            .await
-            .map_err(write_error)?;
+            let now = Utc::now();
+            let row = model::update(conn, existing.id, fields.name.as_str(), &fields.data, now)
+                .await
+                .map_err(write_error)?;
             let created_by = creator(conn, &row, creator_asked).await?;
+            let event = Event {
+                action: audit::Action::ResourceUpdated,
+                target: Target::resource(K::KIND, row.id),
+                changes: serde_json::json!({
+                    "name": { "from": existing.name, "to": row.name },
+                    "fields": set_fields,
+                }),
+            };
+            audit::record(conn, workspace_id, &trail, event, now).await?;
             Ok::<_, ApiError>((row, created_by))
         })
         .await?;
@@ -245,6 +266,7 @@ pub async fn update<K: Kind>(
 pub async fn delete<K: Kind>(ctx: &Context<'_>, workspace_id: &ID, id: &ID) -> ApiResult<bool> {
     let request = request(ctx);
     let caller = request.caller()?.user_id;
+    let trail = request.trail()?;
     let workspace_id = parse_id(workspace_id)?;
     let id = parse_id(id).map_err(|_| not_found::<K>())?;
     let membership = authorize(ctx, workspace_id, Role::Member).await?;
@@ -262,6 +284,12 @@ pub async fn delete<K: Kind>(ctx: &Context<'_>, workspace_id: &ID, id: &ID) -> A
         }
         model::delete(conn, &row).await?;
         billed::<K>(conn, workspace_id).await?;
+        let event = Event {
+            action: audit::Action::ResourceDeleted,
+            target: Target::resource(K::KIND, row.id),
+            changes: serde_json::json!({ "name": row.name }),
+        };
+        audit::record(conn, workspace_id, &trail, event, Utc::now()).await?;
         Ok::<_, ApiError>(true)
     })
     .await

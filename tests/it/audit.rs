@@ -287,3 +287,60 @@ async fn events_past_the_retention_are_pruned() {
     let left = log(&app, &team.owner, &team.workspace, json!({})).await;
     assert_eq!(actions(&left), ["MEMBER_REMOVED"]);
 }
+
+/// Resource writes are logged with the resource's kind and what changed (the fields an
+/// update set, not their values); a refused delete writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_writes_are_logged_and_refused_ones_are_not() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let ws = team.workspace.clone();
+    let created = app
+        .gql(
+            team.member.token(),
+            "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Bot\" }) { id } }",
+            json!({ "ws": ws }),
+        )
+        .await;
+    let agent = created.data("createAgent")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.gql(
+        team.member.token(),
+        "mutation($ws: ID!, $id: ID!) { updateAgent(workspaceId: $ws, id: $id, input: { name: \"Helper\", description: \"Answers\" }) { id } }",
+        json!({ "ws": ws, "id": agent }),
+    )
+    .await
+    .data("updateAgent");
+    let delete = "mutation($ws: ID!, $id: ID!) { deleteAgent(workspaceId: $ws, id: $id) }";
+    app.gql(
+        team.viewer.token(),
+        delete,
+        json!({ "ws": ws, "id": agent }),
+    )
+    .await
+    .assert_code("FORBIDDEN");
+    app.gql(team.admin.token(), delete, json!({ "ws": ws, "id": agent }))
+        .await
+        .data("deleteAgent");
+
+    let page = log(&app, &team.owner, &ws, json!({})).await;
+    assert_eq!(
+        actions(&page),
+        ["RESOURCE_DELETED", "RESOURCE_UPDATED", "RESOURCE_CREATED"]
+    );
+    let node = |i: usize| page["edges"][i]["node"].clone();
+    for i in 0..3 {
+        assert_eq!(node(i)["targetKind"], "agent");
+        assert_eq!(node(i)["targetId"], agent.as_str());
+    }
+    assert_eq!(node(2)["actorId"], team.member.id.as_str());
+    assert_eq!(node(2)["changes"], json!({ "name": "Bot" }));
+    assert_eq!(
+        node(1)["changes"],
+        json!({ "name": { "from": "Bot", "to": "Helper" }, "fields": ["description", "name"] })
+    );
+    assert_eq!(node(0)["actorId"], team.admin.id.as_str());
+    assert_eq!(node(0)["changes"], json!({ "name": "Helper" }));
+}
