@@ -28,6 +28,16 @@ pub enum AuditAction {
     ResourceUpdated,
     /// A resource was deleted: `changes.name`.
     ResourceDeleted,
+    /// Someone was invited: `changes.email` and `.role`.
+    InvitationSent,
+    /// An invitation was sent again with a new link: `changes.email`.
+    InvitationResent,
+    /// An invitation was withdrawn: `changes.email`.
+    InvitationRevoked,
+    /// The invitee joined (the actor): `changes.email` and `.role`.
+    InvitationAccepted,
+    /// The invitee said no through the emailed link: `changes.email`.
+    InvitationDeclined,
 }
 
 /// Who acted.

@@ -99,10 +99,20 @@ pub enum Action {
     ResourceUpdated,
     /// A resource was deleted (`changes`: `name`).
     ResourceDeleted,
+    /// Someone was invited (`changes`: `email`, `role`).
+    InvitationSent,
+    /// An invitation was sent again with a new link (`changes`: `email`).
+    InvitationResent,
+    /// An invitation was withdrawn (`changes`: `email`).
+    InvitationRevoked,
+    /// The invitee joined (`changes`: `email`, `role`); the actor is the invitee.
+    InvitationAccepted,
+    /// The invitee said no, through the link (`changes`: `email`).
+    InvitationDeclined,
 }
 
 impl Action {
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 12] = [
         Action::MemberRoleChanged,
         Action::MemberRemoved,
         Action::MemberLeft,
@@ -110,6 +120,11 @@ impl Action {
         Action::ResourceCreated,
         Action::ResourceUpdated,
         Action::ResourceDeleted,
+        Action::InvitationSent,
+        Action::InvitationResent,
+        Action::InvitationRevoked,
+        Action::InvitationAccepted,
+        Action::InvitationDeclined,
     ];
 
     pub fn as_db(self) -> &'static str {
@@ -121,6 +136,11 @@ impl Action {
             Action::ResourceCreated => "resource.created",
             Action::ResourceUpdated => "resource.updated",
             Action::ResourceDeleted => "resource.deleted",
+            Action::InvitationSent => "invitation.sent",
+            Action::InvitationResent => "invitation.resent",
+            Action::InvitationRevoked => "invitation.revoked",
+            Action::InvitationAccepted => "invitation.accepted",
+            Action::InvitationDeclined => "invitation.declined",
         }
     }
 
@@ -141,6 +161,13 @@ impl Target {
     pub fn user(id: Uuid) -> Self {
         Target {
             kind: "user",
+            id: id.to_string(),
+        }
+    }
+
+    pub fn invitation(id: Uuid) -> Self {
+        Target {
+            kind: "invitation",
             id: id.to_string(),
         }
     }

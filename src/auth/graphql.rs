@@ -384,10 +384,12 @@ impl AuthMutation {
             });
         };
         let session = token::mint(TokenKind::Session);
+        let trail = request.link_holder_trail();
         let user = conn
             .transaction(async |conn| {
                 let user = super::open_account(
                     conn,
+                    &trail,
                     email.as_str(),
                     name.as_str(),
                     &password_hash,
@@ -423,6 +425,7 @@ impl AuthMutation {
                     .ok_or_else(invalid_link)?;
                 let user = super::open_account(
                     conn,
+                    &request.link_holder_trail(),
                     &pending.email,
                     &pending.name,
                     &pending.password_hash,

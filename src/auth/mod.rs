@@ -104,9 +104,11 @@ impl From<AccountError> for crate::error::ApiError {
 /// Opens an account for an address just proven (by a sign-up link or an invitation's
 /// token): the user, their first workspace ("{name}'s Workspace", 14-day trial), and with an
 /// invitation token the membership it grants, which becomes the active workspace. CONFLICT
-/// if an account took the address meanwhile. Call inside a transaction.
+/// if an account took the address meanwhile. Accepting the invitation writes its audit
+/// event, the new account acting through the request of `trail`. Call inside a transaction.
 pub async fn open_account(
     conn: &mut diesel_async::AsyncPgConnection,
+    trail: &crate::audit::Trail,
     email: &str,
     name: &str,
     password_hash: &str,
@@ -132,7 +134,9 @@ pub async fn open_account(
     )
     .await?;
     let active = match invitation_token {
-        Some(token) => crate::invitations::accept(conn, token, user.id, &user.email, now).await?,
+        Some(token) => {
+            crate::invitations::accept(conn, trail, token, user.id, &user.email, now).await?
+        }
         None => own.id,
     };
     model::set_active_workspace(conn, user.id, Some(active)).await?;

@@ -73,6 +73,17 @@ impl RequestContext {
         self.caller.as_ref().ok_or_else(ApiError::unauthenticated)
     }
 
+    /// A person acting through a link sent to them (declining an invitation, signing up
+    /// with one), signed in or not: the caller if any.
+    pub fn link_holder_trail(&self) -> crate::audit::Trail {
+        crate::audit::Trail {
+            kind: crate::audit::PrincipalKind::User,
+            actor_id: self.caller.as_ref().map(|caller| caller.user_id),
+            request_id: Some(self.request_id),
+            client: self.client,
+        }
+    }
+
     /// Who acts in this request, for the audit events it writes: the signed-in person (a
     /// session or their access token), or else the service holding a service token.
     pub fn trail(&self) -> ApiResult<crate::audit::Trail> {

@@ -161,13 +161,13 @@ impl InvitationMutation {
         role: Role,
     ) -> ApiResult<Invitation> {
         let request = request(ctx);
-        let actor = request.caller()?.user_id;
+        let trail = request.trail()?;
         let workspace_id = parse_id(&workspace_id)?;
         let email = EmailAddress::parse(&email)?;
         let mut conn = request.db.conn().await?;
         let row = conn
             .transaction(async |conn| {
-                super::invite(conn, actor, workspace_id, &email, role, Utc::now()).await
+                super::invite(conn, &trail, workspace_id, &email, role, Utc::now()).await
             })
             .await?;
         Invitation::with_inviter(ctx, row).await
@@ -217,9 +217,10 @@ impl InvitationMutation {
         let user = crate::auth::model::find_user(&mut conn, caller)
             .await?
             .ok_or_else(ApiError::unauthenticated)?;
+        let trail = request.trail()?;
         let workspace_id = conn
             .transaction(async |conn| {
-                super::accept(conn, &token, user.id, &user.email, Utc::now()).await
+                super::accept(conn, &trail, &token, user.id, &user.email, Utc::now()).await
             })
             .await?;
         drop(conn);
@@ -228,8 +229,10 @@ impl InvitationMutation {
 
     /// Declines an invitation; no sign-in needed, the link is enough.
     async fn decline_invitation(&self, ctx: &Context<'_>, token: String) -> ApiResult<bool> {
-        let mut conn = request(ctx).db.conn().await?;
-        conn.transaction(async |conn| super::decline(conn, &token, Utc::now()).await)
+        let request = request(ctx);
+        let trail = request.link_holder_trail();
+        let mut conn = request.db.conn().await?;
+        conn.transaction(async |conn| super::decline(conn, &trail, &token, Utc::now()).await)
             .await?;
         Ok(true)
     }
@@ -242,13 +245,20 @@ async fn change_invitation(
     change: PendingChange,
 ) -> ApiResult<Invitation> {
     let request = request(ctx);
-    let actor = request.caller()?.user_id;
+    let trail = request.trail()?;
     let (workspace_id, invitation_id) = (parse_id(workspace_id)?, parse_id(invitation_id)?);
     let mut conn = request.db.conn().await?;
     let row = conn
         .transaction(async |conn| {
-            super::change_pending(conn, actor, workspace_id, invitation_id, change, Utc::now())
-                .await
+            super::change_pending(
+                conn,
+                &trail,
+                workspace_id,
+                invitation_id,
+                change,
+                Utc::now(),
+            )
+            .await
         })
         .await?;
     Invitation::with_inviter(ctx, row).await

@@ -27,6 +27,7 @@ use linkai_jobs::Job;
 use uuid::Uuid;
 
 use self::model::InvitationRow;
+use crate::audit::{self, Event, PrincipalKind, Target, Trail};
 use crate::auth::token;
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -143,15 +144,45 @@ async fn send(
     Ok(())
 }
 
-/// Creates an invitation and enqueues its email. Call inside a transaction.
+/// Appends the invitation's audit event, in the caller's transaction.
+async fn logged(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    action: audit::Action,
+    invitation: &InvitationRow,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let mut changes = serde_json::json!({ "email": invitation.email });
+    if matches!(
+        action,
+        audit::Action::InvitationSent | audit::Action::InvitationAccepted
+    ) {
+        changes["role"] = invitation.role().as_db().into();
+    }
+    let event = Event {
+        action,
+        target: Target::invitation(invitation.id),
+        changes,
+    };
+    audit::record(conn, invitation.workspace_id, trail, event, now).await?;
+    Ok(())
+}
+
+fn actor_of(trail: &Trail) -> ApiResult<Uuid> {
+    trail.actor_id.ok_or_else(ApiError::unauthenticated)
+}
+
+/// Creates an invitation and enqueues its email; writes `invitation.sent`. Call inside a
+/// transaction.
 pub async fn invite(
     conn: &mut AsyncPgConnection,
-    actor: Uuid,
+    trail: &Trail,
     workspace_id: Uuid,
     email: &EmailAddress,
     role: Role,
     now: DateTime<Utc>,
 ) -> ApiResult<InvitationRow> {
+    let actor = actor_of(trail)?;
     let actor_role = lock_caller_role(conn, workspace_id, actor).await?;
     if !roles::allows(actor_role, roles::Action::ManageMembers) {
         return Err(ApiError::forbidden("Only Owners and Admins invite."));
@@ -174,6 +205,7 @@ pub async fn invite(
             }
         })?;
     send(conn, &invitation, now).await?;
+    logged(conn, trail, audit::Action::InvitationSent, &invitation, now).await?;
     Ok(invitation)
 }
 
@@ -186,15 +218,17 @@ pub enum PendingChange {
     Revoke,
 }
 
-/// Applies `change` to a pending invitation of the workspace. Call inside a transaction.
+/// Applies `change` to a pending invitation of the workspace; writes `invitation.resent`
+/// or `invitation.revoked`. Call inside a transaction.
 pub async fn change_pending(
     conn: &mut AsyncPgConnection,
-    actor: Uuid,
+    trail: &Trail,
     workspace_id: Uuid,
     invitation_id: Uuid,
     change: PendingChange,
     now: DateTime<Utc>,
 ) -> ApiResult<InvitationRow> {
+    let actor = actor_of(trail)?;
     let actor_role = lock_caller_role(conn, workspace_id, actor).await?;
     let invitation = model::find_in_workspace(conn, workspace_id, invitation_id)
         .await?
@@ -218,9 +252,28 @@ pub async fn change_pending(
             .await?;
             let invitation = model::rotate_for_resend(conn, invitation.id, now).await?;
             send(conn, &invitation, now).await?;
+            logged(
+                conn,
+                trail,
+                audit::Action::InvitationResent,
+                &invitation,
+                now,
+            )
+            .await?;
             Ok(invitation)
         }
-        PendingChange::Revoke => Ok(model::set_status(conn, invitation.id, "revoked", now).await?),
+        PendingChange::Revoke => {
+            let invitation = model::set_status(conn, invitation.id, "revoked", now).await?;
+            logged(
+                conn,
+                trail,
+                audit::Action::InvitationRevoked,
+                &invitation,
+                now,
+            )
+            .await?;
+            Ok(invitation)
+        }
     }
 }
 
@@ -238,9 +291,11 @@ async fn open(
 }
 
 /// Joins `user_id` (whose email is `user_email`) to the invitation's workspace; an OWNER
-/// invitation transfers ownership. Returns the workspace id. Call inside a transaction.
+/// invitation transfers ownership. Writes `invitation.accepted`, the invitee acting
+/// through the request of `trail`. Returns the workspace id. Call inside a transaction.
 pub async fn accept(
     conn: &mut AsyncPgConnection,
+    trail: &Trail,
     token: &str,
     user_id: Uuid,
     user_email: &str,
@@ -268,19 +323,42 @@ pub async fn accept(
         (Some(_), _) => {}
         (None, role) => crate::members::model::add(conn, workspace_id, user_id, role, now).await?,
     }
-    model::set_status(conn, invitation.id, "accepted", now).await?;
+    let invitation = model::set_status(conn, invitation.id, "accepted", now).await?;
     // The token came by email to this address: that proves it.
     crate::auth::model::mark_email_verified(conn, user_id, now).await?;
+    let invitee = Trail {
+        kind: PrincipalKind::User,
+        actor_id: Some(user_id),
+        ..trail.clone()
+    };
+    logged(
+        conn,
+        &invitee,
+        audit::Action::InvitationAccepted,
+        &invitation,
+        now,
+    )
+    .await?;
     Ok(workspace_id)
 }
 
-/// The invitee says no. Call inside a transaction.
+/// The invitee says no, through the link alone (the actor is whoever holds it); writes
+/// `invitation.declined`. Call inside a transaction.
 pub async fn decline(
     conn: &mut AsyncPgConnection,
+    trail: &Trail,
     token: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     let invitation = open(conn, token, now).await?;
-    model::set_status(conn, invitation.id, "declined", now).await?;
+    let invitation = model::set_status(conn, invitation.id, "declined", now).await?;
+    logged(
+        conn,
+        trail,
+        audit::Action::InvitationDeclined,
+        &invitation,
+        now,
+    )
+    .await?;
     Ok(())
 }

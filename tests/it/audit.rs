@@ -344,3 +344,115 @@ async fn resource_writes_are_logged_and_refused_ones_are_not() {
     assert_eq!(node(0)["actorId"], team.admin.id.as_str());
     assert_eq!(node(0)["changes"], json!({ "name": "Helper" }));
 }
+
+/// Invitations are logged: the Admin who invites, resends and revokes; the invitee who
+/// accepts; the link's holder who declines without signing in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_are_logged_with_who_acted() {
+    let app = TestApp::builder().with_workers().start().await;
+    let team = app.team().await;
+    let ws = team.workspace.clone();
+    let bob = app.sign_up("Bob").await;
+    let carol = format!("carol-{}@example.com", uuid::Uuid::new_v4().simple());
+    let dave = format!("dave-{}@example.com", uuid::Uuid::new_v4().simple());
+    let to_bob = app.invite(&team.admin, &ws, &bob.email, "MEMBER").await;
+    let to_carol = app.invite(&team.admin, &ws, &carol, "VIEWER").await;
+    let to_dave = app.invite(&team.admin, &ws, &dave, "VIEWER").await;
+    let change = |field: &str| {
+        format!("mutation($ws: ID!, $id: ID!) {{ {field}(workspaceId: $ws, invitationId: $id) {{ id }} }}")
+    };
+    app.gql(
+        team.admin.token(),
+        &change("resendInvitation"),
+        json!({ "ws": ws, "id": to_dave }),
+    )
+    .await
+    .data("resendInvitation");
+    app.gql(
+        team.admin.token(),
+        &change("revokeInvitation"),
+        json!({ "ws": ws, "id": to_dave }),
+    )
+    .await
+    .data("revokeInvitation");
+    let bob_link = app.mail.wait_for(&bob.email, "invitations/accept", 1).await[0].token();
+    app.gql(
+        bob.token(),
+        "mutation($t: String!) { acceptInvitation(token: $t) { id } }",
+        json!({ "t": bob_link }),
+    )
+    .await
+    .data("acceptInvitation");
+    let carol_link = app.mail.wait_for(&carol, "invitations/accept", 1).await[0].token();
+    app.gql(
+        None,
+        "mutation($t: String!) { declineInvitation(token: $t) }",
+        json!({ "t": carol_link }),
+    )
+    .await
+    .data("declineInvitation");
+
+    let page = log(&app, &team.owner, &ws, json!({})).await;
+    let events: Vec<(String, Value, Value, Value)> = page["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|edge| {
+            let node = &edge["node"];
+            (
+                node["action"].as_str().expect("action").to_owned(),
+                node["actorId"].clone(),
+                node["targetId"].clone(),
+                node["changes"].clone(),
+            )
+        })
+        .collect();
+    let admin = json!(team.admin.id);
+    assert_eq!(
+        events,
+        [
+            (
+                "INVITATION_DECLINED".to_owned(),
+                Value::Null,
+                json!(to_carol),
+                json!({ "email": carol })
+            ),
+            (
+                "INVITATION_ACCEPTED".to_owned(),
+                json!(bob.id),
+                json!(to_bob),
+                json!({ "email": bob.email, "role": "member" })
+            ),
+            (
+                "INVITATION_REVOKED".to_owned(),
+                admin.clone(),
+                json!(to_dave),
+                json!({ "email": dave })
+            ),
+            (
+                "INVITATION_RESENT".to_owned(),
+                admin.clone(),
+                json!(to_dave),
+                json!({ "email": dave })
+            ),
+            (
+                "INVITATION_SENT".to_owned(),
+                admin.clone(),
+                json!(to_dave),
+                json!({ "email": dave, "role": "viewer" })
+            ),
+            (
+                "INVITATION_SENT".to_owned(),
+                admin.clone(),
+                json!(to_carol),
+                json!({ "email": carol, "role": "viewer" })
+            ),
+            (
+                "INVITATION_SENT".to_owned(),
+                admin,
+                json!(to_bob),
+                json!({ "email": bob.email, "role": "member" })
+            ),
+        ]
+    );
+}
