@@ -27,7 +27,38 @@ pub use static_sql::{bind, static_sql, Bind, BindList, StaticSql};
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 pub type PgPool = Pool<ContextManager>;
-pub type PooledConnection = Object<ContextManager>;
+/// A connection from the pool, which goes back to it when dropped, unless a transaction is
+/// open on it: a request dropped inside its transaction (its client hung up, its deadline
+/// passed) would otherwise put the connection back with the transaction open, and the rows
+/// it locked would stay locked until that connection's next checkout, which may not come
+/// for a long time. Such a connection is closed instead, and PostgreSQL rolls back.
+pub struct PooledConnection(Option<Object<ContextManager>>);
+
+impl Deref for PooledConnection {
+    type Target = ContextConnection;
+
+    fn deref(&self) -> &ContextConnection {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl DerefMut for PooledConnection {
+    fn deref_mut(&mut self) -> &mut ContextConnection {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        let Some(mut object) = self.0.take() else {
+            return;
+        };
+        if diesel_async::pooled_connection::PoolableConnection::is_broken(&mut object.conn) {
+            tracing::warn!("a connection was dropped inside a transaction: closing it");
+            drop(Object::take(object));
+        }
+    }
+}
 
 /// Who a session acts for and which workspace it works in (`app.user_id`,
 /// `app.workspace_id`), as row-level security reads them.
@@ -266,7 +297,7 @@ impl Db {
     }
 
     async fn checkout(&self, wanted: Wanted) -> Result<PooledConnection, DbError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = PooledConnection(Some(self.pool.get().await?));
         let target = wanted.resolve(conn.context);
         if conn.context != target {
             // Unknown until the statement is known to have run (this future may be dropped).

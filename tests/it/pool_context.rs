@@ -151,3 +151,62 @@ async fn lookups_that_read_no_workspace_keep_the_connections_context() {
     assert_eq!(other.context_statements(), set + 1);
     assert!(visible(&mut conn).await.is_empty());
 }
+
+/// Found by bench/run: a request dropped inside its transaction (wrk hung up on it) put its
+/// connection back in the pool with the transaction open, and the workspace row it had
+/// locked stayed locked until that connection's next checkout, so every other writer of
+/// that workspace waited (pgbench forever). Now such a connection is closed, PostgreSQL
+/// rolls it back, and the lock is free at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_inside_a_transaction_is_closed_and_its_locks_freed() {
+    let world = world().await;
+    let (db, a) = (world.db.clone(), world.a);
+    let (locked, mut told) = tokio::sync::oneshot::channel::<()>();
+    let request = tokio::spawn(async move {
+        let mut conn = db.conn_in(a).await.expect("conn");
+        conn.transaction(async |conn| {
+            linkai::workspaces::model::lock_row(conn, a).await?;
+            let _ = locked.send(());
+            // The request would go on here, but its client hangs up.
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            diesel::QueryResult::Ok(())
+        })
+        .await
+    });
+    (&mut told).await.expect("the row is locked");
+    request.abort();
+    let _ = request.await;
+
+    let mut admin = world._db.conn().await;
+    #[derive(diesel::QueryableByName)]
+    struct Idle {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut idle = -1;
+    for _ in 0..50 {
+        idle = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE usename = 'linkai_app' AND state LIKE 'idle in transaction%'",
+        )
+        .get_result::<Idle>(&mut admin)
+        .await
+        .expect("activity")
+        .n;
+        if idle == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(idle, 0, "a pooled session sits in the dropped transaction");
+    // The next request takes the lock at once (the pool has one connection: a new one).
+    let mut conn = world.db.conn_in(a).await.expect("conn");
+    conn.transaction(async |conn| {
+        diesel::sql_query("SET LOCAL lock_timeout = '100ms'")
+            .execute(conn)
+            .await?;
+        linkai::workspaces::model::lock_row(conn, a).await
+    })
+    .await
+    .expect("the row is free");
+}
