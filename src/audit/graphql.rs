@@ -38,6 +38,12 @@ pub enum AuditAction {
     InvitationAccepted,
     /// The invitee said no through the emailed link: `changes.email`.
     InvitationDeclined,
+    /// The workspace was made: `changes.name`.
+    WorkspaceCreated,
+    /// The workspace was renamed: `changes.name.from` and `.to`.
+    WorkspaceRenamed,
+    /// The workspace was deleted: `changes.name`.
+    WorkspaceDeleted,
 }
 
 /// Who acted.

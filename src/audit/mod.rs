@@ -109,10 +109,16 @@ pub enum Action {
     InvitationAccepted,
     /// The invitee said no, through the link (`changes`: `email`).
     InvitationDeclined,
+    /// The workspace was made (`changes`: `name`).
+    WorkspaceCreated,
+    /// The workspace was renamed (`changes`: `name` from, to).
+    WorkspaceRenamed,
+    /// The workspace was deleted (`changes`: `name`).
+    WorkspaceDeleted,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 15] = [
         Action::MemberRoleChanged,
         Action::MemberRemoved,
         Action::MemberLeft,
@@ -125,6 +131,9 @@ impl Action {
         Action::InvitationRevoked,
         Action::InvitationAccepted,
         Action::InvitationDeclined,
+        Action::WorkspaceCreated,
+        Action::WorkspaceRenamed,
+        Action::WorkspaceDeleted,
     ];
 
     pub fn as_db(self) -> &'static str {
@@ -141,6 +150,9 @@ impl Action {
             Action::InvitationRevoked => "invitation.revoked",
             Action::InvitationAccepted => "invitation.accepted",
             Action::InvitationDeclined => "invitation.declined",
+            Action::WorkspaceCreated => "workspace.created",
+            Action::WorkspaceRenamed => "workspace.renamed",
+            Action::WorkspaceDeleted => "workspace.deleted",
         }
     }
 
@@ -161,6 +173,13 @@ impl Target {
     pub fn user(id: Uuid) -> Self {
         Target {
             kind: "user",
+            id: id.to_string(),
+        }
+    }
+
+    pub fn workspace(id: Uuid) -> Self {
+        Target {
+            kind: "workspace",
             id: id.to_string(),
         }
     }

@@ -126,13 +126,9 @@ pub async fn open_account(
                 err.into()
             }
         })?;
-    let own = crate::workspaces::model::create_with_owner(
-        conn,
-        &first_workspace_name(name),
-        user.id,
-        now,
-    )
-    .await?;
+    let own =
+        crate::workspaces::create_owned(conn, trail, user.id, &first_workspace_name(name), now)
+            .await?;
     let active = match invitation_token {
         Some(token) => {
             crate::invitations::accept(conn, trail, token, user.id, &user.email, now).await?
@@ -173,6 +169,7 @@ pub async fn delete_account(
         if crate::members::model::count(conn, workspace.id).await? > 1 {
             return Err(AccountError::OwnsSharedWorkspace(workspace.name));
         }
+        // Nobody else is in it, so nobody is left to read its log: no event.
         crate::workspaces::model::soft_delete(conn, workspace.id, now).await?;
     }
     let notice_id = model::insert_notice(conn, user, "account_deleted", None).await?;

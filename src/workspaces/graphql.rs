@@ -9,15 +9,15 @@ use super::model::{self, WorkspaceRow};
 use crate::auth;
 use crate::billing::graphql::{billing_of, Billing};
 use crate::billing::BillingStatus;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::guard::{lock_caller_role, membership, require_role, RoleGuard};
+use crate::graphql::guard::{membership, require_role, RoleGuard};
 use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
 use crate::invitations::graphql::{invitations_page, Invitation};
 use crate::members::graphql::{members_page, Member};
 use crate::resources::graphql::ResourceLists;
-use crate::roles::{self, Action, Role};
+use crate::roles::Role;
 use crate::text::Name;
 use crate::usage::graphql::{usage_of, Usage};
 
@@ -201,12 +201,11 @@ impl WorkspaceMutation {
         let request = request(ctx);
         let caller = request.caller()?;
         caller.ensure_unscoped()?;
+        let trail = request.trail()?;
         let name = Name::parse(&name, "name")?;
         let mut conn = request.db.conn().await?;
         let row = conn
-            .transaction(async |conn| {
-                super::create(conn, caller.user_id, name.as_str(), Utc::now()).await
-            })
+            .transaction(async |conn| super::create(conn, &trail, name.as_str(), Utc::now()).await)
             .await?;
         Ok(Workspace::new(row, Role::Owner))
     }
@@ -237,10 +236,17 @@ impl WorkspaceMutation {
     ) -> ApiResult<Workspace> {
         let membership = membership(ctx, parse_id(&workspace_id)?).await?;
         let name = Name::parse(&name, "name")?;
-        let mut conn = request(ctx).db.conn().await?;
-        let row = model::rename(&mut conn, membership.workspace.id, name.as_str())
-            .await?
-            .ok_or_else(|| ApiError::not_found("Workspace"))?;
+        let request = request(ctx);
+        let trail = request.trail()?;
+        let mut conn = request.db.conn_in(membership.workspace.id).await?;
+        let row = super::rename(
+            &mut conn,
+            &trail,
+            membership.workspace.id,
+            name.as_str(),
+            Utc::now(),
+        )
+        .await?;
         Ok(Workspace::new(row, membership.role))
     }
 
@@ -254,19 +260,10 @@ impl WorkspaceMutation {
     )]
     async fn delete_workspace(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<bool> {
         let request = request(ctx);
-        let caller = request.caller()?;
+        let trail = request.trail()?;
         let workspace_id = parse_id(&workspace_id)?;
         let mut conn = request.db.conn().await?;
-        conn.transaction(async |conn| {
-            let role = lock_caller_role(conn, workspace_id, caller.user_id).await?;
-            if !roles::allows(role, Action::DeleteWorkspace) {
-                return Err(ApiError::forbidden(
-                    "Only the Owner can delete the workspace.",
-                ));
-            }
-            Ok(model::soft_delete(conn, workspace_id, Utc::now()).await?)
-        })
-        .await
+        super::delete(&mut conn, &trail, workspace_id, Utc::now()).await
     }
 
     /// Leaves a workspace. Its data stays. The Owner must transfer ownership or delete the

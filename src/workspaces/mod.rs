@@ -15,9 +15,10 @@ pub mod loader;
 pub mod model;
 
 use chrono::{DateTime, Duration, Utc};
-use diesel_async::AsyncPgConnection;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use uuid::Uuid;
 
+use crate::audit::{self, Event, Target, Trail};
 use crate::error::{ApiError, ErrorCode};
 use crate::roles::Role;
 use crate::throttle::Window;
@@ -55,24 +56,104 @@ impl From<WorkspaceError> for ApiError {
     }
 }
 
-/// Creates a workspace owned by `actor`, on its own trial, within the account's caps. Call
-/// inside a transaction.
+/// Creates a workspace owned by the actor of `trail`, on its own trial, within the
+/// account's caps; writes `workspace.created`. Call inside a transaction.
 pub async fn create(
     conn: &mut AsyncPgConnection,
-    actor: Uuid,
+    trail: &Trail,
     name: &str,
     now: DateTime<Utc>,
-) -> Result<WorkspaceRow, WorkspaceError> {
+) -> Result<WorkspaceRow, ApiError> {
+    let actor = trail.actor_id.ok_or_else(ApiError::unauthenticated)?;
     let owned = model::memberships_of_caller(conn, None)
         .await?
         .iter()
         .filter(|(_, role)| *role == Role::Owner)
         .count();
     if owned >= OWNED_PER_ACCOUNT {
-        return Err(WorkspaceError::TooManyOwned);
+        return Err(WorkspaceError::TooManyOwned.into());
     }
     TRIALS_PER_ACCOUNT_PER_DAY
         .hit(conn, &actor.to_string(), now)
-        .await??;
-    Ok(model::create_with_owner(conn, name, actor, now).await?)
+        .await?
+        .map_err(WorkspaceError::from)?;
+    create_owned(conn, trail, actor, name, now).await
+}
+
+/// Makes a workspace owned by `owner` (no caps: the sign-up's first workspace comes here
+/// directly) and writes `workspace.created`, `owner` acting. Call inside a transaction.
+pub async fn create_owned(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    owner: Uuid,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<WorkspaceRow, ApiError> {
+    let row = model::create_with_owner(conn, name, owner, now).await?;
+    let owner_acts = Trail {
+        actor_id: Some(owner),
+        ..trail.clone()
+    };
+    let event = Event {
+        action: audit::Action::WorkspaceCreated,
+        target: Target::workspace(row.id),
+        changes: serde_json::json!({ "name": row.name }),
+    };
+    audit::record(conn, row.id, &owner_acts, event, now).await?;
+    Ok(row)
+}
+
+/// Renames the workspace (the guard checked the actor may); writes `workspace.renamed`.
+/// The connection must be inside the workspace.
+pub async fn rename(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    workspace_id: Uuid,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<WorkspaceRow, ApiError> {
+    // The connection is in the workspace already (`Db::conn_in`): no context to enter.
+    conn.transaction(async |conn| {
+        let (old, row) = model::rename(conn, workspace_id, name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Workspace"))?;
+        let event = Event {
+            action: audit::Action::WorkspaceRenamed,
+            target: Target::workspace(workspace_id),
+            changes: audit::changed("name", old, row.name.clone()),
+        };
+        audit::record(conn, workspace_id, trail, event, now).await?;
+        Ok(row)
+    })
+    .await
+}
+
+/// Deletes the workspace (soft: see the module doc); Owner only. Writes
+/// `workspace.deleted`.
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    workspace_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    let actor = trail.actor_id.ok_or_else(ApiError::unauthenticated)?;
+    conn.transaction(async |conn| {
+        let role = crate::graphql::guard::lock_caller_role(conn, workspace_id, actor).await?;
+        if !crate::roles::allows(role, crate::roles::Action::DeleteWorkspace) {
+            return Err(ApiError::forbidden(
+                "Only the Owner can delete the workspace.",
+            ));
+        }
+        let Some(name) = model::soft_delete(conn, workspace_id, now).await? else {
+            return Ok(false);
+        };
+        let event = Event {
+            action: audit::Action::WorkspaceDeleted,
+            target: Target::workspace(workspace_id),
+            changes: serde_json::json!({ "name": name }),
+        };
+        audit::record(conn, workspace_id, trail, event, now).await?;
+        Ok(true)
+    })
+    .await
 }

@@ -125,40 +125,77 @@ pub async fn lock_for_membership_change(
     crate::members::model::role_of(conn, workspace_id, caller_id).await
 }
 
+/// Renames a live workspace; answers its name before and the row after, in one statement
+/// (the old name is read under the row lock the update takes).
 pub async fn rename(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     name: &str,
-) -> QueryResult<Option<WorkspaceRow>> {
-    diesel::update(
-        workspaces::table
-            .find(workspace_id)
-            .filter(workspaces::deleted_at.is_null()),
+) -> QueryResult<Option<(String, WorkspaceRow)>> {
+    #[derive(QueryableByName)]
+    struct Renamed {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        old_name: String,
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        created_at: DateTime<Utc>,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        trial_ends_at: DateTime<Utc>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        plan: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        subscription_status: Option<String>,
+    }
+    let renamed: Option<Renamed> = static_sql(
+        "UPDATE workspaces w SET name = $2 \
+         FROM (SELECT id, name FROM workspaces WHERE id = $1 AND deleted_at IS NULL \
+               FOR NO KEY UPDATE) old \
+         WHERE w.id = old.id \
+         RETURNING w.id, w.name, w.created_at, w.trial_ends_at, w.plan, \
+                   w.subscription_status, old.name AS old_name",
+        (
+            bind::<diesel::sql_types::Uuid, _>(workspace_id),
+            bind::<diesel::sql_types::Text, _>(name),
+        ),
     )
-    .set(workspaces::name.eq(name))
-    .returning(WorkspaceRow::as_returning())
     .get_result(conn)
     .await
-    .optional()
+    .optional()?;
+    Ok(renamed.map(|r| {
+        let row = WorkspaceRow {
+            id: r.id,
+            name: r.name,
+            created_at: r.created_at,
+            trial_ends_at: r.trial_ends_at,
+            plan: r.plan,
+            subscription_status: r.subscription_status,
+        };
+        (r.old_name, row)
+    }))
 }
 
 /// Hides the workspace from every query at once (its rows stay for a later purge) and
 /// queues the end of its subscription.
+/// Answers the deleted workspace's name, or `None` if it was gone already.
 pub async fn soft_delete(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     now: DateTime<Utc>,
-) -> QueryResult<bool> {
-    let deleted = diesel::update(
+) -> QueryResult<Option<String>> {
+    let deleted: Option<String> = diesel::update(
         workspaces::table
             .find(workspace_id)
             .filter(workspaces::deleted_at.is_null()),
     )
     .set(workspaces::deleted_at.eq(now))
-    .execute(conn)
-    .await?
-        == 1;
-    if deleted {
+    .returning(workspaces::name)
+    .get_result(conn)
+    .await
+    .optional()?;
+    if deleted.is_some() {
         crate::outbox::enqueue(conn, &linkai_jobs::Job::CancelBilling { workspace_id }).await?;
     }
     Ok(deleted)

@@ -105,9 +105,12 @@ async fn member_changes_are_logged_with_their_actor_and_refused_ones_are_not() {
     )
     .await
     .assert_code("FORBIDDEN");
+    // Only the workspace's creation, from the Owner's sign-up.
+    let before = log(&app, &team.owner, &ws, json!({})).await;
+    assert_eq!(actions(&before), ["WORKSPACE_CREATED"]);
     assert_eq!(
-        log(&app, &team.owner, &ws, json!({})).await["totalCount"],
-        0
+        before["edges"][0]["node"]["actorId"],
+        team.owner.id.as_str()
     );
 
     app.gql(
@@ -141,14 +144,15 @@ async fn member_changes_are_logged_with_their_actor_and_refused_ones_are_not() {
 
     // The new Owner reads the log, newest first.
     let page = log(&app, &team.admin, &ws, json!({})).await;
-    assert_eq!(page["totalCount"], 4);
+    assert_eq!(page["totalCount"], 5);
     assert_eq!(
         actions(&page),
         [
             "OWNERSHIP_TRANSFERRED",
             "MEMBER_LEFT",
             "MEMBER_REMOVED",
-            "MEMBER_ROLE_CHANGED"
+            "MEMBER_ROLE_CHANGED",
+            "WORKSPACE_CREATED"
         ]
     );
     let node = |i: usize| page["edges"][i]["node"].clone();
@@ -196,7 +200,11 @@ async fn member_changes_are_logged_with_their_actor_and_refused_ones_are_not() {
     .await;
     assert_eq!(
         actions(&by_owner),
-        ["OWNERSHIP_TRANSFERRED", "MEMBER_ROLE_CHANGED"]
+        [
+            "OWNERSHIP_TRANSFERRED",
+            "MEMBER_ROLE_CHANGED",
+            "WORKSPACE_CREATED"
+        ]
     );
     let later = log(
         &app,
@@ -215,13 +223,13 @@ async fn member_changes_are_logged_with_their_actor_and_refused_ones_are_not() {
         json!({ "first": 3, "after": first["pageInfo"]["endCursor"] }),
     )
     .await;
-    assert_eq!(actions(&rest), ["MEMBER_ROLE_CHANGED"]);
+    assert_eq!(actions(&rest), ["MEMBER_ROLE_CHANGED", "WORKSPACE_CREATED"]);
     assert_eq!(rest["pageInfo"]["hasNextPage"], false);
 
     // The old Owner is an Admin now and still reads it; a Viewer-turned-stranger does not.
     assert_eq!(
         log(&app, &team.owner, &ws, json!({})).await["totalCount"],
-        4
+        5
     );
     for outsider in [&team.stranger, &team.viewer] {
         let res = app.gql(outsider.token(), LOG, json!({ "ws": ws })).await;
@@ -272,7 +280,7 @@ async fn events_past_the_retention_are_pruned() {
     .expect("an old event");
     assert_eq!(
         log(&app, &team.owner, &team.workspace, json!({})).await["totalCount"],
-        2
+        3
     );
     let worker = crate::cards::worker_side(&app, None).await;
     let mut conn = worker.db.conn().await.expect("conn");
@@ -285,7 +293,7 @@ async fn events_past_the_retention_are_pruned() {
     .expect("pruned");
     assert_eq!(pruned, 1);
     let left = log(&app, &team.owner, &team.workspace, json!({})).await;
-    assert_eq!(actions(&left), ["MEMBER_REMOVED"]);
+    assert_eq!(actions(&left), ["MEMBER_REMOVED", "WORKSPACE_CREATED"]);
 }
 
 /// Resource writes are logged with the resource's kind and what changed (the fields an
@@ -325,7 +333,31 @@ async fn resource_writes_are_logged_and_refused_ones_are_not() {
         .await
         .data("deleteAgent");
 
-    let page = log(&app, &team.owner, &ws, json!({})).await;
+    app.gql(
+        team.admin.token(),
+        "mutation($ws: ID!) { renameWorkspace(workspaceId: $ws, name: \"Acme\") { name } }",
+        json!({ "ws": ws }),
+    )
+    .await
+    .data("renameWorkspace");
+    let renamed = log(
+        &app,
+        &team.owner,
+        &ws,
+        json!({ "filter": { "actions": ["WORKSPACE_RENAMED"] } }),
+    )
+    .await;
+    assert_eq!(
+        renamed["edges"][0]["node"]["changes"],
+        json!({ "name": { "from": "Owner's Workspace", "to": "Acme" } })
+    );
+    assert_eq!(
+        renamed["edges"][0]["node"]["actorId"],
+        team.admin.id.as_str()
+    );
+    let resources = json!({ "filter": { "actions": [
+        "RESOURCE_CREATED", "RESOURCE_UPDATED", "RESOURCE_DELETED"] } });
+    let page = log(&app, &team.owner, &ws, resources).await;
     assert_eq!(
         actions(&page),
         ["RESOURCE_DELETED", "RESOURCE_UPDATED", "RESOURCE_CREATED"]
@@ -392,7 +424,10 @@ async fn invitations_are_logged_with_who_acted() {
     .await
     .data("declineInvitation");
 
-    let page = log(&app, &team.owner, &ws, json!({})).await;
+    let invitations = json!({ "filter": { "actions": [
+        "INVITATION_SENT", "INVITATION_RESENT", "INVITATION_REVOKED",
+        "INVITATION_ACCEPTED", "INVITATION_DECLINED"] } });
+    let page = log(&app, &team.owner, &ws, invitations).await;
     let events: Vec<(String, Value, Value, Value)> = page["edges"]
         .as_array()
         .expect("edges")

@@ -22,7 +22,7 @@ const BUDGETS: [(&str, u64); 58] = [
     // Records the request and its job, the same for a taken address (account_emails.rs).
     ("signUp", 5),
     // Takes the request; the account, its workspace and Owner membership, and a session.
-    ("completeSignUp", 10),
+    ("completeSignUp", 11),
     ("resendVerificationEmail", 8),
     ("signOut", 2),
     // Made with the session (authenticating it is one), and revoking earlier tokens another.
@@ -40,10 +40,12 @@ const BUDGETS: [(&str, u64); 58] = [
     ("requestPasswordReset", 7),
     ("resetPassword", 7),
     // Reads the owned workspaces and counts the day's new ones.
-    ("createWorkspace", 8),
-    ("renameWorkspace", 3),
+    ("createWorkspace", 9),
+    // One statement before it had an event; with it, a transaction: BEGIN, the rename (its
+    // old name read under the lock the update takes), the event, COMMIT.
+    ("renameWorkspace", 6),
     ("switchWorkspace", 3),
-    ("deleteWorkspace", 9),
+    ("deleteWorkspace", 10),
     // Every resource write appends its audit event: one statement.
     ("createAgent", 9),
     ("updateAgent", 7),
