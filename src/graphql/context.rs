@@ -23,8 +23,9 @@ pub struct RequestContext {
     pub client: Option<std::net::IpAddr>,
     /// The request's `User-Agent`, printable and at most 256 characters.
     pub user_agent: Option<String>,
-    /// This request's id, carried by the audit events it writes.
-    pub request_id: Uuid,
+    /// This request's id, carried by the audit events it writes: made when the first one is
+    /// (a random id costs a system call, which reads need not pay).
+    request_id: std::sync::OnceLock<Uuid>,
     /// A resource kind whose application-level workspace filter is switched off, to prove
     /// row-level security alone keeps tenants apart (tests only).
     pub unfiltered_kind: Option<String>,
@@ -52,7 +53,7 @@ impl RequestContext {
             passwords,
             client: None,
             user_agent: None,
-            request_id: Uuid::new_v4(),
+            request_id: std::sync::OnceLock::new(),
             unfiltered_kind,
             memberships,
         }
@@ -73,13 +74,18 @@ impl RequestContext {
         self.caller.as_ref().ok_or_else(ApiError::unauthenticated)
     }
 
+    /// This request's id (the same for every event it writes).
+    pub fn request_id(&self) -> Uuid {
+        *self.request_id.get_or_init(Uuid::new_v4)
+    }
+
     /// A person acting through a link sent to them (declining an invitation, signing up
     /// with one), signed in or not: the caller if any.
     pub fn link_holder_trail(&self) -> crate::audit::Trail {
         crate::audit::Trail {
             kind: crate::audit::PrincipalKind::User,
             actor_id: self.caller.as_ref().map(|caller| caller.user_id),
-            request_id: Some(self.request_id),
+            request_id: Some(self.request_id()),
             client: self.client,
         }
     }
@@ -97,7 +103,7 @@ impl RequestContext {
         Ok(crate::audit::Trail {
             kind,
             actor_id,
-            request_id: Some(self.request_id),
+            request_id: Some(self.request_id()),
             client: self.client,
         })
     }

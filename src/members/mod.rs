@@ -146,17 +146,40 @@ pub async fn remove(
         if !roles::may_remove(actor_role, target_role) {
             return Err(MemberError::OwnerStays.into());
         }
-        model::remove(conn, workspace_id, target).await?;
-        crate::auth::model::clear_active_workspace(conn, target, workspace_id).await?;
-        let event = Event {
+        let gone = Departure {
             action: audit::Action::MemberRemoved,
-            target: Target::user(target),
-            changes: serde_json::json!({ "role": target_role.as_db() }),
+            user: target,
+            role: target_role,
         };
-        audit::record(conn, workspace_id, trail, event, now).await?;
-        Ok(())
+        depart(conn, trail, workspace_id, gone, now).await
     })
     .await
+}
+
+/// Someone leaving the workspace, removed or by their own choice.
+struct Departure {
+    action: audit::Action,
+    user: Uuid,
+    role: Role,
+}
+
+/// Takes the member out (their work stays), and writes the departure's event.
+async fn depart(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    workspace_id: Uuid,
+    gone: Departure,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    model::remove(conn, workspace_id, gone.user).await?;
+    crate::auth::model::clear_active_workspace(conn, gone.user, workspace_id).await?;
+    let event = Event {
+        action: gone.action,
+        target: Target::user(gone.user),
+        changes: serde_json::json!({ "role": gone.role.as_db() }),
+    };
+    audit::record(conn, workspace_id, trail, event, now).await?;
+    Ok(())
 }
 
 /// Hands ownership to another member; the Owner becomes Admin. Writes
@@ -199,15 +222,12 @@ pub async fn leave(
         if !roles::allows(role, Action::Leave) {
             return Err(MemberError::OwnerCannotLeave.into());
         }
-        model::remove(conn, workspace_id, actor).await?;
-        crate::auth::model::clear_active_workspace(conn, actor, workspace_id).await?;
-        let event = Event {
+        let gone = Departure {
             action: audit::Action::MemberLeft,
-            target: Target::user(actor),
-            changes: serde_json::json!({ "role": role.as_db() }),
+            user: actor,
+            role,
         };
-        audit::record(conn, workspace_id, trail, event, now).await?;
-        Ok(())
+        depart(conn, trail, workspace_id, gone, now).await
     })
     .await
 }
