@@ -71,6 +71,12 @@ pub struct Trail {
 }
 
 impl Trail {
+    /// The person acting: a change only a person may make is UNAUTHENTICATED without one.
+    pub fn person(&self) -> crate::error::ApiResult<Uuid> {
+        self.actor_id
+            .ok_or_else(crate::error::ApiError::unauthenticated)
+    }
+
     /// The server acting on its own (no request).
     pub fn system() -> Self {
         Trail {

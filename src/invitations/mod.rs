@@ -168,10 +168,6 @@ async fn logged(
     Ok(())
 }
 
-fn actor_of(trail: &Trail) -> ApiResult<Uuid> {
-    trail.actor_id.ok_or_else(ApiError::unauthenticated)
-}
-
 /// Creates an invitation and enqueues its email; writes `invitation.sent`. Call inside a
 /// transaction.
 pub async fn invite(
@@ -182,7 +178,7 @@ pub async fn invite(
     role: Role,
     now: DateTime<Utc>,
 ) -> ApiResult<InvitationRow> {
-    let actor = actor_of(trail)?;
+    let actor = trail.person()?;
     let actor_role = lock_caller_role(conn, workspace_id, actor).await?;
     if !roles::allows(actor_role, roles::Action::ManageMembers) {
         return Err(ApiError::forbidden("Only Owners and Admins invite."));
@@ -228,7 +224,7 @@ pub async fn change_pending(
     change: PendingChange,
     now: DateTime<Utc>,
 ) -> ApiResult<InvitationRow> {
-    let actor = actor_of(trail)?;
+    let actor = trail.person()?;
     let actor_role = lock_caller_role(conn, workspace_id, actor).await?;
     let invitation = model::find_in_workspace(conn, workspace_id, invitation_id)
         .await?

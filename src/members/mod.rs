@@ -55,24 +55,6 @@ impl From<MemberError> for ApiError {
     }
 }
 
-/// The actor's role, the workspace locked (see the module doc).
-async fn actor_role(
-    conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    trail: &Trail,
-) -> ApiResult<Role> {
-    let actor = trail
-        .actor_id
-        .ok_or_else(|| ApiError::forbidden("Only members change members."))?;
-    lock_caller_role(conn, workspace_id, actor).await
-}
-
-fn actor_of(trail: &Trail) -> ApiResult<Uuid> {
-    trail
-        .actor_id
-        .ok_or_else(|| ApiError::forbidden("Only members change members."))
-}
-
 /// Gives `target` the role `role`; `OWNER` transfers ownership (the Owner becomes Admin).
 /// Writes `member.role_changed`, or `workspace.ownership_transferred` for a transfer.
 pub async fn change_role(
@@ -84,8 +66,8 @@ pub async fn change_role(
     now: DateTime<Utc>,
 ) -> ApiResult<MemberRow> {
     conn.transaction(async |conn| {
-        let actor = actor_of(trail)?;
-        let actor_role = actor_role(conn, workspace_id, trail).await?;
+        let actor = trail.person()?;
+        let actor_role = lock_caller_role(conn, workspace_id, actor).await?;
         if !roles::allows(actor_role, Action::ChangeRoles) {
             return Err(MemberError::OnlyOwnerChangesRoles.into());
         }
@@ -136,7 +118,7 @@ pub async fn remove(
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     conn.transaction(async |conn| {
-        let actor_role = actor_role(conn, workspace_id, trail).await?;
+        let actor_role = lock_caller_role(conn, workspace_id, trail.person()?).await?;
         if !roles::allows(actor_role, Action::ManageMembers) {
             return Err(MemberError::OnlyAdminsRemove.into());
         }
@@ -192,8 +174,8 @@ pub async fn transfer_ownership(
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     conn.transaction(async |conn| {
-        let actor = actor_of(trail)?;
-        if actor_role(conn, workspace_id, trail).await? != Role::Owner {
+        let actor = trail.person()?;
+        if lock_caller_role(conn, workspace_id, actor).await? != Role::Owner {
             return Err(MemberError::OnlyOwnerTransfers.into());
         }
         if target == actor {
@@ -217,8 +199,8 @@ pub async fn leave(
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     conn.transaction(async |conn| {
-        let actor = actor_of(trail)?;
-        let role = actor_role(conn, workspace_id, trail).await?;
+        let actor = trail.person()?;
+        let role = lock_caller_role(conn, workspace_id, actor).await?;
         if !roles::allows(role, Action::Leave) {
             return Err(MemberError::OwnerCannotLeave.into());
         }

@@ -64,7 +64,7 @@ pub async fn create(
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<WorkspaceRow, ApiError> {
-    let actor = trail.actor_id.ok_or_else(ApiError::unauthenticated)?;
+    let actor = trail.person()?;
     let owned = model::memberships_of_caller(conn, None)
         .await?
         .iter()
@@ -136,7 +136,7 @@ pub async fn delete(
     workspace_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<bool, ApiError> {
-    let actor = trail.actor_id.ok_or_else(ApiError::unauthenticated)?;
+    let actor = trail.person()?;
     conn.transaction(async |conn| {
         let role = crate::graphql::guard::lock_caller_role(conn, workspace_id, actor).await?;
         if !crate::roles::allows(role, crate::roles::Action::DeleteWorkspace) {
