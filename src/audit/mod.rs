@@ -76,16 +76,6 @@ impl Trail {
         self.actor_id
             .ok_or_else(crate::error::ApiError::unauthenticated)
     }
-
-    /// The server acting on its own (no request).
-    pub fn system() -> Self {
-        Trail {
-            kind: PrincipalKind::System,
-            actor_id: None,
-            request_id: None,
-            client: None,
-        }
-    }
 }
 
 /// What happened. The README's audit table lists, for each mutation, the action it writes.
