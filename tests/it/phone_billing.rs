@@ -123,14 +123,16 @@ async fn delete_number(app: &TestApp, actor: &Actor, workspace: &str, id: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_numbers_are_a_quantity_on_the_subscription() {
     let key = format!("linkai_plan_{}", uuid::Uuid::new_v4().simple());
+    // The operator sets Stripe up before the service starts: the workers sync the plans as
+    // they start (a price added later comes with its webhook or the next reconciliation).
+    let growth_number = product(&key, "growth", "14900", "300").await;
+    let starter_number = product(&key, "starter", "4900", "200").await;
     let app = TestApp::builder()
         .with_stripe()
         .with_workers()
         .with_plan_key(&key)
         .start()
         .await;
-    let growth_number = product(&key, "growth", "14900", "300").await;
-    let starter_number = product(&key, "starter", "4900", "200").await;
 
     let ada = app.sign_up("Ada").await;
     let ws = ada.own_workspace.clone();
