@@ -209,6 +209,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     payment_methods,
     card_notices,
     audit_events,
+    security_events,
 );
 
 diesel::table! {
@@ -316,5 +317,19 @@ diesel::table! {
         changes -> Jsonb,
         request_id -> Nullable<Uuid>,
         client -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    security_events (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        at -> Timestamptz,
+        action -> Text,
+        token_id -> Nullable<Uuid>,
+        details -> Jsonb,
+        request_id -> Nullable<Uuid>,
+        client -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
     }
 }

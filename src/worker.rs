@@ -563,6 +563,7 @@ async fn run_trial_scans(
                 crate::throttle::forget_old(&mut conn, Utc::now()).await?;
                 accounts::forget_old_reset_requests(&mut conn, Utc::now()).await?;
                 crate::audit::prune(&mut conn, Utc::now(), audit_retention).await?;
+                crate::auth::security::prune(&mut conn, Utc::now() - audit_retention).await?;
                 anyhow::Ok(accounts::forget_old_sign_ups(&mut conn, Utc::now()).await?)
             };
             if let Err(err) = forgotten.await {

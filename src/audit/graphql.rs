@@ -44,6 +44,29 @@ pub enum AuditAction {
     WorkspaceRenamed,
     /// The workspace was deleted: `changes.name`.
     WorkspaceDeleted,
+    /// A plan was chosen or changed: `changes.plan.from` and `.to`, `changes.status.from`
+    /// and `.to`.
+    PlanSelected,
+    /// The subscription was set to end with its period: `changes.periodEnd`.
+    SubscriptionCanceled,
+    /// A cancellation was undone: `changes.periodEnd`.
+    SubscriptionResumed,
+    /// The subscription's status changed in Stripe (`actorKind` STRIPE, or the person
+    /// whose request brought it): `changes.status.from` and `.to`.
+    SubscriptionStatusChanged,
+    /// Another saved card became the default: `changes.card`, its brand and last four
+    /// digits (`visa 4242`).
+    DefaultPaymentMethodChanged,
+    /// A saved card was removed: `changes.card`, and `changes.default` when another card
+    /// became the default in its place.
+    PaymentMethodRemoved,
+    /// The billing details were changed: `changes.fields`, the fields set.
+    BillingDetailsUpdated,
+    /// A metered usage reached the plan's limit for the period: `changes.metric`,
+    /// `.limit` and `.periodStart`.
+    UsageLimitReached,
+    /// A service reported usage, the first time that day: `changes.metric`.
+    ServiceAccessed,
 }
 
 /// Who acted.

@@ -71,6 +71,26 @@ pub struct Trail {
 }
 
 impl Trail {
+    /// The server's own work (a deleted workspace's subscription ended by the worker).
+    pub fn system() -> Self {
+        Trail {
+            kind: PrincipalKind::System,
+            actor_id: None,
+            request_id: None,
+            client: None,
+        }
+    }
+
+    /// Stripe, telling us through a webhook or the reconciliation what changed.
+    pub fn stripe() -> Self {
+        Trail {
+            kind: PrincipalKind::Stripe,
+            actor_id: None,
+            request_id: None,
+            client: None,
+        }
+    }
+
     /// The person acting: a change only a person may make is UNAUTHENTICATED without one.
     pub fn person(&self) -> crate::error::ApiResult<Uuid> {
         self.actor_id
@@ -111,10 +131,33 @@ pub enum Action {
     WorkspaceRenamed,
     /// The workspace was deleted (`changes`: `name`).
     WorkspaceDeleted,
+    /// A plan was chosen or changed (`changes`: `plan` from, to; `status` from, to).
+    PlanSelected,
+    /// The subscription was set to end with its period (`changes`: `periodEnd`).
+    SubscriptionCanceled,
+    /// A cancellation was undone (`changes`: `periodEnd`).
+    SubscriptionResumed,
+    /// Stripe changed the subscription's status (`changes`: `status` from, to); the actor
+    /// is Stripe, or the person whose request learnt it.
+    SubscriptionStatusChanged,
+    /// Another saved card became the default (`changes`: `card`, its brand and last four
+    /// digits).
+    DefaultPaymentMethodChanged,
+    /// A saved card was removed (`changes`: `card`, and `default` when another card took
+    /// its place).
+    PaymentMethodRemoved,
+    /// The billing details were changed (`changes`: `fields`, the fields set).
+    BillingDetailsUpdated,
+    /// A metered usage reached the plan's limit for the period (`changes`: `metric`,
+    /// `limit`, `periodStart`).
+    UsageLimitReached,
+    /// A service (the agent runtime) reported usage, first time in the day (`changes`:
+    /// `metric`).
+    ServiceAccessed,
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 24] = [
         Action::MemberRoleChanged,
         Action::MemberRemoved,
         Action::MemberLeft,
@@ -130,6 +173,15 @@ impl Action {
         Action::WorkspaceCreated,
         Action::WorkspaceRenamed,
         Action::WorkspaceDeleted,
+        Action::PlanSelected,
+        Action::SubscriptionCanceled,
+        Action::SubscriptionResumed,
+        Action::SubscriptionStatusChanged,
+        Action::DefaultPaymentMethodChanged,
+        Action::PaymentMethodRemoved,
+        Action::BillingDetailsUpdated,
+        Action::UsageLimitReached,
+        Action::ServiceAccessed,
     ];
 
     pub fn as_db(self) -> &'static str {
@@ -149,6 +201,15 @@ impl Action {
             Action::WorkspaceCreated => "workspace.created",
             Action::WorkspaceRenamed => "workspace.renamed",
             Action::WorkspaceDeleted => "workspace.deleted",
+            Action::PlanSelected => "billing.plan_selected",
+            Action::SubscriptionCanceled => "billing.subscription_canceled",
+            Action::SubscriptionResumed => "billing.subscription_resumed",
+            Action::SubscriptionStatusChanged => "billing.status_changed",
+            Action::DefaultPaymentMethodChanged => "billing.default_card_changed",
+            Action::PaymentMethodRemoved => "billing.card_removed",
+            Action::BillingDetailsUpdated => "billing.details_updated",
+            Action::UsageLimitReached => "usage.limit_reached",
+            Action::ServiceAccessed => "service.accessed",
         }
     }
 
@@ -177,6 +238,14 @@ impl Target {
         Target {
             kind: "workspace",
             id: id.to_string(),
+        }
+    }
+
+    /// A subscription or a card: Stripe's id.
+    pub fn stripe(kind: &'static str, id: &str) -> Self {
+        Target {
+            kind,
+            id: id.to_owned(),
         }
     }
 

@@ -50,6 +50,23 @@ pub async fn insert(
         .map(drop)
 }
 
+/// Whether the workspace has an event of `action` at or after `since`.
+pub async fn exists_since(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    action: Action,
+    since: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        audit_events::table
+            .filter(audit_events::workspace_id.eq(workspace_id))
+            .filter(audit_events::at.ge(since))
+            .filter(audit_events::action.eq(action.as_db())),
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// Which events a page shows.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {

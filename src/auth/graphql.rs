@@ -5,6 +5,7 @@ use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 
 use super::model::{self, LinkPurpose, NewToken, UserRow};
+use super::security;
 use super::token::{self, TokenKind};
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -17,6 +18,7 @@ use crate::throttle;
 use crate::workspaces::graphql::Workspace;
 use crate::workspaces::model as workspaces;
 use linkai_jobs::Job;
+use serde_json::json;
 use uuid::Uuid;
 
 /// A person with an account, as seen by the caller.
@@ -94,6 +96,114 @@ impl User {
             .into_iter()
             .next()
             .map(|(row, role)| Workspace::new(row, role)))
+    }
+
+    /// The account's security log, newest first: sign-ins, sign-outs, password and address
+    /// changes, sessions and access tokens made and ended, each with its request's address
+    /// and user agent. Only the account itself reads it (`me`); anyone else's is FORBIDDEN.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn security_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
+    ) -> ApiResult<Option<PageOf<SecurityEvent>>> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        if !self.is_self || caller.user_id != self.row.id {
+            return Err(ApiError::forbidden(
+                "Only the account itself reads its security log.",
+            ));
+        }
+        let page = Page::parse(first, after.as_deref())?;
+        let mut conn = request.db.conn().await?;
+        let after = page.after.map(|cursor| (cursor.at, cursor.id));
+        let rows = security::page(&mut conn, caller.user_id, page.limit(), after).await?;
+        let total = security::count(&mut conn, caller.user_id).await?;
+        let events = rows.into_iter().map(SecurityEvent::new).collect();
+        Ok(Some(PageOf::from_rows(events, &page, total, |event| {
+            event.cursor.encode()
+        })))
+    }
+}
+
+/// What happened to the account's access (the README's security log table says which
+/// mutation writes which).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "security::Action", rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum SecurityAction {
+    /// The account was made.
+    SignedUp,
+    /// A session began: `signIn` (`tokenId` is the session).
+    SignedIn,
+    /// A session signed out (`tokenId`).
+    SignedOut,
+    /// A session was ended from another (`tokenId`).
+    SessionRevoked,
+    /// Every other session was ended: `details.count`.
+    OtherSessionsRevoked,
+    /// A personal access token was made (`tokenId`): `details.name`, `.readOnly`,
+    /// `.expiresAt`, `.workspaceIds`.
+    AccessTokenCreated,
+    /// A session or token was revoked by id (`tokenId`).
+    AccessTokenRevoked,
+    /// The password was changed; every other session and token ended (`tokenId` is the new
+    /// session).
+    PasswordChanged,
+    /// The password was reset through the emailed link; every session and token ended.
+    PasswordReset,
+    /// The address was proven; sessions and tokens made before ended: `details.revoked`.
+    EmailVerified,
+    /// A verification link was emailed.
+    VerificationEmailSent,
+    /// Moving to another address was asked: `details.to`.
+    EmailChangeRequested,
+    /// The address moved: `details.from` and `.to`.
+    EmailChanged,
+}
+
+/// One change to the account's access.
+#[derive(SimpleObject)]
+pub struct SecurityEvent {
+    /// The event's id.
+    id: ID,
+    /// When it happened.
+    at: Timestamp,
+    /// What happened.
+    action: SecurityAction,
+    /// The session or access token it made or ended, if one (see `accessTokens`).
+    token_id: Option<ID>,
+    /// The values that matter, e.g. `{"name": "CI"}` for a new token. Never a secret.
+    details: async_graphql::Json<serde_json::Value>,
+    /// The request that made it.
+    request_id: Option<ID>,
+    /// The client's address.
+    client_address: Option<String>,
+    /// The client's `User-Agent`.
+    user_agent: Option<String>,
+    #[graphql(skip)]
+    cursor: Cursor,
+}
+
+impl SecurityEvent {
+    fn new(row: security::SecurityRow) -> Self {
+        SecurityEvent {
+            cursor: Cursor {
+                at: row.at,
+                id: row.id,
+            },
+            id: ID(row.id.to_string()),
+            at: row.at.into(),
+            // Written from the enum; an unknown one would be a newer server's.
+            action: security::Action::from_db(&row.action)
+                .unwrap_or(security::Action::SignedIn)
+                .into(),
+            token_id: row.token_id.map(|id| ID(id.to_string())),
+            details: async_graphql::Json(row.details),
+            request_id: row.request_id.map(|id| ID(id.to_string())),
+            client_address: row.client,
+            user_agent: row.user_agent,
+        }
     }
 }
 
@@ -276,18 +386,34 @@ async fn use_link(
 
 const INVALID_CREDENTIALS: &str = "The email or password is not correct.";
 
-/// Stores `session` as a new signed-in session of `user_id`, with the request's user agent.
-async fn insert_session(
+/// Stores `session` as a new signed-in session of `user_id`, with the request's user agent,
+/// and appends `action` (what began it) to the account's security log; call inside the
+/// transaction that signs in.
+async fn start_session(
     conn: &mut diesel_async::AsyncPgConnection,
     user_id: Uuid,
     session: &token::MintedToken,
     request: &crate::graphql::context::RequestContext,
+    action: security::Action,
 ) -> diesel::QueryResult<Uuid> {
     let new = NewToken {
         user_agent: request.user_agent.as_deref(),
         ..NewToken::default()
     };
-    model::insert_token(conn, user_id, "session", "Session", &session.hash, new).await
+    let id = model::insert_token(conn, user_id, "session", "Session", &session.hash, new).await?;
+    let event = security::Event::new(action).token(id);
+    security::record(conn, user_id, &request.origin(), event, Utc::now()).await?;
+    Ok(id)
+}
+
+/// Appends `event` to the caller's security log.
+async fn log(
+    conn: &mut diesel_async::AsyncPgConnection,
+    request: &crate::graphql::context::RequestContext,
+    user_id: Uuid,
+    event: security::Event,
+) -> diesel::QueryResult<()> {
+    security::record(conn, user_id, &request.origin(), event, Utc::now()).await
 }
 
 /// The caller's account once `password` is proven to be theirs: a session only, and
@@ -397,7 +523,7 @@ impl AuthMutation {
                     Utc::now(),
                 )
                 .await?;
-                insert_session(conn, user.id, &session, request).await?;
+                start_session(conn, user.id, &session, request, security::Action::SignedUp).await?;
                 Ok::<_, ApiError>(user)
             })
             .await?;
@@ -433,7 +559,7 @@ impl AuthMutation {
                     now,
                 )
                 .await?;
-                insert_session(conn, user.id, &session, request).await?;
+                start_session(conn, user.id, &session, request, security::Action::SignedUp).await?;
                 Ok::<_, ApiError>(user)
             })
             .await?;
@@ -486,7 +612,10 @@ impl AuthMutation {
             .succeeded(&mut conn, &account)
             .await?;
         let session = token::mint(TokenKind::Session);
-        insert_session(&mut conn, user_id, &session, request).await?;
+        conn.transaction(async |conn| {
+            start_session(conn, user_id, &session, request, security::Action::SignedIn).await
+        })
+        .await?;
         let user = model::find_user(&mut conn, user_id)
             .await?
             .ok_or_else(invalid)?;
@@ -512,8 +641,11 @@ impl AuthMutation {
                     .as_ref()
                     .filter(|caller| caller.user_id == link.user_id)
                     .map(|caller| caller.token_id);
-                model::revoke_tokens_before(conn, link.user_id, now, keep).await?;
+                let revoked = model::revoke_tokens_before(conn, link.user_id, now, keep).await?;
                 model::mark_email_verified(conn, link.user_id, now).await?;
+                let event = security::Event::new(security::Action::EmailVerified)
+                    .details(json!({ "revoked": revoked }));
+                log(conn, request, link.user_id, event).await?;
                 model::find_user(conn, link.user_id)
                     .await?
                     .ok_or_else(invalid_link)
@@ -564,6 +696,8 @@ impl AuthMutation {
                 model::insert_account_token(conn, caller, LinkPurpose::VerifyEmail, expires, None)
                     .await?;
             outbox::enqueue(conn, &Job::SendEmailVerification { token_id }).await?;
+            let event = security::Event::new(security::Action::VerificationEmailSent);
+            log(conn, request, caller, event).await?;
             Ok::<_, ApiError>(true)
         })
         .await
@@ -619,6 +753,8 @@ impl AuthMutation {
             model::revoke_all_tokens(conn, link.user_id).await?;
             // The reset email reached this address: that proves it too.
             model::mark_email_verified(conn, link.user_id, now).await?;
+            let event = security::Event::new(security::Action::PasswordReset);
+            log(conn, request, link.user_id, event).await?;
             Ok::<_, ApiError>(())
         })
         .await?;
@@ -649,7 +785,8 @@ impl AuthMutation {
                 super::SIGN_IN_FAILURES.succeeded(conn, &account).await?;
                 model::set_password(conn, user.id, &password_hash).await?;
                 model::revoke_all_tokens(conn, user.id).await?;
-                insert_session(conn, user.id, &session, request).await?;
+                let changed = security::Action::PasswordChanged;
+                start_session(conn, user.id, &session, request, changed).await?;
                 let notice_id = model::insert_notice(conn, &user, "password_changed", None).await?;
                 outbox::enqueue(conn, &Job::SendAccountNotice { notice_id }).await?;
                 Ok::<_, ApiError>(user.clone())
@@ -695,6 +832,9 @@ impl AuthMutation {
             )
             .await?;
             outbox::enqueue(conn, &Job::SendAccountNotice { notice_id }).await?;
+            let event = security::Event::new(security::Action::EmailChangeRequested)
+                .details(json!({ "to": new_email.as_str() }));
+            log(conn, request, user.id, event).await?;
             Ok::<_, ApiError>(true)
         })
         .await
@@ -711,6 +851,10 @@ impl AuthMutation {
                 let now = Utc::now();
                 let link = use_link(conn, &token, LinkPurpose::ChangeEmail, now).await?;
                 let new_email = link.new_email.clone().ok_or_else(invalid_link)?;
+                let old_email = model::find_user(conn, link.user_id)
+                    .await?
+                    .ok_or_else(invalid_link)?
+                    .email;
                 model::set_email(conn, link.user_id, &new_email, now)
                     .await
                     .map_err(|err| {
@@ -720,6 +864,9 @@ impl AuthMutation {
                             err.into()
                         }
                     })?;
+                let event = security::Event::new(security::Action::EmailChanged)
+                    .details(json!({ "from": old_email, "to": new_email }));
+                log(conn, request, link.user_id, event).await?;
                 model::find_user(conn, link.user_id)
                     .await?
                     .ok_or_else(invalid_link)
@@ -736,7 +883,8 @@ impl AuthMutation {
         let request = request(ctx);
         let (user, _) = confirm_password(request, password).await?;
         let mut conn = request.db.conn().await?;
-        conn.transaction(async |conn| super::delete_account(conn, &user, Utc::now()).await)
+        let trail = request.trail()?;
+        conn.transaction(async |conn| super::delete_account(conn, &trail, &user, Utc::now()).await)
             .await?;
         Ok(true)
     }
@@ -746,7 +894,12 @@ impl AuthMutation {
         let request = request(ctx);
         let caller = request.caller()?;
         let mut conn = request.db.conn().await?;
-        model::revoke_token(&mut conn, caller.user_id, caller.token_id, None).await?;
+        conn.transaction(async |conn| {
+            model::revoke_token(conn, caller.user_id, caller.token_id, None).await?;
+            let event = security::Event::new(security::Action::SignedOut).token(caller.token_id);
+            log(conn, request, caller.user_id, event).await
+        })
+        .await?;
         Ok(true)
     }
 
@@ -815,20 +968,31 @@ impl AuthMutation {
             .hit(&mut conn, &caller.user_id.to_string(), now)
             .await??;
         let minted = token::mint(TokenKind::PersonalAccess);
-        let id = model::insert_token(
-            &mut conn,
-            caller.user_id,
-            "personal",
-            name.as_str(),
-            &minted.hash,
-            NewToken {
-                expires_at: expires_at.map(|Timestamp(at)| at),
-                read_only,
-                workspace_ids: workspaces.as_deref(),
-                user_agent: None,
-            },
-        )
-        .await?;
+        let expires_at = expires_at.map(|Timestamp(at)| at);
+        let id = conn
+            .transaction(async |conn| {
+                let new = NewToken {
+                    expires_at,
+                    read_only,
+                    workspace_ids: workspaces.as_deref(),
+                    user_agent: None,
+                };
+                let hash = &minted.hash;
+                let id =
+                    model::insert_token(conn, caller.user_id, "personal", name.as_str(), hash, new)
+                        .await?;
+                let event = security::Event::new(security::Action::AccessTokenCreated)
+                    .token(id)
+                    .details(json!({
+                        "name": name.as_str(),
+                        "readOnly": read_only,
+                        "expiresAt": expires_at.map(|at| at.to_rfc3339()),
+                        "workspaceIds": workspaces,
+                    }));
+                log(conn, request, caller.user_id, event).await?;
+                diesel::QueryResult::Ok(id)
+            })
+            .await?;
         Ok(NewAccessToken {
             token: minted.plaintext,
             id: ID(id.to_string()),
@@ -842,11 +1006,15 @@ impl AuthMutation {
         let caller = request.caller()?;
         let token_id = parse_id(&id)?;
         let mut conn = request.db.conn().await?;
-        if model::revoke_token(&mut conn, caller.user_id, token_id, None).await? {
+        conn.transaction(async |conn| {
+            if !model::revoke_token(conn, caller.user_id, token_id, None).await? {
+                return Err(ApiError::not_found("Access token"));
+            }
+            let event = security::Event::new(security::Action::AccessTokenRevoked).token(token_id);
+            log(conn, request, caller.user_id, event).await?;
             Ok(true)
-        } else {
-            Err(ApiError::not_found("Access token"))
-        }
+        })
+        .await
     }
 
     /// Ends one of the caller's sessions (see `sessions`); it stops working at once. Needs
@@ -857,11 +1025,15 @@ impl AuthMutation {
         caller.ensure_session()?;
         let token_id = parse_id(&id)?;
         let mut conn = request.db.conn().await?;
-        if model::revoke_token(&mut conn, caller.user_id, token_id, Some("session")).await? {
+        conn.transaction(async |conn| {
+            if !model::revoke_token(conn, caller.user_id, token_id, Some("session")).await? {
+                return Err(ApiError::not_found("Session"));
+            }
+            let event = security::Event::new(security::Action::SessionRevoked).token(token_id);
+            log(conn, request, caller.user_id, event).await?;
             Ok(true)
-        } else {
-            Err(ApiError::not_found("Session"))
-        }
+        })
+        .await
     }
 
     /// Ends every session of the caller except this one ("sign out everywhere else");
@@ -871,8 +1043,16 @@ impl AuthMutation {
         let caller = request.caller()?;
         caller.ensure_session()?;
         let mut conn = request.db.conn().await?;
-        let ended =
-            model::revoke_other_sessions(&mut conn, caller.user_id, caller.token_id).await?;
+        let ended = conn
+            .transaction(async |conn| {
+                let ended =
+                    model::revoke_other_sessions(conn, caller.user_id, caller.token_id).await?;
+                let event = security::Event::new(security::Action::OtherSessionsRevoked)
+                    .details(json!({ "count": ended }));
+                log(conn, request, caller.user_id, event).await?;
+                diesel::QueryResult::Ok(ended)
+            })
+            .await?;
         Ok(i32::try_from(ended).unwrap_or(i32::MAX))
     }
 }

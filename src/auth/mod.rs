@@ -15,6 +15,7 @@
 pub mod graphql;
 pub mod model;
 pub mod password;
+pub mod security;
 pub mod token;
 
 use chrono::{DateTime, Duration, Utc};
@@ -156,14 +157,15 @@ fn first_workspace_name(name: &str) -> String {
 /// address is told. Call inside a transaction.
 pub async fn delete_account(
     conn: &mut diesel_async::AsyncPgConnection,
+    trail: &crate::audit::Trail,
     user: &model::UserRow,
     now: DateTime<Utc>,
 ) -> Result<(), AccountError> {
-    let owned = crate::workspaces::model::memberships_of_caller(conn, None).await?;
-    for (workspace, role) in owned {
-        if role != crate::roles::Role::Owner {
-            continue;
-        }
+    let memberships = crate::workspaces::model::memberships_of_caller(conn, None).await?;
+    let (owned, joined): (Vec<_>, Vec<_>) = memberships
+        .into_iter()
+        .partition(|(_, role)| *role == crate::roles::Role::Owner);
+    for (workspace, _) in owned {
         // The membership lock: nobody joins while the workspace is weighed and deleted.
         crate::workspaces::model::lock_for_membership_change(conn, workspace.id, user.id).await?;
         if crate::members::model::count(conn, workspace.id).await? > 1 {
@@ -171,6 +173,17 @@ pub async fn delete_account(
         }
         // Nobody else is in it, so nobody is left to read its log: no event.
         crate::workspaces::model::soft_delete(conn, workspace.id, now).await?;
+    }
+    // The memberships elsewhere go with the account: each workspace's log says they left
+    // (last, as entering a workspace holds for the rest of the transaction).
+    for (workspace, role) in joined {
+        crate::db::enter_workspace(conn, workspace.id).await?;
+        let event = crate::audit::Event {
+            action: crate::audit::Action::MemberLeft,
+            target: crate::audit::Target::user(user.id),
+            changes: serde_json::json!({ "role": role.as_db() }),
+        };
+        crate::audit::record(conn, workspace.id, trail, event, now).await?;
     }
     let notice_id = model::insert_notice(conn, user, "account_deleted", None).await?;
     crate::outbox::enqueue(conn, &linkai_jobs::Job::SendAccountNotice { notice_id }).await?;

@@ -2,12 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::plans::PlanId;
 use super::status::SubscriptionStatus;
 use super::stripe::Subscription;
+use crate::db::{bind, static_sql};
 use crate::schema::{billing_accounts, workspaces};
 
 #[derive(Queryable, Selectable, Clone, Debug)]
@@ -132,8 +134,22 @@ pub async fn insert_customer(
         .map(drop)
 }
 
+/// What [`save_subscription`] found.
+pub struct Saved {
+    /// This call found the workspace entering a status that emails.
+    pub entered: bool,
+    /// The account's status before, as Stripe said it (none before the first plan).
+    pub previous_status: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct Previous {
+    #[diesel(sql_type = Nullable<Text>)]
+    previous: Option<String>,
+}
+
 /// Mirrors a subscription and the plan it is for onto the account and the workspace;
-/// true when this call is the one that found the workspace entering a status that emails
+/// `entered` when this call is the one that found the workspace entering a status that emails
 /// (past due or unpaid, from one that does not: one email per failure spell, and the row
 /// lock makes that one call, however many syncs run at once). A void first payment
 /// (`incomplete_expired`) clears the plan it was for.
@@ -142,7 +158,7 @@ pub async fn save_subscription(
     workspace_id: Uuid,
     subscription: &Subscription,
     plan: Option<PlanId>,
-) -> QueryResult<bool> {
+) -> QueryResult<Saved> {
     let status = SubscriptionStatus::parse(&subscription.status);
     let emailing: Vec<&str> = SubscriptionStatus::ALL
         .into_iter()
@@ -164,17 +180,27 @@ pub async fn save_subscription(
         .await?
             == 1;
     let period = |ts: Option<i64>| ts.and_then(|ts| DateTime::from_timestamp(ts, 0));
-    diesel::update(billing_accounts::table.find(workspace_id))
-        .set((
-            billing_accounts::subscription_id.eq(&subscription.id),
-            billing_accounts::subscription_status.eq(&subscription.status),
-            billing_accounts::current_period_start.eq(period(subscription.current_period_start)),
-            billing_accounts::current_period_end.eq(period(subscription.current_period_end)),
-            billing_accounts::cancel_at_period_end.eq(subscription.cancel_at_period_end),
-            billing_accounts::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
+    // The status it had comes back from the same statement, read under the row lock.
+    let before: Option<Previous> = static_sql(
+        "UPDATE billing_accounts a SET subscription_id = $2, subscription_status = $3, \
+                current_period_start = $4, current_period_end = $5, \
+                cancel_at_period_end = $6, updated_at = now() \
+         FROM (SELECT workspace_id, subscription_status FROM billing_accounts \
+               WHERE workspace_id = $1 FOR UPDATE) old \
+         WHERE a.workspace_id = old.workspace_id \
+         RETURNING old.subscription_status AS previous",
+        (
+            bind::<SqlUuid, _>(workspace_id),
+            bind::<Text, _>(&subscription.id),
+            bind::<Text, _>(&subscription.status),
+            bind::<Nullable<Timestamptz>, _>(period(subscription.current_period_start)),
+            bind::<Nullable<Timestamptz>, _>(period(subscription.current_period_end)),
+            bind::<Bool, _>(subscription.cancel_at_period_end),
+        ),
+    )
+    .get_result(conn)
+    .await
+    .optional()?;
     let workspace = workspaces::table.find(workspace_id);
     let plan = match status {
         Some(SubscriptionStatus::IncompleteExpired) => Some(None),
@@ -197,7 +223,10 @@ pub async fn save_subscription(
                 .await
         }
     }?;
-    Ok(entered)
+    Ok(Saved {
+        entered,
+        previous_status: before.and_then(|b| b.previous),
+    })
 }
 
 #[derive(Queryable, Selectable, Clone, Debug)]

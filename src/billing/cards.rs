@@ -25,8 +25,9 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use linkai_jobs::{CardNotice, Job};
 use uuid::Uuid;
 
-use super::stripe::{Cards, StripeApi};
+use super::stripe::{Cards, PaymentMethod, StripeApi};
 use super::{card_expiry, CardExpiry, CARD_EXPIRY_NOTICE_DAYS};
+use crate::audit::{self, Event, Trail};
 use crate::db::{bind, static_sql, Db};
 use crate::schema::{card_notices, payment_methods};
 
@@ -60,6 +61,32 @@ pub async fn refresh(
     workspace_id: Uuid,
     customer: &str,
 ) -> anyhow::Result<Cards> {
+    let cards = fetch(stripe, customer).await?;
+    save(conn, workspace_id, &cards).await?;
+    Ok(cards)
+}
+
+/// [`refresh`] after a request changed the cards in Stripe: the mirror and the request's
+/// audit event commit together.
+pub async fn refresh_recording(
+    conn: &mut AsyncPgConnection,
+    stripe: &StripeApi,
+    workspace_id: Uuid,
+    customer: &str,
+    trail: &Trail,
+    event: Event,
+) -> anyhow::Result<Cards> {
+    let cards = fetch(stripe, customer).await?;
+    conn.transaction(async |conn| {
+        save(conn, workspace_id, &cards).await?;
+        audit::record(conn, workspace_id, trail, event, Utc::now()).await
+    })
+    .await?;
+    Ok(cards)
+}
+
+/// The customer's cards as Stripe has them, the first made the default when there is none.
+async fn fetch(stripe: &StripeApi, customer: &str) -> anyhow::Result<Cards> {
     let mut cards = stripe.cards(customer).await?;
     if cards.default.is_none() {
         if let Some(first) = <[_]>::first(&cards.cards) {
@@ -69,8 +96,13 @@ pub async fn refresh(
             cards.default = Some(first.id.clone());
         }
     }
-    save(conn, workspace_id, &cards).await?;
     Ok(cards)
+}
+
+/// How an event names a card: brand and last four digits (`visa 4242`).
+pub fn label(method: &PaymentMethod) -> String {
+    let card = method.card.clone().unwrap_or_default();
+    format!("{} {}", card.brand, card.last4)
 }
 
 /// Replaces the mirrored cards with `cards`: two statements, whatever the number of cards.

@@ -85,6 +85,19 @@ impl BillingDetails {
         }
     }
 
+    /// The fields set, by their GraphQL names (what an update changed, for the audit log).
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("email", self.email.is_some()),
+            ("companyName", self.company_name.is_some()),
+            ("address", self.address.is_some()),
+            ("taxId", self.tax_id.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, set)| set.then_some(field))
+        .collect()
+    }
+
     /// From the mirrored column (absent or unreadable: none set).
     pub fn from_column(value: Option<&serde_json::Value>) -> BillingDetails {
         value

@@ -5,6 +5,7 @@
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
+use serde_json::json;
 use uuid::Uuid;
 
 use super::account::{self, BillingAccountRow};
@@ -13,6 +14,7 @@ use super::plans::{default_plan, Plan, PlanId};
 use super::status::SubscriptionStatus;
 use super::stripe::{PendingPayment, StripeApi, StripeCallError};
 use super::BillingStatus;
+use crate::audit::{self, Action, Event, Target};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::{authorize, require_role, RoleGuard};
@@ -492,7 +494,12 @@ impl BillingMutation {
         stripe
             .set_default_payment_method(&customer, &payment_method_id)
             .await?;
-        refresh_cards(ctx, stripe, workspace_id, &customer).await?;
+        let event = Event {
+            action: Action::DefaultPaymentMethodChanged,
+            target: Target::stripe("payment_method", &payment_method_id),
+            changes: json!({ "card": super::cards::label(&method) }),
+        };
+        refresh_cards(ctx, stripe, workspace_id, &customer, event).await?;
         billing_of(ctx, workspace_id).await
     }
 
@@ -515,9 +522,10 @@ impl BillingMutation {
         let customer = customer_for_card(ctx, stripe, workspace_id, &payment_method_id).await?;
         // Stripe's list, not the mirror: a card just added may not be mirrored yet.
         let super::stripe::Cards { cards, default } = stripe.cards(&customer).await?;
-        if !cards.iter().any(|card| card.id == payment_method_id) {
+        let Some(removed) = cards.iter().find(|card| card.id == payment_method_id) else {
             return Err(not_a_card());
-        }
+        };
+        let mut changes = json!({ "card": super::cards::label(removed) });
         if default.as_deref() == Some(payment_method_id.as_str()) {
             let next = cards.iter().find(|card| card.id != payment_method_id);
             match next {
@@ -525,6 +533,7 @@ impl BillingMutation {
                     stripe
                         .set_default_payment_method(&customer, &next.id)
                         .await?;
+                    changes["default"] = json!(super::cards::label(next));
                 }
                 None => {
                     let mut conn = request(ctx).db.conn_in(workspace_id).await?;
@@ -543,7 +552,12 @@ impl BillingMutation {
             }
         }
         stripe.detach_payment_method(&payment_method_id).await?;
-        refresh_cards(ctx, stripe, workspace_id, &customer).await?;
+        let event = Event {
+            action: Action::PaymentMethodRemoved,
+            target: Target::stripe("payment_method", &payment_method_id),
+            changes,
+        };
+        refresh_cards(ctx, stripe, workspace_id, &customer, event).await?;
         billing_of(ctx, workspace_id).await
     }
 
@@ -631,7 +645,21 @@ impl BillingMutation {
                     .await?
             }
         };
-        super::sync::mirror(&mut conn, workspace_id, &subscription, Some(plan)).await?;
+        let event = Event {
+            action: Action::PlanSelected,
+            target: Target::workspace(workspace_id),
+            changes: audit::changed("plan", membership.workspace.plan.clone(), plan.as_db()),
+        };
+        let trail = request(ctx).trail()?;
+        super::sync::mirror(
+            &mut conn,
+            workspace_id,
+            &subscription,
+            Some(plan),
+            &trail,
+            Some(event),
+        )
+        .await?;
         // The phone numbers move to the new plan's per-number price.
         super::phone_numbers::sync(&mut conn, stripe, workspace_id)
             .await
@@ -686,6 +714,7 @@ impl BillingMutation {
         let customer = customer(ctx, stripe, workspace_id).await?;
         let mut conn = request(ctx).db.conn_in(workspace_id).await?;
         let before = account::find(&mut conn, workspace_id).await?;
+        let fields = update.fields();
         let merged = BillingDetails::from_column(before.as_ref().and_then(|a| a.details.as_ref()))
             .merged(update);
         let owner = crate::members::model::owner_of(&mut conn, workspace_id)
@@ -699,7 +728,17 @@ impl BillingMutation {
         stripe
             .update_customer_details(&customer, &merged, &owner_email)
             .await?;
-        account::set_details(&mut conn, workspace_id, &merged).await?;
+        let trail = request(ctx).trail()?;
+        let event = Event {
+            action: Action::BillingDetailsUpdated,
+            target: Target::workspace(workspace_id),
+            changes: json!({ "fields": fields }),
+        };
+        conn.transaction(async |conn| {
+            account::set_details(conn, workspace_id, &merged).await?;
+            audit::record(conn, workspace_id, &trail, event, Utc::now()).await
+        })
+        .await?;
         drop(conn);
         billing_of(ctx, workspace_id).await
     }
@@ -755,9 +794,12 @@ async fn refresh_cards(
     stripe: &StripeApi,
     workspace_id: Uuid,
     customer: &str,
+    event: Event,
 ) -> ApiResult<()> {
-    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
-    super::cards::refresh(&mut conn, stripe, workspace_id, customer)
+    let request = request(ctx);
+    let trail = request.trail()?;
+    let mut conn = request.db.conn_in(workspace_id).await?;
+    super::cards::refresh_recording(&mut conn, stripe, workspace_id, customer, &trail, event)
         .await
         .map_err(stripe_or_internal)?;
     Ok(())
@@ -788,7 +830,28 @@ async fn set_cancel(ctx: &Context<'_>, workspace_id: &ID, cancel: bool) -> ApiRe
     let subscription = stripe
         .set_cancel_at_period_end(&subscription_id, cancel)
         .await?;
-    super::sync::mirror(&mut conn, workspace_id, &subscription, None).await?;
+    let period_end = subscription
+        .current_period_end
+        .and_then(|at| chrono::DateTime::from_timestamp(at, 0));
+    let event = Event {
+        action: if cancel {
+            Action::SubscriptionCanceled
+        } else {
+            Action::SubscriptionResumed
+        },
+        target: Target::stripe("subscription", &subscription.id),
+        changes: json!({ "periodEnd": period_end.map(|at| at.to_rfc3339()) }),
+    };
+    let trail = request(ctx).trail()?;
+    super::sync::mirror(
+        &mut conn,
+        workspace_id,
+        &subscription,
+        None,
+        &trail,
+        Some(event),
+    )
+    .await?;
     drop(conn);
     billing_of(ctx, workspace_id).await
 }

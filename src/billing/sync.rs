@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::account;
 use super::plans::PlanId;
 use super::stripe::{StripeApi, Subscription};
+use crate::audit::{self, Action, Event, Target, Trail};
 use crate::db::{static_sql, Db};
 use crate::schema::stripe_events;
 
@@ -31,7 +32,15 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
     let subscription = stripe.subscription(&subscription_id).await?;
     let phone_item = account.phone_numbers_item_id.as_deref();
     let plan = plan_of(&mut conn, stripe, &subscription, phone_item).await?;
-    mirror(&mut conn, workspace_id, &subscription, plan).await?;
+    mirror(
+        &mut conn,
+        workspace_id,
+        &subscription,
+        plan,
+        &Trail::stripe(),
+        None,
+    )
+    .await?;
     super::phone_numbers::sync(&mut conn, stripe, workspace_id).await?;
     Ok(())
 }
@@ -121,7 +130,7 @@ pub async fn apply_subscription_event(
             };
             if let EventOrder::Newer = order {
                 account::set_subscription_event_at(conn, workspace_id, created).await?;
-                mirror(conn, workspace_id, &copy, plan).await?;
+                mirror(conn, workspace_id, &copy, plan, &Trail::stripe(), None).await?;
             }
             diesel::QueryResult::Ok(order)
         })
@@ -138,21 +147,54 @@ pub async fn apply_subscription_event(
 
 /// Stores the subscription as Stripe reports it, on a connection inside the workspace;
 /// the first mirror to see it enter a status that emails (the README's billing status
-/// table) queues the payment-failed email in the same transaction. Every path that learns a subscription's state goes through here.
+/// table) queues the payment-failed email in the same transaction. Every path that learns
+/// a subscription's state goes through here.
+///
+/// The audit event commits with it: `event` when a request changed the subscription (the
+/// status's change, if any, added to its `changes`), else `SubscriptionStatusChanged` by
+/// `trail` when the status moved.
 pub async fn mirror(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     subscription: &Subscription,
     plan: Option<PlanId>,
+    trail: &Trail,
+    event: Option<Event>,
 ) -> diesel::QueryResult<()> {
     conn.transaction(async |conn| {
-        if account::save_subscription(conn, workspace_id, subscription, plan).await? {
+        let saved = account::save_subscription(conn, workspace_id, subscription, plan).await?;
+        if saved.entered {
             let job = linkai_jobs::Job::SendPaymentFailed { workspace_id };
             crate::outbox::enqueue(conn, &job).await?;
+        }
+        let moved = (saved.previous_status.as_deref() != Some(subscription.status.as_str()))
+            .then(|| audit::changed("status", saved.previous_status, subscription.status.clone()));
+        let event = match (event, moved) {
+            (Some(mut event), Some(moved)) => {
+                merge(&mut event.changes, moved);
+                Some(event)
+            }
+            (Some(event), None) => Some(event),
+            (None, Some(moved)) => Some(Event {
+                action: Action::SubscriptionStatusChanged,
+                target: Target::stripe("subscription", &subscription.id),
+                changes: moved,
+            }),
+            (None, None) => None,
+        };
+        if let Some(event) = event {
+            audit::record(conn, workspace_id, trail, event, Utc::now()).await?;
         }
         Ok(())
     })
     .await
+}
+
+/// Adds `more`'s fields to the object `changes`.
+fn merge(changes: &mut serde_json::Value, more: serde_json::Value) {
+    if let (Some(changes), serde_json::Value::Object(more)) = (changes.as_object_mut(), more) {
+        changes.extend(more);
+    }
 }
 
 /// Ends a deleted workspace's subscription now, and mirrors the result.
@@ -176,7 +218,15 @@ pub async fn cancel_workspace(
         stripe.cancel_now(&subscription_id).await?;
     }
     let subscription = stripe.subscription(&subscription_id).await?;
-    mirror(&mut conn, workspace_id, &subscription, None).await?;
+    mirror(
+        &mut conn,
+        workspace_id,
+        &subscription,
+        None,
+        &Trail::system(),
+        None,
+    )
+    .await?;
     Ok(())
 }
 

@@ -78,6 +78,14 @@ bind_list!(
     (3, D, TD, d),
     (4, E, TE, e)
 );
+bind_list!(
+    (0, A, TA, a),
+    (1, B, TB, b),
+    (2, C, TC, c),
+    (3, D, TD, d),
+    (4, E, TE, e),
+    (5, F, TF, f)
+);
 
 fn no_such_bind(n: usize) -> diesel::result::Error {
     diesel::result::Error::QueryBuilderError(

@@ -79,6 +79,15 @@ impl RequestContext {
         *self.request_id.get_or_init(Uuid::new_v4)
     }
 
+    /// Where this request came from, for the security events it writes.
+    pub fn origin(&self) -> crate::auth::security::Origin {
+        crate::auth::security::Origin {
+            request_id: Some(self.request_id()),
+            client: self.client,
+            user_agent: self.user_agent.clone(),
+        }
+    }
+
     /// A person acting through a link sent to them (declining an invitation, signing up
     /// with one), signed in or not: the caller if any.
     pub fn link_holder_trail(&self) -> crate::audit::Trail {

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::audit::graphql::AuditEvent;
-use crate::auth::graphql::AccessToken;
+use crate::auth::graphql::{AccessToken, SecurityEvent};
 use crate::billing::graphql::Invoice;
 use crate::error::{ApiError, ApiResult};
 use crate::invitations::graphql::Invitation;
@@ -49,6 +49,7 @@ type IntegrationEdge = Edge<Integration>;
 type InvoiceEdge = Edge<Invoice>;
 type AccessTokenEdge = Edge<AccessToken>;
 type AuditEventEdge = Edge<AuditEvent>;
+type SecurityEventEdge = Edge<SecurityEvent>;
 
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
 pub const MAX_PAGE_SIZE: i32 = 100;
@@ -163,6 +164,7 @@ pub struct PageInfo {
 #[graphql(concrete(name = "InvoiceEdge", params(Invoice)))]
 #[graphql(concrete(name = "AccessTokenEdge", params(AccessToken)))]
 #[graphql(concrete(name = "AuditEventEdge", params(AuditEvent)))]
+#[graphql(concrete(name = "SecurityEventEdge", params(SecurityEvent)))]
 pub struct Edge<T: OutputType> {
     /// Pass as `after` to continue after this item.
     pub cursor: String,
@@ -185,6 +187,7 @@ pub struct Edge<T: OutputType> {
 #[graphql(concrete(name = "InvoiceConnection", params(InvoiceEdge)))]
 #[graphql(concrete(name = "AccessTokenConnection", params(AccessTokenEdge)))]
 #[graphql(concrete(name = "AuditEventConnection", params(AuditEventEdge)))]
+#[graphql(concrete(name = "SecurityEventConnection", params(SecurityEventEdge)))]
 pub struct Connection<E: OutputType> {
     /// The items of this page, in order.
     pub edges: Items<E>,

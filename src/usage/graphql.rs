@@ -129,12 +129,14 @@ impl UsageMutation {
                 "`idempotencyKey` must not contain control characters.",
             ));
         }
+        let trail = request.trail()?;
+        let now = Utc::now();
         let mut conn = request.db.conn_in(workspace_id).await?;
         conn.transaction(async |conn| {
             let workspace = crate::workspaces::model::find_live(conn, workspace_id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Workspace"))?;
-            let period = billing::usage_period(conn, &workspace, Utc::now()).await?;
+            let period = billing::usage_period(conn, &workspace, now).await?;
             let period_start = period.0;
             let fresh = model::insert_event(
                 conn,
@@ -148,7 +150,7 @@ impl UsageMutation {
             if fresh {
                 ensure_writable(&workspace)?;
                 let limit = metric.limit(&billing::limits(conn, &workspace).await?);
-                if model::add_within_limit(
+                let total = model::add_within_limit(
                     conn,
                     workspace_id,
                     period_start,
@@ -157,16 +159,28 @@ impl UsageMutation {
                     limit,
                 )
                 .await?
-                .is_none()
-                {
-                    return Err(ApiError::new(
+                .ok_or_else(|| {
+                    ApiError::new(
                         ErrorCode::UsageLimitReached,
                         format!(
                             "This would pass the plan's {} limit for the period ({limit}).",
                             metric.as_db()
                         ),
-                    ));
-                }
+                    )
+                })?;
+                super::record_report(
+                    conn,
+                    &trail,
+                    workspace_id,
+                    super::Report {
+                        metric: metric.as_db(),
+                        total,
+                        limit,
+                        period_start,
+                    },
+                    now,
+                )
+                .await?;
             } else {
                 let seen = model::find_event(conn, workspace_id, key).await?;
                 if seen != Some((metric.as_db().to_owned(), quantity)) {

@@ -9,13 +9,68 @@
 //! overshoot. The period follows billing ([`crate::billing::usage_period`]): the trial
 //! during the trial, then the subscription's current period, so limits reset on the day
 //! the invoice does.
+//!
+//! A counted report appends `SERVICE_ACCESSED` to the audit log the first time in the UTC
+//! day a service reports for the workspace, and `USAGE_LIMIT_REACHED` when it brings a
+//! counter to its limit (once per period and metric: a counter never passes its limit). A
+//! refused or repeated report appends nothing.
 
 pub mod graphql;
 pub mod model;
 
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+use serde_json::json;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
+use crate::audit::{self, Action, Event, Target, Trail};
 use crate::config::Secret;
+
+/// A report just counted.
+pub struct Report {
+    pub metric: &'static str,
+    /// The period's total after it.
+    pub total: i64,
+    pub limit: i32,
+    pub period_start: DateTime<Utc>,
+}
+
+/// Appends the audit events a counted report implies, in its transaction.
+pub async fn record_report(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    workspace_id: Uuid,
+    report: Report,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<()> {
+    let target = Target::workspace(workspace_id);
+    let day = now
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map_or(now, |start| start.and_utc());
+    if !audit::model::exists_since(conn, workspace_id, Action::ServiceAccessed, day).await? {
+        let event = Event {
+            action: Action::ServiceAccessed,
+            target: target.clone(),
+            changes: json!({ "metric": report.metric }),
+        };
+        audit::record(conn, workspace_id, trail, event, now).await?;
+    }
+    if report.total == i64::from(report.limit) {
+        let event = Event {
+            action: Action::UsageLimitReached,
+            target,
+            changes: json!({
+                "metric": report.metric,
+                "limit": report.limit,
+                "periodStart": report.period_start.to_rfc3339(),
+            }),
+        };
+        audit::record(conn, workspace_id, trail, event, now).await?;
+    }
+    Ok(())
+}
 
 /// Whether `token` is one of the configured service tokens. Compares digests, so the time
 /// taken does not depend on how much of a token matched.

@@ -27,6 +27,7 @@ mod resources;
 mod role_matrix;
 mod schedule;
 mod schema;
+mod security_log;
 mod sessions;
 mod statement_budgets;
 mod statements;

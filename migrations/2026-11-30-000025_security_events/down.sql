@@ -1,0 +1,2 @@
+DROP FUNCTION prune_security_events(timestamptz);
+DROP TABLE security_events;
