@@ -21,7 +21,7 @@
 //! | `WORKER_HEARTBEAT_SECS` | worker heartbeat; a worker silent for 3 beats is presumed dead and its jobs re-run | [`DEFAULT_HEARTBEAT_SECS`] |
 //! | `TRIAL_SCAN_SECS` | how often workers look for due trial reminders and expiries | [`DEFAULT_TRIAL_SCAN_SECS`] |
 //! | `BILLING_SYNC_SECS` | how often workers re-sync every workspace's billing from Stripe | [`DEFAULT_BILLING_SYNC_SECS`] |
-//! | `AUDIT_RETENTION_DAYS` | how long audit events are kept (pruned by the scheduled scan) | [`crate::audit::DEFAULT_RETENTION_DAYS`] |
+//! | `AUDIT_RETENTION_DAYS` | how long audit events are kept (pruned by the scheduled scan) | [`DEFAULT_AUDIT_RETENTION_DAYS`] |
 //! | `CORS_ORIGINS` | comma-separated browser origins allowed to call `/graphql` (`https://app.example.com`) | the origin of `APP_URL` |
 //! | `INTROSPECTION` | `false`: no `__schema`/`__type` and no playground | `true` |
 //! | `HTTP_HEADER_TIMEOUT_SECS` | a connection must send a request's headers within this long, counted from when it opens or its previous response ends (so it also closes idle keep-alive connections) | [`DEFAULT_HEADER_TIMEOUT_SECS`] |
@@ -383,9 +383,10 @@ impl Config {
 
         Ok(Config {
             database: DatabaseConfig {
-                app_url: Secret::new(get("DATABASE_APP_URL").unwrap_or_else(|| {
-                    crate::db::app_role_url(&or("DATABASE_URL", DEFAULT_DATABASE_URL))
-                })),
+                app_url: Secret::new(
+                    get("DATABASE_APP_URL")
+                        .unwrap_or_else(|| app_role_url(&or("DATABASE_URL", DEFAULT_DATABASE_URL))),
+                ),
                 url: Secret::new(or("DATABASE_URL", DEFAULT_DATABASE_URL)),
                 pool_size,
                 statement_timeout: Duration::from_millis(number(
@@ -430,11 +431,8 @@ impl Config {
                 trial_scan_interval: Duration::from_secs(trial_scan_secs),
                 billing_sync_interval: Duration::from_secs(billing_sync_secs),
                 audit_retention: chrono::Duration::days(
-                    number(
-                        "AUDIT_RETENTION_DAYS",
-                        crate::audit::DEFAULT_RETENTION_DAYS as u64,
-                    )?
-                    .clamp(1, 36_500) as i64,
+                    number("AUDIT_RETENTION_DAYS", DEFAULT_AUDIT_RETENTION_DAYS as u64)?
+                        .clamp(1, 36_500) as i64,
                 ),
                 queue: or("JOBS_QUEUE", DEFAULT_JOBS_QUEUE),
                 name: worker_name,
@@ -462,9 +460,40 @@ fn origin_of(url: &str) -> Option<String> {
     valid.then(|| format!("{scheme}://{authority}"))
 }
 
+/// `postgres://owner:secret@host/db` → `postgres://linkai_app@host/db`: the application
+/// role on the same server and database (local trust authentication; set
+/// `DATABASE_APP_URL` where the role has a password).
+pub fn app_role_url(owner_url: &str) -> String {
+    match owner_url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{APP_ROLE}@{host}")
+        }
+        None => owner_url.to_owned(),
+    }
+}
+
+pub const APP_ROLE: &str = "linkai_app";
+
+/// How long audit and security events are kept unless `AUDIT_RETENTION_DAYS` says.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 365;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_app_role_url_swaps_only_the_user() {
+        assert_eq!(
+            app_role_url("postgres://postgres@127.0.0.1:5432/linkai"),
+            "postgres://linkai_app@127.0.0.1:5432/linkai"
+        );
+        assert_eq!(
+            app_role_url("postgres://o:p%40ss@db:5432/x?sslmode=require"),
+            "postgres://linkai_app@db:5432/x?sslmode=require"
+        );
+        assert_eq!(app_role_url("postgres://h/x"), "postgres://linkai_app@h/x");
+    }
 
     #[test]
     fn an_empty_environment_gives_the_documented_defaults() {

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
 
+pub mod page;
 mod static_sql;
 pub use static_sql::{bind, static_sql, Bind, BindList, StaticSql};
 
@@ -466,21 +467,6 @@ pub fn split_database_name(url: &str) -> anyhow::Result<(String, &str)> {
     Ok((admin, name))
 }
 
-/// `postgres://owner:secret@host/db` → `postgres://linkai_app@host/db`: the application
-/// role on the same server and database (local trust authentication; set
-/// `DATABASE_APP_URL` where the role has a password).
-pub fn app_role_url(owner_url: &str) -> String {
-    match owner_url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-            format!("{scheme}://{APP_ROLE}@{host}")
-        }
-        None => owner_url.to_owned(),
-    }
-}
-
-pub const APP_ROLE: &str = "linkai_app";
-
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -514,19 +500,6 @@ mod tests {
         assert_eq!(name, "app_db");
         assert!(split_database_name("postgres://host").is_err());
         assert!(split_database_name("postgres://host/").is_err());
-    }
-
-    #[test]
-    fn the_app_role_url_swaps_only_the_user() {
-        assert_eq!(
-            app_role_url("postgres://postgres@127.0.0.1:5432/linkai"),
-            "postgres://linkai_app@127.0.0.1:5432/linkai"
-        );
-        assert_eq!(
-            app_role_url("postgres://o:p%40ss@db:5432/x?sslmode=require"),
-            "postgres://linkai_app@db:5432/x?sslmode=require"
-        );
-        assert_eq!(app_role_url("postgres://h/x"), "postgres://linkai_app@h/x");
     }
 
     #[test]

@@ -325,7 +325,7 @@ async fn execute(
             // The cache parses only what parses: read the parser's own error for the answer.
             let errors: Vec<_> = async_graphql::parser::parse_query(&request.query)
                 .err()
-                .map(|err| crate::error::parse_error(&err))
+                .map(|err| crate::graphql::errors::parse_error(&err))
                 .into_iter()
                 .collect();
             return transport::request_error(media, &errors);
@@ -389,8 +389,8 @@ async fn execute(
     });
     let request = request.data(context);
     let mut response = app.schema.execute(request).await;
-    crate::error::code_errors(&mut response);
-    if crate::error::is_request_error(&response) {
+    crate::graphql::errors::code_errors(&mut response);
+    if crate::graphql::errors::is_request_error(&response) {
         return transport::request_error(media, &response.errors);
     }
     if response.errors.iter().any(|err| !err.path.is_empty()) {

@@ -5,11 +5,9 @@
 //! depend on the rows involved: who may remove whom, who may invite as Owner, who may delete
 //! an item. The table test at the bottom mirrors DESIGN.md's role table line by line.
 
-use async_graphql::Enum;
-
-/// A member's role in a workspace, from most to least powerful.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+/// A member's role in a workspace, from most to least powerful (GraphQL's `Role` is its
+/// mirror, `graphql::guard::GqlRole`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Exactly one per workspace: everything, including roles, billing and deletion.
     Owner,

@@ -4,9 +4,10 @@ use async_graphql::{Context, Enum, InputObject, SimpleObject, ID};
 use uuid::Uuid;
 
 use super::model::{self, AuditRow, Filter};
+use crate::db::page::{Cursor, Page};
 use crate::error::ApiResult;
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::pagination::{Cursor, Page, PageOf};
+use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
 
 /// What happened (the README's audit table says which mutation writes which).

@@ -291,7 +291,7 @@ pub async fn record(
 }
 
 /// How long events are kept by default.
-pub const DEFAULT_RETENTION_DAYS: i64 = 365;
+pub const DEFAULT_RETENTION_DAYS: i64 = crate::config::DEFAULT_AUDIT_RETENTION_DAYS;
 
 /// Deletes events older than `retention` before `now`, in every workspace; returns how many.
 pub async fn prune(

@@ -193,7 +193,7 @@ pub async fn tokens_page(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     kind: Option<&str>,
-    page: &crate::graphql::pagination::Page,
+    page: &crate::db::page::Page,
 ) -> QueryResult<Vec<AccessTokenRow>> {
     let mut query = access_tokens::table
         .filter(access_tokens::user_id.eq(user_id))

@@ -10,18 +10,136 @@ use uuid::Uuid;
 
 use super::account::{self, BillingAccountRow};
 use super::details::{self, BillingDetails};
-use super::plans::{default_plan, Plan, PlanId};
+use super::plans::{default_plan, Limits, Plan, PlanId};
 use super::status::SubscriptionStatus;
 use super::stripe::{PendingPayment, StripeApi, StripeCallError};
 use super::BillingStatus;
 use crate::audit::{self, Action, Event, Target};
+use crate::db::page::Page;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::{authorize, require_role, RoleGuard};
-use crate::graphql::pagination::{Page, PageOf};
+use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
 use crate::roles::Role;
 use crate::workspaces::model::WorkspaceRow;
+
+/// Where a workspace stands with billing (the README's billing status table).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(
+    name = "BillingStatus",
+    remote = "BillingStatus",
+    rename_items = "SCREAMING_SNAKE_CASE"
+)]
+pub enum GqlBillingStatus {
+    /// In the free trial, with full access.
+    Trialing,
+    /// A plan is paid for.
+    Active,
+    /// A plan was chosen but its first payment is not complete: the card needs
+    /// authentication (`selectPlan`'s `requiresAction`) or was declined. The workspace keeps
+    /// its state before (writable in the trial, read-only after it) until Stripe says paid.
+    Incomplete,
+    /// The last payment failed; Stripe is retrying. Everything keeps working.
+    PastDue,
+    /// Stripe's retries ran out with the invoice unpaid; the workspace is read-only until a
+    /// payment goes through.
+    Unpaid,
+    /// The subscription was paused (the trial ended without a payment method); the
+    /// workspace is read-only until it resumes.
+    Paused,
+    /// The subscription ended; the workspace is read-only.
+    Canceled,
+    /// The trial ended with no plan; the workspace is read-only until a plan is chosen.
+    TrialExpired,
+}
+
+/// A paid plan.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(
+    name = "PlanId",
+    remote = "PlanId",
+    rename_items = "SCREAMING_SNAKE_CASE"
+)]
+pub enum GqlPlanId {
+    /// For a first agent in production.
+    Starter,
+    /// For teams running several agents.
+    Growth,
+    /// For high volume.
+    Scale,
+}
+
+/// Usage limits per workspace: messages and SMS per billing period, agents and phone
+/// numbers in use.
+#[derive(SimpleObject, Clone, Copy, Debug)]
+#[graphql(name = "Limits")]
+pub struct LimitsView {
+    /// Messages per billing period.
+    pub messages: i32,
+    /// SMS per billing period.
+    pub sms: i32,
+    /// Agents at once.
+    pub agents: i32,
+    /// Phone numbers at once.
+    pub phone_numbers: i32,
+}
+
+impl From<Limits> for LimitsView {
+    fn from(limits: Limits) -> Self {
+        let Limits {
+            messages,
+            sms,
+            agents,
+            phone_numbers,
+        } = limits;
+        LimitsView {
+            messages,
+            sms,
+            agents,
+            phone_numbers,
+        }
+    }
+}
+
+/// A plan with its price and limits.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "Plan")]
+pub struct PlanView {
+    /// Which plan.
+    pub id: GqlPlanId,
+    /// Display name.
+    pub name: String,
+    /// Price per month, in cents (USD).
+    pub monthly_price_cents: i32,
+    /// What a workspace on this plan may use.
+    pub limits: LimitsView,
+}
+
+impl From<Plan> for PlanView {
+    fn from(plan: Plan) -> Self {
+        PlanView {
+            id: plan.id.into(),
+            name: plan.name,
+            monthly_price_cents: plan.monthly_price_cents,
+            limits: plan.limits.into(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct BillingQuery;
+
+/// Billing queries.
+#[Object]
+impl BillingQuery {
+    /// The plans a workspace can choose, with prices and limits.
+    async fn plans(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<PlanView>>> {
+        let mut conn = request(ctx).db.conn().await?;
+        let plans = super::plans::all(&mut conn).await?;
+        Ok(Some(plans.into_iter().map(PlanView::from).collect()))
+    }
+}
 
 impl From<StripeCallError> for ApiError {
     fn from(err: StripeCallError) -> Self {
@@ -299,17 +417,17 @@ pub struct Billing {
 #[Object]
 impl Billing {
     /// Where the workspace stands with billing.
-    async fn status(&self) -> BillingStatus {
-        BillingStatus::derive(&self.workspace, Utc::now())
+    async fn status(&self) -> GqlBillingStatus {
+        BillingStatus::derive(&self.workspace, Utc::now()).into()
     }
 
     /// The chosen plan, if any.
-    async fn plan(&self, ctx: &Context<'_>) -> ApiResult<Option<Plan>> {
+    async fn plan(&self, ctx: &Context<'_>) -> ApiResult<Option<PlanView>> {
         let Some(id) = self.workspace.plan.as_deref().and_then(PlanId::from_db) else {
             return Ok(None);
         };
         let mut conn = request(ctx).db.conn().await?;
-        Ok(Some(super::plans::find(&mut conn, id).await?))
+        Ok(Some(super::plans::find(&mut conn, id).await?.into()))
     }
 
     /// When the free trial ends (or ended).
@@ -453,7 +571,7 @@ impl BillingMutation {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn create_setup_intent(
         &self,
@@ -473,7 +591,7 @@ impl BillingMutation {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn set_default_payment_method(
         &self,
@@ -509,7 +627,7 @@ impl BillingMutation {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn remove_payment_method(
         &self,
@@ -571,14 +689,15 @@ impl BillingMutation {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn select_plan(
         &self,
         ctx: &Context<'_>,
         workspace_id: ID,
-        plan: PlanId,
+        plan: GqlPlanId,
     ) -> ApiResult<PlanSelection> {
+        let plan = PlanId::from(plan);
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
         let membership = authorize(ctx, workspace_id, Role::Admin).await?;
@@ -700,7 +819,7 @@ impl BillingMutation {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn update_billing_details(
         &self,
@@ -748,7 +867,7 @@ impl BillingMutation {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn cancel_subscription(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<Billing> {
         set_cancel(ctx, &workspace_id, true).await
@@ -759,7 +878,7 @@ impl BillingMutation {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn resume_subscription(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<Billing> {
         set_cancel(ctx, &workspace_id, false).await
@@ -882,7 +1001,7 @@ mod tests {
             "",
             "in_123",
             "!!",
-            &crate::graphql::pagination::Cursor {
+            &crate::db::page::Cursor {
                 at: Utc::now(),
                 id: Uuid::nil(),
             }

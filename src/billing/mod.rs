@@ -13,15 +13,14 @@ pub mod sync;
 pub mod trial;
 pub mod webhook;
 
-use async_graphql::{Context, Enum, Object};
 use chrono::{DateTime, Months, Utc};
 
-use self::plans::{Limits, Plan, PlanId, TRIAL_PLAN};
+use self::plans::{Limits, PlanId, TRIAL_PLAN};
 use crate::workspaces::model::WorkspaceRow;
 
-/// Where a workspace stands with billing (the README's billing status table).
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+/// Where a workspace stands with billing (the README's billing status table; GraphQL's
+/// `BillingStatus` is its mirror in `billing::graphql`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BillingStatus {
     /// In the free trial, with full access.
     Trialing,
@@ -205,19 +204,6 @@ pub fn card_expiry(month: i32, year: i32, now: DateTime<Utc>) -> CardExpiry {
         CardExpiry::ExpiresSoon
     } else {
         CardExpiry::Valid
-    }
-}
-
-#[derive(Default)]
-pub struct BillingQuery;
-
-/// Billing queries.
-#[Object]
-impl BillingQuery {
-    /// The plans a workspace can choose, with prices and limits.
-    async fn plans(&self, ctx: &Context<'_>) -> crate::error::ApiResult<Option<Vec<Plan>>> {
-        let mut conn = crate::graphql::context::request(ctx).db.conn().await?;
-        Ok(Some(plans::all(&mut conn).await?))
     }
 }
 

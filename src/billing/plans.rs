@@ -1,11 +1,8 @@
 //! Plans and their usage limits. These are the built-in defaults, used when Stripe is not
 //! configured; with Stripe, the plan sync overrides prices and limits from product metadata.
 
-use async_graphql::{Enum, SimpleObject};
-
-/// A paid plan.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+/// A paid plan (GraphQL's `PlanId` is its mirror in `billing::graphql`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PlanId {
     /// For a first agent in production.
     Starter,
@@ -33,7 +30,7 @@ impl PlanId {
 
 /// Usage limits per workspace: messages and SMS per billing period, agents and phone
 /// numbers in use.
-#[derive(SimpleObject, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Messages per billing period.
     pub messages: i32,
@@ -46,7 +43,7 @@ pub struct Limits {
 }
 
 /// A plan with its price and limits.
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(Clone, Debug)]
 pub struct Plan {
     /// Which plan.
     pub id: PlanId,
@@ -56,6 +53,15 @@ pub struct Plan {
     pub monthly_price_cents: i32,
     /// What a workspace on this plan may use.
     pub limits: Limits,
+}
+
+/// One of our plans as found in Stripe.
+#[derive(Clone, Debug)]
+pub struct SyncedPlan {
+    pub price_id: String,
+    pub plan: Plan,
+    /// The per-phone-number price on the plan's product, if it has one.
+    pub phone_number_price_id: Option<String>,
 }
 
 /// The built-in plans.
@@ -106,7 +112,6 @@ pub const TRIAL_PLAN: PlanId = PlanId::Scale;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::stripe::SyncedPlan;
 use crate::schema::plan_prices;
 
 #[derive(Queryable, Selectable)]

@@ -11,7 +11,7 @@ use serde_json::Value;
 use stripe::{IdempotencyKey, RequestStrategy, StripeError};
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
-use super::plans::PlanId;
+use super::plans::{PlanId, SyncedPlan};
 use crate::config::StripeConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -634,15 +634,6 @@ struct StripePlan {
 /// The price metadata that marks a plan product's per-phone-number price
 /// (`item=phone_number`); the plan's own price has no `item`.
 pub const PHONE_NUMBER_ITEM: (&str, &str) = ("item", "phone_number");
-
-/// One of our plans as found in Stripe.
-#[derive(Clone, Debug)]
-pub struct SyncedPlan {
-    pub price_id: String,
-    pub plan: super::plans::Plan,
-    /// The per-phone-number price on the plan's product, if it has one.
-    pub phone_number_price_id: Option<String>,
-}
 
 /// A subscription item as Stripe has it now.
 #[derive(Deserialize, Clone, Debug)]

@@ -263,7 +263,7 @@ pub async fn update_customer_email(
 pub async fn sync_plans(
     conn: &mut AsyncPgConnection,
     stripe: &StripeApi,
-) -> anyhow::Result<Vec<super::stripe::SyncedPlan>> {
+) -> anyhow::Result<Vec<super::plans::SyncedPlan>> {
     let plans = stripe.plans().await?;
     super::plans::save_synced(conn, &plans).await?;
     Ok(plans)

@@ -3,14 +3,14 @@
 //!
 //! ```ignore
 //! #[graphql(guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-//!           directive = require_role::apply(Role::Admin))]
+//!           directive = require_role::apply(Role::Admin.into()))]
 //! ```
 //!
 //! The guard answers `UNAUTHENTICATED` without a caller, `NOT_FOUND` outside the workspace
 //! (indistinguishable from a missing one) and `FORBIDDEN` when the role is too low;
 //! `RoleGuard::writer` also answers `TRIAL_EXPIRED` while the workspace is read-only.
 
-use async_graphql::{Context, Guard, TypeDirective, ID};
+use async_graphql::{Context, Enum, Guard, TypeDirective, ID};
 use uuid::Uuid;
 
 use chrono::Utc;
@@ -21,9 +21,23 @@ use crate::roles::Role;
 use crate::workspaces::loader::CallerMembership;
 use crate::workspaces::model::WorkspaceRow;
 
+/// A member's role in a workspace, from most to least powerful.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(name = "Role", remote = "Role", rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum GqlRole {
+    /// Exactly one per workspace: everything, including roles, billing and deletion.
+    Owner,
+    /// Manages members, invitations, billing and every item; cannot change roles or delete the workspace.
+    Admin,
+    /// Creates and edits items; deletes only the items they created.
+    Member,
+    /// Reads agents, conversations, usage and analytics.
+    Viewer,
+}
+
 /// Needs at least this role in the workspace the field acts on.
 #[TypeDirective(location = "FieldDefinition", name = "requireRole")]
-pub fn require_role(role: Role) {}
+pub fn require_role(role: GqlRole) {}
 
 pub struct RoleGuard {
     required: Role,
@@ -111,19 +125,6 @@ pub async fn membership(ctx: &Context<'_>, workspace_id: Uuid) -> ApiResult<Call
     request.caller()?;
     request
         .membership(workspace_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Workspace"))
-}
-
-/// Takes the workspace's membership lock and returns the caller's role as it is now (it
-/// may have changed since the guard looked); `NOT_FOUND` when they are no longer in a live
-/// workspace. Call inside the change's transaction.
-pub async fn lock_caller_role(
-    conn: &mut diesel_async::AsyncPgConnection,
-    workspace_id: Uuid,
-    caller_id: Uuid,
-) -> ApiResult<Role> {
-    crate::workspaces::model::lock_for_membership_change(conn, workspace_id, caller_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Workspace"))
 }

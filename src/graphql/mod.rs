@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod documents;
+pub mod errors;
 pub mod guard;
 pub mod nulls;
 pub mod pagination;
@@ -13,7 +14,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::auth::graphql::{AuthMutation, AuthQuery};
 use crate::billing::graphql::BillingMutation;
-use crate::billing::BillingQuery;
+use crate::billing::graphql::BillingQuery;
 use crate::invitations::graphql::{InvitationMutation, InvitationQuery};
 use crate::members::graphql::MemberMutation;
 use crate::resources::graphql::{

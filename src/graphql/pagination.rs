@@ -11,128 +11,17 @@
 //! work there.
 
 use std::borrow::Cow;
-use std::future::Future;
 
+use crate::db::page::Page;
 use async_graphql::parser::types::Field;
 use async_graphql::registry::Registry;
 use async_graphql::{
-    ContextSelectionSet, OutputType, Positioned, ServerResult, SimpleObject, Value,
-};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
-
-use crate::audit::graphql::AuditEvent;
-use crate::auth::graphql::{AccessToken, SecurityEvent};
-use crate::billing::graphql::Invoice;
-use crate::error::{ApiError, ApiResult};
-use crate::invitations::graphql::Invitation;
-use crate::members::graphql::Member;
-use crate::resources::kinds::{
-    Agent, Calendar, Contact, Form, Integration, KnowledgeBase, PhoneNumber,
+    ContextSelectionSet, OutputType, Positioned, ServerResult, SimpleObject, TypeName, Value,
 };
 
-/// A page of `T`s.
-pub type PageOf<T> = Connection<Edge<T>>;
-
-// Every list's concrete GraphQL names are declared here, on the two generic types.
-type MemberEdge = Edge<Member>;
-type InvitationEdge = Edge<Invitation>;
-type AgentEdge = Edge<Agent>;
-type ContactEdge = Edge<Contact>;
-type KnowledgeBaseEdge = Edge<KnowledgeBase>;
-type FormEdge = Edge<Form>;
-type PhoneNumberEdge = Edge<PhoneNumber>;
-type CalendarEdge = Edge<Calendar>;
-type IntegrationEdge = Edge<Integration>;
-type InvoiceEdge = Edge<Invoice>;
-type AccessTokenEdge = Edge<AccessToken>;
-type AuditEventEdge = Edge<AuditEvent>;
-type SecurityEventEdge = Edge<SecurityEvent>;
-
-pub const DEFAULT_PAGE_SIZE: i32 = 20;
-pub const MAX_PAGE_SIZE: i32 = 100;
-
-/// A position in a list ordered by `(at, id)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cursor {
-    pub at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
-impl Cursor {
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.at.timestamp_micros(), self.id))
-    }
-
-    pub fn decode(raw: &str) -> ApiResult<Cursor> {
-        let invalid = || ApiError::bad_input("`after` is not a cursor from this list.");
-        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-        let (micros, id) = text.split_once(':').ok_or_else(invalid)?;
-        let at = micros
-            .parse()
-            .ok()
-            .and_then(DateTime::from_timestamp_micros)
-            .ok_or_else(invalid)?;
-        let id = Uuid::parse_str(id).map_err(|_| invalid())?;
-        Ok(Cursor { at, id })
-    }
-}
-
-/// A validated page request.
-#[derive(Clone, Copy, Debug)]
-pub struct Page {
-    pub first: i64,
-    pub after: Option<Cursor>,
-    /// The page continues after an item whose cursor is not a [`Cursor`] (a list keyed by
-    /// another id, such as invoices: see [`Page::parse_size`]).
-    pub resumed: bool,
-}
-
-impl Page {
-    pub fn parse(first: Option<i32>, after: Option<&str>) -> ApiResult<Page> {
-        let mut page = Page::parse_size(first, false)?;
-        page.after = after.map(Cursor::decode).transpose()?;
-        Ok(page)
-    }
-
-    /// The page size alone, for lists whose cursors the feature decodes itself; `resumed`
-    /// says whether the request gave one.
-    pub fn parse_size(first: Option<i32>, resumed: bool) -> ApiResult<Page> {
-        let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(0..=MAX_PAGE_SIZE).contains(&first) {
-            return Err(ApiError::bad_input(format!(
-                "`first` must be between 0 and {MAX_PAGE_SIZE}."
-            )));
-        }
-        Ok(Page {
-            first: i64::from(first),
-            after: None,
-            resumed,
-        })
-    }
-
-    /// Rows to fetch: one more than asked, to learn whether there is a next page.
-    pub fn limit(&self) -> i64 {
-        self.first + 1
-    }
-}
-
-/// Splits the list's total off a page's rows, each of which carries it; an empty page
-/// carries none, so `count` runs then, and only then.
-pub async fn split_total<T, E>(
-    rows: Vec<(T, Option<i64>)>,
-    count: impl Future<Output = Result<i64, E>>,
-) -> Result<(Vec<T>, i64), E> {
-    let carried = rows.first().map(|(_, total)| total.unwrap_or(0));
-    let rows = rows.into_iter().map(|(row, _)| row).collect();
-    match carried {
-        Some(total) => Ok((rows, total)),
-        None => Ok((rows, count.await?)),
-    }
-}
+/// A page of `T`s: `{T}Connection` in the schema, with `{T}Edge`s. The names come from the
+/// node's, so a new list is declared by its feature alone.
+pub type PageOf<T> = Connection<T>;
 
 /// Where a page sits in its list (Relay's `PageInfo`).
 #[derive(SimpleObject, Debug)]
@@ -151,20 +40,7 @@ pub struct PageInfo {
 
 /// One item of a list with its cursor.
 #[derive(SimpleObject)]
-#[graphql(serial)]
-#[graphql(concrete(name = "MemberEdge", params(Member)))]
-#[graphql(concrete(name = "InvitationEdge", params(Invitation)))]
-#[graphql(concrete(name = "AgentEdge", params(Agent)))]
-#[graphql(concrete(name = "ContactEdge", params(Contact)))]
-#[graphql(concrete(name = "KnowledgeBaseEdge", params(KnowledgeBase)))]
-#[graphql(concrete(name = "FormEdge", params(Form)))]
-#[graphql(concrete(name = "PhoneNumberEdge", params(PhoneNumber)))]
-#[graphql(concrete(name = "CalendarEdge", params(Calendar)))]
-#[graphql(concrete(name = "IntegrationEdge", params(Integration)))]
-#[graphql(concrete(name = "InvoiceEdge", params(Invoice)))]
-#[graphql(concrete(name = "AccessTokenEdge", params(AccessToken)))]
-#[graphql(concrete(name = "AuditEventEdge", params(AuditEvent)))]
-#[graphql(concrete(name = "SecurityEventEdge", params(SecurityEvent)))]
+#[graphql(serial, name_type)]
 pub struct Edge<T: OutputType> {
     /// Pass as `after` to continue after this item.
     pub cursor: String,
@@ -172,35 +48,31 @@ pub struct Edge<T: OutputType> {
     pub node: T,
 }
 
+impl<T: OutputType> TypeName for Edge<T> {
+    fn type_name() -> Cow<'static, str> {
+        format!("{}Edge", T::type_name()).into()
+    }
+}
+
 /// A page of a list.
 #[derive(SimpleObject)]
-#[graphql(serial)]
-#[graphql(concrete(name = "MemberConnection", params(MemberEdge)))]
-#[graphql(concrete(name = "InvitationConnection", params(InvitationEdge)))]
-#[graphql(concrete(name = "AgentConnection", params(AgentEdge)))]
-#[graphql(concrete(name = "ContactConnection", params(ContactEdge)))]
-#[graphql(concrete(name = "KnowledgeBaseConnection", params(KnowledgeBaseEdge)))]
-#[graphql(concrete(name = "FormConnection", params(FormEdge)))]
-#[graphql(concrete(name = "PhoneNumberConnection", params(PhoneNumberEdge)))]
-#[graphql(concrete(name = "CalendarConnection", params(CalendarEdge)))]
-#[graphql(concrete(name = "IntegrationConnection", params(IntegrationEdge)))]
-#[graphql(concrete(name = "InvoiceConnection", params(InvoiceEdge)))]
-#[graphql(concrete(name = "AccessTokenConnection", params(AccessTokenEdge)))]
-#[graphql(concrete(name = "AuditEventConnection", params(AuditEventEdge)))]
-#[graphql(concrete(name = "SecurityEventConnection", params(SecurityEventEdge)))]
-pub struct Connection<E: OutputType> {
+#[graphql(serial, name_type)]
+pub struct Connection<T: OutputType> {
     /// The items of this page, in order.
-    pub edges: Items<E>,
+    pub edges: Items<Edge<T>>,
     /// Whether and how to fetch the next page.
     pub page_info: PageInfo,
     /// The number of items in the whole list.
     pub total_count: i32,
 }
 
-impl<T: OutputType> Connection<Edge<T>>
-where
-    Edge<T>: OutputType,
-{
+impl<T: OutputType> TypeName for Connection<T> {
+    fn type_name() -> Cow<'static, str> {
+        format!("{}Connection", T::type_name()).into()
+    }
+}
+
+impl<T: OutputType> Connection<T> {
     /// Builds a page from up to `page.limit()` rows fetched in keyset order; `cursor` gives
     /// an item's opaque cursor (usually [`Cursor::encode`]).
     pub fn from_rows(
@@ -279,49 +151,11 @@ fn paginate<T: OutputType>(
 
 #[cfg(test)]
 mod tests {
+    use chrono::DateTime;
+    use uuid::Uuid;
+
     use super::*;
-
-    #[test]
-    fn cursors_round_trip() {
-        let cursor = Cursor {
-            at: DateTime::from_timestamp_micros(1_790_000_000_123_456).expect("valid"),
-            id: Uuid::new_v4(),
-        };
-        assert_eq!(Cursor::decode(&cursor.encode()).expect("decodes"), cursor);
-    }
-
-    #[test]
-    fn garbage_cursors_are_bad_input() {
-        for raw in ["", "!!", "bm9wZQ", &URL_SAFE_NO_PAD.encode("12:not-a-uuid")] {
-            let err = Cursor::decode(raw).expect_err("invalid");
-            assert_eq!(err.code(), crate::error::ErrorCode::BadUserInput);
-        }
-    }
-
-    #[test]
-    fn page_size_is_bounded() {
-        assert_eq!(Page::parse(None, None).expect("ok").first, 20);
-        assert_eq!(Page::parse(Some(100), None).expect("ok").limit(), 101);
-        assert!(Page::parse(Some(101), None).is_err());
-        assert!(Page::parse(Some(-1), None).is_err());
-    }
-
-    #[tokio::test]
-    async fn a_page_with_rows_takes_its_total_from_them_and_never_counts() {
-        let rows = vec![("a", Some(7)), ("b", Some(7))];
-        let count = async { Err::<i64, &str>("counted although the rows carry the total") };
-        let (rows, total) = split_total(rows, count).await.expect("carried");
-        assert_eq!((rows, total), (vec!["a", "b"], 7));
-    }
-
-    #[tokio::test]
-    async fn an_empty_page_counts_the_list() {
-        let rows: Vec<(&str, Option<i64>)> = Vec::new();
-        let (rows, total) = split_total(rows, async { Ok::<_, ()>(12) })
-            .await
-            .expect("counted");
-        assert_eq!((rows.len(), total), (0, 12));
-    }
+    use crate::db::page::Cursor;
 
     #[test]
     fn extra_row_means_next_page() {

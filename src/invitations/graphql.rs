@@ -1,6 +1,6 @@
 //! Invitation types, the public preview and the invitation mutations.
 
-use async_graphql::{Context, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
@@ -10,14 +10,35 @@ use super::{InvitationStatus, PendingChange};
 use crate::auth::graphql::User;
 use crate::auth::model::UserRow;
 use crate::auth::token;
+use crate::db::page::{split_total, Cursor, Page};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::guard::{membership, require_role, RoleGuard};
-use crate::graphql::pagination::{split_total, Cursor, Page, PageOf};
+use crate::graphql::guard::{membership, require_role, GqlRole, RoleGuard};
+use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
 use crate::roles::Role;
 use crate::text::EmailAddress;
 use crate::workspaces::graphql::Workspace;
+
+/// Where an invitation stands.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(
+    name = "InvitationStatus",
+    remote = "InvitationStatus",
+    rename_items = "SCREAMING_SNAKE_CASE"
+)]
+pub enum GqlInvitationStatus {
+    /// Waiting for the invitee.
+    Pending,
+    /// The invitee joined.
+    Accepted,
+    /// The invitee said no.
+    Declined,
+    /// An Owner or Admin withdrew it.
+    Revoked,
+    /// It ran out; it can be resent.
+    Expired,
+}
 
 /// An invitation to join a workspace.
 pub struct Invitation {
@@ -39,13 +60,13 @@ impl Invitation {
     }
 
     /// The role the invitee gets on accepting.
-    async fn role(&self) -> Role {
-        self.row.role()
+    async fn role(&self) -> GqlRole {
+        self.row.role().into()
     }
 
     /// Where it stands; a pending invitation past its expiry is EXPIRED.
-    async fn status(&self) -> InvitationStatus {
-        self.row.status(Utc::now())
+    async fn status(&self) -> GqlInvitationStatus {
+        self.row.status(Utc::now()).into()
     }
 
     /// Who sent it (null if their account is gone).
@@ -74,9 +95,9 @@ pub struct InvitationPreview {
     /// The invited address: sign in or up with it to accept.
     email: String,
     /// The role they get.
-    role: Role,
+    role: GqlRole,
     /// Where the invitation stands.
-    status: InvitationStatus,
+    status: GqlInvitationStatus,
     /// When the link stops working.
     expires_at: Timestamp,
 }
@@ -132,8 +153,8 @@ impl InvitationQuery {
             workspace_name: preview.workspace_name,
             invited_by_name: preview.inviter_name.unwrap_or_default(),
             email: preview.invitation.email.clone(),
-            role: preview.invitation.role(),
-            status: preview.invitation.status(Utc::now()),
+            role: preview.invitation.role().into(),
+            status: preview.invitation.status(Utc::now()).into(),
             expires_at: preview.invitation.expires_at.into(),
         }))
     }
@@ -151,14 +172,14 @@ impl InvitationMutation {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn invite_member(
         &self,
         ctx: &Context<'_>,
         workspace_id: ID,
         email: String,
-        role: Role,
+        role: GqlRole,
     ) -> ApiResult<Invitation> {
         let request = request(ctx);
         let trail = request.trail()?;
@@ -167,7 +188,7 @@ impl InvitationMutation {
         let mut conn = request.db.conn().await?;
         let row = conn
             .transaction(async |conn| {
-                super::invite(conn, &trail, workspace_id, &email, role, Utc::now()).await
+                super::invite(conn, &trail, workspace_id, &email, role.into(), Utc::now()).await
             })
             .await?;
         Invitation::with_inviter(ctx, row).await
@@ -179,7 +200,7 @@ impl InvitationMutation {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn resend_invitation(
         &self,
@@ -195,7 +216,7 @@ impl InvitationMutation {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn revoke_invitation(
         &self,

@@ -20,7 +20,6 @@
 pub mod graphql;
 pub mod model;
 
-use async_graphql::Enum;
 use chrono::{DateTime, Duration, Utc};
 use diesel_async::AsyncPgConnection;
 use linkai_jobs::Job;
@@ -31,10 +30,10 @@ use crate::audit::{self, Event, PrincipalKind, Target, Trail};
 use crate::auth::token;
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::graphql::guard::lock_caller_role;
 use crate::outbox;
 use crate::roles::{self, Role};
 use crate::text::EmailAddress;
+use crate::workspaces::lock_caller_role;
 
 pub const VALIDITY: Duration = Duration::days(7);
 pub const SENDS_PER_WORKSPACE_PER_DAY: i64 = 100;
@@ -46,9 +45,9 @@ pub const SENDS_PER_INVITER_PER_DAY: crate::throttle::Window = crate::throttle::
     window: std::time::Duration::from_secs(24 * 3600),
 };
 
-/// Where an invitation stands.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+/// Where an invitation stands (GraphQL's `InvitationStatus` is its mirror in
+/// `invitations::graphql`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InvitationStatus {
     /// Waiting for the invitee.
     Pending,

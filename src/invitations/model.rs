@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::InvitationStatus;
 use crate::auth::model::UserRow;
-use crate::graphql::pagination::Page;
+use crate::db::page::Page;
 use crate::roles::Role;
 use crate::schema::{invitation_sends, invitations, memberships, users, workspaces};
 
@@ -332,7 +332,7 @@ pub async fn sends_since(
 }
 
 /// One page in `(created_at, id)` order, with one extra row when more follow; each row
-/// carries the size of the whole list (see [`split_total`](crate::graphql::pagination::split_total)).
+/// carries the size of the whole list (see [`split_total`](crate::db::page::split_total)).
 pub async fn page(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,

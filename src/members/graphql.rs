@@ -6,10 +6,11 @@ use uuid::Uuid;
 
 use super::model::{self, MemberRow};
 use crate::auth::graphql::User;
+use crate::db::page::{split_total, Cursor, Page};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::guard::{require_role, RoleGuard};
-use crate::graphql::pagination::{split_total, Cursor, Page, PageOf};
+use crate::graphql::guard::{require_role, GqlRole, RoleGuard};
+use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
 use crate::roles::Role;
 use crate::workspaces::graphql::Workspace;
@@ -48,8 +49,8 @@ impl Member {
     }
 
     /// Their role in this workspace.
-    async fn role(&self) -> Role {
-        self.role
+    async fn role(&self) -> GqlRole {
+        self.role.into()
     }
 
     /// When they joined.
@@ -97,21 +98,28 @@ impl MemberMutation {
     /// Needs the OWNER role.
     #[graphql(
         guard = "RoleGuard::new(Role::Owner, &workspace_id)",
-        directive = require_role::apply(Role::Owner)
+        directive = require_role::apply(Role::Owner.into())
     )]
     async fn change_member_role(
         &self,
         ctx: &Context<'_>,
         workspace_id: ID,
         user_id: ID,
-        role: Role,
+        role: GqlRole,
     ) -> ApiResult<Member> {
         let request = request(ctx);
         let trail = request.trail()?;
         let (workspace_id, target) = (parse_id(&workspace_id)?, parse_id(&user_id)?);
         let mut conn = request.db.conn().await?;
-        let member =
-            super::change_role(&mut conn, &trail, workspace_id, target, role, Utc::now()).await?;
+        let member = super::change_role(
+            &mut conn,
+            &trail,
+            workspace_id,
+            target,
+            role.into(),
+            Utc::now(),
+        )
+        .await?;
         Ok(Member::new(workspace_id, member))
     }
 
@@ -120,7 +128,7 @@ impl MemberMutation {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn remove_member(
         &self,
@@ -141,7 +149,7 @@ impl MemberMutation {
     /// Needs the OWNER role.
     #[graphql(
         guard = "RoleGuard::new(Role::Owner, &workspace_id)",
-        directive = require_role::apply(Role::Owner)
+        directive = require_role::apply(Role::Owner.into())
     )]
     async fn transfer_ownership(
         &self,

@@ -21,8 +21,8 @@ use uuid::Uuid;
 use self::model::MemberRow;
 use crate::audit::{self, Event, Target, Trail};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::graphql::guard::lock_caller_role;
 use crate::roles::{self, Action, Role};
+use crate::workspaces::lock_caller_role;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MemberError {

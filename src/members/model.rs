@@ -6,7 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::auth::model::UserRow;
-use crate::graphql::pagination::Page;
+use crate::db::page::Page;
 use crate::roles::Role;
 use crate::schema::{memberships, users};
 
@@ -33,7 +33,7 @@ pub async fn role_of(
 }
 
 /// One page of members in `(joined_at, user_id)` order, with one extra row when more follow;
-/// each row carries the number of members (see [`split_total`](crate::graphql::pagination::split_total)).
+/// each row carries the number of members (see [`split_total`](crate::db::page::split_total)).
 pub async fn page(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,

@@ -4,7 +4,7 @@ use async_graphql::{Object, OutputType, ID};
 
 use super::model::ResourceRow;
 use crate::auth::graphql::User;
-use crate::graphql::pagination::Cursor;
+use crate::db::page::Cursor;
 use crate::graphql::scalars::Timestamp;
 
 /// What every resource has.

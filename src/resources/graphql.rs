@@ -24,7 +24,7 @@ macro_rules! resource_mutations {
             #[doc = "Needs the MEMBER role or higher."]
             #[graphql(
                                         guard = "RoleGuard::writer(Role::Member, &workspace_id)",
-                                        directive = require_role::apply(Role::Member)
+                                        directive = require_role::apply(Role::Member.into())
                                     )]
             async fn $create(
                 &self,
@@ -40,7 +40,7 @@ macro_rules! resource_mutations {
             #[doc = "Needs the MEMBER role or higher."]
             #[graphql(
                                         guard = "RoleGuard::writer(Role::Member, &workspace_id)",
-                                        directive = require_role::apply(Role::Member)
+                                        directive = require_role::apply(Role::Member.into())
                                     )]
             async fn $update(
                 &self,
@@ -57,7 +57,7 @@ macro_rules! resource_mutations {
             #[doc = "Needs the MEMBER role or higher."]
             #[graphql(
                                         guard = "RoleGuard::writer(Role::Member, &workspace_id)",
-                                        directive = require_role::apply(Role::Member)
+                                        directive = require_role::apply(Role::Member.into())
                                     )]
             async fn $delete(
                 &self,

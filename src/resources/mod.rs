@@ -19,7 +19,7 @@ pub use common::{ResourceCommon, ResourceNode};
 
 use std::future::Future;
 
-use async_graphql::{Context, OutputType, ID};
+use async_graphql::{Context, ID};
 use chrono::Utc;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use uuid::Uuid;
@@ -29,10 +29,11 @@ use crate::audit::{self, Event, Target};
 use crate::auth::model::UserRow;
 use crate::billing::{self, plans::Limits};
 use crate::db::is_unique_violation;
+use crate::db::page::{split_total, Page};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request, RequestContext};
 use crate::graphql::guard::authorize;
-use crate::graphql::pagination::{split_total, Page, PageOf};
+use crate::graphql::pagination::PageOf;
 use crate::roles::{self, Action, Role};
 use crate::text::Name;
 
@@ -300,10 +301,7 @@ pub async fn page<K: Kind>(
     workspace_id: Uuid,
     first: Option<i32>,
     after: Option<&str>,
-) -> ApiResult<PageOf<K::Node>>
-where
-    crate::graphql::pagination::Edge<K::Node>: OutputType,
-{
+) -> ApiResult<PageOf<K::Node>> {
     let request = request(ctx);
     let page = Page::parse(first, after)?;
     let scope = scope::<K>(request, workspace_id);

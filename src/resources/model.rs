@@ -6,8 +6,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::auth::model::UserRow;
+use crate::db::page::Page;
 use crate::db::{bind, static_sql};
-use crate::graphql::pagination::Page;
 use crate::schema::{resources, users};
 
 pub const PHONE_NUMBER_UNIQUE: &str = "resources_phone_number_unique";
@@ -160,7 +160,7 @@ pub async fn delete(conn: &mut AsyncPgConnection, row: &ResourceRow) -> QueryRes
 }
 
 /// One page in `(created_at, id)` order, with one extra row when more follow; each row
-/// carries the size of the whole list (see [`split_total`](crate::graphql::pagination::split_total)).
+/// carries the size of the whole list (see [`split_total`](crate::db::page::split_total)).
 pub async fn page(
     conn: &mut AsyncPgConnection,
     scope: Scope,

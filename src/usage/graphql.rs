@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 
 use super::model;
+use crate::billing::graphql::LimitsView;
 use crate::billing::{self, plans::Limits};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
@@ -57,7 +58,7 @@ pub struct Usage {
     /// Phone numbers now.
     phone_numbers: i32,
     /// The plan's limits (the highest plan's during the trial).
-    limits: Limits,
+    limits: LimitsView,
 }
 
 fn clamp(n: i64) -> i32 {
@@ -85,7 +86,7 @@ async fn usage_in(
         sms: clamp(sms),
         agents: clamp(agents),
         phone_numbers: clamp(phone_numbers),
-        limits: billing::limits(conn, workspace).await?,
+        limits: billing::limits(conn, workspace).await?.into(),
     })
 }
 

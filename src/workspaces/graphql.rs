@@ -7,11 +7,11 @@ use diesel_async::AsyncConnection as _;
 use super::loader::CallerMembership;
 use super::model::{self, WorkspaceRow};
 use crate::auth;
+use crate::billing::graphql::GqlBillingStatus;
 use crate::billing::graphql::{billing_of, Billing};
-use crate::billing::BillingStatus;
 use crate::error::ApiResult;
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::guard::{membership, require_role, RoleGuard};
+use crate::graphql::guard::{membership, require_role, GqlRole, RoleGuard};
 use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
 use crate::invitations::graphql::{invitations_page, Invitation};
@@ -72,13 +72,13 @@ impl WorkspaceFields {
     }
 
     /// The caller's role here.
-    async fn viewer_role(&self) -> Role {
-        self.viewer_role
+    async fn viewer_role(&self) -> GqlRole {
+        self.viewer_role.into()
     }
 
     /// Where the workspace stands with billing.
-    async fn billing_status(&self) -> BillingStatus {
-        self.standing().status
+    async fn billing_status(&self) -> GqlBillingStatus {
+        self.standing().status.into()
     }
 
     /// When the free trial ends (or ended).
@@ -115,7 +115,7 @@ impl WorkspaceFields {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::on(Role::Admin, self.row.id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn billing(&self, ctx: &Context<'_>) -> ApiResult<Option<Billing>> {
         billing_of(ctx, self.row.id).await.map(Some)
@@ -128,7 +128,7 @@ impl WorkspaceFields {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::on(Role::Admin, self.row.id)",
-        directive = require_role::apply(Role::Admin),
+        directive = require_role::apply(Role::Admin.into()),
         complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn audit_log(
@@ -150,7 +150,7 @@ impl WorkspaceFields {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::on(Role::Admin, self.row.id)",
-        directive = require_role::apply(Role::Admin),
+        directive = require_role::apply(Role::Admin.into()),
         complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn invitations(
@@ -226,7 +226,7 @@ impl WorkspaceMutation {
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin)
+        directive = require_role::apply(Role::Admin.into())
     )]
     async fn rename_workspace(
         &self,
@@ -256,7 +256,7 @@ impl WorkspaceMutation {
     /// Needs the OWNER role.
     #[graphql(
         guard = "RoleGuard::new(Role::Owner, &workspace_id)",
-        directive = require_role::apply(Role::Owner)
+        directive = require_role::apply(Role::Owner.into())
     )]
     async fn delete_workspace(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<bool> {
         let request = request(ctx);

@@ -19,7 +19,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use uuid::Uuid;
 
 use crate::audit::{self, Event, Target, Trail};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::roles::Role;
 use crate::throttle::Window;
 use model::WorkspaceRow;
@@ -138,7 +138,7 @@ pub async fn delete(
 ) -> Result<bool, ApiError> {
     let actor = trail.person()?;
     conn.transaction(async |conn| {
-        let role = crate::graphql::guard::lock_caller_role(conn, workspace_id, actor).await?;
+        let role = lock_caller_role(conn, workspace_id, actor).await?;
         if !crate::roles::allows(role, crate::roles::Action::DeleteWorkspace) {
             return Err(ApiError::forbidden(
                 "Only the Owner can delete the workspace.",
@@ -156,4 +156,17 @@ pub async fn delete(
         Ok(true)
     })
     .await
+}
+
+/// Takes the workspace's membership lock and returns the caller's role as it is now (it
+/// may have changed since the guard looked); `NOT_FOUND` when they are no longer in a live
+/// workspace. Call inside the change's transaction.
+pub async fn lock_caller_role(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    caller_id: Uuid,
+) -> ApiResult<Role> {
+    model::lock_for_membership_change(conn, workspace_id, caller_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Workspace"))
 }

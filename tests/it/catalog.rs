@@ -151,7 +151,7 @@ async fn the_app_role_sees_and_writes_only_the_workspace_it_names() {
     ] {
         diesel::sql_query(statement).execute(&mut owner).await.expect("seeded");
     }
-    let app_url = linkai::db::app_role_url(&db.url());
+    let app_url = linkai::config::app_role_url(&db.url());
     let mut app = AsyncPgConnection::establish(&app_url)
         .await
         .expect("linkai_app connects");
@@ -272,7 +272,7 @@ async fn agency_workspaces(db: &TestDatabase) -> (AsyncPgConnection, uuid::Uuid,
     ] {
         diesel::sql_query(statement).execute(&mut owner).await.expect("seeded");
     }
-    let app_url = linkai::db::app_role_url(&db.url());
+    let app_url = linkai::config::app_role_url(&db.url());
     let mut app = AsyncPgConnection::establish(&app_url)
         .await
         .expect("linkai_app connects");
@@ -289,7 +289,7 @@ async fn agency_workspaces(db: &TestDatabase) -> (AsyncPgConnection, uuid::Uuid,
 async fn a_members_page_reads_one_page_of_memberships_however_big_the_workspace() {
     let db = TestDatabase::new().await;
     let (mut app, caller, big) = agency_workspaces(&db).await;
-    let first_page = linkai::graphql::pagination::Page::parse(Some(10), None).expect("valid");
+    let first_page = linkai::db::page::Page::parse(Some(10), None).expect("valid");
     // The service prepares each statement once and soon runs it with a generic plan, which
     // cannot know how big this workspace is: look at that plan as well as the custom one.
     let page = linkai::members::model::page_query(big, &first_page);

@@ -20,6 +20,7 @@ mod fuzz;
 mod http;
 mod invitations;
 mod isolation;
+mod layering;
 mod members;
 mod phone_billing;
 mod pool_context;

@@ -45,7 +45,7 @@ async fn world() -> World {
     }
     let pool = linkai::db::pool(&DatabaseConfig {
         url: Secret::new(database.url()),
-        app_url: Secret::new(linkai::db::app_role_url(&database.url())),
+        app_url: Secret::new(linkai::config::app_role_url(&database.url())),
         pool_size: 1,
         statement_timeout: std::time::Duration::from_secs(5),
         lock_timeout: std::time::Duration::from_secs(2),
