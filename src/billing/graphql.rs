@@ -534,30 +534,39 @@ pub async fn billing_of(ctx: &Context<'_>, workspace_id: Uuid) -> ApiResult<Bill
 
 /// The workspace's Stripe customer, created on first use with the Owner's email.
 ///
-/// Concurrent first calls queue on the workspace's row lock, so one creates the customer
-/// and the others find it; the idempotency key covers a retry after a lost answer.
+/// Stripe is called with no transaction open and no lock held: the customer is made with
+/// one idempotency key per workspace (so a retry, or a concurrent first call, gets the same
+/// customer back from Stripe), then recorded unless another call recorded one first, and
+/// that one is answered. Where Stripe made two anyway (its keys are kept 24 hours), the copy
+/// not recorded is deleted.
 async fn customer(ctx: &Context<'_>, stripe: &StripeApi, workspace_id: Uuid) -> ApiResult<String> {
-    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
+    let db = &request(ctx).db;
+    let mut conn = db.conn_in(workspace_id).await?;
     if let Some(account) = account::find(&mut conn, workspace_id).await? {
         return Ok(account.stripe_customer_id);
     }
-    conn.transaction(async |conn| {
-        crate::workspaces::model::lock_row(conn, workspace_id).await?;
-        if let Some(account) = account::find(conn, workspace_id).await? {
-            return Ok(account.stripe_customer_id);
+    let owner = crate::members::model::owner_of(&mut conn, workspace_id)
+        .await?
+        .ok_or_else(|| ApiError::internal(&"workspace without owner"))?;
+    let email = crate::auth::model::find_user(&mut conn, owner)
+        .await?
+        .map(|user| user.email)
+        .unwrap_or_default();
+    drop(conn);
+    let created = stripe.create_customer(workspace_id, &email).await?;
+    let mut conn = db.conn_in(workspace_id).await?;
+    account::insert_customer(&mut conn, workspace_id, &created).await?;
+    let recorded = account::find(&mut conn, workspace_id)
+        .await?
+        .map(|account| account.stripe_customer_id)
+        .ok_or_else(|| ApiError::internal(&"customer not recorded"))?;
+    drop(conn);
+    if recorded != created {
+        if let Err(err) = stripe.delete_customer(&created).await {
+            tracing::warn!(customer = %created, "a duplicate Stripe customer was left: {err}");
         }
-        let owner = crate::members::model::owner_of(conn, workspace_id)
-            .await?
-            .ok_or_else(|| ApiError::internal(&"workspace without owner"))?;
-        let email = crate::auth::model::find_user(conn, owner)
-            .await?
-            .map(|user| user.email)
-            .unwrap_or_default();
-        let created = stripe.create_customer(workspace_id, &email).await?;
-        account::insert_customer(conn, workspace_id, &created).await?;
-        Ok(created)
-    })
-    .await
+    }
+    Ok(recorded)
 }
 
 #[derive(Default)]

@@ -117,6 +117,13 @@ impl StripeApi {
         Ok(customer.id)
     }
 
+    /// Deletes a customer (one made twice for a workspace, the copy not recorded).
+    pub async fn delete_customer(&self, customer: &str) -> Result<(), StripeCallError> {
+        let path = format!("/customers/{customer}");
+        let _: Object = self.call(StripeMethod::Delete, &path, &[], None).await?;
+        Ok(())
+    }
+
     /// Sets fields of the customer (Stripe's form keys).
     async fn update_customer(
         &self,

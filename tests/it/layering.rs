@@ -270,3 +270,47 @@ fn the_loop_finder_finds_a_loop() {
     .collect();
     assert_eq!(loops(&graph), [vec!["a", "b", "c"]]);
 }
+
+/// Issue 17, item 1: no external HTTP call inside a database transaction (a row lock held
+/// across Stripe's latency stalls every request that needs the row). Checked on the
+/// source: the body of every `transaction(...)` closure calls neither the Stripe client
+/// nor an HTTP client.
+#[test]
+fn no_transaction_waits_on_an_http_call() {
+    let mut wrong = Vec::new();
+    let mut scanned = 0;
+    for (file, text) in sources() {
+        let code = code(&text);
+        for (at, _) in code.match_indices("transaction(") {
+            scanned += 1;
+            let Some(open) = code[at..].find('{').map(|i| at + i) else {
+                continue;
+            };
+            let mut depth = 0usize;
+            let mut end = open;
+            for (i, c) in code[open..].char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = open + i;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let body = &code[open..end];
+            for call in ["stripe.", "reqwest::", ".send().await"] {
+                if body.contains(call) {
+                    let line = code[..at].lines().count() + 1;
+                    wrong.push(format!("{file}:{line}: `{call}` inside a transaction"));
+                }
+            }
+        }
+    }
+    // The scan sees the transactions there are (members, invitations, billing, ...).
+    assert!(scanned > 20, "only {scanned} transactions found");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
