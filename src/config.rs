@@ -98,8 +98,10 @@ pub struct Config {
     pub service_tokens: Vec<Secret>,
     pub sessions: SessionPolicy,
     pub workers: WorkerConfig,
-    /// Tests only: a resource kind whose application-level workspace filter is switched
-    /// off (`UNSAFE_UNFILTERED_KIND`), to prove row-level security alone isolates tenants.
+    /// Tests only (the `rls-proof` feature; a release build has no such switch): a
+    /// resource kind whose application-level workspace filter is switched off
+    /// (`UNSAFE_UNFILTERED_KIND`), to prove row-level security alone isolates tenants.
+    #[cfg(feature = "rls-proof")]
     pub unfiltered_kind: Option<String>,
 }
 
@@ -438,6 +440,7 @@ impl Config {
                 name: worker_name,
                 heartbeat: Duration::from_secs(heartbeat_secs),
             },
+            #[cfg(feature = "rls-proof")]
             unfiltered_kind: get("UNSAFE_UNFILTERED_KIND"),
         })
     }
