@@ -379,10 +379,12 @@ async fn randomized_operations_match_the_model_and_never_cross_tenants() {
 async fn row_level_security_alone_keeps_tenants_apart() {
     // The switch is compiled only with the `rls-proof` feature, which the tests' dev-
     // dependency on this crate turns on; without it this run would prove nothing.
-    assert!(
-        cfg!(feature = "rls-proof"),
-        "built without the rls-proof switch"
-    );
+    const {
+        assert!(
+            cfg!(feature = "rls-proof"),
+            "built without the rls-proof switch"
+        );
+    }
     run(
         || TestApp::builder().without_app_filter_for("contact"),
         [5, 6, 7, 8],
