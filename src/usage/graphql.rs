@@ -4,42 +4,21 @@ use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 
-use super::model;
-use crate::billing::graphql::LimitsView;
-use crate::billing::{self, plans::Limits};
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use super::{model, Metric};
+use crate::billing::{self, graphql::LimitsView};
+use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::guard::ensure_writable;
 use crate::graphql::scalars::Timestamp;
 use crate::workspaces::model::WorkspaceRow;
 
-pub const MAX_QUANTITY: i32 = 1_000_000;
-const MAX_KEY_CHARS: usize = 200;
-
 /// What is metered per billing period.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+#[graphql(remote = "Metric", rename_items = "SCREAMING_SNAKE_CASE")]
 pub enum UsageMetric {
     /// Chat and voice messages handled by agents.
     Messages,
     /// Text messages sent.
     Sms,
-}
-
-impl UsageMetric {
-    fn as_db(self) -> &'static str {
-        match self {
-            UsageMetric::Messages => "messages",
-            UsageMetric::Sms => "sms",
-        }
-    }
-
-    fn limit(self, limits: &Limits) -> i32 {
-        match self {
-            UsageMetric::Messages => limits.messages,
-            UsageMetric::Sms => limits.sms,
-        }
-    }
 }
 
 /// A workspace's usage in the current billing period, against its limits.
@@ -113,84 +92,21 @@ impl UsageMutation {
             });
         }
         let workspace_id = parse_id(&workspace_id)?;
-        if !(1..=MAX_QUANTITY).contains(&quantity) {
-            return Err(ApiError::bad_input(format!(
-                "`quantity` must be 1 to {MAX_QUANTITY}."
-            )));
-        }
-        let key = idempotency_key.trim();
-        if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
-            return Err(ApiError::bad_input(format!(
-                "`idempotencyKey` must be 1 to {MAX_KEY_CHARS} characters."
-            )));
-        }
-        // PostgreSQL text cannot hold NUL: refused here, not as a database error.
-        if key.chars().any(char::is_control) {
-            return Err(ApiError::bad_input(
-                "`idempotencyKey` must not contain control characters.",
-            ));
-        }
         let trail = request.trail()?;
         let now = Utc::now();
         let mut conn = request.db.conn_in(workspace_id).await?;
         conn.transaction(async |conn| {
-            let workspace = crate::workspaces::model::find_live(conn, workspace_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("Workspace"))?;
-            let period = billing::usage_period(conn, &workspace, now).await?;
-            let period_start = period.0;
-            let fresh = model::insert_event(
+            let reported = super::report(
                 conn,
+                &trail,
                 workspace_id,
-                key,
-                metric.as_db(),
+                metric.into(),
                 quantity,
-                period_start,
+                &idempotency_key,
+                now,
             )
             .await?;
-            if fresh {
-                ensure_writable(&workspace)?;
-                let limit = metric.limit(&billing::limits(conn, &workspace).await?);
-                let total = model::add_within_limit(
-                    conn,
-                    workspace_id,
-                    period_start,
-                    metric.as_db(),
-                    quantity,
-                    limit,
-                )
-                .await?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::UsageLimitReached,
-                        format!(
-                            "This would pass the plan's {} limit for the period ({limit}).",
-                            metric.as_db()
-                        ),
-                    )
-                })?;
-                super::record_report(
-                    conn,
-                    &trail,
-                    workspace_id,
-                    super::Report {
-                        metric: metric.as_db(),
-                        total,
-                        limit,
-                        period_start,
-                    },
-                    now,
-                )
-                .await?;
-            } else {
-                let seen = model::find_event(conn, workspace_id, key).await?;
-                if seen != Some((metric.as_db().to_owned(), quantity)) {
-                    return Err(ApiError::conflict(
-                        "This idempotencyKey was used for a different report.",
-                    ));
-                }
-            }
-            usage_in(conn, &workspace, period).await
+            usage_in(conn, &reported.workspace, reported.period).await
         })
         .await
     }

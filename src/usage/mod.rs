@@ -25,23 +25,166 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::audit::{self, Action, Event, Target, Trail};
+use crate::billing::{self, plans::Limits};
 use crate::config::Secret;
+use crate::error::{ApiError, ErrorCode};
+use crate::workspaces::model::WorkspaceRow;
 
-/// A report just counted.
-pub struct Report {
-    pub metric: &'static str,
-    /// The period's total after it.
-    pub total: i64,
-    pub limit: i32,
-    pub period_start: DateTime<Utc>,
+/// What is metered per billing period (GraphQL's `UsageMetric` is its mirror).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    Messages,
+    Sms,
 }
 
-/// Appends the audit events a counted report implies, in its transaction.
-pub async fn record_report(
+impl Metric {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            Metric::Messages => "messages",
+            Metric::Sms => "sms",
+        }
+    }
+
+    fn limit(self, limits: &Limits) -> i32 {
+        match self {
+            Metric::Messages => limits.messages,
+            Metric::Sms => limits.sms,
+        }
+    }
+}
+
+pub const MAX_QUANTITY: i32 = 1_000_000;
+pub const MAX_KEY_CHARS: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("`quantity` must be 1 to {MAX_QUANTITY}.")]
+    Quantity,
+    #[error("`idempotencyKey` must be 1 to {MAX_KEY_CHARS} characters.")]
+    KeyLength,
+    /// PostgreSQL text cannot hold NUL: refused here, not as a database error.
+    #[error("`idempotencyKey` must not contain control characters.")]
+    KeyControlCharacters,
+    #[error("Workspace not found.")]
+    NotFound,
+    #[error("This workspace is read-only until an Owner or Admin chooses a plan.")]
+    ReadOnly,
+    #[error("This would pass the plan's {metric} limit for the period ({limit}).")]
+    LimitReached { metric: &'static str, limit: i32 },
+    #[error("This idempotencyKey was used for a different report.")]
+    KeyReused,
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+impl From<UsageError> for ApiError {
+    fn from(err: UsageError) -> Self {
+        match err {
+            UsageError::Quantity | UsageError::KeyLength | UsageError::KeyControlCharacters => {
+                ApiError::bad_input(err.to_string())
+            }
+            UsageError::NotFound => ApiError::not_found("Workspace"),
+            UsageError::ReadOnly => ApiError::new(ErrorCode::TrialExpired, err.to_string()),
+            UsageError::LimitReached { .. } => {
+                ApiError::new(ErrorCode::UsageLimitReached, err.to_string())
+            }
+            UsageError::KeyReused => ApiError::conflict(err.to_string()),
+            UsageError::Db(err) => err.into(),
+        }
+    }
+}
+
+/// The workspace and the billing period a report was counted in.
+pub struct Reported {
+    pub workspace: WorkspaceRow,
+    pub period: (DateTime<Utc>, DateTime<Utc>),
+}
+
+/// Counts `quantity` of `metric` for the workspace under the idempotency `key` (a key seen
+/// before counts nothing), within the period's limit, and appends the audit events a
+/// counted report implies; call inside a transaction, on a connection inside the workspace.
+pub async fn report(
     conn: &mut AsyncPgConnection,
     trail: &Trail,
     workspace_id: Uuid,
-    report: Report,
+    metric: Metric,
+    quantity: i32,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Reported, UsageError> {
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        return Err(UsageError::Quantity);
+    }
+    let key = key.trim();
+    if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
+        return Err(UsageError::KeyLength);
+    }
+    if key.chars().any(char::is_control) {
+        return Err(UsageError::KeyControlCharacters);
+    }
+    let workspace = crate::workspaces::model::find_live(conn, workspace_id)
+        .await?
+        .ok_or(UsageError::NotFound)?;
+    let period = billing::usage_period(conn, &workspace, now).await?;
+    let period_start = period.0;
+    let fresh = model::insert_event(
+        conn,
+        workspace_id,
+        key,
+        metric.as_db(),
+        quantity,
+        period_start,
+    )
+    .await?;
+    if !fresh {
+        let seen = model::find_event(conn, workspace_id, key).await?;
+        if seen != Some((metric.as_db().to_owned(), quantity)) {
+            return Err(UsageError::KeyReused);
+        }
+        return Ok(Reported { workspace, period });
+    }
+    if billing::status::standing(&workspace, now).read_only {
+        return Err(UsageError::ReadOnly);
+    }
+    let limit = metric.limit(&billing::limits(conn, &workspace).await?);
+    let total = model::add_within_limit(
+        conn,
+        workspace_id,
+        period_start,
+        metric.as_db(),
+        quantity,
+        limit,
+    )
+    .await?
+    .ok_or(UsageError::LimitReached {
+        metric: metric.as_db(),
+        limit,
+    })?;
+    let counted = Counted {
+        metric: metric.as_db(),
+        total,
+        limit,
+        period_start,
+    };
+    record_report(conn, trail, workspace_id, counted, now).await?;
+    Ok(Reported { workspace, period })
+}
+
+/// A report just counted.
+struct Counted {
+    metric: &'static str,
+    /// The period's total after it.
+    total: i64,
+    limit: i32,
+    period_start: DateTime<Utc>,
+}
+
+/// Appends the audit events a counted report implies, in its transaction.
+async fn record_report(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    workspace_id: Uuid,
+    report: Counted,
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<()> {
     let target = Target::workspace(workspace_id);
