@@ -4,17 +4,14 @@
 
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::Utc;
-use diesel_async::AsyncConnection as _;
-use serde_json::json;
 use uuid::Uuid;
 
 use super::account::{self, BillingAccountRow};
 use super::details::{self, BillingDetails};
-use super::plans::{default_plan, Limits, Plan, PlanId};
-use super::status::SubscriptionStatus;
-use super::stripe::{PendingPayment, StripeApi, StripeCallError};
+use super::manage;
+use super::plans::{Limits, Plan, PlanId};
+use super::stripe::{PendingPayment, StripeApi};
 use super::BillingStatus;
-use crate::audit::{self, Action, Event, Target};
 use crate::db::page::Page;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
@@ -138,18 +135,6 @@ impl BillingQuery {
         let mut conn = request(ctx).db.conn().await?;
         let plans = super::plans::all(&mut conn).await?;
         Ok(Some(plans.into_iter().map(PlanView::from).collect()))
-    }
-}
-
-impl From<StripeCallError> for ApiError {
-    fn from(err: StripeCallError) -> Self {
-        match err {
-            // Stripe's own message for a request it refused is meant for people.
-            StripeCallError::Refused { status, message } if (400..500).contains(&status) => {
-                ApiError::bad_input(format!("Stripe: {message}"))
-            }
-            other => ApiError::internal(&other),
-        }
     }
 }
 
@@ -532,43 +517,6 @@ pub async fn billing_of(ctx: &Context<'_>, workspace_id: Uuid) -> ApiResult<Bill
     Ok(Billing { workspace, account })
 }
 
-/// The workspace's Stripe customer, created on first use with the Owner's email.
-///
-/// Stripe is called with no transaction open and no lock held: the customer is made with
-/// one idempotency key per workspace (so a retry, or a concurrent first call, gets the same
-/// customer back from Stripe), then recorded unless another call recorded one first, and
-/// that one is answered. Where Stripe made two anyway (its keys are kept 24 hours), the copy
-/// not recorded is deleted.
-async fn customer(ctx: &Context<'_>, stripe: &StripeApi, workspace_id: Uuid) -> ApiResult<String> {
-    let db = &request(ctx).db;
-    let mut conn = db.conn_in(workspace_id).await?;
-    if let Some(account) = account::find(&mut conn, workspace_id).await? {
-        return Ok(account.stripe_customer_id);
-    }
-    let owner = crate::members::model::owner_of(&mut conn, workspace_id)
-        .await?
-        .ok_or_else(|| ApiError::internal(&"workspace without owner"))?;
-    let email = crate::auth::model::find_user(&mut conn, owner)
-        .await?
-        .map(|user| user.email)
-        .unwrap_or_default();
-    drop(conn);
-    let created = stripe.create_customer(workspace_id, &email).await?;
-    let mut conn = db.conn_in(workspace_id).await?;
-    account::insert_customer(&mut conn, workspace_id, &created).await?;
-    let recorded = account::find(&mut conn, workspace_id)
-        .await?
-        .map(|account| account.stripe_customer_id)
-        .ok_or_else(|| ApiError::internal(&"customer not recorded"))?;
-    drop(conn);
-    if recorded != created {
-        if let Err(err) = stripe.delete_customer(&created).await {
-            tracing::warn!(customer = %created, "a duplicate Stripe customer was left: {err}");
-        }
-    }
-    Ok(recorded)
-}
-
 #[derive(Default)]
 pub struct BillingMutation;
 
@@ -589,9 +537,9 @@ impl BillingMutation {
     ) -> ApiResult<SetupIntent> {
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
-        let customer = customer(ctx, stripe, workspace_id).await?;
+        let db = &request(ctx).db;
         Ok(SetupIntent {
-            client_secret: stripe.create_setup_intent(&customer).await?,
+            client_secret: manage::setup_intent(db, stripe, workspace_id).await?,
         })
     }
 
@@ -610,23 +558,16 @@ impl BillingMutation {
     ) -> ApiResult<Billing> {
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
-        let customer = customer_for_card(ctx, stripe, workspace_id, &payment_method_id).await?;
-        let method = stripe
-            .payment_method(&payment_method_id)
-            .await
-            .map_err(|_| not_a_card())?;
-        if method.customer.as_deref() != Some(customer.as_str()) {
-            return Err(not_a_card());
-        }
-        stripe
-            .set_default_payment_method(&customer, &payment_method_id)
-            .await?;
-        let event = Event {
-            action: Action::DefaultPaymentMethodChanged,
-            target: Target::stripe("payment_method", &payment_method_id),
-            changes: json!({ "card": super::cards::label(&method) }),
-        };
-        refresh_cards(ctx, stripe, workspace_id, &customer, event).await?;
+        let request = request(ctx);
+        let trail = request.trail()?;
+        manage::set_default_card(
+            &request.db,
+            stripe,
+            &trail,
+            workspace_id,
+            &payment_method_id,
+        )
+        .await?;
         billing_of(ctx, workspace_id).await
     }
 
@@ -646,45 +587,16 @@ impl BillingMutation {
     ) -> ApiResult<Billing> {
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
-        let customer = customer_for_card(ctx, stripe, workspace_id, &payment_method_id).await?;
-        // Stripe's list, not the mirror: a card just added may not be mirrored yet.
-        let super::stripe::Cards { cards, default } = stripe.cards(&customer).await?;
-        let Some(removed) = cards.iter().find(|card| card.id == payment_method_id) else {
-            return Err(not_a_card());
-        };
-        let mut changes = json!({ "card": super::cards::label(removed) });
-        if default.as_deref() == Some(payment_method_id.as_str()) {
-            let next = cards.iter().find(|card| card.id != payment_method_id);
-            match next {
-                Some(next) => {
-                    stripe
-                        .set_default_payment_method(&customer, &next.id)
-                        .await?;
-                    changes["default"] = json!(super::cards::label(next));
-                }
-                None => {
-                    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
-                    let needed = account::find(&mut conn, workspace_id)
-                        .await?
-                        .and_then(|a| a.subscription_status)
-                        .as_deref()
-                        .and_then(SubscriptionStatus::parse)
-                        .is_some_and(|s| s.is_live() || s == SubscriptionStatus::Incomplete);
-                    if needed {
-                        return Err(ApiError::conflict(
-                            "The subscription is charged to this card: add another card first.",
-                        ));
-                    }
-                }
-            }
-        }
-        stripe.detach_payment_method(&payment_method_id).await?;
-        let event = Event {
-            action: Action::PaymentMethodRemoved,
-            target: Target::stripe("payment_method", &payment_method_id),
-            changes,
-        };
-        refresh_cards(ctx, stripe, workspace_id, &customer, event).await?;
+        let request = request(ctx);
+        let trail = request.trail()?;
+        manage::remove_card(
+            &request.db,
+            stripe,
+            &trail,
+            workspace_id,
+            &payment_method_id,
+        )
+        .await?;
         billing_of(ctx, workspace_id).await
     }
 
@@ -706,96 +618,21 @@ impl BillingMutation {
         workspace_id: ID,
         plan: GqlPlanId,
     ) -> ApiResult<PlanSelection> {
-        let plan = PlanId::from(plan);
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
         let membership = authorize(ctx, workspace_id, Role::Admin).await?;
-        let customer = customer(ctx, stripe, workspace_id).await?;
-        let Some(card) = stripe.default_payment_method(&customer).await? else {
-            return Err(ApiError::bad_input(
-                "Add a payment method first: createSetupIntent, then setDefaultPaymentMethod.",
-            ));
-        };
-        let mut conn = request(ctx).db.conn_in(workspace_id).await?;
-        let synced = super::plans::stripe_price(&mut conn, plan).await?;
-        let price = match synced {
-            Some(price) => Some(price),
-            None => super::sync::sync_plans(&mut conn, stripe)
-                .await
-                .map_err(|err| ApiError::internal(&err))?
-                .into_iter()
-                .find(|p| p.plan.id == plan)
-                .map(|p| p.price_id),
-        };
-        let price = price.ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::BillingNotConfigured,
-                format!(
-                    "The {} plan has no price in Stripe yet.",
-                    default_plan(plan).name
-                ),
-            )
-        })?;
-        let account = account::find(&mut conn, workspace_id).await?;
-        let phone_item = account
-            .as_ref()
-            .and_then(|a| a.phone_numbers_item_id.clone());
-        let existing = account.and_then(|a| Some((a.subscription_id?, a.subscription_status)));
-        let status = existing
-            .as_ref()
-            .and_then(|(_, status)| status.as_deref())
-            .and_then(SubscriptionStatus::parse);
-        let subscription = match existing {
-            Some((id, _)) if status.is_some_and(SubscriptionStatus::is_live) => {
-                let current = stripe.subscription(&id).await?;
-                stripe
-                    .change_plan(&current, phone_item.as_deref(), &price)
-                    .await?
-            }
-            previous => {
-                // A first payment left waiting is replaced, so the customer never holds two.
-                if let Some((id, _)) =
-                    previous.filter(|_| status == Some(SubscriptionStatus::Incomplete))
-                {
-                    stripe.cancel_now(&id).await?;
-                }
-                let now = Utc::now();
-                let trial_end = (membership.workspace.trial_ends_at > now)
-                    .then_some(membership.workspace.trial_ends_at);
-                // Per card as well: choosing again with another card is a new request.
-                let key = format!(
-                    "subscription-{workspace_id}-{}-{card}-{}",
-                    plan.as_db(),
-                    now.timestamp() / 60
-                );
-                stripe
-                    .create_subscription(&customer, &price, trial_end, key)
-                    .await?
-            }
-        };
-        let event = Event {
-            action: Action::PlanSelected,
-            target: Target::workspace(workspace_id),
-            changes: audit::changed("plan", membership.workspace.plan.clone(), plan.as_db()),
-        };
-        let trail = request(ctx).trail()?;
-        super::sync::mirror(
-            &mut conn,
-            workspace_id,
-            &subscription,
-            Some(plan),
+        let request = request(ctx);
+        let trail = request.trail()?;
+        let pending = manage::select_plan(
+            &request.db,
+            stripe,
             &trail,
-            Some(event),
+            &membership.workspace,
+            plan.into(),
+            Utc::now(),
         )
         .await?;
-        // The phone numbers move to the new plan's per-number price.
-        super::phone_numbers::sync(&mut conn, stripe, workspace_id)
-            .await
-            .map_err(stripe_or_internal)?;
-        let invoices = stripe.invoices(&customer, 100).await?;
-        account::save_invoices(&mut conn, workspace_id, &invoices).await?;
-        drop(conn);
-        let (requires_action, declined) = match subscription.pending_payment() {
+        let (requires_action, declined) = match pending {
             Some(PendingPayment::RequiresAction { client_secret }) => {
                 (Some(PaymentAction { client_secret }), None)
             }
@@ -839,35 +676,17 @@ impl BillingMutation {
         let update = details.parse()?;
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
-        let customer = customer(ctx, stripe, workspace_id).await?;
-        let mut conn = request(ctx).db.conn_in(workspace_id).await?;
-        let before = account::find(&mut conn, workspace_id).await?;
-        let fields = update.fields();
-        let merged = BillingDetails::from_column(before.as_ref().and_then(|a| a.details.as_ref()))
-            .merged(update);
-        let owner = crate::members::model::owner_of(&mut conn, workspace_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("Workspace"))?;
-        let owner_email = crate::auth::model::find_user(&mut conn, owner)
-            .await?
-            .map(|user| user.email)
-            .unwrap_or_default();
-        // Stripe first, outside any transaction: what is stored here is what it accepted.
-        stripe
-            .update_customer_details(&customer, &merged, &owner_email)
-            .await?;
-        let trail = request(ctx).trail()?;
-        let event = Event {
-            action: Action::BillingDetailsUpdated,
-            target: Target::workspace(workspace_id),
-            changes: json!({ "fields": fields }),
-        };
-        conn.transaction(async |conn| {
-            account::set_details(conn, workspace_id, &merged).await?;
-            audit::record(conn, workspace_id, &trail, event, Utc::now()).await
-        })
+        let request = request(ctx);
+        let trail = request.trail()?;
+        manage::update_details(
+            &request.db,
+            stripe,
+            &trail,
+            workspace_id,
+            update,
+            Utc::now(),
+        )
         .await?;
-        drop(conn);
         billing_of(ctx, workspace_id).await
     }
 
@@ -894,93 +713,12 @@ impl BillingMutation {
     }
 }
 
-/// `prefix` then 1 to 250 ASCII letters, digits and underscores: what Stripe's ids look like.
-fn is_stripe_id(id: &str, prefix: &str) -> bool {
-    id.strip_prefix(prefix).is_some_and(|rest| {
-        (1..=250).contains(&rest.len())
-            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    })
-}
-
-/// The workspace's customer, for a request naming the card `payment_method_id`.
-async fn customer_for_card(
-    ctx: &Context<'_>,
-    stripe: &StripeApi,
-    workspace_id: Uuid,
-    payment_method_id: &str,
-) -> ApiResult<String> {
-    // The id becomes part of a Stripe URL path: only Stripe's own id shape may get there.
-    if !is_stripe_id(payment_method_id, "pm_") {
-        return Err(not_a_card());
-    }
-    customer(ctx, stripe, workspace_id).await
-}
-
-/// Mirrors the customer's cards after a mutation changed them in Stripe.
-async fn refresh_cards(
-    ctx: &Context<'_>,
-    stripe: &StripeApi,
-    workspace_id: Uuid,
-    customer: &str,
-    event: Event,
-) -> ApiResult<()> {
-    let request = request(ctx);
-    let trail = request.trail()?;
-    let mut conn = request.db.conn_in(workspace_id).await?;
-    super::cards::refresh_recording(&mut conn, stripe, workspace_id, customer, &trail, event)
-        .await
-        .map_err(stripe_or_internal)?;
-    Ok(())
-}
-
-/// A domain step's error: Stripe's refusal as Stripe said it, anything else internal.
-fn stripe_or_internal(err: anyhow::Error) -> ApiError {
-    match err.downcast::<StripeCallError>() {
-        Ok(stripe) => stripe.into(),
-        Err(other) => ApiError::internal(&other),
-    }
-}
-
-fn not_a_card() -> ApiError {
-    ApiError::bad_input("`paymentMethodId` is not a card saved to this workspace.")
-}
-
 async fn set_cancel(ctx: &Context<'_>, workspace_id: &ID, cancel: bool) -> ApiResult<Billing> {
     let stripe = stripe(ctx)?;
     let workspace_id = parse_id(workspace_id)?;
-    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
-    let subscription_id = account::find(&mut conn, workspace_id)
-        .await?
-        .and_then(|a| a.subscription_id)
-        .ok_or_else(|| {
-            ApiError::conflict("This workspace has no subscription: choose a plan first.")
-        })?;
-    let subscription = stripe
-        .set_cancel_at_period_end(&subscription_id, cancel)
-        .await?;
-    let period_end = subscription
-        .current_period_end
-        .and_then(|at| chrono::DateTime::from_timestamp(at, 0));
-    let event = Event {
-        action: if cancel {
-            Action::SubscriptionCanceled
-        } else {
-            Action::SubscriptionResumed
-        },
-        target: Target::stripe("subscription", &subscription.id),
-        changes: json!({ "periodEnd": period_end.map(|at| at.to_rfc3339()) }),
-    };
-    let trail = request(ctx).trail()?;
-    super::sync::mirror(
-        &mut conn,
-        workspace_id,
-        &subscription,
-        None,
-        &trail,
-        Some(event),
-    )
-    .await?;
-    drop(conn);
+    let request = request(ctx);
+    let trail = request.trail()?;
+    manage::set_cancel(&request.db, stripe, &trail, workspace_id, cancel).await?;
     billing_of(ctx, workspace_id).await
 }
 
