@@ -64,36 +64,54 @@ impl Role {
     }
 }
 
-/// What someone may want to do inside a workspace.
+/// What someone may want to do inside a workspace (reading needs only membership). Each action has the least role that may
+/// do it ([`Action::least_role`]): the one place roles are stated. The GraphQL guard and
+/// the `@requireRole` directive of a field are both derived from its action, and the
+/// domain functions check the same actions against the role they read under the lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    Read,
+    /// Create or edit resources.
     CreateOrEdit,
     /// Delete an item; `own` says whether the actor created it.
     DeleteItem {
         own: bool,
     },
+    /// Invite, resend, revoke, remove members.
     ManageMembers,
     ChangeRoles,
+    TransferOwnership,
+    /// Read and change the plan, cards, details and invoices.
     ManageBilling,
+    ReadAuditLog,
     RenameWorkspace,
     DeleteWorkspace,
     Leave,
 }
 
-/// The role table of DESIGN.md.
-pub fn allows(role: Role, action: Action) -> bool {
-    use Role::*;
-    match action {
-        Action::Read => true,
-        Action::CreateOrEdit => role.at_least(Member),
-        Action::DeleteItem { own } => role.at_least(Admin) || (role == Member && own),
-        Action::ManageMembers | Action::ManageBilling | Action::RenameWorkspace => {
-            role.at_least(Admin)
+impl Action {
+    /// The least role that may do it (DESIGN.md's role table).
+    pub const fn least_role(self) -> Role {
+        match self {
+            Action::Leave => Role::Viewer,
+            Action::CreateOrEdit | Action::DeleteItem { own: true } => Role::Member,
+            Action::DeleteItem { own: false }
+            | Action::ManageMembers
+            | Action::ManageBilling
+            | Action::ReadAuditLog
+            | Action::RenameWorkspace => Role::Admin,
+            Action::ChangeRoles | Action::TransferOwnership | Action::DeleteWorkspace => {
+                Role::Owner
+            }
         }
-        Action::ChangeRoles | Action::DeleteWorkspace => role == Owner,
-        // The Owner must transfer ownership or delete the workspace first.
-        Action::Leave => role != Owner,
+    }
+}
+
+/// The role table of DESIGN.md: the action's least role or higher, except that the Owner
+/// cannot leave (they transfer ownership or delete the workspace first).
+pub fn allows(role: Role, action: Action) -> bool {
+    match action {
+        Action::Leave => role != Role::Owner,
+        _ => role.at_least(action.least_role()),
     }
 }
 
@@ -123,7 +141,6 @@ mod tests {
             (Viewer, false, false, false, false, false, false, false),
         ];
         for (role, edit, delete_any, delete_own, members, roles, billing, delete_ws) in table {
-            assert!(allows(role, Action::Read), "{role:?} reads");
             assert_eq!(allows(role, Action::CreateOrEdit), edit, "{role:?} edit");
             let delete_other = Action::DeleteItem { own: false };
             assert_eq!(allows(role, delete_other), delete_any, "{role:?} delete");
@@ -134,6 +151,12 @@ mod tests {
             assert_eq!(allows(role, Action::ManageBilling), billing, "{role:?}");
             assert_eq!(allows(role, Action::DeleteWorkspace), delete_ws, "{role:?}");
             assert_eq!(allows(role, Action::RenameWorkspace), members, "{role:?}");
+            assert_eq!(allows(role, Action::ReadAuditLog), members, "{role:?} log");
+            assert_eq!(
+                allows(role, Action::TransferOwnership),
+                delete_ws,
+                "{role:?}"
+            );
             assert_eq!(allows(role, Action::Leave), role != Owner, "{role:?} leave");
         }
     }

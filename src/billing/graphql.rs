@@ -15,10 +15,10 @@ use super::BillingStatus;
 use crate::db::page::Page;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::guard::{authorize, require_role, RoleGuard};
+use crate::graphql::guard::{least, membership, require_role, RoleGuard};
 use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
-use crate::roles::Role;
+use crate::roles::Action;
 use crate::workspaces::model::WorkspaceRow;
 
 /// Where a workspace stands with billing (the README's billing status table).
@@ -527,8 +527,8 @@ impl BillingMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::new(Action::ManageBilling, &workspace_id)",
+        directive = require_role::apply(least(Action::ManageBilling))
     )]
     async fn create_setup_intent(
         &self,
@@ -547,8 +547,8 @@ impl BillingMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::new(Action::ManageBilling, &workspace_id)",
+        directive = require_role::apply(least(Action::ManageBilling))
     )]
     async fn set_default_payment_method(
         &self,
@@ -576,8 +576,8 @@ impl BillingMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::new(Action::ManageBilling, &workspace_id)",
+        directive = require_role::apply(least(Action::ManageBilling))
     )]
     async fn remove_payment_method(
         &self,
@@ -609,8 +609,8 @@ impl BillingMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::new(Action::ManageBilling, &workspace_id)",
+        directive = require_role::apply(least(Action::ManageBilling))
     )]
     async fn select_plan(
         &self,
@@ -620,7 +620,7 @@ impl BillingMutation {
     ) -> ApiResult<PlanSelection> {
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
-        let membership = authorize(ctx, workspace_id, Role::Admin).await?;
+        let membership = membership(ctx, workspace_id).await?;
         let request = request(ctx);
         let trail = request.trail()?;
         let pending = manage::select_plan(
@@ -664,8 +664,8 @@ impl BillingMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::new(Action::ManageBilling, &workspace_id)",
+        directive = require_role::apply(least(Action::ManageBilling))
     )]
     async fn update_billing_details(
         &self,
@@ -694,8 +694,8 @@ impl BillingMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::new(Action::ManageBilling, &workspace_id)",
+        directive = require_role::apply(least(Action::ManageBilling))
     )]
     async fn cancel_subscription(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<Billing> {
         set_cancel(ctx, &workspace_id, true).await
@@ -705,8 +705,8 @@ impl BillingMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::new(Action::ManageBilling, &workspace_id)",
+        directive = require_role::apply(least(Action::ManageBilling))
     )]
     async fn resume_subscription(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<Billing> {
         set_cancel(ctx, &workspace_id, false).await

@@ -1,10 +1,12 @@
-//! Role rules declared once per field: `@requireRole(role: ...)` in the SDL, enforced by a
-//! guard in the same attribute:
+//! Role rules declared once per field, from the field's [`Action`]: `@requireRole(role:
+//! ...)` in the SDL and the guard enforcing it are both its least role.
 //!
 //! ```ignore
-//! #[graphql(guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-//!           directive = require_role::apply(Role::Admin.into()))]
+//! #[graphql(guard = "RoleGuard::new(Action::ManageBilling, &workspace_id)",
+//!           directive = require_role::apply(least(Action::ManageBilling)))]
 //! ```
+//!
+//! Service calls have their own principal and guard ([`ServiceGuard`]).
 //!
 //! The guard answers `UNAUTHENTICATED` without a caller, `NOT_FOUND` outside the workspace
 //! (indistinguishable from a missing one) and `FORBIDDEN` when the role is too low;
@@ -17,7 +19,7 @@ use chrono::Utc;
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
-use crate::roles::Role;
+use crate::roles::{Action, Role};
 use crate::workspaces::loader::CallerMembership;
 use crate::workspaces::model::WorkspaceRow;
 
@@ -39,6 +41,15 @@ pub enum GqlRole {
 #[TypeDirective(location = "FieldDefinition", name = "requireRole")]
 pub fn require_role(role: GqlRole) {}
 
+/// The `@requireRole` of a field doing `action`: its least role.
+pub fn least(action: Action) -> GqlRole {
+    action.least_role().into()
+}
+
+/// Lets a field through when the caller's role in the workspace allows `action` (by its
+/// least role: the row-dependent part of a rule, such as deleting only one's own item, is
+/// the domain's). The membership it checked is the request's, cached: the resolver gets
+/// it again with [`membership`], without another check or statement.
 pub struct RoleGuard {
     required: Role,
     workspace_id: Result<Uuid, String>,
@@ -47,9 +58,9 @@ pub struct RoleGuard {
 }
 
 impl RoleGuard {
-    pub fn new(required: Role, workspace_id: &ID) -> Self {
+    pub fn new(action: Action, workspace_id: &ID) -> Self {
         Self {
-            required,
+            required: action.least_role(),
             workspace_id: parse_id(workspace_id).map_err(|_| workspace_id.to_string()),
             writes: false,
         }
@@ -59,17 +70,17 @@ impl RoleGuard {
     /// the workspace is read-only. Read-only means no resource writes and nothing more:
     /// membership, invitations, the name and billing stay open to their roles, so a lapsed
     /// workspace can still be handed over and paid for.
-    pub fn writer(required: Role, workspace_id: &ID) -> Self {
+    pub fn writer(action: Action, workspace_id: &ID) -> Self {
         Self {
             writes: true,
-            ..Self::new(required, workspace_id)
+            ..Self::new(action, workspace_id)
         }
     }
 
     /// For fields of an already-resolved workspace.
-    pub fn on(required: Role, workspace_id: Uuid) -> Self {
+    pub fn on(action: Action, workspace_id: Uuid) -> Self {
         Self {
-            required,
+            required: action.least_role(),
             workspace_id: Ok(workspace_id),
             writes: false,
         }
@@ -87,6 +98,24 @@ impl Guard for RoleGuard {
             ensure_writable(&membership.workspace)?;
         }
         Ok(())
+    }
+}
+
+/// Lets a field through for a service holding one of `SERVICE_TOKENS` (the agent runtime),
+/// the principal of service calls: a person is FORBIDDEN, nobody is UNAUTHENTICATED.
+pub struct ServiceGuard;
+
+impl Guard for ServiceGuard {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        let request = request(ctx);
+        if request.service {
+            return Ok(());
+        }
+        Err(match request.caller {
+            Some(_) => ApiError::forbidden("This needs a service token."),
+            None => ApiError::unauthenticated(),
+        }
+        .into())
     }
 }
 

@@ -13,10 +13,10 @@ use crate::auth::token;
 use crate::db::page::{split_total, Cursor, Page};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::guard::{membership, require_role, GqlRole, RoleGuard};
+use crate::graphql::guard::{least, membership, require_role, GqlRole, RoleGuard};
 use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
-use crate::roles::Role;
+use crate::roles::Action;
 use crate::text::EmailAddress;
 use crate::workspaces::graphql::Workspace;
 
@@ -171,8 +171,8 @@ impl InvitationMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::new(Action::ManageMembers, &workspace_id)",
+        directive = require_role::apply(least(Action::ManageMembers))
     )]
     async fn invite_member(
         &self,
@@ -199,8 +199,8 @@ impl InvitationMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::new(Action::ManageMembers, &workspace_id)",
+        directive = require_role::apply(least(Action::ManageMembers))
     )]
     async fn resend_invitation(
         &self,
@@ -215,8 +215,8 @@ impl InvitationMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::new(Action::ManageMembers, &workspace_id)",
+        directive = require_role::apply(least(Action::ManageMembers))
     )]
     async fn revoke_invitation(
         &self,

@@ -9,10 +9,10 @@ use crate::auth::graphql::User;
 use crate::db::page::{split_total, Cursor, Page};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::guard::{require_role, GqlRole, RoleGuard};
+use crate::graphql::guard::{least, require_role, GqlRole, RoleGuard};
 use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
-use crate::roles::Role;
+use crate::roles::{Action, Role};
 use crate::workspaces::graphql::Workspace;
 
 /// Someone in a workspace, with their role.
@@ -97,8 +97,8 @@ impl MemberMutation {
     ///
     /// Needs the OWNER role.
     #[graphql(
-        guard = "RoleGuard::new(Role::Owner, &workspace_id)",
-        directive = require_role::apply(Role::Owner.into())
+        guard = "RoleGuard::new(Action::ChangeRoles, &workspace_id)",
+        directive = require_role::apply(least(Action::ChangeRoles))
     )]
     async fn change_member_role(
         &self,
@@ -127,8 +127,8 @@ impl MemberMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::new(Action::ManageMembers, &workspace_id)",
+        directive = require_role::apply(least(Action::ManageMembers))
     )]
     async fn remove_member(
         &self,
@@ -148,8 +148,8 @@ impl MemberMutation {
     ///
     /// Needs the OWNER role.
     #[graphql(
-        guard = "RoleGuard::new(Role::Owner, &workspace_id)",
-        directive = require_role::apply(Role::Owner.into())
+        guard = "RoleGuard::new(Action::TransferOwnership, &workspace_id)",
+        directive = require_role::apply(least(Action::TransferOwnership))
     )]
     async fn transfer_ownership(
         &self,

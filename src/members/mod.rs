@@ -175,7 +175,10 @@ pub async fn transfer_ownership(
 ) -> ApiResult<()> {
     conn.transaction(async |conn| {
         let actor = trail.person()?;
-        if lock_caller_role(conn, workspace_id, actor).await? != Role::Owner {
+        if !roles::allows(
+            lock_caller_role(conn, workspace_id, actor).await?,
+            Action::TransferOwnership,
+        ) {
             return Err(MemberError::OnlyOwnerTransfers.into());
         }
         if target == actor {

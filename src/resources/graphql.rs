@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use super::kinds::*;
 use crate::error::ApiResult;
-use crate::graphql::guard::{require_role, RoleGuard};
+use crate::graphql::guard::{least, require_role, RoleGuard};
 use crate::graphql::pagination::PageOf;
-use crate::roles::Role;
+use crate::roles::Action;
 
 /// Declares one kind's three mutations.
 macro_rules! resource_mutations {
@@ -23,8 +23,8 @@ macro_rules! resource_mutations {
             #[doc = ""]
             #[doc = "Needs the MEMBER role or higher."]
             #[graphql(
-                                        guard = "RoleGuard::writer(Role::Member, &workspace_id)",
-                                        directive = require_role::apply(Role::Member.into())
+                                        guard = "RoleGuard::writer(Action::CreateOrEdit, &workspace_id)",
+                                        directive = require_role::apply(least(Action::CreateOrEdit))
                                     )]
             async fn $create(
                 &self,
@@ -39,8 +39,8 @@ macro_rules! resource_mutations {
             #[doc = ""]
             #[doc = "Needs the MEMBER role or higher."]
             #[graphql(
-                                        guard = "RoleGuard::writer(Role::Member, &workspace_id)",
-                                        directive = require_role::apply(Role::Member.into())
+                                        guard = "RoleGuard::writer(Action::CreateOrEdit, &workspace_id)",
+                                        directive = require_role::apply(least(Action::CreateOrEdit))
                                     )]
             async fn $update(
                 &self,
@@ -56,8 +56,8 @@ macro_rules! resource_mutations {
             #[doc = ""]
             #[doc = "Needs the MEMBER role or higher."]
             #[graphql(
-                                        guard = "RoleGuard::writer(Role::Member, &workspace_id)",
-                                        directive = require_role::apply(Role::Member.into())
+                                        guard = "RoleGuard::writer(Action::DeleteItem { own: true }, &workspace_id)",
+                                        directive = require_role::apply(least(Action::DeleteItem { own: true }))
                                     )]
             async fn $delete(
                 &self,

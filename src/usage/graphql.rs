@@ -6,8 +6,9 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 
 use super::{model, Metric};
 use crate::billing::{self, graphql::LimitsView};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::graphql::context::{parse_id, request};
+use crate::graphql::guard::ServiceGuard;
 use crate::graphql::scalars::Timestamp;
 use crate::workspaces::model::WorkspaceRow;
 
@@ -76,6 +77,7 @@ pub struct UsageMutation;
 #[Object]
 impl UsageMutation {
     /// Metering from the agent runtime; needs a service token. Same idempotencyKey twice counts once.
+    #[graphql(guard = "ServiceGuard")]
     async fn report_usage(
         &self,
         ctx: &Context<'_>,
@@ -85,12 +87,6 @@ impl UsageMutation {
         idempotency_key: String,
     ) -> ApiResult<Usage> {
         let request = request(ctx);
-        if !request.service {
-            return Err(match request.caller {
-                Some(_) => ApiError::forbidden("reportUsage needs a service token."),
-                None => ApiError::unauthenticated(),
-            });
-        }
         let workspace_id = parse_id(&workspace_id)?;
         let trail = request.trail()?;
         let now = Utc::now();

@@ -11,13 +11,13 @@ use crate::billing::graphql::GqlBillingStatus;
 use crate::billing::graphql::{billing_of, Billing};
 use crate::error::ApiResult;
 use crate::graphql::context::{parse_id, request};
-use crate::graphql::guard::{membership, require_role, GqlRole, RoleGuard};
+use crate::graphql::guard::{least, membership, require_role, GqlRole, RoleGuard};
 use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
 use crate::invitations::graphql::{invitations_page, Invitation};
 use crate::members::graphql::{members_page, Member};
 use crate::resources::graphql::ResourceLists;
-use crate::roles::Role;
+use crate::roles::{Action, Role};
 use crate::text::Name;
 use crate::usage::graphql::{usage_of, Usage};
 
@@ -114,8 +114,8 @@ impl WorkspaceFields {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::on(Role::Admin, self.row.id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::on(Action::ManageBilling, self.row.id)",
+        directive = require_role::apply(least(Action::ManageBilling))
     )]
     async fn billing(&self, ctx: &Context<'_>) -> ApiResult<Option<Billing>> {
         billing_of(ctx, self.row.id).await.map(Some)
@@ -127,8 +127,8 @@ impl WorkspaceFields {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::on(Role::Admin, self.row.id)",
-        directive = require_role::apply(Role::Admin.into()),
+        guard = "RoleGuard::on(Action::ReadAuditLog, self.row.id)",
+        directive = require_role::apply(least(Action::ReadAuditLog)),
         complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn audit_log(
@@ -149,8 +149,8 @@ impl WorkspaceFields {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::on(Role::Admin, self.row.id)",
-        directive = require_role::apply(Role::Admin.into()),
+        guard = "RoleGuard::on(Action::ManageMembers, self.row.id)",
+        directive = require_role::apply(least(Action::ManageMembers)),
         complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
     )]
     async fn invitations(
@@ -225,8 +225,8 @@ impl WorkspaceMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Role::Admin, &workspace_id)",
-        directive = require_role::apply(Role::Admin.into())
+        guard = "RoleGuard::new(Action::RenameWorkspace, &workspace_id)",
+        directive = require_role::apply(least(Action::RenameWorkspace))
     )]
     async fn rename_workspace(
         &self,
@@ -255,8 +255,8 @@ impl WorkspaceMutation {
     ///
     /// Needs the OWNER role.
     #[graphql(
-        guard = "RoleGuard::new(Role::Owner, &workspace_id)",
-        directive = require_role::apply(Role::Owner.into())
+        guard = "RoleGuard::new(Action::DeleteWorkspace, &workspace_id)",
+        directive = require_role::apply(least(Action::DeleteWorkspace))
     )]
     async fn delete_workspace(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<bool> {
         let request = request(ctx);
