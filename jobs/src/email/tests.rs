@@ -245,3 +245,36 @@ fn a_sign_up_is_finished_from_its_email_and_a_taken_address_is_told_instead() {
     assert!(told.text.contains("which already has an account"));
     assert!(told.text.contains("https://app.example.com/reset-password"));
 }
+
+/// Every template is rendered by one of the snapshot tests above, so a placeholder its
+/// email gives no value for (a misspelt `{{workspce}}`) fails them instead of rendering
+/// empty.
+#[test]
+fn every_template_has_a_snapshot() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/email");
+    let mut missing = Vec::new();
+    let mut templates = 0;
+    for entry in std::fs::read_dir(root.join("templates")).expect("templates") {
+        let path = entry.expect("entry").path();
+        if !path.is_dir() {
+            continue;
+        }
+        templates += 1;
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        if !root.join("snapshots").join(format!("{name}.snap")).exists() {
+            missing.push(name);
+        }
+    }
+    assert!(templates >= 14, "found {templates} templates");
+    assert!(missing.is_empty(), "templates no test renders: {missing:?}");
+}
+
+#[test]
+#[should_panic(expected = "template variable `workspce` has no value")]
+fn a_misspelt_placeholder_fails() {
+    fill("Join {{workspce}}", &[("workspace", "Acme")], Escape::None);
+}
