@@ -137,11 +137,18 @@ struct Pruned {
 
 /// Deletes events from before `before` in every workspace (an owner-run function).
 pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
-    let pruned: Pruned = static_sql(
-        "SELECT prune_audit_events($1) AS pruned",
-        (bind::<Timestamptz, _>(before),),
-    )
-    .get_result(conn)
-    .await?;
+    prune_with(conn, "SELECT prune_audit_events($1) AS pruned", before).await
+}
+
+/// Runs one of the owner-run retention functions (`SELECT prune_...($1) AS pruned`), which
+/// delete what the app role may not; answers how many rows went.
+pub async fn prune_with(
+    conn: &mut AsyncPgConnection,
+    sql: &'static str,
+    before: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let pruned: Pruned = static_sql(sql, (bind::<Timestamptz, _>(before),))
+        .get_result(conn)
+        .await?;
     Ok(usize::try_from(pruned.pruned).unwrap_or(usize::MAX))
 }

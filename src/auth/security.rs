@@ -20,12 +20,10 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::db::{bind, static_sql};
 use crate::schema::security_events;
 
 /// What happened to the account.
@@ -206,19 +204,8 @@ pub async fn count(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<i
         .await
 }
 
-#[derive(QueryableByName)]
-struct Pruned {
-    #[diesel(sql_type = BigInt)]
-    pruned: i64,
-}
-
 /// Deletes events from before `before` in every account (an owner-run function).
 pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
-    let pruned: Pruned = static_sql(
-        "SELECT prune_security_events($1) AS pruned",
-        (bind::<Timestamptz, _>(before),),
-    )
-    .get_result(conn)
-    .await?;
-    Ok(usize::try_from(pruned.pruned).unwrap_or(usize::MAX))
+    crate::audit::model::prune_with(conn, "SELECT prune_security_events($1) AS pruned", before)
+        .await
 }

@@ -104,13 +104,7 @@ pub async fn customer(
     if let Some(account) = account::find(&mut conn, workspace_id).await? {
         return Ok(account.stripe_customer_id);
     }
-    let owner = crate::members::model::owner_of(&mut conn, workspace_id)
-        .await?
-        .ok_or_else(|| BillingError::Internal(anyhow::anyhow!("workspace without owner")))?;
-    let email = crate::auth::model::find_user(&mut conn, owner)
-        .await?
-        .map(|user| user.email)
-        .unwrap_or_default();
+    let email = owner_email(&mut conn, workspace_id).await?;
     drop(conn);
     let created = stripe.create_customer(workspace_id, &email).await?;
     let mut conn = db.conn_in(workspace_id).await?;
@@ -126,6 +120,20 @@ pub async fn customer(
         }
     }
     Ok(recorded)
+}
+
+/// The Owner's address: the customer's email unless a billing email is set.
+async fn owner_email(
+    conn: &mut diesel_async::AsyncPgConnection,
+    workspace_id: Uuid,
+) -> Result<String, BillingError> {
+    let owner = crate::members::model::owner_of(conn, workspace_id)
+        .await?
+        .ok_or_else(|| BillingError::Internal(anyhow::anyhow!("workspace without owner")))?;
+    Ok(crate::auth::model::find_user(conn, owner)
+        .await?
+        .map(|user| user.email)
+        .unwrap_or_default())
 }
 
 /// Starts adding a card: the client secret for Stripe Elements.
@@ -354,13 +362,7 @@ pub async fn update_details(
     let fields = update.fields();
     let merged = BillingDetails::from_column(before.as_ref().and_then(|a| a.details.as_ref()))
         .merged(update);
-    let owner = crate::members::model::owner_of(&mut conn, workspace_id)
-        .await?
-        .ok_or_else(|| BillingError::Internal(anyhow::anyhow!("workspace without owner")))?;
-    let owner_email = crate::auth::model::find_user(&mut conn, owner)
-        .await?
-        .map(|user| user.email)
-        .unwrap_or_default();
+    let owner_email = owner_email(&mut conn, workspace_id).await?;
     drop(conn);
     // Stripe first: what is stored here is what it accepted.
     stripe

@@ -20,7 +20,8 @@ async fn log(app: &TestApp, actor: &Actor, ws: &str, vars: Value) -> Value {
     app.gql(actor.token(), LOG, vars).await.data("workspace")["auditLog"].clone()
 }
 
-fn actions(page: &Value) -> Vec<String> {
+/// The actions of a page of events (audit or security log), newest first.
+pub fn actions(page: &Value) -> Vec<String> {
     page["edges"]
         .as_array()
         .expect("edges")

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::audit::actions;
 use crate::harness::{TestApp, PASSWORD};
 
 const LOG: &str =
@@ -28,14 +29,6 @@ async fn sign_in(app: &TestApp, email: &str, password: &str, agent: &str) -> Val
         .expect("json")
 }
 
-fn actions(page: &Value) -> Vec<String> {
-    page["edges"]
-        .as_array()
-        .expect("edges")
-        .iter()
-        .map(|edge| edge["node"]["action"].as_str().expect("action").to_owned())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_reads_its_own_sign_ins_sessions_and_tokens() {
