@@ -29,7 +29,6 @@ async fn sign_in(app: &TestApp, email: &str, password: &str, agent: &str) -> Val
         .expect("json")
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_reads_its_own_sign_ins_sessions_and_tokens() {
     let app = TestApp::new().await;
