@@ -12,7 +12,9 @@ use super::manage;
 use super::plans::{Limits, Plan, PlanId};
 use super::stripe::{PendingPayment, StripeApi};
 use super::BillingStatus;
+use crate::audit::Trail;
 use crate::db::page::Page;
+use crate::db::Db;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::{least, membership, require_role, RoleGuard};
@@ -556,19 +558,11 @@ impl BillingMutation {
         workspace_id: ID,
         payment_method_id: String,
     ) -> ApiResult<Billing> {
-        let stripe = stripe(ctx)?;
-        let workspace_id = parse_id(&workspace_id)?;
-        let request = request(ctx);
-        let trail = request.trail()?;
-        manage::set_default_card(
-            &request.db,
-            stripe,
-            &trail,
-            workspace_id,
-            &payment_method_id,
-        )
-        .await?;
-        billing_of(ctx, workspace_id).await
+        let card = payment_method_id.as_str();
+        change(ctx, &workspace_id, async |db, stripe, trail, ws| {
+            manage::set_default_card(db, stripe, trail, ws, card).await
+        })
+        .await
     }
 
     /// Removes a saved card. The default card a subscription needs can only go when
@@ -585,19 +579,11 @@ impl BillingMutation {
         workspace_id: ID,
         payment_method_id: String,
     ) -> ApiResult<Billing> {
-        let stripe = stripe(ctx)?;
-        let workspace_id = parse_id(&workspace_id)?;
-        let request = request(ctx);
-        let trail = request.trail()?;
-        manage::remove_card(
-            &request.db,
-            stripe,
-            &trail,
-            workspace_id,
-            &payment_method_id,
-        )
-        .await?;
-        billing_of(ctx, workspace_id).await
+        let card = payment_method_id.as_str();
+        change(ctx, &workspace_id, async |db, stripe, trail, ws| {
+            manage::remove_card(db, stripe, trail, ws, card).await
+        })
+        .await
     }
 
     /// Chooses or changes the plan. Needs a default payment method. During the trial the
@@ -674,20 +660,10 @@ impl BillingMutation {
         details: BillingDetailsInput,
     ) -> ApiResult<Billing> {
         let update = details.parse()?;
-        let stripe = stripe(ctx)?;
-        let workspace_id = parse_id(&workspace_id)?;
-        let request = request(ctx);
-        let trail = request.trail()?;
-        manage::update_details(
-            &request.db,
-            stripe,
-            &trail,
-            workspace_id,
-            update,
-            Utc::now(),
-        )
-        .await?;
-        billing_of(ctx, workspace_id).await
+        change(ctx, &workspace_id, async |db, stripe, trail, ws| {
+            manage::update_details(db, stripe, trail, ws, update, Utc::now()).await
+        })
+        .await
     }
 
     /// Ends the subscription at the end of the paid period.
@@ -698,7 +674,10 @@ impl BillingMutation {
         directive = require_role::apply(least(Action::ManageBilling))
     )]
     async fn cancel_subscription(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<Billing> {
-        set_cancel(ctx, &workspace_id, true).await
+        change(ctx, &workspace_id, async |db, stripe, trail, ws| {
+            manage::set_cancel(db, stripe, trail, ws, true).await
+        })
+        .await
     }
 
     /// Undoes `cancelSubscription` before the period ends.
@@ -709,16 +688,25 @@ impl BillingMutation {
         directive = require_role::apply(least(Action::ManageBilling))
     )]
     async fn resume_subscription(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<Billing> {
-        set_cancel(ctx, &workspace_id, false).await
+        change(ctx, &workspace_id, async |db, stripe, trail, ws| {
+            manage::set_cancel(db, stripe, trail, ws, false).await
+        })
+        .await
     }
 }
 
-async fn set_cancel(ctx: &Context<'_>, workspace_id: &ID, cancel: bool) -> ApiResult<Billing> {
+/// Runs one of `billing::manage`'s changes as the caller, then answers the workspace's
+/// billing: what every billing mutation but `selectPlan` and `createSetupIntent` does.
+async fn change(
+    ctx: &Context<'_>,
+    workspace_id: &ID,
+    change: impl AsyncFnOnce(&Db, &StripeApi, &Trail, Uuid) -> Result<(), manage::BillingError>,
+) -> ApiResult<Billing> {
     let stripe = stripe(ctx)?;
     let workspace_id = parse_id(workspace_id)?;
     let request = request(ctx);
     let trail = request.trail()?;
-    manage::set_cancel(&request.db, stripe, &trail, workspace_id, cancel).await?;
+    change(&request.db, stripe, &trail, workspace_id).await?;
     billing_of(ctx, workspace_id).await
 }
 

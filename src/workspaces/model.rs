@@ -216,7 +216,8 @@ pub async fn find_live(
 }
 
 /// Serialises work on a workspace that must not interleave (a limit check and the insert it
-/// allows; creating its Stripe customer) without blocking reads of the row.
+/// allows: [`crate::billing::lock_row_with_limits`] takes the same lock) without blocking
+/// reads of the row.
 pub async fn lock_row(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<()> {
     workspaces::table
         .find(workspace_id)
