@@ -12,6 +12,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod invitations;
+pub mod jobs;
 pub mod members;
 pub mod outbox;
 pub mod resources;

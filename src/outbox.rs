@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::StreamExt as _;
 use linkai_jobs::queue::MAX_SCHEDULED;
-use linkai_jobs::{Job, JobQueue, WorkerSettings};
+use linkai_jobs::{Job, JobQueue, Payload, WorkerSettings};
 use tokio::sync::watch;
 
 use crate::db::Db;
@@ -22,9 +22,10 @@ const BATCH: i64 = 100;
 pub const POLL_FALLBACK: Duration = Duration::from_secs(1);
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 
-/// Records `job` in the caller's transaction.
-pub async fn enqueue(conn: &mut AsyncPgConnection, job: &Job) -> QueryResult<()> {
-    let job = serde_json::to_value(job)
+/// Records the job `payload` in the caller's transaction.
+pub async fn enqueue<P: Payload>(conn: &mut AsyncPgConnection, payload: &P) -> QueryResult<()> {
+    let job = Job::of(payload)
+        .and_then(|job| serde_json::to_value(&job))
         .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
     diesel::insert_into(outbox::table)
         .values(outbox::job.eq(job))

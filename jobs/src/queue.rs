@@ -16,8 +16,9 @@ use apalis::layers::retry::{BackoffRetryPolicy, HasherRng, RetryPolicy};
 use apalis::prelude::*;
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
 
-use crate::handler::{handle, Deps};
-use crate::Job;
+use std::sync::Arc;
+
+use crate::{Handlers, Job};
 
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Most jobs that may wait in the queue's scheduled set. apalis-redis 1.0 promotes every due
@@ -158,11 +159,33 @@ impl JobQueue {
     }
 }
 
-async fn run_job(job: Job, deps: Data<Deps>) -> Result<(), BoxDynError> {
-    handle(&job, &deps).await.map_err(|err| {
-        tracing::warn!(kind = job.kind(), "job failed, will retry: {err:#}");
-        err.into()
-    })
+/// What a worker runs jobs with: the handlers, and the context each is given.
+struct Runner<C> {
+    handlers: Arc<Handlers<C>>,
+    context: C,
+}
+
+impl<C: Clone> Clone for Runner<C> {
+    fn clone(&self) -> Self {
+        Self {
+            handlers: Arc::clone(&self.handlers),
+            context: self.context.clone(),
+        }
+    }
+}
+
+async fn run_job<C>(job: Job, runner: Data<Runner<C>>) -> Result<(), BoxDynError>
+where
+    C: Clone + Send + Sync + 'static,
+{
+    runner
+        .handlers
+        .run(&job, runner.context.clone())
+        .await
+        .map_err(|err| {
+            tracing::warn!(kind = job.kind(), "job failed, will retry: {err:#}");
+            err.into()
+        })
 }
 
 /// Up to [`MAX_RETRIES`] attempts, backing off exponentially from half a second to five
@@ -178,21 +201,26 @@ pub fn retry_policy() -> anyhow::Result<BackoffRetryPolicy<ExponentialBackoff>> 
     Ok(RetryPolicy::retries(MAX_RETRIES).with_backoff(backoff))
 }
 
-/// Runs a worker, and the trimming of finished jobs, until `shutdown` resolves.
-pub async fn run_worker(
+/// Runs a worker, and the trimming of finished jobs, until `shutdown` resolves: each job
+/// goes to its kind's handler in `handlers`, with a clone of `context`.
+pub async fn run_worker<C>(
     settings: &WorkerSettings,
-    deps: Deps,
+    handlers: Arc<Handlers<C>>,
+    context: C,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    C: Clone + Send + Sync + 'static,
+{
     let storage = settings
         .storage::<Job>()
         .await?
         .poll_with_interval(POLL_INTERVAL);
     let worker = WorkerBuilder::new(settings.worker_name.clone())
         .backend(storage)
-        .data(deps)
+        .data(Runner { handlers, context })
         .retry(retry_policy()?)
-        .build(run_job);
+        .build(run_job::<C>);
     let trimming = FinishedJobs::connect(settings).await?.run();
     let working = worker.run_until(async move {
         shutdown.await;

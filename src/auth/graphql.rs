@@ -18,7 +18,6 @@ use crate::text::{EmailAddress, Name, NewPassword};
 use crate::throttle;
 use crate::workspaces::graphql::Workspace;
 use crate::workspaces::model as workspaces;
-use linkai_jobs::Job;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -501,7 +500,7 @@ impl AuthMutation {
                     expires,
                 )
                 .await?;
-                outbox::enqueue(conn, &Job::ProcessSignUp { request_id }).await?;
+                outbox::enqueue(conn, &super::ProcessSignUp { request_id }).await?;
                 Ok::<_, ApiError>(())
             })
             .await?;
@@ -696,7 +695,7 @@ impl AuthMutation {
             let token_id =
                 model::insert_account_token(conn, caller, LinkPurpose::VerifyEmail, expires, None)
                     .await?;
-            outbox::enqueue(conn, &Job::SendEmailVerification { token_id }).await?;
+            outbox::enqueue(conn, &super::SendEmailVerification { token_id }).await?;
             let event = security::Event::new(security::Action::VerificationEmailSent);
             log(conn, request, caller, event).await?;
             Ok::<_, ApiError>(true)
@@ -726,7 +725,7 @@ impl AuthMutation {
         let typed = throttle_subject_of_email(&email);
         conn.transaction(async |conn| {
             let request_id = model::insert_reset_request(conn, &typed).await?;
-            outbox::enqueue(conn, &Job::ProcessPasswordReset { request_id }).await?;
+            outbox::enqueue(conn, &super::ProcessPasswordReset { request_id }).await?;
             Ok::<_, ApiError>(())
         })
         .await?;
@@ -789,7 +788,7 @@ impl AuthMutation {
                 let changed = security::Action::PasswordChanged;
                 start_session(conn, user.id, &session, request, changed).await?;
                 let notice_id = model::insert_notice(conn, &user, "password_changed", None).await?;
-                outbox::enqueue(conn, &Job::SendAccountNotice { notice_id }).await?;
+                outbox::enqueue(conn, &super::SendAccountNotice { notice_id }).await?;
                 Ok::<_, ApiError>(user.clone())
             })
             .await?;
@@ -824,7 +823,7 @@ impl AuthMutation {
                 Some(new_email.as_str()),
             )
             .await?;
-            outbox::enqueue(conn, &Job::SendEmailChange { token_id }).await?;
+            outbox::enqueue(conn, &super::SendEmailChange { token_id }).await?;
             let notice_id = model::insert_notice(
                 conn,
                 &user,
@@ -832,7 +831,7 @@ impl AuthMutation {
                 Some(new_email.as_str()),
             )
             .await?;
-            outbox::enqueue(conn, &Job::SendAccountNotice { notice_id }).await?;
+            outbox::enqueue(conn, &super::SendAccountNotice { notice_id }).await?;
             let event = security::Event::new(security::Action::EmailChangeRequested)
                 .details(json!({ "to": new_email.as_str() }));
             log(conn, request, user.id, event).await?;

@@ -13,12 +13,15 @@
 //! from an invitation opens the account at once.
 
 pub mod graphql;
+pub mod jobs;
 pub mod model;
 pub mod password;
 pub mod security;
 pub mod token;
 
 use chrono::{DateTime, Duration, Utc};
+use linkai_jobs::Payload;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::SessionPolicy;
@@ -172,7 +175,7 @@ pub async fn delete_account(
             return Err(AccountError::OwnsSharedWorkspace(workspace.name));
         }
         // Nobody else is in it, so nobody is left to read its log: no event.
-        crate::workspaces::model::soft_delete(conn, workspace.id, now).await?;
+        crate::workspaces::end(conn, workspace.id, now).await?;
     }
     // The memberships elsewhere go with the account: each workspace's log says they left
     // (last, as entering a workspace holds for the rest of the transaction).
@@ -186,9 +189,40 @@ pub async fn delete_account(
         crate::audit::record(conn, workspace.id, trail, event, now).await?;
     }
     let notice_id = model::insert_notice(conn, user, "account_deleted", None).await?;
-    crate::outbox::enqueue(conn, &linkai_jobs::Job::SendAccountNotice { notice_id }).await?;
+    crate::outbox::enqueue(conn, &SendAccountNotice { notice_id }).await?;
     model::delete_user(conn, user.id).await?;
     Ok(())
+}
+
+/// Declares the account's jobs, each handled in [`jobs`].
+macro_rules! payloads {
+    ($($(#[$doc:meta])* $name:ident = $kind:literal { $field:ident: Uuid })*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Serialize, Deserialize)]
+        pub struct $name {
+            pub $field: Uuid,
+        }
+
+        impl Payload for $name {
+            const KIND: &'static str = $kind;
+        }
+    )*};
+}
+
+payloads! {
+    /// Email the address-verification link of an account token.
+    SendEmailVerification = "send_email_verification" { token_id: Uuid }
+    /// Email the link confirming a new sign-in address, to that address.
+    SendEmailChange = "send_email_change" { token_id: Uuid }
+    /// A reset was asked for an address: if an account has it (and its hourly cap allows),
+    /// make the link and email it. The request itself cannot tell.
+    ProcessPasswordReset = "process_password_reset" { request_id: Uuid }
+    /// Someone signed up with an address: email the link that finishes the sign-up, or, if
+    /// an account has the address, tell its owner (within the address's hourly cap). The
+    /// sign-up itself cannot tell.
+    ProcessSignUp = "process_sign_up" { request_id: Uuid }
+    /// Tell a person something happened to their account (a recorded notice).
+    SendAccountNotice = "send_account_notice" { notice_id: Uuid }
 }
 
 /// Who is calling: the signed-in user, the token they used and what that token may do.

@@ -22,7 +22,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
-use linkai_jobs::{CardNotice, Job};
+use linkai_jobs::Payload;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::stripe::{Cards, PaymentMethod, StripeApi};
@@ -30,6 +31,43 @@ use super::{card_expiry, CardExpiry, CARD_EXPIRY_NOTICE_DAYS};
 use crate::audit::{self, Event, Trail};
 use crate::db::{bind, static_sql, Db};
 use crate::schema::{card_notices, payment_methods};
+
+/// The emails about the default card's expiry, each sent at most once per card and
+/// expiry date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CardNotice {
+    /// It expires within 30 days.
+    ExpiresSoon,
+    /// It has expired: payments with it fail.
+    Expired,
+}
+
+impl CardNotice {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            CardNotice::ExpiresSoon => "expires_soon",
+            CardNotice::Expired => "expired",
+        }
+    }
+
+    pub fn from_db(text: &str) -> Option<Self> {
+        [CardNotice::ExpiresSoon, CardNotice::Expired]
+            .into_iter()
+            .find(|notice| notice.as_db() == text)
+    }
+}
+
+/// Job: email a workspace's Owner and Admins that its default card expires soon or expired
+/// (`billing::jobs`); the notice row says which.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendCardNotice {
+    pub workspace_id: Uuid,
+    pub notice_id: Uuid,
+}
+
+impl Payload for SendCardNotice {
+    const KIND: &'static str = "send_card_notice";
+}
 
 /// A saved card as mirrored.
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq, Eq)]
@@ -249,7 +287,7 @@ async fn record(
     else {
         return Ok(false);
     };
-    let job = Job::SendCardNotice {
+    let job = SendCardNotice {
         workspace_id: card.workspace_id,
         notice_id,
     };

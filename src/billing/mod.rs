@@ -5,6 +5,7 @@ pub mod account;
 pub mod cards;
 pub mod details;
 pub mod graphql;
+pub mod jobs;
 pub mod manage;
 pub mod phone_numbers;
 pub mod plans;

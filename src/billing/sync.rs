@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::Uuid as SqlUuid;
 use diesel::{OptionalExtension as _, QueryDsl as _};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use linkai_jobs::Payload;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::account;
@@ -14,6 +16,38 @@ use super::stripe::{StripeApi, Subscription};
 use crate::audit::{self, Action, Event, Target, Trail};
 use crate::db::{static_sql, Db};
 use crate::schema::stripe_events;
+
+/// Declares billing's Stripe-side jobs, each handled in `billing::jobs`.
+macro_rules! payloads {
+    ($($(#[$doc:meta])* $name:ident = $kind:literal { $($field:ident: $ty:ty),* })*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Serialize, Deserialize)]
+        pub struct $name {
+            $(pub $field: $ty,)*
+        }
+
+        impl Payload for $name {
+            const KIND: &'static str = $kind;
+        }
+    )*};
+}
+
+payloads! {
+    /// Mirror the workspace's subscription, cards and invoices from Stripe (after a webhook,
+    /// and when a billed quantity changed).
+    SyncBilling = "sync_billing" { workspace_id: Uuid }
+    /// Apply a recorded `customer.subscription.*` event: its copy of the subscription if it
+    /// is the newest event seen, else nothing (or a re-read, when the order is unclear).
+    ApplySubscriptionEvent = "apply_subscription_event" { workspace_id: Uuid, event_id: String }
+    /// Re-read our plans' prices and limits from Stripe.
+    SyncPlans = "sync_plans" {}
+    /// The workspace was deleted: end its subscription now.
+    CancelBilling = "cancel_billing" { workspace_id: Uuid }
+    /// The Owner changed: bill the new Owner's email.
+    UpdateBillingEmail = "update_billing_email" { workspace_id: Uuid }
+    /// Email a workspace's Owner and Admins that a payment failed.
+    SendPaymentFailed = "send_payment_failed" { workspace_id: Uuid }
+}
 
 /// Copies the workspace's cards, invoices and subscription state from Stripe (making the
 /// first saved card the default when there is none).
@@ -164,7 +198,7 @@ pub async fn mirror(
     conn.transaction(async |conn| {
         let saved = account::save_subscription(conn, workspace_id, subscription, plan).await?;
         if saved.entered {
-            let job = linkai_jobs::Job::SendPaymentFailed { workspace_id };
+            let job = SendPaymentFailed { workspace_id };
             crate::outbox::enqueue(conn, &job).await?;
         }
         let moved = (saved.previous_status.as_deref() != Some(subscription.status.as_str()))

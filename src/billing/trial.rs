@@ -12,11 +12,66 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Interval, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
-use linkai_jobs::{Job, TrialNotice};
+use linkai_jobs::Payload;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::{bind, static_sql, Db};
 use crate::schema::trial_notices;
+
+/// The emails of a trial's life, each sent at most once per workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialNotice {
+    /// 7 days left.
+    Reminder7,
+    /// 3 days left.
+    Reminder3,
+    /// 1 day left.
+    Reminder1,
+    /// The trial ended without a plan: the workspace is read-only.
+    Expired,
+}
+
+impl TrialNotice {
+    /// From the earliest to the most urgent.
+    pub const ALL: [TrialNotice; 4] = [
+        TrialNotice::Reminder7,
+        TrialNotice::Reminder3,
+        TrialNotice::Reminder1,
+        TrialNotice::Expired,
+    ];
+
+    pub fn as_db(self) -> &'static str {
+        match self {
+            TrialNotice::Reminder7 => "reminder_7",
+            TrialNotice::Reminder3 => "reminder_3",
+            TrialNotice::Reminder1 => "reminder_1",
+            TrialNotice::Expired => "expired",
+        }
+    }
+
+    /// Days before the trial's end when the notice is due (0: at the end).
+    pub fn days_before_end(self) -> i64 {
+        match self {
+            TrialNotice::Reminder7 => 7,
+            TrialNotice::Reminder3 => 3,
+            TrialNotice::Reminder1 => 1,
+            TrialNotice::Expired => 0,
+        }
+    }
+}
+
+/// Job: email a workspace's Owner and Admins about its trial (`billing::jobs`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendTrialNotice {
+    pub workspace_id: Uuid,
+    pub notice: TrialNotice,
+}
+
+impl Payload for SendTrialNotice {
+    const KIND: &'static str = "send_trial_notice";
+}
 
 #[derive(QueryableByName)]
 struct Ending {
@@ -100,7 +155,7 @@ async fn record(
     if !inserted.iter().any(|notice| notice == most_urgent.as_db()) {
         return Ok(false);
     }
-    let job = Job::SendTrialNotice {
+    let job = SendTrialNotice {
         workspace_id,
         notice: most_urgent,
     };

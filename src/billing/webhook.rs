@@ -15,11 +15,11 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
-use linkai_jobs::Job;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::sync::{ApplySubscriptionEvent, SyncBilling, SyncPlans};
 use crate::schema::stripe_events;
 use crate::App;
 
@@ -185,7 +185,7 @@ async fn record(app: &App, id: &str, kind: &str, event: &Value) -> anyhow::Resul
             .iter()
             .any(|prefix| kind.starts_with(prefix))
         {
-            crate::outbox::enqueue(conn, &Job::SyncPlans).await?;
+            crate::outbox::enqueue(conn, &SyncPlans {}).await?;
             return Ok(());
         }
         let workspace: Option<Uuid> = match owner_of(event) {
@@ -203,15 +203,15 @@ async fn record(app: &App, id: &str, kind: &str, event: &Value) -> anyhow::Resul
         };
         if let Some(workspace_id) = workspace {
             // A subscription event carries the subscription as it was: applied in order.
-            let job = if kind.starts_with("customer.subscription.") {
-                Job::ApplySubscriptionEvent {
+            if kind.starts_with("customer.subscription.") {
+                let job = ApplySubscriptionEvent {
                     workspace_id,
                     event_id: id.to_owned(),
-                }
+                };
+                crate::outbox::enqueue(conn, &job).await?;
             } else {
-                Job::SyncBilling { workspace_id }
-            };
-            crate::outbox::enqueue(conn, &job).await?;
+                crate::outbox::enqueue(conn, &SyncBilling { workspace_id }).await?;
+            }
         }
         Ok::<_, anyhow::Error>(())
     })

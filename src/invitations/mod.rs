@@ -18,11 +18,13 @@
 //! per address across workspaces. Each aliased send in one operation counts.
 
 pub mod graphql;
+pub mod jobs;
 pub mod model;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel_async::AsyncPgConnection;
-use linkai_jobs::Job;
+use linkai_jobs::Payload;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use self::model::InvitationRow;
@@ -59,6 +61,18 @@ pub enum InvitationStatus {
     Revoked,
     /// It ran out; it can be resent.
     Expired,
+}
+
+/// Job: email the invitation link ([`jobs`]). `delivery` counts sends (1 at creation, +1
+/// per resend), so a duplicate of an old delivery is skipped.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendInvitation {
+    pub invitation_id: Uuid,
+    pub delivery: i32,
+}
+
+impl Payload for SendInvitation {
+    const KIND: &'static str = "send_invitation";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +149,7 @@ async fn send(
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     model::record_send(conn, invitation, now).await?;
-    let job = Job::SendInvitation {
+    let job = SendInvitation {
         invitation_id: invitation.id,
         delivery: invitation.delivery,
     };
@@ -313,7 +327,7 @@ pub async fn accept(
             let owner = crate::members::model::owner_of(conn, workspace_id)
                 .await?
                 .ok_or_else(|| ApiError::internal(&"workspace without owner"))?;
-            crate::members::model::transfer_ownership(conn, workspace_id, owner, user_id).await?;
+            crate::members::hand_over(conn, workspace_id, owner, user_id).await?;
         }
         (Some(_), _) => {}
         (None, role) => crate::members::model::add(conn, workspace_id, user_id, role, now).await?,

@@ -78,7 +78,7 @@ pub async fn change_role(
             (Role::Owner, Role::Owner) => None,
             (Role::Owner, _) => return Err(MemberError::OwnerKeepsRole.into()),
             (_, Role::Owner) => {
-                model::transfer_ownership(conn, workspace_id, actor, target).await?;
+                hand_over(conn, workspace_id, actor, target).await?;
                 Some(transferred(actor, target))
             }
             (from, to) if from == to => None,
@@ -187,7 +187,7 @@ pub async fn transfer_ownership(
         model::role_of(conn, workspace_id, target)
             .await?
             .ok_or(MemberError::NotFound)?;
-        model::transfer_ownership(conn, workspace_id, actor, target).await?;
+        hand_over(conn, workspace_id, actor, target).await?;
         audit::record(conn, workspace_id, trail, transferred(actor, target), now).await?;
         Ok(())
     })
@@ -214,5 +214,21 @@ pub async fn leave(
         };
         depart(conn, trail, workspace_id, gone, now).await
     })
+    .await
+}
+
+/// Makes `new_owner` the Owner and the current one an Admin, and queues the update of the
+/// Stripe customer's email to the new Owner's, in the caller's transaction.
+pub async fn hand_over(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    current_owner: Uuid,
+    new_owner: Uuid,
+) -> diesel::QueryResult<()> {
+    model::transfer_ownership(conn, workspace_id, current_owner, new_owner).await?;
+    crate::outbox::enqueue(
+        conn,
+        &crate::billing::sync::UpdateBillingEmail { workspace_id },
+    )
     .await
 }

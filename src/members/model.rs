@@ -124,9 +124,9 @@ pub async fn remove(
         .map(|n| n == 1)
 }
 
-/// Makes `new_owner` the Owner and the current Owner an Admin, and queues the update of the
-/// Stripe customer's email to the new Owner's. The demotion goes first: the one-owner index
-/// is checked statement by statement.
+/// Makes `new_owner` the Owner and the current Owner an Admin (through
+/// [`crate::members::hand_over`], which also re-bills). The demotion goes first: the one-owner
+/// index is checked statement by statement.
 pub async fn transfer_ownership(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
@@ -134,8 +134,7 @@ pub async fn transfer_ownership(
     new_owner: Uuid,
 ) -> QueryResult<()> {
     set_role(conn, workspace_id, current_owner, Role::Admin).await?;
-    set_role(conn, workspace_id, new_owner, Role::Owner).await?;
-    crate::outbox::enqueue(conn, &linkai_jobs::Job::UpdateBillingEmail { workspace_id }).await
+    set_role(conn, workspace_id, new_owner, Role::Owner).await
 }
 
 pub async fn find(

@@ -172,8 +172,7 @@ pub async fn create<K: Kind>(
 /// step, inside the writing transaction.
 async fn billed<K: Kind>(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> ApiResult<()> {
     if K::BILLED {
-        let job = linkai_jobs::Job::SyncBilling { workspace_id };
-        crate::outbox::enqueue(conn, &job).await?;
+        crate::outbox::enqueue(conn, &billing::sync::SyncBilling { workspace_id }).await?;
     }
     Ok(())
 }

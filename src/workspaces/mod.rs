@@ -14,7 +14,7 @@ pub mod graphql;
 pub mod loader;
 pub mod model;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ use crate::roles::Role;
 use crate::throttle::Window;
 use model::WorkspaceRow;
 
-pub const TRIAL_LENGTH: Duration = Duration::days(14);
+pub use model::TRIAL_LENGTH;
 /// Live workspaces one account may own.
 pub const OWNED_PER_ACCOUNT: usize = 20;
 /// New workspaces (trials) one account may create per day, besides the one of its sign-up.
@@ -144,7 +144,7 @@ pub async fn delete(
                 "Only the Owner can delete the workspace.",
             ));
         }
-        let Some(name) = model::soft_delete(conn, workspace_id, now).await? else {
+        let Some(name) = end(conn, workspace_id, now).await? else {
             return Ok(false);
         };
         let event = Event {
@@ -169,4 +169,18 @@ pub async fn lock_caller_role(
     model::lock_for_membership_change(conn, workspace_id, caller_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Workspace"))
+}
+
+/// Marks the workspace deleted and queues the end of its subscription, in the caller's
+/// transaction; returns its name, or `None` if it was deleted already.
+pub async fn end(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<Option<String>> {
+    let deleted = model::soft_delete(conn, workspace_id, now).await?;
+    if deleted.is_some() {
+        crate::outbox::enqueue(conn, &crate::billing::sync::CancelBilling { workspace_id }).await?;
+    }
+    Ok(deleted)
 }

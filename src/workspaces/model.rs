@@ -10,6 +10,9 @@ use crate::db::{bind, static_sql};
 use crate::roles::Role;
 use crate::schema::{memberships, workspaces};
 
+/// How long a new workspace's trial lasts.
+pub const TRIAL_LENGTH: chrono::Duration = chrono::Duration::days(14);
+
 #[derive(Queryable, QueryableByName, Selectable, Clone, Debug)]
 #[diesel(table_name = workspaces)]
 pub struct WorkspaceRow {
@@ -33,7 +36,7 @@ pub async fn create_with_owner(
             workspaces::id.eq(Uuid::now_v7()),
             workspaces::name.eq(name),
             workspaces::created_at.eq(now),
-            workspaces::trial_ends_at.eq(now + super::TRIAL_LENGTH),
+            workspaces::trial_ends_at.eq(now + TRIAL_LENGTH),
         ))
         .returning(WorkspaceRow::as_returning())
         .get_result(conn)
@@ -177,8 +180,8 @@ pub async fn rename(
     }))
 }
 
-/// Hides the workspace from every query at once (its rows stay for a later purge) and
-/// queues the end of its subscription.
+/// Hides the workspace from every query at once (its rows stay for a later purge); see
+/// [`crate::workspaces::end`], which also ends its subscription.
 /// Answers the deleted workspace's name, or `None` if it was gone already.
 pub async fn soft_delete(
     conn: &mut AsyncPgConnection,
@@ -195,9 +198,6 @@ pub async fn soft_delete(
     .get_result(conn)
     .await
     .optional()?;
-    if deleted.is_some() {
-        crate::outbox::enqueue(conn, &linkai_jobs::Job::CancelBilling { workspace_id }).await?;
-    }
     Ok(deleted)
 }
 

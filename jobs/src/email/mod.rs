@@ -1,84 +1,55 @@
 //! Emails: templates embedded at compile time (subject, text and HTML over one layout),
+//! each with its typed values ([`messages`], generated from the templates by `build.rs`),
 //! rendering with HTML escaping, and the transport chosen once at start.
+//!
+//! Adding an email: a folder under `templates/` (its struct appears in [`messages`]), the
+//! handler that fills the struct and sends it, and the place that enqueues the handler's job.
 
 mod transport;
 
 pub use transport::Mailer;
 
-use crate::store::{AccountEmail, AccountNotice, Notice, NoticeEmail, TokenEmail, TokenEmailKind};
-use crate::{CardNotice, TrialNotice};
+use chrono::{DateTime, Utc};
 
 /// A rendered email.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email {
+    /// Its template's name, for logs.
+    pub template: &'static str,
     pub to: String,
     pub subject: String,
     pub text: String,
     pub html: String,
 }
 
-struct Template {
-    subject: &'static str,
-    text: &'static str,
-    html: &'static str,
+/// One email's three files.
+pub struct Template {
+    pub name: &'static str,
+    pub subject: &'static str,
+    pub text: &'static str,
+    pub html: &'static str,
 }
 
-macro_rules! template {
-    ($name:literal) => {
-        Template {
-            subject: include_str!(concat!("templates/", $name, "/subject.txt")),
-            text: include_str!(concat!("templates/", $name, "/body.txt")),
-            html: include_str!(concat!("templates/", $name, "/body.html")),
-        }
-    };
+/// An email's values, typed by its template: see [`messages`].
+pub trait Message {
+    const TEMPLATE: Template;
+    /// Each placeholder with its value.
+    fn values(&self) -> Vec<(&'static str, &str)>;
+}
+
+/// One struct per template, with exactly the placeholders it uses.
+pub mod messages {
+    use super::{Message, Template};
+
+    include!(concat!(env!("OUT_DIR"), "/messages.rs"));
 }
 
 const LAYOUT: &str = include_str!("templates/layout.html");
 
-/// Renders a token email; links are built from `app_url`.
-pub fn render(email: &TokenEmail, app_url: &str) -> Email {
-    let expires = email
-        .expires_at
-        .format("%B %-d, %Y at %H:%M UTC")
-        .to_string();
-    let link = |path: &str| format!("{app_url}/{path}?token={}", email.token);
-    let (template, link, mut vars) = match &email.kind {
-        TokenEmailKind::Invitation {
-            workspace_name,
-            inviter_name,
-            role,
-        } => (
-            template!("invitation"),
-            link("invitations/accept"),
-            vec![
-                ("workspace", workspace_name.as_str()),
-                ("inviter", inviter_name.as_str()),
-                ("role", role.as_str()),
-            ],
-        ),
-        TokenEmailKind::VerifyEmail { name } => (
-            template!("verify_email"),
-            link("verify-email"),
-            vec![("name", name.as_str())],
-        ),
-        TokenEmailKind::CompleteSignUp { name } => (
-            template!("complete_sign_up"),
-            link("complete-sign-up"),
-            vec![("name", name.as_str())],
-        ),
-        TokenEmailKind::ResetPassword { name } => (
-            template!("reset_password"),
-            link("reset-password"),
-            vec![("name", name.as_str())],
-        ),
-        TokenEmailKind::ConfirmEmailChange { name } => (
-            template!("confirm_email_change"),
-            link("confirm-email-change"),
-            vec![("name", name.as_str()), ("address", email.to.as_str())],
-        ),
-    };
-    vars.push(("link", &link));
-    vars.push(("expires", &expires));
+/// Renders `message` for `to`.
+pub fn render<M: Message>(to: &str, message: &M) -> Email {
+    let template = M::TEMPLATE;
+    let vars = message.values();
     // Subjects are one line whatever a name holds.
     let subject = fill(template.subject.trim(), &vars, Escape::None).replace(['\r', '\n'], " ");
     let content = fill(template.html, &vars, Escape::Html);
@@ -88,81 +59,23 @@ pub fn render(email: &TokenEmail, app_url: &str) -> Email {
         Escape::Layout,
     );
     Email {
-        to: email.to.clone(),
+        template: template.name,
+        to: to.to_owned(),
         text: fill(template.text, &vars, Escape::None),
         html,
         subject,
     }
 }
 
-/// Renders a trial notice for one recipient.
-pub fn render_notice(notice: &NoticeEmail, app_url: &str) -> Email {
-    let ends = notice
-        .trial_ends_at
-        .format("%B %-d, %Y at %H:%M UTC")
-        .to_string();
-    let days = match notice.notice {
-        Notice::Trial(trial) => trial.days_before_end().to_string(),
-        Notice::PaymentFailed | Notice::Card(_) => String::new(),
-    };
-    let plural = if days == "1" { "" } else { "s" };
-    let link = format!("{app_url}/settings/billing");
-    let template = match notice.notice {
-        Notice::Trial(TrialNotice::Expired) => template!("trial_expired"),
-        Notice::Trial(_) => template!("trial_reminder"),
-        Notice::PaymentFailed => template!("payment_failed"),
-        Notice::Card(CardNotice::ExpiresSoon) => template!("card_expires_soon"),
-        Notice::Card(CardNotice::Expired) => template!("card_expired"),
-    };
-    let vars = [
-        ("name", notice.name.as_str()),
-        ("workspace", notice.workspace_name.as_str()),
-        ("days", days.as_str()),
-        ("plural", plural),
-        ("ends", ends.as_str()),
-        ("link", link.as_str()),
-        ("card", notice.card.as_str()),
-    ];
-    let subject = fill(template.subject.trim(), &vars, Escape::None).replace(['\r', '\n'], " ");
-    let content = fill(template.html, &vars, Escape::Html);
-    Email {
-        to: notice.to.clone(),
-        text: fill(template.text, &vars, Escape::None),
-        html: fill(
-            LAYOUT,
-            &[("subject", &subject), ("content", &content)],
-            Escape::Layout,
-        ),
-        subject,
-    }
+/// A link into the app carrying a one-time token; `app_url` is configured, never a
+/// request's.
+pub fn token_link(app_url: &str, path: &str, token: &str) -> String {
+    format!("{app_url}/{path}?token={token}")
 }
 
-/// Renders a notice about the recipient's own account.
-pub fn render_account(email: &AccountEmail, app_url: &str) -> Email {
-    let template = match email.notice {
-        AccountNotice::PasswordChanged => template!("password_changed"),
-        AccountNotice::AccountDeleted => template!("account_deleted"),
-        AccountNotice::EmailChangeRequested => template!("email_change_requested"),
-        AccountNotice::SignUpAttempted => template!("sign_up_attempted"),
-    };
-    let link = format!("{app_url}/reset-password");
-    let vars = [
-        ("name", email.name.as_str()),
-        ("link", link.as_str()),
-        ("address", email.detail.as_str()),
-    ];
-    let subject = fill(template.subject.trim(), &vars, Escape::None).replace(['\r', '\n'], " ");
-    let content = fill(template.html, &vars, Escape::Html);
-    Email {
-        to: email.to.clone(),
-        text: fill(template.text, &vars, Escape::None),
-        html: fill(
-            LAYOUT,
-            &[("subject", &subject), ("content", &content)],
-            Escape::Layout,
-        ),
-        subject,
-    }
+/// A moment as emails write it: "December 5, 2026 at 09:30 UTC".
+pub fn when(at: DateTime<Utc>) -> String {
+    at.format("%B %-d, %Y at %H:%M UTC").to_string()
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -186,8 +99,8 @@ fn fill(template: &str, vars: &[(&str, &str)], escape: Escape) -> String {
         };
         let key = after[..end].trim();
         let value = vars.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-        // A placeholder its email gives no value for is a misspelling: every email is
-        // rendered by a snapshot test (`every_template_has_a_snapshot`), which fails here.
+        // Cannot happen for a template's own struct (`build.rs` gives it every placeholder);
+        // only the layout is filled by hand.
         debug_assert!(value.is_some(), "template variable `{key}` has no value");
         let value = value.unwrap_or_default();
         match escape {

@@ -6,18 +6,25 @@ use std::path::PathBuf;
 
 use chrono::{TimeZone, Utc};
 
+use super::messages::*;
 use super::*;
 
-fn email(kind: TokenEmailKind) -> TokenEmail {
-    TokenEmail {
-        to: "client@example.com".into(),
-        token: "lki_TOKEN".into(),
-        expires_at: Utc
-            .with_ymd_and_hms(2026, 12, 5, 9, 30, 0)
+/// The moment links in the token emails expire.
+fn expires() -> String {
+    when(
+        Utc.with_ymd_and_hms(2026, 12, 5, 9, 30, 0)
             .single()
             .expect("valid"),
-        kind,
-    }
+    )
+}
+
+/// The trial's end in the notices.
+fn trial_ends() -> String {
+    when(
+        Utc.with_ymd_and_hms(2026, 12, 12, 8, 0, 0)
+            .single()
+            .expect("valid"),
+    )
 }
 
 fn check_snapshot(name: &str, rendered: &Email) {
@@ -42,12 +49,14 @@ fn check_snapshot(name: &str, rendered: &Email) {
 #[test]
 fn invitation_email_escapes_names_in_html_only() {
     let rendered = render(
-        &email(TokenEmailKind::Invitation {
-            workspace_name: "Tom & Jerry's <Agency>".into(),
-            inviter_name: "Ada \"The\" Admin".into(),
+        "client@example.com",
+        &Invitation {
+            workspace: "Tom & Jerry's <Agency>".into(),
+            inviter: "Ada \"The\" Admin".into(),
             role: "Owner".into(),
-        }),
-        "https://app.example.com",
+            link: token_link("https://app.example.com", "invitations/accept", "lki_TOKEN"),
+            expires: expires(),
+        },
     );
     check_snapshot("invitation", &rendered);
     assert!(rendered
@@ -67,8 +76,12 @@ fn invitation_email_escapes_names_in_html_only() {
 #[test]
 fn verification_email() {
     let rendered = render(
-        &email(TokenEmailKind::VerifyEmail { name: "Ada".into() }),
-        "http://localhost:3000",
+        "client@example.com",
+        &VerifyEmail {
+            name: "Ada".into(),
+            link: token_link("http://localhost:3000", "verify-email", "lki_TOKEN"),
+            expires: expires(),
+        },
     );
     check_snapshot("verify_email", &rendered);
     assert!(rendered
@@ -79,10 +92,12 @@ fn verification_email() {
 #[test]
 fn password_reset_email() {
     let rendered = render(
-        &email(TokenEmailKind::ResetPassword {
+        "client@example.com",
+        &ResetPassword {
             name: "<b>Ada</b>".into(),
-        }),
-        "http://localhost:3000",
+            link: token_link("http://localhost:3000", "reset-password", "lki_TOKEN"),
+            expires: expires(),
+        },
     );
     check_snapshot("reset_password", &rendered);
     assert!(rendered.html.contains("Hi &lt;b&gt;Ada&lt;/b&gt;,"));
@@ -91,12 +106,13 @@ fn password_reset_email() {
 #[test]
 fn subjects_stay_on_one_line() {
     let rendered = render(
-        &email(TokenEmailKind::Invitation {
-            workspace_name: "Evil\r\nBcc: x@y.z".into(),
-            inviter_name: "Ada".into(),
+        "client@example.com",
+        &Invitation {
+            workspace: "Evil\r\nBcc: x@y.z".into(),
+            inviter: "Ada".into(),
             role: "Admin".into(),
-        }),
-        "http://localhost:3000",
+            ..Invitation::default()
+        },
     );
     assert!(!rendered.subject.contains('\n') && !rendered.subject.contains('\r'));
 }
@@ -109,67 +125,77 @@ fn addresses_are_masked_for_logs() {
 
 #[test]
 fn trial_emails() {
-    let notice = |notice| NoticeEmail {
-        notice: Notice::Trial(notice),
-        ..notice_base()
+    let link = || "http://localhost:3000/settings/billing".to_owned();
+    let reminder = |days: &str, plural: &str| TrialReminder {
+        name: "Olivia".into(),
+        workspace: "Acme <Support>".into(),
+        days: days.into(),
+        plural: plural.into(),
+        ends: trial_ends(),
+        link: link(),
     };
-    let reminder = render_notice(&notice(TrialNotice::Reminder3), "http://localhost:3000");
-    check_snapshot("trial_reminder", &reminder);
-    assert_eq!(reminder.subject, "3 days left in the Acme <Support> trial");
-    assert!(reminder.html.contains("Acme &lt;Support&gt;"));
-    let last_day = render_notice(&notice(TrialNotice::Reminder1), "http://localhost:3000");
+    let rendered = render("owner@example.com", &reminder("3", "s"));
+    check_snapshot("trial_reminder", &rendered);
+    assert_eq!(rendered.subject, "3 days left in the Acme <Support> trial");
+    assert!(rendered.html.contains("Acme &lt;Support&gt;"));
+    let last_day = render("owner@example.com", &reminder("1", ""));
     assert_eq!(last_day.subject, "1 day left in the Acme <Support> trial");
-    let expired = render_notice(&notice(TrialNotice::Expired), "http://localhost:3000");
+    let expired = render(
+        "owner@example.com",
+        &TrialExpired {
+            name: "Olivia".into(),
+            workspace: "Acme <Support>".into(),
+            ends: trial_ends(),
+            link: link(),
+        },
+    );
     check_snapshot("trial_expired", &expired);
     assert!(expired.text.contains("read-only"));
-    let failed = render_notice(
-        &NoticeEmail {
-            notice: Notice::PaymentFailed,
-            ..notice(TrialNotice::Expired)
+    let failed = render(
+        "owner@example.com",
+        &PaymentFailed {
+            name: "Olivia".into(),
+            workspace: "Acme <Support>".into(),
+            link: link(),
         },
-        "http://localhost:3000",
     );
     check_snapshot("payment_failed", &failed);
     assert_eq!(failed.subject, "A payment for Acme <Support> failed");
-    let card = |notice| NoticeEmail {
-        notice: Notice::Card(notice),
-        card: "Visa ending in 4242 (expires 12/2026)".into(),
-        ..notice_base()
-    };
-    let soon = render_notice(&card(CardNotice::ExpiresSoon), "http://localhost:3000");
+    let card = "Visa ending in 4242 (expires 12/2026)";
+    let soon = render(
+        "owner@example.com",
+        &CardExpiresSoon {
+            name: "Olivia".into(),
+            workspace: "Acme <Support>".into(),
+            card: card.into(),
+            link: link(),
+        },
+    );
     check_snapshot("card_expires_soon", &soon);
     assert_eq!(soon.subject, "The card for Acme <Support> expires soon");
-    assert!(soon.text.contains("Visa ending in 4242 (expires 12/2026)"));
+    assert!(soon.text.contains(card));
     assert!(soon.text.contains("http://localhost:3000/settings/billing"));
-    let expired = render_notice(&card(CardNotice::Expired), "http://localhost:3000");
+    let expired = render(
+        "owner@example.com",
+        &CardExpired {
+            name: "Olivia".into(),
+            workspace: "Acme <Support>".into(),
+            card: card.into(),
+            link: link(),
+        },
+    );
     check_snapshot("card_expired", &expired);
     assert_eq!(expired.subject, "The card for Acme <Support> has expired");
 }
 
-fn notice_base() -> NoticeEmail {
-    NoticeEmail {
-        to: "owner@example.com".into(),
-        name: "Olivia".into(),
-        workspace_name: "Acme <Support>".into(),
-        trial_ends_at: Utc
-            .with_ymd_and_hms(2026, 12, 12, 8, 0, 0)
-            .single()
-            .expect("valid"),
-        notice: Notice::PaymentFailed,
-        card: String::new(),
-    }
-}
-
 #[test]
 fn password_changed_email_says_what_to_do_if_it_was_not_you() {
-    let rendered = render_account(
-        &AccountEmail {
-            to: "ada@example.com".into(),
+    let rendered = render(
+        "ada@example.com",
+        &PasswordChanged {
             name: "Ada <Admin>".into(),
-            notice: AccountNotice::PasswordChanged,
-            detail: String::new(),
+            link: "https://app.example.com/reset-password".into(),
         },
-        "https://app.example.com",
     );
     check_snapshot("password_changed", &rendered);
     assert_eq!(rendered.subject, "Your Link AI password was changed");
@@ -181,15 +207,7 @@ fn password_changed_email_says_what_to_do_if_it_was_not_you() {
 
 #[test]
 fn account_deleted_email_names_what_went_and_what_stayed() {
-    let rendered = render_account(
-        &AccountEmail {
-            to: "ada@example.com".into(),
-            name: "Ada".into(),
-            notice: AccountNotice::AccountDeleted,
-            detail: String::new(),
-        },
-        "https://app.example.com",
-    );
+    let rendered = render("ada@example.com", &AccountDeleted { name: "Ada".into() });
     check_snapshot("account_deleted", &rendered);
     assert_eq!(rendered.subject, "Your Link AI account was deleted");
     assert!(rendered
@@ -199,23 +217,31 @@ fn account_deleted_email_names_what_went_and_what_stayed() {
 
 #[test]
 fn an_address_change_is_confirmed_at_the_new_address_and_told_to_the_old() {
-    let mut confirm = email(TokenEmailKind::ConfirmEmailChange { name: "Ada".into() });
-    confirm.to = "ada@new.example.com".into();
-    confirm.token = "lka_TOKEN".into();
-    let rendered = render(&confirm, "https://app.example.com");
+    let rendered = render(
+        "ada@new.example.com",
+        &ConfirmEmailChange {
+            name: "Ada".into(),
+            address: "ada@new.example.com".into(),
+            link: token_link(
+                "https://app.example.com",
+                "confirm-email-change",
+                "lka_TOKEN",
+            ),
+            expires: expires(),
+        },
+    );
     check_snapshot("confirm_email_change", &rendered);
     assert!(rendered
         .text
         .contains("https://app.example.com/confirm-email-change?token=lka_TOKEN"));
     assert!(rendered.text.contains("ada@new.example.com is your new"));
-    let told = render_account(
-        &AccountEmail {
-            to: "ada@old.example.com".into(),
+    let told = render(
+        "ada@old.example.com",
+        &EmailChangeRequested {
             name: "Ada".into(),
-            notice: AccountNotice::EmailChangeRequested,
-            detail: "ada@new.example.com".into(),
+            address: "ada@new.example.com".into(),
+            link: "https://app.example.com/reset-password".into(),
         },
-        "https://app.example.com",
     );
     check_snapshot("email_change_requested", &told);
     assert!(told.text.contains("move it to ada@new.example.com"));
@@ -224,53 +250,84 @@ fn an_address_change_is_confirmed_at_the_new_address_and_told_to_the_old() {
 #[test]
 fn a_sign_up_is_finished_from_its_email_and_a_taken_address_is_told_instead() {
     let rendered = render(
-        &email(TokenEmailKind::CompleteSignUp { name: "Ada".into() }),
-        "https://app.example.com",
+        "client@example.com",
+        &CompleteSignUp {
+            name: "Ada".into(),
+            link: token_link("https://app.example.com", "complete-sign-up", "lki_TOKEN"),
+            expires: expires(),
+        },
     );
     check_snapshot("complete_sign_up", &rendered);
     assert!(rendered
         .html
         .contains("href=\"https://app.example.com/complete-sign-up?token=lki_TOKEN\""));
     assert!(rendered.text.contains("no account is made without it"));
-    let told = render_account(
-        &AccountEmail {
-            to: "ada@example.com".into(),
+    let told = render(
+        "ada@example.com",
+        &SignUpAttempted {
             name: "Ada".into(),
-            notice: AccountNotice::SignUpAttempted,
-            detail: String::new(),
+            link: "https://app.example.com/reset-password".into(),
         },
-        "https://app.example.com",
     );
     check_snapshot("sign_up_attempted", &told);
     assert!(told.text.contains("which already has an account"));
     assert!(told.text.contains("https://app.example.com/reset-password"));
 }
 
-/// Every template is rendered by one of the snapshot tests above, so a placeholder its
-/// email gives no value for (a misspelt `{{workspce}}`) fails them instead of rendering
-/// empty.
+/// Every template, a new one too, renders each of its values somewhere, escaped in HTML,
+/// and leaves no placeholder behind; its sample (each value `<key>`) is pinned by a
+/// snapshot, so its wording changes only on purpose.
 #[test]
-fn every_template_has_a_snapshot() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/email");
-    let mut missing = Vec::new();
-    let mut templates = 0;
-    for entry in std::fs::read_dir(root.join("templates")).expect("templates") {
-        let path = entry.expect("entry").path();
-        if !path.is_dir() {
-            continue;
+fn every_template_renders_each_value() {
+    let samples = samples();
+    assert!(samples.len() >= 14, "found {} templates", samples.len());
+    assert_eq!(samples.len(), ALL.len());
+    for (name, keys, email) in samples {
+        check_snapshot(&format!("samples/{name}"), &email);
+        for part in [&email.subject, &email.text, &email.html] {
+            assert!(
+                !part.contains("{{"),
+                "{name}: a placeholder is left: {part}"
+            );
         }
-        templates += 1;
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        if !root.join("snapshots").join(format!("{name}.snap")).exists() {
-            missing.push(name);
+        for key in keys {
+            let shown = email.subject.contains(&format!("<{key}>"))
+                || email.text.contains(&format!("<{key}>"))
+                || email.html.contains(&format!("&lt;{key}&gt;"));
+            assert!(shown, "{name}: `{key}` is not shown");
         }
+        assert!(
+            !email.html.contains("<name>"),
+            "{name}: HTML is not escaped"
+        );
     }
-    assert!(templates >= 14, "found {templates} templates");
-    assert!(missing.is_empty(), "templates no test renders: {missing:?}");
+}
+
+/// A template's struct holds exactly its placeholders (so a misspelt `{{workspce}}` is a
+/// field no handler fills: a compile error); every value it gives is used.
+#[test]
+fn a_message_gives_every_placeholder_and_nothing_else() {
+    let rendered = render(
+        "client@example.com",
+        &TrialReminder {
+            name: "N".into(),
+            workspace: "W".into(),
+            days: "D".into(),
+            plural: "P".into(),
+            ends: "E".into(),
+            link: "L".into(),
+        },
+    );
+    let keys: Vec<&str> = TrialReminder::default()
+        .values()
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(
+        keys,
+        ["days", "ends", "link", "name", "plural", "workspace"]
+    );
+    assert!(!rendered.text.contains("{{") && !rendered.html.contains("{{"));
 }
 
 #[test]

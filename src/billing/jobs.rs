@@ -1,0 +1,222 @@
+//! Billing's jobs: mirroring Stripe (each idempotent: mirroring copies Stripe's state,
+//! cancelling a cancelled subscription or setting the same email changes nothing), and the
+//! notices to the people who pay (trial, failed payment, expiring card), each sent to the
+//! Owner and Admins unless it stopped being true before it went out.
+
+use chrono::Utc;
+use linkai_jobs::email::{messages, render, when, Email};
+use uuid::Uuid;
+
+use super::cards::{self, CardNotice, SendCardNotice};
+use super::status::{self, StatusEmail};
+use super::stripe::StripeApi;
+use super::sync::{
+    self, ApplySubscriptionEvent, CancelBilling, SendPaymentFailed, SyncBilling, SyncPlans,
+    UpdateBillingEmail,
+};
+use super::trial::{self, SendTrialNotice, TrialNotice};
+use crate::jobs::{Handlers, JobContext};
+use crate::roles::Role;
+use crate::workspaces::model::WorkspaceRow;
+
+pub fn register(handlers: Handlers) -> Handlers {
+    handlers
+        .on(|job: SyncBilling, cx| async move {
+            with_stripe(&cx, async |stripe| {
+                sync::sync_workspace(&cx.db, stripe, job.workspace_id).await
+            })
+            .await
+        })
+        .on(|job: ApplySubscriptionEvent, cx| async move {
+            with_stripe(&cx, async |stripe| {
+                sync::apply_subscription_event(&cx.db, stripe, job.workspace_id, &job.event_id)
+                    .await
+            })
+            .await
+        })
+        .on(|job: CancelBilling, cx| async move {
+            with_stripe(&cx, async |stripe| {
+                sync::cancel_workspace(&cx.db, stripe, job.workspace_id).await
+            })
+            .await
+        })
+        .on(|job: UpdateBillingEmail, cx| async move {
+            with_stripe(&cx, async |stripe| {
+                sync::update_customer_email(&cx.db, stripe, job.workspace_id).await
+            })
+            .await
+        })
+        .on(|_: SyncPlans, cx| async move {
+            with_stripe(&cx, async |stripe| {
+                let mut conn = cx.db.conn().await?;
+                sync::sync_plans(&mut conn, stripe).await.map(drop)
+            })
+            .await
+        })
+        .on(send_trial_notice)
+        .on(send_payment_failed)
+        .on(send_card_notice)
+}
+
+/// Runs `work` against Stripe; without Stripe configured there is nothing to mirror.
+async fn with_stripe(
+    cx: &JobContext,
+    work: impl AsyncFnOnce(&StripeApi) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    match &cx.stripe {
+        Some(stripe) => work(stripe).await,
+        None => Ok(()),
+    }
+}
+
+async fn send_trial_notice(job: SendTrialNotice, cx: JobContext) -> anyhow::Result<()> {
+    let mut conn = cx.db.conn_in(job.workspace_id).await?;
+    if !trial::pending(&mut conn, job.workspace_id, job.notice).await? {
+        return Ok(());
+    }
+    drop(conn);
+    // Once a plan is chosen, the trial's notices no longer apply.
+    let sent = notify(
+        &cx,
+        job.workspace_id,
+        |w| w.plan.is_none(),
+        |to, name, workspace| {
+            let link = cx.page("settings/billing");
+            let ends = when(workspace.trial_ends_at);
+            let workspace = workspace.name.clone();
+            match job.notice {
+                TrialNotice::Expired => render(
+                    to,
+                    &messages::TrialExpired {
+                        name,
+                        workspace,
+                        ends,
+                        link,
+                    },
+                ),
+                reminder => {
+                    let days = reminder.days_before_end();
+                    let message = messages::TrialReminder {
+                        name,
+                        workspace,
+                        days: days.to_string(),
+                        plural: if days == 1 { "" } else { "s" }.into(),
+                        ends,
+                        link,
+                    };
+                    render(to, &message)
+                }
+            }
+        },
+    )
+    .await?;
+    if sent {
+        let mut conn = cx.db.conn_in(job.workspace_id).await?;
+        trial::mark_emailed(&mut conn, job.workspace_id, job.notice, Utc::now()).await?;
+    }
+    Ok(())
+}
+
+/// Sent when the subscription entered a failed-payment state; skipped if the payment went
+/// through meanwhile. Stripe's own retries make a duplicate harmless, so no record is kept.
+async fn send_payment_failed(job: SendPaymentFailed, cx: JobContext) -> anyhow::Result<()> {
+    let still_failing = |workspace: &WorkspaceRow| {
+        status::subscription_of(workspace).and_then(|s| s.effect().email)
+            == Some(StatusEmail::PaymentFailed)
+    };
+    notify(
+        &cx,
+        job.workspace_id,
+        still_failing,
+        |to, name, workspace| {
+            let message = messages::PaymentFailed {
+                name,
+                workspace: workspace.name.clone(),
+                link: cx.page("settings/billing"),
+            };
+            render(to, &message)
+        },
+    )
+    .await
+    .map(drop)
+}
+
+/// Sent unless sent already or the card changed meanwhile (checked as the notice is read).
+async fn send_card_notice(job: SendCardNotice, cx: JobContext) -> anyhow::Result<()> {
+    let mut conn = cx.db.conn_in(job.workspace_id).await?;
+    let Some((notice, card)) = cards::pending(&mut conn, job.notice_id).await? else {
+        return Ok(());
+    };
+    drop(conn);
+    let mut brand = card.brand;
+    if let Some(first) = brand.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    let about = format!(
+        "{brand} ending in {} (expires {:02}/{})",
+        card.last4, card.exp_month, card.exp_year
+    );
+    let sent = notify(
+        &cx,
+        job.workspace_id,
+        |_| true,
+        |to, name, workspace| {
+            let (workspace, card) = (workspace.name.clone(), about.clone());
+            let link = cx.page("settings/billing");
+            match notice {
+                CardNotice::ExpiresSoon => render(
+                    to,
+                    &messages::CardExpiresSoon {
+                        name,
+                        workspace,
+                        card,
+                        link,
+                    },
+                ),
+                CardNotice::Expired => render(
+                    to,
+                    &messages::CardExpired {
+                        name,
+                        workspace,
+                        card,
+                        link,
+                    },
+                ),
+            }
+        },
+    )
+    .await?;
+    if sent {
+        let mut conn = cx.db.conn_in(job.workspace_id).await?;
+        cards::mark_emailed(&mut conn, job.notice_id, Utc::now()).await?;
+    }
+    Ok(())
+}
+
+/// Emails the workspace's Owner and Admins, each their own copy (`email` renders it for an
+/// address and a name), if the workspace is live and `still_true` of it; returns whether it
+/// did.
+async fn notify(
+    cx: &JobContext,
+    workspace_id: Uuid,
+    still_true: impl FnOnce(&WorkspaceRow) -> bool,
+    email: impl Fn(&str, String, &WorkspaceRow) -> Email,
+) -> anyhow::Result<bool> {
+    let mut conn = cx.db.conn_in(workspace_id).await?;
+    let Some(workspace) = crate::workspaces::model::find_live(&mut conn, workspace_id).await?
+    else {
+        return Ok(false);
+    };
+    if !still_true(&workspace) {
+        return Ok(false);
+    }
+    let recipients =
+        crate::members::model::with_roles(&mut conn, workspace_id, &[Role::Owner, Role::Admin])
+            .await?;
+    drop(conn);
+    for user in recipients {
+        cx.deliver(&email(&user.email, user.name, &workspace))
+            .await?;
+    }
+    Ok(true)
+}
