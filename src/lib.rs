@@ -3,6 +3,10 @@
 //! Features live in their own folders (`auth`, `workspaces`, `members`, `billing`); the thin
 //! shared core is `config`, `db`, `error`, `graphql` (assembly), `http`, `roles` and `text`.
 
+// The root `Mutation` merges the resource kinds' merged mutations: the compiler's layout of
+// the nested resolver futures needs more than the default 128 levels.
+#![recursion_limit = "256"]
+
 pub mod audit;
 pub mod auth;
 pub mod billing;

@@ -42,6 +42,24 @@ pub struct Limits {
     pub phone_numbers: i32,
 }
 
+/// A limit on how many of one kind of resource a workspace holds at once; a resource kind
+/// names the one it counts against (`resources::Kind::LIMIT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CountLimit {
+    Agents,
+    PhoneNumbers,
+}
+
+impl CountLimit {
+    /// The limit's value in `limits`.
+    pub fn of(self, limits: &Limits) -> i32 {
+        match self {
+            CountLimit::Agents => limits.agents,
+            CountLimit::PhoneNumbers => limits.phone_numbers,
+        }
+    }
+}
+
 /// A plan with its price and limits.
 #[derive(Clone, Debug)]
 pub struct Plan {

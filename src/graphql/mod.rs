@@ -17,10 +17,7 @@ use crate::billing::graphql::BillingMutation;
 use crate::billing::graphql::BillingQuery;
 use crate::invitations::graphql::{InvitationMutation, InvitationQuery};
 use crate::members::graphql::MemberMutation;
-use crate::resources::graphql::{
-    AgentMutation, CalendarMutation, ContactMutation, FormMutation, IntegrationMutation,
-    KnowledgeBaseMutation, PhoneNumberMutation,
-};
+use crate::resources::graphql::ResourceMutation;
 use crate::usage::graphql::UsageMutation;
 use crate::workspaces::graphql::{WorkspaceMutation, WorkspaceQuery};
 
@@ -41,13 +38,7 @@ pub struct Mutation(
     WorkspaceMutation,
     MemberMutation,
     InvitationMutation,
-    AgentMutation,
-    ContactMutation,
-    KnowledgeBaseMutation,
-    FormMutation,
-    PhoneNumberMutation,
-    CalendarMutation,
-    IntegrationMutation,
+    ResourceMutation,
     UsageMutation,
     BillingMutation,
 );

@@ -1,171 +1,157 @@
-//! The GraphQL surface of every kind, generated from one pattern: `createX`, `updateX`,
-//! `deleteX` mutations and the `Workspace` list fields.
+//! The GraphQL side every kind shares: the common fields of a resource, and the resolvers
+//! each kind's `createX`, `updateX`, `deleteX` and list call (`kinds/mod.rs`, `surface!`):
+//! parse, scope, call `resources`, map.
 
-use async_graphql::{Context, Object, ID};
+use async_graphql::{Context, Object, OutputType, ID};
+use chrono::Utc;
 use uuid::Uuid;
 
-use super::kinds::*;
+pub use super::kinds::{ResourceLists, ResourceMutation};
+use super::model::{ResourceRow, Scope};
+use super::{kinds, not_found, Kind};
+use crate::auth::graphql::User;
+use crate::auth::model::UserRow;
+use crate::db::page::{Cursor, Page};
 use crate::error::ApiResult;
-use crate::graphql::guard::{least, require_role, RoleGuard};
+use crate::graphql::context::{parse_id, request, RequestContext};
+use crate::graphql::guard::membership;
 use crate::graphql::pagination::PageOf;
-use crate::roles::Action;
+use crate::graphql::scalars::Timestamp;
 
-/// Declares one kind's three mutations.
-macro_rules! resource_mutations {
-    ($mutation:ident, $kind:ty, $create:ident, $update:ident, $delete:ident,
-     $create_doc:literal, $update_doc:literal, $delete_doc:literal) => {
-        #[derive(Default)]
-        pub struct $mutation;
+/// What every resource has.
+pub struct ResourceCommon {
+    row: ResourceRow,
+    /// The creator's account. Pages always read it; a write only when its answer selects
+    /// `createdBy`, so it is `None` wherever nobody will show it.
+    created_by: Option<User>,
+}
 
-        #[Object]
-        impl $mutation {
-            #[doc = $create_doc]
-            #[doc = ""]
-            #[doc = "Needs the MEMBER role or higher."]
-            #[graphql(
-                                        guard = "RoleGuard::writer(Action::CreateOrEdit, &workspace_id)",
-                                        directive = require_role::apply(least(Action::CreateOrEdit))
-                                    )]
-            async fn $create(
-                &self,
-                ctx: &Context<'_>,
-                workspace_id: ID,
-                input: <$kind as super::Kind>::Input,
-            ) -> ApiResult<<$kind as super::Kind>::Node> {
-                super::create::<$kind>(ctx, &workspace_id, input).await
-            }
-
-            #[doc = $update_doc]
-            #[doc = ""]
-            #[doc = "Needs the MEMBER role or higher."]
-            #[graphql(
-                                        guard = "RoleGuard::writer(Action::CreateOrEdit, &workspace_id)",
-                                        directive = require_role::apply(least(Action::CreateOrEdit))
-                                    )]
-            async fn $update(
-                &self,
-                ctx: &Context<'_>,
-                workspace_id: ID,
-                id: ID,
-                #[graphql(desc = "Only the fields to change.")] input: <$kind as super::Kind>::Patch,
-            ) -> ApiResult<<$kind as super::Kind>::Node> {
-                super::update::<$kind>(ctx, &workspace_id, &id, input).await
-            }
-
-            #[doc = $delete_doc]
-            #[doc = ""]
-            #[doc = "Needs the MEMBER role or higher."]
-            #[graphql(
-                                        guard = "RoleGuard::writer(Action::DeleteItem { own: true }, &workspace_id)",
-                                        directive = require_role::apply(least(Action::DeleteItem { own: true }))
-                                    )]
-            async fn $delete(
-                &self,
-                ctx: &Context<'_>,
-                workspace_id: ID,
-                id: ID,
-            ) -> ApiResult<bool> {
-                super::delete::<$kind>(ctx, &workspace_id, &id).await
-            }
+impl ResourceCommon {
+    pub fn new(row: ResourceRow, created_by: Option<UserRow>) -> Self {
+        Self {
+            row,
+            created_by: created_by.map(User::new),
         }
-    };
-}
+    }
 
-resource_mutations!(
-    AgentMutation,
-    AgentKind,
-    create_agent,
-    update_agent,
-    delete_agent,
-    "Creates an agent; past the plan's agent limit, USAGE_LIMIT_REACHED.",
-    "Replaces an agent's fields.",
-    "Members may delete only what they created; Owners and Admins anything."
-);
-resource_mutations!(
-    ContactMutation,
-    ContactKind,
-    create_contact,
-    update_contact,
-    delete_contact,
-    "Creates a contact.",
-    "Replaces a contact's fields.",
-    "Members may delete only what they created; Owners and Admins anything."
-);
-resource_mutations!(KnowledgeBaseMutation, KnowledgeBaseKind, create_knowledge_base,
-    update_knowledge_base, delete_knowledge_base,
-    "Creates a knowledge base.",
-    "Replaces a knowledge base's fields.",
-    "Members may delete only what they created; Owners and Admins anything. Agents drawing on it let go of it.");
-resource_mutations!(
-    FormMutation,
-    FormKind,
-    create_form,
-    update_form,
-    delete_form,
-    "Creates a form.",
-    "Replaces a form's fields.",
-    "Members may delete only what they created; Owners and Admins anything."
-);
-resource_mutations!(PhoneNumberMutation, PhoneNumberKind, create_phone_number,
-    update_phone_number, delete_phone_number,
-    "Adds a phone number (E.164, once per workspace); past the plan's limit, USAGE_LIMIT_REACHED.",
-    "Replaces a phone number's fields.",
-    "Members may delete only what they created; Owners and Admins anything. Agents answering it let go of it.");
-resource_mutations!(
-    CalendarMutation,
-    CalendarKind,
-    create_calendar,
-    update_calendar,
-    delete_calendar,
-    "Creates a calendar.",
-    "Replaces a calendar's fields.",
-    "Members may delete only what they created; Owners and Admins anything."
-);
-resource_mutations!(
-    IntegrationMutation,
-    IntegrationKind,
-    create_integration,
-    update_integration,
-    delete_integration,
-    "Adds an integration.",
-    "Replaces an integration's fields.",
-    "Members may delete only what they created; Owners and Admins anything."
-);
-
-/// The resource lists of a workspace, merged into `Workspace`.
-pub struct ResourceLists {
-    pub workspace_id: Uuid,
-}
-
-/// Declares the list field of every kind on [`ResourceLists`].
-macro_rules! resource_lists {
-    ($($field:ident: $kind:ty => $node:ty, $doc:literal;)*) => {
-        #[Object]
-        impl ResourceLists {
-            $(
-                #[doc = $doc]
-                #[graphql(
-                    complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
-                )]
-                async fn $field(
-                    &self,
-                    ctx: &Context<'_>,
-                    #[graphql(desc = "Page size, 0 to 100 (default 20).")] first: Option<i32>,
-                    #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
-                ) -> ApiResult<PageOf<$node>> {
-                    super::page::<$kind>(ctx, self.workspace_id, first, after.as_deref()).await
-                }
-            )*
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            at: self.row.created_at,
+            id: self.row.id,
         }
-    };
+    }
 }
 
-resource_lists! {
-    agents: AgentKind => Agent, "The workspace's agents, oldest first.";
-    contacts: ContactKind => Contact, "The workspace's contacts, oldest first.";
-    knowledge_bases: KnowledgeBaseKind => KnowledgeBase, "The workspace's knowledge bases, oldest first.";
-    forms: FormKind => Form, "The workspace's forms, oldest first.";
-    phone_numbers: PhoneNumberKind => PhoneNumber, "The workspace's phone numbers, oldest first.";
-    calendars: CalendarKind => Calendar, "The workspace's calendars, oldest first.";
-    integrations: IntegrationKind => Integration, "The workspace's integrations, oldest first.";
+/// The fields every resource has.
+#[Object]
+impl ResourceCommon {
+    /// Stable identifier.
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+
+    /// Display name, 1-100 characters.
+    async fn name(&self) -> &str {
+        &self.row.name
+    }
+
+    /// Who created it (null if their account is gone).
+    async fn created_by(&self) -> Option<&User> {
+        self.created_by.as_ref()
+    }
+
+    /// When it was created.
+    async fn created_at(&self) -> Timestamp {
+        self.row.created_at.into()
+    }
+
+    /// When it last changed.
+    async fn updated_at(&self) -> Timestamp {
+        self.row.updated_at.into()
+    }
+}
+
+/// A resource's GraphQL type: the common fields merged with its kind's own.
+pub trait ResourceNode: OutputType {
+    fn common(&self) -> &ResourceCommon;
+}
+
+fn scope<K: Kind>(request: &RequestContext, workspace_id: Uuid) -> Scope {
+    Scope {
+        workspace_id,
+        kind: K::KIND,
+        app_filter: request.tenant_filter(K::KIND),
+    }
+}
+
+/// Whether the write's answer selects `createdBy`; most do not, and then the creator is not
+/// read (one statement fewer). The look-ahead sees through fragments; it ignores `@skip`,
+/// which can only make it read a creator nobody shows.
+fn creator_asked(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead().field("createdBy").exists()
+}
+
+pub async fn create<K: Kind>(
+    ctx: &Context<'_>,
+    workspace_id: &ID,
+    input: K::Input,
+) -> ApiResult<K::Node> {
+    let request = request(ctx);
+    let trail = request.trail()?;
+    let workspace_id = parse_id(workspace_id)?;
+    let scope = scope::<K>(request, workspace_id);
+    let mut conn = request.db.conn_in(workspace_id).await?;
+    let asked = creator_asked(ctx);
+    let (row, created_by) =
+        super::create::<K>(&mut conn, &trail, scope, input, asked, Utc::now()).await?;
+    Ok(K::node(row, created_by))
+}
+
+pub async fn update<K: Kind>(
+    ctx: &Context<'_>,
+    workspace_id: &ID,
+    id: &ID,
+    patch: K::Patch,
+) -> ApiResult<K::Node> {
+    let request = request(ctx);
+    let trail = request.trail()?;
+    let workspace_id = parse_id(workspace_id)?;
+    let id = parse_id(id).map_err(|_| not_found::<K>())?;
+    let scope = scope::<K>(request, workspace_id);
+    let mut conn = request.db.conn_in(workspace_id).await?;
+    let asked = creator_asked(ctx);
+    let (row, created_by) =
+        super::update::<K>(&mut conn, &trail, scope, id, patch, asked, Utc::now()).await?;
+    Ok(K::node(row, created_by))
+}
+
+pub async fn delete<K: Kind>(ctx: &Context<'_>, workspace_id: &ID, id: &ID) -> ApiResult<bool> {
+    let request = request(ctx);
+    let trail = request.trail()?;
+    let workspace_id = parse_id(workspace_id)?;
+    let id = parse_id(id).map_err(|_| not_found::<K>())?;
+    let role = membership(ctx, workspace_id).await?.role;
+    let scope = scope::<K>(request, workspace_id);
+    let mut conn = request.db.conn_in(workspace_id).await?;
+    let referrers = kinds::referrers();
+    super::delete::<K>(&mut conn, &trail, role, scope, id, referrers, Utc::now()).await
+}
+
+pub async fn page<K: Kind>(
+    ctx: &Context<'_>,
+    workspace_id: Uuid,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> ApiResult<PageOf<K::Node>>
+where
+    K::Node: ResourceNode,
+{
+    let request = request(ctx);
+    let page = Page::parse(first, after)?;
+    let scope = scope::<K>(request, workspace_id);
+    let mut conn = request.db.conn_in(workspace_id).await?;
+    let (nodes, total) = super::page::<K>(&mut conn, scope, &page).await?;
+    Ok(PageOf::from_rows(nodes, &page, total, |node| {
+        node.common().cursor().encode()
+    }))
 }

@@ -1,46 +1,79 @@
 //! Everything a workspace creates: agents, contacts, knowledge bases, forms, phone
 //! numbers, calendars and integrations, through one mechanism.
 //!
-//! Each kind says only what is its own ([`Kind`]: its input, its validation, its output
-//! fields, the plan limit it counts against); scoping to the workspace, permissions,
-//! read-only refusal, limits, pagination and the GraphQL surface are written once here and
-//! in `graphql.rs`. Rules: Owners and Admins create, edit and delete anything; Members
-//! create and edit, and delete what they created; Viewers read. An id from another
-//! workspace is `NOT_FOUND`, exactly like a missing one. Creating an agent or phone number
-//! past the plan's limit is `USAGE_LIMIT_REACHED`, checked under the workspace's lock in
-//! the creating transaction, so parallel creations cannot overshoot.
+//! Each kind says only what is its own, in its one file under `kinds/` ([`Kind`]: its input,
+//! its validation, its output fields, the plan limit it counts against, the other kinds its
+//! fields refer to, its unique fields); scoping to the workspace, permissions, read-only
+//! refusal, limits, references, the audit events and pagination are written once here, and
+//! the GraphQL surface once in `graphql.rs` and `kinds/mod.rs`. Rules: Owners and Admins
+//! create, edit and delete anything; Members create and edit, and delete what they created;
+//! Viewers read. An id from another workspace is `NOT_FOUND`, exactly like a missing one.
+//! Creating past the plan's limit for the kind is `USAGE_LIMIT_REACHED`, checked under the
+//! workspace's lock in the creating transaction, so parallel creations cannot overshoot.
+//! Deleting a resource takes it out of every field that refers to it, as the referring
+//! kinds declare, in the same transaction.
 
-pub mod common;
 pub mod graphql;
 pub mod kinds;
 pub mod model;
 
-pub use common::{ResourceCommon, ResourceNode};
-
 use std::future::Future;
 
-use async_graphql::{Context, ID};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use uuid::Uuid;
 
 use self::model::{ResourceRow, Scope};
-use crate::audit::{self, Event, Target};
+use crate::audit::{self, Event, Target, Trail};
 use crate::auth::model::UserRow;
-use crate::billing::{self, plans::Limits};
+use crate::billing::{self, plans::CountLimit};
 use crate::db::is_unique_violation;
 use crate::db::page::{split_total, Page};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::graphql::context::{parse_id, request, RequestContext};
-use crate::graphql::guard::membership;
-use crate::graphql::pagination::PageOf;
-use crate::roles::{self, Action};
+use crate::roles::{self, Action, Role};
 use crate::text::Name;
 
 /// A validated input: the common name and the kind's own fields.
 pub struct Fields {
     pub name: Name,
     pub data: serde_json::Value,
+}
+
+/// A field of one kind that names resources of another: `Reference::one("phone_number_id",
+/// "phone_number")` holds one id (or none), `Reference::many` a list. Deleting the resource
+/// named takes it out of the field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reference {
+    /// The field in `data` (snake case, as stored).
+    pub field: &'static str,
+    /// The kind it names.
+    pub to: &'static str,
+    pub many: bool,
+}
+
+impl Reference {
+    pub const fn one(field: &'static str, to: &'static str) -> Self {
+        Reference {
+            field,
+            to,
+            many: false,
+        }
+    }
+
+    pub const fn many(field: &'static str, to: &'static str) -> Self {
+        Reference {
+            field,
+            to,
+            many: true,
+        }
+    }
+}
+
+/// A reference held by resources of kind `from`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Referrer {
+    pub from: &'static str,
+    pub reference: Reference,
 }
 
 /// What makes a resource kind different from the others.
@@ -50,16 +83,21 @@ pub trait Kind: Send + Sync + Sized + 'static {
     /// For messages: "Agent", "Phone number", ...
     const LABEL: &'static str;
     /// The plan limit this kind counts against, if any.
-    const LIMIT: Option<fn(&Limits) -> i32> = None;
+    const LIMIT: Option<CountLimit> = None;
     /// Whether each one is billed on the subscription ([`billing::phone_numbers`]): creating
     /// or deleting one queues the workspace's billing sync in the same transaction.
     const BILLED: bool = false;
+    /// Its fields that name other resources.
+    const REFERENCES: &'static [Reference] = &[];
+    /// Its unique indexes (from its migration) and the conflict each means to a client.
+    const UNIQUE: &'static [(&'static str, &'static str)] = &[];
 
     /// What `create` takes; read back from the stored fields to apply a patch.
     type Input: Send + Sync + serde::de::DeserializeOwned;
     /// What `update` takes: only the fields to change (see `kinds::input_and_patch!`).
     type Patch: Send + Sync + serde::Serialize;
-    type Node: ResourceNode;
+    /// What clients see.
+    type Node;
 
     /// Checks an input inside the writing transaction (so references can be checked).
     fn validate(
@@ -71,31 +109,21 @@ pub trait Kind: Send + Sync + Sized + 'static {
     fn node(row: ResourceRow, created_by: Option<UserRow>) -> Self::Node;
 }
 
-fn scope<K: Kind>(request: &RequestContext, workspace_id: Uuid) -> Scope {
-    Scope {
-        workspace_id,
-        kind: K::KIND,
-        app_filter: request.tenant_filter(K::KIND),
-    }
-}
+/// A stored resource and, when asked for, its creator's account.
+pub type Stored = (ResourceRow, Option<UserRow>);
 
-fn not_found<K: Kind>() -> ApiError {
+pub fn not_found<K: Kind>() -> ApiError {
     ApiError::new(ErrorCode::NotFound, format!("{} not found.", K::LABEL))
 }
 
-fn write_error(err: diesel::result::Error) -> ApiError {
-    if is_unique_violation(&err, model::PHONE_NUMBER_UNIQUE) {
-        ApiError::conflict("This phone number is already in this workspace.")
-    } else {
-        err.into()
+fn write_error<K: Kind>(err: diesel::result::Error) -> ApiError {
+    match K::UNIQUE
+        .iter()
+        .find(|(index, _)| is_unique_violation(&err, index))
+    {
+        Some((_, conflict)) => ApiError::conflict(*conflict),
+        None => err.into(),
     }
-}
-
-/// Whether the write's answer selects `createdBy`; most do not, and then the creator is not
-/// read (one statement fewer). The look-ahead sees through fragments; it ignores `@skip`,
-/// which can only make it read a creator nobody shows.
-fn creator_asked(ctx: &Context<'_>) -> bool {
-    ctx.look_ahead().field("createdBy").exists()
 }
 
 async fn creator(
@@ -109,63 +137,51 @@ async fn creator(
     }
 }
 
+/// Creates a resource for the person in `trail`; reads its creator back only when
+/// `with_creator` (most answers do not show it: one statement fewer).
 pub async fn create<K: Kind>(
-    ctx: &Context<'_>,
-    workspace_id: &ID,
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    scope: Scope,
     input: K::Input,
-) -> ApiResult<K::Node> {
-    let request = request(ctx);
-    let caller = request.caller()?.user_id;
-    let trail = request.trail()?;
-    let workspace_id = parse_id(workspace_id)?;
-    let scope = scope::<K>(request, workspace_id);
-    let creator_asked = creator_asked(ctx);
-    let mut conn = request.db.conn_in(workspace_id).await?;
-    let (row, created_by) = conn
-        .transaction(async |conn| {
-            if let Some(limit) = K::LIMIT {
-                let max = limit(&billing::lock_row_with_limits(conn, workspace_id).await?);
-                let used = model::count(
-                    conn,
-                    Scope {
-                        app_filter: true,
-                        ..scope
-                    },
-                )
-                .await?;
-                if used >= i64::from(max) {
-                    return Err(ApiError::new(
-                        ErrorCode::UsageLimitReached,
-                        format!(
-                            "This plan allows at most {max} {}s; choose a bigger plan.",
-                            K::KIND.replace('_', " ")
-                        ),
-                    ));
-                }
-            }
-            let fields = K::validate(conn, scope, &input).await?;
-            let row = model::insert(
-                conn,
-                scope,
-                fields.name.as_str(),
-                &fields.data,
-                caller,
-                Utc::now(),
-            )
-            .await
-            .map_err(write_error)?;
-            let created_by = creator(conn, &row, creator_asked).await?;
-            billed::<K>(conn, workspace_id).await?;
-            let event = Event {
-                action: audit::Action::ResourceCreated,
-                target: Target::resource(K::KIND, row.id),
-                changes: serde_json::json!({ "name": row.name }),
+    with_creator: bool,
+    now: DateTime<Utc>,
+) -> ApiResult<Stored> {
+    let caller = trail.person()?;
+    let workspace_id = scope.workspace_id;
+    conn.transaction(async |conn| {
+        if let Some(limit) = K::LIMIT {
+            let max = limit.of(&billing::lock_row_with_limits(conn, workspace_id).await?);
+            let counted = Scope {
+                app_filter: true,
+                ..scope
             };
-            audit::record(conn, workspace_id, &trail, event, row.created_at).await?;
-            Ok::<_, ApiError>((row, created_by))
-        })
-        .await?;
-    Ok(K::node(row, created_by))
+            let used = model::count(conn, counted).await?;
+            if used >= i64::from(max) {
+                return Err(ApiError::new(
+                    ErrorCode::UsageLimitReached,
+                    format!(
+                        "This plan allows at most {max} {}s; choose a bigger plan.",
+                        K::KIND.replace('_', " ")
+                    ),
+                ));
+            }
+        }
+        let fields = K::validate(conn, scope, &input).await?;
+        let row = model::insert(conn, scope, fields.name.as_str(), &fields.data, caller, now)
+            .await
+            .map_err(write_error::<K>)?;
+        let created_by = creator(conn, &row, with_creator).await?;
+        billed::<K>(conn, workspace_id).await?;
+        let event = Event {
+            action: audit::Action::ResourceCreated,
+            target: Target::resource(K::KIND, row.id),
+            changes: serde_json::json!({ "name": row.name }),
+        };
+        audit::record(conn, workspace_id, trail, event, row.created_at).await?;
+        Ok((row, created_by))
+    })
+    .await
 }
 
 /// For a billed kind, queues the billing sync that brings the subscription's quantity in
@@ -213,18 +229,16 @@ fn patched<K: Kind>(existing: &ResourceRow, patch: &K::Patch) -> ApiResult<K::In
     })
 }
 
+/// Changes the fields `patch` sets.
 pub async fn update<K: Kind>(
-    ctx: &Context<'_>,
-    workspace_id: &ID,
-    id: &ID,
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    scope: Scope,
+    id: Uuid,
     patch: K::Patch,
-) -> ApiResult<K::Node> {
-    let request = request(ctx);
-    let trail = request.trail()?;
-    let workspace_id = parse_id(workspace_id)?;
-    let id = parse_id(id).map_err(|_| not_found::<K>())?;
-    let scope = scope::<K>(request, workspace_id);
-    let creator_asked = creator_asked(ctx);
+    with_creator: bool,
+    now: DateTime<Utc>,
+) -> ApiResult<Stored> {
     // The fields the patch sets (not their values: they may be personal data).
     let set_fields: Vec<String> = match serde_json::to_value(&patch) {
         Ok(serde_json::Value::Object(set)) => set
@@ -233,84 +247,79 @@ pub async fn update<K: Kind>(
             .collect(),
         _ => Vec::new(),
     };
-    let mut conn = request.db.conn_in(workspace_id).await?;
-    let (row, created_by) = conn
-        .transaction(async |conn| {
-            let existing = model::find_for_update(conn, scope, id)
-                .await?
-                .ok_or_else(not_found::<K>)?;
-            let input = patched::<K>(&existing, &patch)?;
-            let fields = K::validate(conn, scope, &input).await?;
-            let now = Utc::now();
-            let row = model::update(conn, existing.id, fields.name.as_str(), &fields.data, now)
-                .await
-                .map_err(write_error)?;
-            let created_by = creator(conn, &row, creator_asked).await?;
-            let event = Event {
-                action: audit::Action::ResourceUpdated,
-                target: Target::resource(K::KIND, row.id),
-                changes: serde_json::json!({
-                    "name": { "from": existing.name, "to": row.name },
-                    "fields": set_fields,
-                }),
-            };
-            audit::record(conn, workspace_id, &trail, event, now).await?;
-            Ok::<_, ApiError>((row, created_by))
-        })
-        .await?;
-    Ok(K::node(row, created_by))
+    conn.transaction(async |conn| {
+        let existing = model::find_for_update(conn, scope, id)
+            .await?
+            .ok_or_else(not_found::<K>)?;
+        let input = patched::<K>(&existing, &patch)?;
+        let fields = K::validate(conn, scope, &input).await?;
+        let row = model::update(conn, existing.id, fields.name.as_str(), &fields.data, now)
+            .await
+            .map_err(write_error::<K>)?;
+        let created_by = creator(conn, &row, with_creator).await?;
+        let event = Event {
+            action: audit::Action::ResourceUpdated,
+            target: Target::resource(K::KIND, row.id),
+            changes: serde_json::json!({
+                "name": { "from": existing.name, "to": row.name },
+                "fields": set_fields,
+            }),
+        };
+        audit::record(conn, scope.workspace_id, trail, event, now).await?;
+        Ok((row, created_by))
+    })
+    .await
 }
 
-pub async fn delete<K: Kind>(ctx: &Context<'_>, workspace_id: &ID, id: &ID) -> ApiResult<bool> {
-    let request = request(ctx);
-    let caller = request.caller()?.user_id;
-    let trail = request.trail()?;
-    let workspace_id = parse_id(workspace_id)?;
-    let id = parse_id(id).map_err(|_| not_found::<K>())?;
-    // The guard checked the role for the action; whose item it is, is checked here.
-    let membership = membership(ctx, workspace_id).await?;
-    let scope = scope::<K>(request, workspace_id);
-    let mut conn = request.db.conn_in(workspace_id).await?;
+/// Deletes a resource and takes it out of the fields of `referrers` that name it. `role` is
+/// the caller's, as the guard checked it: whose item it is, is checked here.
+pub async fn delete<K: Kind>(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    role: Role,
+    scope: Scope,
+    id: Uuid,
+    referrers: &[Referrer],
+    now: DateTime<Utc>,
+) -> ApiResult<bool> {
+    let caller = trail.person()?;
     conn.transaction(async |conn| {
         let row = model::find_for_update(conn, scope, id)
             .await?
             .ok_or_else(not_found::<K>)?;
         let own = row.created_by == Some(caller);
-        if !roles::allows(membership.role, Action::DeleteItem { own }) {
+        if !roles::allows(role, Action::DeleteItem { own }) {
             return Err(ApiError::forbidden(
                 "Members may delete only what they created; ask an Owner or Admin.",
             ));
         }
         model::delete(conn, &row).await?;
-        billed::<K>(conn, workspace_id).await?;
+        for referrer in referrers.iter().filter(|r| r.reference.to == K::KIND) {
+            model::detach(conn, &row, referrer.from, referrer.reference).await?;
+        }
+        billed::<K>(conn, scope.workspace_id).await?;
         let event = Event {
             action: audit::Action::ResourceDeleted,
             target: Target::resource(K::KIND, row.id),
             changes: serde_json::json!({ "name": row.name }),
         };
-        audit::record(conn, workspace_id, &trail, event, Utc::now()).await?;
-        Ok::<_, ApiError>(true)
+        audit::record(conn, scope.workspace_id, trail, event, now).await?;
+        Ok(true)
     })
     .await
 }
 
+/// One page of the kind, oldest first, with the size of the whole list.
 pub async fn page<K: Kind>(
-    ctx: &Context<'_>,
-    workspace_id: Uuid,
-    first: Option<i32>,
-    after: Option<&str>,
-) -> ApiResult<PageOf<K::Node>> {
-    let request = request(ctx);
-    let page = Page::parse(first, after)?;
-    let scope = scope::<K>(request, workspace_id);
-    let mut conn = request.db.conn_in(workspace_id).await?;
-    let rows = model::page(&mut conn, scope, &page).await?;
-    let (rows, total) = split_total(rows, model::count(&mut conn, scope)).await?;
+    conn: &mut AsyncPgConnection,
+    scope: Scope,
+    page: &Page,
+) -> ApiResult<(Vec<K::Node>, i64)> {
+    let rows = model::page(conn, scope, page).await?;
+    let (rows, total) = split_total(rows, model::count(conn, scope)).await?;
     let nodes = rows
         .into_iter()
         .map(|(row, user)| K::node(row, user))
         .collect();
-    Ok(PageOf::from_rows(nodes, &page, total, |node| {
-        node.common().cursor().encode()
-    }))
+    Ok((nodes, total))
 }

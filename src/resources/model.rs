@@ -10,8 +10,6 @@ use crate::db::page::Page;
 use crate::db::{bind, static_sql};
 use crate::schema::{resources, users};
 
-pub const PHONE_NUMBER_UNIQUE: &str = "resources_phone_number_unique";
-
 /// A resource's `data` as the JSON text PostgreSQL sent. Each kind parses it once, straight
 /// into its own fields; read as a `serde_json::Value` it was parsed twice, and a page of
 /// agents spent its extra time there (BENCHMARKS.md).
@@ -135,28 +133,37 @@ pub async fn update(
         .await
 }
 
-/// Deletes a resource and removes references to it from agents.
+/// Deletes a resource (see [`detach`] for the fields that named it).
 pub async fn delete(conn: &mut AsyncPgConnection, row: &ResourceRow) -> QueryResult<()> {
     diesel::delete(resources::table.find(row.id))
         .execute(conn)
-        .await?;
-    let detach = match row.kind.as_str() {
-        "phone_number" => {
-            "UPDATE resources SET data = data - 'phone_number_id'
-             WHERE workspace_id = $1 AND kind = 'agent' AND data ->> 'phone_number_id' = $2"
-        }
-        "knowledge_base" => {
-            "UPDATE resources
-             SET data = jsonb_set(data, '{knowledge_base_ids}', (data -> 'knowledge_base_ids') - $2)
-             WHERE workspace_id = $1 AND kind = 'agent' AND data -> 'knowledge_base_ids' ? $2"
-        }
-        _ => return Ok(()),
+        .await
+        .map(drop)
+}
+
+/// Takes the deleted `row` out of `reference` in the workspace's resources of kind `from`:
+/// the field goes when it held the one id, the id leaves the list when it was a list. One
+/// statement, whatever the number of resources that named it.
+pub async fn detach(
+    conn: &mut AsyncPgConnection,
+    row: &ResourceRow,
+    from: &str,
+    reference: crate::resources::Reference,
+) -> QueryResult<()> {
+    let sql = if reference.many {
+        "UPDATE resources SET data = jsonb_set(data, ARRAY[$3], (data -> $3) - $4)
+         WHERE workspace_id = $1 AND kind = $2 AND data -> $3 ? $4"
+    } else {
+        "UPDATE resources SET data = data - $3
+         WHERE workspace_id = $1 AND kind = $2 AND data ->> $3 = $4"
     };
     let binds = (
         bind::<diesel::sql_types::Uuid, _>(row.workspace_id),
+        bind::<diesel::sql_types::Text, _>(from.to_owned()),
+        bind::<diesel::sql_types::Text, _>(reference.field.to_owned()),
         bind::<diesel::sql_types::Text, _>(row.id.to_string()),
     );
-    static_sql(detach, binds).execute(conn).await.map(drop)
+    static_sql(sql, binds).execute(conn).await.map(drop)
 }
 
 /// One page in `(created_at, id)` order, with one extra row when more follow; each row

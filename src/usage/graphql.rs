@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 
 use super::{model, Metric};
+use crate::billing::plans::CountLimit;
 use crate::billing::{self, graphql::LimitsView};
 use crate::error::ApiResult;
 use crate::graphql::context::{parse_id, request};
@@ -58,7 +59,13 @@ async fn usage_in(
     (period_start, period_end): (DateTime<Utc>, DateTime<Utc>),
 ) -> ApiResult<Usage> {
     let (messages, sms) = model::totals(conn, workspace.id, period_start).await?;
-    let (agents, phone_numbers) = model::in_use(conn, workspace.id).await?;
+    let held = model::in_use(conn, workspace.id, crate::resources::kinds::limited()).await?;
+    let held = |limit: CountLimit| {
+        held.iter()
+            .find(|(counted, _)| *counted == limit)
+            .map_or(0, |(_, n)| *n)
+    };
+    let (agents, phone_numbers) = (held(CountLimit::Agents), held(CountLimit::PhoneNumbers));
     Ok(Usage {
         period_start: period_start.into(),
         period_end: period_end.into(),

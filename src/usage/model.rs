@@ -6,6 +6,7 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::billing::plans::CountLimit;
 use crate::db::{bind, static_sql};
 use crate::schema::{usage_counters, usage_events};
 
@@ -105,21 +106,35 @@ pub async fn totals(
 
 #[derive(QueryableByName)]
 struct InUse {
+    #[diesel(sql_type = Text)]
+    kind: String,
     #[diesel(sql_type = BigInt)]
-    agents: i64,
-    #[diesel(sql_type = BigInt)]
-    phone_numbers: i64,
+    held: i64,
 }
 
-/// `(agents, phone numbers)` in the workspace now.
-pub async fn in_use(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<(i64, i64)> {
-    let counts: InUse = static_sql(
-        "SELECT count(*) FILTER (WHERE kind = 'agent') AS agents,
-                count(*) FILTER (WHERE kind = 'phone_number') AS phone_numbers
-         FROM resources WHERE workspace_id = $1",
-        (bind::<SqlUuid, _>(workspace_id),),
+/// How many resources of each of `limited` kinds the workspace holds now, by the limit each
+/// counts against (a kind with none counts 0).
+pub async fn in_use(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    limited: &[(&'static str, CountLimit)],
+) -> QueryResult<Vec<(CountLimit, i64)>> {
+    let kinds: Vec<&str> = limited.iter().map(|(kind, _)| *kind).collect();
+    let counts: Vec<InUse> = static_sql(
+        "SELECT kind, count(*) AS held FROM resources
+         WHERE workspace_id = $1 AND kind = ANY($2) GROUP BY kind",
+        (
+            bind::<SqlUuid, _>(workspace_id),
+            bind::<diesel::sql_types::Array<Text>, _>(kinds),
+        ),
     )
-    .get_result(conn)
+    .load(conn)
     .await?;
-    Ok((counts.agents, counts.phone_numbers))
+    Ok(limited
+        .iter()
+        .map(|&(kind, limit)| {
+            let held = counts.iter().find(|c| c.kind == kind).map_or(0, |c| c.held);
+            (limit, held)
+        })
+        .collect())
 }

@@ -36,7 +36,7 @@ impl Workspace {
         let workspace_id = row.id;
         Workspace(
             WorkspaceFields { row, viewer_role },
-            ResourceLists { workspace_id },
+            ResourceLists::new(workspace_id),
         )
     }
 }

@@ -38,7 +38,19 @@ pub struct Documented {
     pub may_write_none: bool,
 }
 
-/// The README table between `<!-- {marker} -->` and its end: mutation → events.
+/// A resource kind's name in mutations: `phone_number` → `PhoneNumber`.
+pub fn pascal_case(kind: &str) -> String {
+    let camel = linkai::text::camel_case(kind);
+    let mut chars = camel.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
+/// The README table between `<!-- {marker} -->` and its end: mutation → events. A row for
+/// `create<Kind>` (or `update<Kind>`, `delete<Kind>`) stands for that mutation of every
+/// resource kind.
 fn table(marker: &str) -> BTreeMap<String, Documented> {
     let readme = include_str!("../../README.md");
     let start = readme
@@ -60,14 +72,26 @@ fn table(marker: &str) -> BTreeMap<String, Documented> {
                 .map(str::to_owned)
                 .collect();
             let may_write_none = cell.starts_with("none") || cell.contains(", or none");
-            Some((
-                mutation.to_owned(),
-                Documented {
-                    events,
-                    may_write_none,
-                },
-            ))
+            let documented = Documented {
+                events,
+                may_write_none,
+            };
+            let names: Vec<String> = if mutation.contains("<Kind>") {
+                linkai::resources::kinds::KINDS
+                    .iter()
+                    .map(|kind| mutation.replace("<Kind>", &pascal_case(kind)))
+                    .collect()
+            } else {
+                vec![mutation.to_owned()]
+            };
+            Some(
+                names
+                    .into_iter()
+                    .map(move |name| (name, documented.clone()))
+                    .collect::<Vec<_>>(),
+            )
         })
+        .flatten()
         .collect()
 }
 

@@ -391,3 +391,14 @@ async fn row_level_security_alone_keeps_tenants_apart() {
     )
     .await;
 }
+
+/// A kind added to the product must join the isolation run, or this fails.
+#[test]
+fn the_isolation_run_covers_every_resource_kind() {
+    let listed: Vec<&str> = KINDS.iter().map(|spec| spec.name).collect();
+    let product: Vec<String> = linkai::resources::kinds::KINDS
+        .iter()
+        .map(|kind| crate::audit::pascal_case(kind))
+        .collect();
+    assert_eq!(listed, product);
+}

@@ -1,28 +1,13 @@
 //! The layering rule of the README's architecture part (issue 17, item 2), checked on the
 //! source: GraphQL is the edge. Only the edge (`graphql.rs` files, `src/graphql/`, the
-//! HTTP transport in `src/http.rs` and `src/http/`, and the wiring in `src/lib.rs` and
-//! `src/main.rs`) names async-graphql or `crate::graphql`; and below the edge no file
-//! imports another that imports it back, directly or around a longer loop.
+//! resource kinds' declarations in `src/resources/kinds/`, the HTTP transport in
+//! `src/http.rs` and `src/http/`, and the wiring in `src/lib.rs` and `src/main.rs`) names
+//! async-graphql or `crate::graphql`; below the edge no file imports another that imports
+//! it back, directly or around a longer loop; and the features' job handlers (`jobs.rs`),
+//! the background edge, are imported by the worker's wiring alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-
-/// Files still below the edge that name GraphQL types, with why. The test fails when a
-/// file is clean and still listed, so this list only shrinks.
-const NOT_YET: [(&str, &str); 3] = [
-    (
-        "src/resources/mod.rs",
-        "the generic resource functions take the GraphQL context (issue 17, item 5)",
-    ),
-    (
-        "src/resources/kinds.rs",
-        "each kind's input and node are GraphQL types (issue 17, item 5)",
-    ),
-    (
-        "src/resources/common.rs",
-        "the common resource node is a GraphQL object (issue 17, item 5)",
-    ),
-];
 
 fn sources() -> Vec<(String, String)> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -55,6 +40,8 @@ fn sources() -> Vec<(String, String)> {
 fn is_edge(file: &str) -> bool {
     file.ends_with("/graphql.rs")
         || file.starts_with("src/graphql/")
+        // A kind's file is its whole declaration, API shape included (`kinds/mod.rs`).
+        || file.starts_with("src/resources/kinds/")
         || file == "src/http.rs"
         || file.starts_with("src/http/")
         || file == "src/lib.rs"
@@ -87,19 +74,26 @@ fn graphql_uses(text: &str) -> Vec<String> {
 
 #[test]
 fn only_the_edge_names_graphql_types() {
-    let not_yet: BTreeMap<&str, &str> = NOT_YET.into_iter().collect();
     let mut wrong = Vec::new();
+    let mut below = 0;
     for (file, text) in sources() {
         if is_edge(&file) {
             continue;
         }
+        below += 1;
         let uses = graphql_uses(&text);
-        match (not_yet.contains_key(file.as_str()), uses.is_empty()) {
-            (false, false) => wrong.push(format!("{file} names GraphQL types: {uses:?}")),
-            (true, true) => wrong.push(format!("{file} is clean now: take it off NOT_YET")),
-            _ => {}
+        if !uses.is_empty() {
+            wrong.push(format!("{file} names GraphQL types: {uses:?}"));
         }
     }
+    // The resources' rules are below the edge now, with every other feature's.
+    assert!(
+        sources()
+            .iter()
+            .any(|(file, _)| file == "src/resources/mod.rs" && !is_edge(file)),
+        "resources/mod.rs is checked"
+    );
+    assert!(below > 40, "only {below} files below the edge");
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
@@ -255,6 +249,33 @@ fn below_the_edge_no_imports_go_round_in_a_loop() {
     );
     assert!(graph["src/members/mod.rs"].contains("src/workspaces/mod.rs"));
     assert_eq!(loops(&graph), Vec::<Vec<String>>::new());
+}
+
+/// A feature's `jobs.rs` runs its jobs as a resolver runs its fields: it calls the feature,
+/// and nothing but the worker's wiring calls it (a payload lives with the code that queues
+/// it, so queueing a job never imports the handler).
+#[test]
+fn only_the_worker_imports_job_handlers() {
+    let files = sources();
+    let graph = imports(&files);
+    let handlers: Vec<&String> = graph
+        .keys()
+        .filter(|file| file.ends_with("/jobs.rs") && file.matches('/').count() == 2)
+        .collect();
+    assert!(handlers.len() >= 3, "{handlers:?}");
+    let mut wrong = Vec::new();
+    for (file, deps) in &graph {
+        if file == "src/worker.rs" {
+            continue;
+        }
+        for dep in deps {
+            if handlers.contains(&dep) && dep != file {
+                wrong.push(format!("{file} imports {dep}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert!(graph["src/worker.rs"].contains("src/auth/jobs.rs"));
 }
 
 #[test]

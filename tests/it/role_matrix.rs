@@ -387,3 +387,15 @@ fn the_matrix_covers_every_guarded_mutation_in_the_schema() {
             .collect::<std::collections::BTreeSet<_>>();
     assert_eq!(guarded, covered, "add the new guarded mutations to CASES");
 }
+
+/// A kind added to the product must join this list (and through it the statement budgets'
+/// run and the resources tests) with a valid input, or this fails.
+#[test]
+fn the_matrix_covers_every_resource_kind() {
+    let listed: Vec<&str> = KINDS.iter().map(|(kind, _)| *kind).collect();
+    let product: Vec<String> = linkai::resources::kinds::KINDS
+        .iter()
+        .map(|kind| crate::audit::pascal_case(kind))
+        .collect();
+    assert_eq!(listed, product);
+}
