@@ -2,23 +2,18 @@
 
 use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::Utc;
-use diesel_async::AsyncConnection as _;
 
-use super::model::{self, LinkPurpose, NewToken, UserRow};
-use super::security;
-use super::token::{self, TokenKind};
-use crate::db::is_unique_violation;
+use super::model::{self, UserRow};
+use super::token::MintedToken;
+use super::{credentials, security, sessions, sign_up, Requester};
 use crate::db::page::{Cursor, Page};
-use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::graphql::context::{parse_id, request};
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::context::{parse_id, request, RequestContext};
 use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
-use crate::outbox;
 use crate::text::{EmailAddress, Name, NewPassword};
-use crate::throttle;
 use crate::workspaces::graphql::Workspace;
 use crate::workspaces::model as workspaces;
-use serde_json::json;
 use uuid::Uuid;
 
 /// A person with an account, as seen by the caller.
@@ -364,93 +359,21 @@ impl AuthQuery {
     }
 }
 
-fn invalid_link() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "This link is invalid or has expired.")
-}
-
-/// Opens the emailed one-time link `token` for `purpose` and marks it used, inside the
-/// transaction that acts on it: its row, or the same NOT_FOUND for every invalid, used,
-/// expired or other-purpose link.
-async fn use_link(
-    conn: &mut diesel_async::AsyncPgConnection,
-    token: &str,
-    purpose: LinkPurpose,
-    now: chrono::DateTime<Utc>,
-) -> ApiResult<model::AccountTokenRow> {
-    let link = model::open_account_token(conn, &token::hash(token), purpose, now)
-        .await?
-        .ok_or_else(invalid_link)?;
-    model::use_account_token(conn, link.id, now).await?;
-    Ok(link)
-}
-
-const INVALID_CREDENTIALS: &str = "The email or password is not correct.";
-
-/// Stores `session` as a new signed-in session of `user_id`, with the request's user agent,
-/// and appends `action` (what began it) to the account's security log; call inside the
-/// transaction that signs in.
-async fn start_session(
-    conn: &mut diesel_async::AsyncPgConnection,
-    user_id: Uuid,
-    session: &token::MintedToken,
-    request: &crate::graphql::context::RequestContext,
-    action: security::Action,
-) -> diesel::QueryResult<Uuid> {
-    let new = NewToken {
-        user_agent: request.user_agent.as_deref(),
-        ..NewToken::default()
-    };
-    let id = model::insert_token(conn, user_id, "session", "Session", &session.hash, new).await?;
-    let event = security::Event::new(action).token(id);
-    security::record(conn, user_id, &request.origin(), event, Utc::now()).await?;
-    Ok(id)
-}
-
-/// Appends `event` to the caller's security log.
-async fn log(
-    conn: &mut diesel_async::AsyncPgConnection,
-    request: &crate::graphql::context::RequestContext,
-    user_id: Uuid,
-    event: security::Event,
-) -> diesel::QueryResult<()> {
-    security::record(conn, user_id, &request.origin(), event, Utc::now()).await
-}
-
-/// The caller's account once `password` is proven to be theirs: a session only, and
-/// wrong guesses count against the same backoff as `signIn`'s. Also answers the backoff's
-/// subject, to clear it after the change.
-async fn confirm_password(
-    request: &crate::graphql::context::RequestContext,
-    password: String,
-) -> ApiResult<(UserRow, String)> {
-    let caller = request.caller()?;
-    caller.ensure_session()?;
-    let mut conn = request.db.conn().await?;
-    let user = model::find_user(&mut conn, caller.user_id)
-        .await?
-        .ok_or_else(ApiError::unauthenticated)?;
-    let account = throttle_subject_of_email(&user.email);
-    super::SIGN_IN_FAILURES
-        .check(&mut conn, &account, Utc::now())
-        .await??;
-    let stored = model::find_credentials(&mut conn, &user.email)
-        .await?
-        .map(|(_, hash)| hash);
-    drop(conn);
-    if !request.passwords.verify(password, stored).await? {
-        let mut conn = request.db.conn().await?;
-        super::SIGN_IN_FAILURES
-            .failed(&mut conn, &account, Utc::now())
-            .await?;
-        return Err(ApiError::forbidden("The password is not correct."));
+/// The account's view of this request.
+fn requester<'a>(request: &'a RequestContext) -> Requester<'a> {
+    Requester {
+        db: &request.db,
+        passwords: &request.passwords,
+        origin: request.origin(),
+        caller: request.caller.as_ref(),
     }
-    Ok((user, account))
 }
 
-/// The sign-in backoff's subject: the address as typed, trimmed and lower-cased (so
-/// `Ada@x` and `ada@x` share one count), cut to the longest valid address.
-fn throttle_subject_of_email(email: &str) -> String {
-    email.trim().to_lowercase().chars().take(320).collect()
+fn signed_in((session, user): (MintedToken, UserRow)) -> AuthPayload {
+    AuthPayload {
+        token: session.plaintext,
+        user: User::me(user),
+    }
 }
 
 #[derive(Default)]
@@ -479,60 +402,13 @@ impl AuthMutation {
         let name = Name::parse(&name, "name")?;
         let password = NewPassword::parse(&password)?;
         let request = request(ctx);
-        let mut conn = request.db.conn().await?;
-        let address = throttle::address_subject(request.client);
-        super::SIGN_UPS_PER_ADDRESS
-            .hit(&mut conn, &address, Utc::now())
-            .await??;
-        drop(conn);
-        let password_hash = request.passwords.hash(password.expose().to_owned()).await?;
-        let mut conn = request.db.conn().await?;
-        let Some(invitation_token) = invitation_token else {
-            // The same statements whether or not an account has the address: the worker
-            // looks (statement counts are compared in account_emails.rs).
-            conn.transaction(async |conn| {
-                let expires = Utc::now() + super::SIGN_UP_VALIDITY;
-                let request_id = model::insert_sign_up_request(
-                    conn,
-                    email.as_str(),
-                    name.as_str(),
-                    &password_hash,
-                    expires,
-                )
-                .await?;
-                outbox::enqueue(conn, &super::ProcessSignUp { request_id }).await?;
-                Ok::<_, ApiError>(())
-            })
-            .await?;
-            return Ok(SignUpPayload {
-                email: email.as_str().to_owned(),
-                session: None,
-            });
-        };
-        let session = token::mint(TokenKind::Session);
         let trail = request.link_holder_trail();
-        let user = conn
-            .transaction(async |conn| {
-                let user = super::open_account(
-                    conn,
-                    &trail,
-                    email.as_str(),
-                    name.as_str(),
-                    &password_hash,
-                    Some(&invitation_token),
-                    Utc::now(),
-                )
-                .await?;
-                start_session(conn, user.id, &session, request, security::Action::SignedUp).await?;
-                Ok::<_, ApiError>(user)
-            })
-            .await?;
+        let token = invitation_token.as_deref();
+        let signed_up =
+            sign_up::sign_up(&requester(request), &trail, &email, &name, &password, token).await?;
         Ok(SignUpPayload {
-            email: user.email.clone(),
-            session: Some(AuthPayload {
-                token: session.plaintext,
-                user: User::me(user),
-            }),
+            email: signed_up.email,
+            session: signed_up.session.map(signed_in),
         })
     }
 
@@ -541,32 +417,9 @@ impl AuthMutation {
     /// used or expired link; CONFLICT if an account took the address meanwhile.
     async fn complete_sign_up(&self, ctx: &Context<'_>, token: String) -> ApiResult<AuthPayload> {
         let request = request(ctx);
-        let session = token::mint(TokenKind::Session);
-        let mut conn = request.db.conn().await?;
-        let user = conn
-            .transaction(async |conn| {
-                let now = Utc::now();
-                let pending = model::take_sign_up(conn, &token::hash(&token), now)
-                    .await?
-                    .ok_or_else(invalid_link)?;
-                let user = super::open_account(
-                    conn,
-                    &request.link_holder_trail(),
-                    &pending.email,
-                    &pending.name,
-                    &pending.password_hash,
-                    None,
-                    now,
-                )
-                .await?;
-                start_session(conn, user.id, &session, request, security::Action::SignedUp).await?;
-                Ok::<_, ApiError>(user)
-            })
-            .await?;
-        Ok(AuthPayload {
-            token: session.plaintext,
-            user: User::me(user),
-        })
+        let trail = request.link_holder_trail();
+        let done = sign_up::complete_sign_up(&requester(request), &trail, &token).await?;
+        Ok(signed_in(done))
     }
 
     /// Signs in with email and password. A wrong password and an unknown email get the same
@@ -577,52 +430,9 @@ impl AuthMutation {
         email: String,
         password: String,
     ) -> ApiResult<AuthPayload> {
-        let invalid = || ApiError::new(ErrorCode::Unauthenticated, INVALID_CREDENTIALS);
         let request = request(ctx);
-        let db = &request.db;
-        let now = Utc::now();
-        // Throttled by address and by the email typed, before any hashing: a blocked
-        // attempt costs two small statements, not 19 MiB and a core.
-        let account = throttle_subject_of_email(&email);
-        let mut conn = db.conn().await?;
-        super::SIGN_INS_PER_ADDRESS
-            .hit(&mut conn, &throttle::address_subject(request.client), now)
-            .await??;
-        super::SIGN_IN_FAILURES
-            .check(&mut conn, &account, now)
-            .await??;
-        let credentials = match EmailAddress::parse(&email) {
-            Ok(email) => model::find_credentials(&mut conn, email.as_str()).await?,
-            Err(_) => None,
-        };
-        drop(conn);
-        let (user_id, stored) = match credentials {
-            Some((id, hash)) => (Some(id), Some(hash)),
-            None => (None, None),
-        };
-        let verified = request.passwords.verify(password, stored).await?;
-        let mut conn = db.conn().await?;
-        let Some(user_id) = user_id.filter(|_| verified) else {
-            super::SIGN_IN_FAILURES
-                .failed(&mut conn, &account, Utc::now())
-                .await?;
-            return Err(invalid());
-        };
-        super::SIGN_IN_FAILURES
-            .succeeded(&mut conn, &account)
-            .await?;
-        let session = token::mint(TokenKind::Session);
-        conn.transaction(async |conn| {
-            start_session(conn, user_id, &session, request, security::Action::SignedIn).await
-        })
-        .await?;
-        let user = model::find_user(&mut conn, user_id)
-            .await?
-            .ok_or_else(invalid)?;
-        Ok(AuthPayload {
-            token: session.plaintext,
-            user: User::me(user),
-        })
+        let done = sessions::sign_in(&requester(request), &email, password).await?;
+        Ok(signed_in(done))
     }
 
     /// Confirms the email address with the token from the verification email (accounts
@@ -632,25 +442,8 @@ impl AuthMutation {
     async fn verify_email(&self, ctx: &Context<'_>, token: String) -> ApiResult<User> {
         let request = request(ctx);
         let mut conn = request.db.conn().await?;
-        let user = conn
-            .transaction(async |conn| {
-                let now = Utc::now();
-                let link = use_link(conn, &token, LinkPurpose::VerifyEmail, now).await?;
-                let keep = request
-                    .caller
-                    .as_ref()
-                    .filter(|caller| caller.user_id == link.user_id)
-                    .map(|caller| caller.token_id);
-                let revoked = model::revoke_tokens_before(conn, link.user_id, now, keep).await?;
-                model::mark_email_verified(conn, link.user_id, now).await?;
-                let event = security::Event::new(security::Action::EmailVerified)
-                    .details(json!({ "revoked": revoked }));
-                log(conn, request, link.user_id, event).await?;
-                model::find_user(conn, link.user_id)
-                    .await?
-                    .ok_or_else(invalid_link)
-            })
-            .await?;
+        let user =
+            credentials::verify_email(&mut conn, &requester(request), &token, Utc::now()).await?;
         Ok(User::new(user))
     }
 
@@ -659,48 +452,11 @@ impl AuthMutation {
     /// An address already verified answers CONFLICT.
     async fn resend_verification_email(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let request = request(ctx);
-        let caller = request.caller()?.user_id;
+        request.caller()?;
         let mut conn = request.db.conn().await?;
-        super::VERIFICATION_REQUESTS_PER_ADDRESS
-            .hit(
-                &mut conn,
-                &throttle::address_subject(request.client),
-                Utc::now(),
-            )
-            .await??;
-        conn.transaction(async |conn| {
-            let user = model::find_user(conn, caller)
-                .await?
-                .ok_or_else(ApiError::unauthenticated)?;
-            if user.email_verified_at.is_some() {
-                return Err(ApiError::conflict(
-                    "This email address is verified already.",
-                ));
-            }
-            let now = Utc::now();
-            let recent = model::account_tokens_since(
-                conn,
-                caller,
-                LinkPurpose::VerifyEmail,
-                now - chrono::Duration::hours(1),
-            )
-            .await?;
-            if recent >= super::VERIFICATIONS_PER_HOUR {
-                return Err(ApiError::new(
-                    ErrorCode::RateLimited,
-                    "Too many verification emails this hour; try again later.",
-                ));
-            }
-            let expires = now + super::VERIFY_EMAIL_VALIDITY;
-            let token_id =
-                model::insert_account_token(conn, caller, LinkPurpose::VerifyEmail, expires, None)
-                    .await?;
-            outbox::enqueue(conn, &super::SendEmailVerification { token_id }).await?;
-            let event = security::Event::new(security::Action::VerificationEmailSent);
-            log(conn, request, caller, event).await?;
-            Ok::<_, ApiError>(true)
-        })
-        .await
+        let req = requester(request);
+        credentials::resend_verification_email(&mut conn, &req, Utc::now()).await?;
+        Ok(true)
     }
 
     /// Emails a password-reset link if an account has this address. Answers `true` either
@@ -710,25 +466,8 @@ impl AuthMutation {
     async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> ApiResult<bool> {
         let request = request(ctx);
         let mut conn = request.db.conn().await?;
-        // Per requester, whichever addresses they name: nobody can spend another person's
-        // reset emails from one place (the per-account cap, applied by the worker, holds too).
-        super::RESET_REQUESTS_PER_ADDRESS
-            .hit(
-                &mut conn,
-                &throttle::address_subject(request.client),
-                Utc::now(),
-            )
-            .await??;
-        // The same statements whether or not an account has the address: the worker finds
-        // the account, applies its hourly cap and makes the link (statement counts are
-        // compared in account_emails.rs).
-        let typed = throttle_subject_of_email(&email);
-        conn.transaction(async |conn| {
-            let request_id = model::insert_reset_request(conn, &typed).await?;
-            outbox::enqueue(conn, &super::ProcessPasswordReset { request_id }).await?;
-            Ok::<_, ApiError>(())
-        })
-        .await?;
+        let req = requester(request);
+        credentials::request_password_reset(&mut conn, &req, &email, Utc::now()).await?;
         Ok(true)
     }
 
@@ -742,22 +481,7 @@ impl AuthMutation {
     ) -> ApiResult<bool> {
         let password = NewPassword::parse(&password)?;
         let request = request(ctx);
-        let password_hash = request.passwords.hash(password.expose().to_owned()).await?;
-        let mut conn = request.db.conn().await?;
-        conn.transaction(async |conn| {
-            let now = Utc::now();
-            let link = use_link(conn, &token, LinkPurpose::ResetPassword, now).await?;
-            model::set_password(conn, link.user_id, &password_hash).await?;
-            // Sessions and personal tokens alike: whoever held the account before the
-            // address was proven (a pre-registration) keeps nothing.
-            model::revoke_all_tokens(conn, link.user_id).await?;
-            // The reset email reached this address: that proves it too.
-            model::mark_email_verified(conn, link.user_id, now).await?;
-            let event = security::Event::new(security::Action::PasswordReset);
-            log(conn, request, link.user_id, event).await?;
-            Ok::<_, ApiError>(())
-        })
-        .await?;
+        credentials::reset_password(&requester(request), &token, &password).await?;
         Ok(true)
     }
 
@@ -773,29 +497,9 @@ impl AuthMutation {
     ) -> ApiResult<AuthPayload> {
         let request = request(ctx);
         let new_password = NewPassword::parse(&new_password)?;
-        let (user, account) = confirm_password(request, current_password).await?;
-        let password_hash = request
-            .passwords
-            .hash(new_password.expose().to_owned())
-            .await?;
-        let session = token::mint(TokenKind::Session);
-        let mut conn = request.db.conn().await?;
-        let user = conn
-            .transaction(async |conn| {
-                super::SIGN_IN_FAILURES.succeeded(conn, &account).await?;
-                model::set_password(conn, user.id, &password_hash).await?;
-                model::revoke_all_tokens(conn, user.id).await?;
-                let changed = security::Action::PasswordChanged;
-                start_session(conn, user.id, &session, request, changed).await?;
-                let notice_id = model::insert_notice(conn, &user, "password_changed", None).await?;
-                outbox::enqueue(conn, &super::SendAccountNotice { notice_id }).await?;
-                Ok::<_, ApiError>(user.clone())
-            })
-            .await?;
-        Ok(AuthPayload {
-            token: session.plaintext,
-            user: User::me(user),
-        })
+        let req = requester(request);
+        let done = credentials::change_password(&req, current_password, &new_password).await?;
+        Ok(signed_in(done))
     }
 
     /// Asks to move the caller's sign-in address to `newEmail`, after the password: a link
@@ -811,33 +515,8 @@ impl AuthMutation {
     ) -> ApiResult<bool> {
         let request = request(ctx);
         let new_email = EmailAddress::parse(&new_email)?;
-        let (user, _) = confirm_password(request, password).await?;
-        let mut conn = request.db.conn().await?;
-        conn.transaction(async |conn| {
-            let expires = Utc::now() + super::CHANGE_EMAIL_VALIDITY;
-            let token_id = model::insert_account_token(
-                conn,
-                user.id,
-                LinkPurpose::ChangeEmail,
-                expires,
-                Some(new_email.as_str()),
-            )
-            .await?;
-            outbox::enqueue(conn, &super::SendEmailChange { token_id }).await?;
-            let notice_id = model::insert_notice(
-                conn,
-                &user,
-                "email_change_requested",
-                Some(new_email.as_str()),
-            )
-            .await?;
-            outbox::enqueue(conn, &super::SendAccountNotice { notice_id }).await?;
-            let event = security::Event::new(security::Action::EmailChangeRequested)
-                .details(json!({ "to": new_email.as_str() }));
-            log(conn, request, user.id, event).await?;
-            Ok::<_, ApiError>(true)
-        })
-        .await
+        credentials::change_email(&requester(request), &new_email, password).await?;
+        Ok(true)
     }
 
     /// Moves the account to the new address with the token from the link `changeEmail`
@@ -846,32 +525,8 @@ impl AuthMutation {
     async fn confirm_email_change(&self, ctx: &Context<'_>, token: String) -> ApiResult<User> {
         let request = request(ctx);
         let mut conn = request.db.conn().await?;
-        let user = conn
-            .transaction(async |conn| {
-                let now = Utc::now();
-                let link = use_link(conn, &token, LinkPurpose::ChangeEmail, now).await?;
-                let new_email = link.new_email.clone().ok_or_else(invalid_link)?;
-                let old_email = model::find_user(conn, link.user_id)
-                    .await?
-                    .ok_or_else(invalid_link)?
-                    .email;
-                model::set_email(conn, link.user_id, &new_email, now)
-                    .await
-                    .map_err(|err| {
-                        if is_unique_violation(&err, model::EMAIL_UNIQUE_INDEX) {
-                            ApiError::conflict("Another account has this address now.")
-                        } else {
-                            err.into()
-                        }
-                    })?;
-                let event = security::Event::new(security::Action::EmailChanged)
-                    .details(json!({ "from": old_email, "to": new_email }));
-                log(conn, request, link.user_id, event).await?;
-                model::find_user(conn, link.user_id)
-                    .await?
-                    .ok_or_else(invalid_link)
-            })
-            .await?;
+        let req = requester(request);
+        let user = credentials::confirm_email_change(&mut conn, &req, &token, Utc::now()).await?;
         Ok(User::new(user))
     }
 
@@ -881,25 +536,17 @@ impl AuthMutation {
     /// their data. The address is told by email. Needs a signed-in session.
     async fn delete_account(&self, ctx: &Context<'_>, password: String) -> ApiResult<bool> {
         let request = request(ctx);
-        let (user, _) = confirm_password(request, password).await?;
-        let mut conn = request.db.conn().await?;
         let trail = request.trail()?;
-        conn.transaction(async |conn| super::delete_account(conn, &trail, &user, Utc::now()).await)
-            .await?;
+        credentials::delete_account(&requester(request), &trail, password).await?;
         Ok(true)
     }
 
     /// Revokes the token this request was made with.
     async fn sign_out(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let request = request(ctx);
-        let caller = request.caller()?;
+        request.caller()?;
         let mut conn = request.db.conn().await?;
-        conn.transaction(async |conn| {
-            model::revoke_token(conn, caller.user_id, caller.token_id, None).await?;
-            let event = security::Event::new(security::Action::SignedOut).token(caller.token_id);
-            log(conn, request, caller.user_id, event).await
-        })
-        .await?;
+        sessions::sign_out(&mut conn, &requester(request)).await?;
         Ok(true)
     }
 
@@ -923,18 +570,11 @@ impl AuthMutation {
         workspace_ids: Option<Vec<ID>>,
     ) -> ApiResult<NewAccessToken> {
         let request = request(ctx);
-        let caller = request.caller()?;
-        caller.ensure_session()?;
+        request.caller()?.ensure_session()?;
         let name = Name::parse(&name, "name")?;
-        let now = Utc::now();
-        if let Some(Timestamp(at)) = expires_at {
-            if at <= now || at > now + super::MAX_TOKEN_LIFETIME {
-                return Err(ApiError::bad_input(
-                    "expiresAt must be in the future and within a year.",
-                ));
-            }
-        }
-        let workspaces = match &workspace_ids {
+        // The caller's own workspaces only, each looked up in the request's memberships;
+        // the list is bounded before any lookup.
+        let workspace_ids = match &workspace_ids {
             None => None,
             Some(ids) if ids.is_empty() || ids.len() > 50 => {
                 return Err(ApiError::bad_input(
@@ -955,104 +595,52 @@ impl AuthMutation {
                 Some(parsed)
             }
         };
+        let shown = name.as_str().to_owned();
+        let grant = sessions::TokenGrant {
+            name,
+            expires_at: expires_at.map(|Timestamp(at)| at),
+            read_only,
+            workspace_ids,
+        };
         let mut conn = request.db.conn().await?;
-        let verified = model::find_user(&mut conn, caller.user_id)
-            .await?
-            .is_some_and(|user| user.email_verified_at.is_some());
-        if !verified {
-            return Err(ApiError::forbidden(
-                "Verify your email address before creating access tokens.",
-            ));
-        }
-        super::TOKENS_PER_ACCOUNT_PER_HOUR
-            .hit(&mut conn, &caller.user_id.to_string(), now)
-            .await??;
-        let minted = token::mint(TokenKind::PersonalAccess);
-        let expires_at = expires_at.map(|Timestamp(at)| at);
-        let id = conn
-            .transaction(async |conn| {
-                let new = NewToken {
-                    expires_at,
-                    read_only,
-                    workspace_ids: workspaces.as_deref(),
-                    user_agent: None,
-                };
-                let hash = &minted.hash;
-                let id =
-                    model::insert_token(conn, caller.user_id, "personal", name.as_str(), hash, new)
-                        .await?;
-                let event = security::Event::new(security::Action::AccessTokenCreated)
-                    .token(id)
-                    .details(json!({
-                        "name": name.as_str(),
-                        "readOnly": read_only,
-                        "expiresAt": expires_at.map(|at| at.to_rfc3339()),
-                        "workspaceIds": workspaces,
-                    }));
-                log(conn, request, caller.user_id, event).await?;
-                diesel::QueryResult::Ok(id)
-            })
-            .await?;
+        let req = requester(request);
+        let (id, minted) =
+            sessions::create_access_token(&mut conn, &req, grant, Utc::now()).await?;
         Ok(NewAccessToken {
             token: minted.plaintext,
             id: ID(id.to_string()),
-            name: name.into_inner(),
+            name: shown,
         })
     }
 
     /// Revokes one of the caller's tokens; it stops working at once.
     async fn revoke_access_token(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
         let request = request(ctx);
-        let caller = request.caller()?;
+        request.caller()?;
         let token_id = parse_id(&id)?;
         let mut conn = request.db.conn().await?;
-        conn.transaction(async |conn| {
-            if !model::revoke_token(conn, caller.user_id, token_id, None).await? {
-                return Err(ApiError::not_found("Access token"));
-            }
-            let event = security::Event::new(security::Action::AccessTokenRevoked).token(token_id);
-            log(conn, request, caller.user_id, event).await?;
-            Ok(true)
-        })
-        .await
+        sessions::revoke(&mut conn, &requester(request), token_id, false).await?;
+        Ok(true)
     }
 
     /// Ends one of the caller's sessions (see `sessions`); it stops working at once. Needs
     /// a signed-in session.
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
         let request = request(ctx);
-        let caller = request.caller()?;
-        caller.ensure_session()?;
+        request.caller()?.ensure_session()?;
         let token_id = parse_id(&id)?;
         let mut conn = request.db.conn().await?;
-        conn.transaction(async |conn| {
-            if !model::revoke_token(conn, caller.user_id, token_id, Some("session")).await? {
-                return Err(ApiError::not_found("Session"));
-            }
-            let event = security::Event::new(security::Action::SessionRevoked).token(token_id);
-            log(conn, request, caller.user_id, event).await?;
-            Ok(true)
-        })
-        .await
+        sessions::revoke(&mut conn, &requester(request), token_id, true).await?;
+        Ok(true)
     }
 
     /// Ends every session of the caller except this one ("sign out everywhere else");
     /// answers how many ended. Personal access tokens are kept. Needs a signed-in session.
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> ApiResult<i32> {
         let request = request(ctx);
-        let caller = request.caller()?;
-        caller.ensure_session()?;
+        request.caller()?.ensure_session()?;
         let mut conn = request.db.conn().await?;
-        let ended = conn
-            .transaction(async |conn| {
-                let ended =
-                    model::revoke_other_sessions(conn, caller.user_id, caller.token_id).await?;
-                let event = security::Event::new(security::Action::OtherSessionsRevoked)
-                    .details(json!({ "count": ended }));
-                log(conn, request, caller.user_id, event).await?;
-                diesel::QueryResult::Ok(ended)
-            })
-            .await?;
+        let ended = sessions::revoke_other_sessions(&mut conn, &requester(request)).await?;
         Ok(i32::try_from(ended).unwrap_or(i32::MAX))
     }
 }

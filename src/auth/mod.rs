@@ -12,11 +12,14 @@
 //! they cannot read mail at. An invitation's token proves the address too, so signing up
 //! from an invitation opens the account at once.
 
+pub mod credentials;
 pub mod graphql;
 pub mod jobs;
 pub mod model;
 pub mod password;
 pub mod security;
+pub mod sessions;
+pub mod sign_up;
 pub mod token;
 
 use chrono::{DateTime, Duration, Utc};
@@ -192,6 +195,39 @@ pub async fn delete_account(
     crate::outbox::enqueue(conn, &SendAccountNotice { notice_id }).await?;
     model::delete_user(conn, user.id).await?;
     Ok(())
+}
+
+/// Who asks, as the account's rules see a request: where it comes from (for the security
+/// log, new sessions and the throttles), the caller if signed in, and the services the
+/// rules use (the database, the password hasher).
+pub struct Requester<'a> {
+    pub db: &'a Db,
+    pub passwords: &'a password::Passwords,
+    pub origin: security::Origin,
+    pub caller: Option<&'a Caller>,
+}
+
+impl Requester<'_> {
+    /// The caller, or UNAUTHENTICATED.
+    pub fn caller(&self) -> ApiResult<&Caller> {
+        self.caller
+            .ok_or_else(crate::error::ApiError::unauthenticated)
+    }
+
+    /// The client address, as the throttles count it.
+    pub fn address_subject(&self) -> String {
+        crate::throttle::address_subject(self.origin.client)
+    }
+
+    /// Appends `event` to `user_id`'s security log, in the caller's transaction.
+    pub async fn log(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        user_id: Uuid,
+        event: security::Event,
+    ) -> diesel::QueryResult<()> {
+        security::record(conn, user_id, &self.origin, event, Utc::now()).await
+    }
 }
 
 /// Declares the account's jobs, each handled in [`jobs`].

@@ -1,0 +1,223 @@
+//! Signing in and out, sessions and personal access tokens.
+//!
+//! Rules: sign-in attempts are throttled by client address and, from the fifth wrong
+//! password in a row, by the address typed (so an unknown address behaves exactly like a
+//! known one), before any hashing; a wrong password and an unknown address get the same
+//! answer. Every new or ended session or token is on the account's security log, written in
+//! the transaction that makes or ends it. A personal access token needs a signed-in session
+//! (no token makes another) and a verified address; it may carry an expiry within a year,
+//! `readOnly`, and the workspaces it may reach.
+
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::model::{self, NewToken, UserRow};
+use super::security::{self, Origin};
+use super::token::{self, MintedToken, TokenKind};
+use super::Requester;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::text::{EmailAddress, Name};
+
+const INVALID_CREDENTIALS: &str = "The email or password is not correct.";
+
+/// Stores `session` as a new signed-in session of `user_id`, with the request's user agent,
+/// and appends `action` (what began it) to the account's security log; call inside the
+/// transaction that signs in.
+pub async fn start_session(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    session: &MintedToken,
+    origin: &Origin,
+    action: security::Action,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<Uuid> {
+    let new = NewToken {
+        user_agent: origin.user_agent.as_deref(),
+        ..NewToken::default()
+    };
+    let id = model::insert_token(conn, user_id, "session", "Session", &session.hash, new).await?;
+    let event = security::Event::new(action).token(id);
+    security::record(conn, user_id, origin, event, now).await?;
+    Ok(id)
+}
+
+/// The sign-in backoff's subject: the address as typed, trimmed and lower-cased (so
+/// `Ada@x` and `ada@x` share one count), cut to the longest valid address.
+pub fn throttle_subject_of_email(email: &str) -> String {
+    email.trim().to_lowercase().chars().take(320).collect()
+}
+
+/// Signs in with email and password: a new session (its secret, once) and the account.
+pub async fn sign_in(
+    req: &Requester<'_>,
+    email: &str,
+    password: String,
+) -> ApiResult<(MintedToken, UserRow)> {
+    let invalid = || ApiError::new(ErrorCode::Unauthenticated, INVALID_CREDENTIALS);
+    let now = Utc::now();
+    let account = throttle_subject_of_email(email);
+    let mut conn = req.db.conn().await?;
+    super::SIGN_INS_PER_ADDRESS
+        .hit(&mut conn, &req.address_subject(), now)
+        .await??;
+    super::SIGN_IN_FAILURES
+        .check(&mut conn, &account, now)
+        .await??;
+    let credentials = match EmailAddress::parse(email) {
+        Ok(email) => model::find_credentials(&mut conn, email.as_str()).await?,
+        Err(_) => None,
+    };
+    // No connection is held while the password is hashed (19 MiB and a core).
+    drop(conn);
+    let (user_id, stored) = match credentials {
+        Some((id, hash)) => (Some(id), Some(hash)),
+        None => (None, None),
+    };
+    let verified = req.passwords.verify(password, stored).await?;
+    let mut conn = req.db.conn().await?;
+    let Some(user_id) = user_id.filter(|_| verified) else {
+        super::SIGN_IN_FAILURES
+            .failed(&mut conn, &account, Utc::now())
+            .await?;
+        return Err(invalid());
+    };
+    super::SIGN_IN_FAILURES
+        .succeeded(&mut conn, &account)
+        .await?;
+    let session = token::mint(TokenKind::Session);
+    let origin = &req.origin;
+    conn.transaction(async |conn| {
+        let signed_in = security::Action::SignedIn;
+        start_session(conn, user_id, &session, origin, signed_in, Utc::now()).await
+    })
+    .await?;
+    let user = model::find_user(&mut conn, user_id)
+        .await?
+        .ok_or_else(invalid)?;
+    Ok((session, user))
+}
+
+/// Ends the token the request was made with.
+pub async fn sign_out(conn: &mut AsyncPgConnection, req: &Requester<'_>) -> ApiResult<()> {
+    let caller = req.caller()?;
+    conn.transaction(async |conn| {
+        model::revoke_token(conn, caller.user_id, caller.token_id, None).await?;
+        let event = security::Event::new(security::Action::SignedOut).token(caller.token_id);
+        req.log(conn, caller.user_id, event).await
+    })
+    .await?;
+    Ok(())
+}
+
+/// Ends one of the caller's sessions (`session`) or tokens; NOT_FOUND if it is not theirs.
+pub async fn revoke(
+    conn: &mut AsyncPgConnection,
+    req: &Requester<'_>,
+    token_id: Uuid,
+    session: bool,
+) -> ApiResult<()> {
+    let caller = req.caller()?;
+    conn.transaction(async |conn| {
+        let kind = session.then_some("session");
+        if !model::revoke_token(conn, caller.user_id, token_id, kind).await? {
+            return Err(ApiError::not_found(if session {
+                "Session"
+            } else {
+                "Access token"
+            }));
+        }
+        let action = if session {
+            security::Action::SessionRevoked
+        } else {
+            security::Action::AccessTokenRevoked
+        };
+        let event = security::Event::new(action).token(token_id);
+        req.log(conn, caller.user_id, event).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Ends every session of the caller but this one; answers how many ended.
+pub async fn revoke_other_sessions(
+    conn: &mut AsyncPgConnection,
+    req: &Requester<'_>,
+) -> ApiResult<u64> {
+    let caller = req.caller()?;
+    caller.ensure_session()?;
+    let ended = conn
+        .transaction(async |conn| {
+            let ended = model::revoke_other_sessions(conn, caller.user_id, caller.token_id).await?;
+            let event = security::Event::new(security::Action::OtherSessionsRevoked)
+                .details(json!({ "count": ended }));
+            req.log(conn, caller.user_id, event).await?;
+            diesel::QueryResult::Ok(ended)
+        })
+        .await?;
+    Ok(ended as u64)
+}
+
+/// What a new personal access token may do.
+pub struct TokenGrant {
+    pub name: Name,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub read_only: bool,
+    /// The only workspaces it reaches (the caller's, checked by the guard); `None`: all.
+    pub workspace_ids: Option<Vec<Uuid>>,
+}
+
+/// Makes a personal access token: its id and its secret, shown once.
+pub async fn create_access_token(
+    conn: &mut AsyncPgConnection,
+    req: &Requester<'_>,
+    grant: TokenGrant,
+    now: DateTime<Utc>,
+) -> ApiResult<(Uuid, MintedToken)> {
+    let caller = req.caller()?;
+    caller.ensure_session()?;
+    if let Some(at) = grant.expires_at {
+        if at <= now || at > now + super::MAX_TOKEN_LIFETIME {
+            return Err(ApiError::bad_input(
+                "expiresAt must be in the future and within a year.",
+            ));
+        }
+    }
+    let verified = model::find_user(conn, caller.user_id)
+        .await?
+        .is_some_and(|user| user.email_verified_at.is_some());
+    if !verified {
+        return Err(ApiError::forbidden(
+            "Verify your email address before creating access tokens.",
+        ));
+    }
+    super::TOKENS_PER_ACCOUNT_PER_HOUR
+        .hit(conn, &caller.user_id.to_string(), now)
+        .await??;
+    let minted = token::mint(TokenKind::PersonalAccess);
+    let id = conn
+        .transaction(async |conn| {
+            let new = NewToken {
+                expires_at: grant.expires_at,
+                read_only: grant.read_only,
+                workspace_ids: grant.workspace_ids.as_deref(),
+                user_agent: None,
+            };
+            let name = grant.name.as_str();
+            let id = model::insert_token(conn, caller.user_id, "personal", name, &minted.hash, new)
+                .await?;
+            let event = security::Event::new(security::Action::AccessTokenCreated)
+                .token(id)
+                .details(json!({
+                    "name": name,
+                    "readOnly": grant.read_only,
+                    "expiresAt": grant.expires_at.map(|at| at.to_rfc3339()),
+                    "workspaceIds": grant.workspace_ids,
+                }));
+            req.log(conn, caller.user_id, event).await?;
+            diesel::QueryResult::Ok(id)
+        })
+        .await?;
+    Ok((id, minted))
+}
