@@ -58,10 +58,18 @@ pub fn router(app: App) -> Router {
                 .options(|| async { StatusCode::NO_CONTENT }),
         )
         .route_layer(axum::middleware::from_fn_with_state(cors, cors::layer));
+    // The webhook gets only what it uses: the database and its signing secret.
+    let webhooks = crate::billing::webhook::Webhooks {
+        db: app.db.clone(),
+        secret: (app.config.stripe.as_ref()).and_then(|s| s.webhook_secret.clone()),
+    };
+    let webhook = Router::new()
+        .route("/webhooks/stripe", post(crate::billing::webhook::receive))
+        .with_state(Arc::new(webhooks));
     let mut routes = graphql
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/webhooks/stripe", post(crate::billing::webhook::receive));
+        .merge(webhook);
     if app.config.http.introspection {
         routes = routes.route("/graphiql/{file}", get(playground::asset));
     }

@@ -20,8 +20,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::sync::{ApplySubscriptionEvent, SyncBilling, SyncPlans};
+use crate::config::Secret;
+use crate::db::Db;
 use crate::schema::stripe_events;
-use crate::App;
 
 /// Signatures older (or newer) than this are refused, as Stripe's libraries do.
 pub const TOLERANCE: Duration = Duration::from_secs(300);
@@ -133,13 +134,20 @@ fn owner_of(event: &Value) -> Option<Owner<'_>> {
     }
 }
 
-pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let Some(secret) = app
-        .config
-        .stripe
-        .as_ref()
-        .and_then(|s| s.webhook_secret.as_ref())
-    else {
+/// What the endpoint needs: the database, and the signing secret (none: the endpoint is off,
+/// NOT_FOUND).
+#[derive(Clone)]
+pub struct Webhooks {
+    pub db: Db,
+    pub secret: Option<Secret>,
+}
+
+pub async fn receive(
+    State(hooks): State<Arc<Webhooks>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let Some(secret) = &hooks.secret else {
         return StatusCode::NOT_FOUND;
     };
     let header = headers
@@ -155,7 +163,7 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     let (Some(id), Some(kind)) = (event["id"].as_str(), event["type"].as_str()) else {
         return StatusCode::BAD_REQUEST;
     };
-    match record(&app, id, kind, &event).await {
+    match record(&hooks.db, id, kind, &event).await {
         Ok(()) => StatusCode::OK,
         Err(err) => {
             tracing::error!("could not record Stripe event {id}: {err:#}");
@@ -166,8 +174,8 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
 
 /// Records the event and queues its workspace's sync in one transaction; a redelivered
 /// event is recorded already and changes nothing.
-async fn record(app: &App, id: &str, kind: &str, event: &Value) -> anyhow::Result<()> {
-    let mut conn = app.db.conn().await?;
+async fn record(db: &Db, id: &str, kind: &str, event: &Value) -> anyhow::Result<()> {
+    let mut conn = db.conn().await?;
     conn.transaction(async |conn| {
         let inserted = diesel::insert_into(stripe_events::table)
             .values((
