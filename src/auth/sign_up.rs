@@ -3,8 +3,8 @@
 //! has an account; with an invitation's token, which proves the address, the account at
 //! once (see the module doc of `auth`).
 
-use chrono::Utc;
-use diesel_async::AsyncConnection as _;
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 
 use super::credentials::invalid_link;
 use super::model::{self, UserRow};
@@ -61,23 +61,15 @@ pub async fn sign_up(
             session: None,
         });
     };
-    let session = token::mint(TokenKind::Session);
-    let user = conn
+    let account = Account {
+        email: email.as_str(),
+        name: name.as_str(),
+        password_hash: &password_hash,
+    };
+    let (session, user) = conn
         .transaction(async |conn| {
             let now = Utc::now();
-            let user = super::open_account(
-                conn,
-                trail,
-                email.as_str(),
-                name.as_str(),
-                &password_hash,
-                Some(invitation_token),
-                now,
-            )
-            .await?;
-            let signed_up = security::Action::SignedUp;
-            start_session(conn, user.id, &session, &req.origin, signed_up, now).await?;
-            Ok::<_, ApiError>(user)
+            open_and_sign_in(conn, req, trail, account, Some(invitation_token), now).await
         })
         .await?;
     Ok(SignedUp {
@@ -93,28 +85,52 @@ pub async fn complete_sign_up(
     trail: &Trail,
     token: &str,
 ) -> ApiResult<(MintedToken, UserRow)> {
-    let session = token::mint(TokenKind::Session);
     let mut conn = req.db.conn().await?;
-    let user = conn
-        .transaction(async |conn| {
-            let now = Utc::now();
-            let pending = model::take_sign_up(conn, &token::hash(token), now)
-                .await?
-                .ok_or_else(invalid_link)?;
-            let user = super::open_account(
-                conn,
-                trail,
-                &pending.email,
-                &pending.name,
-                &pending.password_hash,
-                None,
-                now,
-            )
-            .await?;
-            let signed_up = security::Action::SignedUp;
-            start_session(conn, user.id, &session, &req.origin, signed_up, now).await?;
-            Ok::<_, ApiError>(user)
-        })
-        .await?;
+    conn.transaction(async |conn| {
+        let now = Utc::now();
+        let pending = model::take_sign_up(conn, &token::hash(token), now)
+            .await?
+            .ok_or_else(invalid_link)?;
+        let account = Account {
+            email: &pending.email,
+            name: &pending.name,
+            password_hash: &pending.password_hash,
+        };
+        open_and_sign_in(conn, req, trail, account, None, now).await
+    })
+    .await
+}
+
+/// The account a proven address opens.
+#[derive(Clone, Copy)]
+struct Account<'a> {
+    email: &'a str,
+    name: &'a str,
+    password_hash: &'a str,
+}
+
+/// Opens the account (see [`super::open_account`]) and its first session, in the caller's
+/// transaction.
+async fn open_and_sign_in(
+    conn: &mut AsyncPgConnection,
+    req: &Requester<'_>,
+    trail: &Trail,
+    account: Account<'_>,
+    invitation_token: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiResult<(MintedToken, UserRow)> {
+    let user = super::open_account(
+        conn,
+        trail,
+        account.email,
+        account.name,
+        account.password_hash,
+        invitation_token,
+        now,
+    )
+    .await?;
+    let session = token::mint(TokenKind::Session);
+    let signed_up = security::Action::SignedUp;
+    start_session(conn, user.id, &session, &req.origin, signed_up, now).await?;
     Ok((session, user))
 }
