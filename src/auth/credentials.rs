@@ -15,14 +15,14 @@ use serde_json::json;
 use super::model::{self, LinkPurpose, UserRow};
 use super::sessions::{start_session, throttle_subject_of_email};
 use super::token::{self, MintedToken, TokenKind};
-use super::{security, Requester};
+use super::{security, AccountError, Requester};
 use crate::db::is_unique_violation;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult};
 use crate::outbox;
 use crate::text::{EmailAddress, NewPassword};
 
 pub fn invalid_link() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "This link is invalid or has expired.")
+    AccountError::InvalidLink.into()
 }
 
 /// Opens the emailed one-time link `token` for `purpose` and marks it used, inside the
@@ -64,7 +64,7 @@ async fn confirm_password(req: &Requester<'_>, password: String) -> ApiResult<(U
         super::SIGN_IN_FAILURES
             .failed(&mut conn, &account, Utc::now())
             .await?;
-        return Err(ApiError::forbidden("The password is not correct."));
+        return Err(AccountError::WrongPassword.into());
     }
     Ok((user, account))
 }
@@ -110,18 +110,13 @@ pub async fn resend_verification_email(
             .await?
             .ok_or_else(ApiError::unauthenticated)?;
         if user.email_verified_at.is_some() {
-            return Err(ApiError::conflict(
-                "This email address is verified already.",
-            ));
+            return Err(AccountError::AlreadyVerified.into());
         }
         let hour_ago = now - chrono::Duration::hours(1);
         let recent =
             model::account_tokens_since(conn, caller, LinkPurpose::VerifyEmail, hour_ago).await?;
         if recent >= super::VERIFICATIONS_PER_HOUR {
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
-                "Too many verification emails this hour; try again later.",
-            ));
+            return Err(AccountError::TooManyVerifications.into());
         }
         let expires = now + super::VERIFY_EMAIL_VALIDITY;
         let token_id =
@@ -252,9 +247,9 @@ pub async fn confirm_email_change(
             .await
             .map_err(|err| {
                 if is_unique_violation(&err, model::EMAIL_UNIQUE_INDEX) {
-                    ApiError::conflict("Another account has this address now.")
+                    AccountError::EmailTakenMeanwhile.into()
                 } else {
-                    err.into()
+                    ApiError::from(err)
                 }
             })?;
         let event = security::Event::new(security::Action::EmailChanged)

@@ -91,20 +91,55 @@ pub const MAX_TOKEN_LIFETIME: Duration = Duration::days(366);
 /// A token's `last_used_at` is written again only after this long.
 pub const TOKEN_TOUCH_INTERVAL: Duration = Duration::minutes(5);
 
+/// What the account's rules refuse; each is one code (see the `From` below).
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("You own the workspace \u{201c}{0}\u{201d}, which has other members: transfer ownership first.")]
     OwnsSharedWorkspace(String),
+    /// Every invalid, used, expired or other-purpose link alike.
+    #[error("This link is invalid or has expired.")]
+    InvalidLink,
+    /// A wrong password and an unknown address alike.
+    #[error("The email or password is not correct.")]
+    InvalidCredentials,
+    /// The caller's own password, asked again before a sensitive change.
+    #[error("The password is not correct.")]
+    WrongPassword,
+    #[error("An account with this email already exists: sign in instead.")]
+    EmailTaken,
+    #[error("Another account has this address now.")]
+    EmailTakenMeanwhile,
+    #[error("This email address is verified already.")]
+    AlreadyVerified,
+    #[error("Too many verification emails this hour; try again later.")]
+    TooManyVerifications,
+    #[error("expiresAt must be in the future and within a year.")]
+    TokenExpiry,
+    #[error("Verify your email address before creating access tokens.")]
+    Unverified,
+    /// One of the caller's sessions or tokens that is not (or no longer) theirs.
+    #[error("{0} not found.")]
+    NotFound(&'static str),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
 }
 
 impl From<AccountError> for crate::error::ApiError {
     fn from(err: AccountError) -> Self {
-        match err {
-            AccountError::OwnsSharedWorkspace(_) => Self::conflict(err.to_string()),
-            AccountError::Db(err) => err.into(),
-        }
+        use crate::error::ErrorCode;
+        let code = match err {
+            AccountError::Db(err) => return err.into(),
+            AccountError::InvalidLink | AccountError::NotFound(_) => ErrorCode::NotFound,
+            AccountError::InvalidCredentials => ErrorCode::Unauthenticated,
+            AccountError::WrongPassword | AccountError::Unverified => ErrorCode::Forbidden,
+            AccountError::OwnsSharedWorkspace(_)
+            | AccountError::EmailTaken
+            | AccountError::EmailTakenMeanwhile
+            | AccountError::AlreadyVerified => ErrorCode::Conflict,
+            AccountError::TooManyVerifications => ErrorCode::RateLimited,
+            AccountError::TokenExpiry => ErrorCode::BadUserInput,
+        };
+        Self::new(code, err.to_string())
     }
 }
 
@@ -126,11 +161,9 @@ pub async fn open_account(
         .await
         .map_err(|err| {
             if crate::db::is_unique_violation(&err, model::EMAIL_UNIQUE_INDEX) {
-                crate::error::ApiError::conflict(
-                    "An account with this email already exists: sign in instead.",
-                )
+                AccountError::EmailTaken.into()
             } else {
-                err.into()
+                crate::error::ApiError::from(err)
             }
         })?;
     let own =

@@ -16,11 +16,9 @@ use uuid::Uuid;
 use super::model::{self, NewToken, UserRow};
 use super::security::{self, Origin};
 use super::token::{self, MintedToken, TokenKind};
-use super::Requester;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use super::{AccountError, Requester};
+use crate::error::{ApiError, ApiResult};
 use crate::text::{EmailAddress, Name};
-
-const INVALID_CREDENTIALS: &str = "The email or password is not correct.";
 
 /// Stores `session` as a new signed-in session of `user_id`, with the request's user agent,
 /// and appends `action` (what began it) to the account's security log; call inside the
@@ -55,7 +53,7 @@ pub async fn sign_in(
     email: &str,
     password: String,
 ) -> ApiResult<(MintedToken, UserRow)> {
-    let invalid = || ApiError::new(ErrorCode::Unauthenticated, INVALID_CREDENTIALS);
+    let invalid = || ApiError::from(AccountError::InvalidCredentials);
     let now = Utc::now();
     let account = throttle_subject_of_email(email);
     let mut conn = req.db.conn().await?;
@@ -122,11 +120,8 @@ pub async fn revoke(
     conn.transaction(async |conn| {
         let kind = session.then_some("session");
         if !model::revoke_token(conn, caller.user_id, token_id, kind).await? {
-            return Err(ApiError::not_found(if session {
-                "Session"
-            } else {
-                "Access token"
-            }));
+            let what = if session { "Session" } else { "Access token" };
+            return Err(AccountError::NotFound(what).into());
         }
         let action = if session {
             security::Action::SessionRevoked
@@ -179,18 +174,14 @@ pub async fn create_access_token(
     caller.ensure_session()?;
     if let Some(at) = grant.expires_at {
         if at <= now || at > now + super::MAX_TOKEN_LIFETIME {
-            return Err(ApiError::bad_input(
-                "expiresAt must be in the future and within a year.",
-            ));
+            return Err(AccountError::TokenExpiry.into());
         }
     }
     let verified = model::find_user(conn, caller.user_id)
         .await?
         .is_some_and(|user| user.email_verified_at.is_some());
     if !verified {
-        return Err(ApiError::forbidden(
-            "Verify your email address before creating access tokens.",
-        ));
+        return Err(AccountError::Unverified.into());
     }
     super::TOKENS_PER_ACCOUNT_PER_HOUR
         .hit(conn, &caller.user_id.to_string(), now)

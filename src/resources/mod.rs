@@ -112,8 +112,41 @@ pub trait Kind: Send + Sync + Sized + 'static {
 /// A stored resource and, when asked for, its creator's account.
 pub type Stored = (ResourceRow, Option<UserRow>);
 
+/// What the resource rules refuse (a kind's own validation answers `BAD_USER_INPUT` itself).
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    /// Missing and another workspace's alike; the kind's label.
+    #[error("{0} not found.")]
+    NotFound(&'static str),
+    #[error("This plan allows at most {max} {what}s; choose a bigger plan.")]
+    OverLimit { max: i32, what: String },
+    #[error("Members may delete only what they created; ask an Owner or Admin.")]
+    NotYours,
+    /// A unique field's value is taken in the workspace: the kind's message.
+    #[error("{0}")]
+    Taken(&'static str),
+    #[error("{0} cannot be changed this way.")]
+    Unchangeable(&'static str),
+    /// Required fields a patch set to null, named as clients name them.
+    #[error("{0} cannot be cleared: give a value instead of null.")]
+    Uncleared(String),
+}
+
+impl From<ResourceError> for ApiError {
+    fn from(err: ResourceError) -> Self {
+        let code = match err {
+            ResourceError::NotFound(_) => ErrorCode::NotFound,
+            ResourceError::OverLimit { .. } => ErrorCode::UsageLimitReached,
+            ResourceError::NotYours => ErrorCode::Forbidden,
+            ResourceError::Taken(_) => ErrorCode::Conflict,
+            ResourceError::Unchangeable(_) | ResourceError::Uncleared(_) => ErrorCode::BadUserInput,
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
 pub fn not_found<K: Kind>() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, format!("{} not found.", K::LABEL))
+    ResourceError::NotFound(K::LABEL).into()
 }
 
 fn write_error<K: Kind>(err: diesel::result::Error) -> ApiError {
@@ -121,7 +154,7 @@ fn write_error<K: Kind>(err: diesel::result::Error) -> ApiError {
         .iter()
         .find(|(index, _)| is_unique_violation(&err, index))
     {
-        Some((_, conflict)) => ApiError::conflict(*conflict),
+        Some((_, conflict)) => ResourceError::Taken(conflict).into(),
         None => err.into(),
     }
 }
@@ -158,13 +191,8 @@ pub async fn create<K: Kind>(
             };
             let used = model::count(conn, counted).await?;
             if used >= i64::from(max) {
-                return Err(ApiError::new(
-                    ErrorCode::UsageLimitReached,
-                    format!(
-                        "This plan allows at most {max} {}s; choose a bigger plan.",
-                        K::KIND.replace('_', " ")
-                    ),
-                ));
+                let what = K::KIND.replace('_', " ");
+                return Err(ResourceError::OverLimit { max, what }.into());
             }
         }
         let fields = K::validate(conn, scope, &input).await?;
@@ -215,17 +243,17 @@ fn patched<K: Kind>(existing: &ResourceRow, patch: &K::Patch) -> ApiResult<K::In
         .collect();
     fields.extend(changes);
     serde_json::from_value(serde_json::Value::Object(fields)).map_err(|_| {
-        ApiError::bad_input(match cleared.as_slice() {
-            [] => format!("{} cannot be changed this way.", K::LABEL),
-            names => format!(
-                "{} cannot be cleared: give a value instead of null.",
+        let err = match cleared.as_slice() {
+            [] => ResourceError::Unchangeable(K::LABEL),
+            names => ResourceError::Uncleared(
                 names
                     .iter()
                     .map(|name| format!("`{name}`"))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
             ),
-        })
+        };
+        ApiError::from(err)
     })
 }
 
@@ -289,9 +317,7 @@ pub async fn delete<K: Kind>(
             .ok_or_else(not_found::<K>)?;
         let own = row.created_by == Some(caller);
         if !roles::allows(role, Action::DeleteItem { own }) {
-            return Err(ApiError::forbidden(
-                "Members may delete only what they created; ask an Owner or Admin.",
-            ));
+            return Err(ResourceError::NotYours.into());
         }
         model::delete(conn, &row).await?;
         for referrer in referrers.iter().filter(|r| r.reference.to == K::KIND) {
