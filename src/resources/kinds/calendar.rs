@@ -20,21 +20,16 @@ input_and_patch!(
     }
 );
 
-#[derive(Serialize, Deserialize, Default)]
+/// The kind's own fields: stored in `data` and shown to clients as they are.
+#[derive(Serialize, Deserialize, Default, SimpleObject)]
 pub struct CalendarData {
-    time_zone: String,
-}
-
-/// A calendar's own fields.
-#[derive(SimpleObject)]
-pub struct CalendarFields {
     /// IANA time zone.
     time_zone: String,
 }
 
 node!(
     /// A calendar agents book meetings in.
-    Calendar(CalendarFields)
+    Calendar(CalendarData)
 );
 
 const TIME_ZONE_AREAS: [&str; 11] = [
@@ -94,13 +89,8 @@ impl Kind for CalendarKind {
     }
 
     fn node(row: ResourceRow, created_by: Option<UserRow>) -> Calendar {
-        let (common, data): (_, CalendarData) = parts(row, created_by);
-        Calendar(
-            common,
-            CalendarFields {
-                time_zone: data.time_zone,
-            },
-        )
+        let (common, data) = parts(row, created_by);
+        Calendar(common, data)
     }
 }
 

@@ -23,15 +23,9 @@ input_and_patch!(
     }
 );
 
-#[derive(Serialize, Deserialize, Default)]
+/// The kind's own fields: stored in `data` and shown to clients as they are.
+#[derive(Serialize, Deserialize, Default, SimpleObject)]
 pub struct ContactData {
-    email: Option<String>,
-    phone: Option<String>,
-}
-
-/// A contact's own fields.
-#[derive(SimpleObject)]
-pub struct ContactFields {
     /// Their email address.
     email: Option<String>,
     /// Their phone number, E.164.
@@ -40,7 +34,7 @@ pub struct ContactFields {
 
 node!(
     /// A person the workspace's agents talk to.
-    Contact(ContactFields)
+    Contact(ContactData)
 );
 
 pub struct ContactKind;
@@ -76,14 +70,8 @@ impl Kind for ContactKind {
     }
 
     fn node(row: ResourceRow, created_by: Option<UserRow>) -> Contact {
-        let (common, data): (_, ContactData) = parts(row, created_by);
-        Contact(
-            common,
-            ContactFields {
-                email: data.email,
-                phone: data.phone,
-            },
-        )
+        let (common, data) = parts(row, created_by);
+        Contact(common, data)
     }
 }
 

@@ -78,21 +78,16 @@ input_and_patch!(
     }
 );
 
-#[derive(Serialize, Deserialize, Default)]
+/// The kind's own fields: stored in `data` and shown to clients as they are.
+#[derive(Serialize, Deserialize, Default, SimpleObject)]
 pub struct FormData {
-    fields: Vec<FormField>,
-}
-
-/// A form's own fields.
-#[derive(SimpleObject)]
-pub struct FormFields {
     /// The questions, in order.
     fields: Vec<FormField>,
 }
 
 node!(
     /// A form agents fill in with customers.
-    Form(FormFields)
+    Form(FormData)
 );
 
 pub struct FormKind;
@@ -146,13 +141,8 @@ impl Kind for FormKind {
     }
 
     fn node(row: ResourceRow, created_by: Option<UserRow>) -> Form {
-        let (common, data): (_, FormData) = parts(row, created_by);
-        Form(
-            common,
-            FormFields {
-                fields: data.fields,
-            },
-        )
+        let (common, data) = parts(row, created_by);
+        Form(common, data)
     }
 }
 

@@ -56,15 +56,9 @@ input_and_patch!(
     }
 );
 
-#[derive(Serialize, Deserialize, Default)]
+/// The kind's own fields: stored in `data` and shown to clients as they are.
+#[derive(Serialize, Deserialize, Default, SimpleObject)]
 pub struct IntegrationData {
-    provider: IntegrationProvider,
-    status: IntegrationStatus,
-}
-
-/// An integration's own fields.
-#[derive(SimpleObject)]
-pub struct IntegrationFields {
     /// The service.
     provider: IntegrationProvider,
     /// Whether it works.
@@ -73,7 +67,7 @@ pub struct IntegrationFields {
 
 node!(
     /// A connection to another service.
-    Integration(IntegrationFields)
+    Integration(IntegrationData)
 );
 
 pub struct IntegrationKind;
@@ -98,14 +92,8 @@ impl Kind for IntegrationKind {
     }
 
     fn node(row: ResourceRow, created_by: Option<UserRow>) -> Integration {
-        let (common, data): (_, IntegrationData) = parts(row, created_by);
-        Integration(
-            common,
-            IntegrationFields {
-                provider: data.provider,
-                status: data.status,
-            },
-        )
+        let (common, data) = parts(row, created_by);
+        Integration(common, data)
     }
 }
 

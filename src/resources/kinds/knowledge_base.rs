@@ -20,21 +20,16 @@ input_and_patch!(
     }
 );
 
-#[derive(Serialize, Deserialize, Default)]
+/// The kind's own fields: stored in `data` and shown to clients as they are.
+#[derive(Serialize, Deserialize, Default, SimpleObject)]
 pub struct KnowledgeBaseData {
-    description: Option<String>,
-}
-
-/// A knowledge base's own fields.
-#[derive(SimpleObject)]
-pub struct KnowledgeBaseFields {
     /// What it holds.
     description: Option<String>,
 }
 
 node!(
     /// Documents agents draw answers from.
-    KnowledgeBase(KnowledgeBaseFields)
+    KnowledgeBase(KnowledgeBaseData)
 );
 
 pub struct KnowledgeBaseKind;
@@ -56,13 +51,8 @@ impl Kind for KnowledgeBaseKind {
     }
 
     fn node(row: ResourceRow, created_by: Option<UserRow>) -> KnowledgeBase {
-        let (common, data): (_, KnowledgeBaseData) = parts(row, created_by);
-        KnowledgeBase(
-            common,
-            KnowledgeBaseFields {
-                description: data.description,
-            },
-        )
+        let (common, data) = parts(row, created_by);
+        KnowledgeBase(common, data)
     }
 }
 

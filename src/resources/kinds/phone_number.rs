@@ -22,21 +22,16 @@ input_and_patch!(
     }
 );
 
-#[derive(Serialize, Deserialize, Default)]
+/// The kind's own fields: stored in `data` and shown to clients as they are.
+#[derive(Serialize, Deserialize, Default, SimpleObject)]
 pub struct PhoneNumberData {
-    number: String,
-}
-
-/// A phone number's own fields.
-#[derive(SimpleObject)]
-pub struct PhoneNumberFields {
     /// E.164.
     number: String,
 }
 
 node!(
     /// A phone number agents answer and call from.
-    PhoneNumber(PhoneNumberFields)
+    PhoneNumber(PhoneNumberData)
 );
 
 pub struct PhoneNumberKind;
@@ -64,13 +59,8 @@ impl Kind for PhoneNumberKind {
     }
 
     fn node(row: ResourceRow, created_by: Option<UserRow>) -> PhoneNumber {
-        let (common, data): (_, PhoneNumberData) = parts(row, created_by);
-        PhoneNumber(
-            common,
-            PhoneNumberFields {
-                number: data.number,
-            },
-        )
+        let (common, data) = parts(row, created_by);
+        PhoneNumber(common, data)
     }
 }
 
