@@ -12,7 +12,8 @@
 //! A refusal carries how long to wait, for `RATE_LIMITED`'s `retryAfter`.
 //!
 //! Client addresses are keyed by IPv4 address or IPv6 /64 (one host usually holds a whole
-//! /64, so a per-address limit on single IPv6 addresses would be no limit at all).
+//! /64, so a per-address limit on single IPv6 addresses would be no limit at all); rules
+//! about one account from one place key by the wider network ([`network_subject`]).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -57,6 +58,20 @@ pub fn address_subject(client: Option<IpAddr>) -> String {
         }
         // Requests always carry their peer; one shared bucket if one ever does not.
         None => "unknown".to_owned(),
+    }
+}
+
+/// The network a client address belongs to, as per-account rules count it: its /24 for
+/// IPv4, its /64 for IPv6. Guesses from elsewhere never count against the owner's own
+/// network, and one attacker cannot escape the rule by walking through a few neighbouring
+/// addresses.
+pub fn network_subject(client: Option<IpAddr>) -> String {
+    match client.map(crate::config::canonical) {
+        Some(IpAddr::V4(v4)) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        other => address_subject(other),
     }
 }
 
@@ -105,6 +120,35 @@ impl Window {
         } else {
             Ok(())
         })
+    }
+}
+
+#[derive(QueryableByName)]
+struct Hits {
+    #[diesel(sql_type = Integer)]
+    hits: i32,
+}
+
+impl Window {
+    /// Whether `subject` is over the limit of its current window, counting nothing.
+    pub async fn is_over(
+        &self,
+        conn: &mut AsyncPgConnection,
+        subject: &str,
+        now: DateTime<Utc>,
+    ) -> diesel::QueryResult<bool> {
+        let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
+        let counted: Option<Hits> = static_sql(
+            "SELECT hits FROM throttles WHERE key = $1 AND window_start > $2",
+            (
+                bind::<Text, _>(key(self.name, subject)),
+                bind::<Timestamptz, _>(now - window),
+            ),
+        )
+        .get_result(conn)
+        .await
+        .optional()?;
+        Ok(counted.is_some_and(|c| c.hits > self.limit))
     }
 }
 
@@ -213,5 +257,15 @@ mod tests {
             address_subject(Some("::ffff:203.0.113.7".parse().expect("ip"))),
             "203.0.113.7"
         );
+    }
+
+    #[test]
+    fn networks_are_ipv4_24s_and_ipv6_64s() {
+        let net = |ip: &str| network_subject(Some(ip.parse().expect("ip")));
+        assert_eq!(net("203.0.113.7"), "203.0.113.0/24");
+        assert_eq!(net("203.0.113.200"), net("::ffff:203.0.113.7"));
+        assert_ne!(net("203.0.113.7"), net("203.0.114.7"));
+        assert_eq!(net("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(network_subject(None), "unknown");
     }
 }

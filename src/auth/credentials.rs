@@ -5,7 +5,10 @@
 //! gets the same NOT_FOUND. Proving the address (verification, reset) signs out whatever was
 //! made before it, so whoever registered an address before its owner keeps nothing. Acting
 //! with the password (change it, change the address, delete the account) needs a signed-in
-//! session, and wrong guesses count against `signIn`'s backoff. A reset request does the same
+//! session, and wrong guesses are throttled per session (nobody else's guesses block the
+//! owner) and count toward the account's sign-in ceiling. A new password (reset or change)
+//! ends every session, token and pending link made under the old one; a confirmed address
+//! change ends every other session and token, and the pending links. A reset request does the same
 //! work whether or not an account has the address: the worker looks.
 
 use chrono::{DateTime, Utc};
@@ -13,7 +16,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use serde_json::json;
 
 use super::model::{self, LinkPurpose, UserRow};
-use super::sessions::{start_session, throttle_subject_of_email};
+use super::sessions::{count_wrong_password, start_session, throttle_subject_of_email};
 use super::token::{self, MintedToken, TokenKind};
 use super::{security, AccountError, Requester};
 use crate::db::is_unique_violation;
@@ -41,32 +44,40 @@ pub async fn use_link(
     Ok(link)
 }
 
-/// The caller's account once `password` is proven to be theirs: a session only, and
-/// wrong guesses count against the same backoff as `signIn`'s. Also answers the backoff's
-/// subject, to clear it after the change.
-async fn confirm_password(req: &Requester<'_>, password: String) -> ApiResult<(UserRow, String)> {
+/// The caller's account once `password` is proven to be theirs: a session only. Wrong
+/// guesses are throttled per session ([`super::PASSWORD_CHECK_FAILURES`]), so nobody else's
+/// guesses block the signed-in owner, and count toward the account's sign-in ceiling (a
+/// stolen session guessing the password is still someone guessing it).
+async fn confirm_password(req: &Requester<'_>, password: String) -> ApiResult<UserRow> {
     let caller = req.caller()?;
     caller.ensure_session()?;
+    let session = caller.token_id.to_string();
     let mut conn = req.db.conn().await?;
     let user = model::find_user(&mut conn, caller.user_id)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
-    let account = throttle_subject_of_email(&user.email);
-    super::SIGN_IN_FAILURES
-        .check(&mut conn, &account, Utc::now())
+    super::PASSWORD_CHECK_FAILURES
+        .check(&mut conn, &session, Utc::now())
         .await??;
     let stored = model::find_credentials(&mut conn, &user.email)
         .await?
         .map(|(_, hash)| hash);
     drop(conn);
-    if !req.passwords.verify(password, stored).await? {
-        let mut conn = req.db.conn().await?;
-        super::SIGN_IN_FAILURES
-            .failed(&mut conn, &account, Utc::now())
+    let verified = req.passwords.verify(password, stored).await?;
+    let mut conn = req.db.conn().await?;
+    if !verified {
+        let now = Utc::now();
+        super::PASSWORD_CHECK_FAILURES
+            .failed(&mut conn, &session, now)
             .await?;
+        let account = throttle_subject_of_email(&user.email);
+        count_wrong_password(&mut conn, &account, Some(user.id), now).await?;
         return Err(AccountError::WrongPassword.into());
     }
-    Ok((user, account))
+    super::PASSWORD_CHECK_FAILURES
+        .succeeded(&mut conn, &session)
+        .await?;
+    Ok(user)
 }
 
 /// Proves the address with a verification link and signs out every session and token made
@@ -79,10 +90,7 @@ pub async fn verify_email(
 ) -> ApiResult<UserRow> {
     conn.transaction(async |conn| {
         let link = use_link(conn, token, LinkPurpose::VerifyEmail, now).await?;
-        let keep = req
-            .caller
-            .filter(|caller| caller.user_id == link.user_id)
-            .map(|caller| caller.token_id);
+        let keep = req.own_token(link.user_id);
         let revoked = model::revoke_tokens_before(conn, link.user_id, now, keep).await?;
         model::mark_email_verified(conn, link.user_id, now).await?;
         let event = security::Event::new(security::Action::EmailVerified)
@@ -168,9 +176,12 @@ pub async fn reset_password(
         // Sessions and personal tokens alike: whoever held the account before the
         // address was proven (a pre-registration) keeps nothing.
         model::revoke_all_tokens(conn, link.user_id).await?;
+        // Nor any link they asked for with the old password (an address change above all).
+        let voided = model::void_links(conn, link.user_id, now).await?;
         // The reset email reached this address: that proves it too.
         model::mark_email_verified(conn, link.user_id, now).await?;
-        let event = security::Event::new(security::Action::PasswordReset);
+        let event = security::Event::new(security::Action::PasswordReset)
+            .details(json!({ "linksVoided": voided }));
         req.log(conn, link.user_id, event).await?;
         Ok(())
     })
@@ -184,16 +195,17 @@ pub async fn change_password(
     current_password: String,
     new_password: &NewPassword,
 ) -> ApiResult<(MintedToken, UserRow)> {
-    let (user, account) = confirm_password(req, current_password).await?;
+    let user = confirm_password(req, current_password).await?;
     let password_hash = req.passwords.hash(new_password.expose().to_owned()).await?;
     let session = token::mint(TokenKind::Session);
     let mut conn = req.db.conn().await?;
     conn.transaction(async |conn| {
-        super::SIGN_IN_FAILURES.succeeded(conn, &account).await?;
+        let now = Utc::now();
         model::set_password(conn, user.id, &password_hash).await?;
         model::revoke_all_tokens(conn, user.id).await?;
+        model::void_links(conn, user.id, now).await?;
         let changed = security::Action::PasswordChanged;
-        start_session(conn, user.id, &session, &req.origin, changed, Utc::now()).await?;
+        start_session(conn, user.id, &session, &req.origin, changed, now).await?;
         let notice_id = model::insert_notice(conn, &user, "password_changed", None).await?;
         outbox::enqueue(conn, &super::SendAccountNotice { notice_id }).await?;
         Ok::<_, ApiError>(())
@@ -209,7 +221,7 @@ pub async fn change_email(
     new_email: &EmailAddress,
     password: String,
 ) -> ApiResult<()> {
-    let (user, _) = confirm_password(req, password).await?;
+    let user = confirm_password(req, password).await?;
     let mut conn = req.db.conn().await?;
     conn.transaction(async |conn| {
         let expires = Utc::now() + super::CHANGE_EMAIL_VALIDITY;
@@ -252,8 +264,17 @@ pub async fn confirm_email_change(
                     ApiError::from(err)
                 }
             })?;
-        let event = security::Event::new(security::Action::EmailChanged)
-            .details(json!({ "from": old_email, "to": new_email }));
+        // As a reset does: whoever else was signed in, or holds a link sent to the old
+        // address, keeps nothing; this request's own session (if it is the account's) stays.
+        let keep = req.own_token(link.user_id);
+        let revoked = model::revoke_tokens_before(conn, link.user_id, now, keep).await?;
+        let voided = model::void_links(conn, link.user_id, now).await?;
+        let event = security::Event::new(security::Action::EmailChanged).details(json!({
+            "from": old_email,
+            "to": new_email,
+            "revoked": revoked,
+            "linksVoided": voided,
+        }));
         req.log(conn, link.user_id, event).await?;
         model::find_user(conn, link.user_id)
             .await?
@@ -268,7 +289,7 @@ pub async fn delete_account(
     trail: &crate::audit::Trail,
     password: String,
 ) -> ApiResult<()> {
-    let (user, _) = confirm_password(req, password).await?;
+    let user = confirm_password(req, password).await?;
     let mut conn = req.db.conn().await?;
     conn.transaction(async |conn| super::delete_account(conn, trail, &user, Utc::now()).await)
         .await?;

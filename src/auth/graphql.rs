@@ -95,7 +95,8 @@ impl User {
 
     /// The account's security log, newest first: sign-ins, sign-outs, password and address
     /// changes, sessions and access tokens made and ended, each with its request's address
-    /// and user agent. Only the account itself reads it (`me`); anyone else's is FORBIDDEN.
+    /// and user agent. Only the account itself reads it (`me`), from a signed-in session;
+    /// anyone else's, or with an access token, is FORBIDDEN.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn security_log(
         &self,
@@ -110,6 +111,8 @@ impl User {
                 "Only the account itself reads its security log.",
             ));
         }
+        // Client addresses and devices: for the person signed in, not for their scripts.
+        caller.ensure_session()?;
         let page = Page::parse(first, after.as_deref())?;
         let mut conn = request.db.conn().await?;
         let after = page.after.map(|cursor| (cursor.at, cursor.id));
@@ -294,6 +297,7 @@ async fn tokens(
 ) -> ApiResult<Option<PageOf<AccessToken>>> {
     let request = request(ctx);
     let caller = request.caller()?;
+    caller.ensure_session()?;
     let page = Page::parse(first, after.as_deref())?;
     let mut conn = request.db.conn().await?;
     let rows = model::tokens_page(&mut conn, caller.user_id, kind, &page).await?;
@@ -335,7 +339,7 @@ impl AuthQuery {
     }
 
     /// The caller's live tokens (sessions and personal access tokens), oldest first, to
-    /// review and revoke.
+    /// review and revoke. Needs a signed-in session.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn access_tokens(
         &self,
@@ -347,7 +351,7 @@ impl AuthQuery {
     }
 
     /// The caller's signed-in sessions (created, last used, user agent), oldest first; end
-    /// them with `revokeSession` or `revokeOtherSessions`.
+    /// them with `revokeSession` or `revokeOtherSessions`. Needs a signed-in session.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn sessions(
         &self,
@@ -357,6 +361,15 @@ impl AuthQuery {
     ) -> ApiResult<Option<PageOf<AccessToken>>> {
         tokens(ctx, Some("session"), first, after).await
     }
+}
+
+async fn revoke(ctx: &Context<'_>, id: &ID, what: sessions::Revocable) -> ApiResult<bool> {
+    let request = request(ctx);
+    request.caller()?;
+    let token_id = parse_id(id)?;
+    let mut conn = request.db.conn().await?;
+    sessions::revoke(&mut conn, &requester(request), token_id, what).await?;
+    Ok(true)
 }
 
 /// The account's view of this request.
@@ -613,25 +626,17 @@ impl AuthMutation {
         })
     }
 
-    /// Revokes one of the caller's tokens; it stops working at once.
+    /// Revokes one of the caller's personal access tokens; it stops working at once. A
+    /// signed-in session revokes any of them; an access token revokes only itself. Sessions
+    /// are ended with `revokeSession`.
     async fn revoke_access_token(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
-        let request = request(ctx);
-        request.caller()?;
-        let token_id = parse_id(&id)?;
-        let mut conn = request.db.conn().await?;
-        sessions::revoke(&mut conn, &requester(request), token_id, false).await?;
-        Ok(true)
+        revoke(ctx, &id, sessions::Revocable::PersonalToken).await
     }
 
     /// Ends one of the caller's sessions (see `sessions`); it stops working at once. Needs
     /// a signed-in session.
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
-        let request = request(ctx);
-        request.caller()?.ensure_session()?;
-        let token_id = parse_id(&id)?;
-        let mut conn = request.db.conn().await?;
-        sessions::revoke(&mut conn, &requester(request), token_id, true).await?;
-        Ok(true)
+        revoke(ctx, &id, sessions::Revocable::Session).await
     }
 
     /// Ends every session of the caller except this one ("sign out everywhere else");

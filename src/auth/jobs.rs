@@ -1,5 +1,6 @@
 //! The account's emails: links (verification, reset, address change, finishing a sign-up)
-//! and notices (password changed, account deleted, address change asked, sign-up tried).
+//! and notices (password changed, account deleted, address change asked, sign-up tried,
+//! many wrong passwords).
 //!
 //! Delivery is at least once: a link's token is minted (only its hash stored) right before
 //! its email is sent, and the send recorded after, so a later duplicate of the job is
@@ -84,6 +85,7 @@ async fn send_account_notice(job: SendAccountNotice, cx: JobContext) -> anyhow::
     let email = match kind.as_str() {
         "password_changed" => render(&to, &messages::PasswordChanged { name, link }),
         "account_deleted" => render(&to, &messages::AccountDeleted { name }),
+        "sign_in_failures" => render(&to, &messages::SignInFailures { name, link }),
         "email_change_requested" => render(
             &to,
             &messages::EmailChangeRequested {

@@ -53,11 +53,39 @@ pub const SIGN_INS_PER_ADDRESS: Window = Window {
     limit: 100,
     window: std::time::Duration::from_secs(15 * 60),
 };
-/// Wrong passwords for one email address: from the 5th in a row, each blocks further
-/// attempts for 1 s, doubling up to 15 minutes; a right one clears the count. Keyed by the
-/// address typed, so unknown addresses behave exactly like known ones.
+/// Wrong passwords for one account (the address as typed) from one network (its client's
+/// /24, or /64 for IPv6): from the 5th in a row, each blocks further attempts at that
+/// account *from that network* for 1 s, doubling up to 15 minutes; a right one clears the
+/// count. A stranger's guesses from elsewhere never block the owner. Unknown addresses
+/// behave exactly like known ones.
 pub const SIGN_IN_FAILURES: Backoff = Backoff {
-    name: "sign_in:email",
+    name: "sign_in:account_network",
+    free: 5,
+    max: std::time::Duration::from_secs(15 * 60),
+};
+/// Wrong passwords for one account from anywhere, per hour. Past the ceiling every attempt
+/// at the account waits [`SIGN_IN_SLOWDOWN`] before it is checked, the right password too:
+/// guesses spread over many networks are slowed, the owner is never refused. Crossing it
+/// tells the account's owner by email, at most once a day ([`FAILED_SIGN_IN_NOTICES`]).
+pub const SIGN_IN_CEILING: Window = Window {
+    name: "sign_in:account",
+    limit: 20,
+    window: std::time::Duration::from_secs(3600),
+};
+/// How long each attempt at an account over [`SIGN_IN_CEILING`] waits (holding no
+/// connection and no hashing slot).
+pub const SIGN_IN_SLOWDOWN: std::time::Duration = std::time::Duration::from_secs(2);
+/// "Someone is guessing your password" emails: one per account a day.
+pub const FAILED_SIGN_IN_NOTICES: Window = Window {
+    name: "sign_in:notice",
+    limit: 1,
+    window: std::time::Duration::from_secs(24 * 3600),
+};
+/// Wrong passwords typed in one signed-in session (`changePassword`, `changeEmail`,
+/// `deleteAccount`): from the 5th in a row, that session waits as [`SIGN_IN_FAILURES`]
+/// does. Keyed by the session, so nobody else's guesses reach it.
+pub const PASSWORD_CHECK_FAILURES: Backoff = Backoff {
+    name: "password_check:session",
     free: 5,
     max: std::time::Duration::from_secs(15 * 60),
 };
@@ -247,9 +275,24 @@ impl Requester<'_> {
             .ok_or_else(crate::error::ApiError::unauthenticated)
     }
 
+    /// The token this request is made with, if it is `user_id`'s: what a link that signs
+    /// the account out everywhere else keeps.
+    pub fn own_token(&self, user_id: Uuid) -> Option<Uuid> {
+        self.caller
+            .filter(|caller| caller.user_id == user_id)
+            .map(|caller| caller.token_id)
+    }
+
     /// The client address, as the throttles count it.
     pub fn address_subject(&self) -> String {
         crate::throttle::address_subject(self.origin.client)
+    }
+
+    /// `account` (an address as typed) tried from this request's network, as
+    /// [`SIGN_IN_FAILURES`] counts it.
+    pub fn account_network_subject(&self, account: &str) -> String {
+        let network = crate::throttle::network_subject(self.origin.client);
+        format!("{account}|{network}")
     }
 
     /// Appends `event` to `user_id`'s security log, in the caller's transaction.

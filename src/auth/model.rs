@@ -372,6 +372,24 @@ pub async fn use_account_token(
         .map(drop)
 }
 
+/// Closes every pending link of the user (address change, reset, verification), sent or
+/// not: marked used, so it neither opens nor goes out. What a new password does to links
+/// asked for under the old one. How many.
+pub async fn void_links(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        account_tokens::table
+            .filter(account_tokens::user_id.eq(user_id))
+            .filter(account_tokens::used_at.is_null()),
+    )
+    .set(account_tokens::used_at.eq(now))
+    .execute(conn)
+    .await
+}
+
 /// For the send job: the token row and its user, locked.
 pub async fn lock_account_token(
     conn: &mut AsyncPgConnection,

@@ -59,12 +59,16 @@ impl Passwords {
         self.peak.load(Ordering::Relaxed)
     }
 
-    /// Runs `work` on the blocking pool once a slot is free (waiting at most `wait`).
+    /// Runs `work` on a thread of its own once a slot is free (waiting at most `wait`). The
+    /// slot goes with the thread and is freed when the work ends, not when the request does:
+    /// a client that gives up mid-hash (a timeout, a closed connection) still holds its core
+    /// until the hash it started is done, so leaving clients cannot push past one per core.
     async fn limited<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> ApiResult<T> {
-        let permit = match tokio::time::timeout(self.wait, self.slots.acquire()).await {
+        let acquired = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await;
+        let permit = match acquired {
             Ok(Ok(permit)) => permit,
             Ok(Err(closed)) => return Err(ApiError::internal(&closed)),
             Err(_) => {
@@ -74,8 +78,9 @@ impl Passwords {
                 ))
             }
         };
-        let running = self.running.fetch_add(1, Ordering::Relaxed) + 1;
-        self.peak.fetch_max(running, Ordering::Relaxed);
+        let running = Arc::clone(&self.running);
+        let now_running = running.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now_running, Ordering::Relaxed);
         let (sender, result) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("password-hash".to_owned())
@@ -83,14 +88,17 @@ impl Passwords {
                 lower_this_threads_priority();
                 // The request may have gone (timed out, client left): nobody to tell.
                 let _ = sender.send(work());
+                running.fetch_sub(1, Ordering::Relaxed);
+                drop(permit);
             });
-        let result = match spawned {
+        match spawned {
             Ok(_) => result.await.map_err(|err| ApiError::internal(&err)),
-            Err(err) => Err(ApiError::internal(&err)),
-        };
-        self.running.fetch_sub(1, Ordering::Relaxed);
-        drop(permit);
-        result
+            Err(err) => {
+                // The closure (and with it the permit) is gone; only the count is left.
+                self.running.fetch_sub(1, Ordering::Relaxed);
+                Err(ApiError::internal(&err))
+            }
+        }
     }
 
     pub async fn hash(&self, password: String) -> ApiResult<String> {
@@ -185,6 +193,38 @@ mod tests {
         let err = passwords.limited(|| 1).await.expect_err("no free slot");
         assert_eq!(err.code(), ErrorCode::RateLimited);
         drop(held);
+        assert_eq!(passwords.limited(|| 2).await.expect("free"), 2);
+    }
+
+    /// Issue 27: a client that left mid-hash freed its slot while its hash ran on, so
+    /// clients that disconnect could run more hashes than cores. The slot is now held until
+    /// the hash ends.
+    #[tokio::test]
+    async fn a_dropped_request_keeps_its_slot_until_its_hash_ends() {
+        let passwords = Passwords::new(1, Duration::from_millis(50));
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let first = passwords.clone();
+        let abandoned = tokio::spawn(async move {
+            first
+                .limited(move || {
+                    let _ = gate.recv();
+                })
+                .await
+        });
+        while passwords.running.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The client leaves; its hash is still running.
+        abandoned.abort();
+        let _ = abandoned.await;
+        let err = passwords.limited(|| 1).await.expect_err("the core is busy");
+        assert_eq!(err.code(), ErrorCode::RateLimited);
+        assert_eq!(passwords.peak_concurrency(), 1);
+        // The hash ends: its slot is free again.
+        release.send(()).expect("the hash waits");
+        while passwords.running.load(Ordering::Relaxed) == 1 {
+            tokio::task::yield_now().await;
+        }
         assert_eq!(passwords.limited(|| 2).await.expect("free"), 2);
     }
 }

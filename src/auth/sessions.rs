@@ -1,9 +1,11 @@
 //! Signing in and out, sessions and personal access tokens.
 //!
 //! Rules: sign-in attempts are throttled by client address and, from the fifth wrong
-//! password in a row, by the address typed (so an unknown address behaves exactly like a
-//! known one), before any hashing; a wrong password and an unknown address get the same
-//! answer. Every new or ended session or token is on the account's security log, written in
+//! password in a row, by the address typed *from that network* (so an unknown address
+//! behaves exactly like a known one, and a stranger elsewhere never locks the owner out),
+//! before any hashing; past an hourly ceiling of wrong passwords from anywhere, every
+//! attempt at the account is slowed, never refused, and its owner is told. A wrong password
+//! and an unknown address get the same answer. Every new or ended session or token is on the account's security log, written in
 //! the transaction that makes or ends it. A personal access token needs a signed-in session
 //! (no token makes another) and a verified address; it may carry an expiry within a year,
 //! `readOnly`, and the workspaces it may reach.
@@ -56,19 +58,27 @@ pub async fn sign_in(
     let invalid = || ApiError::from(AccountError::InvalidCredentials);
     let now = Utc::now();
     let account = throttle_subject_of_email(email);
+    let from_here = req.account_network_subject(&account);
     let mut conn = req.db.conn().await?;
     super::SIGN_INS_PER_ADDRESS
         .hit(&mut conn, &req.address_subject(), now)
         .await??;
     super::SIGN_IN_FAILURES
-        .check(&mut conn, &account, now)
+        .check(&mut conn, &from_here, now)
         .await??;
+    let slowed = super::SIGN_IN_CEILING
+        .is_over(&mut conn, &account, now)
+        .await?;
     let credentials = match EmailAddress::parse(email) {
         Ok(email) => model::find_credentials(&mut conn, email.as_str()).await?,
         Err(_) => None,
     };
-    // No connection is held while the password is hashed (19 MiB and a core).
+    // No connection is held while the password is hashed (19 MiB and a core), nor while
+    // an attempt at an account under attack waits.
     drop(conn);
+    if slowed {
+        tokio::time::sleep(super::SIGN_IN_SLOWDOWN).await;
+    }
     let (user_id, stored) = match credentials {
         Some((id, hash)) => (Some(id), Some(hash)),
         None => (None, None),
@@ -76,13 +86,15 @@ pub async fn sign_in(
     let verified = req.passwords.verify(password, stored).await?;
     let mut conn = req.db.conn().await?;
     let Some(user_id) = user_id.filter(|_| verified) else {
+        let now = Utc::now();
         super::SIGN_IN_FAILURES
-            .failed(&mut conn, &account, Utc::now())
+            .failed(&mut conn, &from_here, now)
             .await?;
+        count_wrong_password(&mut conn, &account, user_id, now).await?;
         return Err(invalid());
     };
     super::SIGN_IN_FAILURES
-        .succeeded(&mut conn, &account)
+        .succeeded(&mut conn, &from_here)
         .await?;
     let session = token::mint(TokenKind::Session);
     let origin = &req.origin;
@@ -97,6 +109,36 @@ pub async fn sign_in(
     Ok((session, user))
 }
 
+/// Counts a wrong password for `account` (an address as typed; `user_id` if an account has
+/// it) against [`super::SIGN_IN_CEILING`]. Over it, the account's owner is told, at most
+/// once a day: the day's notice is claimed in the transaction that records it.
+pub async fn count_wrong_password(
+    conn: &mut AsyncPgConnection,
+    account: &str,
+    user_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let within = super::SIGN_IN_CEILING.hit(conn, account, now).await?;
+    let Some(user_id) = user_id.filter(|_| within.is_err()) else {
+        return Ok(());
+    };
+    conn.transaction(async |conn| {
+        let today = super::FAILED_SIGN_IN_NOTICES
+            .hit(conn, &user_id.to_string(), now)
+            .await?;
+        let Some(user) = model::find_user(conn, user_id)
+            .await?
+            .filter(|_| today.is_ok())
+        else {
+            return Ok(());
+        };
+        let notice_id = model::insert_notice(conn, &user, "sign_in_failures", None).await?;
+        crate::outbox::enqueue(conn, &super::SendAccountNotice { notice_id }).await
+    })
+    .await?;
+    Ok(())
+}
+
 /// Ends the token the request was made with.
 pub async fn sign_out(conn: &mut AsyncPgConnection, req: &Requester<'_>) -> ApiResult<()> {
     let caller = req.caller()?;
@@ -109,25 +151,39 @@ pub async fn sign_out(conn: &mut AsyncPgConnection, req: &Requester<'_>) -> ApiR
     Ok(())
 }
 
-/// Ends one of the caller's sessions (`session`) or tokens; NOT_FOUND if it is not theirs.
+/// What [`revoke`] ends: a session, from a session; or a personal access token, from a
+/// session or from that token itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revocable {
+    Session,
+    PersonalToken,
+}
+
+/// Ends one of the caller's sessions or personal tokens; NOT_FOUND if it is not theirs or
+/// not of that kind. Sessions are ended only by sessions, and a personal token ends only
+/// itself, so a leaked token cannot sign its owner out or end their other tokens.
 pub async fn revoke(
     conn: &mut AsyncPgConnection,
     req: &Requester<'_>,
     token_id: Uuid,
-    session: bool,
+    what: Revocable,
 ) -> ApiResult<()> {
     let caller = req.caller()?;
+    if what == Revocable::Session || token_id != caller.token_id {
+        caller.ensure_session()?;
+    }
+    let (kind, not_found, action) = match what {
+        Revocable::Session => ("session", "Session", security::Action::SessionRevoked),
+        Revocable::PersonalToken => (
+            "personal",
+            "Access token",
+            security::Action::AccessTokenRevoked,
+        ),
+    };
     conn.transaction(async |conn| {
-        let kind = session.then_some("session");
-        if !model::revoke_token(conn, caller.user_id, token_id, kind).await? {
-            let what = if session { "Session" } else { "Access token" };
-            return Err(AccountError::NotFound(what).into());
+        if !model::revoke_token(conn, caller.user_id, token_id, Some(kind)).await? {
+            return Err(AccountError::NotFound(not_found).into());
         }
-        let action = if session {
-            security::Action::SessionRevoked
-        } else {
-            security::Action::AccessTokenRevoked
-        };
         let event = security::Event::new(action).token(token_id);
         req.log(conn, caller.user_id, event).await?;
         Ok(())

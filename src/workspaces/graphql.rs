@@ -271,7 +271,12 @@ impl WorkspaceMutation {
     async fn leave_workspace(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<bool> {
         let request = request(ctx);
         let trail = request.trail()?;
-        let workspace_id = parse_id(&workspace_id)?;
+        // Through the caller's membership, as every workspace field: a token scoped
+        // elsewhere finds no workspace here.
+        let workspace_id = membership(ctx, parse_id(&workspace_id)?)
+            .await?
+            .workspace
+            .id;
         let mut conn = request.db.conn().await?;
         crate::members::leave(&mut conn, &trail, workspace_id, Utc::now()).await?;
         Ok(true)

@@ -569,9 +569,11 @@ async fn changing_the_address_takes_effect_from_the_new_inbox() {
     app.gql(None, confirm, json!({ "t": link }))
         .await
         .assert_code("NOT_FOUND");
-    app.gql(None, sign_in, json!({ "e": new, "p": PASSWORD }))
+    // Confirmed from another device: the session from before the move ended with it.
+    app.gql(ada.token(), "{ me { email } }", json!({}))
         .await
-        .data("signIn");
+        .assert_code("UNAUTHENTICATED");
+    let fresh = app.session(&new, PASSWORD).await;
     app.gql(None, sign_in, json!({ "e": ada.email, "p": PASSWORD }))
         .await
         .assert_code("UNAUTHENTICATED");
@@ -579,7 +581,7 @@ async fn changing_the_address_takes_effect_from_the_new_inbox() {
     // Asking for a taken address answers the same; following the link is a CONFLICT.
     let asked = app
         .gql(
-            ada.token(),
+            Some(&fresh),
             change,
             json!({ "e": carol.email, "p": PASSWORD }),
         )
@@ -593,4 +595,173 @@ async fn changing_the_address_takes_effect_from_the_new_inbox() {
     app.gql(None, confirm, json!({ "t": link }))
         .await
         .assert_code("CONFLICT");
+}
+
+const CHANGE_EMAIL: &str =
+    "mutation($e: String!, $p: String!) { changeEmail(newEmail: $e, password: $p) }";
+const CONFIRM_EMAIL: &str = "mutation($t: String!) { confirmEmailChange(token: $t) { email } }";
+const RESET: &str = "mutation($t: String!, $p: String!) { resetPassword(token: $t, password: $p) }";
+
+/// Issue 27's takeover, replayed: someone who knew Ada's password signs in and asks to move
+/// her account to an address they read. Ada sees the notice and resets her password. Before,
+/// the attacker's link still moved the account within 24 hours; now the reset voids it (and
+/// every other pending link), and the attacker's session is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_voids_an_address_change_asked_before_it() {
+    let app = TestApp::builder().with_workers().start().await;
+    let ada = app.sign_up("Ada").await;
+    let theirs = format!("attacker-{}", ada.email);
+    let attacker = app.session(&ada.email, PASSWORD).await;
+    let asked = app
+        .gql(
+            Some(&attacker),
+            CHANGE_EMAIL,
+            json!({ "e": theirs, "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(asked.data("changeEmail"), true);
+    let stolen = app.mail.wait_for(&theirs, "confirm-email-change", 1).await[0].token();
+
+    // Ada resets her password from the emailed link.
+    app.gql(
+        None,
+        "mutation($e: String!) { requestPasswordReset(email: $e) }",
+        json!({ "e": ada.email }),
+    )
+    .await;
+    let link = app.mail.wait_for(&ada.email, "reset-password", 1).await[0].token();
+    let reset = app
+        .gql(None, RESET, json!({ "t": link, "p": "ada's new password" }))
+        .await;
+    assert_eq!(reset.data("resetPassword"), true);
+
+    app.gql(None, CONFIRM_EMAIL, json!({ "t": stolen }))
+        .await
+        .assert_code("NOT_FOUND");
+    app.gql(Some(&attacker), "{ me { email } }", json!({}))
+        .await
+        .assert_code("UNAUTHENTICATED");
+    let res = app
+        .gql(
+            None,
+            SIGN_IN,
+            json!({ "e": ada.email, "p": "ada's new password" }),
+        )
+        .await;
+    let session = res.data("signIn")["token"].as_str().expect("a session");
+    let me = app
+        .gql(
+            Some(session),
+            "{ me { email securityLog(first: 5) { edges { node { action details } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(me.data("me")["email"], ada.email.as_str());
+    let events = me.data("me")["securityLog"]["edges"]
+        .as_array()
+        .expect("events")
+        .clone();
+    let reset = events
+        .iter()
+        .map(|edge| &edge["node"])
+        .find(|event| event["action"] == "PASSWORD_RESET")
+        .expect("the reset is logged");
+    assert_eq!(reset["details"]["linksVoided"], 1, "{reset:#}");
+}
+
+/// Changing the password (signed in, with the current one) voids every link asked for
+/// under the old one too: a verification link and a reset link stop working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_voids_pending_links() {
+    let app = TestApp::builder().with_workers().start().await;
+    let ada = app.sign_up("Ada").await;
+    app.unprove_email(&ada).await;
+    app.gql(
+        ada.token(),
+        "mutation { resendVerificationEmail }",
+        json!({}),
+    )
+    .await
+    .data("resendVerificationEmail");
+    let verify = app.mail.wait_for(&ada.email, "verify-email", 1).await[0].token();
+    app.gql(
+        None,
+        "mutation($e: String!) { requestPasswordReset(email: $e) }",
+        json!({ "e": ada.email }),
+    )
+    .await;
+    let reset = app.mail.wait_for(&ada.email, "reset-password", 1).await[0].token();
+
+    let change = "mutation($c: String!) { changePassword(currentPassword: $c, newPassword: \"ada's next password\") { token } }";
+    app.gql(ada.token(), change, json!({ "c": PASSWORD }))
+        .await
+        .data("changePassword");
+
+    app.gql(
+        None,
+        "mutation($t: String!) { verifyEmail(token: $t) { id } }",
+        json!({ "t": verify }),
+    )
+    .await
+    .assert_code("NOT_FOUND");
+    app.gql(None, RESET, json!({ "t": reset, "p": "someone else's" }))
+        .await
+        .assert_code("NOT_FOUND");
+    app.gql(
+        None,
+        SIGN_IN,
+        json!({ "e": ada.email, "p": "ada's next password" }),
+    )
+    .await
+    .data("signIn");
+}
+
+/// Confirming an address change ends every other session and personal token, as a reset
+/// does, keeps the session it was confirmed from, and says so in the security log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirming_an_address_change_ends_every_other_session_and_token() {
+    let app = TestApp::builder().with_workers().start().await;
+    let ada = app.sign_up("Ada").await;
+    let elsewhere = app.session(&ada.email, PASSWORD).await;
+    let script = app
+        .gql(
+            ada.token(),
+            "mutation { createAccessToken(name: \"script\") { token } }",
+            json!({}),
+        )
+        .await
+        .data("createAccessToken")["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let new = format!("moved-{}", ada.email);
+    app.gql(
+        ada.token(),
+        CHANGE_EMAIL,
+        json!({ "e": new, "p": PASSWORD }),
+    )
+    .await
+    .data("changeEmail");
+    let link = app.mail.wait_for(&new, "confirm-email-change", 1).await[0].token();
+    let moved = app
+        .gql(ada.token(), CONFIRM_EMAIL, json!({ "t": link }))
+        .await;
+    assert_eq!(moved.data("confirmEmailChange")["email"], new.as_str());
+
+    for gone in [&elsewhere, &script] {
+        app.gql(Some(gone), "{ me { email } }", json!({}))
+            .await
+            .assert_code("UNAUTHENTICATED");
+    }
+    let me = app
+        .gql(
+            ada.token(),
+            "{ me { email securityLog(first: 1) { edges { node { action details } } } } }",
+            json!({}),
+        )
+        .await;
+    let event = &me.data("me")["securityLog"]["edges"][0]["node"];
+    assert_eq!(event["action"], "EMAIL_CHANGED");
+    assert_eq!(event["details"]["revoked"], 2, "{event:#}");
+    assert_eq!(event["details"]["to"], new.as_str());
 }

@@ -5,12 +5,12 @@
 
 use std::collections::HashMap;
 
-use async_graphql::parser::parse_schema;
-use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
+use async_graphql::parser::types::{BaseType, Type};
 use futures::StreamExt as _;
 use serde_json::{json, Map, Value};
 
 use crate::harness::{assert_spec_shape, TestApp};
+use crate::sdl::{RootField, Sdl};
 
 /// Cases per mutation; 51 mutations make over 10,000 requests, each carrying a generated
 /// value for every argument.
@@ -121,78 +121,6 @@ fn mutated(rng: &mut Rng, base: &str) -> String {
     chars.into_iter().collect()
 }
 
-struct Sdl {
-    enums: HashMap<String, Vec<String>>,
-    inputs: HashMap<String, Vec<(String, Type)>>,
-    objects: Vec<String>,
-    mutations: Vec<MutationField>,
-}
-
-/// A mutation of the SDL: its name, its arguments and the name of the type it returns.
-#[derive(Clone)]
-struct MutationField {
-    name: String,
-    args: Vec<(String, Type)>,
-    returns: String,
-}
-
-fn read_sdl() -> Sdl {
-    let doc = parse_schema(linkai::graphql::sdl()).expect("SDL parses");
-    let mut sdl = Sdl {
-        enums: HashMap::new(),
-        inputs: HashMap::new(),
-        objects: Vec::new(),
-        mutations: Vec::new(),
-    };
-    for definition in doc.definitions {
-        let TypeSystemDefinition::Type(ty) = definition else {
-            continue;
-        };
-        let ty = ty.node;
-        let name = ty.name.node.to_string();
-        match ty.kind {
-            TypeKind::Enum(e) => {
-                let values = e.values.iter().map(|v| v.node.value.node.to_string());
-                sdl.enums.insert(name, values.collect());
-            }
-            TypeKind::InputObject(input) => {
-                let fields = input
-                    .fields
-                    .iter()
-                    .map(|f| (f.node.name.node.to_string(), f.node.ty.node.clone()));
-                sdl.inputs.insert(name, fields.collect());
-            }
-            TypeKind::Object(object) => {
-                if name == "Mutation" {
-                    for field in object.fields {
-                        let field = field.node;
-                        let args = field
-                            .arguments
-                            .iter()
-                            .map(|a| (a.node.name.node.to_string(), a.node.ty.node.clone()));
-                        sdl.mutations.push(MutationField {
-                            name: field.name.node.to_string(),
-                            args: args.collect(),
-                            returns: base_name(&field.ty.node).to_owned(),
-                        });
-                    }
-                }
-                sdl.objects.push(name);
-            }
-            TypeKind::Interface(_) | TypeKind::Union(_) => sdl.objects.push(name),
-            TypeKind::Scalar => {}
-        }
-    }
-    sdl
-}
-
-fn base_name(ty: &Type) -> &str {
-    match &ty.base {
-        BaseType::Named(name) => name.as_str(),
-        BaseType::List(inner) => base_name(inner),
-    }
-}
-
 /// Ids the caller may really use, so values also reach the rules behind the parsing.
 struct Known {
     ids: Vec<String>,
@@ -293,12 +221,10 @@ fn operation(
     sdl: &Sdl,
     known: &Known,
     texts: &[String],
-    mutation: &MutationField,
+    mutation: &RootField,
 ) -> (String, Value) {
-    let MutationField {
-        name: field,
-        args,
-        returns,
+    let RootField {
+        name: field, args, ..
     } = mutation;
     let mut declared = Vec::new();
     let mut passed = Vec::new();
@@ -308,11 +234,7 @@ fn operation(
         passed.push(format!("{name}: $v{i}"));
         variables.insert(format!("v{i}"), value(rng, sdl, known, texts, ty, 0));
     }
-    let selection = if sdl.objects.contains(returns) {
-        " { __typename }"
-    } else {
-        ""
-    };
+    let selection = sdl.selection(mutation);
     let declared = if declared.is_empty() {
         String::new()
     } else {
@@ -356,9 +278,9 @@ async fn ten_thousand_hostile_values_through_every_mutation_answer_coded_errors(
         ids.push(id.to_owned());
     }
     let known = Known { ids };
-    let sdl = read_sdl();
+    let sdl = Sdl::published();
     let texts = corpus();
-    let mut mutations = sdl.mutations.clone();
+    let mut mutations: Vec<RootField> = sdl.mutations().cloned().collect();
     mutations.sort_by_key(|m| LAST.iter().position(|last| *last == m.name));
     assert!(mutations.len() * CASES_PER_MUTATION >= 10_000);
 

@@ -437,6 +437,22 @@ impl TestApp {
         Gql { status, body }
     }
 
+    /// Signs in as `email` with `password` from a client address of its own: the new
+    /// session's token.
+    pub async fn session(&self, email: &str, password: &str) -> String {
+        let res = self
+            .gql(
+                None,
+                "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token } }",
+                json!({ "e": email, "p": password }),
+            )
+            .await;
+        res.data("signIn")["token"]
+            .as_str()
+            .expect("a session")
+            .to_owned()
+    }
+
     /// Makes `actor` an account from before sign-ups were confirmed by email: its address
     /// unproven, for the tests of what such accounts may do and how they are proven.
     pub async fn unprove_email(&self, actor: &Actor) {

@@ -285,3 +285,122 @@ async fn sessions_expire_when_idle_and_when_old() {
         .await
         .assert_code("UNAUTHENTICATED");
 }
+
+const REVOKE_TOKEN: &str = "mutation($id: ID!) { revokeAccessToken(id: $id) }";
+
+/// The caller's live tokens as `(id, kind, current)`, read with `session`.
+async fn token_ids(app: &TestApp, session: Option<&str>) -> Vec<(String, String, bool)> {
+    let res = app
+        .gql(
+            session,
+            "{ accessTokens(first: 100) { edges { node { id kind current } } } }",
+            json!({}),
+        )
+        .await;
+    res.data("accessTokens")["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|edge| {
+            let node = &edge["node"];
+            (
+                node["id"].as_str().expect("id").to_owned(),
+                node["kind"].as_str().expect("kind").to_owned(),
+                node["current"].as_bool().expect("current"),
+            )
+        })
+        .collect()
+}
+
+/// Issue 27: any personal token could end its user's signed-in session through
+/// `revokeAccessToken` (it took a session's id too). Now sessions are ended by sessions, and
+/// a personal token revokes itself only: a leaked token cannot sign its owner out or end
+/// their other tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_personal_token_revokes_only_itself() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let first = secret(&make_token(&app, ada.token(), "name: \"first\"").await);
+    let second = secret(&make_token(&app, ada.token(), "name: \"second\"").await);
+    let ids = token_ids(&app, ada.token()).await;
+    let session = ids.iter().find(|t| t.2).expect("this session").0.clone();
+    let personal: Vec<&String> = ids
+        .iter()
+        .filter(|t| t.1 == "PERSONAL")
+        .map(|t| &t.0)
+        .collect();
+    assert_eq!(personal.len(), 2);
+
+    // The token against the session, and against its sibling: refused, nothing ends.
+    for target in [&session, personal[1]] {
+        app.gql(Some(&first), REVOKE_TOKEN, json!({ "id": target }))
+            .await
+            .assert_code("FORBIDDEN");
+    }
+    for live in [ada.token(), Some(second.as_str())] {
+        app.gql(live, ME, json!({})).await.data("me");
+    }
+    // A session's id is not an access token's, even from the session itself.
+    app.gql(ada.token(), REVOKE_TOKEN, json!({ "id": session }))
+        .await
+        .assert_code("NOT_FOUND");
+    app.gql(ada.token(), ME, json!({})).await.data("me");
+
+    // A token revokes itself; a session revokes any of them.
+    let res = app
+        .gql(Some(&first), REVOKE_TOKEN, json!({ "id": personal[0] }))
+        .await;
+    assert_eq!(res.data("revokeAccessToken"), true);
+    app.gql(Some(&first), ME, json!({}))
+        .await
+        .assert_code("UNAUTHENTICATED");
+    let res = app
+        .gql(ada.token(), REVOKE_TOKEN, json!({ "id": personal[1] }))
+        .await;
+    assert_eq!(res.data("revokeAccessToken"), true);
+    app.gql(Some(&second), ME, json!({}))
+        .await
+        .assert_code("UNAUTHENTICATED");
+}
+
+/// Issue 27: a read-only token scoped to one workspace read its user's sessions, tokens and
+/// security log (client addresses and devices). Those are the account's, and need a
+/// signed-in session, like making tokens; any personal token, however broad, is FORBIDDEN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_session_reads_the_accounts_sessions_tokens_and_security_log() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let own = ada.own_workspace.clone();
+    let reader = secret(
+        &make_token(
+            &app,
+            ada.token(),
+            &format!("name: \"reader\", readOnly: true, workspaceIds: [\"{own}\"]"),
+        )
+        .await,
+    );
+    let broad = secret(&make_token(&app, ada.token(), "name: \"broad\"").await);
+    let reads = [
+        ("sessions", "{ sessions { totalCount } }"),
+        ("accessTokens", "{ accessTokens { totalCount } }"),
+        ("me", "{ me { securityLog { totalCount } } }"),
+    ];
+    for (field, query) in reads {
+        for token in [&reader, &broad] {
+            let res = app.gql(Some(token), query, json!({})).await;
+            res.assert_code("FORBIDDEN");
+            assert!(res.message().contains("session"), "{field}: {:#}", res.body);
+        }
+        let res = app.gql(ada.token(), query, json!({})).await;
+        assert!(res.body.get("errors").is_none(), "{field}: {:#}", res.body);
+    }
+    // The token still reads what it was made for.
+    let res = app
+        .gql(
+            Some(&reader),
+            "query($id: ID!) { workspace(id: $id) { name } }",
+            json!({ "id": own }),
+        )
+        .await;
+    assert!(res.data("workspace")["name"].is_string());
+}
