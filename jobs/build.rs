@@ -10,7 +10,10 @@ use std::path::Path;
 const PARTS: [&str; 3] = ["subject.txt", "body.txt", "body.html"];
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/email/templates");
+    // Read when the script runs, not when it was compiled: a build script binary may be
+    // reused for another checkout of the same crate.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join("src/email/templates");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut names: Vec<String> = std::fs::read_dir(&root)
         .expect("src/email/templates")

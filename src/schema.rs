@@ -70,6 +70,16 @@ diesel::table! {
 diesel::joinable!(account_notices -> users (user_id));
 
 diesel::table! {
+    sign_in_networks (user_id, network) {
+        user_id -> Uuid,
+        network -> Text,
+        last_signed_in_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(sign_in_networks -> users (user_id));
+
+diesel::table! {
     sign_up_requests (id) {
         id -> Uuid,
         email -> Text,
@@ -191,6 +201,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     memberships,
     access_tokens,
     account_notices,
+    sign_in_networks,
     password_reset_requests,
     sign_up_requests,
     scheduled_rounds,

@@ -5,9 +5,13 @@
 //!
 //! - a [`Window`]: at most `limit` attempts per `window` (fixed windows, one upsert per
 //!   attempt);
-//! - a [`Backoff`]: after `free` consecutive failures, each further failure blocks the
-//!   subject for twice as long as the previous one, up to `max`; a success clears it. Checked
-//!   *before* the expensive work (a password hash), so a blocked subject costs one read.
+//! - a [`Backoff`]: after `free` attempts in a row without a success, each further one
+//!   blocks the subject for twice as long as the previous one, up to `max`; a success clears
+//!   it. Each attempt is counted *before* the expensive work (a password hash), in one
+//!   statement, so requests sent at once are counted as one after another would be, and a
+//!   blocked subject costs no hash;
+//! - a [`Pace`]: one attempt per `step`, each waiting its turn for at most `max_wait`: a
+//!   rate that parallel requests cannot beat, and that never refuses for long.
 //!
 //! A refusal carries how long to wait, for `RATE_LIMITED`'s `retryAfter`.
 //!
@@ -34,8 +38,8 @@ pub struct Window {
     pub window: Duration,
 }
 
-/// Blocks a subject once it has `free` consecutive failures: 1 s, then doubling with each
-/// further failure, at most `max`.
+/// Blocks a subject once it has made `free` attempts in a row without a success: 1 s, then
+/// doubling with each further attempt, at most `max`.
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
     pub name: &'static str,
@@ -159,50 +163,38 @@ struct Blocked {
 }
 
 impl Backoff {
-    /// Refused while `subject` is blocked by its recent failures.
-    pub async fn check(
+    /// Counts one attempt by `subject`, before its work; refused (and not counted) while
+    /// the subject is blocked. The attempt that reaches `free` starts the block for the
+    /// ones after it.
+    pub async fn attempt(
         &self,
         conn: &mut AsyncPgConnection,
         subject: &str,
         now: DateTime<Utc>,
     ) -> diesel::QueryResult<Result<(), Limited>> {
-        let blocked: Option<Blocked> = static_sql(
-            "SELECT blocked_until FROM throttles WHERE key = $1",
-            (bind::<Text, _>(key(self.name, subject)),),
-        )
-        .get_result(conn)
-        .await
-        .optional()?;
-        Ok(match blocked.and_then(|b| b.blocked_until) {
-            Some(until) if until > now => Err(Limited(wait_until(until, now))),
-            _ => Ok(()),
-        })
-    }
-
-    /// Records one more consecutive failure; from the `free`-th on, blocks the subject for
-    /// 1 s, doubling with each further failure, at most `max`.
-    pub async fn failed(
-        &self,
-        conn: &mut AsyncPgConnection,
-        subject: &str,
-        now: DateTime<Utc>,
-    ) -> diesel::QueryResult<()> {
-        static_sql(
+        let key = key(self.name, subject);
+        let counted: Option<Hits> = static_sql(
             "INSERT INTO throttles AS t (key, window_start, hits) VALUES ($1, $2, 1) \
-             ON CONFLICT (key) DO UPDATE SET hits = t.hits + 1, \
+             ON CONFLICT (key) DO UPDATE SET hits = t.hits + 1, window_start = $2, \
                blocked_until = CASE WHEN t.hits + 1 >= $3 \
                  THEN $2 + make_interval(secs => least($4, power(2, least(t.hits + 1 - $3, 30)))) \
-               END",
+               END \
+             WHERE t.blocked_until IS NULL OR t.blocked_until <= $2 \
+             RETURNING hits",
             (
-                bind::<Text, _>(key(self.name, subject)),
+                bind::<Text, _>(key.clone()),
                 bind::<Timestamptz, _>(now),
                 bind::<Integer, _>(self.free),
                 bind::<Integer, _>(i32::try_from(self.max.as_secs()).unwrap_or(i32::MAX)),
             ),
         )
-        .execute(conn)
+        .get_result(conn)
         .await
-        .map(drop)
+        .optional()?;
+        if counted.is_some() {
+            return Ok(Ok(()));
+        }
+        blocked_until(conn, &key, now).await
     }
 
     /// A success: the subject starts afresh.
@@ -218,6 +210,86 @@ impl Backoff {
         .execute(conn)
         .await
         .map(drop)
+    }
+}
+
+/// Refused until the block on `key` ends (read after a refused upsert).
+async fn blocked_until(
+    conn: &mut AsyncPgConnection,
+    key: &str,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<Result<(), Limited>> {
+    let blocked: Option<Blocked> = static_sql(
+        "SELECT blocked_until FROM throttles WHERE key = $1",
+        (bind::<Text, _>(key.to_owned()),),
+    )
+    .get_result(conn)
+    .await
+    .optional()?;
+    let until = blocked.and_then(|b| b.blocked_until).unwrap_or(now);
+    // At least a second: the block may end between the two statements.
+    Ok(Err(Limited(
+        wait_until(until, now).max(Duration::from_secs(1)),
+    )))
+}
+
+/// One attempt per `step` for a subject, each waiting its turn for at most `max_wait`.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    pub name: &'static str,
+    pub step: Duration,
+    pub max_wait: Duration,
+}
+
+#[derive(QueryableByName)]
+struct Slot {
+    #[diesel(sql_type = Timestamptz)]
+    blocked_until: DateTime<Utc>,
+}
+
+impl Pace {
+    /// Takes the subject's next turn: how long to wait for it; refused when the turns
+    /// already taken reach further than `max_wait`. Turns are handed out in one statement
+    /// per claim, so a burst of parallel claims gets one turn per `step` like a queue.
+    pub async fn claim(
+        &self,
+        conn: &mut AsyncPgConnection,
+        subject: &str,
+        now: DateTime<Utc>,
+    ) -> diesel::QueryResult<Result<Duration, Limited>> {
+        let key = key(self.name, subject);
+        let step = chrono::Duration::from_std(self.step).unwrap_or(chrono::Duration::MAX);
+        let max_wait = chrono::Duration::from_std(self.max_wait).unwrap_or(chrono::Duration::MAX);
+        // `blocked_until` is when the turn after the last one taken starts.
+        let slot: Option<Slot> = static_sql(
+            "INSERT INTO throttles AS t (key, window_start, hits, blocked_until) \
+               VALUES ($1, $2, 1, $2 + $3) \
+             ON CONFLICT (key) DO UPDATE SET hits = t.hits + 1, window_start = $2, \
+               blocked_until = greatest(t.blocked_until, $2) + $3 \
+             WHERE greatest(t.blocked_until, $2) <= $2 + $4 \
+             RETURNING blocked_until",
+            (
+                bind::<Text, _>(key.clone()),
+                bind::<Timestamptz, _>(now),
+                bind::<diesel::sql_types::Interval, _>(step),
+                bind::<diesel::sql_types::Interval, _>(max_wait),
+            ),
+        )
+        .get_result(conn)
+        .await
+        .optional()?;
+        Ok(match slot {
+            Some(slot) => Ok(wait_until(slot.blocked_until - step, now)),
+            // Full: a turn frees once the queue reaches no further than `max_wait`.
+            None => match blocked_until(conn, &key, now).await? {
+                Err(Limited(queued)) => Err(Limited(
+                    queued
+                        .saturating_sub(self.max_wait)
+                        .max(Duration::from_secs(1)),
+                )),
+                Ok(()) => Err(Limited(Duration::from_secs(1))),
+            },
+        })
     }
 }
 

@@ -5,8 +5,8 @@
 //! gets the same NOT_FOUND. Proving the address (verification, reset) signs out whatever was
 //! made before it, so whoever registered an address before its owner keeps nothing. Acting
 //! with the password (change it, change the address, delete the account) needs a signed-in
-//! session, and wrong guesses are throttled per session (nobody else's guesses block the
-//! owner) and count toward the account's sign-in ceiling. A new password (reset or change)
+//! session, and its checks are throttled per session (nobody else's guesses block the
+//! owner). A new password (reset or change)
 //! ends every session, token and pending link made under the old one; a confirmed address
 //! change ends every other session and token, and the pending links. A reset request does the same
 //! work whether or not an account has the address: the worker looks.
@@ -16,7 +16,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use serde_json::json;
 
 use super::model::{self, LinkPurpose, UserRow};
-use super::sessions::{count_wrong_password, start_session, throttle_subject_of_email};
+use super::sessions::{start_session, throttle_subject_of_email};
 use super::token::{self, MintedToken, TokenKind};
 use super::{security, AccountError, Requester};
 use crate::db::is_unique_violation;
@@ -37,43 +37,37 @@ pub async fn use_link(
     purpose: LinkPurpose,
     now: DateTime<Utc>,
 ) -> ApiResult<model::AccountTokenRow> {
-    let link = model::open_account_token(conn, &token::hash(token), purpose, now)
+    let hash = token::hash(token);
+    model::lock_link_owner(conn, &hash).await?;
+    let link = model::open_account_token(conn, &hash, purpose, now)
         .await?
         .ok_or_else(invalid_link)?;
     model::use_account_token(conn, link.id, now).await?;
     Ok(link)
 }
 
-/// The caller's account once `password` is proven to be theirs: a session only. Wrong
-/// guesses are throttled per session ([`super::PASSWORD_CHECK_FAILURES`]), so nobody else's
-/// guesses block the signed-in owner, and count toward the account's sign-in ceiling (a
-/// stolen session guessing the password is still someone guessing it).
+/// The caller's account once `password` is proven to be theirs: a session only. Checks
+/// are throttled per session ([`super::PASSWORD_CHECK_FAILURES`], counted before the hash),
+/// so nobody else's guesses block the signed-in owner.
 async fn confirm_password(req: &Requester<'_>, password: String) -> ApiResult<UserRow> {
     let caller = req.caller()?;
     caller.ensure_session()?;
     let session = caller.token_id.to_string();
     let mut conn = req.db.conn().await?;
+    super::PASSWORD_CHECK_FAILURES
+        .attempt(&mut conn, &session, Utc::now())
+        .await??;
     let user = model::find_user(&mut conn, caller.user_id)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
-    super::PASSWORD_CHECK_FAILURES
-        .check(&mut conn, &session, Utc::now())
-        .await??;
     let stored = model::find_credentials(&mut conn, &user.email)
         .await?
         .map(|(_, hash)| hash);
     drop(conn);
-    let verified = req.passwords.verify(password, stored).await?;
-    let mut conn = req.db.conn().await?;
-    if !verified {
-        let now = Utc::now();
-        super::PASSWORD_CHECK_FAILURES
-            .failed(&mut conn, &session, now)
-            .await?;
-        let account = throttle_subject_of_email(&user.email);
-        count_wrong_password(&mut conn, &account, Some(user.id), now).await?;
+    if !req.passwords.verify(password, stored).await? {
         return Err(AccountError::WrongPassword.into());
     }
+    let mut conn = req.db.conn().await?;
     super::PASSWORD_CHECK_FAILURES
         .succeeded(&mut conn, &session)
         .await?;

@@ -30,7 +30,7 @@ use uuid::Uuid;
 use crate::config::SessionPolicy;
 use crate::db::Db;
 use crate::error::ApiResult;
-use crate::throttle::{Backoff, Window};
+use crate::throttle::{Backoff, Pace, Window};
 
 /// How long an email-verification link works.
 pub const VERIFY_EMAIL_VALIDITY: Duration = Duration::hours(24);
@@ -53,37 +53,45 @@ pub const SIGN_INS_PER_ADDRESS: Window = Window {
     limit: 100,
     window: std::time::Duration::from_secs(15 * 60),
 };
-/// Wrong passwords for one account (the address as typed) from one network (its client's
-/// /24, or /64 for IPv6): from the 5th in a row, each blocks further attempts at that
-/// account *from that network* for 1 s, doubling up to 15 minutes; a right one clears the
-/// count. A stranger's guesses from elsewhere never block the owner. Unknown addresses
-/// behave exactly like known ones.
+/// Sign-in attempts at one account (the address as typed) from one network (its client's
+/// /24, or /64 for IPv6) without a success: from the 5th in a row, each blocks further
+/// attempts at that account *from that network* for 1 s, doubling up to 15 minutes; a
+/// right password clears the count. A stranger's guesses from elsewhere never block the
+/// owner. Unknown addresses behave exactly like known ones.
 pub const SIGN_IN_FAILURES: Backoff = Backoff {
     name: "sign_in:account_network",
     free: 5,
     max: std::time::Duration::from_secs(15 * 60),
 };
-/// Wrong passwords for one account from anywhere, per hour. Past the ceiling every attempt
-/// at the account waits [`SIGN_IN_SLOWDOWN`] before it is checked, the right password too:
-/// guesses spread over many networks are slowed, the owner is never refused. Crossing it
-/// tells the account's owner by email, at most once a day ([`FAILED_SIGN_IN_NOTICES`]).
+/// Sign-in attempts at one account per hour from networks it has not signed in from
+/// ([`SIGN_IN_NETWORK_MEMORY`]). Past it, such attempts take turns ([`STRANGER_PACE`]), and
+/// a wrong password tells the account's owner by email, at most once a day
+/// ([`FAILED_SIGN_IN_NOTICES`]). Attempts from the owner's own networks never count.
 pub const SIGN_IN_CEILING: Window = Window {
     name: "sign_in:account",
     limit: 20,
     window: std::time::Duration::from_secs(3600),
 };
-/// How long each attempt at an account over [`SIGN_IN_CEILING`] waits (holding no
-/// connection and no hashing slot).
-pub const SIGN_IN_SLOWDOWN: std::time::Duration = std::time::Duration::from_secs(2);
-/// "Someone is guessing your password" emails: one per account a day.
+/// Past [`SIGN_IN_CEILING`], attempts at the account from unfamiliar networks go one every
+/// 5 s, each waiting its turn for at most 20 s (holding no connection and no hashing slot),
+/// else `RATE_LIMITED` until a turn frees: at most 720 guesses an hour however many
+/// networks send them, and always well within the request timeout.
+pub const STRANGER_PACE: Pace = Pace {
+    name: "sign_in:pace",
+    step: std::time::Duration::from_secs(5),
+    max_wait: std::time::Duration::from_secs(20),
+};
+/// How long a network an account began a session from stays its own.
+pub const SIGN_IN_NETWORK_MEMORY: Duration = Duration::days(90);
+/// "Someone is trying to sign in" emails: one per address a day.
 pub const FAILED_SIGN_IN_NOTICES: Window = Window {
     name: "sign_in:notice",
     limit: 1,
     window: std::time::Duration::from_secs(24 * 3600),
 };
-/// Wrong passwords typed in one signed-in session (`changePassword`, `changeEmail`,
-/// `deleteAccount`): from the 5th in a row, that session waits as [`SIGN_IN_FAILURES`]
-/// does. Keyed by the session, so nobody else's guesses reach it.
+/// Password checks in one signed-in session (`changePassword`, `changeEmail`,
+/// `deleteAccount`) without a success: from the 5th in a row, that session waits as
+/// [`SIGN_IN_FAILURES`] does. Keyed by the session, so nobody else's guesses reach it.
 pub const PASSWORD_CHECK_FAILURES: Backoff = Backoff {
     name: "password_check:session",
     free: 5,
@@ -275,11 +283,11 @@ impl Requester<'_> {
             .ok_or_else(crate::error::ApiError::unauthenticated)
     }
 
-    /// The token this request is made with, if it is `user_id`'s: what a link that signs
-    /// the account out everywhere else keeps.
+    /// The session this request is made with, if it is `user_id`'s: what a link that signs
+    /// the account out everywhere else keeps (a personal token is not kept).
     pub fn own_token(&self, user_id: Uuid) -> Option<Uuid> {
         self.caller
-            .filter(|caller| caller.user_id == user_id)
+            .filter(|caller| caller.user_id == user_id && caller.session)
             .map(|caller| caller.token_id)
     }
 
@@ -288,11 +296,9 @@ impl Requester<'_> {
         crate::throttle::address_subject(self.origin.client)
     }
 
-    /// `account` (an address as typed) tried from this request's network, as
-    /// [`SIGN_IN_FAILURES`] counts it.
-    pub fn account_network_subject(&self, account: &str) -> String {
-        let network = crate::throttle::network_subject(self.origin.client);
-        format!("{account}|{network}")
+    /// The network this request comes from, as per-account rules count it.
+    pub fn network(&self) -> String {
+        crate::throttle::network_subject(self.origin.client)
     }
 
     /// Appends `event` to `user_id`'s security log, in the caller's transaction.

@@ -6,8 +6,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::schema::{
-    access_tokens, account_notices, account_tokens, password_reset_requests, sign_up_requests,
-    users,
+    access_tokens, account_notices, account_tokens, password_reset_requests, sign_in_networks,
+    sign_up_requests, users,
 };
 
 #[derive(Queryable, Selectable, Clone, Debug)]
@@ -341,6 +341,22 @@ pub async fn insert_account_token(
         .await
 }
 
+/// Locks the account a link (by its token's hash) belongs to, if any. Every change of
+/// credentials locks the account first, then its links, so two of them (a reset and an
+/// address change, say) run one after the other instead of deadlocking.
+pub async fn lock_link_owner(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<()> {
+    let owner = account_tokens::table
+        .filter(account_tokens::token_hash.eq(token_hash))
+        .select(account_tokens::user_id);
+    users::table
+        .filter(users::id.eq_any(owner))
+        .select(users::id)
+        .for_update()
+        .load::<Uuid>(conn)
+        .await
+        .map(drop)
+}
+
 /// A usable link token (unused, unexpired, for `purpose`), locked.
 pub async fn open_account_token(
     conn: &mut AsyncPgConnection,
@@ -535,6 +551,89 @@ pub async fn insert_notice(
         ))
         .returning(account_notices::id)
         .get_result(conn)
+        .await
+}
+
+/// Records a notice of `kind` to the account having the address `email` (as typed, any
+/// case), if one has it: its id. The same one statement whether or not one has it.
+pub async fn insert_notice_for_address(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    kind: &str,
+) -> QueryResult<Option<Uuid>> {
+    diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+    let owner = users::table
+        .filter(lower(users::email).eq(lower(email)))
+        .select((
+            Uuid::now_v7().into_sql::<diesel::sql_types::Uuid>(),
+            users::id.nullable(),
+            users::email,
+            users::name,
+            kind.into_sql::<diesel::sql_types::Text>(),
+        ));
+    diesel::insert_into(account_notices::table)
+        .values(owner)
+        .into_columns((
+            account_notices::id,
+            account_notices::user_id,
+            account_notices::email,
+            account_notices::name,
+            account_notices::kind,
+        ))
+        .returning(account_notices::id)
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Remembers that `user_id` began a session from `network` at `now`.
+pub async fn remember_network(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    network: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(sign_in_networks::table)
+        .values((
+            sign_in_networks::user_id.eq(user_id),
+            sign_in_networks::network.eq(network),
+            sign_in_networks::last_signed_in_at.eq(now),
+        ))
+        .on_conflict((sign_in_networks::user_id, sign_in_networks::network))
+        .do_update()
+        .set(sign_in_networks::last_signed_in_at.eq(now))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Whether the account having the address `email` (as typed) began a session from
+/// `network` since `since`. The same one statement whether or not an account has it.
+pub async fn signed_in_from(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    network: &str,
+    since: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+    diesel::select(diesel::dsl::exists(
+        sign_in_networks::table
+            .inner_join(users::table)
+            .filter(lower(users::email).eq(lower(email)))
+            .filter(sign_in_networks::network.eq(network))
+            .filter(sign_in_networks::last_signed_in_at.gt(since)),
+    ))
+    .get_result(conn)
+    .await
+}
+
+/// Forgets networks not signed in from since `before`. Run by the workers.
+pub async fn forget_old_networks(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::delete(sign_in_networks::table.filter(sign_in_networks::last_signed_in_at.lt(before)))
+        .execute(conn)
         .await
 }
 

@@ -1,10 +1,11 @@
 //! Signing in and out, sessions and personal access tokens.
 //!
-//! Rules: sign-in attempts are throttled by client address and, from the fifth wrong
-//! password in a row, by the address typed *from that network* (so an unknown address
-//! behaves exactly like a known one, and a stranger elsewhere never locks the owner out),
-//! before any hashing; past an hourly ceiling of wrong passwords from anywhere, every
-//! attempt at the account is slowed, never refused, and its owner is told. A wrong password
+//! Rules: sign-in attempts are throttled, each counted before any hashing, by client
+//! address; from the fifth in a row without a success, by the address typed *from that
+//! network* (a stranger elsewhere never blocks the owner); and past an hourly ceiling of
+//! attempts from networks the account has not signed in from, by taking turns at the
+//! account, so guesses spread over many networks are paced while the owner at home is not
+//! (and is told). An unknown address behaves exactly like a known one, and a wrong password
 //! and an unknown address get the same answer. Every new or ended session or token is on the account's security log, written in
 //! the transaction that makes or ends it. A personal access token needs a signed-in session
 //! (no token makes another) and a verified address; it may carry an expiry within a year,
@@ -40,6 +41,9 @@ pub async fn start_session(
     let id = model::insert_token(conn, user_id, "session", "Session", &session.hash, new).await?;
     let event = security::Event::new(action).token(id);
     security::record(conn, user_id, origin, event, now).await?;
+    // The owner's own network from now on: strangers' guesses never pace it.
+    let network = crate::throttle::network_subject(origin.client);
+    model::remember_network(conn, user_id, &network, now).await?;
     Ok(id)
 }
 
@@ -58,26 +62,25 @@ pub async fn sign_in(
     let invalid = || ApiError::from(AccountError::InvalidCredentials);
     let now = Utc::now();
     let account = throttle_subject_of_email(email);
-    let from_here = req.account_network_subject(&account);
+    let network = req.network();
+    let from_here = format!("{account}|{network}");
     let mut conn = req.db.conn().await?;
     super::SIGN_INS_PER_ADDRESS
         .hit(&mut conn, &req.address_subject(), now)
         .await??;
     super::SIGN_IN_FAILURES
-        .check(&mut conn, &from_here, now)
+        .attempt(&mut conn, &from_here, now)
         .await??;
-    let slowed = super::SIGN_IN_CEILING
-        .is_over(&mut conn, &account, now)
-        .await?;
+    let stranger = stranger_turn(&mut conn, &account, &network, now).await?;
     let credentials = match EmailAddress::parse(email) {
         Ok(email) => model::find_credentials(&mut conn, email.as_str()).await?,
         Err(_) => None,
     };
     // No connection is held while the password is hashed (19 MiB and a core), nor while
-    // an attempt at an account under attack waits.
+    // an attempt waits its turn.
     drop(conn);
-    if slowed {
-        tokio::time::sleep(super::SIGN_IN_SLOWDOWN).await;
+    if let Some(Turn { wait, .. }) = stranger {
+        tokio::time::sleep(wait).await;
     }
     let (user_id, stored) = match credentials {
         Some((id, hash)) => (Some(id), Some(hash)),
@@ -86,11 +89,9 @@ pub async fn sign_in(
     let verified = req.passwords.verify(password, stored).await?;
     let mut conn = req.db.conn().await?;
     let Some(user_id) = user_id.filter(|_| verified) else {
-        let now = Utc::now();
-        super::SIGN_IN_FAILURES
-            .failed(&mut conn, &from_here, now)
-            .await?;
-        count_wrong_password(&mut conn, &account, user_id, now).await?;
+        if stranger.is_some_and(|turn| turn.over_ceiling) {
+            tell_of_guessing(&mut conn, &account, Utc::now()).await?;
+        }
         return Err(invalid());
     };
     super::SIGN_IN_FAILURES
@@ -109,30 +110,64 @@ pub async fn sign_in(
     Ok((session, user))
 }
 
-/// Counts a wrong password for `account` (an address as typed; `user_id` if an account has
-/// it) against [`super::SIGN_IN_CEILING`]. Over it, the account's owner is told, at most
-/// once a day: the day's notice is claimed in the transaction that records it.
-pub async fn count_wrong_password(
+/// An attempt from a network the account has not begun a session from: how long it waits
+/// for its turn, and whether the account is over its hourly ceiling.
+#[derive(Clone, Copy)]
+struct Turn {
+    wait: std::time::Duration,
+    over_ceiling: bool,
+}
+
+/// Counts an attempt at `account` (an address as typed) from `network` against the
+/// account's ceiling, before any hashing, unless the account began a session from that
+/// network lately (`None`: the owner at home is never paced). Past the ceiling the attempt
+/// takes its turn ([`super::STRANGER_PACE`]), or is refused while the queue is full. The
+/// same statements whether or not an account has the address.
+async fn stranger_turn(
     conn: &mut AsyncPgConnection,
     account: &str,
-    user_id: Option<Uuid>,
+    network: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<Turn>> {
+    let since = now - super::SIGN_IN_NETWORK_MEMORY;
+    if model::signed_in_from(conn, account, network, since).await? {
+        return Ok(None);
+    }
+    if super::SIGN_IN_CEILING
+        .hit(conn, account, now)
+        .await?
+        .is_ok()
+    {
+        let wait = std::time::Duration::ZERO;
+        return Ok(Some(Turn {
+            wait,
+            over_ceiling: false,
+        }));
+    }
+    let wait = super::STRANGER_PACE.claim(conn, account, now).await??;
+    Ok(Some(Turn {
+        wait,
+        over_ceiling: true,
+    }))
+}
+
+/// A wrong password from a stranger past the ceiling: the account's owner is told, at most
+/// once a day (the day's notice is claimed in the transaction that records it). An address
+/// without an account does the same work: its job finds no notice.
+async fn tell_of_guessing(
+    conn: &mut AsyncPgConnection,
+    account: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
-    let within = super::SIGN_IN_CEILING.hit(conn, account, now).await?;
-    let Some(user_id) = user_id.filter(|_| within.is_err()) else {
-        return Ok(());
-    };
     conn.transaction(async |conn| {
         let today = super::FAILED_SIGN_IN_NOTICES
-            .hit(conn, &user_id.to_string(), now)
+            .hit(conn, account, now)
             .await?;
-        let Some(user) = model::find_user(conn, user_id)
-            .await?
-            .filter(|_| today.is_ok())
-        else {
+        if today.is_err() {
             return Ok(());
-        };
-        let notice_id = model::insert_notice(conn, &user, "sign_in_failures", None).await?;
+        }
+        let notice = model::insert_notice_for_address(conn, account, "sign_in_failures").await?;
+        let notice_id = notice.unwrap_or_else(Uuid::now_v7);
         crate::outbox::enqueue(conn, &super::SendAccountNotice { notice_id }).await
     })
     .await?;

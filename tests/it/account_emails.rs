@@ -1,5 +1,6 @@
 //! Sign-up, verification and password-reset emails, delivered over real SMTP and followed.
 
+use diesel_async::RunQueryDsl as _;
 use serde_json::json;
 
 use crate::harness::{TestApp, PASSWORD};
@@ -140,7 +141,6 @@ async fn a_taken_address_answers_as_a_new_one_and_its_owner_is_told() {
     // Wait until the worker has handled every request to the address (sent, or forgotten
     // as over the share), then count.
     let unhandled = || async {
-        use diesel_async::RunQueryDsl;
         #[derive(diesel::QueryableByName)]
         struct Count {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -438,7 +438,6 @@ async fn changing_the_password_signs_out_everywhere_else_and_says_so() {
 /// their data, signs everything out and tells the address, which can sign up afresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_an_account_keeps_what_others_share_and_says_so() {
-    use diesel_async::RunQueryDsl;
     let app = TestApp::builder().with_workers().start().await;
     let ada = app.sign_up("Ada").await;
     let bob = app.sign_up("Bob").await;
@@ -764,4 +763,76 @@ async fn confirming_an_address_change_ends_every_other_session_and_token() {
     assert_eq!(event["action"], "EMAIL_CHANGED");
     assert_eq!(event["details"]["revoked"], 2, "{event:#}");
     assert_eq!(event["details"]["to"], new.as_str());
+}
+
+/// The review of issue 27's first fix: a reset and an address change confirmed at the same
+/// moment locked the same rows in opposite orders, and PostgreSQL's deadlock answered
+/// INTERNAL. Every use of a link now locks the account first, so they run one after the
+/// other, and whichever is first voids the other's link (a reset ends the move; the move
+/// ends a reset link sent to the old address): one succeeds, the other is NOT_FOUND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_and_an_address_change_at_once_run_one_after_the_other() {
+    let app = TestApp::builder().with_workers().start().await;
+    let ada = app.sign_up("Ada").await;
+    let mut email = ada.email.clone();
+    let mut password = PASSWORD.to_owned();
+    let mut resets_here = 0;
+    for round in 0..3 {
+        let session = app.session(&email, &password).await;
+        let new = format!("round{round}-{}", ada.email);
+        app.gql(
+            Some(&session),
+            CHANGE_EMAIL,
+            json!({ "e": new, "p": password }),
+        )
+        .await
+        .data("changeEmail");
+        let change = app.mail.wait_for(&new, "confirm-email-change", 1).await[0].token();
+        app.gql(
+            None,
+            "mutation($e: String!) { requestPasswordReset(email: $e) }",
+            json!({ "e": email }),
+        )
+        .await;
+        resets_here += 1;
+        let resets = app
+            .mail
+            .wait_for(&email, "reset-password", resets_here)
+            .await;
+        let reset = resets[resets_here - 1].token();
+        let next = format!("password of round {round}");
+        // Both start while the account's row is held elsewhere, so both are inside their
+        // transactions, holding what they locked before it, when it is let go.
+        let mut holder = app.db.conn().await;
+        for sql in [
+            "BEGIN".to_owned(),
+            format!("SELECT id FROM users WHERE id = '{}' FOR UPDATE", ada.id),
+        ] {
+            diesel::sql_query(sql)
+                .execute(&mut holder)
+                .await
+                .expect("held");
+        }
+        let release = async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            diesel::sql_query("ROLLBACK")
+                .execute(&mut holder)
+                .await
+                .expect("let go");
+        };
+        let (confirmed, was_reset, ()) = tokio::join!(
+            app.gql(None, CONFIRM_EMAIL, json!({ "t": change })),
+            app.gql(None, RESET, json!({ "t": reset, "p": next })),
+            release,
+        );
+        match (confirmed.code(), was_reset.code()) {
+            (None, Some("NOT_FOUND")) => {
+                email = new;
+                resets_here = 0;
+            }
+            (Some("NOT_FOUND"), None) => password = next,
+            other => panic!("{other:?}: {:#} {:#}", confirmed.body, was_reset.body),
+        }
+    }
+    app.session(&email, &password).await;
 }

@@ -22,31 +22,35 @@ const BUDGETS: [(&str, u64); 58] = [
     // Records the request and its job, the same for a taken address (account_emails.rs).
     ("signUp", 5),
     // Takes the request; the account, its workspace and Owner membership, and a session
-    // with its security event.
-    ("completeSignUp", 12),
+    // with its security event and its network.
+    ("completeSignUp", 13),
     ("resendVerificationEmail", 9),
     // The revocation and its security event commit together: BEGIN, both, COMMIT (the
     // same for every token change below).
     ("signOut", 5),
-    // Made with the session (authenticating it is one), and revoking earlier tokens another.
-    ("verifyEmail", 9),
-    // The session and its security event, in a transaction; reads the account's hourly
-    // ceiling of wrong passwords (issue 27).
-    ("signIn", 10),
+    // Made with the session (authenticating it is one), and revoking earlier tokens another;
+    // the account is locked before its link.
+    ("verifyEmail", 10),
+    // The session, its security event and its network (remembered: issue 27), in a
+    // transaction; before the hash, whether the network is the account's own and, as it
+    // is not here, the attempt counted against the account's hourly ceiling.
+    ("signIn", 12),
     // Reads whether the address is proven; counts the hour's tokens.
     ("createAccessToken", 7),
     ("revokeAccessToken", 5),
     ("revokeSession", 5),
     ("revokeOtherSessions", 5),
-    ("changePassword", 14),
+    // The new session remembers its network (issue 27), as every new session does.
+    ("changePassword", 15),
     ("deleteAccount", 20),
     ("changeEmail", 14),
-    // Ends every other session and token and voids the pending links (issue 27); made
-    // here from the session it keeps, whose authentication is one.
-    ("confirmEmailChange", 11),
+    // Locks the account before its link (every link use does, so credential changes run
+    // one after another), ends every other session and token and voids the pending links
+    // (issue 27); made here from the session it keeps, whose authentication is one.
+    ("confirmEmailChange", 12),
     ("requestPasswordReset", 7),
-    // Voids the pending links (issue 27).
-    ("resetPassword", 9),
+    // Locks the account before its link and voids the pending links (issue 27).
+    ("resetPassword", 10),
     // Reads the owned workspaces and counts the day's new ones.
     ("createWorkspace", 9),
     // One statement before it had an event; with it, a transaction: BEGIN, the rename (its
