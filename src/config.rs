@@ -251,6 +251,9 @@ pub struct StripeConfig {
     pub secret_key: Secret,
     pub api_base: Option<String>,
     pub webhook_secret: Option<Secret>,
+    /// How long the request that runs a billing operation may hold it: the request timeout
+    /// and time for a Stripe call it sent to land.
+    pub operation_lease: Duration,
 }
 
 impl Config {
@@ -349,6 +352,9 @@ impl Config {
             secret_key: Secret::new(key),
             api_base: get("STRIPE_API_BASE"),
             webhook_secret: get("STRIPE_WEBHOOK_SECRET").map(Secret::new),
+            // A billing operation is run by its request: one that died is taken over once
+            // no request could still be running it (src/billing/operations.rs).
+            operation_lease: limits.request_timeout + crate::billing::operations::LANDING,
         });
         let service_tokens = get("SERVICE_TOKENS")
             .map(|list| {

@@ -132,6 +132,16 @@ impl ApiError {
         }
     }
 
+    /// A service we depend on (Stripe) could not answer: `SERVICE_UNAVAILABLE` with a short
+    /// retry hint and `message`, which says what a retry does (unlike [`Self::unavailable`],
+    /// the other service may have acted).
+    pub fn upstream_unavailable(message: &'static str) -> Self {
+        Self {
+            retry_after: Some(UNAVAILABLE_RETRY_SECS),
+            ..Self::new(ErrorCode::ServiceUnavailable, message)
+        }
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }

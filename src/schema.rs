@@ -214,6 +214,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     usage_counters,
     trial_notices,
     billing_accounts,
+    billing_operations,
     stripe_events,
     plan_prices,
     invoices,
@@ -247,6 +248,24 @@ diesel::table! {
         subscription_event_at -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    billing_operations (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        kind -> Text,
+        intent -> Jsonb,
+        client_key -> Nullable<Text>,
+        state -> Text,
+        stripe_subscription_id -> Nullable<Text>,
+        answer -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+        leased_until -> Timestamptz,
+        settled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(billing_operations -> workspaces (workspace_id));
 
 diesel::table! {
     stripe_events (id) {

@@ -593,6 +593,11 @@ impl BillingMutation {
     /// state before) and `requiresAction` or `declined` says what to do; choosing again
     /// after adding another card replaces the incomplete subscription. Changing plan prorates.
     ///
+    /// One billing change runs at a time per workspace: another one while this runs is
+    /// CONFLICT. Send an `idempotencyKey` (any unique string, e.g. a UUID made when the user
+    /// clicked) to make retrying safe: a retry after a timeout or SERVICE_UNAVAILABLE with the
+    /// same key resumes this change or answers as it did, and never charges twice.
+    ///
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Action::ManageBilling, &workspace_id)",
@@ -603,9 +608,18 @@ impl BillingMutation {
         ctx: &Context<'_>,
         workspace_id: ID,
         plan: GqlPlanId,
+        #[graphql(
+            desc = "Makes retries safe: 1 to 255 printable ASCII characters, unique per \
+                          change (the same key for another plan is BAD_USER_INPUT)."
+        )]
+        idempotency_key: Option<String>,
     ) -> ApiResult<PlanSelection> {
         let stripe = stripe(ctx)?;
         let workspace_id = parse_id(&workspace_id)?;
+        let client_key = idempotency_key
+            .as_deref()
+            .map(manage::parse_client_key)
+            .transpose()?;
         let membership = membership(ctx, workspace_id).await?;
         let request = request(ctx);
         let trail = request.trail()?;
@@ -615,6 +629,7 @@ impl BillingMutation {
             &trail,
             &membership.workspace,
             plan.into(),
+            client_key.as_deref(),
             Utc::now(),
         )
         .await?;

@@ -11,8 +11,10 @@
 //! - A card must be the workspace's own; the default card a live subscription needs can go
 //!   only when another card takes its place.
 //! - A plan needs a default card. During the trial the subscription starts billing when the
-//!   trial ends; after it, at once. A first payment left incomplete is replaced when a plan
-//!   is chosen again, so the customer never holds two. Changing plan prorates.
+//!   trial ends; after it, at once. Choosing is one billing operation at a time per
+//!   workspace, decided from Stripe's list of the customer's subscriptions
+//!   ([`select_plan`]): a live one changes plan (prorated), a first payment still waiting
+//!   is replaced, so the customer never holds two.
 //! - Cancelling ends the subscription with its period; resuming undoes that.
 
 use chrono::{DateTime, Utc};
@@ -22,6 +24,7 @@ use uuid::Uuid;
 
 use super::account;
 use super::details::BillingDetails;
+use super::operations::{self, Answer, BeginError, Begun, Operation, State};
 use super::plans::{default_plan, PlanId};
 use super::status::SubscriptionStatus;
 use super::stripe::{PendingPayment, StripeApi, StripeCallError, Subscription};
@@ -42,6 +45,13 @@ pub enum BillingError {
     CardNeeded,
     #[error("This workspace has no subscription: choose a plan first.")]
     NoSubscription,
+    #[error(
+        "This request was interrupted and a later billing change took its place: check the \
+         workspace's billing before choosing again."
+    )]
+    Superseded,
+    #[error(transparent)]
+    Operation(#[from] BeginError),
     #[error(transparent)]
     Stripe(#[from] StripeCallError),
     #[error(transparent)]
@@ -72,15 +82,30 @@ impl From<BillingError> for ApiError {
             BillingError::PlanWithoutPrice(_) => {
                 ApiError::new(ErrorCode::BillingNotConfigured, err.to_string())
             }
-            BillingError::CardNeeded | BillingError::NoSubscription => {
+            BillingError::CardNeeded
+            | BillingError::NoSubscription
+            | BillingError::Superseded
+            | BillingError::Operation(BeginError::InProgress) => {
                 ApiError::conflict(err.to_string())
             }
+            BillingError::Operation(BeginError::KeyReused | BeginError::BadKey) => {
+                ApiError::bad_input(err.to_string())
+            }
+            BillingError::Operation(BeginError::Db(err)) => err.into(),
             // Stripe's own message for a request it refused is meant for people.
             BillingError::Stripe(StripeCallError::Refused { status, message })
                 if (400..500).contains(&status) =>
             {
                 ApiError::bad_input(format!("Stripe: {message}"))
             }
+            // Stripe down, slow or failing: retryable, and it may have acted, which the
+            // operation's retry finds out ([`super::operations`]).
+            BillingError::Stripe(
+                StripeCallError::Unavailable(_) | StripeCallError::Refused { .. },
+            ) => ApiError::upstream_unavailable(
+                "Stripe could not be reached or failed. Retry: with the same idempotencyKey, \
+                 the retry finishes this change and never charges twice.",
+            ),
             BillingError::Stripe(other) => ApiError::internal(&other),
             BillingError::Pool(err) => err.into(),
             BillingError::Db(err) => err.into(),
@@ -257,93 +282,164 @@ pub async fn remove_card(
     refresh_cards(db, stripe, trail, workspace_id, &customer, event).await
 }
 
-/// Chooses or changes the workspace's plan; answers what the first payment still needs
-/// from the customer, if anything.
+/// Chooses or changes the workspace's plan as one billing operation
+/// ([`super::operations`]); answers what the first payment still needs from the customer,
+/// if anything. `client_key` is the caller's idempotency key, if it sent one.
 pub async fn select_plan(
     db: &Db,
     stripe: &StripeApi,
     trail: &Trail,
     workspace: &WorkspaceRow,
     plan: PlanId,
+    client_key: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<PendingPayment>, BillingError> {
     let workspace_id = workspace.id;
     let customer = customer(db, stripe, workspace_id).await?;
-    let Some(card) = stripe.default_payment_method(&customer).await? else {
+    if stripe.default_payment_method(&customer).await?.is_none() {
         return Err(BillingError::NoPaymentMethod);
-    };
+    }
+    let price = plan_price(db, stripe, workspace_id, plan).await?;
     let mut conn = db.conn_in(workspace_id).await?;
-    let synced = super::plans::stripe_price(&mut conn, plan).await?;
-    let account = account::find(&mut conn, workspace_id).await?;
+    let lease = stripe.operation_lease();
+    let operation =
+        match operations::begin(&mut conn, workspace_id, plan, client_key, lease, now).await? {
+            Begun::Run(operation) => operation,
+            Begun::Answered(answer) => return answered(answer),
+        };
+    let phone_item = account::find(&mut conn, workspace_id)
+        .await?
+        .and_then(|a| a.phone_numbers_item_id);
     drop(conn);
-    let price = match synced {
-        Some(price) => price,
-        None => {
-            // Plans are re-read from Stripe once, outside any transaction.
-            let plans = stripe.plans().await?;
+    let trial_end = (workspace.trial_ends_at > now).then_some(workspace.trial_ends_at);
+    let placed = place_plan(
+        stripe,
+        &operation,
+        &customer,
+        &price,
+        phone_item.as_deref(),
+        trial_end,
+    )
+    .await;
+    let subscription = match placed {
+        Ok(subscription) => subscription,
+        Err(StripeCallError::Refused { status, message }) if (400..500).contains(&status) => {
+            let refused = Answer::Refused { status, message };
             let mut conn = db.conn_in(workspace_id).await?;
-            super::plans::save_synced(&mut conn, &plans).await?;
-            plans
-                .into_iter()
-                .find(|p| p.plan.id == plan)
-                .map(|p| p.price_id)
-                .ok_or_else(|| BillingError::PlanWithoutPrice(default_plan(plan).name))?
+            operations::finish(&mut conn, operation.id, State::Failed, None, &refused, now).await?;
+            return answered(refused);
         }
+        // Stripe may have acted: the operation stays open, for its retry or, after its
+        // lease, for the next change, which reads Stripe's list.
+        Err(other) => return Err(other.into()),
     };
-    let phone_item = account
-        .as_ref()
-        .and_then(|a| a.phone_numbers_item_id.clone());
-    let existing = account.and_then(|a| Some((a.subscription_id?, a.subscription_status)));
-    let status = existing
-        .as_ref()
-        .and_then(|(_, status)| status.as_deref())
-        .and_then(SubscriptionStatus::parse);
-    let subscription: Subscription = match existing {
-        Some((id, _)) if status.is_some_and(SubscriptionStatus::is_live) => {
-            let current = stripe.subscription(&id).await?;
-            stripe
-                .change_plan(&current, phone_item.as_deref(), &price)
-                .await?
-        }
-        previous => {
-            // A first payment left waiting is replaced, so the customer never holds two.
-            if let Some((id, _)) =
-                previous.filter(|_| status == Some(SubscriptionStatus::Incomplete))
-            {
-                stripe.cancel_now(&id).await?;
-            }
-            let trial_end = (workspace.trial_ends_at > now).then_some(workspace.trial_ends_at);
-            // Per card as well: choosing again with another card is a new request.
-            let key = format!(
-                "subscription-{workspace_id}-{}-{card}-{}",
-                plan.as_db(),
-                now.timestamp() / 60
-            );
-            stripe
-                .create_subscription(&customer, &price, trial_end, key)
-                .await?
-        }
-    };
+    let pending = subscription.pending_payment();
     let event = Event {
         action: Action::PlanSelected,
         target: Target::workspace(workspace_id),
         changes: audit::changed("plan", workspace.plan.clone(), plan.as_db()),
     };
+    let chosen = Answer::Chosen {
+        pending: pending.clone(),
+    };
     let mut conn = db.conn_in(workspace_id).await?;
-    super::sync::mirror(
-        &mut conn,
-        workspace_id,
-        &subscription,
-        Some(plan),
-        trail,
-        Some(event),
-    )
+    conn.transaction(async |conn| {
+        let settled = Some(subscription.id.as_str());
+        operations::finish(conn, operation.id, State::Settled, settled, &chosen, now).await?;
+        super::sync::mirror_in(
+            conn,
+            workspace_id,
+            &subscription,
+            Some(plan),
+            trail,
+            Some(event),
+        )
+        .await
+    })
     .await?;
     // The phone numbers move to the new plan's per-number price.
     super::phone_numbers::sync(&mut conn, stripe, workspace_id).await?;
     let invoices = stripe.invoices(&customer, 100).await?;
     account::save_invoices(&mut conn, workspace_id, &invoices).await?;
-    Ok(subscription.pending_payment())
+    Ok(pending)
+}
+
+/// A client's `idempotencyKey`, checked.
+pub fn parse_client_key(raw: &str) -> Result<String, BillingError> {
+    Ok(operations::parse_client_key(raw)?)
+}
+
+/// What a finished operation answered, answered again.
+fn answered(answer: Answer) -> Result<Option<PendingPayment>, BillingError> {
+    match answer {
+        Answer::Chosen { pending } => Ok(pending),
+        Answer::Refused { status, message } => {
+            Err(BillingError::Stripe(StripeCallError::Refused {
+                status,
+                message,
+            }))
+        }
+        Answer::Abandoned => Err(BillingError::Superseded),
+    }
+}
+
+/// The Stripe price of `plan`, re-reading the plans from Stripe once if it is not synced.
+async fn plan_price(
+    db: &Db,
+    stripe: &StripeApi,
+    workspace_id: Uuid,
+    plan: PlanId,
+) -> Result<String, BillingError> {
+    let mut conn = db.conn_in(workspace_id).await?;
+    if let Some(price) = super::plans::stripe_price(&mut conn, plan).await? {
+        return Ok(price);
+    }
+    drop(conn);
+    // Outside any transaction, with no connection held.
+    let plans = stripe.plans().await?;
+    let mut conn = db.conn_in(workspace_id).await?;
+    super::plans::save_synced(&mut conn, &plans).await?;
+    plans
+        .into_iter()
+        .find(|p| p.plan.id == plan)
+        .map(|p| p.price_id)
+        .ok_or_else(|| BillingError::PlanWithoutPrice(default_plan(plan).name))
+}
+
+/// Puts the customer on `price`, deciding from Stripe's own list of their subscriptions,
+/// never from the mirror (a webhook may not have arrived):
+/// - one an earlier attempt of this operation made is the answer;
+/// - one not waiting on its first payment (active, trialing, past due, unpaid, paused: one
+///   whose 3-D Secure just completed included) changes plan, and is never cancelled;
+/// - otherwise first payments still waiting (`incomplete` in Stripe, so never paid) are
+///   cancelled and a new subscription starts, so the customer never holds two.
+async fn place_plan(
+    stripe: &StripeApi,
+    operation: &Operation,
+    customer: &str,
+    price: &str,
+    phone_item: Option<&str>,
+    trial_end: Option<DateTime<Utc>>,
+) -> Result<Subscription, StripeCallError> {
+    let subscriptions = stripe.subscriptions(customer).await?;
+    if let Some(made) = subscriptions
+        .iter()
+        .find(|s| s.operation() == Some(operation.id))
+    {
+        return Ok(made.clone());
+    }
+    let (waiting, current): (Vec<_>, Vec<_>) = subscriptions.iter().partition(|s| {
+        SubscriptionStatus::parse(&s.status) == Some(SubscriptionStatus::Incomplete)
+    });
+    if let Some(current) = current.first() {
+        return stripe.change_plan(current, phone_item, price).await;
+    }
+    for waiting in waiting {
+        stripe.cancel_now(&waiting.id).await?;
+    }
+    stripe
+        .create_subscription(customer, price, trial_end, operation)
+        .await
 }
 
 /// Sets the details invoices carry, on the Stripe customer first; fields `update` leaves

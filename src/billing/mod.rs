@@ -7,6 +7,7 @@ pub mod details;
 pub mod graphql;
 pub mod jobs;
 pub mod manage;
+pub mod operations;
 pub mod phone_numbers;
 pub mod plans;
 pub mod status;

@@ -11,6 +11,7 @@ use serde_json::Value;
 use stripe::{IdempotencyKey, RequestStrategy, StripeError};
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
+use super::operations::Operation;
 use super::plans::{PlanId, SyncedPlan};
 use crate::config::StripeConfig;
 
@@ -28,6 +29,7 @@ pub enum StripeCallError {
 pub struct StripeApi {
     client: stripe::Client,
     plan_key: String,
+    operation_lease: chrono::Duration,
 }
 
 impl StripeApi {
@@ -44,7 +46,13 @@ impl StripeApi {
         Ok(Self {
             client: builder.build()?,
             plan_key: config.plan_key.clone(),
+            operation_lease: chrono::Duration::from_std(config.operation_lease)?,
         })
+    }
+
+    /// How long the request running a billing operation holds it ([`super::operations`]).
+    pub fn operation_lease(&self) -> chrono::Duration {
+        self.operation_lease
     }
 
     async fn call<T: for<'de> Deserialize<'de>>(
@@ -104,7 +112,7 @@ impl StripeApi {
     ) -> Result<String, StripeCallError> {
         let form = [
             ("email", email.to_owned()),
-            ("metadata[workspace_id]", workspace_id.to_string()),
+            (WORKSPACE_METADATA, workspace_id.to_string()),
         ];
         let customer: Object = self
             .call(
@@ -448,18 +456,24 @@ impl StripeApi {
     /// completes in the browser (`payment_behavior=allow_incomplete`: Stripe's documented
     /// way to handle SCA on the first invoice; `default_incomplete`, which does not attempt
     /// the charge at all, is refused by the local fake).
+    ///
+    /// It carries the workspace and the operation that made it in its metadata, so the
+    /// operation's retry, and reconciliation, find it in the customer's list whatever
+    /// happened to the answer.
     pub async fn create_subscription(
         &self,
         customer: &str,
         price: &str,
         trial_end: Option<DateTime<Utc>>,
-        idempotency_key: String,
+        operation: &Operation,
     ) -> Result<Subscription, StripeCallError> {
         let mut form = vec![
             ("customer", customer.to_owned()),
             ("items[0][plan]", price.to_owned()),
             ("payment_behavior", "allow_incomplete".to_owned()),
             ("expand[]", "latest_invoice.payment_intent".to_owned()),
+            (WORKSPACE_METADATA, operation.workspace_id.to_string()),
+            (OPERATION_METADATA, operation.id.to_string()),
         ];
         if let Some(end) = trial_end {
             form.push(("trial_end", end.timestamp().to_string()));
@@ -468,9 +482,38 @@ impl StripeApi {
             StripeMethod::Post,
             "/subscriptions",
             &form,
-            Some(idempotency_key),
+            Some(operation.key("create")),
         )
         .await
+    }
+
+    /// The customer's subscriptions that are not over (canceled or expired), as Stripe has
+    /// them now, each with its latest invoice's payment intent.
+    pub async fn subscriptions(
+        &self,
+        customer: &str,
+    ) -> Result<Vec<Subscription>, StripeCallError> {
+        let query = [
+            ("customer", customer.to_owned()),
+            ("status", "all".to_owned()),
+            ("limit", "100".to_owned()),
+            ("expand[]", "data.latest_invoice.payment_intent".to_owned()),
+        ];
+        let list: List<Subscription> = self
+            .call(StripeMethod::Get, "/subscriptions", &query, None)
+            .await?;
+        let now = Utc::now();
+        Ok(list
+            .data
+            .into_iter()
+            .map(|subscription| subscription.read_as_documented(now))
+            .filter(|subscription| {
+                !matches!(
+                    subscription.status.as_str(),
+                    "canceled" | "incomplete_expired"
+                )
+            })
+            .collect())
     }
 
     pub async fn subscription(&self, id: &str) -> Result<Subscription, StripeCallError> {
@@ -651,10 +694,17 @@ pub struct SubscriptionItemState {
     pub quantity: i32,
 }
 
+/// The metadata naming the workspace a subscription (or customer) is for.
+const WORKSPACE_METADATA: &str = "metadata[workspace_id]";
+/// The metadata naming the billing operation that made a subscription.
+const OPERATION_METADATA: &str = "metadata[linkai_operation]";
+
 #[derive(Deserialize, Clone, Debug)]
 pub struct Subscription {
     pub id: String,
     pub status: String,
+    #[serde(default)]
+    pub metadata: std::collections::HashMap<String, String>,
     #[serde(default)]
     pub cancel_at_period_end: bool,
     pub current_period_start: Option<i64>,
@@ -668,7 +718,8 @@ pub struct Subscription {
 }
 
 /// What a first payment that did not go through needs from the customer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(tag = "needs", rename_all = "snake_case")]
 pub enum PendingPayment {
     /// The card needs authentication (3-D Secure): confirm the payment intent with this
     /// client secret in the browser.
@@ -724,6 +775,12 @@ impl Subscription {
             }
             _ => None,
         }
+    }
+
+    /// The billing operation that made it, if one of ours did.
+    pub fn operation(&self) -> Option<uuid::Uuid> {
+        let id = self.metadata.get("linkai_operation")?;
+        uuid::Uuid::parse_str(id).ok()
     }
 
     /// The item billing the plan: the first one that is not `phone_item`, the item billing

@@ -196,6 +196,22 @@ pub async fn mirror(
     event: Option<Event>,
 ) -> diesel::QueryResult<()> {
     conn.transaction(async |conn| {
+        mirror_in(conn, workspace_id, subscription, plan, trail, event).await
+    })
+    .await
+}
+
+/// [`mirror`] inside the caller's transaction, for a change that commits more with it (a
+/// billing operation's settlement).
+pub async fn mirror_in(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    subscription: &Subscription,
+    plan: Option<PlanId>,
+    trail: &Trail,
+    event: Option<Event>,
+) -> diesel::QueryResult<()> {
+    {
         let saved = account::save_subscription(conn, workspace_id, subscription, plan).await?;
         if saved.entered {
             let job = SendPaymentFailed { workspace_id };
@@ -220,8 +236,7 @@ pub async fn mirror(
             audit::record(conn, workspace_id, trail, event, Utc::now()).await?;
         }
         Ok(())
-    })
-    .await
+    }
 }
 
 /// Adds `more`'s fields to the object `changes`.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::billing::{add_card_expiring, customer_of, stripe_post, subscribe};
 use crate::harness::{stripe_fake, Actor, TestApp};
-use crate::schedule::CountingProxy;
+use crate::stripe_proxy::StripeProxy;
 use crate::webhooks::{deliver, signed};
 
 const CARDS: &str = "query($ws: ID!) { workspace(id: $ws) { billing { paymentMethods { id brand last4 expMonth expYear isDefault expired expiresSoon } } } }";
@@ -86,11 +86,10 @@ pub async fn worker_side(app: &TestApp, plan_key: Option<&str>) -> linkai::App {
 /// ten times makes no Stripe call at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_billing_makes_no_stripe_call() {
-    let proxy = CountingProxy::start(stripe_fake().await).await;
+    let proxy = StripeProxy::start(false).await;
     let app = TestApp::builder()
-        .with_stripe()
+        .with_stripe_proxy(&proxy)
         .with_workers()
-        .with_env("STRIPE_API_BASE", &proxy.url)
         .start()
         .await;
     let ada = app.sign_up("Ada").await;

@@ -223,6 +223,8 @@ pub struct TestApp {
 /// Settings a test may change before the app starts.
 pub struct TestAppBuilder {
     stripe: bool,
+    /// Stripe's base URL when not the fake itself (a proxy in front of it).
+    stripe_base: Option<String>,
     plan_key: Option<String>,
     workers: bool,
     unfiltered_kind: Option<String>,
@@ -248,6 +250,13 @@ impl TestAppBuilder {
     /// Bills through the local Stripe fake (see [`stripe_fake`]).
     pub fn with_stripe(mut self) -> Self {
         self.stripe = true;
+        self
+    }
+
+    /// Stripe through `proxy` (in front of the fake), for the fault tests.
+    pub fn with_stripe_proxy(mut self, proxy: &crate::stripe_proxy::StripeProxy) -> Self {
+        self.stripe = true;
+        self.stripe_base = Some(proxy.url.clone());
         self
     }
 
@@ -292,6 +301,7 @@ impl TestApp {
             smtp_port: 0,
             unfiltered_kind: None,
             stripe: false,
+            stripe_base: None,
             plan_key: None,
             env: Vec::new(),
         }
@@ -345,9 +355,10 @@ impl TestApp {
         let smtp = smtp_url;
         let redis = builder.redis_url.clone();
         let queue = jobs_queue.clone();
-        let stripe_base = match builder.stripe {
-            true => Some(stripe_fake().await.to_owned()),
-            false => None,
+        let stripe_base = match (builder.stripe, builder.stripe_base.clone()) {
+            (true, Some(proxy)) => Some(proxy),
+            (true, None) => Some(stripe_fake().await.to_owned()),
+            (false, _) => None,
         };
         let config = Config::from_lookup(|name| {
             if let Some((_, value)) = builder.env.iter().find(|(set, _)| *set == name) {

@@ -106,7 +106,9 @@ const BUDGETS: [(&str, u64); 58] = [
     // COMMIT.
     ("setDefaultPaymentMethod", 10),
     // Reads what the phone numbers' item needs, in one statement.
-    ("selectPlan", 14),
+    // The billing operation: written before Stripe is called (one upsert), settled in the
+    // transaction that mirrors the result (issue 26).
+    ("selectPlan", 16),
     ("cancelSubscription", 11),
     ("resumeSubscription", 11),
     // The customer, the account, the Owner's address; stores what Stripe accepted; answers.

@@ -1,0 +1,331 @@
+//! Billing operations: one change of a workspace's billing at a time, idempotent end to
+//! end (issue 26).
+//!
+//! A plan change is a row, written before Stripe is called and settled after:
+//! - at most one is open per workspace (a partial unique index), so two admins or two tabs
+//!   choosing plans at once never run side by side: the second is `CONFLICT`;
+//! - its id is Stripe's idempotency key and goes into the subscription's metadata, so a
+//!   retry of the same operation finds what an earlier attempt made, in Stripe's own list,
+//!   even where Stripe does not replay keys (the local fake does not);
+//! - a client's `idempotencyKey` names it: a retry after a timeout resumes the open
+//!   operation, a retry after it settled gets the first answer, and the same key for
+//!   another request is refused;
+//! - an operation is run by the request that began it, under a lease (the request timeout,
+//!   and [`LANDING`] for a Stripe call it sent to land): while the lease runs, anyone else
+//!   is `CONFLICT`, the same key included (never two runners at once);
+//!   after it, the same key resumes the operation and another request takes it over (the
+//!   next change decides from Stripe's list, where whatever the dead request made is found).
+//!
+//! No row lock and no pooled connection are held while Stripe is called: the open row is
+//! the lock.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::plans::PlanId;
+use super::stripe::PendingPayment;
+use crate::schema::billing_operations as ops;
+
+/// Beyond the request timeout, how long a Stripe call sent by a request that died may take
+/// to land in Stripe's list. An operation's lease is the two together (`StripeConfig`).
+pub const LANDING: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The longest `idempotencyKey` a client may send.
+pub const MAX_CLIENT_KEY_LEN: usize = 255;
+
+/// Where an operation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Written, Stripe being called (or the request died, until its lease ends).
+    Open,
+    /// Stripe's result mirrored; `answer` holds what the request answered.
+    Settled,
+    /// Stripe refused it, or it was abandoned; `answer` says why.
+    Failed,
+}
+
+impl State {
+    fn as_db(self) -> &'static str {
+        match self {
+            State::Open => "open",
+            State::Settled => "settled",
+            State::Failed => "failed",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        [State::Open, State::Settled, State::Failed]
+            .into_iter()
+            .find(|state| state.as_db() == raw)
+    }
+}
+
+/// What a plan selection answered, kept for a retry with the same key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Answer {
+    /// The plan is chosen; the first payment may still need the customer.
+    Chosen { pending: Option<PendingPayment> },
+    /// Stripe refused the request (its status and message for people).
+    Refused { status: u16, message: String },
+    /// Left open by a request that died, and taken over by a later change.
+    Abandoned,
+}
+
+/// An operation to run: its id (the Stripe idempotency key's root) and what it asked.
+#[derive(Clone, Debug)]
+pub struct Operation {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub plan: PlanId,
+}
+
+impl Operation {
+    /// Stripe's idempotency key for `step` of this operation.
+    pub fn key(&self, step: &str) -> String {
+        format!("op-{}-{step}", self.id)
+    }
+}
+
+/// How a request's operation begins.
+#[derive(Debug)]
+pub enum Begun {
+    /// Run it: a new operation, or the open one its key names (a retry).
+    Run(Operation),
+    /// Its key names a finished operation: answer as it did.
+    Answered(Answer),
+}
+
+/// Why an operation cannot begin.
+#[derive(Debug, thiserror::Error)]
+pub enum BeginError {
+    #[error("Another billing change is in progress for this workspace; try again in a moment.")]
+    InProgress,
+    #[error("This idempotencyKey was used for a different request.")]
+    KeyReused,
+    #[error("idempotencyKey must be 1 to 255 printable ASCII characters.")]
+    BadKey,
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+#[derive(Queryable, Selectable, Debug)]
+#[diesel(table_name = ops)]
+struct Row {
+    id: Uuid,
+    intent: serde_json::Value,
+    state: String,
+    answer: Option<serde_json::Value>,
+    leased_until: DateTime<Utc>,
+}
+
+/// Checks a client's key: printable ASCII, at most [`MAX_CLIENT_KEY_LEN`].
+pub fn parse_client_key(raw: &str) -> Result<String, BeginError> {
+    let printable = raw.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if raw.is_empty() || raw.len() > MAX_CLIENT_KEY_LEN || !printable {
+        return Err(BeginError::BadKey);
+    }
+    Ok(raw.to_owned())
+}
+
+/// Begins choosing `plan` for the workspace, on a connection inside it: a new open
+/// operation (one statement, when none is open and the key is new); else answers the
+/// finished operation `client_key` names, resumes it if its lease ran out, or takes over
+/// another whose lease ran out; `InProgress` while an open one's lease runs.
+pub async fn begin(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    plan: PlanId,
+    client_key: Option<&str>,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> Result<Begun, BeginError> {
+    let new = New {
+        workspace_id,
+        plan,
+        client_key,
+        leased_until: now + lease,
+        now,
+    };
+    // The unique indexes (one open per workspace, one operation per key) decide races.
+    if let Some(operation) = new.insert(conn).await? {
+        return Ok(Begun::Run(operation));
+    }
+    conn.transaction(async |conn| {
+        let open = open_one(conn, workspace_id).await?;
+        if open.as_ref().is_some_and(|open| open.leased_until > now) {
+            return Err(BeginError::InProgress);
+        }
+        if let Some(row) = match client_key {
+            Some(key) => by_client_key(conn, workspace_id, key).await?,
+            None => None,
+        } {
+            if row.intent != new.intent() {
+                return Err(BeginError::KeyReused);
+            }
+            if State::parse(&row.state) != Some(State::Open) {
+                return Ok(Begun::Answered(stored_answer(row.answer)));
+            }
+            // Its request died: this retry runs it on, under a new lease.
+            diesel::update(ops::table.find(row.id))
+                .set(ops::leased_until.eq(new.leased_until))
+                .execute(conn)
+                .await?;
+            let id = row.id;
+            return Ok(Begun::Run(Operation {
+                id,
+                workspace_id,
+                plan,
+            }));
+        }
+        if let Some(open) = open {
+            finish(conn, open.id, State::Failed, None, &Answer::Abandoned, now).await?;
+        }
+        new.insert(conn)
+            .await?
+            .map(Begun::Run)
+            .ok_or(BeginError::InProgress)
+    })
+    .await
+}
+
+/// An operation about to be written.
+struct New<'a> {
+    workspace_id: Uuid,
+    plan: PlanId,
+    client_key: Option<&'a str>,
+    leased_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+}
+
+impl New<'_> {
+    fn intent(&self) -> serde_json::Value {
+        json!({ "plan": self.plan.as_db() })
+    }
+
+    /// Writes it open; `None` when a unique index refused it (another is open, or the key
+    /// is taken), without failing the caller's transaction.
+    async fn insert(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<Operation>> {
+        let id = Uuid::now_v7();
+        let written = diesel::insert_into(ops::table)
+            .values((
+                ops::id.eq(id),
+                ops::workspace_id.eq(self.workspace_id),
+                ops::kind.eq("select_plan"),
+                ops::intent.eq(self.intent()),
+                ops::client_key.eq(self.client_key),
+                ops::state.eq(State::Open.as_db()),
+                ops::created_at.eq(self.now),
+                ops::leased_until.eq(self.leased_until),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        Ok((written == 1).then_some(Operation {
+            id,
+            workspace_id: self.workspace_id,
+            plan: self.plan,
+        }))
+    }
+}
+
+async fn by_client_key(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    key: &str,
+) -> QueryResult<Option<Row>> {
+    ops::table
+        .filter(ops::workspace_id.eq(workspace_id))
+        .filter(ops::client_key.eq(key))
+        .select(Row::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+async fn open_one(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<Option<Row>> {
+    ops::table
+        .filter(ops::workspace_id.eq(workspace_id))
+        .filter(ops::state.eq(State::Open.as_db()))
+        .select(Row::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+fn stored_answer(answer: Option<serde_json::Value>) -> Answer {
+    answer
+        .and_then(|answer| serde_json::from_value(answer).ok())
+        .unwrap_or(Answer::Abandoned)
+}
+
+/// Closes an open operation with its answer (and the subscription it settled on); a no-op
+/// when it is no longer open (taken over meanwhile). Call inside the transaction that
+/// mirrors its result.
+pub async fn finish(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    state: State,
+    subscription_id: Option<&str>,
+    answer: &Answer,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let answer = serde_json::to_value(answer)
+        .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
+    let closed = diesel::update(
+        ops::table
+            .find(id)
+            .filter(ops::state.eq(State::Open.as_db())),
+    )
+    .set((
+        ops::state.eq(state.as_db()),
+        ops::stripe_subscription_id.eq(subscription_id),
+        ops::answer.eq(answer),
+        ops::settled_at.eq(now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(closed == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_keys_are_short_printable_ascii() {
+        assert!(parse_client_key("b3f1c2d4-retry").is_ok());
+        assert!(parse_client_key(&"k".repeat(MAX_CLIENT_KEY_LEN)).is_ok());
+        for bad in ["", "has space", "tab\t", "é", "\u{0}"] {
+            assert!(parse_client_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_client_key(&"k".repeat(MAX_CLIENT_KEY_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn answers_round_trip_as_stored() {
+        let answers = [
+            Answer::Chosen { pending: None },
+            Answer::Chosen {
+                pending: Some(PendingPayment::RequiresAction {
+                    client_secret: "pi_secret".into(),
+                }),
+            },
+            Answer::Refused {
+                status: 402,
+                message: "declined".into(),
+            },
+            Answer::Abandoned,
+        ];
+        for answer in answers {
+            let stored = serde_json::to_value(&answer).expect("serialises");
+            assert_eq!(stored_answer(Some(stored)), answer);
+        }
+        assert_eq!(stored_answer(None), Answer::Abandoned);
+    }
+}
