@@ -62,6 +62,10 @@ pub const DEFAULT_SESSION_MAX_DAYS: u64 = 30;
 pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+/// Beyond the request timeout, how long a Stripe call sent by a request that died may take
+/// to land in Stripe's list: a billing operation's lease is the two together
+/// (src/billing/operations.rs).
+pub const STRIPE_CALL_LANDING: Duration = Duration::from_secs(15);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
@@ -354,7 +358,7 @@ impl Config {
             webhook_secret: get("STRIPE_WEBHOOK_SECRET").map(Secret::new),
             // A billing operation is run by its request: one that died is taken over once
             // no request could still be running it (src/billing/operations.rs).
-            operation_lease: limits.request_timeout + crate::billing::operations::LANDING,
+            operation_lease: limits.request_timeout + STRIPE_CALL_LANDING,
         });
         let service_tokens = get("SERVICE_TOKENS")
             .map(|list| {

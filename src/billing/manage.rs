@@ -27,7 +27,7 @@ use super::details::BillingDetails;
 use super::operations::{self, Answer, BeginError, Begun, Operation, State};
 use super::plans::{default_plan, PlanId};
 use super::status::SubscriptionStatus;
-use super::stripe::{PendingPayment, StripeApi, StripeCallError, Subscription};
+use super::stripe::{MadeBy, PendingPayment, StripeApi, StripeCallError, Subscription};
 use crate::audit::{self, Action, Event, Target, Trail};
 use crate::db::{Db, DbError};
 use crate::error::{ApiError, ErrorCode};
@@ -323,15 +323,21 @@ pub async fn select_plan(
     .await;
     let subscription = match placed {
         Ok(subscription) => subscription,
-        Err(StripeCallError::Refused { status, message }) if (400..500).contains(&status) => {
+        Err(StripeCallError::Refused { status, message }) if is_final(status) => {
             let refused = Answer::Refused { status, message };
             let mut conn = db.conn_in(workspace_id).await?;
             operations::finish(&mut conn, operation.id, State::Failed, None, &refused, now).await?;
             return answered(refused);
         }
-        // Stripe may have acted: the operation stays open, for its retry or, after its
-        // lease, for the next change, which reads Stripe's list.
-        Err(other) => return Err(other.into()),
+        // Stripe may have acted: the operation stays open, held only while a call it sent
+        // may land, for its retry or then the next change, which reads Stripe's list.
+        Err(other) => {
+            let mut conn = db.conn_in(workspace_id).await?;
+            let landing =
+                chrono::Duration::from_std(crate::config::STRIPE_CALL_LANDING).unwrap_or_default();
+            operations::release(&mut conn, operation.id, landing).await?;
+            return Err(other.into());
+        }
     };
     let pending = subscription.pending_payment();
     let event = Event {
@@ -345,7 +351,10 @@ pub async fn select_plan(
     let mut conn = db.conn_in(workspace_id).await?;
     conn.transaction(async |conn| {
         let settled = Some(subscription.id.as_str());
-        operations::finish(conn, operation.id, State::Settled, settled, &chosen, now).await?;
+        if !operations::finish(conn, operation.id, State::Settled, settled, &chosen, now).await? {
+            // Taken over meanwhile: the later change's result stands.
+            return Err(BillingError::Superseded);
+        }
         super::sync::mirror_in(
             conn,
             workspace_id,
@@ -354,14 +363,29 @@ pub async fn select_plan(
             trail,
             Some(event),
         )
-        .await
+        .await?;
+        Ok(())
     })
     .await?;
-    // The phone numbers move to the new plan's per-number price.
-    super::phone_numbers::sync(&mut conn, stripe, workspace_id).await?;
-    let invoices = stripe.invoices(&customer, 100).await?;
-    account::save_invoices(&mut conn, workspace_id, &invoices).await?;
+    // The change is made and mirrored; what follows is repaired by the sync if it fails.
+    let follow_up = async {
+        // The phone numbers move to the new plan's per-number price.
+        super::phone_numbers::sync(&mut conn, stripe, workspace_id).await?;
+        let invoices = stripe.invoices(&customer, 100).await?;
+        account::save_invoices(&mut conn, workspace_id, &invoices).await?;
+        anyhow::Ok(())
+    };
+    if let Err(err) = follow_up.await {
+        tracing::warn!(workspace = %workspace_id, "after a plan change, the sync will repair: {err:#}");
+    }
     Ok(pending)
+}
+
+/// Whether Stripe refused a request for good: it is invalid (400, 404) or the card cannot
+/// pay (402). Anything else (409 a concurrent request, 429 too many, an auth failure, 5xx)
+/// may pass later, and leaves the operation to its retry.
+fn is_final(status: u16) -> bool {
+    matches!(status, 400 | 402 | 404)
 }
 
 /// A client's `idempotencyKey`, checked.
@@ -435,10 +459,21 @@ async fn place_plan(
         return stripe.change_plan(current, phone_item, price).await;
     }
     for waiting in waiting {
+        // Its first invoice is voided before it goes: Stripe refuses to void a paid one,
+        // so a payment the customer has just made is never cancelled.
+        if !stripe.void_first_payment(waiting).await? {
+            let paid = stripe.subscription(&waiting.id).await?;
+            return stripe.change_plan(&paid, phone_item, price).await;
+        }
         stripe.cancel_now(&waiting.id).await?;
     }
+    let made_by = MadeBy {
+        workspace_id: operation.workspace_id,
+        operation_id: operation.id,
+        idempotency_key: operation.key("create"),
+    };
     stripe
-        .create_subscription(customer, price, trial_end, operation)
+        .create_subscription(customer, price, trial_end, &made_by)
         .await
 }
 

@@ -13,6 +13,7 @@ pub mod plans;
 pub mod status;
 pub mod stripe;
 pub mod sync;
+pub mod transport;
 pub mod trial;
 pub mod webhook;
 

@@ -11,8 +11,9 @@
 //!   operation, a retry after it settled gets the first answer, and the same key for
 //!   another request is refused;
 //! - an operation is run by the request that began it, under a lease (the request timeout,
-//!   and [`LANDING`] for a Stripe call it sent to land): while the lease runs, anyone else
-//!   is `CONFLICT`, the same key included (never two runners at once);
+//!   and `STRIPE_CALL_LANDING` for a Stripe call it sent to land: `src/config.rs`): while
+//!   the lease runs, anyone else is `CONFLICT`, the same key included (never two runners
+//!   at once);
 //!   after it, the same key resumes the operation and another request takes it over (the
 //!   next change decides from Stripe's list, where whatever the dead request made is found).
 //!
@@ -29,10 +30,6 @@ use uuid::Uuid;
 use super::plans::PlanId;
 use super::stripe::PendingPayment;
 use crate::schema::billing_operations as ops;
-
-/// Beyond the request timeout, how long a Stripe call sent by a request that died may take
-/// to land in Stripe's list. An operation's lease is the two together (`StripeConfig`).
-pub const LANDING: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The longest `idempotencyKey` a client may send.
 pub const MAX_CLIENT_KEY_LEN: usize = 255;
@@ -76,18 +73,23 @@ pub enum Answer {
     Abandoned,
 }
 
-/// An operation to run: its id (the Stripe idempotency key's root) and what it asked.
+/// An operation to run: its id, what it asked, and which attempt this is (its lease's end:
+/// each begin or resume has its own).
 #[derive(Clone, Debug)]
 pub struct Operation {
     pub id: Uuid,
     pub workspace_id: Uuid,
     pub plan: PlanId,
+    attempt: DateTime<Utc>,
 }
 
 impl Operation {
-    /// Stripe's idempotency key for `step` of this operation.
+    /// Stripe's idempotency key for `step` of this attempt. A resumed operation sends new
+    /// keys: Stripe replays a key's first answer for a day, a failure included, and refuses
+    /// the same key with other parameters; what an earlier attempt made is found by the
+    /// operation in the subscription's metadata instead.
     pub fn key(&self, step: &str) -> String {
-        format!("op-{}-{step}", self.id)
+        format!("op-{}-{step}-{}", self.id, self.attempt.timestamp_micros())
     }
 }
 
@@ -118,9 +120,9 @@ pub enum BeginError {
 struct Row {
     id: Uuid,
     intent: serde_json::Value,
+    client_key: Option<String>,
     state: String,
     answer: Option<serde_json::Value>,
-    leased_until: DateTime<Utc>,
 }
 
 /// Checks a client's key: printable ASCII, at most [`MAX_CLIENT_KEY_LEN`].
@@ -135,7 +137,8 @@ pub fn parse_client_key(raw: &str) -> Result<String, BeginError> {
 /// Begins choosing `plan` for the workspace, on a connection inside it: a new open
 /// operation (one statement, when none is open and the key is new); else answers the
 /// finished operation `client_key` names, resumes it if its lease ran out, or takes over
-/// another whose lease ran out; `InProgress` while an open one's lease runs.
+/// another whose lease ran out; `InProgress` while an open one's lease runs. Leases are
+/// read and written on the database's clock, which every server shares.
 pub async fn begin(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
@@ -148,7 +151,7 @@ pub async fn begin(
         workspace_id,
         plan,
         client_key,
-        leased_until: now + lease,
+        lease,
         now,
     };
     // The unique indexes (one open per workspace, one operation per key) decide races.
@@ -157,9 +160,6 @@ pub async fn begin(
     }
     conn.transaction(async |conn| {
         let open = open_one(conn, workspace_id).await?;
-        if open.as_ref().is_some_and(|open| open.leased_until > now) {
-            return Err(BeginError::InProgress);
-        }
         if let Some(row) = match client_key {
             Some(key) => by_client_key(conn, workspace_id, key).await?,
             None => None,
@@ -170,25 +170,31 @@ pub async fn begin(
             if State::parse(&row.state) != Some(State::Open) {
                 return Ok(Begun::Answered(stored_answer(row.answer)));
             }
-            // Its request died: this retry runs it on, under a new lease.
-            diesel::update(ops::table.find(row.id))
-                .set(ops::leased_until.eq(new.leased_until))
-                .execute(conn)
-                .await?;
-            let id = row.id;
-            return Ok(Begun::Run(Operation {
-                id,
-                workspace_id,
-                plan,
-            }));
         }
-        if let Some(open) = open {
-            finish(conn, open.id, State::Failed, None, &Answer::Abandoned, now).await?;
+        match open {
+            Some((_, true)) => Err(BeginError::InProgress),
+            // Its request died: the retry with its key runs it on, under a new lease.
+            Some((open, false))
+                if client_key.is_some() && open.client_key.as_deref() == client_key =>
+            {
+                let attempt = renew(conn, open.id, lease).await?;
+                Ok(Begun::Run(Operation {
+                    id: open.id,
+                    workspace_id,
+                    plan,
+                    attempt,
+                }))
+            }
+            other => {
+                if let Some((open, _)) = other {
+                    finish(conn, open.id, State::Failed, None, &Answer::Abandoned, now).await?;
+                }
+                new.insert(conn)
+                    .await?
+                    .map(Begun::Run)
+                    .ok_or(BeginError::InProgress)
+            }
         }
-        new.insert(conn)
-            .await?
-            .map(Begun::Run)
-            .ok_or(BeginError::InProgress)
     })
     .await
 }
@@ -198,8 +204,14 @@ struct New<'a> {
     workspace_id: Uuid,
     plan: PlanId,
     client_key: Option<&'a str>,
-    leased_until: DateTime<Utc>,
+    lease: Duration,
     now: DateTime<Utc>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Leased {
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    leased_until: DateTime<Utc>,
 }
 
 impl New<'_> {
@@ -210,27 +222,58 @@ impl New<'_> {
     /// Writes it open; `None` when a unique index refused it (another is open, or the key
     /// is taken), without failing the caller's transaction.
     async fn insert(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<Operation>> {
+        use crate::db::bind;
+        use diesel::sql_types::{Interval, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
         let id = Uuid::now_v7();
-        let written = diesel::insert_into(ops::table)
-            .values((
-                ops::id.eq(id),
-                ops::workspace_id.eq(self.workspace_id),
-                ops::kind.eq("select_plan"),
-                ops::intent.eq(self.intent()),
-                ops::client_key.eq(self.client_key),
-                ops::state.eq(State::Open.as_db()),
-                ops::created_at.eq(self.now),
-                ops::leased_until.eq(self.leased_until),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-        Ok((written == 1).then_some(Operation {
+        let written: Option<Leased> = crate::db::static_sql(
+            "INSERT INTO billing_operations \
+               (id, workspace_id, kind, intent, client_key, state, created_at, leased_until) \
+             VALUES ($1, $2, 'select_plan', $3, $4, 'open', $5, now() + $6) \
+             ON CONFLICT DO NOTHING RETURNING leased_until",
+            (
+                bind::<SqlUuid, _>(id),
+                bind::<SqlUuid, _>(self.workspace_id),
+                bind::<Jsonb, _>(self.intent()),
+                bind::<Nullable<Text>, _>(self.client_key),
+                bind::<Timestamptz, _>(self.now),
+                bind::<Interval, _>(self.lease),
+            ),
+        )
+        .get_result(conn)
+        .await
+        .optional()?;
+        Ok(written.map(|written| Operation {
             id,
             workspace_id: self.workspace_id,
             plan: self.plan,
+            attempt: written.leased_until,
         }))
     }
+}
+
+/// Gives an open operation a new lease from now, on the database's clock: its end.
+async fn renew(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    lease: Duration,
+) -> QueryResult<DateTime<Utc>> {
+    use crate::db::bind;
+    use diesel::sql_types::{Interval, Uuid as SqlUuid};
+    let renewed: Leased = crate::db::static_sql(
+        "UPDATE billing_operations SET leased_until = now() + $2 WHERE id = $1 \
+         RETURNING leased_until",
+        (bind::<SqlUuid, _>(id), bind::<Interval, _>(lease)),
+    )
+    .get_result(conn)
+    .await?;
+    Ok(renewed.leased_until)
+}
+
+/// The request running an operation ended without settling it (Stripe failed or could not
+/// be reached): it is held only while a call it sent may still land, so its retry can come
+/// soon after.
+pub async fn release(conn: &mut AsyncPgConnection, id: Uuid, landing: Duration) -> QueryResult<()> {
+    renew(conn, id, landing).await.map(drop)
 }
 
 async fn by_client_key(
@@ -247,11 +290,16 @@ async fn by_client_key(
         .optional()
 }
 
-async fn open_one(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<Option<Row>> {
+/// The workspace's open operation, locked, and whether its lease still runs (on the
+/// database's clock).
+async fn open_one(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+) -> QueryResult<Option<(Row, bool)>> {
     ops::table
         .filter(ops::workspace_id.eq(workspace_id))
         .filter(ops::state.eq(State::Open.as_db()))
-        .select(Row::as_select())
+        .select((Row::as_select(), ops::leased_until.gt(diesel::dsl::now)))
         .for_update()
         .first(conn)
         .await

@@ -1,18 +1,18 @@
 //! Our narrow Stripe adapter: the calls we make and the fields we mirror, parsed leniently,
 //! so it works the same against Stripe and against the local fake used in tests.
 //!
-//! Transport is async-stripe's client (base URL configurable, idempotency keys); responses
-//! are read as plain JSON into our own small types rather than async-stripe's generated
-//! ones, whose strictness the fake's older JSON does not meet.
+//! Requests are built with async-stripe's request types and sent by our own client
+//! ([`super::transport`]: the pinned API version, timeouts, retries); responses are read as
+//! plain JSON into our own small types rather than async-stripe's generated ones, which
+//! follow a newer API version than the one we pin.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
-use stripe::{IdempotencyKey, RequestStrategy, StripeError};
-use stripe_client_core::{RequestBuilder, StripeMethod};
+use stripe_client_core::{IdempotencyKey, RequestBuilder, RequestStrategy, StripeMethod};
 
-use super::operations::Operation;
 use super::plans::{PlanId, SyncedPlan};
+use super::transport::{Transport, TransportError};
 use crate::config::StripeConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,24 +27,24 @@ pub enum StripeCallError {
 
 #[derive(Clone)]
 pub struct StripeApi {
-    client: stripe::Client,
+    client: Transport,
     plan_key: String,
     operation_lease: chrono::Duration,
 }
 
 impl StripeApi {
     pub fn new(config: &StripeConfig) -> anyhow::Result<Self> {
-        let mut builder = stripe::ClientBuilder::new(config.secret_key.expose());
-        if let Some(base) = &config.api_base {
-            let base = if base.ends_with('/') {
-                base.clone()
-            } else {
-                format!("{base}/")
-            };
-            builder = builder.url(base);
-        }
+        let base = config
+            .api_base
+            .as_deref()
+            .unwrap_or("https://api.stripe.com/");
+        let base = if base.ends_with('/') {
+            base.to_owned()
+        } else {
+            format!("{base}/")
+        };
         Ok(Self {
-            client: builder.build()?,
+            client: Transport::new(config.secret_key.expose(), &base)?,
             plan_key: config.plan_key.clone(),
             operation_lease: chrono::Duration::from_std(config.operation_lease)?,
         })
@@ -81,11 +81,15 @@ impl StripeApi {
             request = request.request_strategy(RequestStrategy::Idempotent(key));
         }
         let value = request.send(&self.client).await.map_err(|err| match err {
-            StripeError::Stripe(errors, status) => StripeCallError::Refused {
+            TransportError::Status { status, body } => StripeCallError::Refused {
                 status,
-                message: errors.message.unwrap_or_default(),
+                message: serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|error| error["error"]["message"].as_str().map(str::to_owned))
+                    .unwrap_or_default(),
             },
-            other => StripeCallError::Unavailable(other.to_string()),
+            TransportError::Unreachable(why) => StripeCallError::Unavailable(why),
+            TransportError::Unreadable(why) => StripeCallError::Unexpected(why),
         })?;
         let json = miniserde::json::to_string(&value);
         serde_json::from_str(&json).map_err(|err| StripeCallError::Unexpected(err.to_string()))
@@ -465,15 +469,15 @@ impl StripeApi {
         customer: &str,
         price: &str,
         trial_end: Option<DateTime<Utc>>,
-        operation: &Operation,
+        made_by: &MadeBy,
     ) -> Result<Subscription, StripeCallError> {
         let mut form = vec![
             ("customer", customer.to_owned()),
             ("items[0][plan]", price.to_owned()),
             ("payment_behavior", "allow_incomplete".to_owned()),
             ("expand[]", "latest_invoice.payment_intent".to_owned()),
-            (WORKSPACE_METADATA, operation.workspace_id.to_string()),
-            (OPERATION_METADATA, operation.id.to_string()),
+            (WORKSPACE_METADATA, made_by.workspace_id.to_string()),
+            (OPERATION_METADATA, made_by.operation_id.to_string()),
         ];
         if let Some(end) = trial_end {
             form.push(("trial_end", end.timestamp().to_string()));
@@ -482,7 +486,7 @@ impl StripeApi {
             StripeMethod::Post,
             "/subscriptions",
             &form,
-            Some(operation.key("create")),
+            Some(made_by.idempotency_key.clone()),
         )
         .await
     }
@@ -502,6 +506,12 @@ impl StripeApi {
         let list: List<Subscription> = self
             .call(StripeMethod::Get, "/subscriptions", &query, None)
             .await?;
+        // Deciding from part of the list could miss a live one: refuse rather than guess.
+        if list.has_more {
+            return Err(StripeCallError::Unexpected(
+                "the customer has more than 100 subscriptions".into(),
+            ));
+        }
         let now = Utc::now();
         Ok(list
             .data
@@ -566,6 +576,30 @@ impl StripeApi {
             None,
         )
         .await
+    }
+
+    /// Voids the first invoice of a subscription still waiting on it: `false` when Stripe
+    /// refuses because it is no longer open (paid just now, for one), so the caller re-reads.
+    pub async fn void_first_payment(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<bool, StripeCallError> {
+        let Some(invoice) = subscription.latest_invoice_id() else {
+            return Ok(true);
+        };
+        let voided: Result<Object, _> = self
+            .call(
+                StripeMethod::Post,
+                &format!("/invoices/{invoice}/void"),
+                &[],
+                None,
+            )
+            .await;
+        match voided {
+            Ok(_) => Ok(true),
+            Err(StripeCallError::Refused { status: 400, .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     pub async fn cancel_now(&self, id: &str) -> Result<(), StripeCallError> {
@@ -694,6 +728,14 @@ pub struct SubscriptionItemState {
     pub quantity: i32,
 }
 
+/// Who makes a subscription: the workspace and billing operation its metadata names, and
+/// the operation attempt's idempotency key.
+pub struct MadeBy {
+    pub workspace_id: uuid::Uuid,
+    pub operation_id: uuid::Uuid,
+    pub idempotency_key: String,
+}
+
 /// The metadata naming the workspace a subscription (or customer) is for.
 const WORKSPACE_METADATA: &str = "metadata[workspace_id]";
 /// The metadata naming the billing operation that made a subscription.
@@ -777,6 +819,14 @@ impl Subscription {
         }
     }
 
+    /// Its latest invoice's id, expanded or not.
+    pub fn latest_invoice_id(&self) -> Option<&str> {
+        let invoice = self.latest_invoice.as_ref()?;
+        invoice
+            .as_str()
+            .or_else(|| invoice.get("id").and_then(Value::as_str))
+    }
+
     /// The billing operation that made it, if one of ours did.
     pub fn operation(&self) -> Option<uuid::Uuid> {
         let id = self.metadata.get("linkai_operation")?;
@@ -817,3 +867,7 @@ pub struct Invoice {
     #[serde(default)]
     pub invoice_pdf: Option<String>,
 }
+
+#[cfg(test)]
+#[path = "contract.rs"]
+mod contract;

@@ -77,7 +77,7 @@ pub async fn add_card_expiring(customer: &str, number: &str, month: u32, year: i
 }
 
 /// Ends `workspace`'s trial a day ago, without a plan.
-async fn lapse_trial(app: &TestApp, workspace: &str) {
+pub async fn lapse_trial(app: &TestApp, workspace: &str) {
     diesel::sql_query(format!(
         "UPDATE workspaces SET trial_ends_at = now() - interval '1 day' WHERE id = '{workspace}'"
     ))
@@ -744,7 +744,7 @@ async fn lapsed_with_card(app: &TestApp, number: &str) -> (Actor, String) {
     (ada, customer)
 }
 
-async fn set_card(app: &TestApp, actor: &Actor, customer: &str, number: &str) {
+pub async fn set_card(app: &TestApp, actor: &Actor, customer: &str, number: &str) {
     let card = add_test_card(customer, number).await;
     app.gql(actor.token(), "mutation($ws: ID!, $pm: String!) { setDefaultPaymentMethod(workspaceId: $ws, paymentMethodId: $pm) { status } }", json!({ "ws": actor.own_workspace, "pm": card }))
         .await

@@ -218,6 +218,8 @@ pub struct TestApp {
     client: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
     stop_workers: tokio::sync::watch::Sender<bool>,
+    /// The app's own Stripe proxy, while it runs.
+    _stripe_proxy: Option<crate::stripe_proxy::StripeProxy>,
 }
 
 /// Settings a test may change before the app starts.
@@ -355,9 +357,15 @@ impl TestApp {
         let smtp = smtp_url;
         let redis = builder.redis_url.clone();
         let queue = jobs_queue.clone();
+        // Stripe is always reached through a proxy that refuses any call not naming the
+        // pinned API version: the test's own, or one of the app's.
+        let own_proxy = match (builder.stripe, &builder.stripe_base) {
+            (true, None) => Some(crate::stripe_proxy::StripeProxy::start(false).await),
+            _ => None,
+        };
         let stripe_base = match (builder.stripe, builder.stripe_base.clone()) {
             (true, Some(proxy)) => Some(proxy),
-            (true, None) => Some(stripe_fake().await.to_owned()),
+            (true, None) => own_proxy.as_ref().map(|proxy| proxy.url.clone()),
             (false, _) => None,
         };
         let config = Config::from_lookup(|name| {
@@ -409,6 +417,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             server,
             stop_workers,
+            _stripe_proxy: own_proxy,
         }
     }
 

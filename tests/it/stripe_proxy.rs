@@ -1,8 +1,11 @@
 //! A thin proxy in front of the Stripe fake, for the tests that count or disturb what the
 //! server and the workers ask Stripe.
 //!
-//! Every request is forwarded to localstripe, and recorded (method, path,
-//! `Idempotency-Key`). Two behaviours can be switched on:
+//! Every request is recorded (method, path, `Stripe-Version`, `Idempotency-Key`); one that
+//! does not name the pinned API version (`linkai::billing::transport::API_VERSION`) is
+//! refused, as Stripe would refuse a version it does not know, and the rest are forwarded
+//! to localstripe, which ignores the header. The harness puts every app's Stripe behind
+//! one, so the whole suite checks the version. Two behaviours can be switched on:
 //! - **held answers**: the next calls matching a method and path are forwarded at once (so
 //!   Stripe acts) and their answer is held back, as when a response arrives after the
 //!   request timed out or the process died between Stripe's call and the commit;
@@ -23,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 pub struct Seen {
     pub method: String,
     pub path: String,
+    pub stripe_version: Option<String>,
     pub idempotency_key: Option<String>,
 }
 
@@ -129,11 +133,20 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     let path = parts.uri.path().to_owned();
     let method = parts.method.as_str().to_owned();
     let key = header(&parts.headers, "idempotency-key");
+    let version = header(&parts.headers, "stripe-version");
     proxy.shared().seen.push(Seen {
         method: method.clone(),
         path: path.clone(),
+        stripe_version: version.clone(),
         idempotency_key: key.clone(),
     });
+    if version.as_deref() != Some(linkai::billing::transport::API_VERSION) {
+        let error = serde_json::json!({ "error": {
+            "type": "invalid_request_error",
+            "message": format!("Stripe-Version {version:?} is not the pinned version"),
+        }});
+        return json_response(StatusCode::BAD_REQUEST, Bytes::from(error.to_string()));
+    }
     let replayed = key
         .as_ref()
         .filter(|_| proxy.replay)

@@ -38,7 +38,7 @@ pub fn subscription_event(kind: &str, created: i64, object: &Value) -> String {
     json!({
         "id": format!("evt_{}", uuid::Uuid::new_v4().simple()),
         "object": "event",
-        "api_version": "2024-06-20",
+        "api_version": linkai::billing::transport::API_VERSION,
         "created": created,
         "type": kind,
         "livemode": false,
