@@ -245,7 +245,7 @@ diesel::table! {
         current_period_start -> Nullable<Timestamptz>,
         details -> Nullable<Jsonb>,
         phone_numbers_item_id -> Nullable<Text>,
-        subscription_event_at -> Nullable<Timestamptz>,
+        stripe_state_at -> Nullable<Timestamptz>,
     }
 }
 

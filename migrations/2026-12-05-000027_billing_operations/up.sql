@@ -28,3 +28,9 @@ ALTER TABLE billing_operations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE billing_operations FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON billing_operations USING (workspace_id = app_workspace_id());
 GRANT SELECT, INSERT, UPDATE, DELETE ON billing_operations TO linkai_app;
+
+-- The mirror's subscription state is ordered by when it was true in Stripe, whatever
+-- brought it (an event's created, or when a read was sent): an older one never overwrites
+-- a newer one (src/billing/sync.rs).
+ALTER TABLE billing_accounts RENAME COLUMN subscription_event_at TO stripe_state_at;
+COMMENT ON COLUMN billing_accounts.stripe_state_at IS 'When the subscription state mirrored was true in Stripe (an event''s created, or when the read that brought it was sent); older states are not written over it.';

@@ -55,6 +55,10 @@ pub enum AuditAction {
     /// The subscription's status changed in Stripe (`actorKind` STRIPE, or the person
     /// whose request brought it): `changes.status.from` and `.to`.
     SubscriptionStatusChanged,
+    /// Stripe held a subscription of the workspace's customer that we did not know (a
+    /// change whose answer was lost, say), and it was adopted (`actorKind` STRIPE or
+    /// SYSTEM): `changes.replaced`, `changes.ended` (duplicates ended), `changes.refunded`.
+    SubscriptionAdopted,
     /// Another saved card became the default: `changes.card`, its brand and last four
     /// digits (`visa 4242`).
     DefaultPaymentMethodChanged,

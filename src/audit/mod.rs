@@ -140,6 +140,10 @@ pub enum Action {
     /// Stripe changed the subscription's status (`changes`: `status` from, to); the actor
     /// is Stripe, or the person whose request learnt it.
     SubscriptionStatusChanged,
+    /// Reconciliation found in Stripe a subscription of the workspace's customer that the
+    /// mirror did not hold, and adopted it (`changes`: `replaced`, the one held before;
+    /// `ended`, duplicates ended, `refunded` those of them refunded).
+    SubscriptionAdopted,
     /// Another saved card became the default (`changes`: `card`, its brand and last four
     /// digits).
     DefaultPaymentMethodChanged,
@@ -157,7 +161,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 25] = [
         Action::MemberRoleChanged,
         Action::MemberRemoved,
         Action::MemberLeft,
@@ -177,6 +181,7 @@ impl Action {
         Action::SubscriptionCanceled,
         Action::SubscriptionResumed,
         Action::SubscriptionStatusChanged,
+        Action::SubscriptionAdopted,
         Action::DefaultPaymentMethodChanged,
         Action::PaymentMethodRemoved,
         Action::BillingDetailsUpdated,
@@ -205,6 +210,7 @@ impl Action {
             Action::SubscriptionCanceled => "billing.subscription_canceled",
             Action::SubscriptionResumed => "billing.subscription_resumed",
             Action::SubscriptionStatusChanged => "billing.status_changed",
+            Action::SubscriptionAdopted => "billing.subscription_adopted",
             Action::DefaultPaymentMethodChanged => "billing.default_card_changed",
             Action::PaymentMethodRemoved => "billing.card_removed",
             Action::BillingDetailsUpdated => "billing.details_updated",

@@ -27,7 +27,7 @@ pub struct BillingAccountRow {
     /// The subscription item billing the phone numbers ([`super::phone_numbers`]).
     pub phone_numbers_item_id: Option<String>,
     /// When the newest subscription event applied happened ([`super::sync`]).
-    pub subscription_event_at: Option<DateTime<Utc>>,
+    pub stripe_state_at: Option<DateTime<Utc>>,
 }
 
 /// The account of a workspace; the connection must be inside it.
@@ -58,32 +58,22 @@ pub async fn set_details(
         .map(drop)
 }
 
-/// When the newest subscription event applied happened (Stripe's time), locking the
-/// account until the transaction ends.
-pub async fn lock_subscription_event_at(
+/// The mirror's subscription and when its state was true in Stripe, locked: what a mirror
+/// write is weighed against.
+pub async fn lock_mirror(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
-) -> QueryResult<Option<DateTime<Utc>>> {
-    Ok(billing_accounts::table
+) -> QueryResult<Option<(Option<String>, Option<DateTime<Utc>>)>> {
+    billing_accounts::table
         .find(workspace_id)
-        .select(billing_accounts::subscription_event_at)
+        .select((
+            billing_accounts::subscription_id,
+            billing_accounts::stripe_state_at,
+        ))
         .for_update()
         .first(conn)
         .await
-        .optional()?
-        .flatten())
-}
-
-pub async fn set_subscription_event_at(
-    conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    at: DateTime<Utc>,
-) -> QueryResult<()> {
-    diesel::update(billing_accounts::table.find(workspace_id))
-        .set(billing_accounts::subscription_event_at.eq(at))
-        .execute(conn)
-        .await
-        .map(drop)
+        .optional()
 }
 
 /// Records the subscription item that bills the workspace's phone numbers (or none).
@@ -148,7 +138,8 @@ struct Previous {
     previous: Option<String>,
 }
 
-/// Mirrors a subscription and the plan it is for onto the account and the workspace;
+/// Mirrors a subscription and the plan it is for onto the account and the workspace, with
+/// when its state was true in Stripe (`state_at`);
 /// `entered` when this call is the one that found the workspace entering a status that emails
 /// (past due or unpaid, from one that does not: one email per failure spell, and the row
 /// lock makes that one call, however many syncs run at once). A void first payment
@@ -158,6 +149,7 @@ pub async fn save_subscription(
     workspace_id: Uuid,
     subscription: &Subscription,
     plan: Option<PlanId>,
+    state_at: DateTime<Utc>,
 ) -> QueryResult<Saved> {
     let status = SubscriptionStatus::parse(&subscription.status);
     let emailing: Vec<&str> = SubscriptionStatus::ALL
@@ -184,7 +176,7 @@ pub async fn save_subscription(
     let before: Option<Previous> = static_sql(
         "UPDATE billing_accounts a SET subscription_id = $2, subscription_status = $3, \
                 current_period_start = $4, current_period_end = $5, \
-                cancel_at_period_end = $6, updated_at = now() \
+                cancel_at_period_end = $6, stripe_state_at = $7, updated_at = now() \
          FROM (SELECT workspace_id, subscription_status FROM billing_accounts \
                WHERE workspace_id = $1 FOR UPDATE) old \
          WHERE a.workspace_id = old.workspace_id \
@@ -196,6 +188,7 @@ pub async fn save_subscription(
             bind::<Nullable<Timestamptz>, _>(period(subscription.current_period_start)),
             bind::<Nullable<Timestamptz>, _>(period(subscription.current_period_end)),
             bind::<Bool, _>(subscription.cancel_at_period_end),
+            bind::<Timestamptz, _>(state_at),
         ),
     )
     .get_result(conn)

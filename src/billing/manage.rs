@@ -28,6 +28,7 @@ use super::operations::{self, Answer, BeginError, Begun, Operation, State};
 use super::plans::{default_plan, PlanId};
 use super::status::SubscriptionStatus;
 use super::stripe::{MadeBy, PendingPayment, StripeApi, StripeCallError, Subscription};
+use super::sync::{AsOf, Write};
 use crate::audit::{self, Action, Event, Target, Trail};
 use crate::db::{Db, DbError};
 use crate::error::{ApiError, ErrorCode};
@@ -339,6 +340,11 @@ pub async fn select_plan(
             return Err(other.into());
         }
     };
+    // Stripe's answer is at least as new as now.
+    let write = Write {
+        as_of: AsOf::Read(Utc::now()),
+        replaces: true,
+    };
     let pending = subscription.pending_payment();
     let event = Event {
         action: Action::PlanSelected,
@@ -362,6 +368,7 @@ pub async fn select_plan(
             Some(plan),
             trail,
             Some(event),
+            write,
         )
         .await?;
         Ok(())
@@ -530,6 +537,10 @@ pub async fn set_cancel(
     let subscription = stripe
         .set_cancel_at_period_end(&subscription_id, cancel)
         .await?;
+    let write = Write {
+        as_of: AsOf::Read(Utc::now()),
+        replaces: false,
+    };
     let period_end = subscription
         .current_period_end
         .and_then(|at| DateTime::from_timestamp(at, 0));
@@ -550,6 +561,7 @@ pub async fn set_cancel(
         None,
         trail,
         Some(event),
+        write,
     )
     .await?;
     Ok(())

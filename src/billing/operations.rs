@@ -290,6 +290,19 @@ async fn by_client_key(
         .optional()
 }
 
+/// Whether an operation's lease runs for the workspace now (its request may be changing
+/// the subscription, and settles it itself).
+pub async fn running(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        ops::table
+            .filter(ops::workspace_id.eq(workspace_id))
+            .filter(ops::state.eq(State::Open.as_db()))
+            .filter(ops::leased_until.gt(diesel::dsl::now)),
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// The workspace's open operation, locked, and whether its lease still runs (on the
 /// database's clock).
 async fn open_one(

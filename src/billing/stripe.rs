@@ -602,6 +602,32 @@ impl StripeApi {
         }
     }
 
+    /// Ends a duplicate subscription now. A first payment still waiting is voided; one
+    /// paid is refunded in full (the customer never meant to buy twice): its payment
+    /// intent's id is answered.
+    pub async fn end_duplicate(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<Option<String>, StripeCallError> {
+        let waiting = subscription.status == "incomplete";
+        if waiting && self.void_first_payment(subscription).await? {
+            self.cancel_now(&subscription.id).await?;
+            return Ok(None);
+        }
+        self.cancel_now(&subscription.id).await?;
+        // Paid: as listed, or just now (its void was refused).
+        let paid = waiting || subscription.latest_invoice_paid();
+        let Some(payment) = subscription.latest_payment_intent().filter(|_| paid) else {
+            return Ok(None);
+        };
+        let form = [("payment_intent", payment.to_owned())];
+        let key = Some(format!("refund-{payment}"));
+        let _: Object = self
+            .call(StripeMethod::Post, "/refunds", &form, key)
+            .await?;
+        Ok(Some(payment.to_owned()))
+    }
+
     pub async fn cancel_now(&self, id: &str) -> Result<(), StripeCallError> {
         let _: Object = self
             .call(
@@ -748,6 +774,8 @@ pub struct Subscription {
     #[serde(default)]
     pub metadata: std::collections::HashMap<String, String>,
     #[serde(default)]
+    pub created: i64,
+    #[serde(default)]
     pub cancel_at_period_end: bool,
     pub current_period_start: Option<i64>,
     pub current_period_end: Option<i64>,
@@ -825,6 +853,27 @@ impl Subscription {
         invoice
             .as_str()
             .or_else(|| invoice.get("id").and_then(Value::as_str))
+    }
+
+    /// Whether its latest invoice (expanded) was paid with money.
+    pub fn latest_invoice_paid(&self) -> bool {
+        let Some(invoice) = self.latest_invoice.as_ref() else {
+            return false;
+        };
+        invoice.get("status").and_then(Value::as_str) == Some("paid")
+            && invoice
+                .get("amount_paid")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                > 0
+    }
+
+    /// The payment intent of its latest invoice (expanded), if it has one.
+    pub fn latest_payment_intent(&self) -> Option<&str> {
+        let intent = self.latest_invoice.as_ref()?.get("payment_intent")?;
+        intent
+            .as_str()
+            .or_else(|| intent.get("id").and_then(Value::as_str))
     }
 
     /// The billing operation that made it, if one of ours did.

@@ -49,8 +49,11 @@ payloads! {
     SendPaymentFailed = "send_payment_failed" { workspace_id: Uuid }
 }
 
-/// Copies the workspace's cards, invoices and subscription state from Stripe (making the
-/// first saved card the default when there is none).
+/// Copies the workspace's cards, invoices and subscription from Stripe (making the first
+/// saved card the default when there is none). The subscription comes from Stripe's list
+/// of the customer's subscriptions, not only the recorded id, so a subscription Stripe has
+/// is never unknown to us ([`adopt`]). While a billing operation runs, it settles the
+/// subscription itself, and this leaves it be.
 pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> anyhow::Result<()> {
     let mut conn = db.conn_in(workspace_id).await?;
     let Some(account) = account::find(&mut conn, workspace_id).await? else {
@@ -60,23 +63,94 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
     super::cards::refresh(&mut conn, stripe, workspace_id, customer).await?;
     let invoices = stripe.invoices(customer, 100).await?;
     account::save_invoices(&mut conn, workspace_id, &invoices).await?;
-    let Some(subscription_id) = account.subscription_id else {
+    if super::operations::running(&mut conn, workspace_id).await? {
         return Ok(());
+    }
+    drop(conn);
+    let sent_at = Utc::now();
+    let listed = stripe.subscriptions(customer).await?;
+    let recorded = account.subscription_id.as_deref();
+    let (subscription, adopted) = match adopt(stripe, listed, recorded).await? {
+        Some(Adoption::Kept(subscription)) => (subscription, None),
+        Some(Adoption::Adopted(subscription, event)) => (subscription, Some(event)),
+        // Nothing live: the recorded one, read by id, says how it ended.
+        None => match recorded {
+            Some(id) => (stripe.subscription(id).await?, None),
+            None => return Ok(()),
+        },
     };
-    let subscription = stripe.subscription(&subscription_id).await?;
+    let mut conn = db.conn_in(workspace_id).await?;
     let phone_item = account.phone_numbers_item_id.as_deref();
     let plan = plan_of(&mut conn, stripe, &subscription, phone_item).await?;
+    let decision = adopted.is_some();
+    let write = Write {
+        as_of: AsOf::Read(sent_at),
+        replaces: decision,
+    };
     mirror(
         &mut conn,
         workspace_id,
         &subscription,
         plan,
         &Trail::stripe(),
-        None,
+        adopted,
+        write,
     )
     .await?;
     super::phone_numbers::sync(&mut conn, stripe, workspace_id).await?;
     Ok(())
+}
+
+/// What reconciliation keeps of the customer's subscriptions that are not over.
+enum Adoption {
+    /// The one the mirror holds.
+    Kept(Subscription),
+    /// Another: the mirror did not hold it (its answer was lost, say); the audit event says
+    /// which it replaced and which duplicates were ended.
+    Adopted(Subscription, Event),
+}
+
+/// Decides which of the customer's live subscriptions the workspace keeps, ending the
+/// others (never more than one live subscription per workspace):
+/// - the recorded one if it is past its first payment, else the oldest that is;
+/// - else (all still wait on their first payment) the recorded one, or the newest;
+/// - duplicates are cancelled at once; a duplicate's paid invoice is refunded in full, as
+///   the customer never meant to buy twice.
+///
+/// `None` when the customer has no live subscription.
+async fn adopt(
+    stripe: &StripeApi,
+    mut listed: Vec<Subscription>,
+    recorded: Option<&str>,
+) -> anyhow::Result<Option<Adoption>> {
+    let waiting = |s: &Subscription| s.status == "incomplete";
+    listed.sort_by_key(|s| s.created);
+    let keep = listed
+        .iter()
+        .position(|s| Some(s.id.as_str()) == recorded && !waiting(s))
+        .or_else(|| listed.iter().position(|s| !waiting(s)))
+        .or_else(|| listed.iter().position(|s| Some(s.id.as_str()) == recorded))
+        .or_else(|| listed.len().checked_sub(1));
+    let Some(keep) = keep else {
+        return Ok(None);
+    };
+    let kept = listed.remove(keep);
+    let (mut ended, mut refunded) = (Vec::new(), Vec::new());
+    for duplicate in listed {
+        if let Some(payment) = stripe.end_duplicate(&duplicate).await? {
+            refunded.push(payment);
+        }
+        ended.push(duplicate.id);
+    }
+    if Some(kept.id.as_str()) == recorded && ended.is_empty() {
+        return Ok(Some(Adoption::Kept(kept)));
+    }
+    let event = Event {
+        action: Action::SubscriptionAdopted,
+        target: Target::stripe("subscription", &kept.id),
+        changes: serde_json::json!({ "replaced": recorded, "ended": ended, "refunded": refunded }),
+    };
+    Ok(Some(Adoption::Adopted(kept, event)))
 }
 
 /// The plan a subscription bills, by its plan item's price (re-reading the plans from
@@ -100,21 +174,13 @@ async fn plan_of(
         .map(|synced| synced.plan.id))
 }
 
-/// Where a subscription event stands against the newest one applied.
-enum EventOrder {
-    Newer,
-    Older,
-    /// The same second: which came first is unknown.
-    Unclear,
-}
-
 /// Applies a recorded `customer.subscription.*` event. Stripe sends every change of a
 /// subscription as an event carrying the subscription as it was then, in no guaranteed
-/// order: the newest event's copy is mirrored (by Stripe's `created`, compared under the
-/// account's row lock, so concurrent jobs agree), an older one changes nothing, and one
-/// whose order is unclear (the same second, no time, or a copy we cannot read) re-reads
-/// the workspace from Stripe instead. An event about another subscription than the
-/// workspace's (one `selectPlan` replaced) changes nothing.
+/// order: its copy is mirrored only if it is newer than the state the mirror holds
+/// ([`mirror`]), an older one changes nothing, and one whose order is unclear (the same
+/// second, no time, or a copy we cannot read) re-reads the workspace from Stripe instead.
+/// An event about another subscription than the workspace's goes to reconciliation, which
+/// adopts it if it is the one to keep.
 pub async fn apply_subscription_event(
     db: &Db,
     stripe: &StripeApi,
@@ -144,9 +210,6 @@ pub async fn apply_subscription_event(
     let Some(account) = account::find(&mut conn, workspace_id).await? else {
         return Ok(());
     };
-    if account.subscription_id.as_deref() != Some(copy.id.as_str()) {
-        return Ok(());
-    }
     let plan = plan_of(
         &mut conn,
         stripe,
@@ -154,35 +217,89 @@ pub async fn apply_subscription_event(
         account.phone_numbers_item_id.as_deref(),
     )
     .await?;
-    let order = conn
-        .transaction(async |conn| {
-            let newest = account::lock_subscription_event_at(conn, workspace_id).await?;
-            let order = match newest {
-                Some(newest) if created < newest => EventOrder::Older,
-                Some(newest) if created == newest => EventOrder::Unclear,
-                _ => EventOrder::Newer,
-            };
-            if let EventOrder::Newer = order {
-                account::set_subscription_event_at(conn, workspace_id, created).await?;
-                mirror(conn, workspace_id, &copy, plan, &Trail::stripe(), None).await?;
-            }
-            diesel::QueryResult::Ok(order)
-        })
-        .await?;
-    match order {
-        EventOrder::Newer => super::phone_numbers::sync(&mut conn, stripe, workspace_id).await,
-        EventOrder::Older => Ok(()),
-        EventOrder::Unclear => {
+    let write = Write {
+        as_of: AsOf::Event(created),
+        replaces: false,
+    };
+    let mirrored = mirror(
+        &mut conn,
+        workspace_id,
+        &copy,
+        plan,
+        &Trail::stripe(),
+        None,
+        write,
+    )
+    .await?;
+    match mirrored {
+        Mirrored::Written => super::phone_numbers::sync(&mut conn, stripe, workspace_id).await,
+        Mirrored::Older => Ok(()),
+        Mirrored::Unclear | Mirrored::OtherSubscription => {
             drop(conn);
             sync_workspace(db, stripe, workspace_id).await
         }
     }
 }
 
-/// Stores the subscription as Stripe reports it, on a connection inside the workspace;
-/// the first mirror to see it enter a status that emails (the README's billing status
-/// table) queues the payment-failed email in the same transaction. Every path that learns
-/// a subscription's state goes through here.
+/// When the Stripe state a mirror write holds was true.
+#[derive(Clone, Copy, Debug)]
+pub enum AsOf {
+    /// Read from Stripe by a request sent at this instant (or answered at it, for a change
+    /// we made): at least this new.
+    Read(DateTime<Utc>),
+    /// An event's `created`: a whole second, so a state within it is of unclear order.
+    Event(DateTime<Utc>),
+}
+
+/// A mirror write: when its state was true, and whether it may replace the subscription
+/// the mirror holds (only a billing operation's settlement or an adoption decides that).
+#[derive(Clone, Copy, Debug)]
+pub struct Write {
+    pub as_of: AsOf,
+    pub replaces: bool,
+}
+
+/// What a mirror write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mirrored {
+    Written,
+    /// The mirror holds a newer state: nothing changed.
+    Older,
+    /// Within the same second as the state held: re-read Stripe to know.
+    Unclear,
+    /// About another subscription than the one held, with no decision to replace it.
+    OtherSubscription,
+}
+
+impl AsOf {
+    /// Where this state stands against the one the mirror holds (`held`, if any).
+    fn against(self, held: Option<DateTime<Utc>>) -> Mirrored {
+        let Some(held) = held else {
+            return Mirrored::Written;
+        };
+        match self {
+            AsOf::Read(at) if at > held => Mirrored::Written,
+            AsOf::Read(_) => Mirrored::Older,
+            AsOf::Event(second) if second > held => Mirrored::Written,
+            AsOf::Event(second) if second + chrono::Duration::seconds(1) <= held => Mirrored::Older,
+            AsOf::Event(_) => Mirrored::Unclear,
+        }
+    }
+
+    fn at(self) -> DateTime<Utc> {
+        match self {
+            AsOf::Read(at) | AsOf::Event(at) => at,
+        }
+    }
+}
+
+/// Stores the subscription as Stripe reports it, on a connection inside the workspace,
+/// unless the mirror holds a newer state of it, or another subscription that `write` may
+/// not replace: every write is weighed, under the account's row lock, against when the
+/// state it holds was true ([`AsOf`]), so a slow read can never land over a newer state.
+/// The first mirror to see the subscription enter a status that emails (the README's
+/// billing status table) queues the payment-failed email in the same transaction. Every
+/// path that learns a subscription's state goes through here.
 ///
 /// The audit event commits with it: `event` when a request changed the subscription (the
 /// status's change, if any, added to its `changes`), else `SubscriptionStatusChanged` by
@@ -194,9 +311,10 @@ pub async fn mirror(
     plan: Option<PlanId>,
     trail: &Trail,
     event: Option<Event>,
-) -> diesel::QueryResult<()> {
+    write: Write,
+) -> diesel::QueryResult<Mirrored> {
     conn.transaction(async |conn| {
-        mirror_in(conn, workspace_id, subscription, plan, trail, event).await
+        mirror_in(conn, workspace_id, subscription, plan, trail, event, write).await
     })
     .await
 }
@@ -210,33 +328,46 @@ pub async fn mirror_in(
     plan: Option<PlanId>,
     trail: &Trail,
     event: Option<Event>,
-) -> diesel::QueryResult<()> {
-    {
-        let saved = account::save_subscription(conn, workspace_id, subscription, plan).await?;
-        if saved.entered {
-            let job = SendPaymentFailed { workspace_id };
-            crate::outbox::enqueue(conn, &job).await?;
-        }
-        let moved = (saved.previous_status.as_deref() != Some(subscription.status.as_str()))
-            .then(|| audit::changed("status", saved.previous_status, subscription.status.clone()));
-        let event = match (event, moved) {
-            (Some(mut event), Some(moved)) => {
-                merge(&mut event.changes, moved);
-                Some(event)
-            }
-            (Some(event), None) => Some(event),
-            (None, Some(moved)) => Some(Event {
-                action: Action::SubscriptionStatusChanged,
-                target: Target::stripe("subscription", &subscription.id),
-                changes: moved,
-            }),
-            (None, None) => None,
-        };
-        if let Some(event) = event {
-            audit::record(conn, workspace_id, trail, event, Utc::now()).await?;
-        }
-        Ok(())
+    write: Write,
+) -> diesel::QueryResult<Mirrored> {
+    let Some((held, held_at)) = account::lock_mirror(conn, workspace_id).await? else {
+        return Ok(Mirrored::OtherSubscription);
+    };
+    let same = held.as_deref().is_none_or(|held| held == subscription.id);
+    let weighed = match (same, write.replaces) {
+        (_, true) => Mirrored::Written,
+        (false, false) => Mirrored::OtherSubscription,
+        (true, false) => write.as_of.against(held_at),
+    };
+    if weighed != Mirrored::Written {
+        return Ok(weighed);
     }
+    let state_at = write.as_of.at();
+    let saved =
+        account::save_subscription(conn, workspace_id, subscription, plan, state_at).await?;
+    if saved.entered {
+        let job = SendPaymentFailed { workspace_id };
+        crate::outbox::enqueue(conn, &job).await?;
+    }
+    let moved = (saved.previous_status.as_deref() != Some(subscription.status.as_str()))
+        .then(|| audit::changed("status", saved.previous_status, subscription.status.clone()));
+    let event = match (event, moved) {
+        (Some(mut event), Some(moved)) => {
+            merge(&mut event.changes, moved);
+            Some(event)
+        }
+        (Some(event), None) => Some(event),
+        (None, Some(moved)) => Some(Event {
+            action: Action::SubscriptionStatusChanged,
+            target: Target::stripe("subscription", &subscription.id),
+            changes: moved,
+        }),
+        (None, None) => None,
+    };
+    if let Some(event) = event {
+        audit::record(conn, workspace_id, trail, event, Utc::now()).await?;
+    }
+    Ok(Mirrored::Written)
 }
 
 /// Adds `more`'s fields to the object `changes`.
@@ -266,7 +397,12 @@ pub async fn cancel_workspace(
     if status != Some(super::status::SubscriptionStatus::Canceled) {
         stripe.cancel_now(&subscription_id).await?;
     }
+    let sent_at = Utc::now();
     let subscription = stripe.subscription(&subscription_id).await?;
+    let write = Write {
+        as_of: AsOf::Read(sent_at),
+        replaces: false,
+    };
     mirror(
         &mut conn,
         workspace_id,
@@ -274,6 +410,7 @@ pub async fn cancel_workspace(
         None,
         &Trail::system(),
         None,
+        write,
     )
     .await?;
     Ok(())

@@ -86,6 +86,15 @@ bind_list!(
     (4, E, TE, e),
     (5, F, TF, f)
 );
+bind_list!(
+    (0, A, TA, a),
+    (1, B, TB, b),
+    (2, C, TC, c),
+    (3, D, TD, d),
+    (4, E, TE, e),
+    (5, F, TF, f),
+    (6, G, TG, g)
+);
 
 fn no_such_bind(n: usize) -> diesel::result::Error {
     diesel::result::Error::QueryBuilderError(

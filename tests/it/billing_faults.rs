@@ -299,3 +299,184 @@ async fn choosing_again_right_after_3d_secure_keeps_the_paid_subscription() {
     assert_eq!(kept["id"], paid["id"], "the paid subscription is kept");
     assert_eq!(kept["status"], "active");
 }
+
+/// Delivers a Stripe event that makes the workers re-read the workspace from Stripe.
+async fn announce_invoice_paid(app: &TestApp, customer: &str) {
+    let event = json!({
+        "id": format!("evt_{}", uuid::Uuid::new_v4().simple()),
+        "type": "invoice.paid",
+        "data": { "object": { "object": "invoice", "customer": customer } },
+    })
+    .to_string();
+    let signature = crate::webhooks::signed(&event);
+    assert_eq!(crate::webhooks::deliver(app, &event, signature).await, 200);
+}
+
+/// Waits until the mirror holds `expected` (the workers' sync runs after a webhook).
+async fn wait_for_mirror(app: &TestApp, actor: &Actor, expected: Option<&str>) {
+    for _ in 0..100 {
+        if mirrored(app, &actor.own_workspace).await.as_deref() == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the mirror never held {expected:?}");
+}
+
+/// The audit events of `action` in the workspace, newest first: their `changes`.
+async fn audited(app: &TestApp, workspace: &str, action: &str) -> Vec<Value> {
+    #[derive(diesel::QueryableByName)]
+    struct Changes {
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        changes: Value,
+    }
+    let mut conn = app.db.conn().await;
+    let rows: Vec<Changes> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query(format!(
+            "SELECT changes FROM audit_events WHERE workspace_id = '{workspace}' \
+             AND action = '{action}' ORDER BY at DESC"
+        )),
+        &mut conn,
+    )
+    .await
+    .expect("events");
+    rows.into_iter().map(|row| row.changes).collect()
+}
+
+/// Issue 26: "a live subscription carrying the workspace's id, which the database did not
+/// know, stayed unknown through reconciliation". A plan choice whose answer was lost, and
+/// never retried: once its lease ends, the next sync finds the subscription in Stripe's
+/// list and adopts it, with an audit event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_stripe_has_and_we_do_not_is_adopted() {
+    let proxy = StripeProxy::start(false).await;
+    let app = TestApp::builder()
+        .with_stripe_proxy(&proxy)
+        .with_workers()
+        .with_env("HTTP_REQUEST_TIMEOUT_SECS", "2")
+        .start()
+        .await;
+    let ada = app.sign_up("Ada").await;
+    let customer = with_card(&app, &ada).await;
+    proxy.hold("POST", "/v1/subscriptions", 1, Duration::from_secs(4));
+    app.gql(ada.token(), SELECT, select(&ada, "GROWTH", None))
+        .await
+        .assert_code("SERVICE_UNAVAILABLE");
+    let lost = live_in_stripe(&customer).await;
+    assert_eq!(lost.len(), 1);
+    assert_eq!(
+        lost[0]["metadata"]["workspace_id"],
+        ada.own_workspace.as_str()
+    );
+    assert_eq!(mirrored(&app, &ada.own_workspace).await, None);
+    // After the lease, the workers' sync (here after a webhook) adopts it.
+    tokio::time::sleep(Duration::from_secs(18)).await;
+    announce_invoice_paid(&app, &customer).await;
+    wait_for_mirror(&app, &ada, lost[0]["id"].as_str()).await;
+    assert_one_known(&app, &ada, &customer).await;
+    let adopted = audited(&app, &ada.own_workspace, "billing.subscription_adopted").await;
+    assert_eq!(adopted.len(), 1, "{adopted:#?}");
+    assert_eq!(adopted[0]["replaced"], Value::Null);
+}
+
+/// Two live subscriptions, whatever made them (here one made behind our back): the next
+/// sync keeps the one the workspace holds, cancels the other at once and refunds what it
+/// charged, and says so in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_subscription_is_ended_and_refunded() {
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
+    let ada = app.sign_up("Ada").await;
+    crate::billing::lapse_trial(&app, &ada.own_workspace).await;
+    let customer = with_card(&app, &ada).await;
+    app.gql(ada.token(), SELECT, select(&ada, "STARTER", None))
+        .await
+        .data("selectPlan");
+    let kept = assert_one_known(&app, &ada, &customer).await;
+    let plan = kept["items"]["data"][0]["plan"]["id"]
+        .as_str()
+        .expect("a plan");
+    let duplicate = crate::billing::stripe_post(
+        "subscriptions",
+        &[
+            ("customer", &customer),
+            ("items[0][plan]", plan),
+            ("metadata[workspace_id]", &ada.own_workspace),
+        ],
+    )
+    .await;
+    assert_eq!(duplicate["status"], "active", "{duplicate:#}");
+    assert_eq!(live_in_stripe(&customer).await.len(), 2);
+
+    announce_invoice_paid(&app, &customer).await;
+    for _ in 0..100 {
+        if live_in_stripe(&customer).await.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        assert_one_known(&app, &ada, &customer).await["id"],
+        kept["id"]
+    );
+    let ended = stripe_get(&format!(
+        "subscriptions/{}",
+        duplicate["id"].as_str().expect("id")
+    ))
+    .await;
+    assert_eq!(ended["status"], "canceled");
+    let adopted = audited(&app, &ada.own_workspace, "billing.subscription_adopted").await;
+    assert_eq!(adopted.len(), 1, "{adopted:#?}");
+    assert_eq!(adopted[0]["ended"], json!([duplicate["id"]]));
+    assert_eq!(adopted[0]["refunded"].as_array().map(Vec::len), Some(1));
+}
+
+/// Issue 26: a sync read the subscription, slowly; a plan change landed meanwhile; the
+/// sync's older copy then overwrote the newer mirror. Now a write older than the state the
+/// mirror holds changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sync_never_overwrites_a_newer_plan_change() {
+    let proxy = StripeProxy::start(false).await;
+    let app = TestApp::builder()
+        .with_stripe_proxy(&proxy)
+        .with_workers()
+        .start()
+        .await;
+    let ada = app.sign_up("Ada").await;
+    let customer = with_card(&app, &ada).await;
+    app.gql(ada.token(), SELECT, select(&ada, "STARTER", None))
+        .await
+        .data("selectPlan");
+    // The sync's read of the subscriptions is answered 4 s late, with the old plan.
+    let lists = "GET /v1/subscriptions";
+    let before = proxy.count(lists);
+    proxy.hold("GET", "/v1/subscriptions", 1, Duration::from_secs(4));
+    announce_invoice_paid(&app, &customer).await;
+    for _ in 0..100 {
+        if proxy.count(lists) > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let changed = app
+        .gql(ada.token(), SELECT, select(&ada, "GROWTH", None))
+        .await;
+    assert_eq!(
+        changed.data("selectPlan")["billing"]["plan"]["id"],
+        "GROWTH"
+    );
+    // The held read lands, then the sync writes what it can.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let plan = app
+        .gql(
+            ada.token(),
+            "query($ws: ID!) { workspace(id: $ws) { billing { plan { id } } } }",
+            json!({ "ws": ada.own_workspace }),
+        )
+        .await;
+    assert_eq!(plan.data("workspace")["billing"]["plan"]["id"], "GROWTH");
+    assert_one_known(&app, &ada, &customer).await;
+}

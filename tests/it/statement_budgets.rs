@@ -107,10 +107,12 @@ const BUDGETS: [(&str, u64); 58] = [
     ("setDefaultPaymentMethod", 10),
     // Reads what the phone numbers' item needs, in one statement.
     // The billing operation: written before Stripe is called (one upsert), settled in the
-    // transaction that mirrors the result (issue 26).
-    ("selectPlan", 16),
-    ("cancelSubscription", 11),
-    ("resumeSubscription", 11),
+    // transaction that mirrors the result (issue 26); the mirror weighs its write against
+    // the state it holds, read under the account's lock (one statement, as every mirror).
+    ("selectPlan", 17),
+    // The mirror weighs its write against the state it holds (issue 26): one read.
+    ("cancelSubscription", 12),
+    ("resumeSubscription", 12),
     // The customer, the account, the Owner's address; stores what Stripe accepted; answers.
     ("updateBillingDetails", 12),
     // A card that is not the default: the customer, the cards mirrored after, the billing.
