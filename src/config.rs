@@ -14,6 +14,7 @@
 //! | `STRIPE_SECRET_KEY` | unset: billing mutations answer `BILLING_NOT_CONFIGURED` | unset |
 //! | `STRIPE_API_BASE` | Stripe API base URL | Stripe's |
 //! | `STRIPE_WEBHOOK_SECRET` | verifies `Stripe-Signature` | unset |
+//! | `STRIPE_TIMEOUT_SECS` | each attempt of a Stripe call is abandoned after this long (and retried where that is safe: src/billing/transport.rs) | [`DEFAULT_STRIPE_TIMEOUT_SECS`] |
 //! | `STRIPE_PLAN_METADATA_KEY` | product metadata key naming our plan (`starter`, `growth`, `scale`) | [`DEFAULT_PLAN_METADATA_KEY`] |
 //! | `SERVICE_TOKENS` | comma-separated tokens allowed to call `reportUsage` | unset |
 //! | `JOBS_QUEUE` | Redis key prefix of the job queue | [`DEFAULT_JOBS_QUEUE`] |
@@ -66,6 +67,8 @@ pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 /// to land in Stripe's list: a billing operation's lease is the two together
 /// (src/billing/operations.rs).
 pub const STRIPE_CALL_LANDING: Duration = Duration::from_secs(15);
+/// How long one attempt of a Stripe call may take.
+pub const DEFAULT_STRIPE_TIMEOUT_SECS: u64 = 20;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
@@ -258,6 +261,8 @@ pub struct StripeConfig {
     /// How long the request that runs a billing operation may hold it: the request timeout
     /// and time for a Stripe call it sent to land.
     pub operation_lease: Duration,
+    /// How long one attempt of a Stripe call may take.
+    pub timeout: Duration,
 }
 
 impl Config {
@@ -351,11 +356,14 @@ impl Config {
             None => vec![origin_of(&app_url)
                 .context("APP_URL must be an http(s) URL like https://app.example.com")?],
         };
+        let stripe_timeout =
+            Duration::from_secs(number("STRIPE_TIMEOUT_SECS", DEFAULT_STRIPE_TIMEOUT_SECS)?);
         let stripe = get("STRIPE_SECRET_KEY").map(|key| StripeConfig {
             plan_key: or("STRIPE_PLAN_METADATA_KEY", DEFAULT_PLAN_METADATA_KEY),
             secret_key: Secret::new(key),
             api_base: get("STRIPE_API_BASE"),
             webhook_secret: get("STRIPE_WEBHOOK_SECRET").map(Secret::new),
+            timeout: stripe_timeout,
             // A billing operation is run by its request: one that died is taken over once
             // no request could still be running it (src/billing/operations.rs).
             operation_lease: limits.request_timeout + STRIPE_CALL_LANDING,

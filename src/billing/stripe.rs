@@ -44,7 +44,7 @@ impl StripeApi {
             format!("{base}/")
         };
         Ok(Self {
-            client: Transport::new(config.secret_key.expose(), &base)?,
+            client: Transport::new(config.secret_key.expose(), &base, config.timeout)?,
             plan_key: config.plan_key.clone(),
             operation_lease: chrono::Duration::from_std(config.operation_lease)?,
         })
@@ -239,14 +239,31 @@ impl StripeApi {
         &self,
         customer: &str,
     ) -> Result<Vec<PaymentMethod>, StripeCallError> {
-        let query = [
-            ("customer", customer.to_owned()),
-            ("type", "card".to_owned()),
-        ];
-        let list: List<PaymentMethod> = self
-            .call(StripeMethod::Get, "/payment_methods", &query, None)
-            .await?;
-        Ok(list.data)
+        // Page by page (Stripe's default page holds 10): every card, or an error.
+        const MAX_PAGES: usize = 10;
+        let mut cards: Vec<PaymentMethod> = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let mut query = vec![
+                ("customer", customer.to_owned()),
+                ("type", "card".to_owned()),
+                ("limit", "100".to_owned()),
+            ];
+            if let Some(last) = cards.last() {
+                query.push(("starting_after", last.id.clone()));
+            }
+            let page: List<PaymentMethod> = self
+                .call(StripeMethod::Get, "/payment_methods", &query, None)
+                .await?;
+            let more = page.has_more && !page.data.is_empty();
+            cards.extend(page.data);
+            if !more {
+                return Ok(cards);
+            }
+        }
+        Err(StripeCallError::Unexpected(format!(
+            "the customer has more than {} cards",
+            MAX_PAGES * 100
+        )))
     }
 
     pub async fn payment_method(&self, id: &str) -> Result<PaymentMethod, StripeCallError> {

@@ -4,8 +4,8 @@
 //!
 //! - **One pinned API version**, [`API_VERSION`], on every request. Why this one, and how
 //!   to move to another, is in the README ("Stripe API version").
-//! - **Timeouts**: [`CONNECT_TIMEOUT`] to connect and [`ATTEMPT_TIMEOUT`] for each attempt
-//!   as a whole, so a hung Stripe never hangs a request or a job.
+//! - **Timeouts**: [`CONNECT_TIMEOUT`] to connect and `STRIPE_TIMEOUT_SECS` for each
+//!   attempt as a whole, so a hung Stripe never hangs a request or a job.
 //! - **Retries** only where repeating cannot act twice: reads, deletes and requests
 //!   carrying an idempotency key; only for what may pass (a network failure or timeout, a
 //!   409, 429 or 5xx, unless Stripe says `Stripe-Should-Retry: false`); at most
@@ -29,7 +29,6 @@ use stripe_client_core::{CustomizedStripeRequest, StripeClient, StripeClientErr,
 pub const API_VERSION: &str = "2025-02-24.acacia";
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 pub const ATTEMPTS: u32 = 3;
 /// The wait before the second attempt; each later one waits twice as long.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -59,10 +58,12 @@ pub struct Transport {
     /// `https://api.stripe.com/`, or a local fake's base; ends with `/`.
     base: String,
     authorization: HeaderValue,
+    /// How long one attempt may take, from sending to the whole answer.
+    attempt_timeout: Duration,
 }
 
 impl Transport {
-    pub fn new(secret_key: &str, base: &str) -> anyhow::Result<Self> {
+    pub fn new(secret_key: &str, base: &str, attempt_timeout: Duration) -> anyhow::Result<Self> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.enforce_http(false);
@@ -77,6 +78,7 @@ impl Transport {
             client: Client::builder(TokioExecutor::new()).build(connector),
             base: base.to_owned(),
             authorization,
+            attempt_timeout,
         })
     }
 
@@ -119,7 +121,7 @@ impl Transport {
             let body = response.into_body().collect().await.map_err(unreachable)?;
             Ok((status, retry, body.to_bytes()))
         };
-        tokio::time::timeout(ATTEMPT_TIMEOUT, answer)
+        tokio::time::timeout(self.attempt_timeout, answer)
             .await
             .unwrap_or_else(|_| Err(TransportError::Unreachable("timed out".into())))
     }

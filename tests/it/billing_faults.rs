@@ -480,3 +480,72 @@ async fn a_slow_sync_never_overwrites_a_newer_plan_change() {
     assert_eq!(plan.data("workspace")["billing"]["plan"]["id"], "GROWTH");
     assert_one_known(&app, &ada, &customer).await;
 }
+
+/// Issue 26: "Stripe calls have no timeout": a hung Stripe hung the request or job for
+/// good. Now each attempt is abandoned after `STRIPE_TIMEOUT_SECS` and a repeatable call is
+/// tried again, three times at most, then answered SERVICE_UNAVAILABLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_stripe_is_abandoned_and_retried_a_bounded_number_of_times() {
+    let proxy = StripeProxy::start(false).await;
+    let app = TestApp::builder()
+        .with_stripe_proxy(&proxy)
+        .with_env("STRIPE_TIMEOUT_SECS", "1")
+        .start()
+        .await;
+    let ada = app.sign_up("Ada").await;
+    let customer = with_card(&app, &ada).await;
+    let reads = format!("GET /v1/customers/{customer}");
+    let before = proxy.count(&reads);
+    // Stripe takes the calls and never answers in time.
+    proxy.hold(
+        "GET",
+        &format!("/v1/customers/{customer}"),
+        10,
+        Duration::from_secs(60),
+    );
+    let res = app
+        .gql(ada.token(), SELECT, select(&ada, "STARTER", None))
+        .await;
+    res.assert_code("SERVICE_UNAVAILABLE");
+    assert_eq!(
+        proxy.count(&reads) - before,
+        3,
+        "three attempts, each abandoned"
+    );
+    assert!(
+        live_in_stripe(&customer).await.is_empty(),
+        "nothing was bought"
+    );
+}
+
+/// Issue 26: cards past the tenth (Stripe's default page) vanished from the mirror. All
+/// twelve are listed now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_saved_card_is_mirrored_past_one_page() {
+    let app = TestApp::builder().with_stripe().start().await;
+    let ada = app.sign_up("Ada").await;
+    let customer = with_card(&app, &ada).await;
+    for _ in 0..11 {
+        add_card(&customer).await;
+    }
+    let cards = "query($ws: ID!) { workspace(id: $ws) { billing { paymentMethods { id } } } }";
+    let first = app
+        .gql(ada.token(), cards, json!({ "ws": ada.own_workspace }))
+        .await;
+    let any = first.data("workspace")["billing"]["paymentMethods"][0]["id"].clone();
+    // A card change re-reads the cards from Stripe.
+    app.gql(
+        ada.token(),
+        "mutation($ws: ID!, $pm: String!) { setDefaultPaymentMethod(workspaceId: $ws, paymentMethodId: $pm) { status } }",
+        json!({ "ws": ada.own_workspace, "pm": any }),
+    )
+    .await
+    .data("setDefaultPaymentMethod");
+    let listed = app
+        .gql(ada.token(), cards, json!({ "ws": ada.own_workspace }))
+        .await;
+    let listed = listed.data("workspace")["billing"]["paymentMethods"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(listed, Some(12));
+}
