@@ -28,7 +28,7 @@ use super::operations::{self, Answer, BeginError, Begun, Operation, State};
 use super::plans::{default_plan, PlanId};
 use super::status::SubscriptionStatus;
 use super::stripe::{MadeBy, PendingPayment, StripeApi, StripeCallError, Subscription};
-use super::sync::{AsOf, Write};
+use super::sync::{AsOf, Write, Writer};
 use crate::audit::{self, Action, Event, Target, Trail};
 use crate::db::{Db, DbError};
 use crate::error::{ApiError, ErrorCode};
@@ -93,9 +93,10 @@ impl From<BillingError> for ApiError {
                 ApiError::bad_input(err.to_string())
             }
             BillingError::Operation(BeginError::Db(err)) => err.into(),
-            // Stripe's own message for a request it refused is meant for people.
+            // Stripe's own message for a request it refused is meant for people (anything
+            // else, a 409 or 429 that outlasted the retries, an auth failure, is ours).
             BillingError::Stripe(StripeCallError::Refused { status, message })
-                if (400..500).contains(&status) =>
+                if is_final(status) =>
             {
                 ApiError::bad_input(format!("Stripe: {message}"))
             }
@@ -343,7 +344,7 @@ pub async fn select_plan(
     // Stripe's answer is at least as new as now.
     let write = Write {
         as_of: AsOf::Read(Utc::now()),
-        replaces: true,
+        by: Writer::Settlement,
     };
     let pending = subscription.pending_payment();
     let event = Event {
@@ -539,7 +540,7 @@ pub async fn set_cancel(
         .await?;
     let write = Write {
         as_of: AsOf::Read(Utc::now()),
-        replaces: false,
+        by: Writer::Request,
     };
     let period_end = subscription
         .current_period_end

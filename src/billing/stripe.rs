@@ -619,42 +619,54 @@ impl StripeApi {
         }
     }
 
-    /// Ends a duplicate subscription now. A first payment still waiting is voided; one
-    /// paid is refunded in full (the customer never meant to buy twice): its payment
-    /// intent's id is answered.
+    /// Ends a duplicate subscription now: a first payment still waiting is voided, one paid
+    /// is refunded in full first (the customer never meant to buy twice; a lost answer is
+    /// retried safely, the refund's key being its payment's), then it is cancelled. A
+    /// waiting payment Stripe refuses to void was paid a moment ago: it is left for the next
+    /// round to weigh again ([`Ended::Left`]).
     pub async fn end_duplicate(
         &self,
         subscription: &Subscription,
-    ) -> Result<Option<String>, StripeCallError> {
-        let waiting = subscription.status == "incomplete";
-        if waiting && self.void_first_payment(subscription).await? {
+    ) -> Result<Ended, StripeCallError> {
+        if subscription.status == "incomplete" {
+            if !self.void_first_payment(subscription).await? {
+                return Ok(Ended::Left);
+            }
             self.cancel_now(&subscription.id).await?;
-            return Ok(None);
+            return Ok(Ended::Voided);
         }
-        self.cancel_now(&subscription.id).await?;
-        // Paid: as listed, or just now (its void was refused).
-        let paid = waiting || subscription.latest_invoice_paid();
-        let Some(payment) = subscription.latest_payment_intent().filter(|_| paid) else {
-            return Ok(None);
+        let refunded = match subscription
+            .latest_payment_intent()
+            .filter(|_| subscription.latest_invoice_paid())
+        {
+            Some(payment) => {
+                let form = [("payment_intent", payment.to_owned())];
+                let key = Some(format!("refund-{payment}"));
+                let _: Object = self
+                    .call(StripeMethod::Post, "/refunds", &form, key)
+                    .await?;
+                Some(payment.to_owned())
+            }
+            None => None,
         };
-        let form = [("payment_intent", payment.to_owned())];
-        let key = Some(format!("refund-{payment}"));
-        let _: Object = self
-            .call(StripeMethod::Post, "/refunds", &form, key)
-            .await?;
-        Ok(Some(payment.to_owned()))
+        self.cancel_now(&subscription.id).await?;
+        Ok(Ended::Cancelled { refunded })
     }
 
+    /// Cancels a subscription now; one already gone is no error.
     pub async fn cancel_now(&self, id: &str) -> Result<(), StripeCallError> {
-        let _: Object = self
+        let cancelled: Result<Object, _> = self
             .call(
                 StripeMethod::Delete,
                 &format!("/subscriptions/{id}"),
                 &[],
                 None,
             )
-            .await?;
-        Ok(())
+            .await;
+        match cancelled {
+            Ok(_) | Err(StripeCallError::Refused { status: 404, .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
     }
 
     pub async fn invoices(
@@ -769,6 +781,17 @@ pub struct SubscriptionItemState {
     pub plan: Option<Object>,
     #[serde(default, deserialize_with = "lenient_i32")]
     pub quantity: i32,
+}
+
+/// How a duplicate subscription was ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Its first payment never came: voided, and the subscription cancelled.
+    Voided,
+    /// Cancelled; its paid invoice refunded (the payment intent), if it had one.
+    Cancelled { refunded: Option<String> },
+    /// Its first payment came just now: left for the next round to weigh.
+    Left,
 }
 
 /// Who makes a subscription: the workspace and billing operation its metadata names, and
@@ -891,6 +914,11 @@ impl Subscription {
         intent
             .as_str()
             .or_else(|| intent.get("id").and_then(Value::as_str))
+    }
+
+    /// Whether its metadata names `workspace_id` (every subscription we make does).
+    pub fn is_for(&self, workspace_id: uuid::Uuid) -> bool {
+        self.metadata.get("workspace_id").map(String::as_str) == Some(&workspace_id.to_string())
     }
 
     /// The billing operation that made it, if one of ours did.

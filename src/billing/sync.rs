@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::account;
 use super::plans::PlanId;
-use super::stripe::{StripeApi, Subscription};
+use super::stripe::{Ended, StripeApi, Subscription};
 use crate::audit::{self, Action, Event, Target, Trail};
 use crate::db::{static_sql, Db};
 use crate::schema::stripe_events;
@@ -69,8 +69,15 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
     drop(conn);
     let sent_at = Utc::now();
     let listed = stripe.subscriptions(customer).await?;
+    // An operation that began before the list was read may have made one of these: it
+    // decides about it, and this round ends nothing.
+    let mut conn = db.conn_in(workspace_id).await?;
+    if super::operations::running(&mut conn, workspace_id).await? {
+        return Ok(());
+    }
+    drop(conn);
     let recorded = account.subscription_id.as_deref();
-    let (subscription, adopted) = match adopt(stripe, listed, recorded).await? {
+    let (subscription, adopted) = match adopt(stripe, workspace_id, listed, recorded).await? {
         Some(Adoption::Kept(subscription)) => (subscription, None),
         Some(Adoption::Adopted(subscription, event)) => (subscription, Some(event)),
         // Nothing live: the recorded one, read by id, says how it ended.
@@ -82,10 +89,11 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
     let mut conn = db.conn_in(workspace_id).await?;
     let phone_item = account.phone_numbers_item_id.as_deref();
     let plan = plan_of(&mut conn, stripe, &subscription, phone_item).await?;
-    let decision = adopted.is_some();
     let write = Write {
         as_of: AsOf::Read(sent_at),
-        replaces: decision,
+        by: Writer::Sync {
+            adopting: adopted.is_some(),
+        },
     };
     mirror(
         &mut conn,
@@ -105,44 +113,62 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
 enum Adoption {
     /// The one the mirror holds.
     Kept(Subscription),
-    /// Another: the mirror did not hold it (its answer was lost, say); the audit event says
-    /// which it replaced and which duplicates were ended.
+    /// Another: the mirror did not hold it (its answer was lost, say), or duplicates were
+    /// ended; the audit event says which it replaced and what was ended.
     Adopted(Subscription, Event),
 }
 
-/// Decides which of the customer's live subscriptions the workspace keeps, ending the
-/// others (never more than one live subscription per workspace):
-/// - the recorded one if it is past its first payment, else the oldest that is;
-/// - else (all still wait on their first payment) the recorded one, or the newest;
-/// - duplicates are cancelled at once; a duplicate's paid invoice is refunded in full, as
-///   the customer never meant to buy twice.
+/// Decides which of the workspace's live subscriptions it keeps, ending the others (never
+/// more than one live subscription per workspace). Ours are the recorded one and those
+/// whose metadata names the workspace (one made by hand in Stripe's dashboard is left
+/// alone). The one kept is, in order: active or trialing, then past due, unpaid or paused,
+/// then still waiting on its first payment; among equals the recorded one, then the
+/// oldest. Duplicates are ended ([`StripeApi::end_duplicate`]: a paid one is refunded in
+/// full); one that fails is left for the next round, and the rest go on.
 ///
-/// `None` when the customer has no live subscription.
+/// `None` when the workspace has no live subscription.
 async fn adopt(
     stripe: &StripeApi,
-    mut listed: Vec<Subscription>,
+    workspace_id: Uuid,
+    listed: Vec<Subscription>,
     recorded: Option<&str>,
 ) -> anyhow::Result<Option<Adoption>> {
-    let waiting = |s: &Subscription| s.status == "incomplete";
-    listed.sort_by_key(|s| s.created);
-    let keep = listed
+    use super::status::SubscriptionStatus as S;
+    let is_recorded = |s: &Subscription| Some(s.id.as_str()) == recorded;
+    let mut ours: Vec<Subscription> = listed
+        .into_iter()
+        .filter(|s| is_recorded(s) || s.is_for(workspace_id))
+        .collect();
+    let rank = |s: &Subscription| match S::parse(&s.status) {
+        Some(S::Active | S::Trialing) => 0,
+        Some(S::Incomplete) => 2,
+        _ => 1,
+    };
+    let keep = ours
         .iter()
-        .position(|s| Some(s.id.as_str()) == recorded && !waiting(s))
-        .or_else(|| listed.iter().position(|s| !waiting(s)))
-        .or_else(|| listed.iter().position(|s| Some(s.id.as_str()) == recorded))
-        .or_else(|| listed.len().checked_sub(1));
+        .enumerate()
+        .min_by_key(|(_, s)| (rank(s), !is_recorded(s), s.created, s.id.clone()))
+        .map(|(at, _)| at);
     let Some(keep) = keep else {
         return Ok(None);
     };
-    let kept = listed.remove(keep);
+    let kept = ours.remove(keep);
     let (mut ended, mut refunded) = (Vec::new(), Vec::new());
-    for duplicate in listed {
-        if let Some(payment) = stripe.end_duplicate(&duplicate).await? {
-            refunded.push(payment);
+    for duplicate in ours {
+        match stripe.end_duplicate(&duplicate).await {
+            Ok(Ended::Left) => {}
+            Ok(Ended::Voided) => ended.push(duplicate.id),
+            Ok(Ended::Cancelled { refunded: payment }) => {
+                ended.push(duplicate.id);
+                refunded.extend(payment);
+            }
+            Err(err) => tracing::warn!(
+                subscription = %duplicate.id,
+                "a duplicate subscription could not be ended, the next round retries: {err}"
+            ),
         }
-        ended.push(duplicate.id);
     }
-    if Some(kept.id.as_str()) == recorded && ended.is_empty() {
+    if is_recorded(&kept) && ended.is_empty() {
         return Ok(Some(Adoption::Kept(kept)));
     }
     let event = Event {
@@ -219,7 +245,7 @@ pub async fn apply_subscription_event(
     .await?;
     let write = Write {
         as_of: AsOf::Event(created),
-        replaces: false,
+        by: Writer::Event,
     };
     let mirrored = mirror(
         &mut conn,
@@ -234,7 +260,7 @@ pub async fn apply_subscription_event(
     match mirrored {
         Mirrored::Written => super::phone_numbers::sync(&mut conn, stripe, workspace_id).await,
         Mirrored::Older => Ok(()),
-        Mirrored::Unclear | Mirrored::OtherSubscription => {
+        Mirrored::Unclear | Mirrored::OtherSubscription | Mirrored::Busy => {
             drop(conn);
             sync_workspace(db, stripe, workspace_id).await
         }
@@ -251,12 +277,25 @@ pub enum AsOf {
     Event(DateTime<Utc>),
 }
 
-/// A mirror write: when its state was true, and whether it may replace the subscription
-/// the mirror holds (only a billing operation's settlement or an adoption decides that).
+/// Who writes the mirror, which decides what the write may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writer {
+    /// A request's answer after changing the held subscription (cancel, resume).
+    Request,
+    /// A billing operation settling: it may replace the held subscription.
+    Settlement,
+    /// The workers' sync: nothing while a billing operation runs; `adopting`, it may replace
+    /// the held subscription.
+    Sync { adopting: bool },
+    /// A webhook event's copy of the held subscription.
+    Event,
+}
+
+/// A mirror write: when its state was true, and who writes it.
 #[derive(Clone, Copy, Debug)]
 pub struct Write {
     pub as_of: AsOf,
-    pub replaces: bool,
+    pub by: Writer,
 }
 
 /// What a mirror write did.
@@ -269,6 +308,8 @@ pub enum Mirrored {
     Unclear,
     /// About another subscription than the one held, with no decision to replace it.
     OtherSubscription,
+    /// A sync's write while a billing operation runs: the operation settles it.
+    Busy,
 }
 
 impl AsOf {
@@ -286,9 +327,15 @@ impl AsOf {
         }
     }
 
-    fn at(self) -> DateTime<Utc> {
+    /// The time the mirror keeps for it: an event's state may be anywhere in its second,
+    /// so it is kept as the second's end, and a read sent within that second never passes
+    /// it.
+    fn kept_as(self) -> DateTime<Utc> {
         match self {
-            AsOf::Read(at) | AsOf::Event(at) => at,
+            AsOf::Read(at) => at,
+            AsOf::Event(second) => {
+                second + chrono::Duration::seconds(1) - chrono::Duration::microseconds(1)
+            }
         }
     }
 }
@@ -333,16 +380,15 @@ pub async fn mirror_in(
     let Some((held, held_at)) = account::lock_mirror(conn, workspace_id).await? else {
         return Ok(Mirrored::OtherSubscription);
     };
-    let same = held.as_deref().is_none_or(|held| held == subscription.id);
-    let weighed = match (same, write.replaces) {
-        (_, true) => Mirrored::Written,
-        (false, false) => Mirrored::OtherSubscription,
-        (true, false) => write.as_of.against(held_at),
-    };
+    let weighed = weigh(conn, workspace_id, subscription, held, held_at, write).await?;
     if weighed != Mirrored::Written {
+        // A request's own change is on the record whatever the mirror keeps.
+        if let (Writer::Request | Writer::Settlement, Some(event)) = (write.by, event) {
+            audit::record(conn, workspace_id, trail, event, Utc::now()).await?;
+        }
         return Ok(weighed);
     }
-    let state_at = write.as_of.at();
+    let state_at = write.as_of.kept_as();
     let saved =
         account::save_subscription(conn, workspace_id, subscription, plan, state_at).await?;
     if saved.entered {
@@ -368,6 +414,33 @@ pub async fn mirror_in(
         audit::record(conn, workspace_id, trail, event, Utc::now()).await?;
     }
     Ok(Mirrored::Written)
+}
+
+/// Whether `write` may store `subscription` over what the mirror holds (`held`, true at
+/// `held_at`), read under the account's lock.
+async fn weigh(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    subscription: &Subscription,
+    held: Option<String>,
+    held_at: Option<DateTime<Utc>>,
+    write: Write,
+) -> diesel::QueryResult<Mirrored> {
+    if matches!(write.by, Writer::Sync { .. })
+        && super::operations::running(conn, workspace_id).await?
+    {
+        return Ok(Mirrored::Busy);
+    }
+    let same = held.as_deref().is_none_or(|held| held == subscription.id);
+    Ok(match (same, write.by) {
+        (true, _) => write.as_of.against(held_at),
+        // The latest decision (a superseded operation cannot settle): the states of two
+        // subscriptions do not order each other.
+        (false, Writer::Settlement) => Mirrored::Written,
+        // An adoption still yields to anything newer the mirror learnt meanwhile.
+        (false, Writer::Sync { adopting: true }) => write.as_of.against(held_at),
+        (false, _) => Mirrored::OtherSubscription,
+    })
 }
 
 /// Adds `more`'s fields to the object `changes`.
@@ -397,11 +470,17 @@ pub async fn cancel_workspace(
     if status != Some(super::status::SubscriptionStatus::Canceled) {
         stripe.cancel_now(&subscription_id).await?;
     }
+    // Any other of ours too (one whose answer was lost, say): a deleted workspace pays
+    // for nothing.
+    let listed = stripe.subscriptions(&account.stripe_customer_id).await?;
+    for other in listed.iter().filter(|s| s.is_for(workspace_id)) {
+        stripe.cancel_now(&other.id).await?;
+    }
     let sent_at = Utc::now();
     let subscription = stripe.subscription(&subscription_id).await?;
     let write = Write {
         as_of: AsOf::Read(sent_at),
-        replaces: false,
+        by: Writer::Request,
     };
     mirror(
         &mut conn,

@@ -6,33 +6,16 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::billing::{add_card, customer_of, stripe_get};
+use crate::billing::{add_card, stripe_get};
 use crate::harness::{Actor, TestApp};
 use crate::stripe_proxy::StripeProxy;
 
 const SELECT: &str = "mutation($ws: ID!, $p: PlanId!, $k: String) {
   selectPlan(workspaceId: $ws, plan: $p, idempotencyKey: $k) { billing { status plan { id } } } }";
 
-/// Gives `actor`'s workspace a customer and a default card; answers the customer.
+/// Gives `actor`'s own workspace a customer and a default card; answers the customer.
 async fn with_card(app: &TestApp, actor: &Actor) -> String {
-    let ws = json!({ "ws": actor.own_workspace });
-    app.gql(
-        actor.token(),
-        "mutation($ws: ID!) { createSetupIntent(workspaceId: $ws) { clientSecret } }",
-        ws,
-    )
-    .await
-    .data("createSetupIntent");
-    let customer = customer_of(app, &actor.own_workspace).await;
-    let card = add_card(&customer).await;
-    app.gql(
-        actor.token(),
-        "mutation($ws: ID!, $pm: String!) { setDefaultPaymentMethod(workspaceId: $ws, paymentMethodId: $pm) { status } }",
-        json!({ "ws": actor.own_workspace, "pm": card }),
-    )
-    .await
-    .data("setDefaultPaymentMethod");
-    customer
+    crate::billing::with_card(app, actor, &actor.own_workspace).await
 }
 
 /// The customer's subscriptions that are not over, as Stripe lists them.
@@ -548,4 +531,43 @@ async fn every_saved_card_is_mirrored_past_one_page() {
         .as_array()
         .map(Vec::len);
     assert_eq!(listed, Some(12));
+}
+
+/// Only our own subscriptions are weighed: one made by hand in Stripe's dashboard (no
+/// workspace in its metadata) is neither ended nor adopted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_made_by_hand_in_stripe_is_left_alone() {
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
+    let ada = app.sign_up("Ada").await;
+    let customer = with_card(&app, &ada).await;
+    app.gql(ada.token(), SELECT, select(&ada, "STARTER", None))
+        .await
+        .data("selectPlan");
+    let ours = assert_one_known(&app, &ada, &customer).await;
+    let plan = ours["items"]["data"][0]["plan"]["id"]
+        .as_str()
+        .expect("a plan");
+    let by_hand = crate::billing::stripe_post(
+        "subscriptions",
+        &[("customer", &customer), ("items[0][plan]", plan)],
+    )
+    .await;
+    announce_invoice_paid(&app, &customer).await;
+    // The sync has run once its job's invoices are mirrored; give it time to (not) act.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(live_in_stripe(&customer).await.len(), 2);
+    assert_eq!(
+        mirrored(&app, &ada.own_workspace).await.as_deref(),
+        ours["id"].as_str()
+    );
+    let hand = stripe_get(&format!(
+        "subscriptions/{}",
+        by_hand["id"].as_str().expect("id")
+    ))
+    .await;
+    assert_eq!(hand["status"], "active");
 }
