@@ -22,6 +22,8 @@
 //! | `WORKER_HEARTBEAT_SECS` | worker heartbeat; a worker silent for 3 beats is presumed dead and its jobs re-run | [`DEFAULT_HEARTBEAT_SECS`] |
 //! | `TRIAL_SCAN_SECS` | how often workers look for due trial reminders and expiries | [`DEFAULT_TRIAL_SCAN_SECS`] |
 //! | `BILLING_SYNC_SECS` | how often workers re-sync every workspace's billing from Stripe | [`DEFAULT_BILLING_SYNC_SECS`] |
+//! | `PAST_DUE_GRACE_DAYS` | how long a past-due workspace stays writable (src/billing/grace.rs) | [`crate::billing::grace::DEFAULT_GRACE_DAYS`] |
+//! | `STRIPE_EVENT_RETENTION_DAYS` | how long Stripe webhook events are kept | [`DEFAULT_STRIPE_EVENT_RETENTION_DAYS`] |
 //! | `AUDIT_RETENTION_DAYS` | how long audit events are kept (pruned by the scheduled scan) | [`DEFAULT_AUDIT_RETENTION_DAYS`] |
 //! | `CORS_ORIGINS` | comma-separated browser origins allowed to call `/graphql` (`https://app.example.com`) | the origin of `APP_URL` |
 //! | `INTROSPECTION` | `false`: no `__schema`/`__type` and no playground | `true` |
@@ -67,6 +69,9 @@ pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 /// to land in Stripe's list: a billing operation's lease is the two together
 /// (src/billing/operations.rs).
 pub const STRIPE_CALL_LANDING: Duration = Duration::from_secs(15);
+/// How long Stripe webhook events are kept: longer than Stripe's 3 days of redelivery, so
+/// a redelivered event is still known.
+pub const DEFAULT_STRIPE_EVENT_RETENTION_DAYS: u64 = 30;
 /// How long one attempt of a Stripe call may take.
 pub const DEFAULT_STRIPE_TIMEOUT_SECS: u64 = 20;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
@@ -105,11 +110,21 @@ pub struct Config {
     pub service_tokens: Vec<Secret>,
     pub sessions: SessionPolicy,
     pub workers: WorkerConfig,
+    pub billing: BillingPolicy,
     /// Tests only (the `rls-proof` feature; a release build has no such switch): a
     /// resource kind whose application-level workspace filter is switched off
     /// (`UNSAFE_UNFILTERED_KIND`), to prove row-level security alone isolates tenants.
     #[cfg(feature = "rls-proof")]
     pub unfiltered_kind: Option<String>,
+}
+
+/// How long billing waits and keeps.
+#[derive(Clone, Debug)]
+pub struct BillingPolicy {
+    /// How long a past-due workspace stays writable.
+    pub past_due_grace: chrono::Duration,
+    /// How long Stripe webhook events are kept (pruned by the scheduled scan).
+    pub stripe_event_retention: chrono::Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -457,6 +472,22 @@ impl Config {
                 queue: or("JOBS_QUEUE", DEFAULT_JOBS_QUEUE),
                 name: worker_name,
                 heartbeat: Duration::from_secs(heartbeat_secs),
+            },
+            billing: BillingPolicy {
+                past_due_grace: chrono::Duration::days(
+                    number(
+                        "PAST_DUE_GRACE_DAYS",
+                        crate::billing::grace::DEFAULT_GRACE_DAYS as u64,
+                    )?
+                    .min(365) as i64,
+                ),
+                stripe_event_retention: chrono::Duration::days(
+                    number(
+                        "STRIPE_EVENT_RETENTION_DAYS",
+                        DEFAULT_STRIPE_EVENT_RETENTION_DAYS,
+                    )?
+                    .clamp(4, 3650) as i64,
+                ),
             },
             #[cfg(feature = "rls-proof")]
             unfiltered_kind: get("UNSAFE_UNFILTERED_KIND"),

@@ -63,6 +63,7 @@ impl App {
     /// Opens the pool without touching the schema (for already-migrated databases).
     pub fn connect(config: Config) -> anyhow::Result<App> {
         let pool = db::pool(&config.database)?;
+        billing::grace::configure(config.billing.past_due_grace);
         let stripe = config
             .stripe
             .as_ref()

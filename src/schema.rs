@@ -22,6 +22,8 @@ diesel::table! {
         deleted_at -> Nullable<Timestamptz>,
         plan -> Nullable<Text>,
         subscription_status -> Nullable<Text>,
+        payment_failed_at -> Nullable<Timestamptz>,
+        grace_notice_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -246,6 +248,7 @@ diesel::table! {
         details -> Nullable<Jsonb>,
         phone_numbers_item_id -> Nullable<Text>,
         stripe_state_at -> Nullable<Timestamptz>,
+        synced_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -274,6 +277,7 @@ diesel::table! {
         event_type -> Text,
         payload -> Jsonb,
         received_at -> Timestamptz,
+        workspace_id -> Nullable<Uuid>,
     }
 }
 

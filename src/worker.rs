@@ -56,6 +56,7 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
         config.workers.name.clone(),
         config.workers.trial_scan_interval,
         config.workers.audit_retention,
+        config.billing.stripe_event_retention,
         shutdown.clone(),
     );
     let (db_for_billing, shutdown_for_billing) = (db.clone(), shutdown.clone());
@@ -123,8 +124,15 @@ async fn run_billing_reconciliation(
     };
     loop {
         if claim(&db, Round::BillingReconciliation, &worker, interval).await {
-            if let Err(err) = billing::sync::reconcile(&db, &stripe).await {
-                tracing::warn!("billing reconciliation failed, will retry: {err:#}");
+            match billing::sync::reconcile(&db, &stripe, interval).await {
+                Ok(round) if round.failed + round.left > 0 => {
+                    tracing::warn!(
+                        ?round,
+                        "billing reconciliation left workspaces for the next round"
+                    );
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!("billing reconciliation failed, will retry: {err:#}"),
             }
         }
         tokio::select! {
@@ -150,15 +158,16 @@ async fn claim(db: &Db, round: Round, worker: &str, interval: Duration) -> bool 
     })
 }
 
-/// Scans for due trial and card notices every `interval` until `shutdown` turns true, and
-/// on the same schedule forgets throttle counters that no longer count, old reset and
-/// sign-up requests, and audit events past `audit_retention`: one worker per interval,
-/// however many run.
+/// Scans for due trial, card and grace-period notices every `interval` until `shutdown`
+/// turns true, and on the same schedule forgets throttle counters that no longer count,
+/// old reset and sign-up requests, audit events past `audit_retention` and Stripe events
+/// past `stripe_event_retention`: one worker per interval, however many run.
 async fn run_trial_scans(
     db: Db,
     worker: String,
     interval: Duration,
     audit_retention: chrono::Duration,
+    stripe_event_retention: chrono::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -169,6 +178,9 @@ async fn run_trial_scans(
             if let Err(err) = billing::cards::scan(&db, Utc::now()).await {
                 tracing::warn!("card-expiry scan failed, will retry: {err:#}");
             }
+            if let Err(err) = billing::grace::scan(&db, Utc::now()).await {
+                tracing::warn!("grace-period scan failed, will retry: {err:#}");
+            }
             let forgotten = async {
                 let mut conn = db.conn_outside_tenancy().await?;
                 crate::throttle::forget_old(&mut conn, Utc::now()).await?;
@@ -177,6 +189,7 @@ async fn run_trial_scans(
                 accounts::forget_old_networks(&mut conn, stale).await?;
                 crate::audit::prune(&mut conn, Utc::now(), audit_retention).await?;
                 crate::auth::security::prune(&mut conn, Utc::now() - audit_retention).await?;
+                billing::webhook::prune(&mut conn, Utc::now() - stripe_event_retention).await?;
                 anyhow::Ok(accounts::forget_old_sign_ups(&mut conn, Utc::now()).await?)
             };
             if let Err(err) = forgotten.await {

@@ -76,6 +76,16 @@ pub async fn lock_mirror(
         .optional()
 }
 
+/// Records that the workers re-read everything from Stripe now: the reconciliation goes
+/// least recently synced first.
+pub async fn mark_synced(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<()> {
+    diesel::update(billing_accounts::table.find(workspace_id))
+        .set(billing_accounts::synced_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
 /// Records the subscription item that bills the workspace's phone numbers (or none).
 pub async fn set_phone_numbers_item(
     conn: &mut AsyncPgConnection,
@@ -167,7 +177,12 @@ pub async fn save_subscription(
                     )),
             ),
         )
-        .set(workspaces::subscription_status.eq(&subscription.status))
+        .set((
+            workspaces::subscription_status.eq(&subscription.status),
+            // The grace period starts (src/billing/grace.rs).
+            workspaces::payment_failed_at.eq(Some(Utc::now())),
+            workspaces::grace_notice_at.eq(None::<DateTime<Utc>>),
+        ))
         .execute(conn)
         .await?
             == 1;
@@ -216,6 +231,16 @@ pub async fn save_subscription(
                 .await
         }
     }?;
+    if status.is_none_or(|s| s.effect().email.is_none()) {
+        // Paid (or over): the failure spell and its grace period end.
+        diesel::update(workspace.filter(workspaces::payment_failed_at.is_not_null()))
+            .set((
+                workspaces::payment_failed_at.eq(None::<DateTime<Utc>>),
+                workspaces::grace_notice_at.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(conn)
+            .await?;
+    }
     Ok(Saved {
         entered,
         previous_status: before.and_then(|b| b.previous),

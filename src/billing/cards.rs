@@ -92,22 +92,23 @@ pub async fn list(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResu
 }
 
 /// Re-reads the customer's cards from Stripe (making the first the default when there is
-/// none) and mirrors them; answers them. Stripe is called before any transaction opens.
+/// none) and mirrors them; answers them. Stripe is called with no connection held.
 pub async fn refresh(
-    conn: &mut AsyncPgConnection,
+    db: &Db,
     stripe: &StripeApi,
     workspace_id: Uuid,
     customer: &str,
 ) -> anyhow::Result<Cards> {
     let cards = fetch(stripe, customer).await?;
-    save(conn, workspace_id, &cards).await?;
+    let mut conn = db.conn_in(workspace_id).await?;
+    save(&mut conn, workspace_id, &cards).await?;
     Ok(cards)
 }
 
 /// [`refresh`] after a request changed the cards in Stripe: the mirror and the request's
 /// audit event commit together.
 pub async fn refresh_recording(
-    conn: &mut AsyncPgConnection,
+    db: &Db,
     stripe: &StripeApi,
     workspace_id: Uuid,
     customer: &str,
@@ -115,6 +116,7 @@ pub async fn refresh_recording(
     event: Event,
 ) -> anyhow::Result<Cards> {
     let cards = fetch(stripe, customer).await?;
+    let mut conn = db.conn_in(workspace_id).await?;
     conn.transaction(async |conn| {
         save(conn, workspace_id, &cards).await?;
         audit::record(conn, workspace_id, trail, event, Utc::now()).await

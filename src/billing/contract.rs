@@ -76,6 +76,7 @@ fn a_subscription_gives_its_status_period_plan_and_flags() {
             "trial_end",
             "items.data[].id",
             "items.data[].plan.id",
+            "items.data[].quantity",
             "latest_invoice",
         ],
     );
@@ -84,12 +85,13 @@ fn a_subscription_gives_its_status_period_plan_and_flags() {
     assert!(subscription.current_period_start.is_some(), "period start");
     assert!(subscription.current_period_end.is_some(), "period end");
     assert!(subscription.price_id(None).is_some(), "the plan it bills");
-    let item: SubscriptionItemState = parse(fixture!("subscription_item"));
+    assert!(subscription.items.data.iter().all(|i| i.quantity.is_some()));
+    let item: SubscriptionItem = parse(fixture!("subscription_item"));
     require(
         &fixture!("subscription_item"),
         &["id", "plan.id", "quantity"],
     );
-    assert!(item.plan.is_some());
+    assert!(item.plan.is_some() && item.quantity.is_some());
 }
 
 #[test]

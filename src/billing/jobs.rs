@@ -8,6 +8,7 @@ use linkai_jobs::email::{messages, render, when, Email};
 use uuid::Uuid;
 
 use super::cards::{self, CardNotice, SendCardNotice};
+use super::grace::{self, SendGraceEnding};
 use super::status::{self, StatusEmail};
 use super::stripe::StripeApi;
 use super::sync::{
@@ -48,13 +49,13 @@ pub fn register(handlers: Handlers) -> Handlers {
         })
         .on(|_: SyncPlans, cx| async move {
             with_stripe(&cx, async |stripe| {
-                let mut conn = cx.db.conn().await?;
-                sync::sync_plans(&mut conn, stripe).await.map(drop)
+                sync::sync_plans(&cx.db, stripe).await.map(drop)
             })
             .await
         })
         .on(send_trial_notice)
         .on(send_payment_failed)
+        .on(send_grace_ending)
         .on(send_card_notice)
 }
 
@@ -129,9 +130,34 @@ async fn send_payment_failed(job: SendPaymentFailed, cx: JobContext) -> anyhow::
         job.workspace_id,
         still_failing,
         |to, name, workspace| {
+            let failed = workspace.payment_failed_at.unwrap_or_else(Utc::now);
             let message = messages::PaymentFailed {
                 name,
                 workspace: workspace.name.clone(),
+                read_only_on: when(grace::read_only_from(failed)),
+                link: cx.page("settings/billing"),
+            };
+            render(to, &message)
+        },
+    )
+    .await
+    .map(drop)
+}
+
+/// Sent before a past-due workspace's grace period ends; skipped if it was paid meanwhile
+/// (recorded by the scan, once per failure spell: [`grace`]).
+async fn send_grace_ending(job: SendGraceEnding, cx: JobContext) -> anyhow::Result<()> {
+    let now = Utc::now();
+    notify(
+        &cx,
+        job.workspace_id,
+        |workspace| grace::still_ending(workspace, now).is_some(),
+        |to, name, workspace| {
+            let ends = grace::still_ending(workspace, now).unwrap_or(now);
+            let message = messages::GraceEnding {
+                name,
+                workspace: workspace.name.clone(),
+                read_only_on: when(ends),
                 link: cx.page("settings/billing"),
             };
             render(to, &message)

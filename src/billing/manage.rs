@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::account;
 use super::details::BillingDetails;
-use super::operations::{self, Answer, BeginError, Begun, Operation, State};
+use super::operations::{self, Answer, BeginError, Begun, Intent, Operation, State};
 use super::plans::{default_plan, PlanId};
 use super::status::SubscriptionStatus;
 use super::stripe::{MadeBy, PendingPayment, StripeApi, StripeCallError, Subscription};
@@ -204,9 +204,7 @@ async fn refresh_cards(
     customer: &str,
     event: Event,
 ) -> Result<(), BillingError> {
-    let mut conn = db.conn_in(workspace_id).await?;
-    super::cards::refresh_recording(&mut conn, stripe, workspace_id, customer, trail, event)
-        .await?;
+    super::cards::refresh_recording(db, stripe, workspace_id, customer, trail, event).await?;
     Ok(())
 }
 
@@ -304,11 +302,19 @@ pub async fn select_plan(
     let price = plan_price(db, stripe, workspace_id, plan).await?;
     let mut conn = db.conn_in(workspace_id).await?;
     let lease = stripe.operation_lease();
-    let operation =
-        match operations::begin(&mut conn, workspace_id, plan, client_key, lease, now).await? {
-            Begun::Run(operation) => operation,
-            Begun::Answered(answer) => return answered(answer),
-        };
+    let operation = match operations::begin(
+        &mut conn,
+        workspace_id,
+        Intent::SelectPlan(plan),
+        client_key,
+        lease,
+        now,
+    )
+    .await?
+    {
+        Begun::Run(operation) => operation,
+        Begun::Answered(answer) => return answered(answer),
+    };
     let phone_item = account::find(&mut conn, workspace_id)
         .await?
         .and_then(|a| a.phone_numbers_item_id);
@@ -375,11 +381,13 @@ pub async fn select_plan(
         Ok(())
     })
     .await?;
+    drop(conn);
     // The change is made and mirrored; what follows is repaired by the sync if it fails.
     let follow_up = async {
         // The phone numbers move to the new plan's per-number price.
-        super::phone_numbers::sync(&mut conn, stripe, workspace_id).await?;
+        super::phone_numbers::follow(db, stripe, workspace_id).await?;
         let invoices = stripe.invoices(&customer, 100).await?;
+        let mut conn = db.conn_in(workspace_id).await?;
         account::save_invoices(&mut conn, workspace_id, &invoices).await?;
         anyhow::Ok(())
     };
@@ -412,6 +420,8 @@ fn answered(answer: Answer) -> Result<Option<PendingPayment>, BillingError> {
             }))
         }
         Answer::Abandoned => Err(BillingError::Superseded),
+        // A worker's operation: no client key names one.
+        Answer::Done => Ok(None),
     }
 }
 

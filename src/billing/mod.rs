@@ -4,6 +4,7 @@
 pub mod account;
 pub mod cards;
 pub mod details;
+pub mod grace;
 pub mod graphql;
 pub mod jobs;
 pub mod manage;
@@ -55,9 +56,12 @@ impl BillingStatus {
     }
 }
 
-/// The plan whose limits a workspace works under: its own, or the highest during the trial.
-pub fn effective_plan(workspace: &WorkspaceRow) -> PlanId {
-    effective_plan_of(workspace.plan.as_deref())
+/// The plan whose limits a workspace works under at `now`: the highest during the trial
+/// (a plan chosen in it applies from the trial's end, when its billing starts), then its
+/// own.
+pub fn effective_plan(workspace: &WorkspaceRow, now: DateTime<Utc>) -> PlanId {
+    let trialing = now < workspace.trial_ends_at;
+    effective_plan_of(workspace.plan.as_deref().filter(|_| !trialing))
 }
 
 /// [`effective_plan`] from the workspace's `plan` column.
@@ -70,7 +74,9 @@ pub async fn limits(
     conn: &mut diesel_async::AsyncPgConnection,
     workspace: &WorkspaceRow,
 ) -> diesel::QueryResult<Limits> {
-    Ok(plans::find(conn, effective_plan(workspace)).await?.limits)
+    Ok(plans::find(conn, effective_plan(workspace, Utc::now()))
+        .await?
+        .limits)
 }
 
 /// Locks the workspace's row (see [`crate::workspaces::model::lock_row`]) and reads the limits
@@ -99,8 +105,11 @@ pub async fn lock_row_with_limits(
 
     // `OF w`: the plan row is read, not locked (and may be absent: then the defaults apply).
     let locked: Locked = static_sql(
-        "SELECT w.plan, p.messages, p.sms, p.agents, p.phone_numbers \
-         FROM workspaces w LEFT JOIN plan_prices p ON p.plan = COALESCE(w.plan, $2) \
+        "SELECT e.plan, p.messages, p.sms, p.agents, p.phone_numbers \
+         FROM workspaces w \
+         CROSS JOIN LATERAL (SELECT COALESCE(CASE WHEN w.trial_ends_at <= now() THEN w.plan END, \
+                                             $2) AS plan) e \
+         LEFT JOIN plan_prices p ON p.plan = e.plan \
          WHERE w.id = $1 FOR NO KEY UPDATE OF w",
         (
             bind::<diesel::sql_types::Uuid, _>(workspace_id),
@@ -152,10 +161,14 @@ pub fn usage_period_of(
     subscription: Option<(DateTime<Utc>, DateTime<Utc>)>,
     now: DateTime<Utc>,
 ) -> (DateTime<Utc>, DateTime<Utc>) {
+    // The trial is one period, whenever a plan is chosen in it: choosing one keeps what was
+    // counted (a trialing subscription's own period starts when it was made).
+    if now < workspace.trial_ends_at {
+        return (workspace.created_at, workspace.trial_ends_at);
+    }
     match subscription {
         Some((start, end)) if now < end => (start, end),
         Some((start, _)) => period(start, now),
-        None if now < workspace.trial_ends_at => (workspace.created_at, workspace.trial_ends_at),
         None => period(workspace.trial_ends_at, now),
     }
 }
@@ -224,6 +237,7 @@ mod tests {
             trial_ends_at,
             plan: plan.map(str::to_owned),
             subscription_status: None,
+            payment_failed_at: None,
         }
     }
 
@@ -291,11 +305,15 @@ mod tests {
     #[test]
     fn trials_get_the_highest_limits_and_plans_their_own() {
         let ends = Utc::now();
-        assert_eq!(effective_plan(&workspace(ends, None)), PlanId::Scale);
+        let (during, after) = (ends - Duration::days(1), ends);
         assert_eq!(
-            effective_plan(&workspace(ends, Some("starter"))),
-            PlanId::Starter
+            effective_plan(&workspace(ends, None), during),
+            PlanId::Scale
         );
+        // Chosen in the trial: the trial's limits until it ends, when billing starts.
+        let chosen = workspace(ends, Some("starter"));
+        assert_eq!(effective_plan(&chosen, during), PlanId::Scale);
+        assert_eq!(effective_plan(&chosen, after), PlanId::Starter);
     }
 
     /// Issue 16: usage periods ran from the workspace's creation, not the invoice's. In the
@@ -331,6 +349,26 @@ mod tests {
             start,
             ends.checked_add_months(Months::new(1)).expect("valid")
         );
+    }
+
+    /// Issue 26: past due stayed writable for Stripe's whole retry schedule.
+    #[test]
+    fn past_due_turns_read_only_when_its_grace_period_ends() {
+        let ends = Utc::now() - Duration::days(30);
+        let mut row = workspace(ends, Some("growth"));
+        row.subscription_status = Some("past_due".into());
+        let failed = Utc::now();
+        row.payment_failed_at = Some(failed);
+        let grace = grace::grace();
+        let before = status::standing(&row, failed + grace - Duration::seconds(1));
+        let after = status::standing(&row, failed + grace);
+        assert_eq!(before.status, BillingStatus::PastDue);
+        assert!(!before.read_only);
+        assert_eq!(after.status, BillingStatus::PastDue);
+        assert!(after.read_only);
+        // Paid again: the failure spell (and its date) is over.
+        row.subscription_status = Some("active".into());
+        assert!(!status::standing(&row, failed + grace * 2).read_only);
     }
 
     #[test]

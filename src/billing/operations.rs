@@ -71,6 +71,38 @@ pub enum Answer {
     Refused { status: u16, message: String },
     /// Left open by a request that died, and taken over by a later change.
     Abandoned,
+    /// Done, with nothing to tell a client (an operation the workers run: no client key
+    /// names it).
+    Done,
+}
+
+/// What an operation changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intent {
+    /// `selectPlan`: put the workspace on this plan ([`super::manage`]).
+    SelectPlan(PlanId),
+    /// Bring the subscription's phone-numbers item in step with the workspace's phone
+    /// numbers ([`super::phone_numbers`]).
+    PhoneNumbers,
+}
+
+/// The kind of a plan choice, as stored.
+const SELECT_PLAN: &str = "select_plan";
+
+impl Intent {
+    fn kind(self) -> &'static str {
+        match self {
+            Intent::SelectPlan(_) => SELECT_PLAN,
+            Intent::PhoneNumbers => "phone_numbers",
+        }
+    }
+
+    fn as_json(self) -> serde_json::Value {
+        match self {
+            Intent::SelectPlan(plan) => json!({ "plan": plan.as_db() }),
+            Intent::PhoneNumbers => json!({}),
+        }
+    }
 }
 
 /// An operation to run: its id, what it asked, and which attempt this is (its lease's end:
@@ -79,7 +111,7 @@ pub enum Answer {
 pub struct Operation {
     pub id: Uuid,
     pub workspace_id: Uuid,
-    pub plan: PlanId,
+    pub intent: Intent,
     attempt: DateTime<Utc>,
 }
 
@@ -119,6 +151,7 @@ pub enum BeginError {
 #[diesel(table_name = ops)]
 struct Row {
     id: Uuid,
+    kind: String,
     intent: serde_json::Value,
     client_key: Option<String>,
     state: String,
@@ -134,7 +167,7 @@ pub fn parse_client_key(raw: &str) -> Result<String, BeginError> {
     Ok(raw.to_owned())
 }
 
-/// Begins choosing `plan` for the workspace, on a connection inside it: a new open
+/// Begins `intent` for the workspace, on a connection inside it: a new open
 /// operation (one statement, when none is open and the key is new); else answers the
 /// finished operation `client_key` names, resumes it if its lease ran out, or takes over
 /// another whose lease ran out; `InProgress` while an open one's lease runs. Leases are
@@ -142,14 +175,14 @@ pub fn parse_client_key(raw: &str) -> Result<String, BeginError> {
 pub async fn begin(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
-    plan: PlanId,
+    intent: Intent,
     client_key: Option<&str>,
     lease: Duration,
     now: DateTime<Utc>,
 ) -> Result<Begun, BeginError> {
     let new = New {
         workspace_id,
-        plan,
+        intent,
         client_key,
         lease,
         now,
@@ -164,7 +197,7 @@ pub async fn begin(
             Some(key) => by_client_key(conn, workspace_id, key).await?,
             None => None,
         } {
-            if row.intent != new.intent() {
+            if row.kind != intent.kind() || row.intent != intent.as_json() {
                 return Err(BeginError::KeyReused);
             }
             if State::parse(&row.state) != Some(State::Open) {
@@ -181,7 +214,7 @@ pub async fn begin(
                 Ok(Begun::Run(Operation {
                     id: open.id,
                     workspace_id,
-                    plan,
+                    intent,
                     attempt,
                 }))
             }
@@ -202,7 +235,7 @@ pub async fn begin(
 /// An operation about to be written.
 struct New<'a> {
     workspace_id: Uuid,
-    plan: PlanId,
+    intent: Intent,
     client_key: Option<&'a str>,
     lease: Duration,
     now: DateTime<Utc>,
@@ -215,10 +248,6 @@ struct Leased {
 }
 
 impl New<'_> {
-    fn intent(&self) -> serde_json::Value {
-        json!({ "plan": self.plan.as_db() })
-    }
-
     /// Writes it open; `None` when a unique index refused it (another is open, or the key
     /// is taken), without failing the caller's transaction.
     async fn insert(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<Operation>> {
@@ -228,15 +257,16 @@ impl New<'_> {
         let written: Option<Leased> = crate::db::static_sql(
             "INSERT INTO billing_operations \
                (id, workspace_id, kind, intent, client_key, state, created_at, leased_until) \
-             VALUES ($1, $2, 'select_plan', $3, $4, 'open', $5, now() + $6) \
+             VALUES ($1, $2, $7, $3, $4, 'open', $5, now() + $6) \
              ON CONFLICT DO NOTHING RETURNING leased_until",
             (
                 bind::<SqlUuid, _>(id),
                 bind::<SqlUuid, _>(self.workspace_id),
-                bind::<Jsonb, _>(self.intent()),
+                bind::<Jsonb, _>(self.intent.as_json()),
                 bind::<Nullable<Text>, _>(self.client_key),
                 bind::<Timestamptz, _>(self.now),
                 bind::<Interval, _>(self.lease),
+                bind::<Text, _>(self.intent.kind()),
             ),
         )
         .get_result(conn)
@@ -245,7 +275,7 @@ impl New<'_> {
         Ok(written.map(|written| Operation {
             id,
             workspace_id: self.workspace_id,
-            plan: self.plan,
+            intent: self.intent,
             attempt: written.leased_until,
         }))
     }
@@ -290,12 +320,17 @@ async fn by_client_key(
         .optional()
 }
 
-/// Whether an operation's lease runs for the workspace now (its request may be changing
-/// the subscription, and settles it itself).
-pub async fn running(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<bool> {
+/// Whether a plan choice's lease runs for the workspace now (its request may be making or
+/// changing a subscription, and settles it itself). A phone-numbers operation changes only
+/// its item, which no sync decides about.
+pub async fn plan_change_running(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         ops::table
             .filter(ops::workspace_id.eq(workspace_id))
+            .filter(ops::kind.eq(SELECT_PLAN))
             .filter(ops::state.eq(State::Open.as_db()))
             .filter(ops::leased_until.gt(diesel::dsl::now)),
     ))

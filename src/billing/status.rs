@@ -93,6 +93,7 @@ impl SubscriptionStatus {
             SubscriptionStatus::Incomplete => (Some(Shown::Incomplete), None, false, None),
             // Void: as if no plan had been chosen (the mirror clears it).
             SubscriptionStatus::IncompleteExpired => (None, None, false, None),
+            // Read-only once its grace period is over (`standing`).
             SubscriptionStatus::PastDue => (
                 Some(Shown::PastDue),
                 Some(false),
@@ -153,10 +154,16 @@ pub fn standing(workspace: &WorkspaceRow, now: DateTime<Utc>) -> Standing {
     } else {
         BillingStatus::TrialExpired
     };
+    // Past due is writable for its grace period only (src/billing/grace.rs).
+    let grace_over = subscription_of(workspace) == Some(SubscriptionStatus::PastDue)
+        && workspace
+            .payment_failed_at
+            .is_some_and(|failed| now >= super::grace::read_only_from(failed));
     Standing {
         status: effect.and_then(|e| e.shown).unwrap_or(own),
-        read_only: effect
-            .and_then(|e| e.read_only)
-            .unwrap_or(!trialing && !plan_applies),
+        read_only: grace_over
+            || effect
+                .and_then(|e| e.read_only)
+                .unwrap_or(!trialing && !plan_applies),
     }
 }

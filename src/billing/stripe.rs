@@ -408,11 +408,11 @@ impl StripeApi {
             .collect())
     }
 
-    /// A subscription item, or `None` once it is gone.
+    /// A subscription item by id, or `None` once it is gone.
     pub async fn subscription_item(
         &self,
         id: &str,
-    ) -> Result<Option<SubscriptionItemState>, StripeCallError> {
+    ) -> Result<Option<SubscriptionItem>, StripeCallError> {
         let path = format!("/subscription_items/{id}");
         match self.call(StripeMethod::Get, &path, &[], None).await {
             Ok(item) => Ok(Some(item)),
@@ -446,15 +446,19 @@ impl StripeApi {
         Ok(item.id)
     }
 
-    /// Sets an item's quantity (Stripe prorates by default).
+    /// Sets an item's quantity (Stripe prorates by default); the key makes a retry set it
+    /// once.
     pub async fn set_subscription_item_quantity(
         &self,
         id: &str,
         quantity: i32,
+        idempotency_key: String,
     ) -> Result<(), StripeCallError> {
         let form = [("quantity", quantity.to_string())];
         let path = format!("/subscription_items/{id}");
-        let _: Object = self.call(StripeMethod::Post, &path, &form, None).await?;
+        let _: Object = self
+            .call(StripeMethod::Post, &path, &form, Some(idempotency_key))
+            .await?;
         Ok(())
     }
 
@@ -758,6 +762,17 @@ fn lenient_i32<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i32,
     })
 }
 
+/// A quantity, which the local fake sends as text once it was changed.
+fn lenient_quantity<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
 #[derive(Deserialize)]
 struct StripePlan {
     id: String,
@@ -773,15 +788,6 @@ struct StripePlan {
 /// The price metadata that marks a plan product's per-phone-number price
 /// (`item=phone_number`); the plan's own price has no `item`.
 pub const PHONE_NUMBER_ITEM: (&str, &str) = ("item", "phone_number");
-
-/// A subscription item as Stripe has it now.
-#[derive(Deserialize, Clone, Debug)]
-pub struct SubscriptionItemState {
-    pub id: String,
-    pub plan: Option<Object>,
-    #[serde(default, deserialize_with = "lenient_i32")]
-    pub quantity: i32,
-}
 
 /// How a duplicate subscription was ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -847,6 +853,8 @@ pub enum PendingPayment {
 pub struct SubscriptionItem {
     pub id: String,
     pub plan: Option<Object>,
+    #[serde(default, deserialize_with = "lenient_quantity")]
+    pub quantity: Option<i64>,
 }
 
 impl Subscription {

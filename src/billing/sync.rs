@@ -52,18 +52,21 @@ payloads! {
 /// Copies the workspace's cards, invoices and subscription from Stripe (making the first
 /// saved card the default when there is none). The subscription comes from Stripe's list
 /// of the customer's subscriptions, not only the recorded id, so a subscription Stripe has
-/// is never unknown to us ([`adopt`]). While a billing operation runs, it settles the
-/// subscription itself, and this leaves it be.
+/// is never unknown to us ([`adopt`]). While a plan change runs, it settles the
+/// subscription itself, and this leaves it be. No connection is held while Stripe is
+/// called.
 pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> anyhow::Result<()> {
     let mut conn = db.conn_in(workspace_id).await?;
     let Some(account) = account::find(&mut conn, workspace_id).await? else {
         return Ok(());
     };
+    drop(conn);
     let customer = &account.stripe_customer_id;
-    super::cards::refresh(&mut conn, stripe, workspace_id, customer).await?;
+    super::cards::refresh(db, stripe, workspace_id, customer).await?;
     let invoices = stripe.invoices(customer, 100).await?;
+    let mut conn = db.conn_in(workspace_id).await?;
     account::save_invoices(&mut conn, workspace_id, &invoices).await?;
-    if super::operations::running(&mut conn, workspace_id).await? {
+    if super::operations::plan_change_running(&mut conn, workspace_id).await? {
         return Ok(());
     }
     drop(conn);
@@ -72,7 +75,7 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
     // An operation that began before the list was read may have made one of these: it
     // decides about it, and this round ends nothing.
     let mut conn = db.conn_in(workspace_id).await?;
-    if super::operations::running(&mut conn, workspace_id).await? {
+    if super::operations::plan_change_running(&mut conn, workspace_id).await? {
         return Ok(());
     }
     drop(conn);
@@ -83,18 +86,21 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
         // Nothing live: the recorded one, read by id, says how it ended.
         None => match recorded {
             Some(id) => (stripe.subscription(id).await?, None),
-            None => return Ok(()),
+            None => {
+                let mut conn = db.conn_in(workspace_id).await?;
+                return Ok(account::mark_synced(&mut conn, workspace_id).await?);
+            }
         },
     };
-    let mut conn = db.conn_in(workspace_id).await?;
     let phone_item = account.phone_numbers_item_id.as_deref();
-    let plan = plan_of(&mut conn, stripe, &subscription, phone_item).await?;
+    let plan = plan_of(db, stripe, workspace_id, &subscription, phone_item).await?;
     let write = Write {
         as_of: AsOf::Read(sent_at),
         by: Writer::Sync {
             adopting: adopted.is_some(),
         },
     };
+    let mut conn = db.conn_in(workspace_id).await?;
     mirror(
         &mut conn,
         workspace_id,
@@ -105,8 +111,9 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
         write,
     )
     .await?;
-    super::phone_numbers::sync(&mut conn, stripe, workspace_id).await?;
-    Ok(())
+    account::mark_synced(&mut conn, workspace_id).await?;
+    drop(conn);
+    super::phone_numbers::follow(db, stripe, workspace_id).await
 }
 
 /// What reconciliation keeps of the customer's subscriptions that are not over.
@@ -182,18 +189,21 @@ async fn adopt(
 /// The plan a subscription bills, by its plan item's price (re-reading the plans from
 /// Stripe when the price is new to us).
 async fn plan_of(
-    conn: &mut AsyncPgConnection,
+    db: &Db,
     stripe: &StripeApi,
+    workspace_id: Uuid,
     subscription: &Subscription,
     phone_item: Option<&str>,
 ) -> anyhow::Result<Option<PlanId>> {
     let Some(price) = subscription.price_id(phone_item) else {
         return Ok(None);
     };
-    if let Some(plan) = super::plans::by_stripe_price(conn, price).await? {
+    let mut conn = db.conn_in(workspace_id).await?;
+    if let Some(plan) = super::plans::by_stripe_price(&mut conn, price).await? {
         return Ok(Some(plan));
     }
-    Ok(sync_plans(conn, stripe)
+    drop(conn);
+    Ok(sync_plans(db, stripe)
         .await?
         .into_iter()
         .find(|synced| synced.price_id == price)
@@ -236,17 +246,14 @@ pub async fn apply_subscription_event(
     let Some(account) = account::find(&mut conn, workspace_id).await? else {
         return Ok(());
     };
-    let plan = plan_of(
-        &mut conn,
-        stripe,
-        &copy,
-        account.phone_numbers_item_id.as_deref(),
-    )
-    .await?;
+    drop(conn);
+    let phone_item = account.phone_numbers_item_id.as_deref();
+    let plan = plan_of(db, stripe, workspace_id, &copy, phone_item).await?;
     let write = Write {
         as_of: AsOf::Event(created),
         by: Writer::Event,
     };
+    let mut conn = db.conn_in(workspace_id).await?;
     let mirrored = mirror(
         &mut conn,
         workspace_id,
@@ -257,11 +264,11 @@ pub async fn apply_subscription_event(
         write,
     )
     .await?;
+    drop(conn);
     match mirrored {
-        Mirrored::Written => super::phone_numbers::sync(&mut conn, stripe, workspace_id).await,
+        Mirrored::Written => super::phone_numbers::follow(db, stripe, workspace_id).await,
         Mirrored::Older => Ok(()),
         Mirrored::Unclear | Mirrored::OtherSubscription | Mirrored::Busy => {
-            drop(conn);
             sync_workspace(db, stripe, workspace_id).await
         }
     }
@@ -427,7 +434,7 @@ async fn weigh(
     write: Write,
 ) -> diesel::QueryResult<Mirrored> {
     if matches!(write.by, Writer::Sync { .. })
-        && super::operations::running(conn, workspace_id).await?
+        && super::operations::plan_change_running(conn, workspace_id).await?
     {
         return Ok(Mirrored::Busy);
     }
@@ -463,6 +470,7 @@ pub async fn cancel_workspace(
     let Some(subscription_id) = account.subscription_id else {
         return Ok(());
     };
+    drop(conn);
     let status = account
         .subscription_status
         .as_deref()
@@ -482,6 +490,7 @@ pub async fn cancel_workspace(
         as_of: AsOf::Read(sent_at),
         by: Writer::Request,
     };
+    let mut conn = db.conn_in(workspace_id).await?;
     mirror(
         &mut conn,
         workspace_id,
@@ -518,6 +527,7 @@ pub async fn update_customer_email(
     let Some(user) = crate::auth::model::find_user(&mut conn, owner).await? else {
         return Ok(());
     };
+    drop(conn);
     stripe
         .update_customer_email(&account.stripe_customer_id, &user.email)
         .await?;
@@ -526,11 +536,12 @@ pub async fn update_customer_email(
 
 /// Reads our plans' prices and limits from Stripe and stores them.
 pub async fn sync_plans(
-    conn: &mut AsyncPgConnection,
+    db: &Db,
     stripe: &StripeApi,
 ) -> anyhow::Result<Vec<super::plans::SyncedPlan>> {
     let plans = stripe.plans().await?;
-    super::plans::save_synced(conn, &plans).await?;
+    let mut conn = db.conn().await?;
+    super::plans::save_synced(&mut conn, &plans).await?;
     Ok(plans)
 }
 
@@ -540,24 +551,74 @@ struct Billed {
     workspace_id: Uuid,
 }
 
-/// Re-syncs the plans, then every workspace with a Stripe customer; returns how many
-/// workspaces were synced.
-pub async fn reconcile(db: &Db, stripe: &StripeApi) -> anyhow::Result<usize> {
+/// How many workspaces one reconciliation round syncs at once.
+pub const RECONCILE_CONCURRENCY: usize = 4;
+
+/// The longest one workspace's sync may take in a round before the round moves on (its
+/// billing operations, if any, are leased and taken over by the next sync).
+pub const RECONCILE_WORKSPACE_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// What a reconciliation round did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    pub synced: usize,
+    /// Failed or timed out: retried next round (first, as least recently synced).
+    pub failed: usize,
+    /// Not started before the round's deadline: first in the next round.
+    pub left: usize,
+}
+
+/// Re-syncs the plans, then every workspace with a Stripe customer, least recently synced
+/// first, [`RECONCILE_CONCURRENCY`] at a time: one failing or hanging workspace (bounded by
+/// [`RECONCILE_WORKSPACE_LIMIT`]) never stops the round, and no sync starts after
+/// `deadline` (the round's interval), so the next round, on whichever worker claims it,
+/// takes over where this one stopped.
+pub async fn reconcile(
+    db: &Db,
+    stripe: &StripeApi,
+    deadline: std::time::Duration,
+) -> anyhow::Result<Reconciled> {
+    use futures_util::StreamExt as _;
+    let ends = tokio::time::Instant::now() + deadline;
+    sync_plans(db, stripe).await?;
     let mut conn = db.conn().await?;
-    sync_plans(&mut conn, stripe).await?;
     let billed: Vec<Billed> = static_sql("SELECT workspaces_with_billing() AS workspace_id", ())
         .load(&mut conn)
         .await?;
     drop(conn);
-    let mut synced = 0;
-    for workspace in billed {
-        let result = sync_workspace(db, stripe, workspace.workspace_id).await;
-        if let Err(err) = result {
+    let outcomes: Vec<Outcome> = futures_util::stream::iter(billed)
+        .map(|workspace| async move {
+            if tokio::time::Instant::now() >= ends {
+                return Outcome::Left;
+            }
             let id = workspace.workspace_id;
-            tracing::warn!(workspace = %id, "billing sync failed: {err:#}");
-        } else {
-            synced += 1;
-        }
-    }
-    Ok(synced)
+            let sync = sync_workspace(db, stripe, id);
+            match tokio::time::timeout(RECONCILE_WORKSPACE_LIMIT, sync).await {
+                Ok(Ok(())) => Outcome::Synced,
+                Ok(Err(err)) => {
+                    tracing::warn!(workspace = %id, "billing sync failed: {err:#}");
+                    Outcome::Failed
+                }
+                Err(_) => {
+                    tracing::warn!(workspace = %id, "billing sync timed out");
+                    Outcome::Failed
+                }
+            }
+        })
+        .buffer_unordered(RECONCILE_CONCURRENCY)
+        .collect()
+        .await;
+    let count = |wanted: Outcome| outcomes.iter().filter(|o| **o == wanted).count();
+    Ok(Reconciled {
+        synced: count(Outcome::Synced),
+        failed: count(Outcome::Failed),
+        left: count(Outcome::Left),
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Synced,
+    Failed,
+    Left,
 }

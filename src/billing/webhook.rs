@@ -12,9 +12,9 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection as _, RunQueryDsl};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -177,26 +177,10 @@ pub async fn receive(
 async fn record(db: &Db, id: &str, kind: &str, event: &Value) -> anyhow::Result<()> {
     let mut conn = db.conn().await?;
     conn.transaction(async |conn| {
-        let inserted = diesel::insert_into(stripe_events::table)
-            .values((
-                stripe_events::id.eq(id),
-                stripe_events::event_type.eq(kind),
-                stripe_events::payload.eq(event),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-        if inserted == 0 {
-            return Ok(());
-        }
-        if ["product.", "price.", "plan."]
+        let plans = ["product.", "price.", "plan."]
             .iter()
-            .any(|prefix| kind.starts_with(prefix))
-        {
-            crate::outbox::enqueue(conn, &SyncPlans {}).await?;
-            return Ok(());
-        }
-        let workspace: Option<Uuid> = match owner_of(event) {
+            .any(|prefix| kind.starts_with(prefix));
+        let workspace: Option<Uuid> = match owner_of(event).filter(|_| !plans) {
             Some(Owner::Customer(customer)) => {
                 diesel::select(workspace_of_stripe_customer(customer))
                     .get_result(conn)
@@ -209,6 +193,23 @@ async fn record(db: &Db, id: &str, kind: &str, event: &Value) -> anyhow::Result<
             }
             None => None,
         };
+        let inserted = diesel::insert_into(stripe_events::table)
+            .values((
+                stripe_events::id.eq(id),
+                stripe_events::event_type.eq(kind),
+                stripe_events::payload.eq(event),
+                stripe_events::workspace_id.eq(workspace),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        if inserted == 0 {
+            return Ok(());
+        }
+        if plans {
+            crate::outbox::enqueue(conn, &SyncPlans {}).await?;
+            return Ok(());
+        }
         if let Some(workspace_id) = workspace {
             // A subscription event carries the subscription as it was: applied in order.
             if kind.starts_with("customer.subscription.") {
@@ -224,6 +225,59 @@ async fn record(db: &Db, id: &str, kind: &str, event: &Value) -> anyhow::Result<
         Ok::<_, anyhow::Error>(())
     })
     .await
+}
+
+/// What a scrubbed event keeps: enough to stay a known id (a redelivery changes nothing),
+/// nothing about anyone.
+macro_rules! scrubbed {
+    () => {
+        "jsonb_build_object('id', id, 'type', type, 'scrubbed', true)"
+    };
+}
+
+/// Forgets Stripe events received before `before` (the retention period, longer than
+/// Stripe's redelivery window); returns how many.
+pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::delete(stripe_events::table.filter(stripe_events::received_at.lt(before)))
+        .execute(conn)
+        .await
+}
+
+/// Scrubs the events about a deleted workspace (its customer's emails, addresses, card
+/// digits); in the deleting transaction.
+pub async fn scrub_workspace(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<()> {
+    use diesel::sql_types::Uuid as SqlUuid;
+    crate::db::static_sql(
+        concat!(
+            "UPDATE stripe_events SET payload = ",
+            scrubbed!(),
+            " WHERE workspace_id = $1"
+        ),
+        (crate::db::bind::<SqlUuid, _>(workspace_id),),
+    )
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Scrubs every kept event that names `email` (a deleted account's address, once the
+/// billing email of a workspace it owned); in the deleting transaction. The events are
+/// few (the retention period bounds them), so they are searched as text.
+pub async fn scrub_mentioning(conn: &mut AsyncPgConnection, email: &str) -> QueryResult<()> {
+    use diesel::sql_types::Text;
+    // As the address appears in JSON: a quoted string.
+    let quoted = Value::String(email.to_owned()).to_string();
+    crate::db::static_sql(
+        concat!(
+            "UPDATE stripe_events SET payload = ",
+            scrubbed!(),
+            " WHERE strpos(lower(payload::text), lower($1)) > 0"
+        ),
+        (crate::db::bind::<Text, _>(quoted),),
+    )
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub struct WorkspaceRow {
     pub trial_ends_at: DateTime<Utc>,
     pub plan: Option<String>,
     pub subscription_status: Option<String>,
+    /// When the subscription entered a failed-payment status ([`crate::billing::grace`]).
+    pub payment_failed_at: Option<DateTime<Utc>>,
 }
 
 /// Creates a workspace on a fresh trial with `owner_id` as its Owner.
@@ -75,7 +77,7 @@ pub async fn memberships_of_caller(
         ($among:literal, $also:literal) => {
             concat!(
                 "SELECT w.id, w.name, w.created_at, w.trial_ends_at, w.plan, ",
-                "w.subscription_status, m.role FROM caller_memberships(",
+                "w.subscription_status, w.payment_failed_at, m.role FROM caller_memberships(",
                 $among,
                 ") m JOIN workspaces w ON w.id = m.workspace_id WHERE ",
                 $also,
@@ -151,6 +153,8 @@ pub async fn rename(
         plan: Option<String>,
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
         subscription_status: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+        payment_failed_at: Option<DateTime<Utc>>,
     }
     let renamed: Option<Renamed> = static_sql(
         "UPDATE workspaces w SET name = $2 \
@@ -158,7 +162,7 @@ pub async fn rename(
                FOR NO KEY UPDATE) old \
          WHERE w.id = old.id \
          RETURNING w.id, w.name, w.created_at, w.trial_ends_at, w.plan, \
-                   w.subscription_status, old.name AS old_name",
+                   w.subscription_status, w.payment_failed_at, old.name AS old_name",
         (
             bind::<diesel::sql_types::Uuid, _>(workspace_id),
             bind::<diesel::sql_types::Text, _>(name),
@@ -175,6 +179,7 @@ pub async fn rename(
             trial_ends_at: r.trial_ends_at,
             plan: r.plan,
             subscription_status: r.subscription_status,
+            payment_failed_at: r.payment_failed_at,
         };
         (r.old_name, row)
     }))

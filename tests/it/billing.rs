@@ -737,6 +737,153 @@ async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admi
     wait_for(json!({ "billingStatus": "PAUSED", "readOnly": true })).await;
 }
 
+/// Issue 26: "`past_due` stays writable for Stripe's whole retry schedule, which can be
+/// weeks." Now it is writable for the grace period (7 days by default): the payment-failed
+/// email names the day it becomes read-only; two days before, the scan (run by two workers
+/// at once) sends the Owner and Admins one more notice; after it the workspace is read-only
+/// while still PAST_DUE; paid again, it is writable and the next failure starts afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_due_turns_read_only_when_its_grace_period_ends() {
+    use crate::webhooks::{deliver, documented_subscription, signed, subscription_event};
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
+    let team = app.team().await;
+    let workspace: uuid::Uuid = team.workspace.parse().expect("uuid");
+    let customer = format!("cus_grace_{}", workspace.simple());
+    let mut conn = app.db.conn().await;
+    for statement in [
+        format!("INSERT INTO billing_accounts (workspace_id, stripe_customer_id, subscription_id) VALUES ('{workspace}', '{customer}', 'sub_grace') ON CONFLICT DO NOTHING"),
+        format!("UPDATE workspaces SET plan = 'growth', subscription_status = 'active', trial_ends_at = now() - interval '1 day' WHERE id = '{workspace}'"),
+    ] {
+        diesel::sql_query(statement).execute(&mut conn).await.expect("seeded");
+    }
+    let base = chrono::Utc::now().timestamp();
+    let event = |second: i64, status: &str| {
+        let subscription = documented_subscription("sub_grace", &customer, status, None);
+        subscription_event(
+            "customer.subscription.updated",
+            base + second,
+            &subscription,
+        )
+    };
+    let standing = async || {
+        app.gql(
+            team.owner.token(),
+            "query($ws: ID!) { workspace(id: $ws) { billingStatus readOnly } }",
+            json!({ "ws": team.workspace }),
+        )
+        .await
+        .data("workspace")
+        .clone()
+    };
+    let wait_for = async |expected: Value| {
+        let mut seen = Value::Null;
+        for _ in 0..150 {
+            seen = standing().await;
+            if seen == expected {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(seen, expected);
+    };
+    let body = event(1, "past_due");
+    assert_eq!(deliver(&app, &body, signed(&body)).await, 200);
+    wait_for(json!({ "billingStatus": "PAST_DUE", "readOnly": false })).await;
+
+    #[derive(diesel::QueryableByName)]
+    struct Failed {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+        payment_failed_at: Option<chrono::DateTime<chrono::Utc>>,
+    }
+    let failed_at = async || {
+        let mut conn = app.db.conn().await;
+        diesel::sql_query(format!(
+            "SELECT payment_failed_at FROM workspaces WHERE id = '{workspace}'"
+        ))
+        .get_result::<Failed>(&mut conn)
+        .await
+        .expect("read")
+        .payment_failed_at
+    };
+    let failed = failed_at().await.expect("the failure spell is recorded");
+    let read_only_on = linkai_jobs::email::when(failed + chrono::Duration::days(7));
+    app.mail
+        .wait_until(
+            |mail| {
+                mail.to(&team.owner.email)
+                    .iter()
+                    .any(|m| m.subject().contains("failed"))
+            },
+            std::time::Duration::from_secs(20),
+        )
+        .await
+        .expect("payment-failed email");
+    let notice = app
+        .mail
+        .to(&team.owner.email)
+        .into_iter()
+        .find(|m| m.subject().contains("failed"))
+        .expect("email");
+    assert!(notice.decoded.contains(&read_only_on), "{}", notice.decoded);
+
+    // Five days in: nothing is due yet. Two days before the end: one notice, however many
+    // scans run.
+    let scanner = crate::cards::worker_side(&app, None).await;
+    let other = crate::cards::worker_side(&app, None).await;
+    let early = linkai::billing::grace::scan(&scanner.db, failed + chrono::Duration::days(4))
+        .await
+        .expect("scanned");
+    assert_eq!(early, 0);
+    let at = failed + chrono::Duration::days(5) + chrono::Duration::hours(1);
+    let (a, b) = tokio::join!(
+        linkai::billing::grace::scan(&scanner.db, at),
+        linkai::billing::grace::scan(&other.db, at)
+    );
+    assert_eq!(a.expect("scan") + b.expect("scan"), 1);
+    let ending = |actor: &Actor| {
+        app.mail
+            .to(&actor.email)
+            .iter()
+            .filter(|m| m.subject().contains("becomes read-only on"))
+            .count()
+    };
+    app.mail
+        .wait_until(
+            |_| ending(&team.owner) == 1 && ending(&team.admin) == 1,
+            std::time::Duration::from_secs(20),
+        )
+        .await
+        .expect("read-only-soon emails");
+    assert_eq!([ending(&team.member), ending(&team.viewer)], [0, 0]);
+
+    // The grace period is over: read-only, still past due, and writes are refused.
+    diesel::sql_query(format!(
+        "UPDATE workspaces SET payment_failed_at = now() - interval '7 days 1 minute' WHERE id = '{workspace}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("moved");
+    wait_for(json!({ "billingStatus": "PAST_DUE", "readOnly": true })).await;
+    let refused = app
+        .gql(
+            team.owner.token(),
+            "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Late\" }) { id } }",
+            json!({ "ws": team.workspace }),
+        )
+        .await;
+    assert_eq!(refused.code(), Some("TRIAL_EXPIRED"));
+
+    // Paid: writable again, and the spell is over.
+    let body = event(2, "active");
+    assert_eq!(deliver(&app, &body, signed(&body)).await, 200);
+    wait_for(json!({ "billingStatus": "ACTIVE", "readOnly": false })).await;
+    assert_eq!(failed_at().await, None);
+}
+
 const SELECT_STARTER: &str = "mutation($ws: ID!) { selectPlan(workspaceId: $ws, plan: STARTER) {
   billing { status plan { id } } requiresAction { clientSecret } declined { code declineCode message } } }";
 const STANDING: &str =

@@ -571,3 +571,93 @@ async fn a_subscription_made_by_hand_in_stripe_is_left_alone() {
     .await;
     assert_eq!(hand["status"], "active");
 }
+
+/// A worker-side app whose Stripe is `proxy`, each attempt abandoned after a second, with
+/// a pool of one connection: a sync holding it across a Stripe call would starve the rest.
+async fn worker_through(app: &TestApp, proxy: &StripeProxy) -> linkai::App {
+    let url = app.db.url();
+    let config = linkai::config::Config::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(url.clone()),
+        "DATABASE_POOL_SIZE" => Some("1".into()),
+        "DATABASE_POOL_WAIT_MS" => Some("900".into()),
+        "STRIPE_SECRET_KEY" => Some(crate::harness::STRIPE_KEY.into()),
+        "STRIPE_API_BASE" => Some(proxy.url.clone()),
+        "STRIPE_TIMEOUT_SECS" => Some("1".into()),
+        _ => None,
+    })
+    .expect("config");
+    linkai::App::connect(config).expect("app")
+}
+
+/// Issue 26: "Jobs hold a pooled connection across Stripe calls … Reconciliation stops
+/// behind the hung round." Three billed workspaces; Stripe hangs on the second's customer.
+/// The round goes on past it (the others are synced, it is counted failed), while it hangs
+/// the worker's only connection stays free for anyone else, and the next round takes the
+/// one it could not sync first. A round past its deadline starts nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_goes_on_past_a_hung_workspace_and_holds_no_connection_meanwhile() {
+    let proxy = StripeProxy::start(false).await;
+    let app = TestApp::builder().with_stripe_proxy(&proxy).start().await;
+    let mut customers = Vec::new();
+    let mut actors = Vec::new();
+    for name in ["Ada", "Bob", "Cy"] {
+        let actor = app.sign_up(name).await;
+        customers.push(with_card(&app, &actor).await);
+        actors.push(actor);
+    }
+    let hung = &customers[1];
+    proxy.hold(
+        "GET",
+        &format!("/v1/customers/{hung}"),
+        10,
+        Duration::from_secs(60),
+    );
+    let worker = worker_through(&app, &proxy).await;
+    let stripe = worker.stripe.clone().expect("stripe");
+    let round = {
+        let (db, stripe) = (worker.db.clone(), stripe.clone());
+        tokio::spawn(async move {
+            linkai::billing::sync::reconcile(&db, &stripe, Duration::from_secs(60)).await
+        })
+    };
+    // While Stripe hangs, the one connection is free within the pool's wait, again and
+    // again.
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < until && !round.is_finished() {
+        let conn = worker.db.conn().await;
+        assert!(
+            conn.is_ok(),
+            "the pool's only connection is held: {:?}",
+            conn.err()
+        );
+        drop(conn);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let done = round.await.expect("joined").expect("reconciled");
+    assert_eq!(
+        (done.synced, done.failed, done.left),
+        (2, 1, 0),
+        "the others synced, the hung one failed"
+    );
+    #[derive(diesel::QueryableByName)]
+    struct Next {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        workspace_id: uuid::Uuid,
+    }
+    let mut conn = app.db.conn().await;
+    let next: Vec<Next> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query("SELECT workspaces_with_billing() AS workspace_id"),
+        &mut conn,
+    )
+    .await
+    .expect("listed");
+    assert_eq!(
+        next[0].workspace_id.to_string(),
+        actors[1].own_workspace,
+        "the workspace left out goes first next round"
+    );
+    let late = linkai::billing::sync::reconcile(&worker.db, &stripe, Duration::ZERO)
+        .await
+        .expect("a round past its deadline");
+    assert_eq!((late.synced, late.left), (0, 3));
+}

@@ -154,6 +154,16 @@ async fn usage_follows_the_trial_then_the_invoices_period_across_a_renewal() {
         .as_str()
         .expect("price")
         .to_owned();
+    // Issue 26: choosing a plan in the trial reset the allowance (the trialing
+    // subscription's own period began). The trial stays one period, with the trial's
+    // limits, until it ends and the plan's billing starts.
+    let after_choice = app
+        .gql(Some(SERVICE_TOKEN), REPORT, report(1, "in-trial-2"))
+        .await;
+    let counted = after_choice.data("reportUsage");
+    assert_eq!(counted["sms"], 2, "the trial's count goes on");
+    assert_eq!(counted["periodStart"], workspace["createdAt"]);
+    assert_eq!(counted["limits"], usage["limits"], "the trial's limits");
     let id: uuid::Uuid = ada.own_workspace.parse().expect("uuid");
     let mut conn = app.db.conn().await;
     diesel::sql_query(format!(

@@ -156,11 +156,24 @@ fn trial_emails() {
         &PaymentFailed {
             name: "Olivia".into(),
             workspace: "Acme <Support>".into(),
+            read_only_on: trial_ends(),
             link: link(),
         },
     );
     check_snapshot("payment_failed", &failed);
     assert_eq!(failed.subject, "A payment for Acme <Support> failed");
+    assert!(failed.text.contains(&trial_ends()));
+    let ending = render(
+        "owner@example.com",
+        &GraceEnding {
+            name: "Olivia".into(),
+            workspace: "Acme <Support>".into(),
+            read_only_on: trial_ends(),
+            link: link(),
+        },
+    );
+    check_snapshot("grace_ending", &ending);
+    assert!(ending.subject.contains("becomes read-only on"));
     let card = "Visa ending in 4242 (expires 12/2026)";
     let soon = render(
         "owner@example.com",
