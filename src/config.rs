@@ -22,7 +22,7 @@
 //! | `WORKER_HEARTBEAT_SECS` | worker heartbeat; a worker silent for 3 beats is presumed dead and its jobs re-run | [`DEFAULT_HEARTBEAT_SECS`] |
 //! | `TRIAL_SCAN_SECS` | how often workers look for due trial reminders and expiries | [`DEFAULT_TRIAL_SCAN_SECS`] |
 //! | `BILLING_SYNC_SECS` | how often workers re-sync every workspace's billing from Stripe | [`DEFAULT_BILLING_SYNC_SECS`] |
-//! | `PAST_DUE_GRACE_DAYS` | how long a past-due workspace stays writable (src/billing/grace.rs) | [`crate::billing::grace::DEFAULT_GRACE_DAYS`] |
+//! | `PAST_DUE_GRACE_DAYS` | how long a past-due workspace stays writable (src/billing/grace.rs) | [`DEFAULT_PAST_DUE_GRACE_DAYS`] |
 //! | `STRIPE_EVENT_RETENTION_DAYS` | how long Stripe webhook events are kept | [`DEFAULT_STRIPE_EVENT_RETENTION_DAYS`] |
 //! | `AUDIT_RETENTION_DAYS` | how long audit events are kept (pruned by the scheduled scan) | [`DEFAULT_AUDIT_RETENTION_DAYS`] |
 //! | `CORS_ORIGINS` | comma-separated browser origins allowed to call `/graphql` (`https://app.example.com`) | the origin of `APP_URL` |
@@ -69,6 +69,8 @@ pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 /// to land in Stripe's list: a billing operation's lease is the two together
 /// (src/billing/operations.rs).
 pub const STRIPE_CALL_LANDING: Duration = Duration::from_secs(15);
+/// How long a past-due workspace stays writable (src/billing/grace.rs).
+pub const DEFAULT_PAST_DUE_GRACE_DAYS: u64 = 7;
 /// How long Stripe webhook events are kept: longer than Stripe's 3 days of redelivery, so
 /// a redelivered event is still known.
 pub const DEFAULT_STRIPE_EVENT_RETENTION_DAYS: u64 = 30;
@@ -475,11 +477,7 @@ impl Config {
             },
             billing: BillingPolicy {
                 past_due_grace: chrono::Duration::days(
-                    number(
-                        "PAST_DUE_GRACE_DAYS",
-                        crate::billing::grace::DEFAULT_GRACE_DAYS as u64,
-                    )?
-                    .min(365) as i64,
+                    number("PAST_DUE_GRACE_DAYS", DEFAULT_PAST_DUE_GRACE_DAYS)?.min(365) as i64,
                 ),
                 stripe_event_retention: chrono::Duration::days(
                     number(

@@ -277,7 +277,7 @@ diesel::table! {
         event_type -> Text,
         payload -> Jsonb,
         received_at -> Timestamptz,
-        workspace_id -> Nullable<Uuid>,
+        stripe_customer_id -> Nullable<Text>,
     }
 }
 

@@ -1,7 +1,8 @@
-REVOKE UPDATE (payload), DELETE ON stripe_events FROM linkai_app;
+DROP FUNCTION scrub_stripe_events_of(uuid);
+REVOKE DELETE ON stripe_events FROM linkai_app;
 DROP INDEX stripe_events_received_at;
-DROP INDEX stripe_events_workspace;
-ALTER TABLE stripe_events DROP COLUMN workspace_id;
+DROP INDEX stripe_events_customer;
+ALTER TABLE stripe_events DROP COLUMN stripe_customer_id;
 DROP FUNCTION graces_needing_notice(timestamptz, interval, interval);
 ALTER TABLE workspaces DROP COLUMN grace_notice_at;
 ALTER TABLE workspaces DROP COLUMN payment_failed_at;

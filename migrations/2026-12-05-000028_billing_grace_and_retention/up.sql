@@ -31,9 +31,35 @@ $$
       AND grace_notice_at IS NULL AND payment_failed_at + grace - notice <= now
 $$;
 
-ALTER TABLE stripe_events ADD COLUMN workspace_id uuid;
-COMMENT ON COLUMN stripe_events.workspace_id IS 'The workspace the event is about, when known: its events are scrubbed when it is deleted.';
-CREATE INDEX stripe_events_workspace ON stripe_events (workspace_id);
+-- Workspaces past due before the grace period existed start theirs now.
+UPDATE workspaces SET payment_failed_at = now()
+    WHERE subscription_status IN ('past_due', 'unpaid') AND payment_failed_at IS NULL;
+
+-- Each event names the Stripe customer it is about, so a deleted workspace's events can be
+-- scrubbed; events stay outside any workspace (they arrive before one is known).
+ALTER TABLE stripe_events ADD COLUMN stripe_customer_id text;
+COMMENT ON COLUMN stripe_events.stripe_customer_id IS 'The Stripe customer the event is about, when it names one.';
+CREATE INDEX stripe_events_customer ON stripe_events (stripe_customer_id);
 CREATE INDEX stripe_events_received_at ON stripe_events (received_at);
--- Scrubbing keeps the row (a redelivery stays a no-op) and drops what it said.
-GRANT UPDATE (payload), DELETE ON stripe_events TO linkai_app;
+-- Pruned past the retention period by the scheduled scan.
+GRANT DELETE ON stripe_events TO linkai_app;
+
+-- Scrubs the events about a deleted workspace's customer: the row stays (a redelivery is
+-- still a no-op), what it said goes. Owner-run, so the app never writes payloads itself.
+CREATE FUNCTION scrub_stripe_events_of(workspace uuid) RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public AS
+$$
+    WITH scrubbed AS (
+        UPDATE stripe_events e
+        SET payload = jsonb_build_object('id', e.id, 'type', e.type, 'scrubbed', true)
+        FROM billing_accounts a
+        WHERE a.workspace_id = workspace AND e.stripe_customer_id = a.stripe_customer_id
+          AND NOT (e.payload ? 'scrubbed')
+        RETURNING 1
+    )
+    SELECT count(*) FROM scrubbed
+$$;
+REVOKE ALL ON FUNCTION scrub_stripe_events_of(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION scrub_stripe_events_of(uuid) TO linkai_app;
+REVOKE ALL ON FUNCTION graces_needing_notice(timestamptz, interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION graces_needing_notice(timestamptz, interval, interval) TO linkai_app;

@@ -262,7 +262,6 @@ pub async fn delete_account(
     }
     let notice_id = model::insert_notice(conn, user, "account_deleted", None).await?;
     crate::outbox::enqueue(conn, &SendAccountNotice { notice_id }).await?;
-    crate::billing::webhook::scrub_mentioning(conn, &user.email).await?;
     model::delete_user(conn, user.id).await?;
     Ok(())
 }

@@ -209,38 +209,28 @@ pub async fn save_subscription(
     .get_result(conn)
     .await
     .optional()?;
-    let workspace = workspaces::table.find(workspace_id);
     let plan = match status {
         Some(SubscriptionStatus::IncompleteExpired) => Some(None),
         _ => plan.map(|plan| Some(plan.as_db())),
     };
-    match plan {
-        Some(plan) => {
-            diesel::update(workspace)
-                .set((
-                    workspaces::plan.eq(plan),
-                    workspaces::subscription_status.eq(&subscription.status),
-                ))
-                .execute(conn)
-                .await
-        }
-        None => {
-            diesel::update(workspace)
-                .set(workspaces::subscription_status.eq(&subscription.status))
-                .execute(conn)
-                .await
-        }
-    }?;
-    if status.is_none_or(|s| s.effect().email.is_none()) {
-        // Paid (or over): the failure spell and its grace period end.
-        diesel::update(workspace.filter(workspaces::payment_failed_at.is_not_null()))
-            .set((
-                workspaces::payment_failed_at.eq(None::<DateTime<Utc>>),
-                workspaces::grace_notice_at.eq(None::<DateTime<Utc>>),
-            ))
-            .execute(conn)
-            .await?;
-    }
+    // Paid (or over): the failure spell and its grace period end (src/billing/grace.rs).
+    let spell_over = status.is_none_or(|s| s.effect().email.is_none());
+    static_sql(
+        "UPDATE workspaces SET subscription_status = $2, \
+                plan = CASE WHEN $3 THEN $4 ELSE plan END, \
+                payment_failed_at = CASE WHEN $5 THEN NULL ELSE payment_failed_at END, \
+                grace_notice_at = CASE WHEN $5 THEN NULL ELSE grace_notice_at END \
+         WHERE id = $1",
+        (
+            bind::<SqlUuid, _>(workspace_id),
+            bind::<Text, _>(&subscription.status),
+            bind::<Bool, _>(plan.is_some()),
+            bind::<Nullable<Text>, _>(plan.flatten()),
+            bind::<Bool, _>(spell_over),
+        ),
+    )
+    .execute(conn)
+    .await?;
     Ok(Saved {
         entered,
         previous_status: before.and_then(|b| b.previous),

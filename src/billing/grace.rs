@@ -26,10 +26,6 @@ use uuid::Uuid;
 
 use crate::db::{bind, static_sql, Db};
 use crate::schema::workspaces;
-use crate::workspaces::model::WorkspaceRow;
-
-/// The grace period when `PAST_DUE_GRACE_DAYS` is not set.
-pub const DEFAULT_GRACE_DAYS: i64 = 7;
 
 /// How long before the grace period ends its last notice is due.
 pub const NOTICE_BEFORE: Duration = Duration::days(2);
@@ -44,10 +40,9 @@ pub fn configure(grace: Duration) {
 
 /// The grace period of a past-due workspace.
 pub fn grace() -> Duration {
-    GRACE
-        .get()
-        .copied()
-        .unwrap_or(Duration::days(DEFAULT_GRACE_DAYS))
+    GRACE.get().copied().unwrap_or(Duration::days(
+        i64::try_from(crate::config::DEFAULT_PAST_DUE_GRACE_DAYS).unwrap_or(7),
+    ))
 }
 
 /// When a workspace whose payment failed at `failed_at` becomes read-only.
@@ -114,13 +109,4 @@ pub async fn scan(db: &Db, now: DateTime<Utc>) -> anyhow::Result<usize> {
         queued += usize::from(recorded);
     }
     Ok(queued)
-}
-
-/// Whether the notice still applies when its email goes out: still past due, not read-only
-/// yet.
-pub fn still_ending(workspace: &WorkspaceRow, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let past_due = super::status::subscription_of(workspace)
-        == Some(super::status::SubscriptionStatus::PastDue);
-    let ends = read_only_from(workspace.payment_failed_at?);
-    (past_due && now < ends).then_some(ends)
 }

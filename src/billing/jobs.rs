@@ -36,6 +36,10 @@ pub fn register(handlers: Handlers) -> Handlers {
             .await
         })
         .on(|job: CancelBilling, cx| async move {
+            // Its Stripe events go first (README, "Stripe events are kept 30 days").
+            let mut conn = cx.db.conn_in(job.workspace_id).await?;
+            super::webhook::scrub_workspace(&mut conn, job.workspace_id).await?;
+            drop(conn);
             with_stripe(&cx, async |stripe| {
                 sync::cancel_workspace(&cx.db, stripe, job.workspace_id).await
             })
@@ -151,9 +155,9 @@ async fn send_grace_ending(job: SendGraceEnding, cx: JobContext) -> anyhow::Resu
     notify(
         &cx,
         job.workspace_id,
-        |workspace| grace::still_ending(workspace, now).is_some(),
+        |workspace| still_ending(workspace, now).is_some(),
         |to, name, workspace| {
-            let ends = grace::still_ending(workspace, now).unwrap_or(now);
+            let ends = still_ending(workspace, now).unwrap_or(now);
             let message = messages::GraceEnding {
                 name,
                 workspace: workspace.name.clone(),
@@ -165,6 +169,17 @@ async fn send_grace_ending(job: SendGraceEnding, cx: JobContext) -> anyhow::Resu
     )
     .await
     .map(drop)
+}
+
+/// When a past-due workspace becomes read-only, if it still is past due and not read-only
+/// yet at `now`.
+fn still_ending(
+    workspace: &WorkspaceRow,
+    now: chrono::DateTime<Utc>,
+) -> Option<chrono::DateTime<Utc>> {
+    let past_due = status::subscription_of(workspace) == Some(status::SubscriptionStatus::PastDue);
+    let ends = grace::read_only_from(workspace.payment_failed_at?);
+    (past_due && now < ends).then_some(ends)
 }
 
 /// Sent unless sent already or the card changed meanwhile (checked as the notice is read).

@@ -385,7 +385,7 @@ pub async fn select_plan(
     // The change is made and mirrored; what follows is repaired by the sync if it fails.
     let follow_up = async {
         // The phone numbers move to the new plan's per-number price.
-        super::phone_numbers::follow(db, stripe, workspace_id).await?;
+        super::phone_numbers::follow(db, stripe, workspace_id, Some(&subscription)).await?;
         let invoices = stripe.invoices(&customer, 100).await?;
         let mut conn = db.conn_in(workspace_id).await?;
         account::save_invoices(&mut conn, workspace_id, &invoices).await?;

@@ -299,6 +299,22 @@ async fn renew(
     Ok(renewed.leased_until)
 }
 
+/// Renews the lease of an operation still open, from now (a worker's operation, bounded by
+/// no request, renews it as it goes); false when it is no longer open (taken over).
+pub async fn extend(conn: &mut AsyncPgConnection, id: Uuid, lease: Duration) -> QueryResult<bool> {
+    use crate::db::bind;
+    use diesel::sql_types::{Interval, Uuid as SqlUuid};
+    let renewed: Option<Leased> = crate::db::static_sql(
+        "UPDATE billing_operations SET leased_until = now() + $2 \
+         WHERE id = $1 AND state = 'open' RETURNING leased_until",
+        (bind::<SqlUuid, _>(id), bind::<Interval, _>(lease)),
+    )
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(renewed.is_some())
+}
+
 /// The request running an operation ended without settling it (Stripe failed or could not
 /// be reached): it is held only while a call it sent may still land, so its retry can come
 /// soon after.

@@ -37,7 +37,7 @@ use uuid::Uuid;
 use super::account;
 use super::operations::{self, Answer, BeginError, Begun, Intent, Operation, State};
 use super::status::SubscriptionStatus;
-use super::stripe::StripeApi;
+use super::stripe::{StripeApi, Subscription};
 use crate::db::{bind, static_sql, Db};
 
 /// How many times one operation re-reads numbers that keep changing before it leaves the
@@ -112,20 +112,27 @@ impl Applied {
 /// numbers. When Stripe's items already match, nothing is written; else the change is a
 /// billing operation of its own, and nothing happens when another operation runs (see the
 /// module's rules). Holds no connection while Stripe is called.
-pub async fn follow(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> anyhow::Result<()> {
+pub async fn follow(
+    db: &Db,
+    stripe: &StripeApi,
+    workspace_id: Uuid,
+    known: Option<&Subscription>,
+) -> anyhow::Result<()> {
     let mut conn = db.conn_in(workspace_id).await?;
     let Some(billed) = read(&mut conn, workspace_id).await? else {
         return Ok(());
     };
     drop(conn);
     let changes = match billed.live_subscription() {
-        Some(id) => Changes::between(phone_items(stripe, id, &billed).await?, &billed),
+        Some(id) => Changes::between(phone_items(stripe, id, &billed, known).await?, &billed),
         None => Changes::default(),
     };
     if changes.is_empty() {
-        let mut conn = db.conn_in(workspace_id).await?;
-        let item = changes.kept.as_ref().map(|(id, _, _)| id.as_str());
-        account::set_phone_numbers_item(&mut conn, workspace_id, item).await?;
+        let item = changes.kept.map(|(id, _, _)| id);
+        if item != billed.phone_numbers_item_id {
+            let mut conn = db.conn_in(workspace_id).await?;
+            account::set_phone_numbers_item(&mut conn, workspace_id, item.as_deref()).await?;
+        }
         return Ok(());
     }
     let mut conn = db.conn_in(workspace_id).await?;
@@ -166,7 +173,7 @@ async fn settle(db: &Db, stripe: &StripeApi, operation: &Operation) -> anyhow::R
     drop(conn);
     for round in 0..MAX_ROUNDS {
         let applied = match &billed {
-            Some(billed) => apply(stripe, operation, round, billed).await?,
+            Some(billed) => apply(db, stripe, operation, round, billed).await?,
             None => Applied::default(),
         };
         let mut conn = db.conn_in(workspace_id).await?;
@@ -263,26 +270,36 @@ impl Changes {
 }
 
 /// The subscription's phone-numbers items as Stripe has them, (id, price, quantity): every
-/// item at a per-number price, and the recorded one if Stripe still has it.
+/// item at a per-number price (marked so in its metadata, or one of our plans' current
+/// ones: a price the operator replaced still counts) and the recorded one, which Stripe
+/// still has if it is not in the list (the local fake keeps added items out of it).
+/// `known` is a copy of the subscription just read, when the caller has one.
 async fn phone_items(
     stripe: &StripeApi,
     subscription: &str,
     billed: &Billed,
+    known: Option<&Subscription>,
 ) -> anyhow::Result<Vec<(String, String, i32)>> {
-    let mut items = stripe.subscription(subscription).await?.items.data;
+    let mut items = match known.filter(|known| known.id == subscription) {
+        Some(known) => known.items.data.clone(),
+        None => stripe.subscription(subscription).await?.items.data,
+    };
     let recorded = billed.phone_numbers_item_id.as_deref();
     if let Some(id) = recorded.filter(|id| !items.iter().any(|item| item.id == *id)) {
         items.extend(stripe.subscription_item(id).await?);
     }
     Ok(items
         .into_iter()
+        .filter(|item| {
+            let price = item.plan.as_ref().map(|plan| &plan.id);
+            item.bills_phone_numbers()
+                || Some(item.id.as_str()) == recorded
+                || price.is_some_and(|price| billed.phone_prices.contains(price))
+        })
         .filter_map(|item| {
             let price = item.plan?.id;
             let quantity = i32::try_from(item.quantity.unwrap_or(0)).unwrap_or(i32::MAX);
-            billed
-                .phone_prices
-                .contains(&price)
-                .then_some((item.id, price, quantity))
+            Some((item.id, price, quantity))
         })
         .collect())
 }
@@ -290,16 +307,20 @@ async fn phone_items(
 /// Changes Stripe's items to what `billed` wants, deciding from the subscription as Stripe
 /// has it now; `round` makes each change's key its own.
 async fn apply(
+    db: &Db,
     stripe: &StripeApi,
     operation: &Operation,
     round: usize,
     billed: &Billed,
 ) -> anyhow::Result<Applied> {
+    // A worker's calls are bounded by no request: the lease is renewed as they go, and a
+    // taken-over operation stops here.
+    hold(db, stripe, operation).await?;
     let Some(subscription_id) = billed.live_subscription() else {
         // An ended subscription took its items with it.
         return Ok(Applied::default());
     };
-    let items = phone_items(stripe, subscription_id, billed).await?;
+    let items = phone_items(stripe, subscription_id, billed, None).await?;
     let changes = Changes::between(items, billed);
     for extra in &changes.remove {
         stripe.remove_subscription_item(extra).await?;
@@ -313,6 +334,8 @@ async fn apply(
         *has = quantity;
     }
     if let Some((price, quantity)) = changes.add {
+        // Only an add could leave two items if two runners raced: it runs under a fresh lease.
+        hold(db, stripe, operation).await?;
         let key = operation.key(&format!("add-{round}"));
         let id = stripe
             .add_subscription_item(subscription_id, &price, quantity, key)
@@ -323,6 +346,16 @@ async fn apply(
         subscription: Some(subscription_id.to_owned()),
         item,
     })
+}
+
+/// Renews the operation's lease from now, or fails if it was taken over.
+async fn hold(db: &Db, stripe: &StripeApi, operation: &Operation) -> anyhow::Result<()> {
+    let mut conn = db.conn_in(operation.workspace_id).await?;
+    let lease = stripe.operation_lease();
+    if !operations::extend(&mut conn, operation.id, lease).await? {
+        anyhow::bail!("a later billing operation took this one over");
+    }
+    Ok(())
 }
 
 /// The workspace's subscription, plan price and phone numbers, on a connection inside it.

@@ -849,12 +849,32 @@ pub enum PendingPayment {
     },
 }
 
+/// The price (plan) an item bills, with its metadata.
+#[derive(Deserialize, Clone, Debug)]
+pub struct ItemPlan {
+    pub id: String,
+    #[serde(default)]
+    pub metadata: std::collections::HashMap<String, Value>,
+}
+
 #[derive(Deserialize, Clone, Debug)]
 pub struct SubscriptionItem {
     pub id: String,
-    pub plan: Option<Object>,
+    pub plan: Option<ItemPlan>,
     #[serde(default, deserialize_with = "lenient_quantity")]
     pub quantity: Option<i64>,
+}
+
+impl SubscriptionItem {
+    /// Whether its price is marked as the per-number price ([`PHONE_NUMBER_ITEM`]).
+    pub fn bills_phone_numbers(&self) -> bool {
+        let (key, value) = PHONE_NUMBER_ITEM;
+        self.plan
+            .as_ref()
+            .and_then(|plan| plan.metadata.get(key))
+            .and_then(Value::as_str)
+            == Some(value)
+    }
 }
 
 impl Subscription {
@@ -935,13 +955,13 @@ impl Subscription {
         uuid::Uuid::parse_str(id).ok()
     }
 
-    /// The item billing the plan: the first one that is not `phone_item`, the item billing
-    /// the phone numbers ([`super::phone_numbers`]).
+    /// The item billing the plan: the first one that is neither `phone_item`, the item
+    /// recorded for the phone numbers ([`super::phone_numbers`]), nor at a per-number price.
     pub fn plan_item(&self, phone_item: Option<&str>) -> Option<&SubscriptionItem> {
         self.items
             .data
             .iter()
-            .find(|item| Some(item.id.as_str()) != phone_item)
+            .find(|item| Some(item.id.as_str()) != phone_item && !item.bills_phone_numbers())
     }
 
     /// The price (plan) it bills.

@@ -41,7 +41,7 @@ payloads! {
     ApplySubscriptionEvent = "apply_subscription_event" { workspace_id: Uuid, event_id: String }
     /// Re-read our plans' prices and limits from Stripe.
     SyncPlans = "sync_plans" {}
-    /// The workspace was deleted: end its subscription now.
+    /// The workspace was deleted: scrub its Stripe events and end its subscription now.
     CancelBilling = "cancel_billing" { workspace_id: Uuid }
     /// The Owner changed: bill the new Owner's email.
     UpdateBillingEmail = "update_billing_email" { workspace_id: Uuid }
@@ -113,7 +113,7 @@ pub async fn sync_workspace(db: &Db, stripe: &StripeApi, workspace_id: Uuid) -> 
     .await?;
     account::mark_synced(&mut conn, workspace_id).await?;
     drop(conn);
-    super::phone_numbers::follow(db, stripe, workspace_id).await
+    super::phone_numbers::follow(db, stripe, workspace_id, Some(&subscription)).await
 }
 
 /// What reconciliation keeps of the customer's subscriptions that are not over.
@@ -266,7 +266,7 @@ pub async fn apply_subscription_event(
     .await?;
     drop(conn);
     match mirrored {
-        Mirrored::Written => super::phone_numbers::follow(db, stripe, workspace_id).await,
+        Mirrored::Written => super::phone_numbers::follow(db, stripe, workspace_id, None).await,
         Mirrored::Older => Ok(()),
         Mirrored::Unclear | Mirrored::OtherSubscription | Mirrored::Busy => {
             sync_workspace(db, stripe, workspace_id).await

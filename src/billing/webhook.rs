@@ -193,12 +193,16 @@ async fn record(db: &Db, id: &str, kind: &str, event: &Value) -> anyhow::Result<
             }
             None => None,
         };
+        let customer = match owner_of(event) {
+            Some(Owner::Customer(customer)) => Some(customer),
+            _ => None,
+        };
         let inserted = diesel::insert_into(stripe_events::table)
             .values((
                 stripe_events::id.eq(id),
                 stripe_events::event_type.eq(kind),
                 stripe_events::payload.eq(event),
-                stripe_events::workspace_id.eq(workspace),
+                stripe_events::stripe_customer_id.eq(customer),
             ))
             .on_conflict_do_nothing()
             .execute(conn)
@@ -227,14 +231,6 @@ async fn record(db: &Db, id: &str, kind: &str, event: &Value) -> anyhow::Result<
     .await
 }
 
-/// What a scrubbed event keeps: enough to stay a known id (a redelivery changes nothing),
-/// nothing about anyone.
-macro_rules! scrubbed {
-    () => {
-        "jsonb_build_object('id', id, 'type', type, 'scrubbed', true)"
-    };
-}
-
 /// Forgets Stripe events received before `before` (the retention period, longer than
 /// Stripe's redelivery window); returns how many.
 pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
@@ -243,41 +239,19 @@ pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> Query
         .await
 }
 
-/// Scrubs the events about a deleted workspace (its customer's emails, addresses, card
-/// digits); in the deleting transaction.
-pub async fn scrub_workspace(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<()> {
-    use diesel::sql_types::Uuid as SqlUuid;
-    crate::db::static_sql(
-        concat!(
-            "UPDATE stripe_events SET payload = ",
-            scrubbed!(),
-            " WHERE workspace_id = $1"
-        ),
-        (crate::db::bind::<SqlUuid, _>(workspace_id),),
-    )
-    .execute(conn)
-    .await
-    .map(drop)
+diesel::define_sql_function! {
+    /// Scrubs the kept events about a workspace's Stripe customer (the migration
+    /// `2026-12-05-000028_billing_grace_and_retention` defines it): each keeps its id and
+    /// type, so a redelivery stays a no-op, and loses what it said.
+    fn scrub_stripe_events_of(workspace: diesel::sql_types::Uuid) -> diesel::sql_types::BigInt;
 }
 
-/// Scrubs every kept event that names `email` (a deleted account's address, once the
-/// billing email of a workspace it owned); in the deleting transaction. The events are
-/// few (the retention period bounds them), so they are searched as text.
-pub async fn scrub_mentioning(conn: &mut AsyncPgConnection, email: &str) -> QueryResult<()> {
-    use diesel::sql_types::Text;
-    // As the address appears in JSON: a quoted string.
-    let quoted = Value::String(email.to_owned()).to_string();
-    crate::db::static_sql(
-        concat!(
-            "UPDATE stripe_events SET payload = ",
-            scrubbed!(),
-            " WHERE strpos(lower(payload::text), lower($1)) > 0"
-        ),
-        (crate::db::bind::<Text, _>(quoted),),
-    )
-    .execute(conn)
-    .await
-    .map(drop)
+/// Scrubs the events about a deleted workspace (its customer's emails, addresses, card
+/// digits); returns how many.
+pub async fn scrub_workspace(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryResult<i64> {
+    diesel::select(scrub_stripe_events_of(workspace_id))
+        .get_result(conn)
+        .await
 }
 
 #[cfg(test)]

@@ -181,7 +181,6 @@ pub async fn end(
     let deleted = model::soft_delete(conn, workspace_id, now).await?;
     if deleted.is_some() {
         crate::outbox::enqueue(conn, &crate::billing::sync::CancelBilling { workspace_id }).await?;
-        crate::billing::webhook::scrub_workspace(conn, workspace_id).await?;
     }
     Ok(deleted)
 }

@@ -404,7 +404,8 @@ async fn a_smaller_plan_has_smaller_limits() {
     sql(
         &app,
         &format!(
-            "UPDATE workspaces SET plan = 'starter' WHERE id = '{}'",
+            "UPDATE workspaces SET plan = 'starter', trial_ends_at = now() - interval '1 day' \
+             WHERE id = '{}'",
             ada.own_workspace
         ),
     )
