@@ -853,8 +853,9 @@ pub enum PendingPayment {
 #[derive(Deserialize, Clone, Debug)]
 pub struct ItemPlan {
     pub id: String,
+    /// Absent or null on some prices (Stripe's own fixtures have both).
     #[serde(default)]
-    pub metadata: std::collections::HashMap<String, Value>,
+    pub metadata: Option<std::collections::HashMap<String, Value>>,
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -871,7 +872,7 @@ impl SubscriptionItem {
         let (key, value) = PHONE_NUMBER_ITEM;
         self.plan
             .as_ref()
-            .and_then(|plan| plan.metadata.get(key))
+            .and_then(|plan| plan.metadata.as_ref()?.get(key))
             .and_then(Value::as_str)
             == Some(value)
     }
