@@ -624,66 +624,95 @@ async fn deleting_a_workspace_ends_its_subscription() {
     }
 }
 
-/// The fake cannot make a subscription past due, unpaid or paused, so this feeds the
-/// signed webhook endpoint the `customer.subscription.updated` events Stripe sends for
-/// them (its documented JSON, [`crate::webhooks::subscription_event`]) for a subscription
-/// the fake does not hold, and lets the real worker apply them and send the emails.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admins_once() {
-    use crate::webhooks::{deliver, documented_subscription, signed, subscription_event};
-    let app = TestApp::builder()
-        .with_stripe()
-        .with_workers()
-        .start()
-        .await;
-    let team = app.team().await;
-    let workspace: uuid::Uuid = team.workspace.parse().expect("uuid");
-    let mut conn = app.db.conn().await;
-    for statement in [
-        format!("INSERT INTO billing_accounts (workspace_id, stripe_customer_id, subscription_id) VALUES ('{workspace}', 'cus_pastdue_{}', 'sub_pastdue') ON CONFLICT DO NOTHING", workspace.simple()),
-        format!("UPDATE workspaces SET plan = 'growth', subscription_status = 'active', trial_ends_at = now() - interval '1 day' WHERE id = '{workspace}'"),
-    ] {
-        diesel::sql_query(statement).execute(&mut conn).await.expect("seeded");
+/// A team workspace on an active Growth subscription that the fake does not hold: the fake
+/// cannot make a subscription past due, unpaid or paused, so a test feeds the signed webhook
+/// endpoint the `customer.subscription.updated` events Stripe sends for them (its
+/// documented JSON, [`crate::webhooks::subscription_event`]), one second apart, and lets
+/// the real worker apply them and send the emails.
+struct FedSubscription<'a> {
+    app: &'a TestApp,
+    team: &'a crate::harness::Team,
+    customer: String,
+    subscription: String,
+    base: i64,
+}
+
+impl<'a> FedSubscription<'a> {
+    async fn seed(app: &'a TestApp, team: &'a crate::harness::Team, tag: &str) -> Self {
+        let workspace: uuid::Uuid = team.workspace.parse().expect("uuid");
+        let customer = format!("cus_{tag}_{}", workspace.simple());
+        let subscription = format!("sub_{tag}");
+        let mut conn = app.db.conn().await;
+        for statement in [
+            format!("INSERT INTO billing_accounts (workspace_id, stripe_customer_id, subscription_id) VALUES ('{workspace}', '{customer}', '{subscription}') ON CONFLICT DO NOTHING"),
+            format!("UPDATE workspaces SET plan = 'growth', subscription_status = 'active', trial_ends_at = now() - interval '1 day' WHERE id = '{workspace}'"),
+        ] {
+            diesel::sql_query(statement).execute(&mut conn).await.expect("seeded");
+        }
+        let base = chrono::Utc::now().timestamp();
+        FedSubscription {
+            app,
+            team,
+            customer,
+            subscription,
+            base,
+        }
     }
-    let customer = format!("cus_pastdue_{}", workspace.simple());
-    let base = chrono::Utc::now().timestamp();
-    // Stripe's events, one second apart.
-    let event = |second: i64, status: &str| {
-        let subscription = documented_subscription("sub_pastdue", &customer, status, None);
-        subscription_event(
-            "customer.subscription.updated",
-            base + second,
-            &subscription,
-        )
-    };
-    let send = async |body: String| {
-        assert_eq!(deliver(&app, &body, signed(&body)).await, 200);
-    };
-    let standing = async || {
-        app.gql(
-            team.owner.token(),
-            "query($ws: ID!) { workspace(id: $ws) { billingStatus readOnly } }",
-            json!({ "ws": team.workspace }),
-        )
-        .await
-        .data("workspace")
-        .clone()
-    };
-    let wait_for = async |expected: Value| {
+
+    /// Stripe's event `second` seconds after the seed, for the subscription in `status`.
+    fn event(&self, second: i64, status: &str) -> String {
+        use crate::webhooks::{documented_subscription, subscription_event};
+        let object = documented_subscription(&self.subscription, &self.customer, status, None);
+        subscription_event("customer.subscription.updated", self.base + second, &object)
+    }
+
+    async fn send(&self, second: i64, status: &str) {
+        use crate::webhooks::{deliver, signed};
+        let body = self.event(second, status);
+        assert_eq!(deliver(self.app, &body, signed(&body)).await, 200);
+    }
+
+    async fn standing(&self) -> Value {
+        self.app
+            .gql(
+                self.team.owner.token(),
+                "query($ws: ID!) { workspace(id: $ws) { billingStatus readOnly } }",
+                json!({ "ws": self.team.workspace }),
+            )
+            .await
+            .data("workspace")
+            .clone()
+    }
+
+    async fn wait_for(&self, expected: Value) {
         let mut seen = Value::Null;
         for _ in 0..150 {
-            seen = standing().await;
+            seen = self.standing().await;
             if seen == expected {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert_eq!(seen, expected);
-    };
+    }
+}
+
+/// A failed payment marks the workspace past due and emails the Owner and Admins once per
+/// failure spell ([`FedSubscription`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admins_once() {
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
+    let team = app.team().await;
+    let fed = FedSubscription::seed(&app, &team, "pastdue").await;
     // Two failures arrive at once; one more later: one email each.
-    tokio::join!(send(event(1, "past_due")), send(event(2, "past_due")));
-    wait_for(json!({ "billingStatus": "PAST_DUE", "readOnly": false })).await;
-    send(event(3, "past_due")).await;
+    tokio::join!(fed.send(1, "past_due"), fed.send(2, "past_due"));
+    fed.wait_for(json!({ "billingStatus": "PAST_DUE", "readOnly": false }))
+        .await;
+    fed.send(3, "past_due").await;
     let failed = |actor: &Actor| {
         app.mail
             .to(&actor.email)
@@ -711,20 +740,22 @@ async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admi
 
     // Issue 16: `unpaid` (Stripe's retries ran out) never became read-only and its email
     // was skipped. Past due then unpaid is one failure spell: read-only, no second email.
-    send(event(4, "unpaid")).await;
-    wait_for(json!({ "billingStatus": "UNPAID", "readOnly": true })).await;
+    fed.send(4, "unpaid").await;
+    fed.wait_for(json!({ "billingStatus": "UNPAID", "readOnly": true }))
+        .await;
     // An older event delivered late changes nothing.
-    send(event(0, "active")).await;
+    fed.send(0, "active").await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(
-        standing().await,
+        fed.standing().await,
         json!({ "billingStatus": "UNPAID", "readOnly": true })
     );
     // Paid again: active.
-    send(event(5, "active")).await;
-    wait_for(json!({ "billingStatus": "ACTIVE", "readOnly": false })).await;
+    fed.send(5, "active").await;
+    fed.wait_for(json!({ "billingStatus": "ACTIVE", "readOnly": false }))
+        .await;
     // A new spell that goes straight to unpaid is told too.
-    send(event(6, "unpaid")).await;
+    fed.send(6, "unpaid").await;
     app.mail
         .wait_until(
             |_| failed(&team.owner) == 2 && failed(&team.admin) == 2,
@@ -733,8 +764,9 @@ async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admi
         .await
         .expect("a second payment-failed email");
     // Paused (the trial ended without a card, where Stripe is set to pause): read-only.
-    send(event(7, "paused")).await;
-    wait_for(json!({ "billingStatus": "PAUSED", "readOnly": true })).await;
+    fed.send(7, "paused").await;
+    fed.wait_for(json!({ "billingStatus": "PAUSED", "readOnly": true }))
+        .await;
 }
 
 /// Issue 26: "`past_due` stays writable for Stripe's whole retry schedule, which can be
@@ -744,7 +776,6 @@ async fn a_failed_payment_marks_the_workspace_past_due_and_emails_owner_and_admi
 /// while still PAST_DUE; paid again, it is writable and the next failure starts afresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_due_turns_read_only_when_its_grace_period_ends() {
-    use crate::webhooks::{deliver, documented_subscription, signed, subscription_event};
     let app = TestApp::builder()
         .with_stripe()
         .with_workers()
@@ -752,47 +783,11 @@ async fn past_due_turns_read_only_when_its_grace_period_ends() {
         .await;
     let team = app.team().await;
     let workspace: uuid::Uuid = team.workspace.parse().expect("uuid");
-    let customer = format!("cus_grace_{}", workspace.simple());
+    let fed = FedSubscription::seed(&app, &team, "grace").await;
     let mut conn = app.db.conn().await;
-    for statement in [
-        format!("INSERT INTO billing_accounts (workspace_id, stripe_customer_id, subscription_id) VALUES ('{workspace}', '{customer}', 'sub_grace') ON CONFLICT DO NOTHING"),
-        format!("UPDATE workspaces SET plan = 'growth', subscription_status = 'active', trial_ends_at = now() - interval '1 day' WHERE id = '{workspace}'"),
-    ] {
-        diesel::sql_query(statement).execute(&mut conn).await.expect("seeded");
-    }
-    let base = chrono::Utc::now().timestamp();
-    let event = |second: i64, status: &str| {
-        let subscription = documented_subscription("sub_grace", &customer, status, None);
-        subscription_event(
-            "customer.subscription.updated",
-            base + second,
-            &subscription,
-        )
-    };
-    let standing = async || {
-        app.gql(
-            team.owner.token(),
-            "query($ws: ID!) { workspace(id: $ws) { billingStatus readOnly } }",
-            json!({ "ws": team.workspace }),
-        )
-        .await
-        .data("workspace")
-        .clone()
-    };
-    let wait_for = async |expected: Value| {
-        let mut seen = Value::Null;
-        for _ in 0..150 {
-            seen = standing().await;
-            if seen == expected {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        assert_eq!(seen, expected);
-    };
-    let body = event(1, "past_due");
-    assert_eq!(deliver(&app, &body, signed(&body)).await, 200);
-    wait_for(json!({ "billingStatus": "PAST_DUE", "readOnly": false })).await;
+    fed.send(1, "past_due").await;
+    fed.wait_for(json!({ "billingStatus": "PAST_DUE", "readOnly": false }))
+        .await;
 
     #[derive(diesel::QueryableByName)]
     struct Failed {
@@ -867,7 +862,8 @@ async fn past_due_turns_read_only_when_its_grace_period_ends() {
     .execute(&mut conn)
     .await
     .expect("moved");
-    wait_for(json!({ "billingStatus": "PAST_DUE", "readOnly": true })).await;
+    fed.wait_for(json!({ "billingStatus": "PAST_DUE", "readOnly": true }))
+        .await;
     let refused = app
         .gql(
             team.owner.token(),
@@ -878,9 +874,9 @@ async fn past_due_turns_read_only_when_its_grace_period_ends() {
     assert_eq!(refused.code(), Some("TRIAL_EXPIRED"));
 
     // Paid: writable again, and the spell is over.
-    let body = event(2, "active");
-    assert_eq!(deliver(&app, &body, signed(&body)).await, 200);
-    wait_for(json!({ "billingStatus": "ACTIVE", "readOnly": false })).await;
+    fed.send(2, "active").await;
+    fed.wait_for(json!({ "billingStatus": "ACTIVE", "readOnly": false }))
+        .await;
     assert_eq!(failed_at().await, None);
 }
 

@@ -43,6 +43,23 @@ async fn product(key: &str, plan: &str, cents: &str, per_number_cents: &str) -> 
         .to_owned()
 }
 
+/// An app with workers whose operator set Stripe up before it started (the workers sync the
+/// plans as they start; a price added later comes with its webhook or the next
+/// reconciliation): a Growth and a Starter product under a plan key of the test's own, each
+/// with a per-number price. Answers the app, the key and the two per-number prices.
+async fn app_billing_numbers() -> (TestApp, String, String, String) {
+    let key = format!("linkai_plan_{}", uuid::Uuid::new_v4().simple());
+    let growth_number = product(&key, "growth", "14900", "300").await;
+    let starter_number = product(&key, "starter", "4900", "200").await;
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .with_plan_key(&key)
+        .start()
+        .await;
+    (app, key, growth_number, starter_number)
+}
+
 async fn phone_item_id(app: &TestApp, workspace: &str) -> Option<String> {
     #[derive(diesel::QueryableByName)]
     struct Item {
@@ -122,17 +139,7 @@ async fn delete_number(app: &TestApp, actor: &Actor, workspace: &str, id: &str) 
 /// in Stripe, and deleting the last number removes the item.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_numbers_are_a_quantity_on_the_subscription() {
-    let key = format!("linkai_plan_{}", uuid::Uuid::new_v4().simple());
-    // The operator sets Stripe up before the service starts: the workers sync the plans as
-    // they start (a price added later comes with its webhook or the next reconciliation).
-    let growth_number = product(&key, "growth", "14900", "300").await;
-    let starter_number = product(&key, "starter", "4900", "200").await;
-    let app = TestApp::builder()
-        .with_stripe()
-        .with_workers()
-        .with_plan_key(&key)
-        .start()
-        .await;
+    let (app, key, growth_number, starter_number) = app_billing_numbers().await;
 
     let ada = app.sign_up("Ada").await;
     let ws = ada.own_workspace.clone();
@@ -283,16 +290,8 @@ async fn wait_one_item(app: &TestApp, ws: &str, prices: &[&str], count: i64) {
 /// fake does not keep: `phone_numbers`' unit test covers that decision.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_creates_and_deletes_leaves_one_item_billing_the_count() {
-    let key = format!("linkai_plan_{}", uuid::Uuid::new_v4().simple());
-    let growth_number = product(&key, "growth", "14900", "300").await;
-    let starter_number = product(&key, "starter", "4900", "200").await;
+    let (app, _, growth_number, starter_number) = app_billing_numbers().await;
     let prices = [growth_number.as_str(), starter_number.as_str()];
-    let app = TestApp::builder()
-        .with_stripe()
-        .with_workers()
-        .with_plan_key(&key)
-        .start()
-        .await;
     let ada = app.sign_up("Ada").await;
     let ws = ada.own_workspace.clone();
     subscribe(&app, &ada, &ws, "GROWTH").await;
