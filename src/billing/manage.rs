@@ -285,6 +285,11 @@ pub async fn remove_card(
 /// Chooses or changes the workspace's plan as one billing operation
 /// ([`super::operations`]); answers what the first payment still needs from the customer,
 /// if anything. `client_key` is the caller's idempotency key, if it sent one.
+///
+/// The operation's life, one function per step ([`Choice`]): prepared (the customer, its
+/// card, the plan's price), begun (written open, or answered from an earlier request with
+/// the key), placed in Stripe, then settled with the mirror, refused for good, or released
+/// for a retry while a call it sent may still land.
 pub async fn select_plan(
     db: &Db,
     stripe: &StripeApi,
@@ -294,107 +299,211 @@ pub async fn select_plan(
     client_key: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<PendingPayment>, BillingError> {
-    let workspace_id = workspace.id;
-    let customer = customer(db, stripe, workspace_id).await?;
-    if stripe.default_payment_method(&customer).await?.is_none() {
-        return Err(BillingError::NoPaymentMethod);
-    }
-    let price = plan_price(db, stripe, workspace_id, plan).await?;
-    let mut conn = db.conn_in(workspace_id).await?;
-    let lease = stripe.operation_lease();
-    let operation = match operations::begin(
-        &mut conn,
-        workspace_id,
-        Intent::SelectPlan(plan),
-        client_key,
-        lease,
-        now,
-    )
-    .await?
-    {
-        Begun::Run(operation) => operation,
-        Begun::Answered(answer) => return answered(answer),
-    };
-    let phone_item = account::find(&mut conn, workspace_id)
-        .await?
-        .and_then(|a| a.phone_numbers_item_id);
-    drop(conn);
-    let trial_end = (workspace.trial_ends_at > now).then_some(workspace.trial_ends_at);
-    let placed = place_plan(
+    let context = Context {
+        db,
         stripe,
-        &operation,
-        &customer,
-        &price,
-        phone_item.as_deref(),
-        trial_end,
-    )
-    .await;
-    let subscription = match placed {
-        Ok(subscription) => subscription,
+        trail,
+        workspace,
+        now,
+    };
+    let choice = Choice::prepare(context, plan).await?;
+    let (operation, phone_item) = match choice.begin(client_key).await? {
+        (Begun::Run(operation), phone_item) => (operation, phone_item),
+        (Begun::Answered(answer), _) => return answered(answer),
+    };
+    match choice.place(&operation, phone_item.as_deref()).await {
+        Ok(subscription) => choice.settle(&operation, subscription).await,
         Err(StripeCallError::Refused { status, message }) if is_final(status) => {
-            let refused = Answer::Refused { status, message };
-            let mut conn = db.conn_in(workspace_id).await?;
-            operations::finish(&mut conn, operation.id, State::Failed, None, &refused, now).await?;
-            return answered(refused);
+            choice.refuse(&operation, status, message).await
         }
-        // Stripe may have acted: the operation stays open, held only while a call it sent
-        // may land, for its retry or then the next change, which reads Stripe's list.
-        Err(other) => {
-            let mut conn = db.conn_in(workspace_id).await?;
-            let landing =
-                chrono::Duration::from_std(crate::config::STRIPE_CALL_LANDING).unwrap_or_default();
-            operations::release(&mut conn, operation.id, landing).await?;
-            return Err(other.into());
+        Err(other) => choice.release(&operation, other).await,
+    }
+}
+
+/// Who and what a plan choice works with.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    db: &'a Db,
+    stripe: &'a StripeApi,
+    trail: &'a Trail,
+    workspace: &'a WorkspaceRow,
+    now: DateTime<Utc>,
+}
+
+/// A plan choice, prepared: the customer (made on first use) has a default card, and the
+/// plan has its Stripe price.
+struct Choice<'a> {
+    cx: Context<'a>,
+    plan: PlanId,
+    customer: String,
+    price: String,
+}
+
+impl<'a> Choice<'a> {
+    async fn prepare(cx: Context<'a>, plan: PlanId) -> Result<Self, BillingError> {
+        let workspace_id = cx.workspace.id;
+        let customer = customer(cx.db, cx.stripe, workspace_id).await?;
+        if cx.stripe.default_payment_method(&customer).await?.is_none() {
+            return Err(BillingError::NoPaymentMethod);
         }
-    };
-    // Stripe's answer is at least as new as now.
-    let write = Write {
-        as_of: AsOf::Read(Utc::now()),
-        by: Writer::Settlement,
-    };
-    let pending = subscription.pending_payment();
-    let event = Event {
-        action: Action::PlanSelected,
-        target: Target::workspace(workspace_id),
-        changes: audit::changed("plan", workspace.plan.clone(), plan.as_db()),
-    };
-    let chosen = Answer::Chosen {
-        pending: pending.clone(),
-    };
-    let mut conn = db.conn_in(workspace_id).await?;
-    conn.transaction(async |conn| {
-        let settled = Some(subscription.id.as_str());
-        if !operations::finish(conn, operation.id, State::Settled, settled, &chosen, now).await? {
-            // Taken over meanwhile: the later change's result stands.
-            return Err(BillingError::Superseded);
-        }
-        super::sync::mirror_in(
-            conn,
+        let price = plan_price(cx.db, cx.stripe, workspace_id, plan).await?;
+        Ok(Choice {
+            cx,
+            plan,
+            customer,
+            price,
+        })
+    }
+
+    /// Writes the operation open (or finds what the key names), with the recorded
+    /// phone-numbers item, which a plan change leaves where it is.
+    async fn begin(
+        &self,
+        client_key: Option<&str>,
+    ) -> Result<(Begun, Option<String>), BillingError> {
+        let workspace_id = self.cx.workspace.id;
+        let mut conn = self.cx.db.conn_in(workspace_id).await?;
+        let intent = Intent::SelectPlan(self.plan);
+        let lease = self.cx.stripe.operation_lease();
+        let begun = operations::begin(
+            &mut conn,
             workspace_id,
-            &subscription,
-            Some(plan),
-            trail,
-            Some(event),
-            write,
+            intent,
+            client_key,
+            lease,
+            self.cx.now,
         )
         .await?;
-        Ok(())
-    })
-    .await?;
-    drop(conn);
-    // The change is made and mirrored; what follows is repaired by the sync if it fails.
-    let follow_up = async {
-        // The phone numbers move to the new plan's per-number price.
-        super::phone_numbers::follow(db, stripe, workspace_id, Some(&subscription)).await?;
-        let invoices = stripe.invoices(&customer, 100).await?;
-        let mut conn = db.conn_in(workspace_id).await?;
-        account::save_invoices(&mut conn, workspace_id, &invoices).await?;
-        anyhow::Ok(())
-    };
-    if let Err(err) = follow_up.await {
-        tracing::warn!(workspace = %workspace_id, "after a plan change, the sync will repair: {err:#}");
+        let phone_item = match begun {
+            Begun::Run(_) => account::find(&mut conn, workspace_id)
+                .await?
+                .and_then(|a| a.phone_numbers_item_id),
+            Begun::Answered(_) => None,
+        };
+        Ok((begun, phone_item))
     }
-    Ok(pending)
+
+    /// Puts the customer on the plan in Stripe ([`place_plan`]), no connection held.
+    async fn place(
+        &self,
+        operation: &Operation,
+        phone_item: Option<&str>,
+    ) -> Result<Subscription, StripeCallError> {
+        let ends = self.cx.workspace.trial_ends_at;
+        let trial_end = (ends > self.cx.now).then_some(ends);
+        let (customer, price) = (&self.customer, &self.price);
+        place_plan(
+            self.cx.stripe,
+            operation,
+            customer,
+            price,
+            phone_item,
+            trial_end,
+        )
+        .await
+    }
+
+    /// Closes the operation with Stripe's answer and mirrors it, with the plan's audit
+    /// event, in one transaction; then brings the phone numbers and invoices along.
+    async fn settle(
+        &self,
+        operation: &Operation,
+        subscription: Subscription,
+    ) -> Result<Option<PendingPayment>, BillingError> {
+        let (workspace, now) = (self.cx.workspace, self.cx.now);
+        // Stripe's answer is at least as new as now.
+        let write = Write {
+            as_of: AsOf::Read(Utc::now()),
+            by: Writer::Settlement,
+        };
+        let pending = subscription.pending_payment();
+        let event = Event {
+            action: Action::PlanSelected,
+            target: Target::workspace(workspace.id),
+            changes: audit::changed("plan", workspace.plan.clone(), self.plan.as_db()),
+        };
+        let chosen = Answer::Chosen {
+            pending: pending.clone(),
+        };
+        let mut conn = self.cx.db.conn_in(workspace.id).await?;
+        conn.transaction(async |conn| {
+            let settled = Some(subscription.id.as_str());
+            if !operations::finish(conn, operation.id, State::Settled, settled, &chosen, now)
+                .await?
+            {
+                // Taken over meanwhile: the later change's result stands.
+                return Err(BillingError::Superseded);
+            }
+            let plan = Some(self.plan);
+            let trail = self.cx.trail;
+            super::sync::mirror_in(
+                conn,
+                workspace.id,
+                &subscription,
+                plan,
+                trail,
+                Some(event),
+                write,
+            )
+            .await?;
+            Ok(())
+        })
+        .await?;
+        drop(conn);
+        self.follow_up(Some(&subscription), true).await;
+        Ok(pending)
+    }
+
+    /// Stripe refused the request itself (invalid, or the card cannot pay): the operation
+    /// ends with that answer, which a retry with the key gets again.
+    async fn refuse(
+        &self,
+        operation: &Operation,
+        status: u16,
+        message: String,
+    ) -> Result<Option<PendingPayment>, BillingError> {
+        let refused = Answer::Refused { status, message };
+        let mut conn = self.cx.db.conn_in(self.cx.workspace.id).await?;
+        let (id, now) = (operation.id, self.cx.now);
+        operations::finish(&mut conn, id, State::Failed, None, &refused, now).await?;
+        drop(conn);
+        // A phone-numbers sync that yielded to this operation runs now.
+        self.follow_up(None, false).await;
+        answered(refused)
+    }
+
+    /// Stripe may have acted: the operation stays open, held only while a call it sent may
+    /// land, for its retry or then the next change, which reads Stripe's list.
+    async fn release(
+        &self,
+        operation: &Operation,
+        failure: StripeCallError,
+    ) -> Result<Option<PendingPayment>, BillingError> {
+        let mut conn = self.cx.db.conn_in(self.cx.workspace.id).await?;
+        let landing =
+            chrono::Duration::from_std(crate::config::STRIPE_CALL_LANDING).unwrap_or_default();
+        operations::release(&mut conn, operation.id, landing).await?;
+        Err(failure.into())
+    }
+
+    /// After the operation ended: the phone numbers follow the plan (its per-number price),
+    /// and the invoices are re-read when the plan changed. Best effort: the workers' sync
+    /// repairs whatever fails here.
+    async fn follow_up(&self, subscription: Option<&Subscription>, invoices: bool) {
+        let (db, stripe, workspace_id) = (self.cx.db, self.cx.stripe, self.cx.workspace.id);
+        let work = async {
+            super::phone_numbers::follow(db, stripe, workspace_id, subscription).await?;
+            if invoices {
+                let listed = stripe.invoices(&self.customer, 100).await?;
+                let mut conn = db.conn_in(workspace_id).await?;
+                account::save_invoices(&mut conn, workspace_id, &listed).await?;
+            }
+            anyhow::Ok(())
+        };
+        if let Err(err) = work.await {
+            tracing::warn!(workspace = %workspace_id, "after a plan choice, the sync will repair: {err:#}");
+        }
+    }
 }
 
 /// Whether Stripe refused a request for good: it is invalid (400, 404) or the card cannot
