@@ -580,19 +580,13 @@ async fn a_subscription_made_by_hand_in_stripe_is_left_alone() {
 
 /// A worker-side app whose Stripe is `proxy`, each attempt abandoned after a second, with
 /// a pool of one connection: a sync holding it across a Stripe call would starve the rest.
-async fn worker_through(app: &TestApp, proxy: &StripeProxy) -> linkai::App {
-    let url = app.db.url();
-    let config = linkai::config::Config::from_lookup(|name| match name {
-        "DATABASE_URL" => Some(url.clone()),
-        "DATABASE_POOL_SIZE" => Some("1".into()),
-        "DATABASE_POOL_WAIT_MS" => Some("900".into()),
-        "STRIPE_SECRET_KEY" => Some(crate::harness::STRIPE_KEY.into()),
-        "STRIPE_API_BASE" => Some(proxy.url.clone()),
-        "STRIPE_TIMEOUT_SECS" => Some("1".into()),
-        _ => None,
-    })
-    .expect("config");
-    linkai::App::connect(config).expect("app")
+fn worker_through(app: &TestApp, proxy: &StripeProxy) -> linkai::App {
+    let settings = [
+        ("DATABASE_POOL_SIZE", "1".to_owned()),
+        ("DATABASE_POOL_WAIT_MS", "900".to_owned()),
+        ("STRIPE_TIMEOUT_SECS", "1".to_owned()),
+    ];
+    crate::cards::worker_side_with(app, &proxy.url, &settings)
 }
 
 /// Issue 26: "Jobs hold a pooled connection across Stripe calls … Reconciliation stops
@@ -618,7 +612,7 @@ async fn reconciliation_goes_on_past_a_hung_workspace_and_holds_no_connection_me
         10,
         Duration::from_secs(60),
     );
-    let worker = worker_through(&app, &proxy).await;
+    let worker = worker_through(&app, &proxy);
     let stripe = worker.stripe.clone().expect("stripe");
     let round = {
         let (db, stripe) = (worker.db.clone(), stripe.clone());

@@ -67,14 +67,29 @@ pub async fn save_card(app: &TestApp, customer: &str, month: u32, year: i32) -> 
 /// The server's own database and Stripe handles, as a worker has them, for driving
 /// scheduled work (a scan at a chosen time, a reconciliation round) from the test.
 pub async fn worker_side(app: &TestApp, plan_key: Option<&str>) -> linkai::App {
+    let mut settings = Vec::new();
+    if let Some(key) = plan_key {
+        settings.push(("STRIPE_PLAN_METADATA_KEY", key.to_owned()));
+    }
+    worker_side_with(app, stripe_fake().await, &settings)
+}
+
+/// [`worker_side`] with Stripe at `stripe_base` (the fake, or a proxy in front of it) and
+/// more settings.
+pub fn worker_side_with(
+    app: &TestApp,
+    stripe_base: &str,
+    settings: &[(&str, String)],
+) -> linkai::App {
     let url = app.db.url();
-    let stripe = stripe_fake().await.to_owned();
     let config = linkai::config::Config::from_lookup(|name| match name {
         "DATABASE_URL" => Some(url.clone()),
         "STRIPE_SECRET_KEY" => Some(crate::harness::STRIPE_KEY.into()),
-        "STRIPE_API_BASE" => Some(stripe.clone()),
-        "STRIPE_PLAN_METADATA_KEY" => plan_key.map(str::to_owned),
-        _ => None,
+        "STRIPE_API_BASE" => Some(stripe_base.to_owned()),
+        _ => settings
+            .iter()
+            .find(|(setting, _)| *setting == name)
+            .map(|(_, value)| value.clone()),
     })
     .expect("config");
     linkai::App::connect(config).expect("app")
