@@ -16,7 +16,6 @@
 //! | `STRIPE_WEBHOOK_SECRET` | verifies `Stripe-Signature` | unset |
 //! | `STRIPE_TIMEOUT_SECS` | each attempt of a Stripe call is abandoned after this long (and retried where that is safe: src/billing/transport.rs) | [`DEFAULT_STRIPE_TIMEOUT_SECS`] |
 //! | `STRIPE_PLAN_METADATA_KEY` | product metadata key naming our plan (`starter`, `growth`, `scale`) | [`DEFAULT_PLAN_METADATA_KEY`] |
-//! | `SERVICE_TOKENS` | comma-separated tokens allowed to call `reportUsage` | unset |
 //! | `JOBS_QUEUE` | Redis key prefix of the job queue | [`DEFAULT_JOBS_QUEUE`] |
 //! | `WORKER_NAME` | unique name of this worker process | `linkai-<pid>-<random>` |
 //! | `WORKER_HEARTBEAT_SECS` | worker heartbeat; a worker silent for 3 beats is presumed dead and its jobs re-run | [`DEFAULT_HEARTBEAT_SECS`] |
@@ -109,7 +108,6 @@ pub struct Config {
     pub http: HttpConfig,
     pub email: EmailConfig,
     pub stripe: Option<StripeConfig>,
-    pub service_tokens: Vec<Secret>,
     pub sessions: SessionPolicy,
     pub workers: WorkerConfig,
     pub billing: BillingPolicy,
@@ -385,15 +383,14 @@ impl Config {
             // no request could still be running it (src/billing/operations.rs).
             operation_lease: limits.request_timeout + STRIPE_CALL_LANDING,
         });
-        let service_tokens = get("SERVICE_TOKENS")
-            .map(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(Secret::new)
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Named tokens in the database replaced this list: starting with it set would leave
+        // the runtime locked out without saying why.
+        if get("SERVICE_TOKENS").is_some() {
+            anyhow::bail!(
+                "SERVICE_TOKENS is no longer read: add each service's token with \
+                 `linkai service-token add NAME` and unset it"
+            );
+        }
 
         let heartbeat_secs = get("WORKER_HEARTBEAT_SECS")
             .map(|v| v.parse().context("WORKER_HEARTBEAT_SECS must be a number"))
@@ -455,7 +452,6 @@ impl Config {
                 from: or("MAIL_FROM", DEFAULT_MAIL_FROM),
             },
             stripe,
-            service_tokens,
             sessions: SessionPolicy {
                 idle: chrono::Duration::days(
                     number("SESSION_IDLE_DAYS", DEFAULT_SESSION_IDLE_DAYS)?.min(3650) as i64,
@@ -554,7 +550,6 @@ mod tests {
         assert_eq!(config.http.app_url, DEFAULT_APP_URL);
         assert!(config.email.smtp_url.is_none());
         assert!(config.stripe.is_none());
-        assert!(config.service_tokens.is_empty());
         assert!(!config.http.expose_sql_stats);
         assert_eq!(config.http.cors_origins, ["http://localhost:3000"]);
         assert!(config.http.introspection);
@@ -593,14 +588,26 @@ mod tests {
     fn values_are_read_and_secrets_are_not_printed() {
         let config = Config::from_lookup(|name| match name {
             "STRIPE_SECRET_KEY" => Some("sk_test_123".into()),
-            "SERVICE_TOKENS" => Some("a, b,,".into()),
             "APP_URL" => Some("https://app.example.com/".into()),
             _ => None,
         })
         .expect("parses");
-        assert_eq!(config.service_tokens.len(), 2);
         assert_eq!(config.http.app_url, "https://app.example.com");
         assert!(!format!("{config:?}").contains("sk_test_123"));
+    }
+
+    #[test]
+    fn the_old_service_token_list_is_refused_with_what_replaced_it() {
+        let err = Config::from_lookup(|name| match name {
+            "SERVICE_TOKENS" => Some("svc_old".into()),
+            _ => None,
+        })
+        .expect_err("refused");
+        assert!(
+            err.to_string().contains("linkai service-token add"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("svc_old"), "{err}");
     }
 
     #[test]

@@ -361,10 +361,16 @@ async fn execute(
 
     let db = app.db.for_request();
     let bearer = bearer_token(headers);
-    let service = bearer
-        .is_some_and(|token| crate::usage::is_service_token(&app.config.service_tokens, token));
-    let authenticated =
-        crate::auth::authenticate(&db, bearer.filter(|_| !service), &app.config.sessions).await;
+    let service = match bearer {
+        Some(token) => crate::auth::service_tokens::authenticate(&db, token).await,
+        None => Ok(None),
+    };
+    let service = match service {
+        Ok(service) => service,
+        Err(err) => return transport::http_error(StatusCode::SERVICE_UNAVAILABLE, media, &err),
+    };
+    let person = bearer.filter(|_| service.is_none());
+    let authenticated = crate::auth::authenticate(&db, person, &app.config.sessions).await;
     let caller = match authenticated {
         Ok(caller) => caller,
         Err(err) => return transport::http_error(StatusCode::SERVICE_UNAVAILABLE, media, &err),

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod config;
+pub mod conversations;
 pub mod db;
 pub mod error;
 pub mod graphql;

@@ -1,4 +1,4 @@
-//! `linkai`: `serve [--no-workers]`, `worker`, `migrate`, `schema`.
+//! `linkai`: `serve [--no-workers]`, `worker`, `migrate`, `schema`, `service-token`.
 
 use std::process::ExitCode;
 
@@ -18,13 +18,23 @@ commands:
   serve [--no-workers]  run the API (and, unless --no-workers, the background workers)
   worker                run only the background workers
   migrate               create the database if missing and apply pending migrations
-  schema                print the GraphQL SDL";
+  schema                print the GraphQL SDL
+  service-token add NAME      add a service token (printed once) for the agent runtime
+  service-token revoke NAME   revoke it: its next request fails
+  service-token list          the tokens, with when each was added and revoked";
 
 enum Command {
     Serve { workers: bool },
     Worker,
     Migrate,
     Schema,
+    ServiceToken(TokenCommand),
+}
+
+enum TokenCommand {
+    Add(String),
+    Revoke(String),
+    List,
 }
 
 fn parse(args: &[String]) -> Option<Command> {
@@ -35,6 +45,13 @@ fn parse(args: &[String]) -> Option<Command> {
         ["worker"] => Some(Command::Worker),
         ["migrate"] => Some(Command::Migrate),
         ["schema"] => Some(Command::Schema),
+        ["service-token", "add", name] => {
+            Some(Command::ServiceToken(TokenCommand::Add((*name).to_owned())))
+        }
+        ["service-token", "revoke", name] => Some(Command::ServiceToken(TokenCommand::Revoke(
+            (*name).to_owned(),
+        ))),
+        ["service-token", "list"] => Some(Command::ServiceToken(TokenCommand::List)),
         _ => None,
     }
 }
@@ -83,6 +100,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             linkai::db::create_database_if_missing(url).await?;
             linkai::db::migrate(url).await
         }
+        Command::ServiceToken(command) => service_token(&config, command).await,
         Command::Serve { workers } => {
             let bind_addr = config.http.bind_addr;
             let deadline = config.http.limits.shutdown_timeout;
@@ -139,4 +157,42 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         tokio::runtime::Builder::new_multi_thread()
     };
     builder.enable_all().build()
+}
+
+/// `service-token`: as the database's owner (`DATABASE_URL`), since the application role
+/// only reads the tokens. The new token is this command's output.
+async fn service_token(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
+    use diesel_async::AsyncConnection as _;
+    use linkai::auth::service_tokens;
+    use std::io::Write as _;
+    let url = config.database.url.expose();
+    linkai::db::migrate(url).await?;
+    let mut conn = diesel_async::AsyncPgConnection::establish(url).await?;
+    let mut out = std::io::stdout();
+    match command {
+        TokenCommand::Add(name) => {
+            let name = name.trim();
+            anyhow::ensure!(
+                (1..=100).contains(&name.chars().count()),
+                "a service token's name is 1 to 100 characters"
+            );
+            let token = service_tokens::add(&mut conn, name)
+                .await
+                .with_context(|| format!("cannot add `{name}` (is the name taken?)"))?;
+            writeln!(out, "{token}")?;
+        }
+        TokenCommand::Revoke(name) => {
+            let revoked = service_tokens::revoke(&mut conn, &name, chrono::Utc::now()).await?;
+            anyhow::ensure!(revoked, "no live service token is named `{name}`");
+        }
+        TokenCommand::List => {
+            for token in service_tokens::list(&mut conn).await? {
+                let revoked = token
+                    .revoked_at
+                    .map_or_else(|| "live".to_owned(), |at| format!("revoked {at}"));
+                writeln!(out, "{}\tadded {}\t{revoked}", token.name, token.created_at)?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -194,6 +194,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    service_tokens (id) {
+        id -> Uuid,
+        name -> Text,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        external_id -> Text,
+        agent_id -> Nullable<Uuid>,
+        contact_id -> Nullable<Uuid>,
+        channel -> Text,
+        status -> Text,
+        started_at -> Timestamptz,
+        last_activity_at -> Timestamptz,
+        closed_at -> Nullable<Timestamptz>,
+        duration_seconds -> Nullable<Int4>,
+        message_count -> Int4,
+        first_inbound_at -> Nullable<Timestamptz>,
+        first_reply_at -> Nullable<Timestamptz>,
+        service_token_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        conversation_id -> Uuid,
+        external_id -> Text,
+        direction -> Text,
+        body -> Text,
+        sent_at -> Timestamptz,
+        segments -> Nullable<Int2>,
+    }
+}
+
+diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(resources -> workspaces (workspace_id));
 diesel::joinable!(invitations -> workspaces (workspace_id));
 diesel::joinable!(account_tokens -> users (user_id));
@@ -224,6 +269,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     card_notices,
     audit_events,
     security_events,
+    service_tokens,
+    conversations,
+    messages,
 );
 
 diesel::table! {

@@ -72,6 +72,8 @@ pub enum AuditAction {
     UsageLimitReached,
     /// A service reported usage, the first time that day: `changes.metric`.
     ServiceAccessed,
+    /// A conversation was deleted with its messages: `changes.channel`, `changes.messages`.
+    ConversationDeleted,
 }
 
 /// Who acted.

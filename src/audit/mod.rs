@@ -28,7 +28,7 @@ pub enum PrincipalKind {
     User,
     /// A person's personal access token.
     AccessToken,
-    /// A service holding one of `SERVICE_TOKENS` (the agent runtime).
+    /// A service holding a service token (the agent runtime).
     Service,
     /// Stripe, through its webhooks.
     Stripe,
@@ -158,10 +158,12 @@ pub enum Action {
     /// A service (the agent runtime) reported usage, first time in the day (`changes`:
     /// `metric`).
     ServiceAccessed,
+    /// A conversation was deleted with its messages (`changes`: `channel`, `messages`).
+    ConversationDeleted,
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::MemberRoleChanged,
         Action::MemberRemoved,
         Action::MemberLeft,
@@ -187,6 +189,7 @@ impl Action {
         Action::BillingDetailsUpdated,
         Action::UsageLimitReached,
         Action::ServiceAccessed,
+        Action::ConversationDeleted,
     ];
 
     pub fn as_db(self) -> &'static str {
@@ -216,6 +219,7 @@ impl Action {
             Action::BillingDetailsUpdated => "billing.details_updated",
             Action::UsageLimitReached => "usage.limit_reached",
             Action::ServiceAccessed => "service.accessed",
+            Action::ConversationDeleted => "conversation.deleted",
         }
     }
 

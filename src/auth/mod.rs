@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod model;
 pub mod password;
 pub mod security;
+pub mod service_tokens;
 pub mod sessions;
 pub mod sign_up;
 pub mod token;

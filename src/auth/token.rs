@@ -17,6 +17,8 @@ pub enum TokenKind {
     Invitation,
     /// The link in an email-verification or password-reset email.
     AccountLink,
+    /// A service's (the agent runtime's): [`crate::auth::service_tokens`].
+    Service,
 }
 
 impl TokenKind {
@@ -26,9 +28,13 @@ impl TokenKind {
             TokenKind::PersonalAccess => "lkp_",
             TokenKind::Invitation => "lki_",
             TokenKind::AccountLink => "lka_",
+            TokenKind::Service => SERVICE_PREFIX,
         }
     }
 }
+
+/// The prefix of service tokens: only a bearer with it is looked up among them.
+pub const SERVICE_PREFIX: &str = "lksvc_";
 
 /// A freshly minted token: the plaintext for the client and the hash for the database.
 pub struct MintedToken {

@@ -96,6 +96,67 @@ bind_list!(
     (6, G, TG, g)
 );
 
+bind_list!(
+    (0, A, TA, a),
+    (1, B, TB, b),
+    (2, C, TC, c),
+    (3, D, TD, d),
+    (4, E, TE, e),
+    (5, F, TF, f),
+    (6, G, TG, g),
+    (7, H, TH, h)
+);
+bind_list!(
+    (0, A, TA, a),
+    (1, B, TB, b),
+    (2, C, TC, c),
+    (3, D, TD, d),
+    (4, E, TE, e),
+    (5, F, TF, f),
+    (6, G, TG, g),
+    (7, H, TH, h),
+    (8, I, TI, i)
+);
+bind_list!(
+    (0, A, TA, a),
+    (1, B, TB, b),
+    (2, C, TC, c),
+    (3, D, TD, d),
+    (4, E, TE, e),
+    (5, F, TF, f),
+    (6, G, TG, g),
+    (7, H, TH, h),
+    (8, I, TI, i),
+    (9, J, TJ, j)
+);
+bind_list!(
+    (0, A, TA, a),
+    (1, B, TB, b),
+    (2, C, TC, c),
+    (3, D, TD, d),
+    (4, E, TE, e),
+    (5, F, TF, f),
+    (6, G, TG, g),
+    (7, H, TH, h),
+    (8, I, TI, i),
+    (9, J, TJ, j),
+    (10, K, TK, k)
+);
+bind_list!(
+    (0, A, TA, a),
+    (1, B, TB, b),
+    (2, C, TC, c),
+    (3, D, TD, d),
+    (4, E, TE, e),
+    (5, F, TF, f),
+    (6, G, TG, g),
+    (7, H, TH, h),
+    (8, I, TI, i),
+    (9, J, TJ, j),
+    (10, K, TK, k),
+    (11, L, TL, l)
+);
+
 fn no_such_bind(n: usize) -> diesel::result::Error {
     diesel::result::Error::QueryBuilderError(
         format!("the SQL names ${n}, which has no bind").into(),

@@ -12,8 +12,8 @@ use crate::workspaces::loader::{CallerMembership, Memberships};
 pub struct RequestContext {
     pub db: Db,
     pub caller: Option<Caller>,
-    /// The request came with one of `SERVICE_TOKENS` (the agent runtime).
-    pub service: bool,
+    /// The service whose token the request came with (the agent runtime).
+    pub service: Option<crate::auth::service_tokens::Service>,
     /// Stripe, when configured.
     pub stripe: Option<crate::billing::stripe::StripeApi>,
     /// The server's password hasher, shared by its requests (a clone of the server's: a
@@ -37,7 +37,7 @@ impl RequestContext {
     pub fn new(
         db: Db,
         caller: Option<Caller>,
-        service: bool,
+        service: Option<crate::auth::service_tokens::Service>,
         passwords: crate::auth::password::Passwords,
     ) -> Self {
         let memberships = Memberships::new(
@@ -109,7 +109,7 @@ impl RequestContext {
     /// session or their access token), or else the service holding a service token.
     pub fn trail(&self) -> ApiResult<crate::audit::Trail> {
         use crate::audit::PrincipalKind;
-        let (kind, actor_id) = match (&self.caller, self.service) {
+        let (kind, actor_id) = match (&self.caller, self.service.is_some()) {
             (Some(caller), _) if caller.session => (PrincipalKind::User, Some(caller.user_id)),
             (Some(caller), _) => (PrincipalKind::AccessToken, Some(caller.user_id)),
             (None, true) => (PrincipalKind::Service, None),

@@ -15,6 +15,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use crate::auth::graphql::{AuthMutation, AuthQuery};
 use crate::billing::graphql::BillingMutation;
 use crate::billing::graphql::BillingQuery;
+use crate::conversations::graphql::ConversationMutation;
 use crate::invitations::graphql::{InvitationMutation, InvitationQuery};
 use crate::members::graphql::MemberMutation;
 use crate::resources::graphql::ResourceMutation;
@@ -40,6 +41,7 @@ pub struct Mutation(
     InvitationMutation,
     ResourceMutation,
     UsageMutation,
+    ConversationMutation,
     BillingMutation,
 );
 

@@ -21,12 +21,10 @@ pub mod model;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::audit::{self, Action, Event, Target, Trail};
 use crate::billing::{self, plans::Limits};
-use crate::config::Secret;
 use crate::error::{ApiError, ErrorCode};
 use crate::workspaces::model::WorkspaceRow;
 
@@ -146,7 +144,32 @@ pub async fn report(
     if billing::status::standing(&workspace, now).read_only {
         return Err(UsageError::ReadOnly);
     }
-    let limit = metric.limit(&billing::limits(conn, &workspace).await?);
+    let limits = billing::limits(conn, &workspace).await?;
+    count(
+        conn,
+        trail,
+        &limits,
+        (workspace_id, period_start),
+        (metric, quantity),
+        now,
+    )
+    .await?;
+    Ok(Reported { workspace, period })
+}
+
+/// Counts `quantity` of `metric` in the workspace's period starting `period_start`, within
+/// the plan's `limits`, and appends the audit events a count implies. `LimitReached` counts
+/// nothing: the check and the count are one statement, so parallel counts cannot
+/// overshoot. Call inside the transaction that writes what is counted.
+pub async fn count(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    limits: &Limits,
+    (workspace_id, period_start): (Uuid, DateTime<Utc>),
+    (metric, quantity): (Metric, i32),
+    now: DateTime<Utc>,
+) -> Result<(), UsageError> {
+    let limit = metric.limit(limits);
     let total = model::add_within_limit(
         conn,
         workspace_id,
@@ -167,7 +190,7 @@ pub async fn report(
         period_start,
     };
     record_report(conn, trail, workspace_id, counted, now).await?;
-    Ok(Reported { workspace, period })
+    Ok(())
 }
 
 /// A report just counted.
@@ -213,32 +236,4 @@ async fn record_report(
         audit::record(conn, workspace_id, trail, event, now).await?;
     }
     Ok(())
-}
-
-/// Whether `token` is one of the configured service tokens. Compares digests, so the time
-/// taken does not depend on how much of a token matched.
-pub fn is_service_token(tokens: &[Secret], token: &str) -> bool {
-    let digest = Sha256::digest(token.as_bytes());
-    tokens.iter().fold(false, |found, candidate| {
-        let candidate = Sha256::digest(candidate.expose().as_bytes());
-        let same = candidate
-            .iter()
-            .zip(digest.iter())
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0;
-        found | same
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_configured_tokens_are_service_tokens() {
-        let tokens = vec![Secret::new("svc_one"), Secret::new("svc_two")];
-        assert!(is_service_token(&tokens, "svc_two"));
-        assert!(!is_service_token(&tokens, "svc_thre"));
-        assert!(!is_service_token(&[], "svc_one"));
-    }
 }

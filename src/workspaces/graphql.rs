@@ -9,6 +9,7 @@ use super::model::{self, WorkspaceRow};
 use crate::auth;
 use crate::billing::graphql::GqlBillingStatus;
 use crate::billing::graphql::{billing_of, Billing};
+use crate::conversations::graphql::ConversationLists;
 use crate::error::ApiResult;
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::{least, membership, require_role, GqlRole, RoleGuard};
@@ -23,7 +24,7 @@ use crate::usage::graphql::{usage_of, Usage};
 
 /// A workspace the caller belongs to: the unit of isolation, collaboration and billing.
 #[derive(MergedObject)]
-pub struct Workspace(WorkspaceFields, ResourceLists);
+pub struct Workspace(WorkspaceFields, ResourceLists, ConversationLists);
 
 impl From<CallerMembership> for Workspace {
     fn from(membership: CallerMembership) -> Self {
@@ -37,6 +38,7 @@ impl Workspace {
         Workspace(
             WorkspaceFields { row, viewer_role },
             ResourceLists::new(workspace_id),
+            ConversationLists::new(workspace_id),
         )
     }
 }

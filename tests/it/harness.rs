@@ -36,7 +36,8 @@ async fn template() -> &'static str {
     static TEMPLATE: OnceCell<String> = OnceCell::const_new();
     TEMPLATE
         .get_or_init(|| async {
-            let name = format!("linkai_tpl_{:016x}", migrations_fingerprint());
+            // `_s2`: the seed below is part of the template.
+            let name = format!("linkai_tpl_{:016x}_s2", migrations_fingerprint());
             let mut conn = AsyncPgConnection::establish(ADMIN_URL)
                 .await
                 .expect("connects");
@@ -59,6 +60,20 @@ async fn template() -> &'static str {
                 linkai::db::migrate(&database_url(&building))
                     .await
                     .expect("migrations apply");
+                // The agent runtime's token, as `linkai service-token add` stores it.
+                let mut seeding = AsyncPgConnection::establish(&database_url(&building))
+                    .await
+                    .expect("connects");
+                diesel::sql_query(format!(
+                    "INSERT INTO service_tokens (id, name, token_hash) VALUES \
+                     (gen_random_uuid(), '{}', sha256(convert_to('{}', 'UTF8')))",
+                    crate::usage::SERVICE_NAME,
+                    crate::usage::SERVICE_TOKEN
+                ))
+                .execute(&mut seeding)
+                .await
+                .expect("service token");
+                drop(seeding);
                 admin_execute(&format!("ALTER DATABASE {building} RENAME TO {name}")).await;
             }
             name
@@ -382,7 +397,6 @@ impl TestApp {
                 "REDIS_URL" => Some(redis.clone()),
                 "JOBS_QUEUE" => Some(queue.clone()),
                 "WORKER_HEARTBEAT_SECS" => Some("1".into()),
-                "SERVICE_TOKENS" => Some(crate::usage::SERVICE_TOKEN.into()),
                 "UNSAFE_UNFILTERED_KIND" => builder.unfiltered_kind.clone(),
                 "STRIPE_SECRET_KEY" => stripe_base.as_ref().map(|_| STRIPE_KEY.to_owned()),
                 "STRIPE_API_BASE" => stripe_base.clone(),

@@ -15,6 +15,7 @@ mod catalog;
 mod cli;
 mod clients;
 mod concurrency;
+mod conversations;
 mod errors;
 mod faults;
 mod fuzz;

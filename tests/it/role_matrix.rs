@@ -175,7 +175,51 @@ const CASES: &[Case] = &[
         query: "query($ws: ID!) { workspace(id: $ws) { members { totalCount } } }",
         expect: MEMBERS,
     },
+    Case {
+        name: "workspace.conversations",
+        guarded: false,
+        query: "query($ws: ID!) { workspace(id: $ws) { conversations(filter: { search: \"hello\" }) { totalCount } } }",
+        expect: MEMBERS,
+    },
+    Case {
+        name: "workspace.conversation.messages",
+        guarded: false,
+        query: "query($ws: ID!, $conv: ID!) { workspace(id: $ws) { conversation(id: $conv) { messages { totalCount } } } }",
+        expect: MEMBERS,
+    },
+    Case {
+        name: "deleteConversation",
+        guarded: true,
+        query: "mutation($ws: ID!, $conv: ID!) { deleteConversation(workspaceId: $ws, id: $conv) }",
+        expect: ADMINS,
+    },
 ];
+
+/// A conversation in the team's workspace, written as the agent runtime writes one.
+async fn conversation(app: &TestApp, team: &Team) -> String {
+    let agent = app
+        .gql(
+            team.owner.token(),
+            "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Bot\" }) { id } }",
+            json!({ "ws": team.workspace }),
+        )
+        .await
+        .data("createAgent")["id"]
+        .clone();
+    let started = app
+        .gql(
+            Some(crate::usage::SERVICE_TOKEN),
+            "mutation($ws: ID!, $agent: ID!) { startConversation(workspaceId: $ws, input: {
+               externalId: \"chat-1\", agentId: $agent, channel: WEB_CHAT,
+               contact: { email: \"visitor@example.com\" } }) { id } }",
+            json!({ "ws": team.workspace, "agent": agent }),
+        )
+        .await;
+    started.data("startConversation")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
 
 fn actor(team: &Team, who: Who) -> Option<&Actor> {
     match who {
@@ -206,7 +250,16 @@ async fn snapshot(app: &TestApp, team: &Team) -> Value {
         )
         .await
         .answer();
-    json!({ "workspace": workspace, "roles": app.roles_in(&team.workspace).await, "invitations": invitations })
+    let conversations = app
+        .gql(
+            team.owner.token(),
+            "query($ws: ID!) { workspace(id: $ws) { conversations { edges { node { id } } } } }",
+            json!({ "ws": team.workspace }),
+        )
+        .await
+        .answer();
+    json!({ "workspace": workspace, "roles": app.roles_in(&team.workspace).await,
+            "invitations": invitations, "conversations": conversations })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,12 +276,21 @@ async fn every_workspace_operation_follows_the_role_table() {
             let invitation = app
                 .invite(&team.owner, &team.workspace, &pending, "VIEWER")
                 .await;
+            let conv = match case.query.contains("$conv") {
+                true => conversation(&app, &team).await,
+                false => String::new(),
+            };
             let before = snapshot(&app, &team).await;
+            let vars = json!({ "ws": team.workspace, "target": target.id, "inv": invitation, "conv": conv });
+            let vars = match case.query.contains("$conv") {
+                true => vars,
+                false => json!({ "ws": vars["ws"], "target": vars["target"], "inv": vars["inv"] }),
+            };
             let res = app
                 .gql(
                     actor(&team, who).map(|a| a.token.as_str()),
                     case.query,
-                    json!({ "ws": team.workspace, "target": target.id, "inv": invitation }),
+                    vars,
                 )
                 .await;
             let got = res.code();

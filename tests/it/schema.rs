@@ -27,8 +27,11 @@ const SELF_SERVICE_MUTATIONS: &[&str] = &[
     "resetPassword",
     "acceptInvitation",
     "declineInvitation",
-    // Needs a service token, not a role.
+    // Need a service token, not a role.
     "reportUsage",
+    "startConversation",
+    "appendMessages",
+    "closeConversation",
 ];
 
 /// Every field of every object type in the published SDL, as `(type name, field)`.

@@ -16,7 +16,7 @@ use crate::harness::{Gql, TestApp, PASSWORD};
 /// write runs in a transaction (`BEGIN` and `COMMIT`). Setting a checked-out connection's
 /// row-level-security context is counted apart (`sqlContextStatements`): it depends on what
 /// the pooled connection did before, at most one statement per checkout.
-const BUDGETS: [(&str, u64); 58] = [
+const BUDGETS: [(&str, u64); 62] = [
     // The throttles (src/throttle.rs) cost one upsert per per-address rule; signIn also
     // reads its email's failure count and clears it on success.
     // Records the request and its job, the same for a taken address (account_emails.rs).
@@ -96,8 +96,18 @@ const BUDGETS: [(&str, u64); 58] = [
     // so a token scoped elsewhere cannot leave it (issue 27).
     ("leaveWorkspace", 10),
     // Whether a service reported today (one indexed read), and the day's first report's
-    // SERVICE_ACCESSED event.
-    ("reportUsage", 11),
+    // SERVICE_ACCESSED event. Authenticating the service token is one: tokens live in the
+    // database, so a revoked one fails on its next request (issue 23).
+    ("reportUsage", 12),
+    // The agent runtime's writes (src/conversations/): the workspace, the runtime's id, the
+    // agent, the address's lock and the contact found or made, the conversation; its
+    // agent and contact for the answer.
+    ("startConversation", 10),
+    // The batch is one statement whatever its size (100 messages here); counting it is the
+    // usage period, the limits, a counter per metric and the day's first SERVICE_ACCESSED.
+    ("appendMessages", 13),
+    ("closeConversation", 7),
+    ("deleteConversation", 6),
     // The customer, made on first use: no transaction or lock around Stripe's call; it is
     // recorded, then read back (a concurrent first call may have recorded another).
     ("createSetupIntent", 7),
@@ -425,6 +435,7 @@ async fn every_mutation_stays_within_its_statement_budget() {
         json!({ "ws": ws }),
     )
     .await;
+    conversations(&mut run, ada, &ws).await;
 
     // Billing, against the Stripe fake.
     run.run(
@@ -645,4 +656,58 @@ async fn every_mutation_stays_within_its_statement_budget() {
         })
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// The agent runtime's conversation writes, and deleting one.
+async fn conversations(run: &mut Counted<'_>, owner: Option<&str>, ws: &str) {
+    let service = Some(crate::usage::SERVICE_TOKEN);
+    let agent = run
+        .app
+        .gql(
+            owner,
+            "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Budget bot\" }) { id } }",
+            json!({ "ws": ws }),
+        )
+        .await
+        .data("createAgent")["id"]
+        .clone();
+    let started = run
+        .run(
+            "startConversation",
+            service,
+            "mutation($ws: ID!, $agent: ID!) { startConversation(workspaceId: $ws, input: {
+               externalId: \"budget-chat\", agentId: $agent, channel: SMS,
+               contact: { phone: \"+14155550142\" } }) { id agent { name } contact { name } } }",
+            json!({ "ws": ws, "agent": agent }),
+        )
+        .await;
+    let id = started["id"].clone();
+    // A whole batch: its cost does not grow with its size.
+    let batch: Vec<Value> = (0..100)
+        .map(|n| {
+            json!({ "externalId": format!("m{n}"), "direction": if n % 2 == 0 { "INBOUND" } else { "OUTBOUND" },
+                    "text": "Budgeted words", "sentAt": format!("2026-12-01T10:{:02}:00Z", n % 60) })
+        })
+        .collect();
+    run.run(
+        "appendMessages",
+        service,
+        "mutation($ws: ID!, $c: ID!, $m: [MessageInput!]!) { appendMessages(workspaceId: $ws, conversationId: $c, messages: $m) { conversation { messageCount } messages { id } } }",
+        json!({ "ws": ws, "c": id, "m": batch }),
+    )
+    .await;
+    run.run(
+        "closeConversation",
+        service,
+        "mutation($ws: ID!, $c: ID!) { closeConversation(workspaceId: $ws, conversationId: $c) { status } }",
+        json!({ "ws": ws, "c": id }),
+    )
+    .await;
+    run.run(
+        "deleteConversation",
+        owner,
+        "mutation($ws: ID!, $c: ID!) { deleteConversation(workspaceId: $ws, id: $c) }",
+        json!({ "ws": ws, "c": id }),
+    )
+    .await;
 }

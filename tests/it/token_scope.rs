@@ -15,6 +15,9 @@ use crate::sdl::{RootField, Sdl};
 const NOT_A_PERSONS: &[&str] = &[
     // The agent runtime's: a service token, never a person's (FORBIDDEN).
     "reportUsage",
+    "startConversation",
+    "appendMessages",
+    "closeConversation",
 ];
 
 /// A valid literal of type `ty`: the required fields of inputs, the first value of enums,

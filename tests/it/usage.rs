@@ -4,7 +4,9 @@ use serde_json::json;
 
 use crate::harness::TestApp;
 
-pub const SERVICE_TOKEN: &str = "svc_test_runtime";
+/// The agent runtime's service token, in every test database (`harness::template`).
+pub const SERVICE_TOKEN: &str = "lksvc_test_runtime";
+pub const SERVICE_NAME: &str = "test-runtime";
 const REPORT: &str = "mutation($ws: ID!, $m: UsageMetric!, $q: Int!, $k: String!) {
   reportUsage(workspaceId: $ws, metric: $m, quantity: $q, idempotencyKey: $k) { messages sms limits { messages sms } periodStart periodEnd } }";
 

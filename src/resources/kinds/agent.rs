@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{fields, ids_of, optional_text, parts, references};
 use crate::auth::model::UserRow;
+use crate::conversations::graphql::ConversationsOf;
 use crate::billing::plans::CountLimit;
 use crate::error::{ApiError, ApiResult};
 use crate::resources::model::{ResourceRow, Scope};
@@ -53,7 +54,7 @@ pub struct AgentFields {
 
 node!(
     /// An AI agent that talks to the workspace's customers.
-    Agent(AgentFields)
+    Agent(AgentFields, ConversationsOf)
 );
 
 pub struct AgentKind;
@@ -97,6 +98,7 @@ impl Kind for AgentKind {
     }
 
     fn node(row: ResourceRow, created_by: Option<UserRow>) -> Agent {
+        let conversations = ConversationsOf::agent(row.workspace_id, row.id);
         let (common, data): (_, AgentData) = parts(row, created_by);
         Agent(
             common,
@@ -105,6 +107,7 @@ impl Kind for AgentKind {
                 phone_number_id: data.phone_number_id.map(|id| ID(id.to_string())),
                 knowledge_base_ids: ids_of(&data.knowledge_base_ids),
             },
+            conversations,
         )
     }
 }

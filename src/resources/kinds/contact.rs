@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{e164, fields, parts};
 use crate::auth::model::UserRow;
+use crate::conversations::graphql::ConversationsOf;
 use crate::error::ApiResult;
 use crate::resources::model::{ResourceRow, Scope};
 use crate::resources::{Fields, Kind};
@@ -34,7 +35,7 @@ pub struct ContactData {
 
 node!(
     /// A person the workspace's agents talk to.
-    Contact(ContactData)
+    Contact(ContactData, ConversationsOf)
 );
 
 pub struct ContactKind;
@@ -70,8 +71,9 @@ impl Kind for ContactKind {
     }
 
     fn node(row: ResourceRow, created_by: Option<UserRow>) -> Contact {
+        let conversations = ConversationsOf::contact(row.workspace_id, row.id);
         let (common, data) = parts(row, created_by);
-        Contact(common, data)
+        Contact(common, data, conversations)
     }
 }
 

@@ -54,13 +54,14 @@ macro_rules! input_type {
     (optional $ty:ty) => { Option<$ty> };
 }
 
-/// A kind's GraphQL type: the common fields merged with its own.
+/// A kind's GraphQL type: the common fields merged with its own, and with fields other
+/// features add to it (an agent's conversations).
 macro_rules! node {
-    ($(#[$doc:meta])* $node:ident($fields:ty)) => {
+    ($(#[$doc:meta])* $node:ident($fields:ty $(, $extra:ty)*)) => {
         $(#[$doc])*
         #[derive(async_graphql::MergedObject)]
         #[graphql(serial)]
-        pub struct $node(pub $crate::resources::graphql::ResourceCommon, pub $fields);
+        pub struct $node(pub $crate::resources::graphql::ResourceCommon, pub $fields $(, pub $extra)*);
 
         impl $crate::resources::graphql::ResourceNode for $node {
             fn common(&self) -> &$crate::resources::graphql::ResourceCommon {

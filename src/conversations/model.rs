@@ -1,0 +1,466 @@
+//! Rows and queries for conversations and messages. Every query runs on a connection inside
+//! the workspace, so row-level security applies to each.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Int4, Nullable, SmallInt, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::{Address, NewMessage};
+use crate::db::page::Page;
+use crate::db::{bind, static_sql};
+use crate::schema::{conversations, messages};
+
+#[derive(Queryable, Selectable, QueryableByName, Clone, Debug)]
+#[diesel(table_name = conversations)]
+pub struct ConversationRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub external_id: String,
+    pub agent_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub channel: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<i32>,
+    pub message_count: i32,
+    pub first_inbound_at: Option<DateTime<Utc>>,
+    pub first_reply_at: Option<DateTime<Utc>>,
+    pub service_token_id: Option<Uuid>,
+}
+
+#[derive(Queryable, Selectable, QueryableByName, Clone, Debug)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub external_id: String,
+    pub direction: String,
+    pub body: String,
+    pub sent_at: DateTime<Utc>,
+    pub segments: Option<i16>,
+}
+
+impl MessageRow {
+    /// Whether this stored message is what the runtime sends again.
+    pub fn is(&self, message: &NewMessage) -> bool {
+        self.direction == message.direction.as_db()
+            && self.body == message.text
+            && self.sent_at == message.sent_at
+            && self.segments == message.segments
+    }
+}
+
+pub struct NewConversation<'a> {
+    pub workspace_id: Uuid,
+    pub external_id: &'a str,
+    pub agent_id: Uuid,
+    pub contact_id: Uuid,
+    pub channel: super::Channel,
+    pub started_at: DateTime<Utc>,
+    pub service_token_id: Uuid,
+}
+
+pub async fn find_external(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    external_id: &str,
+) -> QueryResult<Option<ConversationRow>> {
+    conversations::table
+        .filter(conversations::workspace_id.eq(workspace_id))
+        .filter(conversations::external_id.eq(external_id))
+        .select(ConversationRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ConversationRow>> {
+    conversations::table
+        .find(id)
+        .select(ConversationRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The conversation, locked until the transaction ends: appends to it run one at a time.
+pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ConversationRow>> {
+    conversations::table
+        .find(id)
+        .select(ConversationRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Whether `id` is an agent of the workspace.
+pub async fn is_agent(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> QueryResult<bool> {
+    use crate::schema::resources;
+    diesel::select(diesel::dsl::exists(
+        resources::table
+            .filter(resources::workspace_id.eq(workspace_id))
+            .filter(resources::kind.eq("agent"))
+            .filter(resources::id.eq(id)),
+    ))
+    .get_result(conn)
+    .await
+}
+
+/// The workspace's contact at `address` (the oldest, if people made several), made now
+/// when there is none. The address's transaction lock makes two concurrent lookups of a
+/// new address make one contact: the second reads after the first commits.
+pub async fn contact_for(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    address: &Address,
+    name: Option<&str>,
+) -> QueryResult<Uuid> {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let (phone, email) = match address {
+        Address::Phone(phone) => (Some(phone.as_str()), None),
+        Address::Email(email) => (None, Some(email.as_str())),
+    };
+    static_sql(
+        "SELECT pg_advisory_xact_lock(hashtextextended('contact:' || $1::text || ':' || $2, 0))",
+        (
+            bind::<SqlUuid, _>(workspace_id),
+            bind::<Text, _>(address.as_str()),
+        ),
+    )
+    .execute(conn)
+    .await?;
+    // A contact's name is 1 to 100 characters: a long address is cut to fit.
+    let name: String = name
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && !n.chars().any(char::is_control))
+        .unwrap_or(address.as_str())
+        .chars()
+        .take(100)
+        .collect();
+    let found: Found = static_sql(
+        "WITH found AS ( \
+             SELECT id FROM resources \
+             WHERE kind = 'contact' AND workspace_id = $1 \
+               AND (data ->> 'phone' = $2 OR lower(data ->> 'email') = $3) \
+             ORDER BY created_at, id LIMIT 1), \
+         made AS ( \
+             INSERT INTO resources (id, workspace_id, kind, name, data) \
+             SELECT $4, $1, 'contact', $5, jsonb_strip_nulls(jsonb_build_object('phone', $2, 'email', $3)) \
+             WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING id) \
+         SELECT id FROM found UNION ALL SELECT id FROM made",
+        (
+            bind::<SqlUuid, _>(workspace_id),
+            bind::<Nullable<Text>, _>(phone),
+            bind::<Nullable<Text>, _>(email),
+            bind::<SqlUuid, _>(Uuid::now_v7()),
+            bind::<Text, _>(&name),
+        ),
+    )
+    .get_result(conn)
+    .await?;
+    Ok(found.id)
+}
+
+/// Inserts the conversation; `None` when the workspace has one with its external id.
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    new: &NewConversation<'_>,
+) -> QueryResult<Option<ConversationRow>> {
+    diesel::insert_into(conversations::table)
+        .values((
+            conversations::id.eq(Uuid::now_v7()),
+            conversations::workspace_id.eq(new.workspace_id),
+            conversations::external_id.eq(new.external_id),
+            conversations::agent_id.eq(new.agent_id),
+            conversations::contact_id.eq(new.contact_id),
+            conversations::channel.eq(new.channel.as_db()),
+            conversations::started_at.eq(new.started_at),
+            conversations::last_activity_at.eq(new.started_at),
+            conversations::service_token_id.eq(new.service_token_id),
+        ))
+        .on_conflict_do_nothing()
+        .returning(ConversationRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Inserts the batch in one statement; answers the messages it wrote (those whose external
+/// id the conversation had are skipped), in the batch's order.
+pub async fn insert_messages(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    conversation_id: Uuid,
+    batch: &[NewMessage],
+) -> QueryResult<Vec<MessageRow>> {
+    let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
+    let external: Vec<&str> = batch.iter().map(|m| m.external_id.as_str()).collect();
+    let directions: Vec<&str> = batch.iter().map(|m| m.direction.as_db()).collect();
+    let bodies: Vec<&str> = batch.iter().map(|m| m.text.as_str()).collect();
+    let sent: Vec<DateTime<Utc>> = batch.iter().map(|m| m.sent_at).collect();
+    let segments: Vec<Option<i16>> = batch.iter().map(|m| m.segments).collect();
+    let mut rows: Vec<(i64, MessageRow)> = static_sql(
+        "INSERT INTO messages (id, workspace_id, conversation_id, external_id, direction, body, sent_at, segments) \
+         SELECT b.id, $1, $2, b.external_id, b.direction, b.body, b.sent_at, b.segments \
+         FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int2[]) \
+              WITH ORDINALITY AS b (id, external_id, direction, body, sent_at, segments, n) \
+         ORDER BY b.n \
+         ON CONFLICT (conversation_id, external_id) DO NOTHING \
+         RETURNING id, conversation_id, external_id, direction, body, sent_at, segments",
+        (
+            bind::<SqlUuid, _>(workspace_id),
+            bind::<SqlUuid, _>(conversation_id),
+            bind::<Array<SqlUuid>, _>(&ids),
+            bind::<Array<Text>, _>(&external),
+            bind::<Array<Text>, _>(&directions),
+            bind::<Array<Text>, _>(&bodies),
+            bind::<Array<Timestamptz>, _>(&sent),
+            bind::<Array<Nullable<SmallInt>>, _>(&segments),
+        ),
+    )
+    .load::<MessageRow>(conn)
+    .await?
+    .into_iter()
+    .map(|row| {
+        let n = ids.iter().position(|id| *id == row.id).unwrap_or(usize::MAX);
+        (n as i64, row)
+    })
+    .collect();
+    rows.sort_by_key(|(n, _)| *n);
+    Ok(rows.into_iter().map(|(_, row)| row).collect())
+}
+
+/// The conversation's messages with these external ids.
+pub async fn messages_by_external(
+    conn: &mut AsyncPgConnection,
+    conversation_id: Uuid,
+    external_ids: &[&str],
+) -> QueryResult<Vec<MessageRow>> {
+    messages::table
+        .filter(messages::conversation_id.eq(conversation_id))
+        .filter(messages::external_id.eq_any(external_ids))
+        .select(MessageRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// Folds newly written messages into the conversation: its count, its last activity, the
+/// contact's first message and the agent's first reply after it.
+pub async fn after_append(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    fresh: &[MessageRow],
+) -> QueryResult<ConversationRow> {
+    let latest = fresh.iter().map(|m| m.sent_at).max();
+    let first_in = fresh
+        .iter()
+        .filter(|m| m.direction == super::Direction::Inbound.as_db())
+        .map(|m| m.sent_at)
+        .min();
+    let outbound: Vec<DateTime<Utc>> = fresh
+        .iter()
+        .filter(|m| m.direction == super::Direction::Outbound.as_db())
+        .map(|m| m.sent_at)
+        .collect();
+    static_sql(
+        "UPDATE conversations c SET \
+             message_count = c.message_count + $2, \
+             last_activity_at = GREATEST(c.last_activity_at, $3), \
+             first_inbound_at = LEAST(c.first_inbound_at, $4), \
+             first_reply_at = CASE WHEN c.first_reply_at IS NOT NULL THEN c.first_reply_at ELSE ( \
+                 SELECT min(r) FROM unnest($5::timestamptz[]) r \
+                 WHERE r >= LEAST(c.first_inbound_at, $4)) END \
+         WHERE c.id = $1 \
+         RETURNING c.*",
+        (
+            bind::<SqlUuid, _>(id),
+            bind::<Int4, _>(fresh.len() as i32),
+            bind::<Nullable<Timestamptz>, _>(latest),
+            bind::<Nullable<Timestamptz>, _>(first_in),
+            bind::<Array<Timestamptz>, _>(&outbound),
+        ),
+    )
+    .get_result(conn)
+    .await
+}
+
+pub async fn close(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    ended_at: DateTime<Utc>,
+    duration_seconds: Option<i32>,
+) -> QueryResult<ConversationRow> {
+    diesel::update(conversations::table.find(id))
+        .set((
+            conversations::status.eq(super::Status::Closed.as_db()),
+            conversations::closed_at.eq(ended_at),
+            conversations::duration_seconds.eq(duration_seconds),
+            conversations::last_activity_at.eq(diesel::dsl::sql::<Timestamptz>(
+                "GREATEST(last_activity_at, ",
+            )
+            .bind::<Timestamptz, _>(ended_at)
+            .sql(")")),
+        ))
+        .returning(ConversationRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Deletes the conversation (its messages go with it); the row as it was.
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<ConversationRow>> {
+    diesel::delete(conversations::table.find(id))
+        .returning(ConversationRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// The resources (agents and contacts) with these ids.
+pub async fn resources(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> QueryResult<Vec<crate::resources::model::ResourceRow>> {
+    use crate::resources::model::ResourceRow;
+    use crate::schema::resources;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    resources::table
+        .filter(resources::id.eq_any(ids))
+        .select(ResourceRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// What a list of conversations is narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub agent_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub channel: Option<super::Channel>,
+    pub status: Option<super::Status>,
+    /// Last activity at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Last activity before.
+    pub until: Option<DateTime<Utc>>,
+    /// Words the messages contain (PostgreSQL's web search syntax).
+    pub search: Option<String>,
+}
+
+/// A conversation in a list, with the list's total, and for a search its rank and the
+/// best-matching message's snippet.
+#[derive(QueryableByName)]
+pub struct Listed {
+    #[diesel(embed)]
+    pub conversation: ConversationRow,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub total: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub rank: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub snippet: Option<String>,
+}
+
+/// One page of the workspace's conversations: newest activity first, or best match first
+/// for a search (its cursor's position is the rank, in millionths). One statement.
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    filter: &Filter,
+    page: &Page,
+) -> QueryResult<Vec<Listed>> {
+    let (after_at, after_id) = match page.after {
+        Some(cursor) => (Some(cursor.at), Some(cursor.id)),
+        None => (None, None),
+    };
+    let after_rank = after_at.map(|at| at.timestamp_micros());
+    static_sql(
+        "WITH q AS (SELECT websearch_to_tsquery('english', $8) AS q), \
+         hits AS ( \
+             SELECT m.conversation_id, \
+                    (max(ts_rank(m.search, q.q)) * 1000000)::bigint AS rank, \
+                    (array_agg(m.id ORDER BY ts_rank(m.search, q.q) DESC, m.sent_at))[1] AS best \
+             FROM messages m, q \
+             WHERE $8 IS NOT NULL AND m.workspace_id = $1 AND m.search @@ q.q \
+             GROUP BY m.conversation_id), \
+         matching AS ( \
+             SELECT c.*, COALESCE(h.rank, 0) AS rank, h.best \
+             FROM conversations c LEFT JOIN hits h ON h.conversation_id = c.id \
+             WHERE c.workspace_id = $1 \
+               AND ($8 IS NULL OR h.conversation_id IS NOT NULL) \
+               AND ($2::uuid IS NULL OR c.agent_id = $2) \
+               AND ($3::uuid IS NULL OR c.contact_id = $3) \
+               AND ($4::text IS NULL OR c.channel = $4) \
+               AND ($5::text IS NULL OR c.status = $5) \
+               AND ($6::timestamptz IS NULL OR c.last_activity_at >= $6) \
+               AND ($7::timestamptz IS NULL OR c.last_activity_at < $7)) \
+         SELECT p.id, p.workspace_id, p.external_id, p.agent_id, p.contact_id, p.channel, \
+                p.status, p.started_at, p.last_activity_at, p.closed_at, p.duration_seconds, \
+                p.message_count, p.first_inbound_at, p.first_reply_at, p.service_token_id, \
+                (SELECT count(*) FROM matching) AS total, p.rank, \
+                (SELECT ts_headline('english', m.body, q.q, 'MaxFragments=1, MaxWords=20, MinWords=5') \
+                 FROM messages m, q WHERE m.id = p.best) AS snippet \
+         FROM matching p \
+         WHERE $9::uuid IS NULL OR ( \
+             CASE WHEN $8 IS NULL THEN (p.last_activity_at, p.id) < ($10, $9) \
+                  ELSE (p.rank, p.id) < ($11, $9) END) \
+         ORDER BY CASE WHEN $8 IS NULL THEN 0 ELSE p.rank END DESC, p.last_activity_at DESC, p.id DESC \
+         LIMIT $12",
+        (
+            bind::<SqlUuid, _>(workspace_id),
+            bind::<Nullable<SqlUuid>, _>(filter.agent_id),
+            bind::<Nullable<SqlUuid>, _>(filter.contact_id),
+            bind::<Nullable<Text>, _>(filter.channel.map(super::Channel::as_db)),
+            bind::<Nullable<Text>, _>(filter.status.map(super::Status::as_db)),
+            bind::<Nullable<Timestamptz>, _>(filter.since),
+            bind::<Nullable<Timestamptz>, _>(filter.until),
+            bind::<Nullable<Text>, _>(filter.search.as_deref()),
+            bind::<Nullable<SqlUuid>, _>(after_id),
+            bind::<Nullable<Timestamptz>, _>(after_at),
+            bind::<Nullable<diesel::sql_types::BigInt>, _>(after_rank),
+            bind::<diesel::sql_types::BigInt, _>(page.limit()),
+        ),
+    )
+    .load(conn)
+    .await
+}
+
+/// One page of a conversation's messages, oldest first.
+pub async fn messages_page(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    conversation_id: Uuid,
+    page: &Page,
+) -> QueryResult<Vec<MessageRow>> {
+    let mut query = messages::table
+        .filter(messages::workspace_id.eq(workspace_id))
+        .filter(messages::conversation_id.eq(conversation_id))
+        .select(MessageRow::as_select())
+        .order((messages::sent_at, messages::id))
+        .limit(page.limit())
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(
+            messages::sent_at.gt(after.at).or(messages::sent_at
+                .eq(after.at)
+                .and(messages::id.gt(after.id))),
+        );
+    }
+    query.load(conn).await
+}

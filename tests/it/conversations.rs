@@ -1,0 +1,521 @@
+//! Conversations: the agent runtime writes them (retried, duplicated, concurrent), every
+//! role reads them, Owners and Admins delete them, and search stays in its workspace.
+
+use futures::future::join_all;
+use serde_json::{json, Value};
+
+use crate::harness::{Actor, TestApp};
+use crate::usage::{SERVICE_NAME, SERVICE_TOKEN};
+
+const START: &str = "mutation($ws: ID!, $input: StartConversationInput!) {
+  startConversation(workspaceId: $ws, input: $input) {
+    id externalId channel status messageCount agent { id name } contact { id name phone email } } }";
+const APPEND: &str = "mutation($ws: ID!, $c: ID!, $m: [MessageInput!]!) {
+  appendMessages(workspaceId: $ws, conversationId: $c, messages: $m) {
+    conversation { id messageCount lastActivityAt }
+    messages { id externalId direction text segments } } }";
+const CLOSE: &str = "mutation($ws: ID!, $c: ID!, $d: Int) {
+  closeConversation(workspaceId: $ws, conversationId: $c, durationSeconds: $d) {
+    id status closedAt durationSeconds } }";
+const LIST: &str = "query($ws: ID!, $f: ConversationFilter, $first: Int, $after: String) {
+  workspace(id: $ws) { conversations(first: $first, after: $after, filter: $f) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { node { id externalId channel status messageCount snippet } } } } }";
+const USAGE: &str = "query($ws: ID!) { workspace(id: $ws) { usage { messages sms } } }";
+
+async fn agent(app: &TestApp, owner: &Actor, workspace: &str) -> String {
+    let made = app
+        .gql(
+            owner.token(),
+            "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Receptionist\" }) { id } }",
+            json!({ "ws": workspace }),
+        )
+        .await;
+    made.data("createAgent")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+async fn start(app: &TestApp, ws: &str, input: Value) -> crate::harness::Gql {
+    app.gql(
+        Some(SERVICE_TOKEN),
+        START,
+        json!({ "ws": ws, "input": input }),
+    )
+    .await
+}
+
+fn sms_start(id: &str, agent: &str, phone: &str) -> Value {
+    json!({ "externalId": id, "agentId": agent, "channel": "SMS",
+            "contact": { "phone": phone, "name": "Grace" } })
+}
+
+fn message(id: &str, direction: &str, text: &str, minute: u32) -> Value {
+    json!({ "externalId": id, "direction": direction, "text": text,
+            "sentAt": format!("2026-12-01T10:{minute:02}:00Z") })
+}
+
+async fn usage(app: &TestApp, actor: &Actor, ws: &str) -> Value {
+    app.gql(actor.token(), USAGE, json!({ "ws": ws }))
+        .await
+        .data("workspace")["usage"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_writes_a_conversation_once_however_often_it_retries() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = ada.own_workspace.clone();
+    let agent = agent(&app, &ada, &ws).await;
+
+    // Only a service token writes conversations.
+    app.gql(
+        None,
+        START,
+        json!({ "ws": ws, "input": sms_start("c", &agent, "+14155550123") }),
+    )
+    .await
+    .assert_code("UNAUTHENTICATED");
+    app.gql(
+        ada.token(),
+        START,
+        json!({ "ws": ws, "input": sms_start("c", &agent, "+14155550123") }),
+    )
+    .await
+    .assert_code("FORBIDDEN");
+
+    // Started twice (a retry), concurrently: one conversation, one contact, in E.164.
+    let starts =
+        join_all((0..4).map(|_| start(&app, &ws, sms_start("sms-1", &agent, "+1 (415) 555-0123"))))
+            .await;
+    let first = starts[0].data("startConversation").clone();
+    for again in &starts {
+        assert_eq!(again.data("startConversation")["id"], first["id"]);
+    }
+    assert_eq!(first["contact"]["phone"], "+14155550123");
+    assert_eq!(first["contact"]["name"], "Grace");
+    assert_eq!(first["agent"]["id"], json!(agent));
+    // Another conversation from the same number finds the same contact.
+    let other = start(&app, &ws, sms_start("sms-2", &agent, "+14155550123")).await;
+    assert_eq!(
+        other.data("startConversation")["contact"]["id"],
+        first["contact"]["id"]
+    );
+    // The same id for another channel is not the same start.
+    let mut changed = sms_start("sms-1", &agent, "+14155550123");
+    changed["channel"] = json!("WEB_CHAT");
+    start(&app, &ws, changed).await.assert_code("CONFLICT");
+
+    let conversation = first["id"].as_str().expect("id").to_owned();
+    let append = |messages: Value| {
+        app.gql(
+            Some(SERVICE_TOKEN),
+            APPEND,
+            json!({ "ws": ws, "c": conversation, "m": messages }),
+        )
+    };
+    let batch = json!([
+        message("m1", "INBOUND", "Hi, can I book a table for two?", 0),
+        message("m2", "OUTBOUND", "Of course! What time suits you?", 1),
+    ]);
+    // The same batch sent four times at once, as a runtime retrying after timeouts would.
+    let answers = join_all((0..4).map(|_| append(batch.clone()))).await;
+    for answer in &answers {
+        let payload = answer.data("appendMessages");
+        assert_eq!(payload["conversation"]["messageCount"], 2);
+        assert_eq!(payload["messages"][0]["externalId"], "m1");
+        assert_eq!(payload["messages"][1]["segments"], 1);
+    }
+    let ids = |answer: &crate::harness::Gql| answer.data("appendMessages")["messages"].clone();
+    assert_eq!(
+        ids(&answers[0]),
+        ids(&answers[3]),
+        "a retry answers the same messages"
+    );
+    // Counted once: one outbound message, its one SMS segment.
+    assert_eq!(
+        usage(&app, &ada, &ws).await,
+        json!({ "messages": 1, "sms": 1 })
+    );
+
+    // A batch mixing a seen message with a new one writes only the new one.
+    let mut three = message("m3", "OUTBOUND", "We have a table at seven.", 2);
+    three["segments"] = json!(2);
+    let mixed = append(json!([
+        message("m2", "OUTBOUND", "Of course! What time suits you?", 1),
+        three
+    ]))
+    .await;
+    assert_eq!(
+        mixed.data("appendMessages")["conversation"]["messageCount"],
+        3
+    );
+    assert_eq!(
+        usage(&app, &ada, &ws).await,
+        json!({ "messages": 2, "sms": 3 })
+    );
+    // A seen id with other words is refused, and nothing of its batch is written.
+    append(json!([
+        message("m4", "INBOUND", "Great", 3),
+        message("m1", "INBOUND", "Something else", 0)
+    ]))
+    .await
+    .assert_code("CONFLICT");
+    append(json!([
+        message("m5", "INBOUND", "x", 4),
+        message("m5", "INBOUND", "y", 4)
+    ]))
+    .await
+    .assert_code("BAD_USER_INPUT");
+    let too_many: Vec<Value> = (0..101)
+        .map(|n| message(&format!("b{n}"), "INBOUND", "hi", 5))
+        .collect();
+    append(json!(too_many)).await.assert_code("BAD_USER_INPUT");
+
+    let closed = app
+        .gql(
+            Some(SERVICE_TOKEN),
+            CLOSE,
+            json!({ "ws": ws, "c": conversation, "d": 95 }),
+        )
+        .await;
+    assert_eq!(closed.data("closeConversation")["status"], "CLOSED");
+    let again = app
+        .gql(
+            Some(SERVICE_TOKEN),
+            CLOSE,
+            json!({ "ws": ws, "c": conversation, "d": 5 }),
+        )
+        .await;
+    assert_eq!(
+        again.data("closeConversation"),
+        closed.data("closeConversation")
+    );
+    append(json!([message("m6", "INBOUND", "Thanks!", 9)]))
+        .await
+        .assert_code("CONFLICT");
+
+    let read = app
+        .gql(
+            ada.token(),
+            "query($ws: ID!, $id: ID!) { workspace(id: $ws) { conversation(id: $id) {
+               messageCount durationSeconds messages(first: 2) { totalCount pageInfo { hasNextPage endCursor }
+                 edges { node { externalId direction text } } } } } }",
+            json!({ "ws": ws, "id": conversation }),
+        )
+        .await;
+    let read = &read.data("workspace")["conversation"];
+    assert_eq!(read["messageCount"], 3);
+    assert_eq!(read["durationSeconds"], 95);
+    assert_eq!(read["messages"]["totalCount"], 3);
+    assert_eq!(read["messages"]["pageInfo"]["hasNextPage"], true);
+    assert_eq!(read["messages"]["edges"][0]["node"]["externalId"], "m1");
+    assert_eq!(
+        read["messages"]["edges"][1]["node"]["direction"],
+        "OUTBOUND"
+    );
+
+    // Which service token wrote it is recorded.
+    let mut conn = app.db.conn().await;
+    let writer: Vec<String> = names(
+        &mut conn,
+        &format!("SELECT t.name FROM conversations c JOIN service_tokens t ON t.id = c.service_token_id WHERE c.id = '{conversation}'"),
+    )
+    .await;
+    assert_eq!(writer, [SERVICE_NAME]);
+}
+
+async fn names(conn: &mut diesel_async::AsyncPgConnection, sql: &str) -> Vec<String> {
+    use diesel_async::RunQueryDsl as _;
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let rows: Vec<Name> = diesel::sql_query(sql).load(conn).await.expect("query");
+    rows.into_iter().map(|r| r.name).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_count_every_message_once_and_never_pass_the_limit() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = ada.own_workspace.clone();
+    let agent = agent(&app, &ada, &ws).await;
+    // Close to the trial's SMS limit (the Scale plan's 10,000): 9,990 reported already.
+    app.gql(
+        Some(SERVICE_TOKEN),
+        "mutation($ws: ID!) { reportUsage(workspaceId: $ws, metric: SMS, quantity: 9990, idempotencyKey: \"earlier\") { sms } }",
+        json!({ "ws": ws }),
+    )
+    .await
+    .data("reportUsage");
+    let mut conversations = Vec::new();
+    for n in 0..3 {
+        let phone = format!("+1415555010{n}");
+        let made = start(&app, &ws, sms_start(&format!("conv-{n}"), &agent, &phone)).await;
+        conversations.push(
+            made.data("startConversation")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    // 3 conversations × 3 batches of one outbound SMS of 2 segments = 18 segments wanted,
+    // 10 left: exactly 5 batches fit, whatever the order.
+    let calls = conversations
+        .iter()
+        .flat_map(|c| (0..3).map(move |b| (c.clone(), b)));
+    let answers = join_all(calls.map(|(c, b)| {
+        let mut m = message(&format!("out-{b}"), "OUTBOUND", "Your table is booked.", b);
+        m["segments"] = json!(2);
+        app.gql(
+            Some(SERVICE_TOKEN),
+            APPEND,
+            json!({ "ws": ws, "c": c, "m": [m] }),
+        )
+    }))
+    .await;
+    let written = answers.iter().filter(|a| a.code().is_none()).count();
+    assert_eq!(written, 5);
+    for refused in answers.iter().filter(|a| a.code().is_some()) {
+        refused.assert_code("USAGE_LIMIT_REACHED");
+    }
+    assert_eq!(
+        usage(&app, &ada, &ws).await,
+        json!({ "messages": 5, "sms": 10000 })
+    );
+    // Nothing of a refused batch was written: the counts are the messages that exist.
+    let mut conn = app.db.conn().await;
+    let stored = names(
+        &mut conn,
+        &format!("SELECT count(*)::text AS name FROM messages WHERE workspace_id = '{ws}'"),
+    )
+    .await;
+    assert_eq!(stored, ["5"]);
+    let counted = names(
+        &mut conn,
+        &format!(
+        "SELECT sum(message_count)::text AS name FROM conversations WHERE workspace_id = '{ws}'"
+    ),
+    )
+    .await;
+    assert_eq!(counted, ["5"]);
+    // Inbound messages count toward no limit: they still arrive.
+    let inbound = app
+        .gql(
+            Some(SERVICE_TOKEN),
+            APPEND,
+            json!({ "ws": ws, "c": conversations[0], "m": [message("in-1", "INBOUND", "Thanks", 30)] }),
+        )
+        .await;
+    assert!(inbound.code().is_none(), "{:?}", inbound.answer());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_reads_conversations_and_only_owners_and_admins_delete_them() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let ws = team.workspace.clone();
+    let agent = agent(&app, &team.owner, &ws).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let made = start(
+            &app,
+            &ws,
+            json!({ "externalId": format!("chat-{n}"), "agentId": agent,
+            "channel": "WEB_CHAT", "contact": { "email": format!("Visitor{n}@Example.com") } }),
+        )
+        .await;
+        let made = made.data("startConversation");
+        assert_eq!(made["contact"]["email"], format!("visitor{n}@example.com"));
+        ids.push(made["id"].as_str().expect("id").to_owned());
+    }
+    for actor in [&team.owner, &team.admin, &team.member, &team.viewer] {
+        let page = app
+            .gql(actor.token(), LIST, json!({ "ws": ws, "first": 2 }))
+            .await;
+        let list = &page.data("workspace")["conversations"];
+        assert_eq!(list["totalCount"], 3);
+        assert_eq!(list["pageInfo"]["hasNextPage"], true);
+        // Newest activity first.
+        assert_eq!(list["edges"][0]["node"]["id"], json!(ids[2]));
+        let rest = app
+            .gql(
+                actor.token(),
+                LIST,
+                json!({ "ws": ws, "first": 2, "after": list["pageInfo"]["endCursor"] }),
+            )
+            .await;
+        let rest = &rest.data("workspace")["conversations"];
+        assert_eq!(rest["edges"][0]["node"]["id"], json!(ids[0]));
+        assert_eq!(rest["pageInfo"]["hasNextPage"], false);
+    }
+    // A stranger sees no such workspace.
+    app.gql(team.stranger.token(), LIST, json!({ "ws": ws }))
+        .await
+        .assert_code("NOT_FOUND");
+
+    const DELETE: &str =
+        "mutation($ws: ID!, $id: ID!) { deleteConversation(workspaceId: $ws, id: $id) }";
+    for actor in [&team.member, &team.viewer, &team.stranger] {
+        let refused = app
+            .gql(actor.token(), DELETE, json!({ "ws": ws, "id": ids[0] }))
+            .await;
+        let code = refused.code().expect("refused");
+        assert!(code == "FORBIDDEN" || code == "NOT_FOUND", "{code}");
+    }
+    app.gql(
+        Some(SERVICE_TOKEN),
+        DELETE,
+        json!({ "ws": ws, "id": ids[0] }),
+    )
+    .await
+    .code()
+    .expect("the runtime does not delete");
+    for (actor, id) in [(&team.owner, &ids[0]), (&team.admin, &ids[1])] {
+        let deleted = app
+            .gql(actor.token(), DELETE, json!({ "ws": ws, "id": id }))
+            .await;
+        assert_eq!(deleted.data("deleteConversation"), true);
+    }
+    app.gql(
+        team.admin.token(),
+        DELETE,
+        json!({ "ws": ws, "id": ids[0] }),
+    )
+    .await
+    .assert_code("NOT_FOUND");
+    let left = app
+        .gql(team.viewer.token(), LIST, json!({ "ws": ws }))
+        .await;
+    assert_eq!(left.data("workspace")["conversations"]["totalCount"], 1);
+    let log = app
+        .gql(
+            team.owner.token(),
+            "query($ws: ID!) { workspace(id: $ws) { auditLog(first: 5, filter: { actions: [CONVERSATION_DELETED] }) {
+               edges { node { targetKind targetId actorId } } } } }",
+            json!({ "ws": ws }),
+        )
+        .await;
+    let events = log.data("workspace")["auditLog"]["edges"]
+        .as_array()
+        .expect("events")
+        .clone();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["node"]["targetKind"], "conversation");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_ranks_what_matches_and_never_crosses_workspaces() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let bob = app.sign_up("Bob").await;
+    let mut seeded = Vec::new();
+    for (actor, texts) in [
+        (
+            &ada,
+            [
+                "I need to cancel my booking",
+                "Do you have parking?",
+                "Cancel, cancel, cancel the cancellation!",
+            ],
+        ),
+        (
+            &bob,
+            ["Please cancel my order", "Where is my parcel?", "Thanks"],
+        ),
+    ] {
+        let ws = actor.own_workspace.clone();
+        let agent = agent(&app, actor, &ws).await;
+        for (n, text) in texts.iter().enumerate() {
+            let made = start(
+                &app,
+                &ws,
+                json!({ "externalId": format!("s-{n}"), "agentId": agent,
+                "channel": "EMAIL", "contact": { "email": format!("c{n}@example.com") } }),
+            )
+            .await;
+            let id = made.data("startConversation")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned();
+            app.gql(Some(SERVICE_TOKEN), APPEND, json!({ "ws": ws, "c": id,
+                "m": [message("q", "INBOUND", text, 0), message("a", "OUTBOUND", "Happy to help.", 1)] }))
+                .await
+                .data("appendMessages");
+            seeded.push((ws.clone(), n, id));
+        }
+    }
+    let search = |ws: &str, words: &str| {
+        app.gql(
+            ada.token(),
+            LIST,
+            json!({ "ws": ws, "f": { "search": words } }),
+        )
+    };
+    let found = search(&ada.own_workspace, "cancelled").await;
+    let list = &found.data("workspace")["conversations"];
+    // Stemmed ("cancelled" finds "cancel"), ranked (three mentions first), and only Ada's.
+    assert_eq!(list["totalCount"], 2);
+    assert_eq!(list["edges"][0]["node"]["externalId"], "s-2");
+    assert_eq!(list["edges"][1]["node"]["externalId"], "s-0");
+    let snippet = list["edges"][1]["node"]["snippet"]
+        .as_str()
+        .expect("snippet");
+    assert!(snippet.contains("<b>cancel</b>"), "{snippet}");
+    let none = search(&ada.own_workspace, "parcel").await;
+    assert_eq!(none.data("workspace")["conversations"]["totalCount"], 0);
+    search(&bob.own_workspace, "cancel")
+        .await
+        .assert_code("NOT_FOUND");
+    // Filters combine with the search, and hostile text is only words.
+    let filtered = app
+        .gql(
+            ada.token(),
+            LIST,
+            json!({ "ws": ada.own_workspace, "f": { "search": "parking", "channel": "SMS" } }),
+        )
+        .await;
+    assert_eq!(filtered.data("workspace")["conversations"]["totalCount"], 0);
+    for words in ["' OR 1=1 --", "!!!(&|", "\"unterminated"] {
+        let odd = search(&ada.own_workspace, words).await;
+        assert!(odd.code().is_none(), "{words}: {:?}", odd.answer());
+    }
+    search(&ada.own_workspace, &"x".repeat(201))
+        .await
+        .assert_code("BAD_USER_INPUT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_service_token_fails_on_its_next_request() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = ada.own_workspace.clone();
+    let agent = agent(&app, &ada, &ws).await;
+    let made = start(&app, &ws, sms_start("r-1", &agent, "+14155550199")).await;
+    made.data("startConversation");
+    let mut conn = app.db.conn().await;
+    let revoked = linkai::auth::service_tokens::revoke(&mut conn, SERVICE_NAME, chrono::Utc::now())
+        .await
+        .expect("revokes");
+    assert!(revoked);
+    start(&app, &ws, sms_start("r-2", &agent, "+14155550199"))
+        .await
+        .assert_code("UNAUTHENTICATED");
+    // A new token works at once, no restart.
+    let token = linkai::auth::service_tokens::add(&mut conn, "runtime-2")
+        .await
+        .expect("adds");
+    assert!(token.starts_with("lksvc_"));
+    let again = app
+        .gql(
+            Some(&token),
+            START,
+            json!({ "ws": ws, "input": sms_start("r-2", &agent, "+14155550199") }),
+        )
+        .await;
+    again.data("startConversation");
+}
