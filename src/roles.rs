@@ -83,7 +83,8 @@ pub enum Action {
     /// Read and change the plan, cards, details and invoices.
     ManageBilling,
     ReadAuditLog,
-    RenameWorkspace,
+    /// Rename the workspace, change its settings (its time zone).
+    ChangeSettings,
     DeleteWorkspace,
     Leave,
 }
@@ -98,7 +99,7 @@ impl Action {
             | Action::ManageMembers
             | Action::ManageBilling
             | Action::ReadAuditLog
-            | Action::RenameWorkspace => Role::Admin,
+            | Action::ChangeSettings => Role::Admin,
             Action::ChangeRoles | Action::TransferOwnership | Action::DeleteWorkspace => {
                 Role::Owner
             }
@@ -150,7 +151,7 @@ mod tests {
             assert_eq!(allows(role, Action::ChangeRoles), roles, "{role:?} roles");
             assert_eq!(allows(role, Action::ManageBilling), billing, "{role:?}");
             assert_eq!(allows(role, Action::DeleteWorkspace), delete_ws, "{role:?}");
-            assert_eq!(allows(role, Action::RenameWorkspace), members, "{role:?}");
+            assert_eq!(allows(role, Action::ChangeSettings), members, "{role:?}");
             assert_eq!(allows(role, Action::ReadAuditLog), members, "{role:?} log");
             assert_eq!(
                 allows(role, Action::TransferOwnership),

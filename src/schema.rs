@@ -24,6 +24,7 @@ diesel::table! {
         subscription_status -> Nullable<Text>,
         payment_failed_at -> Nullable<Timestamptz>,
         grace_notice_at -> Nullable<Timestamptz>,
+        time_zone -> Text,
     }
 }
 

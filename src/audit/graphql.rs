@@ -45,6 +45,8 @@ pub enum AuditAction {
     WorkspaceRenamed,
     /// The workspace was deleted: `changes.name`.
     WorkspaceDeleted,
+    /// The workspace's time zone changed: `changes.timeZone.from` and `.to`.
+    WorkspaceTimeZoneChanged,
     /// A plan was chosen or changed: `changes.plan.from` and `.to`, `changes.status.from`
     /// and `.to`.
     PlanSelected,

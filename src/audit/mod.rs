@@ -131,6 +131,8 @@ pub enum Action {
     WorkspaceRenamed,
     /// The workspace was deleted (`changes`: `name`).
     WorkspaceDeleted,
+    /// The workspace's time zone changed (`changes`: `timeZone` from, to).
+    WorkspaceTimeZoneChanged,
     /// A plan was chosen or changed (`changes`: `plan` from, to; `status` from, to).
     PlanSelected,
     /// The subscription was set to end with its period (`changes`: `periodEnd`).
@@ -163,7 +165,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 27] = [
         Action::MemberRoleChanged,
         Action::MemberRemoved,
         Action::MemberLeft,
@@ -179,6 +181,7 @@ impl Action {
         Action::WorkspaceCreated,
         Action::WorkspaceRenamed,
         Action::WorkspaceDeleted,
+        Action::WorkspaceTimeZoneChanged,
         Action::PlanSelected,
         Action::SubscriptionCanceled,
         Action::SubscriptionResumed,
@@ -209,6 +212,7 @@ impl Action {
             Action::WorkspaceCreated => "workspace.created",
             Action::WorkspaceRenamed => "workspace.renamed",
             Action::WorkspaceDeleted => "workspace.deleted",
+            Action::WorkspaceTimeZoneChanged => "workspace.time_zone_changed",
             Action::PlanSelected => "billing.plan_selected",
             Action::SubscriptionCanceled => "billing.subscription_canceled",
             Action::SubscriptionResumed => "billing.subscription_resumed",

@@ -238,6 +238,7 @@ mod tests {
             plan: plan.map(str::to_owned),
             subscription_status: None,
             payment_failed_at: None,
+            time_zone: "UTC".into(),
         }
     }
 

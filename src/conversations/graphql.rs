@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use uuid::Uuid;
 
+use super::analytics::{self, Interval, Range, Report};
 use super::model::{self, ConversationRow, Filter, MessageRow};
 use super::{Address, Channel, Direction, NewMessage, Start, Status};
 use crate::db::page::{Cursor, Page};
@@ -550,11 +551,15 @@ impl ConversationMutation {
 /// The conversation fields of `Workspace`.
 pub struct ConversationLists {
     workspace_id: Uuid,
+    time_zone: String,
 }
 
 impl ConversationLists {
-    pub fn new(workspace_id: Uuid) -> Self {
-        Self { workspace_id }
+    pub fn new(workspace_id: Uuid, time_zone: &str) -> Self {
+        Self {
+            workspace_id,
+            time_zone: time_zone.to_owned(),
+        }
     }
 }
 
@@ -571,6 +576,39 @@ impl ConversationLists {
         #[graphql(desc = "Which conversations; left out: all.")] filter: Option<ConversationFilter>,
     ) -> ApiResult<PageOf<Conversation>> {
         conversations_page(ctx, self.workspace_id, first, after.as_deref(), filter).await
+    }
+
+    /// How the workspace's agents are doing from `since` to `until` (at most 400 days), in
+    /// the workspace's days (`timeZone`): a series cut by `interval` and the totals, with
+    /// the usage of the current billing period beside them. Every role reads it.
+    async fn analytics(
+        &self,
+        ctx: &Context<'_>,
+        since: Timestamp,
+        until: Timestamp,
+        #[graphql(
+            default_with = "GqlInterval::Day",
+            desc = "How the series is cut (default DAY)."
+        )]
+        interval: GqlInterval,
+        #[graphql(desc = "Only this agent's.")] agent_id: Option<ID>,
+        #[graphql(desc = "Only this channel.")] channel: Option<GqlChannel>,
+    ) -> ApiResult<Analytics> {
+        let range = Range {
+            since: since.0,
+            until: until.0,
+            interval: interval.into(),
+            agent_id: agent_id.as_ref().map(parse_id).transpose()?,
+            channel: channel.map(Into::into),
+        };
+        let mut conn = request(ctx).db.conn_in(self.workspace_id).await?;
+        let report =
+            analytics::report(&mut conn, self.workspace_id, &self.time_zone, &range).await?;
+        let workspace = crate::workspaces::model::find_live(&mut conn, self.workspace_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Workspace"))?;
+        let usage = crate::usage::graphql::usage_of(&mut conn, &workspace).await?;
+        Ok(Analytics { report, usage })
     }
 
     /// One of the workspace's conversations (null if it has none with this id).
@@ -621,5 +659,146 @@ impl ConversationsOf {
     ) -> ApiResult<PageOf<Conversation>> {
         let page = Page::parse(first, after.as_deref())?;
         page_of(ctx, self.workspace_id, &self.filter, page).await
+    }
+}
+
+/// How an analytics series is cut: the workspace's days, weeks (from Monday) or months.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(
+    name = "AnalyticsInterval",
+    remote = "Interval",
+    rename_items = "SCREAMING_SNAKE_CASE"
+)]
+pub enum GqlInterval {
+    /// Days.
+    Day,
+    /// Weeks, from Monday.
+    Week,
+    /// Calendar months.
+    Month,
+}
+
+/// How the workspace's agents are doing over a range.
+pub struct Analytics {
+    report: Report,
+    usage: crate::usage::graphql::Usage,
+}
+
+/// How the workspace's agents are doing over a range.
+#[Object]
+impl Analytics {
+    /// The time zone whose days the series is cut in.
+    async fn time_zone(&self) -> &str {
+        &self.report.time_zone
+    }
+
+    /// One point per day, week or month of the range, empty ones included, oldest first.
+    async fn series(&self) -> Vec<AnalyticsPoint> {
+        self.report
+            .series
+            .iter()
+            .map(|point| AnalyticsPoint {
+                start: point.start,
+                counts: point.counts.clone(),
+            })
+            .collect()
+    }
+
+    /// The whole range.
+    async fn totals(&self) -> AnalyticsCounts {
+        AnalyticsCounts(self.report.totals.counts.clone())
+    }
+
+    /// Median seconds from a contact's first message to the agent's first reply, over the
+    /// conversations started in the range that have one (null if none).
+    async fn first_response_median_seconds(&self) -> Option<f64> {
+        self.report.totals.first_response_median
+    }
+
+    /// The 90th percentile of the same.
+    async fn first_response_p90_seconds(&self) -> Option<f64> {
+        self.report.totals.first_response_p90
+    }
+
+    /// Median seconds from start to close, over the conversations started in the range and
+    /// closed (null if none).
+    async fn time_to_close_median_seconds(&self) -> Option<f64> {
+        self.report.totals.time_to_close_median
+    }
+
+    /// The current billing period's usage against the plan's limits.
+    async fn usage(&self) -> &crate::usage::graphql::Usage {
+        &self.usage
+    }
+}
+
+/// One day, week or month of a series.
+pub struct AnalyticsPoint {
+    start: DateTime<Utc>,
+    counts: analytics::Counts,
+}
+
+/// One day, week or month of a series.
+#[Object]
+impl AnalyticsPoint {
+    /// Where it starts: the workspace's midnight.
+    async fn start(&self) -> Timestamp {
+        self.start.into()
+    }
+
+    /// What happened in it.
+    async fn counts(&self) -> AnalyticsCounts {
+        AnalyticsCounts(self.counts.clone())
+    }
+}
+
+/// What happened over a stretch of time.
+pub struct AnalyticsCounts(analytics::Counts);
+
+fn int(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// What happened over a stretch of time.
+#[Object]
+impl AnalyticsCounts {
+    /// Conversations started.
+    async fn conversations_started(&self) -> i32 {
+        int(self.0.started)
+    }
+
+    /// Conversations closed.
+    async fn conversations_closed(&self) -> i32 {
+        int(self.0.closed)
+    }
+
+    /// Messages from contacts.
+    async fn messages_in(&self) -> i32 {
+        int(self.0.messages_in)
+    }
+
+    /// Messages from agents.
+    async fn messages_out(&self) -> i32 {
+        int(self.0.messages_out)
+    }
+
+    /// SMS segments, both ways.
+    async fn sms_segments(&self) -> i32 {
+        int(self.0.sms_segments)
+    }
+
+    /// Phone calls started.
+    async fn calls(&self) -> i32 {
+        int(self.0.calls)
+    }
+
+    /// Minutes of the calls closed, as the runtime reported them.
+    async fn call_minutes(&self) -> f64 {
+        self.0.call_seconds as f64 / 60.0
+    }
+
+    /// Distinct contacts of the conversations started (exact).
+    async fn unique_contacts(&self) -> i32 {
+        int(self.0.unique_contacts)
     }
 }

@@ -22,6 +22,7 @@
 //! - The runtime's writes are not audited (the conversation records which service token
 //!   wrote it); deleting a conversation is.
 
+pub mod analytics;
 pub mod graphql;
 pub mod model;
 
@@ -35,6 +36,7 @@ use crate::auth::service_tokens::Service;
 use crate::error::ApiError;
 use crate::usage::{Metric, UsageError};
 use crate::workspaces::model::WorkspaceRow;
+use analytics::Tally;
 use model::{ConversationRow, MessageRow, NewConversation};
 
 /// Messages in one append, at most.
@@ -188,7 +190,16 @@ pub async fn start(
         service_token_id: service.token_id,
     };
     match model::insert(conn, &new).await? {
-        Some(row) => Ok(row),
+        Some(row) => {
+            let tally = Tally {
+                at: row.started_at,
+                started: 1,
+                calls: i32::from(start.channel == Channel::PhoneCall),
+                ..Tally::default()
+            };
+            analytics::roll_up(conn, workspace_id, row.agent_id, &row.channel, &[tally]).await?;
+            Ok(row)
+        }
         // Another start with this id won the race (its transaction has committed).
         None => model::find_external(conn, workspace_id, start.external_id)
             .await?
@@ -244,8 +255,23 @@ pub async fn append(
         seen_before(conn, conversation_id, &messages).await?
     };
     count(conn, trail, &workspace, &fresh, now).await?;
+    let tallies: Vec<Tally> = fresh.iter().map(tally_of).collect();
+    let channel = &conversation.channel;
+    analytics::roll_up(conn, workspace_id, conversation.agent_id, channel, &tallies).await?;
     let conversation = model::after_append(conn, conversation_id, &fresh).await?;
     Ok((conversation, batch))
+}
+
+/// What a newly written message adds to the rollups: one in or out, and its segments.
+fn tally_of(message: &MessageRow) -> Tally {
+    let inbound = message.direction == Direction::Inbound.as_db();
+    Tally {
+        at: message.sent_at,
+        messages_in: i32::from(inbound),
+        messages_out: i32::from(!inbound),
+        sms_segments: message.segments.map_or(0, i32::from),
+        ..Tally::default()
+    }
 }
 
 /// The batch's messages as stored, each checked against what the runtime sends now.
@@ -324,7 +350,22 @@ pub async fn close(
         return Ok(conversation);
     }
     let ended_at = ended_at.unwrap_or(now).max(conversation.started_at);
-    Ok(model::close(conn, conversation_id, ended_at, duration_seconds).await?)
+    let closed = model::close(conn, conversation_id, ended_at, duration_seconds).await?;
+    let tally = Tally {
+        at: ended_at,
+        closed: 1,
+        call_seconds: duration_seconds.map_or(0, i64::from),
+        ..Tally::default()
+    };
+    analytics::roll_up(
+        conn,
+        workspace_id,
+        closed.agent_id,
+        &closed.channel,
+        &[tally],
+    )
+    .await?;
+    Ok(closed)
 }
 
 /// Deletes the conversation with its messages, and records who did.

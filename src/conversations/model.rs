@@ -258,7 +258,9 @@ pub async fn messages_by_external(
 }
 
 /// Folds newly written messages into the conversation: its count, its last activity, the
-/// contact's first message and the agent's first reply after it.
+/// contact's first message and the agent's first reply after it. Batches may come out of
+/// order: when the first message moves earlier, the first reply is looked up again among
+/// the conversation's messages (from the new first message on, by the page index).
 pub async fn after_append(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -280,9 +282,13 @@ pub async fn after_append(
              message_count = c.message_count + $2, \
              last_activity_at = GREATEST(c.last_activity_at, $3), \
              first_inbound_at = LEAST(c.first_inbound_at, $4), \
-             first_reply_at = CASE WHEN c.first_reply_at IS NOT NULL THEN c.first_reply_at ELSE ( \
-                 SELECT min(r) FROM unnest($5::timestamptz[]) r \
-                 WHERE r >= LEAST(c.first_inbound_at, $4)) END \
+             first_reply_at = CASE \
+                 WHEN c.first_inbound_at IS NOT NULL AND ($4 IS NULL OR $4 >= c.first_inbound_at) \
+                 THEN LEAST(c.first_reply_at, \
+                            (SELECT min(r) FROM unnest($5::timestamptz[]) r WHERE r >= c.first_inbound_at)) \
+                 ELSE (SELECT min(m.sent_at) FROM messages m \
+                       WHERE m.workspace_id = c.workspace_id AND m.conversation_id = c.id \
+                         AND m.direction = 'outbound' AND m.sent_at >= $4) END \
          WHERE c.id = $1 \
          RETURNING c.*",
         (

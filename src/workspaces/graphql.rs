@@ -35,10 +35,11 @@ impl From<CallerMembership> for Workspace {
 impl Workspace {
     pub fn new(row: WorkspaceRow, viewer_role: Role) -> Self {
         let workspace_id = row.id;
+        let conversations = ConversationLists::new(workspace_id, &row.time_zone);
         Workspace(
             WorkspaceFields { row, viewer_role },
             ResourceLists::new(workspace_id),
-            ConversationLists::new(workspace_id),
+            conversations,
         )
     }
 }
@@ -76,6 +77,12 @@ impl WorkspaceFields {
     /// The caller's role here.
     async fn viewer_role(&self) -> GqlRole {
         self.viewer_role.into()
+    }
+
+    /// Whose days analytics count in: an IANA time zone (UTC unless an Owner or Admin set
+    /// another).
+    async fn time_zone(&self) -> &str {
+        &self.row.time_zone
     }
 
     /// Where the workspace stands with billing.
@@ -227,8 +234,8 @@ impl WorkspaceMutation {
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
-        guard = "RoleGuard::new(Action::RenameWorkspace, &workspace_id)",
-        directive = require_role::apply(least(Action::RenameWorkspace))
+        guard = "RoleGuard::new(Action::ChangeSettings, &workspace_id)",
+        directive = require_role::apply(least(Action::ChangeSettings))
     )]
     async fn rename_workspace(
         &self,
@@ -249,6 +256,29 @@ impl WorkspaceMutation {
             Utc::now(),
         )
         .await?;
+        Ok(Workspace::new(row, membership.role))
+    }
+
+    /// Sets the workspace's time zone (an IANA name such as Europe/Paris): analytics count
+    /// in its days.
+    ///
+    /// Needs the ADMIN role or higher.
+    #[graphql(
+        guard = "RoleGuard::new(Action::ChangeSettings, &workspace_id)",
+        directive = require_role::apply(least(Action::ChangeSettings))
+    )]
+    async fn set_workspace_time_zone(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        time_zone: String,
+    ) -> ApiResult<Workspace> {
+        let membership = membership(ctx, parse_id(&workspace_id)?).await?;
+        let request = request(ctx);
+        let trail = request.trail()?;
+        let id = membership.workspace.id;
+        let mut conn = request.db.conn_in(id).await?;
+        let row = super::set_time_zone(&mut conn, &trail, id, &time_zone, Utc::now()).await?;
         Ok(Workspace::new(row, membership.role))
     }
 

@@ -128,6 +128,36 @@ pub async fn rename(
     .await
 }
 
+/// Sets the workspace's time zone (an IANA name, checked against the time-zone database
+/// `chrono-tz` ships); writes `workspace.time_zone_changed` when it changes. The connection
+/// must be inside the workspace.
+pub async fn set_time_zone(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    workspace_id: Uuid,
+    time_zone: &str,
+    now: DateTime<Utc>,
+) -> Result<WorkspaceRow, ApiError> {
+    let zone: chrono_tz::Tz = time_zone.trim().parse().map_err(|_| {
+        ApiError::bad_input("`timeZone` must be an IANA time zone such as Europe/Paris, or UTC.")
+    })?;
+    conn.transaction(async |conn| {
+        let (old, row) = model::set_time_zone(conn, workspace_id, zone.name())
+            .await?
+            .ok_or_else(|| ApiError::not_found("Workspace"))?;
+        if old != row.time_zone {
+            let event = Event {
+                action: audit::Action::WorkspaceTimeZoneChanged,
+                target: Target::workspace(workspace_id),
+                changes: audit::changed("timeZone", old, row.time_zone.clone()),
+            };
+            audit::record(conn, workspace_id, trail, event, now).await?;
+        }
+        Ok(row)
+    })
+    .await
+}
+
 /// Deletes the workspace (soft: see the module doc); Owner only. Writes
 /// `workspace.deleted`.
 pub async fn delete(

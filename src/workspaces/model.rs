@@ -24,6 +24,8 @@ pub struct WorkspaceRow {
     pub subscription_status: Option<String>,
     /// When the subscription entered a failed-payment status ([`crate::billing::grace`]).
     pub payment_failed_at: Option<DateTime<Utc>>,
+    /// Whose days analytics count in (IANA name).
+    pub time_zone: String,
 }
 
 /// Creates a workspace on a fresh trial with `owner_id` as its Owner.
@@ -77,7 +79,8 @@ pub async fn memberships_of_caller(
         ($among:literal, $also:literal) => {
             concat!(
                 "SELECT w.id, w.name, w.created_at, w.trial_ends_at, w.plan, ",
-                "w.subscription_status, w.payment_failed_at, m.role FROM caller_memberships(",
+                "w.subscription_status, w.payment_failed_at, w.time_zone, m.role ",
+                "FROM caller_memberships(",
                 $among,
                 ") m JOIN workspaces w ON w.id = m.workspace_id WHERE ",
                 $also,
@@ -155,6 +158,8 @@ pub async fn rename(
         subscription_status: Option<String>,
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
         payment_failed_at: Option<DateTime<Utc>>,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        time_zone: String,
     }
     let renamed: Option<Renamed> = static_sql(
         "UPDATE workspaces w SET name = $2 \
@@ -162,7 +167,8 @@ pub async fn rename(
                FOR NO KEY UPDATE) old \
          WHERE w.id = old.id \
          RETURNING w.id, w.name, w.created_at, w.trial_ends_at, w.plan, \
-                   w.subscription_status, w.payment_failed_at, old.name AS old_name",
+                   w.subscription_status, w.payment_failed_at, w.time_zone, \
+                   old.name AS old_name",
         (
             bind::<diesel::sql_types::Uuid, _>(workspace_id),
             bind::<diesel::sql_types::Text, _>(name),
@@ -180,6 +186,66 @@ pub async fn rename(
             plan: r.plan,
             subscription_status: r.subscription_status,
             payment_failed_at: r.payment_failed_at,
+            time_zone: r.time_zone,
+        };
+        (r.old_name, row)
+    }))
+}
+
+/// Sets a live workspace's time zone; answers the zone before and the row after, in one
+/// statement (as [`rename`]).
+pub async fn set_time_zone(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    time_zone: &str,
+) -> QueryResult<Option<(String, WorkspaceRow)>> {
+    #[derive(QueryableByName)]
+    struct Renamed {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        old_name: String,
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        created_at: DateTime<Utc>,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        trial_ends_at: DateTime<Utc>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        plan: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        subscription_status: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+        payment_failed_at: Option<DateTime<Utc>>,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        time_zone: String,
+    }
+    let renamed: Option<Renamed> = static_sql(
+        "UPDATE workspaces w SET time_zone = $2 \
+         FROM (SELECT id, time_zone FROM workspaces WHERE id = $1 AND deleted_at IS NULL \
+               FOR NO KEY UPDATE) old \
+         WHERE w.id = old.id \
+         RETURNING w.id, w.name, w.created_at, w.trial_ends_at, w.plan, \
+                   w.subscription_status, w.payment_failed_at, w.time_zone, \
+                   old.time_zone AS old_name",
+        (
+            bind::<diesel::sql_types::Uuid, _>(workspace_id),
+            bind::<diesel::sql_types::Text, _>(time_zone),
+        ),
+    )
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(renamed.map(|r| {
+        let row = WorkspaceRow {
+            id: r.id,
+            name: r.name,
+            created_at: r.created_at,
+            trial_ends_at: r.trial_ends_at,
+            plan: r.plan,
+            subscription_status: r.subscription_status,
+            payment_failed_at: r.payment_failed_at,
+            time_zone: r.time_zone,
         };
         (r.old_name, row)
     }))

@@ -519,3 +519,310 @@ async fn a_revoked_service_token_fails_on_its_next_request() {
         .await;
     again.data("startConversation");
 }
+
+/// A small deterministic generator, so a failure replays (the seed is in the message).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+const ANALYTICS: &str = "query($ws: ID!, $since: DateTime!, $until: DateTime!, $i: AnalyticsInterval, $agent: ID) {
+  workspace(id: $ws) { analytics(since: $since, until: $until, interval: $i, agentId: $agent) {
+    timeZone
+    series { start counts { conversationsStarted conversationsClosed messagesIn messagesOut smsSegments calls callMinutes uniqueContacts } }
+    totals { conversationsStarted conversationsClosed messagesIn messagesOut smsSegments calls callMinutes uniqueContacts }
+    firstResponseMedianSeconds firstResponseP90Seconds timeToCloseMedianSeconds
+    usage { messages sms } } } }";
+
+/// The same figures counted straight from the raw rows, in the workspace's days.
+async fn counted_from_rows(
+    conn: &mut diesel_async::AsyncPgConnection,
+    ws: &str,
+    (since, until): (&str, &str),
+    interval: &str,
+    agent: Option<&str>,
+) -> (Value, Value) {
+    use diesel_async::RunQueryDsl as _;
+    #[derive(diesel::QueryableByName)]
+    struct Json {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        json: String,
+    }
+    let agent = agent.map_or("NULL".to_owned(), |a| format!("'{a}'::uuid"));
+    let tz = "'America/New_York'";
+    let bucket = |column: &str| {
+        format!("date_trunc('{interval}', {column} AT TIME ZONE {tz}) AT TIME ZONE {tz}")
+    };
+    let sql = format!(
+        "WITH c AS (SELECT * FROM conversations WHERE workspace_id = '{ws}' AND ({agent} IS NULL OR agent_id = {agent})),
+              m AS (SELECT m.*, c.channel FROM messages m JOIN c ON c.id = m.conversation_id),
+              r AS (SELECT timestamptz '{since}' AS since, timestamptz '{until}' AS until),
+              events AS (
+                SELECT {sa} AS start, 'started' AS what, 1 AS n, c.contact_id FROM c, r WHERE c.started_at >= r.since AND c.started_at < r.until
+                UNION ALL SELECT {sa}, 'calls', 1, NULL FROM c, r WHERE c.channel = 'phone_call' AND c.started_at >= r.since AND c.started_at < r.until
+                UNION ALL SELECT {ca}, 'closed', 1, NULL FROM c, r WHERE c.closed_at >= r.since AND c.closed_at < r.until
+                UNION ALL SELECT {ca}, 'call_seconds', COALESCE(c.duration_seconds, 0), NULL FROM c, r WHERE c.closed_at >= r.since AND c.closed_at < r.until
+                UNION ALL SELECT {ma}, 'messages_' || CASE m.direction WHEN 'inbound' THEN 'in' ELSE 'out' END, 1, NULL FROM m, r WHERE m.sent_at >= r.since AND m.sent_at < r.until
+                UNION ALL SELECT {ma}, 'sms_segments', COALESCE(m.segments, 0), NULL FROM m, r WHERE m.sent_at >= r.since AND m.sent_at < r.until),
+              points AS (
+                SELECT start,
+                  json_build_object('conversationsStarted', sum(n) FILTER (WHERE what = 'started'),
+                    'conversationsClosed', sum(n) FILTER (WHERE what = 'closed'),
+                    'messagesIn', sum(n) FILTER (WHERE what = 'messages_in'),
+                    'messagesOut', sum(n) FILTER (WHERE what = 'messages_out'),
+                    'smsSegments', sum(n) FILTER (WHERE what = 'sms_segments'),
+                    'calls', sum(n) FILTER (WHERE what = 'calls'),
+                    'callMinutes', COALESCE(sum(n) FILTER (WHERE what = 'call_seconds'), 0) / 60.0,
+                    'uniqueContacts', count(DISTINCT contact_id)) AS counts
+                FROM events GROUP BY start),
+              firsts AS (
+                SELECT c.id, c.started_at, c.closed_at,
+                  (SELECT min(sent_at) FROM m WHERE m.conversation_id = c.id AND m.direction = 'inbound') AS first_in
+                FROM c, r WHERE c.started_at >= r.since AND c.started_at < r.until),
+              times AS (
+                SELECT f.*, (SELECT min(sent_at) FROM m WHERE m.conversation_id = f.id AND m.direction = 'outbound' AND m.sent_at >= f.first_in) AS first_reply
+                FROM firsts f)
+         SELECT json_build_object(
+           'series', (SELECT json_agg(json_build_object('start', start, 'counts', counts) ORDER BY start) FROM points),
+           'times', (SELECT json_build_object(
+              'firstResponseMedianSeconds', percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_reply - first_in)::float8) FILTER (WHERE first_reply IS NOT NULL),
+              'firstResponseP90Seconds', percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM first_reply - first_in)::float8) FILTER (WHERE first_reply IS NOT NULL),
+              'timeToCloseMedianSeconds', percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - started_at)::float8) FILTER (WHERE closed_at IS NOT NULL))
+              FROM times))::text AS json",
+        sa = bucket("c.started_at"),
+        ca = bucket("c.closed_at"),
+        ma = bucket("m.sent_at"),
+    );
+    let rows: Vec<Json> = diesel::sql_query(sql).load(conn).await.expect("counted");
+    let value: Value = serde_json::from_str(&rows[0].json).expect("json");
+    (value["series"].clone(), value["times"].clone())
+}
+
+/// The API's series without its empty points, with SQL's nulls as zeros, comparable with
+/// the direct count (which has no row for an empty bucket).
+fn nonempty(series: &Value) -> Vec<(String, Value)> {
+    let zero = |v: &Value| v.is_null() || v.as_f64() == Some(0.0);
+    series
+        .as_array()
+        .map(|points| {
+            points
+                .iter()
+                .filter(|p| !p["counts"].as_object().expect("counts").values().all(zero))
+                .map(|p| {
+                    let start =
+                        chrono::DateTime::parse_from_rfc3339(p["start"].as_str().expect("start"))
+                            .expect("time")
+                            .with_timezone(&chrono::Utc)
+                            .to_rfc3339();
+                    let counts = p["counts"]
+                        .as_object()
+                        .expect("counts")
+                        .iter()
+                        .map(|(k, v)| (k.clone(), json!(v.as_f64().unwrap_or(0.0))))
+                        .collect::<serde_json::Map<_, _>>();
+                    (start, Value::Object(counts))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_equal_a_direct_count_of_the_rows_across_a_daylight_saving_change() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let ws = team.workspace.clone();
+    let set = "mutation($ws: ID!, $tz: String!) { setWorkspaceTimeZone(workspaceId: $ws, timeZone: $tz) { timeZone } }";
+    app.gql(
+        team.member.token(),
+        set,
+        json!({ "ws": ws, "tz": "America/New_York" }),
+    )
+    .await
+    .assert_code("FORBIDDEN");
+    app.gql(
+        team.admin.token(),
+        set,
+        json!({ "ws": ws, "tz": "Mars/Olympus_Mons" }),
+    )
+    .await
+    .assert_code("BAD_USER_INPUT");
+    let zone = app
+        .gql(
+            team.admin.token(),
+            set,
+            json!({ "ws": ws, "tz": "America/New_York" }),
+        )
+        .await;
+    assert_eq!(
+        zone.data("setWorkspaceTimeZone")["timeZone"],
+        "America/New_York"
+    );
+
+    let agents = [
+        agent(&app, &team.owner, &ws).await,
+        agent(&app, &team.owner, &ws).await,
+    ];
+    let seed = 0x5eed_2026_u64;
+    let mut rng = Lcg(seed);
+    // New York leaves daylight saving on Sunday 1 November 2026 at 02:00: that day has 25
+    // hours. Conversations start from 26 October to 7 November (UTC), some outside the range.
+    let base = chrono::DateTime::parse_from_rfc3339("2026-10-26T00:00:00Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let channels = ["SMS", "WEB_CHAT", "PHONE_CALL", "EMAIL"];
+    for n in 0..40 {
+        let started = base + chrono::Duration::minutes(rng.below(12 * 24 * 60) as i64);
+        let channel = channels[rng.below(4) as usize];
+        let agent_id = &agents[rng.below(2) as usize];
+        let contact = format!("+1415555{:04}", rng.below(12));
+        let made = start(
+            &app,
+            &ws,
+            json!({ "externalId": format!("a-{n}"), "agentId": agent_id, "channel": channel,
+            "contact": { "phone": contact }, "startedAt": started.to_rfc3339() }),
+        )
+        .await;
+        let id = made.data("startConversation")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let count = 1 + rng.below(8);
+        let mut messages: Vec<Value> = (0..count)
+            .map(|k| {
+                let at = started + chrono::Duration::minutes(rng.below(36 * 60) as i64);
+                let direction = if rng.below(2) == 0 {
+                    "INBOUND"
+                } else {
+                    "OUTBOUND"
+                };
+                let mut m = json!({ "externalId": format!("m{k}"), "direction": direction,
+                    "text": "words", "sentAt": at.to_rfc3339() });
+                if channel == "SMS" {
+                    m["segments"] = json!(1 + rng.below(3));
+                }
+                m
+            })
+            .collect();
+        // Two batches in either order: the rollups and first replies cannot rely on order.
+        let cut = rng.below(count + 1) as usize;
+        let later = messages.split_off(cut);
+        for batch in [later, messages] {
+            if !batch.is_empty() {
+                app.gql(
+                    Some(SERVICE_TOKEN),
+                    APPEND,
+                    json!({ "ws": ws, "c": id, "m": batch }),
+                )
+                .await
+                .data("appendMessages");
+            }
+        }
+        if rng.below(3) > 0 {
+            let ended = started + chrono::Duration::minutes(30 + rng.below(48 * 60) as i64);
+            let duration = (channel == "PHONE_CALL").then(|| rng.below(3600));
+            app.gql(
+                Some(SERVICE_TOKEN),
+                "mutation($ws: ID!, $c: ID!, $e: DateTime, $d: Int) { closeConversation(workspaceId: $ws, conversationId: $c, endedAt: $e, durationSeconds: $d) { status } }",
+                json!({ "ws": ws, "c": id, "e": ended.to_rfc3339(), "d": duration }),
+            )
+            .await
+            .data("closeConversation");
+        }
+    }
+
+    // The range: New York's midnights of 28 October and 4 November.
+    let range = ("2026-10-28T04:00:00Z", "2026-11-04T05:00:00Z");
+    let mut conn = app.db.conn().await;
+    for (interval, agent) in [
+        ("DAY", None),
+        ("WEEK", None),
+        ("DAY", Some(agents[1].as_str())),
+    ] {
+        let answer = app
+            .gql(team.viewer.token(), ANALYTICS, json!({ "ws": ws, "since": range.0, "until": range.1, "i": interval, "agent": agent }))
+            .await;
+        let report = answer.data("workspace")["analytics"].clone();
+        assert_eq!(report["timeZone"], "America/New_York");
+        let (series, times) =
+            counted_from_rows(&mut conn, &ws, range, &interval.to_lowercase(), agent).await;
+        let expected: Vec<(String, Value)> = series
+            .as_array()
+            .map(|points| {
+                points
+                    .iter()
+                    .map(|p| {
+                        let start = chrono::DateTime::parse_from_rfc3339(
+                            p["start"].as_str().expect("start"),
+                        )
+                        .expect("time")
+                        .with_timezone(&chrono::Utc)
+                        .to_rfc3339();
+                        let counts = p["counts"]
+                            .as_object()
+                            .expect("counts")
+                            .iter()
+                            .map(|(k, v)| (k.clone(), json!(v.as_f64().unwrap_or(0.0))))
+                            .collect::<serde_json::Map<_, _>>();
+                        (start, Value::Object(counts))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            nonempty(&report["series"]),
+            expected,
+            "seed {seed:#x}, {interval}, agent {agent:?}"
+        );
+        for key in [
+            "firstResponseMedianSeconds",
+            "firstResponseP90Seconds",
+            "timeToCloseMedianSeconds",
+        ] {
+            let (got, want) = (report[key].as_f64(), times[key].as_f64());
+            assert!(
+                got.zip(want)
+                    .map_or(got == want, |(g, w)| (g - w).abs() < 1e-6),
+                "seed {seed:#x}, {interval}: {key} {got:?} != {want:?}"
+            );
+        }
+        if interval == "DAY" && agent.is_none() {
+            // Seven days, the 25-hour one included; each point starts at a New York midnight.
+            let starts: Vec<&str> = report["series"]
+                .as_array()
+                .expect("series")
+                .iter()
+                .map(|p| p["start"].as_str().expect("start"))
+                .collect();
+            assert_eq!(starts.len(), 7, "{starts:?}");
+            assert!(
+                starts.contains(&"2026-11-01T04:00:00.000000Z")
+                    && starts.contains(&"2026-11-02T05:00:00.000000Z"),
+                "{starts:?}"
+            );
+        }
+    }
+    // Ranges are bounded.
+    let far = app
+        .gql(
+            team.viewer.token(),
+            ANALYTICS,
+            json!({ "ws": ws, "since": "2025-01-01T00:00:00Z", "until": "2026-12-01T00:00:00Z" }),
+        )
+        .await;
+    far.assert_code("BAD_USER_INPUT");
+    app.gql(
+        team.stranger.token(),
+        ANALYTICS,
+        json!({ "ws": ws, "since": range.0, "until": range.1 }),
+    )
+    .await
+    .assert_code("NOT_FOUND");
+}

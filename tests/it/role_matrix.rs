@@ -188,6 +188,18 @@ const CASES: &[Case] = &[
         expect: MEMBERS,
     },
     Case {
+        name: "workspace.analytics",
+        guarded: false,
+        query: "query($ws: ID!) { workspace(id: $ws) { analytics(since: \"2026-11-01T00:00:00Z\", until: \"2026-11-08T00:00:00Z\") { totals { messagesIn } usage { messages } } } }",
+        expect: MEMBERS,
+    },
+    Case {
+        name: "setWorkspaceTimeZone",
+        guarded: true,
+        query: "mutation($ws: ID!) { setWorkspaceTimeZone(workspaceId: $ws, timeZone: \"Asia/Kolkata\") { timeZone } }",
+        expect: ADMINS,
+    },
+    Case {
         name: "deleteConversation",
         guarded: true,
         query: "mutation($ws: ID!, $conv: ID!) { deleteConversation(workspaceId: $ws, id: $conv) }",
@@ -237,7 +249,7 @@ async fn snapshot(app: &TestApp, team: &Team) -> Value {
     let workspace = app
         .gql(
             team.owner.token(),
-            "query($ws: ID!) { workspace(id: $ws) { name } }",
+            "query($ws: ID!) { workspace(id: $ws) { name timeZone } }",
             json!({ "ws": team.workspace }),
         )
         .await

@@ -16,7 +16,7 @@ use crate::harness::{Gql, TestApp, PASSWORD};
 /// write runs in a transaction (`BEGIN` and `COMMIT`). Setting a checked-out connection's
 /// row-level-security context is counted apart (`sqlContextStatements`): it depends on what
 /// the pooled connection did before, at most one statement per checkout.
-const BUDGETS: [(&str, u64); 62] = [
+const BUDGETS: [(&str, u64); 63] = [
     // The throttles (src/throttle.rs) cost one upsert per per-address rule; signIn also
     // reads its email's failure count and clears it on success.
     // Records the request and its job, the same for a taken address (account_emails.rs).
@@ -57,6 +57,8 @@ const BUDGETS: [(&str, u64); 62] = [
     // old name read under the lock the update takes), the event, COMMIT.
     ("renameWorkspace", 6),
     ("switchWorkspace", 3),
+    // As renameWorkspace: the update reads the old zone under its lock; the event.
+    ("setWorkspaceTimeZone", 6),
     ("deleteWorkspace", 10),
     // Every resource write appends its audit event: one statement.
     ("createAgent", 9),
@@ -101,12 +103,13 @@ const BUDGETS: [(&str, u64); 62] = [
     ("reportUsage", 12),
     // The agent runtime's writes (src/conversations/): the workspace, the runtime's id, the
     // agent, the address's lock and the contact found or made, the conversation; its
-    // agent and contact for the answer.
-    ("startConversation", 10),
+    // agent and contact for the answer. Each write adds to the analytics rollups in one
+    // upsert, whatever the hours it spans.
+    ("startConversation", 11),
     // The batch is one statement whatever its size (100 messages here); counting it is the
     // usage period, the limits, a counter per metric and the day's first SERVICE_ACCESSED.
-    ("appendMessages", 13),
-    ("closeConversation", 7),
+    ("appendMessages", 14),
+    ("closeConversation", 8),
     ("deleteConversation", 6),
     // The customer, made on first use: no transaction or lock around Stripe's call; it is
     // recorded, then read back (a concurrent first call may have recorded another).
@@ -428,6 +431,13 @@ async fn every_mutation_stays_within_its_statement_budget() {
         )
         .await;
     }
+    run.run(
+        "setWorkspaceTimeZone",
+        ada,
+        "mutation($ws: ID!) { setWorkspaceTimeZone(workspaceId: $ws, timeZone: \"Europe/Paris\") { timeZone } }",
+        json!({ "ws": ws }),
+    )
+    .await;
     run.run(
         "reportUsage",
         Some(crate::usage::SERVICE_TOKEN),

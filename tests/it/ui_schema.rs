@@ -124,7 +124,9 @@ async fn every_list_pages_the_same_way() {
                         "[ID!]!",
                         "[String!]!",
                         // An append's batch: at most 100, as sent.
-                        "[Message!]!"
+                        "[Message!]!",
+                        // One point per day of at most 400 days.
+                        "[AnalyticsPoint!]!"
                     ]
                     .contains(&named.as_str()),
                     "{type_name}.{} is a bare list {named}",

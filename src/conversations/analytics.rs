@@ -1,0 +1,287 @@
+//! Analytics: how a workspace's agents are doing, in its own days.
+//!
+//! Rules:
+//! - Counts come from the hourly rollups (`conversation_hours`) that the transactions
+//!   writing conversations and messages keep ([`Tally`]), never from a scan of messages. An
+//!   hour counts when it starts in the range; days, weeks and months are the workspace's
+//!   (its `timeZone`, daylight saving included), so a day has 23 or 25 hours where the
+//!   clocks change.
+//! - Unique contacts (exact) and response times come from the conversations started in the
+//!   range: the median and 90th percentile of the time from the contact's first message to
+//!   the agent's first reply after it, and the median time from start to close.
+//! - A range is at most [`MAX_RANGE_DAYS`] long, so a report's cost is bounded.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::{Channel, ConversationError};
+use crate::db::{bind, static_sql, Bind};
+
+/// A report covers at most this many days.
+pub const MAX_RANGE_DAYS: i64 = 400;
+
+/// How a report's series is cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interval {
+    Day,
+    Week,
+    Month,
+}
+
+impl Interval {
+    /// PostgreSQL's `date_trunc` field.
+    fn field(self) -> &'static str {
+        match self {
+            Interval::Day => "day",
+            Interval::Week => "week",
+            Interval::Month => "month",
+        }
+    }
+}
+
+/// What a report covers.
+#[derive(Clone, Debug)]
+pub struct Range {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub interval: Interval,
+    pub agent_id: Option<Uuid>,
+    pub channel: Option<Channel>,
+}
+
+impl Range {
+    pub fn check(&self) -> Result<(), ConversationError> {
+        if self.until <= self.since || self.until - self.since > Duration::days(MAX_RANGE_DAYS) {
+            return Err(ConversationError::Invalid(format!(
+                "`until` must be after `since`, and at most {MAX_RANGE_DAYS} days after it."
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Counts over one stretch of time.
+#[derive(QueryableByName, Clone, Debug, Default, PartialEq)]
+pub struct Counts {
+    #[diesel(sql_type = BigInt)]
+    pub started: i64,
+    #[diesel(sql_type = BigInt)]
+    pub closed: i64,
+    #[diesel(sql_type = BigInt)]
+    pub messages_in: i64,
+    #[diesel(sql_type = BigInt)]
+    pub messages_out: i64,
+    #[diesel(sql_type = BigInt)]
+    pub sms_segments: i64,
+    #[diesel(sql_type = BigInt)]
+    pub calls: i64,
+    #[diesel(sql_type = BigInt)]
+    pub call_seconds: i64,
+    #[diesel(sql_type = BigInt)]
+    pub unique_contacts: i64,
+}
+
+/// One point of the series: the bucket starting at `start` (the workspace's midnight).
+#[derive(QueryableByName, Clone, Debug)]
+pub struct Point {
+    #[diesel(sql_type = Timestamptz)]
+    pub start: DateTime<Utc>,
+    #[diesel(embed)]
+    pub counts: Counts,
+}
+
+/// The whole range's counts and times.
+#[derive(QueryableByName, Clone, Debug)]
+pub struct Totals {
+    #[diesel(embed)]
+    pub counts: Counts,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub first_response_median: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub first_response_p90: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub time_to_close_median: Option<f64>,
+}
+
+/// A report: its series and its totals, in `time_zone`.
+pub struct Report {
+    pub time_zone: String,
+    pub series: Vec<Point>,
+    pub totals: Totals,
+}
+
+/// The report for `range` in the workspace's `time_zone`: two statements.
+pub async fn report(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    time_zone: &str,
+    range: &Range,
+) -> Result<Report, ConversationError> {
+    range.check()?;
+    let series = static_sql(
+        "WITH buckets AS ( \
+             SELECT g AT TIME ZONE $4 AS start \
+             FROM generate_series(date_trunc($5, $2 AT TIME ZONE $4), \
+                                  ($3 AT TIME ZONE $4) - interval '1 microsecond', \
+                                  ('1 ' || $5)::interval) g), \
+         hours AS ( \
+             SELECT (date_trunc($5, h.hour AT TIME ZONE $4) AT TIME ZONE $4) AS start, \
+                    sum(h.started) AS started, sum(h.closed) AS closed, \
+                    sum(h.messages_in) AS messages_in, sum(h.messages_out) AS messages_out, \
+                    sum(h.sms_segments) AS sms_segments, sum(h.calls) AS calls, \
+                    sum(h.call_seconds) AS call_seconds \
+             FROM conversation_hours h \
+             WHERE h.workspace_id = $1 AND h.hour >= $2 AND h.hour < $3 \
+               AND ($6::uuid IS NULL OR h.agent_id = $6) \
+               AND ($7::text IS NULL OR h.channel = $7) \
+             GROUP BY 1), \
+         contacts AS ( \
+             SELECT (date_trunc($5, c.started_at AT TIME ZONE $4) AT TIME ZONE $4) AS start, \
+                    count(DISTINCT c.contact_id) AS unique_contacts \
+             FROM conversations c \
+             WHERE c.workspace_id = $1 AND c.started_at >= $2 AND c.started_at < $3 \
+               AND ($6::uuid IS NULL OR c.agent_id = $6) \
+               AND ($7::text IS NULL OR c.channel = $7) \
+             GROUP BY 1) \
+         SELECT b.start, \
+                COALESCE(h.started, 0)::bigint AS started, COALESCE(h.closed, 0)::bigint AS closed, \
+                COALESCE(h.messages_in, 0)::bigint AS messages_in, \
+                COALESCE(h.messages_out, 0)::bigint AS messages_out, \
+                COALESCE(h.sms_segments, 0)::bigint AS sms_segments, \
+                COALESCE(h.calls, 0)::bigint AS calls, \
+                COALESCE(h.call_seconds, 0)::bigint AS call_seconds, \
+                COALESCE(k.unique_contacts, 0)::bigint AS unique_contacts \
+         FROM buckets b \
+         LEFT JOIN hours h ON h.start = b.start \
+         LEFT JOIN contacts k ON k.start = b.start \
+         ORDER BY b.start",
+        binds(workspace_id, time_zone, range),
+    )
+    .load::<Point>(conn)
+    .await?;
+    let totals = static_sql(
+        "WITH hours AS ( \
+             SELECT COALESCE(sum(h.started), 0)::bigint AS started, \
+                    COALESCE(sum(h.closed), 0)::bigint AS closed, \
+                    COALESCE(sum(h.messages_in), 0)::bigint AS messages_in, \
+                    COALESCE(sum(h.messages_out), 0)::bigint AS messages_out, \
+                    COALESCE(sum(h.sms_segments), 0)::bigint AS sms_segments, \
+                    COALESCE(sum(h.calls), 0)::bigint AS calls, \
+                    COALESCE(sum(h.call_seconds), 0)::bigint AS call_seconds \
+             FROM conversation_hours h \
+             WHERE h.workspace_id = $1 AND h.hour >= $2 AND h.hour < $3 \
+               AND ($6::uuid IS NULL OR h.agent_id = $6) \
+               AND ($7::text IS NULL OR h.channel = $7)), \
+         started AS ( \
+             SELECT count(DISTINCT c.contact_id)::bigint AS unique_contacts, \
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM c.first_reply_at - c.first_inbound_at)::float8) \
+                        FILTER (WHERE c.first_reply_at IS NOT NULL) AS first_response_median, \
+                    percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM c.first_reply_at - c.first_inbound_at)::float8) \
+                        FILTER (WHERE c.first_reply_at IS NOT NULL) AS first_response_p90, \
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM c.closed_at - c.started_at)::float8) \
+                        FILTER (WHERE c.closed_at IS NOT NULL) AS time_to_close_median \
+             FROM conversations c \
+             WHERE c.workspace_id = $1 AND c.started_at >= $2 AND c.started_at < $3 \
+               AND ($6::uuid IS NULL OR c.agent_id = $6) \
+               AND ($7::text IS NULL OR c.channel = $7)) \
+         SELECT hours.*, started.* FROM hours, started",
+        binds(workspace_id, time_zone, range),
+    )
+    .get_result::<Totals>(conn)
+    .await?;
+    Ok(Report {
+        time_zone: time_zone.to_owned(),
+        series,
+        totals,
+    })
+}
+
+type Binds<'a> = (
+    Bind<SqlUuid, Uuid>,
+    Bind<Timestamptz, DateTime<Utc>>,
+    Bind<Timestamptz, DateTime<Utc>>,
+    Bind<Text, &'a str>,
+    Bind<Text, &'static str>,
+    Bind<Nullable<SqlUuid>, Option<Uuid>>,
+    Bind<Nullable<Text>, Option<&'static str>>,
+);
+
+fn binds<'a>(workspace_id: Uuid, time_zone: &'a str, range: &Range) -> Binds<'a> {
+    (
+        bind::<SqlUuid, _>(workspace_id),
+        bind::<Timestamptz, _>(range.since),
+        bind::<Timestamptz, _>(range.until),
+        bind::<Text, _>(time_zone),
+        bind::<Text, _>(range.interval.field()),
+        bind::<Nullable<SqlUuid>, _>(range.agent_id),
+        bind::<Nullable<Text>, _>(range.channel.map(Channel::as_db)),
+    )
+}
+
+/// What one write adds to the rollups, at `at` (its hour is its row).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tally {
+    pub at: DateTime<Utc>,
+    pub started: i32,
+    pub closed: i32,
+    pub messages_in: i32,
+    pub messages_out: i32,
+    pub sms_segments: i32,
+    pub calls: i32,
+    pub call_seconds: i64,
+}
+
+/// Adds `tallies` to the workspace's hourly rollups for the conversation's agent (the nil
+/// id once it is gone) and channel: one statement, rows taken in hour order (so concurrent
+/// writers lock them in the same order).
+pub async fn roll_up(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    agent_id: Option<Uuid>,
+    channel: &str,
+    tallies: &[Tally],
+) -> QueryResult<()> {
+    if tallies.is_empty() {
+        return Ok(());
+    }
+    use diesel::sql_types::{Array, Int4};
+    let column = |f: fn(&Tally) -> i32| tallies.iter().map(f).collect::<Vec<i32>>();
+    let at: Vec<DateTime<Utc>> = tallies.iter().map(|t| t.at).collect();
+    let seconds: Vec<i64> = tallies.iter().map(|t| t.call_seconds).collect();
+    static_sql(
+        "INSERT INTO conversation_hours AS h (workspace_id, hour, agent_id, channel, started, \
+             closed, messages_in, messages_out, sms_segments, calls, call_seconds) \
+         SELECT $1, date_trunc('hour', t.at, 'UTC'), $2, $3, sum(t.started), sum(t.closed), \
+                sum(t.messages_in), sum(t.messages_out), sum(t.sms_segments), sum(t.calls), \
+                sum(t.call_seconds) \
+         FROM unnest($4::timestamptz[], $5::int4[], $6::int4[], $7::int4[], $8::int4[], \
+                     $9::int4[], $10::int4[], $11::int8[]) \
+              AS t (at, started, closed, messages_in, messages_out, sms_segments, calls, call_seconds) \
+         GROUP BY 2 ORDER BY 2 \
+         ON CONFLICT (workspace_id, hour, agent_id, channel) DO UPDATE SET \
+             started = h.started + EXCLUDED.started, closed = h.closed + EXCLUDED.closed, \
+             messages_in = h.messages_in + EXCLUDED.messages_in, \
+             messages_out = h.messages_out + EXCLUDED.messages_out, \
+             sms_segments = h.sms_segments + EXCLUDED.sms_segments, \
+             calls = h.calls + EXCLUDED.calls, call_seconds = h.call_seconds + EXCLUDED.call_seconds",
+        (
+            bind::<SqlUuid, _>(workspace_id),
+            bind::<SqlUuid, _>(agent_id.unwrap_or(Uuid::nil())),
+            bind::<Text, _>(channel),
+            bind::<Array<Timestamptz>, _>(&at),
+            bind::<Array<Int4>, _>(column(|t| t.started)),
+            bind::<Array<Int4>, _>(column(|t| t.closed)),
+            bind::<Array<Int4>, _>(column(|t| t.messages_in)),
+            bind::<Array<Int4>, _>(column(|t| t.messages_out)),
+            bind::<Array<Int4>, _>(column(|t| t.sms_segments)),
+            bind::<Array<Int4>, _>(column(|t| t.calls)),
+            bind::<Array<BigInt>, _>(&seconds),
+        ),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
