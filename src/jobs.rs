@@ -8,8 +8,12 @@
 
 use linkai_jobs::email::{self, Email, Mailer, Message};
 
+use uuid::Uuid;
+
 use crate::billing::stripe::StripeApi;
 use crate::db::Db;
+use crate::roles::Role;
+use crate::workspaces::model::WorkspaceRow;
 
 /// The handlers of every feature, by job kind.
 pub type Handlers = linkai_jobs::Handlers<JobContext>;
@@ -45,6 +49,34 @@ impl JobContext {
     /// A link into the app that carries a one-time token.
     pub fn token_link(&self, path: &str, token: &str) -> String {
         email::token_link(&self.app_url, path, token)
+    }
+
+    /// Emails the workspace's Owner and Admins, each their own copy (`email` renders it for
+    /// an address and a name), if the workspace is live and `still_true` of it; returns
+    /// whether it did.
+    pub async fn notify_admins(
+        &self,
+        workspace_id: Uuid,
+        still_true: impl FnOnce(&WorkspaceRow) -> bool,
+        email: impl Fn(&str, String, &WorkspaceRow) -> Email,
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.db.conn_in(workspace_id).await?;
+        let Some(workspace) = crate::workspaces::model::find_live(&mut conn, workspace_id).await?
+        else {
+            return Ok(false);
+        };
+        if !still_true(&workspace) {
+            return Ok(false);
+        }
+        let admins = [Role::Owner, Role::Admin];
+        let recipients =
+            crate::members::model::with_roles(&mut conn, workspace_id, &admins).await?;
+        drop(conn);
+        for user in recipients {
+            self.deliver(&email(&user.email, user.name, &workspace))
+                .await?;
+        }
+        Ok(true)
     }
 
     /// A page of the app.

@@ -196,6 +196,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    usage_alerts (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        period_start -> Timestamptz,
+        metric -> Text,
+        threshold -> Int2,
+        limit_value -> Int4,
+        used -> Int8,
+        created_at -> Timestamptz,
+        emailed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     service_tokens (id) {
         id -> Uuid,
         name -> Text,
@@ -271,6 +285,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     security_events,
     service_tokens,
+    usage_alerts,
     conversations,
     messages,
 );

@@ -23,6 +23,7 @@ pub fn handlers() -> Handlers {
     let handlers = Handlers::default();
     let handlers = crate::auth::jobs::register(handlers);
     let handlers = crate::invitations::jobs::register(handlers);
+    let handlers = crate::usage::jobs::register(handlers);
     billing::jobs::register(handlers)
 }
 

@@ -69,9 +69,12 @@ pub enum AuditAction {
     PaymentMethodRemoved,
     /// The billing details were changed: `changes.fields`, the fields set.
     BillingDetailsUpdated,
-    /// A metered usage reached the plan's limit for the period: `changes.metric`,
-    /// `.limit` and `.periodStart`.
+    /// A usage (messages, SMS, agents, phone numbers) reached the plan's limit in the
+    /// period: `changes.metric`, `.threshold` (100), `.used`, `.limit`, `.periodStart`.
     UsageLimitReached,
+    /// A usage passed 80 % of the plan's limit in the period: `changes.metric`, `.threshold`,
+    /// `.used`, `.limit`, `.periodStart`.
+    UsageNearingLimit,
     /// A service reported usage, the first time that day: `changes.metric`.
     ServiceAccessed,
     /// A conversation was deleted with its messages: `changes.channel`, `changes.messages`.

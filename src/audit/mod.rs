@@ -154,9 +154,12 @@ pub enum Action {
     PaymentMethodRemoved,
     /// The billing details were changed (`changes`: `fields`, the fields set).
     BillingDetailsUpdated,
-    /// A metered usage reached the plan's limit for the period (`changes`: `metric`,
-    /// `limit`, `periodStart`).
+    /// A usage reached the plan's limit in the period (`changes`: `metric`, `threshold`
+    /// 100, `used`, `limit`, `periodStart`): [`crate::usage::alerts`].
     UsageLimitReached,
+    /// A usage passed 80 % of the plan's limit in the period (`changes` as above, with
+    /// `threshold` 80).
+    UsageNearingLimit,
     /// A service (the agent runtime) reported usage, first time in the day (`changes`:
     /// `metric`).
     ServiceAccessed,
@@ -165,7 +168,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 28] = [
         Action::MemberRoleChanged,
         Action::MemberRemoved,
         Action::MemberLeft,
@@ -191,6 +194,7 @@ impl Action {
         Action::PaymentMethodRemoved,
         Action::BillingDetailsUpdated,
         Action::UsageLimitReached,
+        Action::UsageNearingLimit,
         Action::ServiceAccessed,
         Action::ConversationDeleted,
     ];
@@ -222,6 +226,7 @@ impl Action {
             Action::PaymentMethodRemoved => "billing.card_removed",
             Action::BillingDetailsUpdated => "billing.details_updated",
             Action::UsageLimitReached => "usage.limit_reached",
+            Action::UsageNearingLimit => "usage.nearing_limit",
             Action::ServiceAccessed => "service.accessed",
             Action::ConversationDeleted => "conversation.deleted",
         }

@@ -4,8 +4,7 @@
 //! Owner and Admins unless it stopped being true before it went out.
 
 use chrono::Utc;
-use linkai_jobs::email::{messages, render, when, Email};
-use uuid::Uuid;
+use linkai_jobs::email::{messages, render, when};
 
 use super::cards::{self, CardNotice, SendCardNotice};
 use super::grace::{self, SendGraceEnding};
@@ -17,7 +16,6 @@ use super::sync::{
 };
 use super::trial::{self, SendTrialNotice, TrialNotice};
 use crate::jobs::{Handlers, JobContext};
-use crate::roles::Role;
 use crate::workspaces::model::WorkspaceRow;
 
 pub fn register(handlers: Handlers) -> Handlers {
@@ -81,40 +79,40 @@ async fn send_trial_notice(job: SendTrialNotice, cx: JobContext) -> anyhow::Resu
     }
     drop(conn);
     // Once a plan is chosen, the trial's notices no longer apply.
-    let sent = notify(
-        &cx,
-        job.workspace_id,
-        |w| w.plan.is_none(),
-        |to, name, workspace| {
-            let link = cx.page("settings/billing");
-            let ends = when(workspace.trial_ends_at);
-            let workspace = workspace.name.clone();
-            match job.notice {
-                TrialNotice::Expired => render(
-                    to,
-                    &messages::TrialExpired {
-                        name,
-                        workspace,
-                        ends,
-                        link,
-                    },
-                ),
-                reminder => {
-                    let days = reminder.days_before_end();
-                    let message = messages::TrialReminder {
-                        name,
-                        workspace,
-                        days: days.to_string(),
-                        plural: if days == 1 { "" } else { "s" }.into(),
-                        ends,
-                        link,
-                    };
-                    render(to, &message)
+    let sent = cx
+        .notify_admins(
+            job.workspace_id,
+            |w| w.plan.is_none(),
+            |to, name, workspace| {
+                let link = cx.page("settings/billing");
+                let ends = when(workspace.trial_ends_at);
+                let workspace = workspace.name.clone();
+                match job.notice {
+                    TrialNotice::Expired => render(
+                        to,
+                        &messages::TrialExpired {
+                            name,
+                            workspace,
+                            ends,
+                            link,
+                        },
+                    ),
+                    reminder => {
+                        let days = reminder.days_before_end();
+                        let message = messages::TrialReminder {
+                            name,
+                            workspace,
+                            days: days.to_string(),
+                            plural: if days == 1 { "" } else { "s" }.into(),
+                            ends,
+                            link,
+                        };
+                        render(to, &message)
+                    }
                 }
-            }
-        },
-    )
-    .await?;
+            },
+        )
+        .await?;
     if sent {
         let mut conn = cx.db.conn_in(job.workspace_id).await?;
         trial::mark_emailed(&mut conn, job.workspace_id, job.notice, Utc::now()).await?;
@@ -129,21 +127,16 @@ async fn send_payment_failed(job: SendPaymentFailed, cx: JobContext) -> anyhow::
         status::subscription_of(workspace).and_then(|s| s.effect().email)
             == Some(StatusEmail::PaymentFailed)
     };
-    notify(
-        &cx,
-        job.workspace_id,
-        still_failing,
-        |to, name, workspace| {
-            let failed = workspace.payment_failed_at.unwrap_or_else(Utc::now);
-            let message = messages::PaymentFailed {
-                name,
-                workspace: workspace.name.clone(),
-                read_only_on: when(grace::read_only_from(failed)),
-                link: cx.page("settings/billing"),
-            };
-            render(to, &message)
-        },
-    )
+    cx.notify_admins(job.workspace_id, still_failing, |to, name, workspace| {
+        let failed = workspace.payment_failed_at.unwrap_or_else(Utc::now);
+        let message = messages::PaymentFailed {
+            name,
+            workspace: workspace.name.clone(),
+            read_only_on: when(grace::read_only_from(failed)),
+            link: cx.page("settings/billing"),
+        };
+        render(to, &message)
+    })
     .await
     .map(drop)
 }
@@ -152,8 +145,7 @@ async fn send_payment_failed(job: SendPaymentFailed, cx: JobContext) -> anyhow::
 /// (recorded by the scan, once per failure spell: [`grace`]).
 async fn send_grace_ending(job: SendGraceEnding, cx: JobContext) -> anyhow::Result<()> {
     let now = Utc::now();
-    notify(
-        &cx,
+    cx.notify_admins(
         job.workspace_id,
         |workspace| still_ending(workspace, now).is_some(),
         |to, name, workspace| {
@@ -197,67 +189,39 @@ async fn send_card_notice(job: SendCardNotice, cx: JobContext) -> anyhow::Result
         "{brand} ending in {} (expires {:02}/{})",
         card.last4, card.exp_month, card.exp_year
     );
-    let sent = notify(
-        &cx,
-        job.workspace_id,
-        |_| true,
-        |to, name, workspace| {
-            let (workspace, card) = (workspace.name.clone(), about.clone());
-            let link = cx.page("settings/billing");
-            match notice {
-                CardNotice::ExpiresSoon => render(
-                    to,
-                    &messages::CardExpiresSoon {
-                        name,
-                        workspace,
-                        card,
-                        link,
-                    },
-                ),
-                CardNotice::Expired => render(
-                    to,
-                    &messages::CardExpired {
-                        name,
-                        workspace,
-                        card,
-                        link,
-                    },
-                ),
-            }
-        },
-    )
-    .await?;
+    let sent = cx
+        .notify_admins(
+            job.workspace_id,
+            |_| true,
+            |to, name, workspace| {
+                let (workspace, card) = (workspace.name.clone(), about.clone());
+                let link = cx.page("settings/billing");
+                match notice {
+                    CardNotice::ExpiresSoon => render(
+                        to,
+                        &messages::CardExpiresSoon {
+                            name,
+                            workspace,
+                            card,
+                            link,
+                        },
+                    ),
+                    CardNotice::Expired => render(
+                        to,
+                        &messages::CardExpired {
+                            name,
+                            workspace,
+                            card,
+                            link,
+                        },
+                    ),
+                }
+            },
+        )
+        .await?;
     if sent {
         let mut conn = cx.db.conn_in(job.workspace_id).await?;
         cards::mark_emailed(&mut conn, job.notice_id, Utc::now()).await?;
     }
     Ok(())
-}
-
-/// Emails the workspace's Owner and Admins, each their own copy (`email` renders it for an
-/// address and a name), if the workspace is live and `still_true` of it; returns whether it
-/// did.
-async fn notify(
-    cx: &JobContext,
-    workspace_id: Uuid,
-    still_true: impl FnOnce(&WorkspaceRow) -> bool,
-    email: impl Fn(&str, String, &WorkspaceRow) -> Email,
-) -> anyhow::Result<bool> {
-    let mut conn = cx.db.conn_in(workspace_id).await?;
-    let Some(workspace) = crate::workspaces::model::find_live(&mut conn, workspace_id).await?
-    else {
-        return Ok(false);
-    };
-    if !still_true(&workspace) {
-        return Ok(false);
-    }
-    let recipients =
-        crate::members::model::with_roles(&mut conn, workspace_id, &[Role::Owner, Role::Admin])
-            .await?;
-    drop(conn);
-    for user in recipients {
-        cx.deliver(&email(&user.email, user.name, &workspace))
-            .await?;
-    }
-    Ok(true)
 }

@@ -183,6 +183,7 @@ pub async fn create<K: Kind>(
     let caller = trail.person()?;
     let workspace_id = scope.workspace_id;
     conn.transaction(async |conn| {
+        let mut held = None;
         if let Some(limit) = K::LIMIT {
             let max = limit.of(&billing::lock_row_with_limits(conn, workspace_id).await?);
             let counted = Scope {
@@ -194,6 +195,7 @@ pub async fn create<K: Kind>(
                 let what = K::KIND.replace('_', " ");
                 return Err(ResourceError::OverLimit { max, what }.into());
             }
+            held = Some((limit, used, max));
         }
         let fields = K::validate(conn, scope, &input).await?;
         let row = model::insert(conn, scope, fields.name.as_str(), &fields.data, caller, now)
@@ -201,6 +203,10 @@ pub async fn create<K: Kind>(
             .map_err(write_error::<K>)?;
         let created_by = creator(conn, &row, with_creator).await?;
         billed::<K>(conn, workspace_id).await?;
+        if let Some((limit, used, max)) = held {
+            let at = (used, max);
+            crate::usage::alerts::after_adding(conn, trail, workspace_id, limit, at, now).await?;
+        }
         let event = Event {
             action: audit::Action::ResourceCreated,
             target: Target::resource(K::KIND, row.id),

@@ -11,11 +11,13 @@
 //! the invoice does.
 //!
 //! A counted report appends `SERVICE_ACCESSED` to the audit log the first time in the UTC
-//! day a service reports for the workspace, and `USAGE_LIMIT_REACHED` when it brings a
-//! counter to its limit (once per period and metric: a counter never passes its limit). A
-//! refused or repeated report appends nothing.
+//! day a service reports for the workspace, and the alerts it crosses
+//! ([`alerts`]: 80 % and 100 % of the limit, each emailed once). A refused or repeated
+//! report appends nothing.
 
+pub mod alerts;
 pub mod graphql;
+pub mod jobs;
 pub mod model;
 
 use chrono::{DateTime, Utc};
@@ -40,6 +42,14 @@ impl Metric {
         match self {
             Metric::Messages => "messages",
             Metric::Sms => "sms",
+        }
+    }
+
+    /// Its alerts' name for it.
+    pub fn limited(self) -> alerts::Limited {
+        match self {
+            Metric::Messages => alerts::Limited::Messages,
+            Metric::Sms => alerts::Limited::Sms,
         }
     }
 
@@ -184,7 +194,8 @@ pub async fn count(
         limit,
     })?;
     let counted = Counted {
-        metric: metric.as_db(),
+        metric,
+        quantity,
         total,
         limit,
         period_start,
@@ -195,7 +206,8 @@ pub async fn count(
 
 /// A report just counted.
 struct Counted {
-    metric: &'static str,
+    metric: Metric,
+    quantity: i32,
     /// The period's total after it.
     total: i64,
     limit: i32,
@@ -210,7 +222,6 @@ async fn record_report(
     report: Counted,
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<()> {
-    let target = Target::workspace(workspace_id);
     let day = now
         .date_naive()
         .and_hms_opt(0, 0, 0)
@@ -218,22 +229,18 @@ async fn record_report(
     if !audit::model::exists_since(conn, workspace_id, Action::ServiceAccessed, day).await? {
         let event = Event {
             action: Action::ServiceAccessed,
-            target: target.clone(),
-            changes: json!({ "metric": report.metric }),
+            target: Target::workspace(workspace_id),
+            changes: json!({ "metric": report.metric.as_db() }),
         };
         audit::record(conn, workspace_id, trail, event, now).await?;
     }
-    if report.total == i64::from(report.limit) {
-        let event = Event {
-            action: Action::UsageLimitReached,
-            target,
-            changes: json!({
-                "metric": report.metric,
-                "limit": report.limit,
-                "periodStart": report.period_start.to_rfc3339(),
-            }),
-        };
-        audit::record(conn, workspace_id, trail, event, now).await?;
-    }
-    Ok(())
+    let moved = alerts::Moved {
+        workspace_id,
+        period_start: report.period_start,
+        what: report.metric.limited(),
+        before: report.total - i64::from(report.quantity),
+        after: report.total,
+        limit: report.limit,
+    };
+    alerts::check(conn, trail, moved, now).await
 }

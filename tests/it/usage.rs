@@ -242,3 +242,132 @@ async fn usage_follows_the_trial_then_the_invoices_period_across_a_renewal() {
         start.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
     );
 }
+
+/// Issue 23: at 80 % and 100 % of a limit the Owner and Admins get one email each, and the
+/// log one event, however many writers race across the threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_alerts_go_out_once_per_threshold_and_period() {
+    let app = TestApp::builder().with_workers().start().await;
+    let team = app.team().await;
+    let ws = team.workspace.clone();
+    // Trial: the Scale plan's 10,000 SMS. 60 parallel reports of 200 pass 8,000 and reach
+    // 10,000, each once.
+    let calls = (0..60).map(|i| {
+        app.gql(
+            Some(SERVICE_TOKEN),
+            REPORT,
+            json!({ "ws": ws, "m": "SMS", "q": 200, "k": format!("alert-{i}") }),
+        )
+    });
+    futures::future::join_all(calls).await;
+    // Agents: 80 % of the Scale plan's limit, passed by parallel creations.
+    let limit = app
+        .gql(
+            team.owner.token(),
+            "query($ws: ID!) { workspace(id: $ws) { usage { limits { agents } } } }",
+            json!({ "ws": ws }),
+        )
+        .await
+        .data("workspace")["usage"]["limits"]["agents"]
+        .as_i64()
+        .expect("limit");
+    let wanted = (limit * 80 + 99) / 100 + 2;
+    let creations = (0..wanted).map(|n| {
+        app.gql(
+            team.admin.token(),
+            "mutation($ws: ID!, $n: String!) { createAgent(workspaceId: $ws, input: { name: $n }) { id } }",
+            json!({ "ws": ws, "n": format!("Agent {n}") }),
+        )
+    });
+    for made in futures::future::join_all(creations).await {
+        made.data("createAgent");
+    }
+
+    // Every alert recorded is emailed, once: wait for the marks, then count.
+    let mut conn = app.db.conn().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let alerts = loop {
+        #[derive(diesel::QueryableByName)]
+        struct Alert {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            metric: String,
+            #[diesel(sql_type = diesel::sql_types::SmallInt)]
+            threshold: i16,
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            emailed: bool,
+        }
+        use diesel_async::RunQueryDsl as _;
+        let rows: Vec<Alert> = diesel::sql_query(format!(
+            "SELECT metric, threshold, emailed_at IS NOT NULL AS emailed FROM usage_alerts
+             WHERE workspace_id = '{ws}' ORDER BY metric, threshold"
+        ))
+        .load(&mut conn)
+        .await
+        .expect("alerts");
+        if rows.iter().all(|r| r.emailed) && rows.len() >= 3 {
+            break rows
+                .into_iter()
+                .map(|r| (r.metric, r.threshold))
+                .collect::<Vec<_>>();
+        }
+        assert!(std::time::Instant::now() < deadline, "alerts not emailed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        alerts,
+        [
+            ("agents".to_owned(), 80),
+            ("sms".to_owned(), 80),
+            ("sms".to_owned(), 100)
+        ]
+    );
+    let about = |actor: &crate::harness::Actor| {
+        let mut subjects: Vec<String> = app
+            .mail
+            .to(&actor.email)
+            .iter()
+            .map(|m| m.subject().to_owned())
+            .filter(|s| s.contains("has used"))
+            .collect();
+        subjects.sort();
+        subjects
+    };
+    let expected = [
+        "Owner's Workspace has used 100 % of its SMS",
+        "Owner's Workspace has used 80 % of its SMS",
+        "Owner's Workspace has used 80 % of its agents",
+    ];
+    assert_eq!(about(&team.owner), expected);
+    assert_eq!(about(&team.admin), expected);
+    assert!(about(&team.member).is_empty());
+    assert!(about(&team.viewer).is_empty());
+
+    let log = app
+        .gql(
+            team.owner.token(),
+            "query($ws: ID!) { workspace(id: $ws) { auditLog(first: 10, filter: { actions: [USAGE_NEARING_LIMIT, USAGE_LIMIT_REACHED] }) {
+               edges { node { action changes } } } } }",
+            json!({ "ws": ws }),
+        )
+        .await;
+    let events: Vec<(String, String, i64)> = log.data("workspace")["auditLog"]["edges"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            let node = &e["node"];
+            (
+                node["action"].as_str().expect("action").to_owned(),
+                node["changes"]["metric"]
+                    .as_str()
+                    .expect("metric")
+                    .to_owned(),
+                node["changes"]["threshold"].as_i64().expect("threshold"),
+            )
+        })
+        .collect();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events.contains(&("USAGE_NEARING_LIMIT".into(), "agents".into(), 80)));
+    assert!(events.contains(&("USAGE_NEARING_LIMIT".into(), "sms".into(), 80)));
+    assert!(events.contains(&("USAGE_LIMIT_REACHED".into(), "sms".into(), 100)));
+}
