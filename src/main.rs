@@ -182,7 +182,8 @@ async fn service_token(config: &Config, command: TokenCommand) -> anyhow::Result
             writeln!(out, "{token}")?;
         }
         TokenCommand::Revoke(name) => {
-            let revoked = service_tokens::revoke(&mut conn, &name, chrono::Utc::now()).await?;
+            let name = name.trim();
+            let revoked = service_tokens::revoke(&mut conn, name, chrono::Utc::now()).await?;
             anyhow::ensure!(revoked, "no live service token is named `{name}`");
         }
         TokenCommand::List => {

@@ -25,6 +25,7 @@ diesel::table! {
         payment_failed_at -> Nullable<Timestamptz>,
         grace_notice_at -> Nullable<Timestamptz>,
         time_zone -> Text,
+        conversation_retention_days -> Nullable<Int4>,
     }
 }
 

@@ -191,6 +191,7 @@ async fn run_trial_scans(
                 crate::audit::prune(&mut conn, Utc::now(), audit_retention).await?;
                 crate::auth::security::prune(&mut conn, Utc::now() - audit_retention).await?;
                 billing::webhook::prune(&mut conn, Utc::now() - stripe_event_retention).await?;
+                crate::conversations::prune(&mut conn, Utc::now()).await?;
                 anyhow::Ok(accounts::forget_old_sign_ups(&mut conn, Utc::now()).await?)
             };
             if let Err(err) = forgotten.await {

@@ -45,8 +45,9 @@ pub enum AuditAction {
     WorkspaceRenamed,
     /// The workspace was deleted: `changes.name`.
     WorkspaceDeleted,
-    /// The workspace's time zone changed: `changes.timeZone.from` and `.to`.
-    WorkspaceTimeZoneChanged,
+    /// The workspace's settings changed: `changes.timeZone` and
+    /// `changes.conversationRetentionDays`, each `.from` and `.to`, for those that changed.
+    WorkspaceSettingsChanged,
     /// A plan was chosen or changed: `changes.plan.from` and `.to`, `changes.status.from`
     /// and `.to`.
     PlanSelected,

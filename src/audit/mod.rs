@@ -131,8 +131,9 @@ pub enum Action {
     WorkspaceRenamed,
     /// The workspace was deleted (`changes`: `name`).
     WorkspaceDeleted,
-    /// The workspace's time zone changed (`changes`: `timeZone` from, to).
-    WorkspaceTimeZoneChanged,
+    /// The workspace's settings changed (`changes`: `timeZone`, `conversationRetentionDays`,
+    /// each from, to, for those that changed).
+    WorkspaceSettingsChanged,
     /// A plan was chosen or changed (`changes`: `plan` from, to; `status` from, to).
     PlanSelected,
     /// The subscription was set to end with its period (`changes`: `periodEnd`).
@@ -184,7 +185,7 @@ impl Action {
         Action::WorkspaceCreated,
         Action::WorkspaceRenamed,
         Action::WorkspaceDeleted,
-        Action::WorkspaceTimeZoneChanged,
+        Action::WorkspaceSettingsChanged,
         Action::PlanSelected,
         Action::SubscriptionCanceled,
         Action::SubscriptionResumed,
@@ -216,7 +217,7 @@ impl Action {
             Action::WorkspaceCreated => "workspace.created",
             Action::WorkspaceRenamed => "workspace.renamed",
             Action::WorkspaceDeleted => "workspace.deleted",
-            Action::WorkspaceTimeZoneChanged => "workspace.time_zone_changed",
+            Action::WorkspaceSettingsChanged => "workspace.settings_changed",
             Action::PlanSelected => "billing.plan_selected",
             Action::SubscriptionCanceled => "billing.subscription_canceled",
             Action::SubscriptionResumed => "billing.subscription_resumed",

@@ -239,6 +239,7 @@ mod tests {
             subscription_status: None,
             payment_failed_at: None,
             time_zone: "UTC".into(),
+            conversation_retention_days: None,
         }
     }
 

@@ -145,6 +145,7 @@ impl Conversation {
     }
 
     /// Its messages, oldest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn messages(
         &self,
         ctx: &Context<'_>,
@@ -235,6 +236,23 @@ pub struct ConversationFilter {
 
 const MAX_SEARCH_CHARS: usize = 200;
 
+/// What `analytics` costs against the document's complexity budget: it reads a range of
+/// rollups and conversations, so a document holds a handful at most.
+const ANALYTICS_COST: usize = 500;
+/// What a search adds: it ranks the workspace's matching messages.
+const SEARCH_COST: usize = 500;
+
+/// A page of conversations: its items' cost, and a search's on top.
+fn conversations_cost(
+    first: Option<i32>,
+    filter: Option<&ConversationFilter>,
+    child_complexity: usize,
+) -> usize {
+    let items = usize::try_from(first.unwrap_or(20).max(0)).unwrap_or(0) * child_complexity;
+    let searched = filter.is_some_and(|f| f.search.is_some());
+    items + if searched { SEARCH_COST } else { 0 }
+}
+
 impl ConversationFilter {
     fn parse(self) -> ApiResult<Filter> {
         let id = |id: Option<ID>| id.as_ref().map(parse_id).transpose();
@@ -284,7 +302,16 @@ async fn page_of(
 ) -> ApiResult<PageOf<Conversation>> {
     let mut conn = request(ctx).db.conn_in(workspace_id).await?;
     let rows = model::page(&mut conn, workspace_id, filter, &page).await?;
-    let total = rows.first().map_or(0, |row| row.total);
+    // A page's rows carry the total; an empty page past the end reads it from the start.
+    let total = match (rows.first(), page.after) {
+        (Some(row), _) => row.total,
+        (None, None) => 0,
+        (None, Some(_)) => {
+            let first = Page::parse_size(Some(1), false)?;
+            let head = model::page(&mut conn, workspace_id, filter, &first).await?;
+            head.first().map_or(0, |row| row.total)
+        }
+    };
     let searched = filter.search.is_some();
     let listed = rows
         .into_iter()
@@ -317,7 +344,11 @@ async fn with_parties(
         .flat_map(|(row, _, _)| [row.agent_id, row.contact_id])
         .flatten()
         .collect();
-    let parties = model::resources(conn, &ids).await?;
+    let workspace_id = listed.first().map(|(row, _, _)| row.workspace_id);
+    let parties = match workspace_id {
+        Some(workspace_id) => model::resources(conn, workspace_id, &ids).await?,
+        None => Vec::new(),
+    };
     let find = |id: Option<Uuid>| -> Option<ResourceRow> {
         parties.iter().find(|r| Some(r.id) == id).cloned()
     };
@@ -355,7 +386,7 @@ pub async fn conversation(
         return Ok(None);
     };
     let mut conn = request(ctx).db.conn_in(workspace_id).await?;
-    match model::find(&mut conn, id).await? {
+    match model::find(&mut conn, workspace_id, id).await? {
         Some(row) => Ok(Some(one(&mut conn, row).await?)),
         None => Ok(None),
     }
@@ -568,6 +599,7 @@ impl ConversationLists {
 impl ConversationLists {
     /// The workspace's conversations, newest activity first; with `filter.search`, best
     /// match first, each with the snippet that matched. Every role reads them.
+    #[graphql(complexity = "conversations_cost(first, filter.as_ref(), child_complexity)")]
     async fn conversations(
         &self,
         ctx: &Context<'_>,
@@ -581,6 +613,7 @@ impl ConversationLists {
     /// How the workspace's agents are doing from `since` to `until` (at most 400 days), in
     /// the workspace's days (`timeZone`): a series cut by `interval` and the totals, with
     /// the usage of the current billing period beside them. Every role reads it.
+    #[graphql(complexity = "ANALYTICS_COST + child_complexity")]
     async fn analytics(
         &self,
         ctx: &Context<'_>,
@@ -651,6 +684,7 @@ impl ConversationsOf {
 #[Object]
 impl ConversationsOf {
     /// Its conversations, newest activity first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn conversations(
         &self,
         ctx: &Context<'_>,

@@ -240,7 +240,7 @@ pub async fn append(
 ) -> Result<(ConversationRow, Vec<MessageRow>), ConversationError> {
     check_batch(messages)?;
     let workspace = writable(conn, workspace_id, now).await?;
-    let conversation = model::lock(conn, conversation_id)
+    let conversation = model::lock(conn, workspace_id, conversation_id)
         .await?
         .ok_or(ConversationError::NotFound("Conversation"))?;
     if conversation.status == Status::Closed.as_db() {
@@ -252,7 +252,7 @@ pub async fn append(
     let batch = if fresh.len() == messages.len() {
         fresh.clone()
     } else {
-        seen_before(conn, conversation_id, &messages).await?
+        seen_before(conn, workspace_id, conversation_id, &messages).await?
     };
     count(conn, trail, &workspace, &fresh, now).await?;
     let tallies: Vec<Tally> = fresh.iter().map(tally_of).collect();
@@ -277,11 +277,12 @@ fn tally_of(message: &MessageRow) -> Tally {
 /// The batch's messages as stored, each checked against what the runtime sends now.
 async fn seen_before(
     conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
     conversation_id: Uuid,
     messages: &[NewMessage],
 ) -> Result<Vec<MessageRow>, ConversationError> {
     let ids: Vec<&str> = messages.iter().map(|m| m.external_id.as_str()).collect();
-    let stored = model::messages_by_external(conn, conversation_id, &ids).await?;
+    let stored = model::messages_by_external(conn, workspace_id, conversation_id, &ids).await?;
     messages
         .iter()
         .map(|message| {
@@ -343,7 +344,7 @@ pub async fn close(
         return Err(invalid("`durationSeconds` must be 0 to 604800 (a week)."));
     }
     writable(conn, workspace_id, now).await?;
-    let conversation = model::lock(conn, conversation_id)
+    let conversation = model::lock(conn, workspace_id, conversation_id)
         .await?
         .ok_or(ConversationError::NotFound("Conversation"))?;
     if conversation.status == Status::Closed.as_db() {
@@ -376,7 +377,7 @@ pub async fn delete(
     conversation_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), ConversationError> {
-    let gone = model::delete(conn, conversation_id)
+    let gone = model::delete(conn, workspace_id, conversation_id)
         .await?
         .ok_or(ConversationError::NotFound("Conversation"))?;
     let event = Event {
@@ -389,6 +390,26 @@ pub async fn delete(
     };
     audit::record(conn, workspace_id, trail, event, now).await?;
     Ok(())
+}
+
+/// Conversations deleted per statement by [`prune`].
+pub const PRUNE_BATCH: i32 = 500;
+/// Statements per round at most: what is left waits for the next round.
+pub const PRUNE_BATCHES: usize = 50;
+
+/// Deletes, in every workspace that keeps conversations a limited time, those whose last
+/// activity is older than that (with their messages; rollups and usage stay): oldest
+/// first, in bounded batches. Returns how many it deleted.
+pub async fn prune(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> diesel::QueryResult<usize> {
+    let mut deleted = 0;
+    for _ in 0..PRUNE_BATCHES {
+        let n = model::prune(conn, now, PRUNE_BATCH).await?;
+        deleted += usize::try_from(n).unwrap_or(0);
+        if n < PRUNE_BATCH {
+            break;
+        }
+    }
+    Ok(deleted)
 }
 
 /// The live workspace, if it takes writes now.

@@ -78,9 +78,14 @@ pub async fn find_external(
         .optional()
 }
 
-pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ConversationRow>> {
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<ConversationRow>> {
     conversations::table
         .find(id)
+        .filter(conversations::workspace_id.eq(workspace_id))
         .select(ConversationRow::as_select())
         .first(conn)
         .await
@@ -88,9 +93,14 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
 }
 
 /// The conversation, locked until the transaction ends: appends to it run one at a time.
-pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ConversationRow>> {
+pub async fn lock(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<ConversationRow>> {
     conversations::table
         .find(id)
+        .filter(conversations::workspace_id.eq(workspace_id))
         .select(ConversationRow::as_select())
         .for_update()
         .first(conn)
@@ -246,10 +256,12 @@ pub async fn insert_messages(
 /// The conversation's messages with these external ids.
 pub async fn messages_by_external(
     conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
     conversation_id: Uuid,
     external_ids: &[&str],
 ) -> QueryResult<Vec<MessageRow>> {
     messages::table
+        .filter(messages::workspace_id.eq(workspace_id))
         .filter(messages::conversation_id.eq(conversation_id))
         .filter(messages::external_id.eq_any(external_ids))
         .select(MessageRow::as_select())
@@ -328,9 +340,13 @@ pub async fn close(
 /// Deletes the conversation (its messages go with it); the row as it was.
 pub async fn delete(
     conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
     id: Uuid,
 ) -> QueryResult<Option<ConversationRow>> {
-    diesel::delete(conversations::table.find(id))
+    let this = conversations::table
+        .find(id)
+        .filter(conversations::workspace_id.eq(workspace_id));
+    diesel::delete(this)
         .returning(ConversationRow::as_returning())
         .get_result(conn)
         .await
@@ -340,6 +356,7 @@ pub async fn delete(
 /// The resources (agents and contacts) with these ids.
 pub async fn resources(
     conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
     ids: &[Uuid],
 ) -> QueryResult<Vec<crate::resources::model::ResourceRow>> {
     use crate::resources::model::ResourceRow;
@@ -348,6 +365,7 @@ pub async fn resources(
         return Ok(Vec::new());
     }
     resources::table
+        .filter(resources::workspace_id.eq(workspace_id))
         .filter(resources::id.eq_any(ids))
         .select(ResourceRow::as_select())
         .load(conn)
@@ -383,69 +401,104 @@ pub struct Listed {
     pub snippet: Option<String>,
 }
 
-/// One page of the workspace's conversations: newest activity first, or best match first
-/// for a search (its cursor's position is the rank, in millionths). One statement.
+/// The list's filters, as every statement below applies them to `c` (`$1` the workspace,
+/// `$2` to `$7` the filter's fields).
+macro_rules! filtered {
+    () => {
+        "c.workspace_id = $1 \
+         AND ($2::uuid IS NULL OR c.agent_id = $2) \
+         AND ($3::uuid IS NULL OR c.contact_id = $3) \
+         AND ($4::text IS NULL OR c.channel = $4) \
+         AND ($5::text IS NULL OR c.status = $5) \
+         AND ($6::timestamptz IS NULL OR c.last_activity_at >= $6) \
+         AND ($7::timestamptz IS NULL OR c.last_activity_at < $7)"
+    };
+}
+
+type FilterBinds<'a> = (
+    crate::db::Bind<SqlUuid, Uuid>,
+    crate::db::Bind<Nullable<SqlUuid>, Option<Uuid>>,
+    crate::db::Bind<Nullable<SqlUuid>, Option<Uuid>>,
+    crate::db::Bind<Nullable<Text>, Option<&'static str>>,
+    crate::db::Bind<Nullable<Text>, Option<&'static str>>,
+    crate::db::Bind<Nullable<Timestamptz>, Option<DateTime<Utc>>>,
+    crate::db::Bind<Nullable<Timestamptz>, Option<DateTime<Utc>>>,
+    crate::db::Bind<Nullable<Text>, Option<&'a str>>,
+    crate::db::Bind<Nullable<SqlUuid>, Option<Uuid>>,
+    crate::db::Bind<Nullable<Timestamptz>, Option<DateTime<Utc>>>,
+    crate::db::Bind<diesel::sql_types::BigInt, i64>,
+);
+
+fn filter_binds<'a>(workspace_id: Uuid, filter: &'a Filter, page: &Page) -> FilterBinds<'a> {
+    (
+        bind::<SqlUuid, _>(workspace_id),
+        bind::<Nullable<SqlUuid>, _>(filter.agent_id),
+        bind::<Nullable<SqlUuid>, _>(filter.contact_id),
+        bind::<Nullable<Text>, _>(filter.channel.map(super::Channel::as_db)),
+        bind::<Nullable<Text>, _>(filter.status.map(super::Status::as_db)),
+        bind::<Nullable<Timestamptz>, _>(filter.since),
+        bind::<Nullable<Timestamptz>, _>(filter.until),
+        bind::<Nullable<Text>, _>(filter.search.as_deref()),
+        bind::<Nullable<SqlUuid>, _>(page.after.map(|cursor| cursor.id)),
+        bind::<Nullable<Timestamptz>, _>(page.after.map(|cursor| cursor.at)),
+        bind::<diesel::sql_types::BigInt, _>(page.limit()),
+    )
+}
+
+/// One page of the workspace's conversations, newest activity first, or for a search best
+/// match first: one statement either way.
 pub async fn page(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     filter: &Filter,
     page: &Page,
 ) -> QueryResult<Vec<Listed>> {
-    let (after_at, after_id) = match page.after {
-        Some(cursor) => (Some(cursor.at), Some(cursor.id)),
-        None => (None, None),
-    };
-    let after_rank = after_at.map(|at| at.timestamp_micros());
-    static_sql(
-        "WITH q AS (SELECT websearch_to_tsquery('english', $8) AS q), \
-         hits AS ( \
-             SELECT m.conversation_id, \
-                    (max(ts_rank(m.search, q.q)) * 1000000)::bigint AS rank, \
-                    (array_agg(m.id ORDER BY ts_rank(m.search, q.q) DESC, m.sent_at))[1] AS best \
-             FROM messages m, q \
-             WHERE $8 IS NOT NULL AND m.workspace_id = $1 AND m.search @@ q.q \
-             GROUP BY m.conversation_id), \
-         matching AS ( \
-             SELECT c.*, COALESCE(h.rank, 0) AS rank, h.best \
-             FROM conversations c LEFT JOIN hits h ON h.conversation_id = c.id \
-             WHERE c.workspace_id = $1 \
-               AND ($8 IS NULL OR h.conversation_id IS NOT NULL) \
-               AND ($2::uuid IS NULL OR c.agent_id = $2) \
-               AND ($3::uuid IS NULL OR c.contact_id = $3) \
-               AND ($4::text IS NULL OR c.channel = $4) \
-               AND ($5::text IS NULL OR c.status = $5) \
-               AND ($6::timestamptz IS NULL OR c.last_activity_at >= $6) \
-               AND ($7::timestamptz IS NULL OR c.last_activity_at < $7)) \
-         SELECT p.id, p.workspace_id, p.external_id, p.agent_id, p.contact_id, p.channel, \
-                p.status, p.started_at, p.last_activity_at, p.closed_at, p.duration_seconds, \
-                p.message_count, p.first_inbound_at, p.first_reply_at, p.service_token_id, \
-                (SELECT count(*) FROM matching) AS total, p.rank, \
-                (SELECT ts_headline('english', m.body, q.q, 'MaxFragments=1, MaxWords=20, MinWords=5') \
-                 FROM messages m, q WHERE m.id = p.best) AS snippet \
-         FROM matching p \
-         WHERE $9::uuid IS NULL OR ( \
-             CASE WHEN $8 IS NULL THEN (p.last_activity_at, p.id) < ($10, $9) \
-                  ELSE (p.rank, p.id) < ($11, $9) END) \
-         ORDER BY CASE WHEN $8 IS NULL THEN 0 ELSE p.rank END DESC, p.last_activity_at DESC, p.id DESC \
-         LIMIT $12",
-        (
-            bind::<SqlUuid, _>(workspace_id),
-            bind::<Nullable<SqlUuid>, _>(filter.agent_id),
-            bind::<Nullable<SqlUuid>, _>(filter.contact_id),
-            bind::<Nullable<Text>, _>(filter.channel.map(super::Channel::as_db)),
-            bind::<Nullable<Text>, _>(filter.status.map(super::Status::as_db)),
-            bind::<Nullable<Timestamptz>, _>(filter.since),
-            bind::<Nullable<Timestamptz>, _>(filter.until),
-            bind::<Nullable<Text>, _>(filter.search.as_deref()),
-            bind::<Nullable<SqlUuid>, _>(after_id),
-            bind::<Nullable<Timestamptz>, _>(after_at),
-            bind::<Nullable<diesel::sql_types::BigInt>, _>(after_rank),
-            bind::<diesel::sql_types::BigInt, _>(page.limit()),
-        ),
-    )
-    .load(conn)
-    .await
+    let binds = filter_binds(workspace_id, filter, page);
+    match filter.search {
+        None => static_sql(LIST, binds).load(conn).await,
+        Some(_) => static_sql(SEARCH, binds).load(conn).await,
+    }
 }
+
+/// Newest activity first, by `conversations_page`; `$8` (the search) is null here.
+const LIST: &str = concat!(
+    "WITH matching AS (SELECT c.* FROM conversations c WHERE ",
+    filtered!(),
+    " AND $8::text IS NULL) \
+     SELECT c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel, \
+            c.status, c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds, \
+            c.message_count, c.first_inbound_at, c.first_reply_at, c.service_token_id, \
+            (SELECT count(*) FROM matching) AS total, 0::bigint AS rank, \
+            NULL::text AS snippet \
+     FROM conversations c WHERE ",
+    filtered!(),
+    " AND ($9::uuid IS NULL OR (c.last_activity_at, c.id) < ($10, $9)) \
+     ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $11"
+);
+
+/// Best match first: each matching conversation's best-ranked message (ranks in
+/// millionths, ties by id, which is also the cursor: `$10` carries the rank as
+/// microseconds), among the messages of the conversations the filters keep.
+const SEARCH: &str = concat!(
+    "WITH q AS (SELECT websearch_to_tsquery('english', $8) AS q), \
+     hits AS ( \
+         SELECT m.conversation_id, \
+                (max(ts_rank(m.search, q.q)) * 1000000)::bigint AS rank, \
+                (array_agg(m.id ORDER BY ts_rank(m.search, q.q) DESC, m.sent_at))[1] AS best \
+         FROM messages m JOIN conversations c ON c.id = m.conversation_id, q \
+         WHERE m.workspace_id = $1 AND m.search @@ q.q AND ",
+    filtered!(),
+    " GROUP BY m.conversation_id) \
+     SELECT c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel, \
+            c.status, c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds, \
+            c.message_count, c.first_inbound_at, c.first_reply_at, c.service_token_id, \
+            (SELECT count(*) FROM hits) AS total, h.rank, \
+            (SELECT ts_headline('english', m.body, q.q, 'MaxFragments=1, MaxWords=20, MinWords=5') \
+             FROM messages m, q WHERE m.workspace_id = $1 AND m.id = h.best) AS snippet \
+     FROM hits h JOIN conversations c ON c.id = h.conversation_id AND c.workspace_id = $1 \
+     WHERE $9::uuid IS NULL OR (h.rank, c.id) < (extract(epoch FROM $10) * 1000000, $9) \
+     ORDER BY h.rank DESC, c.id DESC LIMIT $11"
+);
 
 /// One page of a conversation's messages, oldest first.
 pub async fn messages_page(
@@ -469,4 +522,25 @@ pub async fn messages_page(
         );
     }
     query.load(conn).await
+}
+
+/// Deletes up to `batch` conversations past their workspace's retention (as the owner:
+/// the round works across workspaces); how many.
+pub async fn prune(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    batch: i32,
+) -> QueryResult<i32> {
+    #[derive(QueryableByName)]
+    struct Pruned {
+        #[diesel(sql_type = Int4)]
+        pruned: i32,
+    }
+    let pruned: Pruned = static_sql(
+        "SELECT prune_conversations($1, $2) AS pruned",
+        (bind::<Timestamptz, _>(now), bind::<Int4, _>(batch)),
+    )
+    .get_result(conn)
+    .await?;
+    Ok(pruned.pruned)
 }

@@ -32,10 +32,13 @@ impl Cursor {
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let (micros, id) = text.split_once(':').ok_or_else(invalid)?;
+        // Within PostgreSQL's years as well as chrono's: a forged cursor is bad input, not a
+        // database error.
         let at = micros
             .parse()
             .ok()
             .and_then(DateTime::from_timestamp_micros)
+            .filter(|at: &DateTime<Utc>| (1..=9999).contains(&chrono::Datelike::year(at)))
             .ok_or_else(invalid)?;
         let id = Uuid::parse_str(id).map_err(|_| invalid())?;
         Ok(Cursor { at, id })
@@ -110,7 +113,14 @@ mod tests {
 
     #[test]
     fn garbage_cursors_are_bad_input() {
-        for raw in ["", "!!", "bm9wZQ", &URL_SAFE_NO_PAD.encode("12:not-a-uuid")] {
+        let far = format!("{}:{}", i64::MIN / 2, Uuid::nil());
+        for raw in [
+            "",
+            "!!",
+            "bm9wZQ",
+            &URL_SAFE_NO_PAD.encode("12:not-a-uuid"),
+            &URL_SAFE_NO_PAD.encode(far),
+        ] {
             let err = Cursor::decode(raw).expect_err("invalid");
             assert_eq!(err.code(), crate::error::ErrorCode::BadUserInput);
         }

@@ -1,7 +1,7 @@
 //! Scalars of the contract that are ours to describe.
 
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
-use chrono::{SecondsFormat, Utc};
+use chrono::{SecondsFormat, SubsecRound as _, Utc};
 
 /// A point in time as an RFC 3339 string in UTC, to the microsecond, e.g.
 /// `2026-11-29T19:40:00.123456Z`. Inputs may carry any offset.
@@ -17,8 +17,10 @@ pub struct Timestamp(pub chrono::DateTime<Utc>);
 impl ScalarType for Timestamp {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
+            // To the microsecond, as PostgreSQL keeps it: a time sent again with nanoseconds
+            // is the same time as the one stored.
             Value::String(text) => chrono::DateTime::parse_from_rfc3339(text)
-                .map(|at| Timestamp(at.with_timezone(&Utc)))
+                .map(|at| Timestamp(at.with_timezone(&Utc).trunc_subsecs(6)))
                 .map_err(|_| InputValueError::custom("expected an RFC 3339 date-time")),
             _ => Err(InputValueError::expected_type(value)),
         }

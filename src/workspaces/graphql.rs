@@ -1,6 +1,6 @@
 //! The `Workspace` type and the workspace queries and mutations.
 
-use async_graphql::{Context, MergedObject, Object, ID};
+use async_graphql::{Context, InputObject, MaybeUndefined, MergedObject, Object, ID};
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 
@@ -83,6 +83,11 @@ impl WorkspaceFields {
     /// another).
     async fn time_zone(&self) -> &str {
         &self.row.time_zone
+    }
+
+    /// How many days conversations are kept after their last activity (null: forever).
+    async fn conversation_retention_days(&self) -> Option<i32> {
+        self.row.conversation_retention_days
     }
 
     /// Where the workspace stands with billing.
@@ -259,26 +264,34 @@ impl WorkspaceMutation {
         Ok(Workspace::new(row, membership.role))
     }
 
-    /// Sets the workspace's time zone (an IANA name such as Europe/Paris): analytics count
-    /// in its days.
+    /// Changes the workspace's settings: a field left out stays as it is.
     ///
     /// Needs the ADMIN role or higher.
     #[graphql(
         guard = "RoleGuard::new(Action::ChangeSettings, &workspace_id)",
         directive = require_role::apply(least(Action::ChangeSettings))
     )]
-    async fn set_workspace_time_zone(
+    async fn update_workspace_settings(
         &self,
         ctx: &Context<'_>,
         workspace_id: ID,
-        time_zone: String,
+        input: WorkspaceSettingsInput,
     ) -> ApiResult<Workspace> {
         let membership = membership(ctx, parse_id(&workspace_id)?).await?;
         let request = request(ctx);
         let trail = request.trail()?;
         let id = membership.workspace.id;
+        let retention = match input.conversation_retention_days {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(days) => Some(Some(days)),
+        };
+        let settings = super::Settings {
+            time_zone: input.time_zone,
+            conversation_retention_days: retention,
+        };
         let mut conn = request.db.conn_in(id).await?;
-        let row = super::set_time_zone(&mut conn, &trail, id, &time_zone, Utc::now()).await?;
+        let row = super::update_settings(&mut conn, &trail, id, &settings, Utc::now()).await?;
         Ok(Workspace::new(row, membership.role))
     }
 
@@ -313,4 +326,14 @@ impl WorkspaceMutation {
         crate::members::leave(&mut conn, &trail, workspace_id, Utc::now()).await?;
         Ok(true)
     }
+}
+
+/// A workspace's settings to change: a field left out stays as it is.
+#[derive(InputObject)]
+pub struct WorkspaceSettingsInput {
+    /// Whose days analytics count in: an IANA time zone such as Europe/Paris.
+    time_zone: Option<String>,
+    /// How many days (1 to 3,650) conversations are kept after their last activity; null
+    /// keeps them forever.
+    conversation_retention_days: MaybeUndefined<i32>,
 }

@@ -128,34 +128,91 @@ pub async fn rename(
     .await
 }
 
-/// Sets the workspace's time zone (an IANA name, checked against the time-zone database
-/// `chrono-tz` ships); writes `workspace.time_zone_changed` when it changes. The connection
-/// must be inside the workspace.
-pub async fn set_time_zone(
+/// Settings as asked: `None` leaves one as it is.
+pub struct Settings {
+    pub time_zone: Option<String>,
+    /// `Some(None)`: keep conversations forever.
+    pub conversation_retention_days: Option<Option<i32>>,
+}
+
+/// Updates the workspace's settings (the guard checked the actor may): a time zone is an
+/// IANA name known to `chrono-tz`; conversations are kept 1 to 3,650 days, or forever.
+/// Writes `workspace.settings_changed` with what changed, nothing when nothing did. The
+/// connection must be inside the workspace.
+pub async fn update_settings(
     conn: &mut AsyncPgConnection,
     trail: &Trail,
     workspace_id: Uuid,
-    time_zone: &str,
+    settings: &Settings,
     now: DateTime<Utc>,
 ) -> Result<WorkspaceRow, ApiError> {
-    let zone: chrono_tz::Tz = time_zone.trim().parse().map_err(|_| {
-        ApiError::bad_input("`timeZone` must be an IANA time zone such as Europe/Paris, or UTC.")
-    })?;
+    let zone = match settings.time_zone.as_deref() {
+        Some(name) => Some(name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+            ApiError::bad_input(
+                "`timeZone` must be an IANA time zone such as Europe/Paris, or UTC.",
+            )
+        })?),
+        None => None,
+    };
+    if let Some(Some(days)) = settings.conversation_retention_days {
+        if !(1..=3650).contains(&days) {
+            return Err(ApiError::bad_input(
+                "`conversationRetentionDays` must be 1 to 3650, or null to keep them forever.",
+            ));
+        }
+    }
+    let change = model::SettingsChange {
+        time_zone: zone.map(chrono_tz::Tz::name),
+        conversation_retention_days: settings.conversation_retention_days,
+    };
+    if let Some(name) = change.time_zone {
+        // Analytics hand the zone to PostgreSQL: it must know it too (its time-zone
+        // database may be older than the crate's).
+        if !model::known_time_zone(conn, name).await? {
+            return Err(ApiError::bad_input(format!(
+                "`timeZone` {name} is not known to this server's database yet."
+            )));
+        }
+    }
     conn.transaction(async |conn| {
-        let (old, row) = model::set_time_zone(conn, workspace_id, zone.name())
+        let updated = model::update_settings(conn, workspace_id, &change)
             .await?
             .ok_or_else(|| ApiError::not_found("Workspace"))?;
-        if old != row.time_zone {
+        let row = &updated.row;
+        let mut changes = serde_json::Map::new();
+        if updated.old_time_zone != row.time_zone {
+            changes.extend(as_map(audit::changed(
+                "timeZone",
+                updated.old_time_zone.clone(),
+                row.time_zone.clone(),
+            )));
+        }
+        if updated.old_retention != row.conversation_retention_days {
+            let field = "conversationRetentionDays";
+            changes.extend(as_map(audit::changed(
+                field,
+                updated.old_retention,
+                row.conversation_retention_days,
+            )));
+        }
+        if !changes.is_empty() {
             let event = Event {
-                action: audit::Action::WorkspaceTimeZoneChanged,
+                action: audit::Action::WorkspaceSettingsChanged,
                 target: Target::workspace(workspace_id),
-                changes: audit::changed("timeZone", old, row.time_zone.clone()),
+                changes: serde_json::Value::Object(changes),
             };
             audit::record(conn, workspace_id, trail, event, now).await?;
         }
-        Ok(row)
+        Ok(updated.row)
     })
     .await
+}
+
+fn as_map(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
 }
 
 /// Deletes the workspace (soft: see the module doc); Owner only. Writes

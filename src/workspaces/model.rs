@@ -26,6 +26,8 @@ pub struct WorkspaceRow {
     pub payment_failed_at: Option<DateTime<Utc>>,
     /// Whose days analytics count in (IANA name).
     pub time_zone: String,
+    /// How long conversations are kept after their last activity (`None`: forever).
+    pub conversation_retention_days: Option<i32>,
 }
 
 /// Creates a workspace on a fresh trial with `owner_id` as its Owner.
@@ -79,7 +81,8 @@ pub async fn memberships_of_caller(
         ($among:literal, $also:literal) => {
             concat!(
                 "SELECT w.id, w.name, w.created_at, w.trial_ends_at, w.plan, ",
-                "w.subscription_status, w.payment_failed_at, w.time_zone, m.role ",
+                "w.subscription_status, w.payment_failed_at, w.time_zone, ",
+                "w.conversation_retention_days, m.role ",
                 "FROM caller_memberships(",
                 $among,
                 ") m JOIN workspaces w ON w.id = m.workspace_id WHERE ",
@@ -160,6 +163,8 @@ pub async fn rename(
         payment_failed_at: Option<DateTime<Utc>>,
         #[diesel(sql_type = diesel::sql_types::Text)]
         time_zone: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+        conversation_retention_days: Option<i32>,
     }
     let renamed: Option<Renamed> = static_sql(
         "UPDATE workspaces w SET name = $2 \
@@ -168,7 +173,7 @@ pub async fn rename(
          WHERE w.id = old.id \
          RETURNING w.id, w.name, w.created_at, w.trial_ends_at, w.plan, \
                    w.subscription_status, w.payment_failed_at, w.time_zone, \
-                   old.name AS old_name",
+                   w.conversation_retention_days, old.name AS old_name",
         (
             bind::<diesel::sql_types::Uuid, _>(workspace_id),
             bind::<diesel::sql_types::Text, _>(name),
@@ -187,67 +192,83 @@ pub async fn rename(
             subscription_status: r.subscription_status,
             payment_failed_at: r.payment_failed_at,
             time_zone: r.time_zone,
+            conversation_retention_days: r.conversation_retention_days,
         };
         (r.old_name, row)
     }))
 }
 
-/// Sets a live workspace's time zone; answers the zone before and the row after, in one
-/// statement (as [`rename`]).
-pub async fn set_time_zone(
+/// The settings an update changes: `None` leaves one as it is.
+pub struct SettingsChange<'a> {
+    pub time_zone: Option<&'a str>,
+    /// `Some(None)`: keep conversations forever.
+    pub conversation_retention_days: Option<Option<i32>>,
+}
+
+/// A live workspace's settings before an update, and its row after.
+pub struct SettingsUpdated {
+    pub old_time_zone: String,
+    pub old_retention: Option<i32>,
+    pub row: WorkspaceRow,
+}
+
+/// Whether PostgreSQL knows the time zone `name`.
+pub async fn known_time_zone(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Known {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        known: bool,
+    }
+    let known: Known = static_sql(
+        "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1) AS known",
+        (bind::<diesel::sql_types::Text, _>(name),),
+    )
+    .get_result(conn)
+    .await?;
+    Ok(known.known)
+}
+
+/// Updates a live workspace's settings in one statement (the old values are read under the
+/// row lock the update takes).
+pub async fn update_settings(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
-    time_zone: &str,
-) -> QueryResult<Option<(String, WorkspaceRow)>> {
+    change: &SettingsChange<'_>,
+) -> QueryResult<Option<SettingsUpdated>> {
+    use diesel::sql_types::{Bool, Integer, Nullable, Text};
     #[derive(QueryableByName)]
-    struct Renamed {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        old_name: String,
-        #[diesel(sql_type = diesel::sql_types::Uuid)]
-        id: Uuid,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        name: String,
-        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
-        created_at: DateTime<Utc>,
-        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
-        trial_ends_at: DateTime<Utc>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        plan: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        subscription_status: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
-        payment_failed_at: Option<DateTime<Utc>>,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        time_zone: String,
+    struct Updated {
+        #[diesel(embed)]
+        workspace: WorkspaceRow,
+        #[diesel(sql_type = Text)]
+        old_time_zone: String,
+        #[diesel(sql_type = Nullable<Integer>)]
+        old_retention: Option<i32>,
     }
-    let renamed: Option<Renamed> = static_sql(
-        "UPDATE workspaces w SET time_zone = $2 \
-         FROM (SELECT id, time_zone FROM workspaces WHERE id = $1 AND deleted_at IS NULL \
-               FOR NO KEY UPDATE) old \
+    let updated: Option<Updated> = static_sql(
+        "UPDATE workspaces w SET time_zone = COALESCE($2, w.time_zone), \
+             conversation_retention_days = CASE WHEN $3 THEN $4 ELSE w.conversation_retention_days END \
+         FROM (SELECT id, time_zone, conversation_retention_days FROM workspaces \
+               WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE) old \
          WHERE w.id = old.id \
          RETURNING w.id, w.name, w.created_at, w.trial_ends_at, w.plan, \
                    w.subscription_status, w.payment_failed_at, w.time_zone, \
-                   old.time_zone AS old_name",
+                   w.conversation_retention_days, old.time_zone AS old_time_zone, \
+                   old.conversation_retention_days AS old_retention",
         (
             bind::<diesel::sql_types::Uuid, _>(workspace_id),
-            bind::<diesel::sql_types::Text, _>(time_zone),
+            bind::<Nullable<Text>, _>(change.time_zone),
+            bind::<Bool, _>(change.conversation_retention_days.is_some()),
+            bind::<Nullable<Integer>, _>(change.conversation_retention_days.flatten()),
         ),
     )
     .get_result(conn)
     .await
     .optional()?;
-    Ok(renamed.map(|r| {
-        let row = WorkspaceRow {
-            id: r.id,
-            name: r.name,
-            created_at: r.created_at,
-            trial_ends_at: r.trial_ends_at,
-            plan: r.plan,
-            subscription_status: r.subscription_status,
-            payment_failed_at: r.payment_failed_at,
-            time_zone: r.time_zone,
-        };
-        (r.old_name, row)
+    Ok(updated.map(|u| SettingsUpdated {
+        old_time_zone: u.old_time_zone,
+        old_retention: u.old_retention,
+        row: u.workspace,
     }))
 }
 

@@ -639,7 +639,7 @@ async fn analytics_equal_a_direct_count_of_the_rows_across_a_daylight_saving_cha
     let app = TestApp::new().await;
     let team = app.team().await;
     let ws = team.workspace.clone();
-    let set = "mutation($ws: ID!, $tz: String!) { setWorkspaceTimeZone(workspaceId: $ws, timeZone: $tz) { timeZone } }";
+    let set = "mutation($ws: ID!, $tz: String!) { updateWorkspaceSettings(workspaceId: $ws, input: { timeZone: $tz }) { timeZone } }";
     app.gql(
         team.member.token(),
         set,
@@ -662,7 +662,7 @@ async fn analytics_equal_a_direct_count_of_the_rows_across_a_daylight_saving_cha
         )
         .await;
     assert_eq!(
-        zone.data("setWorkspaceTimeZone")["timeZone"],
+        zone.data("updateWorkspaceSettings")["timeZone"],
         "America/New_York"
     );
 
@@ -825,4 +825,228 @@ async fn analytics_equal_a_direct_count_of_the_rows_across_a_daylight_saving_cha
     )
     .await
     .assert_code("NOT_FOUND");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_conversations_and_keeps_what_they_counted() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let bob = app.sign_up("Bob").await;
+    let now = chrono::Utc::now();
+    let old = (now - chrono::Duration::days(40)).to_rfc3339();
+    let recent = (now - chrono::Duration::days(2)).to_rfc3339();
+    let mut made = Vec::new();
+    for actor in [&ada, &bob] {
+        let ws = actor.own_workspace.clone();
+        let agent = agent(&app, actor, &ws).await;
+        for (name, at) in [("old", &old), ("recent", &recent)] {
+            let started = start(
+                &app,
+                &ws,
+                json!({ "externalId": name, "agentId": agent, "channel": "WEB_CHAT",
+                "contact": { "email": "visitor@example.com" }, "startedAt": at }),
+            )
+            .await;
+            let id = started.data("startConversation")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned();
+            app.gql(Some(SERVICE_TOKEN), APPEND, json!({ "ws": ws, "c": id,
+                "m": [{ "externalId": "1", "direction": "OUTBOUND", "text": "Hello", "sentAt": at }] }))
+                .await
+                .data("appendMessages");
+            made.push((ws.clone(), name, id));
+        }
+    }
+    // Ada keeps conversations 30 days; Bob keeps them forever (the default).
+    let kept = app
+        .gql(
+            ada.token(),
+            "mutation($ws: ID!) { updateWorkspaceSettings(workspaceId: $ws, input: { conversationRetentionDays: 30 }) { conversationRetentionDays timeZone } }",
+            json!({ "ws": ada.own_workspace }),
+        )
+        .await;
+    assert_eq!(
+        kept.data("updateWorkspaceSettings"),
+        &json!({ "conversationRetentionDays": 30, "timeZone": "UTC" })
+    );
+    app.gql(
+        ada.token(),
+        "mutation($ws: ID!) { updateWorkspaceSettings(workspaceId: $ws, input: { conversationRetentionDays: 0 }) { timeZone } }",
+        json!({ "ws": ada.own_workspace }),
+    )
+    .await
+    .assert_code("BAD_USER_INPUT");
+    let totals = |ws: String| {
+        let app = &app;
+        let token = if ws == ada.own_workspace {
+            ada.token()
+        } else {
+            bob.token()
+        };
+        async move {
+            app.gql(token, "query($ws: ID!, $s: DateTime!, $u: DateTime!) { workspace(id: $ws) {
+                 analytics(since: $s, until: $u) { totals { conversationsStarted messagesOut } usage { messages } } } }",
+                json!({ "ws": ws, "s": (now - chrono::Duration::days(60)).to_rfc3339(), "u": now.to_rfc3339() }))
+                .await
+                .data("workspace")["analytics"]
+                .clone()
+        }
+    };
+    let before = (
+        totals(ada.own_workspace.clone()).await,
+        totals(bob.own_workspace.clone()).await,
+    );
+
+    let mut conn = app.db.conn().await;
+    let deleted = linkai::conversations::prune(&mut conn, now)
+        .await
+        .expect("pruned");
+    assert_eq!(deleted, 1);
+    assert_eq!(
+        linkai::conversations::prune(&mut conn, now)
+            .await
+            .expect("pruned"),
+        0
+    );
+    for (ws, name, id) in &made {
+        let token = if *ws == ada.own_workspace {
+            ada.token()
+        } else {
+            bob.token()
+        };
+        let read = app
+            .gql(
+                token,
+                "query($ws: ID!, $id: ID!) { workspace(id: $ws) { conversation(id: $id) { id } } }",
+                json!({ "ws": ws, "id": id }),
+            )
+            .await;
+        let gone = read.data("workspace")["conversation"].is_null();
+        assert_eq!(
+            gone,
+            *ws == ada.own_workspace && *name == "old",
+            "{name} in {ws}"
+        );
+    }
+    let messages = names(
+        &mut conn,
+        &format!(
+            "SELECT count(*)::text AS name FROM messages WHERE workspace_id = '{}'",
+            ada.own_workspace
+        ),
+    )
+    .await;
+    assert_eq!(messages, ["1"]);
+    // What the deleted conversation counted stays counted.
+    assert_eq!(
+        before,
+        (
+            totals(ada.own_workspace.clone()).await,
+            totals(bob.own_workspace.clone()).await
+        )
+    );
+}
+
+/// The review's replays: nested pages bounded by the complexity budget, search pages with
+/// tied ranks, retries of times sent to the nanosecond, and the total past the last page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_and_edge_reads_are_bounded_and_pages_are_exact() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = ada.own_workspace.clone();
+    let agent = agent(&app, &ada, &ws).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let made = start(
+            &app,
+            &ws,
+            json!({ "externalId": format!("tie-{n}"), "agentId": agent,
+            "channel": "WEB_CHAT", "contact": { "email": format!("t{n}@example.com") } }),
+        )
+        .await;
+        let id = made.data("startConversation")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        // The same words everywhere: every rank ties.
+        let m = json!({ "externalId": "q", "direction": "INBOUND", "text": "refund please",
+                        "sentAt": "2026-12-01T10:00:00.123456789Z" });
+        let first = app
+            .gql(
+                Some(SERVICE_TOKEN),
+                APPEND,
+                json!({ "ws": ws, "c": id, "m": [m.clone()] }),
+            )
+            .await;
+        first.data("appendMessages");
+        // Sent again to the nanosecond (as Go's RFC3339Nano would): the same message.
+        let again = app
+            .gql(
+                Some(SERVICE_TOKEN),
+                APPEND,
+                json!({ "ws": ws, "c": id, "m": [m] }),
+            )
+            .await;
+        assert_eq!(
+            again.data("appendMessages")["messages"],
+            first.data("appendMessages")["messages"]
+        );
+        ids.push(id);
+    }
+    for filter in [json!({ "search": "refunds" }), json!({})] {
+        let mut seen = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let page = app
+                .gql(
+                    ada.token(),
+                    LIST,
+                    json!({ "ws": ws, "first": 2, "after": after, "f": filter }),
+                )
+                .await;
+            let list = page.data("workspace")["conversations"].clone();
+            assert_eq!(list["totalCount"], 5, "{filter}");
+            for edge in list["edges"].as_array().expect("edges") {
+                seen.push(edge["node"]["id"].as_str().expect("id").to_owned());
+            }
+            if list["pageInfo"]["hasNextPage"] != true {
+                // Past the last page, the total still counts the whole list.
+                let past = app
+                    .gql(ada.token(), LIST, json!({ "ws": ws, "first": 2, "after": list["pageInfo"]["endCursor"], "f": filter }))
+                    .await;
+                assert_eq!(past.data("workspace")["conversations"]["totalCount"], 5);
+                break;
+            }
+            after = list["pageInfo"]["endCursor"].clone();
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!((seen.len(), unique.len()), (5, 5), "{filter}: {seen:?}");
+    }
+    // 100 conversations of 100 messages each is 10,000 items: over the budget, nothing runs.
+    let nested = app
+        .gql(
+            ada.token(),
+            "query($ws: ID!) { workspace(id: $ws) { conversations(first: 100) { edges { node {
+               messages(first: 100) { edges { node { text } } } } } } } }",
+            json!({ "ws": ws }),
+        )
+        .await;
+    nested.assert_code("QUERY_TOO_COMPLEX");
+    let searches: Vec<String> = (0..12)
+        .map(|n| format!("s{n}: conversations(filter: {{ search: \"refund\" }}) {{ totalCount }}"))
+        .collect();
+    let many = app
+        .gql(
+            ada.token(),
+            &format!(
+                "query($ws: ID!) {{ workspace(id: $ws) {{ {} }} }}",
+                searches.join(" ")
+            ),
+            json!({ "ws": ws }),
+        )
+        .await;
+    many.assert_code("QUERY_TOO_COMPLEX");
 }

@@ -194,9 +194,9 @@ const CASES: &[Case] = &[
         expect: MEMBERS,
     },
     Case {
-        name: "setWorkspaceTimeZone",
+        name: "updateWorkspaceSettings",
         guarded: true,
-        query: "mutation($ws: ID!) { setWorkspaceTimeZone(workspaceId: $ws, timeZone: \"Asia/Kolkata\") { timeZone } }",
+        query: "mutation($ws: ID!) { updateWorkspaceSettings(workspaceId: $ws, input: { timeZone: \"Asia/Kolkata\", conversationRetentionDays: 30 }) { timeZone } }",
         expect: ADMINS,
     },
     Case {
@@ -249,7 +249,7 @@ async fn snapshot(app: &TestApp, team: &Team) -> Value {
     let workspace = app
         .gql(
             team.owner.token(),
-            "query($ws: ID!) { workspace(id: $ws) { name timeZone } }",
+            "query($ws: ID!) { workspace(id: $ws) { name timeZone conversationRetentionDays } }",
             json!({ "ws": team.workspace }),
         )
         .await

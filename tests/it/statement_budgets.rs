@@ -57,8 +57,9 @@ const BUDGETS: [(&str, u64); 63] = [
     // old name read under the lock the update takes), the event, COMMIT.
     ("renameWorkspace", 6),
     ("switchWorkspace", 3),
-    // As renameWorkspace: the update reads the old zone under its lock; the event.
-    ("setWorkspaceTimeZone", 6),
+    // As renameWorkspace (the update reads the old values under its lock; the event), and
+    // a new time zone is checked against PostgreSQL's own list first.
+    ("updateWorkspaceSettings", 7),
     ("deleteWorkspace", 10),
     // Every resource write appends its audit event: one statement.
     ("createAgent", 9),
@@ -432,9 +433,9 @@ async fn every_mutation_stays_within_its_statement_budget() {
         .await;
     }
     run.run(
-        "setWorkspaceTimeZone",
+        "updateWorkspaceSettings",
         ada,
-        "mutation($ws: ID!) { setWorkspaceTimeZone(workspaceId: $ws, timeZone: \"Europe/Paris\") { timeZone } }",
+        "mutation($ws: ID!) { updateWorkspaceSettings(workspaceId: $ws, input: { timeZone: \"Europe/Paris\", conversationRetentionDays: 90 }) { timeZone } }",
         json!({ "ws": ws }),
     )
     .await;
