@@ -46,7 +46,16 @@ test('graphql-codegen reads the schema from the URL and tsc --strict accepts the
     );
     await writeFile(
       join(dir, 'app.ts'),
-      `import type { MembersPageQuery, WorkspaceBillingQuery, Role } from './gql/graphql.js';
+      `import type { MembersPageQuery, WorkspaceBillingQuery, Role, ConversationsPageQuery, AnalyticsQuery } from './gql/graphql.js';
+export function conversationLines(data: ConversationsPageQuery): string[] {
+  return (data.workspace?.conversations.edges ?? []).map(
+    (edge) => (edge.node.contact?.name ?? 'deleted contact') + ': ' + edge.node.messageCount + ' ' + edge.node.channel,
+  );
+}
+export function firstResponse(data: AnalyticsQuery): string {
+  const seconds: number | null | undefined = data.workspace?.analytics.firstResponseMedianSeconds;
+  return seconds == null ? 'no replies yet' : Math.round(seconds) + ' s';
+}
 export function memberLines(data: MembersPageQuery): string[] {
   const workspace = data.workspace;
   if (!workspace) return [];

@@ -10,6 +10,8 @@ export const MAIL_DIR = process.env.LINKAI_MAIL_DIR ?? '../var/mail';
 /** The origin allowed by the server's CORS_ORIGINS: where the browser test serves its page. */
 export const PAGE_PORT = Number(process.env.LINKAI_PAGE_PORT ?? 5173);
 export const PASSWORD = 'correct horse battery';
+/** The agent runtime's service token, present in the server's database. */
+export const SERVICE_TOKEN = process.env.LINKAI_SERVICE_TOKEN ?? '';
 
 export function unique(name) {
   return `${name.toLowerCase()}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}@example.com`;

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { parse } from 'graphql';
 import { Client, cacheExchange, fetchExchange } from '@urql/core';
 import { ApolloClient, HttpLink, InMemoryCache } from '@apollo/client';
-import { API, PASSWORD, tokenFromEmail, unique } from './env.js';
+import { API, PASSWORD, SERVICE_TOKEN, tokenFromEmail, unique } from './env.js';
 
 const source = await readFile(new URL('../operations/app.graphql', import.meta.url), 'utf8');
 const operations = Object.fromEntries(
@@ -153,3 +153,73 @@ test('Apollo Client: request errors arrive coded, without data', async () => {
     },
   );
 });
+
+for (const [library, connect] of [['urql', urql], ['Apollo Client', apollo]]) {
+  test(`${library}: a Viewer reads the conversations the runtime wrote, and analytics`, async () => {
+    const ownerEmail = unique('owner');
+    await connect().mutate('SignUp', { email: ownerEmail, password: PASSWORD, name: 'Ada' });
+    const { completeSignUp: owner } = await connect().mutate('CompleteSignUp', {
+      token: await tokenFromEmail(ownerEmail, '/complete-sign-up'),
+    });
+    const workspaceId = owner.user.activeWorkspace.id;
+    const asOwner = connect(owner.token);
+    const { createAgent: agent } = await asOwner.mutate('CreateAgent', { workspaceId, name: 'Reception' });
+    const viewerEmail = unique('viewer');
+    await asOwner.mutate('InviteMember', { workspaceId, email: viewerEmail, role: 'VIEWER' });
+    const { signUp: { session: viewer } } = await connect().mutate('SignUp', {
+      email: viewerEmail,
+      password: PASSWORD,
+      name: 'Vi',
+      invitationToken: await tokenFromEmail(viewerEmail, '/invitations/accept'),
+    });
+
+    // The runtime, with its service token, through the same library.
+    const runtime = connect(SERVICE_TOKEN);
+    const { startConversation: conversation } = await runtime.mutate('StartConversation', {
+      workspaceId,
+      input: { externalId: 'call-1', agentId: agent.id, channel: 'SMS', contact: { phone: '+14155550123', name: 'Grace' } },
+    });
+    const now = new Date();
+    const at = (minutes) => new Date(now.getTime() - minutes * 60_000).toISOString();
+    const { appendMessages } = await runtime.mutate('AppendMessages', {
+      workspaceId,
+      conversationId: conversation.id,
+      messages: [
+        { externalId: 'm1', direction: 'INBOUND', text: 'Can I move my booking to Friday?', sentAt: at(3) },
+        { externalId: 'm2', direction: 'OUTBOUND', text: 'Friday at 7 works. Done!', sentAt: at(2) },
+      ],
+    });
+    assert.equal(appendMessages.conversation.messageCount, 2);
+
+    const asViewer = connect(viewer.token);
+    const { workspace } = await asViewer.query('ConversationsPage', {
+      workspaceId,
+      first: 10,
+      filter: { search: 'bookings' },
+    });
+    assert.equal(workspace.viewerRole, 'VIEWER');
+    assert.equal(workspace.conversations.totalCount, 1);
+    const node = workspace.conversations.edges[0].node;
+    assert.equal(node.agent.name, 'Reception');
+    assert.equal(node.contact.phone, '+14155550123');
+    assert.match(node.snippet, /<b>booking<\/b>/);
+    assert.deepEqual(node.messages.edges.map((e) => e.node.direction), ['INBOUND', 'OUTBOUND']);
+
+    const { workspace: stats } = await asViewer.query('Analytics', {
+      workspaceId,
+      since: new Date(now.getTime() - 86_400_000).toISOString(),
+      until: new Date(now.getTime() + 3_600_000).toISOString(),
+      interval: 'DAY',
+    });
+    assert.equal(stats.analytics.timeZone, 'UTC');
+    assert.deepEqual(stats.analytics.totals, {
+      ...stats.analytics.totals,
+      conversationsStarted: 1,
+      messagesIn: 1,
+      messagesOut: 1,
+      uniqueContacts: 1,
+    });
+    assert.equal(stats.analytics.firstResponseMedianSeconds, 60);
+    assert.equal(stats.analytics.usage.messages, 1);
+  });
+}

@@ -35,6 +35,7 @@ async fn the_client_libraries_and_a_browser_use_the_api_as_they_expect() {
         .env("LINKAI_BASE_URL", &app.base_url)
         .env("LINKAI_MAIL_DIR", &mail)
         .env("LINKAI_PAGE_PORT", page_port.to_string())
+        .env("LINKAI_SERVICE_TOKEN", crate::usage::SERVICE_TOKEN)
         .stdin(Stdio::null())
         .output()
         .await
@@ -50,6 +51,8 @@ async fn the_client_libraries_and_a_browser_use_the_api_as_they_expect() {
     for suite in [
         "graphql-http audit",
         "urql: sign up",
+        "urql: a Viewer reads the conversations",
+        "Apollo Client: a Viewer reads the conversations",
         "Apollo Client: sign up",
         "graphql-codegen",
         "allowed origin",

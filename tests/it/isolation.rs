@@ -4,6 +4,10 @@
 //! compared with an in-memory model of DESIGN.md's rules, and each tenant's names carry a
 //! marker that must never show up in another tenant's answers.
 //!
+//! Conversations join the run (issue 23): the agent runtime starts them and appends
+//! messages carrying the workspace's marker, members list, search, read and delete them,
+//! with the same mix of ids.
+//!
 //! The same run with the application's own workspace filter switched off for one kind
 //! proves that row-level security alone keeps tenants apart.
 
@@ -109,6 +113,15 @@ struct World {
     items: Vec<Item>,
     gone: Vec<Item>,
     serial: usize,
+    conversations: Vec<Conversation>,
+    gone_conversations: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Conversation {
+    id: String,
+    workspace: usize,
+    messages: usize,
 }
 
 impl World {
@@ -158,6 +171,8 @@ async fn build_world(app: &TestApp, rng: &mut StdRng) -> World {
         items: Vec::new(),
         gone: Vec::new(),
         serial: 0,
+        conversations: Vec::new(),
+        gone_conversations: Vec::new(),
     }
 }
 
@@ -205,6 +220,23 @@ async fn run_world(app: &TestApp, seed: u64) -> Vec<String> {
                 world.items.drain(..).partition(|i| i.workspace != victim);
             world.items = kept;
             world.gone.extend(gone);
+            let (kept, gone): (Vec<Conversation>, Vec<Conversation>) = world
+                .conversations
+                .drain(..)
+                .partition(|c| c.workspace != victim);
+            world.conversations = kept;
+            world
+                .gone_conversations
+                .extend(gone.into_iter().map(|c| c.id));
+        }
+        if rng.random_range(0..4) == 0 {
+            if let Err(divergence) = conversation_step(app, &mut world, &mut rng).await {
+                divergences.push(format!("seed {seed} step {step}: {divergence}"));
+                if divergences.len() > 10 {
+                    return divergences;
+                }
+            }
+            continue;
         }
         let anonymous = rng.random_range(0..50) == 0;
         let user = rng.random_range(0..USERS);
@@ -349,6 +381,217 @@ async fn run_world(app: &TestApp, seed: u64) -> Vec<String> {
         }
     }
     divergences
+}
+
+/// The conversation an operation targets: usually one of the workspace's, else a foreign,
+/// deleted or never-existing one.
+fn pick_conversation(world: &World, rng: &mut StdRng, workspace: usize) -> String {
+    let own: Vec<&Conversation> = world
+        .conversations
+        .iter()
+        .filter(|c| c.workspace == workspace)
+        .collect();
+    match rng.random_range(0..10) {
+        0..=5 if !own.is_empty() => own[rng.random_range(0..own.len())].id.clone(),
+        6 if !world.conversations.is_empty() => world.conversations
+            [rng.random_range(0..world.conversations.len())]
+        .id
+        .clone(),
+        7 if !world.gone_conversations.is_empty() => {
+            world.gone_conversations[rng.random_range(0..world.gone_conversations.len())].clone()
+        }
+        _ => Uuid::new_v4().to_string(),
+    }
+}
+
+/// One conversation operation against the model: the runtime's start and append, a
+/// member's list, search, read and delete. `Err` names a divergence.
+async fn conversation_step(
+    app: &TestApp,
+    world: &mut World,
+    rng: &mut StdRng,
+) -> Result<(), String> {
+    let w = rng.random_range(0..USERS);
+    let workspace_id = world.workspaces[w].id.clone();
+    let live = !world.workspaces[w].deleted;
+    let marker = world.workspaces[w].marker.clone();
+    let user = rng.random_range(0..USERS);
+    let role = world.role(user, w);
+    let token = world.users[user].token.clone();
+    let own = |world: &World, id: &str| {
+        world
+            .conversations
+            .iter()
+            .position(|c| c.id == id && c.workspace == w)
+    };
+    let (res, expected, allowed) = match rng.random_range(0..5) {
+        0 => {
+            // The runtime starts one with an agent: its own workspace's, or another's.
+            let agents: Vec<&Item> = world.items.iter().filter(|i| i.kind == 0).collect();
+            let Some(agent) =
+                (!agents.is_empty()).then(|| agents[rng.random_range(0..agents.len())].clone())
+            else {
+                return Ok(());
+            };
+            world.serial += 1;
+            let res = app
+                .gql(
+                    Some(crate::usage::SERVICE_TOKEN),
+                    "mutation($ws: ID!, $agent: ID!, $ext: String!) { startConversation(workspaceId: $ws, input: {
+                       externalId: $ext, agentId: $agent, channel: WEB_CHAT, contact: { email: \"v@example.com\" } }) { id agent { name } contact { id } } }",
+                    json!({ "ws": workspace_id, "agent": agent.id, "ext": format!("c{}", world.serial) }),
+                )
+                .await;
+            let expected = match (live, agent.workspace == w) {
+                (false, _) => Some("NOT_FOUND"),
+                (true, false) => Some("BAD_USER_INPUT"),
+                (true, true) => None,
+            };
+            if expected.is_none() && res.code().is_none() {
+                let started = &res.body["data"]["startConversation"];
+                let id = started["id"].as_str().unwrap_or_default();
+                world.conversations.push(Conversation {
+                    id: id.to_owned(),
+                    workspace: w,
+                    messages: 0,
+                });
+                // The runtime's address made a contact, nobody's (only Admins delete it).
+                let contact = started["contact"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if !world.items.iter().any(|i| i.id == contact) {
+                    world.items.push(Item {
+                        id: contact,
+                        kind: 1,
+                        workspace: w,
+                        creator: usize::MAX,
+                    });
+                }
+            }
+            (res, expected, Some(w))
+        }
+        1 => {
+            let id = pick_conversation(world, rng, w);
+            world.serial += 1;
+            let res = app
+                .gql(
+                    Some(crate::usage::SERVICE_TOKEN),
+                    "mutation($ws: ID!, $c: ID!, $m: [MessageInput!]!) { appendMessages(workspaceId: $ws, conversationId: $c, messages: $m) { conversation { messageCount } } }",
+                    json!({ "ws": workspace_id, "c": id, "m": [{ "externalId": format!("m{}", world.serial),
+                        "direction": "INBOUND", "text": format!("{marker} asks"), "sentAt": "2026-12-01T10:00:00Z" }] }),
+                )
+                .await;
+            let found = own(world, &id);
+            let expected = if live && found.is_some() {
+                None
+            } else {
+                Some("NOT_FOUND")
+            };
+            if let (None, Some(i)) = (res.code(), found) {
+                world.conversations[i].messages += 1;
+            }
+            (res, expected, Some(w))
+        }
+        2 => {
+            // A member lists or searches (for this workspace's marker or another's).
+            let other = &world.workspaces[rng.random_range(0..USERS)].marker;
+            let search = rng.random_bool(0.5).then(|| other.clone());
+            let res = app
+                .gql(
+                    Some(&token),
+                    "query($ws: ID!, $f: ConversationFilter) { workspace(id: $ws) { conversations(first: 100, filter: $f) { totalCount edges { node { id snippet messages(first: 3) { edges { node { text } } } } } } } }",
+                    json!({ "ws": workspace_id, "f": { "search": search } }),
+                )
+                .await;
+            let expected = if role.is_some() {
+                None
+            } else {
+                Some("NOT_FOUND")
+            };
+            if expected.is_none() && res.code().is_none() {
+                let with_messages = world
+                    .conversations
+                    .iter()
+                    .filter(|c| c.workspace == w && c.messages > 0)
+                    .count();
+                let all = world
+                    .conversations
+                    .iter()
+                    .filter(|c| c.workspace == w)
+                    .count();
+                let want = match &search {
+                    Some(m) if *m == marker => with_messages,
+                    Some(_) => 0,
+                    None => all,
+                };
+                let got = res.body["data"]["workspace"]["conversations"]["totalCount"].as_u64();
+                if got != Some(want as u64) {
+                    return Err(format!(
+                        "conversations of {w} (search {search:?}): expected {want}, got {}",
+                        res.body
+                    ));
+                }
+            }
+            (res, expected, Some(w))
+        }
+        3 => {
+            let id = pick_conversation(world, rng, w);
+            let res = app
+                .gql(
+                    Some(&token),
+                    "query($ws: ID!, $id: ID!) { workspace(id: $ws) { conversation(id: $id) { id messages { totalCount edges { node { text } } } } } }",
+                    json!({ "ws": workspace_id, "id": id }),
+                )
+                .await;
+            let expected = if role.is_some() {
+                None
+            } else {
+                Some("NOT_FOUND")
+            };
+            if expected.is_none() && res.code().is_none() {
+                let read = &res.body["data"]["workspace"]["conversation"];
+                if read.is_null() != own(world, &id).is_none() {
+                    return Err(format!("conversation {id} in {w}: {}", res.body));
+                }
+            }
+            (res, expected, Some(w))
+        }
+        _ => {
+            let id = pick_conversation(world, rng, w);
+            let res = app
+                .gql(
+                    Some(&token),
+                    "mutation($ws: ID!, $id: ID!) { deleteConversation(workspaceId: $ws, id: $id) }",
+                    json!({ "ws": workspace_id, "id": id }),
+                )
+                .await;
+            let found = own(world, &id);
+            let expected = match role {
+                None => Some("NOT_FOUND"),
+                Some(r) if r < Role::Admin => Some("FORBIDDEN"),
+                Some(_) if found.is_none() => Some("NOT_FOUND"),
+                Some(_) => None,
+            };
+            if let (None, Some(i)) = (res.code(), found) {
+                let gone = world.conversations.remove(i);
+                world.gone_conversations.push(gone.id);
+            }
+            (res, expected, Some(w))
+        }
+    };
+    if res.code() != expected {
+        return Err(format!(
+            "expected {expected:?}, got {:?}: {}",
+            res.code(),
+            res.body
+        ));
+    }
+    markers_ok(
+        world,
+        if res.code().is_none() { allowed } else { None },
+        &res.body,
+    )
 }
 
 async fn run(app_for_world: impl Fn() -> crate::harness::TestAppBuilder, seeds: [u64; 4]) {
