@@ -10,77 +10,18 @@ use crate::graphql::context::{parse_id, request};
 use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
 
-/// What happened (the README's audit table says which mutation writes which).
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[graphql(remote = "super::Action", rename_items = "SCREAMING_SNAKE_CASE")]
-pub enum AuditAction {
-    /// A member's role changed: `changes.role.from` and `.to`.
-    MemberRoleChanged,
-    /// An Owner or Admin removed a member: `changes.role` was theirs.
-    MemberRemoved,
-    /// A member left: `changes.role` was theirs.
-    MemberLeft,
-    /// Ownership moved to the target: `changes.owner.from` and `.to`.
-    OwnershipTransferred,
-    /// A resource was created (`targetKind` says which kind): `changes.name`.
-    ResourceCreated,
-    /// A resource was changed: `changes.name.from` and `.to`, and `changes.fields`, the
-    /// fields the update set.
-    ResourceUpdated,
-    /// A resource was deleted: `changes.name`.
-    ResourceDeleted,
-    /// Someone was invited: `changes.email` and `.role`.
-    InvitationSent,
-    /// An invitation was sent again with a new link: `changes.email`.
-    InvitationResent,
-    /// An invitation was withdrawn: `changes.email`.
-    InvitationRevoked,
-    /// The invitee joined (the actor): `changes.email` and `.role`.
-    InvitationAccepted,
-    /// The invitee said no through the emailed link: `changes.email`.
-    InvitationDeclined,
-    /// The workspace was made: `changes.name`.
-    WorkspaceCreated,
-    /// The workspace was renamed: `changes.name.from` and `.to`.
-    WorkspaceRenamed,
-    /// The workspace was deleted: `changes.name`.
-    WorkspaceDeleted,
-    /// The workspace's settings changed: `changes.timeZone` and
-    /// `changes.conversationRetentionDays`, each `.from` and `.to`, for those that changed.
-    WorkspaceSettingsChanged,
-    /// A plan was chosen or changed: `changes.plan.from` and `.to`, `changes.status.from`
-    /// and `.to`.
-    PlanSelected,
-    /// The subscription was set to end with its period: `changes.periodEnd`.
-    SubscriptionCanceled,
-    /// A cancellation was undone: `changes.periodEnd`.
-    SubscriptionResumed,
-    /// The subscription's status changed in Stripe (`actorKind` STRIPE, or the person
-    /// whose request brought it): `changes.status.from` and `.to`.
-    SubscriptionStatusChanged,
-    /// Stripe held a subscription of the workspace's customer that we did not know (a
-    /// change whose answer was lost, say), and it was adopted (`actorKind` STRIPE or
-    /// SYSTEM): `changes.replaced`, `changes.ended` (duplicates ended), `changes.refunded`.
-    SubscriptionAdopted,
-    /// Another saved card became the default: `changes.card`, its brand and last four
-    /// digits (`visa 4242`).
-    DefaultPaymentMethodChanged,
-    /// A saved card was removed: `changes.card`, and `changes.default` when another card
-    /// became the default in its place.
-    PaymentMethodRemoved,
-    /// The billing details were changed: `changes.fields`, the fields set.
-    BillingDetailsUpdated,
-    /// A usage (messages, SMS, agents, phone numbers) reached the plan's limit in the
-    /// period: `changes.metric`, `.threshold` (100), `.used`, `.limit`, `.periodStart`.
-    UsageLimitReached,
-    /// A usage passed 80 % of the plan's limit in the period: `changes.metric`, `.threshold`,
-    /// `.used`, `.limit`, `.periodStart`.
-    UsageNearingLimit,
-    /// A service reported usage, the first time that day: `changes.metric`.
-    ServiceAccessed,
-    /// A conversation was deleted with its messages: `changes.channel`, `changes.messages`.
-    ConversationDeleted,
+macro_rules! audit_action {
+    ($($(#[$doc:meta])* $variant:ident = $db:literal,)*) => {
+        /// What happened (the README's audit table says which mutation writes which).
+        #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+        #[graphql(remote = "super::Action", rename_items = "SCREAMING_SNAKE_CASE")]
+        pub enum AuditAction {
+            $($(#[$doc])* $variant,)*
+        }
+    };
 }
+
+super::with_actions!(audit_action);
 
 /// Who acted.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -98,145 +98,108 @@ impl Trail {
     }
 }
 
-/// What happened. The README's audit table lists, for each mutation, the action it writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// A member's role changed (`changes`: `role` from, to).
-    MemberRoleChanged,
-    /// A member was removed by an Owner or Admin (`changes`: their `role`).
-    MemberRemoved,
-    /// A member left (`changes`: their `role`).
-    MemberLeft,
-    /// Ownership moved to the target (`changes`: `owner` from, to).
-    OwnershipTransferred,
-    /// A resource (agent, contact, ...; the target's kind) was created (`changes`: `name`).
-    ResourceCreated,
-    /// A resource was changed (`changes`: `name` from, to, and `fields`, the fields set).
-    ResourceUpdated,
-    /// A resource was deleted (`changes`: `name`).
-    ResourceDeleted,
-    /// Someone was invited (`changes`: `email`, `role`).
-    InvitationSent,
-    /// An invitation was sent again with a new link (`changes`: `email`).
-    InvitationResent,
-    /// An invitation was withdrawn (`changes`: `email`).
-    InvitationRevoked,
-    /// The invitee joined (`changes`: `email`, `role`); the actor is the invitee.
-    InvitationAccepted,
-    /// The invitee said no, through the link (`changes`: `email`).
-    InvitationDeclined,
-    /// The workspace was made (`changes`: `name`).
-    WorkspaceCreated,
-    /// The workspace was renamed (`changes`: `name` from, to).
-    WorkspaceRenamed,
-    /// The workspace was deleted (`changes`: `name`).
-    WorkspaceDeleted,
-    /// The workspace's settings changed (`changes`: `timeZone`, `conversationRetentionDays`,
-    /// each from, to, for those that changed).
-    WorkspaceSettingsChanged,
-    /// A plan was chosen or changed (`changes`: `plan` from, to; `status` from, to).
-    PlanSelected,
-    /// The subscription was set to end with its period (`changes`: `periodEnd`).
-    SubscriptionCanceled,
-    /// A cancellation was undone (`changes`: `periodEnd`).
-    SubscriptionResumed,
-    /// Stripe changed the subscription's status (`changes`: `status` from, to); the actor
-    /// is Stripe, or the person whose request learnt it.
-    SubscriptionStatusChanged,
-    /// Reconciliation found in Stripe a subscription of the workspace's customer that the
-    /// mirror did not hold, and adopted it (`changes`: `replaced`, the one held before;
-    /// `ended`, duplicates ended, `refunded` those of them refunded).
-    SubscriptionAdopted,
-    /// Another saved card became the default (`changes`: `card`, its brand and last four
-    /// digits).
-    DefaultPaymentMethodChanged,
-    /// A saved card was removed (`changes`: `card`, and `default` when another card took
-    /// its place).
-    PaymentMethodRemoved,
-    /// The billing details were changed (`changes`: `fields`, the fields set).
-    BillingDetailsUpdated,
-    /// A usage reached the plan's limit in the period (`changes`: `metric`, `threshold`
-    /// 100, `used`, `limit`, `periodStart`): [`crate::usage::alerts`].
-    UsageLimitReached,
-    /// A usage passed 80 % of the plan's limit in the period (`changes` as above, with
-    /// `threshold` 80).
-    UsageNearingLimit,
-    /// A service (the agent runtime) reported usage, first time in the day (`changes`:
-    /// `metric`).
-    ServiceAccessed,
-    /// A conversation was deleted with its messages (`changes`: `channel`, `messages`).
-    ConversationDeleted,
-}
-
-impl Action {
-    pub const ALL: [Action; 28] = [
-        Action::MemberRoleChanged,
-        Action::MemberRemoved,
-        Action::MemberLeft,
-        Action::OwnershipTransferred,
-        Action::ResourceCreated,
-        Action::ResourceUpdated,
-        Action::ResourceDeleted,
-        Action::InvitationSent,
-        Action::InvitationResent,
-        Action::InvitationRevoked,
-        Action::InvitationAccepted,
-        Action::InvitationDeclined,
-        Action::WorkspaceCreated,
-        Action::WorkspaceRenamed,
-        Action::WorkspaceDeleted,
-        Action::WorkspaceSettingsChanged,
-        Action::PlanSelected,
-        Action::SubscriptionCanceled,
-        Action::SubscriptionResumed,
-        Action::SubscriptionStatusChanged,
-        Action::SubscriptionAdopted,
-        Action::DefaultPaymentMethodChanged,
-        Action::PaymentMethodRemoved,
-        Action::BillingDetailsUpdated,
-        Action::UsageLimitReached,
-        Action::UsageNearingLimit,
-        Action::ServiceAccessed,
-        Action::ConversationDeleted,
-    ];
-
-    pub fn as_db(self) -> &'static str {
-        match self {
-            Action::MemberRoleChanged => "member.role_changed",
-            Action::MemberRemoved => "member.removed",
-            Action::MemberLeft => "member.left",
-            Action::OwnershipTransferred => "workspace.ownership_transferred",
-            Action::ResourceCreated => "resource.created",
-            Action::ResourceUpdated => "resource.updated",
-            Action::ResourceDeleted => "resource.deleted",
-            Action::InvitationSent => "invitation.sent",
-            Action::InvitationResent => "invitation.resent",
-            Action::InvitationRevoked => "invitation.revoked",
-            Action::InvitationAccepted => "invitation.accepted",
-            Action::InvitationDeclined => "invitation.declined",
-            Action::WorkspaceCreated => "workspace.created",
-            Action::WorkspaceRenamed => "workspace.renamed",
-            Action::WorkspaceDeleted => "workspace.deleted",
-            Action::WorkspaceSettingsChanged => "workspace.settings_changed",
-            Action::PlanSelected => "billing.plan_selected",
-            Action::SubscriptionCanceled => "billing.subscription_canceled",
-            Action::SubscriptionResumed => "billing.subscription_resumed",
-            Action::SubscriptionStatusChanged => "billing.status_changed",
-            Action::SubscriptionAdopted => "billing.subscription_adopted",
-            Action::DefaultPaymentMethodChanged => "billing.default_card_changed",
-            Action::PaymentMethodRemoved => "billing.card_removed",
-            Action::BillingDetailsUpdated => "billing.details_updated",
-            Action::UsageLimitReached => "usage.limit_reached",
-            Action::UsageNearingLimit => "usage.nearing_limit",
-            Action::ServiceAccessed => "service.accessed",
-            Action::ConversationDeleted => "conversation.deleted",
+/// Every action, once: its name, what its `changes` hold, and its database name. The enum
+/// below and its GraphQL mirror (`audit/graphql.rs`) are both made from this list, so a
+/// feature's new action is one entry here (with its row in the README's audit table).
+macro_rules! with_actions {
+    ($then:ident) => {
+        $then! {
+            /// A member's role changed (`changes`: `role` from, to).
+            MemberRoleChanged = "member.role_changed",
+            /// A member was removed by an Owner or Admin (`changes`: their `role`).
+            MemberRemoved = "member.removed",
+            /// A member left (`changes`: their `role`).
+            MemberLeft = "member.left",
+            /// Ownership moved to the target (`changes`: `owner` from, to).
+            OwnershipTransferred = "workspace.ownership_transferred",
+            /// A resource (agent, contact, ...; the target's kind) was created (`changes`: `name`).
+            ResourceCreated = "resource.created",
+            /// A resource was changed (`changes`: `name` from, to, and `fields`, the fields set).
+            ResourceUpdated = "resource.updated",
+            /// A resource was deleted (`changes`: `name`).
+            ResourceDeleted = "resource.deleted",
+            /// Someone was invited (`changes`: `email`, `role`).
+            InvitationSent = "invitation.sent",
+            /// An invitation was sent again with a new link (`changes`: `email`).
+            InvitationResent = "invitation.resent",
+            /// An invitation was withdrawn (`changes`: `email`).
+            InvitationRevoked = "invitation.revoked",
+            /// The invitee joined (`changes`: `email`, `role`); the actor is the invitee.
+            InvitationAccepted = "invitation.accepted",
+            /// The invitee said no, through the link (`changes`: `email`).
+            InvitationDeclined = "invitation.declined",
+            /// The workspace was made (`changes`: `name`).
+            WorkspaceCreated = "workspace.created",
+            /// The workspace was renamed (`changes`: `name` from, to).
+            WorkspaceRenamed = "workspace.renamed",
+            /// The workspace was deleted (`changes`: `name`).
+            WorkspaceDeleted = "workspace.deleted",
+            /// The workspace's settings changed (`changes`: `timeZone`, `conversationRetentionDays`,
+            /// each from, to, for those that changed).
+            WorkspaceSettingsChanged = "workspace.settings_changed",
+            /// A plan was chosen or changed (`changes`: `plan` from, to; `status` from, to).
+            PlanSelected = "billing.plan_selected",
+            /// The subscription was set to end with its period (`changes`: `periodEnd`).
+            SubscriptionCanceled = "billing.subscription_canceled",
+            /// A cancellation was undone (`changes`: `periodEnd`).
+            SubscriptionResumed = "billing.subscription_resumed",
+            /// Stripe changed the subscription's status (`changes`: `status` from, to); the actor
+            /// is Stripe, or the person whose request learnt it.
+            SubscriptionStatusChanged = "billing.status_changed",
+            /// Reconciliation found in Stripe a subscription of the workspace's customer that the
+            /// mirror did not hold, and adopted it (`changes`: `replaced`, the one held before;
+            /// `ended`, duplicates ended, `refunded` those of them refunded).
+            SubscriptionAdopted = "billing.subscription_adopted",
+            /// Another saved card became the default (`changes`: `card`, its brand and last four
+            /// digits).
+            DefaultPaymentMethodChanged = "billing.default_card_changed",
+            /// A saved card was removed (`changes`: `card`, and `default` when another card took
+            /// its place).
+            PaymentMethodRemoved = "billing.card_removed",
+            /// The billing details were changed (`changes`: `fields`, the fields set).
+            BillingDetailsUpdated = "billing.details_updated",
+            /// A usage reached the plan's limit in the period (`changes`: `metric`, `threshold`
+            /// 100, `used`, `limit`, `periodStart`).
+            UsageLimitReached = "usage.limit_reached",
+            /// A usage passed 80 % of the plan's limit in the period (`changes` as above, with
+            /// `threshold` 80).
+            UsageNearingLimit = "usage.nearing_limit",
+            /// A service (the agent runtime) reported usage, first time in the day (`changes`:
+            /// `metric`).
+            ServiceAccessed = "service.accessed",
+            /// A conversation was deleted with its messages (`changes`: `channel`, `messages`).
+            ConversationDeleted = "conversation.deleted",
         }
-    }
-
-    pub fn from_db(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|action| action.as_db() == text)
-    }
+    };
 }
+pub(crate) use with_actions;
+
+macro_rules! action_enum {
+    ($($(#[$doc:meta])* $variant:ident = $db:literal,)*) => {
+        /// What happened. The README's audit table lists, for each mutation, the action it
+        /// writes.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Action {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Action {
+            pub const ALL: &'static [Action] = &[$(Action::$variant),*];
+
+            pub fn as_db(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $db,)*
+                }
+            }
+
+            pub fn from_db(text: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|action| action.as_db() == text)
+            }
+        }
+    };
+}
+
+with_actions!(action_enum);
 
 /// What an event is about.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -19,6 +19,7 @@ use crate::resources::kinds::{Agent, AgentKind, Contact, ContactKind};
 use crate::resources::model::ResourceRow;
 use crate::resources::Kind as _;
 use crate::roles::Action;
+use crate::workspaces::model::WorkspaceRow;
 
 /// Where a conversation happens.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -585,11 +586,11 @@ pub struct ConversationLists {
     time_zone: String,
 }
 
-impl ConversationLists {
-    pub fn new(workspace_id: Uuid, time_zone: &str) -> Self {
+impl From<&WorkspaceRow> for ConversationLists {
+    fn from(workspace: &WorkspaceRow) -> Self {
         Self {
-            workspace_id,
-            time_zone: time_zone.to_owned(),
+            workspace_id: workspace.id,
+            time_zone: workspace.time_zone.clone(),
         }
     }
 }

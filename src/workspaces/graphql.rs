@@ -22,25 +22,28 @@ use crate::roles::{Action, Role};
 use crate::text::Name;
 use crate::usage::graphql::{usage_of, Usage};
 
-/// A workspace the caller belongs to: the unit of isolation, collaboration and billing.
-#[derive(MergedObject)]
-pub struct Workspace(WorkspaceFields, ResourceLists, ConversationLists);
+/// `Workspace`: its own fields, merged with the parts other features add, each made from
+/// the workspace's row (`From<&WorkspaceRow>`). A feature adds its fields to `Workspace`
+/// with one line in the list below.
+macro_rules! workspace_parts {
+    ($($part:ty),* $(,)?) => {
+        /// A workspace the caller belongs to: the unit of isolation, collaboration and billing.
+        #[derive(MergedObject)]
+        pub struct Workspace($($part,)* WorkspaceFields);
+
+        impl Workspace {
+            pub fn new(row: WorkspaceRow, viewer_role: Role) -> Self {
+                Workspace($(<$part>::from(&row),)* WorkspaceFields { row, viewer_role })
+            }
+        }
+    };
+}
+
+workspace_parts!(ResourceLists, ConversationLists);
 
 impl From<CallerMembership> for Workspace {
     fn from(membership: CallerMembership) -> Self {
         Workspace::new(membership.workspace, membership.role)
-    }
-}
-
-impl Workspace {
-    pub fn new(row: WorkspaceRow, viewer_role: Role) -> Self {
-        let workspace_id = row.id;
-        let conversations = ConversationLists::new(workspace_id, &row.time_zone);
-        Workspace(
-            WorkspaceFields { row, viewer_role },
-            ResourceLists::new(workspace_id),
-            conversations,
-        )
     }
 }
 

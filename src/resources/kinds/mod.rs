@@ -177,8 +177,9 @@ macro_rules! kinds {
         #[derive(MergedObject)]
         pub struct ResourceLists($($list),*);
 
-        impl ResourceLists {
-            pub fn new(workspace_id: Uuid) -> Self {
+        impl From<&crate::workspaces::model::WorkspaceRow> for ResourceLists {
+            fn from(workspace: &crate::workspaces::model::WorkspaceRow) -> Self {
+                let workspace_id = workspace.id;
                 Self($($list { workspace_id }),*)
             }
         }
