@@ -12,7 +12,11 @@
 //!   again (a larger plan is a new allowance), and a threshold of a limit already alerted
 //!   in the period does not. A change that lowers the limit below the usage alerts nothing
 //!   by itself; the refusals that follow say `USAGE_LIMIT_REACHED`.
-//! - The email job re-reads the alert and sends only while it is not marked emailed.
+//! - 100 % is the counter reaching the limit. A metered write that would pass it is refused
+//!   whole and writes nothing, an alert included: the runtime hears `USAGE_LIMIT_REACHED`.
+//! - The email job re-reads the alert and sends only while it is not marked emailed; it
+//!   marks it after sending, so a job that fails midway sends again to those it reached
+//!   (at least once each, as every notice here).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
