@@ -478,17 +478,17 @@ const LIST: &str = concat!(
 
 /// Best match first: each matching conversation's best-ranked message (ranks in
 /// millionths, ties by id, which is also the cursor: `$10` carries the rank as
-/// microseconds), among the messages of the conversations the filters keep.
+/// microseconds), among the conversations the filters keep. The matches come from
+/// `conversation_search_hits` (migration 000033), which reads through the GIN index.
 const SEARCH: &str = concat!(
     "WITH q AS (SELECT websearch_to_tsquery('english', $8) AS q), \
      hits AS ( \
-         SELECT m.conversation_id, \
-                (max(ts_rank(m.search, q.q)) * 1000000)::bigint AS rank, \
-                (array_agg(m.id ORDER BY ts_rank(m.search, q.q) DESC, m.sent_at))[1] AS best \
-         FROM messages m JOIN conversations c ON c.id = m.conversation_id, q \
-         WHERE m.workspace_id = $1 AND m.search @@ q.q AND ",
+         SELECT h.conversation_id, h.rank, h.best \
+         FROM conversation_search_hits($1, $8) h \
+         JOIN conversations c ON c.id = h.conversation_id \
+         WHERE ",
     filtered!(),
-    " GROUP BY m.conversation_id) \
+    ") \
      SELECT c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel, \
             c.status, c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds, \
             c.message_count, c.first_inbound_at, c.first_reply_at, c.service_token_id, \

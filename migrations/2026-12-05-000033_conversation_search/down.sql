@@ -1,0 +1,1 @@
+DROP FUNCTION conversation_search_hits(uuid, text);
