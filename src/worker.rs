@@ -191,11 +191,18 @@ async fn run_trial_scans(
                 crate::audit::prune(&mut conn, Utc::now(), audit_retention).await?;
                 crate::auth::security::prune(&mut conn, Utc::now() - audit_retention).await?;
                 billing::webhook::prune(&mut conn, Utc::now() - stripe_event_retention).await?;
-                crate::conversations::prune(&mut conn, Utc::now()).await?;
                 anyhow::Ok(accounts::forget_old_sign_ups(&mut conn, Utc::now()).await?)
             };
             if let Err(err) = forgotten.await {
                 tracing::warn!("forgetting old counters and requests failed, will retry: {err:#}");
+            }
+            // On its own: a slow batch of conversations must not stop the forgetting above.
+            let pruned = async {
+                let mut conn = db.conn_outside_tenancy().await?;
+                anyhow::Ok(crate::conversations::prune(&mut conn, Utc::now()).await?)
+            };
+            if let Err(err) = pruned.await {
+                tracing::warn!("deleting conversations past retention failed, will retry: {err:#}");
             }
         }
         tokio::select! {

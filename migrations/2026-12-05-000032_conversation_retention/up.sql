@@ -4,22 +4,27 @@ ALTER TABLE workspaces ADD COLUMN conversation_retention_days integer
     CHECK (conversation_retention_days BETWEEN 1 AND 3650);
 COMMENT ON COLUMN workspaces.conversation_retention_days IS 'Conversations whose last activity is older than this many days are deleted with their messages; null keeps them forever.';
 
--- The round works across workspaces, so it runs as the owner; it deletes only what each
--- workspace's own setting says is past keeping, oldest first, at most `batch` at a time.
+-- The round works across workspaces, so it runs as the owner (row-level security off, so
+-- a role that does not bypass it fails loudly); it deletes only what each workspace's own
+-- setting says is past keeping, oldest first, at most `batch` (1 to 1,000) at a time, and
+-- never with a cutoff later than now.
 CREATE FUNCTION prune_conversations(at timestamptz, batch integer) RETURNS integer
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public AS
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp SET row_security = off AS
 $$
-    WITH doomed AS (
-        SELECT c.id FROM workspaces w
+    WITH bounds AS (
+        SELECT least(at, now()) AS cutoff,
+               least(greatest(coalesce(batch, 0), 0), 1000) AS size),
+    doomed AS (
+        SELECT c.id FROM bounds, public.workspaces w
         JOIN LATERAL (
-            SELECT c.id, c.last_activity_at FROM conversations c
+            SELECT c.id, c.last_activity_at FROM public.conversations c, bounds b
             WHERE c.workspace_id = w.id
-              AND c.last_activity_at < at - make_interval(days => w.conversation_retention_days)
-            ORDER BY c.last_activity_at DESC, c.id DESC
-            LIMIT batch) c ON true
+              AND c.last_activity_at < b.cutoff - make_interval(days => w.conversation_retention_days)
+            ORDER BY c.last_activity_at, c.id
+            LIMIT (SELECT size FROM bounds)) c ON true
         WHERE w.conversation_retention_days IS NOT NULL
-        LIMIT batch),
-    gone AS (DELETE FROM conversations c USING doomed d WHERE c.id = d.id RETURNING 1)
+        LIMIT (SELECT size FROM bounds)),
+    gone AS (DELETE FROM public.conversations c USING doomed d WHERE c.id = d.id RETURNING 1)
     SELECT count(*)::integer FROM gone
 $$;
 REVOKE ALL ON FUNCTION prune_conversations(timestamptz, integer) FROM PUBLIC;
