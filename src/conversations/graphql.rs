@@ -741,7 +741,7 @@ impl Analytics {
 
     /// The whole range.
     async fn totals(&self) -> AnalyticsCounts {
-        AnalyticsCounts(self.report.totals.counts.clone())
+        AnalyticsCounts::from(&self.report.totals.counts)
     }
 
     /// Median seconds from a contact's first message to the agent's first reply, over the
@@ -783,57 +783,43 @@ impl AnalyticsPoint {
 
     /// What happened in it.
     async fn counts(&self) -> AnalyticsCounts {
-        AnalyticsCounts(self.counts.clone())
+        AnalyticsCounts::from(&self.counts)
     }
 }
 
 /// What happened over a stretch of time.
-pub struct AnalyticsCounts(analytics::Counts);
-
-fn int(n: i64) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
-/// What happened over a stretch of time.
-#[Object]
-impl AnalyticsCounts {
+#[derive(SimpleObject)]
+pub struct AnalyticsCounts {
     /// Conversations started.
-    async fn conversations_started(&self) -> i32 {
-        int(self.0.started)
-    }
-
+    conversations_started: i32,
     /// Conversations closed.
-    async fn conversations_closed(&self) -> i32 {
-        int(self.0.closed)
-    }
-
+    conversations_closed: i32,
     /// Messages from contacts.
-    async fn messages_in(&self) -> i32 {
-        int(self.0.messages_in)
-    }
-
+    messages_in: i32,
     /// Messages from agents.
-    async fn messages_out(&self) -> i32 {
-        int(self.0.messages_out)
-    }
-
+    messages_out: i32,
     /// SMS segments, both ways.
-    async fn sms_segments(&self) -> i32 {
-        int(self.0.sms_segments)
-    }
-
+    sms_segments: i32,
     /// Phone calls started.
-    async fn calls(&self) -> i32 {
-        int(self.0.calls)
-    }
-
+    calls: i32,
     /// Minutes of the calls closed, as the runtime reported them.
-    async fn call_minutes(&self) -> f64 {
-        self.0.call_seconds as f64 / 60.0
-    }
-
+    call_minutes: f64,
     /// Distinct contacts of the conversations started (exact).
-    async fn unique_contacts(&self) -> i32 {
-        int(self.0.unique_contacts)
+    unique_contacts: i32,
+}
+
+impl From<&analytics::Counts> for AnalyticsCounts {
+    fn from(counts: &analytics::Counts) -> Self {
+        let int = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+        Self {
+            conversations_started: int(counts.started),
+            conversations_closed: int(counts.closed),
+            messages_in: int(counts.messages_in),
+            messages_out: int(counts.messages_out),
+            sms_segments: int(counts.sms_segments),
+            calls: int(counts.calls),
+            call_minutes: counts.call_seconds as f64 / 60.0,
+            unique_contacts: int(counts.unique_contacts),
+        }
     }
 }

@@ -67,95 +67,21 @@ macro_rules! bind_list {
     };
 }
 
-bind_list!((0, A, TA, a));
-bind_list!((0, A, TA, a), (1, B, TB, b));
-bind_list!((0, A, TA, a), (1, B, TB, b), (2, C, TC, c));
-bind_list!((0, A, TA, a), (1, B, TB, b), (2, C, TC, c), (3, D, TD, d));
-bind_list!(
-    (0, A, TA, a),
-    (1, B, TB, b),
-    (2, C, TC, c),
-    (3, D, TD, d),
-    (4, E, TE, e)
-);
-bind_list!(
-    (0, A, TA, a),
-    (1, B, TB, b),
-    (2, C, TC, c),
-    (3, D, TD, d),
-    (4, E, TE, e),
-    (5, F, TF, f)
-);
-bind_list!(
-    (0, A, TA, a),
-    (1, B, TB, b),
-    (2, C, TC, c),
-    (3, D, TD, d),
-    (4, E, TE, e),
-    (5, F, TF, f),
-    (6, G, TG, g)
-);
+/// [`bind_list!`] for every length from one to twelve: each list is the one before and
+/// one more bind.
+macro_rules! bind_lists {
+    ([$($done:tt)*]) => {};
+    ([$($done:tt)*] $next:tt $($rest:tt)*) => {
+        bind_list!($($done,)* $next);
+        bind_lists!([$($done)* $next] $($rest)*);
+    };
+}
 
-bind_list!(
-    (0, A, TA, a),
-    (1, B, TB, b),
-    (2, C, TC, c),
-    (3, D, TD, d),
-    (4, E, TE, e),
-    (5, F, TF, f),
-    (6, G, TG, g),
-    (7, H, TH, h)
-);
-bind_list!(
-    (0, A, TA, a),
-    (1, B, TB, b),
-    (2, C, TC, c),
-    (3, D, TD, d),
-    (4, E, TE, e),
-    (5, F, TF, f),
-    (6, G, TG, g),
-    (7, H, TH, h),
-    (8, I, TI, i)
-);
-bind_list!(
-    (0, A, TA, a),
-    (1, B, TB, b),
-    (2, C, TC, c),
-    (3, D, TD, d),
-    (4, E, TE, e),
-    (5, F, TF, f),
-    (6, G, TG, g),
-    (7, H, TH, h),
-    (8, I, TI, i),
-    (9, J, TJ, j)
-);
-bind_list!(
-    (0, A, TA, a),
-    (1, B, TB, b),
-    (2, C, TC, c),
-    (3, D, TD, d),
-    (4, E, TE, e),
-    (5, F, TF, f),
-    (6, G, TG, g),
-    (7, H, TH, h),
-    (8, I, TI, i),
-    (9, J, TJ, j),
-    (10, K, TK, k)
-);
-bind_list!(
-    (0, A, TA, a),
-    (1, B, TB, b),
-    (2, C, TC, c),
-    (3, D, TD, d),
-    (4, E, TE, e),
-    (5, F, TF, f),
-    (6, G, TG, g),
-    (7, H, TH, h),
-    (8, I, TI, i),
-    (9, J, TJ, j),
-    (10, K, TK, k),
-    (11, L, TL, l)
-);
+bind_lists!([](0, A, TA, a)(1, B, TB, b)(2, C, TC, c)(3, D, TD, d)(
+    4, E, TE, e
+)(5, F, TF, f)(6, G, TG, g)(7, H, TH, h)(8, I, TI, i)(
+    9, J, TJ, j
+)(10, K, TK, k)(11, L, TL, l));
 
 fn no_such_bind(n: usize) -> diesel::result::Error {
     diesel::result::Error::QueryBuilderError(
