@@ -91,8 +91,16 @@ FROM (
 ) AS tallies
 GROUP BY workspace_id, hour, agent_id, channel;
 
+INSERT INTO workspace_conversation_hours (workspace_id, hour, started, closed, messages_in,
+                                          messages_out, sms_segments, calls, call_seconds)
+SELECT workspace_id, hour, sum(started), sum(closed), sum(messages_in), sum(messages_out),
+       sum(sms_segments), sum(calls), sum(call_seconds)
+FROM conversation_hours
+GROUP BY workspace_id, hour;
+
 COMMIT;
 
 VACUUM ANALYZE conversations;
 VACUUM ANALYZE messages;
 VACUUM ANALYZE conversation_hours;
+VACUUM ANALYZE workspace_conversation_hours;

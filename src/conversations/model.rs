@@ -454,13 +454,19 @@ pub async fn page(
     page: &Page,
 ) -> QueryResult<Vec<Listed>> {
     let binds = filter_binds(workspace_id, filter, page);
-    match filter.search {
-        None => static_sql(LIST, binds).load(conn).await,
-        Some(_) => static_sql(SEARCH, binds).load(conn).await,
-    }
+    // Planned for the filter given: a generic plan of `$n IS NULL OR ...` reads rows from
+    // the table that an index holds (the busy workspace's count: 22 ms, not 7).
+    let sql = if filter.search.is_some() {
+        SEARCH
+    } else {
+        LIST
+    };
+    static_sql(sql, binds).planned_each_run().load(conn).await
 }
 
-/// Newest activity first, by `conversations_page`; `$8` (the search) is null here.
+/// Newest activity first, by `conversations_page`; `$8` (the search) is null here. The
+/// total is `conversation_totals`' when only the channel or status is filtered on
+/// (migration 000034), else a count.
 const LIST: &str = concat!(
     "WITH matching AS (SELECT c.* FROM conversations c WHERE ",
     filtered!(),
@@ -468,7 +474,13 @@ const LIST: &str = concat!(
      SELECT c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel, \
             c.status, c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds, \
             c.message_count, c.first_inbound_at, c.first_reply_at, c.service_token_id, \
-            (SELECT count(*) FROM matching) AS total, 0::bigint AS rank, \
+            CASE WHEN $2::uuid IS NULL AND $3::uuid IS NULL AND $6::timestamptz IS NULL \
+                      AND $7::timestamptz IS NULL \
+                 THEN (SELECT COALESCE(sum(t.conversations), 0)::bigint \
+                       FROM conversation_totals t \
+                       WHERE t.workspace_id = $1 AND ($4::text IS NULL OR t.channel = $4) \
+                         AND ($5::text IS NULL OR t.status = $5)) \
+                 ELSE (SELECT count(*) FROM matching) END AS total, 0::bigint AS rank, \
             NULL::text AS snippet \
      FROM conversations c WHERE ",
     filtered!(),

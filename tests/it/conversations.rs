@@ -1053,3 +1053,130 @@ async fn hostile_and_edge_reads_are_bounded_and_pages_are_exact() {
         .await;
     many.assert_code("QUERY_TOO_COMPLEX");
 }
+
+/// The page's `totalCount` by channel and status comes from `conversation_totals`, kept by
+/// triggers: after concurrent starts, closes, deletion, the retention round and a
+/// workspace's deletion, each equals a count of the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totals_match_the_rows_however_conversations_come_and_go() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = ada.own_workspace.clone();
+    let agent = agent(&app, &ada, &ws).await;
+    let old = (chrono::Utc::now() - chrono::Duration::days(40)).to_rfc3339();
+    let channels = ["WEB_CHAT", "SMS", "EMAIL", "PHONE_CALL"];
+    let starts = (0..12).map(|n| {
+        let mut input = json!({ "externalId": format!("c{n}"), "agentId": agent,
+            "channel": channels[n % 4], "contact": { "phone": format!("+1415555{:04}", 100 + n) } });
+        if n < 3 {
+            input["startedAt"] = json!(old);
+        }
+        let app = &app;
+        let ws = &ws;
+        async move { start(app, ws, input).await }
+    });
+    // Each start twice at once: the retry counts nothing.
+    let ids: Vec<String> = join_all(starts.clone().chain(starts))
+        .await
+        .iter()
+        .map(|made| {
+            made.data("startConversation")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    // The old ones stay open (closing would make them active now): the round takes them.
+    let closes = ids[3..9]
+        .iter()
+        .map(|id| app.gql(Some(SERVICE_TOKEN), CLOSE, json!({ "ws": ws, "c": id })));
+    for closed in join_all(closes.clone().chain(closes)).await {
+        assert_eq!(closed.data("closeConversation")["status"], "CLOSED");
+    }
+    app.gql(
+        ada.token(),
+        "mutation($ws: ID!, $id: ID!) { deleteConversation(workspaceId: $ws, id: $id) }",
+        json!({ "ws": ws, "id": ids[11] }),
+    )
+    .await
+    .data("deleteConversation");
+    app.gql(
+        ada.token(),
+        "mutation($ws: ID!) { updateWorkspaceSettings(workspaceId: $ws, input: { conversationRetentionDays: 30 }) { timeZone } }",
+        json!({ "ws": ws }),
+    )
+    .await
+    .data("updateWorkspaceSettings");
+    let mut conn = app.db.conn().await;
+    let now = chrono::Utc::now();
+    assert_eq!(
+        linkai::conversations::prune(&mut conn, now)
+            .await
+            .expect("pruned"),
+        3
+    );
+
+    let mut filters = vec![json!({})];
+    for channel in channels {
+        filters.push(json!({ "channel": channel }));
+        for status in ["OPEN", "CLOSED"] {
+            filters.push(json!({ "channel": channel, "status": status }));
+        }
+    }
+    filters.extend([json!({ "status": "OPEN" }), json!({ "status": "CLOSED" })]);
+    for filter in &filters {
+        let listed = app
+            .gql(
+                ada.token(),
+                LIST,
+                json!({ "ws": ws, "f": filter, "first": 1 }),
+            )
+            .await;
+        let channel = filter["channel"].as_str().map(str::to_lowercase);
+        let status = filter["status"].as_str().map(str::to_lowercase);
+        let counted = names(
+            &mut conn,
+            &format!(
+                "SELECT count(*)::text AS name FROM conversations WHERE workspace_id = '{ws}' \
+                 AND channel = COALESCE({}, channel) AND status = COALESCE({}, status)",
+                channel.map_or("NULL".into(), |c| format!("'{c}'")),
+                status.map_or("NULL".into(), |s| format!("'{s}'")),
+            ),
+        )
+        .await;
+        assert_eq!(
+            listed.data("workspace")["conversations"]["totalCount"].to_string(),
+            counted[0],
+            "{filter}"
+        );
+    }
+    // 12 started, 3 pruned, 1 deleted: 8, of which 6 closed.
+    let all = app
+        .gql(ada.token(), LIST, json!({ "ws": ws, "first": 1 }))
+        .await;
+    assert_eq!(all.data("workspace")["conversations"]["totalCount"], 8);
+    let closed = app
+        .gql(
+            ada.token(),
+            LIST,
+            json!({ "ws": ws, "f": { "status": "CLOSED" }, "first": 1 }),
+        )
+        .await;
+    assert_eq!(closed.data("workspace")["conversations"]["totalCount"], 6);
+
+    // A workspace's own deletion cascades through its conversations and their totals.
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!("DELETE FROM workspaces WHERE id = '{ws}'")),
+        &mut conn,
+    )
+    .await
+    .expect("the workspace and everything in it go");
+    let left = names(
+        &mut conn,
+        &format!(
+            "SELECT count(*)::text AS name FROM conversation_totals WHERE workspace_id = '{ws}'"
+        ),
+    )
+    .await;
+    assert_eq!(left, ["0"]);
+}
