@@ -480,6 +480,16 @@ async fn search_ranks_what_matches_and_never_crosses_workspaces() {
         )
         .await;
     assert_eq!(filtered.data("workspace")["conversations"]["totalCount"], 0);
+    let kept = app
+        .gql(
+            ada.token(),
+            LIST,
+            json!({ "ws": ada.own_workspace, "f": { "search": "cancel", "channel": "EMAIL" } }),
+        )
+        .await;
+    let kept = &kept.data("workspace")["conversations"];
+    assert_eq!(kept["totalCount"], 2);
+    assert_eq!(kept["edges"][0]["node"]["externalId"], "s-2");
     for words in ["' OR 1=1 --", "!!!(&|", "\"unterminated"] {
         let odd = search(&ada.own_workspace, words).await;
         assert!(odd.code().is_none(), "{words}: {:?}", odd.answer());
