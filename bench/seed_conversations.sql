@@ -4,7 +4,8 @@
 -- first of them open. Each
 -- conversation is with one of the workspace's seeded agents and contacts, over the last
 -- 180 days, its messages a minute apart and alternating in and out, in words drawn from a
--- small support vocabulary. The rollups are built from the rows, as the writes keep them.
+-- small support vocabulary. The rollups are built from the rows, as the writes keep them
+-- (the workspace's own hours and the conversation totals by their triggers).
 
 BEGIN;
 
@@ -91,16 +92,10 @@ FROM (
 ) AS tallies
 GROUP BY workspace_id, hour, agent_id, channel;
 
-INSERT INTO workspace_conversation_hours (workspace_id, hour, started, closed, messages_in,
-                                          messages_out, sms_segments, calls, call_seconds)
-SELECT workspace_id, hour, sum(started), sum(closed), sum(messages_in), sum(messages_out),
-       sum(sms_segments), sum(calls), sum(call_seconds)
-FROM conversation_hours
-GROUP BY workspace_id, hour;
-
 COMMIT;
 
 VACUUM ANALYZE conversations;
 VACUUM ANALYZE messages;
 VACUUM ANALYZE conversation_hours;
 VACUUM ANALYZE workspace_conversation_hours;
+VACUUM ANALYZE conversation_totals;

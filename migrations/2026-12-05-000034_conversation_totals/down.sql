@@ -3,5 +3,8 @@ DROP TRIGGER conversations_gone ON conversations;
 DROP TRIGGER conversations_came ON conversations;
 DROP FUNCTION count_conversations();
 DROP FUNCTION add_conversation_total(uuid, text, text, bigint);
+DROP TRIGGER workspace_hours_moved ON conversation_hours;
+DROP TRIGGER workspace_hours_came ON conversation_hours;
+DROP FUNCTION roll_up_workspace_hours();
 DROP TABLE conversation_totals;
 DROP TABLE workspace_conversation_hours;

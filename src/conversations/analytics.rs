@@ -199,12 +199,20 @@ macro_rules! report_sql {
     ($hours:literal, $filter:literal) => {
         concat!(
             // The buckets' starts, ascending: `width_bucket` finds a time's bucket by binary
-            // search, a fifth of what converting each conversation's start costs.
+            // search, a fifth of what converting each conversation's start costs. A start
+            // is the first instant whose local time is the local midnight `g`: where the
+            // clocks go back over midnight, PostgreSQL reads `g` as its second occurrence,
+            // so the half hour or hour before is tried too.
             "WITH buckets AS ( \
-                 SELECT array_agg(g AT TIME ZONE $4 ORDER BY g) AS starts \
+                 SELECT array_agg(s.start ORDER BY g) AS starts \
                  FROM generate_series(date_trunc($5, $2 AT TIME ZONE $4), \
                                       ($3 AT TIME ZONE $4) - interval '1 microsecond', \
-                                      ('1 ' || $5)::interval) g), \
+                                      ('1 ' || $5)::interval) g, \
+                      LATERAL (SELECT min(t) AS start \
+                               FROM unnest(ARRAY[g AT TIME ZONE $4, \
+                                                 (g AT TIME ZONE $4) - interval '30 minutes', \
+                                                 (g AT TIME ZONE $4) - interval '1 hour']) t \
+                               WHERE t AT TIME ZONE $4 >= g) s), \
              hours AS ( \
                  SELECT width_bucket(h.hour, b.starts) AS n, \
                         sum(h.started) AS started, sum(h.closed) AS closed, \
@@ -215,7 +223,7 @@ macro_rules! report_sql {
                  WHERE h.workspace_id = $1 AND h.hour >= $2 AND h.hour < $3 ", $filter, " \
                  GROUP BY 1), \
              contacts AS ( \
-                 SELECT n, count(*) AS unique_contacts \
+                 SELECT n, count(d.contact_id) AS unique_contacts \
                  FROM (SELECT DISTINCT width_bucket(c.started_at, b.starts) AS n, c.contact_id \
                        FROM conversations c, buckets b WHERE ", started!(), ") d \
                  GROUP BY 1), \
@@ -276,17 +284,6 @@ fn binds<'a>(workspace_id: Uuid, time_zone: &'a str, range: &Range) -> Binds<'a>
     )
 }
 
-/// A rollup upsert's `SET`: every count plus the new row's (`h` the stored row).
-macro_rules! add_excluded {
-    () => {
-        "started = h.started + EXCLUDED.started, closed = h.closed + EXCLUDED.closed, \
-         messages_in = h.messages_in + EXCLUDED.messages_in, \
-         messages_out = h.messages_out + EXCLUDED.messages_out, \
-         sms_segments = h.sms_segments + EXCLUDED.sms_segments, \
-         calls = h.calls + EXCLUDED.calls, call_seconds = h.call_seconds + EXCLUDED.call_seconds"
-    };
-}
-
 /// What one write adds to the rollups, at `at` (its hour is its row).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Tally {
@@ -300,11 +297,10 @@ pub struct Tally {
     pub call_seconds: i64,
 }
 
-/// Adds `tallies` to the workspace's hourly rollups, both its own (`$1`) and its agent's
-/// (`$2`, the nil id once it is gone) on the channel (`$3`): one statement. The rows are
-/// taken in hour order, the workspace's before the agent's (PostgreSQL runs a data-modifying
-/// `WITH` that nothing reads after the main statement), so concurrent writers lock them in
-/// the same order.
+/// Adds `tallies` to the hourly rollups of the conversation's agent (the nil id once it is
+/// gone) and channel: one statement, rows taken in hour order (so concurrent writers lock
+/// them in the same order). Its triggers add the same to the workspace's own hours
+/// (`workspace_conversation_hours`, migration 000034).
 pub async fn roll_up(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
@@ -320,34 +316,21 @@ pub async fn roll_up(
     let at: Vec<DateTime<Utc>> = tallies.iter().map(|t| t.at).collect();
     let seconds: Vec<i64> = tallies.iter().map(|t| t.call_seconds).collect();
     static_sql(
-        concat!(
-            "WITH t AS ( \
-                 SELECT date_trunc('hour', t.at, 'UTC') AS hour, sum(t.started) AS started, \
-                        sum(t.closed) AS closed, sum(t.messages_in) AS messages_in, \
-                        sum(t.messages_out) AS messages_out, sum(t.sms_segments) AS sms_segments, \
-                        sum(t.calls) AS calls, sum(t.call_seconds) AS call_seconds \
-                 FROM unnest($4::timestamptz[], $5::int4[], $6::int4[], $7::int4[], $8::int4[], \
-                             $9::int4[], $10::int4[], $11::int8[]) \
-                      AS t (at, started, closed, messages_in, messages_out, sms_segments, calls, \
-                            call_seconds) \
-                 GROUP BY 1), \
-             agent AS ( \
-                 INSERT INTO conversation_hours AS h (workspace_id, hour, agent_id, channel, \
-                     started, closed, messages_in, messages_out, sms_segments, calls, call_seconds) \
-                 SELECT $1, t.hour, $2, $3, t.started, t.closed, t.messages_in, t.messages_out, \
-                        t.sms_segments, t.calls, t.call_seconds \
-                 FROM t ORDER BY t.hour \
-                 ON CONFLICT (workspace_id, hour, agent_id, channel) DO UPDATE SET ",
-            add_excluded!(),
-            ") \
-             INSERT INTO workspace_conversation_hours AS h (workspace_id, hour, started, closed, \
-                 messages_in, messages_out, sms_segments, calls, call_seconds) \
-             SELECT $1, t.hour, t.started, t.closed, t.messages_in, t.messages_out, \
-                    t.sms_segments, t.calls, t.call_seconds \
-             FROM t ORDER BY t.hour \
-             ON CONFLICT (workspace_id, hour) DO UPDATE SET ",
-            add_excluded!()
-        ),
+        "INSERT INTO conversation_hours AS h (workspace_id, hour, agent_id, channel, started, \
+             closed, messages_in, messages_out, sms_segments, calls, call_seconds) \
+         SELECT $1, date_trunc('hour', t.at, 'UTC'), $2, $3, sum(t.started), sum(t.closed), \
+                sum(t.messages_in), sum(t.messages_out), sum(t.sms_segments), sum(t.calls), \
+                sum(t.call_seconds) \
+         FROM unnest($4::timestamptz[], $5::int4[], $6::int4[], $7::int4[], $8::int4[], \
+                     $9::int4[], $10::int4[], $11::int8[]) \
+              AS t (at, started, closed, messages_in, messages_out, sms_segments, calls, call_seconds) \
+         GROUP BY 2 ORDER BY 2 \
+         ON CONFLICT (workspace_id, hour, agent_id, channel) DO UPDATE SET \
+             started = h.started + EXCLUDED.started, closed = h.closed + EXCLUDED.closed, \
+             messages_in = h.messages_in + EXCLUDED.messages_in, \
+             messages_out = h.messages_out + EXCLUDED.messages_out, \
+             sms_segments = h.sms_segments + EXCLUDED.sms_segments, \
+             calls = h.calls + EXCLUDED.calls, call_seconds = h.call_seconds + EXCLUDED.call_seconds",
         (
             bind::<SqlUuid, _>(workspace_id),
             bind::<SqlUuid, _>(agent_id.unwrap_or(Uuid::nil())),

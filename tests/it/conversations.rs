@@ -575,7 +575,8 @@ const ANALYTICS: &str = "query($ws: ID!, $since: DateTime!, $until: DateTime!, $
     firstResponseMedianSeconds firstResponseP90Seconds timeToCloseMedianSeconds
     usage { messages sms } } } }";
 
-/// The same figures counted straight from the raw rows, in the workspace's days.
+/// The same figures counted straight from the raw rows, in the workspace's days: the series,
+/// and the totals with the times.
 async fn counted_from_rows(
     conn: &mut diesel_async::AsyncPgConnection,
     ws: &str,
@@ -605,17 +606,7 @@ async fn counted_from_rows(
                 UNION ALL SELECT {ca}, 'call_seconds', COALESCE(c.duration_seconds, 0), NULL FROM c, r WHERE c.closed_at >= r.since AND c.closed_at < r.until
                 UNION ALL SELECT {ma}, 'messages_' || CASE m.direction WHEN 'inbound' THEN 'in' ELSE 'out' END, 1, NULL FROM m, r WHERE m.sent_at >= r.since AND m.sent_at < r.until
                 UNION ALL SELECT {ma}, 'sms_segments', COALESCE(m.segments, 0), NULL FROM m, r WHERE m.sent_at >= r.since AND m.sent_at < r.until),
-              points AS (
-                SELECT start,
-                  json_build_object('conversationsStarted', sum(n) FILTER (WHERE what = 'started'),
-                    'conversationsClosed', sum(n) FILTER (WHERE what = 'closed'),
-                    'messagesIn', sum(n) FILTER (WHERE what = 'messages_in'),
-                    'messagesOut', sum(n) FILTER (WHERE what = 'messages_out'),
-                    'smsSegments', sum(n) FILTER (WHERE what = 'sms_segments'),
-                    'calls', sum(n) FILTER (WHERE what = 'calls'),
-                    'callMinutes', COALESCE(sum(n) FILTER (WHERE what = 'call_seconds'), 0) / 60.0,
-                    'uniqueContacts', count(DISTINCT contact_id)) AS counts
-                FROM events GROUP BY start),
+              points AS (SELECT start, {counts} AS counts FROM events GROUP BY start),
               firsts AS (
                 SELECT c.id, c.started_at, c.closed_at,
                   (SELECT min(sent_at) FROM m WHERE m.conversation_id = c.id AND m.direction = 'inbound') AS first_in
@@ -625,18 +616,31 @@ async fn counted_from_rows(
                 FROM firsts f)
          SELECT json_build_object(
            'series', (SELECT json_agg(json_build_object('start', start, 'counts', counts) ORDER BY start) FROM points),
+           'totals', (SELECT {counts} FROM events),
            'times', (SELECT json_build_object(
               'firstResponseMedianSeconds', percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_reply - first_in)::float8) FILTER (WHERE first_reply IS NOT NULL),
               'firstResponseP90Seconds', percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM first_reply - first_in)::float8) FILTER (WHERE first_reply IS NOT NULL),
               'timeToCloseMedianSeconds', percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - started_at)::float8) FILTER (WHERE closed_at IS NOT NULL))
               FROM times))::text AS json",
+        counts = "json_build_object('conversationsStarted', COALESCE(sum(n) FILTER (WHERE what = 'started'), 0),
+                    'conversationsClosed', COALESCE(sum(n) FILTER (WHERE what = 'closed'), 0),
+                    'messagesIn', COALESCE(sum(n) FILTER (WHERE what = 'messages_in'), 0),
+                    'messagesOut', COALESCE(sum(n) FILTER (WHERE what = 'messages_out'), 0),
+                    'smsSegments', COALESCE(sum(n) FILTER (WHERE what = 'sms_segments'), 0),
+                    'calls', COALESCE(sum(n) FILTER (WHERE what = 'calls'), 0),
+                    'callMinutes', COALESCE(sum(n) FILTER (WHERE what = 'call_seconds'), 0) / 60.0,
+                    'uniqueContacts', count(DISTINCT contact_id))",
         sa = bucket("c.started_at"),
         ca = bucket("c.closed_at"),
         ma = bucket("m.sent_at"),
     );
     let rows: Vec<Json> = diesel::sql_query(sql).load(conn).await.expect("counted");
     let value: Value = serde_json::from_str(&rows[0].json).expect("json");
-    (value["series"].clone(), value["times"].clone())
+    let times = value["times"].clone();
+    (
+        value["series"].clone(),
+        json!({ "totals": value["totals"], "times": times }),
+    )
 }
 
 /// The API's series without its empty points, with SQL's nulls as zeros, comparable with
@@ -772,6 +776,25 @@ async fn analytics_equal_a_direct_count_of_the_rows_across_a_daylight_saving_cha
         }
     }
 
+    // A contact deleted: its conversations stay, with no contact, counted as none.
+    let first = app
+        .gql(
+            team.viewer.token(),
+            "query($ws: ID!) { workspace(id: $ws) { conversations(first: 1) { edges { node { contact { id } } } } } }",
+            json!({ "ws": ws }),
+        )
+        .await;
+    let contact =
+        first.data("workspace")["conversations"]["edges"][0]["node"]["contact"]["id"].clone();
+    let deleted = app
+        .gql(
+            team.owner.token(),
+            "mutation($ws: ID!, $id: ID!) { deleteContact(workspaceId: $ws, id: $id) }",
+            json!({ "ws": ws, "id": contact }),
+        )
+        .await;
+    assert_eq!(deleted.data("deleteContact"), true);
+
     // The range: New York's midnights of 28 October and 4 November.
     let range = ("2026-10-28T04:00:00Z", "2026-11-04T05:00:00Z");
     let mut conn = app.db.conn().await;
@@ -785,8 +808,22 @@ async fn analytics_equal_a_direct_count_of_the_rows_across_a_daylight_saving_cha
             .await;
         let report = answer.data("workspace")["analytics"].clone();
         assert_eq!(report["timeZone"], "America/New_York");
-        let (series, times) =
+        let (series, direct) =
             counted_from_rows(&mut conn, &ws, range, &interval.to_lowercase(), agent).await;
+        let times = &direct["times"];
+        let totals = report["totals"]
+            .as_object()
+            .expect("totals")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_f64().expect("number")))
+            .collect::<std::collections::BTreeMap<_, _>>();
+        let want = direct["totals"]
+            .as_object()
+            .expect("totals")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_f64().expect("number")))
+            .collect::<std::collections::BTreeMap<_, _>>();
+        assert_eq!(totals, want, "seed {seed:#x}, {interval}, agent {agent:?}");
         // The direct count has no row for an empty point: compare the points with counts.
         let expected = nonempty(&series);
         assert_eq!(
