@@ -79,6 +79,45 @@ pub async fn limits(
         .limits)
 }
 
+/// The effective plan of `w` and its row, for a statement that reads `w` (`$2` the trial's
+/// plan): the plan row may be absent (before the first sync), and then the defaults apply.
+macro_rules! with_plan {
+    () => {
+        " CROSS JOIN LATERAL (SELECT COALESCE(CASE WHEN w.trial_ends_at <= now() THEN w.plan END, \
+                                              $2) AS effective_plan) e \
+          LEFT JOIN plan_prices p ON p.plan = e.effective_plan "
+    };
+}
+
+/// A plan's limits as read beside its workspace (see [`with_plan!`]).
+#[derive(diesel::QueryableByName)]
+struct PlanLimits {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    effective_plan: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    messages: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    sms: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    agents: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    phone_numbers: Option<i32>,
+}
+
+impl PlanLimits {
+    fn limits(self) -> Limits {
+        match (self.messages, self.sms, self.agents, self.phone_numbers) {
+            (Some(messages), Some(sms), Some(agents), Some(phone_numbers)) => Limits {
+                messages,
+                sms,
+                agents,
+                phone_numbers,
+            },
+            _ => plans::default_plan(effective_plan_of(self.effective_plan.as_deref())).limits,
+        }
+    }
+}
+
 /// Locks the workspace's row (see [`crate::workspaces::model::lock_row`]) and reads the limits
 /// it works under, in one statement: a limit check that follows sees the plan as of the lock.
 pub async fn lock_row_with_limits(
@@ -86,55 +125,59 @@ pub async fn lock_row_with_limits(
     workspace_id: uuid::Uuid,
 ) -> diesel::QueryResult<Limits> {
     use crate::db::{bind, static_sql};
-    use diesel::sql_types::{Nullable, Text};
     use diesel_async::RunQueryDsl;
 
-    #[derive(diesel::QueryableByName)]
-    struct Locked {
-        #[diesel(sql_type = Nullable<Text>)]
-        plan: Option<String>,
-        #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
-        messages: Option<i32>,
-        #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
-        sms: Option<i32>,
-        #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
-        agents: Option<i32>,
-        #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
-        phone_numbers: Option<i32>,
-    }
-
-    // `OF w`: the plan row is read, not locked (and may be absent: then the defaults apply).
-    let locked: Locked = static_sql(
-        "SELECT e.plan, p.messages, p.sms, p.agents, p.phone_numbers \
-         FROM workspaces w \
-         CROSS JOIN LATERAL (SELECT COALESCE(CASE WHEN w.trial_ends_at <= now() THEN w.plan END, \
-                                             $2) AS plan) e \
-         LEFT JOIN plan_prices p ON p.plan = e.plan \
-         WHERE w.id = $1 FOR NO KEY UPDATE OF w",
+    // `OF w`: the plan row is read, not locked.
+    let locked: PlanLimits = static_sql(
+        concat!(
+            "SELECT e.effective_plan, p.messages, p.sms, p.agents, p.phone_numbers \
+             FROM workspaces w",
+            with_plan!(),
+            "WHERE w.id = $1 FOR NO KEY UPDATE OF w"
+        ),
         (
             bind::<diesel::sql_types::Uuid, _>(workspace_id),
-            bind::<Text, _>(TRIAL_PLAN.as_db()),
+            bind::<diesel::sql_types::Text, _>(TRIAL_PLAN.as_db()),
         ),
     )
     .get_result(conn)
     .await?;
-    let plan = effective_plan_of(locked.plan.as_deref());
-    Ok(
-        match (
-            locked.messages,
-            locked.sms,
-            locked.agents,
-            locked.phone_numbers,
-        ) {
-            (Some(messages), Some(sms), Some(agents), Some(phone_numbers)) => Limits {
-                messages,
-                sms,
-                agents,
-                phone_numbers,
-            },
-            _ => plans::default_plan(plan).limits,
-        },
+    Ok(locked.limits())
+}
+
+/// The live workspace and the limits it works under, in one statement (the runtime's
+/// writes read both for each batch).
+pub async fn live_with_limits(
+    conn: &mut diesel_async::AsyncPgConnection,
+    workspace_id: uuid::Uuid,
+) -> diesel::QueryResult<Option<(WorkspaceRow, Limits)>> {
+    use crate::db::{bind, static_sql};
+    use diesel::{OptionalExtension, QueryableByName};
+    use diesel_async::RunQueryDsl;
+
+    #[derive(QueryableByName)]
+    struct Live {
+        #[diesel(embed)]
+        workspace: WorkspaceRow,
+        #[diesel(embed)]
+        plan: PlanLimits,
+    }
+    let live: Option<Live> = static_sql(
+        concat!(
+            "SELECT w.*, e.effective_plan, p.messages, p.sms, p.agents, p.phone_numbers \
+             FROM workspaces w",
+            with_plan!(),
+            "WHERE w.id = $1 AND w.deleted_at IS NULL"
+        ),
+        (
+            bind::<diesel::sql_types::Uuid, _>(workspace_id),
+            bind::<diesel::sql_types::Text, _>(TRIAL_PLAN.as_db()),
+        ),
     )
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(live.map(|live| (live.workspace, live.plan.limits())))
 }
 
 /// The period usage counts in at `now` (README, "Usage"): while a subscription's plan

@@ -13,7 +13,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, BigInt, Double, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -297,25 +299,12 @@ pub struct Tally {
     pub call_seconds: i64,
 }
 
-/// Adds `tallies` to the hourly rollups of the conversation's agent (the nil id once it is
-/// gone) and channel: one statement, rows taken in hour order (so concurrent writers lock
-/// them in the same order). Its triggers add the same to the workspace's own hours
-/// (`workspace_conversation_hours`, migration 000034).
-pub async fn roll_up(
-    conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    agent_id: Option<Uuid>,
-    channel: &str,
-    tallies: &[Tally],
-) -> QueryResult<()> {
-    if tallies.is_empty() {
-        return Ok(());
-    }
-    use diesel::sql_types::{Array, Int4};
-    let column = |f: fn(&Tally) -> i32| tallies.iter().map(f).collect::<Vec<i32>>();
-    let at: Vec<DateTime<Utc>> = tallies.iter().map(|t| t.at).collect();
-    let seconds: Vec<i64> = tallies.iter().map(|t| t.call_seconds).collect();
-    static_sql(
+/// The rollup upsert of [`roll_up`]: `$1` the workspace, `$2` the agent (the nil id once it
+/// is gone), `$3` the channel, `$4` to `$11` the tallies' columns ([`tally_binds`]). Rows are
+/// taken in hour order, so concurrent writers lock them in the same order; the triggers on
+/// `conversation_hours` add the same to the workspace's own hours (migration 000034).
+macro_rules! roll_up_sql {
+    () => {
         "INSERT INTO conversation_hours AS h (workspace_id, hour, agent_id, channel, started, \
              closed, messages_in, messages_out, sms_segments, calls, call_seconds) \
          SELECT $1, date_trunc('hour', t.at, 'UTC'), $2, $3, sum(t.started), sum(t.closed), \
@@ -330,22 +319,61 @@ pub async fn roll_up(
              messages_in = h.messages_in + EXCLUDED.messages_in, \
              messages_out = h.messages_out + EXCLUDED.messages_out, \
              sms_segments = h.sms_segments + EXCLUDED.sms_segments, \
-             calls = h.calls + EXCLUDED.calls, call_seconds = h.call_seconds + EXCLUDED.call_seconds",
-        (
-            bind::<SqlUuid, _>(workspace_id),
-            bind::<SqlUuid, _>(agent_id.unwrap_or(Uuid::nil())),
-            bind::<Text, _>(channel),
-            bind::<Array<Timestamptz>, _>(&at),
-            bind::<Array<Int4>, _>(column(|t| t.started)),
-            bind::<Array<Int4>, _>(column(|t| t.closed)),
-            bind::<Array<Int4>, _>(column(|t| t.messages_in)),
-            bind::<Array<Int4>, _>(column(|t| t.messages_out)),
-            bind::<Array<Int4>, _>(column(|t| t.sms_segments)),
-            bind::<Array<Int4>, _>(column(|t| t.calls)),
-            bind::<Array<BigInt>, _>(&seconds),
-        ),
+             calls = h.calls + EXCLUDED.calls, call_seconds = h.call_seconds + EXCLUDED.call_seconds"
+    };
+}
+pub(crate) use roll_up_sql;
+
+pub(crate) type TallyBinds<'a> = (
+    Bind<SqlUuid, Uuid>,
+    Bind<SqlUuid, Uuid>,
+    Bind<Text, &'a str>,
+    Bind<Array<Timestamptz>, Vec<DateTime<Utc>>>,
+    Bind<Array<Int4>, Vec<i32>>,
+    Bind<Array<Int4>, Vec<i32>>,
+    Bind<Array<Int4>, Vec<i32>>,
+    Bind<Array<Int4>, Vec<i32>>,
+    Bind<Array<Int4>, Vec<i32>>,
+    Bind<Array<Int4>, Vec<i32>>,
+    Bind<Array<BigInt>, Vec<i64>>,
+);
+
+/// The binds of [`roll_up_sql!`].
+pub(crate) fn tally_binds<'a>(
+    workspace_id: Uuid,
+    agent_id: Option<Uuid>,
+    channel: &'a str,
+    tallies: &[Tally],
+) -> TallyBinds<'a> {
+    let column = |f: fn(&Tally) -> i32| tallies.iter().map(f).collect::<Vec<i32>>();
+    (
+        bind::<SqlUuid, _>(workspace_id),
+        bind::<SqlUuid, _>(agent_id.unwrap_or(Uuid::nil())),
+        bind::<Text, _>(channel),
+        bind::<Array<Timestamptz>, _>(tallies.iter().map(|t| t.at).collect()),
+        bind::<Array<Int4>, _>(column(|t| t.started)),
+        bind::<Array<Int4>, _>(column(|t| t.closed)),
+        bind::<Array<Int4>, _>(column(|t| t.messages_in)),
+        bind::<Array<Int4>, _>(column(|t| t.messages_out)),
+        bind::<Array<Int4>, _>(column(|t| t.sms_segments)),
+        bind::<Array<Int4>, _>(column(|t| t.calls)),
+        bind::<Array<BigInt>, _>(tallies.iter().map(|t| t.call_seconds).collect()),
     )
-    .execute(conn)
-    .await?;
+}
+
+/// Adds `tallies` to the hourly rollups of the conversation's agent and channel: one
+/// statement ([`roll_up_sql!`]).
+pub async fn roll_up(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    agent_id: Option<Uuid>,
+    channel: &str,
+    tallies: &[Tally],
+) -> QueryResult<()> {
+    if tallies.is_empty() {
+        return Ok(());
+    }
+    let binds = tally_binds(workspace_id, agent_id, channel, tallies);
+    static_sql(roll_up_sql!(), binds).execute(conn).await?;
     Ok(())
 }

@@ -33,6 +33,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, Action, Event, Target, Trail};
 use crate::auth::service_tokens::Service;
+use crate::billing::plans::Limits;
 use crate::error::ApiError;
 use crate::usage::{Metric, UsageError};
 use crate::workspaces::model::WorkspaceRow;
@@ -239,7 +240,7 @@ pub async fn append(
     now: DateTime<Utc>,
 ) -> Result<(ConversationRow, Vec<MessageRow>), ConversationError> {
     check_batch(messages)?;
-    let workspace = writable(conn, workspace_id, now).await?;
+    let (workspace, limits) = writable(conn, workspace_id, now).await?;
     let conversation = model::lock(conn, workspace_id, conversation_id)
         .await?
         .ok_or(ConversationError::NotFound("Conversation"))?;
@@ -254,11 +255,9 @@ pub async fn append(
     } else {
         seen_before(conn, workspace_id, conversation_id, &messages).await?
     };
-    count(conn, trail, &workspace, &fresh, now).await?;
+    count(conn, trail, (&workspace, &limits), &fresh, now).await?;
     let tallies: Vec<Tally> = fresh.iter().map(tally_of).collect();
-    let channel = &conversation.channel;
-    analytics::roll_up(conn, workspace_id, conversation.agent_id, channel, &tallies).await?;
-    let conversation = model::after_append(conn, conversation_id, &fresh).await?;
+    let conversation = model::after_append(conn, &conversation, &fresh, &tallies).await?;
     Ok((conversation, batch))
 }
 
@@ -301,7 +300,7 @@ async fn seen_before(
 async fn count(
     conn: &mut AsyncPgConnection,
     trail: &Trail,
-    workspace: &WorkspaceRow,
+    (workspace, limits): (&WorkspaceRow, &Limits),
     fresh: &[MessageRow],
     now: DateTime<Utc>,
 ) -> Result<(), ConversationError> {
@@ -322,10 +321,9 @@ async fn count(
         return Ok(());
     }
     let period = crate::billing::usage_period(conn, workspace, now).await?;
-    let limits = crate::billing::limits(conn, workspace).await?;
     for (metric, quantity) in counts.into_iter().filter(|(_, n)| *n > 0) {
         let at = (workspace.id, period.0);
-        crate::usage::count(conn, trail, &limits, at, (metric, quantity), now).await?;
+        crate::usage::count(conn, trail, limits, at, (metric, quantity), now).await?;
     }
     Ok(())
 }
@@ -412,19 +410,19 @@ pub async fn prune(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> diesel::
     Ok(deleted)
 }
 
-/// The live workspace, if it takes writes now.
+/// The live workspace and its plan's limits, if it takes writes now.
 async fn writable(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     now: DateTime<Utc>,
-) -> Result<WorkspaceRow, ConversationError> {
-    let workspace = crate::workspaces::model::find_live(conn, workspace_id)
+) -> Result<(WorkspaceRow, Limits), ConversationError> {
+    let (workspace, limits) = crate::billing::live_with_limits(conn, workspace_id)
         .await?
         .ok_or(ConversationError::NotFound("Workspace"))?;
     if crate::billing::status::standing(&workspace, now).read_only {
         return Err(UsageError::ReadOnly.into());
     }
-    Ok(workspace)
+    Ok((workspace, limits))
 }
 
 fn check_external_id(id: &str, field: &str) -> Result<(), ConversationError> {

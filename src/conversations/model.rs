@@ -7,6 +7,7 @@ use diesel::sql_types::{Array, Int4, Nullable, SmallInt, Text, Timestamptz, Uuid
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::analytics::{roll_up_sql, tally_binds, Tally};
 use super::{Address, NewMessage};
 use crate::db::page::Page;
 use crate::db::{bind, static_sql};
@@ -270,13 +271,15 @@ pub async fn messages_by_external(
 }
 
 /// Folds newly written messages into the conversation: its count, its last activity, the
-/// contact's first message and the agent's first reply after it. Batches may come out of
-/// order: when the first message moves earlier, the first reply is looked up again among
-/// the conversation's messages (from the new first message on, by the page index).
+/// contact's first message and the agent's first reply after it; and adds their `tallies`
+/// to the rollups, in the same statement. Batches may come out of order: when the first
+/// message moves earlier, the first reply is looked up again among the conversation's
+/// messages (from the new first message on, by the page index).
 pub async fn after_append(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    conversation: &ConversationRow,
     fresh: &[MessageRow],
+    tallies: &[Tally],
 ) -> QueryResult<ConversationRow> {
     let latest = fresh.iter().map(|m| m.sent_at).max();
     let first_in = fresh
@@ -289,26 +292,48 @@ pub async fn after_append(
         .filter(|m| m.direction == super::Direction::Outbound.as_db())
         .map(|m| m.sent_at)
         .collect();
+    let (w, a, ch, at, started, closed, msg_in, msg_out, sms, calls, seconds) = tally_binds(
+        conversation.workspace_id,
+        conversation.agent_id,
+        &conversation.channel,
+        tallies,
+    );
     static_sql(
-        "UPDATE conversations c SET \
-             message_count = c.message_count + $2, \
-             last_activity_at = GREATEST(c.last_activity_at, $3), \
-             first_inbound_at = LEAST(c.first_inbound_at, $4), \
-             first_reply_at = CASE \
-                 WHEN c.first_inbound_at IS NOT NULL AND ($4 IS NULL OR $4 >= c.first_inbound_at) \
-                 THEN LEAST(c.first_reply_at, \
-                            (SELECT min(r) FROM unnest($5::timestamptz[]) r WHERE r >= c.first_inbound_at)) \
-                 ELSE (SELECT min(m.sent_at) FROM messages m \
-                       WHERE m.workspace_id = c.workspace_id AND m.conversation_id = c.id \
-                         AND m.direction = 'outbound' AND m.sent_at >= $4) END \
-         WHERE c.id = $1 \
-         RETURNING c.*",
+        concat!(
+            "WITH hours AS (",
+            roll_up_sql!(),
+            ") \
+             UPDATE conversations c SET \
+                 message_count = c.message_count + $13, \
+                 last_activity_at = GREATEST(c.last_activity_at, $14), \
+                 first_inbound_at = LEAST(c.first_inbound_at, $15), \
+                 first_reply_at = CASE \
+                     WHEN c.first_inbound_at IS NOT NULL AND ($15 IS NULL OR $15 >= c.first_inbound_at) \
+                     THEN LEAST(c.first_reply_at, \
+                                (SELECT min(r) FROM unnest($16::timestamptz[]) r WHERE r >= c.first_inbound_at)) \
+                     ELSE (SELECT min(m.sent_at) FROM messages m \
+                           WHERE m.workspace_id = c.workspace_id AND m.conversation_id = c.id \
+                             AND m.direction = 'outbound' AND m.sent_at >= $15) END \
+             WHERE c.id = $12 \
+             RETURNING c.*"
+        ),
         (
-            bind::<SqlUuid, _>(id),
+            w,
+            a,
+            ch,
+            at,
+            started,
+            closed,
+            msg_in,
+            msg_out,
+            sms,
+            calls,
+            seconds,
+            bind::<SqlUuid, _>(conversation.id),
             bind::<Int4, _>(fresh.len() as i32),
             bind::<Nullable<Timestamptz>, _>(latest),
             bind::<Nullable<Timestamptz>, _>(first_in),
-            bind::<Array<Timestamptz>, _>(&outbound),
+            bind::<Array<Timestamptz>, _>(outbound),
         ),
     )
     .get_result(conn)

@@ -85,7 +85,7 @@ macro_rules! bind_list {
     };
 }
 
-/// [`bind_list!`] for every length from one to twelve: each list is the one before and
+/// [`bind_list!`] for every length from one to sixteen: each list is the one before and
 /// one more bind.
 macro_rules! bind_lists {
     ([$($done:tt)*]) => {};
@@ -99,7 +99,9 @@ bind_lists!([](0, A, TA, a)(1, B, TB, b)(2, C, TC, c)(3, D, TD, d)(
     4, E, TE, e
 )(5, F, TF, f)(6, G, TG, g)(7, H, TH, h)(8, I, TI, i)(
     9, J, TJ, j
-)(10, K, TK, k)(11, L, TL, l));
+)(10, K, TK, k)(11, L, TL, l)(12, M, TM, m)(13, N, TN, n)(
+    14, O, TO, o
+)(15, P, TP, p));
 
 fn no_such_bind(n: usize) -> diesel::result::Error {
     diesel::result::Error::QueryBuilderError(

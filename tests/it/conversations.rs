@@ -128,6 +128,20 @@ async fn the_runtime_writes_a_conversation_once_however_often_it_retries() {
         assert_eq!(payload["messages"][0]["externalId"], "m1");
         assert_eq!(payload["messages"][1]["segments"], 1);
     }
+    // The agent and contact are read when the answer asks for them (through a fragment).
+    let asked = app
+        .gql(
+            Some(SERVICE_TOKEN),
+            "mutation($ws: ID!, $c: ID!, $m: [MessageInput!]!) {
+               appendMessages(workspaceId: $ws, conversationId: $c, messages: $m) {
+                 conversation { ...parties } } }
+             fragment parties on Conversation { agent { id } contact { phone } }",
+            json!({ "ws": ws, "c": conversation, "m": batch }),
+        )
+        .await;
+    let parties = &asked.data("appendMessages")["conversation"];
+    assert_eq!(parties["agent"]["id"], json!(agent));
+    assert_eq!(parties["contact"]["phone"], "+14155550123");
     let ids = |answer: &crate::harness::Gql| answer.data("appendMessages")["messages"].clone();
     assert_eq!(
         ids(&answers[0]),

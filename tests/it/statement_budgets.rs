@@ -109,8 +109,8 @@ const BUDGETS: &[(&str, u64)] = &[
     ("startConversation", 11),
     // The batch is one statement whatever its size (100 messages here); counting it is the
     // usage period, the limits, a counter per metric and the day's first SERVICE_ACCESSED.
-    ("appendMessages", 14),
-    ("closeConversation", 8),
+    ("appendMessages", 11),
+    ("closeConversation", 7),
     ("deleteConversation", 6),
     // The customer, made on first use: no transaction or lock around Stripe's call; it is
     // recorded, then read back (a concurrent first call may have recorded another).
