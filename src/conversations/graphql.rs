@@ -368,7 +368,7 @@ async fn with_parties(
 /// Whether `selection` (a conversation's fields) asks for its agent or contact. The
 /// runtime's writes mostly do not, and then they are not read (one statement fewer), as
 /// `resources::graphql::creator_asked` does for creators.
-fn parties_asked(selection: async_graphql::Lookahead<'_>) -> bool {
+fn parties_asked(selection: &async_graphql::Lookahead<'_>) -> bool {
     selection.field("agent").exists() || selection.field("contact").exists()
 }
 
@@ -410,7 +410,7 @@ pub async fn conversation(
     let mut conn = request(ctx).db.conn_in(workspace_id).await?;
     match model::find(&mut conn, workspace_id, id).await? {
         Some(row) => Ok(Some(
-            one(&mut conn, row, parties_asked(ctx.look_ahead())).await?,
+            one(&mut conn, row, parties_asked(&ctx.look_ahead())).await?,
         )),
         None => Ok(None),
     }
@@ -499,7 +499,7 @@ impl ConversationMutation {
             name: contact.name.as_deref(),
             started_at: input.started_at.map_or(now, |t| t.0),
         };
-        let parties = parties_asked(ctx.look_ahead());
+        let parties = parties_asked(&ctx.look_ahead());
         let mut conn = request.db.conn_in(workspace_id).await?;
         conn.transaction(async |conn| {
             let row = super::start(conn, &service, workspace_id, start, now).await?;
@@ -534,7 +534,7 @@ impl ConversationMutation {
             })
             .collect::<Vec<_>>();
         let now = Utc::now();
-        let parties = parties_asked(ctx.look_ahead().field("conversation"));
+        let parties = parties_asked(&ctx.look_ahead().field("conversation"));
         let mut conn = request.db.conn_in(workspace_id).await?;
         conn.transaction(async |conn| {
             let (row, batch) =
@@ -563,7 +563,7 @@ impl ConversationMutation {
             parse_id(&conversation_id).map_err(|_| ApiError::not_found("Conversation"))?;
         let ended_at = ended_at.map(|t| t.0);
         let now = Utc::now();
-        let parties = parties_asked(ctx.look_ahead());
+        let parties = parties_asked(&ctx.look_ahead());
         let mut conn = request.db.conn_in(workspace_id).await?;
         conn.transaction(async |conn| {
             let row = super::close(
