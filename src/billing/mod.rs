@@ -79,11 +79,12 @@ pub async fn limits(
         .limits)
 }
 
-/// The effective plan of `w` and its row, for a statement that reads `w` (`$2` the trial's
-/// plan): the plan row may be absent (before the first sync), and then the defaults apply.
+/// The effective plan of `w` at `$3` and its row, for a statement that reads `w` (`$2` the
+/// trial's plan): the plan row may be absent (before the first sync), and then the defaults
+/// apply. `$3` is the service's clock, as [`effective_plan`] and the usage period use.
 macro_rules! with_plan {
     () => {
-        " CROSS JOIN LATERAL (SELECT COALESCE(CASE WHEN w.trial_ends_at <= now() THEN w.plan END, \
+        " CROSS JOIN LATERAL (SELECT COALESCE(CASE WHEN w.trial_ends_at <= $3 THEN w.plan END, \
                                               $2) AS effective_plan) e \
           LEFT JOIN plan_prices p ON p.plan = e.effective_plan "
     };
@@ -138,6 +139,7 @@ pub async fn lock_row_with_limits(
         (
             bind::<diesel::sql_types::Uuid, _>(workspace_id),
             bind::<diesel::sql_types::Text, _>(TRIAL_PLAN.as_db()),
+            bind::<diesel::sql_types::Timestamptz, _>(Utc::now()),
         ),
     )
     .get_result(conn)
@@ -145,11 +147,12 @@ pub async fn lock_row_with_limits(
     Ok(locked.limits())
 }
 
-/// The live workspace and the limits it works under, in one statement (the runtime's
-/// writes read both for each batch).
+/// The live workspace and the limits it works under at `now`, in one statement (the
+/// runtime's writes read both for each batch).
 pub async fn live_with_limits(
     conn: &mut diesel_async::AsyncPgConnection,
     workspace_id: uuid::Uuid,
+    now: DateTime<Utc>,
 ) -> diesel::QueryResult<Option<(WorkspaceRow, Limits)>> {
     use crate::db::{bind, static_sql};
     use diesel::{OptionalExtension, QueryableByName};
@@ -164,7 +167,9 @@ pub async fn live_with_limits(
     }
     let live: Option<Live> = static_sql(
         concat!(
-            "SELECT w.*, e.effective_plan, p.messages, p.sms, p.agents, p.phone_numbers \
+            "SELECT ",
+            crate::workspaces::model::workspace_columns!(),
+            ", e.effective_plan, p.messages, p.sms, p.agents, p.phone_numbers \
              FROM workspaces w",
             with_plan!(),
             "WHERE w.id = $1 AND w.deleted_at IS NULL"
@@ -172,6 +177,7 @@ pub async fn live_with_limits(
         (
             bind::<diesel::sql_types::Uuid, _>(workspace_id),
             bind::<diesel::sql_types::Text, _>(TRIAL_PLAN.as_db()),
+            bind::<diesel::sql_types::Timestamptz, _>(now),
         ),
     )
     .get_result(conn)

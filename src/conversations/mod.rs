@@ -416,7 +416,7 @@ async fn writable(
     workspace_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(WorkspaceRow, Limits), ConversationError> {
-    let (workspace, limits) = crate::billing::live_with_limits(conn, workspace_id)
+    let (workspace, limits) = crate::billing::live_with_limits(conn, workspace_id, now)
         .await?
         .ok_or(ConversationError::NotFound("Workspace"))?;
     if crate::billing::status::standing(&workspace, now).read_only {

@@ -30,6 +30,17 @@ pub struct WorkspaceRow {
     pub conversation_retention_days: Option<i32>,
 }
 
+/// [`WorkspaceRow`]'s columns of `w`, for hand-written SQL: named, not `w.*`, so a column
+/// added while the service runs neither changes a prepared statement's result nor shadows
+/// another column of the same name.
+macro_rules! workspace_columns {
+    () => {
+        "w.id, w.name, w.created_at, w.trial_ends_at, w.plan, w.subscription_status, \
+         w.payment_failed_at, w.time_zone, w.conversation_retention_days"
+    };
+}
+pub(crate) use workspace_columns;
+
 /// Creates a workspace on a fresh trial with `owner_id` as its Owner.
 pub async fn create_with_owner(
     conn: &mut AsyncPgConnection,
@@ -80,9 +91,9 @@ pub async fn memberships_of_caller(
     macro_rules! caller_workspaces {
         ($among:literal, $also:literal) => {
             concat!(
-                "SELECT w.id, w.name, w.created_at, w.trial_ends_at, w.plan, ",
-                "w.subscription_status, w.payment_failed_at, w.time_zone, ",
-                "w.conversation_retention_days, m.role ",
+                "SELECT ",
+                workspace_columns!(),
+                ", m.role ",
                 "FROM caller_memberships(",
                 $among,
                 ") m JOIN workspaces w ON w.id = m.workspace_id WHERE ",

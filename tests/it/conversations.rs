@@ -142,6 +142,23 @@ async fn the_runtime_writes_a_conversation_once_however_often_it_retries() {
     let parties = &asked.data("appendMessages")["conversation"];
     assert_eq!(parties["agent"]["id"], json!(agent));
     assert_eq!(parties["contact"]["phone"], "+14155550123");
+    // Five sends of one batch roll up once, in the agent's hours and the workspace's.
+    for agent_id in [Value::Null, json!(agent)] {
+        let rolled = app
+            .gql(
+                ada.token(),
+                "query($ws: ID!, $agent: ID) { workspace(id: $ws) {
+                   analytics(since: \"2026-12-01T00:00:00Z\", until: \"2026-12-02T00:00:00Z\", agentId: $agent) {
+                     totals { messagesIn messagesOut smsSegments } } } }",
+                json!({ "ws": ws, "agent": agent_id }),
+            )
+            .await;
+        assert_eq!(
+            rolled.data("workspace")["analytics"]["totals"],
+            json!({ "messagesIn": 1, "messagesOut": 1, "smsSegments": 2 }),
+            "agent {agent_id}"
+        );
+    }
     let ids = |answer: &crate::harness::Gql| answer.data("appendMessages")["messages"].clone();
     assert_eq!(
         ids(&answers[0]),
@@ -215,12 +232,15 @@ async fn the_runtime_writes_a_conversation_once_however_often_it_retries() {
         .gql(
             ada.token(),
             "query($ws: ID!, $id: ID!) { workspace(id: $ws) { conversation(id: $id) {
-               messageCount durationSeconds messages(first: 2) { totalCount pageInfo { hasNextPage endCursor }
+               messageCount durationSeconds who: contact { phone } ... on Conversation { agent { id } }
+               messages(first: 2) { totalCount pageInfo { hasNextPage endCursor }
                  edges { node { externalId direction text } } } } } }",
             json!({ "ws": ws, "id": conversation }),
         )
         .await;
     let read = &read.data("workspace")["conversation"];
+    assert_eq!(read["who"]["phone"], "+14155550123");
+    assert_eq!(read["agent"]["id"], json!(agent));
     assert_eq!(read["messageCount"], 3);
     assert_eq!(read["durationSeconds"], 95);
     assert_eq!(read["messages"]["totalCount"], 3);
@@ -1240,4 +1260,64 @@ async fn totals_match_the_rows_however_conversations_come_and_go() {
     )
     .await;
     assert_eq!(left, ["0"]);
+}
+
+/// Appends count against the plan in force when they are written: a plan chosen in the
+/// trial waits for the trial's end (its limits are the trial's), then its own apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_count_against_the_plan_in_force() {
+    use diesel_async::RunQueryDsl as _;
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = ada.own_workspace.clone();
+    let agent = agent(&app, &ada, &ws).await;
+    let started = start(
+        &app,
+        &ws,
+        json!({ "externalId": "busy", "agentId": agent, "channel": "WEB_CHAT",
+                "contact": { "email": "busy@example.com" } }),
+    )
+    .await;
+    let id = started.data("startConversation")["id"].clone();
+    let mut sent = 0;
+    let mut send_100 = async || {
+        let batch: Vec<Value> = (0..100)
+            .map(|n| {
+                json!({ "externalId": format!("m{}", sent + n), "direction": "OUTBOUND",
+                        "text": "Counted", "sentAt": "2026-12-01T10:00:00Z" })
+            })
+            .collect();
+        sent += 100;
+        app.gql(
+            Some(SERVICE_TOKEN),
+            APPEND,
+            json!({ "ws": ws, "c": id, "m": batch }),
+        )
+        .await
+    };
+    let mut conn = app.db.conn().await;
+    // Starter (2,000 messages) chosen in the trial: the trial's limits still apply.
+    diesel::sql_query(format!(
+        "UPDATE workspaces SET plan = 'starter', subscription_status = 'trialing' WHERE id = '{ws}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("a plan chosen");
+    for _ in 0..21 {
+        send_100().await.data("appendMessages");
+    }
+    assert_eq!(usage(&app, &ada, &ws).await["messages"], 2_100);
+    // The trial over and Starter active: a new period, and Starter's limit.
+    diesel::sql_query(format!(
+        "UPDATE workspaces SET trial_ends_at = now() - interval '1 day', \
+         subscription_status = 'active' WHERE id = '{ws}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("the trial ended");
+    for _ in 0..20 {
+        send_100().await.data("appendMessages");
+    }
+    send_100().await.assert_code("USAGE_LIMIT_REACHED");
+    assert_eq!(usage(&app, &ada, &ws).await["messages"], 2_000);
 }

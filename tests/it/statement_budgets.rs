@@ -107,8 +107,10 @@ const BUDGETS: &[(&str, u64)] = &[
     // agent and contact for the answer. Each write adds to the analytics rollups in one
     // upsert, whatever the hours it spans.
     ("startConversation", 11),
-    // The batch is one statement whatever its size (100 messages here); counting it is the
-    // usage period, the limits, a counter per metric and the day's first SERVICE_ACCESSED.
+    // The workspace with its plan's limits, the locked conversation, the batch (one
+    // statement whatever its size: 100 messages here), a counter per metric and the day's
+    // first SERVICE_ACCESSED, then the rollups with the conversation's update in one; the
+    // answer asks for no agent or contact, so they are not read.
     ("appendMessages", 11),
     ("closeConversation", 7),
     ("deleteConversation", 6),
