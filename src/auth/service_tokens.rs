@@ -1,5 +1,6 @@
 //! Service tokens: how the agent runtime (and any other service) calls the API. Each has a
-//! name, which the conversations it writes record; only its SHA-256 is stored. The
+//! name for the operator; the conversations it writes record the token; only its SHA-256
+//! is stored. The
 //! operator adds and revokes them with `linkai service-token` (as the database's owner:
 //! the application role only reads them), and a revoked token fails from its next request,
 //! without a restart.
@@ -18,7 +19,6 @@ use crate::schema::service_tokens;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
     pub token_id: Uuid,
-    pub name: String,
 }
 
 /// One token as the operator sees it.
@@ -40,11 +40,11 @@ pub async fn authenticate(db: &Db, bearer: &str) -> ApiResult<Option<Service>> {
     let found = service_tokens::table
         .filter(service_tokens::token_hash.eq(token::hash(bearer)))
         .filter(service_tokens::revoked_at.is_null())
-        .select((service_tokens::id, service_tokens::name))
-        .first::<(Uuid, String)>(&mut conn)
+        .select(service_tokens::id)
+        .first::<Uuid>(&mut conn)
         .await
         .optional()?;
-    Ok(found.map(|(token_id, name)| Service { token_id, name }))
+    Ok(found.map(|token_id| Service { token_id }))
 }
 
 /// Adds a token named `name` and returns its plaintext, shown once.

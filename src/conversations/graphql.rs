@@ -347,7 +347,7 @@ async fn with_parties(
         .collect();
     let workspace_id = listed.first().map(|(row, _, _)| row.workspace_id);
     let parties = match workspace_id {
-        Some(workspace_id) => model::resources(conn, workspace_id, &ids).await?,
+        Some(workspace_id) => crate::resources::model::with_ids(conn, workspace_id, &ids).await?,
         None => Vec::new(),
     };
     let find = |id: Option<Uuid>| -> Option<ResourceRow> {
@@ -606,17 +606,15 @@ impl ConversationMutation {
     }
 }
 
-/// The conversation fields of `Workspace`.
+/// The conversation fields of `Workspace`, with the row the request read.
 pub struct ConversationLists {
-    workspace_id: Uuid,
-    time_zone: String,
+    workspace: WorkspaceRow,
 }
 
 impl From<&WorkspaceRow> for ConversationLists {
     fn from(workspace: &WorkspaceRow) -> Self {
         Self {
-            workspace_id: workspace.id,
-            time_zone: workspace.time_zone.clone(),
+            workspace: workspace.clone(),
         }
     }
 }
@@ -634,7 +632,7 @@ impl ConversationLists {
         #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
         #[graphql(desc = "Which conversations; left out: all.")] filter: Option<ConversationFilter>,
     ) -> ApiResult<PageOf<Conversation>> {
-        conversations_page(ctx, self.workspace_id, first, after.as_deref(), filter).await
+        conversations_page(ctx, self.workspace.id, first, after.as_deref(), filter).await
     }
 
     /// How the workspace's agents are doing from `since` to `until` (at most 400 days), in
@@ -661,19 +659,19 @@ impl ConversationLists {
             agent_id: agent_id.as_ref().map(parse_id).transpose()?,
             channel: channel.map(Into::into),
         };
-        let mut conn = request(ctx).db.conn_in(self.workspace_id).await?;
+        let workspace = &self.workspace;
+        let mut conn = request(ctx).db.conn_in(workspace.id).await?;
         let report =
-            analytics::report(&mut conn, self.workspace_id, &self.time_zone, &range).await?;
-        let workspace = crate::workspaces::model::find_live(&mut conn, self.workspace_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("Workspace"))?;
-        let usage = crate::usage::graphql::usage_of(&mut conn, &workspace).await?;
-        Ok(Analytics { report, usage })
+            analytics::report(&mut conn, workspace.id, &workspace.time_zone, &range).await?;
+        Ok(Analytics {
+            report,
+            workspace: workspace.clone(),
+        })
     }
 
     /// One of the workspace's conversations (null if it has none with this id).
     async fn conversation(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Conversation>> {
-        conversation(ctx, self.workspace_id, &id).await
+        conversation(ctx, self.workspace.id, &id).await
     }
 }
 
@@ -742,7 +740,8 @@ pub enum GqlInterval {
 /// How the workspace's agents are doing over a range.
 pub struct Analytics {
     report: Report,
-    usage: crate::usage::graphql::Usage,
+    /// For `usage`, read only when asked.
+    workspace: WorkspaceRow,
 }
 
 /// How the workspace's agents are doing over a range.
@@ -788,8 +787,9 @@ impl Analytics {
     }
 
     /// The current billing period's usage against the plan's limits.
-    async fn usage(&self) -> &crate::usage::graphql::Usage {
-        &self.usage
+    async fn usage(&self, ctx: &Context<'_>) -> ApiResult<crate::usage::graphql::Usage> {
+        let mut conn = request(ctx).db.conn_in(self.workspace.id).await?;
+        crate::usage::graphql::usage_of(&mut conn, &self.workspace).await
     }
 }
 

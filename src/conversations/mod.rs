@@ -255,6 +255,10 @@ pub async fn append(
     } else {
         seen_before(conn, workspace_id, conversation_id, &messages).await?
     };
+    if fresh.is_empty() {
+        // A retry of what was written: nothing to count, roll up or fold in.
+        return Ok((conversation, batch));
+    }
     count(conn, trail, (&workspace, &limits), &fresh, now).await?;
     let tallies: Vec<Tally> = fresh.iter().map(tally_of).collect();
     let conversation = model::after_append(conn, &conversation, &fresh, &tallies).await?;

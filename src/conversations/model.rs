@@ -13,6 +13,16 @@ use crate::db::page::Page;
 use crate::db::{bind, static_sql};
 use crate::schema::{conversations, messages};
 
+/// [`ConversationRow`]'s columns of `c`, for hand-written SQL: named, not `c.*`, so a column
+/// added while the service runs does not change a prepared statement's result.
+macro_rules! conversation_columns {
+    () => {
+        "c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel, c.status, \
+         c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds, c.message_count, \
+         c.first_inbound_at, c.first_reply_at, c.service_token_id"
+    };
+}
+
 #[derive(Queryable, Selectable, QueryableByName, Clone, Debug)]
 #[diesel(table_name = conversations)]
 pub struct ConversationRow {
@@ -115,15 +125,15 @@ pub async fn is_agent(
     workspace_id: Uuid,
     id: Uuid,
 ) -> QueryResult<bool> {
-    use crate::schema::resources;
-    diesel::select(diesel::dsl::exists(
-        resources::table
-            .filter(resources::workspace_id.eq(workspace_id))
-            .filter(resources::kind.eq("agent"))
-            .filter(resources::id.eq(id)),
-    ))
-    .get_result(conn)
-    .await
+    use crate::resources::kinds::AgentKind;
+    use crate::resources::model::{existing, Scope};
+    use crate::resources::Kind;
+    let scope = Scope {
+        workspace_id,
+        kind: AgentKind::KIND,
+        app_filter: true,
+    };
+    Ok(!existing(conn, scope, &[id]).await?.is_empty())
 }
 
 /// The workspace's contact at `address` (the oldest, if people made several), made now
@@ -315,7 +325,8 @@ pub async fn after_append(
                            WHERE m.workspace_id = c.workspace_id AND m.conversation_id = c.id \
                              AND m.direction = 'outbound' AND m.sent_at >= $15) END \
              WHERE c.id = $12 \
-             RETURNING c.*"
+             RETURNING ",
+            conversation_columns!()
         ),
         (
             w,
@@ -376,25 +387,6 @@ pub async fn delete(
         .get_result(conn)
         .await
         .optional()
-}
-
-/// The resources (agents and contacts) with these ids.
-pub async fn resources(
-    conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    ids: &[Uuid],
-) -> QueryResult<Vec<crate::resources::model::ResourceRow>> {
-    use crate::resources::model::ResourceRow;
-    use crate::schema::resources;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    resources::table
-        .filter(resources::workspace_id.eq(workspace_id))
-        .filter(resources::id.eq_any(ids))
-        .select(ResourceRow::as_select())
-        .load(conn)
-        .await
 }
 
 /// What a list of conversations is narrowed to.
@@ -493,12 +485,12 @@ pub async fn page(
 /// total is `conversation_totals`' when only the channel or status is filtered on
 /// (migration 000034), else a count.
 const LIST: &str = concat!(
-    "WITH matching AS (SELECT c.* FROM conversations c WHERE ",
+    "WITH matching AS (SELECT 1 FROM conversations c WHERE ",
     filtered!(),
     " AND $8::text IS NULL) \
-     SELECT c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel, \
-            c.status, c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds, \
-            c.message_count, c.first_inbound_at, c.first_reply_at, c.service_token_id, \
+     SELECT ",
+    conversation_columns!(),
+    ", \
             CASE WHEN $2::uuid IS NULL AND $3::uuid IS NULL AND $6::timestamptz IS NULL \
                       AND $7::timestamptz IS NULL \
                  THEN (SELECT COALESCE(sum(t.conversations), 0)::bigint \
@@ -534,9 +526,9 @@ const SEARCH: &str = concat!(
          WHERE $9::uuid IS NULL \
             OR (h.rank, h.conversation_id) < (extract(epoch FROM $10) * 1000000, $9) \
          ORDER BY h.rank DESC, h.conversation_id DESC LIMIT $11) \
-     SELECT c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel, \
-            c.status, c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds, \
-            c.message_count, c.first_inbound_at, c.first_reply_at, c.service_token_id, \
+     SELECT ",
+    conversation_columns!(),
+    ", \
             (SELECT count(*) FROM hits) AS total, p.rank, \
             (SELECT ts_headline('english', m.body, q.q, 'MaxFragments=1, MaxWords=20, MinWords=5') \
              FROM messages m, q WHERE m.workspace_id = $1 AND m.id = p.best) AS snippet \

@@ -205,6 +205,23 @@ pub async fn count(conn: &mut AsyncPgConnection, scope: Scope) -> QueryResult<i6
     scoped(scope).count().get_result(conn).await
 }
 
+/// The workspace's resources (of any kind) with these ids.
+pub async fn with_ids(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    ids: &[Uuid],
+) -> QueryResult<Vec<ResourceRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    resources::table
+        .filter(resources::workspace_id.eq(workspace_id))
+        .filter(resources::id.eq_any(ids))
+        .select(ResourceRow::as_select())
+        .load(conn)
+        .await
+}
+
 /// Which of `ids` name a resource of the scope's kind.
 pub async fn existing(
     conn: &mut AsyncPgConnection,

@@ -3,9 +3,10 @@
 use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use uuid::Uuid;
 
 use super::{model, Metric};
-use crate::billing::plans::CountLimit;
+use crate::billing::plans::{CountLimit, Limits};
 use crate::billing::{self, graphql::LimitsView};
 use crate::error::ApiResult;
 use crate::graphql::context::{parse_id, request};
@@ -49,17 +50,19 @@ fn clamp(n: i64) -> i32 {
 /// The usage of `workspace` now, on a connection inside it.
 pub async fn usage_of(conn: &mut AsyncPgConnection, workspace: &WorkspaceRow) -> ApiResult<Usage> {
     let period = billing::usage_period(conn, workspace, Utc::now()).await?;
-    usage_in(conn, workspace, period).await
+    let limits = billing::limits(conn, workspace).await?;
+    usage_in(conn, workspace.id, period, limits).await
 }
 
-/// The usage of `workspace` in `period`.
+/// The usage of the workspace in `period`, against `limits`.
 async fn usage_in(
     conn: &mut AsyncPgConnection,
-    workspace: &WorkspaceRow,
+    workspace_id: Uuid,
     (period_start, period_end): (DateTime<Utc>, DateTime<Utc>),
+    limits: Limits,
 ) -> ApiResult<Usage> {
-    let (messages, sms) = model::totals(conn, workspace.id, period_start).await?;
-    let held = model::in_use(conn, workspace.id, crate::resources::kinds::limited()).await?;
+    let (messages, sms) = model::totals(conn, workspace_id, period_start).await?;
+    let held = model::in_use(conn, workspace_id, crate::resources::kinds::limited()).await?;
     let held = |limit: CountLimit| {
         held.iter()
             .find(|(counted, _)| *counted == limit)
@@ -73,7 +76,7 @@ async fn usage_in(
         sms: clamp(sms),
         agents: clamp(agents),
         phone_numbers: clamp(phone_numbers),
-        limits: billing::limits(conn, workspace).await?.into(),
+        limits: limits.into(),
     })
 }
 
@@ -109,7 +112,13 @@ impl UsageMutation {
                 now,
             )
             .await?;
-            usage_in(conn, &reported.workspace, reported.period).await
+            usage_in(
+                conn,
+                reported.workspace.id,
+                reported.period,
+                reported.limits,
+            )
+            .await
         })
         .await
     }

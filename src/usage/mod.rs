@@ -106,6 +106,7 @@ impl From<UsageError> for ApiError {
 pub struct Reported {
     pub workspace: WorkspaceRow,
     pub period: (DateTime<Utc>, DateTime<Utc>),
+    pub limits: Limits,
 }
 
 /// Counts `quantity` of `metric` for the workspace under the idempotency `key` (a key seen
@@ -130,7 +131,7 @@ pub async fn report(
     if key.chars().any(char::is_control) {
         return Err(UsageError::KeyControlCharacters);
     }
-    let workspace = crate::workspaces::model::find_live(conn, workspace_id)
+    let (workspace, limits) = billing::live_with_limits(conn, workspace_id, now)
         .await?
         .ok_or(UsageError::NotFound)?;
     let period = billing::usage_period(conn, &workspace, now).await?;
@@ -149,12 +150,15 @@ pub async fn report(
         if seen != Some((metric.as_db().to_owned(), quantity)) {
             return Err(UsageError::KeyReused);
         }
-        return Ok(Reported { workspace, period });
+        return Ok(Reported {
+            workspace,
+            period,
+            limits,
+        });
     }
     if billing::status::standing(&workspace, now).read_only {
         return Err(UsageError::ReadOnly);
     }
-    let limits = billing::limits(conn, &workspace).await?;
     count(
         conn,
         trail,
@@ -164,7 +168,11 @@ pub async fn report(
         now,
     )
     .await?;
-    Ok(Reported { workspace, period })
+    Ok(Reported {
+        workspace,
+        period,
+        limits,
+    })
 }
 
 /// Counts `quantity` of `metric` in the workspace's period starting `period_start`, within

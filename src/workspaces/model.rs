@@ -156,35 +156,21 @@ pub async fn rename(
 ) -> QueryResult<Option<(String, WorkspaceRow)>> {
     #[derive(QueryableByName)]
     struct Renamed {
+        #[diesel(embed)]
+        workspace: WorkspaceRow,
         #[diesel(sql_type = diesel::sql_types::Text)]
         old_name: String,
-        #[diesel(sql_type = diesel::sql_types::Uuid)]
-        id: Uuid,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        name: String,
-        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
-        created_at: DateTime<Utc>,
-        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
-        trial_ends_at: DateTime<Utc>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        plan: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        subscription_status: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
-        payment_failed_at: Option<DateTime<Utc>>,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        time_zone: String,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
-        conversation_retention_days: Option<i32>,
     }
     let renamed: Option<Renamed> = static_sql(
-        "UPDATE workspaces w SET name = $2 \
-         FROM (SELECT id, name FROM workspaces WHERE id = $1 AND deleted_at IS NULL \
-               FOR NO KEY UPDATE) old \
-         WHERE w.id = old.id \
-         RETURNING w.id, w.name, w.created_at, w.trial_ends_at, w.plan, \
-                   w.subscription_status, w.payment_failed_at, w.time_zone, \
-                   w.conversation_retention_days, old.name AS old_name",
+        concat!(
+            "UPDATE workspaces w SET name = $2 \
+             FROM (SELECT id, name FROM workspaces WHERE id = $1 AND deleted_at IS NULL \
+                   FOR NO KEY UPDATE) old \
+             WHERE w.id = old.id \
+             RETURNING ",
+            workspace_columns!(),
+            ", old.name AS old_name"
+        ),
         (
             bind::<diesel::sql_types::Uuid, _>(workspace_id),
             bind::<diesel::sql_types::Text, _>(name),
@@ -193,20 +179,7 @@ pub async fn rename(
     .get_result(conn)
     .await
     .optional()?;
-    Ok(renamed.map(|r| {
-        let row = WorkspaceRow {
-            id: r.id,
-            name: r.name,
-            created_at: r.created_at,
-            trial_ends_at: r.trial_ends_at,
-            plan: r.plan,
-            subscription_status: r.subscription_status,
-            payment_failed_at: r.payment_failed_at,
-            time_zone: r.time_zone,
-            conversation_retention_days: r.conversation_retention_days,
-        };
-        (r.old_name, row)
-    }))
+    Ok(renamed.map(|r| (r.old_name, r.workspace)))
 }
 
 /// The settings an update changes: `None` leaves one as it is.
@@ -257,15 +230,16 @@ pub async fn update_settings(
         old_retention: Option<i32>,
     }
     let updated: Option<Updated> = static_sql(
-        "UPDATE workspaces w SET time_zone = COALESCE($2, w.time_zone), \
-             conversation_retention_days = CASE WHEN $3 THEN $4 ELSE w.conversation_retention_days END \
-         FROM (SELECT id, time_zone, conversation_retention_days FROM workspaces \
-               WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE) old \
-         WHERE w.id = old.id \
-         RETURNING w.id, w.name, w.created_at, w.trial_ends_at, w.plan, \
-                   w.subscription_status, w.payment_failed_at, w.time_zone, \
-                   w.conversation_retention_days, old.time_zone AS old_time_zone, \
-                   old.conversation_retention_days AS old_retention",
+        concat!(
+            "UPDATE workspaces w SET time_zone = COALESCE($2, w.time_zone), \
+                 conversation_retention_days = CASE WHEN $3 THEN $4 ELSE w.conversation_retention_days END \
+             FROM (SELECT id, time_zone, conversation_retention_days FROM workspaces \
+                   WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE) old \
+             WHERE w.id = old.id \
+             RETURNING ",
+            workspace_columns!(),
+            ", old.time_zone AS old_time_zone, old.conversation_retention_days AS old_retention"
+        ),
         (
             bind::<diesel::sql_types::Uuid, _>(workspace_id),
             bind::<Nullable<Text>, _>(change.time_zone),
