@@ -45,7 +45,7 @@ JOIN parts p ON p.workspace_id = w.id,
 -- Without their indexes while loading: built once afterwards, as a restore would.
 ALTER TABLE messages DROP CONSTRAINT messages_conversation_id_external_id_key;
 DROP INDEX messages_page;
-DROP INDEX messages_search;
+DROP INDEX messages_words;
 
 INSERT INTO messages (id, workspace_id, conversation_id, external_id, direction, body, sent_at,
                       segments)
@@ -69,7 +69,7 @@ FROM conversations c,
 ALTER TABLE messages ADD CONSTRAINT messages_conversation_id_external_id_key
     UNIQUE (conversation_id, external_id);
 CREATE INDEX messages_page ON messages (workspace_id, conversation_id, sent_at, id);
-CREATE INDEX messages_search ON messages USING gin (workspace_id, search);
+CREATE INDEX messages_words ON messages USING gin (workspace_words(workspace_id, search));
 
 INSERT INTO conversation_hours (workspace_id, hour, agent_id, channel, started, closed,
                                 messages_in, messages_out, sms_segments, calls, call_seconds)

@@ -128,8 +128,9 @@ struct Row {
 }
 
 /// The report for `range` in the workspace's `time_zone`: one statement, which reads each
-/// rollup hour and each conversation started in the range once. Without a filter the hours
-/// are the workspace's own (one row an hour); with one, its agents' and channels'.
+/// rollup hour once and each conversation started in the range twice (once for its contact,
+/// once for its times). Without a filter the hours are the workspace's own (one row an
+/// hour); with one, its agents' and channels'.
 pub async fn report(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
@@ -224,13 +225,19 @@ macro_rules! report_sql {
                  FROM ", $hours, " h, buckets b \
                  WHERE h.workspace_id = $1 AND h.hour >= $2 AND h.hour < $3 ", $filter, " \
                  GROUP BY 1), \
-             contacts AS ( \
-                 SELECT n, count(d.contact_id) AS unique_contacts \
-                 FROM (SELECT DISTINCT width_bucket(c.started_at, b.starts) AS n, c.contact_id \
-                       FROM conversations c, buckets b WHERE ", started!(), ") d \
-                 GROUP BY 1), \
+             ",
+            // Each (bucket, contact) pair once, by hashing: a bucket's unique contacts count
+            // its pairs, and the range's count the distinct contacts among them (3,640 pairs
+            // for bench/run's 50,000 conversations; a sorted distinct over the conversations
+            // cost 4 ms more).
+            "pairs AS MATERIALIZED ( \
+                 SELECT width_bucket(c.started_at, b.starts) AS n, c.contact_id \
+                 FROM conversations c, buckets b \
+                 WHERE ", started!(), " AND c.contact_id IS NOT NULL \
+                 GROUP BY 1, 2), \
+             contacts AS (SELECT n, count(*) AS unique_contacts FROM pairs GROUP BY 1), \
              whole AS ( \
-                 SELECT count(DISTINCT c.contact_id)::bigint AS all_contacts, \
+                 SELECT (SELECT count(DISTINCT contact_id) FROM pairs)::bigint AS all_contacts, \
                         percentile_cont(0.5) WITHIN GROUP (ORDER BY ", response!(), ") \
                             AS first_response_median, \
                         percentile_cont(0.9) WITHIN GROUP (ORDER BY ", response!(), ") \

@@ -317,18 +317,19 @@ async fn count(
         .filter_map(|m| m.segments)
         .map(i32::from)
         .sum();
-    let counts = [
+    let counts: Vec<(Metric, i32)> = [
         (Metric::Messages, outbound.len() as i32),
         (Metric::Sms, segments),
-    ];
-    if counts.iter().all(|(_, n)| *n == 0) {
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .collect();
+    if counts.is_empty() {
         return Ok(());
     }
     let period = crate::billing::usage_period(conn, workspace, now).await?;
-    for (metric, quantity) in counts.into_iter().filter(|(_, n)| *n > 0) {
-        let at = (workspace.id, period.0);
-        crate::usage::count(conn, trail, limits, at, (metric, quantity), now).await?;
-    }
+    let at = (workspace.id, period.0);
+    crate::usage::count(conn, trail, limits, at, &counts, now).await?;
     Ok(())
 }
 

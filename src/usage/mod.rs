@@ -164,7 +164,7 @@ pub async fn report(
         trail,
         &limits,
         (workspace_id, period_start),
-        (metric, quantity),
+        &[(metric, quantity)],
         now,
     )
     .await?;
@@ -175,44 +175,48 @@ pub async fn report(
     })
 }
 
-/// Counts `quantity` of `metric` in the workspace's period starting `period_start`, within
-/// the plan's `limits`, and appends the audit events a count implies. `LimitReached` counts
-/// nothing: the check and the count are one statement, so parallel counts cannot
-/// overshoot. Call inside the transaction that writes what is counted.
+/// Counts each `(metric, quantity)` in the workspace's period starting `period_start`,
+/// within the plan's `limits`, and appends the audit events the counts imply. A count that
+/// would pass its limit is `LimitReached`, and the caller's transaction counts nothing: the
+/// checks and the counts are one statement, so parallel counts cannot overshoot. Call
+/// inside the transaction that writes what is counted.
 pub async fn count(
     conn: &mut AsyncPgConnection,
     trail: &Trail,
     limits: &Limits,
     (workspace_id, period_start): (Uuid, DateTime<Utc>),
-    (metric, quantity): (Metric, i32),
+    counts: &[(Metric, i32)],
     now: DateTime<Utc>,
 ) -> Result<(), UsageError> {
-    let limit = metric.limit(limits);
-    let total = model::add_within_limit(
-        conn,
-        workspace_id,
-        period_start,
-        metric.as_db(),
-        quantity,
-        limit,
-    )
-    .await?
-    .ok_or(UsageError::LimitReached {
-        metric: metric.as_db(),
-        limit,
-    })?;
-    let counted = Counted {
-        metric,
-        quantity,
-        total,
-        limit,
-        period_start,
-    };
-    record_report(conn, trail, workspace_id, counted, now).await?;
+    let asked: Vec<(&str, i32, i32)> = counts
+        .iter()
+        .map(|(metric, quantity)| (metric.as_db(), *quantity, metric.limit(limits)))
+        .collect();
+    let totals = model::add_within_limits(conn, workspace_id, period_start, &asked).await?;
+    let mut counted = Vec::with_capacity(counts.len());
+    for &(metric, quantity) in counts {
+        let limit = metric.limit(limits);
+        let total = totals
+            .iter()
+            .find(|(m, _)| m == metric.as_db())
+            .map(|(_, total)| *total)
+            .ok_or(UsageError::LimitReached {
+                metric: metric.as_db(),
+                limit,
+            })?;
+        counted.push(Counted {
+            metric,
+            quantity,
+            total,
+            limit,
+            period_start,
+        });
+    }
+    record_counts(conn, trail, workspace_id, &counted, now).await?;
     Ok(())
 }
 
-/// A report just counted.
+/// Counts just made.
 struct Counted {
     metric: Metric,
     quantity: i32,
@@ -222,14 +226,18 @@ struct Counted {
     period_start: DateTime<Utc>,
 }
 
-/// Appends the audit events a counted report implies, in its transaction.
-async fn record_report(
+/// Appends the audit events counted reports imply, in their transaction: the day's first
+/// `SERVICE_ACCESSED` (checked once, however many metrics), and the alerts each crosses.
+async fn record_counts(
     conn: &mut AsyncPgConnection,
     trail: &Trail,
     workspace_id: Uuid,
-    report: Counted,
+    counted: &[Counted],
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<()> {
+    let Some(first) = counted.first() else {
+        return Ok(());
+    };
     let day = now
         .date_naive()
         .and_hms_opt(0, 0, 0)
@@ -238,17 +246,20 @@ async fn record_report(
         let event = Event {
             action: Action::ServiceAccessed,
             target: Target::workspace(workspace_id),
-            changes: json!({ "metric": report.metric.as_db() }),
+            changes: json!({ "metric": first.metric.as_db() }),
         };
         audit::record(conn, workspace_id, trail, event, now).await?;
     }
-    let moved = alerts::Moved {
-        workspace_id,
-        period_start: report.period_start,
-        what: report.metric.limited(),
-        before: report.total - i64::from(report.quantity),
-        after: report.total,
-        limit: report.limit,
-    };
-    alerts::check(conn, trail, moved, now).await
+    for report in counted {
+        let moved = alerts::Moved {
+            workspace_id,
+            period_start: report.period_start,
+            what: report.metric.limited(),
+            before: report.total - i64::from(report.quantity),
+            after: report.total,
+            limit: report.limit,
+        };
+        alerts::check(conn, trail, moved, now).await?;
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -48,40 +48,51 @@ pub async fn find_event(
 }
 
 #[derive(QueryableByName)]
-struct Total {
+struct Counter {
+    #[diesel(sql_type = Text)]
+    metric: String,
     #[diesel(sql_type = BigInt)]
     total: i64,
 }
 
-/// Adds `quantity` to the period's counter if the result stays within `limit`; the new
-/// total, or `None` when it would not.
-pub async fn add_within_limit(
+/// Adds each `(metric, quantity, limit)` to the period's counter if its result stays within
+/// its limit, in one statement (counters taken in metric order, so concurrent writers lock
+/// them in the same order); the new totals of those that stayed within, by metric.
+pub async fn add_within_limits(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     period_start: DateTime<Utc>,
-    metric: &str,
-    quantity: i32,
-    limit: i32,
-) -> QueryResult<Option<i64>> {
-    let total: Option<Total> = static_sql(
-        "INSERT INTO usage_counters (workspace_id, period_start, metric, total)
-         SELECT $1, $2, $3, $4 WHERE $4 <= $5
+    counts: &[(&str, i32, i32)],
+) -> QueryResult<Vec<(String, i64)>> {
+    let metrics: Vec<&str> = counts.iter().map(|c| c.0).collect();
+    let quantities: Vec<i32> = counts.iter().map(|c| c.1).collect();
+    let limits: Vec<i32> = counts.iter().map(|c| c.2).collect();
+    let rows: Vec<Counter> = static_sql(
+        "INSERT INTO usage_counters AS u (workspace_id, period_start, metric, total)
+         SELECT $1, $2, c.metric, c.quantity
+         FROM unnest($3::text[], $4::int4[], $5::int4[]) AS c (metric, quantity, cap)
+         WHERE c.quantity <= c.cap
+         ORDER BY c.metric
          ON CONFLICT (workspace_id, period_start, metric)
-         DO UPDATE SET total = usage_counters.total + excluded.total
-            WHERE usage_counters.total + excluded.total <= $5
-         RETURNING total",
+         DO UPDATE SET total = u.total + excluded.total
+            WHERE u.total + excluded.total
+                  <= (SELECT c.cap FROM unnest($3::text[], $5::int4[]) AS c (metric, cap)
+                      WHERE c.metric = excluded.metric)
+         RETURNING metric, total",
         (
             bind::<SqlUuid, _>(workspace_id),
             bind::<Timestamptz, _>(period_start),
-            bind::<Text, _>(metric),
-            bind::<Integer, _>(quantity),
-            bind::<Integer, _>(limit),
+            bind::<Array<Text>, _>(metrics),
+            bind::<Array<Integer>, _>(quantities),
+            bind::<Array<Integer>, _>(limits),
         ),
     )
-    .get_result(conn)
-    .await
-    .optional()?;
-    Ok(total.map(|t| t.total))
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.metric, row.total))
+        .collect())
 }
 
 /// `(messages, sms)` counted in the period.
@@ -125,7 +136,7 @@ pub async fn in_use(
          WHERE workspace_id = $1 AND kind = ANY($2) GROUP BY kind",
         (
             bind::<SqlUuid, _>(workspace_id),
-            bind::<diesel::sql_types::Array<Text>, _>(kinds),
+            bind::<Array<Text>, _>(kinds),
         ),
     )
     .load(conn)

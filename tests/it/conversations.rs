@@ -524,6 +524,35 @@ async fn search_ranks_what_matches_and_never_crosses_workspaces() {
     let kept = &kept.data("workspace")["conversations"];
     assert_eq!(kept["totalCount"], 2);
     assert_eq!(kept["edges"][0]["node"]["externalId"], "s-2");
+    // Phrases, "or" and words left out mean what they say (each word is indexed under its
+    // workspace, migration 000036).
+    for (words, found) in [
+        ("\"cancel my booking\"", vec!["s-0"]),
+        ("\"booking my cancel\"", vec![]),
+        ("cancel -booking", vec!["s-2"]),
+        ("parking or booking", vec!["s-1", "s-0"]),
+    ] {
+        let answer = search(&ada.own_workspace, words).await;
+        let edges = answer.data("workspace")["conversations"]["edges"]
+            .as_array()
+            .expect("edges")
+            .clone();
+        let ids: Vec<&str> = edges
+            .iter()
+            .map(|e| e["node"]["externalId"].as_str().expect("id"))
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        let mut expected = found.clone();
+        expected.sort_unstable();
+        assert_eq!(sorted, expected, "{words}");
+    }
+    // Only words to leave out: no index finds what that matches, so it is refused.
+    for words in ["-cancel", "-cancel or -parking"] {
+        search(&ada.own_workspace, words)
+            .await
+            .assert_code("BAD_USER_INPUT");
+    }
     for words in ["' OR 1=1 --", "!!!(&|", "\"unterminated"] {
         let odd = search(&ada.own_workspace, words).await;
         assert!(odd.code().is_none(), "{words}: {:?}", odd.answer());
