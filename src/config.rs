@@ -7,6 +7,7 @@
 //! | `DATABASE_POOL_SIZE` | connections per process | [`DEFAULT_POOL_SIZE`] |
 //! | `REDIS_URL` | Redis for the job queues | [`DEFAULT_REDIS_URL`] |
 //! | `BIND_ADDR` | where the API listens | [`DEFAULT_BIND_ADDR`] |
+//! | `METRICS_ADDR` | where `GET /metrics` (Prometheus) listens, off the public port; each process (`serve`, `worker`) needs its own | unset: no metrics |
 //! | `APP_URL` | base of links in emails, never taken from request headers | [`DEFAULT_APP_URL`] |
 //! | `SMTP_URL` | SMTP relay; unset: emails go to `OUTBOX_DIR` | unset |
 //! | `OUTBOX_DIR` | folder for emails when there is no SMTP | [`DEFAULT_OUTBOX_DIR`] |
@@ -156,6 +157,8 @@ pub struct DatabaseConfig {
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
     pub bind_addr: SocketAddr,
+    /// Where `GET /metrics` listens (src/metrics.rs); `None`: nowhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub app_url: String,
     /// Exact origins (`scheme://host[:port]`) whose pages may call `/graphql` from a browser.
     pub cors_origins: Vec<String>,
@@ -344,6 +347,12 @@ impl Config {
         let bind_addr = or("BIND_ADDR", DEFAULT_BIND_ADDR)
             .parse()
             .context("BIND_ADDR must look like 127.0.0.1:8080")?;
+        let metrics_addr = get("METRICS_ADDR")
+            .map(|v| {
+                v.parse()
+                    .context("METRICS_ADDR must look like 127.0.0.1:9090")
+            })
+            .transpose()?;
         let expose_sql_stats = get("GRAPHQL_SQL_STATS")
             .map(|v| v.parse().context("GRAPHQL_SQL_STATS must be true or false"))
             .transpose()?
@@ -439,6 +448,7 @@ impl Config {
             redis_url: or("REDIS_URL", DEFAULT_REDIS_URL),
             http: HttpConfig {
                 bind_addr,
+                metrics_addr,
                 app_url,
                 cors_origins,
                 introspection,

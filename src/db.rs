@@ -238,6 +238,11 @@ impl Db {
         }
     }
 
+    /// The pool's connections and waiters now (src/metrics.rs reads it at each scrape).
+    pub fn pool_status(&self) -> deadpool::Status {
+        self.pool.status()
+    }
+
     /// A handle sharing the pool with a fresh statement counter.
     pub fn for_request(&self) -> Self {
         Self::new(self.pool.clone())
@@ -298,7 +303,10 @@ impl Db {
     }
 
     async fn checkout(&self, wanted: Wanted) -> Result<PooledConnection, DbError> {
-        let mut conn = PooledConnection(Some(self.pool.get().await?));
+        let waiting = std::time::Instant::now();
+        let pooled = self.pool.get().await;
+        metrics::histogram!("linkai_db_pool_wait_seconds").record(waiting.elapsed());
+        let mut conn = PooledConnection(Some(pooled?));
         let target = wanted.resolve(conn.context);
         if conn.context != target {
             // Unknown until the statement is known to have run (this future may be dropped).

@@ -83,7 +83,9 @@ pub fn with_middleware<S: Clone + Send + Sync + 'static>(
     routes: Router<S>,
     limits: HttpLimits,
 ) -> Router<S> {
-    routes.layer(axum::middleware::from_fn_with_state(limits, deadlines))
+    routes
+        .layer(axum::middleware::from_fn_with_state(limits, deadlines))
+        .layer(axum::middleware::from_fn(crate::metrics::measure_http))
 }
 
 /// Reads the whole body within `body_timeout` and answers within `request_timeout`.
@@ -309,6 +311,7 @@ async fn execute(
 ) -> Response {
     // Bounded before the parser sees it (graphql-js's `maxTokens`).
     if crate::graphql::shape::count_tokens(&request.query) > crate::graphql::shape::MAX_TOKENS {
+        crate::metrics::refused("tokens");
         let err = ApiError::new(
             crate::error::ErrorCode::QueryTooComplex,
             format!(
@@ -330,6 +333,7 @@ async fn execute(
             app.config.http.introspection,
         ),
         Err(_) => {
+            crate::metrics::refused("parse");
             // The cache parses only what parses: read the parser's own error for the answer.
             let errors: Vec<_> = async_graphql::parser::parse_query(&request.query)
                 .err()
@@ -342,8 +346,20 @@ async fn execute(
     request.operation_name = operation_name;
     request.variables = variables;
     let writes = matches!(&shape, Ok(Some(shape)) if shape.operation != OperationType::Query);
+    let (kind, name) = match &shape {
+        Ok(Some(shape)) => (
+            match shape.operation {
+                OperationType::Query => "query",
+                OperationType::Mutation => "mutation",
+                OperationType::Subscription => "subscription",
+            },
+            shape.name.clone(),
+        ),
+        _ => ("unknown", None),
+    };
     match shape {
         Ok(Some(shape)) if over_get && shape.operation != OperationType::Query => {
+            crate::metrics::refused("method");
             let err = ApiError::bad_input("Mutations are sent with POST, not GET.");
             let mut response = transport::http_error(StatusCode::METHOD_NOT_ALLOWED, media, &err);
             response
@@ -352,7 +368,10 @@ async fn execute(
             return response;
         }
         Ok(_) => {}
-        Err(err) => return transport::request_error_of(media, &err),
+        Err(err) => {
+            crate::metrics::refused("shape");
+            return transport::request_error_of(media, &err);
+        }
     }
     // The text is only needed again to place nulls after field errors: keep it aside
     // rather than copy it (the schema runs the parsed document).
@@ -400,8 +419,16 @@ async fn execute(
         client_address(peer.ip(), headers, &app.config.http.trusted_proxies)
     });
     let request = request.data(context);
+    let started = std::time::Instant::now();
     let mut response = app.schema.execute(request).await;
     crate::graphql::errors::code_errors(&mut response);
+    crate::metrics::operation_ran(
+        name.as_deref(),
+        kind,
+        started.elapsed(),
+        db.statements(),
+        crate::graphql::errors::codes(&response),
+    );
     if crate::graphql::errors::is_request_error(&response) {
         return transport::request_error(media, &response.errors);
     }

@@ -37,7 +37,11 @@ impl JobContext {
 
     /// Hands a rendered email to the transport (for handlers choosing among emails).
     pub async fn deliver(&self, email: &Email) -> anyhow::Result<()> {
-        self.mailer.send(email).await?;
+        let sent = self.mailer.send(email).await;
+        let outcome = if sent.is_ok() { "sent" } else { "failed" };
+        metrics::counter!("linkai_emails_total", "template" => email.template, "outcome" => outcome)
+            .increment(1);
+        sent?;
         tracing::info!(
             email = email.template,
             to = %email::mask_address(&email.to),

@@ -1,7 +1,8 @@
 //! Link AI Workspaces: the multi-tenant backend of workspaces, members, roles and billing.
 //!
 //! Features live in their own folders (`auth`, `workspaces`, `members`, `billing`); the thin
-//! shared core is `config`, `db`, `error`, `graphql` (assembly), `http`, `roles` and `text`.
+//! shared core is `config`, `db`, `error`, `graphql` (assembly), `http`, `metrics`, `roles` and
+//! `text`.
 
 // The root `Mutation` merges the resource kinds' merged mutations: the compiler's layout of
 // the nested resolver futures needs more than the default 128 levels.
@@ -19,6 +20,7 @@ pub mod http;
 pub mod invitations;
 pub mod jobs;
 pub mod members;
+pub mod metrics;
 pub mod outbox;
 pub mod resources;
 pub mod roles;

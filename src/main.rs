@@ -110,6 +110,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {bind_addr}"))?;
             tracing::info!("API on http://{bind_addr}/graphql (GraphiQL in a browser)");
             let (stop, stopped) = tokio::sync::watch::channel(false);
+            serve_metrics(&app, stop.subscribe()).await?;
             let background = workers.then(|| {
                 let (config, db) = (app.config.clone(), app.db.clone());
                 tokio::spawn(async move { linkai::worker::run(&config, db, stopped).await })
@@ -136,6 +137,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Worker => {
             let app = App::start(config).await?;
             let (stop, stopped) = tokio::sync::watch::channel(false);
+            serve_metrics(&app, stop.subscribe()).await?;
             let background = linkai::worker::run(&app.config, app.db.clone(), stopped);
             let signal = async {
                 linkai::http::shutdown_signal().await;
@@ -145,6 +147,32 @@ async fn run(command: Command) -> anyhow::Result<()> {
             done
         }
     }
+}
+
+/// Serves `GET /metrics` on `METRICS_ADDR`, when set, until `stop` turns true. A taken
+/// address fails the start, as `BIND_ADDR` does.
+async fn serve_metrics(
+    app: &App,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let Some(addr) = app.config.http.metrics_addr else {
+        return Ok(());
+    };
+    let handle = linkai::metrics::install()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    tracing::info!("metrics on http://{addr}/metrics");
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let db = app.db.clone();
+    tokio::spawn(async move {
+        if let Err(err) = linkai::metrics::serve(listener, handle, db, stopped).await {
+            tracing::error!("metrics stopped: {err}");
+        }
+    });
+    Ok(())
 }
 
 /// On one core (a container's CPU set, `taskset`), the single-threaded scheduler: it has no

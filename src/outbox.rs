@@ -22,6 +22,20 @@ const BATCH: i64 = 100;
 pub const POLL_FALLBACK: Duration = Duration::from_secs(1);
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 
+/// Seconds since the oldest row waiting for the relay was written (0 when none waits).
+pub async fn lag(db: &Db) -> anyhow::Result<f64> {
+    let mut conn = db.conn_outside_tenancy().await?;
+    // By id (the primary key, in writing order): the oldest without reading the rest.
+    let oldest: Option<chrono::DateTime<chrono::Utc>> = outbox::table
+        .order(outbox::id)
+        .select(outbox::created_at)
+        .first(&mut *conn)
+        .await
+        .optional()?;
+    let age = oldest.map_or(chrono::Duration::zero(), |at| chrono::Utc::now() - at);
+    Ok(age.num_milliseconds().max(0) as f64 / 1000.0)
+}
+
 /// Records the job `payload` in the caller's transaction.
 pub async fn enqueue<P: Payload>(conn: &mut AsyncPgConnection, payload: &P) -> QueryResult<()> {
     let job = Job::of(payload)

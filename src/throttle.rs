@@ -47,6 +47,11 @@ pub struct Backoff {
     pub max: Duration,
 }
 
+/// Counts a refusal by `rule` (`linkai_throttled_total`).
+fn throttled(rule: &'static str) {
+    metrics::counter!("linkai_throttled_total", "rule" => rule).increment(1);
+}
+
 /// Refused: try again after this long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("too many attempts; try again in {0:?}")]
@@ -120,6 +125,7 @@ impl Window {
         .get_result(conn)
         .await?;
         Ok(if counted.hits > self.limit {
+            throttled(self.name);
             Err(Limited(wait_until(counted.window_start + window, now)))
         } else {
             Ok(())
@@ -194,6 +200,7 @@ impl Backoff {
         if counted.is_some() {
             return Ok(Ok(()));
         }
+        throttled(self.name);
         blocked_until(conn, &key, now).await
     }
 
@@ -281,14 +288,17 @@ impl Pace {
         Ok(match slot {
             Some(slot) => Ok(wait_until(slot.blocked_until - step, now)),
             // Full: a turn frees once the queue reaches no further than `max_wait`.
-            None => match blocked_until(conn, &key, now).await? {
-                Err(Limited(queued)) => Err(Limited(
-                    queued
-                        .saturating_sub(self.max_wait)
-                        .max(Duration::from_secs(1)),
-                )),
-                Ok(()) => Err(Limited(Duration::from_secs(1))),
-            },
+            None => {
+                throttled(self.name);
+                match blocked_until(conn, &key, now).await? {
+                    Err(Limited(queued)) => Err(Limited(
+                        queued
+                            .saturating_sub(self.max_wait)
+                            .max(Duration::from_secs(1)),
+                    )),
+                    Ok(()) => Err(Limited(Duration::from_secs(1))),
+                }
+            }
         })
     }
 }

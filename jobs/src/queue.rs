@@ -174,18 +174,29 @@ impl<C: Clone> Clone for Runner<C> {
     }
 }
 
-async fn run_job<C>(job: Job, runner: Data<Runner<C>>) -> Result<(), BoxDynError>
+/// Runs the job's handler, and counts the outcome (`linkai_jobs_total`) by kind: `run`,
+/// `retried` (it failed and will run again), `failed` (its last attempt failed), or
+/// `dropped` (no handler knows its kind, on its last attempt).
+async fn run_job<C>(job: Job, runner: Data<Runner<C>>, attempt: Attempt) -> Result<(), BoxDynError>
 where
     C: Clone + Send + Sync + 'static,
 {
-    runner
-        .handlers
-        .run(&job, runner.context.clone())
-        .await
-        .map_err(|err| {
-            tracing::warn!(kind = job.kind(), "job failed, will retry: {err:#}");
-            err.into()
-        })
+    let kind = runner.handlers.label(job.kind());
+    let result = runner.handlers.run(&job, runner.context.clone()).await;
+    // The retry policy runs a job again while its attempts (counted from 1) are at most
+    // MAX_RETRIES.
+    let last = attempt.current() > MAX_RETRIES;
+    let outcome = match (&result, last) {
+        (Ok(()), _) => "run",
+        (Err(_), false) => "retried",
+        (Err(_), true) if kind == "unknown" => "dropped",
+        (Err(_), true) => "failed",
+    };
+    metrics::counter!("linkai_jobs_total", "kind" => kind, "outcome" => outcome).increment(1);
+    result.map_err(|err| {
+        tracing::warn!(kind = job.kind(), outcome, "job failed: {err:#}");
+        err.into()
+    })
 }
 
 /// Up to [`MAX_RETRIES`] attempts, backing off exponentially from half a second to five

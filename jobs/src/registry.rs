@@ -57,6 +57,14 @@ impl<C: Send + 'static> Handlers<C> {
         run(job, cx).await
     }
 
+    /// `kind` as a metrics label: its registered name, or `unknown` (a label never takes a
+    /// name from the queue's data).
+    pub fn label(&self, kind: &str) -> &'static str {
+        self.by_kind
+            .get_key_value(kind)
+            .map_or("unknown", |(known, _)| known)
+    }
+
     /// The kinds handled.
     pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.by_kind.keys().copied()

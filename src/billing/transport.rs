@@ -105,8 +105,32 @@ impl Transport {
             .map_err(|err| TransportError::Unreadable(err.to_string()))
     }
 
-    /// One attempt: Stripe's status, whether it says to retry, and the body.
+    /// One attempt: Stripe's status, whether it says to retry, and the body. Counted and
+    /// timed by endpoint (ids cut out), method and status (`error` when none came back).
     async fn attempt(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Option<bool>, Bytes), TransportError> {
+        let endpoint = crate::metrics::stripe_endpoint(request.uri().path());
+        let method = if request.method() == Method::GET {
+            "GET"
+        } else {
+            "POST"
+        };
+        let started = std::time::Instant::now();
+        let result = self.attempt_once(request).await;
+        let status = match &result {
+            Ok((status, _, _)) => status.as_u16().to_string(),
+            Err(_) => "error".to_owned(),
+        };
+        metrics::histogram!("linkai_stripe_request_duration_seconds", "endpoint" => endpoint.clone(), "method" => method)
+            .record(started.elapsed());
+        metrics::counter!("linkai_stripe_requests_total", "endpoint" => endpoint, "method" => method, "status" => status)
+            .increment(1);
+        result
+    }
+
+    async fn attempt_once(
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<(StatusCode, Option<bool>, Bytes), TransportError> {

@@ -147,34 +147,43 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    let (status, outcome) = take(&hooks, &headers, &body).await;
+    metrics::counter!("linkai_stripe_webhooks_total", "outcome" => outcome).increment(1);
+    status
+}
+
+/// The answer to one delivery, and what became of it: `received`, `duplicate` (recorded
+/// before), `rejected` (not a signed event), or `error`.
+async fn take(hooks: &Webhooks, headers: &HeaderMap, body: &Bytes) -> (StatusCode, &'static str) {
     let Some(secret) = &hooks.secret else {
-        return StatusCode::NOT_FOUND;
+        return (StatusCode::NOT_FOUND, "rejected");
     };
     let header = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
-    if let Err(err) = verify(secret.expose(), header, &body, Utc::now().timestamp()) {
+    if let Err(err) = verify(secret.expose(), header, body, Utc::now().timestamp()) {
         tracing::warn!("refused a Stripe webhook: {err}");
-        return StatusCode::BAD_REQUEST;
+        return (StatusCode::BAD_REQUEST, "rejected");
     }
-    let Ok(event) = serde_json::from_slice::<Value>(&body) else {
-        return StatusCode::BAD_REQUEST;
+    let Ok(event) = serde_json::from_slice::<Value>(body) else {
+        return (StatusCode::BAD_REQUEST, "rejected");
     };
     let (Some(id), Some(kind)) = (event["id"].as_str(), event["type"].as_str()) else {
-        return StatusCode::BAD_REQUEST;
+        return (StatusCode::BAD_REQUEST, "rejected");
     };
     match record(&hooks.db, id, kind, &event).await {
-        Ok(()) => StatusCode::OK,
+        Ok(true) => (StatusCode::OK, "received"),
+        Ok(false) => (StatusCode::OK, "duplicate"),
         Err(err) => {
             tracing::error!("could not record Stripe event {id}: {err:#}");
-            StatusCode::INTERNAL_SERVER_ERROR
+            (StatusCode::INTERNAL_SERVER_ERROR, "error")
         }
     }
 }
 
 /// Records the event and queues its workspace's sync in one transaction; a redelivered
-/// event is recorded already and changes nothing.
-async fn record(db: &Db, id: &str, kind: &str, event: &Value) -> anyhow::Result<()> {
+/// event is recorded already and changes nothing (false).
+async fn record(db: &Db, id: &str, kind: &str, event: &Value) -> anyhow::Result<bool> {
     let mut conn = db.conn().await?;
     conn.transaction(async |conn| {
         let plans = ["product.", "price.", "plan."]
@@ -208,11 +217,11 @@ async fn record(db: &Db, id: &str, kind: &str, event: &Value) -> anyhow::Result<
             .execute(conn)
             .await?;
         if inserted == 0 {
-            return Ok(());
+            return Ok(false);
         }
         if plans {
             crate::outbox::enqueue(conn, &SyncPlans {}).await?;
-            return Ok(());
+            return Ok(true);
         }
         if let Some(workspace_id) = workspace {
             // A subscription event carries the subscription as it was: applied in order.
@@ -226,7 +235,7 @@ async fn record(db: &Db, id: &str, kind: &str, event: &Value) -> anyhow::Result<
                 crate::outbox::enqueue(conn, &SyncBilling { workspace_id }).await?;
             }
         }
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, anyhow::Error>(true)
     })
     .await
 }

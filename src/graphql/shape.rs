@@ -74,6 +74,8 @@ const INTROSPECTION_LISTS: [&str; 8] = [
 /// What the transport needs to know about a document before running it.
 pub struct Shape {
     pub operation: OperationType,
+    /// The operation's own name, as the document gives it (metrics label by it).
+    pub name: Option<async_graphql::Name>,
 }
 
 /// Measures `doc` for `operation_name` (`introspection: false` refuses `__schema` and
@@ -178,8 +180,17 @@ pub fn check(
             )));
         }
     }
+    let name = match operation_name {
+        Some(name) => Some(async_graphql::Name::new(name)),
+        None => doc
+            .operations
+            .iter()
+            .next()
+            .and_then(|(name, _)| name.cloned()),
+    };
     Ok(Some(Shape {
         operation: operation.ty,
+        name,
     }))
 }
 

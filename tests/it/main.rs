@@ -24,6 +24,7 @@ mod invitations;
 mod isolation;
 mod layering;
 mod members;
+mod metrics;
 mod phone_billing;
 mod pool_context;
 mod resources;

@@ -1,0 +1,235 @@
+//! Metrics as Prometheus scrapes them (issue 24): `linkai serve --no-workers` and `linkai
+//! worker`, each a process with its own `METRICS_ADDR`, after a flow through both; the
+//! text is read by a Prometheus text-format parser (`prometheus-parse`).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use prometheus_parse::{Sample, Scrape, Value as Metric};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::harness::TestApp;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+async fn scrape(client: &reqwest::Client, port: u16) -> Scrape {
+    let res = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(res.status(), 200);
+    let content_type = res.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let text = res.text().await.expect("text");
+    Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).expect("Prometheus text")
+}
+
+/// The samples named `name` whose labels include `labels`.
+fn samples<'a>(scrape: &'a Scrape, name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .collect()
+}
+
+/// The sum of the counters named `name` whose labels include `labels`.
+fn counted(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples(scrape, name, labels)
+        .iter()
+        .map(|s| match &s.value {
+            Metric::Counter(v) => *v,
+            other => panic!("{name} is not a counter: {other:?}"),
+        })
+        .sum()
+}
+
+/// How many observations the histograms named `name` with `labels` hold.
+fn observed(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> u64 {
+    samples(scrape, name, labels)
+        .iter()
+        .map(|s| match &s.value {
+            Metric::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count) as u64,
+            other => panic!("{name} is not a histogram: {other:?}"),
+        })
+        .sum()
+}
+
+/// Prometheus' conventions, on every sample: our prefix, `_total` on counters, seconds for
+/// durations, and label values from closed sets (never an id or an address).
+fn assert_conventions(scrape: &Scrape) {
+    assert!(!scrape.samples.is_empty());
+    for sample in &scrape.samples {
+        assert!(sample.metric.starts_with("linkai_"), "{}", sample.metric);
+        if matches!(sample.value, Metric::Counter(_)) {
+            assert!(sample.metric.ends_with("_total"), "{}", sample.metric);
+        }
+        assert!(!sample.metric.contains("millis"), "{}", sample.metric);
+        for (key, value) in sample.labels.iter() {
+            let looks_like_id = Uuid::parse_str(value).is_ok() || value.contains('@');
+            assert!(!looks_like_id, "{}: {key}={value}", sample.metric);
+        }
+    }
+}
+
+async fn post(client: &reqwest::Client, base: &str, body: Value) -> Value {
+    client
+        .post(format!("{base}/graphql"))
+        .json(&body)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
+    // The app gives the database, queue and mail; its own server and workers stay idle.
+    let app = TestApp::new().await;
+    let (api_port, api_metrics, worker_metrics) = (free_port(), free_port(), free_port());
+    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkai"));
+    serve.args(["serve", "--no-workers"]);
+    for (key, value) in app.env() {
+        serve.env(key, value);
+    }
+    let _serve = serve
+        .env("BIND_ADDR", format!("127.0.0.1:{api_port}"))
+        .env("METRICS_ADDR", format!("127.0.0.1:{api_metrics}"))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve starts");
+    let metrics_addr = format!("127.0.0.1:{worker_metrics}");
+    let _worker = app.worker_process("metrics", &[("METRICS_ADDR", &metrics_addr)]);
+    let base = format!("http://127.0.0.1:{api_port}");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..200 {
+        let answer = client.get(format!("{base}/readyz")).send().await;
+        if answer.is_ok_and(|res| res.status() == 200) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the service became ready");
+
+    // The flow: two named queries, one anonymous, a coded error, a refused document, and a
+    // sign-up, whose email the worker sends.
+    for _ in 0..2 {
+        let hello = post(
+            &client,
+            &base,
+            json!({ "query": "query Hello { __typename }" }),
+        )
+        .await;
+        assert_eq!(hello["data"]["__typename"], "Query");
+    }
+    post(&client, &base, json!({ "query": "{ __typename }" })).await;
+    let stranger = post(
+        &client,
+        &base,
+        json!({ "query": "query Stranger($id: ID!) { workspace(id: $id) { id } }",
+                "variables": { "id": Uuid::new_v4().to_string() } }),
+    )
+    .await;
+    let code = stranger["errors"][0]["extensions"]["code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    let huge = format!("{{ {} }}", "__typename ".repeat(20_000));
+    let refused = post(&client, &base, json!({ "query": huge })).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"],
+        "QUERY_TOO_COMPLEX"
+    );
+    let email = format!("ada-{}@example.com", Uuid::new_v4().simple());
+    let signed = post(
+        &client,
+        &base,
+        json!({ "query": "mutation SignUp($e: String!) { signUp(email: $e, password: \"correct horse battery\", name: \"Ada\") { email } }",
+                "variables": { "e": email } }),
+    )
+    .await;
+    assert_eq!(signed["data"]["signUp"]["email"], email);
+    let mut sent = false;
+    for _ in 0..200 {
+        if !app.mail.to(&email).is_empty() {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sent, "the worker sent the sign-up email");
+
+    let api = scrape(&client, api_metrics).await;
+    assert_conventions(&api);
+    let graphql_ok = [("route", "/graphql"), ("method", "POST"), ("status", "200")];
+    assert!(counted(&api, "linkai_http_requests_total", &graphql_ok) >= 5.0);
+    assert!(counted(&api, "linkai_http_requests_total", &[("route", "/readyz")]) >= 1.0);
+    let hello = [("operation", "Hello"), ("type", "query")];
+    assert_eq!(
+        counted(&api, "linkai_graphql_operations_total", &hello),
+        2.0
+    );
+    assert_eq!(
+        observed(&api, "linkai_graphql_operation_duration_seconds", &hello),
+        2
+    );
+    let anonymous = [("operation", "anonymous")];
+    assert_eq!(
+        counted(&api, "linkai_graphql_operations_total", &anonymous),
+        1.0
+    );
+    let sign_up = [("operation", "SignUp"), ("type", "mutation")];
+    assert_eq!(
+        counted(&api, "linkai_graphql_operations_total", &sign_up),
+        1.0
+    );
+    assert_eq!(
+        counted(&api, "linkai_graphql_errors_total", &[("code", &code)]),
+        1.0
+    );
+    let tokens = [("reason", "tokens")];
+    assert_eq!(
+        counted(&api, "linkai_graphql_refused_documents_total", &tokens),
+        1.0
+    );
+    // Every operation that ran reported its statements; the sign-up wrote some.
+    assert_eq!(observed(&api, "linkai_graphql_request_statements", &[]), 5);
+    assert!(observed(&api, "linkai_db_pool_wait_seconds", &[]) >= 1);
+    for state in ["in_use", "idle"] {
+        let gauge = samples(&api, "linkai_db_pool_connections", &[("state", state)]);
+        assert!(matches!(gauge[..], [s] if matches!(s.value, Metric::Gauge(_))));
+    }
+    assert_eq!(samples(&api, "linkai_db_pool_waiting", &[]).len(), 1);
+
+    let worker = scrape(&client, worker_metrics).await;
+    assert_conventions(&worker);
+    assert!(counted(&worker, "linkai_jobs_total", &[("outcome", "run")]) >= 1.0);
+    assert_eq!(
+        counted(&worker, "linkai_jobs_total", &[("outcome", "failed")]),
+        0.0
+    );
+    assert!(counted(&worker, "linkai_emails_total", &[("outcome", "sent")]) >= 1.0);
+    let lag = samples(&worker, "linkai_outbox_lag_seconds", &[]);
+    assert!(matches!(lag[..], [s] if matches!(s.value, Metric::Gauge(v) if v >= 0.0)));
+}
