@@ -422,9 +422,13 @@ async fn execute(
     let started = std::time::Instant::now();
     let mut response = app.schema.execute(request).await;
     crate::graphql::errors::code_errors(&mut response);
-    crate::metrics::operation_ran(
-        name.as_deref(),
+    let ran = crate::metrics::Ran {
+        name: name.as_deref(),
+        valid: !crate::graphql::errors::is_request_error(&response),
         kind,
+    };
+    crate::metrics::operation_ran(
+        ran,
         started.elapsed(),
         db.statements(),
         crate::graphql::errors::codes(&response),

@@ -8,11 +8,14 @@
 //! - Label values come from closed sets: routes, error codes, job kinds, email templates,
 //!   throttle rules, Stripe endpoints with their ids cut out. Never an id or an address.
 //! - Operation names are the one open set: a process keeps the first
-//!   [`MAX_OPERATION_NAMES`] distinct names it runs, folds later ones into `other`, and
-//!   unnamed operations into `anonymous`.
-//! - Without `METRICS_ADDR` no recorder is installed, and recording costs nothing.
+//!   [`MAX_OPERATION_NAMES`] distinct names (of at most [`MAX_OPERATION_NAME_CHARS`]) of
+//!   documents that passed validation, folds the rest into `other`, and unnamed operations
+//!   into `anonymous`.
+//! - Without `METRICS_ADDR` no recorder is installed, and the request path records nothing
+//!   (one atomic load per request).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
@@ -24,6 +27,15 @@ use crate::db::Db;
 
 /// Operation names a process labels by, at most.
 pub const MAX_OPERATION_NAMES: usize = 100;
+/// A longer operation name is labelled `other`.
+pub const MAX_OPERATION_NAME_CHARS: usize = 64;
+
+/// Whether this process installed a recorder: the request path skips its metrics if not.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// Buckets of request-scale durations, in seconds.
 const SECONDS: &[f64] = &[
@@ -47,6 +59,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Suffix("_statements".into()), STATEMENTS)?
         .install_recorder()?;
     describe();
+    ENABLED.store(true, Ordering::Relaxed);
     // Histograms buffer their samples until upkeep drains them: drained on a timer, so an
     // unscraped process does not grow.
     let upkeep = handle.clone();
@@ -97,10 +110,13 @@ async fn sample(db: &Db) {
     metrics::gauge!("linkai_db_pool_connections", "state" => "in_use").set(in_use as f64);
     metrics::gauge!("linkai_db_pool_connections", "state" => "idle").set(status.available as f64);
     metrics::gauge!("linkai_db_pool_waiting").set(status.waiting as f64);
+    // Unknown (NaN) when the database does not answer: never a stale 0 during an outage.
     let lag = tokio::time::timeout(Duration::from_secs(1), crate::outbox::lag(db)).await;
-    if let Ok(Ok(seconds)) = lag {
-        metrics::gauge!("linkai_outbox_lag_seconds").set(seconds);
-    }
+    let seconds = match lag {
+        Ok(Ok(seconds)) => seconds,
+        _ => f64::NAN,
+    };
+    metrics::gauge!("linkai_outbox_lag_seconds").set(seconds);
 }
 
 fn describe() {
@@ -152,7 +168,7 @@ fn describe() {
     describe_gauge!(
         "linkai_outbox_lag_seconds",
         Unit::Seconds,
-        "Age of the oldest outbox row waiting to be queued (0 when none waits)."
+        "Age of the oldest outbox row waiting to be queued (0 when none waits, NaN when the database did not answer)."
     );
     describe_counter!(
         "linkai_jobs_total",
@@ -187,6 +203,9 @@ pub async fn measure_http(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    if !enabled() {
+        return next.run(request).await;
+    }
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -211,19 +230,36 @@ pub async fn measure_http(
 /// A document refused before it ran: over the token budget (`tokens`), not GraphQL
 /// (`parse`), over a shape limit (`shape`), or a mutation sent with GET (`method`).
 pub fn refused(reason: &'static str) {
+    if !enabled() {
+        return;
+    }
     metrics::counter!("linkai_graphql_refused_documents_total", "reason" => reason).increment(1);
 }
 
-/// An operation that ran: its name's label, its type, how long it took, the statements it
-/// ran, and its errors' codes.
+/// What an operation that ran is labelled by: its name if it passed validation (`valid`),
+/// and its type.
+pub struct Ran<'a> {
+    pub name: Option<&'a str>,
+    pub valid: bool,
+    pub kind: &'static str,
+}
+
+/// An operation that ran: how long it took, the statements it ran, and its errors' codes.
 pub fn operation_ran<'a>(
-    name: Option<&str>,
-    kind: &'static str,
+    ran: Ran<'_>,
     took: Duration,
     statements: usize,
     codes: impl Iterator<Item = &'a str>,
 ) {
-    let operation = operation_label(name);
+    if !enabled() {
+        return;
+    }
+    let operation = if ran.valid {
+        operation_label(ran.name)
+    } else {
+        "other"
+    };
+    let kind = ran.kind;
     metrics::counter!("linkai_graphql_operations_total", "operation" => operation, "type" => kind)
         .increment(1);
     metrics::histogram!("linkai_graphql_operation_duration_seconds", "operation" => operation, "type" => kind)
@@ -246,6 +282,9 @@ pub fn operation_label(name: Option<&str>) -> &'static str {
     let Some(name) = name else {
         return "anonymous";
     };
+    if name.chars().count() > MAX_OPERATION_NAME_CHARS {
+        return "other";
+    }
     let names = NAMES.get_or_init(|| RwLock::new(HashSet::new()));
     if let Some(known) = names.read().ok().and_then(|set| set.get(name).copied()) {
         return known;
@@ -311,5 +350,6 @@ mod tests {
         }
         assert_eq!(operation_label(Some("Members")), "Members");
         assert_eq!(operation_label(Some("OneTooMany")), "other");
+        assert_eq!(operation_label(Some(&"L".repeat(65))), "other");
     }
 }

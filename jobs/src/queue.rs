@@ -31,8 +31,9 @@ pub const MAX_SCHEDULED: usize = 5_000;
 pub const TRIM_BATCH: usize = 500;
 /// How often a worker trims finished jobs.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
-/// Attempts per job before the worker stops retrying it (the email stays unsent and the
-/// failure is logged; the relay's row is gone, so an operator re-sends from the app).
+/// Retries per job (after its first attempt) before the worker stops retrying it and the
+/// job goes to the dead set (the email stays unsent and the failure is logged; the relay's
+/// row is gone, so an operator re-sends from the app).
 pub const MAX_RETRIES: usize = 8;
 
 /// Where jobs live and how workers watch each other.
@@ -195,6 +196,12 @@ where
     metrics::counter!("linkai_jobs_total", "kind" => kind, "outcome" => outcome).increment(1);
     result.map_err(|err| {
         tracing::warn!(kind = job.kind(), outcome, "job failed: {err:#}");
+        if last {
+            // apalis-redis schedules a failed job again up to its own 25 attempts
+            // (lua/handle_results.lua); an abort sends it to the dead set instead, so the
+            // last retry is MAX_RETRIES' and `failed` counts each job once.
+            return Box::new(AbortError::new(err)) as BoxDynError;
+        }
         err.into()
     })
 }

@@ -112,10 +112,10 @@ impl Transport {
         request: Request<Full<Bytes>>,
     ) -> Result<(StatusCode, Option<bool>, Bytes), TransportError> {
         let endpoint = crate::metrics::stripe_endpoint(request.uri().path());
-        let method = if request.method() == Method::GET {
-            "GET"
-        } else {
-            "POST"
+        let method = match *request.method() {
+            Method::GET => "GET",
+            Method::DELETE => "DELETE",
+            _ => "POST",
         };
         let started = std::time::Instant::now();
         let result = self.attempt_once(request).await;

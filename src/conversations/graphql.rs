@@ -254,16 +254,6 @@ fn conversations_cost(
     items + if searched { SEARCH_COST } else { 0 }
 }
 
-/// Whether every term of a web-search query is one to leave out: no index can find what
-/// such a query matches, so it would rank nearly every message (the search function finds
-/// nothing for it, migration 000036; this says why).
-fn only_left_out(search: &str) -> bool {
-    search
-        .split_whitespace()
-        .filter(|term| !term.eq_ignore_ascii_case("or"))
-        .all(|term| term.starts_with('-'))
-}
-
 impl ConversationFilter {
     fn parse(self) -> ApiResult<Filter> {
         let id = |id: Option<ID>| id.as_ref().map(parse_id).transpose();
@@ -278,11 +268,6 @@ impl ConversationFilter {
             return Err(ApiError::bad_input(format!(
                 "`search` must be at most {MAX_SEARCH_CHARS} characters, with no NUL."
             )));
-        }
-        if search.as_deref().is_some_and(only_left_out) {
-            return Err(ApiError::bad_input(
-                "`search` needs a word to find, not only words to leave out (`-word`).",
-            ));
         }
         Ok(Filter {
             agent_id: id(self.agent_id)?,

@@ -35,12 +35,12 @@ impl ApiError {
     }
 }
 
-/// The code an error already carries, if any.
 /// Each error's code (every error has one after [`code_errors`]).
 pub fn codes(response: &Response) -> impl Iterator<Item = &str> {
     response.errors.iter().filter_map(code_of)
 }
 
+/// The code an error already carries, if any.
 fn code_of(err: &ServerError) -> Option<&str> {
     match err.extensions.as_ref()?.get("code")? {
         Value::String(code) => Some(code.as_str()),

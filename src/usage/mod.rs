@@ -188,6 +188,15 @@ pub async fn count(
     counts: &[(Metric, i32)],
     now: DateTime<Utc>,
 ) -> Result<(), UsageError> {
+    // One row per metric: an upsert cannot move one counter twice.
+    let mut merged: Vec<(Metric, i32)> = Vec::with_capacity(counts.len());
+    for &(metric, quantity) in counts {
+        match merged.iter_mut().find(|(m, _)| *m == metric) {
+            Some((_, total)) => *total = total.saturating_add(quantity),
+            None => merged.push((metric, quantity)),
+        }
+    }
+    let counts = merged.as_slice();
     let asked: Vec<(&str, i32, i32)> = counts
         .iter()
         .map(|(metric, quantity)| (metric.as_db(), *quantity, metric.limit(limits)))

@@ -547,8 +547,14 @@ async fn search_ranks_what_matches_and_never_crosses_workspaces() {
         expected.sort_unstable();
         assert_eq!(sorted, expected, "{words}");
     }
-    // Only words to leave out: no index finds what that matches, so it is refused.
-    for words in ["-cancel", "-cancel or -parking"] {
+    // Nothing to look up in an index (only words left out, or `or` with one, which
+    // matches nearly every message): refused, not ranked over every message.
+    for words in [
+        "-cancel",
+        "-cancel or -parking",
+        "parking or -booking",
+        "the -cancel",
+    ] {
         search(&ada.own_workspace, words)
             .await
             .assert_code("BAD_USER_INPUT");

@@ -161,6 +161,30 @@ async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
         refused["errors"][0]["extensions"]["code"],
         "QUERY_TOO_COMPLEX"
     );
+    // Names past 64 characters, and names of documents that fail validation, fold into
+    // `other`; so does nothing else here.
+    let long = format!("query {} {{ __typename }}", "L".repeat(65));
+    post(&client, &base, json!({ "query": long })).await;
+    let invalid = post(&client, &base, json!({ "query": "query Broken { nope }" })).await;
+    assert_eq!(
+        invalid["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    // Off the public port: /metrics there is an unmatched path, labelled as one.
+    let public = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(public.status(), 404);
+    // A webhook with no signing secret configured is refused.
+    let hook = client
+        .post(format!("{base}/webhooks/stripe"))
+        .body("{}")
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(hook.status(), 404);
     let email = format!("ada-{}@example.com", Uuid::new_v4().simple());
     let signed = post(
         &client,
@@ -199,6 +223,18 @@ async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
         counted(&api, "linkai_graphql_operations_total", &anonymous),
         1.0
     );
+    let other = [("operation", "other"), ("type", "query")];
+    assert_eq!(
+        counted(&api, "linkai_graphql_operations_total", &other),
+        2.0
+    );
+    let unmatched = [("route", "unmatched"), ("method", "GET"), ("status", "404")];
+    assert_eq!(counted(&api, "linkai_http_requests_total", &unmatched), 1.0);
+    let rejected = [("outcome", "rejected")];
+    assert_eq!(
+        counted(&api, "linkai_stripe_webhooks_total", &rejected),
+        1.0
+    );
     let sign_up = [("operation", "SignUp"), ("type", "mutation")];
     assert_eq!(
         counted(&api, "linkai_graphql_operations_total", &sign_up),
@@ -213,8 +249,8 @@ async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
         counted(&api, "linkai_graphql_refused_documents_total", &tokens),
         1.0
     );
-    // Every operation that ran reported its statements; the sign-up wrote some.
-    assert_eq!(observed(&api, "linkai_graphql_request_statements", &[]), 5);
+    // Every operation that ran reported its statements (the refused one did not run).
+    assert_eq!(observed(&api, "linkai_graphql_request_statements", &[]), 7);
     assert!(observed(&api, "linkai_db_pool_wait_seconds", &[]) >= 1);
     for state in ["in_use", "idle"] {
         let gauge = samples(&api, "linkai_db_pool_connections", &[("state", state)]);
@@ -225,10 +261,8 @@ async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
     let worker = scrape(&client, worker_metrics).await;
     assert_conventions(&worker);
     assert!(counted(&worker, "linkai_jobs_total", &[("outcome", "run")]) >= 1.0);
-    assert_eq!(
-        counted(&worker, "linkai_jobs_total", &[("outcome", "failed")]),
-        0.0
-    );
+    let failed = [("outcome", "failed")];
+    assert!(samples(&worker, "linkai_jobs_total", &failed).is_empty());
     assert!(counted(&worker, "linkai_emails_total", &[("outcome", "sent")]) >= 1.0);
     let lag = samples(&worker, "linkai_outbox_lag_seconds", &[]);
     assert!(matches!(lag[..], [s] if matches!(s.value, Metric::Gauge(v) if v >= 0.0)));
