@@ -238,6 +238,7 @@ pub fn refused(reason: &'static str) {
 
 /// What an operation that ran is labelled by: its name if it passed validation (`valid`),
 /// and its type.
+#[derive(Clone, Copy)]
 pub struct Ran<'a> {
     pub name: Option<&'a str>,
     pub valid: bool,
