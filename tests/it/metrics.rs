@@ -38,6 +38,9 @@ async fn scrape(client: &reqwest::Client, port: u16) -> Scrape {
     Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).expect("Prometheus text")
 }
 
+/// Label pairs a sample must have.
+type Labels<'a> = &'a [(&'a str, &'a str)];
+
 /// The samples named `name` whose labels include `labels`.
 fn samples<'a>(scrape: &'a Scrape, name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
     scrape
@@ -209,45 +212,48 @@ async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
     let graphql_ok = [("route", "/graphql"), ("method", "POST"), ("status", "200")];
     assert!(counted(&api, "linkai_http_requests_total", &graphql_ok) >= 5.0);
     assert!(counted(&api, "linkai_http_requests_total", &[("route", "/readyz")]) >= 1.0);
+    // What the flow did, counted exactly.
     let hello = [("operation", "Hello"), ("type", "query")];
-    assert_eq!(
-        counted(&api, "linkai_graphql_operations_total", &hello),
-        2.0
-    );
+    let expected: [(&str, Labels, f64); 8] = [
+        ("linkai_graphql_operations_total", &hello, 2.0),
+        (
+            "linkai_graphql_operations_total",
+            &[("operation", "anonymous")],
+            1.0,
+        ),
+        (
+            "linkai_graphql_operations_total",
+            &[("operation", "other"), ("type", "query")],
+            2.0,
+        ),
+        (
+            "linkai_graphql_operations_total",
+            &[("operation", "SignUp"), ("type", "mutation")],
+            1.0,
+        ),
+        ("linkai_graphql_errors_total", &[("code", &code)], 1.0),
+        (
+            "linkai_graphql_refused_documents_total",
+            &[("reason", "tokens")],
+            1.0,
+        ),
+        (
+            "linkai_http_requests_total",
+            &[("route", "unmatched"), ("method", "GET"), ("status", "404")],
+            1.0,
+        ),
+        (
+            "linkai_stripe_webhooks_total",
+            &[("outcome", "rejected")],
+            1.0,
+        ),
+    ];
+    for (name, labels, count) in expected {
+        assert_eq!(counted(&api, name, labels), count, "{name} {labels:?}");
+    }
     assert_eq!(
         observed(&api, "linkai_graphql_operation_duration_seconds", &hello),
         2
-    );
-    let anonymous = [("operation", "anonymous")];
-    assert_eq!(
-        counted(&api, "linkai_graphql_operations_total", &anonymous),
-        1.0
-    );
-    let other = [("operation", "other"), ("type", "query")];
-    assert_eq!(
-        counted(&api, "linkai_graphql_operations_total", &other),
-        2.0
-    );
-    let unmatched = [("route", "unmatched"), ("method", "GET"), ("status", "404")];
-    assert_eq!(counted(&api, "linkai_http_requests_total", &unmatched), 1.0);
-    let rejected = [("outcome", "rejected")];
-    assert_eq!(
-        counted(&api, "linkai_stripe_webhooks_total", &rejected),
-        1.0
-    );
-    let sign_up = [("operation", "SignUp"), ("type", "mutation")];
-    assert_eq!(
-        counted(&api, "linkai_graphql_operations_total", &sign_up),
-        1.0
-    );
-    assert_eq!(
-        counted(&api, "linkai_graphql_errors_total", &[("code", &code)]),
-        1.0
-    );
-    let tokens = [("reason", "tokens")];
-    assert_eq!(
-        counted(&api, "linkai_graphql_refused_documents_total", &tokens),
-        1.0
     );
     // Every operation that ran reported its statements (the refused one did not run).
     assert_eq!(observed(&api, "linkai_graphql_request_statements", &[]), 7);
