@@ -20,6 +20,7 @@
 //! | `JOBS_QUEUE` | Redis key prefix of the job queue | [`DEFAULT_JOBS_QUEUE`] |
 //! | `WORKER_NAME` | unique name of this worker process | `linkai-<pid>-<random>` |
 //! | `WORKER_HEARTBEAT_SECS` | worker heartbeat; a worker silent for 3 beats is presumed dead and its jobs re-run | [`DEFAULT_HEARTBEAT_SECS`] |
+//! | `JOBS_FIRST_RETRY_MS` | a failed job's first retry waits this long, each later one about twice as long (8 retries, then the job is dropped) | 500 |
 //! | `TRIAL_SCAN_SECS` | how often workers look for due trial reminders and expiries | [`DEFAULT_TRIAL_SCAN_SECS`] |
 //! | `BILLING_SYNC_SECS` | how often workers re-sync every workspace's billing from Stripe | [`DEFAULT_BILLING_SYNC_SECS`] |
 //! | `PAST_DUE_GRACE_DAYS` | how long a past-due workspace stays writable (src/billing/grace.rs) | [`DEFAULT_PAST_DUE_GRACE_DAYS`] |
@@ -139,6 +140,8 @@ pub struct WorkerConfig {
     pub queue: String,
     pub name: String,
     pub heartbeat: Duration,
+    /// A failed job's first retry waits this long (`linkai_jobs::queue::retry_policy`).
+    pub first_retry: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -480,6 +483,10 @@ impl Config {
                 queue: or("JOBS_QUEUE", DEFAULT_JOBS_QUEUE),
                 name: worker_name,
                 heartbeat: Duration::from_secs(heartbeat_secs),
+                first_retry: Duration::from_millis(number(
+                    "JOBS_FIRST_RETRY_MS",
+                    linkai_jobs::queue::FIRST_RETRY.as_millis() as u64,
+                )?),
             },
             billing: BillingPolicy {
                 past_due_grace: chrono::Duration::days(

@@ -34,6 +34,7 @@ pub fn settings(config: &Config) -> WorkerSettings {
         worker_name: config.workers.name.clone(),
         heartbeat: config.workers.heartbeat,
         missed_heartbeats: MISSED_HEARTBEATS,
+        first_retry: config.workers.first_retry,
     }
 }
 

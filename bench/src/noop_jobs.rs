@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
-use linkai_jobs::queue::{retry_policy, POLL_INTERVAL};
+use linkai_jobs::queue::{retry_policy, FIRST_RETRY, POLL_INTERVAL};
 use linkai_jobs::WorkerSettings;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -52,7 +52,7 @@ async fn work(
                 .poll_with_interval(POLL_INTERVAL),
         )
         .data(Arc::clone(&finished))
-        .retry(retry_policy()?)
+        .retry(retry_policy(FIRST_RETRY)?)
         .build(noop);
     let all_done = Arc::clone(&finished);
     worker
@@ -74,6 +74,7 @@ pub async fn rerun_after_worker_loss(redis_url: &str, jobs: usize) -> anyhow::Re
         worker_name: "linkai-bench-first".to_owned(),
         heartbeat: Duration::from_millis(500),
         missed_heartbeats: 2,
+        first_retry: FIRST_RETRY,
     };
     let mut storage = first.storage::<Noop>().await?;
     for n in 0..jobs {
@@ -99,6 +100,7 @@ pub async fn run(redis_url: &str, count: usize) -> anyhow::Result<serde_json::Va
         worker_name: "linkai-bench-worker".to_owned(),
         heartbeat: Duration::from_secs(5),
         missed_heartbeats: 3,
+        first_retry: FIRST_RETRY,
     };
     let client = redis::Client::open(redis_url)?;
     let mut admin = client.get_multiplexed_async_connection().await?;

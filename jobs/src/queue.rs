@@ -47,6 +47,9 @@ pub struct WorkerSettings {
     pub heartbeat: Duration,
     /// A worker silent for this many heartbeats is dead and its jobs are re-enqueued.
     pub missed_heartbeats: usize,
+    /// How long a failed job waits before its first retry; each later one waits about
+    /// twice as long ([`retry_policy`]).
+    pub first_retry: Duration,
 }
 
 impl WorkerSettings {
@@ -206,11 +209,16 @@ where
     })
 }
 
-/// Up to [`MAX_RETRIES`] attempts, backing off exponentially from half a second to five
+/// How long a failed job waits before its first retry, unless configured.
+pub const FIRST_RETRY: Duration = Duration::from_millis(500);
+
+/// Up to [`MAX_RETRIES`] retries, backing off exponentially from `first_retry` to five
 /// minutes.
-pub fn retry_policy() -> anyhow::Result<BackoffRetryPolicy<ExponentialBackoff>> {
+pub fn retry_policy(
+    first_retry: Duration,
+) -> anyhow::Result<BackoffRetryPolicy<ExponentialBackoff>> {
     let backoff = ExponentialBackoffMaker::new(
-        Duration::from_millis(500),
+        first_retry,
         Duration::from_secs(300),
         0.5,
         HasherRng::default(),
@@ -237,7 +245,7 @@ where
     let worker = WorkerBuilder::new(settings.worker_name.clone())
         .backend(storage)
         .data(Runner { handlers, context })
-        .retry(retry_policy()?)
+        .retry(retry_policy(settings.first_retry)?)
         .build(run_job::<C>);
     let trimming = FinishedJobs::connect(settings).await?.run();
     let working = worker.run_until(async move {

@@ -20,11 +20,16 @@ fn free_port() -> u16 {
 }
 
 async fn scrape(client: &reqwest::Client, port: u16) -> Scrape {
+    try_scrape(client, port).await.expect("scrape")
+}
+
+/// `None` while nothing listens on `port` yet.
+async fn try_scrape(client: &reqwest::Client, port: u16) -> Option<Scrape> {
     let res = client
         .get(format!("http://127.0.0.1:{port}/metrics"))
         .send()
         .await
-        .expect("scrape");
+        .ok()?;
     assert_eq!(res.status(), 200);
     let content_type = res.headers()["content-type"]
         .to_str()
@@ -35,7 +40,7 @@ async fn scrape(client: &reqwest::Client, port: u16) -> Scrape {
         "{content_type}"
     );
     let text = res.text().await.expect("text");
-    Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).expect("Prometheus text")
+    Some(Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).expect("Prometheus text"))
 }
 
 /// Label pairs a sample must have.
@@ -272,4 +277,56 @@ async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
     assert!(counted(&worker, "linkai_emails_total", &[("outcome", "sent")]) >= 1.0);
     let lag = samples(&worker, "linkai_outbox_lag_seconds", &[]);
     assert!(matches!(lag[..], [s] if matches!(s.value, Metric::Gauge(v) if v >= 0.0)));
+}
+
+/// A job whose every attempt fails is retried `MAX_RETRIES` times and then dropped for
+/// good: apalis-redis would schedule it again, up to its own 25 attempts, unless the last
+/// attempt aborts it (jobs/src/queue.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_keeps_failing_is_retried_then_dropped_for_good() {
+    let app = TestApp::new().await;
+    let port = free_port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    // Nothing listens on port 1: every attempt to send the sign-up email fails.
+    let _worker = app.worker_process(
+        "failing",
+        &[
+            ("METRICS_ADDR", &metrics_addr),
+            ("SMTP_URL", "smtp://127.0.0.1:1"),
+            ("JOBS_FIRST_RETRY_MS", "1"),
+        ],
+    );
+    let email = format!("ada-{}@example.com", Uuid::new_v4().simple());
+    app.gql(
+        None,
+        "mutation($e: String!) { signUp(email: $e, password: \"correct horse battery\", name: \"Ada\") { email } }",
+        json!({ "e": email }),
+    )
+    .await
+    .data("signUp");
+    let client = reqwest::Client::new();
+    let outcome = |scrape: &Scrape, outcome: &str| {
+        counted(scrape, "linkai_jobs_total", &[("outcome", outcome)])
+    };
+    let mut dropped = None;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let scraped = try_scrape(&client, port).await;
+        if let Some(scraped) = scraped.filter(|s| outcome(s, "failed") > 0.0) {
+            dropped = Some(scraped);
+            break;
+        }
+    }
+    let dropped = dropped.expect("the job failed for good");
+    let retries = linkai_jobs::queue::MAX_RETRIES as f64;
+    assert_eq!(outcome(&dropped, "retried"), retries);
+    assert_eq!(outcome(&dropped, "failed"), 1.0);
+    assert_eq!(outcome(&dropped, "run"), 0.0);
+    // apalis-redis schedules a failed job again `attempt` seconds after it failed (9 s
+    // here): past that, it has not run again.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let later = scrape(&client, port).await;
+    assert_eq!(outcome(&later, "retried"), retries);
+    assert_eq!(outcome(&later, "failed"), 1.0);
+    assert!(app.mail.all().is_empty());
 }
