@@ -57,23 +57,31 @@ async fn relay_batch(db: &Db, queue: &mut JobQueue) -> anyhow::Result<usize> {
     }
     let mut conn = db.conn().await?;
     conn.transaction(async |conn| {
+        // A job names its kind (`Job`'s envelope): a row without one is left in place for
+        // whoever can read it, and does not hold back the rows behind it.
         let rows: Vec<(i64, serde_json::Value)> = outbox::table
             .select((outbox::id, outbox::job))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "jsonb_typeof(job -> 'type') = 'string'",
+            ))
             .order(outbox::id)
             .limit(BATCH)
             .for_update()
             .skip_locked()
             .load(conn)
             .await?;
+        let mut pushed = Vec::with_capacity(rows.len());
         for (id, job) in &rows {
             match serde_json::from_value::<Job>(job.clone()) {
-                Ok(job) => queue.push(job).await?,
+                Ok(job) => {
+                    queue.push(job).await?;
+                    pushed.push(*id);
+                }
                 // A job this build cannot read is kept for a build that can, not dropped.
                 Err(err) => tracing::error!(id, "unreadable outbox job left in place: {err}"),
             }
         }
-        let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-        diesel::delete(outbox::table.filter(outbox::id.eq_any(&ids)))
+        diesel::delete(outbox::table.filter(outbox::id.eq_any(&pushed)))
             .execute(conn)
             .await?;
         Ok(rows.len())
