@@ -106,7 +106,8 @@ impl fmt::Debug for Secret {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database: DatabaseConfig,
-    pub redis_url: String,
+    /// May carry a password: never printed.
+    pub redis_url: Secret,
     pub http: HttpConfig,
     pub email: EmailConfig,
     pub stripe: Option<StripeConfig>,
@@ -448,7 +449,7 @@ impl Config {
                     DEFAULT_POOL_WAIT_MS,
                 )?),
             },
-            redis_url: or("REDIS_URL", DEFAULT_REDIS_URL),
+            redis_url: Secret::new(or("REDIS_URL", DEFAULT_REDIS_URL)),
             http: HttpConfig {
                 bind_addr,
                 metrics_addr,
@@ -562,7 +563,7 @@ mod tests {
     fn an_empty_environment_gives_the_documented_defaults() {
         let config = Config::from_lookup(|_| None).expect("defaults parse");
         assert_eq!(config.database.url.expose(), DEFAULT_DATABASE_URL);
-        assert_eq!(config.redis_url, DEFAULT_REDIS_URL);
+        assert_eq!(config.redis_url.expose(), DEFAULT_REDIS_URL);
         assert_eq!(config.http.bind_addr.to_string(), DEFAULT_BIND_ADDR);
         assert_eq!(config.http.app_url, DEFAULT_APP_URL);
         assert!(config.email.smtp_url.is_none());
@@ -606,11 +607,14 @@ mod tests {
         let config = Config::from_lookup(|name| match name {
             "STRIPE_SECRET_KEY" => Some("sk_test_123".into()),
             "APP_URL" => Some("https://app.example.com/".into()),
+            "REDIS_URL" => Some("redis://:redis-pass-456@cache:6379".into()),
             _ => None,
         })
         .expect("parses");
         assert_eq!(config.http.app_url, "https://app.example.com");
-        assert!(!format!("{config:?}").contains("sk_test_123"));
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("sk_test_123"));
+        assert!(!printed.contains("redis-pass-456"));
     }
 
     #[test]

@@ -500,7 +500,7 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
             .await
             .map_err(|e| e.to_string())
     });
-    let redis = tokio::time::timeout(READY_TIMEOUT, redis_ping(&app.config.redis_url));
+    let redis = tokio::time::timeout(READY_TIMEOUT, redis_ping(app.config.redis_url.expose()));
     let (postgres, redis) = tokio::join!(postgres, redis);
     let postgres_ok = matches!(postgres, Ok(Ok(_)));
     let redis_ok = matches!(redis, Ok(Ok(())));

@@ -29,7 +29,7 @@ pub fn handlers() -> Handlers {
 
 pub fn settings(config: &Config) -> WorkerSettings {
     WorkerSettings {
-        redis_url: config.redis_url.clone(),
+        redis_url: config.redis_url.expose().to_owned(),
         queue: config.workers.queue.clone(),
         worker_name: config.workers.name.clone(),
         heartbeat: config.workers.heartbeat,
