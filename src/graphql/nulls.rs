@@ -59,7 +59,7 @@ pub fn complete(
     operation_name: Option<&str>,
     response: &mut Response,
 ) {
-    let Some(operation) = super::shape::operation(doc, operation_name) else {
+    let Some((_, operation)) = super::shape::operation(doc, operation_name) else {
         return;
     };
     let root = match operation.ty {

@@ -87,7 +87,7 @@ pub fn check(
     variables: &Variables,
     introspection: bool,
 ) -> Result<Option<Shape>, ApiError> {
-    let Some(operation) = operation(doc, operation_name) else {
+    let Some((name, operation)) = operation(doc, operation_name) else {
         return Ok(None);
     };
     let mut measure = Measure {
@@ -180,17 +180,9 @@ pub fn check(
             )));
         }
     }
-    let name = match operation_name {
-        Some(name) => Some(async_graphql::Name::new(name)),
-        None => doc
-            .operations
-            .iter()
-            .next()
-            .and_then(|(name, _)| name.cloned()),
-    };
     Ok(Some(Shape {
         operation: operation.ty,
-        name,
+        name: name.cloned(),
     }))
 }
 
@@ -290,19 +282,22 @@ fn too_complex(message: String) -> ApiError {
     ApiError::new(ErrorCode::QueryTooComplex, message)
 }
 
-/// The operation a request runs: the named one, or the only one.
+/// The operation a request runs, with its name: the named one, or the only one.
 pub fn operation<'d>(
     doc: &'d ExecutableDocument,
     name: Option<&str>,
-) -> Option<&'d OperationDefinition> {
+) -> Option<(Option<&'d async_graphql::Name>, &'d OperationDefinition)> {
     let mut operations = doc.operations.iter();
     match name {
         Some(name) => operations
             .find(|(op_name, _)| op_name.is_some_and(|n| n.as_str() == name))
-            .map(|(_, op)| &op.node),
+            .map(|(op_name, op)| (op_name, &op.node)),
         None => {
-            let (_, only) = operations.next()?;
-            operations.next().is_none().then_some(&only.node)
+            let (only_name, only) = operations.next()?;
+            operations
+                .next()
+                .is_none()
+                .then_some((only_name, &only.node))
         }
     }
 }
@@ -637,7 +632,7 @@ mod tests {
     #[test]
     fn the_operation_is_the_named_or_the_only_one() {
         let doc = parse_query("query A { __typename } mutation B { __typename }").expect("parses");
-        let op = |name| operation(&doc, name).map(|op| op.ty);
+        let op = |name| operation(&doc, name).map(|(_, op)| op.ty);
         assert_eq!(op(Some("B")), Some(OperationType::Mutation));
         assert_eq!(op(Some("A")), Some(OperationType::Query));
         assert_eq!(op(None), None);
