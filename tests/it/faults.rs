@@ -247,13 +247,7 @@ async fn an_unreadable_outbox_row_stays_and_holds_back_nothing() {
         .await
         .expect("an unreadable row");
     let email = format!("ada-{}@example.com", uuid::Uuid::new_v4().simple());
-    app.gql(
-        None,
-        "mutation($e: String!) { signUp(email: $e, password: \"correct horse battery\", name: \"Ada\") { email } }",
-        json!({ "e": email }),
-    )
-    .await
-    .data("signUp");
+    app.request_sign_up(&email, "Ada").await.data("signUp");
     // The sign-up email behind the unreadable row went out.
     app.mail.wait_for(&email, "complete-sign-up", 1).await;
     #[derive(diesel::QueryableByName)]

@@ -290,13 +290,7 @@ async fn a_job_that_keeps_failing_is_retried_then_dropped_for_good() {
         ],
     );
     let email = format!("ada-{}@example.com", Uuid::new_v4().simple());
-    app.gql(
-        None,
-        "mutation($e: String!) { signUp(email: $e, password: \"correct horse battery\", name: \"Ada\") { email } }",
-        json!({ "e": email }),
-    )
-    .await
-    .data("signUp");
+    app.request_sign_up(&email, "Ada").await.data("signUp");
     let client = reqwest::Client::new();
     let outcome = |scrape: &Scrape, outcome: &str| {
         counted(scrape, "linkai_jobs_total", &[("outcome", outcome)])
