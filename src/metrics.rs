@@ -278,7 +278,7 @@ pub fn operation_ran<'a>(
 
 /// The label for an operation named `name`: itself if it is among the first
 /// [`MAX_OPERATION_NAMES`] this process ran, `other` past them, `anonymous` without one.
-pub fn operation_label(name: Option<&str>) -> &'static str {
+fn operation_label(name: Option<&str>) -> &'static str {
     static NAMES: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
     let Some(name) = name else {
         return "anonymous";
