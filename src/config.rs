@@ -33,7 +33,7 @@
 //! | `HTTP_REQUEST_TIMEOUT_SECS` | a request is answered within this long, or with 503 `SERVICE_UNAVAILABLE` (its work rolled back) | [`DEFAULT_REQUEST_TIMEOUT_SECS`] |
 //! | `HTTP_MAX_CONNECTIONS` | open connections per process; past it, new ones wait in the listen backlog | [`DEFAULT_MAX_CONNECTIONS`] |
 //! | `SHUTDOWN_TIMEOUT_SECS` | after SIGTERM, how long requests in flight get before the process exits anyway | [`DEFAULT_SHUTDOWN_TIMEOUT_SECS`] |
-//! | `TRUSTED_PROXIES` | comma-separated proxy addresses (`10.0.0.5`, `10.0.0.0/8`) whose `X-Forwarded-For` names the client | unset: the peer is the client |
+//! | `TRUSTED_PROXIES` | comma-separated proxy addresses (`10.0.0.5`, `10.0.0.0/8`) whose `X-Forwarded-For` names the client, and whose `X-Request-Id` (a UUID) names the request | unset: the peer is the client |
 //! | `DATABASE_STATEMENT_TIMEOUT_MS` | PostgreSQL `statement_timeout` of the app's sessions | [`DEFAULT_STATEMENT_TIMEOUT_MS`] |
 //! | `DATABASE_LOCK_TIMEOUT_MS` | PostgreSQL `lock_timeout` of the app's sessions | [`DEFAULT_LOCK_TIMEOUT_MS`] |
 //! | `DATABASE_POOL_WAIT_MS` | how long a request waits for a free connection before 503 `SERVICE_UNAVAILABLE` | [`DEFAULT_POOL_WAIT_MS`] |

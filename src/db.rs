@@ -4,7 +4,7 @@
 //! statements each request runs.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use deadpool::managed::{Metrics, Object, Pool, QueueMode, RecycleResult};
@@ -119,6 +119,7 @@ impl deadpool::managed::Manager for ContextManager {
         .execute(&mut conn)
         .await
         .map_err(diesel_async::pooled_connection::PoolError::QueryError)?;
+        note_reachable();
         Ok(ContextConnection {
             conn,
             context: None,
@@ -140,6 +141,24 @@ pub enum DbError {
     Pool(#[from] PoolError),
     #[error("could not set the connection's context: {0}")]
     Context(#[from] diesel::result::Error),
+}
+
+impl DbError {
+    /// Whether PostgreSQL could not be reached or dropped the connection (see
+    /// [`is_outage`]), rather than the pool being full or the statement wrong.
+    pub fn is_outage(&self) -> bool {
+        use diesel::ConnectionError::{BadConnection, CouldntSetupConfiguration};
+        use diesel_async::pooled_connection::PoolError as Backend;
+        match self {
+            DbError::Pool(PoolError::Backend(Backend::ConnectionError(err))) => {
+                matches!(err, BadConnection(_) | CouldntSetupConfiguration(_))
+            }
+            DbError::Pool(PoolError::Backend(Backend::QueryError(err))) | DbError::Context(err) => {
+                is_outage(err)
+            }
+            DbError::Pool(_) => false,
+        }
+    }
 }
 
 diesel::define_sql_function! {
@@ -165,6 +184,54 @@ pub fn is_timeout(err: &diesel::result::Error) -> bool {
                 || message.starts_with("canceling statement due to lock timeout")
         }
         _ => false,
+    }
+}
+
+/// How PostgreSQL (15, English messages) words the errors of a server that is stopping,
+/// starting, recovering or full (SQLSTATE class 57P and 53300): an outage, not a bad
+/// statement. Errors with no SQLSTATE at all (the connection closed, refused or broken)
+/// reach diesel as `UnableToSendCommand`.
+const OUTAGE_MESSAGES: [&str; 5] = [
+    "terminating connection due to administrator command",
+    "terminating connection because of crash of another server process",
+    "the database system is",
+    "sorry, too many clients already",
+    "remaining connection slots are reserved",
+];
+
+/// Whether `err` says PostgreSQL is out of reach (down, restarting, its connection lost)
+/// rather than that the statement was wrong.
+pub fn is_outage(err: &diesel::result::Error) -> bool {
+    use diesel::result::DatabaseErrorKind::{ClosedConnection, UnableToSendCommand};
+    match err {
+        diesel::result::Error::DatabaseError(UnableToSendCommand | ClosedConnection, _) => true,
+        diesel::result::Error::DatabaseError(_, info) => {
+            let message = info.message();
+            OUTAGE_MESSAGES.iter().any(|m| message.starts_with(m))
+        }
+        _ => false,
+    }
+}
+
+/// Whether the process last found PostgreSQL out of reach, so an outage is logged once
+/// when it starts and once when it ends, not once per request.
+static OUT_OF_REACH: AtomicBool = AtomicBool::new(false);
+
+/// Records that PostgreSQL is out of reach; logs it if it was not already known.
+pub fn note_outage(err: &dyn std::fmt::Display) {
+    if !OUT_OF_REACH.swap(true, Ordering::Relaxed) {
+        tracing::error!(
+            "PostgreSQL is out of reach ({err}): answering SERVICE_UNAVAILABLE until it is back"
+        );
+    }
+}
+
+/// Records that PostgreSQL answered; logs the end of an outage.
+pub fn note_reachable() {
+    if AtomicBool::load(&OUT_OF_REACH, Ordering::Relaxed)
+        && OUT_OF_REACH.swap(false, Ordering::Relaxed)
+    {
+        tracing::info!("PostgreSQL is reachable again");
     }
 }
 

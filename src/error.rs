@@ -30,8 +30,8 @@ pub enum ErrorCode {
     GraphqlValidationFailed,
     /// The document is over the depth, complexity or introspection budget (nothing ran).
     QueryTooComplex,
-    /// The server is too busy or a dependency too slow right now; retry after
-    /// `extensions.retryAfter` seconds (nothing was changed).
+    /// The server is too busy, a dependency too slow, or PostgreSQL out of reach right now;
+    /// retry after `extensions.retryAfter` seconds.
     ServiceUnavailable,
     Internal,
 }
@@ -76,6 +76,9 @@ impl ErrorCode {
 
 /// The retry hint of `SERVICE_UNAVAILABLE`.
 pub const UNAVAILABLE_RETRY_SECS: u64 = 2;
+
+/// The retry hint while the database is out of reach: a restart takes seconds.
+pub const OUTAGE_RETRY_SECS: u64 = 5;
 
 fn whole_seconds(wait: std::time::Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
@@ -142,6 +145,20 @@ impl ApiError {
         }
     }
 
+    /// PostgreSQL is out of reach: `SERVICE_UNAVAILABLE` with a retry hint. Logged once per
+    /// outage ([`crate::db::note_outage`]), not per request. A change whose connection
+    /// dropped may or may not have been made, so the message claims nothing either way.
+    pub fn database_out_of_reach(cause: &dyn std::fmt::Display) -> Self {
+        crate::db::note_outage(cause);
+        Self {
+            retry_after: Some(OUTAGE_RETRY_SECS),
+            ..Self::new(
+                ErrorCode::ServiceUnavailable,
+                "The service cannot reach its database right now. Please retry shortly.",
+            )
+        }
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -188,6 +205,9 @@ impl From<diesel::result::Error> for ApiError {
             tracing::warn!(%err, "statement or lock timeout");
             return ApiError::unavailable();
         }
+        if crate::db::is_outage(&err) {
+            return ApiError::database_out_of_reach(&err);
+        }
         ApiError::internal(&err)
     }
 }
@@ -212,6 +232,7 @@ impl From<crate::db::DbError> for ApiError {
                 ApiError::unavailable()
             }
             crate::db::DbError::Context(err) => err.into(),
+            err if err.is_outage() => ApiError::database_out_of_reach(&err),
             err => ApiError::internal(&err),
         }
     }

@@ -13,6 +13,7 @@
 
 mod cors;
 mod playground;
+pub mod request_id;
 pub mod transport;
 
 use std::future::Future;
@@ -74,18 +75,25 @@ pub fn router(app: App) -> Router {
         routes = routes.route("/graphiql/{file}", get(playground::asset));
     }
     let limits = app.config.http.limits;
-    with_middleware(routes, limits).with_state(Arc::new(app))
+    let trusted = app.config.http.trusted_proxies.clone().into();
+    with_middleware(routes, limits, trusted).with_state(Arc::new(app))
 }
 
 /// The middleware every route goes through; public so the benchmark's bare-handler baseline
-/// pays exactly the same.
+/// pays exactly the same. Outermost is the request's id, so every other layer's log lines
+/// carry it and every answer (a timeout's too) names it.
 pub fn with_middleware<S: Clone + Send + Sync + 'static>(
     routes: Router<S>,
     limits: HttpLimits,
+    trusted_proxies: Arc<[IpNet]>,
 ) -> Router<S> {
     routes
         .layer(axum::middleware::from_fn_with_state(limits, deadlines))
         .layer(axum::middleware::from_fn(crate::metrics::measure_http))
+        .layer(axum::middleware::from_fn_with_state(
+            trusted_proxies,
+            request_id::layer,
+        ))
 }
 
 /// Reads the whole body within `body_timeout` and answers within `request_timeout`.
@@ -495,14 +503,24 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     let postgres = tokio::time::timeout(READY_TIMEOUT, async {
-        let mut conn = app.db.conn().await.map_err(|e| e.to_string())?;
+        let mut conn = app.db.conn().await?;
         diesel_async::RunQueryDsl::execute(crate::db::static_sql("SELECT 1", ()), &mut conn)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(crate::db::DbError::from)
     });
     let redis = tokio::time::timeout(READY_TIMEOUT, redis_ping(app.config.redis_url.expose()));
     let (postgres, redis) = tokio::join!(postgres, redis);
-    let postgres_ok = matches!(postgres, Ok(Ok(_)));
+    let postgres_ok = match &postgres {
+        Ok(Ok(_)) => {
+            crate::db::note_reachable();
+            true
+        }
+        Ok(Err(err)) if err.is_outage() => {
+            crate::db::note_outage(err);
+            false
+        }
+        _ => false,
+    };
     let redis_ok = matches!(redis, Ok(Ok(())));
     let status = if postgres_ok && redis_ok {
         StatusCode::OK

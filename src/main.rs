@@ -70,11 +70,10 @@ fn main() -> ExitCode {
             Err(_) => ExitCode::FAILURE,
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    if let Err(err) = init_logs() {
+        eprintln!("{err}");
+        return ExitCode::from(2);
+    }
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -172,6 +171,29 @@ async fn serve_metrics(
             tracing::error!("metrics stopped: {err}");
         }
     });
+    Ok(())
+}
+
+/// Logs to stdout, filtered by `RUST_LOG`, as text or (`LOG_FORMAT=json`) one JSON object
+/// per line with the spans it is in: `request` (its `request_id`) and `job` (its `kind` and
+/// the `request_id` that queued it).
+fn init_logs() -> Result<(), String> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match std::env::var("LOG_FORMAT").as_deref() {
+        Err(_) | Ok("text") => logs.init(),
+        Ok("json") => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+        Ok(other) => {
+            return Err(format!(
+                "LOG_FORMAT: `{other}` is neither `text` nor `json`"
+            ))
+        }
+    }
     Ok(())
 }
 

@@ -20,7 +20,7 @@ pub async fn serve(addr: &str, body_file: &str) -> anyhow::Result<serde_json::Va
     let limits = linkai::config::HttpLimits::default();
     linkai::http::serve_router(
         listener,
-        linkai::http::with_middleware(routes, limits),
+        linkai::http::with_middleware(routes, limits, std::sync::Arc::from([])),
         limits,
         linkai::http::shutdown_signal(),
     )

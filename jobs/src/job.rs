@@ -17,12 +17,21 @@ pub trait Payload: Serialize + DeserializeOwned + Send + 'static {
 pub struct Job {
     #[serde(rename = "type")]
     kind: String,
+    /// The request that queued the job (or queued the job that queued it), for its logs.
+    /// Named apart from any payload's own fields (`ProcessSignUp` has a `request_id`).
+    #[serde(
+        rename = "queued_by_request",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    request_id: Option<uuid::Uuid>,
     #[serde(flatten)]
     fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Job {
-    /// `payload` as a job of its kind.
+    /// `payload` as a job of its kind, queued by the request in scope
+    /// ([`crate::request::current`]).
     pub fn of<P: Payload>(payload: &P) -> Result<Self, serde_json::Error> {
         let serde_json::Value::Object(fields) = serde_json::to_value(payload)? else {
             // A job without fields is an empty braced struct (`struct SyncPlans {}`).
@@ -33,8 +42,14 @@ impl Job {
         };
         Ok(Self {
             kind: P::KIND.to_owned(),
+            request_id: crate::request::current(),
             fields,
         })
+    }
+
+    /// The request that queued the job, if one did.
+    pub fn request_id(&self) -> Option<uuid::Uuid> {
+        self.request_id
     }
 
     /// The kind, for dispatch, logs and metrics.
@@ -86,6 +101,24 @@ mod tests {
         let read: Job = serde_json::from_str(&json).expect("parses");
         assert_eq!(read.kind(), "send_invitation");
         assert_eq!(read.payload::<SendInvitation>().expect("reads"), payload);
+    }
+
+    #[tokio::test]
+    async fn a_job_queued_inside_a_request_names_it() {
+        let request = Uuid::from_u128(7);
+        let payload = SendInvitation {
+            invitation_id: Uuid::nil(),
+            delivery: 1,
+        };
+        let job = crate::request::scope(request, async { Job::of(&payload) })
+            .await
+            .expect("serializes");
+        let json = serde_json::to_value(&job).expect("serializes");
+        assert_eq!(json["queued_by_request"], request.to_string());
+        let read: Job = serde_json::from_value(json).expect("parses");
+        assert_eq!(read.request_id(), Some(request));
+        assert_eq!(read.payload::<SendInvitation>().expect("reads"), payload);
+        assert_eq!(Job::of(&payload).expect("serializes").request_id(), None);
     }
 
     #[test]

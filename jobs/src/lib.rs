@@ -11,6 +11,7 @@ pub mod email;
 pub mod job;
 pub mod queue;
 pub mod registry;
+pub mod request;
 
 pub use job::{Job, Payload};
 pub use queue::{JobQueue, WorkerSettings};

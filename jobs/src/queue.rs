@@ -19,6 +19,7 @@ use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use std::sync::Arc;
 
 use crate::{Handlers, Job};
+use tracing::Instrument as _;
 
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Most jobs that may wait in the queue's scheduled set. apalis-redis 1.0 promotes every due
@@ -186,7 +187,18 @@ where
     C: Clone + Send + Sync + 'static,
 {
     let kind = runner.handlers.label(job.kind());
-    let result = runner.handlers.run(&job, runner.context.clone()).await;
+    // Every log line of the job (its emails' too) names it and the request that queued it;
+    // a job it queues in turn carries that request on.
+    let span = tracing::info_span!("job", kind, request_id = tracing::field::Empty);
+    let work = runner.handlers.run(&job, runner.context.clone());
+    let result = match job.request_id() {
+        Some(id) => {
+            span.record("request_id", tracing::field::display(id));
+            crate::request::scope(id, work.instrument(span.clone())).await
+        }
+        None => work.instrument(span.clone()).await,
+    };
+    let _in_job = span.enter();
     // The retry policy runs a job again while its attempts (counted from 1) are at most
     // MAX_RETRIES.
     let last = attempt.current() > MAX_RETRIES;

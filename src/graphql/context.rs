@@ -23,8 +23,8 @@ pub struct RequestContext {
     pub client: Option<std::net::IpAddr>,
     /// The request's `User-Agent`, printable and at most 256 characters.
     pub user_agent: Option<String>,
-    /// This request's id, carried by the audit events it writes: made when the first one is
-    /// (a random id costs a system call, which reads need not pay).
+    /// This request's id, carried by the audit events it writes: the `X-Request-Id` in
+    /// scope (src/http/request_id.rs), read when the first event is written.
     request_id: std::sync::OnceLock<Uuid>,
     /// A resource kind whose application-level workspace filter is switched off, to prove
     /// row-level security alone keeps tenants apart (tests only: the `rls-proof` feature).
@@ -80,9 +80,12 @@ impl RequestContext {
         self.caller.as_ref().ok_or_else(ApiError::unauthenticated)
     }
 
-    /// This request's id (the same for every event it writes).
+    /// This request's id (the same for every event it writes): its `X-Request-Id`, or a new
+    /// one where no request is in scope.
     pub fn request_id(&self) -> Uuid {
-        *self.request_id.get_or_init(Uuid::new_v4)
+        *self
+            .request_id
+            .get_or_init(|| linkai_jobs::request::current().unwrap_or_else(Uuid::new_v4))
     }
 
     /// Where this request came from, for the security events it writes.

@@ -8,23 +8,16 @@ use serde_json::json;
 use tokio::process::{Child, Command};
 
 use crate::harness::TestApp;
+use crate::processes::{self, Process};
 use crate::smtp::SmtpSink;
 
-fn spawn_worker(app: &TestApp, name: &str, redis_url: &str, smtp: &SmtpSink) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_linkai"));
-    command.arg("worker");
-    for (key, value) in app.env() {
-        command.env(key, value);
-    }
-    command
-        .env("SMTP_URL", smtp.url())
-        .env("REDIS_URL", redis_url)
-        .env("WORKER_NAME", name)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("worker starts")
+fn spawn_worker(app: &TestApp, name: &str, redis_url: &str, smtp: &SmtpSink) -> Process {
+    let smtp_url = smtp.url();
+    processes::worker(
+        app,
+        name,
+        &[("SMTP_URL", &smtp_url), ("REDIS_URL", redis_url)],
+    )
 }
 
 async fn invite_many(app: &TestApp, count: usize) -> Vec<String> {
@@ -57,8 +50,7 @@ async fn killing_workers_mid_batch_loses_no_email() {
     let mut delivered_at_kills = Vec::new();
     for round in 1..=4 {
         tokio::time::sleep(Duration::from_millis(700)).await;
-        worker.start_kill().expect("SIGKILL");
-        let _ = worker.wait().await;
+        worker.kill().await;
         delivered_at_kills.push(delivered(&slow_smtp, &addresses));
         worker = spawn_worker(&app, &format!("fault-{round}"), redis, &slow_smtp);
     }
@@ -82,7 +74,7 @@ async fn killing_workers_mid_batch_loses_no_email() {
         delivered(&slow_smtp, &addresses),
         addresses.len()
     );
-    worker.start_kill().expect("stop");
+    worker.kill().await;
 }
 
 /// A private Redis on a free port that the test can stop and start.

@@ -334,27 +334,6 @@ impl TestApp {
         ]
     }
 
-    /// Starts `linkai worker` as a process of its own on this app's database, queue and
-    /// mail (killed when dropped), named `name`, with `env` over the app's settings.
-    pub fn worker_process(&self, name: &str, env: &[(&str, &str)]) -> tokio::process::Child {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkai"));
-        command.arg("worker");
-        for (key, value) in self.env() {
-            command.env(key, value);
-        }
-        command
-            .env("WORKER_NAME", format!("{name}-{}", Uuid::new_v4().simple()))
-            .env("RUST_LOG", "error");
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        command
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("worker starts")
-    }
-
     async fn start(builder: TestAppBuilder) -> Self {
         // `RUST_LOG=error cargo test ...` shows the server's logs of a failing test.
         let _ = tracing_subscriber::fmt()

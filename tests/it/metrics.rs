@@ -2,7 +2,6 @@
 //! worker`, each a process with its own `METRICS_ADDR`, after a flow through both; the
 //! text is read by a Prometheus text-format parser (`prometheus-parse`).
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use prometheus_parse::{Sample, Scrape, Value as Metric};
@@ -11,13 +10,7 @@ use uuid::Uuid;
 
 use crate::harness::TestApp;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+use crate::processes::free_port;
 
 async fn scrape(client: &reqwest::Client, port: u16) -> Scrape {
     try_scrape(client, port).await.expect("scrape")
@@ -111,34 +104,13 @@ async fn post(client: &reqwest::Client, base: &str, body: Value) -> Value {
 async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
     // The app gives the database, queue and mail; its own server and workers stay idle.
     let app = TestApp::new().await;
-    let (api_port, api_metrics, worker_metrics) = (free_port(), free_port(), free_port());
-    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkai"));
-    serve.args(["serve", "--no-workers"]);
-    for (key, value) in app.env() {
-        serve.env(key, value);
-    }
-    let _serve = serve
-        .env("BIND_ADDR", format!("127.0.0.1:{api_port}"))
-        .env("METRICS_ADDR", format!("127.0.0.1:{api_metrics}"))
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve starts");
+    let (api_metrics, worker_metrics) = (free_port(), free_port());
+    let api_metrics_addr = format!("127.0.0.1:{api_metrics}");
+    let serve = crate::processes::serve(&app, &[("METRICS_ADDR", &api_metrics_addr)]).await;
     let metrics_addr = format!("127.0.0.1:{worker_metrics}");
-    let _worker = app.worker_process("metrics", &[("METRICS_ADDR", &metrics_addr)]);
-    let base = format!("http://127.0.0.1:{api_port}");
+    let _worker = crate::processes::worker(&app, "metrics", &[("METRICS_ADDR", &metrics_addr)]);
+    let base = serve.base_url.clone();
     let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..200 {
-        let answer = client.get(format!("{base}/readyz")).send().await;
-        if answer.is_ok_and(|res| res.status() == 200) {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the service became ready");
 
     // The flow: two named queries, one anonymous, a coded error, a refused document, and a
     // sign-up, whose email the worker sends.
@@ -209,7 +181,7 @@ async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
     assert_conventions(&api);
     let graphql_ok = [("route", "/graphql"), ("method", "POST"), ("status", "200")];
     assert!(counted(&api, "linkai_http_requests_total", &graphql_ok) >= 5.0);
-    assert!(counted(&api, "linkai_http_requests_total", &[("route", "/readyz")]) >= 1.0);
+    assert!(counted(&api, "linkai_http_requests_total", &[("route", "/healthz")]) >= 1.0);
     // What the flow did, counted exactly.
     let hello = [("operation", "Hello"), ("type", "query")];
     let expected: [(&str, Labels, f64); 8] = [
@@ -281,7 +253,8 @@ async fn a_job_that_keeps_failing_is_retried_then_dropped_for_good() {
     let port = free_port();
     let metrics_addr = format!("127.0.0.1:{port}");
     // Nothing listens on port 1: every attempt to send the sign-up email fails.
-    let _worker = app.worker_process(
+    let _worker = crate::processes::worker(
+        &app,
         "failing",
         &[
             ("METRICS_ADDR", &metrics_addr),

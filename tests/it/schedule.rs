@@ -23,7 +23,8 @@ async fn three_workers_reconcile_each_workspace_once_per_round() {
     let proxy = StripeProxy::start(false).await;
     let workers: Vec<_> = (0..3)
         .map(|i| {
-            app.worker_process(
+            crate::processes::worker(
+                &app,
                 &format!("reconciler-{i}"),
                 &[
                     ("STRIPE_SECRET_KEY", STRIPE_KEY),

@@ -191,7 +191,9 @@ async fn two_worker_processes_scanning_on_their_own_send_one_reminder() {
     .await
     .expect("trial ends in under 7 days");
     let workers: Vec<_> = (0..2)
-        .map(|i| app.worker_process(&format!("scanner-{i}"), &[("TRIAL_SCAN_SECS", "1")]))
+        .map(|i| {
+            crate::processes::worker(&app, &format!("scanner-{i}"), &[("TRIAL_SCAN_SECS", "1")])
+        })
         .collect();
     app.mail
         .wait_until(

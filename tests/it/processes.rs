@@ -1,0 +1,124 @@
+//! The service as the separate processes an operator runs (`linkai serve --no-workers`,
+//! `linkai worker`) on a test app's database, queue and mail, each logging JSON
+//! (`LOG_FORMAT=json`) into lines the test reads.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt as _;
+use uuid::Uuid;
+
+use crate::harness::TestApp;
+
+/// One running process (killed when dropped) and its log lines so far.
+pub struct Process {
+    child: tokio::process::Child,
+    logs: Arc<Mutex<Vec<Value>>>,
+    /// `http://127.0.0.1:<port>` of a `serve` process.
+    pub base_url: String,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// `linkai serve --no-workers` on `app`'s database, with `env` over its settings; returns
+/// once it answers `/healthz`.
+pub async fn serve(app: &TestApp, env: &[(&str, &str)]) -> Process {
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut env = env.to_vec();
+    env.insert(0, ("BIND_ADDR", &bind));
+    let process = spawn(app, &["serve", "--no-workers"], &env);
+    let base_url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        let health = client.get(format!("{base_url}/healthz")).send().await;
+        if health.is_ok_and(|res| res.status() == 200) {
+            return Process {
+                base_url,
+                ..process
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("`linkai serve` did not start: {:?}", process.logs());
+}
+
+/// `linkai worker` on `app`'s database, queue and mail, named `name`, with `env` over its
+/// settings.
+pub fn worker(app: &TestApp, name: &str, env: &[(&str, &str)]) -> Process {
+    let name = format!("{name}-{}", Uuid::new_v4().simple());
+    let mut env = env.to_vec();
+    env.insert(0, ("WORKER_NAME", &name));
+    spawn(app, &["worker"], &env)
+}
+
+fn spawn(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Process {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkai"));
+    command.args(args);
+    for (key, value) in app.env() {
+        command.env(key, value);
+    }
+    command.env("LOG_FORMAT", "json").env("RUST_LOG", "info");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("linkai starts");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let stdout = child.stdout.take().expect("piped");
+    let kept = Arc::clone(&logs);
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let entry = serde_json::from_str(&line).unwrap_or(Value::String(line));
+            kept.lock().expect("logs").push(entry);
+        }
+    });
+    Process {
+        child,
+        logs,
+        base_url: String::new(),
+    }
+}
+
+impl Process {
+    /// Every log line so far, each a JSON object (`LOG_FORMAT=json`).
+    pub fn logs(&self) -> Vec<Value> {
+        self.logs.lock().expect("logs").clone()
+    }
+
+    /// The log lines whose message contains `text`.
+    pub fn logged(&self, text: &str) -> Vec<Value> {
+        self.logs()
+            .into_iter()
+            .filter(|line| line["message"].as_str().is_some_and(|m| m.contains(text)))
+            .collect()
+    }
+
+    /// Kills it at once (SIGKILL), as a crash would.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        let _ = self.child.wait().await;
+    }
+}
+
+/// The value of `field` in the span named `span` that `line` was logged in, if any.
+pub fn span_field<'a>(line: &'a Value, span: &str, field: &str) -> Option<&'a str> {
+    line["spans"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == span)?
+        .get(field)?
+        .as_str()
+}
