@@ -94,6 +94,7 @@ diesel::table! {
         token_hash -> Nullable<Bytea>,
         claimed_at -> Nullable<Timestamptz>,
         sent_at -> Nullable<Timestamptz>,
+        link_hashes -> Array<Bytea>,
     }
 }
 
@@ -129,6 +130,7 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         responded_at -> Nullable<Timestamptz>,
+        link_hashes -> Array<Bytea>,
     }
 }
 
@@ -152,6 +154,7 @@ diesel::table! {
         sent_at -> Nullable<Timestamptz>,
         used_at -> Nullable<Timestamptz>,
         new_email -> Nullable<Text>,
+        link_hashes -> Array<Bytea>,
     }
 }
 

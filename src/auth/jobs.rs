@@ -196,7 +196,8 @@ async fn reset_link(
 }
 
 /// The email for an account link, minting its token, unless it was sent, used or expired
-/// already. An address change is confirmed at the new address; the other links go to the
+/// already. A retry after a send whose record was lost mints another; the link emailed
+/// first keeps working too (migration 000040). An address change is confirmed at the new address; the other links go to the
 /// account's.
 async fn link_email(
     conn: &mut AsyncPgConnection,

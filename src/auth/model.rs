@@ -346,7 +346,7 @@ pub async fn insert_account_token(
 /// address change, say) run one after the other instead of deadlocking.
 pub async fn lock_link_owner(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<()> {
     let owner = account_tokens::table
-        .filter(account_tokens::token_hash.eq(token_hash))
+        .filter(account_tokens::link_hashes.contains(vec![token_hash]))
         .select(account_tokens::user_id);
     users::table
         .filter(users::id.eq_any(owner))
@@ -365,7 +365,7 @@ pub async fn open_account_token(
     now: DateTime<Utc>,
 ) -> QueryResult<Option<AccountTokenRow>> {
     account_tokens::table
-        .filter(account_tokens::token_hash.eq(token_hash))
+        .filter(account_tokens::link_hashes.contains(vec![token_hash]))
         .filter(account_tokens::purpose.eq(purpose.as_db()))
         .filter(account_tokens::used_at.is_null())
         .filter(account_tokens::expires_at.gt(now))
@@ -864,7 +864,7 @@ pub async fn take_sign_up(
 ) -> QueryResult<Option<SignUpRequestRow>> {
     diesel::delete(
         sign_up_requests::table
-            .filter(sign_up_requests::token_hash.eq(token_hash))
+            .filter(sign_up_requests::link_hashes.contains(vec![token_hash]))
             .filter(sign_up_requests::expires_at.gt(now)),
     )
     .returning(SignUpRequestRow::as_returning())

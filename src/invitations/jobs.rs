@@ -12,9 +12,10 @@ pub fn register(handlers: Handlers) -> Handlers {
     handlers.on(send_invitation)
 }
 
-/// Sends the link of a pending invitation's current delivery, once: the token is minted
-/// (its hash replacing the last) right before the email goes, and the delivery recorded
-/// after, so a duplicate job or a resend's older job sends nothing.
+/// Sends the link of a pending invitation's current delivery: the token is minted right
+/// before the email goes, and the delivery recorded after, so a duplicate job or a resend's
+/// older job sends nothing. A retry after a send whose record was lost sends a second
+/// link; the first keeps working (migration 000040 keeps every link of the delivery).
 async fn send_invitation(job: SendInvitation, cx: JobContext) -> anyhow::Result<()> {
     let mut conn = cx.db.conn().await?;
     let email = conn

@@ -175,7 +175,7 @@ pub async fn find_by_token_for_update(
         return Ok(None);
     }
     let row = invitations::table
-        .filter(invitations::token_hash.eq(token_hash))
+        .filter(invitations::link_hashes.contains(vec![token_hash]))
         .select(InvitationRow::as_select())
         .for_update()
         .first(conn)
@@ -211,7 +211,7 @@ pub async fn preview(
     token_hash: &[u8],
 ) -> QueryResult<Option<Preview>> {
     let id: Option<Uuid> = invitations::table
-        .filter(invitations::token_hash.eq(token_hash))
+        .filter(invitations::link_hashes.contains(vec![token_hash]))
         .select(invitations::id)
         .first(conn)
         .await

@@ -836,3 +836,36 @@ async fn a_reset_and_an_address_change_at_once_run_one_after_the_other() {
     }
     app.session(&email, &password).await;
 }
+
+/// A sign-up email sent again because the record of the first send was lost (its worker
+/// died, or PostgreSQL dropped, in between) carries a second link; the first still opens
+/// the account, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_sign_up_email_leaves_the_first_link_working() {
+    let app = TestApp::builder().with_workers().start().await;
+    let email = "retried@example.com";
+    app.gql(None, SIGN_UP, json!({ "e": email, "p": PASSWORD }))
+        .await
+        .data("signUp");
+    let first = app.mail.wait_for(email, "complete-sign-up", 1).await[0].token();
+    let mut conn = app.db.conn().await;
+    diesel::sql_query("UPDATE sign_up_requests SET sent_at = NULL")
+        .execute(&mut conn)
+        .await
+        .expect("the record is lost");
+    diesel::sql_query(
+        "INSERT INTO outbox (job)
+         SELECT jsonb_build_object('type', 'process_sign_up', 'request_id', id)
+         FROM sign_up_requests",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("the send is retried");
+    let second = app.mail.wait_for(email, "complete-sign-up", 2).await[1].token();
+    assert_ne!(first, second);
+    let opened = app.gql(None, COMPLETE, json!({ "t": first })).await;
+    assert_eq!(opened.data("completeSignUp")["user"]["email"], email);
+    app.gql(None, COMPLETE, json!({ "t": second }))
+        .await
+        .assert_code("NOT_FOUND");
+}

@@ -536,3 +536,70 @@ async fn a_hundred_concurrent_accepts_of_one_token_let_exactly_one_in() {
     }
     assert_eq!(app.roles_in(&ada.own_workspace).await.len(), 2);
 }
+
+/// A send retried after its email went out (the worker died, or PostgreSQL dropped, before
+/// the delivery was recorded) emails a second link; the first keeps working. A resend is a
+/// new delivery: only its link works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_send_leaves_every_emailed_link_working_until_a_resend() {
+    let app = TestApp::builder().with_workers().start().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = &ada.own_workspace;
+    let id = app.invite(&ada, ws, "ida@example.com", "MEMBER").await;
+    let first = app
+        .mail
+        .wait_for("ida@example.com", "invitations/accept", 1)
+        .await[0]
+        .token();
+    // The record of the send is lost, and the job runs again.
+    let mut conn = app.db.conn().await;
+    diesel::sql_query(format!(
+        "UPDATE invitations SET delivered = 0 WHERE id = '{id}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("the record is lost");
+    diesel::sql_query(format!(
+        "INSERT INTO outbox (job) VALUES
+           ('{{\"type\": \"send_invitation\", \"invitation_id\": \"{id}\", \"delivery\": 1}}')"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("the send is retried");
+    let second = app
+        .mail
+        .wait_for("ida@example.com", "invitations/accept", 2)
+        .await[1]
+        .token();
+    assert_ne!(first, second);
+    let opens = |token: String| {
+        let app = &app;
+        async move {
+            let res = app.gql(None, PREVIEW, json!({ "t": token })).await;
+            match res.code() {
+                None => res.data("invitation")["status"] == "PENDING",
+                Some(code) => {
+                    assert_eq!(code, "NOT_FOUND");
+                    false
+                }
+            }
+        }
+    };
+    assert!(
+        opens(first.clone()).await,
+        "the first emailed link still works"
+    );
+    assert!(opens(second.clone()).await);
+
+    app.gql(ada.token(), RESEND, json!({ "ws": ws, "id": id }))
+        .await
+        .data("resendInvitation");
+    let third = app
+        .mail
+        .wait_for("ida@example.com", "invitations/accept", 3)
+        .await[2]
+        .token();
+    assert!(!opens(first).await, "a resend ends the earlier links");
+    assert!(!opens(second).await);
+    assert!(opens(third).await);
+}

@@ -29,6 +29,7 @@ mod outages;
 mod phone_billing;
 mod pool_context;
 mod processes;
+mod replicas;
 mod request_ids;
 mod resources;
 mod role_matrix;
