@@ -169,3 +169,82 @@ fn every_guarded_field_says_its_least_role_in_its_description() {
         "guarded fields that do not say their role: {silent:?}"
     );
 }
+
+/// Runs `.ci/run`'s schema check (clients/schema-check.mjs, graphql-inspector) on a released
+/// and a current schema and a CHANGELOG: whether it passed, and what it printed.
+fn schema_check(released: &str, current: &str, changelog: &str) -> (bool, String) {
+    let dir = std::env::temp_dir().join(format!("schema-check-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let files = [
+        ("released.graphql", released),
+        ("current.graphql", current),
+        ("CHANGELOG.md", changelog),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).expect("written");
+    }
+    let result = run_schema_check(&files.map(|(name, _)| dir.join(name)));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// `node clients/schema-check.mjs ARGS…`: whether it passed, and what it printed.
+fn run_schema_check(args: &[std::path::PathBuf]) -> (bool, String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new("node")
+        .arg(root.join("clients/schema-check.mjs"))
+        .args(args)
+        .output()
+        .expect("node runs (`.ci/run` installs clients/node_modules)");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), printed)
+}
+
+#[test]
+fn the_schema_check_refuses_what_would_break_a_client_of_the_last_release() {
+    let released = r#"
+        type Query { me: User, legacy: String @deprecated(reason: "Use `me`.") }
+        type User { id: ID!, role: Role! }
+        enum Role { OWNER ADMIN }
+    "#;
+    let nothing_new = "# Changelog\n\n## Unreleased\n\n## 2026-12-05\n";
+    let (ok, printed) = schema_check(released, released, nothing_new);
+    assert!(ok, "{printed}");
+
+    // A field removed without a release that deprecated it first.
+    let removed = released.replace("me: User, ", "");
+    let (ok, printed) = schema_check(released, &removed, nothing_new);
+    assert!(!ok && printed.contains("Query.me"), "{printed}");
+    // A deprecated one may go.
+    let removed = released.replace(r#", legacy: String @deprecated(reason: "Use `me`.")"#, "");
+    let (ok, printed) = schema_check(released, &removed, nothing_new);
+    assert!(ok, "{printed}");
+    // A type changed under a client.
+    let changed = released.replace("id: ID!", "id: Int!");
+    let (ok, printed) = schema_check(released, &changed, nothing_new);
+    assert!(!ok && printed.contains("User.id"), "{printed}");
+
+    // A new enum value, announced or not.
+    let grown = released.replace("OWNER ADMIN", "OWNER ADMIN VIEWER");
+    let (ok, printed) = schema_check(released, &grown, nothing_new);
+    assert!(!ok && printed.contains("Role.VIEWER"), "{printed}");
+    let announced =
+        "# Changelog\n\n## Unreleased\n\n- `Role.VIEWER`: read-only.\n\n## 2026-12-05\n";
+    let (ok, printed) = schema_check(released, &grown, announced);
+    assert!(ok, "{printed}");
+    // Announced under an old release is not announced.
+    let old_news = "# Changelog\n\n## Unreleased\n\n## 2026-12-05\n\n- `Role.VIEWER`\n";
+    let (ok, printed) = schema_check(released, &grown, old_news);
+    assert!(!ok, "{printed}");
+}
+
+/// What `.ci/run` checks: today's schema against the newest release, with the CHANGELOG.
+#[test]
+fn schema_graphql_keeps_clients_of_the_last_release_working() {
+    let (ok, printed) = run_schema_check(&[]);
+    assert!(ok, "{printed}");
+}
