@@ -150,9 +150,16 @@ impl DbError {
         use diesel::ConnectionError::{BadConnection, CouldntSetupConfiguration};
         use diesel_async::pooled_connection::PoolError as Backend;
         match self {
-            DbError::Pool(PoolError::Backend(Backend::ConnectionError(err))) => {
-                matches!(err, BadConnection(_) | CouldntSetupConfiguration(_))
-            }
+            // A password refused or a database missing is a mistake in the configuration,
+            // not an outage.
+            DbError::Pool(PoolError::Backend(Backend::ConnectionError(err))) => match err {
+                CouldntSetupConfiguration(err) => is_outage(err),
+                BadConnection(message) => LOST_CONNECTION_MESSAGES
+                    .iter()
+                    .any(|m| message.starts_with(m)),
+                _ => false,
+            },
+            DbError::Pool(PoolError::Timeout(deadpool::managed::TimeoutType::Create)) => true,
             DbError::Pool(PoolError::Backend(Backend::QueryError(err))) | DbError::Context(err) => {
                 is_outage(err)
             }
@@ -199,18 +206,43 @@ const OUTAGE_MESSAGES: [&str; 5] = [
     "remaining connection slots are reserved",
 ];
 
+/// How tokio-postgres words a connection that closed, broke, could not be made, or timed
+/// out (its errors without a SQLSTATE; the others, such as too many bind parameters, are
+/// ours).
+const LOST_CONNECTION_MESSAGES: [&str; 4] = [
+    "connection closed",
+    "error communicating with the server",
+    "error connecting to server",
+    "timeout waiting for server",
+];
+
 /// Whether `err` says PostgreSQL is out of reach (down, restarting, its connection lost)
 /// rather than that the statement was wrong.
 pub fn is_outage(err: &diesel::result::Error) -> bool {
     use diesel::result::DatabaseErrorKind::{ClosedConnection, UnableToSendCommand};
-    match err {
-        diesel::result::Error::DatabaseError(UnableToSendCommand | ClosedConnection, _) => true,
-        diesel::result::Error::DatabaseError(_, info) => {
-            let message = info.message();
-            OUTAGE_MESSAGES.iter().any(|m| message.starts_with(m))
-        }
-        _ => false,
+    let diesel::result::Error::DatabaseError(kind, info) = err else {
+        return false;
+    };
+    let message = info.message();
+    match kind {
+        ClosedConnection => true,
+        UnableToSendCommand => LOST_CONNECTION_MESSAGES
+            .iter()
+            .any(|m| message.starts_with(m)),
+        _ => OUTAGE_MESSAGES.iter().any(|m| message.starts_with(m)),
     }
+}
+
+/// [`is_outage`] for an error a job or the webhook carries as `anyhow`.
+pub fn is_outage_of(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<DbError>()
+            .is_some_and(DbError::is_outage)
+            || cause
+                .downcast_ref::<diesel::result::Error>()
+                .is_some_and(is_outage)
+    })
 }
 
 /// Whether the process last found PostgreSQL out of reach, so an outage is logged once
@@ -385,6 +417,7 @@ impl Db {
             }
         }
         conn.set_instrumentation(self.counter(|counts| &counts.work));
+        note_reachable();
         Ok(conn)
     }
 
@@ -437,6 +470,9 @@ impl Wanted {
     }
 }
 
+/// How long making a connection may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The pool the application uses: it connects as the application role, which owns nothing
 /// and cannot bypass row-level security.
 pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
@@ -460,6 +496,9 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         .max_size(config.pool_size)
         .queue_mode(QueueMode::Lifo)
         .wait_timeout(Some(config.pool_wait))
+        // A PostgreSQL that drops packets instead of refusing: the outage is found within
+        // this, not at the pool wait.
+        .create_timeout(Some(CONNECT_TIMEOUT))
         .runtime(deadpool::Runtime::Tokio1)
         .build()?)
 }

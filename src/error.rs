@@ -227,12 +227,12 @@ impl From<crate::throttle::Limited> for ApiError {
 impl From<crate::db::DbError> for ApiError {
     fn from(err: crate::db::DbError) -> Self {
         match err {
+            err if err.is_outage() => ApiError::database_out_of_reach(&err),
             crate::db::DbError::Pool(deadpool::managed::PoolError::Timeout(_)) => {
                 tracing::warn!("no database connection free within the pool wait");
                 ApiError::unavailable()
             }
             crate::db::DbError::Context(err) => err.into(),
-            err if err.is_outage() => ApiError::database_out_of_reach(&err),
             err => ApiError::internal(&err),
         }
     }
@@ -241,6 +241,44 @@ impl From<crate::db::DbError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_connection_is_an_outage_and_our_own_mistake_is_not() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let lost = |kind, message: &str| Error::DatabaseError(kind, Box::new(message.to_owned()));
+        for outage in [
+            lost(DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+            lost(
+                DatabaseErrorKind::UnableToSendCommand,
+                "error connecting to server: Connection refused (os error 111)",
+            ),
+            lost(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            lost(
+                DatabaseErrorKind::Unknown,
+                "the database system is starting up",
+            ),
+        ] {
+            let err: ApiError = outage.into();
+            assert_eq!(err.code(), ErrorCode::ServiceUnavailable);
+            assert_eq!(err.retry_after(), Some(OUTAGE_RETRY_SECS));
+        }
+        for ours in [
+            lost(
+                DatabaseErrorKind::UnableToSendCommand,
+                "number of parameters must be between 0 and 65535",
+            ),
+            lost(
+                DatabaseErrorKind::Unknown,
+                "password authentication failed for user \"linkai_app\"",
+            ),
+        ] {
+            let err: ApiError = ours.into();
+            assert_eq!(err.code(), ErrorCode::Internal);
+        }
+    }
 
     #[test]
     fn database_errors_are_internal() {

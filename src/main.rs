@@ -107,7 +107,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(bind_addr)
                 .await
                 .with_context(|| format!("cannot listen on {bind_addr}"))?;
-            tracing::info!("API on http://{bind_addr}/graphql (GraphiQL in a browser)");
+            // The address bound: with port 0, the one the system chose.
+            let bound = listener.local_addr()?;
+            tracing::info!("API on http://{bound}/graphql (GraphiQL in a browser)");
             let (stop, stopped) = tokio::sync::watch::channel(false);
             serve_metrics(&app, stop.subscribe()).await?;
             let background = workers.then(|| {

@@ -12,14 +12,17 @@ BEGIN
     IF NEW.token_hash IS NULL THEN
         NEW.link_hashes := '{}';
     ELSIF NOT NEW.link_hashes @> ARRAY[NEW.token_hash] THEN
-        NEW.link_hashes := NEW.link_hashes || NEW.token_hash;
+        -- The last ten: a send is retried at most eight times.
+        NEW.link_hashes := (NEW.link_hashes || NEW.token_hash)[greatest(1, cardinality(NEW.link_hashes) - 8):];
     END IF;
     RETURN NEW;
 END;
 $$;
 
 ALTER TABLE invitations ADD COLUMN link_hashes bytea[] NOT NULL DEFAULT '{}';
-UPDATE invitations SET link_hashes = ARRAY[token_hash] WHERE token_hash IS NOT NULL;
+-- Only links that can still be followed; the tables are small (live links), so the
+-- indexes are built here, not concurrently.
+UPDATE invitations SET link_hashes = ARRAY[token_hash] WHERE token_hash IS NOT NULL AND status = 'pending';
 CREATE INDEX invitations_link_hashes ON invitations USING gin (link_hashes);
 COMMENT ON COLUMN invitations.link_hashes IS 'SHA-256 of every link token emailed for the current delivery (a retried send adds one); cleared by a resend.';
 CREATE TRIGGER keep_link_hashes BEFORE INSERT OR UPDATE OF token_hash ON invitations
@@ -33,7 +36,8 @@ CREATE TRIGGER keep_link_hashes BEFORE INSERT OR UPDATE OF token_hash ON sign_up
     FOR EACH ROW EXECUTE FUNCTION keep_link_hashes();
 
 ALTER TABLE account_tokens ADD COLUMN link_hashes bytea[] NOT NULL DEFAULT '{}';
-UPDATE account_tokens SET link_hashes = ARRAY[token_hash] WHERE token_hash IS NOT NULL;
+UPDATE account_tokens SET link_hashes = ARRAY[token_hash]
+    WHERE token_hash IS NOT NULL AND used_at IS NULL AND expires_at > now();
 CREATE INDEX account_tokens_link_hashes ON account_tokens USING gin (link_hashes);
 COMMENT ON COLUMN account_tokens.link_hashes IS 'SHA-256 of every link token emailed for the link (a retried send adds one).';
 CREATE TRIGGER keep_link_hashes BEFORE INSERT OR UPDATE OF token_hash ON account_tokens

@@ -4,7 +4,8 @@
 //!
 //! Delivery is at least once: a link's token is minted (only its hash stored) right before
 //! its email is sent, and the send recorded after, so a later duplicate of the job is
-//! skipped; a crash between the two sends a second email whose new token replaces the first.
+//! skipped; a crash between the two sends a second email with a second link, and both work
+//! (migration 000040).
 
 use chrono::Utc;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};

@@ -61,6 +61,9 @@ pub enum BillingError {
     Db(#[from] diesel::result::Error),
     #[error("{0:#}")]
     Internal(anyhow::Error),
+    /// PostgreSQL was out of reach in a step that answers `anyhow`.
+    #[error("{0:#}")]
+    Unreachable(anyhow::Error),
 }
 
 impl From<anyhow::Error> for BillingError {
@@ -69,6 +72,7 @@ impl From<anyhow::Error> for BillingError {
     fn from(err: anyhow::Error) -> Self {
         match err.downcast::<StripeCallError>() {
             Ok(stripe) => BillingError::Stripe(stripe),
+            Err(other) if crate::db::is_outage_of(&other) => BillingError::Unreachable(other),
             Err(other) => BillingError::Internal(other),
         }
     }
@@ -112,6 +116,7 @@ impl From<BillingError> for ApiError {
             BillingError::Pool(err) => err.into(),
             BillingError::Db(err) => err.into(),
             BillingError::Internal(err) => ApiError::internal(&err),
+            BillingError::Unreachable(err) => ApiError::database_out_of_reach(&format!("{err:#}")),
         }
     }
 }

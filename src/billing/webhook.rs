@@ -174,6 +174,11 @@ async fn take(hooks: &Webhooks, headers: &HeaderMap, body: &Bytes) -> (StatusCod
     match record(&hooks.db, id, kind, &event).await {
         Ok(true) => (StatusCode::OK, "received"),
         Ok(false) => (StatusCode::OK, "duplicate"),
+        // Stripe delivers again later either way; an outage is logged once, not per event.
+        Err(err) if crate::db::is_outage_of(&err) => {
+            crate::db::note_outage(&format!("{err:#}"));
+            (StatusCode::SERVICE_UNAVAILABLE, "error")
+        }
         Err(err) => {
             tracing::error!("could not record Stripe event {id}: {err:#}");
             (StatusCode::INTERNAL_SERVER_ERROR, "error")

@@ -30,13 +30,19 @@ pub async fn layer(State(trusted): State<Arc<[IpNet]>>, request: Request, next: 
     response
 }
 
-/// The proxy's id, if the peer is a trusted proxy and the id a UUID. Anyone else's is
-/// ignored: a client must not choose the id its log lines and audit events are filed under.
+/// The proxy's id, if the peer is a trusted proxy and it sent one UUID. Anyone else's is
+/// ignored: a client must not choose the id its log lines and audit events are filed under
+/// (so the proxy must set the header, replacing any the client sent: docs/deploy.md).
 fn forwarded(request: &Request, trusted: &[IpNet]) -> Option<Uuid> {
     let ConnectInfo(peer) = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
     if !trusted.iter().any(|net| net.contains(peer.ip())) {
         return None;
     }
-    let value = request.headers().get(HEADER)?.to_str().ok()?;
-    Uuid::try_parse(value.trim()).ok()
+    // Exactly one: a proxy that added its id to the client's instead of replacing it does
+    // not vouch for either.
+    let mut values = request.headers().get_all(HEADER).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    Uuid::try_parse(value.to_str().ok()?.trim()).ok()
 }

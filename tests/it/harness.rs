@@ -525,7 +525,7 @@ impl TestApp {
     /// The token of the link that finishes `email`'s latest sign-up, as its email would
     /// carry it, for tests whose subject is not that email (account_emails.rs follows the
     /// real one). Minted here and stored as the worker stores it, the request marked sent so
-    /// a running worker sends nothing more (and, if it was minting meanwhile, this one wins).
+    /// a running worker sends nothing more (a link it minted meanwhile works too).
     pub async fn sign_up_link(&self, email: &str) -> String {
         let minted = linkai::auth::token::mint(linkai::auth::token::TokenKind::AccountLink);
         let hash: String = minted.hash.iter().map(|b| format!("{b:02x}")).collect();

@@ -111,6 +111,8 @@ async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
     let _worker = crate::processes::worker(&app, "metrics", &[("METRICS_ADDR", &metrics_addr)]);
     let base = serve.base_url.clone();
     let client = reqwest::Client::new();
+    let ready = client.get(format!("{base}/readyz")).send().await;
+    assert_eq!(ready.expect("readyz").status(), 200);
 
     // The flow: two named queries, one anonymous, a coded error, a refused document, and a
     // sign-up, whose email the worker sends.
@@ -181,7 +183,7 @@ async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
     assert_conventions(&api);
     let graphql_ok = [("route", "/graphql"), ("method", "POST"), ("status", "200")];
     assert!(counted(&api, "linkai_http_requests_total", &graphql_ok) >= 5.0);
-    assert!(counted(&api, "linkai_http_requests_total", &[("route", "/healthz")]) >= 1.0);
+    assert!(counted(&api, "linkai_http_requests_total", &[("route", "/readyz")]) >= 1.0);
     // What the flow did, counted exactly.
     let hello = [("operation", "Hello"), ("type", "query")];
     let expected: [(&str, Labels, f64); 8] = [

@@ -29,22 +29,26 @@ pub fn free_port() -> u16 {
 }
 
 /// `linkai serve --no-workers` on `app`'s database, with `env` over its settings; returns
-/// once it answers `/healthz`.
+/// once it serves. It binds a port the system chooses and logs it, so two tests never race
+/// for one.
 pub async fn serve(app: &TestApp, env: &[(&str, &str)]) -> Process {
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
     let mut env = env.to_vec();
-    env.insert(0, ("BIND_ADDR", &bind));
-    let process = spawn(app, &["serve", "--no-workers"], &env);
-    let base_url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        let health = client.get(format!("{base_url}/healthz")).send().await;
-        if health.is_ok_and(|res| res.status() == 200) {
-            return Process {
-                base_url,
-                ..process
-            };
+    env.insert(0, ("BIND_ADDR", "127.0.0.1:0"));
+    let mut process = spawn(app, &["serve", "--no-workers"], &env);
+    for _ in 0..600 {
+        let announced = process.logged("API on http://").into_iter().next();
+        if let Some(line) = announced {
+            let message = line["message"].as_str().expect("message");
+            let address = message
+                .trim_start_matches("API on ")
+                .split("/graphql")
+                .next()
+                .expect("address");
+            process.base_url = address.to_owned();
+            return process;
+        }
+        if let Ok(Some(status)) = process.child.try_wait() {
+            panic!("`linkai serve` exited ({status}): {:?}", process.logs());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -66,7 +70,11 @@ fn spawn(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Process {
     for (key, value) in app.env() {
         command.env(key, value);
     }
-    command.env("LOG_FORMAT", "json").env("RUST_LOG", "info");
+    // A small pool: many of these run beside the rest of the suite on one PostgreSQL.
+    command
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env("DATABASE_POOL_SIZE", "4");
     for (key, value) in env {
         command.env(key, value);
     }

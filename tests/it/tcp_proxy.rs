@@ -1,6 +1,7 @@
 //! A TCP proxy in front of the test PostgreSQL that a test can cut and restore: to the
-//! service behind it, an outage as it sees one (its connections drop, new ones are
-//! refused), without stopping the PostgreSQL every other test uses.
+//! service behind it, an outage as it sees one (its connections drop, and new ones are
+//! closed as soon as they open), without stopping the PostgreSQL every other test uses.
+//! The proxy keeps its port throughout, so no other test can take it meanwhile.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,8 +12,15 @@ use tokio::task::AbortHandle;
 pub struct TcpProxy {
     pub port: u16,
     target: String,
-    /// The accept loop and every connection's copying, aborted by [`TcpProxy::cut`].
-    tasks: Arc<Mutex<Vec<AbortHandle>>>,
+    state: Arc<Mutex<State>>,
+    accepting: AbortHandle,
+}
+
+#[derive(Default)]
+struct State {
+    cut: bool,
+    /// Each open connection's copying, aborted by [`TcpProxy::cut`].
+    connections: Vec<AbortHandle>,
 }
 
 impl TcpProxy {
@@ -20,57 +28,62 @@ impl TcpProxy {
     pub async fn start(target: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("port");
         let port = listener.local_addr().expect("addr").port();
-        let proxy = TcpProxy {
-            port,
-            target: target.to_owned(),
-            tasks: Arc::default(),
-        };
-        proxy.accept(listener);
-        proxy
-    }
-
-    fn accept(&self, listener: TcpListener) {
-        let (target, tasks) = (self.target.clone(), Arc::clone(&self.tasks));
+        let state = Arc::new(Mutex::new(State::default()));
+        let (to, shared) = (target.to_owned(), Arc::clone(&state));
         let accepting = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
-                let target = target.clone();
+                let mut state = shared.lock().expect("state");
+                // Cut: the connection is closed as it opens (dropped here).
+                if state.cut {
+                    continue;
+                }
+                let to = to.clone();
                 let copying = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(&target).await {
+                    if let Ok(mut server) = TcpStream::connect(&to).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
-                tasks.lock().expect("tasks").push(copying.abort_handle());
+                state.connections.push(copying.abort_handle());
             }
-        });
-        self.tasks
-            .lock()
-            .expect("tasks")
-            .push(accepting.abort_handle());
+        })
+        .abort_handle();
+        TcpProxy {
+            port,
+            target: target.to_owned(),
+            state,
+            accepting,
+        }
     }
 
-    /// Drops every open connection and refuses new ones (the port is closed).
+    /// Drops every open connection, and closes new ones as they open.
     pub async fn cut(&self) {
-        for task in self.tasks.lock().expect("tasks").drain(..) {
-            task.abort();
+        {
+            let mut state = self.state.lock().expect("state");
+            state.cut = true;
+            for connection in state.connections.drain(..) {
+                connection.abort();
+            }
         }
         // Aborted tasks drop their sockets at their next poll.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    /// Accepts again, on the same port.
+    /// Lets connections through again.
     pub async fn restore(&self) {
-        for _ in 0..100 {
-            if let Ok(listener) = TcpListener::bind(("127.0.0.1", self.port)).await {
-                self.accept(listener);
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("port {} could not be taken again", self.port);
+        self.state.lock().expect("state").cut = false;
     }
 
     /// `url` (a `postgres://…@127.0.0.1:5432/…` URL) through this proxy.
     pub fn route(&self, url: &str) -> String {
         url.replacen(&self.target, &format!("127.0.0.1:{}", self.port), 1)
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        for connection in self.state.lock().expect("state").connections.drain(..) {
+            connection.abort();
+        }
     }
 }
