@@ -26,6 +26,7 @@
 //! | `PAST_DUE_GRACE_DAYS` | how long a past-due workspace stays writable (src/billing/grace.rs) | [`DEFAULT_PAST_DUE_GRACE_DAYS`] |
 //! | `STRIPE_EVENT_RETENTION_DAYS` | how long Stripe webhook events are kept | [`DEFAULT_STRIPE_EVENT_RETENTION_DAYS`] |
 //! | `AUDIT_RETENTION_DAYS` | how long audit events are kept (pruned by the scheduled scan) | [`DEFAULT_AUDIT_RETENTION_DAYS`] |
+//! | `WORKSPACE_RESTORE_DAYS` | how long the Owner can restore a deleted workspace; then it is purged | [`DEFAULT_WORKSPACE_RESTORE_DAYS`] |
 //! | `CORS_ORIGINS` | comma-separated browser origins allowed to call `/graphql` (`https://app.example.com`) | the origin of `APP_URL` |
 //! | `INTROSPECTION` | `false`: no `__schema`/`__type` and no playground | `true` |
 //! | `HTTP_HEADER_TIMEOUT_SECS` | a connection must send a request's headers within this long, counted from when it opens or its previous response ends (so it also closes idle keep-alive connections) | [`DEFAULT_HEADER_TIMEOUT_SECS`] |
@@ -114,6 +115,9 @@ pub struct Config {
     pub sessions: SessionPolicy,
     pub workers: WorkerConfig,
     pub billing: BillingPolicy,
+    /// How long a deleted workspace can be restored before it is purged
+    /// (`WORKSPACE_RESTORE_DAYS`, src/workspaces/lifecycle.rs).
+    pub workspace_restore: chrono::Duration,
     /// Tests only (the `rls-proof` feature; a release build has no such switch): a
     /// resource kind whose application-level workspace filter is switched off
     /// (`UNSAFE_UNFILTERED_KIND`), to prove row-level security alone isolates tenants.
@@ -489,6 +493,10 @@ impl Config {
                     linkai_jobs::queue::FIRST_RETRY.as_millis() as u64,
                 )?),
             },
+            workspace_restore: chrono::Duration::days(
+                number("WORKSPACE_RESTORE_DAYS", DEFAULT_WORKSPACE_RESTORE_DAYS)?.clamp(1, 3650)
+                    as i64,
+            ),
             billing: BillingPolicy {
                 past_due_grace: chrono::Duration::days(
                     number("PAST_DUE_GRACE_DAYS", DEFAULT_PAST_DUE_GRACE_DAYS)?.min(365) as i64,
@@ -538,6 +546,9 @@ pub fn app_role_url(owner_url: &str) -> String {
 }
 
 pub const APP_ROLE: &str = "linkai_app";
+
+/// How long a deleted workspace can be restored unless `WORKSPACE_RESTORE_DAYS` says.
+pub const DEFAULT_WORKSPACE_RESTORE_DAYS: u64 = 30;
 
 /// How long audit and security events are kept unless `AUDIT_RETENTION_DAYS` says.
 pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 365;

@@ -67,6 +67,7 @@ impl App {
     pub fn connect(config: Config) -> anyhow::Result<App> {
         let pool = db::pool(&config.database)?;
         billing::grace::configure(config.billing.past_due_grace);
+        workspaces::lifecycle::configure(config.workspace_restore);
         let stripe = config
             .stripe
             .as_ref()

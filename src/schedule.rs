@@ -17,6 +17,8 @@ pub enum Round {
     TrialScan,
     /// Every workspace's billing re-read from Stripe.
     BillingReconciliation,
+    /// Deleted workspaces past their restore window purged.
+    WorkspacePurge,
 }
 
 impl Round {
@@ -24,6 +26,7 @@ impl Round {
         match self {
             Round::TrialScan => "trial_scan",
             Round::BillingReconciliation => "billing_reconciliation",
+            Round::WorkspacePurge => "workspace_purge",
         }
     }
 }

@@ -317,6 +317,16 @@ diesel::table! {
         phone_numbers_item_id -> Nullable<Text>,
         stripe_state_at -> Nullable<Timestamptz>,
         synced_at -> Nullable<Timestamptz>,
+        ended_by_deletion -> Bool,
+    }
+}
+
+diesel::table! {
+    purged_workspaces (id) {
+        id -> Uuid,
+        deleted_at -> Timestamptz,
+        purged_at -> Timestamptz,
+        rows_deleted -> Int8,
     }
 }
 

@@ -69,6 +69,13 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
         shutdown.clone(),
     );
     let worker = run_worker_until_shutdown(settings, Arc::new(handlers()), context, shutdown);
+    let purges = run_purges(
+        db_for_billing.clone(),
+        config.workers.name.clone(),
+        stripe.clone(),
+        config.workers.trial_scan_interval,
+        shutdown_for_billing.clone(),
+    );
     let reconciliation = run_billing_reconciliation(
         db_for_billing,
         config.workers.name.clone(),
@@ -76,8 +83,31 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
         config.workers.billing_sync_interval,
         shutdown_for_billing,
     );
-    tokio::join!(relay, worker, scans, reconciliation);
+    tokio::join!(relay, worker, scans, purges, reconciliation);
     Ok(())
+}
+
+/// Purges deleted workspaces past their restore window, on the trial scan's schedule: one
+/// worker per interval, however many run (src/workspaces/lifecycle.rs).
+async fn run_purges(
+    db: Db,
+    worker: String,
+    stripe: Option<StripeApi>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if claim(&db, Round::WorkspacePurge, &worker, interval).await {
+            let purged = crate::workspaces::lifecycle::purge_due(&db, stripe.as_ref(), Utc::now());
+            if let Err(err) = purged.await {
+                tracing::warn!("purging deleted workspaces failed, will retry: {err:#}");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 /// Keeps a worker running: if Redis goes away the worker stops, and it is started again.

@@ -134,6 +134,8 @@ macro_rules! with_actions {
             WorkspaceRenamed = "workspace.renamed",
             /// The workspace was deleted (`changes`: `name`).
             WorkspaceDeleted = "workspace.deleted",
+            /// The deleted workspace was restored by its Owner (`changes`: `name`).
+            WorkspaceRestored = "workspace.restored",
             /// The workspace's settings changed (`changes`: `timeZone`, `conversationRetentionDays`,
             /// each from, to, for those that changed).
             WorkspaceSettingsChanged = "workspace.settings_changed",

@@ -28,6 +28,8 @@ pub struct BillingAccountRow {
     pub phone_numbers_item_id: Option<String>,
     /// When the newest subscription event applied happened ([`super::sync`]).
     pub stripe_state_at: Option<DateTime<Utc>>,
+    /// The workspace's deletion set the subscription to end ([`super::sync::end_for_deletion`]).
+    pub ended_by_deletion: bool,
 }
 
 /// The account of a workspace; the connection must be inside it.
@@ -41,6 +43,19 @@ pub async fn find(
         .first(conn)
         .await
         .optional()
+}
+
+/// Records whether the workspace's deletion is what set its subscription to end.
+pub async fn set_ended_by_deletion(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    ended: bool,
+) -> QueryResult<()> {
+    diesel::update(billing_accounts::table.find(workspace_id))
+        .set(billing_accounts::ended_by_deletion.eq(ended))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// Stores the billing details as written to the Stripe customer.

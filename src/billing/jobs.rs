@@ -11,8 +11,8 @@ use super::grace::{self, SendGraceEnding};
 use super::status::{self, StatusEmail};
 use super::stripe::StripeApi;
 use super::sync::{
-    self, ApplySubscriptionEvent, CancelBilling, SendPaymentFailed, SyncBilling, SyncPlans,
-    UpdateBillingEmail,
+    self, ApplySubscriptionEvent, CancelBilling, ResumeBilling, SendPaymentFailed, SyncBilling,
+    SyncPlans, UpdateBillingEmail,
 };
 use super::trial::{self, SendTrialNotice, TrialNotice};
 use crate::jobs::{Handlers, JobContext};
@@ -39,7 +39,13 @@ pub fn register(handlers: Handlers) -> Handlers {
             super::webhook::scrub_workspace(&mut conn, job.workspace_id).await?;
             drop(conn);
             with_stripe(&cx, async |stripe| {
-                sync::cancel_workspace(&cx.db, stripe, job.workspace_id).await
+                sync::end_for_deletion(&cx.db, stripe, job.workspace_id).await
+            })
+            .await
+        })
+        .on(|job: ResumeBilling, cx| async move {
+            with_stripe(&cx, async |stripe| {
+                sync::resume_workspace(&cx.db, stripe, job.workspace_id).await
             })
             .await
         })

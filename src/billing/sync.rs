@@ -41,8 +41,10 @@ payloads! {
     ApplySubscriptionEvent = "apply_subscription_event" { workspace_id: Uuid, event_id: String }
     /// Re-read our plans' prices and limits from Stripe.
     SyncPlans = "sync_plans" {}
-    /// The workspace was deleted: scrub its Stripe events and end its subscription now.
+    /// The workspace was deleted: its subscription ends ([`end_for_deletion`]).
     CancelBilling = "cancel_billing" { workspace_id: Uuid }
+    /// The workspace was restored: its subscription goes on ([`resume_workspace`]).
+    ResumeBilling = "resume_billing" { workspace_id: Uuid }
     /// The Owner changed: bill the new Owner's email.
     UpdateBillingEmail = "update_billing_email" { workspace_id: Uuid }
     /// Email a workspace's Owner and Admins that a payment failed.
@@ -457,35 +459,102 @@ fn merge(changes: &mut serde_json::Value, more: serde_json::Value) {
     }
 }
 
-/// Ends a deleted workspace's subscription now, and mirrors the result.
-pub async fn cancel_workspace(
+/// A deleted workspace stops paying. A subscription in a paid period runs to the period's
+/// end and no further, so restoring the workspace keeps the plan ([`resume_workspace`]);
+/// one in arrears ends now, as does any other of ours (one whose answer was lost, say).
+/// Nothing is done once the workspace was restored. Mirrors the result.
+pub async fn end_for_deletion(
     db: &Db,
     stripe: &StripeApi,
     workspace_id: Uuid,
 ) -> anyhow::Result<()> {
-    let mut conn = db.conn_in(workspace_id).await?;
-    let Some(account) = account::find(&mut conn, workspace_id).await? else {
+    use super::status::SubscriptionStatus::{Active, Canceled, Trialing};
+    let Some(account) = deleted_workspace_account(db, workspace_id, true).await? else {
         return Ok(());
     };
-    let Some(subscription_id) = account.subscription_id else {
+    let Some(subscription_id) = account.subscription_id.clone() else {
         return Ok(());
     };
-    drop(conn);
     let status = account
         .subscription_status
         .as_deref()
         .and_then(super::status::SubscriptionStatus::parse);
-    if status != Some(super::status::SubscriptionStatus::Canceled) {
+    if matches!(status, Some(Active | Trialing)) {
+        if !account.cancel_at_period_end {
+            // Recorded first: if the call's answer is lost, the restore still resumes.
+            let mut conn = db.conn_in(workspace_id).await?;
+            account::set_ended_by_deletion(&mut conn, workspace_id, true).await?;
+            drop(conn);
+            stripe
+                .set_cancel_at_period_end(&subscription_id, true)
+                .await?;
+        }
+    } else if status != Some(Canceled) {
         stripe.cancel_now(&subscription_id).await?;
     }
-    // Any other of ours too (one whose answer was lost, say): a deleted workspace pays
-    // for nothing.
     let listed = stripe.subscriptions(&account.stripe_customer_id).await?;
-    for other in listed.iter().filter(|s| s.is_for(workspace_id)) {
+    let others = listed
+        .iter()
+        .filter(|s| s.is_for(workspace_id) && s.id != subscription_id && s.status != "canceled");
+    for other in others {
         stripe.cancel_now(&other.id).await?;
     }
+    mirror_now(db, stripe, workspace_id, &subscription_id).await
+}
+
+/// A restored workspace pays again: the subscription its deletion set to end at the
+/// period's end goes on (an Owner's own cancellation before the deletion stays). Nothing
+/// is done if the workspace was deleted again meanwhile.
+pub async fn resume_workspace(
+    db: &Db,
+    stripe: &StripeApi,
+    workspace_id: Uuid,
+) -> anyhow::Result<()> {
+    let Some(account) = deleted_workspace_account(db, workspace_id, false).await? else {
+        return Ok(());
+    };
+    let (Some(subscription_id), true) =
+        (account.subscription_id.clone(), account.ended_by_deletion)
+    else {
+        return Ok(());
+    };
+    let live = stripe.subscription(&subscription_id).await?;
+    if live.status != "canceled" && live.cancel_at_period_end {
+        stripe
+            .set_cancel_at_period_end(&subscription_id, false)
+            .await?;
+    }
+    let mut conn = db.conn_in(workspace_id).await?;
+    account::set_ended_by_deletion(&mut conn, workspace_id, false).await?;
+    drop(conn);
+    mirror_now(db, stripe, workspace_id, &subscription_id).await
+}
+
+/// The account of a workspace that is deleted (`deleted`) or live (not), else `None`.
+async fn deleted_workspace_account(
+    db: &Db,
+    workspace_id: Uuid,
+    deleted: bool,
+) -> anyhow::Result<Option<account::BillingAccountRow>> {
+    let mut conn = db.conn_in(workspace_id).await?;
+    let live = crate::workspaces::model::find_live(&mut conn, workspace_id)
+        .await?
+        .is_some();
+    if live == deleted {
+        return Ok(None);
+    }
+    Ok(account::find(&mut conn, workspace_id).await?)
+}
+
+/// Reads the subscription from Stripe and mirrors it, as a request's change would.
+async fn mirror_now(
+    db: &Db,
+    stripe: &StripeApi,
+    workspace_id: Uuid,
+    subscription_id: &str,
+) -> anyhow::Result<()> {
     let sent_at = Utc::now();
-    let subscription = stripe.subscription(&subscription_id).await?;
+    let subscription = stripe.subscription(subscription_id).await?;
     let write = Write {
         as_of: AsOf::Read(sent_at),
         by: Writer::Request,

@@ -314,6 +314,22 @@ impl WorkspaceMutation {
         super::delete(&mut conn, &trail, workspace_id, Utc::now()).await
     }
 
+    /// Brings back a workspace its Owner deleted, within `WORKSPACE_RESTORE_DAYS` (30 by
+    /// default) of the deletion, with its members, data and plan. Only that Owner can;
+    /// for anyone else, and after that, it is `NOT_FOUND`.
+    ///
+    /// Needs the OWNER role.
+    async fn restore_workspace(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<Workspace> {
+        let request = request(ctx);
+        let caller = request.caller()?;
+        caller.ensure_unscoped()?;
+        let trail = request.trail()?;
+        let workspace_id = parse_id(&workspace_id)?;
+        let mut conn = request.db.conn().await?;
+        let row = super::lifecycle::restore(&mut conn, &trail, workspace_id, Utc::now()).await?;
+        Ok(Workspace::new(row, Role::Owner))
+    }
+
     /// Leaves a workspace. Its data stays. The Owner must transfer ownership or delete the
     /// workspace first.
     async fn leave_workspace(&self, ctx: &Context<'_>, workspace_id: ID) -> ApiResult<bool> {

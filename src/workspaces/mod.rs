@@ -2,8 +2,8 @@
 //! renaming and deleting.
 //!
 //! Rules: a user sees exactly the workspaces they belong to; any other id is `NOT_FOUND`.
-//! Delete is Owner-only and soft: `deleted_at` hides the workspace from every query at once
-//! and keeps its rows for a later purge job.
+//! Delete is Owner-only and soft: `deleted_at` hides the workspace from every query at once;
+//! its Owner can restore it for a while, then it is purged ([`lifecycle`]).
 //!
 //! Caps, so one account cannot mint free capacity: an account owns at most
 //! [`OWNED_PER_ACCOUNT`] live workspaces and starts at most [`TRIALS_PER_ACCOUNT_PER_DAY`]
@@ -11,6 +11,7 @@
 //! counts, as separate requests would.
 
 pub mod graphql;
+pub mod lifecycle;
 pub mod loader;
 pub mod model;
 

@@ -304,3 +304,93 @@ pub async fn lock_row(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> Query
         .await
         .map(drop)
 }
+
+/// Brings back a workspace deleted after `since`; the connection must be inside it. `None`
+/// when it is live, or was deleted before `since`, or is gone.
+pub async fn restore_deleted(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    since: DateTime<Utc>,
+) -> QueryResult<Option<WorkspaceRow>> {
+    diesel::update(
+        workspaces::table
+            .find(workspace_id)
+            .filter(workspaces::deleted_at.gt(since)),
+    )
+    .set(workspaces::deleted_at.eq(None::<DateTime<Utc>>))
+    .returning(WorkspaceRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// A deleted workspace due for its purge.
+#[derive(QueryableByName, Clone, Debug)]
+pub struct DueForPurge {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub stripe_customer_id: Option<String>,
+}
+
+/// Up to `max` workspaces deleted before `before`, oldest first. Runs in any context.
+pub async fn due_for_purge(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+    max: i32,
+) -> QueryResult<Vec<DueForPurge>> {
+    use diesel::sql_types::{Integer, Timestamptz};
+    static_sql(
+        "SELECT id, stripe_customer_id FROM workspaces_to_purge($1, $2)",
+        (bind::<Timestamptz, _>(before), bind::<Integer, _>(max)),
+    )
+    .load(conn)
+    .await
+}
+
+#[derive(QueryableByName)]
+struct Purged {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    rows: i64,
+}
+
+/// Deletes up to `batch` rows of deleted workspace `workspace_id` from one of its tables;
+/// answers how many (0: only the workspace row is left). Runs in any context.
+pub async fn purge_batch(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    batch: i32,
+) -> QueryResult<i64> {
+    use diesel::sql_types::Integer;
+    let purged: Purged = static_sql(
+        "SELECT purge_workspace_batch($1, $2) AS rows",
+        (bind::<SqlUuid, _>(workspace_id), bind::<Integer, _>(batch)),
+    )
+    .get_result(conn)
+    .await?;
+    Ok(purged.rows)
+}
+
+/// Deletes the emptied workspace and records its purge (`purged_workspaces`); false when
+/// it was purged already. Runs in any context.
+pub async fn purge_finish(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    rows: i64,
+) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Finished {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        finished: bool,
+    }
+    let done: Finished = static_sql(
+        "SELECT purge_workspace_finish($1, $2) AS finished",
+        (
+            bind::<SqlUuid, _>(workspace_id),
+            bind::<diesel::sql_types::BigInt, _>(rows),
+        ),
+    )
+    .get_result(conn)
+    .await?;
+    Ok(done.finished)
+}

@@ -588,7 +588,7 @@ async fn hand_over(lapsed: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_a_workspace_ends_its_subscription() {
+async fn deleting_a_workspace_ends_its_subscription_at_the_period_end() {
     let app = TestApp::builder()
         .with_stripe()
         .with_workers()
@@ -617,11 +617,22 @@ async fn deleting_a_workspace_ends_its_subscription() {
     )
     .await
     .data("deleteWorkspace");
-    for subscription in [&recorded, &lost] {
-        let path = format!("subscriptions/{}", subscription["id"].as_str().expect("id"));
-        let ended = wait_for_stripe(async || stripe_get(&path).await["status"] == "canceled").await;
-        assert!(ended, "cancelled: {}", stripe_get(&path).await);
-    }
+    // The paid month runs out and no further one is charged, so a restore keeps the plan;
+    // the one the database never knew of ends now.
+    let path = format!("subscriptions/{}", recorded["id"].as_str().expect("id"));
+    let ending = wait_for_stripe(async || {
+        let subscription = stripe_get(&path).await;
+        subscription["status"] != "canceled" && subscription["cancel_at_period_end"] == true
+    })
+    .await;
+    assert!(
+        ending,
+        "ends at the period's end: {}",
+        stripe_get(&path).await
+    );
+    let path = format!("subscriptions/{}", lost["id"].as_str().expect("id"));
+    let ended = wait_for_stripe(async || stripe_get(&path).await["status"] == "canceled").await;
+    assert!(ended, "cancelled: {}", stripe_get(&path).await);
 }
 
 /// A team workspace on an active Growth subscription that the fake does not hold: the fake

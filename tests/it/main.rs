@@ -23,6 +23,7 @@ mod http;
 mod invitations;
 mod isolation;
 mod layering;
+mod lifecycle;
 mod members;
 mod metrics;
 mod outages;

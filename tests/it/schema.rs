@@ -6,6 +6,9 @@ use async_graphql::parser::types::{FieldDefinition, TypeKind, TypeSystemDefiniti
 /// Mutations that carry no `@requireRole`: public, or self-service on the caller's own
 /// account or membership (their checks live in the resolver and the role-matrix test).
 const SELF_SERVICE_MUTATIONS: &[&str] = &[
+    // The Owner's own deleted workspace: no live membership for the guard to read, so the
+    // resolver checks the role (tests/it/lifecycle.rs).
+    "restoreWorkspace",
     "signUp",
     "completeSignUp",
     "signIn",

@@ -61,6 +61,9 @@ const BUDGETS: &[(&str, u64)] = &[
     // a new time zone is checked against PostgreSQL's own list first.
     ("updateWorkspaceSettings", 7),
     ("deleteWorkspace", 10),
+    // The owner's role, the caller's owned workspaces (the cap), the restore, its audit
+    // event and the billing job.
+    ("restoreWorkspace", 10),
     // Every resource write appends its audit event: one statement.
     ("createAgent", 9),
     ("updateAgent", 7),
@@ -406,6 +409,13 @@ async fn every_mutation_stays_within_its_statement_budget() {
         "deleteWorkspace",
         ada,
         "mutation($ws: ID!) { deleteWorkspace(workspaceId: $ws) }",
+        json!({ "ws": second }),
+    )
+    .await;
+    run.run(
+        "restoreWorkspace",
+        ada,
+        "mutation($ws: ID!) { restoreWorkspace(workspaceId: $ws) { id } }",
         json!({ "ws": second }),
     )
     .await;

@@ -1,0 +1,137 @@
+//! After a workspace is deleted: its Owner may restore it for `WORKSPACE_RESTORE_DAYS` (30
+//! by default); after that a scheduled round purges it.
+//!
+//! Deleting ([`super::delete`]) hides the workspace at once and ends its subscription at the
+//! period's end (`billing::sync::end_for_deletion`), so restoring keeps the plan
+//! (`billing::sync::resume_workspace`). The purge deletes its Stripe customer, then every
+//! row of it in batches of [`PURGE_BATCH`] (the tables come from the catalog:
+//! `purge_workspace_batch`, migration 000041), then the workspace itself, leaving one
+//! record outside it (`purged_workspaces`).
+
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Duration, Utc};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use uuid::Uuid;
+
+use super::model::{self, WorkspaceRow};
+use super::WorkspaceError;
+use crate::audit::{self, Event, Target, Trail};
+use crate::billing::stripe::{StripeApi, StripeCallError};
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::roles::Role;
+
+/// Rows deleted per statement of a purge.
+pub const PURGE_BATCH: i32 = 1000;
+/// Workspaces purged per round; the rest wait for the next.
+const PURGES_PER_ROUND: i32 = 20;
+
+static WINDOW: OnceLock<Duration> = OnceLock::new();
+
+/// Sets how long deleted workspaces can be restored, for this process (from
+/// `WORKSPACE_RESTORE_DAYS`, at start); the first setting stands.
+pub fn configure(window: Duration) {
+    let _ = WINDOW.set(window);
+}
+
+/// How long a deleted workspace can be restored.
+pub fn restore_window() -> Duration {
+    WINDOW.get().copied().unwrap_or(Duration::days(
+        crate::config::DEFAULT_WORKSPACE_RESTORE_DAYS as i64,
+    ))
+}
+
+/// Brings back a workspace its Owner deleted within the window; writes
+/// `workspace.restored` and resumes its subscription. Anyone else, and a workspace past
+/// the window, get `NOT_FOUND`.
+pub async fn restore(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    workspace_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<WorkspaceRow, ApiError> {
+    let actor = trail.person()?;
+    conn.transaction(async |conn| {
+        crate::db::enter_workspace(conn, workspace_id).await?;
+        let role = crate::members::model::role_of(conn, workspace_id, actor).await?;
+        if role != Some(Role::Owner) {
+            return Err(ApiError::not_found("Workspace"));
+        }
+        let owned = model::memberships_of_caller(conn, None)
+            .await?
+            .iter()
+            .filter(|(_, role)| *role == Role::Owner)
+            .count();
+        if owned >= super::OWNED_PER_ACCOUNT {
+            return Err(WorkspaceError::TooManyOwned.into());
+        }
+        let since = now - restore_window();
+        let Some(row) = model::restore_deleted(conn, workspace_id, since).await? else {
+            return Err(ApiError::not_found("Workspace"));
+        };
+        let event = Event {
+            action: audit::Action::WorkspaceRestored,
+            target: Target::workspace(workspace_id),
+            changes: serde_json::json!({ "name": row.name }),
+        };
+        audit::record(conn, workspace_id, trail, event, now).await?;
+        let resume = crate::billing::sync::ResumeBilling { workspace_id };
+        crate::outbox::enqueue(conn, &resume).await?;
+        Ok(row)
+    })
+    .await
+}
+
+/// Purges the workspaces deleted longer ago than the window, up to a round's worth;
+/// answers how many. One that fails (Stripe down, say) is left for the next round.
+pub async fn purge_due(
+    db: &Db,
+    stripe: Option<&StripeApi>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let mut conn = db.conn_outside_tenancy().await?;
+    let due = model::due_for_purge(&mut conn, now - restore_window(), PURGES_PER_ROUND).await?;
+    drop(conn);
+    let mut purged = 0;
+    for workspace in due {
+        match purge(db, stripe, &workspace).await {
+            Ok(()) => purged += 1,
+            Err(err) => tracing::warn!(
+                workspace = %workspace.id,
+                "purging a deleted workspace failed, will retry: {err:#}"
+            ),
+        }
+    }
+    Ok(purged)
+}
+
+/// Its Stripe customer first (deleting it ends its subscriptions and forgets its cards),
+/// then its Stripe events, its rows in batches, and the workspace. Each step can run again.
+async fn purge(
+    db: &Db,
+    stripe: Option<&StripeApi>,
+    workspace: &model::DueForPurge,
+) -> anyhow::Result<()> {
+    if let (Some(stripe), Some(customer)) = (stripe, &workspace.stripe_customer_id) {
+        match stripe.delete_customer(customer).await {
+            Ok(()) => {}
+            Err(StripeCallError::Refused { status: 404, .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let mut conn = db.conn_outside_tenancy().await?;
+    crate::billing::webhook::scrub_workspace(&mut conn, workspace.id).await?;
+    let mut rows = 0;
+    loop {
+        let deleted = model::purge_batch(&mut conn, workspace.id, PURGE_BATCH).await?;
+        if deleted == 0 {
+            break;
+        }
+        rows += deleted;
+    }
+    if model::purge_finish(&mut conn, workspace.id, rows).await? {
+        tracing::info!(workspace = %workspace.id, rows, "purged a deleted workspace");
+    }
+    Ok(())
+}

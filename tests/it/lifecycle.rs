@@ -1,0 +1,288 @@
+//! A deleted workspace's life (issue 24): its Owner restores it within the window with its
+//! plan; after the window a worker's round purges every row of it, found from the catalog,
+//! and its Stripe customer, leaving one record outside it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::{json, Value};
+
+use crate::billing::subscribe;
+use crate::harness::{stripe_fake, Actor, TestApp, STRIPE_KEY};
+use crate::processes;
+use crate::usage::SERVICE_TOKEN;
+
+const DELETE: &str = "mutation($ws: ID!) { deleteWorkspace(workspaceId: $ws) }";
+const RESTORE: &str =
+    "mutation($ws: ID!) { restoreWorkspace(workspaceId: $ws) { id name viewerRole } }";
+const BILLING: &str =
+    "query($ws: ID!) { workspace(id: $ws) { billing { plan { id } status cancelAtPeriodEnd } } }";
+
+async fn sql_bool(conn: &mut AsyncPgConnection, query: &str) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct Answer {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        yes: bool,
+    }
+    let answer: Answer = diesel::sql_query(format!("SELECT ({query}) AS yes"))
+        .get_result(conn)
+        .await
+        .unwrap_or_else(|err| panic!("{query}: {err}"));
+    answer.yes
+}
+
+/// Polls `query` (a boolean SQL expression) until it holds, for up to 30 s.
+async fn until(app: &TestApp, query: &str) {
+    let mut conn = app.db.conn().await;
+    for _ in 0..300 {
+        if sql_bool(&mut conn, query).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never true: {query}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_restores_a_deleted_workspace_with_its_plan_within_the_window() {
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
+    let team = app.team().await;
+    let ws = team.workspace.clone();
+    subscribe(&app, &team.owner, &ws, "GROWTH").await;
+    app.gql(team.owner.token(), DELETE, json!({ "ws": ws }))
+        .await
+        .data("deleteWorkspace");
+    app.gql(team.owner.token(), BILLING, json!({ "ws": ws }))
+        .await
+        .assert_code("NOT_FOUND");
+    // The paid month runs out, and no further one is charged.
+    until(
+        &app,
+        &format!("SELECT cancel_at_period_end AND ended_by_deletion FROM billing_accounts WHERE workspace_id = '{ws}'"),
+    )
+    .await;
+
+    for other in [&team.admin, &team.member, &team.stranger] {
+        app.gql(other.token(), RESTORE, json!({ "ws": ws }))
+            .await
+            .assert_code("NOT_FOUND");
+    }
+    let restored = app
+        .gql(team.owner.token(), RESTORE, json!({ "ws": ws }))
+        .await;
+    assert_eq!(restored.data("restoreWorkspace")["viewerRole"], "OWNER");
+    assert_eq!(restored.data("restoreWorkspace")["id"], ws);
+    // Its members are back with it, and the plan goes on.
+    let billing = app
+        .gql(team.admin.token(), BILLING, json!({ "ws": ws }))
+        .await;
+    assert_eq!(billing.data("workspace")["billing"]["plan"]["id"], "GROWTH");
+    until(
+        &app,
+        &format!("SELECT NOT cancel_at_period_end AND NOT ended_by_deletion FROM billing_accounts WHERE workspace_id = '{ws}'"),
+    )
+    .await;
+    let log = app
+        .gql(
+            team.owner.token(),
+            "query($ws: ID!) { workspace(id: $ws) { auditLog(first: 3) { edges { node { action actorId } } } } }",
+            json!({ "ws": ws }),
+        )
+        .await;
+    let newest = &log.data("workspace")["auditLog"]["edges"][0]["node"];
+    assert_eq!(newest["action"], "WORKSPACE_RESTORED");
+    assert_eq!(newest["actorId"], team.owner.id);
+    // Restoring a live workspace finds nothing to restore.
+    app.gql(team.owner.token(), RESTORE, json!({ "ws": ws }))
+        .await
+        .assert_code("NOT_FOUND");
+
+    // Past the window (30 days), it stays deleted.
+    app.gql(team.owner.token(), DELETE, json!({ "ws": ws }))
+        .await
+        .data("deleteWorkspace");
+    diesel::sql_query(format!(
+        "UPDATE workspaces SET deleted_at = now() - interval '30 days 1 minute' WHERE id = '{ws}'"
+    ))
+    .execute(&mut app.db.conn().await)
+    .await
+    .expect("a month ago");
+    app.gql(team.owner.token(), RESTORE, json!({ "ws": ws }))
+        .await
+        .assert_code("NOT_FOUND");
+}
+
+/// Rows in each table with a `workspace_id` column, for `workspace` (from the catalog: a
+/// table added later is counted without editing this).
+async fn rows_by_table(conn: &mut AsyncPgConnection, workspace: &str) -> BTreeMap<String, i64> {
+    #[derive(diesel::QueryableByName)]
+    struct Table {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let tables: Vec<Table> = diesel::sql_query(
+        "SELECT c.relname AS name FROM pg_class c
+         JOIN pg_namespace s ON s.oid = c.relnamespace AND s.nspname = 'public'
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'workspace_id' AND NOT a.attisdropped
+         WHERE c.relkind IN ('r', 'p') ORDER BY 1",
+    )
+    .load(conn)
+    .await
+    .expect("catalog");
+    let mut rows = BTreeMap::new();
+    for table in tables {
+        let count: Count = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM {} WHERE workspace_id = '{workspace}'",
+            table.name
+        ))
+        .get_result(conn)
+        .await
+        .expect("count");
+        rows.insert(table.name, count.n);
+    }
+    let own: Count = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM workspaces WHERE id = '{workspace}'"
+    ))
+    .get_result(conn)
+    .await
+    .expect("count");
+    rows.insert("workspaces".into(), own.n);
+    rows
+}
+
+/// A workspace with something in most of its tables: members, an invitation, a plan with
+/// its card and invoice, an agent and a contact, a conversation with messages, usage.
+async fn fill(app: &TestApp, owner: &Actor, ws: &str, member: &Actor) -> String {
+    app.add_member(ws, member, "member").await;
+    app.invite(owner, ws, &format!("guest-{ws}@example.com"), "VIEWER")
+        .await;
+    let customer = subscribe(app, owner, ws, "STARTER").await;
+    let agent = app
+        .gql(
+            owner.token(),
+            "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Receptionist\" }) { id } }",
+            json!({ "ws": ws }),
+        )
+        .await
+        .data("createAgent")["id"]
+        .clone();
+    let started = app
+        .gql(
+            Some(SERVICE_TOKEN),
+            "mutation($ws: ID!, $input: StartConversationInput!) { startConversation(workspaceId: $ws, input: $input) { id } }",
+            json!({ "ws": ws, "input": { "externalId": "c-1", "agentId": agent, "channel": "SMS",
+                                         "contact": { "phone": "+14155550100", "name": "Grace" } } }),
+        )
+        .await;
+    let conversation = started.data("startConversation")["id"].clone();
+    let messages: Vec<Value> = (0..5)
+        .map(|i| json!({ "externalId": format!("m-{i}"), "direction": if i % 2 == 0 { "INBOUND" } else { "OUTBOUND" },
+                         "text": format!("message {i}"), "sentAt": format!("2026-12-01T10:0{i}:00Z") }))
+        .collect();
+    app.gql(
+        Some(SERVICE_TOKEN),
+        "mutation($ws: ID!, $c: ID!, $m: [MessageInput!]!) { appendMessages(workspaceId: $ws, conversationId: $c, messages: $m) { conversation { id } } }",
+        json!({ "ws": ws, "c": conversation, "m": messages }),
+    )
+    .await
+    .data("appendMessages");
+    customer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_leaves_no_row_of_the_workspace_in_any_table_and_nothing_of_others_goes() {
+    let app = TestApp::builder().with_stripe().start().await;
+    let ada = app.sign_up("Ada").await;
+    let bob = app.sign_up("Bob").await;
+    let cy = app.sign_up("Cy").await;
+    let gone = ada.own_workspace.clone();
+    let kept = bob.own_workspace.clone();
+    let customer = fill(&app, &ada, &gone, &cy).await;
+    fill(&app, &bob, &kept, &cy).await;
+    // Cy's own workspace goes with the account, as `deleteAccount` deletes it.
+    let cys = cy.own_workspace.clone();
+    app.gql(
+        cy.token(),
+        "mutation($p: String!) { deleteAccount(password: $p) }",
+        json!({ "p": crate::harness::PASSWORD }),
+    )
+    .await
+    .data("deleteAccount");
+    app.gql(ada.token(), DELETE, json!({ "ws": gone }))
+        .await
+        .data("deleteWorkspace");
+
+    let mut conn = app.db.conn().await;
+    let before = rows_by_table(&mut conn, &gone).await;
+    let filled: Vec<_> = before
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(t, _)| t)
+        .collect();
+    assert!(filled.len() >= 12, "the workspace has rows in {filled:?}");
+    let others_before = rows_by_table(&mut conn, &kept).await;
+    // Within the window nothing is purged; past it, the next round purges both.
+    diesel::sql_query(format!(
+        "UPDATE workspaces SET deleted_at = now() - interval '31 days' WHERE id IN ('{gone}', '{cys}')"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("a month ago");
+    let stripe = stripe_fake().await;
+    let _worker = processes::worker(
+        &app,
+        "purger",
+        &[
+            ("TRIAL_SCAN_SECS", "1"),
+            ("STRIPE_SECRET_KEY", STRIPE_KEY),
+            ("STRIPE_API_BASE", stripe),
+        ],
+    );
+    until(
+        &app,
+        &format!("SELECT count(*) = 2 FROM purged_workspaces WHERE id IN ('{gone}', '{cys}')"),
+    )
+    .await;
+
+    for workspace in [&gone, &cys] {
+        let left: Vec<_> = rows_by_table(&mut conn, workspace)
+            .await
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        assert!(left.is_empty(), "rows of {workspace} left: {left:?}");
+    }
+    assert_eq!(rows_by_table(&mut conn, &kept).await, others_before);
+    assert!(
+        sql_bool(
+            &mut conn,
+            &format!("SELECT rows_deleted > 20 FROM purged_workspaces WHERE id = '{gone}'")
+        )
+        .await
+    );
+    // Its Stripe customer is gone too.
+    let customer: Value = reqwest::Client::new()
+        .get(format!("{stripe}/v1/customers/{customer}"))
+        .basic_auth(STRIPE_KEY, Some(""))
+        .send()
+        .await
+        .expect("stripe")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        customer["deleted"] == true || customer["error"].is_object(),
+        "{customer}"
+    );
+}
