@@ -1,6 +1,6 @@
 //! Prometheus metrics: what an operator watches. Every process records through the
 //! `metrics` facade into one Prometheus recorder (`metrics-exporter-prometheus`) and serves
-//! it at `GET /metrics` on `METRICS_ADDR`, off the public port (README, "Metrics").
+//! it at `GET /metrics` on `METRICS_ADDR`, off the public port (docs/deploy.md, "Metrics reference").
 //!
 //! Rules:
 //! - Names start with `linkai_`; durations are in seconds (`_seconds`); counters end in

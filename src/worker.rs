@@ -98,7 +98,7 @@ async fn run_purges(
 ) {
     loop {
         if claim(&db, Round::WorkspacePurge, &worker, interval).await {
-            let purged = crate::workspaces::lifecycle::purge_due(&db, stripe.as_ref(), Utc::now());
+            let purged = crate::workspaces::lifecycle::purge_due(&db, stripe.as_ref());
             if let Err(err) = purged.await {
                 tracing::warn!("purging deleted workspaces failed, will retry: {err:#}");
             }

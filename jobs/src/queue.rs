@@ -1,7 +1,7 @@
 //! Jobs on Redis with apalis: pushing (used by the server's outbox relay) and the worker
 //! that runs them.
 //!
-//! Behaviours we rely on (measured, see the README): an idle worker fetches on its poll
+//! Behaviours we rely on (measured, see BENCHMARKS.md): an idle worker fetches on its poll
 //! interval, so we poll every [`POLL_INTERVAL`]; a killed worker's in-flight jobs are
 //! re-enqueued by any live worker after `heartbeat × missed heartbeats`; failed jobs are
 //! retried with exponential backoff. Handlers are idempotent, so a job run twice is safe.

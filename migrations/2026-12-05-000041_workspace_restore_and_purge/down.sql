@@ -1,6 +1,10 @@
 DROP FUNCTION purge_workspace_finish(uuid, bigint);
 DROP FUNCTION purge_workspace_batch(uuid, integer);
-DROP FUNCTION workspaces_to_purge(timestamptz, integer);
+DROP FUNCTION tenant_tables();
+DROP FUNCTION purge_workspace_start(uuid, interval);
+DROP FUNCTION workspaces_to_purge(interval, integer);
+DROP FUNCTION purge_window(interval);
 DROP TABLE purged_workspaces;
 DROP INDEX workspaces_deleted;
+ALTER TABLE workspaces DROP COLUMN purge_started_at;
 ALTER TABLE billing_accounts DROP COLUMN ended_by_deletion;

@@ -6,6 +6,9 @@
 ALTER TABLE billing_accounts ADD COLUMN ended_by_deletion boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN billing_accounts.ended_by_deletion IS 'The workspace''s deletion set its subscription to cancel at period end; a restore resumes it.';
 
+-- Set, under the row's lock and by the database's clock, when a purge begins: from then
+-- on the workspace cannot be restored, whatever the clocks and settings of the processes.
+ALTER TABLE workspaces ADD COLUMN purge_started_at timestamptz;
 CREATE INDEX workspaces_deleted ON workspaces (deleted_at) WHERE deleted_at IS NOT NULL;
 
 CREATE TABLE purged_workspaces (
@@ -14,26 +17,54 @@ CREATE TABLE purged_workspaces (
     purged_at timestamptz NOT NULL DEFAULT now(),
     rows_deleted bigint NOT NULL
 );
-COMMENT ON TABLE purged_workspaces IS 'One record per purged workspace, kept outside it: when it was deleted and purged, and how many rows went. No name, no member: nothing of its data.';
+COMMENT ON TABLE purged_workspaces IS 'One record per purged workspace, kept outside it: when it was deleted and purged, and how many rows the finishing run deleted. No name, no member: nothing of its data.';
 GRANT SELECT ON purged_workspaces TO linkai_app;
 
--- Deleted workspaces past `before`, oldest first, with their Stripe customer if any.
-CREATE FUNCTION workspaces_to_purge(before timestamptz, max integer)
-RETURNS TABLE (id uuid, deleted_at timestamptz, stripe_customer_id text)
+-- The restore window, as the purge functions take it: never under a day, whatever the
+-- caller passes.
+CREATE FUNCTION purge_window(restore_window interval) RETURNS interval
+LANGUAGE sql IMMUTABLE AS $$ SELECT greatest(restore_window, interval '1 day') $$;
+
+-- Deleted workspaces past the window, oldest first, with their Stripe customer if any.
+CREATE FUNCTION workspaces_to_purge(restore_window interval, max integer)
+RETURNS TABLE (id uuid, stripe_customer_id text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET row_security = off AS
 $$
-    SELECT w.id, w.deleted_at, a.stripe_customer_id
+    SELECT w.id, a.stripe_customer_id
     FROM workspaces w LEFT JOIN billing_accounts a ON a.workspace_id = w.id
-    WHERE w.deleted_at IS NOT NULL AND w.deleted_at < before
+    WHERE w.deleted_at IS NOT NULL AND w.deleted_at < now() - purge_window(restore_window)
     ORDER BY w.deleted_at, w.id
-    LIMIT max
+    LIMIT least(greatest(max, 0), 100)
 $$;
 
--- Deletes up to `batch` rows of deleted workspace `ws` from one table with a
--- `workspace_id` column, and answers how many (0: none is left). Every such table is
--- found in the catalog, so a new one is purged without editing this. A table goes only
--- once no table referencing it holds rows of the workspace, so a batch never cascades
--- into an unbounded delete of its children.
+-- Begins the purge of `ws` if it is deleted and past the window (true), so no restore can
+-- follow; true again for a purge begun before.
+CREATE FUNCTION purge_workspace_start(ws uuid, restore_window interval) RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp SET row_security = off AS
+$$
+    UPDATE workspaces SET purge_started_at = coalesce(purge_started_at, now())
+    WHERE id = ws AND deleted_at IS NOT NULL
+      AND deleted_at < now() - purge_window(restore_window)
+    RETURNING true
+$$;
+
+-- The ordinary tables with a `workspace_id` column (partitions included, each on its own,
+-- partitioned parents not), from the catalog: a table added later is purged without
+-- editing this.
+CREATE FUNCTION tenant_tables() RETURNS SETOF regclass
+LANGUAGE sql STABLE AS
+$$
+    SELECT c.oid::regclass FROM pg_class c
+    JOIN pg_namespace s ON s.oid = c.relnamespace AND s.nspname = 'public'
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'workspace_id' AND NOT a.attisdropped
+    WHERE c.relkind = 'r' AND c.relname <> 'workspaces'
+    ORDER BY c.relname
+$$;
+
+-- Deletes up to `batch` rows of `ws`, whose purge has begun, from one tenant table, and
+-- answers how many (0: none is left anywhere). A table goes only once no table referencing
+-- it holds rows of the workspace, so a batch never cascades into an unbounded delete of
+-- its children; rows that only a cycle of references could free are an error, not a 0.
 CREATE FUNCTION purge_workspace_batch(ws uuid, batch integer) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp SET row_security = off AS
 $$
@@ -41,18 +72,14 @@ DECLARE
     tenant regclass;
     child regclass;
     blocked boolean;
+    waiting boolean := false;
     deleted bigint;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM workspaces WHERE id = ws AND deleted_at IS NOT NULL) THEN
-        RAISE EXCEPTION 'workspace % is not deleted', ws USING ERRCODE = 'check_violation';
+    PERFORM 1 FROM workspaces WHERE id = ws AND purge_started_at IS NOT NULL FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the purge of workspace % has not begun', ws USING ERRCODE = 'check_violation';
     END IF;
-    FOR tenant IN
-        SELECT c.oid::regclass FROM pg_class c
-        JOIN pg_namespace s ON s.oid = c.relnamespace AND s.nspname = 'public'
-        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'workspace_id' AND NOT a.attisdropped
-        WHERE c.relkind IN ('r', 'p') AND c.relname <> 'workspaces'
-        ORDER BY c.relname
-    LOOP
+    FOR tenant IN SELECT tenant_tables() LOOP
         blocked := false;
         FOR child IN
             SELECT DISTINCT f.conrelid::regclass FROM pg_constraint f
@@ -63,31 +90,49 @@ BEGIN
                 INTO blocked USING ws;
             EXIT WHEN blocked;
         END LOOP;
-        CONTINUE WHEN blocked;
+        IF blocked THEN
+            waiting := true;
+            CONTINUE;
+        END IF;
         EXECUTE format(
-            'DELETE FROM %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE workspace_id = $1 LIMIT $2))',
-            tenant, tenant) USING ws, batch;
+            'DELETE FROM %s WHERE workspace_id = $1 AND ctid = ANY (ARRAY('
+            'SELECT ctid FROM %s WHERE workspace_id = $1 LIMIT $2))',
+            tenant, tenant) USING ws, least(greatest(batch, 1), 10000);
         GET DIAGNOSTICS deleted = ROW_COUNT;
         IF deleted > 0 THEN
             RETURN deleted;
         END IF;
     END LOOP;
+    IF waiting THEN
+        RAISE EXCEPTION 'workspace %: rows left that reference each other', ws;
+    END IF;
     RETURN 0;
 END;
 $$;
 
--- The last step, once `purge_workspace_batch` finds nothing: the workspace's jobs still
--- waiting in the outbox, the workspace row, and the one record that stays.
+-- The last step, once `purge_workspace_batch` found nothing: the workspace's jobs still
+-- waiting in the outbox, the workspace row, and the one record that stays. Refused while
+-- any tenant table still holds a row of it.
 CREATE FUNCTION purge_workspace_finish(ws uuid, rows_deleted bigint) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp SET row_security = off AS
 $$
 DECLARE
+    tenant regclass;
+    left_over boolean;
     deleted timestamptz;
 BEGIN
-    DELETE FROM workspaces WHERE id = ws AND deleted_at IS NOT NULL RETURNING deleted_at INTO deleted;
-    IF deleted IS NULL THEN
+    PERFORM 1 FROM workspaces WHERE id = ws AND purge_started_at IS NOT NULL FOR UPDATE;
+    IF NOT FOUND THEN
         RETURN false;
     END IF;
+    FOR tenant IN SELECT tenant_tables() LOOP
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE workspace_id = $1)', tenant)
+            INTO left_over USING ws;
+        IF left_over THEN
+            RAISE EXCEPTION 'workspace %: rows left in %', ws, tenant USING ERRCODE = 'check_violation';
+        END IF;
+    END LOOP;
+    DELETE FROM workspaces WHERE id = ws RETURNING deleted_at INTO deleted;
     DELETE FROM outbox WHERE job ->> 'workspace_id' = ws::text;
     INSERT INTO purged_workspaces (id, deleted_at, rows_deleted)
     VALUES (ws, deleted, rows_deleted + 1) ON CONFLICT (id) DO NOTHING;
@@ -95,8 +140,10 @@ BEGIN
 END;
 $$;
 
-REVOKE ALL ON FUNCTION workspaces_to_purge(timestamptz, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION workspaces_to_purge(timestamptz, integer) TO linkai_app;
+REVOKE ALL ON FUNCTION workspaces_to_purge(interval, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION workspaces_to_purge(interval, integer) TO linkai_app;
+REVOKE ALL ON FUNCTION purge_workspace_start(uuid, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION purge_workspace_start(uuid, interval) TO linkai_app;
 REVOKE ALL ON FUNCTION purge_workspace_batch(uuid, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION purge_workspace_batch(uuid, integer) TO linkai_app;
 REVOKE ALL ON FUNCTION purge_workspace_finish(uuid, bigint) FROM PUBLIC;

@@ -12,7 +12,7 @@ use crate::graphql::scalars::Timestamp;
 
 macro_rules! audit_action {
     ($($(#[$doc:meta])* $variant:ident = $db:literal,)*) => {
-        /// What happened (the README's audit table says which mutation writes which).
+        /// What happened (docs/security.md's audit table says which mutation writes which).
         #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
         #[graphql(remote = "super::Action", rename_items = "SCREAMING_SNAKE_CASE")]
         pub enum AuditAction {

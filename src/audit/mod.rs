@@ -100,7 +100,7 @@ impl Trail {
 
 /// Every action, once: its name, what its `changes` hold, and its database name. The enum
 /// below and its GraphQL mirror (`audit/graphql.rs`) are both made from this list, so a
-/// feature's new action is one entry here (with its row in the README's audit table).
+/// feature's new action is one entry here (with its row in docs/security.md's audit table).
 macro_rules! with_actions {
     ($then:ident) => {
         $then! {
@@ -178,7 +178,7 @@ pub(crate) use with_actions;
 
 macro_rules! action_enum {
     ($($(#[$doc:meta])* $variant:ident = $db:literal,)*) => {
-        /// What happened. The README's audit table lists, for each mutation, the action it
+        /// What happened. docs/security.md's audit table lists, for each mutation, the action it
         /// writes.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Action {

@@ -125,7 +125,7 @@ impl User {
     }
 }
 
-/// What happened to the account's access (the README's security log table says which
+/// What happened to the account's access (docs/security.md's security log table says which
 /// mutation writes which).
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(remote = "security::Action", rename_items = "SCREAMING_SNAKE_CASE")]
@@ -248,7 +248,7 @@ pub struct AccessToken {
     /// The last request made with it, to within a few minutes; null if never used.
     last_used_at: Option<Timestamp>,
     /// When it stops working, if it has a fixed expiry (personal tokens). Sessions end after
-    /// the idle and absolute lifetimes instead (README).
+    /// the idle and absolute lifetimes instead (docs/security.md).
     expires_at: Option<Timestamp>,
     /// It may run queries only.
     read_only: bool,

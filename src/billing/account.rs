@@ -28,7 +28,7 @@ pub struct BillingAccountRow {
     pub phone_numbers_item_id: Option<String>,
     /// When the newest subscription event applied happened ([`super::sync`]).
     pub stripe_state_at: Option<DateTime<Utc>>,
-    /// The workspace's deletion set the subscription to end ([`super::sync::end_for_deletion`]).
+    /// The workspace's deletion set the subscription to end ([`super::sync::follow_lifecycle`]).
     pub ended_by_deletion: bool,
 }
 

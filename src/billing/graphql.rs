@@ -23,7 +23,7 @@ use crate::graphql::scalars::Timestamp;
 use crate::roles::Action;
 use crate::workspaces::model::WorkspaceRow;
 
-/// Where a workspace stands with billing (the README's billing status table).
+/// Where a workspace stands with billing (docs/billing.md's billing status table).
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(
     name = "BillingStatus",

@@ -34,18 +34,18 @@ pub fn register(handlers: Handlers) -> Handlers {
             .await
         })
         .on(|job: CancelBilling, cx| async move {
-            // Its Stripe events go first (README, "Stripe events are kept 30 days").
+            // Its Stripe events go first (docs/billing.md, "Stripe events are kept 30 days").
             let mut conn = cx.db.conn_in(job.workspace_id).await?;
             super::webhook::scrub_workspace(&mut conn, job.workspace_id).await?;
             drop(conn);
             with_stripe(&cx, async |stripe| {
-                sync::end_for_deletion(&cx.db, stripe, job.workspace_id).await
+                sync::follow_lifecycle(&cx.db, stripe, job.workspace_id).await
             })
             .await
         })
         .on(|job: ResumeBilling, cx| async move {
             with_stripe(&cx, async |stripe| {
-                sync::resume_workspace(&cx.db, stripe, job.workspace_id).await
+                sync::follow_lifecycle(&cx.db, stripe, job.workspace_id).await
             })
             .await
         })

@@ -23,7 +23,7 @@ use chrono::{DateTime, Months, Utc};
 use self::plans::{Limits, PlanId, TRIAL_PLAN};
 use crate::workspaces::model::WorkspaceRow;
 
-/// Where a workspace stands with billing (the README's billing status table; GraphQL's
+/// Where a workspace stands with billing (docs/billing.md's billing status table; GraphQL's
 /// `BillingStatus` is its mirror in `billing::graphql`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BillingStatus {
@@ -186,7 +186,7 @@ pub async fn live_with_limits(
     Ok(live.map(|live| (live.workspace, live.plan.limits())))
 }
 
-/// The period usage counts in at `now` (README, "Usage"): while a subscription's plan
+/// The period usage counts in at `now` (docs/architecture.md, usage): while a subscription's plan
 /// applies, its current period as Stripe reports it (rolled forward monthly if a renewal
 /// is not mirrored yet); otherwise, during the trial, the trial; after it, months from
 /// the trial's end. Reads the mirrored period only for workspaces with a subscription.
@@ -312,7 +312,7 @@ mod tests {
 
     /// Issue 16: `incomplete` read as ACTIVE and lifted read-only, `unpaid` never became
     /// read-only, `paused` was not handled. Every Stripe status, during and after the
-    /// trial, with a plan chosen: the status shown and read-only, as the README's table says.
+    /// trial, with a plan chosen: the status shown and read-only, as docs/billing.md's table says.
     #[test]
     fn every_stripe_status_shows_and_locks_as_the_table_says() {
         use status::SubscriptionStatus as S;

@@ -3,7 +3,7 @@
 //! Rules:
 //! - Each phone number of a workspace is one unit of a per-number price on its plan's
 //!   product (the price whose metadata says `item=phone_number`, synced with the plans;
-//!   README, "Billing for operators"). The quantity is the number of phone numbers, on one
+//!   docs/billing.md, "Billing for operators"). The quantity is the number of phone numbers, on one
 //!   subscription item whose id the billing account keeps.
 //! - It follows creates and deletes: both queue the workspace's billing sync in their own
 //!   transaction, and the sync brings the item in step ([`follow`]; Stripe's default

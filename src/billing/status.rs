@@ -1,6 +1,6 @@
 //! Stripe's subscription statuses, parsed in this one place, and the one table of what each
 //! means for a workspace: the `BillingStatus` it shows, whether it is read-only, and which
-//! email goes out. The README's billing status table is this table ([`SubscriptionStatus::effect`]).
+//! email goes out. docs/billing.md's billing status table is this table ([`SubscriptionStatus::effect`]).
 //!
 //! Where a status leaves something to the workspace's own state (`None` below), the trial
 //! and the plan decide as they do before any subscription: TRIALING until the trial ends,
@@ -82,7 +82,7 @@ impl SubscriptionStatus {
         }
     }
 
-    /// The table (README, "Billing statuses").
+    /// The table (docs/billing.md, "Billing statuses").
     pub fn effect(self) -> Effect {
         use BillingStatus as Shown;
         let (shown, read_only, plan_applies, email) = match self {

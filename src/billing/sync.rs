@@ -41,9 +41,9 @@ payloads! {
     ApplySubscriptionEvent = "apply_subscription_event" { workspace_id: Uuid, event_id: String }
     /// Re-read our plans' prices and limits from Stripe.
     SyncPlans = "sync_plans" {}
-    /// The workspace was deleted: its subscription ends ([`end_for_deletion`]).
+    /// The workspace was deleted: its subscription ends ([`follow_lifecycle`]).
     CancelBilling = "cancel_billing" { workspace_id: Uuid }
-    /// The workspace was restored: its subscription goes on ([`resume_workspace`]).
+    /// The workspace was restored: its subscription goes on ([`follow_lifecycle`]).
     ResumeBilling = "resume_billing" { workspace_id: Uuid }
     /// The Owner changed: bill the new Owner's email.
     UpdateBillingEmail = "update_billing_email" { workspace_id: Uuid }
@@ -353,7 +353,7 @@ impl AsOf {
 /// unless the mirror holds a newer state of it, or another subscription that `write` may
 /// not replace: every write is weighed, under the account's row lock, against when the
 /// state it holds was true ([`AsOf`]), so a slow read can never land over a newer state.
-/// The first mirror to see the subscription enter a status that emails (the README's
+/// The first mirror to see the subscription enter a status that emails (docs/billing.md's
 /// billing status table) queues the payment-failed email in the same transaction. Every
 /// path that learns a subscription's state goes through here.
 ///
@@ -459,91 +459,102 @@ fn merge(changes: &mut serde_json::Value, more: serde_json::Value) {
     }
 }
 
-/// A deleted workspace stops paying. A subscription in a paid period runs to the period's
-/// end and no further, so restoring the workspace keeps the plan ([`resume_workspace`]);
-/// one in arrears ends now, as does any other of ours (one whose answer was lost, say).
-/// Nothing is done once the workspace was restored. Mirrors the result.
-pub async fn end_for_deletion(
+/// Makes Stripe follow the workspace's life. While it is deleted it pays for nothing more:
+/// a subscription in a paid period runs to the period's end and no further (so a restore
+/// keeps the plan), and any other of ours (in arrears, or one whose answer was lost) ends
+/// now. Once it is restored, what its deletion set is undone (an Owner's own cancellation
+/// before it stays). Each step is decided from Stripe's state, not the mirror's, and the
+/// workspace's state is read again after acting: when a deletion and a restore race each
+/// other's jobs, the last state wins.
+pub async fn follow_lifecycle(
     db: &Db,
     stripe: &StripeApi,
     workspace_id: Uuid,
 ) -> anyhow::Result<()> {
-    use super::status::SubscriptionStatus::{Active, Canceled, Trialing};
-    let Some(account) = deleted_workspace_account(db, workspace_id, true).await? else {
-        return Ok(());
-    };
-    let Some(subscription_id) = account.subscription_id.clone() else {
-        return Ok(());
-    };
-    let status = account
-        .subscription_status
-        .as_deref()
-        .and_then(super::status::SubscriptionStatus::parse);
-    if matches!(status, Some(Active | Trialing)) {
-        if !account.cancel_at_period_end {
-            // Recorded first: if the call's answer is lost, the restore still resumes.
+    for _ in 0..3 {
+        let Some((deleted, account)) = lifecycle_state(db, workspace_id).await? else {
+            return Ok(());
+        };
+        if deleted {
+            end_billing(db, stripe, workspace_id, &account).await?;
+        } else {
+            resume_billing(db, stripe, workspace_id, &account).await?;
+        }
+        let now = lifecycle_state(db, workspace_id).await?;
+        if now.is_none_or(|(still, _)| still == deleted) {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the workspace kept being deleted and restored while its billing followed")
+}
+
+/// Whether the workspace is deleted, with its billing account; `None` without one.
+async fn lifecycle_state(
+    db: &Db,
+    workspace_id: Uuid,
+) -> anyhow::Result<Option<(bool, account::BillingAccountRow)>> {
+    let mut conn = db.conn_in(workspace_id).await?;
+    let deleted = crate::workspaces::model::find_live(&mut conn, workspace_id)
+        .await?
+        .is_none();
+    Ok(account::find(&mut conn, workspace_id)
+        .await?
+        .map(|account| (deleted, account)))
+}
+
+async fn end_billing(
+    db: &Db,
+    stripe: &StripeApi,
+    workspace_id: Uuid,
+    account: &account::BillingAccountRow,
+) -> anyhow::Result<()> {
+    let listed = stripe.subscriptions(&account.stripe_customer_id).await?;
+    let ours = listed.iter().filter(|s| {
+        s.is_for(workspace_id) && !matches!(s.status.as_str(), "canceled" | "incomplete_expired")
+    });
+    for subscription in ours {
+        let recorded = account.subscription_id.as_deref() == Some(subscription.id.as_str());
+        let paid = matches!(subscription.status.as_str(), "active" | "trialing");
+        if !(recorded && paid) {
+            stripe.cancel_now(&subscription.id).await?;
+        } else if !subscription.cancel_at_period_end {
+            // Recorded first: if the call's answer is lost, a restore still resumes it.
             let mut conn = db.conn_in(workspace_id).await?;
             account::set_ended_by_deletion(&mut conn, workspace_id, true).await?;
             drop(conn);
             stripe
-                .set_cancel_at_period_end(&subscription_id, true)
+                .set_cancel_at_period_end(&subscription.id, true)
                 .await?;
         }
-    } else if status != Some(Canceled) {
-        stripe.cancel_now(&subscription_id).await?;
     }
-    let listed = stripe.subscriptions(&account.stripe_customer_id).await?;
-    let others = listed
-        .iter()
-        .filter(|s| s.is_for(workspace_id) && s.id != subscription_id && s.status != "canceled");
-    for other in others {
-        stripe.cancel_now(&other.id).await?;
+    match &account.subscription_id {
+        Some(id) => mirror_now(db, stripe, workspace_id, id).await,
+        None => Ok(()),
     }
-    mirror_now(db, stripe, workspace_id, &subscription_id).await
 }
 
-/// A restored workspace pays again: the subscription its deletion set to end at the
-/// period's end goes on (an Owner's own cancellation before the deletion stays). Nothing
-/// is done if the workspace was deleted again meanwhile.
-pub async fn resume_workspace(
+async fn resume_billing(
     db: &Db,
     stripe: &StripeApi,
     workspace_id: Uuid,
+    account: &account::BillingAccountRow,
 ) -> anyhow::Result<()> {
-    let Some(account) = deleted_workspace_account(db, workspace_id, false).await? else {
+    if !account.ended_by_deletion {
         return Ok(());
-    };
-    let (Some(subscription_id), true) =
-        (account.subscription_id.clone(), account.ended_by_deletion)
-    else {
-        return Ok(());
-    };
-    let live = stripe.subscription(&subscription_id).await?;
-    if live.status != "canceled" && live.cancel_at_period_end {
-        stripe
-            .set_cancel_at_period_end(&subscription_id, false)
-            .await?;
+    }
+    if let Some(id) = &account.subscription_id {
+        let subscription = stripe.subscription(id).await?;
+        if subscription.status != "canceled" && subscription.cancel_at_period_end {
+            stripe.set_cancel_at_period_end(id, false).await?;
+        }
     }
     let mut conn = db.conn_in(workspace_id).await?;
     account::set_ended_by_deletion(&mut conn, workspace_id, false).await?;
     drop(conn);
-    mirror_now(db, stripe, workspace_id, &subscription_id).await
-}
-
-/// The account of a workspace that is deleted (`deleted`) or live (not), else `None`.
-async fn deleted_workspace_account(
-    db: &Db,
-    workspace_id: Uuid,
-    deleted: bool,
-) -> anyhow::Result<Option<account::BillingAccountRow>> {
-    let mut conn = db.conn_in(workspace_id).await?;
-    let live = crate::workspaces::model::find_live(&mut conn, workspace_id)
-        .await?
-        .is_some();
-    if live == deleted {
-        return Ok(None);
+    match &account.subscription_id {
+        Some(id) => mirror_now(db, stripe, workspace_id, id).await,
+        None => Ok(()),
     }
-    Ok(account::find(&mut conn, workspace_id).await?)
 }
 
 /// Reads the subscription from Stripe and mirrors it, as a request's change would.

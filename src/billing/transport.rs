@@ -3,7 +3,7 @@
 //! than the fields we read) and has no timeouts or setting to change either.
 //!
 //! - **One pinned API version**, [`API_VERSION`], on every request. Why this one, and how
-//!   to move to another, is in the README ("Stripe API version").
+//!   to move to another, is in docs/billing.md ("Stripe API version").
 //! - **Timeouts**: [`CONNECT_TIMEOUT`] to connect and `STRIPE_TIMEOUT_SECS` for each
 //!   attempt as a whole, so a hung Stripe never hangs a request or a job.
 //! - **Retries** only where repeating cannot act twice: reads, deletes and requests

@@ -135,7 +135,7 @@ pub async fn authorize(
     Ok(membership)
 }
 
-/// `TRIAL_EXPIRED` while the workspace is read-only (the README's billing status table:
+/// `TRIAL_EXPIRED` while the workspace is read-only (docs/billing.md's billing status table:
 /// trial over without a paid plan, or the subscription unpaid, paused or ended): reads keep
 /// working, nothing is deleted.
 pub fn ensure_writable(workspace: &WorkspaceRow) -> ApiResult<()> {

@@ -104,7 +104,7 @@ impl WorkspaceFields {
     }
 
     /// Whether resource writes are refused (trial expired without a paid plan, or the
-    /// subscription unpaid, paused or canceled: the README's billing status table); reads,
+    /// subscription unpaid, paused or canceled: docs/billing.md's billing status table); reads,
     /// members, invitations and billing keep working.
     async fn read_only(&self) -> bool {
         self.standing().read_only

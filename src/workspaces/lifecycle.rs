@@ -2,8 +2,7 @@
 //! by default); after that a scheduled round purges it.
 //!
 //! Deleting ([`super::delete`]) hides the workspace at once and ends its subscription at the
-//! period's end (`billing::sync::end_for_deletion`), so restoring keeps the plan
-//! (`billing::sync::resume_workspace`). The purge deletes its Stripe customer, then every
+//! period's end, so restoring keeps the plan (`billing::sync::follow_lifecycle`). The purge deletes its Stripe customer, then every
 //! row of it in batches of [`PURGE_BATCH`] (the tables come from the catalog:
 //! `purge_workspace_batch`, migration 000041), then the workspace itself, leaving one
 //! record outside it (`purged_workspaces`).
@@ -26,6 +25,8 @@ use crate::roles::Role;
 pub const PURGE_BATCH: i32 = 1000;
 /// Workspaces purged per round; the rest wait for the next.
 const PURGES_PER_ROUND: i32 = 20;
+/// No new workspace's purge begins in a round after this long.
+const ROUND_TIME: std::time::Duration = std::time::Duration::from_secs(300);
 
 static WINDOW: OnceLock<Duration> = OnceLock::new();
 
@@ -66,8 +67,7 @@ pub async fn restore(
         if owned >= super::OWNED_PER_ACCOUNT {
             return Err(WorkspaceError::TooManyOwned.into());
         }
-        let since = now - restore_window();
-        let Some(row) = model::restore_deleted(conn, workspace_id, since).await? else {
+        let Some(row) = model::restore_deleted(conn, workspace_id, restore_window()).await? else {
             return Err(ApiError::not_found("Workspace"));
         };
         let event = Event {
@@ -83,20 +83,22 @@ pub async fn restore(
     .await
 }
 
-/// Purges the workspaces deleted longer ago than the window, up to a round's worth;
-/// answers how many. One that fails (Stripe down, say) is left for the next round.
-pub async fn purge_due(
-    db: &Db,
-    stripe: Option<&StripeApi>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<usize> {
+/// Purges the workspaces deleted longer ago than the window, up to a round's worth and
+/// for at most [`ROUND_TIME`]; answers how many. One that fails (Stripe down, say) is left
+/// for the next round, which takes up where it stopped.
+pub async fn purge_due(db: &Db, stripe: Option<&StripeApi>) -> anyhow::Result<usize> {
+    let started = std::time::Instant::now();
     let mut conn = db.conn_outside_tenancy().await?;
-    let due = model::due_for_purge(&mut conn, now - restore_window(), PURGES_PER_ROUND).await?;
+    let due = model::due_for_purge(&mut conn, restore_window(), PURGES_PER_ROUND).await?;
     drop(conn);
     let mut purged = 0;
     for workspace in due {
+        if started.elapsed() > ROUND_TIME {
+            break;
+        }
         match purge(db, stripe, &workspace).await {
-            Ok(()) => purged += 1,
+            Ok(true) => purged += 1,
+            Ok(false) => {}
             Err(err) => tracing::warn!(
                 workspace = %workspace.id,
                 "purging a deleted workspace failed, will retry: {err:#}"
@@ -106,17 +108,28 @@ pub async fn purge_due(
     Ok(purged)
 }
 
-/// Its Stripe customer first (deleting it ends its subscriptions and forgets its cards),
-/// then its Stripe events, its rows in batches, and the workspace. Each step can run again.
+/// Begins the purge (no restore can follow), deletes the Stripe customer (which ends its
+/// subscriptions and forgets its cards), scrubs its Stripe events, deletes its rows in
+/// batches, then the workspace. Each step can run again after a crash. False when it was
+/// not due after all (restored meanwhile).
 async fn purge(
     db: &Db,
     stripe: Option<&StripeApi>,
     workspace: &model::DueForPurge,
-) -> anyhow::Result<()> {
-    if let (Some(stripe), Some(customer)) = (stripe, &workspace.stripe_customer_id) {
+) -> anyhow::Result<bool> {
+    let mut conn = db.conn_outside_tenancy().await?;
+    if !model::purge_start(&mut conn, workspace.id, restore_window()).await? {
+        return Ok(false);
+    }
+    drop(conn);
+    if let Some(customer) = &workspace.stripe_customer_id {
+        // Without Stripe the customer could not be deleted, and after the purge nothing
+        // would name it: the workspace waits for a worker that has Stripe.
+        let stripe = stripe.ok_or_else(|| {
+            anyhow::anyhow!("its Stripe customer needs STRIPE_SECRET_KEY to be deleted")
+        })?;
         match stripe.delete_customer(customer).await {
-            Ok(()) => {}
-            Err(StripeCallError::Refused { status: 404, .. }) => {}
+            Ok(()) | Err(StripeCallError::Refused { status: 404, .. }) => {}
             Err(err) => return Err(err.into()),
         }
     }
@@ -133,5 +146,5 @@ async fn purge(
     if model::purge_finish(&mut conn, workspace.id, rows).await? {
         tracing::info!(workspace = %workspace.id, rows, "purged a deleted workspace");
     }
-    Ok(())
+    Ok(true)
 }

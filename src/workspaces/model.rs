@@ -305,20 +305,25 @@ pub async fn lock_row(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> Query
         .map(drop)
 }
 
-/// Brings back a workspace deleted after `since`; the connection must be inside it. `None`
-/// when it is live, or was deleted before `since`, or is gone.
+/// Brings back a workspace deleted less than `window` ago by the database's clock, whose
+/// purge has not begun; the connection must be inside it. `None` otherwise.
 pub async fn restore_deleted(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
-    since: DateTime<Utc>,
+    window: chrono::Duration,
 ) -> QueryResult<Option<WorkspaceRow>> {
-    diesel::update(
-        workspaces::table
-            .find(workspace_id)
-            .filter(workspaces::deleted_at.gt(since)),
+    static_sql(
+        concat!(
+            "UPDATE workspaces w SET deleted_at = NULL WHERE w.id = $1 ",
+            "AND w.deleted_at > now() - $2 * interval '1 second' AND w.purge_started_at IS NULL ",
+            "RETURNING ",
+            workspace_columns!()
+        ),
+        (
+            bind::<SqlUuid, _>(workspace_id),
+            bind::<diesel::sql_types::BigInt, _>(window.num_seconds()),
+        ),
     )
-    .set(workspaces::deleted_at.eq(None::<DateTime<Utc>>))
-    .returning(WorkspaceRow::as_returning())
     .get_result(conn)
     .await
     .optional()
@@ -333,19 +338,47 @@ pub struct DueForPurge {
     pub stripe_customer_id: Option<String>,
 }
 
-/// Up to `max` workspaces deleted before `before`, oldest first. Runs in any context.
+/// Up to `max` workspaces deleted longer than `window` ago, oldest first. Runs in any
+/// context.
 pub async fn due_for_purge(
     conn: &mut AsyncPgConnection,
-    before: DateTime<Utc>,
+    window: chrono::Duration,
     max: i32,
 ) -> QueryResult<Vec<DueForPurge>> {
-    use diesel::sql_types::{Integer, Timestamptz};
+    use diesel::sql_types::{BigInt, Integer};
     static_sql(
-        "SELECT id, stripe_customer_id FROM workspaces_to_purge($1, $2)",
-        (bind::<Timestamptz, _>(before), bind::<Integer, _>(max)),
+        "SELECT id, stripe_customer_id FROM workspaces_to_purge($1 * interval '1 second', $2)",
+        (
+            bind::<BigInt, _>(window.num_seconds()),
+            bind::<Integer, _>(max),
+        ),
     )
     .load(conn)
     .await
+}
+
+/// Begins the purge of a workspace deleted longer than `window` ago, so it can no longer
+/// be restored; false when it is not due. Runs in any context.
+pub async fn purge_start(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    window: chrono::Duration,
+) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Started {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bool>)]
+        started: Option<bool>,
+    }
+    let started: Started = static_sql(
+        "SELECT purge_workspace_start($1, $2 * interval '1 second') AS started",
+        (
+            bind::<SqlUuid, _>(workspace_id),
+            bind::<diesel::sql_types::BigInt, _>(window.num_seconds()),
+        ),
+    )
+    .get_result(conn)
+    .await?;
+    Ok(started.started == Some(true))
 }
 
 #[derive(QueryableByName)]

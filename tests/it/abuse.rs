@@ -1,6 +1,6 @@
 //! Issue 15's attacks on the server itself, replayed against the real app: connections that
 //! never finish, a locked table, a pool with no free connection. Each asserts the bound the
-//! README promises (the timeouts are set short here, so the suite stays quick).
+//! docs/configuration.md promises (the timeouts are set short here, so the suite stays quick).
 
 use std::time::{Duration, Instant};
 

@@ -30,7 +30,7 @@ pub fn actions(page: &Value) -> Vec<String> {
         .collect()
 }
 
-/// What a README table documents for a mutation: the events it may write, and whether it
+/// What a docs/security.md table documents for a mutation: the events it may write, and whether it
 /// may write none of them (`none: ...` rows, or `..., or none (...)`).
 #[derive(Debug, Clone)]
 pub struct Documented {
@@ -48,11 +48,11 @@ pub fn pascal_case(kind: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The README table between `<!-- {marker} -->` and its end: mutation → events. A row for
+/// The docs/security.md table between `<!-- {marker} -->` and its end: mutation → events. A row for
 /// `create<Kind>` (or `update<Kind>`, `delete<Kind>`) stands for that mutation of every
 /// resource kind.
 fn table(marker: &str) -> BTreeMap<String, Documented> {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../docs/security.md");
     let start = readme
         .find(&format!("<!-- {marker} -->"))
         .unwrap_or_else(|| panic!("the {marker} table"));
@@ -95,12 +95,12 @@ fn table(marker: &str) -> BTreeMap<String, Documented> {
         .collect()
 }
 
-/// The README's audit table: mutation → the workspace events it writes.
+/// docs/security.md's audit table: mutation → the workspace events it writes.
 pub fn documented() -> BTreeMap<String, Documented> {
     table("audit:events")
 }
 
-/// The README's security table: mutation → the account's security events it writes.
+/// docs/security.md's security table: mutation → the account's security events it writes.
 pub fn documented_security() -> BTreeMap<String, Documented> {
     table("security:events")
 }

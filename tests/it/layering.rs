@@ -1,4 +1,4 @@
-//! The layering rule of the README's architecture part (issue 17, item 2), checked on the
+//! The layering rule of docs/architecture.md (issue 17, item 2), checked on the
 //! source: GraphQL is the edge. Only the edge (`graphql.rs` files, `src/graphql/`, the
 //! resource kinds' declarations in `src/resources/kinds/`, the HTTP transport in
 //! `src/http.rs` and `src/http/`, and the wiring in `src/lib.rs` and `src/main.rs`) names

@@ -222,6 +222,11 @@ async fn a_purge_leaves_no_row_of_the_workspace_in_any_table_and_nothing_of_othe
     app.gql(ada.token(), DELETE, json!({ "ws": gone }))
         .await
         .data("deleteWorkspace");
+    // Deleted yesterday: still restorable, so no purge touches it.
+    let recent = app.create_workspace(&bob, "Recent").await;
+    app.gql(bob.token(), DELETE, json!({ "ws": recent }))
+        .await
+        .data("deleteWorkspace");
 
     let mut conn = app.db.conn().await;
     let before = rows_by_table(&mut conn, &gone).await;
@@ -232,6 +237,7 @@ async fn a_purge_leaves_no_row_of_the_workspace_in_any_table_and_nothing_of_othe
         .collect();
     assert!(filled.len() >= 12, "the workspace has rows in {filled:?}");
     let others_before = rows_by_table(&mut conn, &kept).await;
+    let recent_before = rows_by_table(&mut conn, &recent).await;
     // Within the window nothing is purged; past it, the next round purges both.
     diesel::sql_query(format!(
         "UPDATE workspaces SET deleted_at = now() - interval '31 days' WHERE id IN ('{gone}', '{cys}')"
@@ -239,6 +245,24 @@ async fn a_purge_leaves_no_row_of_the_workspace_in_any_table_and_nothing_of_othe
     .execute(&mut conn)
     .await
     .expect("a month ago");
+    // A worker without Stripe purges the workspace that had no customer, and leaves the one
+    // whose customer it could not delete.
+    let mut unbilled =
+        processes::worker(&app, "purger-without-stripe", &[("TRIAL_SCAN_SECS", "1")]);
+    until(
+        &app,
+        &format!("SELECT count(*) = 1 FROM purged_workspaces WHERE id = '{cys}'"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    unbilled.kill().await;
+    assert!(
+        sql_bool(
+            &mut conn,
+            &format!("SELECT count(*) = 0 FROM purged_workspaces WHERE id = '{gone}'")
+        )
+        .await
+    );
     let stripe = stripe_fake().await;
     let _worker = processes::worker(
         &app,
@@ -264,10 +288,19 @@ async fn a_purge_leaves_no_row_of_the_workspace_in_any_table_and_nothing_of_othe
         assert!(left.is_empty(), "rows of {workspace} left: {left:?}");
     }
     assert_eq!(rows_by_table(&mut conn, &kept).await, others_before);
+    assert_eq!(rows_by_table(&mut conn, &recent).await, recent_before);
+    // Its jobs waiting in the outbox went with it.
     assert!(
         sql_bool(
             &mut conn,
-            &format!("SELECT rows_deleted > 20 FROM purged_workspaces WHERE id = '{gone}'")
+            &format!("SELECT count(*) = 0 FROM outbox WHERE job ->> 'workspace_id' = '{gone}'")
+        )
+        .await
+    );
+    assert!(
+        sql_bool(
+            &mut conn,
+            &format!("SELECT rows_deleted > 0 FROM purged_workspaces WHERE id = '{gone}'")
         )
         .await
     );

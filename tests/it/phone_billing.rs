@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::billing::{stripe_get, stripe_post, subscribe};
 use crate::harness::{Actor, TestApp};
 
-/// A plan product as the operator sets it up (README, "Billing for operators"): the plan's
+/// A plan product as the operator sets it up (docs/billing.md, "Billing for operators"): the plan's
 /// monthly price, and a per-number price marked `item=phone_number`.
 async fn product(key: &str, plan: &str, cents: &str, per_number_cents: &str) -> String {
     let product = stripe_post(

@@ -250,7 +250,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Before: a two-year-old session still worked. Now a session ends 7 days after its last use
-/// and 30 days after sign-in (README; both configurable), whichever comes first.
+/// and 30 days after sign-in (docs/security.md; both configurable), whichever comes first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_expire_when_idle_and_when_old() {
     let app = TestApp::new().await;

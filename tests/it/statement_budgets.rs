@@ -642,7 +642,7 @@ async fn every_mutation_stays_within_its_statement_budget() {
         .collect();
     assert!(unmeasured.is_empty(), "not run: {unmeasured:?}");
 
-    // Issue 17: each mutation writes only events its README rows name (at least one unless
+    // Issue 17: each mutation writes only events its docs/security.md rows name (at least one unless
     // a row says it may write none), to the audit log and to the security log.
     let audit = crate::audit::documented();
     let security = crate::audit::documented_security();

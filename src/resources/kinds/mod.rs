@@ -3,7 +3,7 @@
 //! shared (`resources/mod.rs` for the rules, `resources/graphql.rs` for the surface).
 //!
 //! A kind's file is its whole declaration, API shape included, so these files sit at the
-//! GraphQL edge (see the README's layering rule). Adding a kind: its file here and its line
+//! GraphQL edge (see docs/architecture.md's layering rule). Adding a kind: its file here and its line
 //! in [`kinds!`] below, plus the migration that allows its `resources.kind` value.
 
 use std::sync::LazyLock;
