@@ -319,3 +319,67 @@ async fn a_purge_leaves_no_row_of_the_workspace_in_any_table_and_nothing_of_othe
         "{customer}"
     );
 }
+
+/// Waits until the workers have taken every job queued so far, and a little more for the
+/// last one to finish.
+async fn jobs_done(app: &TestApp) {
+    until(app, "SELECT count(*) = 0 FROM outbox").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owners_own_cancellation_outlives_a_delete_and_a_restore() {
+    let app = TestApp::builder()
+        .with_stripe()
+        .with_workers()
+        .start()
+        .await;
+    let ada = app.sign_up("Ada").await;
+    let ws = ada.own_workspace.clone();
+    let customer = subscribe(&app, &ada, &ws, "STARTER").await;
+    let cancelled = app
+        .gql(
+            ada.token(),
+            "mutation($ws: ID!) { cancelSubscription(workspaceId: $ws) { cancelAtPeriodEnd } }",
+            json!({ "ws": ws }),
+        )
+        .await;
+    assert_eq!(
+        cancelled.data("cancelSubscription")["cancelAtPeriodEnd"],
+        true
+    );
+    app.gql(ada.token(), DELETE, json!({ "ws": ws }))
+        .await
+        .data("deleteWorkspace");
+    jobs_done(&app).await;
+    app.gql(ada.token(), RESTORE, json!({ "ws": ws }))
+        .await
+        .data("restoreWorkspace");
+    jobs_done(&app).await;
+    // The deletion did not set the cancellation, so the restore does not undo it.
+    let billing = app.gql(ada.token(), BILLING, json!({ "ws": ws })).await;
+    assert_eq!(
+        billing.data("workspace")["billing"]["cancelAtPeriodEnd"],
+        true
+    );
+    let listed: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/subscriptions?customer={customer}",
+            stripe_fake().await
+        ))
+        .basic_auth(STRIPE_KEY, Some(""))
+        .send()
+        .await
+        .expect("stripe")
+        .json()
+        .await
+        .expect("json");
+    let live: Vec<&Value> = listed["data"]
+        .as_array()
+        .expect("subscriptions")
+        .iter()
+        .filter(|s| s["status"] != "canceled")
+        .collect();
+    assert_eq!(live.len(), 1, "{listed}");
+    assert_eq!(live[0]["cancel_at_period_end"], true);
+}
