@@ -70,6 +70,7 @@ pub fn router(app: App) -> Router {
     let mut routes = graphql
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/exports/download", get(crate::exports::http::download))
         .merge(webhook);
     if app.config.http.introspection {
         routes = routes.route("/graphiql/{file}", get(playground::asset));

@@ -15,6 +15,7 @@ pub mod config;
 pub mod conversations;
 pub mod db;
 pub mod error;
+pub mod exports;
 pub mod graphql;
 pub mod http;
 pub mod invitations;

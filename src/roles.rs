@@ -86,6 +86,8 @@ pub enum Action {
     /// Rename the workspace, change its settings (its time zone).
     ChangeSettings,
     DeleteWorkspace,
+    /// Ask for an export of all the workspace's data.
+    ExportWorkspace,
     Leave,
 }
 
@@ -100,9 +102,10 @@ impl Action {
             | Action::ManageBilling
             | Action::ReadAuditLog
             | Action::ChangeSettings => Role::Admin,
-            Action::ChangeRoles | Action::TransferOwnership | Action::DeleteWorkspace => {
-                Role::Owner
-            }
+            Action::ChangeRoles
+            | Action::TransferOwnership
+            | Action::DeleteWorkspace
+            | Action::ExportWorkspace => Role::Owner,
         }
     }
 }

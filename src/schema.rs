@@ -322,6 +322,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    workspace_exports (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        requested_by -> Uuid,
+        requested_at -> Timestamptz,
+        document -> Nullable<Jsonb>,
+        ready_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        token_hash -> Nullable<Bytea>,
+        link_hashes -> Array<Bytea>,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     purged_workspaces (id) {
         id -> Uuid,
         deleted_at -> Timestamptz,

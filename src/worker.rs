@@ -24,6 +24,7 @@ pub fn handlers() -> Handlers {
     let handlers = crate::auth::jobs::register(handlers);
     let handlers = crate::invitations::jobs::register(handlers);
     let handlers = crate::usage::jobs::register(handlers);
+    let handlers = crate::exports::jobs::register(handlers);
     billing::jobs::register(handlers)
 }
 

@@ -136,6 +136,9 @@ macro_rules! with_actions {
             WorkspaceDeleted = "workspace.deleted",
             /// The deleted workspace was restored by its Owner (`changes`: `name`).
             WorkspaceRestored = "workspace.restored",
+            /// The Owner asked for an export of the workspace's data (`changes`: `export`,
+            /// its id).
+            WorkspaceExportRequested = "workspace.export_requested",
             /// The workspace's settings changed (`changes`: `timeZone`, `conversationRetentionDays`,
             /// each from, to, for those that changed).
             WorkspaceSettingsChanged = "workspace.settings_changed",

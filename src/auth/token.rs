@@ -19,6 +19,8 @@ pub enum TokenKind {
     AccountLink,
     /// A service's (the agent runtime's): [`crate::auth::service_tokens`].
     Service,
+    /// The link in a workspace export's email ([`crate::exports`]).
+    Export,
 }
 
 impl TokenKind {
@@ -29,6 +31,7 @@ impl TokenKind {
             TokenKind::Invitation => "lki_",
             TokenKind::AccountLink => "lka_",
             TokenKind::Service => SERVICE_PREFIX,
+            TokenKind::Export => "lkx_",
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::auth::graphql::{AuthMutation, AuthQuery};
 use crate::billing::graphql::BillingMutation;
 use crate::billing::graphql::BillingQuery;
 use crate::conversations::graphql::ConversationMutation;
+use crate::exports::graphql::ExportMutation;
 use crate::invitations::graphql::{InvitationMutation, InvitationQuery};
 use crate::members::graphql::MemberMutation;
 use crate::resources::graphql::ResourceMutation;
@@ -43,6 +44,7 @@ pub struct Mutation(
     UsageMutation,
     ConversationMutation,
     BillingMutation,
+    ExportMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

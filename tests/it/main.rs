@@ -17,6 +17,7 @@ mod clients;
 mod concurrency;
 mod conversations;
 mod errors;
+mod exports;
 mod faults;
 mod fuzz;
 mod http;

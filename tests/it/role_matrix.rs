@@ -62,6 +62,12 @@ const CASES: &[Case] = &[
         expect: ADMINS,
     },
     Case {
+        name: "exportWorkspace",
+        guarded: true,
+        query: "mutation($ws: ID!) { exportWorkspace(workspaceId: $ws) }",
+        expect: OWNER_ONLY,
+    },
+    Case {
         name: "deleteWorkspace",
         guarded: true,
         query: "mutation($ws: ID!) { deleteWorkspace(workspaceId: $ws) }",

@@ -64,6 +64,9 @@ const BUDGETS: &[(&str, u64)] = &[
     // The owner's role, the caller's owned workspaces (the cap), the restore, its audit
     // event and the billing job.
     ("restoreWorkspace", 10),
+    // The guard's membership; then, in one transaction, entering the workspace, the day's
+    // count of exports, the export, its audit event and its job.
+    ("exportWorkspace", 9),
     // Every resource write appends its audit event: one statement.
     ("createAgent", 9),
     ("updateAgent", 7),
@@ -410,6 +413,13 @@ async fn every_mutation_stays_within_its_statement_budget() {
         ada,
         "mutation($ws: ID!) { deleteWorkspace(workspaceId: $ws) }",
         json!({ "ws": second }),
+    )
+    .await;
+    run.run(
+        "exportWorkspace",
+        ada,
+        "mutation($ws: ID!) { exportWorkspace(workspaceId: $ws) }",
+        json!({ "ws": ws }),
     )
     .await;
     run.run(

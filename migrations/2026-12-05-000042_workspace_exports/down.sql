@@ -1,0 +1,3 @@
+DROP FUNCTION workspace_export_document(uuid);
+DROP FUNCTION workspace_export_by_token(bytea);
+DROP TABLE workspace_exports;
