@@ -58,6 +58,10 @@ pub fn router(app: App) -> Router {
                 // Answered by the CORS layer; routed so that the layer sees OPTIONS.
                 .options(|| async { StatusCode::NO_CONTENT }),
         )
+        .route(
+            "/exports/download",
+            get(crate::exports::http::download).options(|| async { StatusCode::NO_CONTENT }),
+        )
         .route_layer(axum::middleware::from_fn_with_state(cors, cors::layer));
     // The webhook gets only what it uses: the database and its signing secret.
     let webhooks = crate::billing::webhook::Webhooks {
@@ -70,7 +74,6 @@ pub fn router(app: App) -> Router {
     let mut routes = graphql
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/exports/download", get(crate::exports::http::download))
         .merge(webhook);
     if app.config.http.introspection {
         routes = routes.route("/graphiql/{file}", get(playground::asset));

@@ -221,6 +221,7 @@ async fn run_trial_scans(
                 let stale = Utc::now() - crate::auth::SIGN_IN_NETWORK_MEMORY;
                 accounts::forget_old_networks(&mut conn, stale).await?;
                 crate::audit::prune(&mut conn, Utc::now(), audit_retention).await?;
+                crate::exports::model::forget_expired(&mut conn).await?;
                 crate::auth::security::prune(&mut conn, Utc::now() - audit_retention).await?;
                 billing::webhook::prune(&mut conn, Utc::now() - stripe_event_retention).await?;
                 anyhow::Ok(accounts::forget_old_sign_ups(&mut conn, Utc::now()).await?)

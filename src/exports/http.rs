@@ -1,6 +1,7 @@
 //! `GET /exports/download?token=…`: the export's document, to the Owner who asked for it,
-//! with their session (`Authorization: Bearer`), while the link works. Anything else is
-//! `NOT_FOUND`, whether the export exists or not.
+//! with their session (`Authorization: Bearer`; an access token is `FORBIDDEN`), while the
+//! link works. Anything else is `NOT_FOUND`, whether the export exists or not. Pages on
+//! `CORS_ORIGINS` may fetch it (the route is under the CORS layer, src/http.rs).
 
 use std::sync::Arc;
 
@@ -42,18 +43,27 @@ pub async fn download(
             response
         }
         Err(err) => {
+            use crate::error::ErrorCode;
             let status = match err.code() {
-                crate::error::ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-                crate::error::ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-                crate::error::ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+                ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+                ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::NOT_FOUND,
             };
-            http_error(status, MediaType::Json, &err)
+            let mut response = http_error(status, MediaType::Json, &err);
+            if status == StatusCode::UNAUTHORIZED {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            response
         }
     }
 }
 
-/// The export's id and document, for the Owner who asked, with a session.
+/// The export's id and document, for the Owner who asked, with a session: who asks is
+/// checked before the document is read.
 async fn document(app: &App, headers: &HeaderMap, token: &str) -> ApiResult<(uuid::Uuid, String)> {
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -62,8 +72,8 @@ async fn document(app: &App, headers: &HeaderMap, token: &str) -> ApiResult<(uui
         .map(str::trim);
     let caller = crate::auth::authenticate(&app.db, bearer, &app.config.sessions)
         .await?
-        .filter(|caller| caller.session)
         .ok_or_else(ApiError::unauthenticated)?;
+    caller.ensure_session()?;
     let gone = || ApiError::not_found("Export");
     let db = app.db.acting_as(Some(caller.user_id));
     let mut conn = db.conn_outside_tenancy().await?;
@@ -72,7 +82,7 @@ async fn document(app: &App, headers: &HeaderMap, token: &str) -> ApiResult<(uui
         .ok_or_else(gone)?;
     drop(conn);
     let mut conn = db.conn_in(workspace_id).await?;
-    let (export, body) = model::document(&mut conn, id, Utc::now())
+    let export = model::find_ready(&mut conn, id, Utc::now())
         .await?
         .ok_or_else(gone)?;
     let owner = crate::members::model::role_of(&mut conn, workspace_id, caller.user_id).await?;
@@ -80,5 +90,6 @@ async fn document(app: &App, headers: &HeaderMap, token: &str) -> ApiResult<(uui
     if export.requested_by != caller.user_id || owner != Some(Role::Owner) || live.is_none() {
         return Err(gone());
     }
+    let body = model::document(&mut conn, id).await?.ok_or_else(gone)?;
     Ok((id, body))
 }

@@ -20,6 +20,9 @@ const BUILD_TIMEOUT: &str = "SET LOCAL statement_timeout = '300s'";
 
 async fn build_export(job: BuildExport, cx: JobContext) -> anyhow::Result<()> {
     let mut conn = cx.db.conn_in(job.workspace_id).await?;
+    if !still_wanted(&mut conn, &job).await? {
+        return Ok(());
+    }
     conn.transaction(async |conn| {
         conn.batch_execute(BUILD_TIMEOUT).await?;
         let expires = Utc::now() + super::VALIDITY;
@@ -60,4 +63,18 @@ async fn build_export(job: BuildExport, cx: JobContext) -> anyhow::Result<()> {
     let mut conn = cx.db.conn_in(job.workspace_id).await?;
     model::mark_sent(&mut conn, job.export_id, Utc::now()).await?;
     Ok(())
+}
+
+/// Whether the export is still to be built and sent: the workspace is live and the Owner
+/// who asked still owns it (a deleted workspace or a demoted Owner gets nothing).
+async fn still_wanted(
+    conn: &mut diesel_async::AsyncPgConnection,
+    job: &BuildExport,
+) -> anyhow::Result<bool> {
+    let Some(export) = model::lock(conn, job.export_id).await? else {
+        return Ok(false);
+    };
+    let live = crate::workspaces::model::find_live(conn, job.workspace_id).await?;
+    let role = crate::members::model::role_of(conn, job.workspace_id, export.requested_by).await?;
+    Ok(live.is_some() && role == Some(Role::Owner) && export.sent_at.is_none())
 }

@@ -116,19 +116,46 @@ pub async fn find_by_token(
     Ok(found.map(|row| (row.id, row.workspace_id)))
 }
 
-/// The document as text, if the export is ready and unexpired at `now`; the connection must
-/// be inside its workspace.
-pub async fn document(
+/// The export, if it is ready and its link unexpired at `now`; the connection must be
+/// inside its workspace.
+pub async fn find_ready(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     now: DateTime<Utc>,
-) -> QueryResult<Option<(ExportRow, String)>> {
-    let row: Option<(ExportRow, Option<serde_json::Value>)> = workspace_exports::table
+) -> QueryResult<Option<ExportRow>> {
+    workspace_exports::table
         .find(id)
         .filter(workspace_exports::expires_at.gt(now))
-        .select((ExportRow::as_select(), workspace_exports::document))
+        .filter(workspace_exports::document.is_not_null())
+        .select(ExportRow::as_select())
         .first(conn)
         .await
-        .optional()?;
-    Ok(row.and_then(|(row, document)| Some((row, document?.to_string()))))
+        .optional()
+}
+
+#[derive(QueryableByName)]
+struct Document {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    text: Option<String>,
+}
+
+/// The document as PostgreSQL writes it out; the connection must be inside its workspace.
+pub async fn document(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<String>> {
+    let document: Option<Document> = static_sql(
+        "SELECT document::text AS text FROM workspace_exports WHERE id = $1",
+        (bind::<SqlUuid, _>(id),),
+    )
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(document.and_then(|document| document.text))
+}
+
+/// Drops the documents whose links expired: an export is no second copy kept past its
+/// data's retention. Runs in any context.
+pub async fn forget_expired(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    static_sql("SELECT forget_expired_exports()", ())
+        .execute(conn)
+        .await
+        .map(drop)
 }

@@ -137,8 +137,28 @@ async fn the_owner_downloads_the_workspaces_data_with_the_emailed_link_and_a_ses
         assert!(!body.contains(secret), "the export holds {secret}");
     }
 
-    // The link alone, someone else's session, and a made-up link open nothing.
+    // Nothing of another workspace, nor who wrote the conversations.
+    assert!(
+        !body.contains(&team.stranger.own_workspace),
+        "another workspace's id"
+    );
+    assert!(!body.contains("service_token"));
+
+    // The link alone, an access token, someone else's session, and a made-up link open
+    // nothing.
     assert_eq!(download(&app, &token, None).await.0, 401);
+    let access = app
+        .gql(
+            team.owner.token(),
+            "mutation { createAccessToken(name: \"ci\") { token } }",
+            json!({}),
+        )
+        .await;
+    let access = access.data("createAccessToken")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    assert_eq!(download(&app, &token, Some(&access)).await.0, 403);
     assert_eq!(download(&app, &token, Some(&team.admin.token)).await.0, 404);
     assert_eq!(
         download(&app, "lkx_made_up", Some(&team.owner.token))
@@ -154,6 +174,21 @@ async fn the_owner_downloads_the_workspaces_data_with_the_emailed_link_and_a_ses
     .await
     .expect("expired");
     assert_eq!(download(&app, &token, Some(&team.owner.token)).await.0, 404);
+    // And the scheduled scan forgets the expired document.
+    let mut conn = app.db.conn().await;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("SELECT forget_expired_exports()"),
+        &mut conn,
+    )
+    .await
+    .expect("forgotten");
+    let kept = diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("SELECT 1 FROM workspace_exports WHERE document IS NOT NULL"),
+        &mut conn,
+    )
+    .await
+    .expect("exports");
+    assert_eq!(kept, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
