@@ -163,7 +163,9 @@ async fn serve_metrics(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for metrics"))?;
-    tracing::info!("metrics on http://{addr}/metrics");
+    // The address bound: with port 0, the one the system chose.
+    let bound = listener.local_addr()?;
+    tracing::info!("metrics on http://{bound}/metrics");
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };

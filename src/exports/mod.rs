@@ -4,7 +4,8 @@
 //! emails the Owner a link; the link, with that Owner's session, downloads it
 //! (`GET /exports/download?token=…`, [`http`]) for [`VALIDITY`].
 //!
-//! Rules: only the Owner asks, [`PER_DAY`] times a day per workspace; only the Owner who
+//! Rules: only the Owner asks, [`PER_DAY`] times a day per workspace and
+//! [`PER_OWNER_PER_DAY`] across an Owner's workspaces; only the Owner who
 //! asked, still its Owner, downloads; the link expires. Asking is audited.
 
 pub mod graphql;
@@ -32,6 +33,13 @@ pub const PER_DAY: Window = Window {
     window: std::time::Duration::from_secs(24 * 3600),
 };
 
+/// Exports one person may ask for a day, across the workspaces they own (up to 20).
+pub const PER_OWNER_PER_DAY: Window = Window {
+    name: "export_workspace:user",
+    limit: 10,
+    window: std::time::Duration::from_secs(24 * 3600),
+};
+
 /// Job: build the export and email its link ([`jobs`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BuildExport {
@@ -55,6 +63,7 @@ pub async fn request(
     conn.transaction(async |conn| {
         crate::db::enter_workspace(conn, workspace_id).await?;
         PER_DAY.hit(conn, &workspace_id.to_string(), now).await??;
+        PER_OWNER_PER_DAY.hit(conn, &owner.to_string(), now).await??;
         let export_id = model::insert(conn, workspace_id, owner, now).await?;
         let event = Event {
             action: audit::Action::WorkspaceExportRequested,

@@ -10,19 +10,13 @@ use uuid::Uuid;
 
 use crate::harness::TestApp;
 
-use crate::processes::free_port;
-
-async fn scrape(client: &reqwest::Client, port: u16) -> Scrape {
-    try_scrape(client, port).await.expect("scrape")
+async fn scrape(client: &reqwest::Client, base: &str) -> Scrape {
+    try_scrape(client, base).await.expect("scrape")
 }
 
-/// `None` while nothing listens on `port` yet.
-async fn try_scrape(client: &reqwest::Client, port: u16) -> Option<Scrape> {
-    let res = client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .ok()?;
+/// `None` while nothing listens at `base` (`http://127.0.0.1:port`) yet.
+async fn try_scrape(client: &reqwest::Client, base: &str) -> Option<Scrape> {
+    let res = client.get(format!("{base}/metrics")).send().await.ok()?;
     assert_eq!(res.status(), 200);
     let content_type = res.headers()["content-type"]
         .to_str()
@@ -104,11 +98,12 @@ async fn post(client: &reqwest::Client, base: &str, body: Value) -> Value {
 async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
     // The app gives the database, queue and mail; its own server and workers stay idle.
     let app = TestApp::new().await;
-    let (api_metrics, worker_metrics) = (free_port(), free_port());
-    let api_metrics_addr = format!("127.0.0.1:{api_metrics}");
-    let serve = crate::processes::serve(&app, &[("METRICS_ADDR", &api_metrics_addr)]).await;
-    let metrics_addr = format!("127.0.0.1:{worker_metrics}");
-    let _worker = crate::processes::worker(&app, "metrics", &[("METRICS_ADDR", &metrics_addr)]);
+    // Port 0 for every listener: each process logs the port it got.
+    let any = [("METRICS_ADDR", "127.0.0.1:0")];
+    let mut serve = crate::processes::serve(&app, &any).await;
+    let api_metrics = serve.announced("metrics on ").await;
+    let mut worker = crate::processes::worker(&app, "metrics", &any);
+    let worker_metrics = worker.announced("metrics on ").await;
     let base = serve.base_url.clone();
     let client = reqwest::Client::new();
     let ready = client.get(format!("{base}/readyz")).send().await;
@@ -179,7 +174,7 @@ async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
     // The worker sent the sign-up email.
     app.mail.wait_for(&email, "complete-sign-up", 1).await;
 
-    let api = scrape(&client, api_metrics).await;
+    let api = scrape(&client, &api_metrics).await;
     assert_conventions(&api);
     let graphql_ok = [("route", "/graphql"), ("method", "POST"), ("status", "200")];
     assert!(counted(&api, "linkai_http_requests_total", &graphql_ok) >= 5.0);
@@ -236,7 +231,7 @@ async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
     }
     assert_eq!(samples(&api, "linkai_db_pool_waiting", &[]).len(), 1);
 
-    let worker = scrape(&client, worker_metrics).await;
+    let worker = scrape(&client, &worker_metrics).await;
     assert_conventions(&worker);
     assert!(counted(&worker, "linkai_jobs_total", &[("outcome", "run")]) >= 1.0);
     let failed = [("outcome", "failed")];
@@ -252,18 +247,17 @@ async fn both_processes_expose_bounded_prometheus_metrics_of_what_they_did() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_keeps_failing_is_retried_then_dropped_for_good() {
     let app = TestApp::new().await;
-    let port = free_port();
-    let metrics_addr = format!("127.0.0.1:{port}");
     // Nothing listens on port 1: every attempt to send the sign-up email fails.
-    let _worker = crate::processes::worker(
+    let mut worker = crate::processes::worker(
         &app,
         "failing",
         &[
-            ("METRICS_ADDR", &metrics_addr),
+            ("METRICS_ADDR", "127.0.0.1:0"),
             ("SMTP_URL", "smtp://127.0.0.1:1"),
             ("JOBS_FIRST_RETRY_MS", "1"),
         ],
     );
+    let metrics = worker.announced("metrics on ").await;
     let email = format!("ada-{}@example.com", Uuid::new_v4().simple());
     app.request_sign_up(&email, "Ada").await.data("signUp");
     let client = reqwest::Client::new();
@@ -273,7 +267,7 @@ async fn a_job_that_keeps_failing_is_retried_then_dropped_for_good() {
     let mut dropped = None;
     for _ in 0..300 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let scraped = try_scrape(&client, port).await;
+        let scraped = try_scrape(&client, &metrics).await;
         if let Some(scraped) = scraped.filter(|s| outcome(s, "failed") > 0.0) {
             dropped = Some(scraped);
             break;
@@ -287,7 +281,7 @@ async fn a_job_that_keeps_failing_is_retried_then_dropped_for_good() {
     // apalis-redis schedules a failed job again `attempt` seconds after it failed (9 s
     // here): past that, it has not run again.
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let later = scrape(&client, port).await;
+    let later = scrape(&client, &metrics).await;
     assert_eq!(outcome(&later, "retried"), retries);
     assert_eq!(outcome(&later, "failed"), 1.0);
     assert!(app.mail.all().is_empty());

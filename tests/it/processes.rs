@@ -20,14 +20,6 @@ pub struct Process {
     pub base_url: String,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// `linkai serve --no-workers` on `app`'s database, with `env` over its settings; returns
 /// once it serves. It binds a port the system chooses and logs it, so two tests never race
 /// for one.
@@ -35,24 +27,8 @@ pub async fn serve(app: &TestApp, env: &[(&str, &str)]) -> Process {
     let mut env = env.to_vec();
     env.insert(0, ("BIND_ADDR", "127.0.0.1:0"));
     let mut process = spawn(app, &["serve", "--no-workers"], &env);
-    for _ in 0..600 {
-        let announced = process.logged("API on http://").into_iter().next();
-        if let Some(line) = announced {
-            let message = line["message"].as_str().expect("message");
-            let address = message
-                .trim_start_matches("API on ")
-                .split("/graphql")
-                .next()
-                .expect("address");
-            process.base_url = address.to_owned();
-            return process;
-        }
-        if let Ok(Some(status)) = process.child.try_wait() {
-            panic!("`linkai serve` exited ({status}): {:?}", process.logs());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("`linkai serve` did not start: {:?}", process.logs());
+    process.base_url = process.announced("API on ").await;
+    process
 }
 
 /// `linkai worker` on `app`'s database, queue and mail, named `name`, with `env` over its
@@ -112,6 +88,31 @@ impl Process {
             .into_iter()
             .filter(|line| line["message"].as_str().is_some_and(|m| m.contains(text)))
             .collect()
+    }
+
+    /// The `http://address` the process logged after `prefix` (`API on `, `metrics on `)
+    /// once it listened: with port 0, the port the system chose.
+    pub async fn announced(&mut self, prefix: &str) -> String {
+        for _ in 0..600 {
+            let line = self.logs().into_iter().find(|line| {
+                line["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(prefix))
+            });
+            if let Some(line) = line {
+                let message = line["message"].as_str().expect("message");
+                let url = message.trim_start_matches(prefix);
+                let end = url["http://".len()..]
+                    .find('/')
+                    .map_or(url.len(), |i| i + "http://".len());
+                return url[..end].to_owned();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("`linkai` exited ({status}): {:?}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("`linkai` never logged `{prefix}`: {:?}", self.logs());
     }
 
     /// Kills it at once (SIGKILL), as a crash would.

@@ -65,8 +65,9 @@ const BUDGETS: &[(&str, u64)] = &[
     // event and the billing job.
     ("restoreWorkspace", 10),
     // The guard's membership; then, in one transaction, entering the workspace, the day's
-    // count of exports, the export, its audit event and its job.
-    ("exportWorkspace", 9),
+    // counts of exports (the workspace's and the Owner's), the export, its audit event and
+    // its job.
+    ("exportWorkspace", 10),
     // Every resource write appends its audit event: one statement.
     ("createAgent", 9),
     ("updateAgent", 7),
