@@ -63,7 +63,9 @@ pub async fn request(
     conn.transaction(async |conn| {
         crate::db::enter_workspace(conn, workspace_id).await?;
         PER_DAY.hit(conn, &workspace_id.to_string(), now).await??;
-        PER_OWNER_PER_DAY.hit(conn, &owner.to_string(), now).await??;
+        PER_OWNER_PER_DAY
+            .hit(conn, &owner.to_string(), now)
+            .await??;
         let export_id = model::insert(conn, workspace_id, owner, now).await?;
         let event = Event {
             action: audit::Action::WorkspaceExportRequested,

@@ -23,7 +23,7 @@ async fn download(app: &TestApp, token: &str, session: Option<&str>) -> (u16, St
 }
 
 /// An agent, a contact and a conversation of three messages, written by the runtime.
-async fn converse(app: &TestApp, owner: &Actor, ws: &str) {
+pub async fn converse(app: &TestApp, owner: &Actor, ws: &str) {
     let agent = app
         .gql(
             owner.token(),

@@ -9,10 +9,9 @@ use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
 
-use crate::billing::subscribe;
+use crate::billing::{stripe_get, subscribe};
 use crate::harness::{stripe_fake, Actor, TestApp, STRIPE_KEY};
 use crate::processes;
-use crate::usage::SERVICE_TOKEN;
 
 const DELETE: &str = "mutation($ws: ID!) { deleteWorkspace(workspaceId: $ws) }";
 const RESTORE: &str =
@@ -162,41 +161,14 @@ async fn rows_by_table(conn: &mut AsyncPgConnection, workspace: &str) -> BTreeMa
 }
 
 /// A workspace with something in most of its tables: members, an invitation, a plan with
-/// its card and invoice, an agent and a contact, a conversation with messages, usage.
+/// its card and invoice, an agent and a contact, a conversation with messages, usage
+/// (`exports::converse`).
 async fn fill(app: &TestApp, owner: &Actor, ws: &str, member: &Actor) -> String {
     app.add_member(ws, member, "member").await;
     app.invite(owner, ws, &format!("guest-{ws}@example.com"), "VIEWER")
         .await;
     let customer = subscribe(app, owner, ws, "STARTER").await;
-    let agent = app
-        .gql(
-            owner.token(),
-            "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Receptionist\" }) { id } }",
-            json!({ "ws": ws }),
-        )
-        .await
-        .data("createAgent")["id"]
-        .clone();
-    let started = app
-        .gql(
-            Some(SERVICE_TOKEN),
-            "mutation($ws: ID!, $input: StartConversationInput!) { startConversation(workspaceId: $ws, input: $input) { id } }",
-            json!({ "ws": ws, "input": { "externalId": "c-1", "agentId": agent, "channel": "SMS",
-                                         "contact": { "phone": "+14155550100", "name": "Grace" } } }),
-        )
-        .await;
-    let conversation = started.data("startConversation")["id"].clone();
-    let messages: Vec<Value> = (0..5)
-        .map(|i| json!({ "externalId": format!("m-{i}"), "direction": if i % 2 == 0 { "INBOUND" } else { "OUTBOUND" },
-                         "text": format!("message {i}"), "sentAt": format!("2026-12-01T10:0{i}:00Z") }))
-        .collect();
-    app.gql(
-        Some(SERVICE_TOKEN),
-        "mutation($ws: ID!, $c: ID!, $m: [MessageInput!]!) { appendMessages(workspaceId: $ws, conversationId: $c, messages: $m) { conversation { id } } }",
-        json!({ "ws": ws, "c": conversation, "m": messages }),
-    )
-    .await
-    .data("appendMessages");
+    crate::exports::converse(app, owner, ws).await;
     customer
 }
 
@@ -305,15 +277,7 @@ async fn a_purge_leaves_no_row_of_the_workspace_in_any_table_and_nothing_of_othe
         .await
     );
     // Its Stripe customer is gone too.
-    let customer: Value = reqwest::Client::new()
-        .get(format!("{stripe}/v1/customers/{customer}"))
-        .basic_auth(STRIPE_KEY, Some(""))
-        .send()
-        .await
-        .expect("stripe")
-        .json()
-        .await
-        .expect("json");
+    let customer = stripe_get(&format!("customers/{customer}")).await;
     assert!(
         customer["deleted"] == true || customer["error"].is_object(),
         "{customer}"
@@ -362,18 +326,7 @@ async fn an_owners_own_cancellation_outlives_a_delete_and_a_restore() {
         billing.data("workspace")["billing"]["cancelAtPeriodEnd"],
         true
     );
-    let listed: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/v1/subscriptions?customer={customer}",
-            stripe_fake().await
-        ))
-        .basic_auth(STRIPE_KEY, Some(""))
-        .send()
-        .await
-        .expect("stripe")
-        .json()
-        .await
-        .expect("json");
+    let listed = stripe_get(&format!("subscriptions?customer={customer}")).await;
     let live: Vec<&Value> = listed["data"]
         .as_array()
         .expect("subscriptions")
