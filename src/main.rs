@@ -139,13 +139,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let app = App::start(config).await?;
             let (stop, stopped) = tokio::sync::watch::channel(false);
             serve_metrics(&app, stop.subscribe()).await?;
-            let background = linkai::worker::run(&app.config, app.db.clone(), stopped);
-            let signal = async {
-                linkai::http::shutdown_signal().await;
-                let _ = stop.send(true);
-            };
-            let (done, ()) = tokio::join!(background, signal);
-            done
+            let deadline = app.config.http.limits.shutdown_timeout;
+            let (config, db) = (app.config.clone(), app.db.clone());
+            let mut background =
+                tokio::spawn(async move { linkai::worker::run(&config, db, stopped).await });
+            tokio::select! {
+                done = &mut background => return done?,
+                () = linkai::http::shutdown_signal() => {}
+            }
+            let _ = stop.send(true);
+            // A job or a round still running at the deadline is left to run again elsewhere:
+            // handlers and rounds are written to run twice.
+            match tokio::time::timeout(deadline, background).await {
+                Ok(done) => done?,
+                Err(_) => {
+                    tracing::warn!("workers still busy at the shutdown deadline");
+                    Ok(())
+                }
+            }
         }
     }
 }

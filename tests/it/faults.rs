@@ -254,3 +254,26 @@ async fn an_unreadable_outbox_row_stays_and_holds_back_nothing() {
     let left: Vec<&str> = left.iter().map(|row| row.job.as_str()).collect();
     assert_eq!(left, [r#"{"not": "a job"}"#]);
 }
+
+/// SIGTERM stops a worker within `SHUTDOWN_TIMEOUT_SECS` even while it waits on a mail
+/// server that holds its message for two minutes: the job runs again elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stuck_on_a_job_exits_at_its_shutdown_deadline() {
+    let app = TestApp::new().await;
+    let stuck = SmtpSink::start_on(0, Duration::from_secs(120)).await;
+    invite_many(&app, 1).await;
+    let smtp = stuck.url();
+    let mut worker = processes::worker(
+        &app,
+        "stuck",
+        &[("SMTP_URL", &smtp), ("SHUTDOWN_TIMEOUT_SECS", "1")],
+    );
+    let held = stuck
+        .wait_until(|sink| sink.holding() == 1, Duration::from_secs(30))
+        .await;
+    assert!(held.is_some(), "the worker's email reached the mail server");
+    assert!(
+        worker.terminate(Duration::from_secs(20)).await,
+        "the worker outlived its shutdown deadline"
+    );
+}

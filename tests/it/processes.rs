@@ -115,6 +115,20 @@ impl Process {
         panic!("`linkai` never logged `{prefix}`: {:?}", self.logs());
     }
 
+    /// Asks it to stop (SIGTERM), as an orchestrator does, and waits up to `within` for it
+    /// to exit; whether it did.
+    pub async fn terminate(&mut self, within: Duration) -> bool {
+        let pid = self.child.id().expect("running");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .is_ok()
+    }
+
     /// Kills it at once (SIGKILL), as a crash would.
     pub async fn kill(&mut self) {
         self.child.start_kill().expect("SIGKILL");

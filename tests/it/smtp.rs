@@ -43,6 +43,8 @@ pub struct SmtpSink {
     pub port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     arrived: Arc<Notify>,
+    /// Messages received and not yet answered (held for the delay).
+    holding: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SmtpSink {
@@ -59,6 +61,7 @@ impl SmtpSink {
             port: listener.local_addr().expect("addr").port(),
             received: Arc::default(),
             arrived: Arc::default(),
+            holding: Arc::default(),
         };
         let server = sink.clone();
         tokio::spawn(async move {
@@ -70,6 +73,11 @@ impl SmtpSink {
             }
         });
         sink
+    }
+
+    /// How many messages it holds now, unanswered: a client is waiting on each.
+    pub fn holding(&self) -> usize {
+        self.holding.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -115,7 +123,11 @@ impl SmtpSink {
                             .unwrap_or(&line),
                     );
                 }
+                let holding = &self.holding;
+                holding.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                self.arrived.notify_waiters();
                 tokio::time::sleep(delay).await;
+                holding.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 // Like a real server, accept the message only if the client is still there
                 // to hear the reply: a client killed meanwhile has closed the connection.
                 line.clear();
