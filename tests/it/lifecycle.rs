@@ -336,3 +336,44 @@ async fn an_owners_own_cancellation_outlives_a_delete_and_a_restore() {
     assert_eq!(live.len(), 1, "{listed}");
     assert_eq!(live[0]["cancel_at_period_end"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_restores_only_a_workspace_it_reaches_and_a_read_only_one_none() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = ada.own_workspace.clone();
+    let second = app.create_workspace(&ada, "Second").await;
+    let token = |scope: Option<&str>, read_only: bool| {
+        let app = &app;
+        let ada = &ada;
+        let scope = scope.map(|ws| vec![ws.to_owned()]);
+        async move {
+            app.gql(
+                ada.token(),
+                "mutation($s: [ID!], $r: Boolean!) { createAccessToken(name: \"t\", workspaceIds: $s, readOnly: $r) { token } }",
+                json!({ "s": scope, "r": read_only }),
+            )
+            .await
+            .data("createAccessToken")["token"]
+                .as_str()
+                .expect("token")
+                .to_owned()
+        }
+    };
+    let elsewhere = token(Some(&second), false).await;
+    let read_only = token(None, true).await;
+    let scoped_here = token(Some(&ws), false).await;
+    app.gql(ada.token(), DELETE, json!({ "ws": ws }))
+        .await
+        .data("deleteWorkspace");
+    app.gql(Some(&elsewhere), RESTORE, json!({ "ws": ws }))
+        .await
+        .assert_code("NOT_FOUND");
+    app.gql(Some(&read_only), RESTORE, json!({ "ws": ws }))
+        .await
+        .assert_code("FORBIDDEN");
+    let restored = app
+        .gql(Some(&scoped_here), RESTORE, json!({ "ws": ws }))
+        .await;
+    assert_eq!(restored.data("restoreWorkspace")["id"], ws);
+}
