@@ -322,7 +322,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    workspace_exports (id) {
+    workspace_exports (workspace_id, id) {
         id -> Uuid,
         workspace_id -> Uuid,
         requested_by -> Uuid,

@@ -1,7 +1,8 @@
 -- `exportWorkspace`: the Owner asks, a job builds the workspace's data as one JSON document
 -- here, and an emailed link (24 hours) lets that Owner download it with their session.
+-- Keyed by workspace first, as a table distributed by `workspace_id` must be (tests/it/citus.rs).
 CREATE TABLE workspace_exports (
-    id uuid PRIMARY KEY,
+    id uuid NOT NULL,
     workspace_id uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
     requested_by uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     requested_at timestamptz NOT NULL DEFAULT now(),
@@ -10,9 +11,10 @@ CREATE TABLE workspace_exports (
     expires_at timestamptz,
     -- SHA-256 of the latest emailed link's token; `link_hashes` keeps every one emailed
     -- (migration 000040's trigger), so a retried email leaves the first link working.
-    token_hash bytea UNIQUE,
+    token_hash bytea,
     link_hashes bytea[] NOT NULL DEFAULT '{}',
-    sent_at timestamptz
+    sent_at timestamptz,
+    PRIMARY KEY (workspace_id, id)
 );
 CREATE INDEX workspace_exports_workspace ON workspace_exports (workspace_id, requested_at);
 CREATE INDEX workspace_exports_link_hashes ON workspace_exports USING gin (link_hashes);

@@ -43,7 +43,7 @@ pub struct ExportRow {
 /// The export, locked; the connection must be inside its workspace.
 pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ExportRow>> {
     workspace_exports::table
-        .find(id)
+        .filter(workspace_exports::id.eq(id))
         .select(ExportRow::as_select())
         .for_update()
         .first(conn)
@@ -74,7 +74,7 @@ pub async fn build(
 }
 
 pub async fn set_token(conn: &mut AsyncPgConnection, id: Uuid, hash: &[u8]) -> QueryResult<()> {
-    diesel::update(workspace_exports::table.find(id))
+    diesel::update(workspace_exports::table.filter(workspace_exports::id.eq(id)))
         .set(workspace_exports::token_hash.eq(hash))
         .execute(conn)
         .await
@@ -86,7 +86,7 @@ pub async fn mark_sent(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(workspace_exports::table.find(id))
+    diesel::update(workspace_exports::table.filter(workspace_exports::id.eq(id)))
         .set(workspace_exports::sent_at.eq(now))
         .execute(conn)
         .await
@@ -124,7 +124,7 @@ pub async fn find_ready(
     now: DateTime<Utc>,
 ) -> QueryResult<Option<ExportRow>> {
     workspace_exports::table
-        .find(id)
+        .filter(workspace_exports::id.eq(id))
         .filter(workspace_exports::expires_at.gt(now))
         .filter(workspace_exports::document.is_not_null())
         .select(ExportRow::as_select())

@@ -12,6 +12,7 @@ mod billing;
 mod billing_faults;
 mod cards;
 mod catalog;
+mod citus;
 mod cli;
 mod clients;
 mod concurrency;
