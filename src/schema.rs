@@ -342,6 +342,7 @@ diesel::table! {
         deleted_at -> Timestamptz,
         purged_at -> Timestamptz,
         rows_deleted -> Int8,
+        stripe_customer_id -> Nullable<Text>,
     }
 }
 

@@ -1,9 +1,11 @@
-DROP FUNCTION purge_workspace_finish(uuid, bigint);
+DROP FUNCTION purge_workspace_finish(uuid, bigint, text);
 DROP FUNCTION purge_workspace_batch(uuid, integer);
 DROP FUNCTION tenant_tables();
 DROP FUNCTION purge_workspace_start(uuid, interval);
 DROP FUNCTION workspaces_to_purge(interval, integer);
 DROP FUNCTION purge_window(interval);
+DROP TRIGGER scrub_events_of_purged_customers ON stripe_events;
+DROP FUNCTION scrub_events_of_purged_customers();
 DROP TABLE purged_workspaces;
 DROP INDEX workspaces_deleted;
 ALTER TABLE workspaces DROP COLUMN purge_started_at;

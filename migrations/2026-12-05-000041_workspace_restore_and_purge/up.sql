@@ -15,9 +15,28 @@ CREATE TABLE purged_workspaces (
     id uuid PRIMARY KEY,
     deleted_at timestamptz NOT NULL,
     purged_at timestamptz NOT NULL DEFAULT now(),
-    rows_deleted bigint NOT NULL
+    rows_deleted bigint NOT NULL,
+    stripe_customer_id text
 );
-COMMENT ON TABLE purged_workspaces IS 'One record per purged workspace, kept outside it: when it was deleted and purged, and how many rows the finishing run deleted. No name, no member: nothing of its data.';
+CREATE INDEX purged_workspaces_customer ON purged_workspaces (stripe_customer_id)
+    WHERE stripe_customer_id IS NOT NULL;
+COMMENT ON TABLE purged_workspaces IS 'One record per purged workspace, kept outside it: when it was deleted and purged, how many rows the finishing run deleted, and its deleted Stripe customer''s id (so Stripe''s later events about it are scrubbed). No name, no member: nothing of its data.';
+
+-- Stripe sends events about a purged workspace's customer after the purge (its deletion's
+-- own, with the customer's email): they are recorded scrubbed, as the purge scrubbed the
+-- earlier ones.
+CREATE FUNCTION scrub_events_of_purged_customers() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.stripe_customer_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM purged_workspaces WHERE stripe_customer_id = NEW.stripe_customer_id
+    ) THEN
+        NEW.payload := jsonb_build_object('id', NEW.id, 'type', NEW.type, 'scrubbed', true);
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER scrub_events_of_purged_customers BEFORE INSERT ON stripe_events
+    FOR EACH ROW EXECUTE FUNCTION scrub_events_of_purged_customers();
 GRANT SELECT ON purged_workspaces TO linkai_app;
 
 -- The restore window, as the purge functions take it: never under a day, whatever the
@@ -111,9 +130,10 @@ END;
 $$;
 
 -- The last step, once `purge_workspace_batch` found nothing: the workspace's jobs still
--- waiting in the outbox, the workspace row, and the one record that stays. Refused while
--- any tenant table still holds a row of it.
-CREATE FUNCTION purge_workspace_finish(ws uuid, rows_deleted bigint) RETURNS boolean
+-- waiting in the outbox, the events Stripe sent about its customer meanwhile, the
+-- workspace row, and the one record that stays. Refused while any tenant table still
+-- holds a row of it.
+CREATE FUNCTION purge_workspace_finish(ws uuid, rows_deleted bigint, customer text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp SET row_security = off AS
 $$
 DECLARE
@@ -134,8 +154,11 @@ BEGIN
     END LOOP;
     DELETE FROM workspaces WHERE id = ws RETURNING deleted_at INTO deleted;
     DELETE FROM outbox WHERE job ->> 'workspace_id' = ws::text;
-    INSERT INTO purged_workspaces (id, deleted_at, rows_deleted)
-    VALUES (ws, deleted, rows_deleted + 1) ON CONFLICT (id) DO NOTHING;
+    UPDATE stripe_events e
+    SET payload = jsonb_build_object('id', e.id, 'type', e.type, 'scrubbed', true)
+    WHERE customer IS NOT NULL AND e.stripe_customer_id = customer AND NOT (e.payload ? 'scrubbed');
+    INSERT INTO purged_workspaces (id, deleted_at, rows_deleted, stripe_customer_id)
+    VALUES (ws, deleted, rows_deleted + 1, customer) ON CONFLICT (id) DO NOTHING;
     RETURN true;
 END;
 $$;
@@ -146,5 +169,5 @@ REVOKE ALL ON FUNCTION purge_workspace_start(uuid, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION purge_workspace_start(uuid, interval) TO linkai_app;
 REVOKE ALL ON FUNCTION purge_workspace_batch(uuid, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION purge_workspace_batch(uuid, integer) TO linkai_app;
-REVOKE ALL ON FUNCTION purge_workspace_finish(uuid, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION purge_workspace_finish(uuid, bigint) TO linkai_app;
+REVOKE ALL ON FUNCTION purge_workspace_finish(uuid, bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION purge_workspace_finish(uuid, bigint, text) TO linkai_app;

@@ -143,7 +143,8 @@ async fn purge(
         }
         rows += deleted;
     }
-    if model::purge_finish(&mut conn, workspace.id, rows).await? {
+    let customer = workspace.stripe_customer_id.as_deref();
+    if model::purge_finish(&mut conn, workspace.id, rows, customer).await? {
         tracing::info!(workspace = %workspace.id, rows, "purged a deleted workspace");
     }
     Ok(true)

@@ -404,12 +404,14 @@ pub async fn purge_batch(
     Ok(purged.rows)
 }
 
-/// Deletes the emptied workspace and records its purge (`purged_workspaces`); false when
-/// it was purged already. Runs in any context.
+/// Deletes the emptied workspace and records its purge (`purged_workspaces`, with its
+/// Stripe customer, whose later events are then recorded scrubbed); false when it was
+/// purged already. Runs in any context.
 pub async fn purge_finish(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     rows: i64,
+    stripe_customer_id: Option<&str>,
 ) -> QueryResult<bool> {
     #[derive(QueryableByName)]
     struct Finished {
@@ -417,10 +419,11 @@ pub async fn purge_finish(
         finished: bool,
     }
     let done: Finished = static_sql(
-        "SELECT purge_workspace_finish($1, $2) AS finished",
+        "SELECT purge_workspace_finish($1, $2, $3) AS finished",
         (
             bind::<SqlUuid, _>(workspace_id),
             bind::<diesel::sql_types::BigInt, _>(rows),
+            bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(stripe_customer_id),
         ),
     )
     .get_result(conn)

@@ -277,10 +277,37 @@ async fn a_purge_leaves_no_row_of_the_workspace_in_any_table_and_nothing_of_othe
         .await
     );
     // Its Stripe customer is gone too.
-    let customer = stripe_get(&format!("customers/{customer}")).await;
+    let deleted = stripe_get(&format!("customers/{customer}")).await;
     assert!(
-        customer["deleted"] == true || customer["error"].is_object(),
-        "{customer}"
+        deleted["deleted"] == true || deleted["error"].is_object(),
+        "{deleted}"
+    );
+    // Stripe's event about that deletion arrives after the purge: recorded, scrubbed.
+    let event = json!({
+        "id": "evt_after_the_purge", "object": "event", "type": "customer.deleted",
+        "created": chrono::Utc::now().timestamp(),
+        "data": { "object": { "object": "customer", "id": customer, "email": "ada@example.com" } },
+    })
+    .to_string();
+    let status = app
+        .client()
+        .post(format!("{}/webhooks/stripe", app.base_url))
+        .header(
+            "stripe-signature",
+            crate::webhooks::signed(&event).expect("signed"),
+        )
+        .body(event)
+        .send()
+        .await
+        .expect("delivered")
+        .status();
+    assert_eq!(status, 200);
+    assert!(
+        sql_bool(
+            &mut conn,
+            "SELECT payload = '{\"id\": \"evt_after_the_purge\", \"type\": \"customer.deleted\", \"scrubbed\": true}'::jsonb FROM stripe_events WHERE id = 'evt_after_the_purge'"
+        )
+        .await
     );
 }
 
