@@ -65,11 +65,7 @@ pub async fn download(
 /// The export's id and document, for the Owner who asked, with a session: who asks is
 /// checked before the document is read.
 async fn document(app: &App, headers: &HeaderMap, token: &str) -> ApiResult<(uuid::Uuid, String)> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+    let bearer = crate::http::bearer_token(headers);
     let caller = crate::auth::authenticate(&app.db, bearer, &app.config.sessions)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;

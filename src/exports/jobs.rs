@@ -20,7 +20,7 @@ const BUILD_TIMEOUT: &str = "SET LOCAL statement_timeout = '300s'";
 
 async fn build_export(job: BuildExport, cx: JobContext) -> anyhow::Result<()> {
     let mut conn = cx.db.conn_in(job.workspace_id).await?;
-    if !still_wanted(&mut conn, &job).await? {
+    if due(&mut conn, &job).await?.is_none() {
         return Ok(());
     }
     conn.transaction(async |conn| {
@@ -31,17 +31,10 @@ async fn build_export(job: BuildExport, cx: JobContext) -> anyhow::Result<()> {
     .await?;
     let email = conn
         .transaction(async |conn| {
-            let Some(export) = model::lock(conn, job.export_id).await? else {
+            let Some((export, workspace)) = due(conn, &job).await? else {
                 return anyhow::Ok(None);
             };
-            let workspace = crate::workspaces::model::find_live(conn, job.workspace_id).await?;
-            let owner = crate::members::model::role_of(conn, job.workspace_id, export.requested_by)
-                .await?
-                == Some(Role::Owner);
-            let user = crate::auth::model::find_user(conn, export.requested_by).await?;
-            let (Some(workspace), Some(user), true, None) =
-                (workspace, user, owner, export.sent_at)
-            else {
+            let Some(user) = crate::auth::model::find_user(conn, export.requested_by).await? else {
                 return Ok(None);
             };
             let minted = token::mint(TokenKind::Export);
@@ -65,16 +58,19 @@ async fn build_export(job: BuildExport, cx: JobContext) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether the export is still to be built and sent: the workspace is live and the Owner
-/// who asked still owns it (a deleted workspace or a demoted Owner gets nothing).
-async fn still_wanted(
+/// The export, locked, with its workspace, while it is still to be built and sent: not
+/// sent yet, the workspace live, and the Owner who asked still its Owner (a deleted
+/// workspace or a demoted Owner gets nothing).
+async fn due(
     conn: &mut diesel_async::AsyncPgConnection,
     job: &BuildExport,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<(model::ExportRow, crate::workspaces::model::WorkspaceRow)>> {
     let Some(export) = model::lock(conn, job.export_id).await? else {
-        return Ok(false);
+        return Ok(None);
     };
-    let live = crate::workspaces::model::find_live(conn, job.workspace_id).await?;
+    let Some(workspace) = crate::workspaces::model::find_live(conn, job.workspace_id).await? else {
+        return Ok(None);
+    };
     let role = crate::members::model::role_of(conn, job.workspace_id, export.requested_by).await?;
-    Ok(live.is_some() && role == Some(Role::Owner) && export.sent_at.is_none())
+    Ok((role == Some(Role::Owner) && export.sent_at.is_none()).then_some((export, workspace)))
 }

@@ -14,7 +14,6 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use uuid::Uuid;
 
 use super::model::{self, WorkspaceRow};
-use super::WorkspaceError;
 use crate::audit::{self, Event, Target, Trail};
 use crate::billing::stripe::{StripeApi, StripeCallError};
 use crate::db::Db;
@@ -59,14 +58,7 @@ pub async fn restore(
         if role != Some(Role::Owner) {
             return Err(ApiError::not_found("Workspace"));
         }
-        let owned = model::memberships_of_caller(conn, None)
-            .await?
-            .iter()
-            .filter(|(_, role)| *role == Role::Owner)
-            .count();
-        if owned >= super::OWNED_PER_ACCOUNT {
-            return Err(WorkspaceError::TooManyOwned.into());
-        }
+        super::ensure_may_own_another(conn).await?;
         let Some(row) = model::restore_deleted(conn, workspace_id, restore_window()).await? else {
             return Err(ApiError::not_found("Workspace"));
         };

@@ -57,6 +57,20 @@ impl From<WorkspaceError> for ApiError {
     }
 }
 
+/// `TooManyOwned` when the caller owns [`OWNED_PER_ACCOUNT`] live workspaces already (a new
+/// or a restored one would pass the cap).
+pub async fn ensure_may_own_another(conn: &mut AsyncPgConnection) -> Result<(), ApiError> {
+    let owned = model::memberships_of_caller(conn, None)
+        .await?
+        .iter()
+        .filter(|(_, role)| *role == Role::Owner)
+        .count();
+    if owned >= OWNED_PER_ACCOUNT {
+        return Err(WorkspaceError::TooManyOwned.into());
+    }
+    Ok(())
+}
+
 /// Creates a workspace owned by the actor of `trail`, on its own trial, within the
 /// account's caps; writes `workspace.created`. Call inside a transaction.
 pub async fn create(
@@ -66,14 +80,7 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<WorkspaceRow, ApiError> {
     let actor = trail.person()?;
-    let owned = model::memberships_of_caller(conn, None)
-        .await?
-        .iter()
-        .filter(|(_, role)| *role == Role::Owner)
-        .count();
-    if owned >= OWNED_PER_ACCOUNT {
-        return Err(WorkspaceError::TooManyOwned.into());
-    }
+    ensure_may_own_another(conn).await?;
     TRIALS_PER_ACCOUNT_PER_DAY
         .hit(conn, &actor.to_string(), now)
         .await?
