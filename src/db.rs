@@ -326,7 +326,13 @@ pub struct Db {
     counts: Arc<StatementCounts>,
     /// The signed-in user the request acts for (`app.user_id`).
     user: Option<Uuid>,
+    /// Where each statement's text goes, when something studies them (the catalog test of
+    /// query plans, tests/it/plans.rs); kept by every handle made from this one.
+    log: Option<StatementLog>,
 }
+
+/// The distinct texts of the statements run through a [`Db`] and the handles made from it.
+pub type StatementLog = Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
 
 impl Db {
     pub fn new(pool: PgPool) -> Self {
@@ -334,6 +340,16 @@ impl Db {
             pool,
             counts: Arc::default(),
             user: None,
+            log: None,
+        }
+    }
+
+    /// The same handle, and every handle made from it, writing each statement's text to
+    /// `log`.
+    pub fn logging_statements(self, log: StatementLog) -> Self {
+        Self {
+            log: Some(log),
+            ..self
         }
     }
 
@@ -344,7 +360,10 @@ impl Db {
 
     /// A handle sharing the pool with a fresh statement counter.
     pub fn for_request(&self) -> Self {
-        Self::new(self.pool.clone())
+        Self {
+            log: self.log.clone(),
+            ..Self::new(self.pool.clone())
+        }
     }
 
     /// The same handle acting for `user`.
@@ -427,9 +446,19 @@ impl Db {
         count: fn(&StatementCounts) -> &AtomicUsize,
     ) -> impl diesel::connection::Instrumentation {
         let counts = Arc::clone(&self.counts);
+        let log = self.log.clone();
         move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { .. } = event {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
                 count(&counts).fetch_add(1, Ordering::Relaxed);
+                if let Some(log) = &log {
+                    // Diesel shows the statement as its SQL, then ` -- binds: [...]`.
+                    let shown = query.to_string();
+                    let sql = shown
+                        .rsplit_once(" -- binds: ")
+                        .map_or(&*shown, |(sql, _)| sql);
+                    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                    log.insert(sql.to_owned());
+                }
             }
         }
     }

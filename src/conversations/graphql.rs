@@ -1,6 +1,8 @@
 //! The `Conversation` and `Message` types, the workspace's conversation list, and the
 //! runtime's mutations: parse, call `conversations`, map.
 
+use std::marker::PhantomData;
+
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
@@ -676,38 +678,58 @@ impl ConversationLists {
 }
 
 /// The conversations of one agent or one contact: their `conversations` field.
-pub struct ConversationsOf {
+///
+/// One type per owner (`Of`), not one shared: async-graphql builds a merged object from
+/// its parts' registered types, and a part shared by `Agent` and `Contact` was still an
+/// empty placeholder when `Contact` was built inside `Agent`'s construction (its
+/// conversations, then `Conversation.contact`), so `Contact` lost the field.
+pub struct ConversationsOf<Of> {
     workspace_id: Uuid,
     filter: Filter,
+    of: PhantomData<Of>,
 }
 
-impl ConversationsOf {
+/// An agent's, for [`ConversationsOf`].
+pub struct OfAgent;
+/// A contact's, for [`ConversationsOf`].
+pub struct OfContact;
+
+impl<Of> ConversationsOf<Of> {
+    fn with(workspace_id: Uuid, filter: Filter) -> Self {
+        Self {
+            workspace_id,
+            filter,
+            of: PhantomData,
+        }
+    }
+}
+
+impl ConversationsOf<OfAgent> {
     pub fn agent(workspace_id: Uuid, agent_id: Uuid) -> Self {
         let filter = Filter {
             agent_id: Some(agent_id),
             ..Filter::default()
         };
-        Self {
-            workspace_id,
-            filter,
-        }
+        Self::with(workspace_id, filter)
     }
+}
 
+impl ConversationsOf<OfContact> {
     pub fn contact(workspace_id: Uuid, contact_id: Uuid) -> Self {
         let filter = Filter {
             contact_id: Some(contact_id),
             ..Filter::default()
         };
-        Self {
-            workspace_id,
-            filter,
-        }
+        Self::with(workspace_id, filter)
     }
 }
 
 /// Its conversations.
-#[Object]
-impl ConversationsOf {
+#[Object(
+    concrete(name = "AgentConversations", params(OfAgent)),
+    concrete(name = "ContactConversations", params(OfContact))
+)]
+impl<Of: Send + Sync> ConversationsOf<Of> {
     /// Its conversations, newest activity first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn conversations(

@@ -540,7 +540,7 @@ const SEARCH: &str = concat!(
      page AS ( \
          SELECT h.* FROM hits h \
          WHERE $9::uuid IS NULL \
-            OR (h.rank, h.conversation_id) < (extract(epoch FROM $10) * 1000000, $9) \
+            OR (h.rank, h.conversation_id) < (extract(epoch FROM $10::timestamptz) * 1000000, $9) \
          ORDER BY h.rank DESC, h.conversation_id DESC LIMIT $11) \
      SELECT ",
     conversation_columns!(),

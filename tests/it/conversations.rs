@@ -387,6 +387,22 @@ async fn every_role_reads_conversations_and_only_owners_and_admins_delete_them()
         assert_eq!(rest["edges"][0]["node"]["id"], json!(ids[0]));
         assert_eq!(rest["pageInfo"]["hasNextPage"], false);
     }
+    // The agent shows all three; each contact shows its own one.
+    let owners = app
+        .gql(
+            team.viewer.token(),
+            "query($ws: ID!, $c: ID!) { workspace(id: $ws) { conversation(id: $c) {
+               agent { conversations(first: 5) { totalCount } }
+               contact { conversations { edges { node { id } } } } } } }",
+            json!({ "ws": ws, "c": ids[1] }),
+        )
+        .await;
+    let conversation = &owners.data("workspace")["conversation"];
+    assert_eq!(conversation["agent"]["conversations"]["totalCount"], 3);
+    assert_eq!(
+        conversation["contact"]["conversations"]["edges"],
+        json!([{ "node": { "id": ids[1] } }])
+    );
     // A stranger sees no such workspace.
     app.gql(team.stranger.token(), LIST, json!({ "ws": ws }))
         .await

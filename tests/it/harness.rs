@@ -233,6 +233,9 @@ pub struct TestApp {
     client: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
     stop_workers: tokio::sync::watch::Sender<bool>,
+    /// The app's own pool, kept when it logs statements (tests/it/plans.rs reads what its
+    /// connections prepared).
+    pub pool: Option<linkai::db::Db>,
     /// The app's own Stripe proxy, while it runs.
     _stripe_proxy: Option<crate::stripe_proxy::StripeProxy>,
 }
@@ -245,6 +248,8 @@ pub struct TestAppBuilder {
     plan_key: Option<String>,
     workers: bool,
     unfiltered_kind: Option<String>,
+    /// Where the app writes each statement's text, if anywhere.
+    statement_log: Option<linkai::db::StatementLog>,
     redis_url: String,
     smtp_port: u16,
     /// Configuration set by the test, over the harness's own.
@@ -255,6 +260,12 @@ impl TestAppBuilder {
     /// Sets one more configuration variable (`CORS_ORIGINS`, `INTROSPECTION`, ...).
     pub fn with_env(mut self, name: &'static str, value: &str) -> Self {
         self.env.push((name, value.to_owned()));
+        self
+    }
+
+    /// Writes the text of every statement the app (and its workers) runs to `log`.
+    pub fn logging_statements(mut self, log: linkai::db::StatementLog) -> Self {
+        self.statement_log = Some(log);
         self
     }
 
@@ -317,6 +328,7 @@ impl TestApp {
             redis_url: "redis://127.0.0.1:6379".into(),
             smtp_port: 0,
             unfiltered_kind: None,
+            statement_log: None,
             stripe: false,
             stripe_base: None,
             plan_key: None,
@@ -385,7 +397,12 @@ impl TestApp {
             }
         })
         .expect("config");
-        let app = App::connect(config).expect("app");
+        let mut app = App::connect(config).expect("app");
+        let mut pool = None;
+        if let Some(log) = builder.statement_log.clone() {
+            app.db = app.db.logging_statements(log);
+            pool = Some(app.db.clone());
+        }
         let (stop_workers, stopped) = tokio::sync::watch::channel(false);
         if builder.workers {
             let (config, db) = (app.config.clone(), app.db.clone());
@@ -410,6 +427,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             server,
             stop_workers,
+            pool,
             _stripe_proxy: own_proxy,
         }
     }

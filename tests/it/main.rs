@@ -30,6 +30,7 @@ mod members;
 mod metrics;
 mod outages;
 mod phone_billing;
+mod plans;
 mod pool_context;
 mod processes;
 mod replicas;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{fields, ids_of, optional_text, parts, references};
 use crate::auth::model::UserRow;
-use crate::conversations::graphql::ConversationsOf;
+use crate::conversations::graphql::{ConversationsOf, OfAgent};
 use crate::billing::plans::CountLimit;
 use crate::error::{ApiError, ApiResult};
 use crate::resources::model::{ResourceRow, Scope};
@@ -54,7 +54,7 @@ pub struct AgentFields {
 
 node!(
     /// An AI agent that talks to the workspace's customers.
-    Agent(AgentFields, ConversationsOf)
+    Agent(AgentFields, ConversationsOf<OfAgent>)
 );
 
 pub struct AgentKind;

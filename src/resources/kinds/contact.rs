@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{e164, fields, parts};
 use crate::auth::model::UserRow;
-use crate::conversations::graphql::ConversationsOf;
+use crate::conversations::graphql::{ConversationsOf, OfContact};
 use crate::error::ApiResult;
 use crate::resources::model::{ResourceRow, Scope};
 use crate::resources::{Fields, Kind};
@@ -35,7 +35,7 @@ pub struct ContactData {
 
 node!(
     /// A person the workspace's agents talk to.
-    Contact(ContactData, ConversationsOf)
+    Contact(ContactData, ConversationsOf<OfContact>)
 );
 
 pub struct ContactKind;

@@ -1,0 +1,1 @@
+DROP INDEX sign_in_networks_last_signed_in_at;
