@@ -183,7 +183,7 @@ impl Backoff {
             "INSERT INTO throttles AS t (key, window_start, hits) VALUES ($1, $2, 1) \
              ON CONFLICT (key) DO UPDATE SET hits = t.hits + 1, window_start = $2, \
                blocked_until = CASE WHEN t.hits + 1 >= $3 \
-                 THEN $2 + make_interval(secs => least($4, power(2, least(t.hits + 1 - $3, 30)))) \
+                 THEN $2::timestamptz + make_interval(secs => least($4, power(2, least(t.hits + 1 - $3, 30)))) \
                END \
              WHERE t.blocked_until IS NULL OR t.blocked_until <= $2 \
              RETURNING hits",

@@ -19,7 +19,7 @@ async fn with_card(app: &TestApp, actor: &Actor) -> String {
 }
 
 /// The customer's subscriptions that are not over, as Stripe lists them.
-async fn live_in_stripe(customer: &str) -> Vec<Value> {
+pub async fn live_in_stripe(customer: &str) -> Vec<Value> {
     let all = stripe_get(&format!(
         "subscriptions?customer={customer}&status=all&limit=100"
     ))

@@ -233,9 +233,11 @@ pub struct TestApp {
     client: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
     stop_workers: tokio::sync::watch::Sender<bool>,
-    /// The app's own pool, kept when it logs statements (tests/it/plans.rs reads what its
-    /// connections prepared).
-    pub pool: Option<linkai::db::Db>,
+    /// The app's own pool, for tests that call the service's functions directly (or read
+    /// what its connections prepared, tests/it/plans.rs).
+    pub pool: linkai::db::Db,
+    /// The app's Stripe client, if it has Stripe.
+    pub stripe: Option<linkai::billing::stripe::StripeApi>,
     /// The app's own Stripe proxy, while it runs.
     _stripe_proxy: Option<crate::stripe_proxy::StripeProxy>,
 }
@@ -398,11 +400,10 @@ impl TestApp {
         })
         .expect("config");
         let mut app = App::connect(config).expect("app");
-        let mut pool = None;
         if let Some(log) = builder.statement_log.clone() {
             app.db = app.db.logging_statements(log);
-            pool = Some(app.db.clone());
         }
+        let (pool, stripe) = (app.db.clone(), app.stripe.clone());
         let (stop_workers, stopped) = tokio::sync::watch::channel(false);
         if builder.workers {
             let (config, db) = (app.config.clone(), app.db.clone());
@@ -428,6 +429,7 @@ impl TestApp {
             server,
             stop_workers,
             pool,
+            stripe,
             _stripe_proxy: own_proxy,
         }
     }

@@ -10,6 +10,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
 
 use crate::billing::{stripe_get, subscribe};
+use crate::billing_faults::live_in_stripe;
 use crate::harness::{stripe_fake, Actor, TestApp, STRIPE_KEY};
 use crate::processes;
 
@@ -403,4 +404,115 @@ async fn a_token_restores_only_a_workspace_it_reaches_and_a_read_only_one_none()
         .gql(Some(&scoped_here), RESTORE, json!({ "ws": ws }))
         .await;
     assert_eq!(restored.data("restoreWorkspace")["id"], ws);
+}
+
+/// Deleting and restoring call Stripe from a job (`billing::sync::follow_lifecycle`). It
+/// must come out the same when two runs of it race each other and when Stripe acted but
+/// its answer was lost (held past `STRIPE_TIMEOUT_SECS`): one subscription, set to end at
+/// the period's end while the workspace is deleted, and going on after the restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_follows_a_deletion_once_when_its_job_races_itself_and_loses_an_answer() {
+    let proxy = crate::stripe_proxy::StripeProxy::start(false).await;
+    let app = TestApp::builder()
+        .with_stripe_proxy(&proxy)
+        .with_env("STRIPE_TIMEOUT_SECS", "1")
+        .with_workers()
+        .start()
+        .await;
+    let team = app.team().await;
+    let ws = team.workspace.clone();
+    let customer = subscribe(&app, &team.owner, &ws, "GROWTH").await;
+    let [subscription] = &live_in_stripe(&customer).await[..] else {
+        panic!("one subscription");
+    };
+    let id = subscription["id"].as_str().expect("id").to_owned();
+    let workspace: uuid::Uuid = ws.parse().expect("uuid");
+    let stripe = app.stripe.clone().expect("stripe");
+    let follow = || linkai::billing::sync::follow_lifecycle(&app.pool, &stripe, workspace);
+
+    for (mutation, ending) in [(DELETE, true), (RESTORE, false)] {
+        app.gql(team.owner.token(), mutation, json!({ "ws": ws }))
+            .await
+            .answer();
+        // Stripe takes the first change and its answer never comes in time.
+        let change = format!("/v1/subscriptions/{id}");
+        let before = proxy.count(&format!("POST {change}"));
+        proxy.hold("POST", &change, 1, Duration::from_secs(4));
+        // Two runs at once, and the job the mutation queued (the worker's) as a third.
+        let (a, b) = tokio::join!(follow(), follow());
+        // A run whose answer was lost fails; its retry (the job's next attempt) succeeds.
+        if a.is_err() || b.is_err() {
+            follow().await.expect("the retry");
+        }
+        assert!(
+            proxy.count(&format!("POST {change}")) > before,
+            "Stripe was asked"
+        );
+        let live = live_in_stripe(&customer).await;
+        assert_eq!(live.len(), 1, "{live:#?}");
+        // The same subscription, not ended and not replaced.
+        assert_eq!(live[0]["id"], id);
+        assert_eq!(live[0]["cancel_at_period_end"], ending, "{mutation}");
+        until(
+            &app,
+            &format!(
+                "SELECT cancel_at_period_end = {ending} AND ended_by_deletion = {ending} \
+                 FROM billing_accounts WHERE workspace_id = '{ws}'"
+            ),
+        )
+        .await;
+    }
+}
+
+/// The purge deletes the workspace's Stripe customer. Two rounds racing each other (two
+/// workers), with Stripe's answer to the deletion lost (held past `STRIPE_TIMEOUT_SECS`),
+/// and a later round after the failure: the customer is gone, the workspace is purged once,
+/// with one record of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_racing_itself_after_a_lost_answer_deletes_the_customer_and_purges_once() {
+    let proxy = crate::stripe_proxy::StripeProxy::start(false).await;
+    let app = TestApp::builder()
+        .with_stripe_proxy(&proxy)
+        .with_env("STRIPE_TIMEOUT_SECS", "1")
+        .start()
+        .await;
+    let team = app.team().await;
+    let ws = team.workspace.clone();
+    let customer = subscribe(&app, &team.owner, &ws, "STARTER").await;
+    app.gql(team.owner.token(), DELETE, json!({ "ws": ws }))
+        .await
+        .data("deleteWorkspace");
+    diesel::sql_query(format!(
+        "UPDATE workspaces SET deleted_at = now() - interval '31 days' WHERE id = '{ws}'"
+    ))
+    .execute(&mut app.db.conn().await)
+    .await
+    .expect("a month ago");
+
+    let deletion = format!("/v1/customers/{customer}");
+    proxy.hold("DELETE", &deletion, 1, Duration::from_secs(4));
+    let stripe = app.stripe.clone().expect("stripe");
+    let purge = || linkai::workspaces::lifecycle::purge_due(&app.pool, Some(&stripe));
+    let (a, b) = tokio::join!(purge(), purge());
+    let purged = a.expect("a round") + b.expect("a round") + purge().await.expect("a round");
+    assert_eq!(purged, 1, "purged once");
+    assert!(proxy.count(&format!("DELETE {deletion}")) >= 1);
+    let gone = stripe_get(&format!("customers/{customer}")).await;
+    assert!(
+        gone["deleted"] == true || gone["error"].is_object(),
+        "the customer is deleted: {gone}"
+    );
+    let left: Vec<_> = rows_by_table(&mut app.db.conn().await, &ws)
+        .await
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(
+        sql_bool(
+            &mut app.db.conn().await,
+            &format!("SELECT count(*) = 1 FROM purged_workspaces WHERE id = '{ws}'"),
+        )
+        .await
+    );
 }

@@ -12,6 +12,10 @@
 //! (`enable_seqscan = off`): a sequential scan left in such a plan means no index can serve
 //! the statement, and the test names it.
 //!
+//! A statement's parameters are typed as the app's connections prepared them. One that no
+//! connection holds any more (closed since) is typed by PostgreSQL's inference, so a
+//! parameter it cannot infer (such as `$1 + interval`) must say its type with a cast.
+//!
 //! Not covered: the statements inside SQL functions (a plan shows the call, not its body;
 //! search and purge run in functions), and the statements of jobs this flow does not queue.
 
@@ -80,7 +84,7 @@ async fn every_statement_is_served_by_an_index_on_tables_that_grow() {
     accounts(&app).await;
 
     let statements: Vec<String> = log.lock().expect("log").iter().cloned().collect();
-    let types = parameter_types(app.pool.as_ref().expect("the app's pool")).await;
+    let types = parameter_types(&app.pool).await;
     let mut conn = app.db.conn().await;
     seed(&mut conn).await;
     conn.batch_execute(
