@@ -447,19 +447,41 @@ impl Db {
     ) -> impl diesel::connection::Instrumentation {
         let counts = Arc::clone(&self.counts);
         let log = self.log.clone();
-        move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { query, .. } = event {
+        // The running statement's span, when traces are exported (src/traces.rs): made when
+        // it starts, in the span of the work that runs it, and ended when it finishes.
+        let mut running: Option<tracing::Span> = None;
+        move |event: InstrumentationEvent<'_>| match event {
+            InstrumentationEvent::StartQuery { query, .. } => {
                 count(&counts).fetch_add(1, Ordering::Relaxed);
+                if log.is_none() && !crate::traces::exported() {
+                    return;
+                }
+                // Diesel shows the statement as its SQL, then ` -- binds: [...]`.
+                let shown = query.to_string();
+                let sql = shown
+                    .rsplit_once(" -- binds: ")
+                    .map_or(&*shown, |(sql, _)| sql);
+                if crate::traces::exported() {
+                    running = Some(tracing::info_span!(
+                        "statement",
+                        otel.kind = "client",
+                        otel.status_code = tracing::field::Empty,
+                        db.system.name = "postgresql",
+                        db.query.text = sql,
+                    ));
+                }
                 if let Some(log) = &log {
-                    // Diesel shows the statement as its SQL, then ` -- binds: [...]`.
-                    let shown = query.to_string();
-                    let sql = shown
-                        .rsplit_once(" -- binds: ")
-                        .map_or(&*shown, |(sql, _)| sql);
                     let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
                     log.insert(sql.to_owned());
                 }
             }
+            InstrumentationEvent::FinishQuery { error, .. } => {
+                if let (Some(span), Some(_)) = (&running, error) {
+                    span.record("otel.status_code", "ERROR");
+                }
+                running = None;
+            }
+            _ => {}
         }
     }
 

@@ -29,6 +29,7 @@ pub mod schedule;
 pub mod schema;
 pub mod text;
 pub mod throttle;
+pub mod traces;
 pub mod usage;
 pub mod worker;
 pub mod workspaces;

@@ -70,10 +70,6 @@ fn main() -> ExitCode {
             Err(_) => ExitCode::FAILURE,
         };
     }
-    if let Err(err) = init_logs() {
-        eprintln!("{err}");
-        return ExitCode::from(2);
-    }
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -81,7 +77,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(command)) {
+    let traces = {
+        let _inside = runtime.enter();
+        linkai::traces::from_env().map_err(|err| format!("{err:#}"))
+    };
+    let traces = match traces.and_then(|traces| init_logs(traces.as_ref()).map(|()| traces)) {
+        Ok(traces) => traces,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(2);
+        }
+    };
+    let finished = runtime.block_on(async {
+        let finished = run(command).await;
+        if let Some(traces) = traces {
+            traces.flush().await;
+        }
+        finished
+    });
+    match finished {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
@@ -192,16 +206,23 @@ async fn serve_metrics(
 /// Logs to stdout, filtered by `RUST_LOG`, as text or (`LOG_FORMAT=json`) one JSON object
 /// per line with the spans it is in: `request` (its `request_id`) and `job` (its `kind` and
 /// the `request_id` that queued it).
-fn init_logs() -> Result<(), String> {
+fn init_logs(traces: Option<&linkai::traces::Traces>) -> Result<(), String> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    let spans = tracing_subscriber::registry()
+        .with(filter)
+        .with(traces.map(linkai::traces::Traces::layer));
     match std::env::var("LOG_FORMAT").as_deref() {
-        Err(_) | Ok("text") => logs.init(),
-        Ok("json") => logs
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
+        Err(_) | Ok("text") => spans.with(tracing_subscriber::fmt::layer()).init(),
+        Ok("json") => spans
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(true),
+            )
             .init(),
         Ok(other) => {
             return Err(format!(

@@ -25,6 +25,14 @@ pub struct Job {
         skip_serializing_if = "Option::is_none"
     )]
     request_id: Option<uuid::Uuid>,
+    /// The span that queued the job (W3C `traceparent`), when traces are exported: the
+    /// job's span continues its trace.
+    #[serde(
+        rename = "queued_in_trace",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    trace_parent: Option<String>,
     #[serde(flatten)]
     fields: serde_json::Map<String, serde_json::Value>,
 }
@@ -40,16 +48,22 @@ impl Job {
                 P::KIND
             )));
         };
+        let origin = crate::request::current();
         Ok(Self {
             kind: P::KIND.to_owned(),
-            request_id: crate::request::current(),
+            request_id: origin.as_ref().map(|o| o.request_id),
+            trace_parent: origin.and_then(|o| o.trace_parent),
             fields,
         })
     }
 
-    /// The request that queued the job, if one did.
-    pub fn request_id(&self) -> Option<uuid::Uuid> {
-        self.request_id
+    /// What the job is done for: the request that queued it (or queued the job that queued
+    /// it), if one did.
+    pub fn origin(&self) -> Option<crate::request::Origin> {
+        self.request_id.map(|request_id| crate::request::Origin {
+            request_id,
+            trace_parent: self.trace_parent.clone(),
+        })
     }
 
     /// The kind, for dispatch, logs and metrics.
@@ -104,21 +118,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_job_queued_inside_a_request_names_it() {
-        let request = Uuid::from_u128(7);
+    async fn a_job_queued_inside_a_request_names_it_and_its_trace() {
+        let origin = crate::request::Origin {
+            request_id: Uuid::from_u128(7),
+            trace_parent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+        };
         let payload = SendInvitation {
             invitation_id: Uuid::nil(),
             delivery: 1,
         };
-        let job = crate::request::scope(request, async { Job::of(&payload) })
+        let job = crate::request::scope(origin.clone(), async { Job::of(&payload) })
             .await
             .expect("serializes");
         let json = serde_json::to_value(&job).expect("serializes");
-        assert_eq!(json["queued_by_request"], request.to_string());
+        assert_eq!(json["queued_by_request"], origin.request_id.to_string());
+        assert_eq!(json["queued_in_trace"], serde_json::json!(origin.trace_parent));
         let read: Job = serde_json::from_value(json).expect("parses");
-        assert_eq!(read.request_id(), Some(request));
+        assert_eq!(read.origin(), Some(origin));
         assert_eq!(read.payload::<SendInvitation>().expect("reads"), payload);
-        assert_eq!(Job::of(&payload).expect("serializes").request_id(), None);
+        assert_eq!(Job::of(&payload).expect("serializes").origin(), None);
     }
 
     #[test]

@@ -191,10 +191,16 @@ where
     // a job it queues in turn carries that request on.
     let span = tracing::info_span!("job", kind, request_id = tracing::field::Empty);
     let work = runner.handlers.run(&job, runner.context.clone());
-    let result = match job.request_id() {
-        Some(id) => {
-            span.record("request_id", tracing::field::display(id));
-            crate::request::scope(id, work.instrument(span.clone())).await
+    let result = match job.origin() {
+        Some(origin) => {
+            span.record("request_id", tracing::field::display(origin.request_id));
+            let mut origin = origin;
+            if let Some(parent) = origin.trace_parent.take() {
+                crate::request::continue_trace(&span, &parent);
+                // The job's own span is the parent of what it queues.
+                origin.trace_parent = crate::request::trace_parent(&span).or(Some(parent));
+            }
+            crate::request::scope(origin, work.instrument(span.clone())).await
         }
         None => work.instrument(span.clone()).await,
     };

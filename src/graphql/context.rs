@@ -83,9 +83,9 @@ impl RequestContext {
     /// This request's id (the same for every event it writes): its `X-Request-Id`, or a new
     /// one where no request is in scope.
     pub fn request_id(&self) -> Uuid {
-        *self
-            .request_id
-            .get_or_init(|| linkai_jobs::request::current().unwrap_or_else(Uuid::new_v4))
+        *self.request_id.get_or_init(|| {
+            linkai_jobs::request::current().map_or_else(Uuid::new_v4, |origin| origin.request_id)
+        })
     }
 
     /// Where this request came from, for the security events it writes.

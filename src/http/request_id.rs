@@ -18,11 +18,42 @@ use crate::config::IpNet;
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Runs the request in the scope and span of its id, and answers the id.
+/// Runs the request in the scope and span of its id, and answers the id. When traces are
+/// exported (src/traces.rs), the span continues a trusted proxy's `traceparent`, and the
+/// jobs the request queues continue the span.
 pub async fn layer(State(trusted): State<Arc<[IpNet]>>, request: Request, next: Next) -> Response {
-    let id = forwarded(&request, &trusted).unwrap_or_else(Uuid::new_v4);
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut response = linkai_jobs::request::scope(id, next.run(request).instrument(span)).await;
+    let proxy = from_proxy(&request, &trusted);
+    let id = proxy
+        .then(|| forwarded(&request))
+        .flatten()
+        .unwrap_or_else(Uuid::new_v4);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        otel.kind = tracing::field::Empty,
+        http.request.method = tracing::field::Empty,
+        url.path = tracing::field::Empty,
+    );
+    let mut trace_parent = None;
+    if crate::traces::exported() {
+        span.record("otel.kind", "server");
+        span.record("http.request.method", request.method().as_str());
+        // The path alone: a query string may hold a link's token.
+        span.record("url.path", request.uri().path());
+        let from_proxy = proxy
+            .then(|| request.headers().get("traceparent"))
+            .flatten();
+        if let Some(parent) = from_proxy.and_then(|value| value.to_str().ok()) {
+            linkai_jobs::request::continue_trace(&span, parent);
+        }
+        trace_parent = linkai_jobs::request::trace_parent(&span);
+    }
+    let origin = linkai_jobs::request::Origin {
+        request_id: id,
+        trace_parent,
+    };
+    let mut response =
+        linkai_jobs::request::scope(origin, next.run(request).instrument(span)).await;
     let mut text = Uuid::encode_buffer();
     if let Ok(value) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut text)) {
         response.headers_mut().insert(HEADER, value);
@@ -30,14 +61,18 @@ pub async fn layer(State(trusted): State<Arc<[IpNet]>>, request: Request, next: 
     response
 }
 
-/// The proxy's id, if the peer is a trusted proxy and it sent one UUID. Anyone else's is
-/// ignored: a client must not choose the id its log lines and audit events are filed under
-/// (so the proxy must set the header, replacing any the client sent: docs/deploy.md).
-fn forwarded(request: &Request, trusted: &[IpNet]) -> Option<Uuid> {
-    let ConnectInfo(peer) = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
-    if !trusted.iter().any(|net| net.contains(peer.ip())) {
-        return None;
-    }
+/// Whether the peer is a trusted proxy. Anyone else's id and trace are ignored: a client
+/// must not choose the id its log lines and audit events are filed under (so the proxy must
+/// set the header, replacing any the client sent: docs/deploy.md).
+fn from_proxy(request: &Request, trusted: &[IpNet]) -> bool {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| trusted.iter().any(|net| net.contains(peer.ip())))
+}
+
+/// The proxy's id, if it sent one UUID.
+fn forwarded(request: &Request) -> Option<Uuid> {
     // Exactly one: a proxy that added its id to the client's instead of replacing it does
     // not vouch for either.
     let mut values = request.headers().get_all(HEADER).iter();

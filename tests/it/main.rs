@@ -47,6 +47,7 @@ mod statements;
 mod stripe_proxy;
 mod tcp_proxy;
 mod token_scope;
+mod traces;
 mod trial;
 mod ui_schema;
 mod usage;
