@@ -1,7 +1,7 @@
 -- The 100× data set (issue 24), loaded by `BENCH_ONLY=scale bench/run` on top of
 -- bench/seed.sql once the 1× figures are taken: workspaces 2,001 to 200,000, shaped as
 -- the first 2,000 are. Totals: 200,000 workspaces, 1.2 million memberships, 12.6 million
--- resources.
+-- resources, 300,000 more users with a session each.
 --
 -- Workspace n (n > 2,000) is owned by user 1,000,000 + n, has the bench operator (user 0)
 -- as Admin and four Members drawn from a pool of 100,000 users (2,000,000 to 2,099,999),
@@ -18,6 +18,13 @@ $$ SELECT ('00000000-0000-4000-9000-' || lpad(n::text, 12, '0'))::uuid $$;
 INSERT INTO users (id, email, name, password_hash, email_verified_at)
 SELECT pg_temp.user_id(n), 'user' || n || '@bench.example.com', 'Bench User ' || n,
        'not-a-password-hash', now()
+FROM (SELECT 1000000 + generate_series(2001, 200000) AS n
+      UNION ALL SELECT generate_series(2000000, 2099999)) AS u;
+
+-- A session per new user, as bench/seed.sql gives its users (the token table grows too).
+INSERT INTO access_tokens (id, user_id, kind, name, token_hash)
+SELECT gen_random_uuid(), pg_temp.user_id(n), 'session', 'bench',
+       sha256(convert_to('lks_bench_' || n, 'UTF8'))
 FROM (SELECT 1000000 + generate_series(2001, 200000) AS n
       UNION ALL SELECT generate_series(2000000, 2099999)) AS u;
 

@@ -18,7 +18,9 @@ function init(args)
   for line in io.lines(os.getenv("BENCH_BODIES")) do
     bodies[#bodies + 1] = line
   end
-  position = (thread_number * 7919) % #bodies
+  -- BENCH_START: where in the bodies this run begins (runs that must not replay the same
+  -- bodies, as bench/run's scale mode, start at different places).
+  position = (thread_number * 7919 + tonumber(os.getenv("BENCH_START") or "0")) % #bodies
   expect = os.getenv("BENCH_EXPECT")
   headers = { ["Content-Type"] = "application/json" }
   local token = os.getenv("BENCH_TOKEN")

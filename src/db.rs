@@ -315,6 +315,37 @@ pub async fn enter_workspace(
     .map(drop)
 }
 
+/// Runs `work` while no other run under the same `key` does, in any process. For work that
+/// calls another system between its statements (Stripe), which a row lock cannot span: a
+/// transaction-scoped advisory lock, taken on a connection of its own that stays open
+/// across `work` (whose statements use other connections). A crash ends the transaction and
+/// frees the lock. Another run waits for it up to `lock_timeout`, then fails (its job runs
+/// again later).
+pub async fn one_at_a_time<T, E>(
+    db: &Db,
+    key: &str,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E>
+where
+    E: From<DbError> + From<diesel::result::Error>,
+{
+    use diesel_async::AnsiTransactionManager;
+    let mut pooled = db.conn_outside_tenancy().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    static_sql(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        (bind::<diesel::sql_types::Text, _>(key),),
+    )
+    .execute(conn)
+    .await?;
+    let done = work.await;
+    // Nothing was written here: ending the transaction only frees the lock. If it cannot
+    // end, the connection is closed when dropped, which frees it too.
+    AnsiTransactionManager::commit_transaction(conn).await?;
+    done
+}
+
 /// A handle on the pool that counts the statements run through it and sets the
 /// row-level-security context of every connection it hands out.
 ///
@@ -458,8 +489,9 @@ impl Db {
                 }
                 // Diesel shows the statement as its SQL, then ` -- binds: [...]`.
                 let shown = query.to_string();
+                // The first marker: a bound value may hold the same text.
                 let sql = shown
-                    .rsplit_once(" -- binds: ")
+                    .split_once(" -- binds: ")
                     .map_or(&*shown, |(sql, _)| sql);
                 if crate::traces::exported() {
                     running = Some(tracing::info_span!(

@@ -209,28 +209,45 @@ async fn serve_metrics(
 fn init_logs(traces: Option<&linkai::traces::Traces>) -> Result<(), String> {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let spans = tracing_subscriber::registry()
-        .with(filter)
-        .with(traces.map(linkai::traces::Traces::layer));
-    match std::env::var("LOG_FORMAT").as_deref() {
-        Err(_) | Ok("text") => spans.with(tracing_subscriber::fmt::layer()).init(),
-        Ok("json") => spans
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_span_list(true),
-            )
+    use tracing_subscriber::Layer as _;
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match traces {
+        // `RUST_LOG` filters everything, so what it leaves out costs nothing.
+        None => tracing_subscriber::registry()
+            .with(filter())
+            .with(log_lines()?)
             .init(),
-        Ok(other) => {
-            return Err(format!(
-                "LOG_FORMAT: `{other}` is neither `text` nor `json`"
-            ))
-        }
+        // `RUST_LOG` filters the log lines; traces take the `info` spans whatever its level.
+        Some(traces) => tracing_subscriber::registry()
+            .with(
+                traces
+                    .layer()
+                    .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+            )
+            .with(log_lines()?.with_filter(filter()))
+            .init(),
     }
     Ok(())
+}
+
+/// The log lines, as `LOG_FORMAT` asks.
+fn log_lines<S>() -> Result<Box<dyn tracing_subscriber::Layer<S> + Send + Sync>, String>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    use tracing_subscriber::Layer as _;
+    match std::env::var("LOG_FORMAT").as_deref() {
+        Err(_) | Ok("text") => Ok(tracing_subscriber::fmt::layer().boxed()),
+        Ok("json") => Ok(tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .boxed()),
+        Ok(other) => Err(format!(
+            "LOG_FORMAT: `{other}` is neither `text` nor `json`"
+        )),
+    }
 }
 
 /// On one core (a container's CPU set, `taskset`), the single-threaded scheduler: it has no

@@ -27,7 +27,8 @@ pub fn exported() -> bool {
     EXPORTED.load(Ordering::Relaxed)
 }
 
-/// The exporter the environment configures.
+/// The exporter the environment configures. Its spans are sampled as the standard
+/// `OTEL_TRACES_SAMPLER` says (by default all, and a trusted proxy's sampled flag is kept).
 pub struct Traces {
     provider: SdkTracerProvider,
 }
@@ -85,11 +86,10 @@ impl Traces {
         // Shutting down waits for the runtime's batch task, so not on the runtime's thread.
         let provider = self.provider;
         let done = tokio::task::spawn_blocking(move || provider.shutdown());
-        if tokio::time::timeout(Duration::from_secs(5), done)
-            .await
-            .is_err()
-        {
-            tracing::warn!("spans still unsent at exit were dropped");
+        match tokio::time::timeout(Duration::from_secs(5), done).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => tracing::warn!("sending the last spans failed: {err}"),
+            Ok(Err(_)) | Err(_) => tracing::warn!("spans still unsent at exit were dropped"),
         }
     }
 }

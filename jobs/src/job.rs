@@ -48,6 +48,16 @@ impl Job {
                 P::KIND
             )));
         };
+        // The envelope's own names: a payload field under one would be taken for it.
+        if let Some(taken) = ["type", "queued_by_request", "queued_in_trace"]
+            .into_iter()
+            .find(|name| fields.contains_key(*name))
+        {
+            return Err(serde::ser::Error::custom(format!(
+                "the payload of `{}` has a field named `{taken}`, which the job envelope uses",
+                P::KIND
+            )));
+        }
         let origin = crate::request::current();
         Ok(Self {
             kind: P::KIND.to_owned(),
@@ -132,7 +142,10 @@ mod tests {
             .expect("serializes");
         let json = serde_json::to_value(&job).expect("serializes");
         assert_eq!(json["queued_by_request"], origin.request_id.to_string());
-        assert_eq!(json["queued_in_trace"], serde_json::json!(origin.trace_parent));
+        assert_eq!(
+            json["queued_in_trace"],
+            serde_json::json!(origin.trace_parent)
+        );
         let read: Job = serde_json::from_value(json).expect("parses");
         assert_eq!(read.origin(), Some(origin));
         assert_eq!(read.payload::<SendInvitation>().expect("reads"), payload);

@@ -1,1 +1,1 @@
-DROP INDEX sign_in_networks_last_signed_in_at;
+DROP INDEX CONCURRENTLY IF EXISTS sign_in_networks_last_signed_in_at;

@@ -465,8 +465,18 @@ fn merge(changes: &mut serde_json::Value, more: serde_json::Value) {
 /// now. Once it is restored, what its deletion set is undone (an Owner's own cancellation
 /// before it stays). Each step is decided from Stripe's state, not the mirror's, and the
 /// workspace's state is read again after acting: when a deletion and a restore race each
-/// other's jobs, the last state wins.
+/// other's jobs, the last state wins. Runs one at a time per workspace: a restore's run
+/// between a deletion's record and its Stripe call would otherwise see nothing to undo.
 pub async fn follow_lifecycle(
+    db: &Db,
+    stripe: &StripeApi,
+    workspace_id: Uuid,
+) -> anyhow::Result<()> {
+    let key = format!("billing-lifecycle:{workspace_id}");
+    crate::db::one_at_a_time(db, &key, follow_lifecycle_alone(db, stripe, workspace_id)).await
+}
+
+async fn follow_lifecycle_alone(
     db: &Db,
     stripe: &StripeApi,
     workspace_id: Uuid,

@@ -40,9 +40,7 @@ pub async fn layer(State(trusted): State<Arc<[IpNet]>>, request: Request, next: 
         span.record("http.request.method", request.method().as_str());
         // The path alone: a query string may hold a link's token.
         span.record("url.path", request.uri().path());
-        let from_proxy = proxy
-            .then(|| request.headers().get("traceparent"))
-            .flatten();
+        let from_proxy = proxy.then(|| only(&request, "traceparent")).flatten();
         if let Some(parent) = from_proxy.and_then(|value| value.to_str().ok()) {
             linkai_jobs::request::continue_trace(&span, parent);
         }
@@ -73,11 +71,15 @@ fn from_proxy(request: &Request, trusted: &[IpNet]) -> bool {
 
 /// The proxy's id, if it sent one UUID.
 fn forwarded(request: &Request) -> Option<Uuid> {
-    // Exactly one: a proxy that added its id to the client's instead of replacing it does
-    // not vouch for either.
-    let mut values = request.headers().get_all(HEADER).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return None;
-    };
-    Uuid::try_parse(value.to_str().ok()?.trim()).ok()
+    Uuid::try_parse(only(request, HEADER.as_str())?.to_str().ok()?.trim()).ok()
+}
+
+/// The header if the request has exactly one: a proxy that added its value to the client's
+/// instead of replacing it does not vouch for either.
+fn only<'r>(request: &'r Request, name: &str) -> Option<&'r HeaderValue> {
+    let mut values = request.headers().get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => Some(value),
+        _ => None,
+    }
 }

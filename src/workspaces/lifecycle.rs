@@ -88,7 +88,8 @@ pub async fn purge_due(db: &Db, stripe: Option<&StripeApi>) -> anyhow::Result<us
         if started.elapsed() > ROUND_TIME {
             break;
         }
-        match purge(db, stripe, &workspace).await {
+        let key = format!("purge:{}", workspace.id);
+        match crate::db::one_at_a_time(db, &key, purge(db, stripe, &workspace)).await {
             Ok(true) => purged += 1,
             Ok(false) => {}
             Err(err) => tracing::warn!(
@@ -102,8 +103,9 @@ pub async fn purge_due(db: &Db, stripe: Option<&StripeApi>) -> anyhow::Result<us
 
 /// Begins the purge (no restore can follow), deletes the Stripe customer (which ends its
 /// subscriptions and forgets its cards), scrubs its Stripe events, deletes its rows in
-/// batches, then the workspace. Each step can run again after a crash. False when it was
-/// not due after all (restored meanwhile).
+/// batches, then the workspace. Each step can run again after a crash; one round at a time
+/// runs it (`purge_due`). False when it was not due after all (restored meanwhile, or
+/// purged by another round).
 async fn purge(
     db: &Db,
     stripe: Option<&StripeApi>,
@@ -136,8 +138,9 @@ async fn purge(
         rows += deleted;
     }
     let customer = workspace.stripe_customer_id.as_deref();
-    if model::purge_finish(&mut conn, workspace.id, rows, customer).await? {
+    let finished = model::purge_finish(&mut conn, workspace.id, rows, customer).await?;
+    if finished {
         tracing::info!(workspace = %workspace.id, rows, "purged a deleted workspace");
     }
-    Ok(true)
+    Ok(finished)
 }

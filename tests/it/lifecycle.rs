@@ -416,7 +416,6 @@ async fn billing_follows_a_deletion_once_when_its_job_races_itself_and_loses_an_
     let app = TestApp::builder()
         .with_stripe_proxy(&proxy)
         .with_env("STRIPE_TIMEOUT_SECS", "1")
-        .with_workers()
         .start()
         .await;
     let team = app.team().await;
@@ -438,7 +437,7 @@ async fn billing_follows_a_deletion_once_when_its_job_races_itself_and_loses_an_
         let change = format!("/v1/subscriptions/{id}");
         let before = proxy.count(&format!("POST {change}"));
         proxy.hold("POST", &change, 1, Duration::from_secs(4));
-        // Two runs at once, and the job the mutation queued (the worker's) as a third.
+        // Two runs at once (the mutation's own job waits in the outbox: no worker here).
         let (a, b) = tokio::join!(follow(), follow());
         // A run whose answer was lost fails; its retry (the job's next attempt) succeeds.
         if a.is_err() || b.is_err() {
@@ -515,4 +514,65 @@ async fn a_purge_racing_itself_after_a_lost_answer_deletes_the_customer_and_purg
         )
         .await
     );
+}
+
+/// A restore while the deletion's billing follow-up is still calling Stripe: the two runs
+/// take turns (`db::one_at_a_time`), so the restore's run sees what the deletion did and
+/// undoes it. Without turns, a restore's run between the deletion's record and its call
+/// found nothing to undo, and the plan ended at the period's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_racing_the_deletions_billing_follow_up_keeps_the_plan() {
+    let proxy = crate::stripe_proxy::StripeProxy::start(false).await;
+    let app = TestApp::builder()
+        .with_stripe_proxy(&proxy)
+        .with_env("STRIPE_TIMEOUT_SECS", "5")
+        .start()
+        .await;
+    let team = app.team().await;
+    let ws = team.workspace.clone();
+    let customer = subscribe(&app, &team.owner, &ws, "GROWTH").await;
+    let [subscription] = &live_in_stripe(&customer).await[..] else {
+        panic!("one subscription");
+    };
+    let id = subscription["id"].as_str().expect("id").to_owned();
+    let workspace: uuid::Uuid = ws.parse().expect("uuid");
+    let stripe = app.stripe.clone().expect("stripe");
+    let follow = || linkai::billing::sync::follow_lifecycle(&app.pool, &stripe, workspace);
+
+    app.gql(team.owner.token(), DELETE, json!({ "ws": ws }))
+        .await
+        .data("deleteWorkspace");
+    // The deletion's change reaches Stripe late: after its run recorded it, and after the
+    // restore's run began.
+    proxy.delay(
+        "POST",
+        &format!("/v1/subscriptions/{id}"),
+        1,
+        Duration::from_millis(1500),
+    );
+    let deletion = follow();
+    let restore = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.gql(team.owner.token(), RESTORE, json!({ "ws": ws }))
+            .await
+            .data("restoreWorkspace");
+        follow().await
+    };
+    let (deleted, restored) = tokio::join!(deletion, restore);
+    if deleted.is_err() || restored.is_err() {
+        // A run that failed (a lost answer, or waiting too long for its turn) runs again.
+        follow().await.expect("the retry");
+    }
+    let live = live_in_stripe(&customer).await;
+    assert_eq!(live.len(), 1, "{live:#?}");
+    assert_eq!(live[0]["id"], id);
+    assert_eq!(live[0]["cancel_at_period_end"], false, "the plan goes on");
+    until(
+        &app,
+        &format!(
+            "SELECT NOT cancel_at_period_end AND NOT ended_by_deletion \
+             FROM billing_accounts WHERE workspace_id = '{ws}'"
+        ),
+    )
+    .await;
 }

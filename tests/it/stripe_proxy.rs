@@ -5,7 +5,8 @@
 //! does not name the pinned API version (`linkai::billing::transport::API_VERSION`) is
 //! refused, as Stripe would refuse a version it does not know, and the rest are forwarded
 //! to localstripe, which ignores the header. The harness puts every app's Stripe behind
-//! one, so the whole suite checks the version. Two behaviours can be switched on:
+//! one, so the whole suite checks the version. Three behaviours can be switched on:
+//! - **delayed calls**: the next calls matching a method and path reach Stripe late;
 //! - **held answers**: the next calls matching a method and path are forwarded at once (so
 //!   Stripe acts) and their answer is held back, as when a response arrives after the
 //!   request timed out or the process died between Stripe's call and the commit;
@@ -35,6 +36,9 @@ struct Hold {
     path: String,
     times: usize,
     for_: Duration,
+    /// Before the call reaches Stripe (a slow network), else after Stripe acted (a lost or
+    /// late answer).
+    before: bool,
 }
 
 #[derive(Default)]
@@ -54,6 +58,18 @@ struct Proxy {
 impl Proxy {
     fn shared(&self) -> MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How long to hold this call here (`before` Stripe or after it), taking one of the
+    /// matching holds' turns.
+    fn held(&self, method: &str, path: &str, before: bool) -> Option<Duration> {
+        let mut shared = self.shared();
+        let hold = shared
+            .holds
+            .iter_mut()
+            .find(|h| h.times > 0 && h.before == before && h.method == method && h.path == path)?;
+        hold.times -= 1;
+        Some(hold.for_)
     }
 }
 
@@ -94,6 +110,19 @@ impl StripeProxy {
             path: path.to_owned(),
             times,
             for_,
+            before: false,
+        });
+    }
+
+    /// Delays the next `times` calls of `method` to exactly `path` by `for_` before they
+    /// reach Stripe: Stripe acts late.
+    pub fn delay(&self, method: &str, path: &str, times: usize, for_: Duration) {
+        self.proxy.shared().holds.push(Hold {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            times,
+            for_,
+            before: true,
         });
     }
 
@@ -154,6 +183,9 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     if let Some((status, body)) = replayed {
         return json_response(status, body);
     }
+    if let Some(for_) = proxy.held(&method, &path, true) {
+        tokio::time::sleep(for_).await;
+    }
     let target = match parts.uri.query() {
         Some(query) => format!("{}{path}?{query}", proxy.upstream),
         None => format!("{}{path}", proxy.upstream),
@@ -182,18 +214,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
             .entry(key)
             .or_insert((status, body.clone()));
     }
-    let held = {
-        let mut shared = proxy.shared();
-        let hold = shared
-            .holds
-            .iter_mut()
-            .find(|h| h.times > 0 && h.method == method && h.path == path);
-        hold.map(|hold| {
-            hold.times -= 1;
-            hold.for_
-        })
-    };
-    if let Some(for_) = held {
+    if let Some(for_) = proxy.held(&method, &path, false) {
         tokio::time::sleep(for_).await;
     }
     json_response(status, body)

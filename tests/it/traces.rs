@@ -103,9 +103,12 @@ async fn a_request_its_statements_and_the_job_it_queued_are_one_trace() {
     let owner = app.sign_up("Owner").await;
 
     let invitee = "ida@example.com";
+    // The test is a client, not a trusted proxy: its trace is not continued.
+    let chosen = "0af7651916cd43dd8448eb211c80319c";
     let res = reqwest::Client::new()
         .post(format!("{}/graphql", api.base_url))
         .bearer_auth(owner.token().expect("token"))
+        .header("traceparent", format!("00-{chosen}-b7ad6b7169203331-01"))
         .json(&json!({
             "query": "mutation($ws: ID!, $e: String!) { inviteMember(workspaceId: $ws, email: $e, role: MEMBER) { id } }",
             "variables": { "ws": owner.own_workspace, "e": invitee },
@@ -145,6 +148,12 @@ async fn a_request_its_statements_and_the_job_it_queued_are_one_trace() {
     let request = request.unwrap_or_else(|| panic!("no request span: {spans:#?}"));
     let job = job.unwrap_or_else(|| panic!("no job span in the request's trace: {spans:#?}"));
     assert_eq!(request.service, "linkai-api");
+    assert!(request.span.parent_span_id.is_empty(), "a root span");
+    assert_ne!(
+        hex(&request.span.trace_id),
+        chosen,
+        "a client chose the trace"
+    );
     assert_eq!(
         request.attribute("http.request.method").as_deref(),
         Some("POST")
@@ -199,4 +208,8 @@ fn descends_from(spans: &[Received], span: &Received, ancestor: &[u8]) -> bool {
         current = parent;
     }
     false
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
