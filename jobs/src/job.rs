@@ -153,6 +153,21 @@ mod tests {
     }
 
     #[test]
+    fn a_payload_cannot_take_the_envelopes_names() {
+        #[derive(Serialize, Deserialize)]
+        struct Traced {
+            queued_in_trace: String,
+        }
+        impl Payload for Traced {
+            const KIND: &'static str = "traced";
+        }
+        let taken = Job::of(&Traced {
+            queued_in_trace: "mine".into(),
+        });
+        assert!(taken.is_err());
+    }
+
+    #[test]
     fn a_job_without_fields_is_its_kind_alone() {
         let job = Job::of(&SyncPlans {}).expect("serializes");
         assert_eq!(
