@@ -406,6 +406,49 @@ async fn a_token_restores_only_a_workspace_it_reaches_and_a_read_only_one_none()
     assert_eq!(restored.data("restoreWorkspace")["id"], ws);
 }
 
+/// A workspace on a paid plan, behind a Stripe proxy with `STRIPE_TIMEOUT_SECS` as given,
+/// and the way to run its billing's follow-up of its life (`follow_lifecycle`).
+struct Paid {
+    app: TestApp,
+    team: crate::harness::Team,
+    ws: String,
+    customer: String,
+    /// The subscription.
+    id: String,
+    stripe: linkai::billing::stripe::StripeApi,
+}
+
+impl Paid {
+    async fn start(proxy: &crate::stripe_proxy::StripeProxy, timeout_secs: &str) -> Self {
+        let app = TestApp::builder()
+            .with_stripe_proxy(proxy)
+            .with_env("STRIPE_TIMEOUT_SECS", timeout_secs)
+            .start()
+            .await;
+        let team = app.team().await;
+        let ws = team.workspace.clone();
+        let customer = subscribe(&app, &team.owner, &ws, "GROWTH").await;
+        let [subscription] = &live_in_stripe(&customer).await[..] else {
+            panic!("one subscription");
+        };
+        let id = subscription["id"].as_str().expect("id").to_owned();
+        let stripe = app.stripe.clone().expect("stripe");
+        Self {
+            app,
+            team,
+            ws,
+            customer,
+            id,
+            stripe,
+        }
+    }
+
+    async fn follow(&self) -> anyhow::Result<()> {
+        let workspace = self.ws.parse().expect("uuid");
+        linkai::billing::sync::follow_lifecycle(&self.app.pool, &self.stripe, workspace).await
+    }
+}
+
 /// Deleting and restoring call Stripe from a job (`billing::sync::follow_lifecycle`). It
 /// must come out the same when two runs of it race each other and when Stripe acted but
 /// its answer was lost (held past `STRIPE_TIMEOUT_SECS`): one subscription, set to end at
@@ -413,21 +456,9 @@ async fn a_token_restores_only_a_workspace_it_reaches_and_a_read_only_one_none()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_follows_a_deletion_once_when_its_job_races_itself_and_loses_an_answer() {
     let proxy = crate::stripe_proxy::StripeProxy::start(false).await;
-    let app = TestApp::builder()
-        .with_stripe_proxy(&proxy)
-        .with_env("STRIPE_TIMEOUT_SECS", "1")
-        .start()
-        .await;
-    let team = app.team().await;
-    let ws = team.workspace.clone();
-    let customer = subscribe(&app, &team.owner, &ws, "GROWTH").await;
-    let [subscription] = &live_in_stripe(&customer).await[..] else {
-        panic!("one subscription");
-    };
-    let id = subscription["id"].as_str().expect("id").to_owned();
-    let workspace: uuid::Uuid = ws.parse().expect("uuid");
-    let stripe = app.stripe.clone().expect("stripe");
-    let follow = || linkai::billing::sync::follow_lifecycle(&app.pool, &stripe, workspace);
+    let paid = Paid::start(&proxy, "1").await;
+    let (app, team, ws, customer, id) = (&paid.app, &paid.team, &paid.ws, &paid.customer, &paid.id);
+    let follow = || paid.follow();
 
     for (mutation, ending) in [(DELETE, true), (RESTORE, false)] {
         app.gql(team.owner.token(), mutation, json!({ "ws": ws }))
@@ -450,7 +481,7 @@ async fn billing_follows_a_deletion_once_when_its_job_races_itself_and_loses_an_
         let live = live_in_stripe(&customer).await;
         assert_eq!(live.len(), 1, "{live:#?}");
         // The same subscription, not ended and not replaced.
-        assert_eq!(live[0]["id"], id);
+        assert_eq!(live[0]["id"], *id);
         assert_eq!(live[0]["cancel_at_period_end"], ending, "{mutation}");
         until(
             &app,
@@ -523,21 +554,9 @@ async fn a_purge_racing_itself_after_a_lost_answer_deletes_the_customer_and_purg
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_racing_the_deletions_billing_follow_up_keeps_the_plan() {
     let proxy = crate::stripe_proxy::StripeProxy::start(false).await;
-    let app = TestApp::builder()
-        .with_stripe_proxy(&proxy)
-        .with_env("STRIPE_TIMEOUT_SECS", "5")
-        .start()
-        .await;
-    let team = app.team().await;
-    let ws = team.workspace.clone();
-    let customer = subscribe(&app, &team.owner, &ws, "GROWTH").await;
-    let [subscription] = &live_in_stripe(&customer).await[..] else {
-        panic!("one subscription");
-    };
-    let id = subscription["id"].as_str().expect("id").to_owned();
-    let workspace: uuid::Uuid = ws.parse().expect("uuid");
-    let stripe = app.stripe.clone().expect("stripe");
-    let follow = || linkai::billing::sync::follow_lifecycle(&app.pool, &stripe, workspace);
+    let paid = Paid::start(&proxy, "5").await;
+    let (app, team, ws, customer, id) = (&paid.app, &paid.team, &paid.ws, &paid.customer, &paid.id);
+    let follow = || paid.follow();
 
     app.gql(team.owner.token(), DELETE, json!({ "ws": ws }))
         .await
@@ -565,7 +584,7 @@ async fn a_restore_racing_the_deletions_billing_follow_up_keeps_the_plan() {
     }
     let live = live_in_stripe(&customer).await;
     assert_eq!(live.len(), 1, "{live:#?}");
-    assert_eq!(live[0]["id"], id);
+    assert_eq!(live[0]["id"], *id);
     assert_eq!(live[0]["cancel_at_period_end"], false, "the plan goes on");
     until(
         &app,
