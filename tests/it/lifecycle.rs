@@ -478,13 +478,13 @@ async fn billing_follows_a_deletion_once_when_its_job_races_itself_and_loses_an_
             proxy.count(&format!("POST {change}")) > before,
             "Stripe was asked"
         );
-        let live = live_in_stripe(&customer).await;
+        let live = live_in_stripe(customer).await;
         assert_eq!(live.len(), 1, "{live:#?}");
         // The same subscription, not ended and not replaced.
         assert_eq!(live[0]["id"], *id);
         assert_eq!(live[0]["cancel_at_period_end"], ending, "{mutation}");
         until(
-            &app,
+            app,
             &format!(
                 "SELECT cancel_at_period_end = {ending} AND ended_by_deletion = {ending} \
                  FROM billing_accounts WHERE workspace_id = '{ws}'"
@@ -582,12 +582,12 @@ async fn a_restore_racing_the_deletions_billing_follow_up_keeps_the_plan() {
         // A run that failed (a lost answer, or waiting too long for its turn) runs again.
         follow().await.expect("the retry");
     }
-    let live = live_in_stripe(&customer).await;
+    let live = live_in_stripe(customer).await;
     assert_eq!(live.len(), 1, "{live:#?}");
     assert_eq!(live[0]["id"], *id);
     assert_eq!(live[0]["cancel_at_period_end"], false, "the plan goes on");
     until(
-        &app,
+        app,
         &format!(
             "SELECT NOT cancel_at_period_end AND NOT ended_by_deletion \
              FROM billing_accounts WHERE workspace_id = '{ws}'"
