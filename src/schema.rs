@@ -433,7 +433,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    audit_events (id) {
+    audit_events (workspace_id, id) {
         id -> Uuid,
         workspace_id -> Uuid,
         at -> Timestamptz,
