@@ -200,7 +200,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    usage_alerts (id) {
+    usage_alerts (workspace_id, id) {
         id -> Uuid,
         workspace_id -> Uuid,
         period_start -> Timestamptz,

@@ -210,10 +210,13 @@ pub struct Pending {
     pub limit: i32,
 }
 
-/// The alert, if it is still to be emailed.
-pub async fn pending(conn: &mut AsyncPgConnection, alert_id: Uuid) -> QueryResult<Option<Pending>> {
+/// The workspace's alert, if it is still to be emailed.
+pub async fn pending(
+    conn: &mut AsyncPgConnection,
+    (workspace_id, alert_id): (Uuid, Uuid),
+) -> QueryResult<Option<Pending>> {
     let row: Option<(String, i16, i64, i32)> = usage_alerts::table
-        .find(alert_id)
+        .find((workspace_id, alert_id))
         .filter(usage_alerts::emailed_at.is_null())
         .select((
             usage_alerts::metric,
@@ -237,10 +240,10 @@ pub async fn pending(conn: &mut AsyncPgConnection, alert_id: Uuid) -> QueryResul
 /// Marks the alert emailed.
 pub async fn mark_emailed(
     conn: &mut AsyncPgConnection,
-    alert_id: Uuid,
+    (workspace_id, alert_id): (Uuid, Uuid),
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(usage_alerts::table.find(alert_id))
+    diesel::update(usage_alerts::table.find((workspace_id, alert_id)))
         .set(usage_alerts::emailed_at.eq(now))
         .execute(conn)
         .await?;

@@ -57,7 +57,6 @@ const NOT_YET: &[&str] = &[
     "messages: unique index messages_conversation_id_external_id_key lacks workspace_id",
     "payment_methods: primary key lacks workspace_id",
     "resources: primary key lacks workspace_id",
-    "usage_alerts: primary key lacks workspace_id",
 ];
 
 #[derive(diesel::QueryableByName)]
