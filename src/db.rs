@@ -484,7 +484,8 @@ impl Db {
         move |event: InstrumentationEvent<'_>| match event {
             InstrumentationEvent::StartQuery { query, .. } => {
                 count(&counts).fetch_add(1, Ordering::Relaxed);
-                if log.is_none() && !crate::traces::exported() {
+                let traced = crate::traces::exported();
+                if log.is_none() && !traced {
                     return;
                 }
                 // Diesel shows the statement as its SQL, then ` -- binds: [...]`.
@@ -493,7 +494,7 @@ impl Db {
                 let sql = shown
                     .split_once(" -- binds: ")
                     .map_or(&*shown, |(sql, _)| sql);
-                if crate::traces::exported() {
+                if traced {
                     running = Some(tracing::info_span!(
                         "statement",
                         otel.kind = "client",

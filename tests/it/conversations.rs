@@ -7,14 +7,14 @@ use serde_json::{json, Value};
 use crate::harness::{Actor, TestApp};
 use crate::usage::{SERVICE_NAME, SERVICE_TOKEN};
 
-const START: &str = "mutation($ws: ID!, $input: StartConversationInput!) {
+pub const START: &str = "mutation($ws: ID!, $input: StartConversationInput!) {
   startConversation(workspaceId: $ws, input: $input) {
     id externalId channel status messageCount agent { id name } contact { id name phone email } } }";
-const APPEND: &str = "mutation($ws: ID!, $c: ID!, $m: [MessageInput!]!) {
+pub const APPEND: &str = "mutation($ws: ID!, $c: ID!, $m: [MessageInput!]!) {
   appendMessages(workspaceId: $ws, conversationId: $c, messages: $m) {
     conversation { id messageCount lastActivityAt }
     messages { id externalId direction text segments } } }";
-const CLOSE: &str = "mutation($ws: ID!, $c: ID!, $d: Int) {
+pub const CLOSE: &str = "mutation($ws: ID!, $c: ID!, $d: Int) {
   closeConversation(workspaceId: $ws, conversationId: $c, durationSeconds: $d) {
     id status closedAt durationSeconds } }";
 const LIST: &str = "query($ws: ID!, $f: ConversationFilter, $first: Int, $after: String) {
@@ -23,7 +23,7 @@ const LIST: &str = "query($ws: ID!, $f: ConversationFilter, $first: Int, $after:
     edges { node { id externalId channel status messageCount snippet } } } } }";
 const USAGE: &str = "query($ws: ID!) { workspace(id: $ws) { usage { messages sms } } }";
 
-async fn agent(app: &TestApp, owner: &Actor, workspace: &str) -> String {
+pub async fn agent(app: &TestApp, owner: &Actor, workspace: &str) -> String {
     let made = app
         .gql(
             owner.token(),
@@ -37,7 +37,7 @@ async fn agent(app: &TestApp, owner: &Actor, workspace: &str) -> String {
         .to_owned()
 }
 
-async fn start(app: &TestApp, ws: &str, input: Value) -> crate::harness::Gql {
+pub async fn start(app: &TestApp, ws: &str, input: Value) -> crate::harness::Gql {
     app.gql(
         Some(SERVICE_TOKEN),
         START,
@@ -51,7 +51,7 @@ fn sms_start(id: &str, agent: &str, phone: &str) -> Value {
             "contact": { "phone": phone, "name": "Grace" } })
 }
 
-fn message(id: &str, direction: &str, text: &str, minute: u32) -> Value {
+pub fn message(id: &str, direction: &str, text: &str, minute: u32) -> Value {
     json!({ "externalId": id, "direction": direction, "text": text,
             "sentAt": format!("2026-12-01T10:{minute:02}:00Z") })
 }

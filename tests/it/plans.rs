@@ -30,6 +30,7 @@ use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{json, Value};
 
+use crate::conversations as talk;
 use crate::harness::TestApp;
 use crate::role_matrix::{resource_operations, workspace_operations, Who};
 use crate::usage::SERVICE_TOKEN;
@@ -153,15 +154,7 @@ async fn every_statement_is_served_by_an_index_on_tables_that_grow() {
 async fn conversations(app: &TestApp) {
     let team = app.team().await;
     let ws = team.workspace.as_str();
-    let agent = app
-        .gql(
-            team.owner.token(),
-            "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: { name: \"Bot\" }) { id } }",
-            json!({ "ws": ws }),
-        )
-        .await
-        .data("createAgent")["id"]
-        .clone();
+    let agent = talk::agent(app, &team.owner, ws).await;
     for (id, channel, contact) in [
         (
             "sms-1",
@@ -170,45 +163,32 @@ async fn conversations(app: &TestApp) {
         ),
         ("chat-1", "WEB_CHAT", json!({ "email": "ada@example.com" })),
     ] {
-        let started = app
-            .gql(
-                Some(SERVICE_TOKEN),
-                "mutation($ws: ID!, $input: StartConversationInput!) {
-                   startConversation(workspaceId: $ws, input: $input) { id } }",
-                json!({ "ws": ws, "input": { "externalId": id, "agentId": agent,
-                                             "channel": channel, "contact": contact } }),
-            )
-            .await;
+        let input =
+            json!({ "externalId": id, "agentId": agent, "channel": channel, "contact": contact });
+        let started = talk::start(app, ws, input).await;
         let conversation = started.data("startConversation")["id"].clone();
         let messages: Vec<Value> = (0..3)
             .map(|n| {
-                json!({ "externalId": format!("m{n}"),
-                        "direction": if n % 2 == 0 { "INBOUND" } else { "OUTBOUND" },
-                        "text": format!("refund request number {n}"),
-                        "sentAt": format!("2026-12-01T10:0{n}:00Z") })
+                let direction = if n % 2 == 0 { "INBOUND" } else { "OUTBOUND" };
+                talk::message(
+                    &format!("m{n}"),
+                    direction,
+                    &format!("refund request number {n}"),
+                    n,
+                )
             })
             .collect();
-        let append = "mutation($ws: ID!, $c: ID!, $m: [MessageInput!]!) {
-            appendMessages(workspaceId: $ws, conversationId: $c, messages: $m) {
-              conversation { messageCount } } }";
         for _ in 0..2 {
             // The second is a retry: it reads what the first wrote.
-            app.gql(
-                Some(SERVICE_TOKEN),
-                append,
-                json!({ "ws": ws, "c": conversation, "m": messages }),
-            )
-            .await
-            .data("appendMessages");
+            let variables = json!({ "ws": ws, "c": conversation, "m": messages });
+            app.gql(Some(SERVICE_TOKEN), talk::APPEND, variables)
+                .await
+                .data("appendMessages");
         }
-        app.gql(
-            Some(SERVICE_TOKEN),
-            "mutation($ws: ID!, $c: ID!) { closeConversation(workspaceId: $ws, conversationId: $c,
-               durationSeconds: 60) { id } }",
-            json!({ "ws": ws, "c": conversation }),
-        )
-        .await
-        .data("closeConversation");
+        let variables = json!({ "ws": ws, "c": conversation, "d": 60 });
+        app.gql(Some(SERVICE_TOKEN), talk::CLOSE, variables)
+            .await
+            .data("closeConversation");
         app.gql(
             team.viewer.token(),
             "query($ws: ID!, $c: ID!) { workspace(id: $ws) { conversation(id: $c) {
@@ -341,23 +321,27 @@ async fn seed(conn: &mut AsyncPgConnection) {
 }
 
 async fn growing_tables(conn: &mut AsyncPgConnection) -> BTreeSet<String> {
+    let all = table_names(conn, "c.relkind IN ('r', 'p')").await;
+    all.into_iter()
+        .filter(|name| !FIXED_SIZE.contains(&name.as_str()))
+        .collect()
+}
+
+/// The names of the public schema's relations that meet `condition` (on `pg_class c`).
+async fn table_names(conn: &mut AsyncPgConnection, condition: &str) -> BTreeSet<String> {
     #[derive(diesel::QueryableByName)]
     struct Name {
         #[diesel(sql_type = Text)]
         name: String,
     }
-    let names: Vec<Name> = diesel::sql_query(
+    let names: Vec<Name> = diesel::sql_query(format!(
         "SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')",
-    )
+         WHERE n.nspname = 'public' AND {condition}"
+    ))
     .load(conn)
     .await
     .expect("tables");
-    names
-        .into_iter()
-        .map(|n| n.name)
-        .filter(|name| !FIXED_SIZE.contains(&name.as_str()))
-        .collect()
+    names.into_iter().map(|n| n.name).collect()
 }
 
 /// Whether the statement has a plan (transaction control and settings have none).
@@ -430,19 +414,7 @@ async fn generic_plan(
 
 /// Tables with at least a thousand rows by their statistics: those bench/seed.sql fills.
 async fn seeded_tables(conn: &mut AsyncPgConnection) -> BTreeSet<String> {
-    #[derive(diesel::QueryableByName)]
-    struct Name {
-        #[diesel(sql_type = Text)]
-        name: String,
-    }
-    let names: Vec<Name> = diesel::sql_query(
-        "SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.reltuples >= 1000",
-    )
-    .load(conn)
-    .await
-    .expect("tables");
-    names.into_iter().map(|n| n.name).collect()
+    table_names(conn, "c.relkind = 'r' AND c.reltuples >= 1000").await
 }
 
 /// The tables the plan reads whole: a sequential scan (pricing them out leaves one only
