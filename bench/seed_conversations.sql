@@ -44,6 +44,7 @@ JOIN parts p ON p.workspace_id = w.id,
 
 -- Without their indexes while loading: built once afterwards, as a restore would.
 ALTER TABLE messages DROP CONSTRAINT messages_conversation_id_external_id_key;
+DROP INDEX messages_workspace_conversation_external_id;
 DROP INDEX messages_page;
 DROP INDEX messages_words;
 
@@ -68,6 +69,8 @@ FROM conversations c,
 
 ALTER TABLE messages ADD CONSTRAINT messages_conversation_id_external_id_key
     UNIQUE (conversation_id, external_id);
+CREATE UNIQUE INDEX messages_workspace_conversation_external_id
+    ON messages (workspace_id, conversation_id, external_id);
 CREATE INDEX messages_page ON messages (workspace_id, conversation_id, sent_at, id);
 CREATE INDEX messages_words ON messages USING gin (workspace_words(workspace_id, search));
 

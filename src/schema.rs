@@ -117,7 +117,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    invitations (id) {
+    invitations (workspace_id, id) {
         id -> Uuid,
         workspace_id -> Uuid,
         email -> Text,
@@ -135,11 +135,12 @@ diesel::table! {
 }
 
 diesel::table! {
-    invitation_sends (invitation_id, sent_at) {
+    invitation_sends (workspace_id, id) {
         invitation_id -> Uuid,
         workspace_id -> Uuid,
         email_lower -> Text,
         sent_at -> Timestamptz,
+        id -> Int8,
     }
 }
 
@@ -167,7 +168,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    resources (id) {
+    resources (workspace_id, id) {
         id -> Uuid,
         workspace_id -> Uuid,
         kind -> Text,
@@ -224,7 +225,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    conversations (id) {
+    conversations (workspace_id, id) {
         id -> Uuid,
         workspace_id -> Uuid,
         external_id -> Text,
@@ -245,7 +246,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    messages (id) {
+    messages (workspace_id, id) {
         id -> Uuid,
         workspace_id -> Uuid,
         conversation_id -> Uuid,
@@ -257,7 +258,6 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(resources -> workspaces (workspace_id));
 diesel::joinable!(invitations -> workspaces (workspace_id));
 diesel::joinable!(account_tokens -> users (user_id));
@@ -347,7 +347,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    billing_operations (id) {
+    billing_operations (workspace_id, id) {
         id -> Uuid,
         workspace_id -> Uuid,
         kind -> Text,
@@ -391,7 +391,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    invoices (id) {
+    invoices (workspace_id, id) {
         id -> Text,
         workspace_id -> Uuid,
         number -> Nullable<Text>,
@@ -406,7 +406,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    payment_methods (id) {
+    payment_methods (workspace_id, id) {
         id -> Text,
         workspace_id -> Uuid,
         brand -> Text,
@@ -420,7 +420,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    card_notices (id) {
+    card_notices (workspace_id, id) {
         id -> Uuid,
         workspace_id -> Uuid,
         payment_method_id -> Text,

@@ -287,7 +287,7 @@ pub async fn save_invoices(
                 i::hosted_invoice_url.eq(&invoice.hosted_invoice_url),
                 i::invoice_pdf.eq(&invoice.invoice_pdf),
             ))
-            .on_conflict(i::id)
+            .on_conflict((i::workspace_id, i::id))
             .do_update()
             .set((
                 i::number.eq(&invoice.number),

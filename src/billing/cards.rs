@@ -192,7 +192,7 @@ pub async fn save(
     }
     diesel::insert_into(p::payment_methods)
         .values(rows)
-        .on_conflict(p::id)
+        .on_conflict((p::workspace_id, p::id))
         .do_update()
         .set((
             p::brand.eq(excluded(p::brand)),
@@ -312,10 +312,11 @@ struct NoticeRow {
 /// is inside the workspace.
 pub async fn pending(
     conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
     notice_id: Uuid,
 ) -> QueryResult<Option<(CardNotice, CardRow)>> {
     let notice: Option<NoticeRow> = card_notices::table
-        .find(notice_id)
+        .find((workspace_id, notice_id))
         .select(NoticeRow::as_select())
         .for_update()
         .first(conn)
@@ -335,7 +336,7 @@ pub async fn pending(
         return Ok(None);
     };
     let card: Option<CardRow> = payment_methods::table
-        .find(&card_id)
+        .find((workspace_id, &card_id))
         .select(CardRow::as_select())
         .first(conn)
         .await
@@ -347,10 +348,11 @@ pub async fn pending(
 
 pub async fn mark_emailed(
     conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
     notice_id: Uuid,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(card_notices::table.find(notice_id))
+    diesel::update(card_notices::table.find((workspace_id, notice_id)))
         .set(card_notices::emailed_at.eq(now))
         .execute(conn)
         .await

@@ -183,7 +183,8 @@ fn still_ending(
 /// Sent unless sent already or the card changed meanwhile (checked as the notice is read).
 async fn send_card_notice(job: SendCardNotice, cx: JobContext) -> anyhow::Result<()> {
     let mut conn = cx.db.conn_in(job.workspace_id).await?;
-    let Some((notice, card)) = cards::pending(&mut conn, job.notice_id).await? else {
+    let Some((notice, card)) = cards::pending(&mut conn, job.workspace_id, job.notice_id).await?
+    else {
         return Ok(());
     };
     drop(conn);
@@ -227,7 +228,7 @@ async fn send_card_notice(job: SendCardNotice, cx: JobContext) -> anyhow::Result
         .await?;
     if sent {
         let mut conn = cx.db.conn_in(job.workspace_id).await?;
-        cards::mark_emailed(&mut conn, job.notice_id, Utc::now()).await?;
+        cards::mark_emailed(&mut conn, job.workspace_id, job.notice_id, Utc::now()).await?;
     }
     Ok(())
 }

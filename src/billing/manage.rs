@@ -433,8 +433,16 @@ impl<'a> Choice<'a> {
         let mut conn = self.cx.db.conn_in(workspace.id).await?;
         conn.transaction(async |conn| {
             let settled = Some(subscription.id.as_str());
-            if !operations::finish(conn, operation.id, State::Settled, settled, &chosen, now)
-                .await?
+            if !operations::finish(
+                conn,
+                operation.workspace_id,
+                operation.id,
+                State::Settled,
+                settled,
+                &chosen,
+                now,
+            )
+            .await?
             {
                 // Taken over meanwhile: the later change's result stands.
                 return Err(BillingError::Superseded);
@@ -469,8 +477,17 @@ impl<'a> Choice<'a> {
     ) -> Result<Option<PendingPayment>, BillingError> {
         let refused = Answer::Refused { status, message };
         let mut conn = self.cx.db.conn_in(self.cx.workspace.id).await?;
-        let (id, now) = (operation.id, self.cx.now);
-        operations::finish(&mut conn, id, State::Failed, None, &refused, now).await?;
+        let (workspace_id, id, now) = (operation.workspace_id, operation.id, self.cx.now);
+        operations::finish(
+            &mut conn,
+            workspace_id,
+            id,
+            State::Failed,
+            None,
+            &refused,
+            now,
+        )
+        .await?;
         drop(conn);
         // A phone-numbers sync that yielded to this operation runs now.
         self.follow_up(None, false).await;

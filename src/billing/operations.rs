@@ -220,7 +220,16 @@ pub async fn begin(
             }
             other => {
                 if let Some((open, _)) = other {
-                    finish(conn, open.id, State::Failed, None, &Answer::Abandoned, now).await?;
+                    finish(
+                        conn,
+                        workspace_id,
+                        open.id,
+                        State::Failed,
+                        None,
+                        &Answer::Abandoned,
+                        now,
+                    )
+                    .await?;
                 }
                 new.insert(conn)
                     .await?
@@ -381,6 +390,7 @@ fn stored_answer(answer: Option<serde_json::Value>) -> Answer {
 /// mirrors its result.
 pub async fn finish(
     conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
     id: Uuid,
     state: State,
     subscription_id: Option<&str>,
@@ -391,7 +401,7 @@ pub async fn finish(
         .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
     let closed = diesel::update(
         ops::table
-            .find(id)
+            .find((workspace_id, id))
             .filter(ops::state.eq(State::Open.as_db())),
     )
     .set((

@@ -212,7 +212,16 @@ async fn close(
         let now = Utc::now();
         let subscription = applied.subscription.as_deref();
         let done = Answer::Done;
-        if !operations::finish(conn, operation.id, State::Settled, subscription, &done, now).await?
+        if !operations::finish(
+            conn,
+            operation.workspace_id,
+            operation.id,
+            State::Settled,
+            subscription,
+            &done,
+            now,
+        )
+        .await?
         {
             // Taken over: the later operation decides from Stripe.
             return Ok(());

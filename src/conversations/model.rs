@@ -95,8 +95,7 @@ pub async fn find(
     id: Uuid,
 ) -> QueryResult<Option<ConversationRow>> {
     conversations::table
-        .find(id)
-        .filter(conversations::workspace_id.eq(workspace_id))
+        .find((workspace_id, id))
         .select(ConversationRow::as_select())
         .first(conn)
         .await
@@ -110,8 +109,7 @@ pub async fn lock(
     id: Uuid,
 ) -> QueryResult<Option<ConversationRow>> {
     conversations::table
-        .find(id)
-        .filter(conversations::workspace_id.eq(workspace_id))
+        .find((workspace_id, id))
         .select(ConversationRow::as_select())
         .for_update()
         .first(conn)
@@ -239,7 +237,7 @@ pub async fn insert_messages(
          FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int2[]) \
               WITH ORDINALITY AS b (id, external_id, direction, body, sent_at, segments, n) \
          ORDER BY b.n \
-         ON CONFLICT (conversation_id, external_id) DO NOTHING \
+         ON CONFLICT (workspace_id, conversation_id, external_id) DO NOTHING \
          RETURNING id, conversation_id, external_id, direction, body, sent_at, segments",
         (
             bind::<SqlUuid, _>(workspace_id),
@@ -353,11 +351,12 @@ pub async fn after_append(
 
 pub async fn close(
     conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
     id: Uuid,
     ended_at: DateTime<Utc>,
     duration_seconds: Option<i32>,
 ) -> QueryResult<ConversationRow> {
-    diesel::update(conversations::table.find(id))
+    diesel::update(conversations::table.find((workspace_id, id)))
         .set((
             conversations::status.eq(super::Status::Closed.as_db()),
             conversations::closed_at.eq(ended_at),
@@ -379,10 +378,7 @@ pub async fn delete(
     workspace_id: Uuid,
     id: Uuid,
 ) -> QueryResult<Option<ConversationRow>> {
-    let this = conversations::table
-        .find(id)
-        .filter(conversations::workspace_id.eq(workspace_id));
-    diesel::delete(this)
+    diesel::delete(conversations::table.find((workspace_id, id)))
         .returning(ConversationRow::as_returning())
         .get_result(conn)
         .await

@@ -31,7 +31,13 @@ async fn send_invitation(job: SendInvitation, cx: JobContext) -> anyhow::Result<
                 return Ok(None);
             }
             let minted = token::mint(TokenKind::Invitation);
-            model::set_token(conn, job.invitation_id, &minted.hash).await?;
+            model::set_token(
+                conn,
+                invitation.workspace_id,
+                job.invitation_id,
+                &minted.hash,
+            )
+            .await?;
             let message = messages::Invitation {
                 workspace: preview.workspace_name.clone(),
                 inviter: preview
@@ -56,6 +62,6 @@ async fn send_invitation(job: SendInvitation, cx: JobContext) -> anyhow::Result<
     drop(conn);
     cx.send(&to, &message).await?;
     let mut conn = cx.db.conn_in(workspace_id).await?;
-    model::mark_delivered(&mut conn, job.invitation_id, job.delivery).await?;
+    model::mark_delivered(&mut conn, workspace_id, job.invitation_id, job.delivery).await?;
     Ok(())
 }

@@ -259,7 +259,8 @@ pub async fn change_pending(
                 now,
             )
             .await?;
-            let invitation = model::rotate_for_resend(conn, invitation.id, now).await?;
+            let invitation =
+                model::rotate_for_resend(conn, invitation.workspace_id, invitation.id, now).await?;
             send(conn, &invitation, now).await?;
             logged(
                 conn,
@@ -272,7 +273,9 @@ pub async fn change_pending(
             Ok(invitation)
         }
         PendingChange::Revoke => {
-            let invitation = model::set_status(conn, invitation.id, "revoked", now).await?;
+            let invitation =
+                model::set_status(conn, invitation.workspace_id, invitation.id, "revoked", now)
+                    .await?;
             logged(
                 conn,
                 trail,
@@ -332,7 +335,14 @@ pub async fn accept(
         (Some(_), _) => {}
         (None, role) => crate::members::model::add(conn, workspace_id, user_id, role, now).await?,
     }
-    let invitation = model::set_status(conn, invitation.id, "accepted", now).await?;
+    let invitation = model::set_status(
+        conn,
+        invitation.workspace_id,
+        invitation.id,
+        "accepted",
+        now,
+    )
+    .await?;
     // The token came by email to this address: that proves it.
     crate::auth::model::mark_email_verified(conn, user_id, now).await?;
     let invitee = Trail {
@@ -360,7 +370,14 @@ pub async fn decline(
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     let invitation = open(conn, token, now).await?;
-    let invitation = model::set_status(conn, invitation.id, "declined", now).await?;
+    let invitation = model::set_status(
+        conn,
+        invitation.workspace_id,
+        invitation.id,
+        "declined",
+        now,
+    )
+    .await?;
     logged(
         conn,
         trail,

@@ -114,8 +114,7 @@ pub async fn find_in_workspace(
     id: Uuid,
 ) -> QueryResult<Option<InvitationRow>> {
     invitations::table
-        .find(id)
-        .filter(invitations::workspace_id.eq(workspace_id))
+        .find((workspace_id, id))
         .select(InvitationRow::as_select())
         .for_update()
         .first(conn)
@@ -155,15 +154,14 @@ async fn enter_by_token(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> Quer
     }
 }
 
-/// Enters, for the current transaction, the workspace of an invitation; false when there is
-/// none.
-async fn enter_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
-    match workspace_of(conn, id).await? {
-        Some(workspace) => crate::db::enter_workspace(conn, workspace)
-            .await
-            .map(|()| true),
-        None => Ok(false),
-    }
+/// Enters, for the current transaction, the workspace of an invitation; `None` when there
+/// is none.
+async fn enter_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Uuid>> {
+    let Some(workspace) = workspace_of(conn, id).await? else {
+        return Ok(None);
+    };
+    crate::db::enter_workspace(conn, workspace).await?;
+    Ok(Some(workspace))
 }
 
 /// The invitation a link token belongs to, locked, if its workspace is live.
@@ -210,24 +208,29 @@ pub async fn preview(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
 ) -> QueryResult<Option<Preview>> {
-    let id: Option<Uuid> = invitations::table
+    let key: Option<(Uuid, Uuid)> = invitations::table
         .filter(invitations::link_hashes.contains(vec![token_hash]))
-        .select(invitations::id)
+        .select((invitations::workspace_id, invitations::id))
         .first(conn)
         .await
         .optional()?;
-    match id {
-        Some(id) => details(conn, id).await,
+    match key {
+        Some((workspace_id, id)) => details(conn, workspace_id, id).await,
         None => Ok(None),
     }
 }
 
 /// An invitation with its workspace's and inviter's names, if its workspace is live.
-async fn details(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Preview>> {
+async fn details(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<Preview>> {
     let row: Option<(InvitationRow, String, Option<String>)> = invitations::table
         .inner_join(workspaces::table)
         .left_join(users::table.on(invitations::invited_by.eq(users::id.nullable())))
         .filter(invitations::id.eq(id))
+        .filter(invitations::workspace_id.eq(workspace_id))
         .filter(workspaces::deleted_at.is_null())
         .select((
             InvitationRow::as_select(),
@@ -248,11 +251,12 @@ async fn details(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<P
 
 pub async fn set_status(
     conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
     id: Uuid,
     status: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<InvitationRow> {
-    diesel::update(invitations::table.find(id))
+    diesel::update(invitations::table.find((workspace_id, id)))
         .set((
             invitations::status.eq(status),
             invitations::responded_at.eq(now),
@@ -265,10 +269,11 @@ pub async fn set_status(
 /// A new delivery: the old link stops working at once and the expiry starts again.
 pub async fn rotate_for_resend(
     conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
     id: Uuid,
     now: DateTime<Utc>,
 ) -> QueryResult<InvitationRow> {
-    diesel::update(invitations::table.find(id))
+    diesel::update(invitations::table.find((workspace_id, id)))
         .set((
             invitations::token_hash.eq(None::<Vec<u8>>),
             invitations::delivery.eq(invitations::delivery + 1),
@@ -380,24 +385,29 @@ pub async fn lock_for_delivery(
     conn: &mut AsyncPgConnection,
     id: Uuid,
 ) -> QueryResult<Option<Preview>> {
-    if !enter_by_id(conn, id).await? {
+    let Some(workspace_id) = enter_by_id(conn, id).await? else {
         return Ok(None);
-    }
+    };
     let locked: Option<Uuid> = invitations::table
-        .find(id)
+        .find((workspace_id, id))
         .select(invitations::id)
         .for_update()
         .first(conn)
         .await
         .optional()?;
     match locked {
-        Some(id) => details(conn, id).await,
+        Some(id) => details(conn, workspace_id, id).await,
         None => Ok(None),
     }
 }
 
-pub async fn set_token(conn: &mut AsyncPgConnection, id: Uuid, hash: &[u8]) -> QueryResult<()> {
-    diesel::update(invitations::table.find(id))
+pub async fn set_token(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    id: Uuid,
+    hash: &[u8],
+) -> QueryResult<()> {
+    diesel::update(invitations::table.find((workspace_id, id)))
         .set(invitations::token_hash.eq(hash))
         .execute(conn)
         .await
@@ -408,12 +418,13 @@ pub async fn set_token(conn: &mut AsyncPgConnection, id: Uuid, hash: &[u8]) -> Q
 /// ([`workspace_of`]).
 pub async fn mark_delivered(
     conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
     id: Uuid,
     delivery: i32,
 ) -> QueryResult<()> {
     diesel::update(
         invitations::table
-            .find(id)
+            .find((workspace_id, id))
             .filter(invitations::delivered.lt(delivery)),
     )
     .set(invitations::delivered.eq(delivery))

@@ -117,12 +117,13 @@ pub async fn find_for_update(
 
 pub async fn update(
     conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
     id: Uuid,
     name: &str,
     data: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> QueryResult<ResourceRow> {
-    diesel::update(resources::table.find(id))
+    diesel::update(resources::table.find((workspace_id, id)))
         .set((
             resources::name.eq(name),
             resources::data.eq(data),
@@ -135,7 +136,7 @@ pub async fn update(
 
 /// Deletes a resource (see [`detach`] for the fields that named it).
 pub async fn delete(conn: &mut AsyncPgConnection, row: &ResourceRow) -> QueryResult<()> {
-    diesel::delete(resources::table.find(row.id))
+    diesel::delete(resources::table.find((row.workspace_id, row.id)))
         .execute(conn)
         .await
         .map(drop)

@@ -466,17 +466,21 @@ async fn invitation_sends_are_rate_limited() {
     .execute(&mut conn)
     .await
     .expect("filled");
-    app.gql(
-        other.token(),
-        invite,
-        json!({ "ws": other.own_workspace, "e": "Popular@example.com" }),
-    )
-    .await
-    .data("inviteMember");
+    let popular = app
+        .gql(
+            other.token(),
+            invite,
+            json!({ "ws": other.own_workspace, "e": "Popular@example.com" }),
+        )
+        .await
+        .data("inviteMember")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     // One workspace sends one address at most 5 a day.
     diesel::sql_query(format!(
         "INSERT INTO invitation_sends (invitation_id, workspace_id, email_lower)
-         SELECT '{id}', '{ws}', 'pestered@example.com' FROM generate_series(1, 5)",
+         SELECT '{popular}', '{ws}', 'pestered@example.com' FROM generate_series(1, 5)",
         ws = other.own_workspace
     ))
     .execute(&mut conn)

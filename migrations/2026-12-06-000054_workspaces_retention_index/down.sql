@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS workspaces_with_retention;
