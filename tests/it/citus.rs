@@ -4,9 +4,9 @@
 //! foreign keys between them; tables without it are reference tables, copied to every node.
 //!
 //! This checks the catalog: every table is ready, or is named a reference table. (The
-//! tables made before this check were keyed by workspace in migrations 000044 to 000052,
+//! tables made before this check were keyed by workspace in migrations 000044 to 000057,
 //! but for three old keys kept one release longer: [`UNTIL_NEXT_RELEASE`].)
-//! What remains to run on Citus is in docs/deploy.md, "Scale".
+//! What remains to run on Citus is in docs/deploy.md, "Not covered yet".
 
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
@@ -35,7 +35,7 @@ const REFERENCE_TABLES: &[&str] = &[
     "workspaces",
 ];
 
-/// Old keys kept for one release beside their replacements (migration 000051): the
+/// Old keys kept for one release beside their replacements (migrations 000051, 000052): the
 /// binaries of the release before it run beside this schema during a rollout, and their
 /// upserts name these (docs/deploy.md, "Migrations during a rollout"). The next release's
 /// first migration drops them (the card's becomes a plain index, for webhooks that name
@@ -62,8 +62,10 @@ WITH tenant AS (
                   AND a.attname = 'workspace_id' AND NOT a.attisdropped)
 ), keyed AS (
     SELECT t.relname, i.indexrelid::regclass::text AS index, i.indisprimary,
+           -- Among the key's columns, not its INCLUDE ones.
            EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.oid
-                   AND a.attname = 'workspace_id' AND a.attnum = ANY (i.indkey)) AS has
+                   AND a.attname = 'workspace_id'
+                   AND a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1])) AS has
     FROM tenant t JOIN pg_index i ON i.indrelid = t.oid AND i.indisunique
 )
 SELECT t.relname || ': no primary key' AS finding FROM tenant t

@@ -34,7 +34,7 @@ async fn sql_bool(conn: &mut AsyncPgConnection, query: &str) -> bool {
 }
 
 /// Polls `query` (a boolean SQL expression) until it holds, for up to 30 s.
-async fn until(app: &TestApp, query: &str) {
+pub async fn until(app: &TestApp, query: &str) {
     let mut conn = app.db.conn().await;
     for _ in 0..300 {
         if sql_bool(&mut conn, query).await {

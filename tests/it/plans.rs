@@ -43,13 +43,29 @@ use crate::usage::SERVICE_TOKEN;
 const FIXED_SIZE: &[&str] = &[
     "__diesel_schema_migrations",
     // A queue: a row lives until the relay hands its job to Redis, so its size follows
-    // the relay's lag, not the customers.
+    // the relay's lag, not the customers. (The purge reads it whole, once per purged
+    // workspace, for the workspace's jobs; during a Redis outage that read grows.)
     "outbox",
     "plans",
     "plan_prices",
     "scheduled_rounds",
     "service_tokens",
 ];
+
+/// The functions that visit every tenant table (the purge's): the tables they read do not
+/// count as reached by the flow.
+const EVERY_TENANT_TABLE: &[&str] = &[
+    "purge_workspace_batch",
+    "purge_workspace_finish",
+    "tenant_tables",
+];
+
+/// Partial indexes read whole on purpose, with the reason: such an index holds only the
+/// rows its predicate keeps.
+const PARTIAL_READS: &[(&str, &str)] = &[(
+    "workspaces_with_retention",
+    "the conversation pruner visits every workspace that set a retention",
+)];
 
 /// Each SQL function of the schema, with a statement that runs it over the seed (a
 /// trigger's, a statement that fires it). `$ws` is a seeded workspace and `$user` its
@@ -281,7 +297,9 @@ async fn every_statement_is_served_by_an_index_on_tables_that_grow() {
     );
     let mut in_functions = BTreeSet::new();
     for (function, sql, plan) in &nested {
-        in_functions.extend(relations(plan));
+        if !EVERY_TENANT_TABLE.contains(&function.as_str()) {
+            in_functions.extend(relations(plan));
+        }
         for table in sizes.whole_reads(plan) {
             if growing.contains(&table) && !whole_on_purpose(sql) {
                 scans.push(format!("{table} (in {function}): {sql}"));
@@ -450,8 +468,17 @@ async fn accounts(app: &TestApp) {
 /// card's notices (and their emails), a failed payment's grace, and the purge of a
 /// workspace deleted longer ago than the window.
 async fn rounds(app: &TestApp, billed: &TestApp) {
+    // A trial ending in two days: its reminder is due now, so its job sends it.
+    let trial = app.team().await;
+    diesel::sql_query(format!(
+        "UPDATE workspaces SET trial_ends_at = now() + interval '2 days' WHERE id = '{}'",
+        trial.workspace
+    ))
+    .execute(&mut app.db.conn().await)
+    .await
+    .expect("a trial ending");
     let now = chrono::Utc::now();
-    let reminded = linkai::billing::trial::scan(&app.pool, now + chrono::Duration::days(13))
+    let reminded = linkai::billing::trial::scan(&app.pool, now)
         .await
         .expect("the trial scan");
     assert!(reminded > 0, "no trial reminder was due");
@@ -460,14 +487,14 @@ async fn rounds(app: &TestApp, billed: &TestApp) {
         .await
         .expect("the card scan");
     assert!(noticed > 0, "no card notice was due");
-    billed
-        .mail
-        .wait_until(
-            |sink| sink.all().iter().any(|m| m.subject().contains("expired")),
-            std::time::Duration::from_secs(30),
-        )
-        .await
-        .expect("the card notice's email");
+    // Their jobs' last statements, once the emails went out.
+    let emailed = format!(
+        "EXISTS (SELECT 1 FROM trial_notices WHERE workspace_id = '{}' AND emailed_at IS NOT NULL)",
+        trial.workspace
+    );
+    crate::lifecycle::until(app, &emailed).await;
+    let emailed = "EXISTS (SELECT 1 FROM card_notices WHERE emailed_at IS NOT NULL)";
+    crate::lifecycle::until(billed, emailed).await;
     linkai::billing::grace::scan(&billed.pool, years)
         .await
         .expect("the grace scan");
@@ -709,6 +736,17 @@ async fn function_plans(url: &str, failures: &mut Vec<String>) -> Vec<(String, S
     plans
 }
 
+/// Whether an index condition takes its value from the other side of a join: it names a
+/// column of another relation (`d.id`), which a plan writes qualified.
+fn joined(condition: &str) -> bool {
+    let identifier = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    condition.char_indices().any(|(at, c)| {
+        c == '.'
+            && condition[..at].ends_with(identifier)
+            && condition[at + 1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+    })
+}
+
 /// The relations a plan reads or writes.
 fn relations(plan: &Value) -> Vec<String> {
     relation_nodes(plan)
@@ -740,43 +778,73 @@ fn relation_nodes(plan: &Value) -> Vec<(String, &serde_json::Map<String, Value>)
 struct Sizes {
     /// Tables with at least a thousand rows by their statistics: those bench/seed.sql fills.
     seeded: BTreeSet<String>,
-    /// Partial indexes: read whole, they still hold only the rows their predicate keeps.
-    partial: BTreeSet<String>,
+    /// Each index's first key column (none for an expression), by index name.
+    leading: BTreeMap<String, Option<String>>,
 }
 
 impl Sizes {
     async fn read(conn: &mut AsyncPgConnection) -> Self {
+        #[derive(diesel::QueryableByName)]
+        struct Leading {
+            #[diesel(sql_type = Text)]
+            index: String,
+            #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+            column: Option<String>,
+        }
+        let leading: Vec<Leading> = diesel::sql_query(
+            "SELECT c.relname AS index, a.attname AS column FROM pg_index i
+             JOIN pg_class c ON c.oid = i.indexrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]",
+        )
+        .load(conn)
+        .await
+        .expect("indexes");
         Sizes {
             seeded: table_names(conn, "c.relkind = 'r' AND c.reltuples >= 1000").await,
-            partial: table_names(
-                conn,
-                "c.relkind = 'i' AND EXISTS (SELECT 1 FROM pg_index i \
-                 WHERE i.indexrelid = c.oid AND i.indpred IS NOT NULL)",
-            )
-            .await,
+            leading: leading.into_iter().map(|l| (l.index, l.column)).collect(),
         }
     }
 
-    /// The tables the plan reads whole: a sequential scan (pricing them out leaves one
-    /// only where no index applies), or, on a seeded table, an index read from end to end
-    /// (no `Index Cond`) unless the index is partial. On a nearly empty table every plan
-    /// costs about nothing, and the planner may pick any index to read through.
+    /// The tables the plan reads whole:
+    /// - a sequential scan (pricing them out leaves one only where no index applies);
+    /// - an index scan whose condition does not bound the index's first column, which
+    ///   reads the index from end to end: on a seeded table, or once per row of the other
+    ///   side of a join (`id = d.id` on a key led by `workspace_id`), whatever the size;
+    /// - on a seeded table, an index scan with no condition at all, unless it is one of
+    ///   [`PARTIAL_READS`]. (On a nearly empty table every plan costs about nothing, and
+    ///   the planner may pick any index to read through.)
     fn whole_reads(&self, plan: &Value) -> Vec<String> {
         relation_nodes(plan)
             .into_iter()
             .filter(|(table, node)| {
                 let index = node.get("Index Name").and_then(Value::as_str);
+                let condition = node.get("Index Cond").and_then(Value::as_str);
                 match node.get("Node Type").and_then(Value::as_str) {
                     Some("Seq Scan") => true,
-                    Some("Index Scan" | "Index Only Scan") => {
-                        self.seeded.contains(table)
-                            && !node.contains_key("Index Cond")
-                            && !index.is_some_and(|index| self.partial.contains(index))
-                    }
+                    Some("Index Scan" | "Index Only Scan") => match condition {
+                        Some(condition) => {
+                            !self.bounds_first_column(index, condition)
+                                && (self.seeded.contains(table) || joined(condition))
+                        }
+                        None => {
+                            self.seeded.contains(table)
+                                && !PARTIAL_READS.iter().any(|(name, _)| index == Some(name))
+                        }
+                    },
                     _ => false,
                 }
             })
             .map(|(table, _)| table)
             .collect()
+    }
+
+    /// Whether an index condition names the index's first column (an expression index's
+    /// first key is taken as bounded).
+    fn bounds_first_column(&self, index: Option<&str>, condition: &str) -> bool {
+        match index.and_then(|index| self.leading.get(index)) {
+            Some(Some(column)) => condition.contains(&format!("({column} ")),
+            _ => true,
+        }
     }
 }

@@ -1,32 +1,16 @@
--- Ready to shard (tests/it/citus.rs): every tenant table's keys and foreign keys carry
--- workspace_id, so Citus can keep a workspace's rows, and their references, on one shard.
+-- Ready to shard (tests/it/citus.rs): the tables that hold a few rows per workspace (cards,
+-- invoices, invitations, notices, plan changes) get keys that lead with workspace_id,
+-- built in place; migration 000052 does the large tables. Only these tables are locked,
+-- each for its index build; a lock that cannot be had soon fails the migration, to be run
+-- again, rather than queueing every request behind it (docs/deploy.md).
 --
--- The large tables' key indexes were built concurrently (migrations 000047 to 000050);
--- here they become keys, which takes brief locks and builds nothing. The other tables hold
--- a few rows per workspace (cards, invoices, invitations, notices, plan changes), so their
--- keys are built in place. The new foreign keys are checked by migration 000052, which
--- lets writes go on while it reads.
-
 -- The binaries of the release before this one run beside this schema during a rollout
 -- (docs/deploy.md, "Migrations during a rollout"), and their upserts name the old unique
--- keys of invoices, cards and messages: those stay, beside the new ones, until the next
--- release drops them (tests/it/citus.rs, UNTIL_NEXT_RELEASE).
+-- keys of invoices and cards: those stay, beside the new ones, until the next release
+-- drops them (tests/it/citus.rs, UNTIL_NEXT_RELEASE).
+SET LOCAL lock_timeout = '3s';
 
--- Foreign keys on the old keys go first.
-ALTER TABLE conversations DROP CONSTRAINT conversations_agent_id_fkey;
-ALTER TABLE conversations DROP CONSTRAINT conversations_contact_id_fkey;
-ALTER TABLE messages DROP CONSTRAINT messages_conversation_id_fkey;
 ALTER TABLE invitation_sends DROP CONSTRAINT invitation_sends_invitation_id_fkey;
-
-ALTER TABLE resources DROP CONSTRAINT resources_pkey;
-ALTER TABLE resources ADD CONSTRAINT resources_pkey PRIMARY KEY USING INDEX resources_workspace_id_id;
-ALTER TABLE conversations DROP CONSTRAINT conversations_pkey;
-ALTER TABLE conversations ADD CONSTRAINT conversations_pkey
-    PRIMARY KEY USING INDEX conversations_workspace_id_id;
-ALTER TABLE messages DROP CONSTRAINT messages_pkey;
-ALTER TABLE messages ADD CONSTRAINT messages_pkey PRIMARY KEY USING INDEX messages_workspace_id_id;
--- This release's appends land on messages_workspace_conversation_external_id (000050).
-
 ALTER TABLE invitations DROP CONSTRAINT invitations_pkey;
 ALTER TABLE invitations ADD PRIMARY KEY (workspace_id, id);
 -- The send job knows only its invitation (invitation_workspace_by_id).
@@ -35,9 +19,15 @@ CREATE INDEX invitations_id ON invitations (id);
 -- so nothing needs the old column's uniqueness, which Citus could not keep across shards.
 ALTER TABLE invitations DROP CONSTRAINT invitations_token_hash_key;
 
--- Sends had no key. The identity fills itself, for the previous release's inserts too.
+-- Sends had no key; an identity fills itself, for the previous release's inserts too.
+-- Adding it rewrites the table, so the rows older than the longest window that counts
+-- sends (a day: src/invitations/mod.rs) go first: they count toward nothing.
+DELETE FROM invitation_sends WHERE sent_at < now() - interval '2 days';
 ALTER TABLE invitation_sends ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY;
 ALTER TABLE invitation_sends ADD PRIMARY KEY (workspace_id, id);
+ALTER TABLE invitation_sends ADD CONSTRAINT invitation_sends_invitation_fkey
+    FOREIGN KEY (workspace_id, invitation_id) REFERENCES invitations (workspace_id, id)
+    ON DELETE CASCADE NOT VALID;
 
 ALTER TABLE invoices DROP CONSTRAINT invoices_pkey;
 ALTER TABLE invoices ADD PRIMARY KEY (workspace_id, id);
@@ -53,7 +43,6 @@ ALTER TABLE card_notices ADD PRIMARY KEY (workspace_id, id);
 ALTER TABLE card_notices DROP CONSTRAINT card_notices_payment_method_id_exp_month_exp_year_notice_key;
 ALTER TABLE card_notices ADD CONSTRAINT card_notices_one_per_expiry
     UNIQUE (workspace_id, payment_method_id, exp_month, exp_year, notice);
-
 -- The scan's notice lookup names the workspace, to use the new unique index.
 CREATE OR REPLACE FUNCTION cards_needing_notice(now timestamptz, notice_days integer)
 RETURNS TABLE (workspace_id uuid, payment_method_id text, exp_month integer, exp_year integer)
@@ -77,17 +66,3 @@ ALTER TABLE billing_operations ADD PRIMARY KEY (workspace_id, id);
 ALTER TABLE billing_accounts DROP CONSTRAINT billing_accounts_stripe_customer_id_key;
 ALTER TABLE billing_accounts DROP CONSTRAINT billing_accounts_subscription_id_key;
 CREATE INDEX billing_accounts_customer ON billing_accounts (stripe_customer_id);
-
--- Deleting an agent or a contact keeps its conversations (SET NULL on its column only).
-ALTER TABLE conversations ADD CONSTRAINT conversations_agent_fkey
-    FOREIGN KEY (workspace_id, agent_id) REFERENCES resources (workspace_id, id)
-    ON DELETE SET NULL (agent_id) NOT VALID;
-ALTER TABLE conversations ADD CONSTRAINT conversations_contact_fkey
-    FOREIGN KEY (workspace_id, contact_id) REFERENCES resources (workspace_id, id)
-    ON DELETE SET NULL (contact_id) NOT VALID;
-ALTER TABLE messages ADD CONSTRAINT messages_conversation_fkey
-    FOREIGN KEY (workspace_id, conversation_id) REFERENCES conversations (workspace_id, id)
-    ON DELETE CASCADE NOT VALID;
-ALTER TABLE invitation_sends ADD CONSTRAINT invitation_sends_invitation_fkey
-    FOREIGN KEY (workspace_id, invitation_id) REFERENCES invitations (workspace_id, id)
-    ON DELETE CASCADE NOT VALID;

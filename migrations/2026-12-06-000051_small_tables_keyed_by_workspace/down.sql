@@ -1,8 +1,3 @@
-ALTER TABLE conversations DROP CONSTRAINT conversations_agent_fkey;
-ALTER TABLE conversations DROP CONSTRAINT conversations_contact_fkey;
-ALTER TABLE messages DROP CONSTRAINT messages_conversation_fkey;
-ALTER TABLE invitation_sends DROP CONSTRAINT invitation_sends_invitation_fkey;
-
 DROP INDEX billing_accounts_customer;
 ALTER TABLE billing_accounts ADD CONSTRAINT billing_accounts_subscription_id_key UNIQUE (subscription_id);
 ALTER TABLE billing_accounts ADD CONSTRAINT billing_accounts_stripe_customer_id_key UNIQUE (stripe_customer_id);
@@ -37,6 +32,8 @@ ALTER TABLE invoices DROP CONSTRAINT invoices_id_key;
 ALTER TABLE invoices DROP CONSTRAINT invoices_pkey;
 ALTER TABLE invoices ADD PRIMARY KEY (id);
 
+-- The sends deleted on the way up counted toward nothing; they stay gone.
+ALTER TABLE invitation_sends DROP CONSTRAINT invitation_sends_invitation_fkey;
 ALTER TABLE invitation_sends DROP CONSTRAINT invitation_sends_pkey;
 ALTER TABLE invitation_sends DROP COLUMN id;
 
@@ -44,24 +41,5 @@ ALTER TABLE invitations ADD CONSTRAINT invitations_token_hash_key UNIQUE (token_
 DROP INDEX invitations_id;
 ALTER TABLE invitations DROP CONSTRAINT invitations_pkey;
 ALTER TABLE invitations ADD PRIMARY KEY (id);
-
--- Each key goes back to being the index its concurrent migration (000047 to 000049) built,
--- which that migration's down drops.
-ALTER TABLE messages DROP CONSTRAINT messages_pkey;
-CREATE UNIQUE INDEX messages_workspace_id_id ON messages (workspace_id, id);
-ALTER TABLE messages ADD PRIMARY KEY (id);
-ALTER TABLE conversations DROP CONSTRAINT conversations_pkey;
-CREATE UNIQUE INDEX conversations_workspace_id_id ON conversations (workspace_id, id);
-ALTER TABLE conversations ADD PRIMARY KEY (id);
-ALTER TABLE resources DROP CONSTRAINT resources_pkey;
-CREATE UNIQUE INDEX resources_workspace_id_id ON resources (workspace_id, id);
-ALTER TABLE resources ADD PRIMARY KEY (id);
-
 ALTER TABLE invitation_sends ADD CONSTRAINT invitation_sends_invitation_id_fkey
     FOREIGN KEY (invitation_id) REFERENCES invitations (id) ON DELETE CASCADE;
-ALTER TABLE messages ADD CONSTRAINT messages_conversation_id_fkey
-    FOREIGN KEY (conversation_id) REFERENCES conversations (id) ON DELETE CASCADE;
-ALTER TABLE conversations ADD CONSTRAINT conversations_contact_id_fkey
-    FOREIGN KEY (contact_id) REFERENCES resources (id) ON DELETE SET NULL;
-ALTER TABLE conversations ADD CONSTRAINT conversations_agent_id_fkey
-    FOREIGN KEY (agent_id) REFERENCES resources (id) ON DELETE SET NULL;

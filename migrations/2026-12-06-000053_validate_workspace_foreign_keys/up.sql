@@ -1,6 +1,6 @@
--- Checks the foreign keys migration 000051 added NOT VALID: each check reads its table
--- under a lock that lets writes go on (SHARE UPDATE EXCLUSIVE), so a large table's check
--- stops nothing.
+-- Checks the foreign keys migrations 000051 and 000052 added NOT VALID. Each check reads
+-- its table under a lock that lets writes go on (SHARE UPDATE EXCLUSIVE), so a large
+-- table's check stops nothing.
 ALTER TABLE conversations VALIDATE CONSTRAINT conversations_agent_fkey;
 ALTER TABLE conversations VALIDATE CONSTRAINT conversations_contact_fkey;
 ALTER TABLE messages VALIDATE CONSTRAINT messages_conversation_fkey;
