@@ -218,6 +218,7 @@ async fn run_trial_scans(
                 let mut conn = db.conn_outside_tenancy().await?;
                 crate::throttle::forget_old(&mut conn, Utc::now()).await?;
                 accounts::forget_old_reset_requests(&mut conn, Utc::now()).await?;
+                crate::invitations::forget_old_sends(&mut conn, Utc::now()).await?;
                 let stale = Utc::now() - crate::auth::SIGN_IN_NETWORK_MEMORY;
                 accounts::forget_old_networks(&mut conn, stale).await?;
                 crate::audit::prune(&mut conn, Utc::now(), audit_retention).await?;

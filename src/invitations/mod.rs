@@ -38,6 +38,8 @@ use crate::text::EmailAddress;
 use crate::workspaces::lock_caller_role;
 
 pub const VALIDITY: Duration = Duration::days(7);
+/// How long a send counts toward the limits below; older ones are forgotten.
+pub const SENDS_COUNT_FOR: Duration = Duration::days(1);
 pub const SENDS_PER_WORKSPACE_PER_DAY: i64 = 100;
 pub const SENDS_PER_ADDRESS_PER_DAY: i64 = 5;
 pub const SENDS_PER_INVITATION_PER_DAY: i64 = 5;
@@ -107,6 +109,15 @@ impl From<InvitationError> for ApiError {
     }
 }
 
+/// Forgets the sends that no longer count toward a limit, in every workspace (the
+/// scheduled round, `src/worker.rs`); returns how many.
+pub async fn forget_old_sends(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<usize> {
+    model::forget_sends_before(conn, now - SENDS_COUNT_FOR).await
+}
+
 /// Refuses a send past any of the limits.
 async fn check_rate_limits(
     conn: &mut AsyncPgConnection,
@@ -121,7 +132,7 @@ async fn check_rate_limits(
         workspace_id,
         email,
         invitation_id,
-        now - Duration::days(1),
+        now - SENDS_COUNT_FOR,
     )
     .await?;
     let limited = if by_workspace >= SENDS_PER_WORKSPACE_PER_DAY {

@@ -301,6 +301,15 @@ pub async fn record_send(
         .map(drop)
 }
 
+/// Deletes the sends from before `before`, in every workspace (an owner-run function).
+pub async fn forget_sends_before(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let sql = "SELECT forget_old_invitation_sends($1) AS pruned";
+    crate::audit::model::prune_with(conn, sql, before).await
+}
+
 /// Sends since `since`: by the workspace, to the address (any workspace), of the invitation.
 pub async fn sends_since(
     conn: &mut AsyncPgConnection,

@@ -607,3 +607,35 @@ async fn a_retried_send_leaves_every_emailed_link_working_until_a_resend() {
     assert!(!opens(second).await);
     assert!(opens(third).await);
 }
+
+/// A send counts toward the limits for a day; the scheduled round forgets older ones, in
+/// every workspace, and keeps the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_past_the_limits_window_are_forgotten_in_every_workspace() {
+    use crate::lifecycle::sql_bool;
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let bob = app.sign_up("Bob").await;
+    let mut conn = app.db.conn().await;
+    for (who, address) in [(&ada, "pat@example.com"), (&bob, "sam@example.com")] {
+        let id = app.invite(who, &who.own_workspace, address, "MEMBER").await;
+        diesel::sql_query(format!(
+            "INSERT INTO invitation_sends (invitation_id, workspace_id, email_lower, sent_at)
+             SELECT '{id}', '{ws}', '{address}', now() - interval '25 hours'
+             FROM generate_series(1, 3)",
+            ws = who.own_workspace
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("old sends");
+    }
+    let mut round = app.pool.conn_outside_tenancy().await.expect("a connection");
+    let forgotten = linkai::invitations::forget_old_sends(&mut round, chrono::Utc::now())
+        .await
+        .expect("forgets");
+    assert_eq!(forgotten, 6);
+    // Each invitation's own send, made just now, still counts.
+    let kept = "(SELECT count(*) FROM invitation_sends) = 2
+        AND NOT EXISTS (SELECT 1 FROM invitation_sends WHERE sent_at < now() - interval '1 day')";
+    assert!(sql_bool(&mut conn, kept).await);
+}

@@ -20,7 +20,7 @@ const RESTORE: &str =
 const BILLING: &str =
     "query($ws: ID!) { workspace(id: $ws) { billing { plan { id } status cancelAtPeriodEnd } } }";
 
-async fn sql_bool(conn: &mut AsyncPgConnection, query: &str) -> bool {
+pub async fn sql_bool(conn: &mut AsyncPgConnection, query: &str) -> bool {
     #[derive(diesel::QueryableByName)]
     struct Answer {
         #[diesel(sql_type = diesel::sql_types::Bool)]

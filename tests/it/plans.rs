@@ -100,6 +100,10 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
     ),
     ("forget_expired_exports", "SELECT forget_expired_exports()"),
     (
+        "forget_old_invitation_sends",
+        "SELECT forget_old_invitation_sends(now() - interval '1 day')",
+    ),
+    (
         "graces_needing_notice",
         "SELECT * FROM graces_needing_notice(now(), interval '7 days', interval '3 days')",
     ),

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS invitation_sends_sent_at;

@@ -1,0 +1,1 @@
+DROP FUNCTION forget_old_invitation_sends(timestamptz);
