@@ -4,7 +4,7 @@
 //! foreign keys between them; tables without it are reference tables, copied to every node.
 //!
 //! This checks the catalog: every table is ready, or is named a reference table. (The
-//! tables made before this check were keyed by workspace in migrations 000044 to 000057,
+//! tables made before this check were keyed by workspace in migrations 000044 to 000058,
 //! but for three old keys kept one release longer: [`UNTIL_NEXT_RELEASE`].)
 //! What remains to run on Citus is in docs/deploy.md, "Not covered yet".
 
@@ -35,7 +35,7 @@ const REFERENCE_TABLES: &[&str] = &[
     "workspaces",
 ];
 
-/// Old keys kept for one release beside their replacements (migrations 000051, 000052): the
+/// Old keys kept for one release beside their replacements (migrations 000052, 000053): the
 /// binaries of the release before it run beside this schema during a rollout, and their
 /// upserts name these (docs/deploy.md, "Migrations during a rollout"). The next release's
 /// first migration drops them (the card's becomes a plain index, for webhooks that name

@@ -621,8 +621,9 @@ async fn sends_past_the_limits_window_are_forgotten_in_every_workspace() {
         let id = app.invite(who, &who.own_workspace, address, "MEMBER").await;
         diesel::sql_query(format!(
             "INSERT INTO invitation_sends (invitation_id, workspace_id, email_lower, sent_at)
-             SELECT '{id}', '{ws}', '{address}', now() - interval '25 hours'
-             FROM generate_series(1, 3)",
+             SELECT '{id}'::uuid, '{ws}'::uuid, '{address}', now() - interval '25 hours'
+             FROM generate_series(1, 3)
+             UNION ALL SELECT '{id}', '{ws}', '{address}', now() - interval '23 hours'",
             ws = who.own_workspace
         ))
         .execute(&mut conn)
@@ -634,8 +635,14 @@ async fn sends_past_the_limits_window_are_forgotten_in_every_workspace() {
         .await
         .expect("forgets");
     assert_eq!(forgotten, 6);
-    // Each invitation's own send, made just now, still counts.
-    let kept = "(SELECT count(*) FROM invitation_sends) = 2
+    // Each invitation's own send, made just now, and the one of 23 hours ago still count.
+    let kept = "(SELECT count(*) FROM invitation_sends) = 4
         AND NOT EXISTS (SELECT 1 FROM invitation_sends WHERE sent_at < now() - interval '1 day')";
     assert!(sql_bool(&mut conn, kept).await);
+    // However far ahead the round is told to forget, a send that counts stays.
+    let later = chrono::Utc::now() + chrono::Duration::days(30);
+    let forgotten = linkai::invitations::model::forget_sends_before(&mut round, later)
+        .await
+        .expect("forgets");
+    assert_eq!(forgotten, 0);
 }

@@ -499,9 +499,20 @@ async fn rounds(app: &TestApp, billed: &TestApp) {
     crate::lifecycle::until(app, &emailed).await;
     let emailed = "EXISTS (SELECT 1 FROM card_notices WHERE emailed_at IS NOT NULL)";
     crate::lifecycle::until(billed, emailed).await;
-    linkai::billing::grace::scan(&billed.pool, years)
+    // A payment that failed a month ago: its grace notice is due.
+    diesel::sql_query(
+        "UPDATE workspaces SET subscription_status = 'past_due',
+           payment_failed_at = now() - interval '30 days'
+         WHERE id = (SELECT id FROM workspaces ORDER BY created_at LIMIT 1)",
+    )
+    .execute(&mut billed.db.conn().await)
+    .await
+    .expect("a failed payment");
+    let told = linkai::billing::grace::scan(&billed.pool, chrono::Utc::now())
         .await
         .expect("the grace scan");
+    assert!(told > 0, "no grace notice was due");
+    crate::lifecycle::until(billed, "NOT EXISTS (SELECT 1 FROM outbox)").await;
     let team = app.team().await;
     app.gql(
         team.owner.token(),
@@ -759,18 +770,23 @@ fn relations(plan: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Each node of the plan that reads or writes a relation, with the relation's name.
+/// Each node of the plan that reads or writes a relation, with the relation's name. A
+/// bitmap index scan names only its index: it reads for the bitmap heap scan above it, and
+/// is charged to that scan's relation.
 fn relation_nodes(plan: &Value) -> Vec<(String, &serde_json::Map<String, Value>)> {
     let mut found = Vec::new();
-    let mut nodes = vec![plan];
-    while let Some(node) = nodes.pop() {
+    let mut nodes: Vec<(&Value, Option<&str>)> = vec![(plan, None)];
+    while let Some((node, above)) = nodes.pop() {
         match node {
-            Value::Array(items) => nodes.extend(items),
+            Value::Array(items) => nodes.extend(items.iter().map(|item| (item, above))),
             Value::Object(fields) => {
-                if let Some(Value::String(table)) = fields.get("Relation Name") {
-                    found.push((table.clone(), fields));
+                let named = fields.get("Relation Name").and_then(Value::as_str);
+                let bitmap =
+                    fields.get("Node Type").and_then(Value::as_str) == Some("Bitmap Index Scan");
+                if let Some(table) = named.or(above.filter(|_| bitmap)) {
+                    found.push((table.to_owned(), fields));
                 }
-                nodes.extend(fields.values());
+                nodes.extend(fields.values().map(|value| (value, named.or(above))));
             }
             _ => {}
         }
@@ -826,7 +842,8 @@ impl Sizes {
                 let condition = node.get("Index Cond").and_then(Value::as_str);
                 match node.get("Node Type").and_then(Value::as_str) {
                     Some("Seq Scan") => true,
-                    Some("Index Scan" | "Index Only Scan") => match condition {
+                    Some("Index Scan" | "Index Only Scan" | "Bitmap Index Scan") => match condition
+                    {
                         Some(condition) => {
                             !self.bounds_first_column(index, condition)
                                 && (self.seeded.contains(table) || joined(condition))

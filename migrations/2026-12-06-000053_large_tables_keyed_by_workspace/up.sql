@@ -1,14 +1,16 @@
 -- Ready to shard (tests/it/citus.rs): resources, conversations and messages get keys that
 -- lead with workspace_id, and the foreign keys between them carry it. The key indexes were
 -- built concurrently (migrations 000047 to 000050); here they become keys, which builds
--- nothing, and the foreign keys are added unchecked (migration 000053 checks them while
--- writes go on). So the tables are locked only for these catalog changes; a lock that
--- cannot be had soon fails the migration, to be run again, rather than queueing every
--- request behind it (docs/deploy.md).
+-- nothing, and the foreign keys are added unchecked (migration 000054 checks them while
+-- writes go on). So the tables are locked only for these catalog changes, all at once
+-- from the first statement: a lock that cannot be had within the timeout fails the
+-- migration, to be run again, rather than queueing every request behind it
+-- (docs/deploy.md).
 --
 -- The previous release's appends name the old unique key of messages (conversation_id,
 -- external_id): it stays until the next release (tests/it/citus.rs, UNTIL_NEXT_RELEASE).
 SET LOCAL lock_timeout = '3s';
+LOCK TABLE resources, conversations, messages IN ACCESS EXCLUSIVE MODE;
 
 ALTER TABLE conversations DROP CONSTRAINT conversations_agent_id_fkey;
 ALTER TABLE conversations DROP CONSTRAINT conversations_contact_id_fkey;

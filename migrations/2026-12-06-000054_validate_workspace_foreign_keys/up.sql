@@ -1,4 +1,4 @@
--- Checks the foreign keys migrations 000051 and 000052 added NOT VALID. Each check reads
+-- Checks the foreign keys migrations 000052 and 000053 added NOT VALID. Each check reads
 -- its table under a lock that lets writes go on (SHARE UPDATE EXCLUSIVE), so a large
 -- table's check stops nothing.
 ALTER TABLE conversations VALIDATE CONSTRAINT conversations_agent_fkey;

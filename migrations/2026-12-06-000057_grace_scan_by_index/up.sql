@@ -1,4 +1,4 @@
--- The grace scan's condition, turned around so that workspaces_grace_due (migration 000054)
+-- The grace scan's condition, turned around so that workspaces_grace_due (migration 000055)
 -- serves it by its column, not by reading all its entries.
 CREATE OR REPLACE FUNCTION graces_needing_notice(now timestamptz, grace interval, notice interval)
 RETURNS SETOF uuid

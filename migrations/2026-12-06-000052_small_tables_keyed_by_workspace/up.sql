@@ -1,14 +1,17 @@
 -- Ready to shard (tests/it/citus.rs): the tables that hold a few rows per workspace (cards,
 -- invoices, invitations, notices, plan changes) get keys that lead with workspace_id,
--- built in place; migration 000052 does the large tables. Only these tables are locked,
--- each for its index build; a lock that cannot be had soon fails the migration, to be run
--- again, rather than queueing every request behind it (docs/deploy.md).
+-- built in place; migration 000053 does the large tables. These tables are locked from
+-- the first statement to the end, all at once: a lock that cannot be had within the
+-- timeout fails the migration, to be run again, rather than queueing every request
+-- behind it (docs/deploy.md).
 --
 -- The binaries of the release before this one run beside this schema during a rollout
 -- (docs/deploy.md, "Migrations during a rollout"), and their upserts name the old unique
 -- keys of invoices and cards: those stay, beside the new ones, until the next release
 -- drops them (tests/it/citus.rs, UNTIL_NEXT_RELEASE).
 SET LOCAL lock_timeout = '3s';
+LOCK TABLE invitations, invitation_sends, invoices, payment_methods, card_notices,
+    billing_operations, billing_accounts IN ACCESS EXCLUSIVE MODE;
 
 ALTER TABLE invitation_sends DROP CONSTRAINT invitation_sends_invitation_id_fkey;
 ALTER TABLE invitations DROP CONSTRAINT invitations_pkey;
@@ -20,9 +23,7 @@ CREATE INDEX invitations_id ON invitations (id);
 ALTER TABLE invitations DROP CONSTRAINT invitations_token_hash_key;
 
 -- Sends had no key; an identity fills itself, for the previous release's inserts too.
--- Adding it rewrites the table, so the rows older than the longest window that counts
--- sends (a day: src/invitations/mod.rs) go first: they count toward nothing.
-DELETE FROM invitation_sends WHERE sent_at < now() - interval '2 days';
+-- Adding it rewrites the table: migration 000051 left it a few days of sends.
 ALTER TABLE invitation_sends ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY;
 ALTER TABLE invitation_sends ADD PRIMARY KEY (workspace_id, id);
 ALTER TABLE invitation_sends ADD CONSTRAINT invitation_sends_invitation_fkey

@@ -4,7 +4,10 @@
 CREATE FUNCTION forget_old_invitation_sends(before timestamptz) RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp SET row_security = off AS
 $$
-    WITH gone AS (DELETE FROM invitation_sends WHERE sent_at < before RETURNING 1)
+    -- Never a send that still counts, whatever the caller asks.
+    WITH gone AS (
+        DELETE FROM invitation_sends
+        WHERE sent_at < least(before, now() - interval '1 day') RETURNING 1)
     SELECT count(*) FROM gone
 $$;
 REVOKE ALL ON FUNCTION forget_old_invitation_sends(timestamptz) FROM PUBLIC;
