@@ -191,6 +191,76 @@ async fn claim(db: &Db, round: Round, worker: &str, interval: Duration) -> bool 
     })
 }
 
+/// Forgets what no longer counts: throttle counters, old reset and sign-up requests and
+/// invitation sends, sign-in networks, audit and security events past `audit_retention`,
+/// expired exports, Stripe events past `stripe_event_retention`. Each step on its own: one
+/// that fails is logged and retried next round, and does not stop the others.
+async fn forget_old(
+    db: &Db,
+    audit_retention: chrono::Duration,
+    stripe_event_retention: chrono::Duration,
+) {
+    let mut conn = match db.conn_outside_tenancy().await {
+        Ok(conn) => conn,
+        Err(err) => {
+            tracing::warn!("forgetting old rows failed, will retry: {err:#}");
+            return;
+        }
+    };
+    let (conn, now) = (&mut *conn, Utc::now());
+    let stale = now - crate::auth::SIGN_IN_NETWORK_MEMORY;
+    let steps = [
+        (
+            "throttle counters",
+            crate::throttle::forget_old(conn, now).await.map(drop),
+        ),
+        (
+            "reset requests",
+            accounts::forget_old_reset_requests(conn, now)
+                .await
+                .map(drop),
+        ),
+        (
+            "invitation sends",
+            crate::invitations::forget_old_sends(conn, now)
+                .await
+                .map(drop),
+        ),
+        (
+            "sign-in networks",
+            accounts::forget_old_networks(conn, stale).await.map(drop),
+        ),
+        (
+            "audit events",
+            crate::audit::prune(conn, now, audit_retention)
+                .await
+                .map(drop),
+        ),
+        ("exports", crate::exports::model::forget_expired(conn).await),
+        (
+            "security events",
+            crate::auth::security::prune(conn, now - audit_retention)
+                .await
+                .map(drop),
+        ),
+        (
+            "Stripe events",
+            billing::webhook::prune(conn, now - stripe_event_retention)
+                .await
+                .map(drop),
+        ),
+        (
+            "sign-up requests",
+            accounts::forget_old_sign_ups(conn, now).await.map(drop),
+        ),
+    ];
+    for (what, done) in steps {
+        if let Err(err) = done {
+            tracing::warn!("forgetting old {what} failed, will retry: {err:#}");
+        }
+    }
+}
+
 /// Scans for due trial, card and grace-period notices every `interval` until `shutdown`
 /// turns true, and on the same schedule forgets throttle counters that no longer count,
 /// old reset and sign-up requests, audit events past `audit_retention` and Stripe events
@@ -214,22 +284,7 @@ async fn run_trial_scans(
             if let Err(err) = billing::grace::scan(&db, Utc::now()).await {
                 tracing::warn!("grace-period scan failed, will retry: {err:#}");
             }
-            let forgotten = async {
-                let mut conn = db.conn_outside_tenancy().await?;
-                crate::throttle::forget_old(&mut conn, Utc::now()).await?;
-                accounts::forget_old_reset_requests(&mut conn, Utc::now()).await?;
-                crate::invitations::forget_old_sends(&mut conn, Utc::now()).await?;
-                let stale = Utc::now() - crate::auth::SIGN_IN_NETWORK_MEMORY;
-                accounts::forget_old_networks(&mut conn, stale).await?;
-                crate::audit::prune(&mut conn, Utc::now(), audit_retention).await?;
-                crate::exports::model::forget_expired(&mut conn).await?;
-                crate::auth::security::prune(&mut conn, Utc::now() - audit_retention).await?;
-                billing::webhook::prune(&mut conn, Utc::now() - stripe_event_retention).await?;
-                anyhow::Ok(accounts::forget_old_sign_ups(&mut conn, Utc::now()).await?)
-            };
-            if let Err(err) = forgotten.await {
-                tracing::warn!("forgetting old counters and requests failed, will retry: {err:#}");
-            }
+            forget_old(&db, audit_retention, stripe_event_retention).await;
             // On its own: a slow batch of conversations must not stop the forgetting above.
             let pruned = async {
                 let mut conn = db.conn_outside_tenancy().await?;
