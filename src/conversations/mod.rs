@@ -354,14 +354,7 @@ pub async fn close(
         return Ok(conversation);
     }
     let ended_at = ended_at.unwrap_or(now).max(conversation.started_at);
-    let closed = model::close(
-        conn,
-        workspace_id,
-        conversation_id,
-        ended_at,
-        duration_seconds,
-    )
-    .await?;
+    let closed = model::close(conn, &conversation, ended_at, duration_seconds).await?;
     let tally = Tally {
         at: ended_at,
         closed: 1,

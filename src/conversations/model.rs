@@ -351,12 +351,12 @@ pub async fn after_append(
 
 pub async fn close(
     conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    id: Uuid,
+    conversation: &ConversationRow,
     ended_at: DateTime<Utc>,
     duration_seconds: Option<i32>,
 ) -> QueryResult<ConversationRow> {
-    diesel::update(conversations::table.find((workspace_id, id)))
+    let key = (conversation.workspace_id, conversation.id);
+    diesel::update(conversations::table.find(key))
         .set((
             conversations::status.eq(super::Status::Closed.as_db()),
             conversations::closed_at.eq(ended_at),

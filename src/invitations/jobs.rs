@@ -31,13 +31,7 @@ async fn send_invitation(job: SendInvitation, cx: JobContext) -> anyhow::Result<
                 return Ok(None);
             }
             let minted = token::mint(TokenKind::Invitation);
-            model::set_token(
-                conn,
-                invitation.workspace_id,
-                job.invitation_id,
-                &minted.hash,
-            )
-            .await?;
+            model::set_token(conn, invitation, &minted.hash).await?;
             let message = messages::Invitation {
                 workspace: preview.workspace_name.clone(),
                 inviter: preview

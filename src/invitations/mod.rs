@@ -270,8 +270,7 @@ pub async fn change_pending(
                 now,
             )
             .await?;
-            let invitation =
-                model::rotate_for_resend(conn, invitation.workspace_id, invitation.id, now).await?;
+            let invitation = model::rotate_for_resend(conn, &invitation, now).await?;
             send(conn, &invitation, now).await?;
             logged(
                 conn,
@@ -284,9 +283,7 @@ pub async fn change_pending(
             Ok(invitation)
         }
         PendingChange::Revoke => {
-            let invitation =
-                model::set_status(conn, invitation.workspace_id, invitation.id, "revoked", now)
-                    .await?;
+            let invitation = model::set_status(conn, &invitation, "revoked", now).await?;
             logged(
                 conn,
                 trail,
@@ -346,14 +343,7 @@ pub async fn accept(
         (Some(_), _) => {}
         (None, role) => crate::members::model::add(conn, workspace_id, user_id, role, now).await?,
     }
-    let invitation = model::set_status(
-        conn,
-        invitation.workspace_id,
-        invitation.id,
-        "accepted",
-        now,
-    )
-    .await?;
+    let invitation = model::set_status(conn, &invitation, "accepted", now).await?;
     // The token came by email to this address: that proves it.
     crate::auth::model::mark_email_verified(conn, user_id, now).await?;
     let invitee = Trail {
@@ -381,14 +371,7 @@ pub async fn decline(
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     let invitation = open(conn, token, now).await?;
-    let invitation = model::set_status(
-        conn,
-        invitation.workspace_id,
-        invitation.id,
-        "declined",
-        now,
-    )
-    .await?;
+    let invitation = model::set_status(conn, &invitation, "declined", now).await?;
     logged(
         conn,
         trail,

@@ -251,12 +251,11 @@ async fn details(
 
 pub async fn set_status(
     conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    id: Uuid,
+    invitation: &InvitationRow,
     status: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<InvitationRow> {
-    diesel::update(invitations::table.find((workspace_id, id)))
+    diesel::update(invitations::table.find((invitation.workspace_id, invitation.id)))
         .set((
             invitations::status.eq(status),
             invitations::responded_at.eq(now),
@@ -269,11 +268,10 @@ pub async fn set_status(
 /// A new delivery: the old link stops working at once and the expiry starts again.
 pub async fn rotate_for_resend(
     conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    id: Uuid,
+    invitation: &InvitationRow,
     now: DateTime<Utc>,
 ) -> QueryResult<InvitationRow> {
-    diesel::update(invitations::table.find((workspace_id, id)))
+    diesel::update(invitations::table.find((invitation.workspace_id, invitation.id)))
         .set((
             invitations::token_hash.eq(None::<Vec<u8>>),
             invitations::delivery.eq(invitations::delivery + 1),
@@ -412,11 +410,10 @@ pub async fn lock_for_delivery(
 
 pub async fn set_token(
     conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    id: Uuid,
+    invitation: &InvitationRow,
     hash: &[u8],
 ) -> QueryResult<()> {
-    diesel::update(invitations::table.find((workspace_id, id)))
+    diesel::update(invitations::table.find((invitation.workspace_id, invitation.id)))
         .set(invitations::token_hash.eq(hash))
         .execute(conn)
         .await

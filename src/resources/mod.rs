@@ -287,16 +287,9 @@ pub async fn update<K: Kind>(
             .ok_or_else(not_found::<K>)?;
         let input = patched::<K>(&existing, &patch)?;
         let fields = K::validate(conn, scope, &input).await?;
-        let row = model::update(
-            conn,
-            existing.workspace_id,
-            existing.id,
-            fields.name.as_str(),
-            &fields.data,
-            now,
-        )
-        .await
-        .map_err(write_error::<K>)?;
+        let row = model::update(conn, &existing, fields.name.as_str(), &fields.data, now)
+            .await
+            .map_err(write_error::<K>)?;
         let created_by = creator(conn, &row, with_creator).await?;
         let event = Event {
             action: audit::Action::ResourceUpdated,

@@ -117,13 +117,12 @@ pub async fn find_for_update(
 
 pub async fn update(
     conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    id: Uuid,
+    row: &ResourceRow,
     name: &str,
     data: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> QueryResult<ResourceRow> {
-    diesel::update(resources::table.find((workspace_id, id)))
+    diesel::update(resources::table.find((row.workspace_id, row.id)))
         .set((
             resources::name.eq(name),
             resources::data.eq(data),

@@ -213,7 +213,8 @@ pub struct Pending {
 /// The workspace's alert, if it is still to be emailed.
 pub async fn pending(
     conn: &mut AsyncPgConnection,
-    (workspace_id, alert_id): (Uuid, Uuid),
+    workspace_id: Uuid,
+    alert_id: Uuid,
 ) -> QueryResult<Option<Pending>> {
     let row: Option<(String, i16, i64, i32)> = usage_alerts::table
         .find((workspace_id, alert_id))
@@ -240,7 +241,8 @@ pub async fn pending(
 /// Marks the alert emailed.
 pub async fn mark_emailed(
     conn: &mut AsyncPgConnection,
-    (workspace_id, alert_id): (Uuid, Uuid),
+    workspace_id: Uuid,
+    alert_id: Uuid,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     diesel::update(usage_alerts::table.find((workspace_id, alert_id)))

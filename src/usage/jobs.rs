@@ -13,7 +13,7 @@ pub fn register(handlers: Handlers) -> Handlers {
 
 async fn send_usage_alert(job: SendUsageAlert, cx: JobContext) -> anyhow::Result<()> {
     let mut conn = cx.db.conn_in(job.workspace_id).await?;
-    let Some(alert) = alerts::pending(&mut conn, (job.workspace_id, job.alert_id)).await? else {
+    let Some(alert) = alerts::pending(&mut conn, job.workspace_id, job.alert_id).await? else {
         return Ok(());
     };
     let workspace = crate::workspaces::model::find_live(&mut conn, job.workspace_id).await?;
@@ -53,7 +53,7 @@ async fn send_usage_alert(job: SendUsageAlert, cx: JobContext) -> anyhow::Result
         .await?;
     if sent {
         let mut conn = cx.db.conn_in(job.workspace_id).await?;
-        alerts::mark_emailed(&mut conn, (job.workspace_id, job.alert_id), Utc::now()).await?;
+        alerts::mark_emailed(&mut conn, job.workspace_id, job.alert_id, Utc::now()).await?;
     }
     Ok(())
 }
