@@ -242,6 +242,9 @@ diesel::table! {
         first_reply_at -> Nullable<Timestamptz>,
         service_token_id -> Nullable<Uuid>,
         created_at -> Timestamptz,
+        // Not declared (diesel's tables take 16 columns): `first_response_seconds` and
+        // `close_seconds` (migration 000062), kept by a trigger and read only by the
+        // analytics statement (src/conversations/analytics.rs).
     }
 }
 

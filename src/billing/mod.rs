@@ -147,43 +147,64 @@ pub async fn lock_row_with_limits(
     Ok(locked.limits())
 }
 
-/// The live workspace and the limits it works under at `now`, in one statement (the
-/// runtime's writes read both for each batch).
+/// A live workspace as its writes see it: the row, the limits it works under, and the
+/// billing period Stripe last reported (whether or not a subscription applies).
+pub struct Live {
+    pub workspace: WorkspaceRow,
+    pub limits: Limits,
+    reported_period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Live {
+    /// The period usage counts in at `now` ([`usage_period`], from what was read).
+    pub fn usage_period(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let live = status::subscription_of(&self.workspace)
+            .is_some_and(status::SubscriptionStatus::is_live);
+        usage_period_of(&self.workspace, self.reported_period.filter(|_| live), now)
+    }
+}
+
+/// The live workspace with the limits it works under at `now` and its reported billing
+/// period, in one statement (`workspace_for_writes`, migration 000061) on any connection:
+/// the statement enters the workspace for itself, so the runtime's writes need no context
+/// statement before it.
 pub async fn live_with_limits(
     conn: &mut diesel_async::AsyncPgConnection,
     workspace_id: uuid::Uuid,
     now: DateTime<Utc>,
-) -> diesel::QueryResult<Option<(WorkspaceRow, Limits)>> {
+) -> diesel::QueryResult<Option<Live>> {
     use crate::db::{bind, static_sql};
+    use diesel::sql_types::{Nullable, Timestamptz};
     use diesel::{OptionalExtension, QueryableByName};
     use diesel_async::RunQueryDsl;
 
     #[derive(QueryableByName)]
-    struct Live {
+    struct Row {
         #[diesel(embed)]
         workspace: WorkspaceRow,
         #[diesel(embed)]
         plan: PlanLimits,
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        current_period_start: Option<DateTime<Utc>>,
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        current_period_end: Option<DateTime<Utc>>,
     }
-    let live: Option<Live> = static_sql(
-        concat!(
-            "SELECT ",
-            crate::workspaces::model::workspace_columns!(),
-            ", e.effective_plan, p.messages, p.sms, p.agents, p.phone_numbers \
-             FROM workspaces w",
-            with_plan!(),
-            "WHERE w.id = $1 AND w.deleted_at IS NULL"
-        ),
+    let row: Option<Row> = static_sql(
+        "SELECT * FROM workspace_for_writes($1, $2, $3)",
         (
             bind::<diesel::sql_types::Uuid, _>(workspace_id),
             bind::<diesel::sql_types::Text, _>(TRIAL_PLAN.as_db()),
-            bind::<diesel::sql_types::Timestamptz, _>(now),
+            bind::<Timestamptz, _>(now),
         ),
     )
     .get_result(conn)
     .await
     .optional()?;
-    Ok(live.map(|live| (live.workspace, live.plan.limits())))
+    Ok(row.map(|row| Live {
+        reported_period: row.current_period_start.zip(row.current_period_end),
+        workspace: row.workspace,
+        limits: row.plan.limits(),
+    }))
 }
 
 /// The period usage counts in at `now` (docs/architecture.md, usage): while a subscription's plan

@@ -8,7 +8,9 @@
 //!   clocks change.
 //! - Unique contacts (exact) and response times come from the conversations started in the
 //!   range: the median and 90th percentile of the time from the contact's first message to
-//!   the agent's first reply after it, and the median time from start to close.
+//!   the agent's first reply after it, and the median time from start to close. Each
+//!   conversation keeps those times in seconds (migration 000062), which the index the
+//!   report reads holds (000064).
 //! - A range is at most [`MAX_RANGE_DAYS`] long, so a report's cost is bounded.
 
 use chrono::{DateTime, Duration, Utc};
@@ -182,24 +184,18 @@ impl Counts {
 /// The conversations started in the range, with the filter (`c`).
 macro_rules! started {
     () => {
-        "c.workspace_id = $1 AND c.started_at >= $2 AND c.started_at < $3 \
+        "c.workspace_id = $1 \
+         AND c.started_at >= date_trunc('hour', $2::timestamptz - interval '1 microsecond', 'UTC') + interval '1 hour' \
+         AND c.started_at < date_trunc('hour', $3::timestamptz - interval '1 microsecond', 'UTC') + interval '1 hour' \
          AND ($6::uuid IS NULL OR c.agent_id = $6) AND ($7::text IS NULL OR c.channel = $7)"
     };
 }
 
-/// A conversation's first-response time in seconds. `date_part` is a float: `extract` is a
-/// numeric, and cost 8 ms more over 50,000 conversations (bench/run's busy workspace).
-macro_rules! response {
-    () => {
-        "date_part('epoch', c.first_reply_at - c.first_inbound_at)"
-    };
-}
-
-/// The report's statement, reading `$hours` (a rollup table, as `h`) where `$filter` holds.
-/// Binds: `$1` the workspace, `$2`..`$3` the range, `$4` the time zone, `$5` the interval's
+/// The report's statement, reading `$hours` (a rollup table, as `h`) where `$filter` holds,
+/// and its (bucket, contact) pairs from `$pairs`. Binds: `$1` the workspace, `$2`..`$3` the range, `$4` the time zone, `$5` the interval's
 /// `date_trunc` field, `$6` the agent, `$7` the channel.
 macro_rules! report_sql {
-    ($hours:literal, $filter:literal) => {
+    ($hours:literal, $filter:literal, $($pairs:tt)+) => {
         concat!(
             // The buckets' starts, ascending: `width_bucket` finds a time's bucket by binary
             // search, a fifth of what converting each conversation's start costs. A start
@@ -217,33 +213,29 @@ macro_rules! report_sql {
                                                  (g AT TIME ZONE $4) - interval '1 hour']) t \
                                WHERE t AT TIME ZONE $4 >= g) s), \
              hours AS ( \
-                 SELECT width_bucket(h.hour, b.starts) AS n, \
+                 SELECT width_bucket(h.hour, (SELECT starts FROM buckets)) AS n, \
                         sum(h.started) AS started, sum(h.closed) AS closed, \
                         sum(h.messages_in) AS messages_in, sum(h.messages_out) AS messages_out, \
                         sum(h.sms_segments) AS sms_segments, sum(h.calls) AS calls, \
                         sum(h.call_seconds) AS call_seconds \
-                 FROM ", $hours, " h, buckets b \
+                 FROM ", $hours, " h \
                  WHERE h.workspace_id = $1 AND h.hour >= $2 AND h.hour < $3 ", $filter, " \
                  GROUP BY 1), \
              ",
-            // Each (bucket, contact) pair once, by hashing: a bucket's unique contacts count
-            // its pairs, and the range's count the distinct contacts among them (3,640 pairs
-            // for bench/run's 50,000 conversations; a sorted distinct over the conversations
-            // cost 4 ms more).
-            "pairs AS MATERIALIZED ( \
-                 SELECT width_bucket(c.started_at, b.starts) AS n, c.contact_id \
-                 FROM conversations c, buckets b \
-                 WHERE ", started!(), " AND c.contact_id IS NOT NULL \
-                 GROUP BY 1, 2), \
+            // A bucket's unique contacts count its pairs, and the range's count the distinct
+            // contacts among them.
+            "pairs AS MATERIALIZED (",
+            $($pairs)+,
+            "), \
              contacts AS (SELECT n, count(*) AS unique_contacts FROM pairs GROUP BY 1), \
              whole AS ( \
                  SELECT (SELECT count(DISTINCT contact_id) FROM pairs)::bigint AS all_contacts, \
-                        percentile_cont(0.5) WITHIN GROUP (ORDER BY ", response!(), ") \
+                        percentile_cont(0.5) WITHIN GROUP (ORDER BY c.first_response_seconds) \
                             AS first_response_median, \
-                        percentile_cont(0.9) WITHIN GROUP (ORDER BY ", response!(), ") \
+                        percentile_cont(0.9) WITHIN GROUP (ORDER BY c.first_response_seconds) \
                             AS first_response_p90, \
-                        percentile_cont(0.5) WITHIN GROUP (ORDER BY \
-                            date_part('epoch', c.closed_at - c.started_at)) AS time_to_close_median \
+                        percentile_cont(0.5) WITHIN GROUP (ORDER BY c.close_seconds) \
+                            AS time_to_close_median \
                  FROM conversations c WHERE ", started!(), ") \
              SELECT b.starts[p.n] AS start, \
                     COALESCE(h.started, 0)::bigint AS started, COALESCE(h.closed, 0)::bigint AS closed, \
@@ -263,12 +255,74 @@ macro_rules! report_sql {
     };
 }
 
-/// Without a filter: the workspace's own hours (`$6` and `$7` are null).
-const REPORT: &str = report_sql!("workspace_conversation_hours", "");
-/// With an agent or a channel: the hours per agent and channel.
+/// Each (bucket, contact) pair once, from the conversations started in the range, each in
+/// the bucket its hour starts in (hashed: a sorted distinct cost 4 ms more over bench/run's
+/// 50,000 conversations). The starts' array is read once (an init plan), not joined to each
+/// row.
+macro_rules! pairs_of_conversations {
+    () => {
+        concat!(
+            "SELECT width_bucket(date_trunc('hour', c.started_at, 'UTC'), \
+                                 (SELECT starts FROM buckets)) AS n, \
+                    c.contact_id \
+             FROM conversations c \
+             WHERE ",
+            started!(),
+            " AND c.contact_id IS NOT NULL \
+             GROUP BY 1, 2"
+        )
+    };
+}
+
+/// Each (bucket, contact) pair once, from `contact_days` (migration 000066). Each UTC day of
+/// the range gets a mask per bucket it overlaps (one or two; three where a 23-hour day fits
+/// inside it): the day's hours that start in the range and in the bucket. A bucket has a
+/// contact when the contact's hours of one of its days meet the mask. An hour belongs to
+/// the bucket it starts in, as in the hourly counts. The masks are worked out once per day
+/// (at most 401 days, 3 buckets each), so a contact's day costs one hash probe; the
+/// candidate buckets are an array of three, which the planner counts (a `generate_series`
+/// it takes for a thousand rows, and the estimate crossed `jit_above_cost`: each report
+/// compiled itself for 370 ms).
+macro_rules! pairs_of_days {
+    () => {
+        "\
+    SELECT m.n, d.contact_id \
+    FROM contact_days d \
+    JOIN (SELECT s.day, p.n, ((1 << h.last) - 1) & ~((1 << h.first) - 1) AS mask \
+          FROM buckets b, \
+               generate_series(0, (($3::timestamptz - interval '1 microsecond') \
+                                    AT TIME ZONE 'UTC')::date \
+                                  - ($2::timestamptz AT TIME ZONE 'UTC')::date) AS k (k), \
+               LATERAL (SELECT ($2::timestamptz AT TIME ZONE 'UTC')::date + k.k AS day) s, \
+               LATERAL (SELECT s.day::timestamp AT TIME ZONE 'UTC' AS at) u, \
+               LATERAL (SELECT width_bucket(u.at, b.starts) AS first, \
+                               width_bucket(u.at + interval '23 hours', b.starts) AS last) o, \
+               LATERAL unnest(ARRAY[o.first, o.first + 1, o.first + 2]) AS p (n), \
+               LATERAL (SELECT ceil(date_part('epoch', greatest(b.starts[p.n], u.at, \
+                                                                $2::timestamptz) - u.at) \
+                                    / 3600)::int AS first, \
+                               ceil(date_part('epoch', least(COALESCE(b.starts[p.n + 1], \
+                                                                      $3::timestamptz), \
+                                                             u.at + interval '1 day', \
+                                                             $3::timestamptz) - u.at) \
+                                    / 3600)::int AS last) h \
+          WHERE p.n BETWEEN greatest(o.first, 1) AND least(o.last, cardinality(b.starts)) \
+            AND h.last > h.first) m ON m.day = d.day \
+    WHERE d.workspace_id = $1 \
+      AND d.day BETWEEN ($2::timestamptz AT TIME ZONE 'UTC')::date \
+                    AND (($3::timestamptz - interval '1 microsecond') AT TIME ZONE 'UTC')::date \
+      AND d.hours & m.mask <> 0 \
+    GROUP BY 1, 2"
+    };
+}
+
+/// Without a filter: the workspace's own hours and contact days (`$6` and `$7` are null).
+const REPORT: &str = report_sql!("workspace_conversation_hours", "", pairs_of_days!());
+/// With an agent or a channel: the hours per agent and channel, and the conversations.
 const REPORT_FILTERED: &str = report_sql!(
     "conversation_hours",
-    "AND ($6::uuid IS NULL OR h.agent_id = $6) AND ($7::text IS NULL OR h.channel = $7)"
+    "AND ($6::uuid IS NULL OR h.agent_id = $6) AND ($7::text IS NULL OR h.channel = $7)",
+    pairs_of_conversations!()
 );
 
 type Binds<'a> = (
@@ -306,32 +360,7 @@ pub struct Tally {
     pub call_seconds: i64,
 }
 
-/// The rollup upsert of [`roll_up`]: `$1` the workspace, `$2` the agent (the nil id once it
-/// is gone), `$3` the channel, `$4` to `$11` the tallies' columns ([`tally_binds`]). Rows are
-/// taken in hour order, so concurrent writers lock them in the same order; the triggers on
-/// `conversation_hours` add the same to the workspace's own hours (migration 000034).
-macro_rules! roll_up_sql {
-    () => {
-        "INSERT INTO conversation_hours AS h (workspace_id, hour, agent_id, channel, started, \
-             closed, messages_in, messages_out, sms_segments, calls, call_seconds) \
-         SELECT $1, date_trunc('hour', t.at, 'UTC'), $2, $3, sum(t.started), sum(t.closed), \
-                sum(t.messages_in), sum(t.messages_out), sum(t.sms_segments), sum(t.calls), \
-                sum(t.call_seconds) \
-         FROM unnest($4::timestamptz[], $5::int4[], $6::int4[], $7::int4[], $8::int4[], \
-                     $9::int4[], $10::int4[], $11::int8[]) \
-              AS t (at, started, closed, messages_in, messages_out, sms_segments, calls, call_seconds) \
-         GROUP BY 2 ORDER BY 2 \
-         ON CONFLICT (workspace_id, hour, agent_id, channel) DO UPDATE SET \
-             started = h.started + EXCLUDED.started, closed = h.closed + EXCLUDED.closed, \
-             messages_in = h.messages_in + EXCLUDED.messages_in, \
-             messages_out = h.messages_out + EXCLUDED.messages_out, \
-             sms_segments = h.sms_segments + EXCLUDED.sms_segments, \
-             calls = h.calls + EXCLUDED.calls, call_seconds = h.call_seconds + EXCLUDED.call_seconds"
-    };
-}
-pub(crate) use roll_up_sql;
-
-pub(crate) type TallyBinds<'a> = (
+type TallyBinds<'a> = (
     Bind<SqlUuid, Uuid>,
     Bind<SqlUuid, Uuid>,
     Bind<Text, &'a str>,
@@ -345,8 +374,8 @@ pub(crate) type TallyBinds<'a> = (
     Bind<Array<BigInt>, Vec<i64>>,
 );
 
-/// The binds of [`roll_up_sql!`].
-pub(crate) fn tally_binds<'a>(
+/// The binds of `roll_up_conversation_hours`.
+fn tally_binds<'a>(
     workspace_id: Uuid,
     agent_id: Option<Uuid>,
     channel: &'a str,
@@ -369,7 +398,7 @@ pub(crate) fn tally_binds<'a>(
 }
 
 /// Adds `tallies` to the hourly rollups of the conversation's agent and channel: one
-/// statement ([`roll_up_sql!`]).
+/// statement (`roll_up_conversation_hours`, migration 000061, which appends use too).
 pub async fn roll_up(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
@@ -381,6 +410,11 @@ pub async fn roll_up(
         return Ok(());
     }
     let binds = tally_binds(workspace_id, agent_id, channel, tallies);
-    static_sql(roll_up_sql!(), binds).execute(conn).await?;
+    static_sql(
+        "SELECT roll_up_conversation_hours($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        binds,
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }

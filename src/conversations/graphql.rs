@@ -381,23 +381,31 @@ async fn one(
     row: ConversationRow,
     parties: bool,
 ) -> ApiResult<Conversation> {
+    if !parties {
+        return Ok(one_alone(row));
+    }
     let cursor = Cursor {
         at: row.last_activity_at,
         id: row.id,
     };
-    if !parties {
-        return Ok(Conversation {
-            agent: None,
-            contact: None,
-            row,
-            snippet: None,
-            cursor,
-        });
-    }
     let mut found = with_parties(conn, vec![(row, None, cursor)]).await?;
     found
         .pop()
         .ok_or_else(|| ApiError::not_found("Conversation"))
+}
+
+/// One conversation as every answer shows it, without its agent and contact.
+fn one_alone(row: ConversationRow) -> Conversation {
+    Conversation {
+        agent: None,
+        contact: None,
+        cursor: Cursor {
+            at: row.last_activity_at,
+            id: row.id,
+        },
+        row,
+        snippet: None,
+    }
 }
 
 /// The conversation `id` of the workspace, if there is one.
@@ -537,16 +545,26 @@ impl ConversationMutation {
             .collect::<Vec<_>>();
         let now = Utc::now();
         let parties = parties_asked(&ctx.look_ahead().field("conversation"));
-        let mut conn = request.db.conn_in(workspace_id).await?;
-        conn.transaction(async |conn| {
-            let (row, batch) =
-                super::append(conn, &trail, workspace_id, conversation_id, &messages, now).await?;
-            Ok(AppendMessagesPayload {
-                conversation: one(conn, row, parties).await?,
-                messages: batch.into_iter().map(Message).collect(),
-            })
+        let (row, batch) = super::append(
+            &request.db,
+            &trail,
+            workspace_id,
+            conversation_id,
+            &messages,
+            now,
+        )
+        .await?;
+        // The agent and contact only when asked: the append itself needs no context.
+        let conversation = if parties {
+            let mut conn = request.db.conn_in(workspace_id).await?;
+            one(&mut conn, row, parties).await?
+        } else {
+            one_alone(row)
+        };
+        Ok(AppendMessagesPayload {
+            conversation,
+            messages: batch.into_iter().map(Message).collect(),
         })
-        .await
     }
 
     /// Ends a conversation; ending it again changes nothing. Needs a service token.

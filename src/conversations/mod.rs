@@ -33,12 +33,13 @@ use uuid::Uuid;
 
 use crate::audit::{self, Action, Event, Target, Trail};
 use crate::auth::service_tokens::Service;
-use crate::billing::plans::Limits;
+use crate::billing::Live;
+use crate::db::{Db, DbError};
 use crate::error::ApiError;
-use crate::usage::{Metric, UsageError};
-use crate::workspaces::model::WorkspaceRow;
+use crate::usage::{alerts, Metric, UsageError};
 use analytics::Tally;
-use model::{ConversationRow, MessageRow, NewConversation};
+use diesel_async::AsyncConnection;
+use model::{Appended, ConversationRow, MessageRow, NewConversation};
 
 /// Messages in one append, at most.
 pub const MAX_BATCH: usize = 100;
@@ -94,6 +95,8 @@ pub enum ConversationError {
     Usage(#[from] UsageError),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Pool(#[from] DbError),
 }
 
 impl From<ConversationError> for ApiError {
@@ -106,6 +109,7 @@ impl From<ConversationError> for ApiError {
             }
             ConversationError::Usage(err) => err.into(),
             ConversationError::Db(err) => err.into(),
+            ConversationError::Pool(err) => err.into(),
         }
     }
 }
@@ -231,8 +235,12 @@ pub struct NewMessage {
 /// Appends `messages` to the conversation, all or none, counting the new ones toward the
 /// workspace's usage; answers the conversation and the batch's messages in its order
 /// (those written before included, so a retry gets the same answer).
+///
+/// Two statements, each its own transaction: the workspace with its limits, then the append
+/// within them ([`model::append`]). An append that crosses an alert threshold or is the
+/// day's first counted write is made again in one transaction that also records those.
 pub async fn append(
-    conn: &mut AsyncPgConnection,
+    db: &Db,
     trail: &Trail,
     workspace_id: Uuid,
     conversation_id: Uuid,
@@ -240,97 +248,68 @@ pub async fn append(
     now: DateTime<Utc>,
 ) -> Result<(ConversationRow, Vec<MessageRow>), ConversationError> {
     check_batch(messages)?;
-    let (workspace, limits) = writable(conn, workspace_id, now).await?;
-    let conversation = model::lock(conn, workspace_id, conversation_id)
-        .await?
-        .ok_or(ConversationError::NotFound("Conversation"))?;
-    if conversation.status == Status::Closed.as_db() {
-        return Err(ConversationError::Closed);
-    }
-    let sms = conversation.channel == Channel::Sms.as_db();
-    let messages = with_segments(messages, sms)?;
-    let fresh = model::insert_messages(conn, workspace_id, conversation_id, &messages).await?;
-    let batch = if fresh.len() == messages.len() {
-        fresh.clone()
-    } else {
-        seen_before(conn, workspace_id, conversation_id, &messages).await?
+    let mut conn = db.conn_outside_tenancy().await?;
+    let live = writable(&mut conn, workspace_id, now).await?;
+    let fast = model::Fast {
+        message_levels: alerts::levels(live.limits.messages),
+        sms_levels: alerts::levels(live.limits.sms),
+        accessed_since: crate::usage::access_day(now),
+        accessed_action: Action::ServiceAccessed.as_db(),
     };
-    if fresh.is_empty() {
-        // A retry of what was written: nothing to count, roll up or fold in.
+    let fast_terms = terms(&live, now, Some(fast));
+    let appended = model::append(
+        &mut conn,
+        workspace_id,
+        conversation_id,
+        messages,
+        &fast_terms,
+    );
+    if let Appended::Done {
+        conversation,
+        batch,
+        ..
+    } = appended.await?
+    {
         return Ok((conversation, batch));
     }
-    count(conn, trail, (&workspace, &limits), &fresh, now).await?;
-    let tallies: Vec<Tally> = fresh.iter().map(tally_of).collect();
-    let conversation = model::after_append(conn, &conversation, &fresh, &tallies).await?;
-    Ok((conversation, batch))
+    // A connection inside the workspace for the transaction's other writes (the alert, the
+    // event); the first goes back to the pool first, so an append never holds two.
+    drop(conn);
+    let mut conn = db.conn_in(workspace_id).await?;
+    conn.transaction(async |conn| {
+        let live = writable(conn, workspace_id, now).await?;
+        let terms = terms(&live, now, None);
+        let appended = model::append(conn, workspace_id, conversation_id, messages, &terms);
+        let Appended::Done {
+            conversation,
+            batch,
+            messages,
+            sms,
+        } = appended.await?
+        else {
+            // Only the fast path (`Fast` terms) is refused for what a transaction records.
+            let asked = "append_messages refused an append inside a transaction";
+            return Err(diesel::result::Error::QueryBuilderError(asked.into()).into());
+        };
+        let moves: Vec<(Metric, i32, i64)> = [(Metric::Messages, messages), (Metric::Sms, sms)]
+            .into_iter()
+            .filter_map(|(metric, (quantity, total))| Some((metric, quantity, total?)))
+            .filter(|(_, quantity, _)| *quantity > 0)
+            .collect();
+        let at = (workspace_id, terms.period_start);
+        crate::usage::counted(conn, trail, &live.limits, at, &moves, now).await?;
+        Ok((conversation, batch))
+    })
+    .await
 }
 
-/// What a newly written message adds to the rollups: one in or out, and its segments.
-fn tally_of(message: &MessageRow) -> Tally {
-    let inbound = message.direction == Direction::Inbound.as_db();
-    Tally {
-        at: message.sent_at,
-        messages_in: i32::from(inbound),
-        messages_out: i32::from(!inbound),
-        sms_segments: message.segments.map_or(0, i32::from),
-        ..Tally::default()
+/// What an append counts within, for `live` at `now`.
+fn terms(live: &Live, now: DateTime<Utc>, fast: Option<model::Fast>) -> model::Terms {
+    model::Terms {
+        period_start: live.usage_period(now).0,
+        caps: [live.limits.messages, live.limits.sms],
+        fast,
     }
-}
-
-/// The batch's messages as stored, each checked against what the runtime sends now.
-async fn seen_before(
-    conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    conversation_id: Uuid,
-    messages: &[NewMessage],
-) -> Result<Vec<MessageRow>, ConversationError> {
-    let ids: Vec<&str> = messages.iter().map(|m| m.external_id.as_str()).collect();
-    let stored = model::messages_by_external(conn, workspace_id, conversation_id, &ids).await?;
-    messages
-        .iter()
-        .map(|message| {
-            stored
-                .iter()
-                .find(|row| row.external_id == message.external_id)
-                .filter(|row| row.is(message))
-                .cloned()
-                .ok_or(ConversationError::IdReused("message"))
-        })
-        .collect()
-}
-
-/// Counts the newly written messages: outbound ones as messages, an outbound SMS's
-/// segments as SMS.
-async fn count(
-    conn: &mut AsyncPgConnection,
-    trail: &Trail,
-    (workspace, limits): (&WorkspaceRow, &Limits),
-    fresh: &[MessageRow],
-    now: DateTime<Utc>,
-) -> Result<(), ConversationError> {
-    let outbound: Vec<&MessageRow> = fresh
-        .iter()
-        .filter(|m| m.direction == Direction::Outbound.as_db())
-        .collect();
-    let segments: i32 = outbound
-        .iter()
-        .filter_map(|m| m.segments)
-        .map(i32::from)
-        .sum();
-    let counts: Vec<(Metric, i32)> = [
-        (Metric::Messages, outbound.len() as i32),
-        (Metric::Sms, segments),
-    ]
-    .into_iter()
-    .filter(|(_, n)| *n > 0)
-    .collect();
-    if counts.is_empty() {
-        return Ok(());
-    }
-    let period = crate::billing::usage_period(conn, workspace, now).await?;
-    let at = (workspace.id, period.0);
-    crate::usage::count(conn, trail, limits, at, &counts, now).await?;
-    Ok(())
 }
 
 /// Closes the conversation (at `ended_at`, `now` if not given; `duration_seconds` for
@@ -401,12 +380,35 @@ pub const PRUNE_BATCH: i32 = 500;
 pub const PRUNE_BATCHES: usize = 50;
 
 /// Deletes, in every workspace that keeps conversations a limited time, those whose last
-/// activity is older than that (with their messages; rollups and usage stay): oldest
-/// first, in bounded batches. Returns how many it deleted.
+/// activity is older than that (with their messages; rollups and usage stay), and the
+/// contact days older than that (who talked when goes with the conversations): oldest
+/// first, in bounded batches. Returns how many conversations it deleted.
 pub async fn prune(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> diesel::QueryResult<usize> {
+    let deleted = in_batches(conn, now, Pruned::Conversations).await?;
+    in_batches(conn, now, Pruned::ContactDays).await?;
+    Ok(deleted)
+}
+
+/// What the retention round deletes.
+#[derive(Clone, Copy)]
+enum Pruned {
+    Conversations,
+    ContactDays,
+}
+
+/// Deletes batches of `what` until one deletes fewer than [`PRUNE_BATCH`], at most
+/// [`PRUNE_BATCHES`]; how many it deleted.
+async fn in_batches(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    what: Pruned,
+) -> diesel::QueryResult<usize> {
     let mut deleted = 0;
     for _ in 0..PRUNE_BATCHES {
-        let n = model::prune(conn, now, PRUNE_BATCH).await?;
+        let n = match what {
+            Pruned::Conversations => model::prune(conn, now, PRUNE_BATCH).await?,
+            Pruned::ContactDays => model::prune_contact_days(conn, now, PRUNE_BATCH).await?,
+        };
         deleted += usize::try_from(n).unwrap_or(0);
         if n < PRUNE_BATCH {
             break;
@@ -415,19 +417,19 @@ pub async fn prune(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> diesel::
     Ok(deleted)
 }
 
-/// The live workspace and its plan's limits, if it takes writes now.
+/// The live workspace with its plan's limits, if it takes writes now.
 async fn writable(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     now: DateTime<Utc>,
-) -> Result<(WorkspaceRow, Limits), ConversationError> {
-    let (workspace, limits) = crate::billing::live_with_limits(conn, workspace_id, now)
+) -> Result<Live, ConversationError> {
+    let live = crate::billing::live_with_limits(conn, workspace_id, now)
         .await?
         .ok_or(ConversationError::NotFound("Workspace"))?;
-    if crate::billing::status::standing(&workspace, now).read_only {
+    if crate::billing::status::standing(&live.workspace, now).read_only {
         return Err(UsageError::ReadOnly.into());
     }
-    Ok((workspace, limits))
+    Ok(live)
 }
 
 fn check_external_id(id: &str, field: &str) -> Result<(), ConversationError> {
@@ -454,6 +456,12 @@ fn check_batch(messages: &[NewMessage]) -> Result<(), ConversationError> {
                 "Each message in `messages` needs its own `externalId`.",
             ));
         }
+        if message
+            .segments
+            .is_some_and(|n| !(1..=MAX_SEGMENTS).contains(&n))
+        {
+            return Err(invalid(format!("`segments` must be 1 to {MAX_SEGMENTS}.")));
+        }
         let chars = message.text.chars().count();
         if !(1..=MAX_TEXT_CHARS).contains(&chars) || message.text.contains('\0') {
             return Err(invalid(format!(
@@ -462,30 +470,6 @@ fn check_batch(messages: &[NewMessage]) -> Result<(), ConversationError> {
         }
     }
     Ok(())
-}
-
-/// SMS messages carry their segments (1 if not given); others carry none.
-fn with_segments(messages: &[NewMessage], sms: bool) -> Result<Vec<NewMessage>, ConversationError> {
-    messages
-        .iter()
-        .map(|message| {
-            let segments = match (sms, message.segments) {
-                (true, None) => Some(1),
-                (true, Some(n)) if (1..=MAX_SEGMENTS).contains(&n) => Some(n),
-                (true, Some(_)) => {
-                    return Err(invalid(format!("`segments` must be 1 to {MAX_SEGMENTS}.")))
-                }
-                (false, None) => None,
-                (false, Some(_)) => {
-                    return Err(invalid("`segments` is for SMS conversations only."))
-                }
-            };
-            Ok(NewMessage {
-                segments,
-                ..message.clone()
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -535,19 +519,17 @@ mod tests {
     }
 
     #[test]
-    fn only_sms_carries_segments() {
+    fn segments_are_bounded() {
         let mut sms = message("a", "hi");
-        assert_eq!(
-            with_segments(&[sms.clone()], true).expect("ok")[0].segments,
-            Some(1)
-        );
-        sms.segments = Some(3);
-        assert_eq!(
-            with_segments(&[sms.clone()], true).expect("ok")[0].segments,
-            Some(3)
-        );
-        assert!(with_segments(&[sms.clone()], false).is_err());
-        sms.segments = Some(0);
-        assert!(with_segments(&[sms], true).is_err());
+        for (segments, ok) in [
+            (Some(1), true),
+            (Some(MAX_SEGMENTS), true),
+            (None, true),
+            (Some(0), false),
+            (Some(MAX_SEGMENTS + 1), false),
+        ] {
+            sms.segments = segments;
+            assert_eq!(check_batch(&[sms.clone()]).is_ok(), ok, "{segments:?}");
+        }
     }
 }

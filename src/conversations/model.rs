@@ -3,11 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Int4, Nullable, SmallInt, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, BigInt, Int4, Nullable, SmallInt, Text, Timestamptz, Uuid as SqlUuid,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::analytics::{roll_up_sql, tally_binds, Tally};
 use super::{Address, NewMessage};
 use crate::db::page::Page;
 use crate::db::{bind, static_sql};
@@ -53,16 +54,6 @@ pub struct MessageRow {
     pub body: String,
     pub sent_at: DateTime<Utc>,
     pub segments: Option<i16>,
-}
-
-impl MessageRow {
-    /// Whether this stored message is what the runtime sends again.
-    pub fn is(&self, message: &NewMessage) -> bool {
-        self.direction == message.direction.as_db()
-            && self.body == message.text
-            && self.sent_at == message.sent_at
-            && self.segments == message.segments
-    }
 }
 
 pub struct NewConversation<'a> {
@@ -217,136 +208,161 @@ pub async fn insert(
         .optional()
 }
 
-/// Inserts the batch in one statement; answers the messages it wrote (those whose external
-/// id the conversation had are skipped), in the batch's order.
-pub async fn insert_messages(
+/// What [`append`] counts within: the period usage counts in, the caps on messages and
+/// SMS, and (for an append outside a transaction) what it must leave to one.
+pub struct Terms {
+    pub period_start: DateTime<Utc>,
+    pub caps: [i32; 2],
+    /// Outside a transaction: the usage at which an alert goes out, of messages and of SMS,
+    /// and the `service.accessed` event the workspace must have had since a time. An append
+    /// that crosses an alert or finds no such event writes nothing and says
+    /// [`Appended::NeedsTransaction`].
+    pub fast: Option<Fast>,
+}
+
+pub struct Fast {
+    pub message_levels: Vec<i64>,
+    pub sms_levels: Vec<i64>,
+    pub accessed_since: DateTime<Utc>,
+    pub accessed_action: &'static str,
+}
+
+/// What `append_messages` refused, by the constraint it names.
+fn refused(
+    err: diesel::result::Error,
+    terms: &Terms,
+) -> Result<Appended, super::ConversationError> {
+    use super::ConversationError as E;
+    use crate::usage::{Metric, UsageError};
+    let diesel::result::Error::DatabaseError(_, ref info) = err else {
+        return Err(E::Db(err));
+    };
+    let over = |metric: Metric, limit: i32| {
+        E::Usage(UsageError::LimitReached {
+            metric: metric.as_db(),
+            limit,
+        })
+    };
+    Err(match (info.constraint_name(), info.details()) {
+        (Some("append_in_transaction"), _) => return Ok(Appended::NeedsTransaction),
+        (Some("append_conversation_exists"), _) => E::NotFound("Conversation"),
+        (Some("append_conversation_open"), _) => E::Closed,
+        (Some("append_segments_sms_only"), _) => {
+            E::Invalid("`segments` is for SMS conversations only.".into())
+        }
+        (Some("append_same_message"), _) => E::IdReused("message"),
+        (Some("append_within_limits"), Some("sms")) => over(Metric::Sms, terms.caps[1]),
+        (Some("append_within_limits"), _) => over(Metric::Messages, terms.caps[0]),
+        _ => E::Db(err),
+    })
+}
+
+/// What an append did.
+pub enum Appended {
+    Done {
+        conversation: ConversationRow,
+        /// The batch's messages as stored, in its order.
+        batch: Vec<MessageRow>,
+        /// Outbound messages counted, and the period's total after (none when none).
+        messages: (i32, Option<i64>),
+        /// Outbound SMS segments counted, and the period's total after.
+        sms: (i32, Option<i64>),
+    },
+    NeedsTransaction,
+}
+
+/// One row of `append_messages`: a message of the batch beside the conversation.
+#[derive(QueryableByName)]
+struct AppendedRow {
+    #[diesel(embed)]
+    conversation: ConversationRow,
+    #[diesel(sql_type = SqlUuid)]
+    m_id: Uuid,
+    #[diesel(sql_type = Text)]
+    m_external_id: String,
+    #[diesel(sql_type = Text)]
+    m_direction: String,
+    #[diesel(sql_type = Text)]
+    m_body: String,
+    #[diesel(sql_type = Timestamptz)]
+    m_sent_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    m_segments: Option<i16>,
+    #[diesel(sql_type = Int4)]
+    messages_counted: i32,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    messages_total: Option<i64>,
+    #[diesel(sql_type = Int4)]
+    sms_counted: i32,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    sms_total: Option<i64>,
+}
+
+/// Appends the batch to the conversation in one statement (`append_messages`, migration
+/// 000061), which enters the workspace itself: on a connection outside a transaction it is
+/// the whole write, all or nothing. The messages the conversation has are not written or
+/// counted again; an SMS message's segments default to 1.
+pub async fn append(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     conversation_id: Uuid,
     batch: &[NewMessage],
-) -> QueryResult<Vec<MessageRow>> {
-    let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
-    let external: Vec<&str> = batch.iter().map(|m| m.external_id.as_str()).collect();
-    let directions: Vec<&str> = batch.iter().map(|m| m.direction.as_db()).collect();
-    let bodies: Vec<&str> = batch.iter().map(|m| m.text.as_str()).collect();
-    let sent: Vec<DateTime<Utc>> = batch.iter().map(|m| m.sent_at).collect();
-    let segments: Vec<Option<i16>> = batch.iter().map(|m| m.segments).collect();
-    let mut rows: Vec<(i64, MessageRow)> = static_sql(
-        "INSERT INTO messages (id, workspace_id, conversation_id, external_id, direction, body, sent_at, segments) \
-         SELECT b.id, $1, $2, b.external_id, b.direction, b.body, b.sent_at, b.segments \
-         FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int2[]) \
-              WITH ORDINALITY AS b (id, external_id, direction, body, sent_at, segments, n) \
-         ORDER BY b.n \
-         ON CONFLICT (workspace_id, conversation_id, external_id) DO NOTHING \
-         RETURNING id, conversation_id, external_id, direction, body, sent_at, segments",
+    terms: &Terms,
+) -> Result<Appended, super::ConversationError> {
+    let column = |f: fn(&NewMessage) -> &str| batch.iter().map(f).collect::<Vec<&str>>();
+    let fast = terms.fast.as_ref();
+    let rows: QueryResult<Vec<AppendedRow>> = static_sql(
+        "SELECT * FROM append_messages($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         (
             bind::<SqlUuid, _>(workspace_id),
             bind::<SqlUuid, _>(conversation_id),
-            bind::<Array<SqlUuid>, _>(&ids),
-            bind::<Array<Text>, _>(&external),
-            bind::<Array<Text>, _>(&directions),
-            bind::<Array<Text>, _>(&bodies),
-            bind::<Array<Timestamptz>, _>(&sent),
-            bind::<Array<Nullable<SmallInt>>, _>(&segments),
+            bind::<Array<SqlUuid>, _>(batch.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>()),
+            bind::<Array<Text>, _>(column(|m| m.external_id.as_str())),
+            bind::<Array<Text>, _>(column(|m| m.direction.as_db())),
+            bind::<Array<Text>, _>(column(|m| m.text.as_str())),
+            bind::<Array<Timestamptz>, _>(batch.iter().map(|m| m.sent_at).collect::<Vec<_>>()),
+            bind::<Array<Nullable<SmallInt>>, _>(batch.iter().map(|m| m.segments).collect::<Vec<_>>()),
+            bind::<Timestamptz, _>(terms.period_start),
+            bind::<Array<Int4>, _>(terms.caps.to_vec()),
+            bind::<Array<BigInt>, _>(fast.map(|f| f.message_levels.clone()).unwrap_or_default()),
+            bind::<Array<BigInt>, _>(fast.map(|f| f.sms_levels.clone()).unwrap_or_default()),
+            bind::<Nullable<Timestamptz>, _>(fast.map(|f| f.accessed_since)),
+            bind::<Text, _>(fast.map_or("", |f| f.accessed_action)),
         ),
     )
-    .load::<MessageRow>(conn)
-    .await?
-    .into_iter()
-    .map(|row| {
-        let n = ids.iter().position(|id| *id == row.id).unwrap_or(usize::MAX);
-        (n as i64, row)
-    })
-    .collect();
-    rows.sort_by_key(|(n, _)| *n);
-    Ok(rows.into_iter().map(|(_, row)| row).collect())
-}
-
-/// The conversation's messages with these external ids.
-pub async fn messages_by_external(
-    conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    conversation_id: Uuid,
-    external_ids: &[&str],
-) -> QueryResult<Vec<MessageRow>> {
-    messages::table
-        .filter(messages::workspace_id.eq(workspace_id))
-        .filter(messages::conversation_id.eq(conversation_id))
-        .filter(messages::external_id.eq_any(external_ids))
-        .select(MessageRow::as_select())
-        .load(conn)
-        .await
-}
-
-/// Folds newly written messages into the conversation: its count, its last activity, the
-/// contact's first message and the agent's first reply after it; and adds their `tallies`
-/// to the rollups, in the same statement. Batches may come out of order: when the first
-/// message moves earlier, the first reply is looked up again among the conversation's
-/// messages (from the new first message on, by the page index).
-pub async fn after_append(
-    conn: &mut AsyncPgConnection,
-    conversation: &ConversationRow,
-    fresh: &[MessageRow],
-    tallies: &[Tally],
-) -> QueryResult<ConversationRow> {
-    let latest = fresh.iter().map(|m| m.sent_at).max();
-    let first_in = fresh
-        .iter()
-        .filter(|m| m.direction == super::Direction::Inbound.as_db())
-        .map(|m| m.sent_at)
-        .min();
-    let outbound: Vec<DateTime<Utc>> = fresh
-        .iter()
-        .filter(|m| m.direction == super::Direction::Outbound.as_db())
-        .map(|m| m.sent_at)
-        .collect();
-    let (w, a, ch, at, started, closed, msg_in, msg_out, sms, calls, seconds) = tally_binds(
-        conversation.workspace_id,
-        conversation.agent_id,
-        &conversation.channel,
-        tallies,
+    .load(conn)
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(err) => return refused(err, terms),
+    };
+    let first = rows
+        .as_slice()
+        .first()
+        .ok_or(super::ConversationError::NotFound("Conversation"))?;
+    let (conversation, messages, sms) = (
+        first.conversation.clone(),
+        (first.messages_counted, first.messages_total),
+        (first.sms_counted, first.sms_total),
     );
-    static_sql(
-        concat!(
-            "WITH hours AS (",
-            roll_up_sql!(),
-            ") \
-             UPDATE conversations c SET \
-                 message_count = c.message_count + $13, \
-                 last_activity_at = GREATEST(c.last_activity_at, $14), \
-                 first_inbound_at = LEAST(c.first_inbound_at, $15), \
-                 first_reply_at = CASE \
-                     WHEN c.first_inbound_at IS NOT NULL AND ($15 IS NULL OR $15 >= c.first_inbound_at) \
-                     THEN LEAST(c.first_reply_at, \
-                                (SELECT min(r) FROM unnest($16::timestamptz[]) r WHERE r >= c.first_inbound_at)) \
-                     ELSE (SELECT min(m.sent_at) FROM messages m \
-                           WHERE m.workspace_id = c.workspace_id AND m.conversation_id = c.id \
-                             AND m.direction = 'outbound' AND m.sent_at >= $15) END \
-             WHERE c.id = $12 \
-             RETURNING ",
-            conversation_columns!()
-        ),
-        (
-            w,
-            a,
-            ch,
-            at,
-            started,
-            closed,
-            msg_in,
-            msg_out,
-            sms,
-            calls,
-            seconds,
-            bind::<SqlUuid, _>(conversation.id),
-            bind::<Int4, _>(fresh.len() as i32),
-            bind::<Nullable<Timestamptz>, _>(latest),
-            bind::<Nullable<Timestamptz>, _>(first_in),
-            bind::<Array<Timestamptz>, _>(outbound),
-        ),
-    )
-    .get_result(conn)
-    .await
+    let batch = rows
+        .into_iter()
+        .map(|row| MessageRow {
+            id: row.m_id,
+            conversation_id,
+            external_id: row.m_external_id,
+            direction: row.m_direction,
+            body: row.m_body,
+            sent_at: row.m_sent_at,
+            segments: row.m_segments,
+        })
+        .collect();
+    Ok(Appended::Done {
+        conversation,
+        batch,
+        messages,
+        sms,
+    })
 }
 
 pub async fn close(
@@ -406,9 +422,9 @@ pub struct Filter {
 pub struct Listed {
     #[diesel(embed)]
     pub conversation: ConversationRow,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    #[diesel(sql_type = BigInt)]
     pub total: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    #[diesel(sql_type = BigInt)]
     pub rank: i64,
     #[diesel(sql_type = Nullable<Text>)]
     pub snippet: Option<String>,
@@ -439,7 +455,7 @@ type FilterBinds<'a> = (
     crate::db::Bind<Nullable<Text>, Option<&'a str>>,
     crate::db::Bind<Nullable<SqlUuid>, Option<Uuid>>,
     crate::db::Bind<Nullable<Timestamptz>, Option<DateTime<Utc>>>,
-    crate::db::Bind<diesel::sql_types::BigInt, i64>,
+    crate::db::Bind<BigInt, i64>,
 );
 
 fn filter_binds<'a>(workspace_id: Uuid, filter: &'a Filter, page: &Page) -> FilterBinds<'a> {
@@ -454,7 +470,7 @@ fn filter_binds<'a>(workspace_id: Uuid, filter: &'a Filter, page: &Page) -> Filt
         bind::<Nullable<Text>, _>(filter.search.as_deref()),
         bind::<Nullable<SqlUuid>, _>(page.after.map(|cursor| cursor.id)),
         bind::<Nullable<Timestamptz>, _>(page.after.map(|cursor| cursor.at)),
-        bind::<diesel::sql_types::BigInt, _>(page.limit()),
+        bind::<BigInt, _>(page.limit()),
     )
 }
 
@@ -586,6 +602,27 @@ pub async fn prune(
     }
     let pruned: Pruned = static_sql(
         "SELECT prune_conversations($1, $2) AS pruned",
+        (bind::<Timestamptz, _>(now), bind::<Int4, _>(batch)),
+    )
+    .get_result(conn)
+    .await?;
+    Ok(pruned.pruned)
+}
+
+/// Deletes up to `batch` contact days older than what their workspaces keep
+/// (`prune_contact_days`, migration 000066); how many.
+pub async fn prune_contact_days(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    batch: i32,
+) -> QueryResult<i32> {
+    #[derive(QueryableByName)]
+    struct Pruned {
+        #[diesel(sql_type = Int4)]
+        pruned: i32,
+    }
+    let pruned: Pruned = static_sql(
+        "SELECT prune_contact_days($1, $2) AS pruned",
         (bind::<Timestamptz, _>(now), bind::<Int4, _>(batch)),
     )
     .get_result(conn)

@@ -80,6 +80,15 @@ fn level(limit: i32, threshold: i16) -> i64 {
     (i64::from(limit) * i64::from(threshold) + 99) / 100
 }
 
+/// The usages at which `limit`'s alerts go out, lowest first (none for no allowance).
+pub fn levels(limit: i32) -> Vec<i64> {
+    THRESHOLDS
+        .into_iter()
+        .filter(|_| limit > 0)
+        .map(|t| level(limit, t))
+        .collect()
+}
+
 /// One move of a counter: in the period starting `period_start`, usage went from `before`
 /// to `after` against `limit`.
 #[derive(Clone, Copy, Debug)]

@@ -53,7 +53,7 @@ impl Metric {
         }
     }
 
-    fn limit(self, limits: &Limits) -> i32 {
+    pub fn limit(self, limits: &Limits) -> i32 {
         match self {
             Metric::Messages => limits.messages,
             Metric::Sms => limits.sms,
@@ -131,10 +131,13 @@ pub async fn report(
     if key.chars().any(char::is_control) {
         return Err(UsageError::KeyControlCharacters);
     }
-    let (workspace, limits) = billing::live_with_limits(conn, workspace_id, now)
+    let live = billing::live_with_limits(conn, workspace_id, now)
         .await?
         .ok_or(UsageError::NotFound)?;
-    let period = billing::usage_period(conn, &workspace, now).await?;
+    let period = live.usage_period(now);
+    let billing::Live {
+        workspace, limits, ..
+    } = live;
     let period_start = period.0;
     let fresh = model::insert_event(
         conn,
@@ -225,6 +228,39 @@ pub async fn count(
     Ok(())
 }
 
+/// Appends the audit events of counts a write made itself (an append, `append_messages`
+/// in migration 000061): each `(metric, quantity, the period's total after)`, in the
+/// period starting `period_start`, as [`count`] appends them. Call in the write's
+/// transaction.
+pub async fn counted(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    limits: &Limits,
+    (workspace_id, period_start): (Uuid, DateTime<Utc>),
+    moves: &[(Metric, i32, i64)],
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<()> {
+    let counted: Vec<Counted> = moves
+        .iter()
+        .map(|&(metric, quantity, total)| Counted {
+            metric,
+            quantity,
+            total,
+            limit: metric.limit(limits),
+            period_start,
+        })
+        .collect();
+    record_counts(conn, trail, workspace_id, &counted, now).await
+}
+
+/// Since when a counted write looks for the workspace's `SERVICE_ACCESSED` event, which the
+/// day's first one appends: the start of `now`'s UTC day.
+pub fn access_day(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map_or(now, |start| start.and_utc())
+}
+
 /// Counts just made.
 struct Counted {
     metric: Metric,
@@ -247,10 +283,7 @@ async fn record_counts(
     let Some(first) = counted.first() else {
         return Ok(());
     };
-    let day = now
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map_or(now, |start| start.and_utc());
+    let day = access_day(now);
     if !audit::model::exists_since(conn, workspace_id, Action::ServiceAccessed, day).await? {
         let event = Event {
             action: Action::ServiceAccessed,

@@ -56,8 +56,9 @@ struct Counter {
 }
 
 /// Adds each `(metric, quantity, limit)` to the period's counter if its result stays within
-/// its limit, in one statement (counters taken in metric order, so concurrent writers lock
-/// them in the same order); the new totals of those that stayed within, by metric.
+/// its limit, in one statement (`add_usage`, migration 000061, which takes counters in
+/// metric order, so concurrent writers lock them in the same order); the new totals of
+/// those that stayed within, by metric.
 pub async fn add_within_limits(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
@@ -68,17 +69,7 @@ pub async fn add_within_limits(
     let quantities: Vec<i32> = counts.iter().map(|c| c.1).collect();
     let limits: Vec<i32> = counts.iter().map(|c| c.2).collect();
     let rows: Vec<Counter> = static_sql(
-        "INSERT INTO usage_counters AS u (workspace_id, period_start, metric, total)
-         SELECT $1, $2, c.metric, c.quantity
-         FROM unnest($3::text[], $4::int4[], $5::int4[]) AS c (metric, quantity, cap)
-         WHERE c.quantity <= c.cap
-         ORDER BY c.metric
-         ON CONFLICT (workspace_id, period_start, metric)
-         DO UPDATE SET total = u.total + excluded.total
-            WHERE u.total + excluded.total
-                  <= (SELECT c.cap FROM unnest($3::text[], $5::int4[]) AS c (metric, cap)
-                      WHERE c.metric = excluded.metric)
-         RETURNING metric, total",
+        "SELECT metric, total FROM add_usage($1, $2, $3, $4, $5)",
         (
             bind::<SqlUuid, _>(workspace_id),
             bind::<Timestamptz, _>(period_start),

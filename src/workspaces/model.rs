@@ -39,7 +39,6 @@ macro_rules! workspace_columns {
          w.payment_failed_at, w.time_zone, w.conversation_retention_days"
     };
 }
-pub(crate) use workspace_columns;
 
 /// Creates a workspace on a fresh trial with `owner_id` as its Owner.
 pub async fn create_with_owner(

@@ -337,6 +337,25 @@ async fn concurrent_appends_count_every_message_once_and_never_pass_the_limit() 
     )
     .await;
     assert_eq!(counted, ["5"]);
+    // The append that reached the limit recorded its alert, once, in its transaction.
+    let alerts = names(
+        &mut conn,
+        &format!(
+            "SELECT metric || ' ' || threshold AS name FROM usage_alerts \
+             WHERE workspace_id = '{ws}' ORDER BY 1"
+        ),
+    )
+    .await;
+    assert_eq!(alerts, ["sms 100", "sms 80"]);
+    let reached = names(
+        &mut conn,
+        &format!(
+            "SELECT count(*)::text AS name FROM audit_events \
+             WHERE workspace_id = '{ws}' AND action = 'usage.limit_reached'"
+        ),
+    )
+    .await;
+    assert_eq!(reached, ["1"]);
     // Inbound messages count toward no limit: they still arrive.
     let inbound = app
         .gql(
@@ -346,6 +365,98 @@ async fn concurrent_appends_count_every_message_once_and_never_pass_the_limit() 
         )
         .await;
     assert!(inbound.code().is_none(), "{:?}", inbound.answer());
+}
+
+/// An append is three statements (the token, the workspace with its limits, the append),
+/// none to set a connection's context; one that crosses an alert threshold, or is the
+/// day's first counted write, is made in a transaction that records those, once however
+/// many race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_is_three_statements_and_alerts_still_go_out_once() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = ada.own_workspace.clone();
+    let agent = agent(&app, &ada, &ws).await;
+    let mut conversations = Vec::new();
+    for n in 0..4 {
+        let input = json!({ "externalId": format!("chat-{n}"), "agentId": agent,
+                            "channel": "WEB_CHAT", "contact": { "email": format!("v{n}@example.com") } });
+        let made = start(&app, &ws, input).await;
+        conversations.push(
+            made.data("startConversation")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    let append = |c: &str, id: &str| {
+        app.gql(
+            Some(SERVICE_TOKEN),
+            APPEND,
+            json!({ "ws": ws, "c": c, "m": [message(id, "OUTBOUND", "On it.", 1)] }),
+        )
+    };
+    let mut conn = app.db.conn().await;
+    let count_of = |action: &str| {
+        format!(
+            "SELECT count(*)::text AS name FROM audit_events \
+             WHERE workspace_id = '{ws}' AND action = '{action}'"
+        )
+    };
+    // The day's first counted write records the service's access; the next needs no
+    // transaction.
+    append(&conversations[0], "first")
+        .await
+        .data("appendMessages");
+    assert_eq!(names(&mut conn, &count_of("service.accessed")).await, ["1"]);
+    let steady = append(&conversations[0], "steady").await;
+    steady.data("appendMessages");
+    assert_eq!(
+        (steady.sql_statements(), steady.sql_context_statements()),
+        (3, 0)
+    );
+    assert_eq!(names(&mut conn, &count_of("service.accessed")).await, ["1"]);
+
+    // One short of 80 % of the messages limit: four appends race across it, one crosses.
+    let limit = app
+        .gql(
+            ada.token(),
+            "query($ws: ID!) { workspace(id: $ws) { usage { limits { messages } } } }",
+            json!({ "ws": ws }),
+        )
+        .await
+        .data("workspace")["usage"]["limits"]["messages"]
+        .as_i64()
+        .expect("limit");
+    let level = (limit * 80 + 99) / 100;
+    app.gql(
+        Some(SERVICE_TOKEN),
+        "mutation($ws: ID!, $q: Int!) { reportUsage(workspaceId: $ws, metric: MESSAGES, quantity: $q, idempotencyKey: \"bulk\") { messages } }",
+        json!({ "ws": ws, "q": level - 1 - 2 }),
+    )
+    .await
+    .data("reportUsage");
+    let answers = join_all(conversations.iter().map(|c| append(c, "race"))).await;
+    for answer in &answers {
+        answer.data("appendMessages");
+    }
+    assert_eq!(
+        usage(&app, &ada, &ws).await["messages"],
+        json!(level - 1 + 4)
+    );
+    let alerts = names(
+        &mut conn,
+        &format!(
+            "SELECT metric || ' ' || threshold || ' ' || used AS name FROM usage_alerts \
+             WHERE workspace_id = '{ws}'"
+        ),
+    )
+    .await;
+    assert_eq!(alerts, [format!("messages 80 {level}")]);
+    assert_eq!(
+        names(&mut conn, &count_of("usage.nearing_limit")).await,
+        ["1"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -683,7 +794,9 @@ async fn counted_from_rows(
     let sql = format!(
         "WITH c AS (SELECT * FROM conversations WHERE workspace_id = '{ws}' AND ({agent} IS NULL OR agent_id = {agent})),
               m AS (SELECT m.*, c.channel FROM messages m JOIN c ON c.id = m.conversation_id),
-              r AS (SELECT timestamptz '{since}' AS since, timestamptz '{until}' AS until),
+              -- An hour counts when it starts in the range: an event at t when t's hour does.
+              r AS (SELECT date_trunc('hour', timestamptz '{since}' - interval '1 microsecond', 'UTC') + interval '1 hour' AS since,
+                           date_trunc('hour', timestamptz '{until}' - interval '1 microsecond', 'UTC') + interval '1 hour' AS until),
               events AS (
                 SELECT {sa} AS start, 'started' AS what, 1 AS n, c.contact_id FROM c, r WHERE c.started_at >= r.since AND c.started_at < r.until
                 UNION ALL SELECT {sa}, 'calls', 1, NULL FROM c, r WHERE c.channel = 'phone_call' AND c.started_at >= r.since AND c.started_at < r.until
@@ -880,13 +993,17 @@ async fn analytics_equal_a_direct_count_of_the_rows_across_a_daylight_saving_cha
         .await;
     assert_eq!(deleted.data("deleteContact"), true);
 
-    // The range: New York's midnights of 28 October and 4 November.
+    // The range: New York's midnights of 28 October and 4 November; then the same days
+    // from 20 minutes past the hour to 40 past, whose first and last hours count whole.
     let range = ("2026-10-28T04:00:00Z", "2026-11-04T05:00:00Z");
+    let ragged = ("2026-10-28T04:20:00Z", "2026-11-04T05:40:00Z");
     let mut conn = app.db.conn().await;
-    for (interval, agent) in [
-        ("DAY", None),
-        ("WEEK", None),
-        ("DAY", Some(agents[1].as_str())),
+    for (range, interval, agent) in [
+        (range, "DAY", None),
+        (range, "WEEK", None),
+        (range, "DAY", Some(agents[1].as_str())),
+        (ragged, "DAY", None),
+        (ragged, "DAY", Some(agents[0].as_str())),
     ] {
         let answer = app
             .gql(team.viewer.token(), ANALYTICS, json!({ "ws": ws, "since": range.0, "until": range.1, "i": interval, "agent": agent }))
@@ -928,7 +1045,7 @@ async fn analytics_equal_a_direct_count_of_the_rows_across_a_daylight_saving_cha
                 "seed {seed:#x}, {interval}: {key} {got:?} != {want:?}"
             );
         }
-        if interval == "DAY" && agent.is_none() {
+        if interval == "DAY" && agent.is_none() && range.0.ends_with(":00:00Z") {
             // Seven days, the 25-hour one included; each point starts at a New York midnight.
             let starts: Vec<&str> = report["series"]
                 .as_array()
@@ -1073,6 +1190,18 @@ async fn retention_deletes_old_conversations_and_keeps_what_they_counted() {
     )
     .await;
     assert_eq!(messages, ["1"]);
+    // Who talked when goes with the conversations: Ada's old contact day, not Bob's (who
+    // keeps conversations forever) nor Ada's recent one.
+    let days = names(
+        &mut conn,
+        &format!(
+            "SELECT (workspace_id = '{}')::text || ' ' || (day > now() - interval '10 days')::text AS name \
+             FROM contact_days WHERE workspace_id IN ('{}', '{}') ORDER BY 1",
+            ada.own_workspace, ada.own_workspace, bob.own_workspace
+        ),
+    )
+    .await;
+    assert_eq!(days, ["false false", "false true", "true true"]);
     // What the deleted conversation counted stays counted.
     assert_eq!(
         before,

@@ -75,6 +75,35 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
         "add_conversation_total",
         "SELECT add_conversation_total($ws, 'sms', 'open', 1)",
     ),
+    (
+        "add_usage",
+        "SELECT * FROM add_usage($ws, now(), ARRAY['messages', 'sms'], ARRAY[1, 2], \
+           ARRAY[1000, 1000])",
+    ),
+    (
+        "append_messages",
+        "INSERT INTO conversations (id, workspace_id, external_id, channel, started_at, \
+           last_activity_at) VALUES (gen_random_uuid(), $ws, 'plans-a', 'sms', now(), now()); \
+         SELECT * FROM append_messages($ws, (SELECT id FROM conversations \
+             WHERE workspace_id = $ws AND external_id = 'plans-a'), \
+           ARRAY[gen_random_uuid(), gen_random_uuid()], ARRAY['a', 'b'], \
+           ARRAY['inbound', 'outbound'], ARRAY['Hi', 'Hello'], ARRAY[now(), now()], \
+           ARRAY[NULL, 2]::int2[], now(), ARRAY[1000000, 1000000], '{}', '{}', NULL, ''); \
+         DO $$ BEGIN \
+           BEGIN \
+             PERFORM * FROM append_messages($ws, (SELECT id FROM conversations \
+                 WHERE workspace_id = $ws AND external_id = 'plans-a'), \
+               ARRAY[gen_random_uuid()], ARRAY['a'], ARRAY['outbound'], ARRAY['Other'], \
+               ARRAY[now()], ARRAY[NULL]::int2[], now(), ARRAY[1000000, 1000000], '{}', \
+               '{}', NULL, ''); \
+           EXCEPTION WHEN OTHERS THEN NULL; END; \
+           PERFORM * FROM append_messages($ws, (SELECT id FROM conversations \
+               WHERE workspace_id = $ws AND external_id = 'plans-a'), \
+             ARRAY[gen_random_uuid()], ARRAY['c'], ARRAY['outbound'], ARRAY['Bye'], \
+             ARRAY[now()], ARRAY[NULL]::int2[], now(), ARRAY[1000000, 1000000], '{5}', '{5}', \
+             '-infinity', 'plans.never'); \
+         EXCEPTION WHEN OTHERS THEN NULL; END $$",
+    ),
     ("app_user_id", "SELECT app_user_id()"),
     ("app_workspace_id", "SELECT app_workspace_id()"),
     (
@@ -97,6 +126,13 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
          UPDATE conversations SET status = 'closed', closed_at = now() \
            WHERE workspace_id = $ws AND external_id = 'plans'; \
          DELETE FROM conversations WHERE workspace_id = $ws AND external_id = 'plans'",
+    ),
+    (
+        "conversation_seconds",
+        "INSERT INTO conversations (id, workspace_id, external_id, channel, started_at, \
+           last_activity_at) VALUES (gen_random_uuid(), $ws, 'plans-s', 'sms', now(), now()); \
+         UPDATE conversations SET status = 'closed', closed_at = now() \
+           WHERE workspace_id = $ws AND external_id = 'plans-s'",
     ),
     ("forget_expired_exports", "SELECT forget_expired_exports()"),
     (
@@ -123,6 +159,13 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
         "memberships_check_exactly_one_owner",
         "UPDATE memberships SET role = role WHERE workspace_id = $ws",
     ),
+    (
+        "note_contact_days",
+        "INSERT INTO conversations (id, workspace_id, external_id, contact_id, channel, \
+           started_at, last_activity_at) \
+         SELECT gen_random_uuid(), $ws, 'plans-d', id, 'sms', now(), now() FROM resources \
+         WHERE workspace_id = $ws AND kind = 'contact' LIMIT 1",
+    ),
     ("outbox_notify", "INSERT INTO outbox (job) VALUES ('{}')"),
     (
         "prune_audit_events",
@@ -131,6 +174,11 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
     (
         "prune_conversations",
         "SELECT prune_conversations(now(), 100)",
+    ),
+    (
+        "prune_contact_days",
+        "UPDATE workspaces SET conversation_retention_days = 1 WHERE id = $ws; \
+         SELECT prune_contact_days(now(), 100)",
     ),
     (
         "prune_security_events",
@@ -156,6 +204,11 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
          SELECT purge_workspace_finish($ws, 0, 'cus_plans')",
     ),
     (
+        "roll_up_conversation_hours",
+        "SELECT roll_up_conversation_hours($ws, gen_random_uuid(), 'sms', ARRAY[now()], \
+           ARRAY[1], ARRAY[0], ARRAY[0], ARRAY[0], ARRAY[0], ARRAY[0], ARRAY[0::int8])",
+    ),
+    (
         "roll_up_workspace_hours",
         "INSERT INTO conversation_hours (workspace_id, hour, agent_id, channel, started) \
            VALUES ($ws, date_trunc('hour', now()), gen_random_uuid(), 'sms', 1); \
@@ -174,6 +227,10 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
     (
         "trials_needing_notice",
         "SELECT * FROM trials_needing_notice(now(), interval '7 days')",
+    ),
+    (
+        "workspace_for_writes",
+        "SELECT * FROM workspace_for_writes($ws, 'trial', now())",
     ),
     (
         "workspace_export_by_token",

@@ -108,18 +108,18 @@ const BUDGETS: &[(&str, u64)] = &[
     // Whether a service reported today (one indexed read), and the day's first report's
     // SERVICE_ACCESSED event. Authenticating the service token is one: tokens live in the
     // database, so a revoked one fails on its next request (issue 23).
-    ("reportUsage", 12),
+    ("reportUsage", 10),
     // The agent runtime's writes (src/conversations/): the workspace, the runtime's id, the
     // agent, the address's lock and the contact found or made, the conversation; its
     // agent and contact for the answer. Each write adds to the analytics rollups in one
     // upsert, whatever the hours it spans.
     ("startConversation", 11),
-    // The workspace with its plan's limits, the locked conversation, the batch (one
-    // statement whatever its size: 100 messages here), the counters of every metric it
-    // moves in one statement and the day's first SERVICE_ACCESSED, then the rollups with
-    // the conversation's update in one; the answer asks for no agent or contact, so they
-    // are not read.
-    ("appendMessages", 9),
+    // The token, the workspace with its limits and billing period, and the append (one
+    // statement whatever its size: 100 messages here; `append_messages`, migration 000061),
+    // each its own transaction and none to set a context. The day's first counted append,
+    // or one crossing an alert threshold, takes a transaction instead
+    // (conversations::an_append_is_three_statements_and_alerts_still_go_out_once).
+    ("appendMessages", 3),
     ("closeConversation", 7),
     ("deleteConversation", 6),
     // The customer, made on first use: no transaction or lock around Stripe's call; it is
