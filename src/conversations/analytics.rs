@@ -6,11 +6,14 @@
 //!   hour counts when it starts in the range; days, weeks and months are the workspace's
 //!   (its `timeZone`, daylight saving included), so a day has 23 or 25 hours where the
 //!   clocks change.
-//! - Unique contacts (exact) and response times come from the conversations started in the
-//!   range: the median and 90th percentile of the time from the contact's first message to
-//!   the agent's first reply after it, and the median time from start to close. Each
-//!   conversation keeps those times in seconds (migration 000062), which the index the
-//!   report reads holds (000064).
+//! - Unique contacts (exact) and response times count the conversations whose start hour is
+//!   in the range, as the counts do. Without a filter, unique contacts come from
+//!   `contact_days` (migration 000066: per UTC day and contact, the hours a conversation
+//!   started in), split among the workspace's days whatever its time zone; with one, from the
+//!   conversations. Response times are the median and 90th percentile of the time from the
+//!   contact's first message to the agent's first reply after it, and the median time from
+//!   start to close, which each conversation keeps in seconds (migration 000062) and the
+//!   index the report reads holds (000064).
 //! - A range is at most [`MAX_RANGE_DAYS`] long, so a report's cost is bounded.
 
 use chrono::{DateTime, Duration, Utc};
@@ -197,21 +200,10 @@ macro_rules! started {
 macro_rules! report_sql {
     ($hours:literal, $filter:literal, $($pairs:tt)+) => {
         concat!(
-            // The buckets' starts, ascending: `width_bucket` finds a time's bucket by binary
-            // search, a fifth of what converting each conversation's start costs. A start
-            // is the first instant whose local time is the local midnight `g`: where the
-            // clocks go back over midnight, PostgreSQL reads `g` as its second occurrence,
-            // so the half hour or hour before is tried too.
-            "WITH buckets AS ( \
-                 SELECT array_agg(s.start ORDER BY g) AS starts \
-                 FROM generate_series(date_trunc($5, $2 AT TIME ZONE $4), \
-                                      ($3 AT TIME ZONE $4) - interval '1 microsecond', \
-                                      ('1 ' || $5)::interval) g, \
-                      LATERAL (SELECT min(t) AS start \
-                               FROM unnest(ARRAY[g AT TIME ZONE $4, \
-                                                 (g AT TIME ZONE $4) - interval '30 minutes', \
-                                                 (g AT TIME ZONE $4) - interval '1 hour']) t \
-                               WHERE t AT TIME ZONE $4 >= g) s), \
+            // The buckets' starts, ascending (`report_buckets`, migration 000068):
+            // `width_bucket` finds a time's bucket by binary search, a fifth of what
+            // converting each conversation's start costs.
+            "WITH buckets AS (SELECT report_buckets($2, $3, $4, $5) AS starts), \
              hours AS ( \
                  SELECT width_bucket(h.hour, (SELECT starts FROM buckets)) AS n, \
                         sum(h.started) AS started, sum(h.closed) AS closed, \
@@ -274,45 +266,21 @@ macro_rules! pairs_of_conversations {
     };
 }
 
-/// Each (bucket, contact) pair once, from `contact_days` (migration 000066). Each UTC day of
-/// the range gets a mask per bucket it overlaps (one or two; three where a 23-hour day fits
-/// inside it): the day's hours that start in the range and in the bucket. A bucket has a
-/// contact when the contact's hours of one of its days meet the mask. An hour belongs to
-/// the bucket it starts in, as in the hourly counts. The masks are worked out once per day
-/// (at most 401 days, 3 buckets each), so a contact's day costs one hash probe; the
-/// candidate buckets are an array of three, which the planner counts (a `generate_series`
-/// it takes for a thousand rows, and the estimate crossed `jit_above_cost`: each report
-/// compiled itself for 370 ms).
+/// Each (bucket, contact) pair once, from `contact_days` (migration 000066): a bucket has a
+/// contact when the contact's hours of one of its days meet the day's mask for the bucket
+/// (`report_day_masks`, migration 000068: the day's hours that start in the range and in
+/// the bucket). The masks are worked out once per day, so a contact's day costs one hash
+/// probe.
 macro_rules! pairs_of_days {
     () => {
-        "\
-    SELECT m.n, d.contact_id \
-    FROM contact_days d \
-    JOIN (SELECT s.day, p.n, ((1 << h.last) - 1) & ~((1 << h.first) - 1) AS mask \
-          FROM buckets b, \
-               generate_series(0, (($3::timestamptz - interval '1 microsecond') \
-                                    AT TIME ZONE 'UTC')::date \
-                                  - ($2::timestamptz AT TIME ZONE 'UTC')::date) AS k (k), \
-               LATERAL (SELECT ($2::timestamptz AT TIME ZONE 'UTC')::date + k.k AS day) s, \
-               LATERAL (SELECT s.day::timestamp AT TIME ZONE 'UTC' AS at) u, \
-               LATERAL (SELECT width_bucket(u.at, b.starts) AS first, \
-                               width_bucket(u.at + interval '23 hours', b.starts) AS last) o, \
-               LATERAL unnest(ARRAY[o.first, o.first + 1, o.first + 2]) AS p (n), \
-               LATERAL (SELECT ceil(date_part('epoch', greatest(b.starts[p.n], u.at, \
-                                                                $2::timestamptz) - u.at) \
-                                    / 3600)::int AS first, \
-                               ceil(date_part('epoch', least(COALESCE(b.starts[p.n + 1], \
-                                                                      $3::timestamptz), \
-                                                             u.at + interval '1 day', \
-                                                             $3::timestamptz) - u.at) \
-                                    / 3600)::int AS last) h \
-          WHERE p.n BETWEEN greatest(o.first, 1) AND least(o.last, cardinality(b.starts)) \
-            AND h.last > h.first) m ON m.day = d.day \
-    WHERE d.workspace_id = $1 \
-      AND d.day BETWEEN ($2::timestamptz AT TIME ZONE 'UTC')::date \
-                    AND (($3::timestamptz - interval '1 microsecond') AT TIME ZONE 'UTC')::date \
-      AND d.hours & m.mask <> 0 \
-    GROUP BY 1, 2"
+        "SELECT m.n, d.contact_id \
+         FROM contact_days d \
+         JOIN report_day_masks((SELECT starts FROM buckets), $2, $3) m ON m.day = d.day \
+         WHERE d.workspace_id = $1 \
+           AND d.day BETWEEN ($2::timestamptz AT TIME ZONE 'UTC')::date \
+                         AND (($3::timestamptz - interval '1 microsecond') AT TIME ZONE 'UTC')::date \
+           AND d.hours & m.mask <> 0 \
+         GROUP BY 1, 2"
     };
 }
 

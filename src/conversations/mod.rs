@@ -7,11 +7,13 @@
 //!   `externalId` the workspace has seen answers that conversation, and a message whose
 //!   `externalId` the conversation has seen is not written or counted again. The same id
 //!   for something different (another agent or channel, another text) is a `CONFLICT`.
-//! - An append is all or nothing: up to [`MAX_BATCH`] messages, written with one statement,
-//!   counted toward the workspace's usage in the same transaction (outbound messages as
-//!   messages, an outbound SMS's segments as SMS). A batch that would pass a limit is
-//!   refused with `USAGE_LIMIT_REACHED` and writes nothing, as does a read-only workspace
-//!   (`TRIAL_EXPIRED`).
+//! - An append is all or nothing: up to [`MAX_BATCH`] messages, written and counted toward
+//!   the workspace's usage (outbound messages as messages, an outbound SMS's segments as SMS)
+//!   by one statement, `append_messages` (migration 000061). A batch that would pass a limit
+//!   is refused with `USAGE_LIMIT_REACHED` and writes nothing, as does a read-only workspace
+//!   (`TRIAL_EXPIRED`). The billing rules that decide those stay here (`crate::billing`),
+//!   read by the statement before; an append whose count crosses an alert threshold, or is
+//!   the day's first counted write, is made in a transaction that records those with it.
 //! - Appends to one conversation run one after another (its row is locked), so its counts
 //!   and first-reply time see every message exactly once.
 //! - The contact is found by the address the runtime saw, normalised (E.164 for phone
@@ -264,13 +266,8 @@ pub async fn append(
         messages,
         &fast_terms,
     );
-    if let Appended::Done {
-        conversation,
-        batch,
-        ..
-    } = appended.await?
-    {
-        return Ok((conversation, batch));
+    if let Some(done) = appended.await? {
+        return Ok((done.conversation, done.batch));
     }
     // A connection inside the workspace for the transaction's other writes (the alert, the
     // event); the first goes back to the pool first, so an append never holds two.
@@ -280,12 +277,12 @@ pub async fn append(
         let live = writable(conn, workspace_id, now).await?;
         let terms = terms(&live, now, None);
         let appended = model::append(conn, workspace_id, conversation_id, messages, &terms);
-        let Appended::Done {
+        let Some(Appended {
             conversation,
             batch,
             messages,
             sms,
-        } = appended.await?
+        }) = appended.await?
         else {
             // Only the fast path (`Fast` terms) is refused for what a transaction records.
             let asked = "append_messages refused an append inside a transaction";

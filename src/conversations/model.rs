@@ -215,8 +215,7 @@ pub struct Terms {
     pub caps: [i32; 2],
     /// Outside a transaction: the usage at which an alert goes out, of messages and of SMS,
     /// and the `service.accessed` event the workspace must have had since a time. An append
-    /// that crosses an alert or finds no such event writes nothing and says
-    /// [`Appended::NeedsTransaction`].
+    /// that crosses an alert or finds no such event writes nothing and answers `None`.
     pub fast: Option<Fast>,
 }
 
@@ -231,7 +230,7 @@ pub struct Fast {
 fn refused(
     err: diesel::result::Error,
     terms: &Terms,
-) -> Result<Appended, super::ConversationError> {
+) -> Result<Option<Appended>, super::ConversationError> {
     use super::ConversationError as E;
     use crate::usage::{Metric, UsageError};
     let diesel::result::Error::DatabaseError(_, ref info) = err else {
@@ -244,7 +243,7 @@ fn refused(
         })
     };
     Err(match (info.constraint_name(), info.details()) {
-        (Some("append_in_transaction"), _) => return Ok(Appended::NeedsTransaction),
+        (Some("append_in_transaction"), _) => return Ok(None),
         (Some("append_conversation_exists"), _) => E::NotFound("Conversation"),
         (Some("append_conversation_open"), _) => E::Closed,
         (Some("append_segments_sms_only"), _) => {
@@ -258,17 +257,14 @@ fn refused(
 }
 
 /// What an append did.
-pub enum Appended {
-    Done {
-        conversation: ConversationRow,
-        /// The batch's messages as stored, in its order.
-        batch: Vec<MessageRow>,
-        /// Outbound messages counted, and the period's total after (none when none).
-        messages: (i32, Option<i64>),
-        /// Outbound SMS segments counted, and the period's total after.
-        sms: (i32, Option<i64>),
-    },
-    NeedsTransaction,
+pub struct Appended {
+    pub conversation: ConversationRow,
+    /// The batch's messages as stored, in its order.
+    pub batch: Vec<MessageRow>,
+    /// Outbound messages counted, and the period's total after (none when none).
+    pub messages: (i32, Option<i64>),
+    /// Outbound SMS segments counted, and the period's total after.
+    pub sms: (i32, Option<i64>),
 }
 
 /// One row of `append_messages`: a message of the batch beside the conversation.
@@ -301,14 +297,15 @@ struct AppendedRow {
 /// Appends the batch to the conversation in one statement (`append_messages`, migration
 /// 000061), which enters the workspace itself: on a connection outside a transaction it is
 /// the whole write, all or nothing. The messages the conversation has are not written or
-/// counted again; an SMS message's segments default to 1.
+/// counted again; an SMS message's segments default to 1. `None`: refused for what only a
+/// transaction records ([`Terms::fast`]).
 pub async fn append(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     conversation_id: Uuid,
     batch: &[NewMessage],
     terms: &Terms,
-) -> Result<Appended, super::ConversationError> {
+) -> Result<Option<Appended>, super::ConversationError> {
     let column = |f: fn(&NewMessage) -> &str| batch.iter().map(f).collect::<Vec<&str>>();
     let fast = terms.fast.as_ref();
     let rows: QueryResult<Vec<AppendedRow>> = static_sql(
@@ -357,12 +354,12 @@ pub async fn append(
             segments: row.m_segments,
         })
         .collect();
-    Ok(Appended::Done {
+    Ok(Some(Appended {
         conversation,
         batch,
         messages,
         sms,
-    })
+    }))
 }
 
 pub async fn close(

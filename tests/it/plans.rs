@@ -204,6 +204,15 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
          SELECT purge_workspace_finish($ws, 0, 'cus_plans')",
     ),
     (
+        "report_buckets",
+        "SELECT report_buckets(now() - interval '90 days', now(), 'America/New_York', 'week')",
+    ),
+    (
+        "report_day_masks",
+        "SELECT * FROM report_day_masks(report_buckets(now() - interval '9 days', now(), \
+           'Asia/Kolkata', 'day'), now() - interval '9 days', now())",
+    ),
+    (
         "roll_up_conversation_hours",
         "SELECT roll_up_conversation_hours($ws, gen_random_uuid(), 'sms', ARRAY[now()], \
            ARRAY[1], ARRAY[0], ARRAY[0], ARRAY[0], ARRAY[0], ARRAY[0], ARRAY[0::int8])",

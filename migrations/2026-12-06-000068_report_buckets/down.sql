@@ -1,0 +1,2 @@
+DROP FUNCTION report_day_masks(timestamptz[], timestamptz, timestamptz);
+DROP FUNCTION report_buckets(timestamptz, timestamptz, text, text);
