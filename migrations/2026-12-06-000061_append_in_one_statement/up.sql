@@ -7,6 +7,9 @@
 -- or the day's first `service.accessed` event. The caller then runs the same function
 -- inside a transaction that records those too.
 --
+-- Every function here is PL/pgSQL, which keeps its statements' plans for the session; a
+-- LANGUAGE sql function that is not inlined is planned again on each call.
+--
 -- Both functions enter the workspace for their own work (`set_config(..., true)`), so they
 -- run on any pooled connection without a context statement, and leave it as they found it
 -- (a caller's transaction goes on in its own workspace); row-level security holds on every
@@ -18,8 +21,11 @@
 CREATE FUNCTION add_usage(p_workspace uuid, p_period timestamptz, p_metrics text[],
                           p_quantities int4[], p_caps int4[])
 RETURNS TABLE (metric text, total bigint)
-LANGUAGE sql VOLATILE AS
+LANGUAGE plpgsql VOLATILE AS
 $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     INSERT INTO usage_counters AS u (workspace_id, period_start, metric, total)
     SELECT p_workspace, p_period, c.metric, c.quantity
     FROM unnest(p_metrics, p_quantities, p_caps) AS c (metric, quantity, cap)
@@ -30,7 +36,8 @@ $$
        WHERE u.total + excluded.total
              <= (SELECT c.cap FROM unnest(p_metrics, p_caps) AS c (metric, cap)
                  WHERE c.metric = excluded.metric)
-    RETURNING u.metric, u.total
+    RETURNING u.metric, u.total;
+END
 $$;
 REVOKE ALL ON FUNCTION add_usage(uuid, timestamptz, text[], int4[], int4[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION add_usage(uuid, timestamptz, text[], int4[], int4[]) TO linkai_app;
@@ -42,8 +49,9 @@ CREATE FUNCTION roll_up_conversation_hours(
     p_closed int4[], p_messages_in int4[], p_messages_out int4[], p_sms_segments int4[],
     p_calls int4[], p_call_seconds int8[])
 RETURNS void
-LANGUAGE sql VOLATILE AS
+LANGUAGE plpgsql VOLATILE AS
 $$
+BEGIN
     INSERT INTO conversation_hours AS h (workspace_id, hour, agent_id, channel, started,
         closed, messages_in, messages_out, sms_segments, calls, call_seconds)
     SELECT p_workspace, date_trunc('hour', t.at, 'UTC'), p_agent, p_channel, sum(t.started),
@@ -58,7 +66,8 @@ $$
         messages_in = h.messages_in + EXCLUDED.messages_in,
         messages_out = h.messages_out + EXCLUDED.messages_out,
         sms_segments = h.sms_segments + EXCLUDED.sms_segments,
-        calls = h.calls + EXCLUDED.calls, call_seconds = h.call_seconds + EXCLUDED.call_seconds
+        calls = h.calls + EXCLUDED.calls, call_seconds = h.call_seconds + EXCLUDED.call_seconds;
+END
 $$;
 REVOKE ALL ON FUNCTION roll_up_conversation_hours(uuid, uuid, text, timestamptz[], int4[],
     int4[], int4[], int4[], int4[], int4[], int8[]) FROM PUBLIC;
@@ -143,6 +152,13 @@ DECLARE
     v_messages_total int8;
     v_sms_total int8;
     v_before text := current_setting('app.workspace_id', true);
+    -- The messages written, as the insert answered them.
+    v_ids uuid[];
+    v_external_ids text[];
+    v_directions text[];
+    v_bodies text[];
+    v_sent timestamptz[];
+    v_segments_of int2[];
 BEGIN
     PERFORM set_config('app.workspace_id', p_workspace::text, true);
     SELECT * INTO c FROM conversations
@@ -164,25 +180,28 @@ BEGIN
              WITH ORDINALITY AS b (id, external_id, direction, body, sent_at, segments, n)
         ORDER BY b.n
         ON CONFLICT (workspace_id, conversation_id, external_id) DO NOTHING
-        RETURNING direction, sent_at, segments)
+        RETURNING id, external_id, direction, body, sent_at, segments)
     SELECT count(*), count(*) FILTER (WHERE direction = 'outbound'),
            COALESCE(sum(segments) FILTER (WHERE direction = 'outbound'), 0),
            max(sent_at), min(sent_at) FILTER (WHERE direction = 'inbound'),
            COALESCE(array_agg(sent_at) FILTER (WHERE direction = 'outbound'), '{}'),
            array_agg(sent_at), array_agg((direction = 'inbound')::int4),
            array_agg((direction = 'outbound')::int4), array_agg(COALESCE(segments, 0)::int4),
-           array_agg(0)
+           array_agg(0), array_agg(id), array_agg(external_id), array_agg(direction),
+           array_agg(body), array_agg(sent_at), array_agg(segments)
     INTO v_fresh, v_out, v_segments, v_latest, v_first_in, v_replies, v_at, v_in, v_outs,
-         v_sms, v_zeros
+         v_sms, v_zeros, v_ids, v_external_ids, v_directions, v_bodies, v_sent, v_segments_of
     FROM fresh;
 
-    -- A retry: each id the conversation had must be the same message.
+    -- A retry: each id the conversation had must be the same message. Each is found by the
+    -- whole key: a join on the batch let the generic plan read every message of the
+    -- conversation (0.5 ms for 1,200).
     IF v_fresh < cardinality(p_ids) AND EXISTS (
         SELECT FROM unnest(p_ids, p_external_ids, p_directions, p_bodies, p_sent, p_segments)
-                    AS b (id, external_id, direction, body, sent_at, segments)
-        JOIN messages m ON m.workspace_id = p_workspace
-                       AND m.conversation_id = p_conversation
-                       AND m.external_id = b.external_id
+                    AS b (id, external_id, direction, body, sent_at, segments),
+             LATERAL (SELECT m.id, m.direction, m.body, m.sent_at, m.segments FROM messages m
+                      WHERE m.workspace_id = p_workspace AND m.conversation_id = p_conversation
+                        AND m.external_id = b.external_id) m
         WHERE m.id <> b.id
           AND ((m.direction, m.body, m.sent_at) IS DISTINCT FROM (b.direction, b.body, b.sent_at)
                OR m.segments IS DISTINCT FROM
@@ -243,16 +262,31 @@ BEGIN
         RETURNING * INTO c;
     END IF;
 
-    RETURN QUERY
-    SELECT c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel, c.status,
-           c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds, c.message_count,
-           c.first_inbound_at, c.first_reply_at, c.service_token_id,
-           m.id, m.external_id, m.direction, m.body, m.sent_at, m.segments,
-           COALESCE(v_out, 0), v_messages_total, COALESCE(v_segments, 0), v_sms_total
-    FROM unnest(p_external_ids) WITH ORDINALITY AS b (external_id, n)
-    JOIN messages m ON m.workspace_id = p_workspace AND m.conversation_id = p_conversation
-                   AND m.external_id = b.external_id
-    ORDER BY b.n;
+    -- The batch as stored, in its order: as written, or for a retry, read by the whole key.
+    IF v_fresh = cardinality(p_ids) THEN
+        RETURN QUERY
+        SELECT c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel,
+               c.status, c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds,
+               c.message_count, c.first_inbound_at, c.first_reply_at, c.service_token_id,
+               m.id, m.external_id, m.direction, m.body, m.sent_at, m.segments,
+               COALESCE(v_out, 0), v_messages_total, COALESCE(v_segments, 0), v_sms_total
+        FROM unnest(v_ids, v_external_ids, v_directions, v_bodies, v_sent, v_segments_of)
+             AS m (id, external_id, direction, body, sent_at, segments)
+        ORDER BY array_position(p_external_ids, m.external_id);
+    ELSE
+        RETURN QUERY
+        SELECT c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel,
+               c.status, c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds,
+               c.message_count, c.first_inbound_at, c.first_reply_at, c.service_token_id,
+               m.id, m.external_id, m.direction, m.body, m.sent_at, m.segments,
+               COALESCE(v_out, 0), v_messages_total, COALESCE(v_segments, 0), v_sms_total
+        FROM unnest(p_external_ids) WITH ORDINALITY AS b (external_id, n),
+             LATERAL (SELECT m.id, m.external_id, m.direction, m.body, m.sent_at, m.segments
+                      FROM messages m
+                      WHERE m.workspace_id = p_workspace AND m.conversation_id = p_conversation
+                        AND m.external_id = b.external_id) m
+        ORDER BY b.n;
+    END IF;
     PERFORM set_config('app.workspace_id', COALESCE(v_before, ''), true);
 END
 $$;

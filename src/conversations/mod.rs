@@ -41,7 +41,7 @@ use crate::error::ApiError;
 use crate::usage::{alerts, Metric, UsageError};
 use analytics::Tally;
 use diesel_async::AsyncConnection;
-use model::{Appended, ConversationRow, MessageRow, NewConversation};
+use model::{Appended, ConversationRow, MessageRow, NewConversation, Pruned};
 
 /// Messages in one append, at most.
 pub const MAX_BATCH: usize = 100;
@@ -386,13 +386,6 @@ pub async fn prune(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> diesel::
     Ok(deleted)
 }
 
-/// What the retention round deletes.
-#[derive(Clone, Copy)]
-enum Pruned {
-    Conversations,
-    ContactDays,
-}
-
 /// Deletes batches of `what` until one deletes fewer than [`PRUNE_BATCH`], at most
 /// [`PRUNE_BATCHES`]; how many it deleted.
 async fn in_batches(
@@ -402,10 +395,7 @@ async fn in_batches(
 ) -> diesel::QueryResult<usize> {
     let mut deleted = 0;
     for _ in 0..PRUNE_BATCHES {
-        let n = match what {
-            Pruned::Conversations => model::prune(conn, now, PRUNE_BATCH).await?,
-            Pruned::ContactDays => model::prune_contact_days(conn, now, PRUNE_BATCH).await?,
-        };
+        let n = model::prune(conn, what, now, PRUNE_BATCH).await?;
         deleted += usize::try_from(n).unwrap_or(0);
         if n < PRUNE_BATCH {
             break;

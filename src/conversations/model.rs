@@ -585,44 +585,33 @@ pub async fn messages_page(
     query.load(conn).await
 }
 
-/// Deletes up to `batch` conversations past their workspace's retention (as the owner:
-/// the round works across workspaces); how many.
-pub async fn prune(
-    conn: &mut AsyncPgConnection,
-    now: DateTime<Utc>,
-    batch: i32,
-) -> QueryResult<i32> {
-    #[derive(QueryableByName)]
-    struct Pruned {
-        #[diesel(sql_type = Int4)]
-        pruned: i32,
-    }
-    let pruned: Pruned = static_sql(
-        "SELECT prune_conversations($1, $2) AS pruned",
-        (bind::<Timestamptz, _>(now), bind::<Int4, _>(batch)),
-    )
-    .get_result(conn)
-    .await?;
-    Ok(pruned.pruned)
+/// What the retention round deletes: conversations past their workspace's retention, and
+/// the contact days older than what it keeps.
+#[derive(Clone, Copy, Debug)]
+pub enum Pruned {
+    Conversations,
+    ContactDays,
 }
 
-/// Deletes up to `batch` contact days older than what their workspaces keep
-/// (`prune_contact_days`, migration 000066); how many.
-pub async fn prune_contact_days(
+/// Deletes up to `batch` of `what` (as the owner: the round works across workspaces;
+/// `prune_conversations`, `prune_contact_days` of migration 000066); how many.
+pub async fn prune(
     conn: &mut AsyncPgConnection,
+    what: Pruned,
     now: DateTime<Utc>,
     batch: i32,
 ) -> QueryResult<i32> {
     #[derive(QueryableByName)]
-    struct Pruned {
+    struct Count {
         #[diesel(sql_type = Int4)]
         pruned: i32,
     }
-    let pruned: Pruned = static_sql(
-        "SELECT prune_contact_days($1, $2) AS pruned",
-        (bind::<Timestamptz, _>(now), bind::<Int4, _>(batch)),
-    )
-    .get_result(conn)
-    .await?;
-    Ok(pruned.pruned)
+    let sql = match what {
+        Pruned::Conversations => "SELECT prune_conversations($1, $2) AS pruned",
+        Pruned::ContactDays => "SELECT prune_contact_days($1, $2) AS pruned",
+    };
+    let count: Count = static_sql(sql, (bind::<Timestamptz, _>(now), bind::<Int4, _>(batch)))
+        .get_result(conn)
+        .await?;
+    Ok(count.pruned)
 }
