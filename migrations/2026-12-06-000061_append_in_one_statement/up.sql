@@ -262,31 +262,29 @@ BEGIN
         RETURNING * INTO c;
     END IF;
 
-    -- The batch as stored, in its order: as written, or for a retry, read by the whole key.
-    IF v_fresh = cardinality(p_ids) THEN
-        RETURN QUERY
-        SELECT c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel,
-               c.status, c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds,
-               c.message_count, c.first_inbound_at, c.first_reply_at, c.service_token_id,
-               m.id, m.external_id, m.direction, m.body, m.sent_at, m.segments,
-               COALESCE(v_out, 0), v_messages_total, COALESCE(v_segments, 0), v_sms_total
-        FROM unnest(v_ids, v_external_ids, v_directions, v_bodies, v_sent, v_segments_of)
-             AS m (id, external_id, direction, body, sent_at, segments)
-        ORDER BY array_position(p_external_ids, m.external_id);
-    ELSE
-        RETURN QUERY
-        SELECT c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel,
-               c.status, c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds,
-               c.message_count, c.first_inbound_at, c.first_reply_at, c.service_token_id,
-               m.id, m.external_id, m.direction, m.body, m.sent_at, m.segments,
-               COALESCE(v_out, 0), v_messages_total, COALESCE(v_segments, 0), v_sms_total
-        FROM unnest(p_external_ids) WITH ORDINALITY AS b (external_id, n),
-             LATERAL (SELECT m.id, m.external_id, m.direction, m.body, m.sent_at, m.segments
-                      FROM messages m
-                      WHERE m.workspace_id = p_workspace AND m.conversation_id = p_conversation
-                        AND m.external_id = b.external_id) m
-        ORDER BY b.n;
-    END IF;
+    -- The batch as stored, in its order: as written, or for a retry, read by the whole key
+    -- (each branch runs only in its case).
+    RETURN QUERY
+    SELECT c.id, c.workspace_id, c.external_id, c.agent_id, c.contact_id, c.channel,
+           c.status, c.started_at, c.last_activity_at, c.closed_at, c.duration_seconds,
+           c.message_count, c.first_inbound_at, c.first_reply_at, c.service_token_id,
+           m.id, m.external_id, m.direction, m.body, m.sent_at, m.segments,
+           COALESCE(v_out, 0), v_messages_total, COALESCE(v_segments, 0), v_sms_total
+    FROM (SELECT f.id, f.external_id, f.direction, f.body, f.sent_at, f.segments,
+                 array_position(p_external_ids, f.external_id)::int8 AS n
+          FROM unnest(v_ids, v_external_ids, v_directions, v_bodies, v_sent, v_segments_of)
+               AS f (id, external_id, direction, body, sent_at, segments)
+          WHERE v_fresh = cardinality(p_ids)
+          UNION ALL
+          SELECT s.id, s.external_id, s.direction, s.body, s.sent_at, s.segments, b.n
+          FROM unnest(p_external_ids) WITH ORDINALITY AS b (external_id, n),
+               LATERAL (SELECT m.id, m.external_id, m.direction, m.body, m.sent_at, m.segments
+                        FROM messages m
+                        WHERE m.workspace_id = p_workspace
+                          AND m.conversation_id = p_conversation
+                          AND m.external_id = b.external_id) s
+          WHERE v_fresh < cardinality(p_ids)) m
+    ORDER BY m.n;
     PERFORM set_config('app.workspace_id', COALESCE(v_before, ''), true);
 END
 $$;
