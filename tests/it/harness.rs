@@ -425,7 +425,13 @@ impl TestApp {
             jobs_queue,
             mail,
             passwords,
-            client: reqwest::Client::new(),
+            // Idle connections are dropped well before the server's header timeout closes
+            // them (10 s): a request sent on one as the server closes it fails with
+            // `IncompleteMessage`, as a client that keeps them longer would see.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .expect("client"),
             server,
             stop_workers,
             pool,

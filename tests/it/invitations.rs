@@ -555,7 +555,14 @@ async fn a_retried_send_leaves_every_emailed_link_working_until_a_resend() {
         .wait_for("ida@example.com", "invitations/accept", 1)
         .await[0]
         .token();
-    // The record of the send is lost, and the job runs again.
+    // The record of the send is lost, and the job runs again. The email reaches the sink
+    // before the job records it: wait for the record, or the job's own update would undo
+    // the loss.
+    crate::lifecycle::until(
+        &app,
+        &format!("SELECT delivered = 1 FROM invitations WHERE id = '{id}'"),
+    )
+    .await;
     let mut conn = app.db.conn().await;
     diesel::sql_query(format!(
         "UPDATE invitations SET delivered = 0 WHERE id = '{id}'"
