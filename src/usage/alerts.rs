@@ -106,10 +106,9 @@ impl Moved {
     pub fn crossed(&self) -> Vec<i16> {
         THRESHOLDS
             .into_iter()
-            .filter(|t| {
-                let at = level(self.limit, *t);
-                self.limit > 0 && self.before < at && at <= self.after
-            })
+            .zip(levels(self.limit))
+            .filter(|(_, at)| self.before < *at && *at <= self.after)
+            .map(|(threshold, _)| threshold)
             .collect()
     }
 }

@@ -205,26 +205,20 @@ pub async fn count(
         .map(|(metric, quantity)| (metric.as_db(), *quantity, metric.limit(limits)))
         .collect();
     let totals = model::add_within_limits(conn, workspace_id, period_start, &asked).await?;
-    let mut counted = Vec::with_capacity(counts.len());
+    let mut moves = Vec::with_capacity(counts.len());
     for &(metric, quantity) in counts {
-        let limit = metric.limit(limits);
         let total = totals
             .iter()
             .find(|(m, _)| m == metric.as_db())
             .map(|(_, total)| *total)
             .ok_or(UsageError::LimitReached {
                 metric: metric.as_db(),
-                limit,
+                limit: metric.limit(limits),
             })?;
-        counted.push(Counted {
-            metric,
-            quantity,
-            total,
-            limit,
-            period_start,
-        });
+        moves.push((metric, quantity, total));
     }
-    record_counts(conn, trail, workspace_id, &counted, now).await?;
+    let at = (workspace_id, period_start);
+    counted(conn, trail, limits, at, &moves, now).await?;
     Ok(())
 }
 
