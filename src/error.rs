@@ -33,11 +33,14 @@ pub enum ErrorCode {
     /// The server is too busy, a dependency too slow, or PostgreSQL out of reach right now;
     /// retry after `extensions.retryAfter` seconds.
     ServiceUnavailable,
+    /// A subscription's `after` cursor names an event the log no longer keeps: refetch,
+    /// then subscribe without one.
+    CursorExpired,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::Unauthenticated,
         ErrorCode::NotFound,
         ErrorCode::Forbidden,
@@ -51,6 +54,7 @@ impl ErrorCode {
         ErrorCode::GraphqlValidationFailed,
         ErrorCode::QueryTooComplex,
         ErrorCode::ServiceUnavailable,
+        ErrorCode::CursorExpired,
         ErrorCode::Internal,
     ];
 
@@ -69,6 +73,7 @@ impl ErrorCode {
             ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::CursorExpired => "CURSOR_EXPIRED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -1,5 +1,5 @@
-//! The HTTP surface: `/graphql` (GraphQL over HTTP, [`transport`]; CORS, [`cors`]; the
-//! playground for browsers, [`playground`]), `/healthz`, `/readyz`, the Stripe webhook, and
+//! The HTTP surface: `/graphql` (GraphQL over HTTP, [`transport`]; subscriptions over
+//! WebSocket, [`socket`]; CORS, [`cors`]; the playground for browsers, [`playground`]), `/healthz`, `/readyz`, the Stripe webhook, and
 //! the bounds every connection lives within ([`serve_router`], [`with_middleware`]):
 //!
 //! - headers within `header_timeout` of the connection opening or its previous response (so
@@ -14,6 +14,7 @@
 mod cors;
 mod playground;
 pub mod request_id;
+pub mod socket;
 pub mod transport;
 
 use std::future::Future;
@@ -25,6 +26,8 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Value};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Request as HttpRequest};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -62,7 +65,11 @@ pub fn router(app: App) -> Router {
             "/exports/download",
             get(crate::exports::http::download).options(|| async { StatusCode::NO_CONTENT }),
         )
-        .route_layer(axum::middleware::from_fn_with_state(cors, cors::layer));
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&cors),
+            cors::layer,
+        ))
+        .layer(axum::Extension(cors));
     // The webhook gets only what it uses: the database and its signing secret.
     let webhooks = crate::billing::webhook::Webhooks {
         db: app.db.clone(),
@@ -166,7 +173,29 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = app.config.http.limits;
-    serve_router(listener, router(app), limits, shutdown).await
+    // One connection per server listens for the workspaces' events, for all its sockets;
+    // it goes when this future does.
+    let live = app.live.clone();
+    let listening = live
+        .clone()
+        .listen(app.config.database.app_url.expose().to_owned());
+    let closing = live.clone();
+    let served = serve_router(listener, router(app), limits, async move {
+        shutdown.await;
+        closing.close();
+    });
+    let served = tokio::select! {
+        served = served => served,
+        () = listening => Ok(()),
+    };
+    // Each socket says "going away" before the process goes.
+    if tokio::time::timeout(limits.shutdown_timeout, live.drained())
+        .await
+        .is_err()
+    {
+        tracing::warn!("sockets still open at the shutdown deadline are dropped");
+    }
+    served
 }
 
 /// After a failed `accept` (out of file descriptors, say), wait this long before the next:
@@ -183,7 +212,8 @@ pub async fn serve_router(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Turns true at shutdown: each connection finishes its request in flight, then closes.
+    let (stopping, stop) = tokio::sync::watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
@@ -215,17 +245,36 @@ pub async fn serve_router(
                 request.extensions_mut().insert(ConnectInfo(peer));
                 tower::ServiceExt::oneshot(router.clone(), request)
             });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        // With upgrades: `GET /graphql` may become a socket (src/http/socket.rs), which then
+        // lives on its own and closes itself at shutdown.
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            tokio::pin!(connection);
+            let stopped = async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = stopped => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = served {
                 tracing::debug!(%err, %peer, "connection closed with an error");
             }
             drop(slot);
         });
     }
     drop(listener);
+    stopping.send_replace(true);
+    // Every connection holds a slot until it closes: all slots back means all closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        _ = open.acquire_many(all) => {}
         () = tokio::time::sleep(limits.shutdown_timeout) => {
             tracing::warn!("requests still open at the shutdown deadline are dropped");
         }
@@ -275,10 +324,15 @@ async fn graphql_post(
 /// Queries over GET (`?query=…`), or the playground for a browser that asks for a page.
 async fn graphql_get(
     State(app): State<Arc<App>>,
+    axum::Extension(cors): axum::Extension<Arc<cors::Cors>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     params: Result<Query<GetParams>, QueryRejection>,
 ) -> Response {
+    if let Ok(upgrade) = upgrade {
+        return socket::upgrade(app, cors.admits_socket(&headers), &headers, upgrade).await;
+    }
     let params = params.ok().map(|Query(params)| params);
     let has_query = params.as_ref().is_some_and(|p| p.query.is_some());
     if !has_query && app.config.http.introspection && transport::wants_html(&headers) {
@@ -378,6 +432,13 @@ async fn execute(
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return response;
+        }
+        Ok(Some(shape)) if shape.operation == OperationType::Subscription => {
+            crate::metrics::refused("transport");
+            let err = ApiError::bad_input(
+                "Subscriptions are served over WebSocket on /graphql (graphql-transport-ws).",
+            );
+            return transport::request_error_of(media, &err);
         }
         Ok(_) => {}
         Err(err) => {

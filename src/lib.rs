@@ -20,6 +20,7 @@ pub mod graphql;
 pub mod http;
 pub mod invitations;
 pub mod jobs;
+pub mod live;
 pub mod members;
 pub mod metrics;
 pub mod outbox;
@@ -54,6 +55,8 @@ pub struct App {
     pub documents: graphql::documents::DocumentCache,
     /// This server's password hasher (one hash per core at a time).
     pub passwords: auth::password::Passwords,
+    /// This server's subscribers and the connection that wakes them (src/live/mod.rs).
+    pub live: live::Hub,
 }
 
 impl App {
@@ -84,6 +87,7 @@ impl App {
             schema,
             documents: Default::default(),
             passwords: Default::default(),
+            live: Default::default(),
         })
     }
 }

@@ -93,7 +93,7 @@ impl AuditLogFilter {
     }
 }
 
-fn event(row: AuditRow) -> AuditEvent {
+pub(crate) fn event(row: AuditRow) -> AuditEvent {
     AuditEvent {
         cursor: Cursor {
             at: row.at,

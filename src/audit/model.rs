@@ -10,7 +10,7 @@ use super::{Action, Event, Trail};
 use crate::db::{bind, static_sql};
 use crate::schema::audit_events;
 
-#[derive(Queryable, Selectable, Clone, Debug)]
+#[derive(Queryable, Selectable, QueryableByName, Clone, Debug)]
 #[diesel(table_name = audit_events)]
 pub struct AuditRow {
     pub id: Uuid,

@@ -66,6 +66,13 @@ impl RequestContext {
         self.memberships.get(workspace_id).await
     }
 
+    /// Reads the caller's membership in `workspace_id` again at its next use: a
+    /// subscription's context lives as long as its socket, and each event is answered with
+    /// the role the caller has when it is delivered (src/live/graphql.rs).
+    pub fn forget_membership(&self, workspace_id: Uuid) {
+        self.memberships.forget(workspace_id);
+    }
+
     /// Whether resource queries of `kind` add their own `workspace_id` condition.
     pub fn tenant_filter(&self, kind: &str) -> bool {
         #[cfg(feature = "rls-proof")]

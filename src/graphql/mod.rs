@@ -10,7 +10,7 @@ pub mod pagination;
 pub mod scalars;
 pub mod shape;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::auth::graphql::{AuthMutation, AuthQuery};
 use crate::billing::graphql::BillingMutation;
@@ -47,7 +47,13 @@ pub struct Mutation(
     ExportMutation,
 );
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+/// Subscriptions, over WebSocket on `/graphql` with the graphql-transport-ws protocol (the
+/// `graphql-ws` library's); the token goes in `connection_init`'s payload as
+/// `authorization`.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(crate::live::graphql::LiveSubscription);
+
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema with its limits and no data: request data is added per request.
 /// `introspection: false` (`INTROSPECTION=false`) answers `__schema` and `__type` as unknown
@@ -64,12 +70,16 @@ pub fn schema(introspection: bool) -> AppSchema {
 /// (BENCHMARKS.md), and pages resolve their items without the per-item hook
 /// ([`pagination::Items`]). Depth is measured by [`shape`] before this schema sees the
 /// document (introspection apart); the library's own limit is a backstop.
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(shape::BACKSTOP_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .limit_recursive_depth(32)
-        .limit_directives(8)
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(shape::BACKSTOP_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .limit_recursive_depth(32)
+    .limit_directives(8)
 }
 
 /// The SDL as published in `schema.graphql`.

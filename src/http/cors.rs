@@ -35,6 +35,13 @@ impl Cors {
         }
     }
 
+    /// Whether a socket may open: from one of our origins, or from no browser at all (a
+    /// browser always sends `Origin` when a page opens a WebSocket, and sockets have no
+    /// preflight, so the check is here rather than in the browser).
+    pub fn admits_socket(&self, headers: &HeaderMap) -> bool {
+        headers.get(header::ORIGIN).is_none() || self.allowed(headers).is_some()
+    }
+
     /// The request's `Origin`, when it is one of ours (compared exactly, as browsers send
     /// it: lower-case scheme and host).
     fn allowed<'h>(&self, headers: &'h HeaderMap) -> Option<&'h HeaderValue> {

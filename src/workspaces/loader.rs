@@ -71,6 +71,12 @@ impl Memberships {
             .cloned()
     }
 
+    /// Forgets what was read for `workspace_id`: the next [`Memberships::get`] reads it
+    /// again.
+    pub fn forget(&self, workspace_id: Uuid) {
+        self.lock().cells.remove(&workspace_id);
+    }
+
     async fn load(&self, workspace_id: Uuid) -> ApiResult<Option<CallerMembership>> {
         // Outside a scoped token's workspaces the caller belongs nowhere: every guard and
         // lookup goes through here, so they all answer NOT_FOUND.

@@ -26,6 +26,7 @@ mod invitations;
 mod isolation;
 mod layering;
 mod lifecycle;
+mod live;
 mod members;
 mod metrics;
 mod outages;

@@ -136,6 +136,11 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
     ),
     ("forget_expired_exports", "SELECT forget_expired_exports()"),
     (
+        "notify_workspace_event",
+        "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, target_id) \
+         VALUES ($ws, now(), 'system', 'workspace.renamed', 'workspace', 'plans')",
+    ),
+    (
         "forget_old_invitation_sends",
         "SELECT forget_old_invitation_sends(now() - interval '1 day')",
     ),
@@ -316,6 +321,7 @@ async fn every_statement_is_served_by_an_index_on_tables_that_grow() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     conversations(&app).await;
     accounts(&app).await;
+    crate::live::subscribe_and_resume(&app).await;
     // Billing's statements, from an app with Stripe (the fake) logging to the same place.
     let billed = TestApp::builder()
         .with_stripe()

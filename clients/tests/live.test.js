@@ -1,0 +1,188 @@
+// Live updates (issue 25) as frontends subscribe: the `graphql-ws` library's client under
+// Apollo Client's GraphQLWsLink (normalized cache) and urql's subscription exchange. One
+// person changes the workspace; the other's screen shows it without a refetch. Removal
+// ends the stream; a client that comes back with its last cursor gets what it missed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { parse, print } from 'graphql';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { ApolloClient, HttpLink, InMemoryCache, ApolloLink, gql } from '@apollo/client';
+import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
+import { Client, cacheExchange, fetchExchange, subscriptionExchange } from '@urql/core';
+import { API, PASSWORD, tokenFromEmail, unique } from './env.js';
+
+const source = await readFile(new URL('../operations/app.graphql', import.meta.url), 'utf8');
+const operations = Object.fromEntries(
+  parse(source).definitions.map((definition) => [
+    definition.name.value,
+    { kind: 'Document', definitions: [definition] },
+  ]),
+);
+const WS = API.replace(/^http/, 'ws');
+
+/** graphql-ws as its docs set it up on Node (no global WebSocket on Node 20). */
+function socket(token) {
+  return createClient({
+    url: WS,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${token}` },
+    retryAttempts: 0,
+  });
+}
+
+async function http(token, name, variables) {
+  const response = await fetch(API, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query: source, operationName: name, variables }),
+  });
+  const body = await response.json();
+  assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+  return body.data;
+}
+
+/** An Owner with a workspace, and an Admin who joined it by invitation. */
+async function team() {
+  const ownerEmail = unique('owner');
+  await http(null, 'SignUp', { email: ownerEmail, password: PASSWORD, name: 'Ada' });
+  const { completeSignUp: owner } = await http(null, 'CompleteSignUp', {
+    token: await tokenFromEmail(ownerEmail, '/complete-sign-up'),
+  });
+  const workspaceId = owner.user.activeWorkspace.id;
+  const adminEmail = unique('admin');
+  await http(owner.token, 'InviteMember', { workspaceId, email: adminEmail, role: 'ADMIN' });
+  const { signUp: { session: admin } } = await http(null, 'SignUp', {
+    email: adminEmail,
+    password: PASSWORD,
+    name: 'Grace',
+    invitationToken: await tokenFromEmail(adminEmail, '/invitations/accept'),
+  });
+  return { owner, admin, workspaceId };
+}
+
+/** Resolves with the first `count` results of an observable-like `subscribe`. */
+function take(subscribe, count) {
+  return new Promise((resolve, reject) => {
+    const seen = [];
+    const timer = setTimeout(() => reject(new Error(`only ${seen.length} of ${count} events`)), 10_000);
+    const subscription = subscribe({
+      next(value) {
+        seen.push(value);
+        if (seen.length === count) {
+          clearTimeout(timer);
+          resolve(seen);
+        }
+      },
+      error(error) {
+        clearTimeout(timer);
+        reject(error);
+      },
+      complete() {},
+    });
+    return subscription;
+  });
+}
+
+/** Waits until the server has the subscription running (a change made now is delivered). */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
+
+test('Apollo Client: an event updates the normalized cache without a refetch', async () => {
+  const { owner, admin, workspaceId } = await team();
+  const ws = socket(owner.token);
+  const client = new ApolloClient({
+    // Apollo's documented split: subscriptions over the socket, the rest over HTTP.
+    link: ApolloLink.split(
+      ({ query }) => query.definitions.some((d) => d.kind === 'OperationDefinition' && d.operation === 'subscription'),
+      new GraphQLWsLink(ws),
+      new HttpLink({ uri: API, headers: { authorization: `Bearer ${owner.token}` } }),
+    ),
+    cache: new InMemoryCache(),
+  });
+  const { data } = await client.query({ query: operations.MembersPage, variables: { workspaceId, first: 10 } });
+  assert.equal(data.workspace.name, "Ada's Workspace");
+
+  const events = take(
+    (observer) => client.subscribe({ query: operations.WorkspaceEvents, variables: { workspaceId } }).subscribe(observer),
+    1,
+  );
+  await settle();
+  await http(admin.token, 'RenameWorkspace', { workspaceId, name: 'Renamed by Grace' });
+  const [event] = await events;
+  assert.equal(event.data.workspaceEvents.action, 'WORKSPACE_RENAMED');
+
+  // The page's cached query shows the new name: no request was sent for it.
+  const cached = client.readQuery({ query: operations.MembersPage, variables: { workspaceId, first: 10 } });
+  assert.equal(cached.workspace.name, 'Renamed by Grace');
+  const fragment = client.readFragment({
+    id: client.cache.identify({ __typename: 'Workspace', id: workspaceId }),
+    fragment: gql`fragment Named on Workspace { name }`,
+  });
+  assert.equal(fragment.name, 'Renamed by Grace');
+  await ws.dispose();
+});
+
+test('urql: removal ends the stream, and a cursor replays what a client missed', async () => {
+  const { owner, admin, workspaceId } = await team();
+  const urql = (token, ws) =>
+    new Client({
+      url: API,
+      exchanges: [
+        cacheExchange,
+        fetchExchange,
+        subscriptionExchange({
+          forwardSubscription(request) {
+            const input = { ...request, query: request.query || '' };
+            return { subscribe: (sink) => ({ unsubscribe: ws.subscribe(input, sink) }) };
+          },
+        }),
+      ],
+      fetchOptions: { headers: { authorization: `Bearer ${token}` } },
+    });
+
+  // The Admin watches; the Owner renames once.
+  const adminSocket = socket(admin.token);
+  const asAdmin = urql(admin.token, adminSocket);
+  const ended = new Promise((resolve) => {
+    const seen = [];
+    asAdmin.subscription(operations.WorkspaceEvents, { workspaceId }).subscribe((result) => {
+      seen.push(result);
+      if (result.error) resolve(seen);
+    });
+  });
+  const ownerSocket = socket(owner.token);
+  const first = take(
+    (observer) => ownerSocket.subscribe({ query: print(operations.WorkspaceEvents), variables: { workspaceId } }, observer),
+    1,
+  );
+  await settle();
+  await http(owner.token, 'RenameWorkspace', { workspaceId, name: 'First' });
+  const [{ data: { workspaceEvents: seenFirst } }] = await first;
+  await ownerSocket.dispose();
+
+  // Away: two changes. Back with the last cursor: both, in order.
+  await http(owner.token, 'CreateAgent', { workspaceId, name: 'While away' });
+  await http(owner.token, 'RenameWorkspace', { workspaceId, name: 'Second' });
+  const back = socket(owner.token);
+  const missed = await take(
+    (observer) => back.subscribe(
+      { query: print(operations.WorkspaceEvents), variables: { workspaceId, after: seenFirst.cursor } },
+      observer,
+    ),
+    2,
+  );
+  assert.deepEqual(missed.map((r) => r.data.workspaceEvents.action), ['RESOURCE_CREATED', 'WORKSPACE_RENAMED']);
+  assert.equal(missed[1].data.workspaceEvents.workspace.name, 'Second');
+  await back.dispose();
+
+  // The Admin is removed: their stream ends with NOT_FOUND.
+  await http(owner.token, 'RemoveMember', { workspaceId, userId: admin.user.id });
+  const results = await ended;
+  // urql keeps the last data on a result that carries an error: count events only.
+  const names = results.filter((r) => !r.error).map((r) => r.data.workspaceEvents.action);
+  assert.deepEqual(names, ['WORKSPACE_RENAMED', 'RESOURCE_CREATED', 'WORKSPACE_RENAMED']);
+  assert.equal(results.at(-1).error.graphQLErrors[0].extensions.code, 'NOT_FOUND');
+  await adminSocket.dispose();
+});
+

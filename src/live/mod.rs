@@ -1,0 +1,278 @@
+//! Live updates (issue 25): GraphQL subscriptions ([`graphql`]) over graphql-transport-ws
+//! on `/graphql` (src/http/socket.rs), fed by the audit log ([`model`], migration 000069).
+//!
+//! Between processes only PostgreSQL: each audit event's transaction notifies
+//! `workspace_events` with its workspace's id on commit, and each server keeps one
+//! connection listening ([`Hub::listen`]), however many sockets it serves. A notification
+//! only wakes the subscribers of that workspace; each reads the events itself, after its own
+//! cursor, as its own user inside the workspace, with its role at that moment
+//! ([`graphql`]). A subscriber that misses a wake-up (the listener reconnecting) is woken
+//! again when the listener is back, and reads what it missed from the log.
+
+pub mod graphql;
+pub mod model;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use futures_util::StreamExt as _;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// The channel migration 000069's trigger notifies.
+const CHANNEL: &str = "workspace_events";
+/// How often the listening connection proves it is alive when nothing arrives: a dead one
+/// would wait forever for notifications.
+const LISTENER_CHECK: Duration = Duration::from_secs(5);
+/// After losing the listening connection, try again this soon.
+const LISTENER_RETRY: Duration = Duration::from_secs(1);
+/// Sockets one account may hold open on one server.
+pub const SOCKETS_PER_ACCOUNT: usize = 20;
+/// Sockets one server holds open, initialised or not: each is a file descriptor.
+pub const MAX_SOCKETS: usize = 16_384;
+
+/// The server's subscribers by workspace, and the listening connection that wakes them.
+#[derive(Clone, Default)]
+pub struct Hub(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    /// One sender per workspace someone subscribes to; its value only counts wake-ups.
+    workspaces: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
+    /// Open sockets per account ([`SOCKETS_PER_ACCOUNT`]).
+    sockets: Mutex<HashMap<Uuid, usize>>,
+    /// Turns true when the server shuts down: sockets close with "going away".
+    closing: watch::Sender<bool>,
+    /// Sockets open on this server ([`MAX_SOCKETS`]).
+    open: watch::Sender<usize>,
+}
+
+impl Hub {
+    /// Wakes whoever watches `workspace_id`.
+    fn wake(&self, workspace_id: Uuid) {
+        if let Some(sender) = lock(&self.0.workspaces).get(&workspace_id) {
+            sender.send_modify(|count| *count = count.wrapping_add(1));
+        }
+    }
+
+    /// Wakes every subscriber: after the listener was away, any of them may have missed one.
+    fn wake_all(&self) {
+        for sender in lock(&self.0.workspaces).values() {
+            sender.send_modify(|count| *count = count.wrapping_add(1));
+        }
+    }
+
+    /// A handle woken whenever `workspace_id` may have new events.
+    pub fn watch(&self, workspace_id: Uuid) -> Wake {
+        let receiver = lock(&self.0.workspaces)
+            .entry(workspace_id)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        Wake {
+            hub: self.clone(),
+            workspace_id,
+            receiver: Some(receiver),
+        }
+    }
+
+    /// A socket, counted until the returned guard drops; `None` at [`MAX_SOCKETS`].
+    pub fn open_socket(&self) -> Option<OpenSocket> {
+        let mut taken = false;
+        self.0.open.send_if_modified(|open| {
+            taken = *open < MAX_SOCKETS;
+            *open += usize::from(taken);
+            taken
+        });
+        taken.then(|| OpenSocket(self.clone()))
+    }
+
+    /// Resolves once every socket has closed (after [`Hub::close`], each says goodbye).
+    pub async fn drained(&self) {
+        let mut open = self.0.open.subscribe();
+        let _ = open.wait_for(|open| *open == 0).await;
+    }
+
+    /// A socket of `user_id`'s, counted until the returned guard drops; `None` at
+    /// [`SOCKETS_PER_ACCOUNT`].
+    pub fn sign_in_socket(&self, user_id: Uuid) -> Option<SocketGuard> {
+        let mut sockets = lock(&self.0.sockets);
+        let open = sockets.entry(user_id).or_default();
+        if *open >= SOCKETS_PER_ACCOUNT {
+            return None;
+        }
+        *open += 1;
+        Some(SocketGuard {
+            hub: self.clone(),
+            user_id,
+        })
+    }
+
+    /// Tells every socket the server is going away.
+    pub fn close(&self) {
+        self.0.closing.send_replace(true);
+    }
+
+    /// Resolves when the server is going away.
+    pub async fn closed(&self) {
+        let mut closing = self.0.closing.subscribe();
+        let _ = closing.wait_for(|closing| *closing).await;
+    }
+
+    /// Keeps one connection listening on [`CHANNEL`], reconnecting when it is lost; never
+    /// returns (the server drops it when it stops).
+    pub async fn listen(self, url: String) {
+        loop {
+            if let Err(err) = self.listen_once(&url).await {
+                tracing::warn!(%err, "the live-updates listener lost its connection");
+            }
+            tokio::time::sleep(LISTENER_RETRY).await;
+        }
+    }
+
+    async fn listen_once(&self, url: &str) -> diesel::QueryResult<()> {
+        let mut conn = AsyncPgConnection::establish(url)
+            .await
+            .map_err(|err| diesel::result::Error::QueryBuilderError(err.into()))?;
+        conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        // Anything committed while nobody listened is in the log: everyone reads again.
+        self.wake_all();
+        loop {
+            {
+                let notifications = conn.notifications_stream();
+                tokio::pin!(notifications);
+                let deadline = tokio::time::sleep(LISTENER_CHECK);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        () = &mut deadline => break,
+                        next = notifications.next() => match next {
+                            Some(Ok(note)) => match note.payload.parse::<Uuid>() {
+                                Ok(workspace_id) => self.wake(workspace_id),
+                                Err(_) => tracing::warn!(payload = %note.payload, "a notification without a workspace"),
+                            },
+                            Some(Err(err)) => return Err(err),
+                            None => return Ok(()), // diesel-async: never; reconnect if so
+                        },
+                    }
+                }
+            }
+            conn.batch_execute("SELECT 1").await?;
+        }
+    }
+}
+
+/// Wakes one subscriber when its workspace may have new events; forgets the workspace when
+/// its last subscriber goes.
+pub struct Wake {
+    hub: Hub,
+    workspace_id: Uuid,
+    receiver: Option<watch::Receiver<u64>>,
+}
+
+impl Wake {
+    /// Resolves at the next wake-up since the last one seen.
+    pub async fn changed(&mut self) {
+        if let Some(receiver) = self.receiver.as_mut() {
+            // The sender lives as long as a receiver does: this cannot fail.
+            let _ = receiver.changed().await;
+        }
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        let mut workspaces = lock(&self.hub.0.workspaces);
+        drop(self.receiver.take());
+        if workspaces
+            .get(&self.workspace_id)
+            .is_some_and(|sender| sender.receiver_count() == 0)
+        {
+            workspaces.remove(&self.workspace_id);
+        }
+    }
+}
+
+/// One open socket ([`Hub::open_socket`]).
+pub struct OpenSocket(Hub);
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0
+             .0
+            .open
+            .send_modify(|open| *open = open.saturating_sub(1));
+    }
+}
+
+/// One open socket of an account's ([`Hub::sign_in_socket`]).
+pub struct SocketGuard {
+    hub: Hub,
+    user_id: Uuid,
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        let mut sockets = lock(&self.hub.0.sockets);
+        if let Some(open) = sockets.get_mut(&self.user_id) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                sockets.remove(&self.user_id);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing holding these locks can leave them half-changed.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_wake_reaches_its_workspace_only_and_the_last_subscriber_cleans_up() {
+        let hub = Hub::default();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut first = hub.watch(a);
+        let second = hub.watch(b);
+        hub.wake(a);
+        tokio::time::timeout(Duration::from_secs(1), first.changed())
+            .await
+            .expect("woken");
+        assert_eq!(lock(&hub.0.workspaces).len(), 2);
+        drop(second);
+        assert_eq!(lock(&hub.0.workspaces).len(), 1);
+        drop(first);
+        assert!(lock(&hub.0.workspaces).is_empty());
+    }
+
+    #[test]
+    fn an_account_holds_at_most_its_sockets() {
+        let hub = Hub::default();
+        let user = Uuid::now_v7();
+        let open: Vec<_> = (0..SOCKETS_PER_ACCOUNT)
+            .map(|_| hub.sign_in_socket(user).expect("under the cap"))
+            .collect();
+        assert!(hub.sign_in_socket(user).is_none());
+        assert!(hub.sign_in_socket(Uuid::now_v7()).is_some());
+        drop(open);
+        assert!(lock(&hub.0.sockets).is_empty());
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_the_sockets_to_close() {
+        let hub = Hub::default();
+        let sockets: Vec<_> = (0..3).map(|_| hub.open_socket().expect("room")).collect();
+        let drained = hub.drained();
+        tokio::pin!(drained);
+        assert!(futures_util::poll!(drained.as_mut()).is_pending());
+        drop(sockets);
+        tokio::time::timeout(Duration::from_secs(1), drained)
+            .await
+            .expect("drained");
+    }
+}

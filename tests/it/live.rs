@@ -1,0 +1,447 @@
+//! Live updates (issue 25) with a graphql-transport-ws client over a real socket: events
+//! arrive with the new state, each role sees what it may, removal ends the stream, a cursor
+//! replays the gap, a change made on another server arrives, and the socket's bounds hold
+//! (token, origin, subscriptions only, shutdown).
+
+use std::time::Duration;
+
+use diesel_async::RunQueryDsl;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::harness::{Actor, TestApp};
+use crate::processes;
+
+const EVENTS: &str = "subscription($ws: ID!, $after: String) { \
+    workspaceEvents(workspaceId: $ws, after: $after) { \
+      cursor action targetKind targetId workspace { id name viewerRole } \
+      auditEvent { actorId changes } } }";
+const WAIT: Duration = Duration::from_secs(10);
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A graphql-transport-ws client: one socket, its messages in order.
+struct Client {
+    socket: Socket,
+}
+
+/// How a stream or socket ended.
+#[derive(Debug, PartialEq)]
+enum End {
+    Closed(u16),
+}
+
+impl Client {
+    async fn open(base_url: &str, origin: Option<&str>) -> Result<Client, u16> {
+        let url = format!("{}/graphql", base_url.replace("http://", "ws://"));
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", HeaderValue::from_str(origin).expect("origin"));
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, response)) => {
+                assert_eq!(
+                    response.headers()["sec-websocket-protocol"],
+                    "graphql-transport-ws"
+                );
+                Ok(Client { socket })
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(err) => panic!("upgrade failed: {err}"),
+        }
+    }
+
+    /// Opens a socket and initialises it with `token`.
+    async fn connect(base_url: &str, token: &str) -> Client {
+        let mut client = Client::open(base_url, None).await.expect("upgraded");
+        client
+            .send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}}))
+            .await;
+        assert_eq!(client.next().await.expect("ack")["type"], "connection_ack");
+        client
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("sent");
+    }
+
+    async fn subscribe(&mut self, id: &str, workspace: &str, after: Option<&str>) {
+        self.send(json!({"id": id, "type": "subscribe", "payload": {
+            "query": EVENTS, "variables": {"ws": workspace, "after": after}}}))
+            .await;
+    }
+
+    /// The next protocol message (pings answered), or how the socket closed.
+    async fn next(&mut self) -> Result<Value, End> {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("a message in time");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text).expect("json");
+                    if value["type"] == "ping" {
+                        self.send(json!({"type": "pong"})).await;
+                        continue;
+                    }
+                    return Ok(value);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(End::Closed(frame.map_or(1005, |f| u16::from(f.code))));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(End::Closed(1006)),
+            }
+        }
+    }
+
+    /// The next event of subscription `id`.
+    async fn event(&mut self, id: &str) -> Value {
+        let message = self.next().await.expect("open");
+        assert_eq!(message["id"], id, "{message}");
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"]["errors"].is_null(), "{message}");
+        message["payload"]["data"]["workspaceEvents"].clone()
+    }
+
+    /// Nothing arrives for a while.
+    async fn quiet(&mut self) {
+        let next = tokio::time::timeout(Duration::from_millis(400), self.socket.next()).await;
+        assert!(next.is_err(), "unexpected: {next:?}");
+    }
+}
+
+/// The code of the error that refuses subscription `id`, which then completes.
+async fn refusal(client: &mut Client, id: &str) -> String {
+    let refused = client.next().await.expect("an answer");
+    assert_eq!(refused["id"], id, "{refused}");
+    assert_eq!(refused["type"], "next", "{refused}");
+    assert!(refused["payload"]["data"].is_null(), "{refused}");
+    let code = refused["payload"]["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("coded: {refused}"))
+        .to_owned();
+    assert_eq!(
+        client.next().await.expect("complete"),
+        json!({"id": id, "type": "complete"})
+    );
+    code
+}
+
+async fn rename(app: &TestApp, actor: &Actor, workspace: &str, name: &str) {
+    app.gql(
+        actor.token(),
+        "mutation($ws: ID!, $n: String!) { renameWorkspace(workspaceId: $ws, name: $n) { id } }",
+        json!({"ws": workspace, "n": name}),
+    )
+    .await
+    .data("renameWorkspace");
+}
+
+async fn create_agent(base_url: &str, actor: &Actor, workspace: &str, name: &str) {
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base_url}/graphql"))
+        .bearer_auth(&actor.token)
+        .json(&json!({"query": "mutation($ws: ID!, $n: String!) { createAgent(workspaceId: $ws, input: {name: $n}) { id } }",
+                      "variables": {"ws": workspace, "n": name}}))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert!(body["errors"].is_null(), "{body}");
+}
+
+/// A subscription from the start and one resumed from its cursor: every statement the
+/// stream runs (its start, its reads, the cursor's check), for tests/it/plans.rs.
+pub async fn subscribe_and_resume(app: &TestApp) {
+    let owner = app.sign_up("Live").await;
+    let mut client = Client::connect(&app.base_url, &owner.token).await;
+    client.subscribe("1", &owner.own_workspace, None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rename(app, &owner, &owner.own_workspace, "Live renamed").await;
+    let event = client.event("1").await;
+    client
+        .subscribe("2", &owner.own_workspace, event["cursor"].as_str())
+        .await;
+    client.quiet().await;
+}
+
+#[tokio::test]
+async fn a_change_arrives_with_the_new_state_and_billing_only_for_billing_roles() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let mut owner = Client::connect(&app.base_url, &team.owner.token).await;
+    let mut viewer = Client::connect(&app.base_url, &team.viewer.token).await;
+    owner.subscribe("1", &team.workspace, None).await;
+    viewer.subscribe("1", &team.workspace, None).await;
+    // Subscribed: a change made now is delivered (the server reads from its horizon).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    rename(&app, &team.admin, &team.workspace, "Renamed live").await;
+    for (client, role, full) in [(&mut owner, "OWNER", true), (&mut viewer, "VIEWER", false)] {
+        let event = client.event("1").await;
+        assert_eq!(event["action"], "WORKSPACE_RENAMED");
+        assert_eq!(
+            event["workspace"]["name"], "Renamed live",
+            "the new state, no refetch"
+        );
+        assert_eq!(event["workspace"]["viewerRole"], role);
+        assert_eq!(event["auditEvent"].is_object(), full, "{role}: {event}");
+        if full {
+            assert_eq!(event["auditEvent"]["actorId"], team.admin.id.as_str());
+        }
+    }
+
+    // A billing event (as Stripe's webhook writes one), then another rename: the Viewer
+    // gets only the rename.
+    let mut conn = app.db.conn().await;
+    diesel::sql_query(format!(
+        "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, target_id, changes) \
+         VALUES ('{}', now(), 'stripe', 'billing.status_changed', 'workspace', '{}', \
+                 '{{\"status\": {{\"from\": \"trialing\", \"to\": \"active\"}}}}')",
+        team.workspace, team.workspace
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("event written");
+    rename(&app, &team.owner, &team.workspace, "Renamed again").await;
+    assert_eq!(
+        owner.event("1").await["action"],
+        "SUBSCRIPTION_STATUS_CHANGED"
+    );
+    assert_eq!(owner.event("1").await["action"], "WORKSPACE_RENAMED");
+    let seen = viewer.event("1").await;
+    assert_eq!(seen["action"], "WORKSPACE_RENAMED");
+    assert_eq!(seen["workspace"]["name"], "Renamed again");
+    viewer.quiet().await;
+
+    // A stranger cannot subscribe: the workspace is not found.
+    let mut stranger = Client::connect(&app.base_url, &team.stranger.token).await;
+    stranger.subscribe("9", &team.workspace, None).await;
+    assert_eq!(refusal(&mut stranger, "9").await, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn removal_ends_the_stream_and_a_cursor_replays_what_was_missed() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let mut member = Client::connect(&app.base_url, &team.member.token).await;
+    member.subscribe("m", &team.workspace, None).await;
+    let mut owner = Client::connect(&app.base_url, &team.owner.token).await;
+    owner.subscribe("o", &team.workspace, None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A reconnecting client: its last cursor, two changes while away, then live.
+    rename(&app, &team.owner, &team.workspace, "First").await;
+    let first = owner.event("o").await;
+    assert_eq!(member.event("m").await["action"], "WORKSPACE_RENAMED");
+    drop(owner);
+    create_agent(&app.base_url, &team.admin, &team.workspace, "While away").await;
+    rename(&app, &team.owner, &team.workspace, "Second").await;
+    let mut owner = Client::connect(&app.base_url, &team.owner.token).await;
+    owner
+        .subscribe("o", &team.workspace, first["cursor"].as_str())
+        .await;
+    let missed = owner.event("o").await;
+    assert_eq!(missed["action"], "RESOURCE_CREATED");
+    assert_eq!(missed["targetKind"], "agent");
+    assert_eq!(owner.event("o").await["workspace"]["name"], "Second");
+    assert_eq!(member.event("m").await["action"], "RESOURCE_CREATED");
+    assert_eq!(member.event("m").await["action"], "WORKSPACE_RENAMED");
+
+    // The member is removed: their stream ends with NOT_FOUND, then completes; the owner
+    // sees the removal.
+    let removed = app
+        .gql(
+            team.owner.token(),
+            "mutation($ws: ID!, $u: ID!) { removeMember(workspaceId: $ws, userId: $u) }",
+            json!({"ws": team.workspace, "u": team.member.id}),
+        )
+        .await;
+    assert_eq!(removed.data("removeMember"), true);
+    let ended = member.next().await.expect("an answer");
+    assert_eq!(ended["type"], "next", "{ended}");
+    assert_eq!(
+        ended["payload"]["errors"][0]["extensions"]["code"],
+        "NOT_FOUND"
+    );
+    let complete = member.next().await.expect("complete");
+    assert_eq!(complete, json!({"id": "m", "type": "complete"}));
+    assert_eq!(owner.event("o").await["action"], "MEMBER_REMOVED");
+
+    // A forged cursor is bad input; one whose event the log no longer holds has expired.
+    owner
+        .subscribe("x", &team.workspace, Some("not-a-cursor"))
+        .await;
+    assert_eq!(refusal(&mut owner, "x").await, "BAD_USER_INPUT");
+    let mut conn = app.db.conn().await;
+    diesel::sql_query(format!(
+        "DELETE FROM audit_events WHERE workspace_id = '{}'",
+        team.workspace
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("pruned");
+    owner
+        .subscribe("y", &team.workspace, first["cursor"].as_str())
+        .await;
+    assert_eq!(refusal(&mut owner, "y").await, "CURSOR_EXPIRED");
+}
+
+#[tokio::test]
+async fn a_change_made_on_another_server_reaches_this_one_and_shutdown_says_going_away() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let other = processes::serve(&app, &[]).await;
+    let mut here = Client::connect(&app.base_url, &team.viewer.token).await;
+    here.subscribe("1", &team.workspace, None).await;
+    let mut there = Client::connect(&other.base_url, &team.viewer.token).await;
+    there.subscribe("1", &team.workspace, None).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    create_agent(&other.base_url, &team.member, &team.workspace, "Made there").await;
+    let event = here.event("1").await;
+    assert_eq!(event["action"], "RESOURCE_CREATED");
+    assert_eq!(there.event("1").await["cursor"], event["cursor"]);
+
+    // SIGTERM: the socket is told the server is going away, then the process exits.
+    let stopped = tokio::spawn(async move {
+        let mut other = other;
+        other.terminate(Duration::from_secs(30)).await
+    });
+    assert_eq!(there.next().await, Err(End::Closed(1001)));
+    assert!(stopped.await.expect("joined"), "exited");
+}
+
+#[tokio::test]
+async fn a_socket_needs_a_live_token_an_allowed_origin_and_carries_subscriptions_only() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+
+    assert_eq!(
+        Client::open(&app.base_url, Some("https://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+    let mut anonymous = Client::open(&app.base_url, None).await.expect("upgraded");
+    anonymous
+        .send(json!({"type": "connection_init", "payload": {"authorization": "Bearer lk_nope"}}))
+        .await;
+    assert_eq!(anonymous.next().await, Err(End::Closed(4403)));
+
+    // A subscription over HTTP is refused as a request: it is served over the socket.
+    let over_http = app
+        .gql(team.owner.token(), EVENTS, json!({"ws": team.workspace}))
+        .await;
+    over_http.assert_code("BAD_USER_INPUT");
+    assert!(
+        over_http.answer().get("data").is_none(),
+        "{:?}",
+        over_http.answer()
+    );
+
+    let mut client = Client::connect(&app.base_url, &team.owner.token).await;
+    client
+        .send(json!({"id": "q", "type": "subscribe", "payload": {"query": "{ me { id } }"}}))
+        .await;
+    assert_eq!(refusal(&mut client, "q").await, "BAD_USER_INPUT");
+
+    // Subscriptions per socket are capped; the first ones keep running.
+    for n in 0..linkai::http::socket::SUBSCRIPTIONS_PER_SOCKET {
+        client
+            .subscribe(&format!("s{n}"), &team.workspace, None)
+            .await;
+    }
+    client.subscribe("over", &team.workspace, None).await;
+    assert_eq!(refusal(&mut client, "over").await, "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn events_come_in_commit_order_and_none_is_skipped_behind_a_longer_transaction() {
+    use diesel_async::SimpleAsyncConnection;
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let mut owner = Client::connect(&app.base_url, &team.owner.token).await;
+    owner.subscribe("1", &team.workspace, None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A transaction writes its event first and commits last; a rename commits meanwhile.
+    // Ordered by time or id, a cursor taken after the rename would skip the first event.
+    let mut slow = app.db.conn().await;
+    slow.batch_execute(&format!(
+        "BEGIN; INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
+         target_id) VALUES ('{ws}', now(), 'system', 'workspace.settings_changed', 'workspace', '{ws}')",
+        ws = team.workspace
+    ))
+    .await
+    .expect("open transaction");
+    rename(&app, &team.owner, &team.workspace, "Committed first").await;
+    owner.quiet().await;
+    slow.batch_execute("COMMIT").await.expect("committed");
+    assert_eq!(
+        owner.event("1").await["action"],
+        "WORKSPACE_SETTINGS_CHANGED"
+    );
+    let renamed = owner.event("1").await;
+    assert_eq!(renamed["action"], "WORKSPACE_RENAMED");
+    owner.quiet().await;
+
+    // Resuming after the last event delivers nothing twice.
+    let mut again = Client::connect(&app.base_url, &team.owner.token).await;
+    again
+        .subscribe("2", &team.workspace, renamed["cursor"].as_str())
+        .await;
+    again.quiet().await;
+}
+
+#[tokio::test]
+async fn a_silent_socket_times_out_and_an_account_holds_at_most_its_sockets() {
+    let app = TestApp::new().await;
+    let owner = app.sign_up("Owner").await;
+
+    // No `connection_init`: closed after 10 seconds with 4408.
+    let mut silent = Client::open(&app.base_url, None).await.expect("upgraded");
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match silent.socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(closed, Some(4408));
+
+    let mut open = Vec::new();
+    for _ in 0..linkai::live::SOCKETS_PER_ACCOUNT {
+        open.push(Client::connect(&app.base_url, &owner.token).await);
+    }
+    let mut over = Client::open(&app.base_url, None).await.expect("upgraded");
+    over.send(json!({"type": "connection_init", "payload": {"authorization": owner.token}}))
+        .await;
+    assert_eq!(over.next().await, Err(End::Closed(4403)));
+    // One closes: a new one is accepted.
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    open.push(Client::connect(&app.base_url, &owner.token).await);
+}
