@@ -179,6 +179,8 @@ pub async fn serve(
     let listening = live
         .clone()
         .listen(app.config.database.app_url.expose().to_owned());
+    // However this future ends (shutdown, or dropped), the sockets are told.
+    let _close_sockets = CloseOnDrop(live.clone());
     let closing = live.clone();
     let served = serve_router(listener, router(app), limits, async move {
         shutdown.await;
@@ -196,6 +198,15 @@ pub async fn serve(
         tracing::warn!("sockets still open at the shutdown deadline are dropped");
     }
     served
+}
+
+/// Tells the server's sockets it is going away when dropped.
+struct CloseOnDrop(crate::live::Hub);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// After a failed `accept` (out of file descriptors, say), wait this long before the next:

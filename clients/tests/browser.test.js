@@ -170,3 +170,53 @@ test('the playground works offline: the README session, then the docs', async ()
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test('the playground subscribes: a change made elsewhere shows as it happens', async () => {
+  const { token } = await signUp();
+  const me = await fetch(API, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query: '{ me { activeWorkspace { id } } }' }),
+  }).then((response) => response.json());
+  const workspaceId = me.data.me.activeWorkspace.id;
+
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  await page.goto(`${BASE}/graphql`);
+  await page.waitForSelector('.graphiql-query-editor .monaco-editor', { timeout: 30000 });
+  await page.fill('#access-token', token);
+  await typeQuery(
+    page,
+    `subscription { workspaceEvents(workspaceId: "${workspaceId}") { action workspace { name } } }`,
+  );
+  await page.click('.graphiql-execute-button');
+  // The socket is open and subscribed once the server has a listener for the workspace;
+  // a rename made until then may come before the subscription starts: rename until seen.
+  // No spaces: the response editor renders them as no-break spaces.
+  const name = `Renamed-${Date.now()}`;
+  let seen = false;
+  for (let attempt = 0; attempt < 20 && !seen; attempt++) {
+    await fetch(API, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({
+        query: 'mutation($w: ID!, $n: String!) { renameWorkspace(workspaceId: $w, name: $n) { id } }',
+        variables: { w: workspaceId, n: `${name}-${attempt}` },
+      }),
+    });
+    seen = await page
+      .waitForFunction(
+        (key) => document.querySelector('.graphiql-response .view-lines')?.textContent.includes(key),
+        name,
+        { timeout: 1000 },
+      )
+      .then(() => true, () => false);
+  }
+  const shown = await page.evaluate(() => document.querySelector('.graphiql-response .view-lines').textContent);
+  assert.ok(seen, shown);
+  assert.ok(shown.includes('WORKSPACE_RENAMED'), shown);
+  assert.deepEqual(problems, []);
+  await context.close();
+});

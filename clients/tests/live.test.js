@@ -85,8 +85,11 @@ function take(subscribe, count) {
   });
 }
 
-/** Waits until the server has the subscription running (a change made now is delivered). */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
+/** Where the workspace's stream is now: subscribing after it misses nothing. */
+async function eventsCursor(token, workspaceId) {
+  const { workspace } = await http(token, 'WorkspaceLive', { workspaceId });
+  return workspace.eventsCursor;
+}
 
 test('Apollo Client: an event updates the normalized cache without a refetch', async () => {
   const { owner, admin, workspaceId } = await team();
@@ -100,20 +103,23 @@ test('Apollo Client: an event updates the normalized cache without a refetch', a
     ),
     cache: new InMemoryCache(),
   });
-  const { data } = await client.query({ query: operations.MembersPage, variables: { workspaceId, first: 10 } });
+  // The screen's data and the stream's place, in one query: nothing falls between.
+  const { data } = await client.query({ query: operations.WorkspaceLive, variables: { workspaceId } });
   assert.equal(data.workspace.name, "Ada's Workspace");
 
   const events = take(
-    (observer) => client.subscribe({ query: operations.WorkspaceEvents, variables: { workspaceId } }).subscribe(observer),
+    (observer) =>
+      client
+        .subscribe({ query: operations.WorkspaceEvents, variables: { workspaceId, after: data.workspace.eventsCursor } })
+        .subscribe(observer),
     1,
   );
-  await settle();
   await http(admin.token, 'RenameWorkspace', { workspaceId, name: 'Renamed by Grace' });
   const [event] = await events;
   assert.equal(event.data.workspaceEvents.action, 'WORKSPACE_RENAMED');
 
   // The page's cached query shows the new name: no request was sent for it.
-  const cached = client.readQuery({ query: operations.MembersPage, variables: { workspaceId, first: 10 } });
+  const cached = client.readQuery({ query: operations.WorkspaceLive, variables: { workspaceId } });
   assert.equal(cached.workspace.name, 'Renamed by Grace');
   const fragment = client.readFragment({
     id: client.cache.identify({ __typename: 'Workspace', id: workspaceId }),
@@ -142,21 +148,22 @@ test('urql: removal ends the stream, and a cursor replays what a client missed',
     });
 
   // The Admin watches; the Owner renames once.
+  const from = await eventsCursor(owner.token, workspaceId);
   const adminSocket = socket(admin.token);
   const asAdmin = urql(admin.token, adminSocket);
   const ended = new Promise((resolve) => {
     const seen = [];
-    asAdmin.subscription(operations.WorkspaceEvents, { workspaceId }).subscribe((result) => {
+    asAdmin.subscription(operations.WorkspaceEvents, { workspaceId, after: from }).subscribe((result) => {
       seen.push(result);
       if (result.error) resolve(seen);
     });
   });
   const ownerSocket = socket(owner.token);
   const first = take(
-    (observer) => ownerSocket.subscribe({ query: print(operations.WorkspaceEvents), variables: { workspaceId } }, observer),
+    (observer) =>
+      ownerSocket.subscribe({ query: print(operations.WorkspaceEvents), variables: { workspaceId, after: from } }, observer),
     1,
   );
-  await settle();
   await http(owner.token, 'RenameWorkspace', { workspaceId, name: 'First' });
   const [{ data: { workspaceEvents: seenFirst } }] = await first;
   await ownerSocket.dispose();

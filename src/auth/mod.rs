@@ -416,9 +416,19 @@ pub async fn authenticate(
     let Some(token) = bearer else {
         return Ok(None);
     };
+    authenticate_hash(db, &token::hash(token), policy).await
+}
+
+/// [`authenticate`] for a token known by its hash (a socket checking its token again
+/// while it stays open, src/http/socket.rs).
+pub async fn authenticate_hash(
+    db: &Db,
+    token_hash: &[u8],
+    policy: &SessionPolicy,
+) -> ApiResult<Option<Caller>> {
     // `access_tokens` has no row-level security: any context will do.
     let mut conn = db.conn_outside_tenancy().await?;
-    let Some(row) = model::caller_for_token_hash(&mut conn, &token::hash(token)).await? else {
+    let Some(row) = model::caller_for_token_hash(&mut conn, token_hash).await? else {
         return Ok(None);
     };
     let now = Utc::now();

@@ -35,11 +35,15 @@ impl Cors {
         }
     }
 
-    /// Whether a socket may open: from one of our origins, or from no browser at all (a
-    /// browser always sends `Origin` when a page opens a WebSocket, and sockets have no
-    /// preflight, so the check is here rather than in the browser).
+    /// Whether a socket may open: from one of our origins, from the API's own (the
+    /// playground), or from no browser at all. A browser always sends `Origin` when a page
+    /// opens a WebSocket, and sockets have no preflight, so the check is here rather than in
+    /// the browser.
     pub fn admits_socket(&self, headers: &HeaderMap) -> bool {
-        headers.get(header::ORIGIN).is_none() || self.allowed(headers).is_some()
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return true;
+        };
+        self.allowed(headers).is_some() || same_origin(origin, headers.get(header::HOST))
     }
 
     /// The request's `Origin`, when it is one of ours (compared exactly, as browsers send
@@ -51,6 +55,17 @@ impl Cors {
             .any(|allowed| allowed.as_bytes().eq_ignore_ascii_case(origin.as_bytes()))
             .then_some(origin)
     }
+}
+
+/// Whether `origin` names the host the request was sent to (`Host`): the page came from this
+/// server itself.
+fn same_origin(origin: &HeaderValue, host: Option<&HeaderValue>) -> bool {
+    let (Ok(origin), Some(Ok(host))) = (origin.to_str(), host.map(HeaderValue::to_str)) else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
 }
 
 /// Answers preflights and marks every other `/graphql` answer for allowed origins.

@@ -11,7 +11,7 @@
 //! - Ping/pong is the protocol's own (async-graphql answers pings).
 //! - When the server shuts down, sockets close with 1001 "going away".
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use futures_util::stream::{self, BoxStream, SplitSink};
 use futures_util::{SinkExt as _, StreamExt as _};
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::graphql::context::RequestContext;
@@ -39,6 +40,16 @@ const CLOSE_FORBIDDEN: u16 = 4403;
 const CLOSE_INIT_TIMEOUT: u16 = 4408;
 /// WebSocket: the server is going away.
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// How often an open socket checks its token again (a session's age and idle limits), besides
+/// when its revocation is notified.
+const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often the server pings each socket (browsers and WebSocket libraries answer pings
+/// themselves), so proxies keep it open and a vanished client is noticed.
+const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// A socket whose client sent nothing, not even a pong, for this long is closed.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(75);
+/// How long one message may take to reach a client's socket before the client is dropped.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a socket may stay open without a `connection_init`.
 const INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -105,6 +116,14 @@ async fn transport_ws(headers: &HeaderMap) -> Option<GraphQLProtocol> {
 
 async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
     let (sink, source) = socket.split();
+    // When the client was last heard from (a message, or the pong to a ping), in
+    // milliseconds since the socket opened.
+    let opened = tokio::time::Instant::now();
+    let heard = Arc::new(AtomicU64::new(0));
+    let source = source.inspect({
+        let heard = Arc::clone(&heard);
+        move |_| heard.store(millis_since(opened), Ordering::Relaxed)
+    });
     // The protocol's messages go through a channel, so this side can add the close codes
     // the library does not send (4403, 4408, 1001).
     let (to_client, outgoing) = futures_channel::mpsc::channel::<Message>(16);
@@ -113,6 +132,7 @@ async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
         open: Arc::default(),
     };
     let hub = app.live.clone();
+    let (signed_in, signed) = tokio::sync::oneshot::channel();
     let protocol_task = GraphQLWebSocket::new_with_pair(
         to_client.sink_map_err(|_| axum::Error::new("the socket closed")),
         source,
@@ -120,9 +140,9 @@ async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
         protocol,
     )
     .with_data(hub_data(&hub))
-    .on_connection_init(connection_init(Arc::clone(&app)))
+    .on_connection_init(connection_init(Arc::clone(&app), signed_in))
     .serve();
-    let forward = forward(sink, outgoing, hub);
+    let forward = forward(app, sink, outgoing, signed, Heard { opened, heard });
     tokio::pin!(forward);
     tokio::select! {
         // The protocol is done: what it sent last (a close frame) still goes out.
@@ -131,22 +151,49 @@ async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
     }
 }
 
-/// Sends the protocol's messages to the client until either side is done; closes sockets
-/// that do not initialise in time (4408) and, at shutdown, every socket (1001).
+/// Sends the protocol's messages to the client until either side is done. Closes sockets
+/// that do not initialise in time (4408), whose token is revoked or expires (4403: checked
+/// when its revocation is notified and every [`TOKEN_RECHECK`]), and, at shutdown, every
+/// socket (1001).
 async fn forward(
+    app: Arc<App>,
     mut sink: SplitSink<WebSocket, Message>,
     mut outgoing: futures_channel::mpsc::Receiver<Message>,
-    hub: Hub,
+    mut signed_in: tokio::sync::oneshot::Receiver<SignedIn>,
+    heard: Heard,
 ) {
+    let hub = app.live.clone();
     let closing = hub.closed();
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(closing, init_deadline);
+    let mut recheck =
+        tokio::time::interval_at(tokio::time::Instant::now() + TOKEN_RECHECK, TOKEN_RECHECK);
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut token: Option<(crate::live::Wake, SignedIn)> = None;
+    let mut awaiting_sign_in = true;
     let mut acknowledged = false;
     loop {
         let message = tokio::select! {
             next = outgoing.next() => match next {
                 Some(message) => message,
                 None => return,
+            },
+            signed = &mut signed_in, if awaiting_sign_in => {
+                awaiting_sign_in = false;
+                token = signed.ok().map(|signed| (hub.watch_token(signed.token_id), signed));
+                continue;
+            }
+            () = revoked(&mut token) => match still_signed_in(&app, &token).await {
+                true => continue,
+                false => close(CLOSE_FORBIDDEN, "The session or token has ended."),
+            },
+            _ = recheck.tick(), if token.is_some() => match still_signed_in(&app, &token).await {
+                true => continue,
+                false => close(CLOSE_FORBIDDEN, "The session or token has ended."),
+            },
+            _ = pings.tick() => match heard.silent_for() > IDLE_TIMEOUT {
+                true => close(1000, "No answer to pings."),
+                false => Message::Ping(Default::default()),
             },
             () = &mut init_deadline, if !acknowledged => {
                 close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout")
@@ -156,10 +203,57 @@ async fn forward(
         acknowledged |=
             matches!(&message, Message::Text(text) if text.as_str().contains("\"connection_ack\""));
         let closes = matches!(message, Message::Close(_));
-        if sink.send(forbidden_on_init_failure(message)).await.is_err() || closes {
+        // A client that stops reading fills its TCP window, then this send waits: it is
+        // dropped rather than held (its buffer is what the kernel keeps).
+        let sent =
+            tokio::time::timeout(SEND_TIMEOUT, sink.send(forbidden_on_init_failure(message)));
+        if !matches!(sent.await, Ok(Ok(()))) || closes {
             return;
         }
     }
+}
+
+/// When a socket's client was last heard from.
+struct Heard {
+    opened: tokio::time::Instant,
+    heard: Arc<AtomicU64>,
+}
+
+impl Heard {
+    fn silent_for(&self) -> std::time::Duration {
+        let last = self.heard.load(Ordering::Relaxed);
+        std::time::Duration::from_millis(millis_since(self.opened).saturating_sub(last))
+    }
+}
+
+fn millis_since(opened: tokio::time::Instant) -> u64 {
+    u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The token a socket signed in with, by its hash (the plaintext is not kept).
+struct SignedIn {
+    token_id: Uuid,
+    token_hash: Vec<u8>,
+}
+
+/// Resolves when the socket's token may have been revoked; never before it signs in.
+async fn revoked(token: &mut Option<(crate::live::Wake, SignedIn)>) {
+    match token {
+        Some((wake, _)) => wake.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether the socket's token is still live; a database that cannot say keeps it open.
+async fn still_signed_in(app: &App, token: &Option<(crate::live::Wake, SignedIn)>) -> bool {
+    let Some((_, signed)) = token else {
+        return true;
+    };
+    let db = app.db.for_request();
+    !matches!(
+        crate::auth::authenticate_hash(&db, &signed.token_hash, &app.config.sessions).await,
+        Ok(None)
+    )
 }
 
 fn hub_data(hub: &Hub) -> Data {
@@ -168,43 +262,70 @@ fn hub_data(hub: &Hub) -> Data {
     data
 }
 
-/// async-graphql closes a refused `connection_init` with 1002; graphql-transport-ws asks
-/// for 4403 Forbidden, which clients (graphql-ws) treat as final rather than retrying.
+/// async-graphql closes with 1002 both a refused `connection_init` and a message it cannot
+/// read; graphql-transport-ws has codes of its own for each: 4403 Forbidden for a refused
+/// token or a full account, 1013 (try again later) when the database could not say, and
+/// 4400 for a bad message.
 fn forbidden_on_init_failure(message: Message) -> Message {
     match message {
         Message::Close(Some(frame)) if frame.code == 1002 => {
-            close(CLOSE_FORBIDDEN, frame.reason.as_str())
+            let reason = frame.reason.as_str();
+            let code = match reason {
+                NO_LIVE_TOKEN | TOO_MANY_SOCKETS => CLOSE_FORBIDDEN,
+                CANNOT_CHECK_TOKEN => 1013,
+                _ => 4400,
+            };
+            close(code, reason)
         }
         other => other,
     }
 }
 
+const NO_LIVE_TOKEN: &str = "A live token is needed.";
+const TOO_MANY_SOCKETS: &str = "This account has too many sockets open.";
+const CANNOT_CHECK_TOKEN: &str = "The token cannot be checked now; try again shortly.";
+
+/// A close frame; its reason cut to the 123 bytes a frame holds (the library's reasons
+/// quote what the client sent).
 fn close(code: u16, reason: &str) -> Message {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
     Message::Close(Some(CloseFrame {
         code,
-        reason: reason.to_owned().into(),
+        reason: reason[..end].to_owned().into(),
     }))
 }
 
 /// The socket's caller, from the token in `connection_init`'s payload.
 fn connection_init(
     app: Arc<App>,
+    signed_in: tokio::sync::oneshot::Sender<SignedIn>,
 ) -> impl FnOnce(serde_json::Value) -> BoxFuture<async_graphql::Result<Data>> + Send + 'static {
     move |payload| {
         Box::pin(async move {
-            let refused = || async_graphql::Error::new("A live token is needed.");
+            let refused = || async_graphql::Error::new(NO_LIVE_TOKEN);
             let token = token_of(&payload).ok_or_else(refused)?;
+            let token_hash = crate::auth::token::hash(&token);
+            drop(token);
             let db = app.db.for_request();
-            let caller = crate::auth::authenticate(&db, Some(&token), &app.config.sessions)
+            let caller = crate::auth::authenticate_hash(&db, &token_hash, &app.config.sessions)
                 .await
-                .map_err(async_graphql::Error::from)?
+                .map_err(|_| async_graphql::Error::new(CANNOT_CHECK_TOKEN))?
                 .ok_or_else(refused)?;
-            let guard = app.live.sign_in_socket(caller.user_id).ok_or_else(|| {
-                async_graphql::Error::new("This account has too many sockets open.")
-            })?;
+            let guard = app
+                .live
+                .sign_in_socket(caller.user_id)
+                .ok_or_else(|| async_graphql::Error::new(TOO_MANY_SOCKETS))?;
+            let caller_token = caller.token_id;
             let db = db.acting_as(Some(caller.user_id));
             let mut context = RequestContext::new(db, Some(caller), None, app.passwords.clone());
             context.stripe = app.stripe.clone();
+            let _ = signed_in.send(SignedIn {
+                token_id: caller_token,
+                token_hash,
+            });
             let mut data = Data::default();
             data.insert(context);
             data.insert(Arc::new(guard));
@@ -305,9 +426,33 @@ impl LiveExecutor {
                     "Send queries and mutations over HTTP: sockets carry subscriptions.",
                 ))
             }
+            Some(_) if !one_root_field(request, operation_name.as_deref()) => Err(ApiError::new(
+                crate::error::ErrorCode::GraphqlValidationFailed,
+                "A subscription selects exactly one root field, written out (the GraphQL \
+                 spec's single root field rule).",
+            )),
             _ => Ok(()),
         }
     }
+}
+
+/// Whether the operation selects exactly one root field, itself (not through a fragment):
+/// async-graphql does not check the spec's rule, and each root field would be a stream of
+/// its own, past the cap on subscriptions.
+fn one_root_field(request: &mut Request, operation_name: Option<&str>) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, Selection};
+    let Ok(doc) = request.parsed_query() else {
+        return true;
+    };
+    let operation = match (&doc.operations, operation_name) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), None) => operations.values().next(),
+    };
+    operation.is_some_and(|operation| {
+        let items = &operation.node.selection_set.node.items;
+        items.len() == 1 && matches!(items[0].node, Selection::Field(_))
+    })
 }
 
 /// One of a socket's subscriptions, counted until dropped.

@@ -3,8 +3,8 @@
 //!
 //! Each subscriber reads the log itself ([`Feed`]): after its own cursor, inside the
 //! workspace (row-level security holds on the read), with its membership read again before
-//! every batch and after any event that changes its own membership. So the role it has
-//! when an event is delivered decides what it sees, a removed member's stream ends with
+//! every batch and at any event that changes its own membership. So the role it has when
+//! an event is delivered decides what it sees, a removed member's stream ends with one
 //! `NOT_FOUND`, and so does a deleted workspace's. A slow reader only falls behind in the
 //! log: nothing is buffered for it beyond one batch.
 
@@ -15,9 +15,10 @@ use async_graphql::{Context, Object, Subscription, ID};
 use futures_util::Stream;
 use uuid::Uuid;
 
-use super::model::{self, Position, StreamRow};
+use super::model::{self, Position, Resume, StreamRow};
 use super::{Hub, Wake};
 use crate::audit::graphql::{AuditAction, AuditEvent};
+use crate::audit::model::AuditRow;
 use crate::audit::Action;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -27,11 +28,13 @@ use crate::graphql::scalars::Timestamp;
 use crate::roles::{self, Role};
 use crate::workspaces::graphql::Workspace;
 use crate::workspaces::loader::Memberships;
+use crate::workspaces::model::WorkspaceRow;
 
 /// Events read per statement.
 const BATCH: i64 = 100;
-/// How soon to look again when an event waits behind a transaction still running.
-const PENDING_RETRY: Duration = Duration::from_millis(20);
+/// How soon to read again after the database could not answer (an outage, a timeout):
+/// the stream waits rather than ends.
+const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct LiveSubscription;
@@ -53,7 +56,10 @@ impl LiveSubscription {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<WorkspaceEvent>> + use<>>
     {
         let workspace_id = parse_id(&workspace_id)?;
-        let after = after.as_deref().map(Position::decode).transpose()?;
+        let after = after
+            .as_deref()
+            .map(|raw| Position::decode(raw, workspace_id))
+            .transpose()?;
         let request = request(ctx);
         let caller = request.caller()?;
         let hub = ctx
@@ -61,18 +67,17 @@ impl LiveSubscription {
             .map_err(|_| ApiError::bad_input("Subscriptions are served over WebSocket."))?;
         let mut feed = Feed {
             db: request.db.clone(),
+            hub: hub.clone(),
             user_id: caller.user_id,
             scope: caller.workspaces.clone(),
-            workspace_id,
             // Before the start is read: a change committed meanwhile still wakes this feed.
             wake: hub.watch(workspace_id),
             position: Position {
-                xid: 0,
-                id: Uuid::nil(),
+                workspace_id,
+                seq: 0,
             },
             role: Role::Viewer,
             queue: VecDeque::new(),
-            pending: false,
             ended: false,
         };
         feed.role = feed.membership().await?;
@@ -83,7 +88,7 @@ impl LiveSubscription {
 
 /// One change to a workspace ([`LiveSubscription`]).
 pub struct WorkspaceEvent {
-    row: crate::audit::model::AuditRow,
+    row: AuditRow,
     workspace_id: Uuid,
     cursor: String,
     /// Whether the subscriber may read the audit log (the event's full record).
@@ -101,7 +106,11 @@ impl WorkspaceEvent {
 
     /// What happened.
     async fn action(&self) -> AuditAction {
-        action_of(&self.row).into()
+        // Only audit-log readers see actions this server does not know (`needed_to_see`),
+        // as the closest the schema has.
+        Action::from_db(&self.row.action)
+            .unwrap_or(Action::ResourceUpdated)
+            .into()
     }
 
     /// When it happened.
@@ -134,16 +143,15 @@ impl WorkspaceEvent {
     }
 }
 
-fn action_of(row: &crate::audit::model::AuditRow) -> Action {
-    // Rows are written from the enum; an unknown one is a newer server's.
-    Action::from_db(&row.action).unwrap_or(Action::ResourceUpdated)
-}
-
-/// The least a role needs to see an event of `action`: billing and usage go to those who
-/// manage billing (as `Workspace.billing`), the rest of what only the audit log tells to
-/// its readers, everything else to every member.
-fn needed_to_see(action: Action) -> Option<roles::Action> {
+/// The least a role needs to see an event: billing and usage go to those who manage
+/// billing (as `Workspace.billing`), invitations to those who manage members (as
+/// `Workspace.invitations`), what only the audit log tells (and any action this server does
+/// not know, a newer server's) to its readers, everything else to every member.
+fn needed_to_see(row: &AuditRow) -> Option<roles::Action> {
     use Action::*;
+    let Some(action) = Action::from_db(&row.action) else {
+        return Some(roles::Action::ReadAuditLog);
+    };
     match action {
         PlanSelected
         | SubscriptionCanceled
@@ -155,34 +163,38 @@ fn needed_to_see(action: Action) -> Option<roles::Action> {
         | BillingDetailsUpdated
         | UsageLimitReached
         | UsageNearingLimit => Some(roles::Action::ManageBilling),
+        InvitationSent | InvitationResent | InvitationRevoked | InvitationDeclined => {
+            Some(roles::Action::ManageMembers)
+        }
         ServiceAccessed | WorkspaceExportRequested => Some(roles::Action::ReadAuditLog),
         _ => None,
     }
 }
 
-/// Whether `row` changes the subscriber's own membership: their role and what they may see
-/// are read again after it.
-fn moves(row: &crate::audit::model::AuditRow, user_id: Uuid) -> bool {
+/// Whether `row` changes the subscriber's own membership: their role is read again at it.
+fn moves(row: &AuditRow, user_id: Uuid) -> bool {
     use Action::*;
-    matches!(
-        action_of(row),
-        MemberRoleChanged | MemberRemoved | MemberLeft | OwnershipTransferred
-    ) && (row.target_id == user_id.to_string() || action_of(row) == OwnershipTransferred)
+    match Action::from_db(&row.action) {
+        Some(MemberRoleChanged | MemberRemoved | MemberLeft) => {
+            row.target_id == user_id.to_string()
+        }
+        // The new Owner is the target; the old one, now Admin, is the actor.
+        Some(OwnershipTransferred) => true,
+        _ => false,
+    }
 }
 
 /// One subscriber's reading of its workspace's stream.
 struct Feed {
     db: Db,
+    hub: Hub,
     user_id: Uuid,
     scope: Option<Vec<Uuid>>,
-    workspace_id: Uuid,
     wake: Wake,
     position: Position,
     role: Role,
     /// Read and not yet delivered: at most one batch.
     queue: VecDeque<StreamRow>,
-    /// The last read met an event behind a transaction still running.
-    pending: bool,
     ended: bool,
 }
 
@@ -192,84 +204,119 @@ impl Feed {
             if self.ended {
                 return None;
             }
-            while let Some(row) = self.queue.pop_front() {
-                self.position = row.position();
-                if moves(&row.event, self.user_id) {
-                    // Read from here on with the membership as it now is.
-                    self.queue.clear();
-                }
-                if let Some(event) = self.event(row) {
-                    return Some((Ok(event), self));
+            if let Some(row) = self.queue.pop_front() {
+                match self.deliver(row).await {
+                    Ok(Some(event)) => return Some((Ok(event), self)),
+                    Ok(None) => continue,
+                    Err(err) => return self.end(err),
                 }
             }
             match self.read().await {
                 Ok(true) => {}
-                Ok(false) => self.wait().await,
-                Err(err) => {
-                    self.ended = true;
-                    return Some((Err(err.into()), self));
+                Ok(false) => self.wake.changed().await,
+                Err(err) if err.code() == ErrorCode::ServiceUnavailable => {
+                    tokio::time::sleep(UNAVAILABLE_RETRY).await;
                 }
+                Err(err) => return self.end(err),
             }
         }
+    }
+
+    fn end(mut self, err: ApiError) -> Option<(async_graphql::Result<WorkspaceEvent>, Feed)> {
+        self.ended = true;
+        Some((Err(err.into()), self))
+    }
+
+    /// `row` as the subscriber may see it now, if at all. An event that changes their own
+    /// membership is judged with the membership it leaves: a removal ends the stream.
+    async fn deliver(&mut self, row: StreamRow) -> ApiResult<Option<WorkspaceEvent>> {
+        self.position.seq = row.seq;
+        if moves(&row.event, self.user_id) {
+            self.queue.clear();
+            self.role = self.membership().await?;
+        }
+        Ok(self.event(row))
     }
 
     /// The caller's role in the workspace now, or `NOT_FOUND`.
     async fn membership(&self) -> ApiResult<Role> {
         Memberships::new(self.db.clone(), Some(self.user_id), self.scope.clone())
-            .get(self.workspace_id)
+            .get(self.position.workspace_id)
             .await?
             .map(|membership| membership.role)
             .ok_or_else(|| ApiError::not_found("Workspace"))
     }
 
-    /// Where the stream starts: after `after` if the log still holds it, else now.
+    /// Where the stream starts: after `after` if the log still holds what follows it, else
+    /// now.
     async fn start(&self, after: Option<Position>) -> ApiResult<Position> {
-        let mut conn = self.db.conn_in(self.workspace_id).await?;
+        let workspace_id = self.position.workspace_id;
+        let mut conn = self.db.conn_in(workspace_id).await?;
         let Some(after) = after else {
-            return Ok(model::horizon(&mut conn).await?);
+            return Ok(model::now(&mut conn, workspace_id).await?);
         };
-        if model::holds(&mut conn, self.workspace_id, after).await? {
-            return Ok(after);
+        match model::resume(&mut conn, after).await? {
+            Resume::Whole => Ok(after),
+            Resume::Unknown => Err(ApiError::bad_input(
+                "`after` is not a cursor of this workspace's stream.",
+            )),
+            Resume::Expired => Err(ApiError::new(
+                ErrorCode::CursorExpired,
+                "The log no longer holds what followed this cursor: refetch, then subscribe \
+                 from `Workspace.eventsCursor`.",
+            )),
         }
-        Err(ApiError::new(
-            ErrorCode::CursorExpired,
-            "The log no longer holds this cursor's event: refetch, then subscribe without one.",
-        ))
     }
 
     /// Reads the next batch with the membership as it is now; whether it found any.
     async fn read(&mut self) -> ApiResult<bool> {
+        let _turn = self.hub.read_turn().await;
         self.role = self.membership().await?;
-        let mut conn = self.db.conn_in(self.workspace_id).await?;
-        let rows = model::after(&mut conn, self.workspace_id, self.position, BATCH).await?;
-        self.pending = rows.iter().any(|row| row.pending);
-        self.queue
-            .extend(rows.into_iter().take_while(|row| !row.pending));
+        let mut conn = self.db.conn_in(self.position.workspace_id).await?;
+        let rows = model::after(&mut conn, self.position, BATCH).await?;
+        self.queue.extend(rows);
         Ok(!self.queue.is_empty())
     }
 
-    /// Until something may have changed: a wake-up, or soon if an event was pending.
-    async fn wait(&mut self) {
-        if self.pending {
-            tokio::select! {
-                () = self.wake.changed() => {}
-                () = tokio::time::sleep(PENDING_RETRY) => {}
-            }
-        } else {
-            self.wake.changed().await;
-        }
-    }
-
     fn event(&self, row: StreamRow) -> Option<WorkspaceEvent> {
-        let action = action_of(&row.event);
-        if needed_to_see(action).is_some_and(|needed| !roles::allows(self.role, needed)) {
+        let needed = needed_to_see(&row.event);
+        if needed.is_some_and(|needed| !roles::allows(self.role, needed)) {
             return None;
         }
         Some(WorkspaceEvent {
-            cursor: row.position().encode(),
+            cursor: Position {
+                seq: row.seq,
+                ..self.position
+            }
+            .encode(),
             full: roles::allows(self.role, roles::Action::ReadAuditLog),
-            workspace_id: self.workspace_id,
+            workspace_id: self.position.workspace_id,
             row: row.event,
         })
+    }
+}
+
+/// The stream fields of `Workspace`.
+pub struct LiveFields {
+    workspace_id: Uuid,
+}
+
+impl From<&WorkspaceRow> for LiveFields {
+    fn from(workspace: &WorkspaceRow) -> Self {
+        Self {
+            workspace_id: workspace.id,
+        }
+    }
+}
+
+/// Where the workspace's event stream is.
+#[Object]
+impl LiveFields {
+    /// The workspace's event stream as of this read: subscribe to `workspaceEvents` with it
+    /// as `after` to receive every change committed after it. Read it before (or with) the
+    /// data a screen shows, so no change falls between the two. Every role reads it.
+    async fn events_cursor(&self, ctx: &Context<'_>) -> ApiResult<String> {
+        let mut conn = request(ctx).db.conn_in(self.workspace_id).await?;
+        Ok(model::now(&mut conn, self.workspace_id).await?.encode())
     }
 }

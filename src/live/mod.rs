@@ -21,8 +21,12 @@ use futures_util::StreamExt as _;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-/// The channel migration 000069's trigger notifies.
-const CHANNEL: &str = "workspace_events";
+/// The channels migration 000069's triggers notify: a workspace's new events, a token
+/// revoked or deleted.
+const EVENTS: &str = "workspace_events";
+const REVOKED: &str = "tokens_revoked";
+/// The listening connection's `application_name`.
+pub const LISTENER_NAME: &str = "linkai-live";
 /// How often the listening connection proves it is alive when nothing arrives: a dead one
 /// would wait forever for notifications.
 const LISTENER_CHECK: Duration = Duration::from_secs(5);
@@ -32,47 +36,91 @@ const LISTENER_RETRY: Duration = Duration::from_secs(1);
 pub const SOCKETS_PER_ACCOUNT: usize = 20;
 /// Sockets one server holds open, initialised or not: each is a file descriptor.
 pub const MAX_SOCKETS: usize = 16_384;
+/// Subscribers reading the log at once on one server: a change that wakes thousands waits
+/// its turn rather than take the pool from the requests.
+const READS_AT_ONCE: usize = 4;
 
 /// The server's subscribers by workspace, and the listening connection that wakes them.
 #[derive(Clone, Default)]
 pub struct Hub(Arc<Inner>);
 
-#[derive(Default)]
+/// What a socket or subscription watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Topic {
+    /// A workspace's events.
+    Workspace(Uuid),
+    /// A token a socket signed in with.
+    Token(Uuid),
+}
+
 struct Inner {
-    /// One sender per workspace someone subscribes to; its value only counts wake-ups.
-    workspaces: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
+    /// One sender per topic someone watches; its value only counts wake-ups.
+    topics: Mutex<HashMap<Topic, watch::Sender<u64>>>,
     /// Open sockets per account ([`SOCKETS_PER_ACCOUNT`]).
     sockets: Mutex<HashMap<Uuid, usize>>,
     /// Turns true when the server shuts down: sockets close with "going away".
     closing: watch::Sender<bool>,
     /// Sockets open on this server ([`MAX_SOCKETS`]).
     open: watch::Sender<usize>,
+    /// Turns to read the log ([`READS_AT_ONCE`]).
+    reads: tokio::sync::Semaphore,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            topics: Mutex::default(),
+            sockets: Mutex::default(),
+            closing: watch::Sender::new(false),
+            open: watch::Sender::new(0),
+            reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
+        }
+    }
 }
 
 impl Hub {
-    /// Wakes whoever watches `workspace_id`.
-    fn wake(&self, workspace_id: Uuid) {
-        if let Some(sender) = lock(&self.0.workspaces).get(&workspace_id) {
+    /// Wakes whoever watches `topic`.
+    fn wake(&self, topic: Topic) {
+        if let Some(sender) = lock(&self.0.topics).get(&topic) {
             sender.send_modify(|count| *count = count.wrapping_add(1));
         }
     }
 
-    /// Wakes every subscriber: after the listener was away, any of them may have missed one.
+    /// Wakes every watcher: after the listener was away, any of them may have missed one
+    /// (subscribers read the log again, sockets check their tokens again).
     fn wake_all(&self) {
-        for sender in lock(&self.0.workspaces).values() {
+        for sender in lock(&self.0.topics).values() {
             sender.send_modify(|count| *count = count.wrapping_add(1));
         }
+    }
+
+    /// A turn to read the log, held while the read runs.
+    pub async fn read_turn(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.0
+            .reads
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
     }
 
     /// A handle woken whenever `workspace_id` may have new events.
     pub fn watch(&self, workspace_id: Uuid) -> Wake {
-        let receiver = lock(&self.0.workspaces)
-            .entry(workspace_id)
+        self.watch_topic(Topic::Workspace(workspace_id))
+    }
+
+    /// A handle woken whenever the token `token_id` may have been revoked.
+    pub fn watch_token(&self, token_id: Uuid) -> Wake {
+        self.watch_topic(Topic::Token(token_id))
+    }
+
+    fn watch_topic(&self, topic: Topic) -> Wake {
+        let receiver = lock(&self.0.topics)
+            .entry(topic)
             .or_insert_with(|| watch::channel(0).0)
             .subscribe();
         Wake {
             hub: self.clone(),
-            workspace_id,
+            topic,
             receiver: Some(receiver),
         }
     }
@@ -120,24 +168,53 @@ impl Hub {
         let _ = closing.wait_for(|closing| *closing).await;
     }
 
-    /// Keeps one connection listening on [`CHANNEL`], reconnecting when it is lost; never
+    /// Keeps one connection listening on [`EVENTS`] and [`REVOKED`], reconnecting when it is
+    /// lost; never
     /// returns (the server drops it when it stops).
     pub async fn listen(self, url: String) {
+        let mut down = false;
         loop {
-            if let Err(err) = self.listen_once(&url).await {
-                tracing::warn!(%err, "the live-updates listener lost its connection");
+            let lost = self.listen_once(&url, &mut down).await;
+            // Once per outage, not once per retry.
+            if !down {
+                tracing::warn!(err = %lost, "the live-updates listener lost its connection");
+                down = true;
             }
             tokio::time::sleep(LISTENER_RETRY).await;
         }
     }
 
-    async fn listen_once(&self, url: &str) -> diesel::QueryResult<()> {
-        let mut conn = AsyncPgConnection::establish(url)
+    /// Listens until the connection fails; says why.
+    async fn listen_once(&self, url: &str, down: &mut bool) -> String {
+        let connected = tokio::time::timeout(LISTENER_CHECK, async {
+            let mut conn = AsyncPgConnection::establish(url)
+                .await
+                .map_err(|err| err.to_string())?;
+            // Named, so an operator sees it in pg_stat_activity.
+            conn.batch_execute(&format!(
+                "SET application_name = '{LISTENER_NAME}'; LISTEN {EVENTS}; LISTEN {REVOKED}"
+            ))
             .await
-            .map_err(|err| diesel::result::Error::QueryBuilderError(err.into()))?;
-        conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+            .map_err(|err| err.to_string())?;
+            Ok::<_, String>(conn)
+        });
+        let mut conn = match connected.await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(err)) => return err,
+            Err(_) => return "connecting timed out".into(),
+        };
+        if std::mem::take(down) {
+            tracing::info!("the live-updates listener is back");
+        }
         // Anything committed while nobody listened is in the log: everyone reads again.
         self.wake_all();
+        match self.notify_until_lost(&mut conn).await {
+            Ok(()) => "the notifications ended".into(),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    async fn notify_until_lost(&self, conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
         loop {
             {
                 let notifications = conn.notifications_stream();
@@ -148,9 +225,10 @@ impl Hub {
                     tokio::select! {
                         () = &mut deadline => break,
                         next = notifications.next() => match next {
-                            Some(Ok(note)) => match note.payload.parse::<Uuid>() {
-                                Ok(workspace_id) => self.wake(workspace_id),
-                                Err(_) => tracing::warn!(payload = %note.payload, "a notification without a workspace"),
+                            Some(Ok(note)) => match (note.channel.as_str(), note.payload.parse::<Uuid>()) {
+                                (EVENTS, Ok(id)) => self.wake(Topic::Workspace(id)),
+                                (REVOKED, Ok(id)) => self.wake(Topic::Token(id)),
+                                _ => tracing::warn!(channel = %note.channel, payload = %note.payload, "an unexpected notification"),
                             },
                             Some(Err(err)) => return Err(err),
                             None => return Ok(()), // diesel-async: never; reconnect if so
@@ -158,16 +236,21 @@ impl Hub {
                     }
                 }
             }
-            conn.batch_execute("SELECT 1").await?;
+            // A half-open connection would wait for its kernel's timeout, minutes away.
+            tokio::time::timeout(LISTENER_CHECK, conn.batch_execute("SELECT 1"))
+                .await
+                .map_err(|_| {
+                    diesel::result::Error::QueryBuilderError("the check timed out".into())
+                })??;
         }
     }
 }
 
-/// Wakes one subscriber when its workspace may have new events; forgets the workspace when
-/// its last subscriber goes.
+/// Wakes one watcher when its topic may have changed; forgets the topic when its last
+/// watcher goes.
 pub struct Wake {
     hub: Hub,
-    workspace_id: Uuid,
+    topic: Topic,
     receiver: Option<watch::Receiver<u64>>,
 }
 
@@ -183,13 +266,13 @@ impl Wake {
 
 impl Drop for Wake {
     fn drop(&mut self) {
-        let mut workspaces = lock(&self.hub.0.workspaces);
+        let mut topics = lock(&self.hub.0.topics);
         drop(self.receiver.take());
-        if workspaces
-            .get(&self.workspace_id)
+        if topics
+            .get(&self.topic)
             .is_some_and(|sender| sender.receiver_count() == 0)
         {
-            workspaces.remove(&self.workspace_id);
+            topics.remove(&self.topic);
         }
     }
 }
@@ -239,15 +322,21 @@ mod tests {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let mut first = hub.watch(a);
         let second = hub.watch(b);
-        hub.wake(a);
+        let mut token = hub.watch_token(a);
+        hub.wake(Topic::Workspace(a));
         tokio::time::timeout(Duration::from_secs(1), first.changed())
             .await
             .expect("woken");
-        assert_eq!(lock(&hub.0.workspaces).len(), 2);
-        drop(second);
-        assert_eq!(lock(&hub.0.workspaces).len(), 1);
+        let still = tokio::time::timeout(Duration::from_millis(50), token.changed()).await;
+        assert!(
+            still.is_err(),
+            "a workspace's wake-up is not its namesake token's"
+        );
+        assert_eq!(lock(&hub.0.topics).len(), 3);
+        drop((second, token));
+        assert_eq!(lock(&hub.0.topics).len(), 1);
         drop(first);
-        assert!(lock(&hub.0.workspaces).is_empty());
+        assert!(lock(&hub.0.topics).is_empty());
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! The stream's SQL: a workspace's audit events in stream order (migration 000069), and the
-//! cursor that marks a subscriber's place in it.
+//! The stream's SQL: a workspace's audit events in stream order (`seq`, migration 000069),
+//! and the cursor that marks a subscriber's place in it.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use diesel::sql_types::{BigInt, Bool, Text, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Nullable, Uuid as SqlUuid};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -12,37 +12,29 @@ use crate::audit::model::AuditRow;
 use crate::db::{bind, static_sql};
 use crate::error::{ApiError, ApiResult};
 
-/// A place in a workspace's stream: after the event `id` of transaction `xid`. A place
-/// taken when nobody had a cursor is a transaction horizon with the nil id: every event of
-/// that transaction or a later one comes after it.
+/// A place in a workspace's stream: after its event number `seq` (0: before the first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Position {
-    pub xid: u64,
-    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub seq: i64,
 }
 
 impl Position {
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}.{}", self.xid, self.id))
+        URL_SAFE_NO_PAD.encode(format!("{}.{}", self.workspace_id, self.seq))
     }
 
-    pub fn decode(raw: &str) -> ApiResult<Position> {
-        let invalid = || ApiError::bad_input("`after` is not a cursor of this stream.");
+    /// A cursor of `workspace_id`'s stream; a cursor of another's is bad input.
+    pub fn decode(raw: &str, workspace_id: Uuid) -> ApiResult<Position> {
+        let invalid = || ApiError::bad_input("`after` is not a cursor of this workspace's stream.");
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-        let (xid, id) = text.split_once('.').ok_or_else(invalid)?;
-        // xid8 is a 64-bit counter that PostgreSQL starts at 3; i64 keeps it bindable.
-        let xid = xid
-            .parse::<u64>()
-            .ok()
-            .filter(|xid| i64::try_from(*xid).is_ok())
-            .ok_or_else(invalid)?;
-        let id = Uuid::parse_str(id).map_err(|_| invalid())?;
-        Ok(Position { xid, id })
-    }
-
-    fn xid_bind(&self) -> i64 {
-        i64::try_from(self.xid).unwrap_or(i64::MAX)
+        let (workspace, seq) = text.split_once('.').ok_or_else(invalid)?;
+        let seq = seq.parse::<i64>().ok().filter(|seq| *seq >= 0);
+        match (Uuid::parse_str(workspace), seq) {
+            (Ok(found), Some(seq)) if found == workspace_id => Ok(Position { workspace_id, seq }),
+            _ => Err(invalid()),
+        }
     }
 }
 
@@ -52,42 +44,25 @@ pub struct StreamRow {
     #[diesel(embed)]
     pub event: AuditRow,
     #[diesel(sql_type = BigInt)]
-    xid: i64,
-    /// Written by a transaction younger than one still running: an older transaction may
-    /// still commit an event before it, so it is not delivered yet.
-    #[diesel(sql_type = Bool)]
-    pub pending: bool,
-}
-
-impl StreamRow {
-    pub fn position(&self) -> Position {
-        Position {
-            xid: u64::try_from(self.xid).unwrap_or_default(),
-            id: self.event.id,
-        }
-    }
+    pub seq: i64,
 }
 
 /// Up to `limit` events of the connection's workspace after `after`, in stream order. Runs
 /// inside the workspace (`Db::conn_in`): row-level security holds on the read.
 pub async fn after(
     conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
     after: Position,
     limit: i64,
 ) -> diesel::QueryResult<Vec<StreamRow>> {
     static_sql(
-        "SELECT e.id, e.at, e.actor_kind, e.actor_id, e.action, e.target_kind, e.target_id, \
-                e.changes, e.request_id, e.client, e.xid::text::bigint AS xid, \
-                e.xid >= pg_snapshot_xmin(pg_current_snapshot()) AS pending \
-         FROM audit_events e \
-         WHERE e.workspace_id = $1 AND e.xid IS NOT NULL \
-           AND (e.xid, e.id) > ($2::text::xid8, $3) \
-         ORDER BY e.xid, e.id LIMIT $4",
+        "SELECT id, at, actor_kind, actor_id, action, target_kind, target_id, changes, \
+                request_id, client, seq \
+         FROM audit_events \
+         WHERE workspace_id = $1 AND seq IS NOT NULL AND seq > $2 \
+         ORDER BY seq LIMIT $3",
         (
-            bind::<SqlUuid, _>(workspace_id),
-            bind::<Text, _>(after.xid_bind().to_string()),
-            bind::<SqlUuid, _>(after.id),
+            bind::<SqlUuid, _>(after.workspace_id),
+            bind::<BigInt, _>(after.seq),
             bind::<BigInt, _>(limit),
         ),
     )
@@ -96,51 +71,67 @@ pub async fn after(
 }
 
 #[derive(QueryableByName)]
-struct Horizon {
+struct Bounds {
+    /// The oldest event the log still holds.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    oldest: Option<i64>,
+    /// The last number given.
     #[diesel(sql_type = BigInt)]
-    xid: i64,
+    latest: i64,
 }
 
-/// Where a subscriber without a cursor starts: the oldest transaction still running (or
-/// the next one), so nothing committed from now on is missed.
-pub async fn horizon(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Position> {
-    let horizon: Horizon = static_sql(
-        "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xid",
-        (),
+async fn bounds(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> diesel::QueryResult<Bounds> {
+    static_sql(
+        "SELECT (SELECT min(seq) FROM audit_events WHERE workspace_id = $1 AND seq IS NOT NULL) \
+                  AS oldest, \
+                coalesce((SELECT seq FROM workspace_event_seqs WHERE workspace_id = $1), 0) \
+                  AS latest",
+        (bind::<SqlUuid, _>(workspace_id),),
     )
     .get_result(conn)
-    .await?;
+    .await
+}
+
+/// Where the stream is now: a subscriber starting here gets every event committed after.
+pub async fn now(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+) -> diesel::QueryResult<Position> {
     Ok(Position {
-        xid: u64::try_from(horizon.xid).unwrap_or_default(),
-        id: Uuid::nil(),
+        workspace_id,
+        seq: bounds(conn, workspace_id).await?.latest,
     })
 }
 
-#[derive(QueryableByName)]
-struct Kept {
-    #[diesel(sql_type = Bool)]
-    kept: bool,
+/// What a cursor is worth now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// Every event after it is still in the log.
+    Whole,
+    /// The log no longer holds some events after it (the audit retention pruned them).
+    Expired,
+    /// It is ahead of the stream: no cursor this stream gave.
+    Unknown,
 }
 
-/// Whether the stream still holds the event a cursor names: a cursor whose event was
-/// pruned (retention, docs/security.md) may have lost others after it.
-pub async fn holds(
-    conn: &mut AsyncPgConnection,
-    workspace_id: Uuid,
-    at: Position,
-) -> diesel::QueryResult<bool> {
-    let kept: Kept = static_sql(
-        "SELECT EXISTS (SELECT 1 FROM audit_events WHERE workspace_id = $1 \
-           AND xid = $2::text::xid8 AND id = $3) AS kept",
-        (
-            bind::<SqlUuid, _>(workspace_id),
-            bind::<Text, _>(at.xid_bind().to_string()),
-            bind::<SqlUuid, _>(at.id),
-        ),
-    )
-    .get_result(conn)
-    .await?;
-    Ok(kept.kept)
+/// Whether the log still holds every event after `at`.
+pub async fn resume(conn: &mut AsyncPgConnection, at: Position) -> diesel::QueryResult<Resume> {
+    let bounds = bounds(conn, at.workspace_id).await?;
+    Ok(judge(at.seq, &bounds))
+}
+
+fn judge(seq: i64, bounds: &Bounds) -> Resume {
+    if seq > bounds.latest {
+        return Resume::Unknown;
+    }
+    // Numbers have no gaps, and retention prunes from the oldest: the log holds
+    // `oldest..=latest`, or nothing once it is all pruned.
+    let first_missing = bounds.oldest.unwrap_or(bounds.latest + 1);
+    if seq + 1 >= first_missing {
+        Resume::Whole
+    } else {
+        Resume::Expired
+    }
 }
 
 #[cfg(test)]
@@ -148,20 +139,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cursor_reads_back_and_forgeries_are_bad_input() {
+    fn a_cursor_reads_back_for_its_workspace_only() {
         let at = Position {
-            xid: 744,
-            id: Uuid::now_v7(),
+            workspace_id: Uuid::now_v7(),
+            seq: 744,
         };
-        assert_eq!(Position::decode(&at.encode()).expect("reads back"), at);
-        for forged in [
-            "",
-            "bm9wZQ",
-            &URL_SAFE_NO_PAD.encode("18446744073709551615.x"),
+        assert_eq!(
+            Position::decode(&at.encode(), at.workspace_id).expect("reads back"),
+            at
+        );
+        assert!(
+            Position::decode(&at.encode(), Uuid::now_v7()).is_err(),
+            "another's"
+        );
+        let forged = |text: &str| URL_SAFE_NO_PAD.encode(text);
+        for raw in [
+            String::new(),
+            "bm9wZQ".into(),
+            forged(&format!("{}.-1", at.workspace_id)),
+            forged(&format!("{}.x", at.workspace_id)),
+            forged("x.1"),
         ] {
-            assert!(Position::decode(forged).is_err(), "{forged}");
+            assert!(Position::decode(&raw, at.workspace_id).is_err(), "{raw}");
         }
-        let too_big = URL_SAFE_NO_PAD.encode(format!("{}.{}", u64::MAX, Uuid::nil()));
-        assert!(Position::decode(&too_big).is_err());
+    }
+
+    #[test]
+    fn a_cursor_resumes_while_the_log_holds_what_follows_it() {
+        let held = |oldest, latest| Bounds { oldest, latest };
+        assert_eq!(judge(0, &held(None, 0)), Resume::Whole, "no events yet");
+        assert_eq!(judge(5, &held(Some(1), 9)), Resume::Whole);
+        assert_eq!(judge(0, &held(Some(1), 9)), Resume::Whole, "from the start");
+        assert_eq!(
+            judge(3, &held(Some(4), 9)),
+            Resume::Whole,
+            "just before the oldest"
+        );
+        assert_eq!(judge(2, &held(Some(4), 9)), Resume::Expired, "3 was pruned");
+        assert_eq!(
+            judge(9, &held(None, 9)),
+            Resume::Whole,
+            "all pruned, nothing after"
+        );
+        assert_eq!(judge(8, &held(None, 9)), Resume::Expired, "9 was pruned");
+        assert_eq!(judge(10, &held(Some(1), 9)), Resume::Unknown);
     }
 }

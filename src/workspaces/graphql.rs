@@ -16,6 +16,7 @@ use crate::graphql::guard::{least, membership, require_role, GqlRole, RoleGuard}
 use crate::graphql::pagination::PageOf;
 use crate::graphql::scalars::Timestamp;
 use crate::invitations::graphql::{invitations_page, Invitation};
+use crate::live::graphql::LiveFields;
 use crate::members::graphql::{members_page, Member};
 use crate::resources::graphql::ResourceLists;
 use crate::roles::{Action, Role};
@@ -39,7 +40,7 @@ macro_rules! workspace_parts {
     };
 }
 
-workspace_parts!(ResourceLists, ConversationLists);
+workspace_parts!(ResourceLists, ConversationLists, LiveFields);
 
 impl From<CallerMembership> for Workspace {
     fn from(membership: CallerMembership) -> Self {

@@ -126,6 +126,27 @@ impl Client {
     }
 }
 
+/// The workspace's stream as `actor` reads it now: subscribing after it misses nothing.
+async fn cursor(base_url: &str, actor: &Actor, workspace: &str) -> String {
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base_url}/graphql"))
+        .bearer_auth(&actor.token)
+        .json(
+            &json!({"query": "query($ws: ID!) { workspace(id: $ws) { eventsCursor } }",
+                      "variables": {"ws": workspace}}),
+        )
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    body["data"]["workspace"]["eventsCursor"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a cursor: {body}"))
+        .to_owned()
+}
+
 /// The code of the error that refuses subscription `id`, which then completes.
 async fn refusal(client: &mut Client, id: &str) -> String {
     let refused = client.next().await.expect("an answer");
@@ -173,8 +194,10 @@ async fn create_agent(base_url: &str, actor: &Actor, workspace: &str, name: &str
 pub async fn subscribe_and_resume(app: &TestApp) {
     let owner = app.sign_up("Live").await;
     let mut client = Client::connect(&app.base_url, &owner.token).await;
-    client.subscribe("1", &owner.own_workspace, None).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let from = cursor(&app.base_url, &owner, &owner.own_workspace).await;
+    client
+        .subscribe("1", &owner.own_workspace, Some(&from))
+        .await;
     rename(app, &owner, &owner.own_workspace, "Live renamed").await;
     let event = client.event("1").await;
     client
@@ -189,10 +212,10 @@ async fn a_change_arrives_with_the_new_state_and_billing_only_for_billing_roles(
     let team = app.team().await;
     let mut owner = Client::connect(&app.base_url, &team.owner.token).await;
     let mut viewer = Client::connect(&app.base_url, &team.viewer.token).await;
-    owner.subscribe("1", &team.workspace, None).await;
-    viewer.subscribe("1", &team.workspace, None).await;
-    // Subscribed: a change made now is delivered (the server reads from its horizon).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // From the stream's place when the screen was read: nothing is missed in between.
+    let from = cursor(&app.base_url, &team.viewer, &team.workspace).await;
+    owner.subscribe("1", &team.workspace, Some(&from)).await;
+    viewer.subscribe("1", &team.workspace, Some(&from)).await;
 
     rename(&app, &team.admin, &team.workspace, "Renamed live").await;
     for (client, role, full) in [(&mut owner, "OWNER", true), (&mut viewer, "VIEWER", false)] {
@@ -243,10 +266,10 @@ async fn removal_ends_the_stream_and_a_cursor_replays_what_was_missed() {
     let app = TestApp::new().await;
     let team = app.team().await;
     let mut member = Client::connect(&app.base_url, &team.member.token).await;
-    member.subscribe("m", &team.workspace, None).await;
+    let from = cursor(&app.base_url, &team.member, &team.workspace).await;
+    member.subscribe("m", &team.workspace, Some(&from)).await;
     let mut owner = Client::connect(&app.base_url, &team.owner.token).await;
-    owner.subscribe("o", &team.workspace, None).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    owner.subscribe("o", &team.workspace, Some(&from)).await;
 
     // A reconnecting client: its last cursor, two changes while away, then live.
     rename(&app, &team.owner, &team.workspace, "First").await;
@@ -311,10 +334,10 @@ async fn a_change_made_on_another_server_reaches_this_one_and_shutdown_says_goin
     let team = app.team().await;
     let other = processes::serve(&app, &[]).await;
     let mut here = Client::connect(&app.base_url, &team.viewer.token).await;
-    here.subscribe("1", &team.workspace, None).await;
+    let from = cursor(&app.base_url, &team.viewer, &team.workspace).await;
+    here.subscribe("1", &team.workspace, Some(&from)).await;
     let mut there = Client::connect(&other.base_url, &team.viewer.token).await;
-    there.subscribe("1", &team.workspace, None).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    there.subscribe("1", &team.workspace, Some(&from)).await;
 
     create_agent(&other.base_url, &team.member, &team.workspace, "Made there").await;
     let event = here.event("1").await;
@@ -341,6 +364,10 @@ async fn a_socket_needs_a_live_token_an_allowed_origin_and_carries_subscriptions
             .err(),
         Some(403)
     );
+    // The API's own origin (the playground's) may.
+    assert!(Client::open(&app.base_url, Some(&app.base_url))
+        .await
+        .is_ok());
     let mut anonymous = Client::open(&app.base_url, None).await.expect("upgraded");
     anonymous
         .send(json!({"type": "connection_init", "payload": {"authorization": "Bearer lk_nope"}}))
@@ -364,6 +391,20 @@ async fn a_socket_needs_a_live_token_an_allowed_origin_and_carries_subscriptions
         .await;
     assert_eq!(refusal(&mut client, "q").await, "BAD_USER_INPUT");
 
+    // One root field per subscription (the spec's rule): aliases would multiply streams.
+    client
+        .send(
+            json!({"id": "two", "type": "subscribe", "payload": {"query":
+            "subscription($ws: ID!) { a: workspaceEvents(workspaceId: $ws) { cursor } \
+             b: workspaceEvents(workspaceId: $ws) { cursor } }",
+            "variables": {"ws": team.workspace}}}),
+        )
+        .await;
+    assert_eq!(
+        refusal(&mut client, "two").await,
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+
     // Subscriptions per socket are capped; the first ones keep running.
     for n in 0..linkai::http::socket::SUBSCRIPTIONS_PER_SOCKET {
         client
@@ -380,11 +421,12 @@ async fn events_come_in_commit_order_and_none_is_skipped_behind_a_longer_transac
     let app = TestApp::new().await;
     let team = app.team().await;
     let mut owner = Client::connect(&app.base_url, &team.owner.token).await;
-    owner.subscribe("1", &team.workspace, None).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let from = cursor(&app.base_url, &team.owner, &team.workspace).await;
+    owner.subscribe("1", &team.workspace, Some(&from)).await;
 
-    // A transaction writes its event first and commits last; a rename commits meanwhile.
-    // Ordered by time or id, a cursor taken after the rename would skip the first event.
+    // A transaction writes its event first and holds on; a rename in the same workspace
+    // waits for its commit to take the next number, so the stream has them in commit
+    // order, and a cursor never passes an event still to commit.
     let mut slow = app.db.conn().await;
     slow.batch_execute(&format!(
         "BEGIN; INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
@@ -393,9 +435,30 @@ async fn events_come_in_commit_order_and_none_is_skipped_behind_a_longer_transac
     ))
     .await
     .expect("open transaction");
-    rename(&app, &team.owner, &team.workspace, "Committed first").await;
+    let renaming = tokio::spawn({
+        let (base, owner, workspace) = (
+            app.base_url.clone(),
+            team.owner.clone(),
+            team.workspace.clone(),
+        );
+        async move {
+            let body: Value = reqwest::Client::new()
+                .post(format!("{base}/graphql"))
+                .bearer_auth(&owner.token)
+                .json(&json!({"query": "mutation($ws: ID!) { renameWorkspace(workspaceId: $ws, name: \"Second to commit\") { id } }",
+                              "variables": {"ws": workspace}}))
+                .send()
+                .await
+                .expect("answered")
+                .json()
+                .await
+                .expect("json");
+            assert!(body["errors"].is_null(), "{body}");
+        }
+    });
     owner.quiet().await;
     slow.batch_execute("COMMIT").await.expect("committed");
+    renaming.await.expect("renamed");
     assert_eq!(
         owner.event("1").await["action"],
         "WORKSPACE_SETTINGS_CHANGED"
@@ -440,8 +503,95 @@ async fn a_silent_socket_times_out_and_an_account_holds_at_most_its_sockets() {
     over.send(json!({"type": "connection_init", "payload": {"authorization": owner.token}}))
         .await;
     assert_eq!(over.next().await, Err(End::Closed(4403)));
-    // One closes: a new one is accepted.
+    // One closes: once the server has seen it go, a new one is accepted.
     drop(open.pop());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    open.push(Client::connect(&app.base_url, &owner.token).await);
+    let mut accepted = false;
+    for _ in 0..50 {
+        let mut again = Client::open(&app.base_url, None).await.expect("upgraded");
+        again
+            .send(json!({"type": "connection_init", "payload": {"authorization": owner.token}}))
+            .await;
+        if again.next().await.is_ok() {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(accepted, "a closed socket gives its place back");
+}
+
+#[tokio::test]
+async fn a_revoked_session_closes_its_socket_at_once_and_others_stay() {
+    let app = TestApp::new().await;
+    let owner = app.sign_up("Owner").await;
+    let other_session = app.session(&owner.email, crate::harness::PASSWORD).await;
+    let mut revoked = Client::connect(&app.base_url, &other_session).await;
+    let from = cursor(&app.base_url, &owner, &owner.own_workspace).await;
+    revoked
+        .subscribe("1", &owner.own_workspace, Some(&from))
+        .await;
+    let mut kept = Client::connect(&app.base_url, &owner.token).await;
+    kept.subscribe("1", &owner.own_workspace, Some(&from)).await;
+
+    // The owner signs the other session out from this one.
+    let sessions = app
+        .gql(
+            owner.token(),
+            "{ sessions { edges { node { id current } } } }",
+            json!({}),
+        )
+        .await;
+    let other = sessions.data("sessions")["edges"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|edge| edge["node"]["current"] == false)
+        .expect("the other session")["node"]["id"]
+        .clone();
+    app.gql(
+        owner.token(),
+        "mutation($id: ID!) { revokeSession(id: $id) }",
+        json!({"id": other}),
+    )
+    .await
+    .data("revokeSession");
+    // Within the client's wait (10 s), well before the periodic check (60 s): the
+    // revocation's notification closed it.
+    assert_eq!(revoked.next().await, Err(End::Closed(4403)));
+
+    rename(&app, &owner, &owner.own_workspace, "Still watched").await;
+    assert_eq!(kept.event("1").await["action"], "WORKSPACE_RENAMED");
+}
+
+#[tokio::test]
+async fn a_change_made_while_the_listener_is_away_arrives_once_it_is_back() {
+    let app = TestApp::new().await;
+    let owner = app.sign_up("Owner").await;
+    let mut client = Client::connect(&app.base_url, &owner.token).await;
+    let from = cursor(&app.base_url, &owner, &owner.own_workspace).await;
+    client
+        .subscribe("1", &owner.own_workspace, Some(&from))
+        .await;
+
+    // PostgreSQL drops the listening connection; a change commits before it is back.
+    let mut conn = app.db.conn().await;
+    let ended: Vec<Terminated> = diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = '{}'",
+        linkai::live::LISTENER_NAME
+    ))
+    .load(&mut conn)
+    .await
+    .expect("terminated");
+    assert_eq!(ended.len(), 1, "one listening connection per server");
+    rename(&app, &owner, &owner.own_workspace, "While nobody listened").await;
+    let event = client.event("1").await;
+    assert_eq!(event["workspace"]["name"], "While nobody listened");
+}
+
+#[derive(diesel::QueryableByName)]
+struct Terminated {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    #[allow(dead_code)]
+    ended: bool,
 }

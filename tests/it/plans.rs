@@ -136,6 +136,16 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
     ),
     ("forget_expired_exports", "SELECT forget_expired_exports()"),
     (
+        "notify_token_revoked",
+        "UPDATE access_tokens SET revoked_at = now() \
+         WHERE id = (SELECT id FROM access_tokens WHERE user_id = $user LIMIT 1)",
+    ),
+    (
+        "number_workspace_event",
+        "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, target_id) \
+         VALUES ($ws, now(), 'system', 'workspace.renamed', 'workspace', 'plans-n')",
+    ),
+    (
         "notify_workspace_event",
         "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, target_id) \
          VALUES ($ws, now(), 'system', 'workspace.renamed', 'workspace', 'plans')",
