@@ -4,4 +4,5 @@
 pub mod baseline;
 pub mod email;
 pub mod noop_jobs;
+pub mod sockets;
 pub mod stats;

@@ -7,15 +7,19 @@
 //!   drains them with one worker, and counts the Redis commands per job.
 //! - `email API_URL SMTP_ADDR TOKENS_FILE RATE COUNT`: a loopback SMTP server, and
 //!   invitations sent at a steady rate; latency from each request to its email's acceptance.
+//! - `sockets-hold WS_URL COUNT`, `sockets-latency WS_URL ADMIN_URL WORKSPACES FANOUT RATE
+//!   SECONDS`: live updates' footprint and delivery latency (`sockets.rs`).
 
-use linkai_bench::{baseline, email, noop_jobs};
+use linkai_bench::{baseline, email, noop_jobs, sockets};
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: linkai-bench baseline ADDR BODY_FILE
        linkai-bench jobs REDIS_URL COUNT
-       linkai-bench email API_URL SMTP_ADDR TOKENS_FILE RATE COUNT";
+       linkai-bench email API_URL SMTP_ADDR TOKENS_FILE RATE COUNT
+       linkai-bench sockets-hold WS_URL COUNT
+       linkai-bench sockets-latency WS_URL ADMIN_URL WORKSPACES FANOUT RATE SECONDS";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -33,6 +37,25 @@ async fn main() -> ExitCode {
                     email::run(api_url, smtp_addr, tokens_file, rate, count).await
                 }
                 _ => Err(anyhow::anyhow!("RATE and COUNT must be numbers")),
+            }
+        }
+        ["sockets-hold", ws_url, count] => match count.parse() {
+            Ok(count) => sockets::hold(ws_url, count).await,
+            Err(_) => Err(anyhow::anyhow!("COUNT must be a number")),
+        },
+        ["sockets-latency", ws_url, admin_url, workspaces, fanout, rate, seconds] => {
+            match (
+                workspaces.parse(),
+                fanout.parse(),
+                rate.parse(),
+                seconds.parse(),
+            ) {
+                (Ok(workspaces), Ok(fanout), Ok(rate), Ok(seconds)) => {
+                    sockets::latency(ws_url, admin_url, workspaces, fanout, rate, seconds).await
+                }
+                _ => Err(anyhow::anyhow!(
+                    "WORKSPACES, FANOUT, RATE and SECONDS are numbers"
+                )),
             }
         }
         _ => {

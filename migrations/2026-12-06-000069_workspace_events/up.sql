@@ -15,7 +15,10 @@ CREATE TABLE workspace_event_seqs (
     seq bigint NOT NULL
 );
 COMMENT ON TABLE workspace_event_seqs IS 'The last number given to an event of each workspace''s stream (audit_events.seq).';
+-- Forced, as on every table with a workspace_id: the numbering trigger (run as the owner)
+-- counts in the workspace its audit insert is in, which audit_events' own policy requires.
 ALTER TABLE workspace_event_seqs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE workspace_event_seqs FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON workspace_event_seqs USING (workspace_id = app_workspace_id());
 GRANT SELECT ON workspace_event_seqs TO linkai_app;
 

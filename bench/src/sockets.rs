@@ -1,0 +1,205 @@
+//! Live updates (issue 25), two measures:
+//!
+//! - `hold`: opens `CONNECTIONS` sockets (graphql-transport-ws), each signed in as the Owner
+//!   of a seeded workspace (user n owns workspace n, at most 20 sockets per account) and
+//!   subscribed to it; reports how long that took, then keeps them open until stdin closes,
+//!   so the driver can read the server's memory meanwhile.
+//! - `latency`: `WORKSPACES` workspaces with `FANOUT` subscribers each; audit events are
+//!   written straight into the database at `RATE` per second (open loop, spread over the
+//!   workspaces), each carrying the time it was sent; each subscriber records when it
+//!   received it. Reports the latency from the insert's start to each delivery.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::stats::quantile;
+
+const SUBSCRIBE: &str = "subscription($ws: ID!) { workspaceEvents(workspaceId: $ws) { \
+    cursor auditEvent { changes } } }";
+const PER_ACCOUNT: usize = 20;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn workspace_id(n: usize) -> String {
+    format!("00000000-0000-4000-9000-{n:012}")
+}
+
+/// A socket signed in as user `owner` and subscribed to their workspace, once the server
+/// has acknowledged both (the first `next` is not waited for).
+async fn subscribed(ws_url: &str, owner: usize) -> anyhow::Result<Socket> {
+    let mut request = ws_url.into_client_request()?;
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .context("upgrade")?;
+    let init = json!({"type": "connection_init",
+                      "payload": {"authorization": format!("Bearer lks_bench_{owner}")}});
+    socket.send(Message::Text(init.to_string().into())).await?;
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) if text.contains("connection_ack") => break,
+            Some(Ok(Message::Text(text))) => anyhow::bail!("before the ack: {text}"),
+            Some(Ok(_)) => continue,
+            other => anyhow::bail!("closed before the ack: {other:?}"),
+        }
+    }
+    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {
+        "query": SUBSCRIBE, "variables": {"ws": workspace_id(owner)}}});
+    socket
+        .send(Message::Text(subscribe.to_string().into()))
+        .await?;
+    Ok(socket)
+}
+
+/// Opens `count` sockets, `per_workspace` on each of the first workspaces.
+async fn open(ws_url: &str, count: usize, per_workspace: usize) -> anyhow::Result<Vec<Socket>> {
+    let mut opening = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let (url, owner) = (ws_url.to_owned(), 1 + i / per_workspace);
+        opening.spawn(async move { subscribed(&url, owner).await });
+        // A few hundred handshakes at a time: the listen backlog is finite.
+        while opening.len() >= 256 {
+            if let Some(done) = opening.join_next().await {
+                done??;
+            }
+        }
+    }
+    let mut sockets = Vec::with_capacity(count);
+    while let Some(done) = opening.join_next().await {
+        sockets.push(done??);
+    }
+    Ok(sockets)
+}
+
+pub async fn hold(ws_url: &str, count: usize) -> anyhow::Result<Value> {
+    let started = Instant::now();
+    let per_workspace = count.div_ceil(2000).clamp(1, PER_ACCOUNT);
+    let sockets = open(ws_url, count, per_workspace).await?;
+    let opened = started.elapsed();
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{}",
+            json!({"sockets": sockets.len(), "open_seconds": opened.as_secs_f64()})
+        )?;
+        out.flush()?;
+    }
+    // The driver reads the server's memory, then closes stdin.
+    let mut line = String::new();
+    let _ = tokio::io::AsyncBufReadExt::read_line(
+        &mut tokio::io::BufReader::new(tokio::io::stdin()),
+        &mut line,
+    )
+    .await;
+    drop(sockets);
+    Ok(json!({"closed": true}))
+}
+
+fn micros_now() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+}
+
+pub async fn latency(
+    ws_url: &str,
+    admin_url: &str,
+    workspaces: usize,
+    fanout: usize,
+    rate: f64,
+    seconds: f64,
+) -> anyhow::Result<Value> {
+    anyhow::ensure!(
+        fanout <= PER_ACCOUNT,
+        "at most {PER_ACCOUNT} sockets per account"
+    );
+    let sockets = open(ws_url, workspaces * fanout, fanout).await?;
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let mut readers = tokio::task::JoinSet::new();
+    for mut socket in sockets {
+        let latencies = Arc::clone(&latencies);
+        readers.spawn(async move {
+            while let Some(Ok(message)) = socket.next().await {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let received = micros_now();
+                let value: Value = serde_json::from_str(&text).unwrap_or_default();
+                let sent = value["payload"]["data"]["workspaceEvents"]["auditEvent"]["changes"]
+                    ["sent"]
+                    .as_i64();
+                if let Some(sent) = sent {
+                    let millis = (received - sent) as f64 / 1000.0;
+                    latencies.lock().expect("latencies").push(millis);
+                }
+            }
+        });
+    }
+    // Subscriptions start after their `subscribe`: give them a moment before the first event.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let count = (rate * seconds) as usize;
+    let writers = 8;
+    let mut writing = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for writer in 0..writers {
+        let admin_url = admin_url.to_owned();
+        writing.spawn(async move {
+            let mut conn = AsyncPgConnection::establish(&admin_url).await?;
+            let mut late = 0usize;
+            for i in (writer..count).step_by(writers) {
+                let due = started + Duration::from_secs_f64(i as f64 / rate);
+                if Instant::now() > due + Duration::from_millis(5) {
+                    late += 1;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                let workspace = workspace_id(1 + i % workspaces);
+                conn.batch_execute(&format!(
+                    "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
+                     target_id, changes) VALUES ('{workspace}', now(), 'system', \
+                     'workspace.settings_changed', 'workspace', '{workspace}', \
+                     jsonb_build_object('sent', {}))",
+                    micros_now()
+                ))
+                .await?;
+            }
+            anyhow::Ok(late)
+        });
+    }
+    let mut late = 0;
+    while let Some(done) = writing.join_next().await {
+        late += done??;
+    }
+    let written = started.elapsed();
+    // The last events' deliveries.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    readers.abort_all();
+    let mut latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
+    anyhow::ensure!(!latencies.is_empty(), "no event was delivered");
+    latencies.sort_by(f64::total_cmp);
+    Ok(json!({
+        "events": count,
+        "events_per_second": count as f64 / written.as_secs_f64(),
+        "late_writes": late,
+        "subscribers_per_event": fanout,
+        "deliveries": latencies.len(),
+        "expected_deliveries": count * fanout,
+        "p50_ms": quantile(&latencies, 0.5),
+        "p99_ms": quantile(&latencies, 0.99),
+        "max_ms": latencies.last().copied().unwrap_or_default(),
+    }))
+}
