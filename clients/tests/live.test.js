@@ -103,14 +103,15 @@ test('Apollo Client: an event updates the normalized cache without a refetch', a
     ),
     cache: new InMemoryCache(),
   });
-  // The screen's data and the stream's place, in one query: nothing falls between.
+  // The stream's place first, then the screen's data: no change falls between the two.
+  const after = await eventsCursor(owner.token, workspaceId);
   const { data } = await client.query({ query: operations.WorkspaceLive, variables: { workspaceId } });
   assert.equal(data.workspace.name, "Ada's Workspace");
 
   const events = take(
     (observer) =>
       client
-        .subscribe({ query: operations.WorkspaceEvents, variables: { workspaceId, after: data.workspace.eventsCursor } })
+        .subscribe({ query: operations.WorkspaceEvents, variables: { workspaceId, after } })
         .subscribe(observer),
     1,
   );
@@ -151,10 +152,14 @@ test('urql: removal ends the stream, and a cursor replays what a client missed',
   const from = await eventsCursor(owner.token, workspaceId);
   const adminSocket = socket(admin.token);
   const asAdmin = urql(admin.token, adminSocket);
-  const ended = new Promise((resolve) => {
+  let firstSeen;
+  const started = new Promise((resolve) => { firstSeen = resolve; });
+  const ended = new Promise((resolve, reject) => {
     const seen = [];
+    setTimeout(() => reject(new Error(`the stream did not end: ${JSON.stringify(seen)}`)), 20_000);
     asAdmin.subscription(operations.WorkspaceEvents, { workspaceId, after: from }).subscribe((result) => {
       seen.push(result);
+      firstSeen();
       if (result.error) resolve(seen);
     });
   });
@@ -183,7 +188,8 @@ test('urql: removal ends the stream, and a cursor replays what a client missed',
   assert.equal(missed[1].data.workspaceEvents.workspace.name, 'Second');
   await back.dispose();
 
-  // The Admin is removed: their stream ends with NOT_FOUND.
+  // The Admin is removed (once their stream has delivered): it ends with NOT_FOUND.
+  await started;
   await http(owner.token, 'RemoveMember', { workspaceId, userId: admin.user.id });
   const results = await ended;
   // urql keeps the last data on a result that carries an error: count events only.

@@ -15,8 +15,8 @@ CREATE TABLE workspace_event_seqs (
     seq bigint NOT NULL
 );
 COMMENT ON TABLE workspace_event_seqs IS 'The last number given to an event of each workspace''s stream (audit_events.seq).';
--- Forced, as on every table with a workspace_id: the numbering trigger (run as the owner)
--- counts in the workspace its audit insert is in, which audit_events' own policy requires.
+-- Forced, as on every table with a workspace_id (the owner, which numbers events, bypasses
+-- row-level security; the application role only reads its workspace's counter).
 ALTER TABLE workspace_event_seqs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE workspace_event_seqs FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON workspace_event_seqs USING (workspace_id = app_workspace_id());
@@ -25,9 +25,13 @@ GRANT SELECT ON workspace_event_seqs TO linkai_app;
 ALTER TABLE audit_events ADD COLUMN seq bigint;
 
 -- The owner numbers events: the application role only reads the counters.
+-- The workspace row first (the key share its foreign key takes anyway), then the counter:
+-- a membership change locks the workspace row and then writes its event, so taking the
+-- counter first would deadlock with it.
 CREATE FUNCTION number_workspace_event() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
+    PERFORM 1 FROM workspaces WHERE id = NEW.workspace_id FOR KEY SHARE;
     INSERT INTO workspace_event_seqs AS s (workspace_id, seq) VALUES (NEW.workspace_id, 1)
     ON CONFLICT (workspace_id) DO UPDATE SET seq = s.seq + 1
     RETURNING s.seq INTO NEW.seq;

@@ -251,7 +251,11 @@ pub async fn delete_account(
         crate::workspaces::end(conn, workspace.id, now).await?;
     }
     // The memberships elsewhere go with the account: each workspace's log says they left
-    // (last, as entering a workspace holds for the rest of the transaction).
+    // (last, as entering a workspace holds for the rest of the transaction). In workspace
+    // order: each event holds its workspace's stream counter to the commit, and two
+    // deletions taking them in different orders would deadlock.
+    let mut joined = joined;
+    joined.sort_by_key(|(workspace, _)| workspace.id);
     for (workspace, role) in joined {
         crate::db::enter_workspace(conn, workspace.id).await?;
         let event = crate::audit::Event {
@@ -417,6 +421,15 @@ pub async fn authenticate(
         return Ok(None);
     };
     authenticate_hash(db, &token::hash(token), policy).await
+}
+
+/// Whether the token with this hash is still live, without counting this as a use (a
+/// socket checking its token again: an open socket alone does not keep a session from
+/// going idle).
+pub async fn still_live(db: &Db, token_hash: &[u8], policy: &SessionPolicy) -> ApiResult<bool> {
+    let mut conn = db.conn_outside_tenancy().await?;
+    let row = model::caller_for_token_hash(&mut conn, token_hash).await?;
+    Ok(row.is_some_and(|row| is_live(&row, policy, Utc::now())))
 }
 
 /// [`authenticate`] for a token known by its hash (a socket checking its token again

@@ -41,7 +41,7 @@ const CLOSE_INIT_TIMEOUT: u16 = 4408;
 /// WebSocket: the server is going away.
 const CLOSE_GOING_AWAY: u16 = 1001;
 /// How often an open socket checks its token again (a session's age and idle limits), besides
-/// when its revocation is notified.
+/// when its revocation is notified; the first check comes after one to two of these.
 const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 /// How often the server pings each socket (browsers and WebSocket libraries answer pings
 /// themselves), so proxies keep it open and a vanished client is noticed.
@@ -119,7 +119,7 @@ async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
     // When the client was last heard from (a message, or the pong to a ping), in
     // milliseconds since the socket opened.
     let opened = tokio::time::Instant::now();
-    let heard = Arc::new(AtomicU64::new(0));
+    let heard = Arc::new(AtomicU64::new(NEVER));
     let source = source.inspect({
         let heard = Arc::clone(&heard);
         move |_| heard.store(millis_since(opened), Ordering::Relaxed)
@@ -166,9 +166,14 @@ async fn forward(
     let closing = hub.closed();
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(closing, init_deadline);
-    let mut recheck =
-        tokio::time::interval_at(tokio::time::Instant::now() + TOKEN_RECHECK, TOKEN_RECHECK);
+    // Spread over the interval: sockets opened together (after a deploy) check apart.
+    let mut recheck = tokio::time::interval_at(
+        tokio::time::Instant::now() + TOKEN_RECHECK.mul_f64(1.0 + rand::random::<f64>()),
+        TOKEN_RECHECK,
+    );
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut token: Option<(crate::live::Wake, SignedIn)> = None;
     let mut awaiting_sign_in = true;
     let mut acknowledged = false;
@@ -181,7 +186,11 @@ async fn forward(
             signed = &mut signed_in, if awaiting_sign_in => {
                 awaiting_sign_in = false;
                 token = signed.ok().map(|signed| (hub.watch_token(signed.token_id), signed));
-                continue;
+                // A revocation between the sign-in and the watch would wait for the recheck.
+                match still_signed_in(&app, &token).await {
+                    true => continue,
+                    false => close(CLOSE_FORBIDDEN, "The session or token has ended."),
+                }
             }
             () = revoked(&mut token) => match still_signed_in(&app, &token).await {
                 true => continue,
@@ -195,7 +204,9 @@ async fn forward(
                 true => close(1000, "No answer to pings."),
                 false => Message::Ping(Default::default()),
             },
-            () = &mut init_deadline, if !acknowledged => {
+            // The client's first message is its `connection_init`: once it came, the socket
+            // waits for its answer however long the check takes.
+            () = &mut init_deadline, if !acknowledged && !heard.anything() => {
                 close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout")
             }
             () = &mut closing => close(CLOSE_GOING_AWAY, "The server is going away."),
@@ -219,10 +230,20 @@ struct Heard {
     heard: Arc<AtomicU64>,
 }
 
+/// In [`Heard`]: nothing yet.
+const NEVER: u64 = u64::MAX;
+
 impl Heard {
     fn silent_for(&self) -> std::time::Duration {
-        let last = self.heard.load(Ordering::Relaxed);
+        let last = match self.heard.load(Ordering::Relaxed) {
+            NEVER => 0,
+            last => last,
+        };
         std::time::Duration::from_millis(millis_since(self.opened).saturating_sub(last))
+    }
+
+    fn anything(&self) -> bool {
+        self.heard.load(Ordering::Relaxed) != NEVER
     }
 }
 
@@ -249,10 +270,12 @@ async fn still_signed_in(app: &App, token: &Option<(crate::live::Wake, SignedIn)
     let Some((_, signed)) = token else {
         return true;
     };
+    // Every socket checks at once when the listener comes back: a few at a time.
+    let _turn = app.live.read_turn().await;
     let db = app.db.for_request();
     !matches!(
-        crate::auth::authenticate_hash(&db, &signed.token_hash, &app.config.sessions).await,
-        Ok(None)
+        crate::auth::still_live(&db, &signed.token_hash, &app.config.sessions).await,
+        Ok(false)
     )
 }
 

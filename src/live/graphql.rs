@@ -205,11 +205,24 @@ impl Feed {
                 return None;
             }
             if let Some(row) = self.queue.pop_front() {
-                match self.deliver(row).await {
-                    Ok(Some(event)) => return Some((Ok(event), self)),
-                    Ok(None) => continue,
-                    Err(err) => return self.end(err),
+                if moves(&row.event, self.user_id) {
+                    // Judged with the membership it leaves: a removal ends the stream.
+                    match self.membership().await {
+                        Ok(role) => self.role = role,
+                        Err(err) if err.code() == ErrorCode::ServiceUnavailable => {
+                            self.queue.push_front(row);
+                            tokio::time::sleep(UNAVAILABLE_RETRY).await;
+                            continue;
+                        }
+                        Err(err) => return self.end(err),
+                    }
+                    self.queue.clear();
                 }
+                self.position.seq = row.seq;
+                if let Some(event) = self.event(row) {
+                    return Some((Ok(event), self));
+                }
+                continue;
             }
             match self.read().await {
                 Ok(true) => {}
@@ -225,17 +238,6 @@ impl Feed {
     fn end(mut self, err: ApiError) -> Option<(async_graphql::Result<WorkspaceEvent>, Feed)> {
         self.ended = true;
         Some((Err(err.into()), self))
-    }
-
-    /// `row` as the subscriber may see it now, if at all. An event that changes their own
-    /// membership is judged with the membership it leaves: a removal ends the stream.
-    async fn deliver(&mut self, row: StreamRow) -> ApiResult<Option<WorkspaceEvent>> {
-        self.position.seq = row.seq;
-        if moves(&row.event, self.user_id) {
-            self.queue.clear();
-            self.role = self.membership().await?;
-        }
-        Ok(self.event(row))
     }
 
     /// The caller's role in the workspace now, or `NOT_FOUND`.
@@ -255,15 +257,15 @@ impl Feed {
         let Some(after) = after else {
             return Ok(model::now(&mut conn, workspace_id).await?);
         };
-        match model::resume(&mut conn, after).await? {
+        match model::resume(&mut conn, after, chrono::Utc::now()).await? {
             Resume::Whole => Ok(after),
             Resume::Unknown => Err(ApiError::bad_input(
                 "`after` is not a cursor of this workspace's stream.",
             )),
             Resume::Expired => Err(ApiError::new(
                 ErrorCode::CursorExpired,
-                "The log no longer holds what followed this cursor: refetch, then subscribe \
-                 from `Workspace.eventsCursor`.",
+                "What followed this cursor is gone from the log or over a day old: refetch, \
+                 then subscribe from `Workspace.eventsCursor`.",
             )),
         }
     }
@@ -313,8 +315,9 @@ impl From<&WorkspaceRow> for LiveFields {
 #[Object]
 impl LiveFields {
     /// The workspace's event stream as of this read: subscribe to `workspaceEvents` with it
-    /// as `after` to receive every change committed after it. Read it before (or with) the
-    /// data a screen shows, so no change falls between the two. Every role reads it.
+    /// as `after` to receive every change committed after it. Read it in a request before
+    /// the one that reads the data a screen shows, so no change falls between the two
+    /// (within a request, fields are read in no set order). Every role reads it.
     async fn events_cursor(&self, ctx: &Context<'_>) -> ApiResult<String> {
         let mut conn = request(ctx).db.conn_in(self.workspace_id).await?;
         Ok(model::now(&mut conn, self.workspace_id).await?.encode())

@@ -3,7 +3,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use diesel::sql_types::{BigInt, Nullable, Uuid as SqlUuid};
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{BigInt, Nullable, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -70,6 +71,10 @@ pub async fn after(
     .await
 }
 
+/// How far back a cursor may resume: a client away longer refetches. It also bounds what a
+/// member can replay of events from before they could see them live.
+pub const REPLAY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
 #[derive(QueryableByName)]
 struct Bounds {
     /// The oldest event the log still holds.
@@ -78,15 +83,23 @@ struct Bounds {
     /// The last number given.
     #[diesel(sql_type = BigInt)]
     latest: i64,
+    /// When the event after the cursor was written, if the log holds it.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    next_at: Option<DateTime<Utc>>,
 }
 
-async fn bounds(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> diesel::QueryResult<Bounds> {
+async fn bounds(conn: &mut AsyncPgConnection, at: Position) -> diesel::QueryResult<Bounds> {
     static_sql(
         "SELECT (SELECT min(seq) FROM audit_events WHERE workspace_id = $1 AND seq IS NOT NULL) \
                   AS oldest, \
                 coalesce((SELECT seq FROM workspace_event_seqs WHERE workspace_id = $1), 0) \
-                  AS latest",
-        (bind::<SqlUuid, _>(workspace_id),),
+                  AS latest, \
+                (SELECT at FROM audit_events WHERE workspace_id = $1 AND seq = $2 + 1) \
+                  AS next_at",
+        (
+            bind::<SqlUuid, _>(at.workspace_id),
+            bind::<BigInt, _>(at.seq),
+        ),
     )
     .get_result(conn)
     .await
@@ -97,9 +110,13 @@ pub async fn now(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
 ) -> diesel::QueryResult<Position> {
+    let nowhere = Position {
+        workspace_id,
+        seq: -1,
+    };
     Ok(Position {
         workspace_id,
-        seq: bounds(conn, workspace_id).await?.latest,
+        seq: bounds(conn, nowhere).await?.latest,
     })
 }
 
@@ -108,21 +125,29 @@ pub async fn now(
 pub enum Resume {
     /// Every event after it is still in the log.
     Whole,
-    /// The log no longer holds some events after it (the audit retention pruned them).
+    /// The log no longer holds some events after it (the audit retention pruned them), or
+    /// they are older than [`REPLAY_WINDOW`].
     Expired,
     /// It is ahead of the stream: no cursor this stream gave.
     Unknown,
 }
 
-/// Whether the log still holds every event after `at`.
-pub async fn resume(conn: &mut AsyncPgConnection, at: Position) -> diesel::QueryResult<Resume> {
-    let bounds = bounds(conn, at.workspace_id).await?;
-    Ok(judge(at.seq, &bounds))
+/// Whether the log still holds every event after `at`, none older than the window.
+pub async fn resume(
+    conn: &mut AsyncPgConnection,
+    at: Position,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<Resume> {
+    let bounds = bounds(conn, at).await?;
+    Ok(judge(at.seq, &bounds, now))
 }
 
-fn judge(seq: i64, bounds: &Bounds) -> Resume {
+fn judge(seq: i64, bounds: &Bounds, now: DateTime<Utc>) -> Resume {
     if seq > bounds.latest {
         return Resume::Unknown;
+    }
+    if bounds.next_at.is_some_and(|at| at < now - REPLAY_WINDOW) {
+        return Resume::Expired;
     }
     // Numbers have no gaps, and retention prunes from the oldest: the log holds
     // `oldest..=latest`, or nothing once it is all pruned.
@@ -166,7 +191,14 @@ mod tests {
 
     #[test]
     fn a_cursor_resumes_while_the_log_holds_what_follows_it() {
-        let held = |oldest, latest| Bounds { oldest, latest };
+        let now = Utc::now();
+        let recent = Some(now - chrono::TimeDelta::hours(1));
+        let held = |oldest, latest| Bounds {
+            oldest,
+            latest,
+            next_at: recent,
+        };
+        let judge = |seq, bounds: &Bounds| judge(seq, bounds, now);
         assert_eq!(judge(0, &held(None, 0)), Resume::Whole, "no events yet");
         assert_eq!(judge(5, &held(Some(1), 9)), Resume::Whole);
         assert_eq!(judge(0, &held(Some(1), 9)), Resume::Whole, "from the start");
@@ -183,5 +215,10 @@ mod tests {
         );
         assert_eq!(judge(8, &held(None, 9)), Resume::Expired, "9 was pruned");
         assert_eq!(judge(10, &held(Some(1), 9)), Resume::Unknown);
+        let old = Bounds {
+            next_at: Some(now - REPLAY_WINDOW - chrono::TimeDelta::minutes(1)),
+            ..held(Some(1), 9)
+        };
+        assert_eq!(judge(4, &old), Resume::Expired, "older than the window");
     }
 }

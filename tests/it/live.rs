@@ -119,32 +119,56 @@ impl Client {
         message["payload"]["data"]["workspaceEvents"].clone()
     }
 
-    /// Nothing arrives for a while.
+    /// Nothing arrives for a while (the server's pings apart).
     async fn quiet(&mut self) {
-        let next = tokio::time::timeout(Duration::from_millis(400), self.socket.next()).await;
-        assert!(next.is_err(), "unexpected: {next:?}");
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(next) => panic!("unexpected: {next:?}"),
+            }
+        }
     }
 }
 
-/// The workspace's stream as `actor` reads it now: subscribing after it misses nothing.
-async fn cursor(base_url: &str, actor: &Actor, workspace: &str) -> String {
+/// A GraphQL request to `base_url` as `actor`, whose answer has no errors.
+async fn post(base_url: &str, actor: &Actor, query: &str, variables: Value) -> Value {
     let body: Value = reqwest::Client::new()
         .post(format!("{base_url}/graphql"))
         .bearer_auth(&actor.token)
-        .json(
-            &json!({"query": "query($ws: ID!) { workspace(id: $ws) { eventsCursor } }",
-                      "variables": {"ws": workspace}}),
-        )
+        .json(&json!({"query": query, "variables": variables}))
         .send()
         .await
         .expect("answered")
         .json()
         .await
         .expect("json");
-    body["data"]["workspace"]["eventsCursor"]
+    assert!(body["errors"].is_null(), "{query}: {body}");
+    body["data"].clone()
+}
+
+/// The workspace's stream as `actor` reads it now: subscribing after it misses nothing.
+async fn cursor(base_url: &str, actor: &Actor, workspace: &str) -> String {
+    let data = post(
+        base_url,
+        actor,
+        "query($ws: ID!) { workspace(id: $ws) { eventsCursor } }",
+        json!({"ws": workspace}),
+    )
+    .await;
+    data["workspace"]["eventsCursor"]
         .as_str()
-        .unwrap_or_else(|| panic!("a cursor: {body}"))
+        .expect("a cursor")
         .to_owned()
+}
+
+/// A socket of `actor`'s subscribed as `id` to the workspace's events from now on.
+async fn watching(base_url: &str, actor: &Actor, workspace: &str, id: &str) -> Client {
+    let from = cursor(base_url, actor, workspace).await;
+    let mut client = Client::connect(base_url, &actor.token).await;
+    client.subscribe(id, workspace, Some(&from)).await;
+    client
 }
 
 /// The code of the error that refuses subscription `id`, which then completes.
@@ -165,28 +189,27 @@ async fn refusal(client: &mut Client, id: &str) -> String {
 }
 
 async fn rename(app: &TestApp, actor: &Actor, workspace: &str, name: &str) {
-    app.gql(
-        actor.token(),
+    rename_at(&app.base_url, actor, workspace, name).await;
+}
+
+async fn rename_at(base_url: &str, actor: &Actor, workspace: &str, name: &str) {
+    post(
+        base_url,
+        actor,
         "mutation($ws: ID!, $n: String!) { renameWorkspace(workspaceId: $ws, name: $n) { id } }",
         json!({"ws": workspace, "n": name}),
     )
-    .await
-    .data("renameWorkspace");
+    .await;
 }
 
 async fn create_agent(base_url: &str, actor: &Actor, workspace: &str, name: &str) {
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base_url}/graphql"))
-        .bearer_auth(&actor.token)
-        .json(&json!({"query": "mutation($ws: ID!, $n: String!) { createAgent(workspaceId: $ws, input: {name: $n}) { id } }",
-                      "variables": {"ws": workspace, "n": name}}))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("json");
-    assert!(body["errors"].is_null(), "{body}");
+    post(
+        base_url,
+        actor,
+        "mutation($ws: ID!, $n: String!) { createAgent(workspaceId: $ws, input: {name: $n}) { id } }",
+        json!({"ws": workspace, "n": name}),
+    )
+    .await;
 }
 
 /// A subscription from the start and one resumed from its cursor: every statement the
@@ -265,11 +288,8 @@ async fn a_change_arrives_with_the_new_state_and_billing_only_for_billing_roles(
 async fn removal_ends_the_stream_and_a_cursor_replays_what_was_missed() {
     let app = TestApp::new().await;
     let team = app.team().await;
-    let mut member = Client::connect(&app.base_url, &team.member.token).await;
-    let from = cursor(&app.base_url, &team.member, &team.workspace).await;
-    member.subscribe("m", &team.workspace, Some(&from)).await;
-    let mut owner = Client::connect(&app.base_url, &team.owner.token).await;
-    owner.subscribe("o", &team.workspace, Some(&from)).await;
+    let mut member = watching(&app.base_url, &team.member, &team.workspace, "m").await;
+    let mut owner = watching(&app.base_url, &team.owner, &team.workspace, "o").await;
 
     // A reconnecting client: its last cursor, two changes while away, then live.
     rename(&app, &team.owner, &team.workspace, "First").await;
@@ -333,11 +353,8 @@ async fn a_change_made_on_another_server_reaches_this_one_and_shutdown_says_goin
     let app = TestApp::new().await;
     let team = app.team().await;
     let other = processes::serve(&app, &[]).await;
-    let mut here = Client::connect(&app.base_url, &team.viewer.token).await;
-    let from = cursor(&app.base_url, &team.viewer, &team.workspace).await;
-    here.subscribe("1", &team.workspace, Some(&from)).await;
-    let mut there = Client::connect(&other.base_url, &team.viewer.token).await;
-    there.subscribe("1", &team.workspace, Some(&from)).await;
+    let mut here = watching(&app.base_url, &team.viewer, &team.workspace, "1").await;
+    let mut there = watching(&other.base_url, &team.viewer, &team.workspace, "1").await;
 
     create_agent(&other.base_url, &team.member, &team.workspace, "Made there").await;
     let event = here.event("1").await;
@@ -420,9 +437,7 @@ async fn events_come_in_commit_order_and_none_is_skipped_behind_a_longer_transac
     use diesel_async::SimpleAsyncConnection;
     let app = TestApp::new().await;
     let team = app.team().await;
-    let mut owner = Client::connect(&app.base_url, &team.owner.token).await;
-    let from = cursor(&app.base_url, &team.owner, &team.workspace).await;
-    owner.subscribe("1", &team.workspace, Some(&from)).await;
+    let mut owner = watching(&app.base_url, &team.owner, &team.workspace, "1").await;
 
     // A transaction writes its event first and holds on; a rename in the same workspace
     // waits for its commit to take the next number, so the stream has them in commit
@@ -436,27 +451,31 @@ async fn events_come_in_commit_order_and_none_is_skipped_behind_a_longer_transac
     .await
     .expect("open transaction");
     let renaming = tokio::spawn({
-        let (base, owner, workspace) = (
+        let (base, owner, ws) = (
             app.base_url.clone(),
             team.owner.clone(),
             team.workspace.clone(),
         );
-        async move {
-            let body: Value = reqwest::Client::new()
-                .post(format!("{base}/graphql"))
-                .bearer_auth(&owner.token)
-                .json(&json!({"query": "mutation($ws: ID!) { renameWorkspace(workspaceId: $ws, name: \"Second to commit\") { id } }",
-                              "variables": {"ws": workspace}}))
-                .send()
-                .await
-                .expect("answered")
-                .json()
-                .await
-                .expect("json");
-            assert!(body["errors"].is_null(), "{body}");
-        }
+        async move { rename_at(&base, &owner, &ws, "Second to commit").await }
     });
-    owner.quiet().await;
+    // The rename waits for the counter (before its lock timeout, 2 s): then commit.
+    let mut watcher = app.db.conn().await;
+    let mut waiting = false;
+    for _ in 0..150 {
+        let found: Vec<Terminated> = diesel::sql_query(
+            "SELECT true AS ended FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock'",
+        )
+        .load(&mut watcher)
+        .await
+        .expect("activity");
+        if !found.is_empty() {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(waiting, "the rename waits for the first transaction");
     slow.batch_execute("COMMIT").await.expect("committed");
     renaming.await.expect("renamed");
     assert_eq!(
@@ -575,14 +594,21 @@ async fn a_change_made_while_the_listener_is_away_arrives_once_it_is_back() {
 
     // PostgreSQL drops the listening connection; a change commits before it is back.
     let mut conn = app.db.conn().await;
-    let ended: Vec<Terminated> = diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity \
-         WHERE datname = current_database() AND application_name = '{}'",
-        linkai::live::LISTENER_NAME
-    ))
-    .load(&mut conn)
-    .await
-    .expect("terminated");
+    let mut ended = Vec::new();
+    for _ in 0..100 {
+        ended = diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = '{}'",
+            linkai::live::LISTENER_NAME
+        ))
+        .load::<Terminated>(&mut conn)
+        .await
+        .expect("terminated");
+        if !ended.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(ended.len(), 1, "one listening connection per server");
     rename(&app, &owner, &owner.own_workspace, "While nobody listened").await;
     let event = client.event("1").await;
@@ -594,4 +620,53 @@ struct Terminated {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     #[allow(dead_code)]
     ended: bool,
+}
+
+#[tokio::test]
+async fn numbering_events_never_deadlocks_a_membership_change() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let agent = post(
+        &app.base_url,
+        &team.admin,
+        "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: {name: \"Racer\"}) { id } }",
+        json!({"ws": team.workspace}),
+    )
+    .await["createAgent"]["id"]
+        .clone();
+    // The Owner's role changes lock the workspace row, then write their event; the Admin's
+    // edits write theirs (and take the counter) while the row is locked: each waits its
+    // turn, and none fails.
+    let roles = {
+        let (base, owner, ws, member) = (
+            app.base_url.clone(),
+            team.owner.clone(),
+            team.workspace.clone(),
+            team.member.id.clone(),
+        );
+        tokio::spawn(async move {
+            for round in 0..20 {
+                let role = if round % 2 == 0 { "VIEWER" } else { "MEMBER" };
+                post(
+                    &base,
+                    &owner,
+                    "mutation($ws: ID!, $u: ID!, $r: Role!) { \
+                     changeMemberRole(workspaceId: $ws, userId: $u, role: $r) { role } }",
+                    json!({"ws": ws, "u": member, "r": role}),
+                )
+                .await;
+            }
+        })
+    };
+    for round in 0..20 {
+        post(
+            &app.base_url,
+            &team.admin,
+            "mutation($ws: ID!, $id: ID!, $d: String!) { \
+             updateAgent(workspaceId: $ws, id: $id, input: {description: $d}) { id } }",
+            json!({"ws": team.workspace, "id": agent, "d": format!("round {round}")}),
+        )
+        .await;
+    }
+    roles.await.expect("every role change went through");
 }
