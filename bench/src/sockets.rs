@@ -66,17 +66,17 @@ async fn subscribed(ws_url: &str, owner: usize) -> anyhow::Result<Socket> {
 /// Opens `count` sockets, `per_workspace` on each of the first workspaces.
 async fn open(ws_url: &str, count: usize, per_workspace: usize) -> anyhow::Result<Vec<Socket>> {
     let mut opening = tokio::task::JoinSet::new();
+    let mut sockets = Vec::with_capacity(count);
     for i in 0..count {
         let (url, owner) = (ws_url.to_owned(), 1 + i / per_workspace);
         opening.spawn(async move { subscribed(&url, owner).await });
         // A few hundred handshakes at a time: the listen backlog is finite.
         while opening.len() >= 256 {
             if let Some(done) = opening.join_next().await {
-                done??;
+                sockets.push(done??);
             }
         }
     }
-    let mut sockets = Vec::with_capacity(count);
     while let Some(done) = opening.join_next().await {
         sockets.push(done??);
     }
@@ -153,7 +153,8 @@ pub async fn latency(
     // Subscriptions start after their `subscribe`: give them a moment before the first event.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let count = (rate * seconds) as usize;
-    let writers = 8;
+    // Enough writers that commits' WAL flushes overlap (group commit) at the rate.
+    let writers = 32;
     let mut writing = tokio::task::JoinSet::new();
     let started = Instant::now();
     for writer in 0..writers {
