@@ -224,8 +224,7 @@ async fn forward(
         let closes = matches!(message, Message::Close(_));
         // A client that stops reading fills its TCP window, then this send waits: it is
         // dropped rather than held (its buffer is what the kernel keeps).
-        let sent =
-            tokio::time::timeout(SEND_TIMEOUT, sink.send(forbidden_on_init_failure(message)));
+        let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(protocol_close(message)));
         if !matches!(sent.await, Ok(Ok(()))) || closes {
             return;
         }
@@ -297,7 +296,7 @@ fn hub_data(hub: &Hub) -> Data {
 /// read; graphql-transport-ws has codes of its own for each: 4403 Forbidden for a refused
 /// token or a full account, 1013 (try again later) when the database could not say, and
 /// 4400 for a bad message.
-fn forbidden_on_init_failure(message: Message) -> Message {
+fn protocol_close(message: Message) -> Message {
     match message {
         Message::Close(Some(frame)) if frame.code == 1002 => {
             let reason = frame.reason.as_str();

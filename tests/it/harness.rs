@@ -799,3 +799,23 @@ impl Gql {
             .expect("sqlContextStatements reported")
     }
 }
+
+/// A GraphQL request to the server at `base` (any replica or process, not only a
+/// [`TestApp`]'s), with `token` if any; the answer's `data`, which must come without errors.
+pub async fn gql_at(base: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let body: Value = request
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert!(body["errors"].is_null(), "{query}: {body}");
+    body["data"].clone()
+}

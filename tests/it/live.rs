@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{Actor, TestApp};
+use crate::harness::{gql_at, Actor, TestApp};
 use crate::processes;
 
 const EVENTS: &str = "subscription($ws: ID!, $after: String) { \
@@ -134,18 +134,7 @@ impl Client {
 
 /// A GraphQL request to `base_url` as `actor`, whose answer has no errors.
 async fn post(base_url: &str, actor: &Actor, query: &str, variables: Value) -> Value {
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base_url}/graphql"))
-        .bearer_auth(&actor.token)
-        .json(&json!({"query": query, "variables": variables}))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("json");
-    assert!(body["errors"].is_null(), "{query}: {body}");
-    body["data"].clone()
+    gql_at(base_url, actor.token(), query, variables).await
 }
 
 /// The workspace's stream as `actor` reads it now: subscribing after it misses nothing.

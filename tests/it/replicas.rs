@@ -8,31 +8,13 @@
 use std::time::Duration;
 
 use diesel_async::RunQueryDsl;
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::harness::{TestApp, PASSWORD, WEBHOOK_SECRET};
+use crate::harness::{gql_at as gql, TestApp, PASSWORD, WEBHOOK_SECRET};
 use crate::processes::{self, Process};
 use crate::smtp::SmtpSink;
 use crate::tcp_proxy::TcpProxy;
-
-async fn gql(base: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .json(&json!({ "query": query, "variables": variables }));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let body: Value = request
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("json");
-    assert!(body["errors"].is_null(), "{query}: {body}");
-    body["data"].clone()
-}
 
 const INVITE: &str =
     "mutation($ws: ID!, $e: String!) { inviteMember(workspaceId: $ws, email: $e, role: MEMBER) { id } }";
