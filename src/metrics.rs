@@ -195,6 +195,32 @@ fn describe() {
         "linkai_throttled_total",
         "Requests refused by a throttle, by rule."
     );
+    describe_counter!(
+        "linkai_live_log_reads_total",
+        "Reads of a workspace's event stream by its subscribers: shared (one for all on this server) or own (a subscriber behind what is shared)."
+    );
+    describe_counter!(
+        "linkai_live_sockets_dropped_total",
+        "Sockets the server closed on a client, by reason (slow, idle, init_timeout)."
+    );
+}
+
+/// A read of a workspace's event stream: `shared` by its subscribers on this server, or
+/// `own`, by one behind what they share.
+pub fn log_read(kind: &'static str) {
+    if !enabled() {
+        return;
+    }
+    metrics::counter!("linkai_live_log_reads_total", "kind" => kind).increment(1);
+}
+
+/// A socket closed on its client: it took nothing for too long (`slow`), answered no ping
+/// (`idle`), or never sent `connection_init` (`init_timeout`).
+pub fn socket_dropped(reason: &'static str) {
+    if !enabled() {
+        return;
+    }
+    metrics::counter!("linkai_live_sockets_dropped_total", "reason" => reason).increment(1);
 }
 
 /// Counts each request by route, method and status, and times it: the outermost layer

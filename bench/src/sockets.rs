@@ -7,8 +7,11 @@
 //! - `latency`: `WORKSPACES` workspaces with `FANOUT` subscribers each; audit events are
 //!   written straight into the database at `RATE` per second (open loop, spread over the
 //!   workspaces), each carrying the time it was sent; each subscriber records when it
-//!   received it. Reports the latency from the insert's start to each delivery.
+//!   received it. Reports the latency from the insert's start to each delivery, and from
+//!   its commit (when the writer had the answer) to each delivery: the first includes
+//!   waiting to write, the second only what the servers do after the commit.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -129,10 +132,14 @@ pub async fn latency(
         "at most {PER_ACCOUNT} sockets per account"
     );
     let sockets = open(ws_url, workspaces * fanout, fanout).await?;
-    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let count = (rate * seconds) as usize;
+    // Per event: when its writer had the commit's answer (microseconds; 0 until then).
+    let committed: Arc<Vec<AtomicI64>> = Arc::new((0..count).map(|_| AtomicI64::new(0)).collect());
+    // Per delivery: the event's number, when it was sent, when it was received.
+    let receipts: Arc<Mutex<Vec<(usize, i64, i64)>>> = Arc::default();
     let mut readers = tokio::task::JoinSet::new();
     for mut socket in sockets {
-        let latencies = Arc::clone(&latencies);
+        let receipts = Arc::clone(&receipts);
         readers.spawn(async move {
             while let Some(Ok(message)) = socket.next().await {
                 let Message::Text(text) = message else {
@@ -140,25 +147,25 @@ pub async fn latency(
                 };
                 let received = micros_now();
                 let value: Value = serde_json::from_str(&text).unwrap_or_default();
-                let sent = value["payload"]["data"]["workspaceEvents"]["auditEvent"]["changes"]
-                    ["sent"]
-                    .as_i64();
-                if let Some(sent) = sent {
-                    let millis = (received - sent) as f64 / 1000.0;
-                    latencies.lock().expect("latencies").push(millis);
+                let changes = &value["payload"]["data"]["workspaceEvents"]["auditEvent"]["changes"];
+                if let (Some(sent), Some(n)) = (changes["sent"].as_i64(), changes["n"].as_u64()) {
+                    receipts
+                        .lock()
+                        .expect("receipts")
+                        .push((n as usize, sent, received));
                 }
             }
         });
     }
     // Subscriptions start after their `subscribe`: give them a moment before the first event.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let count = (rate * seconds) as usize;
     // Enough writers that commits' WAL flushes overlap (group commit) at the rate.
     let writers = 32;
     let mut writing = tokio::task::JoinSet::new();
     let started = Instant::now();
     for writer in 0..writers {
         let admin_url = admin_url.to_owned();
+        let committed = Arc::clone(&committed);
         writing.spawn(async move {
             let mut conn = AsyncPgConnection::establish(&admin_url).await?;
             let mut late = 0usize;
@@ -173,10 +180,11 @@ pub async fn latency(
                     "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
                      target_id, changes) VALUES ('{workspace}', now(), 'system', \
                      'workspace.settings_changed', 'workspace', '{workspace}', \
-                     jsonb_build_object('sent', {}))",
+                     jsonb_build_object('sent', {}, 'n', {i}))",
                     micros_now()
                 ))
                 .await?;
+                committed[i].store(micros_now(), Ordering::Relaxed);
             }
             anyhow::Ok(late)
         });
@@ -189,9 +197,23 @@ pub async fn latency(
     // The last events' deliveries.
     tokio::time::sleep(Duration::from_secs(1)).await;
     readers.abort_all();
-    let mut latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
-    anyhow::ensure!(!latencies.is_empty(), "no event was delivered");
+    let receipts = std::mem::take(&mut *receipts.lock().expect("receipts"));
+    anyhow::ensure!(!receipts.is_empty(), "no event was delivered");
+    let millis = |from: i64, to: i64| (to - from) as f64 / 1000.0;
+    let mut latencies: Vec<f64> = receipts
+        .iter()
+        .map(|&(_, sent, received)| millis(sent, received))
+        .collect();
     latencies.sort_by(f64::total_cmp);
+    // A delivery may beat its writer to the commit's answer: that counts as no time.
+    let mut after_commit: Vec<f64> = receipts
+        .iter()
+        .filter_map(|&(n, _, received)| {
+            let at = committed.get(n)?.load(Ordering::Relaxed);
+            (at > 0).then(|| millis(at, received).max(0.0))
+        })
+        .collect();
+    after_commit.sort_by(f64::total_cmp);
     Ok(json!({
         "events": count,
         "events_per_second": count as f64 / written.as_secs_f64(),
@@ -202,5 +224,7 @@ pub async fn latency(
         "p50_ms": quantile(&latencies, 0.5),
         "p99_ms": quantile(&latencies, 0.99),
         "max_ms": latencies.last().copied().unwrap_or_default(),
+        "commit_p50_ms": quantile(&after_commit, 0.5),
+        "commit_p99_ms": quantile(&after_commit, 0.99),
     }))
 }

@@ -199,3 +199,49 @@ test('urql: removal ends the stream, and a cursor replays what a client missed',
   await adminSocket.dispose();
 });
 
+
+test('graphql-ws: a role change reaches the person\'s cache, and signing out closes the socket', async () => {
+  const { owner, admin, workspaceId } = await team();
+  let closedWith;
+  const closed = new Promise((resolve) => { closedWith = resolve; });
+  const ws = createClient({
+    url: WS,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${admin.token}` },
+    retryAttempts: 0,
+    on: { closed: (event) => closedWith(event) },
+  });
+  const client = new ApolloClient({
+    link: ApolloLink.split(
+      ({ query }) => query.definitions.some((d) => d.kind === 'OperationDefinition' && d.operation === 'subscription'),
+      new GraphQLWsLink(ws),
+      new HttpLink({ uri: API, headers: { authorization: `Bearer ${admin.token}` } }),
+    ),
+    cache: new InMemoryCache(),
+  });
+  const { data } = await client.query({ query: operations.WorkspaceLive, variables: { workspaceId } });
+  assert.equal(data.workspace.viewerRole, 'ADMIN');
+
+  // The subscription reads the Admin's access when it starts: wait for the socket, then a
+  // moment, before the Owner changes it.
+  let acknowledged;
+  const ready = new Promise((resolve) => { acknowledged = resolve; });
+  ws.on('connected', () => acknowledged());
+  const events = take((observer) => client.subscribe({ query: operations.ViewerEvents }).subscribe(observer), 1);
+  await ready;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await http(owner.token, 'ChangeMemberRole', { workspaceId, userId: admin.user.id, role: 'MEMBER' });
+  const [event] = await events;
+  assert.equal(event.data.viewerEvents.kind, 'ROLE_CHANGED');
+  const cached = client.readQuery({ query: operations.WorkspaceLive, variables: { workspaceId } });
+  assert.equal(cached.workspace.viewerRole, 'MEMBER');
+
+  // Signing out over HTTP ends the session: its socket closes with 4403 at once.
+  await http(admin.token, 'SignOut', {});
+  const closeEvent = await Promise.race([
+    closed,
+    new Promise((_, reject) => setTimeout(() => reject(new Error('the socket stayed open')), 5_000)),
+  ]);
+  assert.equal(closeEvent.code, 4403);
+  await ws.dispose();
+});

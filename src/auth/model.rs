@@ -217,6 +217,16 @@ pub async fn tokens_page(
     query.load(conn).await
 }
 
+/// The ids of the user's live tokens, sessions and personal.
+pub async fn live_token_ids(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Vec<Uuid>> {
+    access_tokens::table
+        .filter(access_tokens::user_id.eq(user_id))
+        .filter(access_tokens::revoked_at.is_null())
+        .select(access_tokens::id)
+        .load(conn)
+        .await
+}
+
 /// How many live tokens (of one kind, when given) the user has.
 pub async fn tokens_count(
     conn: &mut AsyncPgConnection,

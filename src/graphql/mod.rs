@@ -51,7 +51,10 @@ pub struct Mutation(
 /// `graphql-ws` library's); the token goes in `connection_init`'s payload as
 /// `authorization`.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(crate::live::graphql::LiveSubscription);
+pub struct Subscription(
+    crate::live::graphql::LiveSubscription,
+    crate::live::viewer::ViewerSubscription,
+);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

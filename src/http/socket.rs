@@ -9,6 +9,9 @@
 //! - Only subscriptions run here; queries and mutations go over HTTP, with its limits.
 //!   Documents get the same bounds as over HTTP (tokens, depth, aliases).
 //! - Ping/pong is the protocol's own (async-graphql answers pings).
+//! - A client that takes nothing for [`SEND_TIMEOUT`] is dropped (4499): what one socket
+//!   holds is bounded (a batch read from the log, 16 messages, the kernel's buffer), and no
+//!   other socket waits for it.
 //! - When the server shuts down, sockets close with 1001 "going away".
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -52,6 +55,11 @@ const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(75);
 /// How long one message may take to reach a client's socket before the client is dropped.
 const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A client that took nothing for [`SEND_TIMEOUT`] (not part of graphql-transport-ws, whose
+/// 44xx codes this avoids; `graphql-ws` clients retry on it).
+const CLOSE_TOO_SLOW: u16 = 4499;
+/// How long a dropped slow client's close frame waits for it to read again.
+const SLOW_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a socket may stay open without a `connection_init`.
 const INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -161,8 +169,8 @@ async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
 
 /// Sends the protocol's messages to the client until either side is done. Closes sockets
 /// that do not initialise in time (4408), whose token is revoked or expires (4403: checked
-/// when its revocation is notified and every [`TOKEN_RECHECK`]), and, at shutdown, every
-/// socket (1001).
+/// when its revocation is notified and every [`TOKEN_RECHECK`]), whose client stopped
+/// taking messages (4499, [`drop_slow`]), and, at shutdown, every socket (1001).
 async fn forward(
     app: Arc<App>,
     mut sink: SplitSink<WebSocket, Message>,
@@ -209,12 +217,16 @@ async fn forward(
                 false => close(CLOSE_FORBIDDEN, "The session or token has ended."),
             },
             _ = pings.tick() => match heard.silent_for() > IDLE_TIMEOUT {
-                true => close(1000, "No answer to pings."),
+                true => {
+                    crate::metrics::socket_dropped("idle");
+                    close(1000, "No answer to pings.")
+                }
                 false => Message::Ping(Default::default()),
             },
             // The client's first message is its `connection_init`: once it came, the socket
             // waits for its answer however long the check takes.
             () = &mut init_deadline, if !acknowledged && !heard.anything() => {
+                crate::metrics::socket_dropped("init_timeout");
                 close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout")
             }
             () = &mut closing => close(CLOSE_GOING_AWAY, "The server is going away."),
@@ -222,12 +234,31 @@ async fn forward(
         acknowledged |=
             matches!(&message, Message::Text(text) if text.as_str().contains("\"connection_ack\""));
         let closes = matches!(message, Message::Close(_));
-        // A client that stops reading fills its TCP window, then this send waits: it is
-        // dropped rather than held (its buffer is what the kernel keeps).
-        let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(protocol_close(message)));
-        if !matches!(sent.await, Ok(Ok(()))) || closes {
-            return;
+        match tokio::time::timeout(SEND_TIMEOUT, sink.send(protocol_close(message))).await {
+            Ok(Ok(())) if !closes => {}
+            Ok(_) => return,
+            Err(_) => return drop_slow(sink, closing).await,
         }
+    }
+}
+
+/// Ends the socket of a client that took nothing for [`SEND_TIMEOUT`]: its kernel buffer is
+/// full, its subscriptions wait in the log where they stand (the server holds nothing more
+/// for it), and the subscribers of other sockets never waited for it. The close frame
+/// ([`CLOSE_TOO_SLOW`]) queues behind what the client has not read: a client that reads
+/// again within [`SLOW_CLOSE_GRACE`] gets it, and resumes from its last cursor.
+async fn drop_slow(
+    mut sink: SplitSink<WebSocket, Message>,
+    closing: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) {
+    crate::metrics::socket_dropped("slow");
+    let goodbye = sink.send(close(
+        CLOSE_TOO_SLOW,
+        "The client fell behind; resume from its last cursor.",
+    ));
+    tokio::select! {
+        _ = tokio::time::timeout(SLOW_CLOSE_GRACE, goodbye) => {}
+        () = closing => {}
     }
 }
 

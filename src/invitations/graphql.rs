@@ -102,6 +102,19 @@ pub struct InvitationPreview {
     expires_at: Timestamp,
 }
 
+/// The invitation `id` of the workspace as `Workspace.invitations` shows it, if there is
+/// one; for roles that manage members (the caller checks).
+pub async fn invitation(
+    ctx: &Context<'_>,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> ApiResult<Option<Invitation>> {
+    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
+    Ok(model::find_with_inviter(&mut conn, workspace_id, id)
+        .await?
+        .map(|(row, invited_by)| Invitation { row, invited_by }))
+}
+
 /// A page of a workspace's invitations, oldest first.
 pub async fn invitations_page(
     ctx: &Context<'_>,

@@ -387,6 +387,22 @@ pub async fn count(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> QueryRes
     invitations_of(workspace_id).count().get_result(conn).await
 }
 
+/// One invitation with who sent it, as a page has it.
+pub async fn find_with_inviter(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<(InvitationRow, Option<UserRow>)>> {
+    invitations::table
+        .left_join(users::table.on(invitations::invited_by.eq(users::id.nullable())))
+        .filter(invitations::workspace_id.eq(workspace_id))
+        .filter(invitations::id.eq(id))
+        .select((InvitationRow::as_select(), Option::<UserRow>::as_select()))
+        .first(conn)
+        .await
+        .optional()
+}
+
 /// For the send job: the invitation with what its email needs, locked.
 pub async fn lock_for_delivery(
     conn: &mut AsyncPgConnection,

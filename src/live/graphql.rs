@@ -1,21 +1,24 @@
 //! `Subscription.workspaceEvents`: what changes in a workspace, as it happens, for the
 //! members who may see it.
 //!
-//! Each subscriber reads the log itself ([`Feed`]): after its own cursor, inside the
-//! workspace (row-level security holds on the read), with its membership read again before
-//! every batch and at any event that changes its own membership. So the role it has when
-//! an event is delivered decides what it sees, a removed member's stream ends with one
-//! `NOT_FOUND`, and so does a deleted workspace's. A slow reader only falls behind in the
-//! log: nothing is buffered for it beyond one batch.
+//! Each subscriber follows the log from its own cursor ([`Feed`]), reading through what the
+//! workspace's subscribers on this server share ([`Recent`]: one read serves them all),
+//! inside the workspace (row-level security holds on the read). Its membership is read
+//! again at any event that changes it and at least every [`ROLE_FRESH`], so the role it has
+//! when an event comes in the stream decides what it sees; a removed member's stream ends
+//! with one `NOT_FOUND`, and so does a deleted workspace's. A slow reader only falls behind
+//! in the log: nothing is buffered for it beyond one batch.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use async_graphql::{Context, Object, Subscription, ID};
+use async_graphql::{Context, Object, Subscription, Union, ID};
 use futures_util::Stream;
 use uuid::Uuid;
 
 use super::model::{self, Position, Resume, StreamRow};
+use super::recent::Recent;
 use super::{Hub, Wake};
 use crate::audit::graphql::{AuditAction, AuditEvent};
 use crate::audit::model::AuditRow;
@@ -25,13 +28,18 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
 use crate::graphql::guard::membership;
 use crate::graphql::scalars::Timestamp;
+use crate::invitations::graphql::Invitation;
+use crate::members::graphql::Member;
+use crate::resources::kinds::AnyResource;
 use crate::roles::{self, Role};
 use crate::workspaces::graphql::Workspace;
 use crate::workspaces::loader::Memberships;
 use crate::workspaces::model::WorkspaceRow;
 
-/// Events read per statement.
-const BATCH: i64 = 100;
+/// How long a subscriber's role is taken as read, between the events that change it: a
+/// membership changed without an event of its own (none does through the API) shows within
+/// this long.
+const ROLE_FRESH: Duration = Duration::from_secs(5);
 /// How soon to read again after the database could not answer (an outage, a timeout):
 /// the stream waits rather than ends.
 const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
@@ -65,18 +73,21 @@ impl LiveSubscription {
         let hub = ctx
             .data::<Hub>()
             .map_err(|_| ApiError::bad_input("Subscriptions are served over WebSocket."))?;
+        // Before the start is read: a change committed meanwhile still wakes this feed.
+        let (wake, recent) = hub.watch(workspace_id);
         let mut feed = Feed {
             db: request.db.clone(),
             hub: hub.clone(),
             user_id: caller.user_id,
             scope: caller.workspaces.clone(),
-            // Before the start is read: a change committed meanwhile still wakes this feed.
-            wake: hub.watch(workspace_id),
+            wake,
+            recent,
             position: Position {
                 workspace_id,
                 seq: 0,
             },
             role: Role::Viewer,
+            role_read: Instant::now(),
             queue: VecDeque::new(),
             ended: false,
         };
@@ -88,11 +99,20 @@ impl LiveSubscription {
 
 /// One change to a workspace ([`LiveSubscription`]).
 pub struct WorkspaceEvent {
-    row: AuditRow,
+    row: Arc<StreamRow>,
     workspace_id: Uuid,
     cursor: String,
-    /// Whether the subscriber may read the audit log (the event's full record).
-    full: bool,
+    /// The subscriber's role when the event came in the stream.
+    role: Role,
+}
+
+/// What an event happened to, as queries return it.
+#[derive(Union)]
+pub enum EventTarget {
+    Member(Member),
+    Invitation(Invitation),
+    #[graphql(flatten)]
+    Resource(AnyResource),
 }
 
 /// One change to a workspace, with the workspace as queries return it now.
@@ -108,31 +128,59 @@ impl WorkspaceEvent {
     async fn action(&self) -> AuditAction {
         // Only audit-log readers see actions this server does not know (`needed_to_see`),
         // as the closest the schema has.
-        Action::from_db(&self.row.action)
+        Action::from_db(&self.row.event.action)
             .unwrap_or(Action::ResourceUpdated)
             .into()
     }
 
     /// When it happened.
     async fn at(&self) -> Timestamp {
-        self.row.at.into()
+        self.row.event.at.into()
     }
 
     /// What it happened to: `user`, `invitation`, `agent`, ...
     async fn target_kind(&self) -> &str {
-        &self.row.target_kind
+        &self.row.event.target_kind
     }
 
     /// The id of what it happened to.
     async fn target_id(&self) -> &str {
-        &self.row.target_id
+        &self.row.event.target_id
     }
 
     /// The event as the audit log records it (who acted, from where, what changed), for
     /// roles that read the audit log; null for the others.
     async fn audit_event(&self) -> Option<AuditEvent> {
-        self.full
-            .then(|| crate::audit::graphql::event(self.row.clone()))
+        roles::allows(self.role, roles::Action::ReadAuditLog)
+            .then(|| crate::audit::graphql::event(self.row.event.clone()))
+    }
+
+    /// What it happened to, as queries return it now, when that is a member, an invitation
+    /// (for roles that manage members, as `Workspace.invitations`) or a resource: a
+    /// client's normalized cache takes the change without a refetch. Null when it is gone
+    /// (a member removed, a resource deleted) or something else (`targetKind` says what).
+    async fn target(&self, ctx: &Context<'_>) -> ApiResult<Option<EventTarget>> {
+        let (workspace_id, kind) = (self.workspace_id, self.row.event.target_kind.as_str());
+        let Ok(id) = Uuid::parse_str(&self.row.event.target_id) else {
+            return Ok(None);
+        };
+        Ok(match kind {
+            "user" => crate::members::graphql::member(ctx, workspace_id, id)
+                .await?
+                .map(EventTarget::Member),
+            "invitation" if roles::allows(self.role, roles::Action::ManageMembers) => {
+                crate::invitations::graphql::invitation(ctx, workspace_id, id)
+                    .await?
+                    .map(EventTarget::Invitation)
+            }
+            kind if crate::resources::kinds::KINDS.contains(&kind) => {
+                let mut conn = request(ctx).db.conn_in(workspace_id).await?;
+                crate::resources::kinds::any_resource(&mut conn, workspace_id, id)
+                    .await?
+                    .map(EventTarget::Resource)
+            }
+            _ => None,
+        })
     }
 
     /// The workspace as `Query.workspace` returns it now, with the caller's role now: a
@@ -179,7 +227,7 @@ fn moves(row: &AuditRow, user_id: Uuid) -> bool {
             row.target_id == user_id.to_string()
         }
         // The new Owner is the target; the old one, now Admin, is the actor.
-        Some(OwnershipTransferred) => true,
+        Some(OwnershipTransferred | WorkspaceDeleted) => true,
         _ => false,
     }
 }
@@ -191,10 +239,13 @@ struct Feed {
     user_id: Uuid,
     scope: Option<Vec<Uuid>>,
     wake: Wake,
+    recent: Arc<Recent>,
     position: Position,
     role: Role,
+    /// When `role` was read.
+    role_read: Instant,
     /// Read and not yet delivered: at most one batch.
-    queue: VecDeque<StreamRow>,
+    queue: VecDeque<Arc<StreamRow>>,
     ended: bool,
 }
 
@@ -208,7 +259,7 @@ impl Feed {
                 if moves(&row.event, self.user_id) {
                     // Judged with the membership it leaves: a removal ends the stream.
                     match self.membership().await {
-                        Ok(role) => self.role = role,
+                        Ok(role) => (self.role, self.role_read) = (role, Instant::now()),
                         Err(err) if err.code() == ErrorCode::ServiceUnavailable => {
                             self.queue.push_front(row);
                             tokio::time::sleep(UNAVAILABLE_RETRY).await;
@@ -242,6 +293,7 @@ impl Feed {
 
     /// The caller's role in the workspace now, or `NOT_FOUND`.
     async fn membership(&self) -> ApiResult<Role> {
+        let _turn = self.hub.read_turn().await;
         Memberships::new(self.db.clone(), Some(self.user_id), self.scope.clone())
             .get(self.position.workspace_id)
             .await?
@@ -270,17 +322,21 @@ impl Feed {
         }
     }
 
-    /// Reads the next batch with the membership as it is now; whether it found any.
+    /// Takes the next batch; whether there was any.
     async fn read(&mut self) -> ApiResult<bool> {
-        let _turn = self.hub.read_turn().await;
-        self.role = self.membership().await?;
-        let mut conn = self.db.conn_in(self.position.workspace_id).await?;
-        let rows = model::after(&mut conn, self.position, BATCH).await?;
+        if self.role_read.elapsed() >= ROLE_FRESH {
+            (self.role, self.role_read) = (self.membership().await?, Instant::now());
+        }
+        let wake = self.wake.seen();
+        let rows = self
+            .recent
+            .after(&self.db, &self.hub, self.position, wake)
+            .await?;
         self.queue.extend(rows);
         Ok(!self.queue.is_empty())
     }
 
-    fn event(&self, row: StreamRow) -> Option<WorkspaceEvent> {
+    fn event(&self, row: Arc<StreamRow>) -> Option<WorkspaceEvent> {
         let needed = needed_to_see(&row.event);
         if needed.is_some_and(|needed| !roles::allows(self.role, needed)) {
             return None;
@@ -291,9 +347,9 @@ impl Feed {
                 ..self.position
             }
             .encode(),
-            full: roles::allows(self.role, roles::Action::ReadAuditLog),
+            role: self.role,
             workspace_id: self.position.workspace_id,
-            row: row.event,
+            row,
         })
     }
 }

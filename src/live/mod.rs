@@ -4,13 +4,18 @@
 //! Between processes only PostgreSQL: each audit event's transaction notifies
 //! `workspace_events` with its workspace's id on commit, and each server keeps one
 //! connection listening ([`Hub::listen`]), however many sockets it serves. A notification
-//! only wakes the subscribers of that workspace; each reads the events itself, after its own
-//! cursor, as its own user inside the workspace, with its role at that moment
+//! only wakes the subscribers of that workspace; they read the events after their own
+//! cursors through what they share on this server ([`recent`]: one read serves them all),
+//! inside the workspace, each judging them by its role at that point in the stream
 //! ([`graphql`]). A subscriber that misses a wake-up (the listener reconnecting) is woken
-//! again when the listener is back, and reads what it missed from the log.
+//! again when the listener is back, and reads what it missed from the log. What changes
+//! about a person's own access comes the same way, from migration 000071's notifications
+//! ([`viewer`]).
 
 pub mod graphql;
 pub mod model;
+pub mod recent;
+pub mod viewer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,9 +27,10 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 /// The channels migration 000069's triggers notify: a workspace's new events, a token
-/// revoked or deleted.
+/// revoked or deleted; and 000071's: a person's workspaces, roles or tokens changed.
 const EVENTS: &str = "workspace_events";
 const REVOKED: &str = "tokens_revoked";
+const VIEWER: &str = "viewer_changed";
 /// The listening connection's `application_name`.
 pub const LISTENER_NAME: &str = "linkai-live";
 /// How often the listening connection proves it is alive when nothing arrives: a dead one
@@ -51,11 +57,13 @@ enum Topic {
     Workspace(Uuid),
     /// A token a socket signed in with.
     Token(Uuid),
+    /// A person's workspaces, roles and tokens.
+    Viewer(Uuid),
 }
 
 struct Inner {
-    /// One sender per topic someone watches; its value only counts wake-ups.
-    topics: Mutex<HashMap<Topic, watch::Sender<u64>>>,
+    /// What is kept per topic someone watches.
+    topics: Mutex<HashMap<Topic, Watched>>,
     /// Open sockets per account ([`SOCKETS_PER_ACCOUNT`]).
     sockets: Mutex<HashMap<Uuid, usize>>,
     /// Turns true when the server shuts down: sockets close with "going away".
@@ -64,6 +72,14 @@ struct Inner {
     open: watch::Sender<usize>,
     /// Turns to read the log ([`READS_AT_ONCE`]).
     reads: tokio::sync::Semaphore,
+}
+
+/// A watched topic: its wake-ups (the value counts them) and, for a workspace, its latest
+/// events as this server read them. Forgotten with the last watcher, so a count and the
+/// events read at it always belong together.
+struct Watched {
+    wakes: watch::Sender<u64>,
+    recent: Option<Arc<recent::Recent>>,
 }
 
 impl Default for Inner {
@@ -81,16 +97,20 @@ impl Default for Inner {
 impl Hub {
     /// Wakes whoever watches `topic`.
     fn wake(&self, topic: Topic) {
-        if let Some(sender) = lock(&self.0.topics).get(&topic) {
-            sender.send_modify(|count| *count = count.wrapping_add(1));
+        if let Some(watched) = lock(&self.0.topics).get(&topic) {
+            watched
+                .wakes
+                .send_modify(|count| *count = count.wrapping_add(1));
         }
     }
 
     /// Wakes every watcher: after the listener was away, any of them may have missed one
     /// (subscribers read the log again, sockets check their tokens again).
     fn wake_all(&self) {
-        for sender in lock(&self.0.topics).values() {
-            sender.send_modify(|count| *count = count.wrapping_add(1));
+        for watched in lock(&self.0.topics).values() {
+            watched
+                .wakes
+                .send_modify(|count| *count = count.wrapping_add(1));
         }
     }
 
@@ -103,26 +123,35 @@ impl Hub {
             .expect("the semaphore is never closed")
     }
 
-    /// A handle woken whenever `workspace_id` may have new events.
-    pub fn watch(&self, workspace_id: Uuid) -> Wake {
-        self.watch_topic(Topic::Workspace(workspace_id))
+    /// A handle woken whenever `workspace_id` may have new events, and the workspace's
+    /// latest events as this server read them.
+    pub fn watch(&self, workspace_id: Uuid) -> (Wake, Arc<recent::Recent>) {
+        let (wake, recent) = self.watch_topic(Topic::Workspace(workspace_id));
+        (wake, recent.unwrap_or_default())
     }
 
     /// A handle woken whenever the token `token_id` may have been revoked.
     pub fn watch_token(&self, token_id: Uuid) -> Wake {
-        self.watch_topic(Topic::Token(token_id))
+        self.watch_topic(Topic::Token(token_id)).0
     }
 
-    fn watch_topic(&self, topic: Topic) -> Wake {
-        let receiver = lock(&self.0.topics)
-            .entry(topic)
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe();
-        Wake {
+    /// A handle woken whenever `user_id`'s workspaces, roles or tokens may have changed.
+    pub fn watch_viewer(&self, user_id: Uuid) -> Wake {
+        self.watch_topic(Topic::Viewer(user_id)).0
+    }
+
+    fn watch_topic(&self, topic: Topic) -> (Wake, Option<Arc<recent::Recent>>) {
+        let mut topics = lock(&self.0.topics);
+        let watched = topics.entry(topic).or_insert_with(|| Watched {
+            wakes: watch::channel(0).0,
+            recent: matches!(topic, Topic::Workspace(_)).then(Arc::default),
+        });
+        let wake = Wake {
             hub: self.clone(),
             topic,
-            receiver: Some(receiver),
-        }
+            receiver: Some(watched.wakes.subscribe()),
+        };
+        (wake, watched.recent.clone())
     }
 
     /// A socket, counted until the returned guard drops; `None` at [`MAX_SOCKETS`].
@@ -168,9 +197,8 @@ impl Hub {
         let _ = closing.wait_for(|closing| *closing).await;
     }
 
-    /// Keeps one connection listening on [`EVENTS`] and [`REVOKED`], reconnecting when it is
-    /// lost; never
-    /// returns (the server drops it when it stops).
+    /// Keeps one connection listening on [`EVENTS`], [`REVOKED`] and [`VIEWER`],
+    /// reconnecting when it is lost; never returns (the server drops it when it stops).
     pub async fn listen(self, url: String) {
         let mut down = false;
         loop {
@@ -192,7 +220,8 @@ impl Hub {
                 .map_err(|err| err.to_string())?;
             // Named, so an operator sees it in pg_stat_activity.
             conn.batch_execute(&format!(
-                "SET application_name = '{LISTENER_NAME}'; LISTEN {EVENTS}; LISTEN {REVOKED}"
+                "SET application_name = '{LISTENER_NAME}'; LISTEN {EVENTS}; LISTEN {REVOKED}; \
+                 LISTEN {VIEWER}"
             ))
             .await
             .map_err(|err| err.to_string())?;
@@ -228,6 +257,7 @@ impl Hub {
                             Some(Ok(note)) => match (note.channel.as_str(), note.payload.parse::<Uuid>()) {
                                 (EVENTS, Ok(id)) => self.wake(Topic::Workspace(id)),
                                 (REVOKED, Ok(id)) => self.wake(Topic::Token(id)),
+                                (VIEWER, Ok(id)) => self.wake(Topic::Viewer(id)),
                                 _ => tracing::warn!(channel = %note.channel, payload = %note.payload, "an unexpected notification"),
                             },
                             Some(Err(err)) => return Err(err),
@@ -262,6 +292,13 @@ impl Wake {
             let _ = receiver.changed().await;
         }
     }
+
+    /// The wake-ups so far, all of them seen from now on.
+    pub fn seen(&mut self) -> u64 {
+        self.receiver
+            .as_mut()
+            .map_or(0, |receiver| *receiver.borrow_and_update())
+    }
 }
 
 impl Drop for Wake {
@@ -270,7 +307,7 @@ impl Drop for Wake {
         drop(self.receiver.take());
         if topics
             .get(&self.topic)
-            .is_some_and(|sender| sender.receiver_count() == 0)
+            .is_some_and(|watched| watched.wakes.receiver_count() == 0)
         {
             topics.remove(&self.topic);
         }
@@ -320,8 +357,8 @@ mod tests {
     async fn a_wake_reaches_its_workspace_only_and_the_last_subscriber_cleans_up() {
         let hub = Hub::default();
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut first = hub.watch(a);
-        let second = hub.watch(b);
+        let (mut first, _) = hub.watch(a);
+        let (second, _) = hub.watch(b);
         let mut token = hub.watch_token(a);
         hub.wake(Topic::Workspace(a));
         tokio::time::timeout(Duration::from_secs(1), first.changed())

@@ -59,6 +59,19 @@ impl Member {
     }
 }
 
+/// The member `user_id` of the workspace as `Workspace.members` shows them, if they still
+/// belong to it.
+pub async fn member(
+    ctx: &Context<'_>,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<Option<Member>> {
+    let mut conn = request(ctx).db.conn_in(workspace_id).await?;
+    Ok(model::find(&mut conn, workspace_id, user_id)
+        .await?
+        .map(|row| Member::new(workspace_id, row)))
+}
+
 /// A page of a workspace's members: one statement whatever the page size (two if empty).
 pub async fn members_page(
     ctx: &Context<'_>,

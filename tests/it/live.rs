@@ -73,6 +73,36 @@ impl Client {
         client
     }
 
+    /// Opens a socket whose receive window is a few kilobytes, and initialises it: a client
+    /// that stops reading stops the server's sends soon after.
+    async fn connect_narrow(base_url: &str, token: &str) -> Client {
+        let address: std::net::SocketAddr = base_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("address");
+        let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
+        tcp.set_recv_buffer_size(4096).expect("buffer");
+        let stream = tcp.connect(address).await.expect("connected");
+        let url = format!("{}/graphql", base_url.replace("http://", "ws://"));
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        let (socket, _) = tokio_tungstenite::client_async(
+            request,
+            tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .expect("upgraded");
+        let mut client = Client { socket };
+        client
+            .send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}}))
+            .await;
+        assert_eq!(client.next().await.expect("ack")["type"], "connection_ack");
+        client
+    }
+
     async fn send(&mut self, message: Value) {
         self.socket
             .send(Message::Text(message.to_string().into()))
@@ -658,4 +688,296 @@ async fn numbering_events_never_deadlocks_a_membership_change() {
         .await;
     }
     roles.await.expect("every role change went through");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_and_the_others_keep_receiving() {
+    use diesel_async::SimpleAsyncConnection;
+    // Far more than the stalled socket's buffers hold (the kernel's on both sides, the
+    // server's few messages), so its sends stop.
+    const BURST: usize = 4_000;
+    let app = TestApp::new().await;
+    let owner = app.sign_up("Owner").await;
+    let ws = owner.own_workspace.clone();
+    let mut steady = watching(&app.base_url, &owner, &ws, "1").await;
+    let from = cursor(&app.base_url, &owner, &ws).await;
+    let mut stalled = Client::connect_narrow(&app.base_url, &owner.token).await;
+    stalled.subscribe("1", &ws, Some(&from)).await;
+    steady.quiet().await;
+
+    // A burst of changes, each with a few kilobytes to tell (written as the server's own
+    // work would write them: the stream is the audit log).
+    let mut conn = app.db.conn().await;
+    conn.batch_execute(&format!(
+        "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
+         target_id, changes) SELECT '{ws}', now(), 'system', 'workspace.settings_changed', \
+         'workspace', '{ws}', jsonb_build_object('n', n, 'note', repeat('x', 3000)) \
+         FROM generate_series(1, {BURST}) n"
+    ))
+    .await
+    .expect("burst");
+
+    // The steady client receives every event, in order, while the stalled one reads nothing.
+    for n in 1..=BURST {
+        let event = steady.event("1").await;
+        assert_eq!(event["auditEvent"]["changes"]["n"], n, "in order");
+    }
+
+    // Past the server's patience (10 s without a message taken), the stalled client reads
+    // again: part of the burst, then the close frame that says it fell behind.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut received = 0;
+    let mut last = None;
+    let end = loop {
+        match stalled.next().await {
+            Ok(message) => {
+                assert_eq!(message["type"], "next", "{message}");
+                received += 1;
+                last = message["payload"]["data"]["workspaceEvents"]["cursor"]
+                    .as_str()
+                    .map(str::to_owned);
+            }
+            Err(end) => break end,
+        }
+    };
+    assert_eq!(end, End::Closed(4499));
+    assert!(
+        received < BURST,
+        "dropped before the end ({received} of {BURST})"
+    );
+
+    // It resumes from the last event it got: the next one follows it.
+    let mut again = Client::connect(&app.base_url, &owner.token).await;
+    again.subscribe("1", &ws, last.as_deref()).await;
+    let next = again.event("1").await;
+    assert_eq!(next["auditEvent"]["changes"]["n"], received + 1);
+}
+
+const VIEWER_EVENTS: &str =
+    "subscription { viewerEvents { kind workspaceId tokenId workspace { id viewerRole } } }";
+
+/// A socket of the holder of `token`'s, subscribed as `v` to their own access's changes.
+async fn watching_myself(base_url: &str, token: &str) -> Client {
+    let mut client = Client::connect(base_url, token).await;
+    client
+        .send(json!({"id": "v", "type": "subscribe", "payload": {"query": VIEWER_EVENTS}}))
+        .await;
+    // It reads the access it starts from before any change below is made.
+    client.quiet().await;
+    client
+}
+
+impl Client {
+    /// The next change to the subscriber's own access.
+    async fn viewer_event(&mut self) -> Value {
+        let message = self.next().await.expect("open");
+        assert_eq!(message["id"], "v", "{message}");
+        assert!(message["payload"]["errors"].is_null(), "{message}");
+        message["payload"]["data"]["viewerEvents"].clone()
+    }
+}
+
+#[tokio::test]
+async fn viewer_events_tell_a_person_what_changed_about_their_own_access() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let person = &team.member;
+    let token = |name: &str, scope: Value| {
+        post(
+            &app.base_url,
+            person,
+            "mutation($n: String!, $s: [ID!]) { createAccessToken(name: $n, workspaceIds: $s) { id token } }",
+            json!({"n": name, "s": scope}),
+        )
+    };
+    let scoped = token("Team only", json!([team.workspace])).await["createAccessToken"].clone();
+    let other = token("Script", Value::Null).await["createAccessToken"].clone();
+    let mut session = watching_myself(&app.base_url, &person.token).await;
+    let mut partner =
+        watching_myself(&app.base_url, scoped["token"].as_str().expect("token")).await;
+
+    // A new role, told with the workspace as it is now.
+    post(
+        &app.base_url,
+        &team.owner,
+        "mutation($ws: ID!, $u: ID!) { changeMemberRole(workspaceId: $ws, userId: $u, role: ADMIN) { __typename } }",
+        json!({"ws": team.workspace, "u": person.id}),
+    )
+    .await;
+    let promoted = json!({"kind": "ROLE_CHANGED", "workspaceId": team.workspace, "tokenId": null,
+        "workspace": {"id": team.workspace, "viewerRole": "ADMIN"}});
+    assert_eq!(session.viewer_event().await, promoted);
+    assert_eq!(partner.viewer_event().await, promoted);
+
+    // Their own workspace deleted: outside the partner token's workspaces, it hears nothing.
+    post(
+        &app.base_url,
+        person,
+        "mutation($ws: ID!) { deleteWorkspace(workspaceId: $ws) }",
+        json!({"ws": person.own_workspace}),
+    )
+    .await;
+    assert_eq!(
+        session.viewer_event().await,
+        json!({"kind": "WORKSPACE_REMOVED", "workspaceId": person.own_workspace,
+            "tokenId": null, "workspace": null})
+    );
+
+    // A token revoked: told to sessions only.
+    post(
+        &app.base_url,
+        person,
+        "mutation($id: ID!) { revokeAccessToken(id: $id) }",
+        json!({"id": other["id"]}),
+    )
+    .await;
+    assert_eq!(
+        session.viewer_event().await,
+        json!({"kind": "TOKEN_REVOKED", "workspaceId": null, "tokenId": other["id"],
+            "workspace": null})
+    );
+
+    // Removed, then added again.
+    post(
+        &app.base_url,
+        &team.owner,
+        "mutation($ws: ID!, $u: ID!) { removeMember(workspaceId: $ws, userId: $u) }",
+        json!({"ws": team.workspace, "u": person.id}),
+    )
+    .await;
+    let removed = json!({"kind": "WORKSPACE_REMOVED", "workspaceId": team.workspace,
+        "tokenId": null, "workspace": null});
+    assert_eq!(session.viewer_event().await, removed);
+    assert_eq!(partner.viewer_event().await, removed);
+    app.add_member(&team.workspace, person, "viewer").await;
+    let added = json!({"kind": "WORKSPACE_ADDED", "workspaceId": team.workspace,
+        "tokenId": null, "workspace": {"id": team.workspace, "viewerRole": "VIEWER"}});
+    assert_eq!(session.viewer_event().await, added);
+    assert_eq!(partner.viewer_event().await, added);
+
+    // Nothing else was told, and nobody else's change reaches them.
+    rename(&app, &team.owner, &team.workspace, "Renamed").await;
+    app.add_member(&team.stranger.own_workspace, &team.viewer, "member")
+        .await;
+    session.quiet().await;
+    partner.quiet().await;
+}
+
+#[tokio::test]
+async fn one_read_of_the_log_serves_every_subscriber_of_a_workspace_on_a_server() {
+    let app = TestApp::new().await;
+    let owner = app.sign_up("Owner").await;
+    let mut server = processes::serve(&app, &[("METRICS_ADDR", "127.0.0.1:0")]).await;
+    let metrics = server.announced("metrics on ").await;
+    let from = cursor(&server.base_url, &owner, &owner.own_workspace).await;
+    let mut sockets = Vec::new();
+    for _ in 0..10 {
+        let mut client = Client::connect(&server.base_url, &owner.token).await;
+        client
+            .subscribe("1", &owner.own_workspace, Some(&from))
+            .await;
+        sockets.push(client);
+    }
+    for client in &mut sockets {
+        client.quiet().await;
+    }
+    rename_at(&server.base_url, &owner, &owner.own_workspace, "Read once").await;
+    for client in &mut sockets {
+        assert_eq!(client.event("1").await["action"], "WORKSPACE_RENAMED");
+    }
+
+    // Ten subscribers each reading for themselves would be twenty reads (one to start, one
+    // at the change); shared, it is one of each, give or take a wake-up from the listener
+    // connecting.
+    let scrape = crate::metrics::scrape(&reqwest::Client::new(), &metrics).await;
+    let reads =
+        |kind| crate::metrics::counted(&scrape, "linkai_live_log_reads_total", &[("kind", kind)]);
+    assert!(
+        (2.0..=3.0).contains(&reads("shared")),
+        "shared reads: {}",
+        reads("shared")
+    );
+    assert_eq!(reads("own"), 0.0);
+}
+
+const TARGETS: &str = "subscription($ws: ID!, $after: String) { \
+    workspaceEvents(workspaceId: $ws, after: $after) { action targetKind target { \
+      __typename ... on Member { id role } ... on Invitation { id email status } \
+      ... on Agent { id name } } } }";
+
+#[tokio::test]
+async fn an_event_carries_what_it_happened_to_as_queries_return_it() {
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let mut sockets = Vec::new();
+    for actor in [&team.owner, &team.member] {
+        let from = cursor(&app.base_url, actor, &team.workspace).await;
+        let mut client = Client::connect(&app.base_url, &actor.token).await;
+        client
+            .send(json!({"id": "t", "type": "subscribe", "payload": {
+                "query": TARGETS, "variables": {"ws": team.workspace, "after": from}}}))
+            .await;
+        sockets.push(client);
+    }
+    let [owner, member] = &mut sockets[..] else {
+        unreachable!()
+    };
+    let target = |event: Value| event["target"].clone();
+
+    // A resource, as its list shows it.
+    let created = post(
+        &app.base_url,
+        &team.member,
+        "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: {name: \"Scout\"}) { id } }",
+        json!({"ws": team.workspace}),
+    )
+    .await;
+    let agent = created["createAgent"]["id"].clone();
+    let scout = json!({"__typename": "Agent", "id": agent, "name": "Scout"});
+    assert_eq!(target(owner.event("t").await), scout);
+    assert_eq!(target(member.event("t").await), scout);
+
+    // A member, keyed as `Workspace.members` keys them, with the new role.
+    post(
+        &app.base_url,
+        &team.owner,
+        "mutation($ws: ID!, $u: ID!) { changeMemberRole(workspaceId: $ws, userId: $u, role: MEMBER) { id } }",
+        json!({"ws": team.workspace, "u": team.viewer.id}),
+    )
+    .await;
+    let promoted = json!({"__typename": "Member",
+        "id": format!("{}:{}", team.workspace, team.viewer.id), "role": "MEMBER"});
+    assert_eq!(target(owner.event("t").await), promoted);
+    assert_eq!(target(member.event("t").await), promoted);
+
+    // An invitation, to those who manage members (the others do not get the event).
+    let invitation = app
+        .invite(
+            &team.owner,
+            &team.workspace,
+            "newcomer@example.com",
+            "MEMBER",
+        )
+        .await;
+    assert_eq!(
+        target(owner.event("t").await),
+        json!({"__typename": "Invitation", "id": invitation,
+            "email": "newcomer@example.com", "status": "PENDING"})
+    );
+
+    // Gone: null, and `targetKind` still says what it was.
+    post(
+        &app.base_url,
+        &team.owner,
+        "mutation($ws: ID!, $id: ID!) { deleteAgent(workspaceId: $ws, id: $id) }",
+        json!({"ws": team.workspace, "id": agent}),
+    )
+    .await;
+    for client in [owner, member] {
+        let deleted = client.event("t").await;
+        assert_eq!(deleted["action"], "RESOURCE_DELETED");
+        assert_eq!(deleted["targetKind"], "agent");
+        assert_eq!(deleted["target"], Value::Null);
+        client.quiet().await;
+    }
 }

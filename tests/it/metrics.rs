@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::harness::TestApp;
 
-async fn scrape(client: &reqwest::Client, base: &str) -> Scrape {
+pub async fn scrape(client: &reqwest::Client, base: &str) -> Scrape {
     try_scrape(client, base).await.expect("scrape")
 }
 
@@ -44,7 +44,7 @@ fn samples<'a>(scrape: &'a Scrape, name: &str, labels: &[(&str, &str)]) -> Vec<&
 }
 
 /// The sum of the counters named `name` whose labels include `labels`.
-fn counted(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn counted(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     samples(scrape, name, labels)
         .iter()
         .map(|s| match &s.value {

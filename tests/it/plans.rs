@@ -141,6 +141,15 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
          WHERE id = (SELECT id FROM access_tokens WHERE user_id = $user LIMIT 1)",
     ),
     (
+        "notify_viewer",
+        "UPDATE memberships SET role = role WHERE workspace_id = $ws",
+    ),
+    (
+        "notify_workspace_members",
+        "UPDATE workspaces SET deleted_at = now() WHERE id = $ws; \
+         UPDATE workspaces SET deleted_at = NULL WHERE id = $ws",
+    ),
+    (
         "number_workspace_event",
         "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, target_id) \
          VALUES ($ws, now(), 'system', 'workspace.renamed', 'workspace', 'plans-n')",

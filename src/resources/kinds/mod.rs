@@ -184,6 +184,34 @@ macro_rules! kinds {
             }
         }
 
+        /// A resource of any kind, as its kind's list shows it.
+        #[derive(async_graphql::Union)]
+        pub enum AnyResource {
+            $($kind(<$kind as Kind>::Node),)*
+        }
+
+        /// The workspace's resource `id`, whatever its kind, with its creator; `None` when
+        /// it is gone.
+        pub async fn any_resource(
+            conn: &mut AsyncPgConnection,
+            workspace_id: Uuid,
+            id: Uuid,
+        ) -> ApiResult<Option<AnyResource>> {
+            let Some(row) = model::with_ids(conn, workspace_id, &[id]).await?.pop() else {
+                return Ok(None);
+            };
+            let created_by = match row.created_by {
+                Some(user_id) => crate::auth::model::find_user(conn, user_id).await?,
+                None => None,
+            };
+            $(
+                if row.kind == $kind::KIND {
+                    return Ok(Some(AnyResource::$kind($kind::node(row, created_by))));
+                }
+            )*
+            Ok(None)
+        }
+
         /// The fields of every kind that name another resource.
         pub fn referrers() -> &'static [Referrer] {
             static ALL: LazyLock<Vec<Referrer>> = LazyLock::new(|| {
