@@ -13,9 +13,14 @@ BEGIN
     RETURN NULL;
 END
 $$;
--- Joined, left or removed, or a new role (ownership transfers change two rows).
-CREATE TRIGGER viewer_memberships AFTER INSERT OR DELETE OR UPDATE OF role ON memberships
+-- Joined, left or removed, or a new role (ownership transfers change two rows). A purge
+-- deletes a deleted workspace's memberships in batches, a notification each: cheap for a
+-- listener (a lookup of subscribers it does not have), so not filtered out.
+CREATE TRIGGER viewer_joined_or_left AFTER INSERT OR DELETE ON memberships
     FOR EACH ROW EXECUTE FUNCTION notify_viewer();
+CREATE TRIGGER viewer_role_changed AFTER UPDATE OF role ON memberships
+    FOR EACH ROW WHEN (OLD.role IS DISTINCT FROM NEW.role)
+    EXECUTE FUNCTION notify_viewer();
 -- A session or personal access token revoked or deleted.
 CREATE TRIGGER viewer_tokens_revoked AFTER UPDATE OF revoked_at ON access_tokens
     FOR EACH ROW WHEN (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL)

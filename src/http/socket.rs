@@ -236,8 +236,9 @@ async fn forward(
         let closes = matches!(message, Message::Close(_));
         match tokio::time::timeout(SEND_TIMEOUT, sink.send(protocol_close(message))).await {
             Ok(Ok(())) if !closes => {}
-            Ok(_) => return,
-            Err(_) => return drop_slow(sink, closing).await,
+            // Only a message that is not itself a goodbye: `closing` has not fired then.
+            Err(_) if !closes => return drop_slow(sink, closing).await,
+            _ => return,
         }
     }
 }
@@ -448,13 +449,45 @@ impl Executor for LiveExecutor {
             .app
             .schema
             .execute_stream_with_session_data(request, data.unwrap_or_default());
-        responses
-            .map(move |mut response| {
+        resolved_apart(responses)
+            .map(move |response| {
                 let _held = &slot;
-                crate::graphql::errors::code_errors(&mut response);
                 response
             })
             .boxed()
+    }
+}
+
+/// A subscription's responses, each resolved in a task of its own before the socket takes
+/// it. The protocol polls a socket's subscriptions only while the client takes messages: a
+/// response half resolved inside them would hold its connection (and any lock or turn) for
+/// as long as a stalled client keeps the socket. The task waits with one finished response
+/// at most, and stops when the subscription does.
+fn resolved_apart(
+    mut responses: impl futures_util::Stream<Item = Response> + Send + Unpin + 'static,
+) -> impl futures_util::Stream<Item = Response> + Send + 'static {
+    let (mut ready, taken) = futures_channel::mpsc::channel::<Response>(0);
+    let task = tokio::spawn(async move {
+        while let Some(mut response) = responses.next().await {
+            crate::graphql::errors::code_errors(&mut response);
+            if ready.send(response).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stop = AbortOnDrop(task.abort_handle());
+    taken.map(move |response| {
+        let _stops_with_the_subscription = &stop;
+        response
+    })
+}
+
+/// Aborts a task when its subscription is dropped (completed, stopped, socket closed).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

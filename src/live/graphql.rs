@@ -4,7 +4,7 @@
 //! Each subscriber follows the log from its own cursor ([`Feed`]), reading through what the
 //! workspace's subscribers on this server share ([`Recent`]: one read serves them all),
 //! inside the workspace (row-level security holds on the read). Its membership is read
-//! again at any event that changes it and at least every [`ROLE_FRESH`], so the role it has
+//! again at any event that changes it and every one to two [`ROLE_FRESH`], so the role it has
 //! when an event comes in the stream decides what it sees; a removed member's stream ends
 //! with one `NOT_FOUND`, and so does a deleted workspace's. A slow reader only falls behind
 //! in the log: nothing is buffered for it beyond one batch.
@@ -36,10 +36,11 @@ use crate::workspaces::graphql::Workspace;
 use crate::workspaces::loader::Memberships;
 use crate::workspaces::model::WorkspaceRow;
 
-/// How long a subscriber's role is taken as read, between the events that change it: a
-/// membership changed without an event of its own (none does through the API) shows within
-/// this long.
-const ROLE_FRESH: Duration = Duration::from_secs(5);
+/// How long a subscriber's role is taken as read between the events that change it (one to
+/// two of these, spread so subscribers that started together do not read together): every
+/// change through the API writes such an event, so this only bounds how long a change
+/// made around the API (by hand, in the database) goes unseen.
+const ROLE_FRESH: Duration = Duration::from_secs(30);
 /// How soon to read again after the database could not answer (an outage, a timeout):
 /// the stream waits rather than ends.
 const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
@@ -87,12 +88,15 @@ impl LiveSubscription {
                 seq: 0,
             },
             role: Role::Viewer,
-            role_read: Instant::now(),
+            role_due: Instant::now(),
             queue: VecDeque::new(),
             ended: false,
         };
-        feed.role = feed.membership().await?;
+        // NOT_FOUND for a stranger before anything about the cursor; the role again once the
+        // start is known, so a change committed between the two is not missed.
+        feed.membership().await?;
         feed.position = feed.start(after).await?;
+        feed.set_role(feed.membership().await?);
         Ok(futures_util::stream::unfold(feed, Feed::next))
     }
 }
@@ -222,12 +226,14 @@ fn needed_to_see(row: &AuditRow) -> Option<roles::Action> {
 /// Whether `row` changes the subscriber's own membership: their role is read again at it.
 fn moves(row: &AuditRow, user_id: Uuid) -> bool {
     use Action::*;
+    let targets_them = row.target_id == user_id.to_string();
     match Action::from_db(&row.action) {
-        Some(MemberRoleChanged | MemberRemoved | MemberLeft) => {
-            row.target_id == user_id.to_string()
-        }
+        Some(MemberRoleChanged | MemberRemoved | MemberLeft) => targets_them,
         // The new Owner is the target; the old one, now Admin, is the actor.
-        Some(OwnershipTransferred | WorkspaceDeleted) => true,
+        Some(OwnershipTransferred) => targets_them || row.actor_id == Some(user_id),
+        // Accepting an invitation to be Owner makes the old Owner an Admin.
+        Some(InvitationAccepted) => row.changes["role"] == "owner",
+        Some(WorkspaceDeleted) => true,
         _ => false,
     }
 }
@@ -242,8 +248,8 @@ struct Feed {
     recent: Arc<Recent>,
     position: Position,
     role: Role,
-    /// When `role` was read.
-    role_read: Instant,
+    /// When `role` is read again, if no event changes it before.
+    role_due: Instant,
     /// Read and not yet delivered: at most one batch.
     queue: VecDeque<Arc<StreamRow>>,
     ended: bool,
@@ -259,7 +265,7 @@ impl Feed {
                 if moves(&row.event, self.user_id) {
                     // Judged with the membership it leaves: a removal ends the stream.
                     match self.membership().await {
-                        Ok(role) => (self.role, self.role_read) = (role, Instant::now()),
+                        Ok(role) => self.set_role(role),
                         Err(err) if err.code() == ErrorCode::ServiceUnavailable => {
                             self.queue.push_front(row);
                             tokio::time::sleep(UNAVAILABLE_RETRY).await;
@@ -301,6 +307,11 @@ impl Feed {
             .ok_or_else(|| ApiError::not_found("Workspace"))
     }
 
+    fn set_role(&mut self, role: Role) {
+        self.role = role;
+        self.role_due = Instant::now() + ROLE_FRESH.mul_f64(1.0 + rand::random::<f64>());
+    }
+
     /// Where the stream starts: after `after` if the log still holds what follows it, else
     /// now.
     async fn start(&self, after: Option<Position>) -> ApiResult<Position> {
@@ -324,8 +335,9 @@ impl Feed {
 
     /// Takes the next batch; whether there was any.
     async fn read(&mut self) -> ApiResult<bool> {
-        if self.role_read.elapsed() >= ROLE_FRESH {
-            (self.role, self.role_read) = (self.membership().await?, Instant::now());
+        if Instant::now() >= self.role_due {
+            let role = self.membership().await?;
+            self.set_role(role);
         }
         let wake = self.wake.seen();
         let rows = self

@@ -1,16 +1,21 @@
 //! A workspace's latest events as this server last read them, shared by its subscribers on
 //! this server ([`Recent`]). A change that wakes ten subscribers of one workspace costs one
-//! read of the log: the first subscriber to ask reads, while the others wait for it, and
-//! all of them take the rows from memory. A subscriber behind what is kept (a cursor from
-//! earlier, a slow client) reads the log itself, as every subscriber did before.
+//! read of the log: the first subscriber at the end of what is kept reads, the others
+//! wait for that read, and all of them take the rows from memory. A subscriber behind what
+//! is kept (a cursor from earlier, a slow client) reads the log itself.
+//!
+//! A read may hold the window's read lock while it waits for its turn and its connection:
+//! each subscription runs in a task of its own, polled whether or not its client takes
+//! messages (src/http/socket.rs, `resolved_apart`), so it lets them go when it is done.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use super::model::{self, Position, StreamRow};
 use super::Hub;
 use crate::db::Db;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 
 /// Events read per statement, and the most a subscriber takes at once.
 pub const BATCH: i64 = 100;
@@ -21,7 +26,11 @@ const KEPT: usize = BATCH as usize;
 /// See the module's documentation. One per workspace with subscribers on this server
 /// (src/live/mod.rs keeps it beside the workspace's wake-ups).
 #[derive(Default)]
-pub struct Recent(tokio::sync::Mutex<Window>);
+pub struct Recent {
+    window: Mutex<Window>,
+    /// Held by the one task reading for the window.
+    reading: tokio::sync::Mutex<()>,
+}
 
 #[derive(Default)]
 struct Window {
@@ -34,6 +43,18 @@ struct Window {
     read_at_wake: u64,
     /// The last read found less than a batch: nothing committed before it was left unread.
     complete: bool,
+    /// When the last read failed: the reads queued behind it fail too, at once.
+    failed_at: Option<Instant>,
+}
+
+/// What a subscriber finds in the window.
+enum Found {
+    /// Rows after its position (or none, as of its last wake-up).
+    Rows(Vec<Arc<StreamRow>>),
+    /// It is at the end of what was read, and there may be more.
+    Stale,
+    /// It is behind what is kept.
+    Behind,
 }
 
 impl Recent {
@@ -47,51 +68,76 @@ impl Recent {
         position: Position,
         wake: u64,
     ) -> ApiResult<Vec<Arc<StreamRow>>> {
-        let mut window = self.0.lock().await;
-        if !window.covers(position.seq) {
-            drop(window);
-            crate::metrics::log_read("own");
-            return Ok(read(db, hub, position)
-                .await?
-                .into_iter()
-                .map(Arc::new)
-                .collect());
+        let asked = Instant::now();
+        for _ in 0..2 {
+            match self.find(position.seq, wake) {
+                Found::Rows(rows) => return Ok(rows),
+                Found::Behind => break,
+                Found::Stale => self.refresh(db, hub, position, wake, asked).await?,
+            }
         }
-        if window.stale(position.seq, wake) {
-            let from = Position {
-                seq: window.head.unwrap_or(position.seq),
-                ..position
-            };
-            crate::metrics::log_read("shared");
-            let rows = read(db, hub, from).await?;
-            window.take(from.seq, rows, wake);
+        crate::metrics::log_read("own");
+        let rows = read(db, hub, position).await?;
+        Ok(rows.into_iter().map(Arc::new).collect())
+    }
+
+    fn find(&self, seq: i64, wake: u64) -> Found {
+        let window = lock(&self.window);
+        match window.head {
+            None => Found::Stale,
+            Some(head) if seq < head => match window.rows.front() {
+                Some(first) if seq >= first.seq - 1 => Found::Rows(window.after(seq)),
+                _ => Found::Behind,
+            },
+            Some(head) if seq > head || window.read_at_wake < wake || !window.complete => {
+                Found::Stale
+            }
+            Some(_) => Found::Rows(Vec::new()),
         }
-        Ok(window.after(position.seq))
+    }
+
+    /// Reads what follows `position` into the window, unless a read that finished while
+    /// this one waited its turn already did.
+    async fn refresh(
+        &self,
+        db: &Db,
+        hub: &Hub,
+        position: Position,
+        wake: u64,
+        asked: Instant,
+    ) -> ApiResult<()> {
+        let _reading = self.reading.lock().await;
+        if lock(&self.window).failed_at.is_some_and(|at| at >= asked) {
+            return Err(ApiError::unavailable());
+        }
+        if !matches!(self.find(position.seq, wake), Found::Stale) {
+            return Ok(());
+        }
+        crate::metrics::log_read("shared");
+        match read(db, hub, position).await {
+            Ok(rows) => {
+                lock(&self.window).take(position.seq, rows, wake);
+                Ok(())
+            }
+            Err(err) => {
+                lock(&self.window).failed_at = Some(Instant::now());
+                Err(err)
+            }
+        }
     }
 }
 
 impl Window {
-    /// Whether what is kept reaches back to `seq` (or nothing was read yet).
-    fn covers(&self, seq: i64) -> bool {
-        match (self.head, self.rows.front()) {
-            (None, _) => true,
-            (Some(_), Some(first)) => seq >= first.seq - 1,
-            (Some(head), None) => seq >= head,
-        }
-    }
-
-    /// Whether a subscriber at `seq` that has seen `wake` wake-ups needs a newer read.
-    fn stale(&self, seq: i64, wake: u64) -> bool {
-        match self.head {
-            None => true,
-            Some(head) => self.read_at_wake < wake || (seq >= head && !self.complete),
-        }
-    }
-
+    /// Adds what was read after `from`, the reader's position: at or past the head, so
+    /// nothing kept is skipped (past it, what is kept goes: a subscriber there starts over).
     fn take(&mut self, from: i64, rows: Vec<StreamRow>, wake: u64) {
+        if self.head.is_none_or(|head| from != head) {
+            self.rows.clear();
+        }
         self.complete = rows.len() < KEPT;
         self.head = Some(rows.last().map_or(from, |row| row.seq));
         self.read_at_wake = self.read_at_wake.max(wake);
+        self.failed_at = None;
         self.rows.extend(rows.into_iter().map(Arc::new));
         let over = self.rows.len().saturating_sub(KEPT);
         self.rows.drain(..over);
@@ -113,6 +159,13 @@ async fn read(db: &Db, hub: &Hub, position: Position) -> ApiResult<Vec<StreamRow
     let _turn = hub.read_turn().await;
     let mut conn = db.conn_in(position.workspace_id).await?;
     Ok(model::after(&mut conn, position, BATCH).await?)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing holding this lock can leave the window half-changed.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -137,21 +190,66 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_window_serves_what_it_read_and_asks_again_when_woken_or_cut_short() {
-        let mut window = Window::default();
-        assert!(window.covers(7) && window.stale(7, 0), "nothing read yet");
-        window.take(7, (8..=10).map(row).collect(), 1);
-        assert!(!window.stale(7, 1), "read at this wake-up, to the end");
-        assert!(window.stale(7, 2), "a later wake-up");
-        let seqs = |rows: Vec<Arc<StreamRow>>| rows.iter().map(|r| r.seq).collect::<Vec<_>>();
-        assert_eq!(seqs(window.after(8)), vec![9, 10]);
-        assert!(!window.covers(6), "behind what is kept");
+    fn seqs(found: Found) -> Option<Vec<i64>> {
+        match found {
+            Found::Rows(rows) => Some(rows.iter().map(|row| row.seq).collect()),
+            Found::Stale | Found::Behind => None,
+        }
+    }
 
-        // A full batch may have left events behind it: a subscriber at its end reads again.
-        window.take(10, (11..=10 + BATCH).map(row).collect(), 2);
-        assert_eq!(window.rows.len(), KEPT, "at most a batch is kept");
-        assert!(!window.covers(9));
-        assert!(window.stale(10 + BATCH, 2) && !window.stale(10 + BATCH - 1, 2));
+    fn recent() -> Recent {
+        Recent::default()
+    }
+
+    #[test]
+    fn a_subscriber_inside_the_window_takes_its_rows_and_one_at_its_end_reads_again() {
+        let recent = recent();
+        assert!(
+            matches!(recent.find(7, 0), Found::Stale),
+            "nothing read yet"
+        );
+        lock(&recent.window).take(7, (8..=10).map(row).collect(), 1);
+        assert_eq!(seqs(recent.find(8, 1)), Some(vec![9, 10]));
+        assert_eq!(
+            seqs(recent.find(10, 1)),
+            Some(vec![]),
+            "at the end, up to date"
+        );
+        assert!(
+            matches!(recent.find(10, 2), Found::Stale),
+            "a later wake-up"
+        );
+        assert_eq!(
+            seqs(recent.find(8, 2)),
+            Some(vec![9, 10]),
+            "inside the window, what is kept is served before anything newer is read"
+        );
+        assert!(matches!(recent.find(6, 1), Found::Behind));
+        assert!(
+            matches!(recent.find(12, 1), Found::Stale),
+            "ahead of the window"
+        );
+    }
+
+    #[test]
+    fn nothing_kept_is_skipped_when_a_read_fills_the_window() {
+        let recent = recent();
+        lock(&recent.window).take(0, (1..=BATCH).map(row).collect(), 1);
+        assert!(
+            matches!(recent.find(BATCH, 1), Found::Stale),
+            "a full batch may have left events behind it"
+        );
+        // A lagging subscriber at 50 is served from the window, not past it.
+        lock(&recent.window).take(BATCH, (BATCH + 1..=2 * BATCH).map(row).collect(), 1);
+        assert_eq!(
+            lock(&recent.window).rows.len(),
+            KEPT,
+            "at most a batch is kept"
+        );
+        assert!(matches!(recent.find(50, 1), Found::Behind));
+        // A subscriber ahead of the head starts the window over from itself.
+        lock(&recent.window).take(3 * BATCH, vec![row(3 * BATCH + 1)], 2);
+        assert_eq!(seqs(recent.find(3 * BATCH, 2)), Some(vec![3 * BATCH + 1]));
+        assert!(matches!(recent.find(2 * BATCH, 2), Found::Behind));
     }
 }

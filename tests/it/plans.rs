@@ -142,7 +142,8 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
     ),
     (
         "notify_viewer",
-        "UPDATE memberships SET role = role WHERE workspace_id = $ws",
+        "UPDATE access_tokens SET revoked_at = now() WHERE id = (SELECT id FROM access_tokens \
+         WHERE user_id = $user AND revoked_at IS NULL LIMIT 1)",
     ),
     (
         "notify_workspace_members",
