@@ -85,6 +85,18 @@ function take(subscribe, count) {
   });
 }
 
+/** Apollo Client with its documented split: subscriptions over the socket, the rest over HTTP. */
+function apollo(ws, token) {
+  return new ApolloClient({
+    link: ApolloLink.split(
+      ({ query }) => query.definitions.some((d) => d.kind === 'OperationDefinition' && d.operation === 'subscription'),
+      new GraphQLWsLink(ws),
+      new HttpLink({ uri: API, headers: { authorization: `Bearer ${token}` } }),
+    ),
+    cache: new InMemoryCache(),
+  });
+}
+
 /** Where the workspace's stream is now: subscribing after it misses nothing. */
 async function eventsCursor(token, workspaceId) {
   const { workspace } = await http(token, 'WorkspaceLive', { workspaceId });
@@ -94,15 +106,7 @@ async function eventsCursor(token, workspaceId) {
 test('Apollo Client: an event updates the normalized cache without a refetch', async () => {
   const { owner, admin, workspaceId } = await team();
   const ws = socket(owner.token);
-  const client = new ApolloClient({
-    // Apollo's documented split: subscriptions over the socket, the rest over HTTP.
-    link: ApolloLink.split(
-      ({ query }) => query.definitions.some((d) => d.kind === 'OperationDefinition' && d.operation === 'subscription'),
-      new GraphQLWsLink(ws),
-      new HttpLink({ uri: API, headers: { authorization: `Bearer ${owner.token}` } }),
-    ),
-    cache: new InMemoryCache(),
-  });
+  const client = apollo(ws, owner.token);
   // The stream's place first, then the screen's data: no change falls between the two.
   const after = await eventsCursor(owner.token, workspaceId);
   const { data } = await client.query({ query: operations.WorkspaceLive, variables: { workspaceId } });
@@ -211,14 +215,7 @@ test('graphql-ws: a role change reaches the person\'s cache, and signing out clo
     retryAttempts: 0,
     on: { closed: (event) => closedWith(event) },
   });
-  const client = new ApolloClient({
-    link: ApolloLink.split(
-      ({ query }) => query.definitions.some((d) => d.kind === 'OperationDefinition' && d.operation === 'subscription'),
-      new GraphQLWsLink(ws),
-      new HttpLink({ uri: API, headers: { authorization: `Bearer ${admin.token}` } }),
-    ),
-    cache: new InMemoryCache(),
-  });
+  const client = apollo(ws, admin.token);
   const { data } = await client.query({ query: operations.WorkspaceLive, variables: { workspaceId } });
   assert.equal(data.workspace.viewerRole, 'ADMIN');
 
