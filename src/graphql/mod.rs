@@ -53,7 +53,7 @@ pub struct Mutation(
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(
     crate::live::graphql::LiveSubscription,
-    crate::live::viewer::ViewerSubscription,
+    crate::live::viewer::graphql::ViewerSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
