@@ -41,6 +41,8 @@ const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 const MAX_MESSAGE_BYTES: usize = crate::http::MAX_BODY_BYTES;
 /// graphql-transport-ws: "Forbidden", for a `connection_init` without a live token.
 const CLOSE_FORBIDDEN: u16 = 4403;
+/// graphql-transport-ws: a `subscribe` whose id is already in progress on the socket.
+const CLOSE_DUPLICATE_ID: u16 = 4409;
 /// graphql-transport-ws: no `connection_init` within [`INIT_TIMEOUT`].
 const CLOSE_INIT_TIMEOUT: u16 = 4408;
 /// WebSocket: the server is going away.
@@ -136,13 +138,26 @@ async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
     // milliseconds since the socket opened.
     let opened = tokio::time::Instant::now();
     let heard = Arc::new(AtomicU64::new(NEVER));
-    let source = source.inspect({
-        let heard = Arc::clone(&heard);
-        move |_| heard.store(millis_since(opened), Ordering::Relaxed)
-    });
     // The protocol's messages go through a channel, so this side can add the close codes
-    // the library does not send (4403, 4408, 1001).
+    // the library does not send (4403, 4408, 4409, 1001).
     let (to_client, outgoing) = futures_channel::mpsc::channel::<Message>(16);
+    let in_progress = InProgress::default();
+    let source = source
+        .inspect({
+            let heard = Arc::clone(&heard);
+            move |_| heard.store(millis_since(opened), Ordering::Relaxed)
+        })
+        .take_while({
+            let (in_progress, mut refuse) = (in_progress.clone(), to_client.clone());
+            move |message| {
+                let reused = message.as_ref().ok().and_then(|m| in_progress.reused(m));
+                if let Some(id) = &reused {
+                    let reason = format!("Subscriber for {id} already exists");
+                    let _ = refuse.try_send(close(CLOSE_DUPLICATE_ID, &reason));
+                }
+                std::future::ready(reused.is_none())
+            }
+        });
     let executor = LiveExecutor {
         app: Arc::clone(&app),
         open: Arc::default(),
@@ -158,7 +173,14 @@ async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
     .with_data(hub_data(&hub))
     .on_connection_init(connection_init(Arc::clone(&app), signed_in))
     .serve();
-    let forward = forward(app, sink, outgoing, signed, Heard { opened, heard });
+    let forward = forward(
+        app,
+        sink,
+        outgoing,
+        signed,
+        Heard { opened, heard },
+        in_progress,
+    );
     tokio::pin!(forward);
     tokio::select! {
         // The protocol is done: what it sent last (a close frame) still goes out.
@@ -177,6 +199,7 @@ async fn forward(
     mut outgoing: futures_channel::mpsc::Receiver<Message>,
     mut signed_in: tokio::sync::oneshot::Receiver<SignedIn>,
     heard: Heard,
+    in_progress: InProgress,
 ) {
     let hub = app.live.clone();
     let closing = hub.closed();
@@ -233,6 +256,7 @@ async fn forward(
         };
         acknowledged |=
             matches!(&message, Message::Text(text) if text.as_str().contains("\"connection_ack\""));
+        in_progress.ended(&message);
         let closes = matches!(message, Message::Close(_));
         match tokio::time::timeout(SEND_TIMEOUT, sink.send(protocol_close(message))).await {
             Ok(Ok(())) if !closes => {}
@@ -260,6 +284,62 @@ async fn drop_slow(
     tokio::select! {
         _ = tokio::time::timeout(SLOW_CLOSE_GRACE, goodbye) => {}
         () = closing => {}
+    }
+}
+
+/// The ids of a socket's operations in progress. graphql-transport-ws closes a socket whose
+/// client reuses one (4409); async-graphql would replace the first operation silently.
+#[derive(Clone, Default)]
+struct InProgress(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+/// The part of a protocol message that says which operation it is about.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+}
+
+impl InProgress {
+    /// Notes a client's message; the id of a `subscribe` that reuses one in progress.
+    fn reused(&self, message: &Message) -> Option<String> {
+        let Message::Text(text) = message else {
+            return None;
+        };
+        let envelope: Envelope = serde_json::from_str(text.as_str()).ok()?;
+        let id = envelope.id?;
+        let mut ids = self.ids();
+        match envelope.kind.as_str() {
+            "subscribe" if !ids.insert(id.clone()) => Some(id),
+            "complete" => {
+                ids.remove(&id);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Notes a server's message: `complete` or `error` ends its operation. Only those are
+    /// read (events, the large messages, start otherwise).
+    fn ended(&self, message: &Message) {
+        let Message::Text(text) = message else {
+            return;
+        };
+        let text = text.as_str();
+        if !(text.starts_with("{\"type\":\"complete\"") || text.starts_with("{\"type\":\"error\""))
+        {
+            return;
+        }
+        if let Ok(Envelope { id: Some(id), .. }) = serde_json::from_str(text) {
+            self.ids().remove(&id);
+        }
+    }
+
+    fn ids(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        // Nothing holding this lock can leave the set half-changed.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -986,3 +986,26 @@ async fn an_event_carries_what_it_happened_to_as_queries_return_it() {
         client.quiet().await;
     }
 }
+
+#[tokio::test]
+async fn an_operation_id_in_progress_cannot_be_reused_and_an_ended_one_can() {
+    let app = TestApp::new().await;
+    let owner = app.sign_up("Owner").await;
+    let ws = owner.own_workspace.clone();
+    let mut client = Client::connect(&app.base_url, &owner.token).await;
+    client.subscribe("1", &ws, None).await;
+    // Ended by the client (the server confirms), the id is free again.
+    client.send(json!({"id": "1", "type": "complete"})).await;
+    assert_eq!(
+        client.next().await,
+        Ok(json!({"id": "1", "type": "complete"}))
+    );
+    let from = cursor(&app.base_url, &owner, &ws).await;
+    client.subscribe("1", &ws, Some(&from)).await;
+    rename(&app, &owner, &ws, "Reused id").await;
+    assert_eq!(client.event("1").await["action"], "WORKSPACE_RENAMED");
+
+    // In progress, it closes the socket, as graphql-transport-ws says.
+    client.subscribe("1", &ws, None).await;
+    assert_eq!(client.next().await, Err(End::Closed(4409)));
+}
