@@ -1,6 +1,7 @@
 //! The HTTP surface: `/graphql` (GraphQL over HTTP, [`transport`]; subscriptions over
-//! WebSocket, [`socket`]; CORS, [`cors`]; the playground for browsers, [`playground`]), `/healthz`, `/readyz`, the Stripe webhook, and
-//! the bounds every connection lives within ([`serve_router`], [`with_middleware`]):
+//! WebSocket, [`socket`]; CORS, [`cors`]; the playground for browsers, [`playground`]),
+//! `/healthz`, `/readyz`, the Stripe webhook, and the bounds every connection lives within
+//! ([`serve_router`], [`with_middleware`]):
 //!
 //! - headers within `header_timeout` of the connection opening or its previous response (so
 //!   silent, slowloris and idle keep-alive connections are closed);

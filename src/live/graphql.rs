@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::model::{self, Position, Resume, StreamRow};
 use super::recent::Recent;
-use super::{Hub, Wake};
+use super::{Hub, Wake, UNAVAILABLE_RETRY};
 use crate::audit::graphql::{AuditAction, AuditEvent};
 use crate::audit::model::AuditRow;
 use crate::audit::Action;
@@ -41,9 +41,6 @@ use crate::workspaces::model::WorkspaceRow;
 /// change through the API writes such an event, so this only bounds how long a change
 /// made around the API (by hand, in the database) goes unseen.
 const ROLE_FRESH: Duration = Duration::from_secs(30);
-/// How soon to read again after the database could not answer (an outage, a timeout):
-/// the stream waits rather than ends.
-const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct LiveSubscription;
@@ -105,7 +102,6 @@ impl LiveSubscription {
 pub struct WorkspaceEvent {
     row: Arc<StreamRow>,
     workspace_id: Uuid,
-    cursor: String,
     /// The subscriber's role when the event came in the stream.
     role: Role,
 }
@@ -124,8 +120,12 @@ pub enum EventTarget {
 impl WorkspaceEvent {
     /// This event's place in the stream: subscribe again with it as `after` to receive what
     /// came after it.
-    async fn cursor(&self) -> &str {
-        &self.cursor
+    async fn cursor(&self) -> String {
+        Position {
+            workspace_id: self.workspace_id,
+            seq: self.row.seq,
+        }
+        .encode()
     }
 
     /// What happened.
@@ -354,11 +354,6 @@ impl Feed {
             return None;
         }
         Some(WorkspaceEvent {
-            cursor: Position {
-                seq: row.seq,
-                ..self.position
-            }
-            .encode(),
             role: self.role,
             workspace_id: self.position.workspace_id,
             row,

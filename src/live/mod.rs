@@ -38,6 +38,9 @@ pub const LISTENER_NAME: &str = "linkai-live";
 const LISTENER_CHECK: Duration = Duration::from_secs(5);
 /// After losing the listening connection, try again this soon.
 const LISTENER_RETRY: Duration = Duration::from_secs(1);
+/// How soon a stream reads again after the database could not answer (an outage, a
+/// timeout): it waits rather than ends.
+const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
 /// Sockets one account may hold open on one server.
 pub const SOCKETS_PER_ACCOUNT: usize = 20;
 /// Sockets one server holds open, initialised or not: each is a file descriptor.

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::model::{self, Position, StreamRow};
-use super::Hub;
+use super::{lock, Hub};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 
@@ -159,13 +159,6 @@ async fn read(db: &Db, hub: &Hub, position: Position) -> ApiResult<Vec<StreamRow
     let _turn = hub.read_turn().await;
     let mut conn = db.conn_in(position.workspace_id).await?;
     Ok(model::after(&mut conn, position, BATCH).await?)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Nothing holding this lock can leave the window half-changed.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

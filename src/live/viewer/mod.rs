@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use uuid::Uuid;
 
-use super::{Hub, Wake};
+use super::{Hub, Wake, UNAVAILABLE_RETRY};
 use crate::auth::Caller;
 use crate::db::Db;
 use crate::error::{ApiResult, ErrorCode};
@@ -36,9 +36,6 @@ pub struct Change {
     pub workspace_id: Option<Uuid>,
     pub token_id: Option<Uuid>,
 }
-
-/// How soon to read again after the database could not answer.
-const UNAVAILABLE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The caller's access as last read: their workspaces (those the token reaches) with their
 /// roles, and their live tokens (for a session only: a personal token cannot list them).

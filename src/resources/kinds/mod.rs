@@ -200,10 +200,7 @@ macro_rules! kinds {
             let Some(row) = model::with_ids(conn, workspace_id, &[id]).await?.pop() else {
                 return Ok(None);
             };
-            let created_by = match row.created_by {
-                Some(user_id) => crate::auth::model::find_user(conn, user_id).await?,
-                None => None,
-            };
+            let created_by = super::creator(conn, &row, true).await?;
             $(
                 if row.kind == $kind::KIND {
                     return Ok(Some(AnyResource::$kind($kind::node(row, created_by))));
