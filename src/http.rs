@@ -174,12 +174,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = app.config.http.limits;
-    // One connection per server listens for the workspaces' events, for all its sockets;
-    // it goes when this future does.
+    // One connection per server listens for the workspaces' events, for all its sockets
+    // (and one hears Redis); they go when this future does.
     let live = app.live.clone();
-    let listening = live
-        .clone()
-        .listen(app.config.database.app_url.expose().to_owned());
+    let listening = live.clone().listen(
+        app.config.database.app_url.expose().to_owned(),
+        app.config.redis_url.expose().to_owned(),
+    );
     // However this future ends (shutdown, or dropped), the sockets are told.
     let _close_sockets = CloseOnDrop(live.clone());
     let closing = live.clone();
@@ -505,7 +506,11 @@ async fn execute(
     });
     let request = request.data(context);
     let started = std::time::Instant::now();
-    let mut response = app.schema.execute(request).await;
+    let mut response = if writes {
+        app.live.publishing(app.schema.execute(request)).await
+    } else {
+        app.schema.execute(request).await
+    };
     crate::graphql::errors::code_errors(&mut response);
     let ran = crate::metrics::Ran {
         name: name.as_deref(),

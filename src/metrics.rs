@@ -203,6 +203,14 @@ fn describe() {
         "linkai_live_sockets_dropped_total",
         "Sockets the server closed on a client, by reason (slow, idle, init_timeout)."
     );
+    describe_counter!(
+        "linkai_live_wakes_total",
+        "Workspaces' subscribers woken, by source: published (through Redis after a commit) or polled (the once-a-second poll found a wake that never came)."
+    );
+    describe_counter!(
+        "linkai_live_wakes_published_total",
+        "Wakes this process sent other servers after its commits, by outcome (published, dropped when the queue to Redis was full, failed)."
+    );
 }
 
 /// A read of a workspace's event stream: `shared` by its subscribers on this server, or
@@ -212,6 +220,24 @@ pub fn log_read(kind: &'static str) {
         return;
     }
     metrics::counter!("linkai_live_log_reads_total", "kind" => kind).increment(1);
+}
+
+/// Subscribers of a workspace woken: from a `published` wake, or `polled`, by the poll
+/// that finds what a lost wake did not announce.
+pub fn woken(source: &'static str) {
+    if !enabled() {
+        return;
+    }
+    metrics::counter!("linkai_live_wakes_total", "source" => source).increment(1);
+}
+
+/// Wakes sent after commits: `published`, `dropped` (the queue to Redis was full), or
+/// `failed` (Redis did not take them).
+pub fn wakes_published(outcome: &'static str, count: u64) {
+    if !enabled() {
+        return;
+    }
+    metrics::counter!("linkai_live_wakes_published_total", "outcome" => outcome).increment(count);
 }
 
 /// A socket closed on its client: it took nothing for too long (`slow`), answered no ping

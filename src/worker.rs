@@ -69,7 +69,13 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
         settings.clone(),
         shutdown.clone(),
     );
-    let worker = run_worker_until_shutdown(settings, Arc::new(handlers()), context, shutdown);
+    // A job's audit events wake live subscribers on every server once the job is over.
+    let wakes = crate::live::wakes::Publisher::start(config.redis_url.expose().to_owned());
+    let handlers = handlers().around(move |work| {
+        let wakes = wakes.clone();
+        Box::pin(async move { crate::live::wakes::scope(Some(&wakes), work).await })
+    });
+    let worker = run_worker_until_shutdown(settings, Arc::new(handlers), context, shutdown);
     let purges = run_purges(
         db_for_billing.clone(),
         config.workers.name.clone(),

@@ -7,8 +7,8 @@
 //!   drains them with one worker, and counts the Redis commands per job.
 //! - `email API_URL SMTP_ADDR TOKENS_FILE RATE COUNT`: a loopback SMTP server, and
 //!   invitations sent at a steady rate; latency from each request to its email's acceptance.
-//! - `sockets-hold WS_URL COUNT`, `sockets-latency WS_URL ADMIN_URL WORKSPACES FANOUT RATE
-//!   SECONDS`: live updates' footprint and delivery latency (`sockets.rs`).
+//! - `sockets-hold WS_URL COUNT`, `sockets-latency WS_URL ADMIN_URL REDIS_URL WORKSPACES
+//!   FANOUT RATE SECONDS`: live updates' footprint and delivery latency (`sockets.rs`).
 
 use linkai_bench::{baseline, email, noop_jobs, sockets};
 
@@ -19,7 +19,7 @@ const USAGE: &str = "usage: linkai-bench baseline ADDR BODY_FILE
        linkai-bench jobs REDIS_URL COUNT
        linkai-bench email API_URL SMTP_ADDR TOKENS_FILE RATE COUNT
        linkai-bench sockets-hold WS_URL COUNT
-       linkai-bench sockets-latency WS_URL ADMIN_URL WORKSPACES FANOUT RATE SECONDS";
+       linkai-bench sockets-latency WS_URL ADMIN_URL REDIS_URL WORKSPACES FANOUT RATE SECONDS";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -43,7 +43,7 @@ async fn main() -> ExitCode {
             Ok(count) => sockets::hold(ws_url, count).await,
             Err(_) => Err(anyhow::anyhow!("COUNT must be a number")),
         },
-        ["sockets-latency", ws_url, admin_url, workspaces, fanout, rate, seconds] => {
+        ["sockets-latency", ws_url, admin_url, redis_url, workspaces, fanout, rate, seconds] => {
             match (
                 workspaces.parse(),
                 fanout.parse(),
@@ -51,7 +51,12 @@ async fn main() -> ExitCode {
                 seconds.parse(),
             ) {
                 (Ok(workspaces), Ok(fanout), Ok(rate), Ok(seconds)) => {
-                    sockets::latency(ws_url, admin_url, workspaces, fanout, rate, seconds).await
+                    let urls = sockets::Urls {
+                        socket: ws_url,
+                        admin: admin_url,
+                        redis: redis_url,
+                    };
+                    sockets::latency(urls, workspaces, fanout, rate, seconds).await
                 }
                 _ => Err(anyhow::anyhow!(
                     "WORKSPACES, FANOUT, RATE and SECONDS are numbers"

@@ -7,16 +7,18 @@
 //! - `latency`: `WORKSPACES` workspaces with `FANOUT` subscribers each; audit events are
 //!   written straight into the database at `RATE` per second (open loop, spread over the
 //!   workspaces), each carrying the time it was sent; each subscriber records when it
-//!   received it. Reports the latency from the insert's start to each delivery, and from
-//!   its commit (when the writer had the answer) to each delivery: the first includes
-//!   waiting to write, the second only what the servers do after the commit.
+//!   received it. Each writer then publishes the event's wake on Redis, as the server does
+//!   once a mutation is over (src/live/wakes.rs). Reports the latency from the insert's start
+//!   to each delivery, and from its commit (when the writer had the answer) to each delivery:
+//!   the first includes waiting to write, the second only what the servers do after the
+//!   commit.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -112,6 +114,12 @@ pub async fn hold(ws_url: &str, count: usize) -> anyhow::Result<Value> {
     Ok(json!({"closed": true}))
 }
 
+#[derive(diesel::QueryableByName)]
+struct Seq {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    seq: i64,
+}
+
 fn micros_now() -> i64 {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -119,9 +127,15 @@ fn micros_now() -> i64 {
     i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// Where `latency` finds the server, its database and its Redis.
+pub struct Urls<'a> {
+    pub socket: &'a str,
+    pub admin: &'a str,
+    pub redis: &'a str,
+}
+
 pub async fn latency(
-    ws_url: &str,
-    admin_url: &str,
+    urls: Urls<'_>,
     workspaces: usize,
     fanout: usize,
     rate: f64,
@@ -131,7 +145,8 @@ pub async fn latency(
         fanout <= PER_ACCOUNT,
         "at most {PER_ACCOUNT} sockets per account"
     );
-    let sockets = open(ws_url, workspaces * fanout, fanout).await?;
+    let sockets = open(urls.socket, workspaces * fanout, fanout).await?;
+    let redis = redis::Client::open(urls.redis)?;
     let count = (rate * seconds) as usize;
     // Per event: when its writer had the commit's answer (microseconds; 0 until then).
     let committed: Arc<Vec<AtomicI64>> = Arc::new((0..count).map(|_| AtomicI64::new(0)).collect());
@@ -164,10 +179,12 @@ pub async fn latency(
     let mut writing = tokio::task::JoinSet::new();
     let started = Instant::now();
     for writer in 0..writers {
-        let admin_url = admin_url.to_owned();
+        let admin_url = urls.admin.to_owned();
         let committed = Arc::clone(&committed);
+        let redis = redis.clone();
         writing.spawn(async move {
             let mut conn = AsyncPgConnection::establish(&admin_url).await?;
+            let mut wakes = redis.get_multiplexed_async_connection().await?;
             let mut late = 0usize;
             for i in (writer..count).step_by(writers) {
                 let due = started + Duration::from_secs_f64(i as f64 / rate);
@@ -176,15 +193,21 @@ pub async fn latency(
                 }
                 tokio::time::sleep_until(due.into()).await;
                 let workspace = workspace_id(1 + i % workspaces);
-                conn.batch_execute(&format!(
+                let Seq { seq } = diesel::sql_query(format!(
                     "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
                      target_id, changes) VALUES ('{workspace}', now(), 'system', \
                      'workspace.settings_changed', 'workspace', '{workspace}', \
-                     jsonb_build_object('sent', {}, 'n', {i}))",
+                     jsonb_build_object('sent', {}, 'n', {i})) RETURNING seq",
                     micros_now()
                 ))
+                .get_result(&mut conn)
                 .await?;
                 committed[i].store(micros_now(), Ordering::Relaxed);
+                redis::cmd("PUBLISH")
+                    .arg(linkai::live::wakes::CHANNEL)
+                    .arg(format!("{workspace}:{seq}"))
+                    .exec_async(&mut wakes)
+                    .await?;
             }
             anyhow::Ok(late)
         });

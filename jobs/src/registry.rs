@@ -8,18 +8,22 @@ use std::sync::Arc;
 
 use crate::job::{Job, Payload};
 
-type Run<C> =
-    Arc<dyn Fn(&Job, C) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync>;
+type Work = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+type Run<C> = Arc<dyn Fn(&Job, C) -> Work + Send + Sync>;
+type Around = Arc<dyn Fn(Work) -> Work + Send + Sync>;
 
 /// Handlers by job kind, each taking the payload it declared and the worker's context `C`.
 pub struct Handlers<C> {
     by_kind: HashMap<&'static str, Run<C>>,
+    /// What every handler's work runs inside ([`Handlers::around`]).
+    around: Option<Around>,
 }
 
 impl<C> Default for Handlers<C> {
     fn default() -> Self {
         Self {
             by_kind: HashMap::new(),
+            around: None,
         }
     }
 }
@@ -48,13 +52,24 @@ impl<C: Send + 'static> Handlers<C> {
         self
     }
 
+    /// Runs every handler's work inside `around` (the server wakes live subscribers once a
+    /// job's transactions are over).
+    #[must_use]
+    pub fn around(mut self, around: impl Fn(Work) -> Work + Send + Sync + 'static) -> Self {
+        self.around = Some(Arc::new(around));
+        self
+    }
+
     /// Runs `job`'s handler; an error (an unknown kind too: a newer build may know it)
     /// makes the worker retry it with backoff.
     pub async fn run(&self, job: &Job, cx: C) -> anyhow::Result<()> {
         let Some(run) = self.by_kind.get(job.kind()) else {
             anyhow::bail!("no handler for jobs of kind `{}`", job.kind());
         };
-        run(job, cx).await
+        match &self.around {
+            Some(around) => around(run(job, cx)).await,
+            None => run(job, cx).await,
+        }
     }
 
     /// `kind` as a metrics label: its registered name, or `unknown` (a label never takes a
@@ -99,6 +114,31 @@ mod tests {
         handlers.run(&job, Arc::clone(&seen)).await.expect("runs");
         assert_eq!(*seen.lock().expect("lock"), [7]);
         assert_eq!(handlers.kinds().collect::<Vec<_>>(), ["ping"]);
+    }
+
+    #[tokio::test]
+    async fn every_handler_runs_inside_what_surrounds_them_all() {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let outer = Arc::clone(&order);
+        let handlers = Handlers::<Arc<std::sync::Mutex<Vec<&str>>>>::default()
+            .on(
+                |_: Ping, seen: Arc<std::sync::Mutex<Vec<&str>>>| async move {
+                    seen.lock().expect("lock").push("handler");
+                    Ok(())
+                },
+            )
+            .around(move |work| {
+                let order = Arc::clone(&outer);
+                Box::pin(async move {
+                    order.lock().expect("lock").push("before");
+                    let done = work.await;
+                    order.lock().expect("lock").push("after");
+                    done
+                })
+            });
+        let job = Job::of(&Ping { n: 1 }).expect("job");
+        handlers.run(&job, Arc::clone(&order)).await.expect("runs");
+        assert_eq!(*order.lock().expect("lock"), ["before", "handler", "after"]);
     }
 
     #[tokio::test]

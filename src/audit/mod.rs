@@ -268,6 +268,7 @@ pub fn changed(field: &str, from: impl Into<Value>, to: impl Into<Value>) -> Val
 }
 
 /// Appends `event` to the workspace's log; call inside the transaction that makes the change.
+/// Its subscribers are woken once the work that called this is over (src/live/wakes.rs).
 pub async fn record(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
@@ -275,7 +276,9 @@ pub async fn record(
     event: Event,
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<()> {
-    model::insert(conn, workspace_id, trail, &event, now).await
+    let seq = model::insert(conn, workspace_id, trail, &event, now).await?;
+    crate::live::wakes::note(workspace_id, seq);
+    Ok(())
 }
 
 /// How long events are kept by default.

@@ -31,7 +31,7 @@ pub async fn insert(
     trail: &Trail,
     event: &Event,
     now: DateTime<Utc>,
-) -> QueryResult<()> {
+) -> QueryResult<i64> {
     diesel::insert_into(audit_events::table)
         .values((
             audit_events::workspace_id.eq(workspace_id),
@@ -45,9 +45,11 @@ pub async fn insert(
             audit_events::request_id.eq(trail.request_id),
             audit_events::client.eq(trail.client.map(|ip| ip.to_string())),
         ))
-        .execute(conn)
+        // Its number in the workspace's stream (migration 000069's trigger gives one to
+        // every event).
+        .returning(diesel::dsl::sql::<BigInt>("seq"))
+        .get_result(conn)
         .await
-        .map(drop)
 }
 
 /// Whether the workspace has an event of `action` at or after `since`.

@@ -1,24 +1,26 @@
 //! Live updates (issue 25): GraphQL subscriptions ([`graphql`]) over graphql-transport-ws
 //! on `/graphql` (src/http/socket.rs), fed by the audit log ([`model`], migration 000069).
 //!
-//! Between processes only PostgreSQL: each audit event's transaction notifies
-//! `workspace_events` with its workspace's id on commit, and each server keeps one
-//! connection listening ([`Hub::listen`]), however many sockets it serves. A notification
-//! only wakes the subscribers of that workspace; they read the events after their own
-//! cursors through what they share on this server ([`recent`]: one read serves them all),
-//! inside the workspace, each judging them by its role at that point in the stream
-//! ([`graphql`]). A subscriber that misses a wake-up (the listener reconnecting) is woken
-//! again when the listener is back, and reads what it missed from the log. What changes
-//! about a person's own access comes the same way, from migration 000071's notifications
-//! ([`viewer`]).
+//! Between processes, PostgreSQL and Redis. After a commit that wrote a workspace's events,
+//! the process that made it publishes a wake on Redis ([`wakes`]); each server hears them on
+//! one Redis connection and keeps one PostgreSQL connection listening ([`Hub::listen`]),
+//! however many sockets it serves. A wake only wakes the subscribers of that workspace;
+//! they read the events after their own cursors through what they share on this server
+//! ([`recent`]: one read serves them all), inside the workspace, each judging them by its
+//! role at that point in the stream ([`graphql`]). A wake that never comes (a crash after
+//! the commit, Redis away) is found by the listening connection's poll of the streams'
+//! heads, once a second. What changes about a person's own access, and revoked tokens,
+//! come by NOTIFY on that connection (migrations 000069 and 000071): rare writes, where a
+//! transactional notification costs nothing that matters ([`viewer`]).
 
 pub mod graphql;
 pub mod model;
 pub mod recent;
 pub mod viewer;
+pub mod wakes;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -26,16 +28,18 @@ use futures_util::StreamExt as _;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-/// The channels migration 000069's triggers notify: a workspace's new events, a token
-/// revoked or deleted; and 000071's: a person's workspaces, roles or tokens changed.
-const EVENTS: &str = "workspace_events";
+/// The channels migration 000069's triggers notify: a token revoked or deleted; and
+/// 000071's: a person's workspaces, roles or tokens changed.
 const REVOKED: &str = "tokens_revoked";
 const VIEWER: &str = "viewer_changed";
 /// The listening connection's `application_name`.
 pub const LISTENER_NAME: &str = "linkai-live";
-/// How often the listening connection proves it is alive when nothing arrives: a dead one
-/// would wait forever for notifications.
+/// How long connecting, or a check that a connection is alive, may take; and how often the
+/// Redis connection is checked.
 const LISTENER_CHECK: Duration = Duration::from_secs(5);
+/// How often the listening connection reads the heads of the watched streams, for wakes
+/// that never came. The read also proves the connection alive.
+const POLL_EVERY: Duration = Duration::from_secs(1);
 /// After losing the listening connection, try again this soon.
 const LISTENER_RETRY: Duration = Duration::from_secs(1);
 /// How soon a stream reads again after the database could not answer (an outage, a
@@ -75,6 +79,8 @@ struct Inner {
     open: watch::Sender<usize>,
     /// Turns to read the log ([`READS_AT_ONCE`]).
     reads: tokio::sync::Semaphore,
+    /// Sends wakes after this process's commits, once [`Hub::listen`] runs.
+    publisher: OnceLock<wakes::Publisher>,
 }
 
 /// A watched topic: its wake-ups (the value counts them) and, for a workspace, its latest
@@ -83,6 +89,9 @@ struct Inner {
 struct Watched {
     wakes: watch::Sender<u64>,
     recent: Option<Arc<recent::Recent>>,
+    /// For a workspace: the highest event number known committed when its watchers were
+    /// last woken (-1: none yet). A wake for a number at or below it is old news.
+    woken_through: i64,
 }
 
 impl Default for Inner {
@@ -93,6 +102,7 @@ impl Default for Inner {
             closing: watch::Sender::new(false),
             open: watch::Sender::new(0),
             reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
+            publisher: OnceLock::new(),
         }
     }
 }
@@ -105,6 +115,41 @@ impl Hub {
                 .wakes
                 .send_modify(|count| *count = count.wrapping_add(1));
         }
+    }
+
+    /// Wakes the subscribers of `workspace_id` for its events up to `seq`, unless they were
+    /// woken since it committed; `source` says who knew (`published`, `polled`).
+    fn wake_through(&self, workspace_id: Uuid, seq: i64, source: &'static str) {
+        let mut topics = lock(&self.0.topics);
+        let Some(watched) = topics.get_mut(&Topic::Workspace(workspace_id)) else {
+            return;
+        };
+        if seq <= watched.woken_through {
+            return;
+        }
+        watched.woken_through = seq;
+        watched
+            .wakes
+            .send_modify(|count| *count = count.wrapping_add(1));
+        crate::metrics::woken(source);
+    }
+
+    /// The workspaces this server's subscribers watch.
+    fn watched_workspaces(&self) -> Vec<Uuid> {
+        let topics = lock(&self.0.topics);
+        topics
+            .keys()
+            .filter_map(|topic| match topic {
+                Topic::Workspace(id) => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Runs `work` (a mutation), then wakes every server's subscribers of the workspaces
+    /// whose events it wrote ([`wakes`]).
+    pub async fn publishing<F: std::future::Future>(&self, work: F) -> F::Output {
+        wakes::scope(self.0.publisher.get(), work).await
     }
 
     /// Wakes every watcher: after the listener was away, any of them may have missed one
@@ -148,6 +193,7 @@ impl Hub {
         let watched = topics.entry(topic).or_insert_with(|| Watched {
             wakes: watch::channel(0).0,
             recent: matches!(topic, Topic::Workspace(_)).then(Arc::default),
+            woken_through: -1,
         });
         let wake = Wake {
             hub: self.clone(),
@@ -200,18 +246,77 @@ impl Hub {
         let _ = closing.wait_for(|closing| *closing).await;
     }
 
-    /// Keeps one connection listening on [`EVENTS`], [`REVOKED`] and [`VIEWER`],
-    /// reconnecting when it is lost; never returns (the server drops it when it stops).
-    pub async fn listen(self, url: String) {
-        let mut down = false;
-        loop {
-            let lost = self.listen_once(&url, &mut down).await;
-            // Once per outage, not once per retry.
-            if !down {
-                tracing::warn!(err = %lost, "the live-updates listener lost its connection");
-                down = true;
+    /// Keeps one PostgreSQL connection listening on [`REVOKED`] and [`VIEWER`] and polling
+    /// the watched streams' heads, and one Redis connection hearing [`wakes::CHANNEL`], each
+    /// reconnecting when lost; publishes this process's wakes from now on. Never returns
+    /// (the server drops it when it stops).
+    pub async fn listen(self, database_url: String, redis_url: String) {
+        self.0
+            .publisher
+            .get_or_init(|| wakes::Publisher::start(redis_url.clone()));
+        let listening = async {
+            let mut down = false;
+            loop {
+                let lost = self.listen_once(&database_url, &mut down).await;
+                self.lost("listener", lost, &mut down).await;
             }
-            tokio::time::sleep(LISTENER_RETRY).await;
+        };
+        let hearing = async {
+            let mut down = false;
+            loop {
+                let lost = self.hear_once(&redis_url, &mut down).await;
+                self.lost("wakes' subscriber", lost, &mut down).await;
+            }
+        };
+        tokio::join!(listening, hearing);
+    }
+
+    /// Says so once per outage, not once per retry, and waits before the next.
+    async fn lost(&self, what: &str, err: String, down: &mut bool) {
+        if !*down {
+            tracing::warn!(%err, "the live-updates {what} lost its connection");
+            *down = true;
+        }
+        tokio::time::sleep(LISTENER_RETRY).await;
+    }
+
+    /// Hears published wakes until the Redis connection fails; says why.
+    async fn hear_once(&self, url: &str, down: &mut bool) -> String {
+        let subscribed = tokio::time::timeout(LISTENER_CHECK, async {
+            let client = redis::Client::open(url)?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(wakes::CHANNEL).await?;
+            redis::RedisResult::Ok(pubsub)
+        });
+        let (mut sink, mut stream) = match subscribed.await {
+            Ok(Ok(pubsub)) => pubsub.split(),
+            Ok(Err(err)) => return err.to_string(),
+            Err(_) => return "subscribing timed out".into(),
+        };
+        if std::mem::take(down) {
+            tracing::info!("the live-updates wakes' subscriber is back");
+        }
+        // What was published meanwhile, the poll finds.
+        let mut check = tokio::time::interval(LISTENER_CHECK);
+        check.tick().await;
+        loop {
+            tokio::select! {
+                message = stream.next() => match message {
+                    Some(message) => match wakes::parse(message.get_payload_bytes()) {
+                        Some((workspace_id, seq)) => self.wake_through(workspace_id, seq, "published"),
+                        None => tracing::warn!("an unexpected message on the wakes' channel"),
+                    },
+                    None => return "the subscription ended".into(),
+                },
+                _ = check.tick() => {
+                    // A half-open connection would hear nothing until its kernel gave up.
+                    match tokio::time::timeout(LISTENER_CHECK, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(err)) => return err.to_string(),
+                        Err(_) => return "the check timed out".into(),
+                    }
+                }
+            }
         }
     }
 
@@ -223,8 +328,7 @@ impl Hub {
                 .map_err(|err| err.to_string())?;
             // Named, so an operator sees it in pg_stat_activity.
             conn.batch_execute(&format!(
-                "SET application_name = '{LISTENER_NAME}'; LISTEN {EVENTS}; LISTEN {REVOKED}; \
-                 LISTEN {VIEWER}"
+                "SET application_name = '{LISTENER_NAME}'; LISTEN {REVOKED}; LISTEN {VIEWER}"
             ))
             .await
             .map_err(|err| err.to_string())?;
@@ -251,14 +355,13 @@ impl Hub {
             {
                 let notifications = conn.notifications_stream();
                 tokio::pin!(notifications);
-                let deadline = tokio::time::sleep(LISTENER_CHECK);
+                let deadline = tokio::time::sleep(POLL_EVERY);
                 tokio::pin!(deadline);
                 loop {
                     tokio::select! {
                         () = &mut deadline => break,
                         next = notifications.next() => match next {
                             Some(Ok(note)) => match (note.channel.as_str(), note.payload.parse::<Uuid>()) {
-                                (EVENTS, Ok(id)) => self.wake(Topic::Workspace(id)),
                                 (REVOKED, Ok(id)) => self.wake(Topic::Token(id)),
                                 (VIEWER, Ok(id)) => self.wake(Topic::Viewer(id)),
                                 _ => tracing::warn!(channel = %note.channel, payload = %note.payload, "an unexpected notification"),
@@ -269,12 +372,17 @@ impl Hub {
                     }
                 }
             }
-            // A half-open connection would wait for its kernel's timeout, minutes away.
-            tokio::time::timeout(LISTENER_CHECK, conn.batch_execute("SELECT 1"))
+            // Also proves the connection alive: a half-open one would wait for its kernel's
+            // timeout, minutes away.
+            let watched = self.watched_workspaces();
+            let heads = tokio::time::timeout(LISTENER_CHECK, model::heads(conn, &watched))
                 .await
                 .map_err(|_| {
-                    diesel::result::Error::QueryBuilderError("the check timed out".into())
+                    diesel::result::Error::QueryBuilderError("the poll timed out".into())
                 })??;
+            for (workspace_id, seq) in heads {
+                self.wake_through(workspace_id, seq, "polled");
+            }
         }
     }
 }

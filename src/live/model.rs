@@ -120,6 +120,29 @@ pub async fn now(
     })
 }
 
+#[derive(QueryableByName)]
+struct Head {
+    #[diesel(sql_type = SqlUuid)]
+    workspace_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+}
+
+/// The last number of each of `workspace_ids`' streams that has one, across workspaces
+/// (migration 000072's function: the listening connection has no workspace of its own).
+pub async fn heads(
+    conn: &mut AsyncPgConnection,
+    workspace_ids: &[Uuid],
+) -> diesel::QueryResult<Vec<(Uuid, i64)>> {
+    let heads: Vec<Head> = static_sql(
+        "SELECT workspace_id, seq FROM workspace_event_heads($1)",
+        (bind::<diesel::sql_types::Array<SqlUuid>, _>(workspace_ids),),
+    )
+    .load(conn)
+    .await?;
+    Ok(heads.into_iter().map(|h| (h.workspace_id, h.seq)).collect())
+}
+
 /// What a cursor is worth now.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Resume {

@@ -893,16 +893,68 @@ async fn one_read_of_the_log_serves_every_subscriber_of_a_workspace_on_a_server(
 
     // Ten subscribers each reading for themselves would be twenty reads (one to start, one
     // at the change); shared, it is one of each, give or take a wake-up from the listener
-    // connecting.
+    // connecting and one from its first poll of the workspace.
     let scrape = crate::metrics::scrape(&reqwest::Client::new(), &metrics).await;
     let reads =
         |kind| crate::metrics::counted(&scrape, "linkai_live_log_reads_total", &[("kind", kind)]);
     assert!(
-        (2.0..=3.0).contains(&reads("shared")),
+        (2.0..=4.0).contains(&reads("shared")),
         "shared reads: {}",
         reads("shared")
     );
     assert_eq!(reads("own"), 0.0);
+    // The rename's wake went through Redis, once the mutation was over.
+    let count = |name, label: (&str, &str)| crate::metrics::counted(&scrape, name, &[label]);
+    assert_eq!(
+        count(
+            "linkai_live_wakes_published_total",
+            ("outcome", "published")
+        ),
+        1.0
+    );
+    assert_eq!(
+        count("linkai_live_wakes_total", ("source", "published")),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn with_redis_away_a_change_still_arrives_from_the_poll() {
+    let app = TestApp::new().await;
+    let owner = app.sign_up("Owner").await;
+    // Nothing listens on port 1: no wake is published, none is heard.
+    let mut server = processes::serve(
+        &app,
+        &[
+            ("METRICS_ADDR", "127.0.0.1:0"),
+            ("REDIS_URL", "redis://127.0.0.1:1"),
+        ],
+    )
+    .await;
+    let metrics = server.announced("metrics on ").await;
+    let mut client = watching(&server.base_url, &owner, &owner.own_workspace, "1").await;
+    client.quiet().await;
+    rename_at(
+        &server.base_url,
+        &owner,
+        &owner.own_workspace,
+        "Found by the poll",
+    )
+    .await;
+    let event = client.event("1").await;
+    assert_eq!(event["workspace"]["name"], "Found by the poll");
+
+    let scrape = crate::metrics::scrape(&reqwest::Client::new(), &metrics).await;
+    let count = |name, label: (&str, &str)| crate::metrics::counted(&scrape, name, &[label]);
+    assert_eq!(
+        count("linkai_live_wakes_published_total", ("outcome", "failed")),
+        1.0
+    );
+    assert_eq!(
+        count("linkai_live_wakes_total", ("source", "published")),
+        0.0
+    );
+    assert!(count("linkai_live_wakes_total", ("source", "polled")) >= 1.0);
 }
 
 const TARGETS: &str = "subscription($ws: ID!, $after: String) { \

@@ -156,9 +156,8 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
          VALUES ($ws, now(), 'system', 'workspace.renamed', 'workspace', 'plans-n')",
     ),
     (
-        "notify_workspace_event",
-        "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, target_id) \
-         VALUES ($ws, now(), 'system', 'workspace.renamed', 'workspace', 'plans')",
+        "workspace_event_heads",
+        "SELECT * FROM workspace_event_heads(ARRAY[$ws, gen_random_uuid()])",
     ),
     (
         "forget_old_invitation_sends",
