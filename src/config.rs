@@ -17,7 +17,7 @@
 //! | `STRIPE_WEBHOOK_SECRET` | verifies `Stripe-Signature` | unset |
 //! | `STRIPE_TIMEOUT_SECS` | each attempt of a Stripe call is abandoned after this long (and retried where that is safe: src/billing/transport.rs) | [`DEFAULT_STRIPE_TIMEOUT_SECS`] |
 //! | `STRIPE_PLAN_METADATA_KEY` | product metadata key naming our plan (`starter`, `growth`, `scale`) | [`DEFAULT_PLAN_METADATA_KEY`] |
-//! | `JOBS_QUEUE` | Redis key prefix of the job queue | [`DEFAULT_JOBS_QUEUE`] |
+//! | `JOBS_QUEUE` | Redis key prefix of the job queue and of the live updates' channel | [`DEFAULT_JOBS_QUEUE`] |
 //! | `WORKER_NAME` | unique name of this worker process | `linkai-<pid>-<random>` |
 //! | `WORKER_HEARTBEAT_SECS` | worker heartbeat; a worker silent for 3 beats is presumed dead and its jobs re-run | [`DEFAULT_HEARTBEAT_SECS`] |
 //! | `JOBS_FIRST_RETRY_MS` | a failed job's first retry waits this long, each later one about twice as long (8 retries, then the job is dropped) | 500 |

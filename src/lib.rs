@@ -55,7 +55,8 @@ pub struct App {
     pub documents: graphql::documents::DocumentCache,
     /// This server's password hasher (one hash per core at a time).
     pub passwords: auth::password::Passwords,
-    /// This server's subscribers and the connection that wakes them (src/live/mod.rs).
+    /// This server's subscribers, the connections that wake them, and what publishes this
+    /// process's wakes (src/live/mod.rs).
     pub live: live::Hub,
 }
 
@@ -79,6 +80,10 @@ impl App {
             .map(billing::stripe::StripeApi::new)
             .transpose()?;
         let schema = graphql::schema(config.http.introspection);
+        let wakes = live::wakes::Publisher::start(
+            config.redis_url.expose().to_owned(),
+            live::wakes::channel(&config.workers.queue),
+        );
         Ok(App {
             stripe,
             output_types: graphql::nulls::OutputTypes::from_sdl(&schema.sdl()),
@@ -87,7 +92,7 @@ impl App {
             schema,
             documents: Default::default(),
             passwords: Default::default(),
-            live: Default::default(),
+            live: live::Hub::new(wakes),
         })
     }
 }

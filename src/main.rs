@@ -128,7 +128,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             serve_metrics(&app, stop.subscribe()).await?;
             let background = workers.then(|| {
                 let (config, db) = (app.config.clone(), app.db.clone());
-                tokio::spawn(async move { linkai::worker::run(&config, db, stopped).await })
+                let wakes = app.live.publisher().cloned().expect("an app publishes");
+                tokio::spawn(async move { linkai::worker::run(&config, db, wakes, stopped).await })
             });
             let mut http_stopped = stop.subscribe();
             let api = linkai::http::serve(listener, app, async move {
@@ -155,8 +156,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             serve_metrics(&app, stop.subscribe()).await?;
             let deadline = app.config.http.limits.shutdown_timeout;
             let (config, db) = (app.config.clone(), app.db.clone());
+            let wakes = app.live.publisher().cloned().expect("an app publishes");
             let mut background =
-                tokio::spawn(async move { linkai::worker::run(&config, db, stopped).await });
+                tokio::spawn(async move { linkai::worker::run(&config, db, wakes, stopped).await });
             tokio::select! {
                 done = &mut background => return done?,
                 () = linkai::http::shutdown_signal() => {}

@@ -16,6 +16,7 @@ use crate::billing::{self, trial};
 use crate::config::{Config, MISSED_HEARTBEATS};
 use crate::db::Db;
 use crate::jobs::{Handlers, JobContext};
+use crate::live::wakes::Publisher;
 use crate::schedule::Round;
 
 /// Every feature's job handlers.
@@ -39,8 +40,14 @@ pub fn settings(config: &Config) -> WorkerSettings {
     }
 }
 
-/// Runs the relay and a worker until `shutdown` turns true.
-pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+/// Runs the relay and a worker until `shutdown` turns true; `wakes` publishes what the jobs'
+/// audit events wake (src/live/wakes.rs).
+pub async fn run(
+    config: &Config,
+    db: Db,
+    wakes: Publisher,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let settings = settings(config);
     let mailer = Mailer::new(
         config.email.smtp_url.as_ref().map(|url| url.expose()),
@@ -70,10 +77,9 @@ pub async fn run(config: &Config, db: Db, shutdown: watch::Receiver<bool>) -> an
         shutdown.clone(),
     );
     // A job's audit events wake live subscribers on every server once the job is over.
-    let wakes = crate::live::wakes::Publisher::start(config.redis_url.expose().to_owned());
     let handlers = handlers().around(move |work| {
         let wakes = wakes.clone();
-        Box::pin(async move { crate::live::wakes::scope(Some(&wakes), work).await })
+        Box::pin(async move { crate::live::wakes::scope(&wakes, work).await })
     });
     let worker = run_worker_until_shutdown(settings, Arc::new(handlers), context, shutdown);
     let purges = run_purges(

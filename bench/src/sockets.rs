@@ -147,6 +147,8 @@ pub async fn latency(
     );
     let sockets = open(urls.socket, workspaces * fanout, fanout).await?;
     let redis = redis::Client::open(urls.redis)?;
+    // The server's: bench/run leaves `JOBS_QUEUE` at its default.
+    let channel = linkai::live::wakes::channel(linkai::config::DEFAULT_JOBS_QUEUE);
     let count = (rate * seconds) as usize;
     // Per event: when its writer had the commit's answer (microseconds; 0 until then).
     let committed: Arc<Vec<AtomicI64>> = Arc::new((0..count).map(|_| AtomicI64::new(0)).collect());
@@ -181,7 +183,7 @@ pub async fn latency(
     for writer in 0..writers {
         let admin_url = urls.admin.to_owned();
         let committed = Arc::clone(&committed);
-        let redis = redis.clone();
+        let (redis, channel) = (redis.clone(), channel.clone());
         writing.spawn(async move {
             let mut conn = AsyncPgConnection::establish(&admin_url).await?;
             let mut wakes = redis.get_multiplexed_async_connection().await?;
@@ -204,7 +206,7 @@ pub async fn latency(
                 .await?;
                 committed[i].store(micros_now(), Ordering::Relaxed);
                 redis::cmd("PUBLISH")
-                    .arg(linkai::live::wakes::CHANNEL)
+                    .arg(&channel)
                     .arg(format!("{workspace}:{seq}"))
                     .exec_async(&mut wakes)
                     .await?;

@@ -20,7 +20,7 @@ pub mod viewer;
 pub mod wakes;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -40,6 +40,8 @@ const LISTENER_CHECK: Duration = Duration::from_secs(5);
 /// How often the listening connection reads the heads of the watched streams, for wakes
 /// that never came. The read also proves the connection alive.
 const POLL_EVERY: Duration = Duration::from_secs(1);
+/// Workspaces whose heads one statement of the poll reads.
+const POLL_CHUNK: usize = 5_000;
 /// After losing the listening connection, try again this soon.
 const LISTENER_RETRY: Duration = Duration::from_secs(1);
 /// How soon a stream reads again after the database could not answer (an outage, a
@@ -79,8 +81,8 @@ struct Inner {
     open: watch::Sender<usize>,
     /// Turns to read the log ([`READS_AT_ONCE`]).
     reads: tokio::sync::Semaphore,
-    /// Sends wakes after this process's commits, once [`Hub::listen`] runs.
-    publisher: OnceLock<wakes::Publisher>,
+    /// Sends wakes after this process's commits (none in unit tests).
+    publisher: Option<wakes::Publisher>,
 }
 
 /// A watched topic: its wake-ups (the value counts them) and, for a workspace, its latest
@@ -89,9 +91,9 @@ struct Inner {
 struct Watched {
     wakes: watch::Sender<u64>,
     recent: Option<Arc<recent::Recent>>,
-    /// For a workspace: the highest event number known committed when its watchers were
-    /// last woken (-1: none yet). A wake for a number at or below it is old news.
-    woken_through: i64,
+    /// For a workspace: the highest event number a published wake announced (-1: none), so
+    /// that the poll can count what no wake announced.
+    published_through: i64,
 }
 
 impl Default for Inner {
@@ -102,7 +104,7 @@ impl Default for Inner {
             closing: watch::Sender::new(false),
             open: watch::Sender::new(0),
             reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
-            publisher: OnceLock::new(),
+            publisher: None,
         }
     }
 }
@@ -117,21 +119,33 @@ impl Hub {
         }
     }
 
-    /// Wakes the subscribers of `workspace_id` for its events up to `seq`, unless they were
-    /// woken since it committed; `source` says who knew (`published`, `polled`).
-    fn wake_through(&self, workspace_id: Uuid, seq: i64, source: &'static str) {
+    /// Wakes the subscribers of `workspace_id`, as a published wake for its event `seq`
+    /// asks. Always: a wake may have come before its commit (src/live/wakes.rs), so none
+    /// makes a later one for the same number old news.
+    fn wake_published(&self, workspace_id: Uuid, seq: i64) {
         let mut topics = lock(&self.0.topics);
-        let Some(watched) = topics.get_mut(&Topic::Workspace(workspace_id)) else {
-            return;
-        };
-        if seq <= watched.woken_through {
-            return;
+        if let Some(watched) = topics.get_mut(&Topic::Workspace(workspace_id)) {
+            watched.published_through = watched.published_through.max(seq);
+            watched
+                .wakes
+                .send_modify(|count| *count = count.wrapping_add(1));
+            crate::metrics::woken("published");
         }
-        watched.woken_through = seq;
-        watched
-            .wakes
-            .send_modify(|count| *count = count.wrapping_add(1));
-        crate::metrics::woken(source);
+    }
+
+    /// Wakes the subscribers of `workspace_id`, whose head the poll found at `seq`, moved
+    /// since the last poll (`seen`: the poll had seen the workspace before).
+    fn wake_polled(&self, workspace_id: Uuid, seq: i64, seen: bool) {
+        let topics = lock(&self.0.topics);
+        if let Some(watched) = topics.get(&Topic::Workspace(workspace_id)) {
+            watched
+                .wakes
+                .send_modify(|count| *count = count.wrapping_add(1));
+            // Counted when no wake announced it (a workspace new to the poll is not).
+            if seen && seq > watched.published_through {
+                crate::metrics::woken("polled");
+            }
+        }
     }
 
     /// The workspaces this server's subscribers watch.
@@ -146,10 +160,26 @@ impl Hub {
             .collect()
     }
 
+    /// A hub whose process publishes its wakes with `publisher`.
+    pub fn new(publisher: wakes::Publisher) -> Hub {
+        Hub(Arc::new(Inner {
+            publisher: Some(publisher),
+            ..Inner::default()
+        }))
+    }
+
+    /// What publishes this process's wakes.
+    pub fn publisher(&self) -> Option<&wakes::Publisher> {
+        self.0.publisher.as_ref()
+    }
+
     /// Runs `work` (a mutation), then wakes every server's subscribers of the workspaces
     /// whose events it wrote ([`wakes`]).
     pub async fn publishing<F: std::future::Future>(&self, work: F) -> F::Output {
-        wakes::scope(self.0.publisher.get(), work).await
+        match self.publisher() {
+            Some(publisher) => wakes::scope(publisher, work).await,
+            None => work.await,
+        }
     }
 
     /// Wakes every watcher: after the listener was away, any of them may have missed one
@@ -193,7 +223,7 @@ impl Hub {
         let watched = topics.entry(topic).or_insert_with(|| Watched {
             wakes: watch::channel(0).0,
             recent: matches!(topic, Topic::Workspace(_)).then(Arc::default),
-            woken_through: -1,
+            published_through: -1,
         });
         let wake = Wake {
             hub: self.clone(),
@@ -247,24 +277,25 @@ impl Hub {
     }
 
     /// Keeps one PostgreSQL connection listening on [`REVOKED`] and [`VIEWER`] and polling
-    /// the watched streams' heads, and one Redis connection hearing [`wakes::CHANNEL`], each
-    /// reconnecting when lost; publishes this process's wakes from now on. Never returns
-    /// (the server drops it when it stops).
+    /// the watched streams' heads, and one Redis connection hearing the publisher's channel,
+    /// each reconnecting when lost. Never returns (the server drops it when it stops).
     pub async fn listen(self, database_url: String, redis_url: String) {
-        self.0
-            .publisher
-            .get_or_init(|| wakes::Publisher::start(redis_url.clone()));
         let listening = async {
-            let mut down = false;
+            let (mut down, mut polled) = (false, HashMap::new());
             loop {
-                let lost = self.listen_once(&database_url, &mut down).await;
+                let lost = self
+                    .listen_once(&database_url, &mut down, &mut polled)
+                    .await;
                 self.lost("listener", lost, &mut down).await;
             }
         };
         let hearing = async {
+            let Some(channel) = self.publisher().map(|p| p.channel().to_owned()) else {
+                return;
+            };
             let mut down = false;
             loop {
-                let lost = self.hear_once(&redis_url, &mut down).await;
+                let lost = self.hear_once(&redis_url, &channel, &mut down).await;
                 self.lost("wakes' subscriber", lost, &mut down).await;
             }
         };
@@ -281,11 +312,11 @@ impl Hub {
     }
 
     /// Hears published wakes until the Redis connection fails; says why.
-    async fn hear_once(&self, url: &str, down: &mut bool) -> String {
+    async fn hear_once(&self, url: &str, channel: &str, down: &mut bool) -> String {
         let subscribed = tokio::time::timeout(LISTENER_CHECK, async {
             let client = redis::Client::open(url)?;
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(wakes::CHANNEL).await?;
+            pubsub.subscribe(channel).await?;
             redis::RedisResult::Ok(pubsub)
         });
         let (mut sink, mut stream) = match subscribed.await {
@@ -299,12 +330,17 @@ impl Hub {
         // What was published meanwhile, the poll finds.
         let mut check = tokio::time::interval(LISTENER_CHECK);
         check.tick().await;
+        let mut warned = false;
         loop {
             tokio::select! {
                 message = stream.next() => match message {
                     Some(message) => match wakes::parse(message.get_payload_bytes()) {
-                        Some((workspace_id, seq)) => self.wake_through(workspace_id, seq, "published"),
-                        None => tracing::warn!("an unexpected message on the wakes' channel"),
+                        Some((workspace_id, seq)) => self.wake_published(workspace_id, seq),
+                        // Once per connection: whoever sends them may send many.
+                        None if !std::mem::replace(&mut warned, true) => {
+                            tracing::warn!(%channel, "an unexpected message on the wakes' channel");
+                        }
+                        None => {}
                     },
                     None => return "the subscription ended".into(),
                 },
@@ -320,8 +356,14 @@ impl Hub {
         }
     }
 
-    /// Listens until the connection fails; says why.
-    async fn listen_once(&self, url: &str, down: &mut bool) -> String {
+    /// Listens until the connection fails; says why. `polled`: each watched workspace's
+    /// head at the last poll.
+    async fn listen_once(
+        &self,
+        url: &str,
+        down: &mut bool,
+        polled: &mut HashMap<Uuid, i64>,
+    ) -> String {
         let connected = tokio::time::timeout(LISTENER_CHECK, async {
             let mut conn = AsyncPgConnection::establish(url)
                 .await
@@ -344,13 +386,17 @@ impl Hub {
         }
         // Anything committed while nobody listened is in the log: everyone reads again.
         self.wake_all();
-        match self.notify_until_lost(&mut conn).await {
+        match self.notify_until_lost(&mut conn, polled).await {
             Ok(()) => "the notifications ended".into(),
             Err(err) => err.to_string(),
         }
     }
 
-    async fn notify_until_lost(&self, conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+    async fn notify_until_lost(
+        &self,
+        conn: &mut AsyncPgConnection,
+        polled: &mut HashMap<Uuid, i64>,
+    ) -> diesel::QueryResult<()> {
         loop {
             {
                 let notifications = conn.notifications_stream();
@@ -372,18 +418,40 @@ impl Hub {
                     }
                 }
             }
-            // Also proves the connection alive: a half-open one would wait for its kernel's
-            // timeout, minutes away.
-            let watched = self.watched_workspaces();
-            let heads = tokio::time::timeout(LISTENER_CHECK, model::heads(conn, &watched))
+            self.poll(conn, polled).await?;
+        }
+    }
+
+    /// Wakes the subscribers of every watched workspace whose head moved since the last
+    /// poll, or that is new to the poll: a wake may have been lost, or have come before its
+    /// commit. Also proves the connection alive: a half-open one would wait for its kernel's
+    /// timeout, minutes away.
+    async fn poll(
+        &self,
+        conn: &mut AsyncPgConnection,
+        polled: &mut HashMap<Uuid, i64>,
+    ) -> diesel::QueryResult<()> {
+        let watched = self.watched_workspaces();
+        let mut heads = HashMap::with_capacity(watched.len());
+        for chunk in watched
+            .chunks(POLL_CHUNK)
+            .chain(watched.is_empty().then_some(&[][..]))
+        {
+            let read = tokio::time::timeout(LISTENER_CHECK, model::heads(conn, chunk))
                 .await
                 .map_err(|_| {
                     diesel::result::Error::QueryBuilderError("the poll timed out".into())
                 })??;
-            for (workspace_id, seq) in heads {
-                self.wake_through(workspace_id, seq, "polled");
+            heads.extend(read);
+        }
+        for (&workspace_id, &seq) in &heads {
+            let before = polled.get(&workspace_id);
+            if before != Some(&seq) {
+                self.wake_polled(workspace_id, seq, before.is_some());
             }
         }
+        *polled = heads;
+        Ok(())
     }
 }
 

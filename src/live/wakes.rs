@@ -4,13 +4,17 @@
 //! `audit::record`). The work that records it, a mutation (src/http.rs) or a job
 //! (src/worker.rs), runs in a [`scope`]: when the work is over, and with it every
 //! transaction it opened, the scope hands what was noted to this process's [`Publisher`],
-//! which publishes `<workspace>:<number>` on [`CHANNEL`] in the background, never holding
-//! up an answer. Every server subscribes to the channel (`Hub::listen`, src/live/mod.rs).
+//! which publishes `<workspace>:<number>` on the installation's [`channel`] in the
+//! background, never holding up an answer. Every server subscribes to the channel
+//! (`Hub::listen`, src/live/mod.rs).
 //!
-//! A wake is only a hint: subscribers read the events from the log themselves. One sent for
-//! a transaction that rolled back costs a read that finds nothing. One never sent (a crash
-//! after the commit, Redis away, a change written outside a scope: a scheduled round, a
-//! script) is found by each server's poll of the streams' heads, once a second.
+//! A wake is only a hint: subscribers read the events from the log themselves, and nothing
+//! relies on what a wake says. One may come too early: a transaction that rolled back (its
+//! number is given again), or a request abandoned while its commit was on the way. One may
+//! never come: a crash after the commit, Redis away, a change written outside a scope (a
+//! scheduled round, a script). Each server's poll of the streams' heads, once a second,
+//! wakes the subscribers of every workspace whose head moved since the last poll, so what
+//! any of those wakes failed to announce arrives within about a second.
 //!
 //! Why not NOTIFY, which is transactional: PostgreSQL serialises the commits of all
 //! transactions that notified, through their WAL flush, and that capped audited writes at
@@ -27,8 +31,12 @@ use uuid::Uuid;
 
 use super::lock;
 
-/// The Redis channel every server hears.
-pub const CHANNEL: &str = "linkai:workspace_events";
+/// The Redis channel of an installation whose job queue is `jobs_queue` (`JOBS_QUEUE`):
+/// installations sharing a Redis keep apart by that prefix, and Redis' pub/sub ignores its
+/// database numbers.
+pub fn channel(jobs_queue: &str) -> String {
+    format!("{jobs_queue}:wakes")
+}
 /// Wakes waiting for Redis in one process; past it they are dropped (the poll finds them).
 const QUEUED: usize = 16_384;
 /// Wakes sent in one round trip.
@@ -58,12 +66,12 @@ pub fn note(workspace_id: Uuid, seq: i64) {
 }
 
 /// Runs `work`, then publishes what it noted: when it ends, or when it is dropped (a client
-/// that hung up), since a transaction may have committed before. Without a publisher (no
-/// server listening in this process), `work` runs as it is.
-pub async fn scope<F: Future>(publisher: Option<&Publisher>, work: F) -> F::Output {
-    let Some(publisher) = publisher else {
+/// that hung up), since a transaction may have committed before. Inside another scope,
+/// the outer one publishes, once its own work is over.
+pub async fn scope<F: Future>(publisher: &Publisher, work: F) -> F::Output {
+    if NOTED.try_with(|_| ()).is_ok() {
         return work.await;
-    };
+    }
     let noted = Noted::default();
     let _publish = PublishOnDrop {
         publisher: publisher.clone(),
@@ -85,26 +93,39 @@ impl Drop for PublishOnDrop {
     }
 }
 
-/// Hands wakes to a task that publishes them on Redis, in batches.
+/// Hands wakes to a task that publishes them on Redis, in batches. One per process
+/// (`App::connect`).
 #[derive(Clone)]
-pub struct Publisher(mpsc::Sender<(Uuid, i64)>);
+pub struct Publisher {
+    queue: mpsc::Sender<(Uuid, i64)>,
+    channel: Arc<str>,
+}
 
 impl Publisher {
     /// Starts the publishing task, which ends with the last clone of the publisher.
-    pub fn start(redis_url: String) -> Publisher {
+    pub fn start(redis_url: String, channel: String) -> Publisher {
         let (sender, queue) = mpsc::channel(QUEUED);
-        tokio::spawn(publish(redis_url, queue));
-        Publisher(sender)
+        let channel: Arc<str> = channel.into();
+        tokio::spawn(publish(redis_url, Arc::clone(&channel), queue));
+        Publisher {
+            queue: sender,
+            channel,
+        }
+    }
+
+    /// The channel it publishes on.
+    pub fn channel(&self) -> &str {
+        &self.channel
     }
 
     fn send(&self, wake: (Uuid, i64)) {
-        if self.0.try_send(wake).is_err() {
+        if self.queue.try_send(wake).is_err() {
             crate::metrics::wakes_published("dropped", 1);
         }
     }
 }
 
-async fn publish(url: String, mut queue: mpsc::Receiver<(Uuid, i64)>) {
+async fn publish(url: String, channel: Arc<str>, mut queue: mpsc::Receiver<(Uuid, i64)>) {
     let mut connection = None;
     let mut failed_at: Option<Instant> = None;
     let mut batch = Vec::with_capacity(BATCH);
@@ -114,11 +135,13 @@ async fn publish(url: String, mut queue: mpsc::Receiver<(Uuid, i64)>) {
         let sent = if resting {
             Err("Redis failed a moment ago".to_owned())
         } else {
-            publish_batch(&url, &mut connection, &batch).await
+            publish_batch(&url, &channel, &mut connection, &batch).await
         };
         match sent {
             Ok(()) => {
-                failed_at = None;
+                if failed_at.take().is_some() {
+                    tracing::info!("wakes are published again");
+                }
                 crate::metrics::wakes_published("published", count);
             }
             Err(err) => {
@@ -136,6 +159,7 @@ async fn publish(url: String, mut queue: mpsc::Receiver<(Uuid, i64)>) {
 
 async fn publish_batch(
     url: &str,
+    channel: &str,
     connection: &mut Option<redis::aio::MultiplexedConnection>,
     batch: &[(Uuid, i64)],
 ) -> Result<(), String> {
@@ -147,7 +171,7 @@ async fn publish_batch(
         let mut pipe = redis::pipe();
         for (workspace_id, seq) in batch {
             pipe.cmd("PUBLISH")
-                .arg(CHANNEL)
+                .arg(channel)
                 .arg(format!("{workspace_id}:{seq}"))
                 .ignore();
         }
@@ -173,14 +197,27 @@ pub fn parse(payload: &[u8]) -> Option<(Uuid, i64)> {
 mod tests {
     use super::*;
 
+    fn publisher() -> (Publisher, mpsc::Receiver<(Uuid, i64)>) {
+        let (sender, queue) = mpsc::channel(8);
+        let publisher = Publisher {
+            queue: sender,
+            channel: "test:wakes".into(),
+        };
+        (publisher, queue)
+    }
+
     #[tokio::test]
     async fn a_scope_hands_over_each_workspace_once_with_its_highest_number() {
-        let (sender, mut queue) = mpsc::channel(8);
-        let publisher = Publisher(sender);
+        let (publisher, mut queue) = publisher();
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        scope(Some(&publisher), async {
+        scope(&publisher, async {
             note(a, 3);
-            note(b, 1);
+            // An inner scope (a helper that opens its own) leaves publishing to the outer.
+            scope(&publisher, async { note(b, 1) }).await;
+            assert!(
+                queue.try_recv().is_err(),
+                "not before the outer work is over"
+            );
             note(a, 5);
             note(a, 4);
         })
@@ -195,10 +232,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_abandoned_scope_still_hands_over_what_it_noted() {
-        let (sender, mut queue) = mpsc::channel(8);
-        let publisher = Publisher(sender);
+        let (publisher, mut queue) = publisher();
         let a = Uuid::now_v7();
-        let work = scope(Some(&publisher), async {
+        let work = scope(&publisher, async {
             note(a, 7);
             std::future::pending::<()>().await;
         });

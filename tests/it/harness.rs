@@ -407,7 +407,8 @@ impl TestApp {
         let (stop_workers, stopped) = tokio::sync::watch::channel(false);
         if builder.workers {
             let (config, db) = (app.config.clone(), app.db.clone());
-            tokio::spawn(async move { linkai::worker::run(&config, db, stopped).await });
+            let wakes = app.live.publisher().cloned().expect("an app publishes");
+            tokio::spawn(async move { linkai::worker::run(&config, db, wakes, stopped).await });
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
