@@ -1,8 +1,9 @@
 -- The benchmark's data set, loaded as the superuser into a freshly migrated database.
 --
 -- 3,001 users, 2,000 workspaces (each with its Owner, the bench operator as Admin and four
--- Members; workspace 1 has 300 more), 126,000 resources, a session per user. Ids are
--- deterministic so the driver can address them: user n is 00000000-0000-4000-8000-<n>,
+-- Members; workspace 1 has 300 more), 126,000 resources with their creation in the audit
+-- log, a session per user. Ids are deterministic so the driver can address them: user n
+-- is 00000000-0000-4000-8000-<n>,
 -- workspace n is 00000000-0000-4000-9000-<n>, and user n's session token is `lks_bench_<n>`
 -- (user 0 is the operator, Admin everywhere).
 
@@ -59,6 +60,17 @@ SELECT gen_random_uuid(), pg_temp.workspace_id(n), 'knowledge_base', 'Handbook '
        jsonb_build_object('description', 'Policies, part ' || i), pg_temp.user_id(n),
        now() - interval '1 minute' * i
 FROM generate_series(1, 2000) AS n, generate_series(1, 3) AS i;
+
+-- Each resource's creation in its workspace's audit log, as the API writes it (numbered
+-- in its workspace's stream by migration 000069's trigger). A workspace with these
+-- resources has that history, and the log's statistics are what its queries are planned
+-- with: an empty log would plan the stream's reads as scans of the whole table.
+INSERT INTO audit_events (workspace_id, at, actor_kind, actor_id, action, target_kind,
+                          target_id, changes)
+SELECT workspace_id, created_at, 'user', created_by, 'resource.created', kind, id::text,
+       jsonb_build_object('name', name)
+FROM resources
+ORDER BY created_at;
 
 COMMIT;
 

@@ -448,6 +448,7 @@ diesel::table! {
         changes -> Jsonb,
         request_id -> Nullable<Uuid>,
         client -> Nullable<Text>,
+        seq -> Nullable<Int8>,
     }
 }
 

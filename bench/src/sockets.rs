@@ -11,9 +11,10 @@
 //!   once a mutation is over (src/live/wakes.rs). Reports the latency from the insert's start
 //!   to each delivery, and from its commit (when the writer had the answer) to each delivery:
 //!   the first includes waiting to write, the second only what the servers do after the
-//!   commit.
+//!   commit. The measured events start once every subscriber has received an unmeasured
+//!   one, so that subscriptions still starting are not counted as latency.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -114,6 +115,43 @@ pub async fn hold(ws_url: &str, count: usize) -> anyhow::Result<Value> {
     Ok(json!({"closed": true}))
 }
 
+/// Writes an event with `changes` (an SQL expression) to `workspace`'s log, then publishes
+/// its wake as the server does once a mutation is over (src/live/wakes.rs).
+async fn write(
+    conn: &mut AsyncPgConnection,
+    wakes: &mut redis::aio::MultiplexedConnection,
+    channel: &str,
+    workspace: &str,
+    changes: &str,
+) -> anyhow::Result<()> {
+    write_then(conn, wakes, channel, workspace, changes, |_| ()).await
+}
+
+/// [`write`], calling `on_commit` with the time the commit answered, before the publish.
+async fn write_then(
+    conn: &mut AsyncPgConnection,
+    wakes: &mut redis::aio::MultiplexedConnection,
+    channel: &str,
+    workspace: &str,
+    changes: &str,
+    on_commit: impl FnOnce(i64),
+) -> anyhow::Result<()> {
+    let Seq { seq } = diesel::sql_query(format!(
+        "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
+         target_id, changes) VALUES ('{workspace}', now(), 'system', \
+         'workspace.settings_changed', 'workspace', '{workspace}', {changes}) RETURNING seq"
+    ))
+    .get_result(conn)
+    .await?;
+    on_commit(micros_now());
+    redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(format!("{workspace}:{seq}"))
+        .exec_async(wakes)
+        .await?;
+    Ok(())
+}
+
 #[derive(diesel::QueryableByName)]
 struct Seq {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -154,15 +192,21 @@ pub async fn latency(
     let committed: Arc<Vec<AtomicI64>> = Arc::new((0..count).map(|_| AtomicI64::new(0)).collect());
     // Per delivery: the event's number, when it was sent, when it was received.
     let receipts: Arc<Mutex<Vec<(usize, i64, i64)>>> = Arc::default();
+    // Sockets that received their first event: their subscription has started.
+    let started_sockets = Arc::new(AtomicUsize::new(0));
     let mut readers = tokio::task::JoinSet::new();
     for mut socket in sockets {
-        let receipts = Arc::clone(&receipts);
+        let (receipts, started_sockets) = (Arc::clone(&receipts), Arc::clone(&started_sockets));
         readers.spawn(async move {
+            let mut first = true;
             while let Some(Ok(message)) = socket.next().await {
                 let Message::Text(text) = message else {
                     continue;
                 };
                 let received = micros_now();
+                if std::mem::take(&mut first) {
+                    started_sockets.fetch_add(1, Ordering::Relaxed);
+                }
                 let value: Value = serde_json::from_str(&text).unwrap_or_default();
                 let changes = &value["payload"]["data"]["workspaceEvents"]["auditEvent"]["changes"];
                 if let (Some(sent), Some(n)) = (changes["sent"].as_i64(), changes["n"].as_u64()) {
@@ -174,8 +218,23 @@ pub async fn latency(
             }
         });
     }
-    // Subscriptions start after their `subscribe`: give them a moment before the first event.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Subscriptions start after their `subscribe`, each reading its membership and place:
+    // one event per workspace, not measured, and the measured ones once every socket has
+    // received it (on a loaded host, starting a thousand takes seconds).
+    let mut conn = AsyncPgConnection::establish(urls.admin).await?;
+    let mut wakes = redis.get_multiplexed_async_connection().await?;
+    for n in 1..=workspaces {
+        let workspace = workspace_id(n);
+        write(&mut conn, &mut wakes, &channel, &workspace, "'{}'").await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while AtomicUsize::load(&started_sockets, Ordering::Relaxed) < workspaces * fanout {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "subscriptions did not start in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Enough writers that commits' WAL flushes overlap (group commit) at the rate.
     let writers = 32;
     let mut writing = tokio::task::JoinSet::new();
@@ -195,21 +254,12 @@ pub async fn latency(
                 }
                 tokio::time::sleep_until(due.into()).await;
                 let workspace = workspace_id(1 + i % workspaces);
-                let Seq { seq } = diesel::sql_query(format!(
-                    "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
-                     target_id, changes) VALUES ('{workspace}', now(), 'system', \
-                     'workspace.settings_changed', 'workspace', '{workspace}', \
-                     jsonb_build_object('sent', {}, 'n', {i})) RETURNING seq",
-                    micros_now()
-                ))
-                .get_result(&mut conn)
+                let changes = format!("jsonb_build_object('sent', {}, 'n', {i})", micros_now());
+                let on_commit = |at| committed[i].store(at, Ordering::Relaxed);
+                write_then(
+                    &mut conn, &mut wakes, &channel, &workspace, &changes, on_commit,
+                )
                 .await?;
-                committed[i].store(micros_now(), Ordering::Relaxed);
-                redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(format!("{workspace}:{seq}"))
-                    .exec_async(&mut wakes)
-                    .await?;
             }
             anyhow::Ok(late)
         });
@@ -239,6 +289,31 @@ pub async fn latency(
         })
         .collect();
     after_commit.sort_by(f64::total_cmp);
+    // Whether a queue builds up: each second's median, by when the event was sent.
+    let start = receipts
+        .iter()
+        .map(|&(_, sent, _)| sent)
+        .min()
+        .unwrap_or_default();
+    let mut by_second: Vec<Vec<f64>> = Vec::new();
+    for &(_, sent, received) in &receipts {
+        let second = usize::try_from((sent - start) / 1_000_000).unwrap_or_default();
+        if by_second.len() <= second {
+            by_second.resize_with(second + 1, Vec::new);
+        }
+        by_second[second].push(millis(sent, received));
+    }
+    let p50_by_second: Vec<f64> = by_second
+        .iter_mut()
+        .map(|second| {
+            second.sort_by(f64::total_cmp);
+            if second.is_empty() {
+                0.0
+            } else {
+                quantile(second, 0.5)
+            }
+        })
+        .collect();
     Ok(json!({
         "events": count,
         "events_per_second": count as f64 / written.as_secs_f64(),
@@ -251,5 +326,6 @@ pub async fn latency(
         "max_ms": latencies.last().copied().unwrap_or_default(),
         "commit_p50_ms": quantile(&after_commit, 0.5),
         "commit_p99_ms": quantile(&after_commit, 0.99),
+        "p50_ms_by_second": p50_by_second,
     }))
 }

@@ -276,8 +276,9 @@ pub async fn record(
     event: Event,
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<()> {
-    let seq = model::insert(conn, workspace_id, trail, &event, now).await?;
-    crate::live::wakes::note(workspace_id, seq);
+    if let Some(seq) = model::insert(conn, workspace_id, trail, &event, now).await? {
+        crate::live::wakes::note(workspace_id, seq);
+    }
     Ok(())
 }
 

@@ -31,7 +31,7 @@ pub async fn insert(
     trail: &Trail,
     event: &Event,
     now: DateTime<Utc>,
-) -> QueryResult<i64> {
+) -> QueryResult<Option<i64>> {
     diesel::insert_into(audit_events::table)
         .values((
             audit_events::workspace_id.eq(workspace_id),
@@ -47,7 +47,7 @@ pub async fn insert(
         ))
         // Its number in the workspace's stream (migration 000069's trigger gives one to
         // every event).
-        .returning(diesel::dsl::sql::<BigInt>("seq"))
+        .returning(audit_events::seq)
         .get_result(conn)
         .await
 }

@@ -85,9 +85,10 @@ struct Inner {
     publisher: Option<wakes::Publisher>,
 }
 
-/// A watched topic: its wake-ups (the value counts them) and, for a workspace, its latest
-/// events as this server read them. Forgotten with the last watcher, so a count and the
-/// events read at it always belong together.
+/// A watched topic: its wake-ups (the value counts those that call for a read of the log;
+/// a wake that leaves it as it is only asks watchers to look at what was read) and, for a
+/// workspace, its latest events as this server read them. Forgotten with the last watcher,
+/// so a count and the events read at it always belong together.
 struct Watched {
     wakes: watch::Sender<u64>,
     recent: Option<Arc<recent::Recent>>,
@@ -134,13 +135,21 @@ impl Hub {
     }
 
     /// Wakes the subscribers of `workspace_id`, whose head the poll found at `seq`, moved
-    /// since the last poll (`seen`: the poll had seen the workspace before).
+    /// since the last poll (`seen`: the poll had seen the workspace before). Past what this
+    /// server read, they read the log; otherwise they only look at what was read, which a
+    /// subscriber behind it may not have (a read for a starting subscriber took an event
+    /// whose wake never came), and those at its end need no read.
     fn wake_polled(&self, workspace_id: Uuid, seq: i64, seen: bool) {
         let topics = lock(&self.0.topics);
         if let Some(watched) = topics.get(&Topic::Workspace(workspace_id)) {
-            watched
-                .wakes
-                .send_modify(|count| *count = count.wrapping_add(1));
+            let read = watched.recent.as_ref().and_then(|recent| recent.head());
+            if read.is_none_or(|read| seq > read) {
+                watched
+                    .wakes
+                    .send_modify(|count| *count = count.wrapping_add(1));
+            } else {
+                watched.wakes.send_modify(|_| ());
+            }
             // Counted when no wake announced it (a workspace new to the poll is not).
             if seen && seq > watched.published_through {
                 crate::metrics::woken("polled");
@@ -553,6 +562,31 @@ mod tests {
         assert_eq!(lock(&hub.0.topics).len(), 1);
         drop(first);
         assert!(lock(&hub.0.topics).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_poll_asks_for_a_read_only_past_what_was_read() {
+        let hub = Hub::default();
+        let workspace = Uuid::now_v7();
+        let (mut wake, recent) = hub.watch(workspace);
+        let first = wake.seen();
+        let woken = |wake: &mut Wake| {
+            use futures_util::FutureExt as _;
+            assert!(wake.changed().now_or_never().is_some(), "woken");
+        };
+        // Nothing read yet: a read.
+        hub.wake_polled(workspace, 3, true);
+        woken(&mut wake);
+        assert_eq!(wake.seen(), first + 1);
+        // Read up to the head already: a look at what was read, no read.
+        recent.read_through(5);
+        hub.wake_polled(workspace, 5, true);
+        woken(&mut wake);
+        assert_eq!(wake.seen(), first + 1);
+        // Past it: a read.
+        hub.wake_polled(workspace, 6, true);
+        woken(&mut wake);
+        assert_eq!(wake.seen(), first + 2);
     }
 
     #[test]

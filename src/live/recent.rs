@@ -81,6 +81,17 @@ impl Recent {
         Ok(rows.into_iter().map(Arc::new).collect())
     }
 
+    /// The last event number read into the window, if any was.
+    pub fn head(&self) -> Option<i64> {
+        lock(&self.window).head
+    }
+
+    /// As if a read had reached event `seq` (for the hub's tests).
+    #[cfg(test)]
+    pub(super) fn read_through(&self, seq: i64) {
+        lock(&self.window).head = Some(seq);
+    }
+
     fn find(&self, seq: i64, wake: u64) -> Found {
         let window = lock(&self.window);
         match window.head {
