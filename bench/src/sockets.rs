@@ -116,26 +116,15 @@ pub async fn hold(ws_url: &str, count: usize) -> anyhow::Result<Value> {
 }
 
 /// Writes an event with `changes` (an SQL expression) to `workspace`'s log, then publishes
-/// its wake as the server does once a mutation is over (src/live/wakes.rs).
+/// its wake as the server does once a mutation is over (src/live/wakes.rs); returns when
+/// the commit answered (microseconds).
 async fn write(
     conn: &mut AsyncPgConnection,
     wakes: &mut redis::aio::MultiplexedConnection,
     channel: &str,
     workspace: &str,
     changes: &str,
-) -> anyhow::Result<()> {
-    write_then(conn, wakes, channel, workspace, changes, |_| ()).await
-}
-
-/// [`write`], calling `on_commit` with the time the commit answered, before the publish.
-async fn write_then(
-    conn: &mut AsyncPgConnection,
-    wakes: &mut redis::aio::MultiplexedConnection,
-    channel: &str,
-    workspace: &str,
-    changes: &str,
-    on_commit: impl FnOnce(i64),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<i64> {
     let Seq { seq } = diesel::sql_query(format!(
         "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
          target_id, changes) VALUES ('{workspace}', now(), 'system', \
@@ -143,13 +132,13 @@ async fn write_then(
     ))
     .get_result(conn)
     .await?;
-    on_commit(micros_now());
+    let committed = micros_now();
     redis::cmd("PUBLISH")
         .arg(channel)
         .arg(format!("{workspace}:{seq}"))
         .exec_async(wakes)
         .await?;
-    Ok(())
+    Ok(committed)
 }
 
 #[derive(diesel::QueryableByName)]
@@ -255,11 +244,8 @@ pub async fn latency(
                 tokio::time::sleep_until(due.into()).await;
                 let workspace = workspace_id(1 + i % workspaces);
                 let changes = format!("jsonb_build_object('sent', {}, 'n', {i})", micros_now());
-                let on_commit = |at| committed[i].store(at, Ordering::Relaxed);
-                write_then(
-                    &mut conn, &mut wakes, &channel, &workspace, &changes, on_commit,
-                )
-                .await?;
+                let at = write(&mut conn, &mut wakes, &channel, &workspace, &changes).await?;
+                committed[i].store(at, Ordering::Relaxed);
             }
             anyhow::Ok(late)
         });

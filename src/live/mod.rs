@@ -97,6 +97,20 @@ struct Watched {
     published_through: i64,
 }
 
+impl Watched {
+    /// Wakes the watchers to read what is new.
+    fn read_due(&self) {
+        self.wakes
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Wakes the watchers to look at what was read, without a read: the count stays, and
+    /// `send_modify` still tells them.
+    fn look(&self) {
+        self.wakes.send_modify(|_| ());
+    }
+}
+
 impl Default for Inner {
     fn default() -> Self {
         Self {
@@ -114,9 +128,7 @@ impl Hub {
     /// Wakes whoever watches `topic`.
     fn wake(&self, topic: Topic) {
         if let Some(watched) = lock(&self.0.topics).get(&topic) {
-            watched
-                .wakes
-                .send_modify(|count| *count = count.wrapping_add(1));
+            watched.read_due();
         }
     }
 
@@ -127,9 +139,7 @@ impl Hub {
         let mut topics = lock(&self.0.topics);
         if let Some(watched) = topics.get_mut(&Topic::Workspace(workspace_id)) {
             watched.published_through = watched.published_through.max(seq);
-            watched
-                .wakes
-                .send_modify(|count| *count = count.wrapping_add(1));
+            watched.read_due();
             crate::metrics::woken("published");
         }
     }
@@ -144,11 +154,9 @@ impl Hub {
         if let Some(watched) = topics.get(&Topic::Workspace(workspace_id)) {
             let read = watched.recent.as_ref().and_then(|recent| recent.head());
             if read.is_none_or(|read| seq > read) {
-                watched
-                    .wakes
-                    .send_modify(|count| *count = count.wrapping_add(1));
+                watched.read_due();
             } else {
-                watched.wakes.send_modify(|_| ());
+                watched.look();
             }
             // Counted when no wake announced it (a workspace new to the poll is not).
             if seen && seq > watched.published_through {
@@ -195,9 +203,7 @@ impl Hub {
     /// (subscribers read the log again, sockets check their tokens again).
     fn wake_all(&self) {
         for watched in lock(&self.0.topics).values() {
-            watched
-                .wakes
-                .send_modify(|count| *count = count.wrapping_add(1));
+            watched.read_due();
         }
     }
 
