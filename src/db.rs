@@ -453,7 +453,13 @@ impl Db {
 
     async fn checkout(&self, wanted: Wanted) -> Result<PooledConnection, DbError> {
         let waiting = std::time::Instant::now();
-        let pooled = self.pool.get().await;
+        let pooled = if crate::traces::exported() {
+            // A span of its own in a trace: a slow request shows its wait for a connection.
+            let span = tracing::info_span!("connection", db.system.name = "postgresql");
+            tracing::Instrument::instrument(self.pool.get(), span).await
+        } else {
+            self.pool.get().await
+        };
         metrics::histogram!("linkai_db_pool_wait_seconds").record(waiting.elapsed());
         let mut conn = PooledConnection(Some(pooled?));
         let target = wanted.resolve(conn.context);

@@ -5,10 +5,14 @@
 //! `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_*`.
 //!
 //! The spans: each HTTP request (`request`, src/http/request_id.rs, continuing a trusted
-//! proxy's `traceparent`), each SQL statement run for it (`statement`, src/db.rs, with its
-//! text, whose values are bound parameters and never in it), and each job (`job`,
-//! jobs/src/queue.rs), which continues the trace of the request or job that queued it
-//! (`linkai_jobs::request`). Spans go in batches from a task of the process' runtime; an
+//! proxy's `traceparent`); within it, each wait for a pooled connection (`connection`) and
+//! each SQL statement (`statement`, both src/db.rs; a statement's text, whose values are
+//! bound parameters and never in it), the GraphQL execution (`execute`, with
+//! `graphql.operation.type` and `.name`) and the answer's serialisation (`serialize`, both
+//! src/http.rs); and each job (`job`, jobs/src/queue.rs), which continues the trace of the
+//! request or job that queued it (`linkai_jobs::request`). Every span carries `busy_ns`
+//! (polled) and `idle_ns` (waiting: for I/O, or to be scheduled), so a slow request's time
+//! splits into where it went. Spans go in batches from a task of the process' runtime; an
 //! unreachable collector costs dropped spans, never a request.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,7 +82,11 @@ impl Traces {
     where
         S: tracing::Subscriber + for<'span> LookupSpan<'span>,
     {
-        tracing_opentelemetry::layer().with_tracer(self.provider.tracer("linkai"))
+        // Tracked inactivity (the default, said here because the spans' docs rely on it)
+        // gives each span its `busy_ns` and `idle_ns`.
+        tracing_opentelemetry::layer()
+            .with_tracked_inactivity(true)
+            .with_tracer(self.provider.tracer("linkai"))
     }
 
     /// Sends the spans still buffered, for at most 5 s: call before the process exits.

@@ -182,6 +182,40 @@ async fn a_request_its_statements_and_the_job_it_queued_are_one_trace() {
     );
     let jobs = in_trace(job);
     assert!(!jobs.is_empty(), "the job's statements: {spans:#?}");
+
+    // Where the request's time went: its waits for a connection, the execution (named for
+    // the operation) and the serialisation, each a span below it, each with its time
+    // polled and its time waiting.
+    let below = |name: &str| -> Vec<&Received> {
+        spans
+            .iter()
+            .filter(|s| s.span.name == name && s.span.trace_id == request.span.trace_id)
+            .filter(|s| descends_from(&spans, s, &request.span.span_id))
+            .collect()
+    };
+    assert!(
+        !below("connection").is_empty(),
+        "no connection wait: {spans:#?}"
+    );
+    let execute = below("execute");
+    assert_eq!(execute.len(), 1, "{spans:#?}");
+    assert_eq!(
+        execute[0].attribute("graphql.operation.type").as_deref(),
+        Some("mutation")
+    );
+    let statements_in_execution = spans
+        .iter()
+        .filter(|s| s.span.name == "statement")
+        .filter(|s| descends_from(&spans, s, &execute[0].span.span_id))
+        .count();
+    assert!(statements_in_execution > 0, "{spans:#?}");
+    assert_eq!(below("serialize").len(), 1, "{spans:#?}");
+    for timing in ["busy_ns", "idle_ns"] {
+        assert!(
+            request.attribute(timing).is_some(),
+            "{timing}: {request:#?}"
+        );
+    }
     // Statements carry their text, never their values.
     assert!(
         spans
