@@ -517,7 +517,7 @@ async fn execute(
             // Client-chosen: bounded as the metrics' label is.
             graphql.operation.name = name
                 .as_deref()
-                .filter(|name| name.chars().count() <= crate::metrics::MAX_OPERATION_NAME_CHARS),
+                .filter(|name| crate::metrics::is_short_operation_name(name)),
         );
         let running = async {
             if writes {

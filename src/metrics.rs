@@ -30,6 +30,11 @@ pub const MAX_OPERATION_NAMES: usize = 100;
 /// A longer operation name is labelled `other`.
 pub const MAX_OPERATION_NAME_CHARS: usize = 64;
 
+/// Whether a client-chosen operation name is short enough to label by (or name a span).
+pub fn is_short_operation_name(name: &str) -> bool {
+    name.chars().count() <= MAX_OPERATION_NAME_CHARS
+}
+
 /// Whether this process installed a recorder: the request path skips its metrics if not.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -335,7 +340,7 @@ fn operation_label(name: Option<&str>) -> &'static str {
     let Some(name) = name else {
         return "anonymous";
     };
-    if name.chars().count() > MAX_OPERATION_NAME_CHARS {
+    if !is_short_operation_name(name) {
         return "other";
     }
     let names = NAMES.get_or_init(|| RwLock::new(HashSet::new()));
