@@ -72,7 +72,8 @@ ALTER TABLE messages ADD CONSTRAINT messages_conversation_id_external_id_key
 CREATE UNIQUE INDEX messages_workspace_conversation_external_id
     ON messages (workspace_id, conversation_id, external_id);
 CREATE INDEX messages_page ON messages (workspace_id, conversation_id, sent_at, id);
-CREATE INDEX messages_words ON messages USING gin (workspace_words(workspace_id, search));
+CREATE INDEX messages_words ON messages USING gin (workspace_words(workspace_id, search))
+    WITH (fastupdate = off);
 
 INSERT INTO conversation_hours (workspace_id, hour, agent_id, channel, started, closed,
                                 messages_in, messages_out, sms_segments, calls, call_seconds)

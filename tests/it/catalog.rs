@@ -76,6 +76,32 @@ async fn every_table_is_documented() {
     );
 }
 
+/// A GIN index with its pending list makes every search read the whole list, and the write
+/// that finds it full empty it before answering (migration 000073).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_gin_index_writes_straight_into_its_tree() {
+    let db = TestDatabase::new().await;
+    let gin = "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_am a ON a.oid = c.relam
+               WHERE n.nspname = 'public' AND c.relkind IN ('i', 'I') AND a.amname = 'gin'";
+    let all = names(&db, &format!("SELECT c.relname::text AS name {gin}")).await;
+    assert!(all.contains(&"messages_words".to_owned()), "{all:?}");
+    // The option as PostgreSQL reads it (`off`, `false`, `0` alike); on when unset.
+    let pending = names(
+        &db,
+        &format!(
+            "SELECT c.relname::text AS name {gin}
+             AND COALESCE((SELECT o.option_value::boolean FROM pg_options_to_table(c.reloptions) o
+                           WHERE o.option_name = 'fastupdate'), true)"
+        ),
+    )
+    .await;
+    assert!(
+        pending.is_empty(),
+        "GIN indexes with a pending list: {pending:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_migration_reverses_and_reapplies() {
     let db = TestDatabase::new().await;

@@ -1,0 +1,21 @@
+-- Each index in a transaction of its own, as up.sql.
+BEGIN;
+SET LOCAL lock_timeout = '500ms';
+ALTER INDEX messages_words RESET (fastupdate);
+COMMIT;
+BEGIN;
+SET LOCAL lock_timeout = '500ms';
+ALTER INDEX invitations_link_hashes RESET (fastupdate);
+COMMIT;
+BEGIN;
+SET LOCAL lock_timeout = '500ms';
+ALTER INDEX sign_up_requests_link_hashes RESET (fastupdate);
+COMMIT;
+BEGIN;
+SET LOCAL lock_timeout = '500ms';
+ALTER INDEX account_tokens_link_hashes RESET (fastupdate);
+COMMIT;
+BEGIN;
+SET LOCAL lock_timeout = '500ms';
+ALTER INDEX workspace_exports_link_hashes RESET (fastupdate);
+COMMIT;
