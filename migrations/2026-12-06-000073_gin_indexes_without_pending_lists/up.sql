@@ -14,29 +14,22 @@
 -- messages' index last, after its list is emptied outside that lock; what came in
 -- meanwhile is moved in after. A step that times out fails the migration, and the next
 -- start redoes the steps, each of which a second run leaves as it is.
-BEGIN;
-SET LOCAL lock_timeout = '500ms';
-ALTER INDEX invitations_link_hashes SET (fastupdate = off);
-COMMIT;
-BEGIN;
-SET LOCAL lock_timeout = '500ms';
-ALTER INDEX sign_up_requests_link_hashes SET (fastupdate = off);
-COMMIT;
-BEGIN;
-SET LOCAL lock_timeout = '500ms';
-ALTER INDEX account_tokens_link_hashes SET (fastupdate = off);
-COMMIT;
-BEGIN;
-SET LOCAL lock_timeout = '500ms';
-ALTER INDEX workspace_exports_link_hashes SET (fastupdate = off);
-COMMIT;
-BEGIN;
-SELECT gin_clean_pending_list('messages_words');
-COMMIT;
-BEGIN;
-SET LOCAL lock_timeout = '500ms';
-ALTER INDEX messages_words SET (fastupdate = off);
-COMMIT;
-SELECT gin_clean_pending_list(i::regclass)
-FROM unnest(ARRAY['messages_words', 'invitations_link_hashes', 'sign_up_requests_link_hashes',
-                  'account_tokens_link_hashes', 'workspace_exports_link_hashes']) AS i;
+DO $$
+DECLARE
+    gin text;
+BEGIN
+    FOREACH gin IN ARRAY ARRAY['invitations_link_hashes', 'sign_up_requests_link_hashes',
+                               'account_tokens_link_hashes', 'workspace_exports_link_hashes',
+                               'messages_words'] LOOP
+        IF gin = 'messages_words' THEN
+            PERFORM gin_clean_pending_list(gin::regclass);
+            COMMIT;
+        END IF;
+        PERFORM set_config('lock_timeout', '500ms', true);
+        EXECUTE format('ALTER INDEX %I SET (fastupdate = off)', gin);
+        COMMIT;
+        PERFORM gin_clean_pending_list(gin::regclass);
+        COMMIT;
+    END LOOP;
+END
+$$;
