@@ -208,7 +208,7 @@ async fn serve_metrics(
 /// Logs to stdout, filtered by `RUST_LOG`, as text or (`LOG_FORMAT=json`) one JSON object
 /// per line with the spans it is in: `request` (its `request_id`) and `job` (its `kind` and
 /// the `request_id` that queued it), and while traces are exported also `execute` (the
-/// operation's type and name) and `connection` (src/traces.rs).
+/// operation's type and name), `connection` and `serialize` (src/traces.rs).
 fn init_logs(traces: Option<&linkai::traces::Traces>) -> Result<(), String> {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;

@@ -10,10 +10,10 @@
 --   way; their writes are rare, so the list gave them nothing.
 -- Changing the option locks the index, and with it every statement that plans on its
 -- table. So each index changes in a transaction of its own that waits at most 500 ms for
--- the lock (below the service's 2 s, so requests queued behind it do not time out), the
--- messages' index last, after its list is emptied outside that lock; what came in
--- meanwhile is moved in after. A step that times out fails the migration, and the next
--- start redoes the steps, each of which a second run leaves as it is.
+-- the lock (below the service's 2 s, so requests queued behind it do not time out), after
+-- its list is emptied outside that lock; what came in meanwhile is moved in after. A step
+-- that times out fails the migration, and the next start redoes the steps, each of which
+-- a second run leaves as it is.
 DO $$
 DECLARE
     gin text;
@@ -21,10 +21,8 @@ BEGIN
     FOREACH gin IN ARRAY ARRAY['invitations_link_hashes', 'sign_up_requests_link_hashes',
                                'account_tokens_link_hashes', 'workspace_exports_link_hashes',
                                'messages_words'] LOOP
-        IF gin = 'messages_words' THEN
-            PERFORM gin_clean_pending_list(gin::regclass);
-            COMMIT;
-        END IF;
+        PERFORM gin_clean_pending_list(gin::regclass);
+        COMMIT;
         PERFORM set_config('lock_timeout', '500ms', true);
         EXECUTE format('ALTER INDEX %I SET (fastupdate = off)', gin);
         COMMIT;
