@@ -16,6 +16,10 @@ $$ SELECT ('00000000-0000-4000-9000-' || lpad(n::text, 12, '0'))::uuid $$;
 INSERT INTO service_tokens (id, name, token_hash)
 VALUES (gen_random_uuid(), 'bench', sha256(convert_to('lksvc_bench', 'UTF8')));
 
+-- Months of history, older than the two days the event stream keeps of conversations
+-- (migration 000074): the stream's trigger is off while it loads.
+ALTER TABLE conversations DISABLE TRIGGER conversation_events;
+
 CREATE TEMP TABLE parts AS
 SELECT workspace_id,
        array_agg(id ORDER BY id) FILTER (WHERE kind = 'agent') AS agents,
@@ -95,6 +99,8 @@ FROM (
     FROM messages m JOIN conversations c ON c.id = m.conversation_id
 ) AS tallies
 GROUP BY workspace_id, hour, agent_id, channel;
+
+ALTER TABLE conversations ENABLE TRIGGER conversation_events;
 
 COMMIT;
 

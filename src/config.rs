@@ -482,8 +482,10 @@ impl Config {
                 trial_scan_interval: Duration::from_secs(trial_scan_secs),
                 billing_sync_interval: Duration::from_secs(billing_sync_secs),
                 audit_retention: chrono::Duration::days(
+                    // Two days at least: a stream cursor resumes for one, and its check
+                    // takes every event after a day-old one to be held (src/live/model.rs).
                     number("AUDIT_RETENTION_DAYS", DEFAULT_AUDIT_RETENTION_DAYS as u64)?
-                        .clamp(1, 36_500) as i64,
+                        .clamp(2, 36_500) as i64,
                 ),
                 queue: or("JOBS_QUEUE", DEFAULT_JOBS_QUEUE),
                 name: worker_name,

@@ -210,7 +210,7 @@ fn describe() {
     );
     describe_counter!(
         "linkai_live_wakes_total",
-        "Workspaces' subscribers woken, by source: published (through Redis after a commit) or polled (the once-a-second poll found a wake that never came)."
+        "Workspaces' subscribers woken, by source: published (through Redis after a commit) or polled (the once-a-second poll found a wake that never came; a lower bound where conversations are written, whose wakes cannot name their events' numbers)."
     );
     describe_counter!(
         "linkai_live_wakes_published_total",

@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { ApolloClient, HttpLink, InMemoryCache, ApolloLink, gql } from '@apollo/client';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { Client, cacheExchange, fetchExchange, subscriptionExchange } from '@urql/core';
-import { API, PASSWORD, tokenFromEmail, unique } from './env.js';
+import { API, PASSWORD, SERVICE_TOKEN, tokenFromEmail, unique } from './env.js';
 
 const source = await readFile(new URL('../operations/app.graphql', import.meta.url), 'utf8');
 const operations = Object.fromEntries(
@@ -103,7 +103,7 @@ async function eventsCursor(token, workspaceId) {
   return workspace.eventsCursor;
 }
 
-test('Apollo Client: an event updates the normalized cache without a refetch', async () => {
+test('Apollo Client: an event updates the normalized cache without a refetch, a conversation\'s messages too', async () => {
   const { owner, admin, workspaceId } = await team();
   const ws = socket(owner.token);
   const client = apollo(ws, owner.token);
@@ -131,6 +131,42 @@ test('Apollo Client: an event updates the normalized cache without a refetch', a
     fragment: gql`fragment Named on Workspace { name }`,
   });
   assert.equal(fragment.name, 'Renamed by Grace');
+
+  // The agent runtime's messages reach a conversations page the same way.
+  const { createAgent: agent } = await http(owner.token, 'CreateAgent', { workspaceId, name: 'Reception' });
+  const { startConversation: conversation } = await http(SERVICE_TOKEN, 'StartConversation', {
+    workspaceId,
+    input: { externalId: 'chat-1', agentId: agent.id, channel: 'WEB_CHAT', contact: { email: unique('guest') } },
+  });
+  const from = await eventsCursor(owner.token, workspaceId);
+  const page = { query: operations.ConversationsPage, variables: { workspaceId, first: 10 } };
+  const { data: before } = await client.query(page);
+  assert.equal(before.workspace.conversations.edges[0].node.messageCount, 0);
+  const added = take(
+    (observer) =>
+      client
+        .subscribe({ query: operations.WorkspaceEvents, variables: { workspaceId, after: from } })
+        .subscribe(observer),
+    2,
+  );
+  const sentAt = new Date().toISOString();
+  await http(SERVICE_TOKEN, 'AppendMessages', {
+    workspaceId,
+    conversationId: conversation.id,
+    messages: [
+      { externalId: 'm1', direction: 'INBOUND', text: 'Is the terrace open tonight?', sentAt },
+      { externalId: 'm2', direction: 'OUTBOUND', text: 'It is, from six.', sentAt },
+    ],
+  });
+  // The service's first counted write of the day (for the audit log's readers), then the
+  // messages, with the conversation as it is now.
+  const [accessed, messages] = await added;
+  assert.equal(accessed.data.workspaceEvents.action, 'SERVICE_ACCESSED');
+  assert.equal(messages.data.workspaceEvents.action, 'CONVERSATION_MESSAGES_ADDED');
+  assert.equal(messages.data.workspaceEvents.target.id, conversation.id);
+  const node = client.readQuery(page).workspace.conversations.edges[0].node;
+  assert.equal(node.messageCount, 2);
+  assert.equal(new Date(node.lastActivityAt).getTime(), new Date(sentAt).getTime());
   await ws.dispose();
 });
 

@@ -174,6 +174,14 @@ macro_rules! with_actions {
             ServiceAccessed = "service.accessed",
             /// A conversation was deleted with its messages (`changes`: `channel`, `messages`).
             ConversationDeleted = "conversation.deleted",
+            /// A conversation started (`changes`: `channel`). In the workspace's event stream
+            /// only: the runtime's writes are not in the audit log.
+            ConversationStarted = "conversation.started",
+            /// Messages were added to a conversation (`changes`: `messages`, how many). In the
+            /// event stream only.
+            ConversationMessagesAdded = "conversation.messages_added",
+            /// A conversation ended (`changes`: `channel`). In the event stream only.
+            ConversationClosed = "conversation.closed",
         }
     };
 }

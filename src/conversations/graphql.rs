@@ -414,9 +414,19 @@ pub async fn conversation(
     workspace_id: Uuid,
     id: &ID,
 ) -> ApiResult<Option<Conversation>> {
-    let Ok(id) = parse_id(id) else {
-        return Ok(None);
-    };
+    match parse_id(id) {
+        Ok(id) => conversation_by_id(ctx, workspace_id, id).await,
+        Err(_) => Ok(None),
+    }
+}
+
+/// The conversation `id` of the workspace, if there is one, with what the selection asks
+/// of its agent and contact.
+pub async fn conversation_by_id(
+    ctx: &Context<'_>,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> ApiResult<Option<Conversation>> {
     let mut conn = request(ctx).db.conn_in(workspace_id).await?;
     match model::find(&mut conn, workspace_id, id).await? {
         Some(row) => Ok(Some(

@@ -22,7 +22,9 @@
 //!   contact: the lookup holds a transaction lock on the address.
 //! - A closed conversation takes no more messages; closing it again changes nothing.
 //! - The runtime's writes are not audited (the conversation records which service token
-//!   wrote it); deleting a conversation is.
+//!   wrote it); deleting a conversation is. A start, a close and an append that added
+//!   messages are events of the workspace's stream (`workspaceEvents`), written by a trigger
+//!   when their transaction commits (migration 000074).
 
 pub mod analytics;
 pub mod graphql;
@@ -198,6 +200,7 @@ pub async fn start(
     };
     match model::insert(conn, &new).await? {
         Some(row) => {
+            crate::live::wakes::note_at_commit(workspace_id);
             let tally = Tally {
                 at: row.started_at,
                 started: 1,
@@ -267,6 +270,7 @@ pub async fn append(
         &fast_terms,
     );
     if let Some(done) = appended.await? {
+        crate::live::wakes::note_at_commit(workspace_id);
         return Ok((done.conversation, done.batch));
     }
     // A connection inside the workspace for the transaction's other writes (the alert, the
@@ -295,6 +299,7 @@ pub async fn append(
             .collect();
         let at = (workspace_id, terms.period_start);
         crate::usage::counted(conn, trail, &live.limits, at, &moves, now).await?;
+        crate::live::wakes::note_at_commit(workspace_id);
         Ok((conversation, batch))
     })
     .await
@@ -331,6 +336,7 @@ pub async fn close(
     }
     let ended_at = ended_at.unwrap_or(now).max(conversation.started_at);
     let closed = model::close(conn, &conversation, ended_at, duration_seconds).await?;
+    crate::live::wakes::note_at_commit(workspace_id);
     let tally = Tally {
         at: ended_at,
         closed: 1,
@@ -371,33 +377,54 @@ pub async fn delete(
     Ok(())
 }
 
-/// Conversations deleted per statement by [`prune`].
-pub const PRUNE_BATCH: i32 = 500;
-/// Statements per round at most: what is left waits for the next round.
-pub const PRUNE_BATCHES: usize = 50;
+/// Rows deleted per statement by [`prune`], and statements per round at most (what is
+/// left waits for the next round), for conversations and contact days.
+const PRUNE_BATCHES: Batches = Batches {
+    rows: 500,
+    statements: 50,
+};
+/// The same for the stream's conversation events: one per append, tiny, and pruned by the
+/// `at` index, so a round (every `TRIAL_SCAN_SECS`, 10 minutes by default) deletes up to a
+/// million, more than 1,600 appends a second write.
+const EVENT_BATCHES: Batches = Batches {
+    rows: 10_000,
+    statements: 100,
+};
+
+struct Batches {
+    rows: i32,
+    statements: usize,
+}
 
 /// Deletes, in every workspace that keeps conversations a limited time, those whose last
 /// activity is older than that (with their messages; rollups and usage stay), and the
-/// contact days older than that (who talked when goes with the conversations): oldest
-/// first, in bounded batches. Returns how many conversations it deleted.
+/// contact days older than that (who talked when goes with the conversations); and in
+/// every workspace, the stream's conversation events older than two days (a cursor
+/// resumes for one): oldest first, in bounded batches. Returns how many conversations it
+/// deleted.
 pub async fn prune(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> diesel::QueryResult<usize> {
-    let deleted = in_batches(conn, now, Pruned::Conversations).await?;
-    in_batches(conn, now, Pruned::ContactDays).await?;
-    Ok(deleted)
+    // Apart: a failure of one kind leaves the others' rounds as they are.
+    let events = in_batches(conn, now, Pruned::Events, &EVENT_BATCHES).await;
+    let deleted = in_batches(conn, now, Pruned::Conversations, &PRUNE_BATCHES).await;
+    let days = in_batches(conn, now, Pruned::ContactDays, &PRUNE_BATCHES).await;
+    let (events, days) = (events?, days?);
+    tracing::debug!(events, days, "pruned the conversations' retention");
+    deleted
 }
 
-/// Deletes batches of `what` until one deletes fewer than [`PRUNE_BATCH`], at most
-/// [`PRUNE_BATCHES`]; how many it deleted.
+/// Deletes batches of `what` until one deletes fewer than a batch, at most `batches`'
+/// statements; how many it deleted.
 async fn in_batches(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
     what: Pruned,
+    batches: &Batches,
 ) -> diesel::QueryResult<usize> {
     let mut deleted = 0;
-    for _ in 0..PRUNE_BATCHES {
-        let n = model::prune(conn, what, now, PRUNE_BATCH).await?;
+    for _ in 0..batches.statements {
+        let n = model::prune(conn, what, now, batches.rows).await?;
         deleted += usize::try_from(n).unwrap_or(0);
-        if n < PRUNE_BATCH {
+        if n < batches.rows {
             break;
         }
     }

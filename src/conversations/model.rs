@@ -585,16 +585,19 @@ pub async fn messages_page(
     query.load(conn).await
 }
 
-/// What the retention round deletes: conversations past their workspace's retention, and
-/// the contact days older than what it keeps.
+/// What the retention round deletes: conversations past their workspace's retention, the
+/// contact days older than what it keeps, and the stream's conversation events older than
+/// two days (migration 000074).
 #[derive(Clone, Copy, Debug)]
 pub enum Pruned {
     Conversations,
     ContactDays,
+    Events,
 }
 
 /// Deletes up to `batch` of `what` (as the owner: the round works across workspaces;
-/// `prune_conversations`, `prune_contact_days` of migration 000066); how many.
+/// `prune_conversations`, `prune_contact_days` of migration 000066,
+/// `prune_conversation_events` of 000074); how many.
 pub async fn prune(
     conn: &mut AsyncPgConnection,
     what: Pruned,
@@ -609,6 +612,7 @@ pub async fn prune(
     let sql = match what {
         Pruned::Conversations => "SELECT prune_conversations($1, $2) AS pruned",
         Pruned::ContactDays => "SELECT prune_contact_days($1, $2) AS pruned",
+        Pruned::Events => "SELECT prune_conversation_events($1, $2) AS pruned",
     };
     let count: Count = static_sql(sql, (bind::<Timestamptz, _>(now), bind::<Int4, _>(batch)))
         .get_result(conn)

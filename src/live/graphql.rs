@@ -23,6 +23,7 @@ use super::{Hub, Wake, UNAVAILABLE_RETRY};
 use crate::audit::graphql::{AuditAction, AuditEvent};
 use crate::audit::model::AuditRow;
 use crate::audit::Action;
+use crate::conversations::graphql::Conversation;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
@@ -48,9 +49,10 @@ pub struct LiveSubscription;
 #[Subscription]
 impl LiveSubscription {
     /// What changes in the workspace, as it happens: members, invitations, resources,
-    /// settings; billing and usage alerts for the roles that manage billing. Events come in
-    /// the order their changes committed, each once, from now or, with `after`, from just
-    /// after that event's `cursor` (what a reconnecting client missed, then live).
+    /// settings, conversations (started, closed, messages added); billing and usage alerts
+    /// for the roles that manage billing. Events come in the order their changes committed,
+    /// each once, from now or, with `after`, from just after that event's `cursor` (what a
+    /// reconnecting client missed, then live).
     /// `NOT_FOUND` ends the stream when the caller leaves or is removed, or the workspace is
     /// deleted; `CURSOR_EXPIRED` refuses a cursor older than the log keeps (refetch, then
     /// subscribe without one).
@@ -111,6 +113,8 @@ pub struct WorkspaceEvent {
 pub enum EventTarget {
     Member(Member),
     Invitation(Invitation),
+    /// Boxed: it carries its agent and contact, three times the others' size.
+    Conversation(Box<Conversation>),
     #[graphql(flatten)]
     Resource(AnyResource),
 }
@@ -153,16 +157,18 @@ impl WorkspaceEvent {
     }
 
     /// The event as the audit log records it (who acted, from where, what changed), for
-    /// roles that read the audit log; null for the others.
+    /// roles that read the audit log; null for the others, and for what the audit log does
+    /// not hold (the runtime's writes: conversations started and closed, messages added).
     async fn audit_event(&self) -> Option<AuditEvent> {
-        roles::allows(self.role, roles::Action::ReadAuditLog)
+        (self.row.audited && roles::allows(self.role, roles::Action::ReadAuditLog))
             .then(|| crate::audit::graphql::event(self.row.event.clone()))
     }
 
     /// What it happened to, as queries return it now, when that is a member, an invitation
-    /// (for roles that manage members, as `Workspace.invitations`) or a resource: a
-    /// client's normalized cache takes the change without a refetch. Null when it is gone
-    /// (a member removed, a resource deleted) or something else (`targetKind` says what).
+    /// (for roles that manage members, as `Workspace.invitations`), a resource or a
+    /// conversation: a client's normalized cache takes the change without a refetch. Null
+    /// when it is gone (a member removed, a resource or conversation deleted) or something
+    /// else (`targetKind` says what).
     async fn target(&self, ctx: &Context<'_>) -> ApiResult<Option<EventTarget>> {
         let (workspace_id, kind) = (self.workspace_id, self.row.event.target_kind.as_str());
         let Ok(id) = Uuid::parse_str(&self.row.event.target_id) else {
@@ -177,6 +183,11 @@ impl WorkspaceEvent {
                     .await?
                     .map(EventTarget::Invitation)
             }
+            "conversation" => {
+                crate::conversations::graphql::conversation_by_id(ctx, workspace_id, id)
+                    .await?
+                    .map(|conversation| EventTarget::Conversation(Box::new(conversation)))
+            }
             kind if crate::resources::kinds::KINDS.contains(&kind) => {
                 let mut conn = request(ctx).db.conn_in(workspace_id).await?;
                 crate::resources::kinds::any_resource(&mut conn, workspace_id, id)
@@ -190,7 +201,12 @@ impl WorkspaceEvent {
     /// The workspace as `Query.workspace` returns it now, with the caller's role now: a
     /// client's normalized cache takes the change without a refetch.
     async fn workspace(&self, ctx: &Context<'_>) -> ApiResult<Workspace> {
-        request(ctx).forget_membership(self.workspace_id);
+        // Read again at an audited change, which may be the workspace's own. The runtime's
+        // writes change none of it, and come at its rate: the subscription's last read
+        // serves (any change to the workspace is an audited event of its own).
+        if self.row.audited {
+            request(ctx).forget_membership(self.workspace_id);
+        }
         Ok(membership(ctx, self.workspace_id).await?.into())
     }
 }
@@ -238,6 +254,18 @@ fn moves(row: &AuditRow, user_id: Uuid) -> bool {
     }
 }
 
+/// Whether `row` adds messages to a conversation that a later event of the same batch adds
+/// messages to again. Delivered, both would carry the conversation as it is now: the later
+/// one alone tells the same, and a busy conversation costs each subscriber one event per
+/// batch read, not one per append. Its cursor is passed with it.
+fn superseded(row: &StreamRow, queue: &VecDeque<Arc<StreamRow>>) -> bool {
+    let added = Action::ConversationMessagesAdded.as_db();
+    row.event.action == added
+        && queue.iter().any(|later| {
+            later.event.action == added && later.event.target_id == row.event.target_id
+        })
+}
+
 /// One subscriber's reading of its workspace's stream.
 struct Feed {
     db: Db,
@@ -276,6 +304,9 @@ impl Feed {
                     self.queue.clear();
                 }
                 self.position.seq = row.seq;
+                if superseded(&row, &self.queue) {
+                    continue;
+                }
                 if let Some(event) = self.event(row) {
                     return Some((Ok(event), self));
                 }
@@ -384,5 +415,43 @@ impl LiveFields {
     async fn events_cursor(&self, ctx: &Context<'_>) -> ApiResult<String> {
         let mut conn = request(ctx).db.conn_in(self.workspace_id).await?;
         Ok(model::now(&mut conn, self.workspace_id).await?.encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::model::AuditRow;
+
+    fn row(seq: i64, action: Action, conversation: &str) -> Arc<StreamRow> {
+        Arc::new(StreamRow {
+            event: AuditRow {
+                id: Uuid::now_v7(),
+                at: chrono::Utc::now(),
+                actor_kind: "service".into(),
+                actor_id: None,
+                action: action.as_db().into(),
+                target_kind: "conversation".into(),
+                target_id: conversation.into(),
+                changes: serde_json::Value::Null,
+                request_id: None,
+                client: None,
+            },
+            seq,
+            audited: false,
+        })
+    }
+
+    #[test]
+    fn only_messages_added_again_to_the_same_conversation_supersede() {
+        use Action::{ConversationClosed, ConversationMessagesAdded as Added};
+        let later: VecDeque<_> = [row(2, Added, "a"), row(3, ConversationClosed, "b")].into();
+        assert!(superseded(&row(1, Added, "a"), &later));
+        assert!(
+            !superseded(&row(1, Added, "b"), &later),
+            "b is only closed later"
+        );
+        assert!(!superseded(&row(1, ConversationClosed, "a"), &later));
+        assert!(!superseded(&row(1, Added, "a"), &VecDeque::new()));
     }
 }

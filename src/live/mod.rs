@@ -95,6 +95,9 @@ struct Watched {
     /// For a workspace: the highest event number a published wake announced (-1: none), so
     /// that the poll can count what no wake announced.
     published_through: i64,
+    /// For a workspace: a wake for events numbered at their commit ([`wakes::AT_COMMIT`])
+    /// came since the last poll, which counts the head's move as announced.
+    announced_at_commit: bool,
 }
 
 impl Watched {
@@ -139,6 +142,7 @@ impl Hub {
         let mut topics = lock(&self.0.topics);
         if let Some(watched) = topics.get_mut(&Topic::Workspace(workspace_id)) {
             watched.published_through = watched.published_through.max(seq);
+            watched.announced_at_commit |= seq == wakes::AT_COMMIT;
             watched.read_due();
             crate::metrics::woken("published");
         }
@@ -150,8 +154,8 @@ impl Hub {
     /// subscriber behind it may not have (a read for a starting subscriber took an event
     /// whose wake never came), and those at its end need no read.
     fn wake_polled(&self, workspace_id: Uuid, seq: i64, seen: bool) {
-        let topics = lock(&self.0.topics);
-        if let Some(watched) = topics.get(&Topic::Workspace(workspace_id)) {
+        let mut topics = lock(&self.0.topics);
+        if let Some(watched) = topics.get_mut(&Topic::Workspace(workspace_id)) {
             let read = watched.recent.as_ref().and_then(|recent| recent.head());
             if read.is_none_or(|read| seq > read) {
                 watched.read_due();
@@ -159,7 +163,8 @@ impl Hub {
                 watched.look();
             }
             // Counted when no wake announced it (a workspace new to the poll is not).
-            if seen && seq > watched.published_through {
+            let announced = std::mem::take(&mut watched.announced_at_commit);
+            if seen && seq > watched.published_through && !announced {
                 crate::metrics::woken("polled");
             }
         }
@@ -239,6 +244,7 @@ impl Hub {
             wakes: watch::channel(0).0,
             recent: matches!(topic, Topic::Workspace(_)).then(Arc::default),
             published_through: -1,
+            announced_at_commit: false,
         });
         let wake = Wake {
             hub: self.clone(),
@@ -593,6 +599,29 @@ mod tests {
         hub.wake_polled(workspace, 6, true);
         woken(&mut wake);
         assert_eq!(wake.seen(), first + 2);
+    }
+
+    #[tokio::test]
+    async fn a_wake_for_events_numbered_at_commit_reads_and_announces_the_next_poll_only() {
+        let hub = Hub::default();
+        let workspace = Uuid::now_v7();
+        let (mut wake, _recent) = hub.watch(workspace);
+        let first = wake.seen();
+        hub.wake_published(workspace, 4);
+        hub.wake_published(workspace, wakes::AT_COMMIT);
+        assert_eq!(wake.seen(), first + 2, "each asks for a read");
+        let announced =
+            |hub: &Hub| lock(&hub.0.topics)[&Topic::Workspace(workspace)].announced_at_commit;
+        assert!(announced(&hub));
+        hub.wake_polled(workspace, 7, true);
+        assert!(
+            !announced(&hub),
+            "one poll's move is announced, not the next's"
+        );
+        assert_eq!(
+            lock(&hub.0.topics)[&Topic::Workspace(workspace)].published_through,
+            4
+        );
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! The stream's SQL: a workspace's audit events in stream order (`seq`, migration 000069),
-//! and the cursor that marks a subscriber's place in it.
+//! The stream's SQL: a workspace's audit events and conversation events in stream order
+//! (`seq`, migrations 000069 and 000074), and the cursor that marks a subscriber's place in
+//! it.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Nullable, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Bool, Nullable, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -42,10 +43,15 @@ impl Position {
 /// One event read from the stream.
 #[derive(QueryableByName)]
 pub struct StreamRow {
+    /// A conversation event in the audit log's shape: the service acted, on a
+    /// `conversation`, with no request or address.
     #[diesel(embed)]
     pub event: AuditRow,
     #[diesel(sql_type = BigInt)]
     pub seq: i64,
+    /// Whether the audit log holds it (a conversation event is in the stream only).
+    #[diesel(sql_type = Bool)]
+    pub audited: bool,
 }
 
 /// Up to `limit` events of the connection's workspace after `after`, in stream order. Runs
@@ -57,9 +63,14 @@ pub async fn after(
 ) -> diesel::QueryResult<Vec<StreamRow>> {
     static_sql(
         "SELECT id, at, actor_kind, actor_id, action, target_kind, target_id, changes, \
-                request_id, client, seq \
+                request_id, client, seq, true AS audited \
          FROM audit_events \
          WHERE workspace_id = $1 AND seq IS NOT NULL AND seq > $2 \
+         UNION ALL \
+         SELECT id, at, 'service', NULL, action, 'conversation', conversation_id::text, \
+                changes, NULL, NULL, seq, false \
+         FROM conversation_events \
+         WHERE workspace_id = $1 AND seq > $2 \
          ORDER BY seq LIMIT $3",
         (
             bind::<SqlUuid, _>(after.workspace_id),
@@ -77,9 +88,6 @@ pub const REPLAY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 #[derive(QueryableByName)]
 struct Bounds {
-    /// The oldest event the log still holds.
-    #[diesel(sql_type = Nullable<BigInt>)]
-    oldest: Option<i64>,
     /// The last number given.
     #[diesel(sql_type = BigInt)]
     latest: i64,
@@ -90,11 +98,11 @@ struct Bounds {
 
 async fn bounds(conn: &mut AsyncPgConnection, at: Position) -> diesel::QueryResult<Bounds> {
     static_sql(
-        "SELECT (SELECT min(seq) FROM audit_events WHERE workspace_id = $1 AND seq IS NOT NULL) \
-                  AS oldest, \
-                coalesce((SELECT seq FROM workspace_event_seqs WHERE workspace_id = $1), 0) \
+        "SELECT coalesce((SELECT seq FROM workspace_event_seqs WHERE workspace_id = $1), 0) \
                   AS latest, \
-                (SELECT at FROM audit_events WHERE workspace_id = $1 AND seq = $2 + 1) \
+                coalesce((SELECT at FROM audit_events WHERE workspace_id = $1 AND seq = $2 + 1), \
+                         (SELECT at FROM conversation_events \
+                          WHERE workspace_id = $1 AND seq = $2 + 1)) \
                   AS next_at",
         (
             bind::<SqlUuid, _>(at.workspace_id),
@@ -148,8 +156,9 @@ pub async fn heads(
 pub enum Resume {
     /// Every event after it is still in the log.
     Whole,
-    /// The log no longer holds some events after it (the audit retention pruned them), or
-    /// they are older than [`REPLAY_WINDOW`].
+    /// The log no longer holds the event after it (the audit retention, or the
+    /// conversation events' two days, pruned it), or that event is older than
+    /// [`REPLAY_WINDOW`].
     Expired,
     /// It is ahead of the stream: no cursor this stream gave.
     Unknown,
@@ -169,16 +178,16 @@ fn judge(seq: i64, bounds: &Bounds, now: DateTime<Utc>) -> Resume {
     if seq > bounds.latest {
         return Resume::Unknown;
     }
-    if bounds.next_at.is_some_and(|at| at < now - REPLAY_WINDOW) {
-        return Resume::Expired;
+    if seq == bounds.latest {
+        return Resume::Whole;
     }
-    // Numbers have no gaps, and retention prunes from the oldest: the log holds
-    // `oldest..=latest`, or nothing once it is all pruned.
-    let first_missing = bounds.oldest.unwrap_or(bounds.latest + 1);
-    if seq + 1 >= first_missing {
-        Resume::Whole
-    } else {
-        Resume::Expired
+    // Numbers have no gaps, and each table is pruned from its oldest, the audit log after a
+    // year, conversation events after two days. So when the next event is held and
+    // younger than the window, so is every later one (committed later, written at most a
+    // transaction's length earlier), far from either pruning: the log holds them all.
+    match bounds.next_at {
+        Some(at) if at >= now - REPLAY_WINDOW => Resume::Whole,
+        _ => Resume::Expired,
     }
 }
 
@@ -215,33 +224,23 @@ mod tests {
     #[test]
     fn a_cursor_resumes_while_the_log_holds_what_follows_it() {
         let now = Utc::now();
-        let recent = Some(now - chrono::TimeDelta::hours(1));
-        let held = |oldest, latest| Bounds {
-            oldest,
-            latest,
-            next_at: recent,
-        };
+        let at = |hours| Some(now - chrono::TimeDelta::hours(hours));
+        let held = |latest, next_at| Bounds { latest, next_at };
         let judge = |seq, bounds: &Bounds| judge(seq, bounds, now);
-        assert_eq!(judge(0, &held(None, 0)), Resume::Whole, "no events yet");
-        assert_eq!(judge(5, &held(Some(1), 9)), Resume::Whole);
-        assert_eq!(judge(0, &held(Some(1), 9)), Resume::Whole, "from the start");
+        assert_eq!(judge(0, &held(0, None)), Resume::Whole, "no events yet");
+        assert_eq!(judge(5, &held(9, at(1))), Resume::Whole);
+        assert_eq!(judge(0, &held(9, at(1))), Resume::Whole, "from the start");
         assert_eq!(
-            judge(3, &held(Some(4), 9)),
+            judge(9, &held(9, None)),
             Resume::Whole,
-            "just before the oldest"
+            "at the head, whatever was pruned"
         );
-        assert_eq!(judge(2, &held(Some(4), 9)), Resume::Expired, "3 was pruned");
+        assert_eq!(judge(2, &held(9, None)), Resume::Expired, "3 was pruned");
+        assert_eq!(judge(10, &held(9, at(1))), Resume::Unknown);
         assert_eq!(
-            judge(9, &held(None, 9)),
-            Resume::Whole,
-            "all pruned, nothing after"
+            judge(4, &held(9, at(25))),
+            Resume::Expired,
+            "older than the window"
         );
-        assert_eq!(judge(8, &held(None, 9)), Resume::Expired, "9 was pruned");
-        assert_eq!(judge(10, &held(Some(1), 9)), Resume::Unknown);
-        let old = Bounds {
-            next_at: Some(now - REPLAY_WINDOW - chrono::TimeDelta::minutes(1)),
-            ..held(Some(1), 9)
-        };
-        assert_eq!(judge(4, &old), Resume::Expired, "older than the window");
     }
 }

@@ -191,6 +191,7 @@ mod tests {
                 client: None,
             },
             seq,
+            audited: true,
         }
     }
 

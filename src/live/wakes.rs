@@ -1,11 +1,12 @@
 //! Waking every server's subscribers of a workspace once a commit has written its events.
 //!
 //! Recording an audit event notes its workspace and number ([`note`], from
-//! `audit::record`). The work that records it, a mutation (src/http.rs) or a job
-//! (src/worker.rs), runs in a [`scope`]: when the work is over, and with it every
-//! transaction it opened, the scope hands what was noted to this process's [`Publisher`],
-//! which publishes `<workspace>:<number>` on the installation's [`channel`] in the
-//! background, never holding up an answer. Every server subscribes to the channel
+//! `audit::record`); a conversation's write notes its workspace only ([`note_at_commit`]:
+//! its events are numbered when it commits). The work that does either, a mutation
+//! (src/http.rs) or a job (src/worker.rs), runs in a [`scope`]: when the work is over, and
+//! with it every transaction it opened, the scope hands what was noted to this process's
+//! [`Publisher`], which publishes `<workspace>:<number>` on the installation's [`channel`]
+//! in the background, never holding up an answer. Every server subscribes to the channel
 //! (`Hub::listen`, src/live/mod.rs).
 //!
 //! A wake is only a hint: subscribers read the events from the log themselves, and nothing
@@ -55,13 +56,28 @@ tokio::task_local! {
 #[derive(Clone, Default)]
 struct Noted(Arc<Mutex<HashMap<Uuid, i64>>>);
 
+/// The number a wake carries for events numbered at their commit (conversation events,
+/// migration 000074), which their writer cannot know: numbers start at 1.
+pub const AT_COMMIT: i64 = 0;
+
+/// Notes that `workspace_id`'s stream takes events when the work's transaction commits
+/// (conversation events: [`AT_COMMIT`]).
+pub fn note_at_commit(workspace_id: Uuid) {
+    note(workspace_id, AT_COMMIT);
+}
+
 /// Notes that event `seq` of `workspace_id`'s stream was written; outside a [`scope`] it is
-/// left to the poll.
+/// left to the poll. The wake keeps the highest number, unless the work also wrote events
+/// numbered at its commit: those come after every number it saw, so it says [`AT_COMMIT`].
 pub fn note(workspace_id: Uuid, seq: i64) {
     let _ = NOTED.try_with(|noted| {
         let mut noted = lock(&noted.0);
         let highest = noted.entry(workspace_id).or_insert(seq);
-        *highest = (*highest).max(seq);
+        *highest = if seq == AT_COMMIT || *highest == AT_COMMIT {
+            AT_COMMIT
+        } else {
+            (*highest).max(seq)
+        };
     });
 }
 
@@ -228,6 +244,23 @@ mod tests {
         assert_eq!(sent, vec![(b, 1), (a, 5)]);
         note(a, 6);
         assert!(queue.try_recv().is_err(), "outside a scope nothing is sent");
+    }
+
+    #[tokio::test]
+    async fn events_numbered_at_commit_make_the_wake_say_so_whatever_came_before() {
+        let (publisher, mut queue) = publisher();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        scope(&publisher, async {
+            note(a, 5);
+            note_at_commit(a);
+            note(a, 6);
+            note(b, 2);
+        })
+        .await;
+        let mut sent = Vec::new();
+        queue.recv_many(&mut sent, 8).await;
+        sent.sort_by_key(|(_, seq)| *seq);
+        assert_eq!(sent, vec![(a, AT_COMMIT), (b, 2)]);
     }
 
     #[tokio::test]

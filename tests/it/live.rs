@@ -451,6 +451,38 @@ async fn a_socket_needs_a_live_token_an_allowed_origin_and_carries_subscriptions
     assert_eq!(refusal(&mut client, "over").await, "RATE_LIMITED");
 }
 
+/// Whether, within 1.5 s, a backend of the test's database waits for a lock.
+async fn a_backend_waits_for_a_lock(app: &TestApp) -> bool {
+    let mut watcher = app.db.conn().await;
+    for _ in 0..150 {
+        let found: Vec<Terminated> = diesel::sql_query(
+            "SELECT true AS ended FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock'",
+        )
+        .load(&mut watcher)
+        .await
+        .expect("activity");
+        if !found.is_empty() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// An audit event holding the counter: a transaction of `app`'s database left open.
+async fn holding_the_counter(app: &TestApp, ws: &str) -> diesel_async::AsyncPgConnection {
+    use diesel_async::SimpleAsyncConnection;
+    let mut slow = app.db.conn().await;
+    slow.batch_execute(&format!(
+        "BEGIN; INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
+         target_id) VALUES ('{ws}', now(), 'system', 'workspace.settings_changed', 'workspace', '{ws}')"
+    ))
+    .await
+    .expect("open transaction");
+    slow
+}
+
 #[tokio::test]
 async fn events_come_in_commit_order_and_none_is_skipped_behind_a_longer_transaction() {
     use diesel_async::SimpleAsyncConnection;
@@ -461,14 +493,7 @@ async fn events_come_in_commit_order_and_none_is_skipped_behind_a_longer_transac
     // A transaction writes its event first and holds on; a rename in the same workspace
     // waits for its commit to take the next number, so the stream has them in commit
     // order, and a cursor never passes an event still to commit.
-    let mut slow = app.db.conn().await;
-    slow.batch_execute(&format!(
-        "BEGIN; INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
-         target_id) VALUES ('{ws}', now(), 'system', 'workspace.settings_changed', 'workspace', '{ws}')",
-        ws = team.workspace
-    ))
-    .await
-    .expect("open transaction");
+    let mut slow = holding_the_counter(&app, &team.workspace).await;
     let renaming = tokio::spawn({
         let (base, owner, ws) = (
             app.base_url.clone(),
@@ -478,23 +503,10 @@ async fn events_come_in_commit_order_and_none_is_skipped_behind_a_longer_transac
         async move { rename_at(&base, &owner, &ws, "Second to commit").await }
     });
     // The rename waits for the counter (before its lock timeout, 2 s): then commit.
-    let mut watcher = app.db.conn().await;
-    let mut waiting = false;
-    for _ in 0..150 {
-        let found: Vec<Terminated> = diesel::sql_query(
-            "SELECT true AS ended FROM pg_stat_activity WHERE datname = current_database() \
-             AND wait_event_type = 'Lock'",
-        )
-        .load(&mut watcher)
-        .await
-        .expect("activity");
-        if !found.is_empty() {
-            waiting = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(waiting, "the rename waits for the first transaction");
+    assert!(
+        a_backend_waits_for_a_lock(&app).await,
+        "the rename waits for the first transaction"
+    );
     slow.batch_execute("COMMIT").await.expect("committed");
     renaming.await.expect("renamed");
     assert_eq!(
@@ -1108,4 +1120,233 @@ async fn an_operation_id_in_progress_cannot_be_reused_and_an_ended_one_can() {
     // In progress, it closes the socket, as graphql-transport-ws says.
     client.subscribe("1", &ws, None).await;
     assert_eq!(client.next().await, Err(End::Closed(4409)));
+}
+
+const CONVERSATION_EVENTS: &str = "subscription($ws: ID!, $after: String) { \
+    workspaceEvents(workspaceId: $ws, after: $after) { cursor action targetKind targetId \
+      auditEvent { id } target { __typename ... on Conversation { id status messageCount } \
+      ... on Agent { id } } } }";
+
+/// A socket of `actor`'s subscribed as `id` with [`CONVERSATION_EVENTS`] from `after`.
+async fn watching_conversations(
+    base_url: &str,
+    actor: &Actor,
+    workspace: &str,
+    after: &str,
+) -> Client {
+    let mut client = Client::connect(base_url, &actor.token).await;
+    client
+        .send(json!({"id": "c", "type": "subscribe", "payload": {
+            "query": CONVERSATION_EVENTS, "variables": {"ws": workspace, "after": after}}}))
+        .await;
+    client
+}
+
+/// What a Viewer is for: the agent runtime's conversations, started, added to and closed,
+/// reach every role as they happen, woken as their commits end, with the conversation as
+/// queries return it; they are in the stream, not in the audit log; a retry adds nothing; a
+/// cursor replays them, for the two days they are kept.
+#[tokio::test]
+async fn the_runtimes_conversations_reach_every_role_live_and_stay_out_of_the_audit_log() {
+    use crate::conversations::{message, APPEND, CLOSE, START};
+    use crate::usage::SERVICE_TOKEN;
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let ws = team.workspace.clone();
+    // A server of its own, whose metrics count this test's wakes alone.
+    let mut server = processes::serve(&app, &[("METRICS_ADDR", "127.0.0.1:0")]).await;
+    let metrics = server.announced("metrics on ").await;
+    let base_url = server.base_url.clone();
+    let from = cursor(&base_url, &team.viewer, &ws).await;
+    let mut viewer = watching_conversations(&base_url, &team.viewer, &ws, &from).await;
+    let mut owner = watching_conversations(&base_url, &team.owner, &ws, &from).await;
+    let made = post(
+        &base_url,
+        &team.owner,
+        "mutation($ws: ID!) { createAgent(workspaceId: $ws, input: {name: \"Host\"}) { id } }",
+        json!({"ws": ws}),
+    )
+    .await;
+    let agent = made["createAgent"]["id"].clone();
+    let runtime = |query: &'static str, variables: Value| {
+        let base_url = base_url.clone();
+        async move { gql_at(&base_url, Some(SERVICE_TOKEN), query, variables).await }
+    };
+
+    // Each step's events, to the Viewer and the Owner: only the Owner reads the audit
+    // log, which holds the agent's creation, and the service's first access of the day
+    // (`audited_first`, before the messages that counted it), and nothing of the runtime's.
+    let mut cursors = std::collections::HashMap::new();
+    let mut step = async |action: &str, target: Value, audited_first: Option<&str>| {
+        for (client, reads_log) in [(&mut viewer, false), (&mut owner, true)] {
+            if let Some(first) = audited_first.filter(|_| reads_log) {
+                let event = client.event("c").await;
+                assert_eq!(event["action"], first, "{event}");
+                assert!(event["auditEvent"].is_object(), "{event}");
+                cursors.insert(first.to_owned(), event["cursor"].clone());
+            }
+            let event = client.event("c").await;
+            assert_eq!(event["action"], action, "{event}");
+            assert_eq!(event["target"], target, "{event}");
+            let audited = reads_log && action == "RESOURCE_CREATED";
+            assert_eq!(event["auditEvent"].is_object(), audited, "{event}");
+            if action != "RESOURCE_CREATED" {
+                assert_eq!(event["targetKind"], "conversation");
+                assert_eq!(event["targetId"], target["id"]);
+            }
+            cursors.insert(action.to_owned(), event["cursor"].clone());
+        }
+    };
+    step(
+        "RESOURCE_CREATED",
+        json!({"__typename": "Agent", "id": agent}),
+        None,
+    )
+    .await;
+
+    let started = runtime(
+        START,
+        json!({"ws": ws, "input": {"externalId": "live-1", "agentId": agent, "channel": "WEB_CHAT",
+                "contact": {"email": "guest@example.com"}}}),
+    )
+    .await;
+    let conversation = started["startConversation"]["id"].clone();
+    let state = |status: &str, count: i64| {
+        json!({"__typename": "Conversation", "id": conversation, "status": status,
+               "messageCount": count})
+    };
+    step("CONVERSATION_STARTED", state("OPEN", 0), None).await;
+
+    let batch = json!([
+        message("m1", "INBOUND", "Table for two?", 0),
+        message("m2", "OUTBOUND", "Booked.", 1)
+    ]);
+    let append = json!({"ws": ws, "c": conversation, "m": batch});
+    runtime(APPEND, append.clone()).await;
+    let added = "CONVERSATION_MESSAGES_ADDED";
+    step(added, state("OPEN", 2), Some("SERVICE_ACCESSED")).await;
+    runtime(APPEND, append).await; // a retry: nothing new, no event
+
+    runtime(CLOSE, json!({"ws": ws, "c": conversation})).await;
+    step("CONVERSATION_CLOSED", state("CLOSED", 2), None).await;
+    for client in [&mut viewer, &mut owner] {
+        client.quiet().await;
+    }
+    let cursor_of = |action: &str| cursors[action].as_str().expect("cursor").to_owned();
+
+    // Each write woke the subscribers through Redis once it was over (the poll, once a
+    // second, would deliver them too, only later): the agent, the start, the append, its
+    // retry (which wrote nothing, but cannot tell) and the close.
+    let scrape = crate::metrics::scrape(&reqwest::Client::new(), &metrics).await;
+    let published = crate::metrics::counted(
+        &scrape,
+        "linkai_live_wakes_published_total",
+        &[("outcome", "published")],
+    );
+    assert_eq!(published, 5.0);
+
+    let log = post(
+        &base_url,
+        &team.owner,
+        "query($ws: ID!) { workspace(id: $ws) { auditLog(first: 50) { edges { node { action } } } } }",
+        json!({"ws": ws}),
+    )
+    .await;
+    let logged = log["workspace"]["auditLog"]["edges"].to_string();
+    assert!(logged.contains("SERVICE_ACCESSED"), "{logged}");
+    assert!(!logged.contains("CONVERSATION_"), "{logged}");
+
+    // A cursor replays what followed it.
+    let started_cursor = cursor_of("CONVERSATION_STARTED");
+    let mut back = watching_conversations(&base_url, &team.member, &ws, &started_cursor).await;
+    assert_eq!(back.event("c").await["action"], added);
+    assert_eq!(back.event("c").await["action"], "CONVERSATION_CLOSED");
+
+    // Kept two days: events older go in the retention round, younger stay. Everything but
+    // the close is made three days old; the close, 20 hours.
+    let mut conn = app.db.conn().await;
+    for table in ["audit_events", "conversation_events"] {
+        diesel::sql_query(format!(
+            "UPDATE {table} SET at = at - CASE WHEN action = 'conversation.closed' \
+             THEN interval '20 hours' ELSE interval '3 days' END WHERE workspace_id = '{ws}'"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("aged");
+    }
+    linkai::conversations::prune(&mut conn, chrono::Utc::now())
+        .await
+        .expect("pruned");
+    let actions = async |conn: &mut diesel_async::AsyncPgConnection, table: &str| {
+        let rows: Vec<Name> = diesel::sql_query(format!(
+            "SELECT action AS name FROM {table} WHERE workspace_id = '{ws}' ORDER BY seq"
+        ))
+        .load(conn)
+        .await
+        .expect("read");
+        rows.into_iter().map(|row| row.name).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        actions(&mut conn, "conversation_events").await,
+        ["conversation.closed"]
+    );
+    assert!(actions(&mut conn, "audit_events")
+        .await
+        .contains(&"service.accessed".to_owned()));
+    // Whose next event is gone: expired. Whose next event is held and within the day: it
+    // replays.
+    let mut late = Client::connect(&base_url, &team.owner.token).await;
+    late.subscribe("late", &ws, Some(&cursor_of("SERVICE_ACCESSED")))
+        .await;
+    assert_eq!(refusal(&mut late, "late").await, "CURSOR_EXPIRED");
+    let mut recent = watching_conversations(&base_url, &team.owner, &ws, &cursor_of(added)).await;
+    assert_eq!(recent.event("c").await["action"], "CONVERSATION_CLOSED");
+}
+
+#[derive(diesel::QueryableByName)]
+struct Name {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// A conversation's event takes its number as its write commits, after an audited change
+/// still open in the workspace: it waits for that commit, and the stream has them in commit
+/// order.
+#[tokio::test]
+async fn a_conversations_event_waits_at_its_commit_for_an_audited_change_still_open() {
+    use diesel_async::SimpleAsyncConnection;
+    let app = TestApp::new().await;
+    let team = app.team().await;
+    let ws = team.workspace.clone();
+    let agent = crate::conversations::agent(&app, &team.owner, &ws).await;
+    let from = cursor(&app.base_url, &team.viewer, &ws).await;
+    let mut viewer = watching_conversations(&app.base_url, &team.viewer, &ws, &from).await;
+    let mut slow = holding_the_counter(&app, &ws).await;
+    let starting = tokio::spawn({
+        let (base, ws) = (app.base_url.clone(), ws.clone());
+        async move {
+            gql_at(
+                &base,
+                Some(crate::usage::SERVICE_TOKEN),
+                crate::conversations::START,
+                json!({"ws": ws, "input": {"externalId": "second", "agentId": agent,
+                        "channel": "SMS", "contact": {"phone": "+14155550123"}}}),
+            )
+            .await
+        }
+    });
+    assert!(
+        a_backend_waits_for_a_lock(&app).await,
+        "the start waits at its commit"
+    );
+    slow.batch_execute("COMMIT").await.expect("committed");
+    starting.await.expect("started");
+    assert_eq!(
+        viewer.event("c").await["action"],
+        "WORKSPACE_SETTINGS_CHANGED"
+    );
+    let started = viewer.event("c").await;
+    assert_eq!(started["action"], "CONVERSATION_STARTED");
+    assert_eq!(started["target"]["status"], "OPEN");
+    viewer.quiet().await;
 }

@@ -196,8 +196,23 @@ const FUNCTION_CALLS: &[(&str, &str)] = &[
         "SELECT prune_audit_events(now() - interval '400 days')",
     ),
     (
+        "record_conversation_event",
+        // Deferred to the commit, which the call's transaction never reaches: at once here.
+        "SET CONSTRAINTS conversation_events IMMEDIATE; \
+         INSERT INTO conversations (id, workspace_id, external_id, channel, started_at, \
+           last_activity_at) VALUES (gen_random_uuid(), $ws, 'plans-e', 'sms', now(), now()); \
+         UPDATE conversations SET message_count = message_count + 1 \
+           WHERE workspace_id = $ws AND external_id = 'plans-e'; \
+         UPDATE conversations SET status = 'closed', closed_at = now() \
+           WHERE workspace_id = $ws AND external_id = 'plans-e'",
+    ),
+    (
         "prune_conversations",
         "SELECT prune_conversations(now(), 100)",
+    ),
+    (
+        "prune_conversation_events",
+        "SELECT prune_conversation_events(now(), 100)",
     ),
     (
         "prune_contact_days",
