@@ -4,5 +4,6 @@
 pub mod baseline;
 pub mod email;
 pub mod noop_jobs;
+pub mod otlp;
 pub mod sockets;
 pub mod stats;

@@ -9,8 +9,10 @@
 //!   invitations sent at a steady rate; latency from each request to its email's acceptance.
 //! - `sockets-hold WS_URL COUNT`, `sockets-latency WS_URL ADMIN_URL REDIS_URL WORKSPACES
 //!   FANOUT RATE SECONDS`: live updates' footprint and delivery latency (`sockets.rs`).
+//! - `otlp ADDR OUT_FILE`: an OTLP/HTTP trace receiver writing each span as a JSON line, for
+//!   the tail's slowest requests (`otlp.rs`); runs until stopped.
 
-use linkai_bench::{baseline, email, noop_jobs, sockets};
+use linkai_bench::{baseline, email, noop_jobs, otlp, sockets};
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -19,7 +21,8 @@ const USAGE: &str = "usage: linkai-bench baseline ADDR BODY_FILE
        linkai-bench jobs REDIS_URL COUNT
        linkai-bench email API_URL SMTP_ADDR TOKENS_FILE RATE COUNT
        linkai-bench sockets-hold WS_URL COUNT
-       linkai-bench sockets-latency WS_URL ADMIN_URL REDIS_URL WORKSPACES FANOUT RATE SECONDS";
+       linkai-bench sockets-latency WS_URL ADMIN_URL REDIS_URL WORKSPACES FANOUT RATE SECONDS
+       linkai-bench otlp ADDR OUT_FILE";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -39,6 +42,7 @@ async fn main() -> ExitCode {
                 _ => Err(anyhow::anyhow!("RATE and COUNT must be numbers")),
             }
         }
+        ["otlp", addr, out_file] => otlp::receive(addr, out_file).await,
         ["sockets-hold", ws_url, count] => match count.parse() {
             Ok(count) => sockets::hold(ws_url, count).await,
             Err(_) => Err(anyhow::anyhow!("COUNT must be a number")),
