@@ -28,11 +28,11 @@ pub use static_sql::{bind, static_sql, Bind, BindList, StaticSql};
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 pub type PgPool = Pool<ContextManager>;
-/// A connection from the pool, which goes back to it when dropped, unless a transaction is
-/// open on it: a request dropped inside its transaction (its client hung up, its deadline
-/// passed) would otherwise put the connection back with the transaction open, and the rows
-/// it locked would stay locked until that connection's next checkout, which may not come
-/// for a long time. Such a connection is closed instead, and PostgreSQL rolls back.
+/// A connection from the pool, which goes back to it when dropped. A request dropped inside
+/// its transaction (its client hung up, its deadline passed) leaves the transaction open:
+/// such a connection is rolled back first, by [`roll_back_abandoned`], so that neither the
+/// rows it locked stay locked nor the pool has to make a connection in some later request's
+/// path (bench/run found those: BENCHMARKS.md, twenty-eighth round).
 pub struct PooledConnection(Option<Object<ContextManager>>);
 
 impl Deref for PooledConnection {
@@ -54,11 +54,50 @@ impl Drop for PooledConnection {
         let Some(mut object) = self.0.take() else {
             return;
         };
-        if diesel_async::pooled_connection::PoolableConnection::is_broken(&mut object.conn) {
-            tracing::warn!("a connection was dropped inside a transaction: closing it");
-            drop(Object::take(object));
+        if !diesel_async::pooled_connection::PoolableConnection::is_broken(&mut object.conn) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(roll_back_abandoned(object))),
+            // No runtime to roll back on (it is shutting down): closing rolls back too.
+            Err(_) => close_abandoned(object),
         }
     }
+}
+
+/// Ends the transaction a dropped request left open on `object`, then puts the connection
+/// back in the pool; closes it instead when that fails or takes longer than a statement
+/// may (a statement the request left running finishes or times out first).
+///
+/// A plain `ROLLBACK` is right wherever the request was dropped: inside a statement, it
+/// runs after that one; inside diesel-async's own `BEGIN`, `COMMIT` or `ROLLBACK`, whose
+/// outcome is unknown, it ends whatever is open, and on an idle session it only warns.
+async fn roll_back_abandoned(mut object: Object<ContextManager>) {
+    use diesel_async::SimpleAsyncConnection;
+    let limit = Object::pool(&object).map_or(CONNECT_TIMEOUT, |pool| {
+        pool.manager().statement_timeout + CONNECT_TIMEOUT
+    });
+    let rolled_back = tokio::time::timeout(limit, object.conn.batch_execute("ROLLBACK")).await;
+    if !matches!(rolled_back, Ok(Ok(()))) {
+        return close_abandoned(object);
+    }
+    // The session is idle: diesel-async's record of it starts over (including the flag it
+    // sets when a `BEGIN`/`COMMIT` was dropped midway, which would otherwise mark the
+    // connection broken forever). The session's context too: a `set_config` the
+    // transaction made may have been rolled back with it.
+    *object.conn.transaction_state() = diesel_async::AnsiTransactionManager::default();
+    object.context = None;
+    metrics::counter!("linkai_db_abandoned_transactions_total", "outcome" => "rolled_back")
+        .increment(1);
+}
+
+/// Closes a connection whose transaction could not be ended; PostgreSQL rolls it back.
+fn close_abandoned(object: Object<ContextManager>) {
+    tracing::warn!(
+        "a dropped request's transaction could not be rolled back: closing its connection"
+    );
+    metrics::counter!("linkai_db_abandoned_transactions_total", "outcome" => "closed").increment(1);
+    drop(Object::take(object));
 }
 
 /// Who a session acts for and which workspace it works in (`app.user_id`,
@@ -75,7 +114,8 @@ struct SessionContext {
 /// The record stays exact because the session-level settings change only in
 /// [`Db::checkout`]: inside transactions, [`enter_workspace`] changes them for that
 /// transaction only, so they are back to the recorded values once it ends, committed
-/// or not (and a connection left inside a transaction is broken and never reused).
+/// or not (and a connection left inside a transaction gets an unknown context when it is
+/// rolled back: [`roll_back_abandoned`]).
 pub struct ContextConnection {
     conn: AsyncPgConnection,
     /// `None` while unknown: new, or a setting statement did not finish.
@@ -120,6 +160,7 @@ impl deadpool::managed::Manager for ContextManager {
         .await
         .map_err(diesel_async::pooled_connection::PoolError::QueryError)?;
         note_reachable();
+        metrics::counter!("linkai_db_connections_opened_total").increment(1);
         Ok(ContextConnection {
             conn,
             context: None,

@@ -165,6 +165,14 @@ fn describe() {
         "linkai_db_pool_waiting",
         "Requests waiting for a pooled connection."
     );
+    describe_counter!(
+        "linkai_db_connections_opened_total",
+        "Database connections the pool opened."
+    );
+    describe_counter!(
+        "linkai_db_abandoned_transactions_total",
+        "Transactions left open by a dropped request, by outcome (rolled_back and kept, closed)."
+    );
     describe_histogram!(
         "linkai_db_pool_wait_seconds",
         Unit::Seconds,
