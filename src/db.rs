@@ -54,8 +54,14 @@ impl Drop for PooledConnection {
         let Some(mut object) = self.0.take() else {
             return;
         };
-        if !diesel_async::pooled_connection::PoolableConnection::is_broken(&mut object.conn) {
+        let conn: &mut AsyncPgConnection = &mut object.conn;
+        if !diesel_async::pooled_connection::PoolableConnection::is_broken(conn) {
             return;
+        }
+        type Transactions = <AsyncPgConnection as AsyncConnection>::TransactionManager;
+        if !Transactions::is_broken_transaction_manager(conn) {
+            // No transaction, but the session is gone (PostgreSQL restarted, or closed it).
+            return drop(Object::take(object));
         }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(roll_back_abandoned(object))),
@@ -66,26 +72,38 @@ impl Drop for PooledConnection {
 }
 
 /// Ends the transaction a dropped request left open on `object`, then puts the connection
-/// back in the pool; closes it instead when that fails or takes longer than a statement
-/// may (a statement the request left running finishes or times out first).
+/// back in the pool; closes it instead when that fails or does not end within a statement
+/// timeout and a connect timeout. Until then the connection counts as in use.
 ///
-/// A plain `ROLLBACK` is right wherever the request was dropped: inside a statement, it
-/// runs after that one; inside diesel-async's own `BEGIN`, `COMMIT` or `ROLLBACK`, whose
-/// outcome is unknown, it ends whatever is open, and on an idle session it only warns.
+/// A plain `ROLLBACK` is right wherever the request was dropped. Inside a statement, it runs
+/// once that one ends (tokio-postgres answers requests in order and skips the answers
+/// nobody waits for). Inside diesel-async's own `BEGIN`, `COMMIT` or `ROLLBACK`, whose
+/// outcome is unknown, it ends whatever is open; on an idle session it only warns. It also
+/// puts back the session's settings as they were before the transaction, which is what
+/// [`ContextConnection`]'s record says.
 async fn roll_back_abandoned(mut object: Object<ContextManager>) {
     use diesel_async::SimpleAsyncConnection;
     let limit = Object::pool(&object).map_or(CONNECT_TIMEOUT, |pool| {
         pool.manager().statement_timeout + CONNECT_TIMEOUT
     });
+    // Not the dropped request's statement: out of its counts, its log and its trace.
+    object
+        .conn
+        .set_instrumentation(|_: InstrumentationEvent<'_>| {});
     let rolled_back = tokio::time::timeout(limit, object.conn.batch_execute("ROLLBACK")).await;
     if !matches!(rolled_back, Ok(Ok(()))) {
         return close_abandoned(object);
     }
-    // The session is idle: diesel-async's record of it starts over (including the flag it
+    // The session is idle: diesel-async's record of it starts over, including the flag it
     // sets when a `BEGIN`/`COMMIT` was dropped midway, which would otherwise mark the
-    // connection broken forever). The session's context too: a `set_config` the
-    // transaction made may have been rolled back with it.
+    // connection broken for good (`AnsiTransactionManager::is_broken`, diesel-async 0.9).
     *object.conn.transaction_state() = diesel_async::AnsiTransactionManager::default();
+    debug_assert!(
+        !diesel_async::pooled_connection::PoolableConnection::is_broken(&mut object.conn),
+        "a rolled-back connection is whole again"
+    );
+    // Unknown for one checkout's statement: cheap insurance for row-level security, should
+    // some transaction ever change a session-level setting.
     object.context = None;
     metrics::counter!("linkai_db_abandoned_transactions_total", "outcome" => "rolled_back")
         .increment(1);
@@ -382,7 +400,7 @@ where
     .await?;
     let done = work.await;
     // Nothing was written here: ending the transaction only frees the lock. If it cannot
-    // end, the connection is closed when dropped, which frees it too.
+    // end, the connection is rolled back or closed when dropped, which frees it too.
     AnsiTransactionManager::commit_transaction(conn).await?;
     done
 }

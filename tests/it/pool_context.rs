@@ -173,76 +173,116 @@ async fn backend_pid(conn: &mut diesel_async::AsyncPgConnection) -> i32 {
 }
 
 /// Where a request is when its client hangs up.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Midway {
     /// Between two statements of its transaction, holding A's row lock.
     BetweenStatements,
-    /// Inside a statement PostgreSQL is still running, holding A's row lock.
+    /// Inside a statement PostgreSQL is still running (half a second), holding A's lock.
     InsideStatement,
+    /// Inside a savepoint (a transaction inside the transaction), holding A's lock.
+    InsideSavepoint,
+    /// After switching its transaction into workspace B (`enter_workspace`) and setting
+    /// the session's workspace to C, holding A's lock.
+    InOtherWorkspaces,
     /// Inside the `COMMIT` of a transaction that wrote a contact named `committing` (the
-    /// test makes commits slow).
+    /// test makes commits take half a second).
     InsideCommit,
 }
 
+/// What the request does before it is dropped `midway`; `started` fires when it is there.
+async fn work_until(
+    conn: &mut diesel_async::AsyncPgConnection,
+    midway: Midway,
+    w: (Uuid, Uuid, Uuid),
+    started: tokio::sync::oneshot::Sender<()>,
+) -> diesel::QueryResult<()> {
+    let (a, b, c) = w;
+    if midway == Midway::InsideCommit {
+        diesel::sql_query(format!(
+            "INSERT INTO resources (id, workspace_id, kind, name) \
+             VALUES (gen_random_uuid(), '{a}', 'contact', 'committing')"
+        ))
+        .execute(conn)
+        .await?;
+        // Returning starts the COMMIT, which runs the deferred trigger.
+        let _ = started.send(());
+        return Ok(());
+    }
+    linkai::workspaces::model::lock_row(conn, a).await?;
+    match midway {
+        Midway::InsideStatement => {
+            let _ = started.send(());
+            diesel::sql_query("SELECT pg_sleep(0.5)")
+                .execute(conn)
+                .await?;
+        }
+        Midway::InsideSavepoint => {
+            return conn
+                .transaction(async move |conn| {
+                    diesel::sql_query("SELECT 1").execute(conn).await?;
+                    let _ = started.send(());
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                    diesel::QueryResult::Ok(())
+                })
+                .await;
+        }
+        Midway::InOtherWorkspaces => {
+            linkai::db::enter_workspace(conn, b).await?;
+            diesel::sql_query(format!(
+                "SELECT set_config('app.workspace_id', '{c}', false)"
+            ))
+            .execute(conn)
+            .await?;
+            assert_eq!(visible(conn).await, ["c"], "moved out of A");
+            let _ = started.send(());
+        }
+        _ => {
+            let _ = started.send(());
+        }
+    }
+    // The request would go on here, but its client hangs up.
+    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    Ok(())
+}
+
 /// Runs a transaction on workspace A's connection as a request would, and drops the
-/// request once it is `midway`. Returns the connection's backend.
-async fn abandon(w: &World, midway: Midway) -> i32 {
-    let (db, a) = (w.db.clone(), w.a);
+/// request once it is `midway`. Returns the connection's backend and when it was dropped.
+async fn abandon(w: &World, midway: Midway) -> (i32, std::time::Instant) {
+    let (db, ids) = (w.db.clone(), (w.a, w.b, w.c));
     let (started, told) = tokio::sync::oneshot::channel::<()>();
     let (pid_tx, pid_rx) = tokio::sync::oneshot::channel();
     let request = tokio::spawn(async move {
-        let mut conn = db.conn_in(a).await.expect("conn");
+        let mut conn = db.conn_in(ids.0).await.expect("conn");
         let _ = pid_tx.send(backend_pid(&mut conn).await);
-        conn.transaction(async move |conn| {
-            if let Midway::InsideCommit = midway {
-                diesel::sql_query(format!(
-                    "INSERT INTO resources (id, workspace_id, kind, name) \
-                     VALUES (gen_random_uuid(), '{a}', 'contact', 'committing')"
-                ))
-                .execute(conn)
-                .await?;
-                // Returning starts the COMMIT, which runs the deferred trigger.
-                let _ = started.send(());
-                return diesel::QueryResult::Ok(());
-            }
-            linkai::workspaces::model::lock_row(conn, a).await?;
-            let _ = started.send(());
-            if let Midway::InsideStatement = midway {
-                diesel::sql_query("SELECT pg_sleep(0.5)")
-                    .execute(conn)
-                    .await?;
-            }
-            // The request would go on here, but its client hangs up.
-            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-            Ok(())
-        })
-        .await
+        conn.transaction(async move |conn| work_until(conn, midway, ids, started).await)
+            .await
     });
     let pid = pid_rx.await.expect("the request's backend");
-    told.await.expect("the transaction started");
-    if !matches!(midway, Midway::BetweenStatements) {
+    told.await.expect("the request got there");
+    if let Midway::InsideStatement | Midway::InsideCommit = midway {
         // Well inside the half-second statement or commit.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     request.abort();
+    let dropped = std::time::Instant::now();
     assert!(
         request.await.is_err_and(|e| e.is_cancelled()),
         "dropped midway"
     );
-    pid
+    (pid, dropped)
 }
 
-/// After a request was dropped inside its transaction: no pooled session stays inside it,
-/// the next checkout gets the same connection back (the pool does not make a new one in
-/// some later request's path), and that connection runs transactions and takes A's lock.
-async fn assert_rolled_back_and_kept(w: &World, pid: i32) {
+/// After a request was dropped inside its transaction: its session leaves the transaction
+/// (waits for it are returned), the next checkout gets the same connection back (the pool
+/// does not make a new one in some later request's path), that connection sees A's
+/// `contacts` and nothing else, runs transactions, and takes A's lock at once.
+async fn assert_rolled_back_and_kept(w: &World, pid: i32, contacts: &[&str]) -> std::time::Instant {
     let mut admin = w._db.conn().await;
     let mut open = -1;
     for _ in 0..100 {
-        open = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE usename = 'linkai_app' AND state <> 'idle'",
-        )
+        open = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = {pid} AND state <> 'idle'"
+        ))
         .get_result::<Count>(&mut admin)
         .await
         .expect("activity")
@@ -250,11 +290,12 @@ async fn assert_rolled_back_and_kept(w: &World, pid: i32) {
         if open == 0 {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    let idle = std::time::Instant::now();
     assert_eq!(
         open, 0,
-        "a pooled session is still inside the dropped transaction"
+        "the session is still inside the dropped transaction"
     );
     let mut conn = w.db.conn_in(w.a).await.expect("conn");
     assert_eq!(
@@ -262,8 +303,7 @@ async fn assert_rolled_back_and_kept(w: &World, pid: i32) {
         pid,
         "the same connection, kept"
     );
-    let rows = visible(&mut conn).await;
-    assert_eq!(rows[0], "a", "in workspace A");
+    assert_eq!(visible(&mut conn).await, contacts);
     conn.transaction(async |conn| {
         diesel::sql_query("SET LOCAL lock_timeout = '100ms'")
             .execute(conn)
@@ -272,6 +312,7 @@ async fn assert_rolled_back_and_kept(w: &World, pid: i32) {
     })
     .await
     .expect("the row is free, and the connection's transactions work");
+    idle
 }
 
 /// Found by bench/run: a request dropped inside its transaction (wrk hung up on it) put its
@@ -283,16 +324,42 @@ async fn assert_rolled_back_and_kept(w: &World, pid: i32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_dropped_between_statements_is_rolled_back_and_kept() {
     let w = world().await;
-    let pid = abandon(&w, Midway::BetweenStatements).await;
-    assert_rolled_back_and_kept(&w, pid).await;
+    let (pid, _) = abandon(&w, Midway::BetweenStatements).await;
+    assert_rolled_back_and_kept(&w, pid, &["a"]).await;
 }
 
 /// Dropped while PostgreSQL runs one of its statements: the rollback waits for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_dropped_inside_a_statement_is_rolled_back_and_kept() {
     let w = world().await;
-    let pid = abandon(&w, Midway::InsideStatement).await;
-    assert_rolled_back_and_kept(&w, pid).await;
+    let (pid, dropped) = abandon(&w, Midway::InsideStatement).await;
+    let idle = assert_rolled_back_and_kept(&w, pid, &["a"]).await;
+    assert!(
+        idle - dropped >= std::time::Duration::from_millis(250),
+        "the statement was still running when the request was dropped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_inside_a_savepoint_is_rolled_back_and_kept() {
+    let w = world().await;
+    let (pid, _) = abandon(&w, Midway::InsideSavepoint).await;
+    assert_rolled_back_and_kept(&w, pid, &["a"]).await;
+}
+
+/// Row-level security after a rescue: the transaction had moved into workspace B, and set
+/// the session's workspace to C. The rollback puts the session back in A, where its next
+/// checkout, even one that sets nothing, finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_in_another_workspace_is_back_in_its_own() {
+    let w = world().await;
+    let (pid, _) = abandon(&w, Midway::InOtherWorkspaces).await;
+    // The pool's one connection, once the rescue hands it back.
+    let mut conn = w.db.conn_outside_tenancy().await.expect("conn");
+    assert_eq!(backend_pid(&mut conn).await, pid);
+    assert_eq!(visible(&mut conn).await, ["a"]);
+    drop(conn);
+    assert_rolled_back_and_kept(&w, pid, &["a"]).await;
 }
 
 /// Dropped inside diesel-async's own `COMMIT`, whose outcome the request never learns: the
@@ -313,8 +380,36 @@ async fn a_connection_dropped_inside_its_commit_is_rolled_back_and_kept() {
             .await
             .expect("a commit that takes half a second");
     }
-    let pid = abandon(&w, Midway::InsideCommit).await;
-    assert_rolled_back_and_kept(&w, pid).await;
-    let mut conn = w.db.conn_in(w.a).await.expect("conn");
-    assert_eq!(visible(&mut conn).await, ["a", "committing"]);
+    let (pid, _) = abandon(&w, Midway::InsideCommit).await;
+    assert_rolled_back_and_kept(&w, pid, &["a", "committing"]).await;
+}
+
+/// `one_at_a_time` holds its advisory lock in a transaction across another system's call
+/// (Stripe's). A run dropped during that call frees the lock at once for the next run, on
+/// the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_dropped_while_one_at_a_time_frees_its_lock() {
+    let w = world().await;
+    let (started, told) = tokio::sync::oneshot::channel::<()>();
+    let db = w.db.clone();
+    let run = tokio::spawn(async move {
+        linkai::db::one_at_a_time(&db, "the key", async move {
+            let _ = started.send(());
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            anyhow::Ok(())
+        })
+        .await
+    });
+    told.await.expect("the first run holds the lock");
+    run.abort();
+    let _ = run.await;
+    let next = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        linkai::db::one_at_a_time(&w.db, "the key", async { anyhow::Ok(()) }),
+    )
+    .await;
+    assert!(
+        matches!(next, Ok(Ok(()))),
+        "the next run takes the lock at once: {next:?}"
+    );
 }
