@@ -31,7 +31,7 @@
 //! | `INTROSPECTION` | `false`: no `__schema`/`__type` and no playground | `true` |
 //! | `HTTP_HEADER_TIMEOUT_SECS` | a connection must send a request's headers within this long, counted from when it opens or its previous response ends (so it also closes idle keep-alive connections) | [`DEFAULT_HEADER_TIMEOUT_SECS`] |
 //! | `HTTP_BODY_TIMEOUT_SECS` | a request's whole body must arrive within this long after its headers (else 408) | [`DEFAULT_BODY_TIMEOUT_SECS`] |
-//! | `HTTP_REQUEST_TIMEOUT_SECS` | a request is answered within this long, or with 503 `SERVICE_UNAVAILABLE` (its work rolled back) | [`DEFAULT_REQUEST_TIMEOUT_SECS`] |
+//! | `HTTP_REQUEST_TIMEOUT_SECS` | a request is answered within this long, or with 503 `SERVICE_UNAVAILABLE`: its work rolled back, unless the deadline fell while its commit ran (then, as with any answer lost on the way, the work may be done) | [`DEFAULT_REQUEST_TIMEOUT_SECS`] |
 //! | `HTTP_MAX_CONNECTIONS` | open connections per process; past it, new ones wait in the listen backlog | [`DEFAULT_MAX_CONNECTIONS`] |
 //! | `SHUTDOWN_TIMEOUT_SECS` | after SIGTERM, how long requests in flight get before the process exits anyway | [`DEFAULT_SHUTDOWN_TIMEOUT_SECS`] |
 //! | `TRUSTED_PROXIES` | comma-separated proxy addresses (`10.0.0.5`, `10.0.0.0/8`) whose `X-Forwarded-For` names the client, and whose `X-Request-Id` (a UUID) names the request | unset: the peer is the client |
