@@ -24,7 +24,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use futures_util::stream::{self, BoxStream, SplitSink};
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -216,6 +216,7 @@ async fn forward(
     let mut token: Option<(crate::live::Wake, SignedIn)> = None;
     let mut awaiting_sign_in = true;
     let mut acknowledged = false;
+    let mut failures = Failures::default();
     loop {
         let message = tokio::select! {
             next = outgoing.next() => match next {
@@ -253,6 +254,9 @@ async fn forward(
                 close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout")
             }
             () = &mut closing => close(CLOSE_GOING_AWAY, "The server is going away."),
+        };
+        let Some(message) = failures.rewrite(message) else {
+            continue;
         };
         acknowledged |=
             matches!(&message, Message::Text(text) if text.as_str().contains("\"connection_ack\""));
@@ -363,6 +367,62 @@ impl Heard {
 
     fn anything(&self) -> bool {
         self.heard.load(Ordering::Relaxed) != NEVER
+    }
+}
+
+/// The key of the extension marking a response that ends its operation with errors
+/// ([`failed`]), which the client never sees: [`Failures`] turns it into an `error` message.
+const FAILED: &str = "linkai.failed";
+const FAILED_MARKER: &str = "\"linkai.failed\":true";
+
+/// Marks `response`, errors and no data, as the last of its operation.
+fn failed(mut response: Response) -> Response {
+    response
+        .extensions
+        .insert(FAILED.to_owned(), async_graphql::Value::Boolean(true));
+    response
+}
+
+/// graphql-transport-ws ends an operation that fails (refused, or ended by an error) with one
+/// `error` message, its payload the errors, and nothing after it. async-graphql 7.2 sends
+/// such errors as a `next`, then `complete`: this turns the `next` of a response marked
+/// [`failed`] into the `error`, and drops the `complete` that follows.
+#[derive(Default)]
+struct Failures {
+    /// Operations that got their `error`, whose `complete` is still to come.
+    ended: std::collections::HashSet<String>,
+}
+
+impl Failures {
+    fn rewrite(&mut self, message: Message) -> Option<Message> {
+        let Message::Text(text) = &message else {
+            return Some(message);
+        };
+        let text = text.as_str();
+        if text.starts_with("{\"type\":\"complete\"") {
+            return match serde_json::from_str::<Envelope>(text) {
+                Ok(Envelope { id: Some(id), .. }) if self.ended.remove(&id) => None,
+                _ => Some(message),
+            };
+        }
+        // Only a message holding the marker is parsed (events, the large messages, are
+        // not), and only the marker in its extensions counts.
+        if !(text.starts_with("{\"type\":\"next\"") && text.contains(FAILED_MARKER)) {
+            return Some(message);
+        }
+        let Ok(mut next) = serde_json::from_str::<serde_json::Value>(text) else {
+            return Some(message);
+        };
+        let (Some(id), true) = (
+            next["id"].as_str().map(str::to_owned),
+            next["payload"]["extensions"][FAILED] == true,
+        ) else {
+            return Some(message);
+        };
+        let errors = next["payload"]["errors"].take();
+        let error = serde_json::json!({"type": "error", "id": id, "payload": errors});
+        self.ended.insert(id);
+        Some(Message::Text(error.to_string().into()))
     }
 }
 
@@ -516,14 +576,14 @@ impl Executor for LiveExecutor {
     ) -> BoxStream<'static, Response> {
         let mut request = request;
         if let Err(err) = self.admit(&mut request) {
-            return stream::once(async move { refused(&err) }).boxed();
+            return stream::once(async move { failed(refused(&err)) }).boxed();
         }
         let Some(slot) = Slot::take(&self.open) else {
             let err = ApiError::new(
                 crate::error::ErrorCode::RateLimited,
                 format!("A socket holds at most {SUBSCRIPTIONS_PER_SOCKET} subscriptions."),
             );
-            return stream::once(async move { refused(&err) }).boxed();
+            return stream::once(async move { failed(refused(&err)) }).boxed();
         };
         let responses = self
             .app
@@ -544,12 +604,21 @@ impl Executor for LiveExecutor {
 /// as long as a stalled client keeps the socket. The task waits with one finished response
 /// at most, and stops when the subscription does.
 fn resolved_apart(
-    mut responses: impl futures_util::Stream<Item = Response> + Send + Unpin + 'static,
+    responses: impl futures_util::Stream<Item = Response> + Send + Unpin + 'static,
 ) -> impl futures_util::Stream<Item = Response> + Send + 'static {
     let (mut ready, taken) = futures_channel::mpsc::channel::<Response>(0);
     let task = tokio::spawn(async move {
+        let mut responses = std::pin::pin!(responses.peekable());
         while let Some(mut response) = responses.next().await {
             crate::graphql::errors::code_errors(&mut response);
+            // Errors and no data, and the stream ends at once: the operation failed (a
+            // refusal, or an ending such as a removed member's), rather than one event.
+            if response.data == async_graphql::Value::Null
+                && response.is_err()
+                && (responses.as_mut().peek().now_or_never()).is_some_and(|n| n.is_none())
+            {
+                response = failed(response);
+            }
             if ready.send(response).await.is_err() {
                 return;
             }
@@ -678,5 +747,60 @@ mod tests {
         assert_eq!(token(serde_json::json!({"authorization": ""})), None);
         assert_eq!(token(serde_json::json!({"token": "abc"})), None);
         assert_eq!(token(serde_json::json!(null)), None);
+    }
+
+    fn text(message: Option<Message>) -> Option<serde_json::Value> {
+        match message? {
+            Message::Text(text) => Some(serde_json::from_str(text.as_str()).expect("json")),
+            other => panic!("not text: {other:?}"),
+        }
+    }
+
+    /// As async-graphql serialises a `next`: its payload's keys in the struct's order.
+    fn next(id: &str, response: &Response) -> Message {
+        let payload = serde_json::to_string(response).expect("serialised");
+        let id = serde_json::to_string(id).expect("serialised");
+        Message::Text(format!(r#"{{"type":"next","id":{id},"payload":{payload}}}"#).into())
+    }
+
+    #[test]
+    fn a_failed_operation_ends_with_one_error_message_and_nothing_after_it() {
+        let mut failures = Failures::default();
+        let refusal = failed(refused(&ApiError::not_found("Workspace")));
+        let error = text(failures.rewrite(next("1", &refusal))).expect("sent");
+        assert_eq!(error["type"], "error");
+        assert_eq!(error["id"], "1");
+        assert_eq!(error["payload"][0]["message"], "Workspace not found.");
+        assert_eq!(error["payload"][0]["extensions"]["code"], "NOT_FOUND");
+        assert!(!error.to_string().contains(FAILED), "{error}");
+        // Its `complete` is dropped; another operation's is not, nor a later one's of "1".
+        let complete =
+            |id: &str| Message::Text(format!(r#"{{"type":"complete","id":"{id}"}}"#).into());
+        assert_eq!(
+            text(failures.rewrite(complete("2"))).expect("sent")["id"],
+            "2"
+        );
+        assert!(failures.rewrite(complete("1")).is_none());
+        assert_eq!(
+            text(failures.rewrite(complete("1"))).expect("sent")["id"],
+            "1"
+        );
+    }
+
+    #[test]
+    fn events_and_unmarked_errors_go_out_as_they_are() {
+        let mut failures = Failures::default();
+        let unmarked = refused(&ApiError::not_found("Workspace"));
+        let event = Response::new(
+            async_graphql::Value::from_json(serde_json::json!({
+                "workspaceEvents": {"workspace": {"name": "\"linkai.failed\":true"}}
+            }))
+            .expect("value"),
+        );
+        // Ids and data may hold the mark's text: escaped, it is not the mark.
+        for message in [next("1", &unmarked), next("\"linkai.failed\":true", &event)] {
+            let before = message.clone();
+            assert_eq!(failures.rewrite(message), Some(before));
+        }
     }
 }
