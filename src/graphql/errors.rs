@@ -35,6 +35,31 @@ impl ApiError {
     }
 }
 
+/// The extension marking an error that ends its subscription: the socket sends it as
+/// graphql-transport-ws's `error` message (src/http/socket.rs). It never reaches a client.
+const ENDS: &str = "linkai.ends";
+
+/// `err` as the last item of a subscription's stream, or the refusal of its start.
+pub fn ending(err: ApiError) -> async_graphql::Error {
+    let mut err = async_graphql::Error::from(err);
+    err.extensions
+        .get_or_insert_with(Default::default)
+        .set(ENDS, true);
+    err
+}
+
+/// Whether an error of `response` was an [`ending`]; takes the mark off every error.
+pub fn take_ending(response: &mut Response) -> bool {
+    let mut ends = false;
+    for err in &mut response.errors {
+        if let Some(extensions) = &mut err.extensions {
+            ends |= extensions.get(ENDS).is_some();
+            extensions.unset(ENDS);
+        }
+    }
+    ends
+}
+
 /// Each error's code (every error has one after [`code_errors`]).
 pub fn codes(response: &Response) -> impl Iterator<Item = &str> {
     response.errors.iter().filter_map(code_of)

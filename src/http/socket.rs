@@ -24,12 +24,12 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use futures_util::stream::{self, BoxStream, SplitSink};
-use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
+use futures_util::{SinkExt as _, StreamExt as _};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::graphql::context::RequestContext;
-use crate::graphql::shape;
+use crate::graphql::{errors, shape};
 use crate::live::Hub;
 use crate::App;
 
@@ -164,8 +164,14 @@ async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
     };
     let hub = app.live.clone();
     let (signed_in, signed) = tokio::sync::oneshot::channel();
+    let rewritten = {
+        let in_progress = in_progress.clone();
+        move |message| stream::iter(in_progress.rewrite(message).map(Ok))
+    };
     let protocol_task = GraphQLWebSocket::new_with_pair(
-        to_client.sink_map_err(|_| axum::Error::new("the socket closed")),
+        to_client
+            .sink_map_err(|_| axum::Error::new("the socket closed"))
+            .with_flat_map(rewritten),
         source,
         executor,
         protocol,
@@ -216,7 +222,6 @@ async fn forward(
     let mut token: Option<(crate::live::Wake, SignedIn)> = None;
     let mut awaiting_sign_in = true;
     let mut acknowledged = false;
-    let mut failures = Failures::default();
     loop {
         let message = tokio::select! {
             next = outgoing.next() => match next {
@@ -255,11 +260,9 @@ async fn forward(
             }
             () = &mut closing => close(CLOSE_GOING_AWAY, "The server is going away."),
         };
-        let Some(message) = failures.rewrite(message) else {
-            continue;
-        };
-        acknowledged |=
-            matches!(&message, Message::Text(text) if text.as_str().contains("\"connection_ack\""));
+        if !acknowledged {
+            acknowledged = matches!(&message, Message::Text(text) if text.as_str().contains("\"connection_ack\""));
+        }
         in_progress.ended(&message);
         let closes = matches!(message, Message::Close(_));
         match tokio::time::timeout(SEND_TIMEOUT, sink.send(protocol_close(message))).await {
@@ -291,10 +294,21 @@ async fn drop_slow(
     }
 }
 
-/// The ids of a socket's operations in progress. graphql-transport-ws closes a socket whose
-/// client reuses one (4409); async-graphql would replace the first operation silently.
+/// A socket's operations. graphql-transport-ws closes a socket whose client reuses the id of
+/// one in progress (4409), where async-graphql would replace the first operation silently.
+/// And it ends an operation that fails with one `error` message, its payload the errors, and
+/// nothing after it, where async-graphql 7.2 sends a `next`, then `complete`
+/// ([`InProgress::rewrite`]).
 #[derive(Clone, Default)]
-struct InProgress(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+struct InProgress(Arc<std::sync::Mutex<Operations>>);
+
+#[derive(Default)]
+struct Operations {
+    /// In progress, as the client sees them.
+    ids: std::collections::HashSet<String>,
+    /// Failed: their `error` went out, and async-graphql's `complete` is still to come.
+    failed: std::collections::HashSet<String>,
+}
 
 /// The part of a protocol message that says which operation it is about.
 #[derive(serde::Deserialize)]
@@ -304,6 +318,8 @@ struct Envelope {
     id: Option<String>,
 }
 
+const COMPLETE: &str = "{\"type\":\"complete\"";
+
 impl InProgress {
     /// Notes a client's message; the id of a `subscribe` that reuses one in progress.
     fn reused(&self, message: &Message) -> Option<String> {
@@ -312,39 +328,90 @@ impl InProgress {
         };
         let envelope: Envelope = serde_json::from_str(text.as_str()).ok()?;
         let id = envelope.id?;
-        let mut ids = self.ids();
+        let mut operations = self.lock();
         match envelope.kind.as_str() {
-            "subscribe" if !ids.insert(id.clone()) => Some(id),
+            "subscribe" => {
+                // A failed operation's id used again: async-graphql replaces that operation
+                // if it is still in its map, without a `complete`, so none is to be dropped.
+                operations.failed.remove(&id);
+                (!operations.ids.insert(id.clone())).then_some(id)
+            }
             "complete" => {
-                ids.remove(&id);
+                operations.ids.remove(&id);
                 None
             }
             _ => None,
         }
     }
 
-    /// Notes a server's message: `complete` or `error` ends its operation. Only those are
-    /// read (events, the large messages, start otherwise).
+    /// Notes a server's message as it goes out: `complete` or `error` ends its operation.
+    /// Only those are read (events, the large messages, start otherwise).
     fn ended(&self, message: &Message) {
         let Message::Text(text) = message else {
             return;
         };
         let text = text.as_str();
-        if !(text.starts_with("{\"type\":\"complete\"") || text.starts_with("{\"type\":\"error\""))
-        {
+        if !(text.starts_with(COMPLETE) || text.starts_with("{\"type\":\"error\"")) {
             return;
         }
         if let Ok(Envelope { id: Some(id), .. }) = serde_json::from_str(text) {
-            self.ids().remove(&id);
+            self.lock().ids.remove(&id);
         }
     }
 
-    fn ids(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
-        // Nothing holding this lock can leave the set half-changed.
+    /// A message of async-graphql's as the client gets it: the `next` of a response marked
+    /// [`failed`] becomes the `error`, and the `complete` that follows it is dropped. Runs in
+    /// the protocol's task, as [`InProgress::reused`] does, so a client's new `subscribe`
+    /// with a failed operation's id is seen in its order with that operation's `complete`.
+    fn rewrite(&self, message: Message) -> Option<Message> {
+        let Message::Text(text) = &message else {
+            return Some(message);
+        };
+        let text = text.as_str();
+        if text.starts_with(COMPLETE) {
+            return match serde_json::from_str::<Envelope>(text) {
+                Ok(Envelope { id: Some(id), .. }) if self.lock().failed.remove(&id) => None,
+                _ => Some(message),
+            };
+        }
+        // Only a message holding the mark's text is parsed (events, the large messages,
+        // are not), and only the mark in its extensions counts.
+        if !(text.starts_with("{\"type\":\"next\"") && text.contains(FAILED_MARKER)) {
+            return Some(message);
+        }
+        let Some((id, errors)) = failure(text) else {
+            return Some(message);
+        };
+        let error = format!(
+            r#"{{"type":"error","id":{},"payload":{errors}}}"#,
+            serde_json::Value::String(id.clone())
+        );
+        self.lock().failed.insert(id);
+        Some(Message::Text(error.into()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Operations> {
+        // Nothing holding this lock can leave the sets half-changed.
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The id and errors of a `next` whose response is marked [`failed`], if its errors are
+/// what graphql-ws accepts in an `error` (a non-empty list).
+fn failure(next: &str) -> Option<(String, serde_json::Value)> {
+    let mut next: serde_json::Value = serde_json::from_str(next).ok()?;
+    let payload = next.get_mut("payload")?;
+    if payload["extensions"][FAILED] != true {
+        return None;
+    }
+    let errors = payload.get_mut("errors")?.take();
+    let id = next["id"].as_str()?.to_owned();
+    errors
+        .as_array()
+        .is_some_and(|e| !e.is_empty())
+        .then_some((id, errors))
 }
 
 /// When a socket's client was last heard from.
@@ -371,7 +438,8 @@ impl Heard {
 }
 
 /// The key of the extension marking a response that ends its operation with errors
-/// ([`failed`]), which the client never sees: [`Failures`] turns it into an `error` message.
+/// ([`failed`]), which the client never sees: [`InProgress::rewrite`] turns it into an
+/// `error` message.
 const FAILED: &str = "linkai.failed";
 const FAILED_MARKER: &str = "\"linkai.failed\":true";
 
@@ -381,49 +449,6 @@ fn failed(mut response: Response) -> Response {
         .extensions
         .insert(FAILED.to_owned(), async_graphql::Value::Boolean(true));
     response
-}
-
-/// graphql-transport-ws ends an operation that fails (refused, or ended by an error) with one
-/// `error` message, its payload the errors, and nothing after it. async-graphql 7.2 sends
-/// such errors as a `next`, then `complete`: this turns the `next` of a response marked
-/// [`failed`] into the `error`, and drops the `complete` that follows.
-#[derive(Default)]
-struct Failures {
-    /// Operations that got their `error`, whose `complete` is still to come.
-    ended: std::collections::HashSet<String>,
-}
-
-impl Failures {
-    fn rewrite(&mut self, message: Message) -> Option<Message> {
-        let Message::Text(text) = &message else {
-            return Some(message);
-        };
-        let text = text.as_str();
-        if text.starts_with("{\"type\":\"complete\"") {
-            return match serde_json::from_str::<Envelope>(text) {
-                Ok(Envelope { id: Some(id), .. }) if self.ended.remove(&id) => None,
-                _ => Some(message),
-            };
-        }
-        // Only a message holding the marker is parsed (events, the large messages, are
-        // not), and only the marker in its extensions counts.
-        if !(text.starts_with("{\"type\":\"next\"") && text.contains(FAILED_MARKER)) {
-            return Some(message);
-        }
-        let Ok(mut next) = serde_json::from_str::<serde_json::Value>(text) else {
-            return Some(message);
-        };
-        let (Some(id), true) = (
-            next["id"].as_str().map(str::to_owned),
-            next["payload"]["extensions"][FAILED] == true,
-        ) else {
-            return Some(message);
-        };
-        let errors = next["payload"]["errors"].take();
-        let error = serde_json::json!({"type": "error", "id": id, "payload": errors});
-        self.ended.insert(id);
-        Some(Message::Text(error.to_string().into()))
-    }
 }
 
 fn millis_since(opened: tokio::time::Instant) -> u64 {
@@ -604,19 +629,16 @@ impl Executor for LiveExecutor {
 /// as long as a stalled client keeps the socket. The task waits with one finished response
 /// at most, and stops when the subscription does.
 fn resolved_apart(
-    responses: impl futures_util::Stream<Item = Response> + Send + Unpin + 'static,
+    mut responses: impl futures_util::Stream<Item = Response> + Send + Unpin + 'static,
 ) -> impl futures_util::Stream<Item = Response> + Send + 'static {
     let (mut ready, taken) = futures_channel::mpsc::channel::<Response>(0);
     let task = tokio::spawn(async move {
-        let mut responses = std::pin::pin!(responses.peekable());
         while let Some(mut response) = responses.next().await {
-            crate::graphql::errors::code_errors(&mut response);
-            // Errors and no data, and the stream ends at once: the operation failed (a
-            // refusal, or an ending such as a removed member's), rather than one event.
-            if response.data == async_graphql::Value::Null
-                && response.is_err()
-                && (responses.as_mut().peek().now_or_never()).is_some_and(|n| n.is_none())
-            {
+            // The operation's end: an ending its feed marked (src/graphql/errors.rs), or a
+            // document refused before it ran.
+            let ends = errors::take_ending(&mut response) || errors::is_request_error(&response);
+            errors::code_errors(&mut response);
+            if ends {
                 response = failed(response);
             }
             if ready.send(response).await.is_err() {
@@ -749,9 +771,9 @@ mod tests {
         assert_eq!(token(serde_json::json!(null)), None);
     }
 
-    fn text(message: Option<Message>) -> Option<serde_json::Value> {
+    fn text(message: Option<Message>) -> Option<String> {
         match message? {
-            Message::Text(text) => Some(serde_json::from_str(text.as_str()).expect("json")),
+            Message::Text(text) => Some(text.as_str().to_owned()),
             other => panic!("not text: {other:?}"),
         }
     }
@@ -763,33 +785,57 @@ mod tests {
         Message::Text(format!(r#"{{"type":"next","id":{id},"payload":{payload}}}"#).into())
     }
 
+    fn subscribe(id: &str) -> Message {
+        Message::Text(format!(r#"{{"type":"subscribe","id":"{id}"}}"#).into())
+    }
+
+    fn complete(id: &str) -> Message {
+        Message::Text(format!(r#"{{"type":"complete","id":"{id}"}}"#).into())
+    }
+
     #[test]
     fn a_failed_operation_ends_with_one_error_message_and_nothing_after_it() {
-        let mut failures = Failures::default();
+        let operations = InProgress::default();
+        let subscribe = subscribe("1");
+        assert_eq!(operations.reused(&subscribe), None);
         let refusal = failed(refused(&ApiError::not_found("Workspace")));
-        let error = text(failures.rewrite(next("1", &refusal))).expect("sent");
-        assert_eq!(error["type"], "error");
-        assert_eq!(error["id"], "1");
+        let error = operations.rewrite(next("1", &refusal)).expect("sent");
+        operations.ended(&error);
+        let error = text(Some(error)).expect("text");
+        // As graphql-transport-ws writes it, and as `ended` reads it: the type first.
+        assert!(
+            error.starts_with(r#"{"type":"error","id":"1","payload":[{"#),
+            "{error}"
+        );
+        let error: serde_json::Value = serde_json::from_str(&error).expect("json");
         assert_eq!(error["payload"][0]["message"], "Workspace not found.");
         assert_eq!(error["payload"][0]["extensions"]["code"], "NOT_FOUND");
         assert!(!error.to_string().contains(FAILED), "{error}");
         // Its `complete` is dropped; another operation's is not, nor a later one's of "1".
-        let complete =
-            |id: &str| Message::Text(format!(r#"{{"type":"complete","id":"{id}"}}"#).into());
-        assert_eq!(
-            text(failures.rewrite(complete("2"))).expect("sent")["id"],
-            "2"
-        );
-        assert!(failures.rewrite(complete("1")).is_none());
-        assert_eq!(
-            text(failures.rewrite(complete("1"))).expect("sent")["id"],
-            "1"
-        );
+        assert!(text(operations.rewrite(complete("2"))).is_some());
+        assert!(operations.rewrite(complete("1")).is_none());
+        assert!(text(operations.rewrite(complete("1"))).is_some());
+        // The id is free again.
+        assert_eq!(operations.reused(&subscribe), None);
+    }
+
+    #[test]
+    fn an_id_used_again_before_the_failed_operations_complete_keeps_its_own() {
+        let operations = InProgress::default();
+        let subscribe = subscribe("1");
+        assert_eq!(operations.reused(&subscribe), None);
+        let refusal = failed(refused(&ApiError::not_found("Workspace")));
+        let error = operations.rewrite(next("1", &refusal)).expect("sent");
+        operations.ended(&error);
+        // async-graphql replaces the failed operation: its `complete` never comes, and the
+        // new one's is the client's.
+        assert_eq!(operations.reused(&subscribe), None);
+        assert!(text(operations.rewrite(complete("1"))).is_some());
     }
 
     #[test]
     fn events_and_unmarked_errors_go_out_as_they_are() {
-        let mut failures = Failures::default();
+        let operations = InProgress::default();
         let unmarked = refused(&ApiError::not_found("Workspace"));
         let event = Response::new(
             async_graphql::Value::from_json(serde_json::json!({
@@ -800,7 +846,7 @@ mod tests {
         // Ids and data may hold the mark's text: escaped, it is not the mark.
         for message in [next("1", &unmarked), next("\"linkai.failed\":true", &event)] {
             let before = message.clone();
-            assert_eq!(failures.rewrite(message), Some(before));
+            assert_eq!(operations.rewrite(message), Some(before));
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::conversations::graphql::Conversation;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::{parse_id, request};
+use crate::graphql::errors::ending;
 use crate::graphql::guard::membership;
 use crate::graphql::scalars::Timestamp;
 use crate::invitations::graphql::Invitation;
@@ -63,39 +64,10 @@ impl LiveSubscription {
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<WorkspaceEvent>> + use<>>
     {
-        let workspace_id = parse_id(&workspace_id)?;
-        let after = after
-            .as_deref()
-            .map(|raw| Position::decode(raw, workspace_id))
-            .transpose()?;
-        let request = request(ctx);
-        let caller = request.caller()?;
-        let hub = ctx
-            .data::<Hub>()
-            .map_err(|_| ApiError::bad_input("Subscriptions are served over WebSocket."))?;
-        // Before the start is read: a change committed meanwhile still wakes this feed.
-        let (wake, recent) = hub.watch(workspace_id);
-        let mut feed = Feed {
-            db: request.db.clone(),
-            hub: hub.clone(),
-            user_id: caller.user_id,
-            scope: caller.workspaces.clone(),
-            wake,
-            recent,
-            position: Position {
-                workspace_id,
-                seq: 0,
-            },
-            role: Role::Viewer,
-            role_due: Instant::now(),
-            queue: VecDeque::new(),
-            ended: false,
-        };
-        // NOT_FOUND for a stranger before anything about the cursor; the role again once the
-        // start is known, so a change committed between the two is not missed.
-        feed.membership().await?;
-        feed.position = feed.start(after).await?;
-        feed.set_role(feed.membership().await?);
+        // A refusal ends the operation as the feed's own ending does.
+        let feed = Feed::begin(ctx, &workspace_id, after.as_deref())
+            .await
+            .map_err(ending)?;
         Ok(futures_util::stream::unfold(feed, Feed::next))
     }
 }
@@ -284,6 +256,43 @@ struct Feed {
 }
 
 impl Feed {
+    /// The feed of `workspace_id`'s stream for the caller, from just after `after`.
+    async fn begin(ctx: &Context<'_>, workspace_id: &ID, after: Option<&str>) -> ApiResult<Feed> {
+        let workspace_id = parse_id(workspace_id)?;
+        let after = after
+            .map(|raw| Position::decode(raw, workspace_id))
+            .transpose()?;
+        let request = request(ctx);
+        let caller = request.caller()?;
+        let hub = ctx
+            .data::<Hub>()
+            .map_err(|_| ApiError::bad_input("Subscriptions are served over WebSocket."))?;
+        // Before the start is read: a change committed meanwhile still wakes this feed.
+        let (wake, recent) = hub.watch(workspace_id);
+        let mut feed = Feed {
+            db: request.db.clone(),
+            hub: hub.clone(),
+            user_id: caller.user_id,
+            scope: caller.workspaces.clone(),
+            wake,
+            recent,
+            position: Position {
+                workspace_id,
+                seq: 0,
+            },
+            role: Role::Viewer,
+            role_due: Instant::now(),
+            queue: VecDeque::new(),
+            ended: false,
+        };
+        // NOT_FOUND for a stranger before anything about the cursor; the role again once the
+        // start is known, so a change committed between the two is not missed.
+        feed.membership().await?;
+        feed.position = feed.start(after).await?;
+        feed.set_role(feed.membership().await?);
+        Ok(feed)
+    }
+
     async fn next(mut self) -> Option<(async_graphql::Result<WorkspaceEvent>, Feed)> {
         loop {
             if self.ended {
@@ -325,7 +334,7 @@ impl Feed {
 
     fn end(mut self, err: ApiError) -> Option<(async_graphql::Result<WorkspaceEvent>, Feed)> {
         self.ended = true;
-        Some((Err(err.into()), self))
+        Some((Err(ending(err)), self))
     }
 
     /// The caller's role in the workspace now, or `NOT_FOUND`.

@@ -1347,3 +1347,45 @@ async fn a_conversations_event_waits_at_its_commit_for_an_audited_change_still_o
     assert_eq!(started["target"]["status"], "OPEN");
     viewer.quiet().await;
 }
+
+/// An `error` ends its operation: its id is free again at once. An error inside an event (a
+/// field's bad argument) is that event's alone: a `next`, and the stream goes on.
+#[tokio::test]
+async fn a_failed_operations_id_is_free_again_and_an_events_error_does_not_end_its_stream() {
+    let app = TestApp::new().await;
+    let owner = app.sign_up("Owner").await;
+    let ws = owner.own_workspace.clone();
+    let mut client = Client::connect(&app.base_url, &owner.token).await;
+    client.subscribe("1", &ws, Some("not-a-cursor")).await;
+    assert_eq!(refusal(&mut client, "1").await, "BAD_USER_INPUT");
+    // The same id at once: not a duplicate (4409), and live.
+    let from = cursor(&app.base_url, &owner, &ws).await;
+    client.subscribe("1", &ws, Some(&from)).await;
+    rename(&app, &owner, &ws, "First").await;
+    assert_eq!(client.event("1").await["action"], "WORKSPACE_RENAMED");
+    client.send(json!({"id": "1", "type": "complete"})).await;
+    assert_eq!(
+        client.next().await,
+        Ok(json!({"id": "1", "type": "complete"}))
+    );
+
+    let from = cursor(&app.base_url, &owner, &ws).await;
+    client
+        .send(json!({"id": "2", "type": "subscribe", "payload": {
+            "query": "subscription($ws: ID!, $after: String) { \
+                workspaceEvents(workspaceId: $ws, after: $after) { \
+                  action workspace { members(first: 1, after: \"x\") { totalCount } } } }",
+            "variables": {"ws": ws, "after": from}}}))
+        .await;
+    for name in ["Second", "Third"] {
+        rename(&app, &owner, &ws, name).await;
+        let failed = client.next().await.expect("an event");
+        assert_eq!(failed["id"], "2", "{failed}");
+        assert_eq!(failed["type"], "next", "{failed}");
+        assert_eq!(
+            failed["payload"]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{failed}"
+        );
+        assert!(!failed.to_string().contains("linkai."), "{failed}");
+    }
+}

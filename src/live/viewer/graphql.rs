@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{Change, ChangeKind, ViewerFeed};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::graphql::context::request;
+use crate::graphql::errors::ending;
 use crate::graphql::guard::membership;
 use crate::live::Hub;
 use crate::workspaces::graphql::Workspace;
@@ -24,12 +25,16 @@ impl ViewerSubscription {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ViewerEvent>> + use<>> {
-        let request = request(ctx);
-        let caller = request.caller()?.clone();
-        let hub = ctx
-            .data::<Hub>()
-            .map_err(|_| ApiError::bad_input("Subscriptions are served over WebSocket."))?;
-        let feed = ViewerFeed::start(request.db.clone(), hub.clone(), caller).await?;
+        let start = async {
+            let request = request(ctx);
+            let caller = request.caller()?.clone();
+            let hub = ctx
+                .data::<Hub>()
+                .map_err(|_| ApiError::bad_input("Subscriptions are served over WebSocket."))?;
+            ViewerFeed::start(request.db.clone(), hub.clone(), caller).await
+        };
+        // A refusal ends the operation (src/graphql/errors.rs, `ending`).
+        let feed = start.await.map_err(ending)?;
         Ok(futures_util::stream::unfold(feed, ViewerFeed::next)
             .map(|change| change.map(ViewerEvent).map_err(Into::into)))
     }
