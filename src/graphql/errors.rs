@@ -39,7 +39,9 @@ impl ApiError {
 /// graphql-transport-ws's `error` message (src/http/socket.rs). It never reaches a client.
 const ENDS: &str = "linkai.ends";
 
-/// `err` as the last item of a subscription's stream, or the refusal of its start.
+/// `err` as the last item of a subscription's stream, or the refusal of its start. A
+/// subscription's refusals go through this, guards included: an error async-graphql raises
+/// on its own with a path (a `#[graphql(guard)]`) would go out as a `next`, then `complete`.
 pub fn ending(err: ApiError) -> async_graphql::Error {
     let mut err = async_graphql::Error::from(err);
     err.extensions

@@ -179,14 +179,7 @@ async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
     .with_data(hub_data(&hub))
     .on_connection_init(connection_init(Arc::clone(&app), signed_in))
     .serve();
-    let forward = forward(
-        app,
-        sink,
-        outgoing,
-        signed,
-        Heard { opened, heard },
-        in_progress,
-    );
+    let forward = forward(app, sink, outgoing, signed, Heard { opened, heard });
     tokio::pin!(forward);
     tokio::select! {
         // The protocol is done: what it sent last (a close frame) still goes out.
@@ -205,7 +198,6 @@ async fn forward(
     mut outgoing: futures_channel::mpsc::Receiver<Message>,
     mut signed_in: tokio::sync::oneshot::Receiver<SignedIn>,
     heard: Heard,
-    in_progress: InProgress,
 ) {
     let hub = app.live.clone();
     let closing = hub.closed();
@@ -263,7 +255,6 @@ async fn forward(
         if !acknowledged {
             acknowledged = matches!(&message, Message::Text(text) if text.as_str().contains("\"connection_ack\""));
         }
-        in_progress.ended(&message);
         let closes = matches!(message, Message::Close(_));
         match tokio::time::timeout(SEND_TIMEOUT, sink.send(protocol_close(message))).await {
             Ok(Ok(())) if !closes => {}
@@ -329,14 +320,15 @@ impl InProgress {
         let envelope: Envelope = serde_json::from_str(text.as_str()).ok()?;
         let id = envelope.id?;
         let mut operations = self.lock();
+        // async-graphql also takes `start` and `stop`, its older protocol's names, here.
         match envelope.kind.as_str() {
-            "subscribe" => {
+            "subscribe" | "start" => {
                 // A failed operation's id used again: async-graphql replaces that operation
                 // if it is still in its map, without a `complete`, so none is to be dropped.
                 operations.failed.remove(&id);
                 (!operations.ids.insert(id.clone())).then_some(id)
             }
-            "complete" => {
+            "complete" | "stop" => {
                 operations.ids.remove(&id);
                 None
             }
@@ -344,35 +336,23 @@ impl InProgress {
         }
     }
 
-    /// Notes a server's message as it goes out: `complete` or `error` ends its operation.
-    /// Only those are read (events, the large messages, start otherwise).
-    fn ended(&self, message: &Message) {
-        let Message::Text(text) = message else {
-            return;
-        };
-        let text = text.as_str();
-        if !(text.starts_with(COMPLETE) || text.starts_with("{\"type\":\"error\"")) {
-            return;
-        }
-        if let Ok(Envelope { id: Some(id), .. }) = serde_json::from_str(text) {
-            self.lock().ids.remove(&id);
-        }
-    }
-
     /// A message of async-graphql's as the client gets it: the `next` of a response marked
-    /// [`failed`] becomes the `error`, and the `complete` that follows it is dropped. Runs in
-    /// the protocol's task, as [`InProgress::reused`] does, so a client's new `subscribe`
-    /// with a failed operation's id is seen in its order with that operation's `complete`.
+    /// [`failed`] becomes the `error`, and the `complete` that follows it is dropped; an
+    /// `error` or `complete` ends its operation. Runs in the protocol's task, as
+    /// [`InProgress::reused`] does, so both see the client's messages and async-graphql's
+    /// answers in the order async-graphql handles them.
     fn rewrite(&self, message: Message) -> Option<Message> {
         let Message::Text(text) = &message else {
             return Some(message);
         };
         let text = text.as_str();
         if text.starts_with(COMPLETE) {
-            return match serde_json::from_str::<Envelope>(text) {
-                Ok(Envelope { id: Some(id), .. }) if self.lock().failed.remove(&id) => None,
-                _ => Some(message),
+            let Ok(Envelope { id: Some(id), .. }) = serde_json::from_str::<Envelope>(text) else {
+                return Some(message);
             };
+            let mut operations = self.lock();
+            operations.ids.remove(&id);
+            return (!operations.failed.remove(&id)).then_some(message);
         }
         // Only a message holding the mark's text is parsed (events, the large messages,
         // are not), and only the mark in its extensions counts.
@@ -386,7 +366,9 @@ impl InProgress {
             r#"{{"type":"error","id":{},"payload":{errors}}}"#,
             serde_json::Value::String(id.clone())
         );
-        self.lock().failed.insert(id);
+        let mut operations = self.lock();
+        operations.ids.remove(&id);
+        operations.failed.insert(id);
         Some(Message::Text(error.into()))
     }
 
@@ -800,7 +782,6 @@ mod tests {
         assert_eq!(operations.reused(&subscribe), None);
         let refusal = failed(refused(&ApiError::not_found("Workspace")));
         let error = operations.rewrite(next("1", &refusal)).expect("sent");
-        operations.ended(&error);
         let error = text(Some(error)).expect("text");
         // As graphql-transport-ws writes it, and as `ended` reads it: the type first.
         assert!(
@@ -825,12 +806,31 @@ mod tests {
         let subscribe = subscribe("1");
         assert_eq!(operations.reused(&subscribe), None);
         let refusal = failed(refused(&ApiError::not_found("Workspace")));
-        let error = operations.rewrite(next("1", &refusal)).expect("sent");
-        operations.ended(&error);
+        assert!(operations.rewrite(next("1", &refusal)).is_some());
         // async-graphql replaces the failed operation: its `complete` never comes, and the
         // new one's is the client's.
         assert_eq!(operations.reused(&subscribe), None);
         assert!(text(operations.rewrite(complete("1"))).is_some());
+    }
+
+    #[test]
+    fn the_older_names_async_graphql_takes_count_as_subscribe_and_complete() {
+        let operations = InProgress::default();
+        let start = Message::Text(r#"{"type":"start","id":"1"}"#.into());
+        assert_eq!(operations.reused(&start), None);
+        assert_eq!(
+            operations.reused(&start),
+            Some("1".to_owned()),
+            "a duplicate"
+        );
+        let refusal = failed(refused(&ApiError::not_found("Workspace")));
+        assert!(operations.rewrite(next("1", &refusal)).is_some());
+        // Used again before the failed one's `complete`: that one is replaced, not awaited.
+        assert_eq!(operations.reused(&start), None);
+        assert!(operations.lock().failed.is_empty());
+        let stop = Message::Text(r#"{"type":"stop","id":"1"}"#.into());
+        assert_eq!(operations.reused(&stop), None);
+        assert!(operations.lock().ids.is_empty());
     }
 
     #[test]
@@ -843,8 +843,19 @@ mod tests {
             }))
             .expect("value"),
         );
+        // A `JSON` scalar's keys are written out as they are: the mark's text, not the mark.
+        let changes = Response::new(
+            async_graphql::Value::from_json(serde_json::json!({
+                "workspaceEvents": {"auditEvent": {"changes": {"linkai.failed": true}}}
+            }))
+            .expect("value"),
+        );
         // Ids and data may hold the mark's text: escaped, it is not the mark.
-        for message in [next("1", &unmarked), next("\"linkai.failed\":true", &event)] {
+        for message in [
+            next("1", &unmarked),
+            next("\"linkai.failed\":true", &event),
+            next("2", &changes),
+        ] {
             let before = message.clone();
             assert_eq!(operations.rewrite(message), Some(before));
         }

@@ -205,7 +205,8 @@ async fn refusal(client: &mut Client, id: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("coded: {refused}"))
         .to_owned();
-    // A `complete` would have come before the answer to this ping.
+    // The socket goes on. (A `complete` for `id` would come at any time: the tests that use
+    // `id` again after a refusal would see it.)
     client.send(json!({"type": "ping"})).await;
     assert_eq!(client.next().await, Ok(json!({"type": "pong"})));
     code
