@@ -380,6 +380,20 @@ impl InProgress {
     }
 }
 
+/// The key of the extension marking a response that ends its operation with errors
+/// ([`failed`]), which the client never sees: [`InProgress::rewrite`] turns it into an
+/// `error` message.
+const FAILED: &str = "linkai.failed";
+const FAILED_MARKER: &str = "\"linkai.failed\":true";
+
+/// Marks `response`, errors and no data, as the last of its operation.
+fn failed(mut response: Response) -> Response {
+    response
+        .extensions
+        .insert(FAILED.to_owned(), async_graphql::Value::Boolean(true));
+    response
+}
+
 /// The id and errors of a `next` whose response is marked [`failed`], if its errors are
 /// what graphql-ws accepts in an `error` (a non-empty list).
 fn failure(next: &str) -> Option<(String, serde_json::Value)> {
@@ -417,20 +431,6 @@ impl Heard {
     fn anything(&self) -> bool {
         self.heard.load(Ordering::Relaxed) != NEVER
     }
-}
-
-/// The key of the extension marking a response that ends its operation with errors
-/// ([`failed`]), which the client never sees: [`InProgress::rewrite`] turns it into an
-/// `error` message.
-const FAILED: &str = "linkai.failed";
-const FAILED_MARKER: &str = "\"linkai.failed\":true";
-
-/// Marks `response`, errors and no data, as the last of its operation.
-fn failed(mut response: Response) -> Response {
-    response
-        .extensions
-        .insert(FAILED.to_owned(), async_graphql::Value::Boolean(true));
-    response
 }
 
 fn millis_since(opened: tokio::time::Instant) -> u64 {
