@@ -40,6 +40,7 @@
 //! | `DATABASE_POOL_WAIT_MS` | how long a request waits for a free connection before 503 `SERVICE_UNAVAILABLE` | [`DEFAULT_POOL_WAIT_MS`] |
 //! | `SESSION_IDLE_DAYS` | a session unused this long stops working | [`DEFAULT_SESSION_IDLE_DAYS`] |
 //! | `SESSION_MAX_DAYS` | a session stops working this long after sign-in, however used | [`DEFAULT_SESSION_MAX_DAYS`] |
+//! | `TOKEN_CACHE_MS` | how long a server reuses a live token's lookup (0: never; at most 1000, the second in which every server refuses a revoked token) | [`DEFAULT_TOKEN_CACHE_MS`] |
 //! | `GRAPHQL_SQL_STATS` | `true`: responses carry `extensions.sqlStatements` and `sqlContextStatements` (tests, benchmarks) | `false` |
 
 use std::fmt;
@@ -64,6 +65,11 @@ pub const DEFAULT_PLAN_METADATA_KEY: &str = "linkai_plan";
 pub const DEFAULT_BILLING_SYNC_SECS: u64 = 3_600;
 pub const DEFAULT_SESSION_IDLE_DAYS: u64 = 7;
 pub const DEFAULT_SESSION_MAX_DAYS: u64 = 30;
+/// A second: src/auth/bearers.rs says why it is safe, and why not longer.
+pub const DEFAULT_TOKEN_CACHE_MS: u64 = 1000;
+/// The longest `TOKEN_CACHE_MS`: the second in which every server must refuse a revoked
+/// token (docs/security.md).
+pub const MAX_TOKEN_CACHE_MS: u64 = 1000;
 pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
@@ -186,6 +192,8 @@ pub struct HttpConfig {
 pub struct SessionPolicy {
     pub idle: chrono::Duration,
     pub max: chrono::Duration,
+    /// How long a server reuses a live token's lookup (src/auth/bearers.rs).
+    pub token_cache: Duration,
 }
 
 impl Default for SessionPolicy {
@@ -193,6 +201,7 @@ impl Default for SessionPolicy {
         Self {
             idle: chrono::Duration::days(DEFAULT_SESSION_IDLE_DAYS as i64),
             max: chrono::Duration::days(DEFAULT_SESSION_MAX_DAYS as i64),
+            token_cache: Duration::from_millis(DEFAULT_TOKEN_CACHE_MS),
         }
     }
 }
@@ -289,6 +298,22 @@ pub struct StripeConfig {
     pub operation_lease: Duration,
     /// How long one attempt of a Stripe call may take.
     pub timeout: Duration,
+}
+
+/// `TOKEN_CACHE_MS`: zero switches the cache off; past a second, a revoked token could
+/// outlive the promise of docs/security.md, so it is refused.
+fn token_cache_ms(value: Option<String>) -> anyhow::Result<u64> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_TOKEN_CACHE_MS);
+    };
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|ms| *ms <= MAX_TOKEN_CACHE_MS)
+        .with_context(|| {
+            format!("TOKEN_CACHE_MS must be a whole number from 0 to {MAX_TOKEN_CACHE_MS}")
+        })
 }
 
 impl Config {
@@ -477,6 +502,7 @@ impl Config {
                 max: chrono::Duration::days(
                     number("SESSION_MAX_DAYS", DEFAULT_SESSION_MAX_DAYS)?.min(3650) as i64,
                 ),
+                token_cache: Duration::from_millis(token_cache_ms(get("TOKEN_CACHE_MS"))?),
             },
             workers: WorkerConfig {
                 trial_scan_interval: Duration::from_secs(trial_scan_secs),
@@ -655,6 +681,8 @@ mod tests {
         .expect("parses");
         assert_eq!(config.http.limits.header_timeout, Duration::from_secs(3));
         assert_eq!(config.database.pool_wait, Duration::from_millis(250));
+        let off = Config::from_lookup(|name| (name == "TOKEN_CACHE_MS").then(|| "0".into()));
+        assert_eq!(off.expect("parses").sessions.token_cache, Duration::ZERO);
         let proxies = &config.http.trusted_proxies;
         assert!(proxies[0].contains("10.20.30.40".parse().expect("ip")));
         assert!(proxies[0].contains("::ffff:10.1.2.3".parse().expect("ip")));
@@ -666,6 +694,8 @@ mod tests {
             ("HTTP_MAX_CONNECTIONS", "lots"),
             ("TRUSTED_PROXIES", "10.0.0.0/33"),
             ("TRUSTED_PROXIES", "proxy.local"),
+            ("TOKEN_CACHE_MS", "1001"),
+            ("TOKEN_CACHE_MS", "-1"),
         ] {
             let err = Config::from_lookup(|n| (n == name).then(|| bad.into())).expect_err(bad);
             assert!(err.to_string().contains(name), "{name}={bad}: {err}");

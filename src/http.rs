@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Value};
+
+use crate::auth::bearers::Lookup;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -475,7 +477,15 @@ async fn execute(
         Err(err) => return transport::http_error(StatusCode::SERVICE_UNAVAILABLE, media, &err),
     };
     let person = bearer.filter(|_| service.is_none());
-    let authenticated = crate::auth::authenticate(&db, person, &app.config.sessions).await;
+    // A write reads its token afresh: a token revoked on another server a moment ago must not
+    // mint credentials or invite anyone (src/auth/bearers.rs).
+    let lookup = if writes {
+        Lookup::Fresh
+    } else {
+        Lookup::Recent
+    };
+    let authenticated =
+        crate::auth::authenticate(&db, &app.bearers, lookup, person, &app.config.sessions).await;
     let caller = match authenticated {
         Ok(caller) => caller,
         Err(err) => return transport::http_error(StatusCode::SERVICE_UNAVAILABLE, media, &err),
@@ -521,14 +531,14 @@ async fn execute(
         );
         let running = async {
             if writes {
-                app.live.publishing(app.schema.execute(request)).await
+                mutate(app, request).await
             } else {
                 app.schema.execute(request).await
             }
         };
         tracing::Instrument::instrument(running, span).await
     } else if writes {
-        app.live.publishing(app.schema.execute(request)).await
+        mutate(app, request).await
     } else {
         app.schema.execute(request).await
     };
@@ -570,6 +580,13 @@ async fn execute(
         return tracing::info_span!("serialize").in_scope(|| transport::executed(media, &response));
     }
     transport::executed(media, &response)
+}
+
+/// Runs a mutation, then wakes the subscribers of what it changed and forgets the tokens
+/// it revoked (src/live/wakes.rs, src/auth/bearers.rs).
+async fn mutate(app: &App, request: Request) -> async_graphql::Response {
+    let work = app.live.publishing(app.schema.execute(request));
+    app.bearers.revoking(work).await
 }
 
 /// The client's address: the peer's, unless the peer is a trusted proxy, in which case the

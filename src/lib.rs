@@ -58,6 +58,8 @@ pub struct App {
     /// This server's subscribers, the connections that wake them, and what publishes this
     /// process's wakes (src/live/mod.rs).
     pub live: live::Hub,
+    /// Live tokens this server looked up in the last second (src/auth/bearers.rs).
+    pub bearers: auth::bearers::Bearers,
 }
 
 impl App {
@@ -84,6 +86,7 @@ impl App {
             config.redis_url.expose().to_owned(),
             live::wakes::channel(&config.workers.queue),
         );
+        let bearers = auth::bearers::Bearers::new(config.sessions.token_cache);
         Ok(App {
             stripe,
             output_types: graphql::nulls::OutputTypes::from_sdl(&schema.sdl()),
@@ -92,7 +95,8 @@ impl App {
             schema,
             documents: Default::default(),
             passwords: Default::default(),
-            live: live::Hub::new(wakes),
+            live: live::Hub::new(wakes, bearers.clone()),
+            bearers,
         })
     }
 }

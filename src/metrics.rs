@@ -209,6 +209,14 @@ fn describe() {
         "Requests refused by a throttle, by rule."
     );
     describe_counter!(
+        "linkai_auth_token_lookups_total",
+        "Bearer tokens looked up, by source: cache (this server read it in the last TOKEN_CACHE_MS) or database."
+    );
+    describe_counter!(
+        "linkai_auth_token_cache_forgets_total",
+        "Times this server forgot cached tokens, by reason: revoked_here (a mutation on this server revoked them), notified (another server's revocation, by NOTIFY), listener_back (the listener reconnected: everything)."
+    );
+    describe_counter!(
         "linkai_live_log_reads_total",
         "Reads of a workspace's event stream by its subscribers: shared (one for all on this server) or own (a subscriber behind what is shared)."
     );
@@ -224,6 +232,22 @@ fn describe() {
         "linkai_live_wakes_published_total",
         "Wakes this process sent other servers after its commits, by outcome (published, dropped when the queue to Redis was full, failed)."
     );
+}
+
+/// A bearer token looked up: from this server's `cache` or from the `database`.
+pub fn token_looked_up(source: &'static str) {
+    if !enabled() {
+        return;
+    }
+    metrics::counter!("linkai_auth_token_lookups_total", "source" => source).increment(1);
+}
+
+/// Cached tokens forgotten, and why (src/auth/bearers.rs).
+pub fn tokens_forgotten(reason: &'static str) {
+    if !enabled() {
+        return;
+    }
+    metrics::counter!("linkai_auth_token_cache_forgets_total", "reason" => reason).increment(1);
 }
 
 /// A read of a workspace's event stream: `shared` by its subscribers on this server, or

@@ -3,7 +3,8 @@
 //!
 //! Rules: emails are trimmed and unique case-insensitively; passwords are Argon2id hashes;
 //! tokens are 256-bit random strings shown once and stored as SHA-256; a wrong password and
-//! an unknown email get the same answer; revoked tokens stop working at once.
+//! an unknown email get the same answer; revoked tokens stop working at once on the server
+//! that revoked them, and within a second everywhere ([`bearers`]).
 //!
 //! An account exists only for an address its owner has proven: `signUp` records the sign-up
 //! and the worker emails a link (`completeSignUp` opens the account and signs in), or, when
@@ -12,11 +13,13 @@
 //! they cannot read mail at. An invitation's token proves the address too, so signing up
 //! from an invitation opens the account at once.
 
+pub mod bearers;
 pub mod credentials;
 pub mod graphql;
 pub mod jobs;
 pub mod model;
 pub mod password;
+pub mod revocations;
 pub mod security;
 pub mod service_tokens;
 pub mod sessions;
@@ -32,6 +35,7 @@ use crate::config::SessionPolicy;
 use crate::db::Db;
 use crate::error::ApiResult;
 use crate::throttle::{Backoff, Pace, Window};
+use bearers::{Bearers, Lookup};
 
 /// How long an email-verification link works.
 pub const VERIFY_EMAIL_VALIDITY: Duration = Duration::hours(24);
@@ -414,37 +418,53 @@ pub fn is_live(row: &model::BearerRow, policy: &SessionPolicy, now: DateTime<Utc
 /// tokens give none.
 pub async fn authenticate(
     db: &Db,
+    bearers: &Bearers,
+    lookup: Lookup,
     bearer: Option<&str>,
     policy: &SessionPolicy,
 ) -> ApiResult<Option<Caller>> {
     let Some(token) = bearer else {
         return Ok(None);
     };
-    authenticate_hash(db, &token::hash(token), policy).await
+    authenticate_hash(db, bearers, lookup, &token::hash(token), policy).await
 }
 
 /// Whether the token with this hash is still live, without counting this as a use (a
 /// socket checking its token again: an open socket alone does not keep a session from
-/// going idle).
+/// going idle). Always read from the database: a revocation's notification may be what
+/// asks.
 pub async fn still_live(db: &Db, token_hash: &[u8], policy: &SessionPolicy) -> ApiResult<bool> {
     let mut conn = db.conn_outside_tenancy().await?;
     let row = model::caller_for_token_hash(&mut conn, token_hash).await?;
     Ok(row.is_some_and(|row| is_live(&row, policy, Utc::now())))
 }
 
-/// [`authenticate`] for a token known by its hash (a socket checking its token again
-/// while it stays open, src/http/socket.rs).
+/// [`authenticate`] for a token known by its hash (a socket's `connection_init`,
+/// src/http/socket.rs). With [`Lookup::Recent`], a token this server looked up less than a
+/// second ago is not read again ([`bearers`]).
 pub async fn authenticate_hash(
     db: &Db,
+    bearers: &Bearers,
+    lookup: Lookup,
     token_hash: &[u8],
     policy: &SessionPolicy,
 ) -> ApiResult<Option<Caller>> {
-    // `access_tokens` has no row-level security: any context will do.
-    let mut conn = db.conn_outside_tenancy().await?;
-    let Some(row) = model::caller_for_token_hash(&mut conn, token_hash).await? else {
-        return Ok(None);
-    };
     let now = Utc::now();
+    let row = match bearers.find(lookup, token_hash) {
+        Ok(row) => row,
+        Err(miss) => {
+            crate::metrics::token_looked_up("database");
+            // `access_tokens` has no row-level security: any context will do.
+            let mut conn = db.conn_outside_tenancy().await?;
+            let Some(row) = model::caller_for_token_hash(&mut conn, token_hash).await? else {
+                return Ok(None);
+            };
+            if is_live(&row, policy, now) {
+                bearers.keep(token_hash, &row, miss);
+            }
+            row
+        }
+    };
     if !is_live(&row, policy, now) {
         return Ok(None);
     }
@@ -454,7 +474,9 @@ pub async fn authenticate_hash(
         .last_used_at
         .is_none_or(|at| now - at >= TOKEN_TOUCH_INTERVAL)
     {
+        let mut conn = db.conn_outside_tenancy().await?;
         model::touch_token(&mut conn, row.id, now).await?;
+        bearers.touched(token_hash, now);
     }
     Ok(Some(Caller {
         user_id: row.user_id,

@@ -251,6 +251,7 @@ pub async fn revoke_token(
     token_id: Uuid,
     kind: Option<&str>,
 ) -> QueryResult<bool> {
+    super::revocations::note(user_id);
     let kinds: Vec<&str> = match kind {
         Some(kind) => vec![kind],
         None => vec!["session", "personal"],
@@ -497,6 +498,7 @@ pub async fn revoke_other_sessions(
     user_id: Uuid,
     keep: Uuid,
 ) -> QueryResult<usize> {
+    super::revocations::note(user_id);
     diesel::update(
         access_tokens::table
             .filter(access_tokens::user_id.eq(user_id))
@@ -517,6 +519,7 @@ pub async fn revoke_tokens_before(
     before: DateTime<Utc>,
     keep: Option<Uuid>,
 ) -> QueryResult<usize> {
+    super::revocations::note(user_id);
     diesel::update(
         access_tokens::table
             .filter(access_tokens::user_id.eq(user_id))
@@ -531,6 +534,7 @@ pub async fn revoke_tokens_before(
 
 /// Signs the user out everywhere: every session and personal access token stops working.
 pub async fn revoke_all_tokens(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<()> {
+    super::revocations::note(user_id);
     diesel::update(
         access_tokens::table
             .filter(access_tokens::user_id.eq(user_id))
@@ -676,6 +680,7 @@ pub async fn forget_notice(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResul
 /// Deletes the account; its memberships, tokens and links go with it (foreign keys), its
 /// invitations and resources stay without their author.
 pub async fn delete_user(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
+    super::revocations::note(id);
     diesel::delete(users::table.find(id))
         .execute(conn)
         .await

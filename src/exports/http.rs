@@ -12,6 +12,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::model;
+use crate::auth::bearers::Lookup;
 use crate::error::{ApiError, ApiResult};
 use crate::http::transport::{http_error, MediaType};
 use crate::roles::Role;
@@ -66,7 +67,9 @@ pub async fn download(
 /// checked before the document is read.
 async fn document(app: &App, headers: &HeaderMap, token: &str) -> ApiResult<(uuid::Uuid, String)> {
     let bearer = crate::http::bearer_token(headers);
-    let caller = crate::auth::authenticate(&app.db, bearer, &app.config.sessions)
+    // Afresh: a whole workspace's data is not handed to a token revoked a moment ago.
+    let (sessions, fresh) = (&app.config.sessions, Lookup::Fresh);
+    let caller = crate::auth::authenticate(&app.db, &app.bearers, fresh, bearer, sessions)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
     caller.ensure_session()?;

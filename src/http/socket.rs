@@ -27,6 +27,7 @@ use futures_util::stream::{self, BoxStream, SplitSink};
 use futures_util::{SinkExt as _, StreamExt as _};
 use uuid::Uuid;
 
+use crate::auth::bearers::Lookup;
 use crate::error::ApiError;
 use crate::graphql::context::RequestContext;
 use crate::graphql::{errors, shape};
@@ -519,10 +520,13 @@ fn connection_init(
             let token_hash = crate::auth::token::hash(&token);
             drop(token);
             let db = app.db.for_request();
-            let caller = crate::auth::authenticate_hash(&db, &token_hash, &app.config.sessions)
-                .await
-                .map_err(|_| async_graphql::Error::new(CANNOT_CHECK_TOKEN))?
-                .ok_or_else(refused)?;
+            // Afresh: a socket outlives the second a cached lookup may lag a revocation by.
+            let (sessions, fresh) = (&app.config.sessions, Lookup::Fresh);
+            let caller =
+                crate::auth::authenticate_hash(&db, &app.bearers, fresh, &token_hash, sessions)
+                    .await
+                    .map_err(|_| async_graphql::Error::new(CANNOT_CHECK_TOKEN))?
+                    .ok_or_else(refused)?;
             let guard = app
                 .live
                 .sign_in_socket(caller.user_id)

@@ -11,7 +11,8 @@
 //! the commit, Redis away) is found by the listening connection's poll of the streams'
 //! heads, once a second. What changes about a person's own access, and revoked tokens,
 //! come by NOTIFY on that connection (migrations 000069 and 000071): rare writes, where a
-//! transactional notification costs nothing that matters ([`viewer`]).
+//! transactional notification costs nothing that matters ([`viewer`]). A revoked token is
+//! also forgotten from the server's cache of looked-up tokens (src/auth/bearers.rs).
 
 pub mod graphql;
 pub mod model;
@@ -83,6 +84,8 @@ struct Inner {
     reads: tokio::sync::Semaphore,
     /// Sends wakes after this process's commits (none in unit tests).
     publisher: Option<wakes::Publisher>,
+    /// The tokens this server looked up lately: it forgets each revoked one it hears of.
+    bearers: Option<crate::auth::bearers::Bearers>,
 }
 
 /// A watched topic: its wake-ups (the value counts those that call for a read of the log;
@@ -123,6 +126,7 @@ impl Default for Inner {
             open: watch::Sender::new(0),
             reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
             publisher: None,
+            bearers: None,
         }
     }
 }
@@ -182,10 +186,12 @@ impl Hub {
             .collect()
     }
 
-    /// A hub whose process publishes its wakes with `publisher`.
-    pub fn new(publisher: wakes::Publisher) -> Hub {
+    /// A hub whose process publishes its wakes with `publisher`, and forgets revoked tokens
+    /// from `bearers`.
+    pub fn new(publisher: wakes::Publisher, bearers: crate::auth::bearers::Bearers) -> Hub {
         Hub(Arc::new(Inner {
             publisher: Some(publisher),
+            bearers: Some(bearers),
             ..Inner::default()
         }))
     }
@@ -209,6 +215,16 @@ impl Hub {
     fn wake_all(&self) {
         for watched in lock(&self.0.topics).values() {
             watched.read_due();
+        }
+    }
+
+    /// Forgets the revoked token `token_id`, or every token (`None`), from this server's
+    /// cache of lately looked-up tokens (src/auth/bearers.rs).
+    fn forget_bearers(&self, token_id: Option<Uuid>) {
+        match (&self.0.bearers, token_id) {
+            (Some(bearers), Some(id)) => bearers.forget_token(id),
+            (Some(bearers), None) => bearers.forget_all(),
+            (None, _) => {}
         }
     }
 
@@ -405,7 +421,9 @@ impl Hub {
         if std::mem::take(down) {
             tracing::info!("the live-updates listener is back");
         }
-        // Anything committed while nobody listened is in the log: everyone reads again.
+        // Anything committed while nobody listened is in the log: everyone reads again, and
+        // any token may have been revoked meanwhile.
+        self.forget_bearers(None);
         self.wake_all();
         match self.notify_until_lost(&mut conn, polled).await {
             Ok(()) => "the notifications ended".into(),
@@ -429,7 +447,10 @@ impl Hub {
                         () = &mut deadline => break,
                         next = notifications.next() => match next {
                             Some(Ok(note)) => match (note.channel.as_str(), note.payload.parse::<Uuid>()) {
-                                (REVOKED, Ok(id)) => self.wake(Topic::Token(id)),
+                                (REVOKED, Ok(id)) => {
+                                    self.forget_bearers(Some(id));
+                                    self.wake(Topic::Token(id));
+                                }
                                 (VIEWER, Ok(id)) => self.wake(Topic::Viewer(id)),
                                 _ => tracing::warn!(channel = %note.channel, payload = %note.payload, "an unexpected notification"),
                             },

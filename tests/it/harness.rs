@@ -265,6 +265,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Looks every token up on every request (`TOKEN_CACHE_MS=0`), for tests that count a
+    /// request's statements exactly: otherwise the count depends on whether the same token
+    /// came less than a second before (tests/it/bearers.rs).
+    pub fn without_token_cache(self) -> Self {
+        self.with_env("TOKEN_CACHE_MS", "0")
+    }
+
     /// Writes the text of every statement the app (and its workers) runs to `log`.
     pub fn logging_statements(mut self, log: linkai::db::StatementLog) -> Self {
         self.statement_log = Some(log);

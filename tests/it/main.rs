@@ -8,6 +8,7 @@ mod abuse;
 mod account_emails;
 mod accounts;
 mod audit;
+mod bearers;
 mod billing;
 mod billing_faults;
 mod cards;

@@ -534,7 +534,7 @@ async fn an_expired_trial_makes_the_workspace_read_only_until_a_plan_is_chosen()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_agents_costs_the_same_statements_for_1_or_100() {
-    let app = TestApp::new().await;
+    let app = TestApp::builder().without_token_cache().start().await;
     let ada = app.sign_up("Ada").await;
     sql(&app, &format!(
         "INSERT INTO resources (id, workspace_id, kind, name, data, created_by)

@@ -1,5 +1,7 @@
 //! SQL statements per request, counted by the server (`extensions.sqlStatements`): list
 //! queries cost the same whatever their page size, and a request reads only what it answers.
+//! Each request looks its token up (`without_token_cache`): a token used in the last second
+//! spares one more statement (tests/it/bearers.rs).
 
 use diesel_async::RunQueryDsl;
 use serde_json::json;
@@ -26,7 +28,7 @@ async fn add_many_members(app: &TestApp, workspace_id: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_100_members_costs_the_same_statements_as_listing_1() {
-    let app = TestApp::new().await;
+    let app = TestApp::builder().without_token_cache().start().await;
     let ada = app.sign_up("Ada").await;
     add_many_members(&app, &ada.own_workspace, 120).await;
     let query = "query($id: ID!, $first: Int) { workspace(id: $id) {
@@ -70,7 +72,7 @@ async fn listing_100_members_costs_the_same_statements_as_listing_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_role_lookup_is_done_once_per_workspace_per_request() {
-    let app = TestApp::new().await;
+    let app = TestApp::builder().without_token_cache().start().await;
     let ada = app.sign_up("Ada").await;
     let query = "query($id: ID!) {
       a: workspace(id: $id) { id } b: workspace(id: $id) { name } c: workspace(id: $id) { viewerRole }
@@ -88,7 +90,7 @@ async fn the_role_lookup_is_done_once_per_workspace_per_request() {
 /// Workspaces named side by side are looked up together, in one statement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memberships_of_several_workspaces_are_read_in_one_statement() {
-    let app = TestApp::new().await;
+    let app = TestApp::builder().without_token_cache().start().await;
     let ada = app.sign_up("Ada").await;
     let second = app
         .gql(
@@ -114,7 +116,7 @@ async fn memberships_of_several_workspaces_are_read_in_one_statement() {
 /// ran on an `async-io` reactor thread of its own: one more thread to wake on every request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batching_memberships_wakes_no_thread_of_its_own() {
-    let app = TestApp::new().await;
+    let app = TestApp::builder().without_token_cache().start().await;
     let ada = app.sign_up("Ada").await;
     let query = "query($id: ID!) { a: workspace(id: $id) { id } b: workspace(id: $id) { name } }";
     let res = app
@@ -141,7 +143,7 @@ async fn batching_memberships_wakes_no_thread_of_its_own() {
 /// fragment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_reads_its_creator_only_when_asked() {
-    let app = TestApp::new().await;
+    let app = TestApp::builder().without_token_cache().start().await;
     let ada = app.sign_up("Ada").await;
     let create = async |selection: &str, fragments: &str| {
         let query = format!(
@@ -164,7 +166,7 @@ async fn a_write_reads_its_creator_only_when_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_workspaces_is_flat_in_their_number() {
-    let app = TestApp::new().await;
+    let app = TestApp::builder().without_token_cache().start().await;
     let ada = app.sign_up("Ada").await;
     let list = "{ workspaces { id name viewerRole billingStatus trialEndsAt readOnly } }";
     let few = app.gql(ada.token(), list, json!({})).await.sql_statements();
@@ -186,7 +188,7 @@ async fn listing_workspaces_is_flat_in_their_number() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_list_costs_the_same_statements_whatever_its_page_size() {
-    let app = TestApp::new().await;
+    let app = TestApp::builder().without_token_cache().start().await;
     let ada = app.sign_up("Ada").await;
     let mut conn = app.db.conn().await;
     let seed = format!(
@@ -263,7 +265,7 @@ async fn every_list_costs_the_same_statements_whatever_its_page_size() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_page_still_counts_its_list_in_one_more_statement() {
-    let app = TestApp::new().await;
+    let app = TestApp::builder().without_token_cache().start().await;
     let ada = app.sign_up("Ada").await;
     add_many_members(&app, &ada.own_workspace, 4).await;
     let members = "query($ws: ID!, $after: String) { workspace(id: $ws) {
@@ -298,7 +300,7 @@ async fn an_empty_page_still_counts_its_list_in_one_more_statement() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_invoice_list_costs_the_same_statements_whatever_its_page_size() {
-    let app = TestApp::new().await;
+    let app = TestApp::builder().without_token_cache().start().await;
     let ada = app.sign_up("Ada").await;
     let mut conn = app.db.conn().await;
     diesel::sql_query(format!(
