@@ -5,8 +5,8 @@
 //! A revoked token stops working at once on the server that revoked it, and within a
 //! second on every other:
 //! - a mutation's work runs in [`Bearers::revoking`]. The model's revoke functions note
-//!   whose tokens they revoked (src/auth/revocations.rs). When the work is over, and with it every
-//!   transaction it opened, this server forgets those people's tokens;
+//!   whose tokens they revoked (src/auth/revocations.rs). When the work is over, and with
+//!   it every transaction it opened, this server forgets those people's tokens;
 //! - every server hears each revoked or deleted token after its commit, on the live-updates
 //!   listener (NOTIFY `tokens_revoked`, src/live/mod.rs), and forgets it. After the listener
 //!   was away, it forgets everything;
