@@ -25,8 +25,6 @@ use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Value};
-
-use crate::auth::bearers::Lookup;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -42,6 +40,7 @@ use http_body_util::BodyExt as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use crate::auth::bearers::Lookup;
 use crate::config::{HttpLimits, IpNet};
 use crate::error::ApiError;
 use crate::graphql::context::RequestContext;

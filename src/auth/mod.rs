@@ -450,8 +450,8 @@ pub async fn authenticate_hash(
     policy: &SessionPolicy,
 ) -> ApiResult<Option<Caller>> {
     let now = Utc::now();
-    let row = match bearers.find(lookup, token_hash) {
-        Ok(row) => row,
+    let (row, miss) = match bearers.find(lookup, token_hash) {
+        Ok(row) => (row, None),
         Err(miss) => {
             crate::metrics::token_looked_up("database");
             // `access_tokens` has no row-level security: any context will do.
@@ -459,14 +459,14 @@ pub async fn authenticate_hash(
             let Some(row) = model::caller_for_token_hash(&mut conn, token_hash).await? else {
                 return Ok(None);
             };
-            if is_live(&row, policy, now) {
-                bearers.keep(token_hash, &row, miss);
-            }
-            row
+            (row, Some(miss))
         }
     };
     if !is_live(&row, policy, now) {
         return Ok(None);
+    }
+    if let Some(miss) = miss {
+        bearers.keep(token_hash, &row, miss);
     }
     // "Last used" to within a few minutes: a write per token every few minutes, not one
     // per request.

@@ -29,6 +29,8 @@ use futures_util::StreamExt as _;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::auth::bearers::Bearers;
+
 /// The channels migration 000069's triggers notify: a token revoked or deleted; and
 /// 000071's: a person's workspaces, roles or tokens changed.
 const REVOKED: &str = "tokens_revoked";
@@ -84,8 +86,9 @@ struct Inner {
     reads: tokio::sync::Semaphore,
     /// Sends wakes after this process's commits (none in unit tests).
     publisher: Option<wakes::Publisher>,
-    /// The tokens this server looked up lately: it forgets each revoked one it hears of.
-    bearers: Option<crate::auth::bearers::Bearers>,
+    /// The tokens this server looked up lately: it forgets each revoked one it hears of
+    /// (unit tests': one that keeps none).
+    bearers: Bearers,
 }
 
 /// A watched topic: its wake-ups (the value counts those that call for a read of the log;
@@ -126,7 +129,7 @@ impl Default for Inner {
             open: watch::Sender::new(0),
             reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
             publisher: None,
-            bearers: None,
+            bearers: Bearers::new(Duration::ZERO),
         }
     }
 }
@@ -188,10 +191,10 @@ impl Hub {
 
     /// A hub whose process publishes its wakes with `publisher`, and forgets revoked tokens
     /// from `bearers`.
-    pub fn new(publisher: wakes::Publisher, bearers: crate::auth::bearers::Bearers) -> Hub {
+    pub fn new(publisher: wakes::Publisher, bearers: Bearers) -> Hub {
         Hub(Arc::new(Inner {
             publisher: Some(publisher),
-            bearers: Some(bearers),
+            bearers,
             ..Inner::default()
         }))
     }
@@ -215,16 +218,6 @@ impl Hub {
     fn wake_all(&self) {
         for watched in lock(&self.0.topics).values() {
             watched.read_due();
-        }
-    }
-
-    /// Forgets the revoked token `token_id`, or every token (`None`), from this server's
-    /// cache of lately looked-up tokens (src/auth/bearers.rs).
-    fn forget_bearers(&self, token_id: Option<Uuid>) {
-        match (&self.0.bearers, token_id) {
-            (Some(bearers), Some(id)) => bearers.forget_token(id),
-            (Some(bearers), None) => bearers.forget_all(),
-            (None, _) => {}
         }
     }
 
@@ -423,7 +416,7 @@ impl Hub {
         }
         // Anything committed while nobody listened is in the log: everyone reads again, and
         // any token may have been revoked meanwhile.
-        self.forget_bearers(None);
+        self.0.bearers.forget_all();
         self.wake_all();
         match self.notify_until_lost(&mut conn, polled).await {
             Ok(()) => "the notifications ended".into(),
@@ -448,7 +441,7 @@ impl Hub {
                         next = notifications.next() => match next {
                             Some(Ok(note)) => match (note.channel.as_str(), note.payload.parse::<Uuid>()) {
                                 (REVOKED, Ok(id)) => {
-                                    self.forget_bearers(Some(id));
+                                    self.0.bearers.forget_token(id);
                                     self.wake(Topic::Token(id));
                                 }
                                 (VIEWER, Ok(id)) => self.wake(Topic::Viewer(id)),

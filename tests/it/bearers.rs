@@ -76,18 +76,15 @@ async fn server(app: &TestApp) -> (processes::Process, String) {
     (server, metrics)
 }
 
-/// How many times the server at `metrics` forgot cached tokens for `reason`.
-async fn forgets(metrics: &str, reason: &str) -> f64 {
-    let scrape = crate::metrics::scrape(&reqwest::Client::new(), metrics).await;
-    let name = "linkai_auth_token_cache_forgets_total";
-    crate::metrics::counted(&scrape, name, &[("reason", reason)])
-}
+/// Times a server forgot cached tokens, by `reason`.
+const FORGETS: &str = "linkai_auth_token_cache_forgets_total";
+/// Tokens a server looked up, by `source`.
+const LOOKUPS: &str = "linkai_auth_token_lookups_total";
 
-/// How many tokens the server at `metrics` read from the database.
-async fn database_lookups(metrics: &str) -> f64 {
+/// The counter `name` with the one label `label` of the server at `metrics`.
+async fn counted(metrics: &str, name: &str, label: (&str, &str)) -> f64 {
     let scrape = crate::metrics::scrape(&reqwest::Client::new(), metrics).await;
-    let name = "linkai_auth_token_lookups_total";
-    crate::metrics::counted(&scrape, name, &[("source", "database")])
+    crate::metrics::counted(&scrape, name, &[label])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,10 +96,13 @@ async fn a_write_reads_its_token_afresh_however_recently_it_was_read() {
     let token = ada.token().expect("token");
     for _ in 0..3 {
         cache(base, token).await;
-        let before = database_lookups(&metrics).await;
+        let before = counted(&metrics, LOOKUPS, ("source", "database")).await;
         let made = "mutation { createAccessToken(name: \"script\") { id } }";
         gql_at(base, Some(token), made, json!({})).await;
-        assert_eq!(database_lookups(&metrics).await, before + 1.0);
+        assert_eq!(
+            counted(&metrics, LOOKUPS, ("source", "database")).await,
+            before + 1.0
+        );
     }
 }
 
@@ -114,10 +114,10 @@ async fn every_kind_of_revocation_stops_a_cached_token_at_once_on_this_server() 
     let base = server.base_url.as_str();
     // Each revocation below is forgotten by the mutation's own server when its work is
     // over, before it answers, whenever the notification comes.
-    let mut forgotten = forgets(&metrics, "revoked_here").await;
+    let mut forgotten = counted(&metrics, FORGETS, ("reason", "revoked_here")).await;
     let mut revoke = async |token: &str, mutation: &str, variables: Value| {
         let answer = gql_at(base, Some(token), mutation, variables).await;
-        let now = forgets(&metrics, "revoked_here").await;
+        let now = counted(&metrics, FORGETS, ("reason", "revoked_here")).await;
         assert!(now > forgotten, "{mutation}");
         forgotten = now;
         answer
@@ -213,13 +213,13 @@ async fn another_server_forgets_a_token_revoked_here_when_the_notification_arriv
     let phone = sign_in(&app.base_url, &ada.email).await;
     cache(&there.base_url, &phone).await;
 
-    let before = forgets(&metrics, "notified").await;
+    let before = counted(&metrics, FORGETS, ("reason", "notified")).await;
     app.gql(Some(&phone), "mutation { signOut }", json!({}))
         .await
         .data("signOut");
     let mut heard = false;
     for _ in 0..100 {
-        if forgets(&metrics, "notified").await > before {
+        if counted(&metrics, FORGETS, ("reason", "notified")).await > before {
             heard = true;
             break;
         }
