@@ -255,6 +255,12 @@ struct Feed {
     ended: bool,
 }
 
+/// This server's hub, which only a socket's operations carry (src/http/socket.rs).
+pub(crate) fn hub<'a>(ctx: &Context<'a>) -> ApiResult<&'a Hub> {
+    ctx.data::<Hub>()
+        .map_err(|_| ApiError::bad_input("Subscriptions are served over WebSocket."))
+}
+
 impl Feed {
     /// The feed of `workspace_id`'s stream for the caller, from just after `after`.
     async fn begin(ctx: &Context<'_>, workspace_id: &ID, after: Option<&str>) -> ApiResult<Feed> {
@@ -264,9 +270,7 @@ impl Feed {
             .transpose()?;
         let request = request(ctx);
         let caller = request.caller()?;
-        let hub = ctx
-            .data::<Hub>()
-            .map_err(|_| ApiError::bad_input("Subscriptions are served over WebSocket."))?;
+        let hub = hub(ctx)?;
         // Before the start is read: a change committed meanwhile still wakes this feed.
         let (wake, recent) = hub.watch(workspace_id);
         let mut feed = Feed {

@@ -5,11 +5,10 @@ use futures_util::{Stream, StreamExt as _};
 use uuid::Uuid;
 
 use super::{Change, ChangeKind, ViewerFeed};
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiResult, ErrorCode};
 use crate::graphql::context::request;
 use crate::graphql::errors::ending;
 use crate::graphql::guard::membership;
-use crate::live::Hub;
 use crate::workspaces::graphql::Workspace;
 
 #[derive(Default)]
@@ -28,9 +27,7 @@ impl ViewerSubscription {
         let start = async {
             let request = request(ctx);
             let caller = request.caller()?.clone();
-            let hub = ctx
-                .data::<Hub>()
-                .map_err(|_| ApiError::bad_input("Subscriptions are served over WebSocket."))?;
+            let hub = crate::live::graphql::hub(ctx)?;
             ViewerFeed::start(request.db.clone(), hub.clone(), caller).await
         };
         // A refusal ends the operation (src/graphql/errors.rs, `ending`).
