@@ -115,21 +115,26 @@ pub async fn hold(ws_url: &str, count: usize) -> anyhow::Result<Value> {
     Ok(json!({"closed": true}))
 }
 
-/// Writes an event with `changes` (an SQL expression) to `workspace`'s log, then publishes
-/// its wake as the server does once a mutation is over (src/live/wakes.rs); returns when
-/// the commit answered (microseconds).
+/// Writes an event with `changes` to `workspace`'s log, then publishes its wake as the
+/// server does once a mutation is over (src/live/wakes.rs); returns when the commit
+/// answered (microseconds). The insert is prepared once per connection, as the server's
+/// own audit insert is: unprepared, PostgreSQL parsed and planned each of the thousand a
+/// second, on the server's core (BENCHMARKS.md, thirty-first round).
 async fn write(
     conn: &mut AsyncPgConnection,
     wakes: &mut redis::aio::MultiplexedConnection,
     channel: &str,
     workspace: &str,
-    changes: &str,
+    changes: &Value,
 ) -> anyhow::Result<i64> {
-    let Seq { seq } = diesel::sql_query(format!(
+    use diesel::sql_types::Text;
+    let Seq { seq } = diesel::sql_query(
         "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
-         target_id, changes) VALUES ('{workspace}', now(), 'system', \
-         'workspace.settings_changed', 'workspace', '{workspace}', {changes}) RETURNING seq"
-    ))
+         target_id, changes) VALUES ($1::uuid, now(), 'system', \
+         'workspace.settings_changed', 'workspace', $1, $2::jsonb) RETURNING seq",
+    )
+    .bind::<Text, _>(workspace)
+    .bind::<Text, _>(changes.to_string())
     .get_result(conn)
     .await?;
     let committed = micros_now();
@@ -223,7 +228,7 @@ pub async fn latency(
         );
         for n in 1..=workspaces {
             let workspace = workspace_id(n);
-            write(&mut conn, &mut wakes, &channel, &workspace, "'{}'").await?;
+            write(&mut conn, &mut wakes, &channel, &workspace, &json!({})).await?;
         }
         let round = Instant::now() + Duration::from_millis(500);
         while !all_started() && Instant::now() < round {
@@ -249,7 +254,7 @@ pub async fn latency(
                 }
                 tokio::time::sleep_until(due.into()).await;
                 let workspace = workspace_id(1 + i % workspaces);
-                let changes = format!("jsonb_build_object('sent', {}, 'n', {i})", micros_now());
+                let changes = json!({"sent": micros_now(), "n": i});
                 let at = write(&mut conn, &mut wakes, &channel, &workspace, &changes).await?;
                 committed[i].store(at, Ordering::Relaxed);
             }
