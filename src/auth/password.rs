@@ -20,7 +20,8 @@ use tokio::sync::Semaphore;
 
 use crate::error::{ApiError, ApiResult};
 
-/// How long a password check waits for a free core before answering `RATE_LIMITED`.
+/// The longest a password check waits for a free core before answering `RATE_LIMITED` (each
+/// waits between half of it and all of it: [`Passwords::patience`]).
 pub const WAIT: Duration = Duration::from_secs(2);
 
 /// The password hasher of one server: one hash per core at a time. Clones share the limit.
@@ -67,7 +68,8 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> ApiResult<T> {
-        let acquired = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await;
+        let acquired =
+            tokio::time::timeout(self.patience(), self.slots.clone().acquire_owned()).await;
         let permit = match acquired {
             Ok(Ok(permit)) => permit,
             Ok(Err(closed)) => return Err(ApiError::internal(&closed)),
@@ -99,6 +101,14 @@ impl Passwords {
                 Err(ApiError::internal(&err))
             }
         }
+    }
+
+    /// How long one check waits for a slot: between half of `wait` and all of it, at random.
+    /// A flood's checks arrive together; with one fixed wait they were refused together,
+    /// came back together, and their bursts held up other users' requests for the first
+    /// seconds of the flood (BENCHMARKS.md, thirty-second round). Spread, they fall apart.
+    fn patience(&self) -> Duration {
+        self.wait.mul_f64(rand::random_range(0.5..=1.0))
     }
 
     pub async fn hash(&self, password: String) -> ApiResult<String> {
@@ -194,6 +204,21 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::RateLimited);
         drop(held);
         assert_eq!(passwords.limited(|| 2).await.expect("free"), 2);
+    }
+
+    #[test]
+    fn checks_wait_for_different_times_within_the_bound() {
+        let passwords = Passwords::new(1, Duration::from_secs(2));
+        let waits: Vec<Duration> = (0..100).map(|_| passwords.patience()).collect();
+        assert!(waits
+            .iter()
+            .all(|wait| (Duration::from_secs(1)..=Duration::from_secs(2)).contains(wait)));
+        let shortest = waits.iter().min().expect("some");
+        let longest = waits.iter().max().expect("some");
+        assert!(
+            *longest - *shortest > Duration::from_millis(500),
+            "spread over the range: {shortest:?} to {longest:?}"
+        );
     }
 
     /// Issue 27: a client that left mid-hash freed its slot while its hash ran on, so
