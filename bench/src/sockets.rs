@@ -117,9 +117,9 @@ pub async fn hold(ws_url: &str, count: usize) -> anyhow::Result<Value> {
 
 /// Writes an event with `changes` to `workspace`'s log, then publishes its wake as the
 /// server does once a mutation is over (src/live/wakes.rs); returns when the commit
-/// answered (microseconds). The insert is prepared once per connection, as the server's
-/// own audit insert is: unprepared, PostgreSQL parsed and planned each of the thousand a
-/// second, on the server's core (BENCHMARKS.md, thirty-first round).
+/// answered (microseconds). The insert is prepared once per connection (`static_sql`), as
+/// the server's own audit insert is: `sql_query` text is parsed and planned at every run,
+/// and that cost fell on the server's core (BENCHMARKS.md, thirty-first round).
 async fn write(
     conn: &mut AsyncPgConnection,
     wakes: &mut redis::aio::MultiplexedConnection,
@@ -128,13 +128,16 @@ async fn write(
     changes: &Value,
 ) -> anyhow::Result<i64> {
     use diesel::sql_types::Text;
-    let Seq { seq } = diesel::sql_query(
+    use linkai::db::{bind, static_sql};
+    let Seq { seq } = static_sql(
         "INSERT INTO audit_events (workspace_id, at, actor_kind, action, target_kind, \
          target_id, changes) VALUES ($1::uuid, now(), 'system', \
          'workspace.settings_changed', 'workspace', $1, $2::jsonb) RETURNING seq",
+        (
+            bind::<Text, _>(workspace),
+            bind::<Text, _>(changes.to_string()),
+        ),
     )
-    .bind::<Text, _>(workspace)
-    .bind::<Text, _>(changes.to_string())
     .get_result(conn)
     .await?;
     let committed = micros_now();
