@@ -45,7 +45,7 @@ use graphql::AppSchema;
 /// so it is not `Clone`: a copy per request cost a reference count per field.
 pub struct App {
     /// Stripe, when `STRIPE_SECRET_KEY` is set.
-    pub stripe: Option<billing::stripe::StripeApi>,
+    pub stripe: Option<Arc<billing::stripe::StripeApi>>,
     pub config: Arc<Config>,
     pub db: Db,
     pub schema: AppSchema,
@@ -80,7 +80,8 @@ impl App {
             .stripe
             .as_ref()
             .map(billing::stripe::StripeApi::new)
-            .transpose()?;
+            .transpose()?
+            .map(Arc::new);
         let schema = graphql::schema(config.http.introspection);
         let wakes = live::wakes::Publisher::start(
             config.redis_url.expose().to_owned(),

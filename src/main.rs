@@ -8,7 +8,9 @@ use linkai::App;
 use tracing_subscriber::EnvFilter;
 
 /// GraphQL responses are many small allocations; mimalloc serves them faster than glibc's
-/// malloc, which led the server's profile (see BENCHMARKS.md).
+/// malloc, which led the server's profile (see BENCHMARKS.md). Not in a build for heaptrack,
+/// which sees only what goes through `malloc` (feature `system-allocator`).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

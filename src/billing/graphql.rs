@@ -141,7 +141,7 @@ impl BillingQuery {
 }
 
 fn stripe<'a>(ctx: &Context<'a>) -> ApiResult<&'a StripeApi> {
-    request(ctx).stripe.as_ref().ok_or_else(|| {
+    request(ctx).stripe.as_deref().ok_or_else(|| {
         ApiError::new(
             ErrorCode::BillingNotConfigured,
             "Billing is not configured on this server (no STRIPE_SECRET_KEY).",

@@ -14,8 +14,9 @@ pub struct RequestContext {
     pub caller: Option<Caller>,
     /// The service whose token the request came with (the agent runtime).
     pub service: Option<crate::auth::service_tokens::Service>,
-    /// Stripe, when configured.
-    pub stripe: Option<crate::billing::stripe::StripeApi>,
+    /// Stripe, when configured: shared, since every request and socket holds its own
+    /// context (inline, the client was over half of one).
+    pub stripe: Option<std::sync::Arc<crate::billing::stripe::StripeApi>>,
     /// The server's password hasher, shared by its requests (a clone of the server's: a
     /// new one per request would cost a semaphore and a read of the CPU quota each time).
     pub passwords: crate::auth::password::Passwords,

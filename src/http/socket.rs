@@ -36,8 +36,11 @@ use crate::App;
 
 /// Subscriptions one socket may hold at once.
 pub const SUBSCRIPTIONS_PER_SOCKET: usize = 20;
-/// A socket's read buffer: a subscribe message is one small document.
-const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+/// A socket's read buffer: what the client sends is small (`connection_init`, `subscribe`
+/// with one small document, `pong`, `complete`); a longer one, up to [`MAX_MESSAGE_BYTES`],
+/// takes one read per 512 bytes. Each socket keeps it (at 4 KiB, a seventh of a socket's
+/// memory).
+const SOCKET_BUFFER_BYTES: usize = 512;
 /// The largest message a client may send: a subscribe message is one small document.
 const MAX_MESSAGE_BYTES: usize = crate::http::MAX_BODY_BYTES;
 /// graphql-transport-ws: "Forbidden", for a `connection_init` without a live token.
@@ -260,7 +263,7 @@ async fn forward(
         match tokio::time::timeout(SEND_TIMEOUT, sink.send(protocol_close(message))).await {
             Ok(Ok(())) if !closes => {}
             // Only a message that is not itself a goodbye: `closing` has not fired then.
-            Err(_) if !closes => return drop_slow(sink, closing).await,
+            Err(_) if !closes => return Box::pin(drop_slow(sink, closing)).await,
             _ => return,
         }
     }
@@ -453,7 +456,14 @@ async fn revoked(token: &mut Option<(crate::live::Wake, SignedIn)>) {
 }
 
 /// Whether the socket's token is still live; a database that cannot say keeps it open.
+/// Boxed while it runs: a socket checks rarely (at sign-in, at a revocation, every
+/// [`TOKEN_RECHECK`]), and inlined, the check's database read took room in every idle
+/// socket's task.
 async fn still_signed_in(app: &App, token: &Option<(crate::live::Wake, SignedIn)>) -> bool {
+    Box::pin(token_live(app, token)).await
+}
+
+async fn token_live(app: &App, token: &Option<(crate::live::Wake, SignedIn)>) -> bool {
     let Some((_, signed)) = token else {
         return true;
     };
@@ -612,14 +622,22 @@ impl Executor for LiveExecutor {
 /// A subscription's responses, each resolved in a task of its own before the socket takes
 /// it. The protocol polls a socket's subscriptions only while the client takes messages: a
 /// response half resolved inside them would hold its connection (and any lock or turn) for
-/// as long as a stalled client keeps the socket. The task waits with one finished response
-/// at most, and stops when the subscription does.
+/// as long as a stalled client keeps the socket. The task resolves the next response once
+/// the socket took the last one, so one finished response at most waits, in the channel
+/// (the task keeps none while it waits, on either side), and it stops when the
+/// subscription does.
 fn resolved_apart(
     mut responses: impl futures_util::Stream<Item = Response> + Send + Unpin + 'static,
 ) -> impl futures_util::Stream<Item = Response> + Send + 'static {
     let (mut ready, taken) = futures_channel::mpsc::channel::<Response>(0);
     let task = tokio::spawn(async move {
-        while let Some(mut response) = responses.next().await {
+        while std::future::poll_fn(|cx| ready.poll_ready(cx))
+            .await
+            .is_ok()
+        {
+            let Some(mut response) = responses.next().await else {
+                return;
+            };
             // The operation's end: an ending its feed marked (src/graphql/errors.rs), or a
             // document refused before it ran.
             let ends = errors::take_ending(&mut response) || errors::is_request_error(&response);
@@ -627,7 +645,7 @@ fn resolved_apart(
             if ends {
                 response = failed(response);
             }
-            if ready.send(response).await.is_err() {
+            if ready.start_send(response).is_err() {
                 return;
             }
         }

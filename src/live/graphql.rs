@@ -64,8 +64,10 @@ impl LiveSubscription {
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<WorkspaceEvent>> + use<>>
     {
-        // A refusal ends the operation as the feed's own ending does.
-        let feed = Feed::begin(ctx, &workspace_id, after.as_deref())
+        // A refusal ends the operation as the feed's own ending does. Boxed while it runs:
+        // async-graphql keeps room for this future beside the stream for the
+        // subscription's whole life.
+        let feed = Box::pin(Feed::begin(ctx, &workspace_id, after.as_deref()))
             .await
             .map_err(ending)?;
         Ok(futures_util::stream::unfold(feed, Feed::next))
@@ -255,6 +257,16 @@ struct Feed {
     ended: bool,
 }
 
+/// Where a step of a [`Feed`] stopped.
+enum Step {
+    Event(WorkspaceEvent),
+    Ended(ApiError),
+    /// Nothing new: wait for a wake-up.
+    Wait,
+    /// The database could not answer: try again after [`UNAVAILABLE_RETRY`].
+    Retry,
+}
+
 /// This server's hub, which only a socket's operations carry (src/http/socket.rs).
 pub(crate) fn hub<'a>(ctx: &Context<'a>) -> ApiResult<&'a Hub> {
     ctx.data::<Hub>()
@@ -297,41 +309,54 @@ impl Feed {
         Ok(feed)
     }
 
+    /// The next event. An idle subscriber waits here holding only its feed and the wait:
+    /// the step's own state (a read of the log, a membership check) is boxed while it runs.
+    /// Inlined, it was kept by each of 10,000 idle subscribers (BENCHMARKS.md, thirty-third
+    /// round).
     async fn next(mut self) -> Option<(async_graphql::Result<WorkspaceEvent>, Feed)> {
         loop {
             if self.ended {
                 return None;
             }
-            if let Some(row) = self.queue.pop_front() {
-                if moves(&row.event, self.user_id) {
-                    // Judged with the membership it leaves: a removal ends the stream.
-                    match self.membership().await {
-                        Ok(role) => self.set_role(role),
-                        Err(err) if err.code() == ErrorCode::ServiceUnavailable => {
-                            self.queue.push_front(row);
-                            tokio::time::sleep(UNAVAILABLE_RETRY).await;
-                            continue;
-                        }
-                        Err(err) => return self.end(err),
+            match Box::pin(self.step()).await {
+                Step::Event(event) => return Some((Ok(event), self)),
+                Step::Ended(err) => return self.end(err),
+                Step::Wait => self.wake.changed().await,
+                Step::Retry => tokio::time::sleep(UNAVAILABLE_RETRY).await,
+            }
+        }
+    }
+
+    /// Delivers what was read, reading the log when nothing is left, up to the next event
+    /// the subscriber may see, or until it has to wait.
+    async fn step(&mut self) -> Step {
+        loop {
+            let Some(row) = self.queue.pop_front() else {
+                match self.read().await {
+                    Ok(true) => continue,
+                    Ok(false) => return Step::Wait,
+                    Err(err) if err.code() == ErrorCode::ServiceUnavailable => return Step::Retry,
+                    Err(err) => return Step::Ended(err),
+                }
+            };
+            if moves(&row.event, self.user_id) {
+                // Judged with the membership it leaves: a removal ends the stream.
+                match self.membership().await {
+                    Ok(role) => self.set_role(role),
+                    Err(err) if err.code() == ErrorCode::ServiceUnavailable => {
+                        self.queue.push_front(row);
+                        return Step::Retry;
                     }
-                    self.queue.clear();
+                    Err(err) => return Step::Ended(err),
                 }
-                self.position.seq = row.seq;
-                if superseded(&row, &self.queue) {
-                    continue;
-                }
-                if let Some(event) = self.event(row) {
-                    return Some((Ok(event), self));
-                }
+                self.queue.clear();
+            }
+            self.position.seq = row.seq;
+            if superseded(&row, &self.queue) {
                 continue;
             }
-            match self.read().await {
-                Ok(true) => {}
-                Ok(false) => self.wake.changed().await,
-                Err(err) if err.code() == ErrorCode::ServiceUnavailable => {
-                    tokio::time::sleep(UNAVAILABLE_RETRY).await;
-                }
-                Err(err) => return self.end(err),
+            if let Some(event) = self.event(row) {
+                return Step::Event(event);
             }
         }
     }

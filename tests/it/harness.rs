@@ -410,7 +410,7 @@ impl TestApp {
         if let Some(log) = builder.statement_log.clone() {
             app.db = app.db.logging_statements(log);
         }
-        let (pool, stripe) = (app.db.clone(), app.stripe.clone());
+        let (pool, stripe) = (app.db.clone(), app.stripe.as_deref().cloned());
         let (stop_workers, stopped) = tokio::sync::watch::channel(false);
         if builder.workers {
             let (config, db) = (app.config.clone(), app.db.clone());

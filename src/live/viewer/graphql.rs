@@ -30,8 +30,9 @@ impl ViewerSubscription {
             let hub = crate::live::graphql::hub(ctx)?;
             ViewerFeed::start(request.db.clone(), hub.clone(), caller).await
         };
-        // A refusal ends the operation (src/graphql/errors.rs, `ending`).
-        let feed = start.await.map_err(ending)?;
+        // A refusal ends the operation (src/graphql/errors.rs, `ending`). Boxed, as
+        // `workspaceEvents`' start is (src/live/graphql.rs).
+        let feed = Box::pin(start).await.map_err(ending)?;
         Ok(futures_util::stream::unfold(feed, ViewerFeed::next)
             .map(|change| change.map(ViewerEvent).map_err(Into::into)))
     }

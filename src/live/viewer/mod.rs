@@ -118,7 +118,9 @@ impl ViewerFeed {
             if !std::mem::take(&mut self.stale) {
                 self.wake.changed().await;
             }
-            match self.read().await {
+            // Boxed while it runs: an idle subscriber holds only its wait (src/live/graphql.rs,
+            // `Feed::next`).
+            match Box::pin(self.read()).await {
                 Ok(now) => {
                     self.queue.extend(self.seen.changes_to(&now));
                     self.seen = now;
