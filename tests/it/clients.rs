@@ -8,7 +8,7 @@ use std::process::Stdio;
 use crate::harness::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_client_libraries_and_a_browser_use_the_api_as_they_expect() -> Result<(), String> {
+async fn the_client_libraries_and_a_browser_use_the_api_as_they_expect() -> Result<(), Failing> {
     let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients");
     assert!(
         clients.join("node_modules/graphql-http").exists(),
@@ -70,25 +70,39 @@ async fn the_client_libraries_and_a_browser_use_the_api_as_they_expect() -> Resu
 }
 
 /// What node's spec reporter says of the failing tests, at most its last 2,000 characters.
-fn failing_tests(report: &str) -> String {
+fn failing_tests(report: &str) -> Failing {
     let failing = report
         .split_once("failing tests:")
         .map_or(report, |(_, after)| after);
     let start = failing
         .char_indices()
         .rev()
-        .nth(2_000)
+        .nth(1_999)
         .map_or(0, |(at, _)| at);
-    format!("client suite failed: {}", &failing[start..])
+    Failing(format!("client suite failed:\n{}", &failing[start..]))
 }
 
-/// A free port below Linux's ephemeral range (32768–60999), which the page's server binds
-/// later: a socket another test binds to port 0 meanwhile cannot take it.
+/// A test's error is printed with `Debug`: this one prints its lines as they are.
+struct Failing(String);
+
+impl std::fmt::Debug for Failing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A free port below the kernel's ephemeral range, which the page's server binds later: a
+/// socket another test binds to port 0 meanwhile cannot take it.
 fn page_port() -> u16 {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let below = u128::from(ephemeral.saturating_sub(10_000).max(1_024));
     (0..1000)
-        .map(|_| 20_000 + (uuid::Uuid::new_v4().as_u128() % 12_000) as u16)
-        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
-        .expect("a free port between 20000 and 32000")
+        .filter_map(|_| u16::try_from(below + uuid::Uuid::new_v4().as_u128() % 8_000).ok())
+        .find(|port| *port < ephemeral && std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 fn tempdir() -> std::path::PathBuf {
