@@ -5,6 +5,7 @@ pub mod context;
 pub mod documents;
 pub mod errors;
 pub mod guard;
+pub mod handoff;
 pub mod nulls;
 pub mod pagination;
 pub mod scalars;

@@ -30,7 +30,7 @@ use uuid::Uuid;
 use crate::auth::bearers::Lookup;
 use crate::error::ApiError;
 use crate::graphql::context::RequestContext;
-use crate::graphql::{errors, shape};
+use crate::graphql::{errors, handoff, shape};
 use crate::live::Hub;
 use crate::App;
 
@@ -606,10 +606,8 @@ impl Executor for LiveExecutor {
             );
             return stream::once(async move { failed(refused(&err)) }).boxed();
         };
-        let responses = self
-            .app
-            .schema
-            .execute_stream_with_session_data(request, data.unwrap_or_default());
+        let (schema, fields) = (&self.app.schema, &self.app.subscription_fields);
+        let responses = handoff::execute_stream(schema, fields, request, data.unwrap_or_default());
         resolved_apart(responses)
             .map(move |response| {
                 let _held = &slot;

@@ -70,7 +70,8 @@ impl LiveSubscription {
         let feed = Box::pin(Feed::begin(ctx, &workspace_id, after.as_deref()))
             .await
             .map_err(ending)?;
-        Ok(futures_util::stream::unfold(feed, Feed::next))
+        let events = futures_util::stream::unfold(feed, Feed::next);
+        Ok(crate::graphql::handoff::hand_off(ctx, events))
     }
 }
 

@@ -33,8 +33,9 @@ impl ViewerSubscription {
         // A refusal ends the operation (src/graphql/errors.rs, `ending`). Boxed, as
         // `workspaceEvents`' start is (src/live/graphql.rs).
         let feed = Box::pin(start).await.map_err(ending)?;
-        Ok(futures_util::stream::unfold(feed, ViewerFeed::next)
-            .map(|change| change.map(ViewerEvent).map_err(Into::into)))
+        let events = futures_util::stream::unfold(feed, ViewerFeed::next)
+            .map(|change| change.map(ViewerEvent).map_err(Into::into));
+        Ok(crate::graphql::handoff::hand_off(ctx, events))
     }
 }
 
