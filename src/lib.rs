@@ -53,8 +53,6 @@ pub struct App {
     pub output_types: graphql::nulls::OutputTypes,
     /// Parsed documents of the queries clients send, shared by all requests.
     pub documents: graphql::documents::DocumentCache,
-    /// The root fields of the subscriptions sockets run, shared by all of them.
-    pub subscription_fields: graphql::handoff::SharedFields,
     /// This server's password hasher (one hash per core at a time).
     pub passwords: auth::password::Passwords,
     /// This server's subscribers, the connections that wake them, and what publishes this
@@ -97,7 +95,6 @@ impl App {
             db: Db::new(pool),
             schema,
             documents: Default::default(),
-            subscription_fields: Default::default(),
             passwords: Default::default(),
             live: live::Hub::new(wakes, bearers.clone()),
             bearers,

@@ -12,9 +12,9 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::Request;
 
 /// Longer queries are parsed every time: the cache's memory stays bounded.
-pub(crate) const MAX_CACHED_QUERY_BYTES: usize = 8 * 1024;
+const MAX_CACHED_QUERY_BYTES: usize = 8 * 1024;
 /// Distinct queries kept; past this the cache starts over (clients send a fixed set).
-pub(crate) const MAX_CACHED_QUERIES: usize = 512;
+const MAX_CACHED_QUERIES: usize = 512;
 
 #[derive(Clone, Default)]
 pub struct DocumentCache {

@@ -2,8 +2,8 @@
 //!
 //! async-graphql keeps each subscription's whole operation alive for as long as it runs: the
 //! request's preparation (room for it stays in the operation's stream), the document, the
-//! variables, and a box per root field. On an idle socket that was about half of what the
-//! server kept (BENCHMARKS.md, thirty-third and thirty-fifth rounds). So once a
+//! variables, and a box per root field. Dropping it took an idle subscribed socket from about
+//! 18 KB of the server's memory to about 11 (BENCHMARKS.md, thirty-fifth round). So once a
 //! subscription's resolver has begun its stream, it hands the stream out through the
 //! operation's [`HandOff`] ([`hand_off`]), wrapped to resolve each item as async-graphql's
 //! derive does (async-graphql-derive 7.2.1, `subscription.rs`: a context on the field's
@@ -33,54 +33,25 @@ use async_graphql_value::Value as InputValue;
 use futures_util::stream::{self, BoxStream};
 use futures_util::{Stream, StreamExt as _};
 
-use super::documents::{MAX_CACHED_QUERIES, MAX_CACHED_QUERY_BYTES};
-
-/// The root fields of the subscriptions clients send, by document and operation, shared by
-/// every subscription to one (a field with its selection set was a tenth of what an idle
-/// socket kept). Bounded as the [`DocumentCache`] is; a field stays with its subscriptions
-/// when the cache starts over.
-#[derive(Clone, Default)]
-pub struct SharedFields(Arc<Mutex<HashMap<FieldKey, Arc<Positioned<Field>>>>>);
-
-/// A document's text and the name of the operation run from it: they fix its root field.
-type FieldKey = (String, Option<String>);
-
-impl SharedFields {
-    fn get(&self, key: Option<FieldKey>, field: &Positioned<Field>) -> Arc<Positioned<Field>> {
-        let Some(key) = key else {
-            return Arc::new(field.clone());
-        };
-        let mut fields = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if fields.len() >= MAX_CACHED_QUERIES && !fields.contains_key(&key) {
-            fields.clear();
-        }
-        Arc::clone(fields.entry(key).or_insert_with(|| Arc::new(field.clone())))
-    }
-}
-
 /// Where a subscription's resolver leaves its stream for [`execute_stream`]: one per
 /// operation, in the request's data.
-#[derive(Clone)]
-pub struct HandOff(Arc<Mutex<Handing>>);
-
-#[derive(Default)]
-struct Handing {
-    responses: Option<BoxStream<'static, Response>>,
-    /// Where the operation's root field is shared, and its key there: taken by the
-    /// resolver, so an operation keeps neither.
-    fields: Option<(SharedFields, Option<FieldKey>)>,
-}
+#[derive(Clone, Default)]
+pub struct HandOff(Arc<Mutex<Option<BoxStream<'static, Response>>>>);
 
 impl HandOff {
-    fn new(fields: &SharedFields, key: Option<FieldKey>) -> HandOff {
-        HandOff(Arc::new(Mutex::new(Handing {
-            responses: None,
-            fields: Some((fields.clone(), key)),
-        })))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Handing> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<BoxStream<'static, Response>>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Empties its [`HandOff`] when dropped, taken or not. A handed stream holds the request's
+/// data, which holds the hand-off: left there, it would keep itself (and its feed) alive.
+struct Handed(HandOff);
+
+impl Drop for Handed {
+    fn drop(&mut self) {
+        let left = self.0.lock().take();
+        drop(left);
     }
 }
 
@@ -88,7 +59,6 @@ impl HandOff {
 /// operation dropped once its resolver handed its stream out.
 pub fn execute_stream<Q, M, S>(
     schema: &Schema<Q, M, S>,
-    fields: &SharedFields,
     request: Request,
     session_data: Arc<Data>,
 ) -> BoxStream<'static, Response>
@@ -97,12 +67,10 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    let key = (request.query.len() <= MAX_CACHED_QUERY_BYTES)
-        .then(|| (request.query.clone(), request.operation_name.clone()));
-    let handoff = HandOff::new(fields, key);
-    let operation =
-        schema.execute_stream_with_session_data(request.data(handoff.clone()), session_data);
-    let handed = stream::once(async move { handoff.lock().responses.take() })
+    let handed = Handed(HandOff::default());
+    let request = request.data(handed.0.clone());
+    let operation = schema.execute_stream_with_session_data(request, session_data);
+    let handed = stream::once(async move { handed.0.lock().take() })
         .filter_map(std::future::ready)
         .flatten();
     // `chain` drops the operation's stream once it ends, before it polls the handed one.
@@ -124,11 +92,11 @@ where
     let Some(handoff) = ctx.data_opt::<HandOff>() else {
         return futures_util::future::Either::Right(items);
     };
-    let Some((fields, key)) = handoff.lock().fields.take() else {
+    if handoff.lock().is_some() {
         // Only one root field hands its stream out (src/http/socket.rs admits no other).
         return futures_util::future::Either::Right(items);
-    };
-    let event = Arc::new(EventField::of(ctx, fields.get(key, ctx.item)));
+    }
+    let event = Arc::new(EventField::of(ctx));
     let items = Box::pin(items);
     let responses = stream::unfold((items, event), |(mut items, event)| async move {
         let item = items.next().await?;
@@ -137,7 +105,7 @@ where
         Some((response, (items, event)))
     });
     let responses = ctx.query_env.extensions.subscribe(responses.boxed());
-    handoff.lock().responses = Some(responses);
+    *handoff.lock() = Some(responses);
     futures_util::future::Either::Left(stream::empty())
 }
 
@@ -145,13 +113,16 @@ where
 struct EventField {
     schema_env: SchemaEnv,
     query_env: QueryEnv,
-    field: Arc<Positioned<Field>>,
+    /// As async-graphql prepared it for this request: its selections skipped under the
+    /// request's variables are gone, so it is not shared with another request's.
+    field: Positioned<Field>,
     /// The field's alias or name: the response's key.
     key: Name,
 }
 
 impl EventField {
-    fn of(ctx: &Context<'_>, field: Arc<Positioned<Field>>) -> EventField {
+    fn of(ctx: &Context<'_>) -> EventField {
+        let field = ctx.item.clone();
         EventField {
             schema_env: ctx.schema_env.clone(),
             query_env: slim(ctx.query_env, &field.node.selection_set.node),
@@ -160,7 +131,9 @@ impl EventField {
         }
     }
 
-    /// As async-graphql-derive 7.2.1 resolves a subscription's item (subscription.rs).
+    /// As async-graphql-derive 7.2.1 resolves a subscription's item (subscription.rs), the
+    /// schema's extensions around it, the parent type named as the schema's root
+    /// (`Subscription`, where the derive names the merged part's own type).
     async fn resolve<T: OutputType + Sync>(&self, item: async_graphql::Result<T>) -> Response {
         let env = &self.query_env;
         let execute = |execute_data: Option<Data>| async move {
@@ -196,22 +169,32 @@ impl EventField {
                     .map(Some)
             };
             futures_util::pin_mut!(resolving);
-            let mut response = match env.extensions.resolve(info, &mut resolving).await {
-                Ok(value) => {
-                    let mut data = async_graphql::indexmap::IndexMap::new();
-                    data.insert(self.key.clone(), value.unwrap_or_default());
-                    Response::new(Value::Object(data))
-                }
-                Err(err) => Response::from_errors(vec![err]),
-            };
-            let errors =
-                std::mem::take(&mut *env.errors.lock().unwrap_or_else(PoisonError::into_inner));
-            response.errors.extend(errors);
-            response
+            let resolved = env.extensions.resolve(info, &mut resolving).await;
+            self.response(resolved)
         };
         env.extensions
             .execute(env.operation_name.as_deref(), execute)
             .await
+    }
+
+    /// The response to one item: its value under the field's key, and the errors its
+    /// fields added.
+    fn response(&self, resolved: async_graphql::ServerResult<Option<Value>>) -> Response {
+        let mut response = match resolved {
+            Ok(value) => {
+                let mut data = async_graphql::indexmap::IndexMap::new();
+                data.insert(self.key.clone(), value.unwrap_or_default());
+                Response::new(Value::Object(data))
+            }
+            Err(err) => Response::from_errors(vec![err]),
+        };
+        let mut errors = self
+            .query_env
+            .errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        response.errors.extend(std::mem::take(&mut *errors));
+        response
     }
 }
 
@@ -365,6 +348,10 @@ mod tests {
 
     struct Sub;
 
+    /// How many of a test's subscriptions began with a hand-off to take their stream.
+    #[derive(Clone, Default)]
+    struct Handing(Arc<std::sync::atomic::AtomicUsize>);
+
     #[Subscription]
     impl Sub {
         async fn items(
@@ -372,6 +359,10 @@ mod tests {
             ctx: &Context<'_>,
             from: i32,
         ) -> impl Stream<Item = async_graphql::Result<Item>> + use<> {
+            if let (Some(handing), Some(_)) = (ctx.data_opt::<Handing>(), ctx.data_opt::<HandOff>())
+            {
+                handing.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let items = [Ok(Item(from)), Ok(Item(from + 1)), Err("the end".into())];
             hand_off(ctx, stream::iter(items))
         }
@@ -380,7 +371,7 @@ mod tests {
     const DOCUMENT: &str = r#"
         query Other { up }
         subscription Watch($from: Int!, $by: Int!, $deep: Boolean!, $skip: Boolean = false,
-                           $prefixes: [String!]!) {
+                           $prefixes: [String!]!, $factor: Int = 7) {
           renamed: items(from: $from) {
             n
             twice: times(by: $by)
@@ -392,7 +383,7 @@ mod tests {
           }
         }
         fragment Next on Item { next { times(by: $by) ...Deeper } }
-        fragment Deeper on Item { n }
+        fragment Deeper on Item { n deeper: times(by: $factor) }
     "#;
 
     fn schema() -> Schema<Query, EmptyMutation, Sub> {
@@ -422,16 +413,12 @@ mod tests {
     #[tokio::test]
     async fn handed_out_events_resolve_as_async_graphql_resolves_them() {
         let schema = schema();
+        let handing = Handing::default();
         for (case, variables) in cases().into_iter().enumerate() {
             // No hand-off in the request: async-graphql resolves the items itself.
             let theirs = json(schema.execute_stream(request(variables.clone()))).await;
-            let ours = json(execute_stream(
-                &schema,
-                &SharedFields::default(),
-                request(variables),
-                Arc::default(),
-            ))
-            .await;
+            let request = request(variables).data(handing.clone());
+            let ours = json(execute_stream(&schema, request, Arc::default())).await;
             assert_eq!(ours, theirs);
             let expected = match case {
                 // Two events, each with its field's error, then the stream's own error.
@@ -451,29 +438,55 @@ mod tests {
                 assert!(theirs[at]["errors"][0]["message"].is_string(), "{theirs}");
             }
         }
+        assert_eq!(
+            deeper_by_default(&schema).await,
+            4 * 7,
+            "`$factor`'s default"
+        );
+        // Cases 0 and 1 ran their resolver (case 2 was refused before), each handing off.
+        assert_eq!(handing.0.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
+
+    /// `Deeper`'s `times(by: $factor)` in case 0's first event, `$factor` left out.
+    async fn deeper_by_default(schema: &Schema<Query, EmptyMutation, Sub>) -> i64 {
+        let ours = json(execute_stream(
+            schema,
+            request(cases()[0].clone()),
+            Arc::default(),
+        ))
+        .await;
+        ours[0]["data"]["renamed"]["next"]["deeper"]
+            .as_i64()
+            .unwrap_or_default()
     }
 
     #[tokio::test]
-    async fn the_operation_ends_once_its_stream_is_handed_out_and_shares_its_field() {
+    async fn the_operation_ends_once_its_stream_is_handed_out() {
         let schema = schema();
-        let fields = SharedFields::default();
-        let key = Some((DOCUMENT.to_owned(), Some("Watch".to_owned())));
-        let mut handed = Vec::new();
-        for _ in 0..2 {
-            let handoff = HandOff::new(&fields, key.clone());
-            let request = request(cases()[0].clone()).data(handoff.clone());
-            let operation: Vec<Response> = schema.execute_stream(request).collect().await;
-            assert!(operation.is_empty(), "{operation:?}");
-            handed.push(handoff.lock().responses.take().expect("handed out"));
-            assert!(handoff.lock().fields.is_none(), "the key is not kept");
-        }
-        // One root field, held by the cache and by both subscriptions.
-        let shared = fields.0.lock().expect("lock").values().next().cloned();
-        assert_eq!(shared.map(|field| Arc::strong_count(&field)), Some(4));
-        let events = json(handed.remove(0)).await;
+        let handoff = HandOff::default();
+        let request = request(cases()[0].clone()).data(handoff.clone());
+        let operation: Vec<Response> = schema.execute_stream(request).collect().await;
+        assert!(operation.is_empty(), "{operation:?}");
+        let handed = handoff.lock().take().expect("handed out");
+        let events = json(handed).await;
         assert_eq!(events.as_array().map(Vec::len), Some(3), "{events}");
         assert_eq!(events[0]["data"]["renamed"]["next"]["n"], 4, "{events}");
         assert_eq!(events[2]["errors"][0]["path"][0], "renamed", "{events}");
+    }
+
+    #[test]
+    fn a_stream_never_taken_does_not_keep_itself() {
+        let handoff = HandOff::default();
+        // As a handed stream holds the request's data, and so its hand-off.
+        let held = handoff.clone();
+        let responses = stream::once(async move {
+            drop(held);
+            Response::new(Value::Null)
+        });
+        *handoff.lock() = Some(responses.boxed());
+        assert_eq!(Arc::strong_count(&handoff.0), 2);
+        drop(Handed(handoff.clone()));
+        assert_eq!(Arc::strong_count(&handoff.0), 1);
     }
 
     #[test]
@@ -493,8 +506,13 @@ mod tests {
         fn names(set: &BTreeSet<&Name>) -> Vec<String> {
             set.iter().map(|name| name.to_string()).collect()
         }
-        // Not `from` (the root field's, read once), nor `unused` (a fragment not spread).
-        assert_eq!(names(&used.variables), ["by", "deep", "prefixes", "skip"]);
+        // Not `from`: the root field's own, read once when the stream began. (async-graphql
+        // takes `@skip` and `@include` out before a resolver runs, with what they skip: the
+        // variables they read are not kept then.)
+        assert_eq!(
+            names(&used.variables),
+            ["by", "deep", "factor", "prefixes", "skip"]
+        );
         assert_eq!(names(&used.fragments), ["Deeper", "Next"]);
     }
 }

@@ -606,8 +606,8 @@ impl Executor for LiveExecutor {
             );
             return stream::once(async move { failed(refused(&err)) }).boxed();
         };
-        let (schema, fields) = (&self.app.schema, &self.app.subscription_fields);
-        let responses = handoff::execute_stream(schema, fields, request, data.unwrap_or_default());
+        let responses =
+            handoff::execute_stream(&self.app.schema, request, data.unwrap_or_default());
         resolved_apart(responses)
             .map(move |response| {
                 let _held = &slot;
