@@ -2,8 +2,9 @@
 //!
 //! - `hold`: opens `CONNECTIONS` sockets (graphql-transport-ws), each signed in as the Owner
 //!   of a seeded workspace (user n owns workspace n, at most 20 sockets per account) and
-//!   subscribed to it; reports how long that took, then keeps them open until stdin closes,
-//!   so the driver can read the server's memory meanwhile.
+//!   subscribed to it; reports how long that took, then keeps them open and read (which
+//!   answers the server's pings) until stdin closes, so the driver can read the server's
+//!   memory meanwhile; then reports how many the server closed while they were held.
 //! - `latency`: `WORKSPACES` workspaces with `FANOUT` subscribers each; audit events are
 //!   written straight into the database at `RATE` per second (open loop, spread over the
 //!   workspaces), each carrying the time it was sent; each subscriber records when it
@@ -94,6 +95,14 @@ pub async fn hold(ws_url: &str, count: usize) -> anyhow::Result<Value> {
     let per_workspace = count.div_ceil(2000).clamp(1, PER_ACCOUNT);
     let sockets = open(ws_url, count, per_workspace).await?;
     let opened = started.elapsed();
+    // Each socket is read, as a client's is: tungstenite answers the server's pings while
+    // it reads, and a socket that answers none is closed as idle (75 s).
+    let sockets: Vec<_> = sockets
+        .into_iter()
+        .map(|mut socket| {
+            tokio::spawn(async move { while let Some(Ok(_)) = socket.next().await {} })
+        })
+        .collect();
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
@@ -111,8 +120,12 @@ pub async fn hold(ws_url: &str, count: usize) -> anyhow::Result<Value> {
         &mut line,
     )
     .await;
-    drop(sockets);
-    Ok(json!({"closed": true}))
+    // A socket whose reading ended was closed by the server while held.
+    let ended = sockets.iter().filter(|socket| socket.is_finished()).count();
+    for socket in sockets {
+        socket.abort();
+    }
+    Ok(json!({"closed": true, "ended_while_held": ended}))
 }
 
 /// Writes an event with `changes` to `workspace`'s log, then publishes its wake as the

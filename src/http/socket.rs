@@ -14,24 +14,27 @@
 //!   other socket waits for it.
 //! - When the server shuts down, sockets close with 1001 "going away".
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use async_graphql::http::{WebSocketProtocols, WsMessage};
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, Executor, Request, Response};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use futures_util::stream::{self, BoxStream, SplitSink};
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use uuid::Uuid;
 
 use crate::auth::bearers::Lookup;
 use crate::error::ApiError;
 use crate::graphql::context::RequestContext;
 use crate::graphql::{errors, handoff, shape};
-use crate::live::Hub;
+use crate::live::{Hub, OpenSocket};
 use crate::App;
 
 /// Subscriptions one socket may hold at once.
@@ -51,12 +54,12 @@ const CLOSE_DUPLICATE_ID: u16 = 4409;
 const CLOSE_INIT_TIMEOUT: u16 = 4408;
 /// WebSocket: the server is going away.
 const CLOSE_GOING_AWAY: u16 = 1001;
-/// How often an open socket checks its token again (a session's age and idle limits), besides
-/// when its revocation is notified; the first check comes after one to two of these.
-const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 /// How often the server pings each socket (browsers and WebSocket libraries answer pings
 /// themselves), so proxies keep it open and a vanished client is noticed.
 const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// Every this many pings (a minute), an open socket checks its token again (a session's age
+/// and idle limits), besides when its revocation is notified.
+const RECHECK_EVERY: u64 = 60 / PING_EVERY.as_secs();
 /// A socket whose client sent nothing, not even a pong, for this long is closed.
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(75);
 /// How long one message may take to reach a client's socket before the client is dropped.
@@ -86,13 +89,13 @@ pub async fn upgrade(
         )
             .into_response();
     };
-    let Some(protocol) = transport_ws(headers).await else {
+    if !offers_transport_ws(headers) {
         return (
             StatusCode::BAD_REQUEST,
             "Ask for the graphql-transport-ws subprotocol.",
         )
             .into_response();
-    };
+    }
     upgrade
         .protocols(["graphql-transport-ws"])
         .max_message_size(MAX_MESSAGE_BYTES)
@@ -103,40 +106,31 @@ pub async fn upgrade(
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_write_buffer_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| async move {
-            serve(app, socket, protocol).await;
-            drop(open);
+        .on_upgrade(move |socket| serve(app, socket, open))
+}
+
+/// Whether the client offers graphql-transport-ws (the older `graphql-ws` protocol of
+/// subscriptions-transport-ws is not served, whatever else it offers).
+fn offers_transport_ws(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|offered| offered.to_str().ok())
+        .is_some_and(|offered| {
+            offered
+                .split(',')
+                .any(|p| p.trim() == "graphql-transport-ws")
         })
 }
 
-/// The graphql-transport-ws protocol, if the client offers it (the older `graphql-ws`
-/// protocol of subscriptions-transport-ws is not served, whatever else it offers).
-async fn transport_ws(headers: &HeaderMap) -> Option<GraphQLProtocol> {
-    let offered = headers
-        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)?
-        .to_str()
-        .ok()?;
-    if !offered
-        .split(',')
-        .any(|p| p.trim() == "graphql-transport-ws")
-    {
-        return None;
-    }
-    // The library's extractor is the only way to name its protocol: give it only this one.
-    let (mut parts, ()) = axum::http::Request::builder()
-        .header(
-            axum::http::header::SEC_WEBSOCKET_PROTOCOL,
-            "graphql-transport-ws",
-        )
-        .body(())
-        .ok()?
-        .into_parts();
-    <GraphQLProtocol as axum::extract::FromRequestParts<()>>::from_request_parts(&mut parts, &())
-        .await
-        .ok()
-}
-
-async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
+/// A socket's work: async-graphql's graphql-transport-ws on what the client sends, and
+/// [`forward`] sending what it answers.
+///
+/// Each socket's task keeps this future for as long as the socket is open, so it is built
+/// by plain functions, not `async fn`s, and without async-graphql-axum's
+/// `GraphQLWebSocket::serve`: an `async fn` keeps its arguments beside what it made of
+/// them, and those were the socket (368 bytes, kept twice) and the builder (352 bytes, kept
+/// twice): a fifth of a socket's memory (BENCHMARKS.md, thirty-sixth round).
+fn serve(app: Arc<App>, socket: WebSocket, open: OpenSocket) -> impl Future<Output = ()> {
     let (sink, source) = socket.split();
     // When the client was last heard from (a message, or the pong to a ping), in
     // milliseconds since the socket opened.
@@ -146,6 +140,7 @@ async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
     // the library does not send (4403, 4408, 4409, 1001).
     let (to_client, outgoing) = futures_channel::mpsc::channel::<Message>(16);
     let in_progress = InProgress::default();
+    let init = in_progress.clone();
     let source = source
         .inspect({
             let heard = Arc::clone(&heard);
@@ -159,113 +154,171 @@ async fn serve(app: Arc<App>, socket: WebSocket, protocol: GraphQLProtocol) {
                     let reason = format!("Subscriber for {id} already exists");
                     let _ = refuse.try_send(close(CLOSE_DUPLICATE_ID, &reason));
                 }
-                std::future::ready(reused.is_none())
+                std::future::ready(message.is_ok() && reused.is_none())
             }
+        })
+        .filter_map(|message| {
+            std::future::ready(match message {
+                Ok(message @ (Message::Text(_) | Message::Binary(_))) => Some(message.into_data()),
+                _ => None,
+            })
         });
     let executor = LiveExecutor {
         app: Arc::clone(&app),
         open: Arc::default(),
     };
-    let hub = app.live.clone();
     let (signed_in, signed) = tokio::sync::oneshot::channel();
-    let rewritten = {
-        let in_progress = in_progress.clone();
-        move |message| stream::iter(in_progress.rewrite(message).map(Ok))
-    };
-    let protocol_task = GraphQLWebSocket::new_with_pair(
-        to_client
-            .sink_map_err(|_| axum::Error::new("the socket closed"))
-            .with_flat_map(rewritten),
-        source,
-        executor,
-        protocol,
-    )
-    .with_data(hub_data(&hub))
-    .on_connection_init(connection_init(Arc::clone(&app), signed_in))
-    .serve();
-    let forward = forward(app, sink, outgoing, signed, Heard { opened, heard });
-    tokio::pin!(forward);
-    tokio::select! {
-        // The protocol is done: what it sent last (a close frame) still goes out.
-        () = protocol_task => forward.await,
-        () = &mut forward => {}
+    let to_client = to_client
+        .sink_map_err(|_| axum::Error::new("the socket closed"))
+        .with_flat_map(move |message| stream::iter(in_progress.rewrite(message).map(Ok)));
+    let protocol =
+        async_graphql::http::WebSocket::new(executor, source, WebSocketProtocols::GraphQLWS)
+            .connection_data(hub_data(&app.live))
+            .on_connection_init(connection_init(Arc::clone(&app), signed_in))
+            .map(|message| Ok(axum_message(message)))
+            .forward(to_client);
+    Serving {
+        protocol: protocol.fuse(),
+        forward: forward(app, sink, outgoing, signed, Heard { opened, heard }, init),
+        _open: open,
+    }
+}
+
+/// A message of async-graphql's as axum sends it.
+fn axum_message(message: WsMessage) -> Message {
+    match message {
+        WsMessage::Text(text) => Message::Text(text.into()),
+        WsMessage::Close(code, reason) => Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })),
+    }
+}
+
+/// A socket's two halves ([`serve`]), polled together as `tokio::select!` would, without
+/// moving either (the macro moves what it polls, and so keeps it twice). The socket is done
+/// when [`forward`] is: once the protocol ends (and is dropped, with its operations), what
+/// it sent last (a close frame) still goes out.
+#[pin_project::pin_project]
+struct Serving<P, F> {
+    #[pin]
+    protocol: futures_util::future::Fuse<P>,
+    #[pin]
+    forward: F,
+    /// Counts the socket among the server's until it ends.
+    _open: OpenSocket,
+}
+
+impl<P: Future, F: Future<Output = ()>> Future for Serving<P, F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let _ = this.protocol.poll(cx);
+        this.forward.poll(cx)
     }
 }
 
 /// Sends the protocol's messages to the client until either side is done. Closes sockets
 /// that do not initialise in time (4408), whose token is revoked or expires (4403: checked
-/// when its revocation is notified and every [`TOKEN_RECHECK`]), whose client stopped
+/// when its revocation is notified and every [`RECHECK_EVERY`] pings), whose client stopped
 /// taking messages (4499, [`drop_slow`]), and, at shutdown, every socket (1001).
-async fn forward(
+///
+/// A plain function building the future ([`serve`] says why): what the loop uses lives in
+/// it once.
+fn forward(
     app: Arc<App>,
     mut sink: SplitSink<WebSocket, Message>,
     mut outgoing: futures_channel::mpsc::Receiver<Message>,
-    mut signed_in: tokio::sync::oneshot::Receiver<SignedIn>,
+    signed_in: tokio::sync::oneshot::Receiver<SignedIn>,
     heard: Heard,
-) {
+    init: InProgress,
+) -> impl Future<Output = ()> {
     let hub = app.live.clone();
-    let closing = hub.closed();
-    let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
-    tokio::pin!(closing, init_deadline);
-    // Spread over the interval: sockets opened together (after a deploy) check apart.
-    let mut recheck = tokio::time::interval_at(
-        tokio::time::Instant::now() + TOKEN_RECHECK.mul_f64(1.0 + rand::random::<f64>()),
-        TOKEN_RECHECK,
+    // One timer for pings and token checks. The first ping comes in the second half of a
+    // ping's interval (proxies close sockets silent for a minute), the first check at the
+    // first or second ping: sockets opened together (after a deploy) check apart.
+    let mut pings = tokio::time::interval_at(
+        tokio::time::Instant::now() + PING_EVERY.mul_f64(0.5 + rand::random::<f64>() / 2.0),
+        PING_EVERY,
     );
-    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = rand::random_range(0..RECHECK_EVERY);
+    // Each dropped once over (`once_some`): an idle socket keeps neither.
+    let mut init_deadline = Some(Box::pin(tokio::time::sleep(INIT_TIMEOUT)));
+    let mut signed_in = Some(signed_in);
     let mut token: Option<(crate::live::Wake, SignedIn)> = None;
-    let mut awaiting_sign_in = true;
     let mut acknowledged = false;
-    loop {
-        let message = tokio::select! {
-            next = outgoing.next() => match next {
-                Some(message) => message,
-                None => return,
-            },
-            signed = &mut signed_in, if awaiting_sign_in => {
-                awaiting_sign_in = false;
-                token = signed.ok().map(|signed| (hub.watch_token(signed.token_id), signed));
-                // A revocation between the sign-in and the watch would wait for the recheck.
-                match still_signed_in(&app, &token).await {
+    async move {
+        let closing = hub.closed();
+        tokio::pin!(closing);
+        loop {
+            let message = tokio::select! {
+                next = outgoing.next() => match next {
+                    Some(message) => message,
+                    None => return,
+                },
+                signed = once_some(&mut signed_in), if signed_in.is_some() => {
+                    signed_in = None;
+                    token = signed.ok().map(|signed| (hub.watch_token(signed.token_id), signed));
+                    // A revocation between the sign-in and the watch would wait for the recheck.
+                    match still_signed_in(&app, &token).await {
+                        true => continue,
+                        false => close(CLOSE_FORBIDDEN, "The session or token has ended."),
+                    }
+                }
+                () = revoked(&mut token) => match still_signed_in(&app, &token).await {
                     true => continue,
                     false => close(CLOSE_FORBIDDEN, "The session or token has ended."),
+                },
+                _ = pings.tick() => {
+                    ticks += 1;
+                    if heard.silent_for() > IDLE_TIMEOUT {
+                        crate::metrics::socket_dropped("idle");
+                        close(1000, "No answer to pings.")
+                    } else if token.is_some()
+                        && ticks % RECHECK_EVERY == 0
+                        && !still_signed_in(&app, &token).await
+                    {
+                        close(CLOSE_FORBIDDEN, "The session or token has ended.")
+                    } else {
+                        Message::Ping(Default::default())
+                    }
                 }
-            }
-            () = revoked(&mut token) => match still_signed_in(&app, &token).await {
-                true => continue,
-                false => close(CLOSE_FORBIDDEN, "The session or token has ended."),
-            },
-            _ = recheck.tick(), if token.is_some() => match still_signed_in(&app, &token).await {
-                true => continue,
-                false => close(CLOSE_FORBIDDEN, "The session or token has ended."),
-            },
-            _ = pings.tick() => match heard.silent_for() > IDLE_TIMEOUT {
-                true => {
-                    crate::metrics::socket_dropped("idle");
-                    close(1000, "No answer to pings.")
+                // Once the client's `connection_init` came, the socket waits for its answer
+                // however long the check takes. Anything else (a ping) does not count.
+                () = once_some(&mut init_deadline), if !acknowledged && !init.init_came() => {
+                    if init.init_came() {
+                        init_deadline = None;
+                        continue;
+                    }
+                    crate::metrics::socket_dropped("init_timeout");
+                    close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout")
                 }
-                false => Message::Ping(Default::default()),
-            },
-            // The client's first message is its `connection_init`: once it came, the socket
-            // waits for its answer however long the check takes.
-            () = &mut init_deadline, if !acknowledged && !heard.anything() => {
-                crate::metrics::socket_dropped("init_timeout");
-                close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout")
+                () = &mut closing => close(CLOSE_GOING_AWAY, "The server is going away."),
+            };
+            if !acknowledged {
+                acknowledged = matches!(&message, Message::Text(text) if text.as_str().contains("\"connection_ack\""));
             }
-            () = &mut closing => close(CLOSE_GOING_AWAY, "The server is going away."),
-        };
-        if !acknowledged {
-            acknowledged = matches!(&message, Message::Text(text) if text.as_str().contains("\"connection_ack\""));
+            if acknowledged || init.init_came() {
+                init_deadline = None;
+            }
+            let closes = matches!(message, Message::Close(_));
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(protocol_close(message))).await {
+                Ok(Ok(())) if !closes => {}
+                // Only a message that is not itself a goodbye: `closing` has not fired then.
+                Err(_) if !closes => return Box::pin(drop_slow(sink, closing)).await,
+                _ => return,
+            }
         }
-        let closes = matches!(message, Message::Close(_));
-        match tokio::time::timeout(SEND_TIMEOUT, sink.send(protocol_close(message))).await {
-            Ok(Ok(())) if !closes => {}
-            // Only a message that is not itself a goodbye: `closing` has not fired then.
-            Err(_) if !closes => return Box::pin(drop_slow(sink, closing)).await,
-            _ => return,
-        }
+    }
+}
+
+/// What `future` resolves to; never once there is none (its `select!` arm is over).
+async fn once_some<F: Future + Unpin>(future: &mut Option<F>) -> F::Output {
+    match future {
+        Some(future) => future.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -276,7 +329,7 @@ async fn forward(
 /// again within [`SLOW_CLOSE_GRACE`] gets it, and resumes from its last cursor.
 async fn drop_slow(
     mut sink: SplitSink<WebSocket, Message>,
-    closing: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    closing: Pin<&mut impl Future<Output = ()>>,
 ) {
     crate::metrics::socket_dropped("slow");
     let goodbye = sink.send(close(
@@ -303,6 +356,8 @@ struct Operations {
     ids: std::collections::HashSet<String>,
     /// Failed: their `error` went out, and async-graphql's `complete` is still to come.
     failed: std::collections::HashSet<String>,
+    /// A `connection_init` came (what stops the clock of [`INIT_TIMEOUT`]; pings do not).
+    init_came: bool,
 }
 
 /// The part of a protocol message that says which operation it is about.
@@ -316,14 +371,18 @@ struct Envelope {
 const COMPLETE: &str = "{\"type\":\"complete\"";
 
 impl InProgress {
-    /// Notes a client's message; the id of a `subscribe` that reuses one in progress.
+    /// Notes a client's message (a `connection_init`, the ids in progress); the id of a
+    /// `subscribe` that reuses one in progress.
     fn reused(&self, message: &Message) -> Option<String> {
         let Message::Text(text) = message else {
             return None;
         };
         let envelope: Envelope = serde_json::from_str(text.as_str()).ok()?;
-        let id = envelope.id?;
         let mut operations = self.lock();
+        if envelope.kind == "connection_init" {
+            operations.init_came = true;
+        }
+        let id = envelope.id?;
         // async-graphql also takes `start` and `stop`, its older protocol's names, here.
         match envelope.kind.as_str() {
             "subscribe" | "start" => {
@@ -338,6 +397,11 @@ impl InProgress {
             }
             _ => None,
         }
+    }
+
+    /// Whether the client sent its `connection_init`.
+    fn init_came(&self) -> bool {
+        self.lock().init_came
     }
 
     /// A message of async-graphql's as the client gets it: the `next` of a response marked
@@ -431,10 +495,6 @@ impl Heard {
         };
         std::time::Duration::from_millis(millis_since(self.opened).saturating_sub(last))
     }
-
-    fn anything(&self) -> bool {
-        self.heard.load(Ordering::Relaxed) != NEVER
-    }
 }
 
 fn millis_since(opened: tokio::time::Instant) -> u64 {
@@ -457,7 +517,7 @@ async fn revoked(token: &mut Option<(crate::live::Wake, SignedIn)>) {
 
 /// Whether the socket's token is still live; a database that cannot say keeps it open.
 /// Boxed while it runs: a socket checks rarely (at sign-in, at a revocation, every
-/// [`TOKEN_RECHECK`]), and inlined, the check's database read took room in every idle
+/// [`RECHECK_EVERY`] pings), and inlined, the check's database read took room in every idle
 /// socket's task.
 async fn still_signed_in(app: &App, token: &Option<(crate::live::Wake, SignedIn)>) -> bool {
     Box::pin(token_live(app, token)).await
@@ -557,7 +617,7 @@ fn connection_init(
     }
 }
 
-type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// `authorization` (or `Authorization`) in the payload: `Bearer <token>` or the token alone.
 fn token_of(payload: &serde_json::Value) -> Option<String> {

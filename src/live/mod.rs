@@ -21,6 +21,7 @@ pub mod viewer;
 pub mod wakes;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -91,12 +92,14 @@ struct Inner {
     bearers: Bearers,
 }
 
-/// A watched topic: its wake-ups (the value counts those that call for a read of the log;
-/// a wake that leaves it as it is only asks watchers to look at what was read) and, for a
+/// A watched topic: its wake-ups ([`Signal`]: `reads` counts those that call for a read of
+/// the log; a wake that leaves it as it is only asks watchers to look at what was read) and, for a
 /// workspace, its latest events as this server read them. Forgotten with the last watcher,
 /// so a count and the events read at it always belong together.
 struct Watched {
-    wakes: watch::Sender<u64>,
+    wakes: Arc<Signal>,
+    /// Its [`Wake`]s.
+    watchers: usize,
     recent: Option<Arc<recent::Recent>>,
     /// For a workspace: the highest event number a published wake announced (-1: none), so
     /// that the poll can count what no wake announced.
@@ -109,14 +112,35 @@ struct Watched {
 impl Watched {
     /// Wakes the watchers to read what is new.
     fn read_due(&self) {
-        self.wakes
-            .send_modify(|count| *count = count.wrapping_add(1));
+        self.wakes.send(true);
     }
 
-    /// Wakes the watchers to look at what was read, without a read: the count stays, and
-    /// `send_modify` still tells them.
+    /// Wakes the watchers to look at what was read, without a read: the count stays.
     fn look(&self) {
-        self.wakes.send_modify(|_| ());
+        self.wakes.send(false);
+    }
+}
+
+/// A topic's wake-ups, as tokio's `watch` of a count would keep them, in 64 bytes with its
+/// `Arc`'s counts rather than its 352 (a lock for the value, eight `Notify`s for many
+/// watchers): one per token and per workspace that sockets watch, each watched by one or a
+/// few (BENCHMARKS.md, thirty-sixth round).
+#[derive(Default)]
+struct Signal {
+    /// The wake-ups that call for a read of the log.
+    reads: AtomicU64,
+    /// Moves at every wake-up, after `reads`.
+    version: AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+impl Signal {
+    fn send(&self, read: bool) {
+        if read {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+        }
+        self.version.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
     }
 }
 
@@ -250,15 +274,18 @@ impl Hub {
     fn watch_topic(&self, topic: Topic) -> (Wake, Option<Arc<recent::Recent>>) {
         let mut topics = lock(&self.0.topics);
         let watched = topics.entry(topic).or_insert_with(|| Watched {
-            wakes: watch::channel(0).0,
+            wakes: Arc::default(),
+            watchers: 0,
             recent: matches!(topic, Topic::Workspace(_)).then(Arc::default),
             published_through: -1,
             announced_at_commit: false,
         });
+        watched.watchers += 1;
         let wake = Wake {
             hub: self.clone(),
             topic,
-            receiver: Some(watched.wakes.subscribe()),
+            seen: watched.wakes.version.load(Ordering::SeqCst),
+            signal: Arc::clone(&watched.wakes),
         };
         (wake, watched.recent.clone())
     }
@@ -495,34 +522,45 @@ impl Hub {
 pub struct Wake {
     hub: Hub,
     topic: Topic,
-    receiver: Option<watch::Receiver<u64>>,
+    signal: Arc<Signal>,
+    /// The signal's version last seen.
+    seen: u64,
 }
 
 impl Wake {
     /// Resolves at the next wake-up since the last one seen.
     pub async fn changed(&mut self) {
-        if let Some(receiver) = self.receiver.as_mut() {
-            // The sender lives as long as a receiver does: this cannot fail.
-            let _ = receiver.changed().await;
+        loop {
+            // Registered before the version is read: a wake-up in between still wakes it.
+            let notified = self.signal.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let version = self.signal.version.load(Ordering::SeqCst);
+            if version != self.seen {
+                self.seen = version;
+                return;
+            }
+            notified.await;
         }
     }
 
-    /// The wake-ups so far, all of them seen from now on.
+    /// The wake-ups that called for a read so far, all wake-ups seen from now on. The
+    /// version is read first: a read-due wake-up that the count misses moves the version
+    /// after it, so the next `changed` sees it.
     pub fn seen(&mut self) -> u64 {
-        self.receiver
-            .as_mut()
-            .map_or(0, |receiver| *receiver.borrow_and_update())
+        self.seen = self.signal.version.load(Ordering::SeqCst);
+        self.signal.reads.load(Ordering::SeqCst)
     }
 }
 
 impl Drop for Wake {
     fn drop(&mut self) {
         let mut topics = lock(&self.hub.0.topics);
-        drop(self.receiver.take());
-        if topics
-            .get(&self.topic)
-            .is_some_and(|watched| watched.wakes.receiver_count() == 0)
-        {
+        let last = topics.get_mut(&self.topic).is_some_and(|watched| {
+            watched.watchers -= 1;
+            watched.watchers == 0
+        });
+        if last {
             topics.remove(&self.topic);
         }
     }
