@@ -60,6 +60,7 @@ const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// Every this many pings (a minute), an open socket checks its token again (a session's age
 /// and idle limits), besides when its revocation is notified.
 const RECHECK_EVERY: u64 = 60 / PING_EVERY.as_secs();
+const _: () = assert!(RECHECK_EVERY > 0, "pings at least every minute");
 /// A socket whose client sent nothing, not even a pong, for this long is closed.
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(75);
 /// How long one message may take to reach a client's socket before the client is dropped.
