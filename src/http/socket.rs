@@ -46,6 +46,8 @@ pub const SUBSCRIPTIONS_PER_SOCKET: usize = 20;
 const SOCKET_BUFFER_BYTES: usize = 512;
 /// The largest message a client may send: a subscribe message is one small document.
 const MAX_MESSAGE_BYTES: usize = crate::http::MAX_BODY_BYTES;
+/// The WebSocket subprotocol served (graphql-transport-ws, the `graphql-ws` library's).
+const SUBPROTOCOL: &str = "graphql-transport-ws";
 /// graphql-transport-ws: "Forbidden", for a `connection_init` without a live token.
 const CLOSE_FORBIDDEN: u16 = 4403;
 /// graphql-transport-ws: a `subscribe` whose id is already in progress on the socket.
@@ -98,7 +100,7 @@ pub async fn upgrade(
             .into_response();
     }
     upgrade
-        .protocols(["graphql-transport-ws"])
+        .protocols([SUBPROTOCOL])
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         // The library reads into a 128 KiB buffer per socket by default: 10,000 idle
@@ -116,11 +118,7 @@ fn offers_transport_ws(headers: &HeaderMap) -> bool {
     headers
         .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|offered| offered.to_str().ok())
-        .is_some_and(|offered| {
-            offered
-                .split(',')
-                .any(|p| p.trim() == "graphql-transport-ws")
-        })
+        .is_some_and(|offered| offered.split(',').any(|p| p.trim() == SUBPROTOCOL))
 }
 
 /// A socket's work: async-graphql's graphql-transport-ws on what the client sends, and
@@ -265,12 +263,12 @@ fn forward(
                     // A revocation between the sign-in and the watch would wait for the recheck.
                     match still_signed_in(&app, &token).await {
                         true => continue,
-                        false => close(CLOSE_FORBIDDEN, "The session or token has ended."),
+                        false => token_ended(),
                     }
                 }
                 () = revoked(&mut token) => match still_signed_in(&app, &token).await {
                     true => continue,
-                    false => close(CLOSE_FORBIDDEN, "The session or token has ended."),
+                    false => token_ended(),
                 },
                 _ = pings.tick() => {
                     ticks += 1;
@@ -281,7 +279,7 @@ fn forward(
                         && ticks % RECHECK_EVERY == 0
                         && !still_signed_in(&app, &token).await
                     {
-                        close(CLOSE_FORBIDDEN, "The session or token has ended.")
+                        token_ended()
                     } else {
                         Message::Ping(Default::default())
                     }
@@ -565,6 +563,11 @@ fn protocol_close(message: Message) -> Message {
 const NO_LIVE_TOKEN: &str = "A live token is needed.";
 const TOO_MANY_SOCKETS: &str = "This account has too many sockets open.";
 const CANNOT_CHECK_TOKEN: &str = "The token cannot be checked now; try again shortly.";
+
+/// The close frame of a socket whose session or token ended (revoked, expired, idle).
+fn token_ended() -> Message {
+    close(CLOSE_FORBIDDEN, "The session or token has ended.")
+}
 
 /// A close frame; its reason cut to the 123 bytes a frame holds (the library's reasons
 /// quote what the client sent).
