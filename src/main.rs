@@ -59,6 +59,7 @@ fn parse(args: &[String]) -> Option<Command> {
 }
 
 fn main() -> ExitCode {
+    without_huge_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = parse(&args) else {
         eprintln!("{USAGE}");
@@ -104,6 +105,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Transparent huge pages off for this process. mimalloc asked for them on its segments
+/// (`MADV_HUGEPAGE`; no longer, with its `no_thp` feature), and the kernel's khugepaged then
+/// backed each sparse 2 MiB region with a huge page, filling its untouched pages with zeros:
+/// with 10,000 idle sockets the RSS grew by a third over two minutes while nothing ran
+/// (BENCHMARKS.md, thirty-seventh round). This covers hosts that give them unasked
+/// (`/sys/kernel/mm/transparent_hugepage/enabled` at `always`). A kernel that refuses
+/// changes nothing else, so its error is ignored.
+fn without_huge_pages() {
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
