@@ -110,7 +110,7 @@ fn main() -> ExitCode {
 /// Transparent huge pages off for this process. mimalloc asked for them on its segments
 /// (`MADV_HUGEPAGE`; no longer, with its `no_thp` feature), and the kernel's khugepaged then
 /// backed each sparse 2 MiB region with a huge page, filling its untouched pages with zeros:
-/// with 10,000 idle sockets the RSS grew by a third over two minutes while nothing ran
+/// with 10,000 idle sockets, 11 KiB a socket after two minutes against 8.6 without
 /// (BENCHMARKS.md, thirty-seventh round). This covers hosts that give them unasked
 /// (`/sys/kernel/mm/transparent_hugepage/enabled` at `always`). A kernel that refuses
 /// changes nothing else, so its error is ignored.

@@ -90,9 +90,9 @@ async fn serve_end_to_end(on_one_core: bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ready, "the service became ready");
-    // mimalloc asks for huge pages on its segments, and the kernel's khugepaged then fills
-    // an idle socket's sparse pages up to 2 MiB ones: the binary turns them off for itself
-    // (`main.rs`; BENCHMARKS.md's thirty-seventh round).
+    // With transparent huge pages, the kernel's khugepaged fills idle sockets' sparse pages
+    // up to 2 MiB ones: the binary turns them off for itself (`main.rs`; BENCHMARKS.md's
+    // thirty-seventh round). This machine kind leaves them on for other processes.
     let pid = child.id().expect("the server runs");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
     assert!(
