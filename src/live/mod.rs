@@ -97,9 +97,8 @@ struct Inner {
 /// workspace, its latest events as this server read them. Forgotten with the last watcher,
 /// so a count and the events read at it always belong together.
 struct Watched {
+    /// Each of its [`Wake`]s holds a clone, made and dropped under the topics' lock.
     wakes: Arc<Signal>,
-    /// Its [`Wake`]s.
-    watchers: usize,
     recent: Option<Arc<recent::Recent>>,
     /// For a workspace: the highest event number a published wake announced (-1: none), so
     /// that the poll can count what no wake announced.
@@ -275,12 +274,10 @@ impl Hub {
         let mut topics = lock(&self.0.topics);
         let watched = topics.entry(topic).or_insert_with(|| Watched {
             wakes: Arc::default(),
-            watchers: 0,
             recent: matches!(topic, Topic::Workspace(_)).then(Arc::default),
             published_through: -1,
             announced_at_commit: false,
         });
-        watched.watchers += 1;
         let wake = Wake {
             hub: self.clone(),
             topic,
@@ -556,10 +553,10 @@ impl Wake {
 impl Drop for Wake {
     fn drop(&mut self) {
         let mut topics = lock(&self.hub.0.topics);
-        let last = topics.get_mut(&self.topic).is_some_and(|watched| {
-            watched.watchers -= 1;
-            watched.watchers == 0
-        });
+        // This wake's clone and the topic's own: no other watcher.
+        let last = topics
+            .get(&self.topic)
+            .is_some_and(|watched| Arc::strong_count(&watched.wakes) == 2);
         if last {
             topics.remove(&self.topic);
         }
