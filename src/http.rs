@@ -44,6 +44,7 @@ use crate::auth::bearers::Lookup;
 use crate::config::{HttpLimits, IpNet};
 use crate::error::ApiError;
 use crate::graphql::context::RequestContext;
+use crate::graphql::documents::Validated;
 use crate::App;
 use transport::{GetParams, MediaType, PostParams};
 
@@ -401,16 +402,20 @@ async fn execute(
         );
         return transport::request_error_of(media, &err);
     }
-    app.documents.prepare(&mut request);
+    let validated = app.documents.prepare(&mut request);
     // `parsed_query` borrows the whole request: lend the name and variables aside.
     let operation_name = request.operation_name.take();
     let variables = std::mem::take(&mut request.variables);
-    let shape = match request.parsed_query() {
-        Ok(doc) => crate::graphql::shape::check(
-            doc,
-            operation_name.as_deref(),
-            &variables,
-            app.config.http.introspection,
+    let (shape, known) = match request.parsed_query() {
+        Ok(doc) => (
+            crate::graphql::shape::check(
+                doc,
+                operation_name.as_deref(),
+                &variables,
+                app.config.http.introspection,
+            ),
+            validated == Validated::UnlessValues
+                && crate::graphql::documents::values_pass(doc, &variables),
         ),
         Err(_) => {
             crate::metrics::refused("parse");
@@ -514,6 +519,10 @@ async fn execute(
         client_address(peer.ip(), headers, &app.config.http.trusted_proxies)
     });
     let request = request.data(context);
+    let schema = match known {
+        true => &app.validated_schema,
+        false => &app.schema,
+    };
     let started = std::time::Instant::now();
     // In a trace, the execution and the serialisation are spans of their own beside the
     // connection waits and statements (src/db.rs): a slow request shows where its time went.
@@ -530,17 +539,20 @@ async fn execute(
         );
         let running = async {
             if writes {
-                mutate(app, request).await
+                mutate(app, schema, request).await
             } else {
-                app.schema.execute(request).await
+                schema.execute(request).await
             }
         };
         tracing::Instrument::instrument(running, span).await
     } else if writes {
-        mutate(app, request).await
+        mutate(app, schema, request).await
     } else {
-        app.schema.execute(request).await
+        schema.execute(request).await
     };
+    if validated == Validated::No && !crate::graphql::errors::is_request_error(&response) {
+        app.documents.validated(&query);
+    }
     crate::graphql::errors::code_errors(&mut response);
     let ran = crate::metrics::Ran {
         name: name.as_deref(),
@@ -583,8 +595,12 @@ async fn execute(
 
 /// Runs a mutation, then wakes the subscribers of what it changed and forgets the tokens
 /// it revoked (src/live/wakes.rs, src/auth/bearers.rs).
-async fn mutate(app: &App, request: Request) -> async_graphql::Response {
-    let work = app.live.publishing(app.schema.execute(request));
+async fn mutate(
+    app: &App,
+    schema: &crate::graphql::AppSchema,
+    request: Request,
+) -> async_graphql::Response {
+    let work = app.live.publishing(schema.execute(request));
     app.bearers.revoking(work).await
 }
 

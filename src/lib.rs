@@ -49,6 +49,8 @@ pub struct App {
     pub config: Arc<Config>,
     pub db: Db,
     pub schema: AppSchema,
+    /// The schema for documents `schema` validated before (src/graphql/documents.rs).
+    pub validated_schema: AppSchema,
     /// The schema's output types, to place `null`s where fields failed.
     pub output_types: graphql::nulls::OutputTypes,
     /// Parsed documents of the queries clients send, shared by all requests.
@@ -82,7 +84,8 @@ impl App {
             .map(billing::stripe::StripeApi::new)
             .transpose()?
             .map(Arc::new);
-        let schema = graphql::schema(config.http.introspection);
+        let introspection = config.http.introspection;
+        let schema = graphql::schema(introspection);
         let wakes = live::wakes::Publisher::start(
             config.redis_url.expose().to_owned(),
             live::wakes::channel(&config.workers.queue),
@@ -94,6 +97,7 @@ impl App {
             config: Arc::new(config),
             db: Db::new(pool),
             schema,
+            validated_schema: graphql::validated_schema(introspection),
             documents: Default::default(),
             passwords: Default::default(),
             live: live::Hub::new(wakes, bearers.clone()),

@@ -11,7 +11,7 @@ pub mod pagination;
 pub mod scalars;
 pub mod shape;
 
-use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder, ValidationMode};
 
 use crate::auth::graphql::{AuthMutation, AuthQuery};
 use crate::billing::graphql::BillingMutation;
@@ -63,7 +63,20 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 /// `introspection: false` (`INTROSPECTION=false`) answers `__schema` and `__type` as unknown
 /// fields.
 pub fn schema(introspection: bool) -> AppSchema {
-    let builder = builder();
+    finish(builder(), introspection)
+}
+
+/// The same schema for documents it has validated before, when the variables cannot change
+/// the verdict ([`documents::values_pass`]): async-graphql's fast mode skips the rules and
+/// still measures complexity and depth against the same limits.
+pub fn validated_schema(introspection: bool) -> AppSchema {
+    finish(
+        builder().validation_mode(ValidationMode::Fast),
+        introspection,
+    )
+}
+
+fn finish(builder: SchemaBuilder<Query, Mutation, Subscription>, introspection: bool) -> AppSchema {
     match introspection {
         true => builder.finish(),
         false => builder.disable_introspection().finish(),

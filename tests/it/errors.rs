@@ -78,6 +78,91 @@ async fn documents_that_do_not_parse_or_validate_have_their_own_codes() {
     }
 }
 
+/// The schema validates a document it has passed before again whenever the variables could
+/// change its verdict (src/graphql/documents.rs): each bad value gets the same answer, to
+/// the byte, from a document the server has never seen and from one it has run with good
+/// values. A skipped check would run the operation and answer with `data`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validated_document_is_checked_again_for_values_that_could_fail() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = app.create_workspace(&ada, "Ada's").await;
+    let members = "query($ws: ID!, $n: Int, $after: String, $all: Boolean!) { \
+                   workspace(id: $ws) { members(first: $n, after: $after) { \
+                   totalCount edges @include(if: $all) { cursor } } } }";
+    let bad = [
+        json!({ "ws": ws, "all": true, "n": "ten" }),
+        json!({ "ws": ws, "all": true, "n": 1.5 }),
+        json!({ "ws": true, "all": true }),
+        json!({ "ws": ws, "all": true, "after": 7 }),
+        json!({ "ws": ws, "all": "yes" }),
+        json!({ "ws": ws, "all": null }),
+        // Values validation accepts and the resolver refuses: the same either way too.
+        json!({ "ws": ws, "all": true, "n": -1 }),
+        json!({ "ws": ws, "all": true, "n": 2_147_483_648_u64 }),
+    ];
+    let mut fresh = Vec::new();
+    for (i, variables) in bad.iter().enumerate() {
+        // Another text for the same document: new to the server's cache.
+        let query = format!("{members} # {i}");
+        fresh.push(app.gql(ada.token(), &query, variables.clone()).await);
+    }
+    for _ in 0..2 {
+        let good = json!({ "ws": ws, "n": 5, "after": null, "all": true });
+        let res = app.gql(ada.token(), members, good).await;
+        assert_eq!(
+            res.body["data"]["workspace"]["members"]["totalCount"], 1,
+            "{:#}",
+            res.body
+        );
+    }
+    for (variables, fresh) in bad.iter().zip(fresh) {
+        let again = app.gql(ada.token(), members, variables.clone()).await;
+        assert_eq!(
+            (again.status, again.answer()),
+            (fresh.status, fresh.answer()),
+            "{variables}"
+        );
+    }
+    for variables in &bad[..6] {
+        let res = app.gql(ada.token(), members, variables.clone()).await;
+        assert!(
+            res.body.get("data").is_none(),
+            "{variables}: {:#}",
+            res.body
+        );
+    }
+}
+
+/// A variable inside an input object is never checked by value alone: run once without
+/// it (which leaves that whole argument unchecked, and the document marked as validated),
+/// the document is still refused whole for its unknown field once the variable has a value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variable_inside_an_input_object_is_validated_every_time() {
+    let app = TestApp::new().await;
+    let ada = app.sign_up("Ada").await;
+    let ws = app.create_workspace(&ada, "Ada's").await;
+    let create = "mutation($ws: ID!, $email: String) { createContact(workspaceId: $ws, \
+                  input: { name: \"Bob\", email: $email, nickname: \"x\" }) { id } }";
+    for _ in 0..2 {
+        app.gql(ada.token(), create, json!({ "ws": ws })).await;
+    }
+    let count = "query($ws: ID!) { workspace(id: $ws) { contacts { totalCount } } }";
+    let contacts = |res: crate::harness::Gql| res.body["data"]["workspace"]["contacts"].clone();
+    let before = contacts(app.gql(ada.token(), count, json!({ "ws": ws })).await);
+    let res = app
+        .gql(
+            ada.token(),
+            create,
+            json!({ "ws": ws, "email": "bob@example.com" }),
+        )
+        .await;
+    assert!(res.body.get("data").is_none(), "{:#}", res.body);
+    assert!(res.message().contains("nickname"), "{:#}", res.body);
+    let after = contacts(app.gql(ada.token(), count, json!({ "ws": ws })).await);
+    assert_eq!(after, before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_deep_or_too_complex_queries_are_refused() {
     let app = TestApp::new().await;
