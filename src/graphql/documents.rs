@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::types::{
-    BaseType, Directive, ExecutableDocument, Field, Selection, SelectionSet,
+    BaseType, Directive, ExecutableDocument, Selection, SelectionSet,
 };
 use async_graphql::parser::Positioned;
 use async_graphql::{Name, Request, Value, Variables};
@@ -127,21 +127,14 @@ impl DocumentCache {
 /// does not always reach the variable (only where an object is expected, not where a list
 /// is coerced from one).
 fn whole_variables(doc: &ExecutableDocument) -> bool {
-    let mut operations = doc.operations.iter();
-    let (Some((_, operation)), None) = (operations.next(), operations.next()) else {
+    let Some((_, operation)) = super::shape::operation(doc, None) else {
         return false;
     };
-    let operation = &operation.node;
-    let mut sets = vec![&operation.selection_set.node];
-    sets.extend(doc.fragments.values().map(|f| &f.node.selection_set.node));
-    let fragments_whole = doc.fragments.values().all(|f| whole_in(&f.node.directives));
-    operation
-        .variable_definitions
-        .iter()
-        .all(|d| d.node.directives.is_empty())
+    let mut fragments = doc.fragments.values().map(|f| &f.node);
+    (operation.variable_definitions.iter()).all(|d| d.node.directives.is_empty())
         && whole_in(&operation.directives)
-        && fragments_whole
-        && sets.into_iter().all(whole_in_set)
+        && whole_in_set(&operation.selection_set.node)
+        && fragments.all(|f| whole_in(&f.directives) && whole_in_set(&f.selection_set.node))
 }
 
 fn whole_in_set(set: &SelectionSet) -> bool {
@@ -150,8 +143,7 @@ fn whole_in_set(set: &SelectionSet) -> bool {
         for selection in &set.items {
             let directives = match &selection.node {
                 Selection::Field(field) => {
-                    let Field { arguments, .. } = &field.node;
-                    if !arguments.iter().all(|(_, value)| whole(&value.node)) {
+                    if !field.node.arguments.iter().all(|(_, v)| whole(&v.node)) {
                         return false;
                     }
                     stack.push(&field.node.selection_set.node);
@@ -194,28 +186,24 @@ fn whole(value: &async_graphql_value::Value) -> bool {
 /// or a null for a nullable variable without a default (which stands only where null is
 /// accepted). Enums, input objects, lists and our own scalars are validated again.
 pub fn values_pass(doc: &ExecutableDocument, variables: &Variables) -> bool {
-    let Some((_, operation)) = doc.operations.iter().next() else {
+    let Some((_, operation)) = super::shape::operation(doc, None) else {
         return false;
     };
-    operation
-        .node
-        .variable_definitions
-        .iter()
-        .all(|definition| {
-            let definition = &definition.node;
-            match (
-                &definition.var_type.node.base,
-                variables.get(&definition.name.node),
-            ) {
-                // An argument whose variable has no value is not checked at all.
-                (_, None) => true,
-                (_, Some(Value::Null)) => {
-                    definition.var_type.node.nullable && definition.default_value.is_none()
-                }
-                (BaseType::Named(scalar), Some(value)) => built_in_accepts(scalar, value),
-                (BaseType::List(_), Some(_)) => false,
+    operation.variable_definitions.iter().all(|definition| {
+        let definition = &definition.node;
+        match (
+            &definition.var_type.node.base,
+            variables.get(&definition.name.node),
+        ) {
+            // An argument whose variable has no value is not checked at all.
+            (_, None) => true,
+            (_, Some(Value::Null)) => {
+                definition.var_type.node.nullable && definition.default_value.is_none()
             }
-        })
+            (BaseType::Named(scalar), Some(value)) => built_in_accepts(scalar, value),
+            (BaseType::List(_), Some(_)) => false,
+        }
+    })
 }
 
 /// The `is_valid` of async-graphql 7.2's built-in scalars, which its registry holds before
