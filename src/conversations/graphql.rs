@@ -767,7 +767,10 @@ impl<Of: Send + Sync> ConversationsOf<Of> {
         #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
     ) -> ApiResult<PageOf<Conversation>> {
         let page = Page::parse(first, after.as_deref())?;
-        page_of(ctx, self.workspace_id, &self.filter, page).await
+        // Boxed: inline, this page's 3 KB would size the future of every field of every
+        // agent and contact (one future type per object), each copied whole into its box
+        // (BENCHMARKS.md, fortieth round).
+        Box::pin(page_of(ctx, self.workspace_id, &self.filter, page)).await
     }
 }
 
