@@ -17,9 +17,10 @@ tokio::task_local! {
 pub struct Revoked(Arc<Mutex<Vec<Uuid>>>);
 
 impl Revoked {
-    /// Runs `work`, noting in `self` whose tokens it revokes.
-    pub async fn scope<F: Future>(&self, work: F) -> F::Output {
-        REVOKED.scope(self.clone(), work).await
+    /// Runs `work`, noting in `self` whose tokens it revokes. Not an `async fn`, which
+    /// would keep `work` twice (BENCHMARKS.md, fortieth round).
+    pub fn scope<F: Future>(&self, work: F) -> impl Future<Output = F::Output> {
+        REVOKED.scope(self.clone(), work)
     }
 
     /// Whose tokens were noted since the last take.
