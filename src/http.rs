@@ -600,9 +600,9 @@ async fn mutate(
     schema: &crate::graphql::AppSchema,
     request: Request,
 ) -> async_graphql::Response {
-    // Boxed: each wrapper keeps the future it is given beside the one it awaits, so inline
-    // the execution would be nine times its size (26 KB of 2.9) in every request's future,
-    // which axum copies whole into its box (BENCHMARKS.md, fortieth round).
+    // Boxed: an `async fn` wrapper keeps the future it is given beside the one it awaits,
+    // so inline the execution was held nine times over (26 KB of 2.9) in every request's
+    // future, which axum copies whole into its box (BENCHMARKS.md, fortieth round).
     let work = app.live.publishing(Box::pin(schema.execute(request)));
     app.bearers.revoking(work).await
 }
